@@ -1,0 +1,193 @@
+"""Softmax policies on tabular MDPs: probabilities, log-probabilities and the score function.
+
+Every gradient pgverify computes is contracted with the score through one primitive,
+
+    score_contract(W) = sum_{s,a} W[..., s, a] * grad_theta log pi_theta(a|s),
+
+so trajectory enumeration, dynamic programming and the Monte Carlo estimators share one
+implementation of grad log pi per policy type (tabular: W - pi * sum_a W; linear: features).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from verify.errors import InvalidMDPError
+
+__all__ = ["LinearSoftmax", "Policy", "TabularSoftmax", "policy_from_dict"]
+
+
+def _finite_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMDPError(f"{what} is not a (nested) list of numbers: {exc}") from None
+    if shape is not None and arr.shape != shape:
+        raise InvalidMDPError(f"{what} has shape {arr.shape}, expected {shape}")
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        idx = "".join(f"[{i}]" for i in bad[0])
+        raise InvalidMDPError(f"{what}{idx} is {arr[tuple(bad[0])]} (must be a finite number)")
+    arr.setflags(write=False)
+    return arr
+
+
+class Policy:
+    """Interface shared by the policy types (a stochastic policy pi_theta(a|s) on S states, A actions)."""
+
+    theta: np.ndarray
+    kind: str
+
+    @property
+    def n_states(self) -> int:
+        return self.log_probs.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.log_probs.shape[1]
+
+    @property
+    def probs(self) -> np.ndarray:
+        """pi[s, a], shape [S, A]; rows sum to one."""
+        return self._probs
+
+    def with_theta(self, theta) -> "Policy":  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def score_contract(self, W: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def score(self, s, a) -> np.ndarray:
+        """grad_theta log pi(a|s) for index arrays ``s``, ``a`` of one shape B; returns [*B, *theta.shape].
+
+        >>> pol = TabularSoftmax(np.zeros((1, 2)))
+        >>> pol.score(0, 1).tolist()
+        [[-0.5, 0.5]]
+        """
+        s, a = np.broadcast_arrays(np.asarray(s), np.asarray(a))
+        W = np.zeros(s.shape + self.probs.shape)
+        W.reshape(-1, *self.probs.shape)[np.arange(s.size), s.ravel(), a.ravel()] = 1.0
+        return self.score_contract(W)
+
+    def check_compatible(self, n_states: int, n_actions: int) -> None:
+        """Raise InvalidMDPError unless the policy acts on ``n_states`` states and ``n_actions`` actions."""
+        if self.probs.shape != (n_states, n_actions):
+            raise InvalidMDPError(
+                f"policy is for {self.probs.shape[0]} states x {self.probs.shape[1]} actions, "
+                f"but the MDP has {n_states} x {n_actions}")
+
+
+@dataclass(frozen=True, eq=False)
+class TabularSoftmax(Policy):
+    """pi(a|s) = exp(theta[s, a]) / sum_b exp(theta[s, b]); theta has shape [S, A].
+
+    grad_theta log pi(a|s) = e_s (e_a - pi(.|s))^T, so sum_{s,a} W[s,a] grad log pi(a|s) = W - pi * sum_a W.
+
+    >>> pol = TabularSoftmax([[0.0, np.log(3.0)]])
+    >>> pol.probs.round(3).tolist()
+    [[0.25, 0.75]]
+    """
+
+    theta: np.ndarray
+    kind = "tabular_softmax"
+
+    def __post_init__(self) -> None:
+        theta = _finite_array(self.theta, "policy.theta")
+        if theta.ndim != 2 or 0 in theta.shape:
+            raise InvalidMDPError(f"policy.theta for tabular_softmax must have shape [S][A], got {theta.shape}")
+        object.__setattr__(self, "theta", theta)
+        # log-sum-exp keeps |theta| up to 1e3 free of overflow and NaN.
+        logp = theta - logsumexp(theta, axis=1, keepdims=True)
+        logp.setflags(write=False)
+        object.__setattr__(self, "log_probs", logp)
+        probs = np.exp(logp)
+        probs.setflags(write=False)
+        object.__setattr__(self, "_probs", probs)
+
+    def with_theta(self, theta) -> "TabularSoftmax":
+        return TabularSoftmax(np.reshape(theta, self.theta.shape))
+
+    def score_contract(self, W: np.ndarray) -> np.ndarray:
+        W = np.asarray(W, dtype=float)
+        return W - self._probs * W.sum(axis=-1, keepdims=True)
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "theta": self.theta.tolist()}
+
+
+@dataclass(frozen=True, eq=False)
+class LinearSoftmax(Policy):
+    """pi(a|s) proportional to exp(phi[s, a] . theta); features phi [S, A, K], theta [K].
+
+    grad_theta log pi(a|s) = phi[s, a] - sum_b pi(b|s) phi[s, b].
+
+    >>> pol = LinearSoftmax(features=[[[1.0], [0.0]]], theta=[0.0])
+    >>> pol.score(0, 0).tolist()
+    [0.5]
+    """
+
+    features: np.ndarray
+    theta: np.ndarray
+    kind = "linear_softmax"
+
+    def __post_init__(self) -> None:
+        phi = _finite_array(self.features, "policy.features")
+        if phi.ndim != 3 or 0 in phi.shape:
+            raise InvalidMDPError(f"policy.features must have shape [S][A][K], got {phi.shape}")
+        theta = _finite_array(self.theta, "policy.theta", (phi.shape[2],))
+        object.__setattr__(self, "features", phi)
+        object.__setattr__(self, "theta", theta)
+        logits = phi @ theta
+        logp = logits - logsumexp(logits, axis=1, keepdims=True)
+        logp.setflags(write=False)
+        object.__setattr__(self, "log_probs", logp)
+        probs = np.exp(logp)
+        probs.setflags(write=False)
+        object.__setattr__(self, "_probs", probs)
+        object.__setattr__(self, "_mean_features", np.einsum("sa,sak->sk", probs, phi))
+
+    def with_theta(self, theta) -> "LinearSoftmax":
+        return LinearSoftmax(self.features, np.reshape(theta, self.theta.shape))
+
+    def score_contract(self, W: np.ndarray) -> np.ndarray:
+        W = np.asarray(W, dtype=float)
+        return (np.einsum("...sa,sak->...k", W, self.features)
+                - np.einsum("...s,sk->...k", W.sum(axis=-1), self._mean_features))
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "features": self.features.tolist(), "theta": self.theta.tolist()}
+
+
+_POLICY_TYPES = {"tabular_softmax": TabularSoftmax, "linear_softmax": LinearSoftmax}
+
+
+def policy_from_dict(spec, n_states: int, n_actions: int) -> Policy:
+    """Build a policy from the MDP file's ``policy`` entry; ``None`` means uniform tabular softmax (theta = 0).
+
+    Raises:
+      InvalidMDPError: unknown type, missing keys, wrong shapes, non-finite numbers.
+    """
+    if spec is None:
+        return TabularSoftmax(np.zeros((n_states, n_actions)))
+    if not isinstance(spec, dict):
+        raise InvalidMDPError(f"policy must be an object with a 'type', got {spec!r}")
+    kind = spec.get("type")
+    if kind not in _POLICY_TYPES:
+        raise InvalidMDPError(f"policy.type {kind!r} is unknown; known types: {sorted(_POLICY_TYPES)}")
+    unknown = set(spec) - {"type", "theta", "features"}
+    if unknown:
+        raise InvalidMDPError(f"policy has unknown keys {sorted(unknown)}")
+    if kind == "tabular_softmax":
+        theta = spec.get("theta")
+        pol = TabularSoftmax(np.zeros((n_states, n_actions)) if theta is None else theta)
+    else:
+        if "features" not in spec or "theta" not in spec:
+            raise InvalidMDPError("policy of type linear_softmax needs 'features' [S][A][K] and 'theta' [K]")
+        pol = LinearSoftmax(spec["features"], spec["theta"])
+    pol.check_compatible(n_states, n_actions)
+    return pol
