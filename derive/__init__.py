@@ -1,0 +1,1 @@
+"""pgverify.derive: the policy-gradient derivation as SymPy data (no numerics, no verify)."""

@@ -1,0 +1,250 @@
+"""SymPy expression classes for the notation of the policy-gradient derivation.
+
+Every object of the seed text is a node that SymPy can hold, compare, substitute
+into and print: ``Expectation`` (E_{x~p}[f]), ``Grad`` (nabla_theta),
+``Integrate`` (int dx), ``Density`` (p(x|theta), p(tau|theta)), ``TestFn`` (f(x)),
+``Return`` (R(tau)), ``Policy`` (pi_theta(a_t|s_t)), ``Transition``
+(p(s_{t+1}|s_t,a_t)), ``InitialDist`` (rho_0(s_0)), ``Reward`` (r_t) and
+``Baseline`` (b(s_t)).  Sums and products over time are SymPy's own ``Sum`` and
+``Product`` with the bounds spelled out, and ``log`` is SymPy's ``log``.
+
+The nodes are deliberately inert: no node evaluates itself, so an expression is
+exactly the text of an equation, and only the rewrite rules (``derive.rules``)
+or an interpretation (``derive.grounding``, ``derive.continuous``) give it
+meaning.
+
+>>> from sympy import sstr
+>>> sstr(Grad(Expectation(TestFn(x), Density(x, theta))))
+'grad_theta(E_{x ~ p(.|theta)}[f(x)])'
+"""
+
+from __future__ import annotations
+
+from sympy import Basic, Expr, Integer, Product, Sum, Symbol, sympify
+
+__all__ = [
+    "theta", "x", "tau", "t", "tp", "H", "gamma",
+    "Expectation", "Grad", "Integrate", "Density", "TestFn", "Return",
+    "Policy", "Transition", "InitialDist", "Reward", "Baseline",
+    "time_sum", "time_product",
+]
+
+theta = Symbol("theta", real=True)
+x = Symbol("x", real=True)
+tau = Symbol("tau")
+t = Symbol("t", integer=True, nonnegative=True)
+tp = Symbol("t'", integer=True, nonnegative=True)
+H = Symbol("H", integer=True, positive=True)
+gamma = Symbol("gamma", positive=True)
+
+
+class _Node(Expr):
+    """Base of the inert notation nodes: commutative scalars that never evaluate."""
+
+    is_commutative = True
+
+    def __new__(cls, *args):
+        return Expr.__new__(cls, *[sympify(a) for a in args])
+
+    def _pstr(self, printer, i: int) -> str:
+        return printer._print(self.args[i])
+
+
+class Density(_Node):
+    """p(v | theta): the probability (density) of ``v`` under parameter ``theta``."""
+
+    @property
+    def var(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def param(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"p({self._pstr(printer, 0)}|{self._pstr(printer, 1)})"
+
+    def _latex(self, printer):
+        return rf"p({self._pstr(printer, 0)} \mid {self._pstr(printer, 1)})"
+
+
+class Expectation(_Node):
+    """E_{v ~ p(.|theta)}[body], where ``density`` is a ``Density`` p(v|theta)."""
+
+    def __new__(cls, body, density):
+        if not isinstance(density, Density):
+            raise TypeError(f"Expectation needs a Density, got {density!r}")
+        return _Node.__new__(cls, body, density)
+
+    @property
+    def body(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def density(self) -> Density:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        d = self.density
+        return (f"E_{{{printer._print(d.var)} ~ p(.|{printer._print(d.param)})}}"
+                f"[{self._pstr(printer, 0)}]")
+
+    def _latex(self, printer):
+        d = self.density
+        return (rf"\mathbb{{E}}_{{{printer._print(d.var)} \sim p(\cdot \mid "
+                rf"{printer._print(d.param)})}}\left[{self._pstr(printer, 0)}\right]")
+
+
+class Grad(_Node):
+    """nabla_wrt expr, unevaluated."""
+
+    def __new__(cls, expr, wrt=theta):
+        return _Node.__new__(cls, expr, wrt)
+
+    @property
+    def expr(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def wrt(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"grad_{self._pstr(printer, 1)}({self._pstr(printer, 0)})"
+
+    def _latex(self, printer):
+        inner = self._pstr(printer, 0)
+        if self.expr.is_Add or self.expr.is_Mul or self.expr.is_Pow:
+            inner = rf"\left({inner}\right)"
+        return rf"\nabla_{{{self._pstr(printer, 1)}}} {inner}"
+
+
+class Integrate(_Node):
+    """int d(var) body over the whole (θ-independent) support of ``var``."""
+
+    @property
+    def body(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def var(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"Int(d{self._pstr(printer, 1)}, {self._pstr(printer, 0)})"
+
+    def _latex(self, printer):
+        body = self._pstr(printer, 0)
+        if self.body.is_Add:
+            body = rf"\left({body}\right)"
+        return rf"\int d{self._pstr(printer, 1)}\, {body}"
+
+
+class TestFn(_Node):
+    """f(v): a θ-independent test function of the random variable."""
+
+    __test__ = False  # keep pytest from collecting the class
+
+    def _sympystr(self, printer):
+        return f"f({self._pstr(printer, 0)})"
+
+    def _latex(self, printer):
+        return f"f({self._pstr(printer, 0)})"
+
+
+class Return(_Node):
+    """R(tau): the discounted return sum_{t=0}^{H-1} gamma^t r_t of a trajectory."""
+
+    def _sympystr(self, printer):
+        return f"R({self._pstr(printer, 0)})"
+
+    def _latex(self, printer):
+        return f"R({self._pstr(printer, 0)})"
+
+
+class _TimeNode(_Node):
+    """A node indexed by a time step (a symbol such as t, or an integer)."""
+
+    @property
+    def time(self) -> Basic:
+        return self.args[0]
+
+    def _sub(self, printer, shift: int = 0) -> str:
+        return printer._print(self.time + shift)
+
+
+class Policy(_TimeNode):
+    """pi_theta(a_time | s_time)."""
+
+    def __new__(cls, time, param=theta):
+        return _Node.__new__(cls, time, param)
+
+    @property
+    def param(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"pi_{self._pstr(printer, 1)}(a_{self._sub(printer)}|s_{self._sub(printer)})"
+
+    def _latex(self, printer):
+        k = self._sub(printer)
+        return rf"\pi_{{{self._pstr(printer, 1)}}}(a_{{{k}}} \mid s_{{{k}}})"
+
+
+class Transition(_TimeNode):
+    """p(s_{time+1} | s_time, a_time): the environment's transition probability."""
+
+    def _sympystr(self, printer):
+        k = self._sub(printer)
+        return f"P(s_{self._sub(printer, 1)}|s_{k},a_{k})"
+
+    def _latex(self, printer):
+        k = self._sub(printer)
+        return rf"p(s_{{{self._sub(printer, 1)}}} \mid s_{{{k}}}, a_{{{k}}})"
+
+
+class InitialDist(_TimeNode):
+    """rho_0(s_0): the initial-state distribution (always at time 0)."""
+
+    def __new__(cls):
+        return _Node.__new__(cls, Integer(0))
+
+    def _sympystr(self, printer):
+        return "rho0(s_0)"
+
+    def _latex(self, printer):
+        return r"\rho_{0}(s_{0})"
+
+
+class Reward(_TimeNode):
+    """r_time = r(s_time, a_time, s_{time+1})."""
+
+    def _sympystr(self, printer):
+        return f"r_{self._sub(printer)}"
+
+    def _latex(self, printer):
+        return f"r_{{{self._sub(printer)}}}"
+
+
+class Baseline(_TimeNode):
+    """b(s_time): a baseline that depends on the state only (never on a_time)."""
+
+    def _sympystr(self, printer):
+        return f"b(s_{self._sub(printer)})"
+
+    def _latex(self, printer):
+        return f"b(s_{{{self._sub(printer)}}})"
+
+
+def time_sum(expr, var=t, lo=0, hi=H - 1) -> Sum:
+    """sum_{var=lo}^{hi} expr, unevaluated (default: over t = 0 .. H-1).
+
+    >>> time_sum(Reward(t))
+    Sum(r_t, (t, 0, H - 1))
+    """
+    return Sum(expr, (var, lo, hi))
+
+
+def time_product(expr, var=t, lo=0, hi=H - 1) -> Product:
+    """prod_{var=lo}^{hi} expr, unevaluated (default: over t = 0 .. H-1)."""
+    return Product(expr, (var, lo, hi))

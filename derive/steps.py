@@ -1,0 +1,161 @@
+"""Steps, derivations, and replay: does each cited rule turn `before` into `after`?
+
+A ``Step`` is one "=" of a derivation: the equation number, the expression (or
+equation) before, the ``Rule`` cited, and the expression after.  ``replay``
+applies each rule to its ``before`` and accepts the step when the result equals
+``after`` structurally, or when their difference expands to zero:
+
+    ok  <=>  rule(before) == after   or   expand(rule(before) - after) == 0
+
+(for equations, side by side).  ``simplify`` is never called: it is about ten
+times slower and the seed's steps do not need it.
+
+>>> from derive.notation import Grad, Density, tau
+>>> from derive.rules import TRAJECTORY_FACTORISATION, trajectory_probability
+>>> s = Step(9, Density(tau, theta), TRAJECTORY_FACTORISATION, trajectory_probability())
+>>> check_step(s).ok
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sympy import Basic, Eq, expand
+from sympy.core.relational import Equality
+
+from derive.notation import theta  # noqa: F401  (used by the doctest)
+from derive.rules import Rule, RuleError
+
+__all__ = ["Step", "Derivation", "StepCheck", "check_step", "replay", "equivalent"]
+
+
+def _valid_number(number) -> bool:
+    if isinstance(number, bool):
+        return False
+    return (isinstance(number, int) and number > 0) or (isinstance(number, str) and number != "")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rewrite of a derivation.
+
+    Attributes:
+      number: the equation number of ``after`` (an int for the seed's (1)-(15),
+        a label such as "RTG3" for the added derivations).
+      before: the expression or equation the rule is applied to.
+      rule: the rule cited.
+      after: the expression or equation the step claims.
+    """
+
+    number: int | str
+    before: Basic
+    rule: Rule
+    after: Basic
+
+    def __post_init__(self):
+        if not _valid_number(self.number):
+            raise ValueError(f"step number must be a positive int or a label, got {self.number!r}")
+        if not isinstance(self.rule, Rule):
+            raise TypeError(f"step {self.number}: rule must be a Rule")
+        for side in (self.before, self.after):
+            if not isinstance(side, Basic):
+                raise TypeError(f"step {self.number}: {side!r} is not a SymPy expression")
+        if isinstance(self.before, Equality) != isinstance(self.after, Equality):
+            raise ValueError(f"step {self.number}: before and after must both be equations or both not")
+
+    @property
+    def is_equation(self) -> bool:
+        return isinstance(self.after, Equality)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A named sequence of steps: the single source the tests, report and LaTeX read.
+
+    Attributes:
+      name: identifier ("seed", "reward_to_go", "baseline").
+      title: one-line human title.
+      steps: the steps in order.
+      summary: one paragraph on what the derivation establishes.
+    """
+
+    name: str
+    title: str
+    steps: tuple[Step, ...]
+    summary: str = ""
+
+    def __post_init__(self):
+        if not self.name or not self.steps:
+            raise ValueError("a derivation needs a name and at least one step")
+        numbers = [s.number for s in self.steps]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"derivation {self.name}: duplicate step numbers {numbers}")
+
+    def step(self, number) -> Step:
+        """The step numbered ``number``; raises KeyError if absent."""
+        for s in self.steps:
+            if s.number == number:
+                return s
+        raise KeyError(number)
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """The outcome of replaying one step."""
+
+    number: int | str
+    rule: str
+    ok: bool
+    message: str
+
+
+def _same(a: Basic, b: Basic) -> tuple[bool, str]:
+    if a == b:
+        return True, "structurally equal"
+    if expand(a - b) == 0:
+        return True, "equal after expand(lhs - rhs) == 0"
+    return False, f"differs: rule gives {a}, step claims {b}"
+
+
+def equivalent(a: Basic, b: Basic) -> tuple[bool, str]:
+    """Whether ``a`` and ``b`` are the same expression (or equation, side by side).
+
+    Returns:
+      (ok, how): ``how`` names the test that decided.
+    """
+    if isinstance(a, Equality) and isinstance(b, Equality):
+        ok_l, how_l = _same(a.lhs, b.lhs)
+        ok_r, how_r = _same(a.rhs, b.rhs)
+        if ok_l and ok_r:
+            return True, f"lhs {how_l}; rhs {how_r}"
+        return False, how_l if not ok_l else how_r
+    if isinstance(a, Equality) or isinstance(b, Equality):
+        return False, "one side is an equation, the other an expression"
+    return _same(a, b)
+
+
+def check_step(step: Step) -> StepCheck:
+    """Replay one step: apply its rule to ``before`` and compare with ``after``."""
+    try:
+        got = step.rule.apply(step.before)
+    except RuleError as err:
+        return StepCheck(step.number, step.rule.name, False, f"rule does not apply: {err}")
+    ok, how = equivalent(got, step.after)
+    return StepCheck(step.number, step.rule.name, ok, how)
+
+
+def replay(derivation: Derivation) -> list[StepCheck]:
+    """Replay every step of ``derivation``.
+
+    Returns:
+      one StepCheck per step, in order.
+    """
+    return [check_step(s) for s in derivation.steps]
+
+
+def as_equation(step: Step, head: Basic | None = None) -> Equality:
+    """The equation a step displays: ``after`` itself, or ``head = after`` for a chain."""
+    if step.is_equation:
+        return step.after
+    return Eq(step.before if head is None else head, step.after, evaluate=False)
