@@ -105,9 +105,9 @@ class TabularMDP:
         states = _names(S if self.states is None else self.states, "states")
         actions = _names(A if self.actions is None else self.actions, "actions")
         if len(states) != S:
-            raise InvalidMDPError(f"states names {len(states)} states but transitions has {S}")
+            raise InvalidMDPError(f"states lists {len(states)} names but transitions has {S} states")
         if len(actions) != A:
-            raise InvalidMDPError(f"actions names {len(actions)} actions but transitions has {A}")
+            raise InvalidMDPError(f"actions lists {len(actions)} names but transitions has {A} actions")
         rho0 = _array(self.initial, "initial", (S,))
         r = _array(self.rewards, "rewards")
         if r.shape == (S, A):
