@@ -1,0 +1,177 @@
+"""The vectorised sampler and the naive reference sampler against exact trajectory probabilities.
+
+Statistical tests use fixed seeds and a stated false-alarm rate ALPHA per test: with a correct sampler each
+would fail for a fraction ALPHA of seeds; with the seeds fixed they are deterministic.
+"""
+import numpy as np
+import pytest
+from scipy import stats
+
+from verify.builtin import builtin_examples
+from verify.episodes import discounted_returns
+from verify.errors import UsageError
+from verify.exact import enumerate_trajectories, gradient
+from verify.mdp import TabularMDP
+from verify.policy import TabularSoftmax
+from verify.sampler import (chunk_size, default_max_steps, iter_episode_chunks, joint_table, sample_episodes,
+                            sample_episodes_naive)
+
+ALPHA = 1e-3
+
+
+def random_problem(seed: int, S: int = 3, A: int = 2, H: int | None = 3, gamma: float = 0.9, terminal: bool = True):
+    """A dense random tabular MDP (Dirichlet rows, one terminal state) with a random softmax policy."""
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.ones(S), size=(S, A))
+    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=P, rewards=rng.normal(size=(S, A, S)),
+                     terminal=[S - 1] if terminal else None, gamma=gamma, horizon=H)
+    return mdp, TabularSoftmax(rng.normal(size=(S, A)))
+
+
+def trajectory_ids(batch, reference):
+    """Index of each episode of ``batch`` among the trajectories of ``reference`` (same padding, -1 if absent)."""
+    def rows(eps, T):
+        s = np.concatenate([eps.s_t, np.repeat(eps.s_t[:, -1:], T - eps.T, axis=1)], axis=1)
+        a = np.concatenate([eps.a_t, np.zeros((eps.n, T - eps.T), dtype=eps.a_t.dtype)], axis=1)
+        return np.concatenate([s, a, eps.lengths[:, None]], axis=1)
+    T = max(batch.T, reference.T)
+    ref = {tuple(r): i for i, r in enumerate(rows(reference, T).tolist())}
+    return np.array([ref.get(tuple(r), -1) for r in rows(batch, T).tolist()])
+
+
+def chi_square_pvalue(ids, probs):
+    """Pearson chi-square of observed trajectory counts vs n p(tau); cells with expectation < 5 are pooled."""
+    n = ids.size
+    observed = np.bincount(ids, minlength=probs.size).astype(float)
+    expected = n * probs
+    small = expected < 5
+    obs = np.append(observed[~small], observed[small].sum())
+    exp = np.append(expected[~small], expected[small].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    exp *= obs.sum() / exp.sum()      # p(tau) sums to 1 within round-off; chisquare insists on equal totals
+    return stats.chisquare(obs, exp).pvalue
+
+
+PROBLEMS = {
+    "chain": lambda: (builtin_examples()["chain"].mdp, builtin_examples()["chain"].policy),
+    "gridworld": lambda: (builtin_examples()["gridworld"].mdp, builtin_examples()["gridworld"].policy),
+    "random": lambda: random_problem(7),
+}
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+@pytest.mark.parametrize("sampler, n", [("fast", 40_000), ("naive", 3_000)])
+def test_trajectory_frequencies_match_exact_probabilities(name, sampler, n):
+    mdp, policy = PROBLEMS[name]()
+    exact = enumerate_trajectories(mdp, policy)
+    rng = np.random.default_rng(20240601)
+    eps = (sample_episodes(mdp, policy, n, rng, chunk=7_000) if sampler == "fast"
+           else sample_episodes_naive(mdp, policy, n, rng))
+    ids = trajectory_ids(eps, exact)
+    assert (ids >= 0).all(), "sampled a trajectory of probability zero"
+    assert chi_square_pvalue(ids, exact.weights) > ALPHA
+
+
+def test_joint_table_reproduces_pi_times_p():
+    mdp, policy = random_problem(3, S=4, A=3)
+    tab = joint_table(mdp, policy)
+    S, K = mdp.n_states, tab.keys.size // mdp.n_states
+    cum = tab.keys.reshape(S, K) - np.arange(S)[:, None]
+    p = np.diff(np.concatenate([np.zeros((S, 1)), cum], axis=1), axis=1)
+    p = np.where(np.arange(K)[None, :] < tab.n_entries[:, None], p, 0.0).ravel()   # padding carries nothing
+    rebuilt = np.zeros((S, mdp.n_actions, S))
+    np.add.at(rebuilt, (np.repeat(np.arange(S), K), tab.action, tab.next_state), p)
+    expected = policy.probs[:, :, None] * mdp.transitions
+    expected[mdp.terminal] = 0.0
+    np.testing.assert_allclose(rebuilt, expected, atol=1e-15)
+
+
+def test_same_seed_same_episodes_and_chunks_concatenate():
+    mdp, policy = PROBLEMS["gridworld"]()
+    a = sample_episodes(mdp, policy, 5_000, np.random.default_rng(5), chunk=1_500)
+    b = sample_episodes(mdp, policy, 5_000, np.random.default_rng(5), chunk=1_500)
+    for x, y in [(a.s_t, b.s_t), (a.a_t, b.a_t), (a.r_t, b.r_t), (a.lengths, b.lengths)]:
+        np.testing.assert_array_equal(x, y)
+    chunks = list(iter_episode_chunks(mdp, policy, 5_000, np.random.default_rng(5), chunk=1_500))
+    assert [c.n for c in chunks] == [1_500, 1_500, 1_500, 500]
+    np.testing.assert_array_equal(np.concatenate([c.lengths for c in chunks]), a.lengths)
+    c = sample_episodes(mdp, policy, 5_000, np.random.default_rng(6), chunk=1_500)
+    assert not np.array_equal(a.a_t[:, :1], c.a_t[:, :1])
+
+
+def test_padding_follows_the_episodes_convention():
+    mdp, policy = PROBLEMS["chain"]()
+    eps = sample_episodes(mdp, policy, 3_000, np.random.default_rng(1))
+    mask = eps.mask
+    assert (eps.a_t[~mask] == 0).all() and (eps.r_t[~mask] == 0).all()
+    final = eps.s_t[np.arange(eps.n), eps.lengths]
+    after = np.arange(eps.T + 1)[None, :] >= eps.lengths[:, None]
+    assert (eps.s_t[after] == np.broadcast_to(final[:, None], eps.s_t.shape)[after]).all()
+    # Episodes end exactly on entering the terminal state or at the horizon, never earlier.
+    ended = mdp.terminal[final]
+    assert (ended | (eps.lengths == mdp.horizon)).all()
+    assert not mdp.terminal[eps.s_t[:, :-1]][np.arange(eps.T)[None, :] < eps.lengths[:, None]].any()
+    assert (mdp.rewards[eps.s_t[:, :-1], eps.a_t, eps.s_t[:, 1:]][mask] == eps.r_t[mask]).all()
+
+
+def test_terminal_initial_state_gives_empty_episodes():
+    mdp = TabularMDP(initial=[0.5, 0.5], transitions=[[[0, 1]], [[0, 1]]], rewards=[[1], [0]], terminal=[1],
+                     horizon=4)
+    eps = sample_episodes(mdp, TabularSoftmax(np.zeros((2, 1))), 2_000, np.random.default_rng(0))
+    assert set(np.unique(eps.lengths)) == {0, 1}
+    assert (eps.r_t.sum(axis=1) == eps.lengths).all()
+
+
+def test_horizon_null_truncates_below_the_stated_bias():
+    problem = builtin_examples()["discounted"]     # recurrent: episodes never terminate
+    mdp, policy = problem.mdp, problem.policy
+    m = default_max_steps(mdp)
+    g = mdp.gamma
+    assert g ** m * (1 + m * (1 - g)) <= 1e-12 < g ** (m - 1) * (1 + (m - 1) * (1 - g))
+    eps = sample_episodes(mdp, policy, 20_000, np.random.default_rng(11))
+    assert (eps.lengths == m).all()
+    R = discounted_returns(eps)
+    z = (R.mean() - gradient(mdp, policy).J) / (R.std(ddof=1) / np.sqrt(R.size))
+    assert abs(z) < stats.norm.isf(ALPHA / 2)
+
+
+def test_gamma_one_episodes_that_outlive_the_cap_are_an_error():
+    # Terminates surely (1% per step), but not within 10 steps for most episodes.
+    mdp = TabularMDP(initial=[1, 0], transitions=[[[0.99, 0.01]], [[0, 1]]], rewards=[[1], [0]], terminal=[1],
+                     gamma=1.0, horizon=None)
+    policy = TabularSoftmax(np.zeros((2, 1)))
+    with pytest.raises(UsageError, match="did not terminate within max_steps = 10"):
+        sample_episodes(mdp, policy, 100, np.random.default_rng(0), max_steps=10)
+    with pytest.raises(UsageError, match="did not terminate"):
+        sample_episodes_naive(mdp, policy, 100, np.random.default_rng(0), max_steps=10)
+    eps = sample_episodes(mdp, policy, 100, np.random.default_rng(0))   # default cap 100000
+    assert eps.lengths.max() < 100_000
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n=0), "positive integer, got 0"),
+    (dict(n=-3), "positive integer, got -3"),
+    (dict(n=2.5), "positive integer, got 2.5"),
+    (dict(n=True), "positive integer, got True"),
+    (dict(n=10, chunk=0), "chunk must be a positive integer, got 0"),
+    (dict(n=10, max_steps=5), "max_steps applies to horizon null only"),
+])
+def test_bad_arguments_are_usage_errors(kwargs, message):
+    mdp, policy = PROBLEMS["chain"]()
+    with pytest.raises(UsageError, match=message):
+        sample_episodes(mdp, policy, rng=np.random.default_rng(0), **kwargs)
+
+
+def test_bad_max_steps_for_horizon_null():
+    problem = builtin_examples()["discounted"]
+    with pytest.raises(UsageError, match="max_steps must be a positive integer, got 0"):
+        sample_episodes(problem.mdp, problem.policy, 10, np.random.default_rng(0), max_steps=0)
+
+
+def test_chunk_size_keeps_the_working_set_under_budget():
+    mdp = TabularMDP(initial=np.eye(16)[0], transitions=np.full((16, 4, 16), 1 / 16), rewards=np.zeros((16, 4)),
+                     horizon=100)
+    n = chunk_size(mdp)
+    assert 8 * n * (3 * 101 + 3 * 64) <= 200 * 2**20 < 8 * (n + 1) * (3 * 101 + 3 * 64)
+    assert chunk_size(mdp, budget=1) == 256

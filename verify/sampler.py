@@ -1,0 +1,312 @@
+"""Vectorised Monte Carlo sampling of episodes, reproducible from an explicit ``numpy.random.Generator``.
+
+All N episodes advance together, one numpy step per time index:
+
+- the policy and the dynamics are merged into one joint table p(a, s' | s) = pi(a|s) P(s'|s, a) that keeps only
+  the positive entries (a sparse successor table: FrozenLake has 12 of 64 (a, s') pairs per state);
+- (a_t, s_{t+1}) is drawn jointly with ONE ``searchsorted`` of s_t + u, u ~ U[0, 1), into the row-offset
+  cumulative table ``s + cumsum_k p_k(s)`` (rows never overlap because each lies in [s, s + 1]);
+- finished episodes are dropped from the working set each step instead of being masked, so a step costs the
+  number of *running* episodes (FrozenLake 4x4, H = 100: mean length 7.7 of 100 steps);
+- only (episode, joint index) pairs are logged; actions, states and rewards are gathered from the joint index
+  once at the end, and the padded ``Episodes`` arrays are filled with one scatter each.
+
+``iter_episode_chunks`` bounds memory (10^6 episodes never sit in memory at once). ``sample_episodes_naive`` is
+the deliberately slow per-step reference (``rng.choice`` per draw), used by the benchmark and as an independent
+check in the tests.
+
+Horizon null. Episodes run until they enter a terminal state, capped at ``max_steps`` actions. For gamma < 1 the
+cap costs a bias of at most gamma^m max|r| / (1 - gamma) in J and max|r| max|grad log pi| gamma^m
+((m + 1)/(1 - gamma) + gamma/(1 - gamma)^2) in grad J; ``default_max_steps`` picks the smallest m that makes both
+below 1e-12 of their a-priori bounds max|r|/(1 - gamma) and max|r| max|grad log pi|/(1 - gamma)^2. For gamma = 1
+no cap is harmless, so an episode still running at the cap raises ``UsageError``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from verify.episodes import Episodes
+from verify.errors import UsageError
+from verify.mdp import TabularMDP
+from verify.policy import Policy
+
+__all__ = ["CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "TRUNCATION_RTOL", "JointTable", "chunk_size", "concatenate",
+           "default_max_steps", "iter_episode_chunks", "joint_table", "sample_episodes", "sample_episodes_naive"]
+
+CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
+TRUNCATION_RTOL = 1e-12        # relative truncation bias allowed for horizon null, gamma < 1
+GAMMA_ONE_MAX_STEPS = 100_000  # default cap for horizon null with gamma = 1 (reaching it is an error)
+
+
+@dataclass(frozen=True, eq=False)
+class JointTable:
+    """The sparse successor table of p(a, s' | s) = pi(a|s) P(s'|s, a), flattened over rows s.
+
+    Row s occupies entries [s K, (s + 1) K); its ``n_entries[s]`` positive entries come first, padding after.
+
+    Attributes:
+      keys: s + cumulative probability, float [S K]; the last real entry of row s and its padding are s + 1.
+      last: index of the last real entry of row s, int [S] (guards against s + u rounding up to s + 1).
+      n_entries: number of real entries of row s (0 for terminal states), int [S].
+      action, next_state: a and s' of each entry, int [S K].
+      reward: r(s, a, s') of each entry, float [S K].
+      ends: whether s' is terminal, bool [S K].
+    """
+
+    keys: np.ndarray
+    last: np.ndarray
+    n_entries: np.ndarray
+    action: np.ndarray
+    next_state: np.ndarray
+    reward: np.ndarray
+    ends: np.ndarray
+
+
+def joint_table(mdp: TabularMDP, policy: Policy) -> JointTable:
+    """Build the sparse joint table; terminal states get no entries (no action is taken there).
+
+    >>> from verify.policy import TabularSoftmax
+    >>> mdp = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5], [0, 1]], [[0, 1], [0, 1]]],
+    ...                  rewards=[[0, 1], [0, 0]], terminal=[1], horizon=3)
+    >>> tab = joint_table(mdp, TabularSoftmax(np.zeros((2, 2))))
+    >>> tab.keys[:3].tolist(), tab.action[:3].tolist(), tab.next_state[:3].tolist()
+    ([0.25, 0.5, 1.0], [0, 0, 1], [0, 1, 1])
+    """
+    policy.check_compatible(mdp.n_states, mdp.n_actions)
+    S, A = mdp.n_states, mdp.n_actions
+    joint = (policy.probs[:, :, None] * mdp.transitions).reshape(S, A * S)
+    joint[mdp.terminal] = 0.0
+    positive = joint > 0
+    n_entries = positive.sum(axis=1)
+    K = max(int(n_entries.max()), 1)
+    # Stable argsort moves each row's positive entries to the front in (a, s') order.
+    order = np.argsort(~positive, axis=1, kind="stable")[:, :K]
+    p = np.take_along_axis(joint, order, axis=1)
+    cum = np.cumsum(p, axis=1)
+    real = np.arange(K)[None, :] < n_entries[:, None]
+    # Row sums are 1 within 1e-9; pinning the last real entry to exactly 1 makes every u in [0, 1) land in the row.
+    cum = np.where(real, cum, 1.0)
+    cum[np.arange(S), np.maximum(n_entries - 1, 0)] = 1.0
+    keys = (np.arange(S, dtype=float)[:, None] + cum).ravel()
+    row_start = np.arange(S) * K
+    a, s_next = np.divmod(order, S)
+    r = mdp.rewards.reshape(S, A * S)
+    reward = np.take_along_axis(r, order, axis=1)
+    return JointTable(keys=keys, last=row_start + np.maximum(n_entries - 1, 0), n_entries=n_entries, action=a.ravel(),
+                      next_state=s_next.ravel(), reward=np.where(real, reward, 0.0).ravel(),
+                      ends=mdp.terminal[s_next].ravel())
+
+
+def default_max_steps(mdp: TabularMDP) -> int:
+    """The step cap: the horizon, or for horizon null the smallest m with gamma^m (1 + m (1 - gamma)) <= 1e-12.
+
+    gamma^m (1 + m (1 - gamma)) bounds both relative truncation biases of the module docstring.
+    For gamma = 1 (termination is certain) it is ``GAMMA_ONE_MAX_STEPS``, and reaching it raises.
+
+    >>> m = default_max_steps(TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[1.0]], gamma=0.9))
+    >>> m, bool(0.9 ** m * (1 + 0.1 * m) <= 1e-12 < 0.9 ** (m - 1) * (1 + 0.1 * (m - 1)))
+    (295, True)
+    """
+    if mdp.horizon is not None:
+        return mdp.horizon
+    g = mdp.gamma
+    if g == 1.0:
+        return GAMMA_ONE_MAX_STEPS
+    if g == 0.0:
+        return 1
+    bound = lambda m: m * math.log(g) + math.log1p(m * (1 - g))  # noqa: E731  (log of the bound)
+    m = max(1, math.ceil(math.log(TRUNCATION_RTOL) / math.log(g)))
+    while bound(m) > math.log(TRUNCATION_RTOL):
+        m += 1
+    while m > 1 and bound(m - 1) <= math.log(TRUNCATION_RTOL):
+        m -= 1
+    return m
+
+
+def _resolve_max_steps(mdp: TabularMDP, max_steps: int | None) -> int:
+    if max_steps is None:
+        return default_max_steps(mdp)
+    if mdp.horizon is not None:
+        raise UsageError(f"max_steps applies to horizon null only (this MDP has horizon {mdp.horizon})")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise UsageError(f"max_steps must be a positive integer, got {max_steps!r}")
+    return int(max_steps)
+
+
+def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int = CHUNK_BYTES) -> int:
+    """Episodes per chunk so that one chunk's arrays stay within ``budget`` bytes.
+
+    A chunk holds three padded [N, T+1] arrays (states, actions, rewards) and the estimators' [N, S, A] weight and
+    score arrays (about three of them alive at once): about 8 (3 (T + 1) + 3 S A) bytes per episode, with T the
+    step cap. Never fewer than 256 episodes.
+
+    >>> frozen_lake_sized = TabularMDP(initial=[1] + [0] * 15, transitions=np.full((16, 4, 16), 1 / 16),
+    ...                                rewards=np.zeros((16, 4)), horizon=100)
+    >>> chunk_size(frozen_lake_sized)           # 8 (3 * 101 + 3 * 64) = 3960 bytes per episode
+    52958
+    """
+    T = _resolve_max_steps(mdp, max_steps)
+    per_episode = 8 * (3 * (T + 1) + 3 * mdp.n_states * mdp.n_actions)
+    return max(256, budget // per_episode)
+
+
+def _draw(keys: np.ndarray, last: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One joint index per row: the first entry whose key exceeds row + u."""
+    q = rng.random(rows.size)
+    q += rows
+    k = keys.searchsorted(q, side="right")
+    return np.minimum(k, last[rows], out=k)
+
+
+def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
+                  rng: np.random.Generator) -> Episodes:
+    init_keys = np.cumsum(mdp.initial)
+    # The same pinning as the joint table's last entries: u in [0, 1) always lands on a state with rho0 > 0.
+    init_keys[np.flatnonzero(mdp.initial > 0)[-1]:] = np.inf
+    s0 = init_keys.searchsorted(rng.random(n), side="right")
+    alive = np.flatnonzero(~mdp.terminal[s0])
+    s = s0[alive]
+    ids: list[np.ndarray] = []
+    ks: list[np.ndarray] = []
+    for _ in range(cap):
+        if alive.size == 0:
+            break
+        k = _draw(table.keys, table.last, s, rng)
+        ids.append(alive)
+        ks.append(k)
+        keep = ~table.ends[k]
+        alive = alive[keep]
+        s = table.next_state[k[keep]]
+    if alive.size and mdp.horizon is None and mdp.gamma == 1.0:
+        raise UsageError(f"{alive.size} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
+                         "horizon null); pass a larger max_steps or give the MDP a horizon")
+    del s  # the working set is gone; everything else is rebuilt from the log.
+
+    T = len(ids)
+    steps = np.fromiter((x.size for x in ids), dtype=np.intp, count=T)
+    epi = np.concatenate(ids) if T else np.zeros(0, dtype=np.intp)
+    k = np.concatenate(ks) if T else np.zeros(0, dtype=np.intp)
+    t = np.repeat(np.arange(T), steps)
+    lengths = np.bincount(epi, minlength=n)
+    s_next = table.next_state[k]
+    # Padding convention of Episodes: the final state repeats; action 0 and reward 0 after the end.
+    final = s0.copy()
+    is_last = t == lengths[epi] - 1
+    final[epi[is_last]] = s_next[is_last]
+    # Flat scatters: a 2-D fancy assignment costs several times more.
+    at = epi * T + t
+    s_t = np.repeat(final[:, None], T + 1, axis=1)
+    s_t[:, 0] = s0
+    s_t.reshape(-1)[at + epi + 1] = s_next          # (epi, t + 1) in an [n, T + 1] array
+    a_t = np.zeros((n, T), dtype=np.intp)
+    a_t.reshape(-1)[at] = table.action[k]
+    r_t = np.zeros((n, T))
+    r_t.reshape(-1)[at] = table.reward[k]
+    return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
+
+
+def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.Generator, *,
+                        chunk: int | None = None, max_steps: int | None = None) -> Iterator[Episodes]:
+    """Sample ``n`` episodes as consecutive batches of at most ``chunk`` episodes each.
+
+    The batches come from one random stream: for a given seed, ``n`` and ``chunk`` the episodes are identical
+    whatever the caller does between batches.
+
+    Args:
+      mdp, policy: what to sample.
+      n: number of episodes (positive).
+      rng: the only source of randomness.
+      chunk: episodes per batch; default ``chunk_size(mdp)`` (a 200 MB working set).
+      max_steps: step cap for horizon null (default ``default_max_steps``); an error with a finite horizon.
+
+    Yields:
+      Episodes batches, each padded to its own longest episode.
+
+    Raises:
+      UsageError: bad ``n``/``chunk``/``max_steps``, or gamma = 1 episodes that outlive ``max_steps``.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise UsageError(f"the number of episodes must be a positive integer, got {n!r}")
+    cap = _resolve_max_steps(mdp, max_steps)
+    if chunk is None:
+        chunk = chunk_size(mdp, max_steps=max_steps)
+    elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise UsageError(f"chunk must be a positive integer, got {chunk!r}")
+    table = joint_table(mdp, policy)
+    for start in range(0, n, chunk):
+        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng)
+
+
+def concatenate(batches: list[Episodes]) -> Episodes:
+    """One Episodes batch from several of the same MDP and policy, padded to the longest episode."""
+    if len(batches) == 1:
+        return batches[0]
+    T = max(b.T for b in batches)
+
+    def pad(x: np.ndarray, width: int, edge: bool) -> np.ndarray:
+        extra = width - x.shape[1]
+        if extra == 0:
+            return x
+        fill = np.repeat(x[:, -1:], extra, axis=1) if edge else np.zeros((x.shape[0], extra), dtype=x.dtype)
+        return np.concatenate([x, fill], axis=1)
+
+    first = batches[0]
+    return Episodes(np.concatenate([pad(b.s_t, T + 1, True) for b in batches]),
+                    np.concatenate([pad(b.a_t, T, False) for b in batches]),
+                    np.concatenate([pad(b.r_t, T, False) for b in batches]),
+                    np.concatenate([b.lengths for b in batches]), first.mdp, first.policy)
+
+
+def sample_episodes(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.Generator, *,
+                    chunk: int | None = None, max_steps: int | None = None) -> Episodes:
+    """``n`` episodes in one batch (sampled chunk by chunk; use ``iter_episode_chunks`` when n is large).
+
+    Args and Raises: as ``iter_episode_chunks``.
+
+    Returns:
+      Episodes with s_t [n, T+1], a_t [n, T], r_t [n, T], lengths [n]; T is the longest episode's length.
+
+    >>> from verify.policy import TabularSoftmax
+    >>> coin = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[1], [0]],
+    ...                   terminal=[1], horizon=50)
+    >>> eps = sample_episodes(coin, TabularSoftmax(np.zeros((2, 1))), 10_000, np.random.default_rng(0))
+    >>> round(float(eps.lengths.mean()), 1)      # geometric(1/2) lengths: mean 2
+    2.0
+    """
+    return concatenate(list(iter_episode_chunks(mdp, policy, n, rng, chunk=chunk, max_steps=max_steps)))
+
+
+def sample_episodes_naive(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.Generator, *,
+                          max_steps: int | None = None) -> Episodes:
+    """The per-step reference sampler: ``rng.choice`` for s_0, every a_t and every s_{t+1}, one episode at a time.
+
+    Deliberately slow (the benchmark's baseline); shares no sampling code with ``sample_episodes``.
+    """
+    policy.check_compatible(mdp.n_states, mdp.n_actions)
+    cap = _resolve_max_steps(mdp, max_steps)
+    S, A = mdp.n_states, mdp.n_actions
+    pi, P, r, terminal = policy.probs, mdp.transitions, mdp.rewards, mdp.terminal
+    episodes = []
+    for _ in range(n):
+        s = int(rng.choice(S, p=mdp.initial))
+        states, actions, rewards = [s], [], []
+        while not terminal[s] and len(actions) < cap:
+            a = int(rng.choice(A, p=pi[s]))
+            s_next = int(rng.choice(S, p=P[s, a]))
+            states.append(s_next)
+            actions.append(a)
+            rewards.append(r[s, a, s_next])
+            s = s_next
+        if not terminal[s] and mdp.horizon is None and mdp.gamma == 1.0:
+            raise UsageError(f"an episode did not terminate within max_steps = {cap} steps (gamma = 1, horizon null)")
+        episodes.append((states, actions, rewards))
+    T = max(len(e[1]) for e in episodes)
+    s_t = np.array([st + [st[-1]] * (T + 1 - len(st)) for st, _, _ in episodes], dtype=np.intp)
+    a_t = np.array([at + [0] * (T - len(at)) for _, at, _ in episodes], dtype=np.intp).reshape(n, T)
+    r_t = np.array([rt + [0.0] * (T - len(rt)) for _, _, rt in episodes], dtype=float).reshape(n, T)
+    lengths = np.array([len(e[1]) for e in episodes], dtype=np.intp)
+    return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
