@@ -2,20 +2,25 @@
 
 - ``enumerate``: every trajectory with its probability p(tau|theta), return R(tau) and score; then
   J = sum_tau p R and grad J = sum_tau p R sum_t grad log pi(a_t|s_t)   (seed eq. 14).
-- ``dp``: backward Q_t / V_t and forward state distributions d_t, then the policy-gradient theorem
-  grad J = sum_t gamma^t sum_{s,a} d_t(s) pi(a|s) Q_t(s,a) grad log pi(a|s);  O(H S^2 A).
-- ``solve`` (horizon null): V = (I - gamma P_pi)^{-1} r_pi and the discounted occupancy by linear solves.
+- ``dp``: backward V_t and forward state distributions d_t, then the policy-gradient theorem
+  grad J = sum_t gamma^t sum_{s,a} d_t(s) pi(a|s) Q_t(s,a) grad log pi(a|s);  O(H S^2 + S^2 A) dense,
+  O(H nnz(P)) with scipy.sparse transitions (chosen automatically for large, sparse MDPs such as Taxi).
+- ``solve`` (horizon null): V = (I - gamma P_pi)^{-1} r_pi and the discounted occupancy from one LU factorization.
 - ``finite_difference_gradient``: central differences of J, a check that shares no gradient code.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
+import scipy.sparse as sps
+import scipy.sparse.linalg
 
 from verify.episodes import Episodes, discounted_returns, score_total
 from verify.errors import UsageError
-from verify.mdp import TabularMDP
+from verify.mdp import TabularMDP, _reachable
 from verify.policy import Policy
 
 __all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "enumerate_trajectories", "finite_difference_gradient",
@@ -97,59 +102,148 @@ def _by_enumeration(mdp: TabularMDP, policy: Policy) -> GradientResult:
     return GradientResult(float(eps.weights @ R), grad, "enumerate")
 
 
-def _policy_gradient_theorem(policy: Policy, d: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """sum_{s,a} d(s) pi(a|s) Q(s,a) grad log pi(a|s), for d [..., S] and Q [..., S, A] summed over ``...``."""
-    W = (d[..., :, None] * policy.probs * Q).reshape(-1, *Q.shape[-2:]).sum(axis=0)
+# --- transition operators on the live states (dense or scipy.sparse, built once per MDP) ---------------------------
+
+SPARSE_MIN_STATES = 128     # below this, dense BLAS beats scipy.sparse's per-call overhead
+SPARSE_MAX_DENSITY = 0.05   # fraction of nonzero P[s, a, s'] among live states
+
+_OPERATORS: "weakref.WeakKeyDictionary[TabularMDP, dict]" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, eq=False)
+class _LiveOperator:
+    """The MDP restricted to its live states: non-terminal and reachable from rho0 through non-terminal states.
+
+    Only live states ever act, so J and grad J need P only among them (entering a terminal state ends the
+    episode, so terminal columns drop out). Dropping unreachable states also keeps I - gamma P_pi nonsingular
+    when gamma = 1 and an unreachable loop never terminates.
+
+    Attributes:
+      live: indices of the live states in the MDP, [n].
+      P: P[s, a, s'] for live s, s' as an [n A, n] ndarray or scipy.sparse CSR array (both support ``@``).
+      rbar: expected reward sum_{s'} P[s, a, s'] r[s, a, s'] (over all s', terminal ones included), [n, A].
+      initial: rho0 on the live states, [n].
+    """
+
+    live: np.ndarray
+    P: np.ndarray | sps.csr_array
+    rbar: np.ndarray
+    initial: np.ndarray
+
+    @property
+    def is_sparse(self) -> bool:
+        return sps.issparse(self.P)
+
+    def policy_matrix(self, pi: np.ndarray):
+        """P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'] for pi [n, A]; [n, n], sparse iff ``P`` is."""
+        n, A = pi.shape
+        Pi = sps.csr_array((pi.ravel(), np.arange(n * A), np.arange(0, n * A + 1, A)), shape=(n, n * A))
+        out = Pi @ self.P
+        return out.tocsr() if sps.issparse(out) else out
+
+    def propagator(self, P_pi, scale: float):
+        """scale * [[P_pi, 0], [0, P_pi^T]]: one product per step advances V_k and d_t together (half the calls)."""
+        n = P_pi.shape[0]
+        if sps.issparse(P_pi):
+            # Assembled from the CSR arrays directly: sps.block_diag costs more than the whole DP loop on Taxi.
+            top, bottom = (scale * P_pi).tocsr(), (scale * P_pi).T.tocsr()
+            return sps.csr_array((np.concatenate([top.data, bottom.data]),
+                                  np.concatenate([top.indices, bottom.indices + n]),
+                                  np.concatenate([top.indptr, bottom.indptr[1:] + top.indptr[-1]])),
+                                 shape=(2 * n, 2 * n))
+        B = np.zeros((2 * n, 2 * n))
+        B[:n, :n], B[n:, n:] = scale * P_pi, scale * P_pi.T
+        return B
+
+    def weighted_next_value(self, D: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """C[s, a] = sum_t D[t, s] sum_{s'} P[s, a, s'] V[t, s'] for D, V [T, n]; returns [n, A]."""
+        n = self.live.size
+        if self.is_sparse:
+            PV = (self.P @ V.T).reshape(n, -1, V.shape[0])           # [n, A, T]
+            return np.matmul(PV, np.ascontiguousarray(D.T)[:, :, None])[..., 0]
+        M = D.T @ V                                            # [n, n]: cheaper than P @ V.T by a factor A
+        return np.matmul(self.P.reshape(n, -1, n), M[:, :, None])[..., 0]
+
+    def factorize(self, A_mat):
+        """solve(b, transpose) for the square system A_mat, factorized once (LU, sparse or dense)."""
+        if sps.issparse(A_mat):
+            lu = sps.linalg.splu(A_mat.tocsc())
+            return lambda b, transpose=False: lu.solve(b, trans="T" if transpose else "N")
+        lu = scipy.linalg.lu_factor(A_mat, check_finite=False)
+        return lambda b, transpose=False: scipy.linalg.lu_solve(lu, b, trans=int(transpose), check_finite=False)
+
+
+def _live_operator(mdp: TabularMDP, sparse: bool | None = None) -> _LiveOperator:
+    """The cached live-state operator of ``mdp``; ``sparse`` None picks scipy.sparse when it pays."""
+    cache = _OPERATORS.setdefault(mdp, {})
+    if sparse in cache:
+        return cache[sparse]
+    alive = ~mdp.terminal
+    moves = (mdp.transitions > 0).any(axis=1) & alive[:, None] & alive[None, :]
+    live = np.flatnonzero(_reachable(moves, (mdp.initial > 0) & alive))
+    n, A = live.size, mdp.n_actions
+    P = mdp.transitions[np.ix_(live, np.arange(A), live)].reshape(n * A, n)
+    use_sparse = sparse
+    if use_sparse is None:
+        use_sparse = n >= SPARSE_MIN_STATES and np.count_nonzero(P) <= SPARSE_MAX_DENSITY * P.size
+    op = _LiveOperator(live, sps.csr_array(P) if use_sparse else P, mdp.expected_reward[live], mdp.initial[live])
+    cache[sparse] = op
+    return op
+
+
+def _full_gradient(policy: Policy, op: _LiveOperator, W_live: np.ndarray) -> np.ndarray:
+    """score_contract of W (zero outside the live states), given W on the live states."""
+    W = np.zeros(policy.probs.shape)
+    W[op.live] = W_live
     return policy.score_contract(W)
 
 
-def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True) -> GradientResult:
-    P, pi, H, g = mdp.transitions, policy.probs, mdp.horizon, mdp.gamma
-    alive = (~mdp.terminal).astype(float)
-    rbar = mdp.expected_reward
-    P_alive = P * alive[None, None, :]          # entering a terminal state ends the episode
-    # Backward: Q_k = expected return with k actions left, k = 1..H; Q_t uses k = H - t.
-    Q = np.empty((H, *rbar.shape))
-    V = np.zeros(mdp.n_states)
-    for k in range(1, H + 1):
-        Qk = rbar + g * (P_alive @ V)
-        Q[H - k] = Qk
-        V = (pi * Qk).sum(axis=1)
-    d0 = mdp.initial * alive
-    J = float(d0 @ V)
+def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool | None = None) -> GradientResult:
+    op = _live_operator(mdp, sparse)
+    H, g, n = mdp.horizon, mdp.gamma, op.live.size
+    if n == 0:
+        return GradientResult(0.0, np.zeros_like(policy.theta), "dp")
+    pi = policy.probs[op.live]
+    P_pi = op.policy_matrix(pi)
+    r_pi = (pi * op.rbar).sum(axis=1)
     if not need_grad:
-        return GradientResult(J, np.zeros_like(policy.theta), "dp")
-    # Forward: d_t(s) = P(s_t = s, episode still running), discounted by gamma^t.
-    d = np.empty((H, mdp.n_states))
-    d[0] = d0
-    P_pi = np.einsum("sa,sat->st", pi, P_alive)
-    for t in range(1, H):
-        d[t] = g * (d[t - 1] @ P_pi)
-    return GradientResult(J, _policy_gradient_theorem(policy, d, Q), "dp")
+        V = np.zeros(n)
+        for _ in range(H):
+            V = r_pi + g * (P_pi @ V)
+        return GradientResult(float(op.initial @ V), np.zeros_like(policy.theta), "dp")
+    # X[k] = [V_k, d_k]: V_k = r_pi + g P_pi V_{k-1} is the value with k actions left, d_t = g P_pi^T d_{t-1} the
+    # probability of acting in s at time t (episode still running), discounted by gamma^t.
+    B = op.propagator(P_pi, g)
+    b = np.concatenate([r_pi, np.zeros(n)])
+    X = np.empty((H + 1, 2 * n))
+    X[0, :n], X[0, n:] = 0.0, op.initial
+    for k in range(1, H + 1):
+        np.add(b, B @ X[k - 1], out=X[k])
+    V, D = X[:, :n], X[:H, n:]
+    # Policy-gradient theorem, summed over t: Q_t = rbar + g P V_{H-1-t}, W = pi * sum_t d_t Q_t.
+    W = pi * (op.rbar * D.sum(axis=0)[:, None] + g * op.weighted_next_value(D, V[H - 1::-1]))
+    return GradientResult(float(op.initial @ V[H]), _full_gradient(policy, op, W), "dp")
 
 
-def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True) -> GradientResult:
-    P, pi, g = mdp.transitions, policy.probs, mdp.gamma
-    alive = ~mdp.terminal
-    idx = np.flatnonzero(alive)
-    P_aa = P[np.ix_(idx, np.arange(mdp.n_actions), idx)]     # transitions among non-terminal states
-    pi_a = pi[idx]
-    rbar = mdp.expected_reward[idx]
-    A_mat = np.eye(idx.size) - g * np.einsum("sa,sat->st", pi_a, P_aa)
-    V = np.linalg.solve(A_mat, (pi_a * rbar).sum(axis=1))
-    J = float(mdp.initial[idx] @ V)
+def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool | None = None) -> GradientResult:
+    op = _live_operator(mdp, sparse)
+    g, n = mdp.gamma, op.live.size
+    if n == 0:
+        return GradientResult(0.0, np.zeros_like(policy.theta), "solve")
+    pi = policy.probs[op.live]
+    identity = sps.csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse else np.eye(n)
+    solve = op.factorize(identity - g * op.policy_matrix(pi))   # one LU serves V and the occupancy
+    V = solve((pi * op.rbar).sum(axis=1))
+    J = float(op.initial @ V)
     if not need_grad:
         return GradientResult(J, np.zeros_like(policy.theta), "solve")
-    Q = rbar + g * (P_aa @ V)
-    occupancy = np.linalg.solve(A_mat.T, mdp.initial[idx])   # sum_t gamma^t P(s_t = s)
-    d = np.zeros(mdp.n_states)
-    d[idx] = occupancy
-    Q_full = np.zeros_like(pi)
-    Q_full[idx] = Q
-    return GradientResult(J, _policy_gradient_theorem(policy, d, Q_full), "solve")
+    Q = op.rbar + g * (op.P @ V).reshape(n, -1)
+    occupancy = solve(op.initial, transpose=True)              # sum_t gamma^t P(s_t = s)
+    return GradientResult(J, _full_gradient(policy, op, occupancy[:, None] * pi * Q), "solve")
 
 
-def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad: bool = True) -> GradientResult:
+def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad: bool = True,
+             sparse: bool | None = None) -> GradientResult:
     """Exact J(theta) and grad_theta J(theta).
 
     Args:
@@ -157,6 +251,9 @@ def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad
       policy: a policy acting on the MDP's states and actions.
       method: "enumerate", "dp" (finite horizon), "solve" (horizon null) or "auto" (dp, or solve when the
         horizon is null).
+      sparse: dp/solve with scipy.sparse transitions (True), dense (False), or decide by size and density
+        (None: sparse from SPARSE_MIN_STATES live states at density <= SPARSE_MAX_DENSITY). Results agree to
+        rounding; the operator is built once per MDP and cached.
 
     Returns:
       GradientResult with ``grad`` shaped like ``policy.theta``.
@@ -180,10 +277,10 @@ def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad
     if method == "dp":
         if mdp.horizon is None:
             raise UsageError("method dp needs a finite horizon (this MDP has horizon null); use --method solve")
-        return _by_dp(mdp, policy, need_grad)
+        return _by_dp(mdp, policy, need_grad, sparse)
     if mdp.horizon is not None:
         raise UsageError(f"method solve is for horizon null (this MDP has horizon {mdp.horizon}); use --method dp")
-    return _by_solve(mdp, policy, need_grad)
+    return _by_solve(mdp, policy, need_grad, sparse)
 
 
 def finite_difference_gradient(mdp: TabularMDP, policy: Policy, *, eps: float = 1e-5) -> np.ndarray:
