@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from verify.errors import PGVerifyError, UsageError
+from verify.errors import InvalidMDPError, PGVerifyError, UsageError
 from verify.exact import METHODS, gradient
-from verify.problem import load_problem
+from verify.problem import Problem, load_problem, save_problem
 
 __all__ = ["main"]
 
@@ -71,10 +71,108 @@ def _writable_output(path: str, force: bool) -> Path:
     return out
 
 
+# --- the problem: an MDP file or a gymnasium environment (shared by gradient, mc, check) ---------------------------
+
+_NOT_GIVEN = object()
+
+
+def _horizon(text: str) -> int | None:
+    if text.strip().lower() in ("null", "none"):
+        return None
+    return _positive_int(text)
+
+
+def _gamma(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"gamma must lie in [0, 1], got {value}")
+    return value
+
+
+def _add_gym_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gym-kwargs", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="keyword arguments for gymnasium.make; values parse as JSON where they can "
+                             "(is_slippery=false, map_name=8x8, success_rate=0.5)")
+    parser.add_argument("--horizon", type=_horizon, default=_NOT_GIVEN, metavar="H|null",
+                        help="maximum number of actions, or null (until termination); default for --gym: the "
+                             "environment's time limit (max_episode_steps); for FILE it overrides the file's")
+    parser.add_argument("--gamma", type=_gamma, default=None, metavar="G",
+                        help="discount in [0, 1]; default for --gym 1 (gymnasium's return is undiscounted); for "
+                             "FILE it overrides the file's")
+    parser.add_argument("--theta", metavar="FILE.npy|FILE.json",
+                        help="policy parameters: a .npy array or JSON list shaped like theta, or a JSON policy "
+                             "object; default: the file's policy, or uniform (theta = 0) for --gym")
+
+
+def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
+    """FILE, or --gym ENV_ID with --gym-kwargs; --horizon, --gamma and --theta apply to either."""
+    parser.add_argument("file", nargs="?", metavar="FILE", help="MDP file (JSON, see README)")
+    parser.add_argument("--gym", metavar="ENV_ID",
+                        help="instead of FILE, import a gymnasium toy-text environment exactly (FrozenLake-v1, "
+                             "CliffWalking-v1, Taxi-v4; needs pgverify[gym])")
+    _add_gym_arguments(parser)
+
+
+def _load_theta(path: str, problem: Problem):
+    """The policy given by --theta for ``problem`` (same type and shape unless a JSON policy object)."""
+    from verify.policy import policy_from_dict
+
+    mdp, policy = problem.mdp, problem.policy
+    try:
+        if path.endswith(".npy"):
+            data = np.load(path, allow_pickle=False)
+        else:
+            data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read --theta file {path!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"--theta file {path!r} is neither a .npy array nor JSON: {exc}") from None
+    if isinstance(data, dict):
+        return policy_from_dict(data, mdp.n_states, mdp.n_actions)
+    try:
+        theta = np.asarray(data, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidMDPError(f"--theta {path}: not an array of numbers") from None
+    if theta.shape != policy.theta.shape:
+        raise InvalidMDPError(f"--theta {path}: theta has shape {theta.shape}, the {policy.kind} policy needs "
+                              f"{policy.theta.shape}")
+    return policy.with_theta(theta)
+
+
+def _gym_problem_from_args(env_id: str, args) -> Problem:
+    from verify.gym import TIME_LIMIT, gym_problem, parse_gym_kwargs
+
+    return gym_problem(env_id, parse_gym_kwargs(args.gym_kwargs),
+                       horizon=TIME_LIMIT if args.horizon is _NOT_GIVEN else args.horizon,
+                       gamma=1.0 if args.gamma is None else args.gamma)
+
+
+def _load_problem_from_args(args) -> Problem:
+    """The Problem named by ``_add_problem_arguments``: FILE or --gym, then --horizon/--gamma/--theta."""
+    if (args.file is None) == (args.gym is None):
+        raise UsageError("give either an MDP FILE or --gym ENV_ID" + (" (not both)" if args.file else ""))
+    if args.gym is not None:
+        problem = _gym_problem_from_args(args.gym, args)
+    else:
+        if args.gym_kwargs:
+            raise UsageError("--gym-kwargs applies to --gym only")
+        problem = load_problem(args.file)
+        changes = {k: v for k, v in (("horizon", args.horizon), ("gamma", args.gamma))
+                   if v is not _NOT_GIVEN and not (k == "gamma" and v is None)}
+        if changes:
+            problem = Problem(problem.mdp.replace(**changes), problem.policy)
+    if args.theta:
+        problem = Problem(problem.mdp, _load_theta(args.theta, problem))
+    return problem
+
+
 # --- gradient -----------------------------------------------------------------------------------------------------
 
 def cmd_gradient(args) -> int:
-    problem = load_problem(args.file)
+    problem = _load_problem_from_args(args)
     res = gradient(problem.mdp, problem.policy, args.method)
     if args.json:
         _print_json(res.to_json())
@@ -116,6 +214,19 @@ def cmd_latex(args) -> int:
     return EXIT_OK
 
 
+# --- export-gym ---------------------------------------------------------------------------------------------------
+
+def cmd_export_gym(args) -> int:
+    out = _writable_output(args.output, args.force)
+    problem = _gym_problem_from_args(args.env_id, args)
+    if args.theta:
+        problem = Problem(problem.mdp, _load_theta(args.theta, problem))
+    save_problem(problem, out, force=args.force)
+    print(f"wrote {out} ({problem.mdp.name}: {problem.mdp.n_states} states, {problem.mdp.n_actions} actions, "
+          f"horizon {problem.mdp.horizon}, gamma {problem.mdp.gamma:g})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pgverify",
@@ -138,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gradient", help="exact J and grad J of an MDP file",
                        description="Compute J(theta) and grad J(theta) exactly for the MDP file's policy.")
-    p.add_argument("file", help="MDP file (JSON, see README)")
+    _add_problem_arguments(p)
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="enumerate trajectories, dynamic programming (finite horizon), linear solve (horizon "
                         "null); auto = dp or solve (default)")
@@ -151,6 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the .tex file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_latex)
+
+    p = sub.add_parser("export-gym", help="write a gymnasium toy-text environment as an MDP file",
+                       description="Import a gymnasium toy-text environment exactly (env.unwrapped.P, its initial "
+                                   "distribution and terminal states) and write it as an MDP file (needs "
+                                   "pgverify[gym]).")
+    p.add_argument("env_id", metavar="ENV_ID", help="e.g. FrozenLake-v1, CliffWalking-v1, Taxi-v4")
+    _add_gym_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="the .json MDP file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_export_gym)
 
     # further subcommands register here
     return parser
