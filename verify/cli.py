@@ -227,6 +227,117 @@ def cmd_export_gym(args) -> int:
     return EXIT_OK
 
 
+# --- fuzz ---------------------------------------------------------------------------------------------------------
+
+def cmd_fuzz(args) -> int:
+    from verify import fuzz
+
+    if args.list:
+        width = max(len(name) for name in fuzz.CLAIMS)
+        for claim in fuzz.CLAIMS.values():
+            print(f"{claim.name:<{width}}  {claim.statement}")
+            if claim.note:
+                print(f"{'':<{width}}    ({claim.note})")
+        return EXIT_OK
+    if args.claim is None:
+        raise UsageError("name the CLAIM to falsify; pgverify fuzz --list shows the claims")
+    claim = fuzz.get_claim(args.claim)
+    to_stdout = args.out == "-"
+    # Refuse an existing file before spending the search budget.
+    out = None if to_stdout else _writable_output(args.out or str(fuzz.default_output(claim)), args.force)
+    cx = fuzz.search(claim, examples=args.examples, seed=args.seed)
+    if cx is None:
+        print(f"claim {claim.name}: no counterexample in {args.examples} examples (seed {args.seed}). "
+              "The claim survived this search; that is evidence, not a proof.")
+        return EXIT_FAIL
+    if to_stdout:
+        print(fuzz.describe(cx), file=sys.stderr)
+        _print_json(fuzz.counterexample_to_dict(cx))
+    else:
+        fuzz.write_counterexample(cx, out, force=args.force)
+        print(fuzz.describe(cx))
+        print(f"wrote {out}   (try: pgverify gradient {out})")
+    return EXIT_OK
+
+
+# --- mc, check, estimators ----------------------------------------------------------------------------------------
+
+def _problem_command(args) -> str:
+    """The problem part of the command line (FILE or --gym ... with overrides), shell-quoted, for replay lines."""
+    import shlex
+
+    parts = [args.file] if args.file is not None else ["--gym", args.gym]
+    if args.gym_kwargs:
+        parts += ["--gym-kwargs", *args.gym_kwargs]
+    if args.horizon is not _NOT_GIVEN:
+        parts += ["--horizon", "null" if args.horizon is None else str(args.horizon)]
+    if args.gamma is not None:
+        parts += ["--gamma", repr(args.gamma)]
+    if args.theta:
+        parts += ["--theta", args.theta]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def cmd_mc(args) -> int:
+    from verify.mc import format_mc, reproduce_command, run_mc
+
+    problem = _load_problem_from_args(args)
+    result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                    covariance=args.covariance)
+    command = reproduce_command(_problem_command(args), result, args.covariance)
+    if args.json:
+        _print_json({**result.to_json(), "command": command})
+    else:
+        print(format_mc(result, command))
+    return EXIT_OK if result.test.consistent else EXIT_FAIL
+
+
+def cmd_check(args) -> int:
+    from verify.mc import render_check, run_check
+
+    problem = _load_problem_from_args(args)
+    check = run_check(problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha, covariance=args.covariance)
+    if args.json:
+        _print_json(check.to_json())
+    else:
+        render_check(check, _problem_command(args), args.covariance, color=not args.no_color)
+    return EXIT_OK if check.passed else EXIT_FAIL
+
+
+def cmd_estimators(args) -> int:
+    from verify.estimators import ESTIMATORS
+
+    if args.json:
+        _print_json([{"name": e.name, "unbiased": e.unbiased, "batch_dependent": e.batch_dependent,
+                      "latex": e.latex, "description": e.description} for e in ESTIMATORS])
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="REINFORCE estimators: per-episode g(tau); the Monte Carlo estimate is the batch mean")
+    for col in ("name", "unbiased", "formula (LaTeX)", "description"):
+        table.add_column(col, overflow="fold")
+    for e in ESTIMATORS:
+        table.add_row(e.name, "yes" if e.unbiased else "no", e.latex, e.description)
+    Console(no_color=args.no_color, highlight=False).print(table)
+    return EXIT_OK
+
+
+def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
+    from verify.mc import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES
+
+    p.add_argument("--episodes", type=_positive_int, default=DEFAULT_EPISODES, metavar="N",
+                   help=f"number of sampled episodes (default {DEFAULT_EPISODES}: a bias of 0.1 per-episode "
+                        "standard deviations is caught with probability >= 0.999)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the episode sampler (default 0)")
+    p.add_argument("--alpha", type=_probability, default=DEFAULT_ALPHA, metavar="A",
+                   help=f"level of the consistency test (default {DEFAULT_ALPHA:g})")
+    p.add_argument("--covariance", choices=COVARIANCES, default="auto",
+                   help="covariance of the test: the exact one by trajectory enumeration (chi^2), the sample one "
+                        "(Hotelling T^2), or auto = exact when the problem can be enumerated (default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pgverify",
@@ -272,6 +383,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the .json MDP file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_export_gym)
+
+    p = sub.add_parser("fuzz", help="search for a small MDP that falsifies a claim about the estimators",
+                       description="Search with Hypothesis for an MDP and policy on which CLAIM fails (decided "
+                                   "exactly from the estimators' enumerated moments), shrink it, print it with "
+                                   "the evidence and write it as an MDP file. Exit 0 when a counterexample is "
+                                   "found and written, 1 when none turns up within --examples, 2 on bad usage.")
+    p.add_argument("claim", metavar="CLAIM", nargs="?", help="the claim to falsify (see --list)")
+    p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument("--examples", type=_positive_int, default=1000,
+                   help="search budget: how many problems Hypothesis may try (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the search; the same seed gives the same "
+                                                         "counterexample (default 0)")
+    p.add_argument("-o", "--out", metavar="FILE|-",
+                   help="where to write the counterexample (default counterexample-CLAIM.json in the current "
+                        "directory, ':' in CLAIM written as '-'); - prints the MDP file to stdout and the "
+                        "description to stderr")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.set_defaults(func=cmd_fuzz)
+
+    p = sub.add_parser("mc", help="Monte Carlo estimate of grad J by one estimator, tested against the exact one",
+                       description="Sample episodes, average one estimator's per-episode gradient estimates and "
+                                   "test the mean against the exact grad J (Hotelling T^2 or chi^2 with the exact "
+                                   "covariance). Exit 0 consistent, 1 inconsistent, 2 bad input.")
+    _add_problem_arguments(p)
+    p.add_argument("--estimator", required=True, metavar="NAME", help="catalog name (see pgverify estimators)")
+    _add_mc_arguments(p)
+    p.set_defaults(func=cmd_mc)
+
+    p = sub.add_parser("check", help="exact gradients cross-checked, then every estimator on one MDP",
+                       description="Compare the exact gradient methods with finite differences, then run every "
+                                   "estimator of the catalog on one sample. Exit 0 when the methods agree, every "
+                                   "unbiased estimator is consistent and every pitfall with a detectable exact "
+                                   "bias is caught.")
+    _add_problem_arguments(p)
+    _add_mc_arguments(p)
+    p.add_argument("--no-color", action="store_true", help="plain text output")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("estimators", help="list the estimator catalog",
+                       description="List every estimator: name, whether it is unbiased, its formula.")
+    p.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p.add_argument("--no-color", action="store_true", help="plain text output")
+    p.set_defaults(func=cmd_estimators)
 
     # further subcommands register here
     return parser

@@ -1,0 +1,291 @@
+"""Claims about REINFORCE estimators, and a Hypothesis search for the smallest MDP that falsifies one.
+
+A claim is a statement that should hold for every finite tabular MDP and softmax policy, with a check that
+decides it exactly on one (mdp, policy) from the estimators' exact moments (``verify.moments``):
+
+    variance claims:  tr Cov[g_new] <= tr Cov[g_old]   (tr Cov = E|g - E g|^2, the total variance),
+    unbiasedness:     E[g] = grad J                    (to ZERO_BIAS_RTOL of the problem's scale).
+
+``search`` asks ``hypothesis.find`` for a problem from ``verify.strategies`` on which the check fails (guided by
+``hypothesis.target`` towards larger violations), lets Hypothesis shrink it, and returns it with the evidence.
+Deterministic for a given seed: the search runs from ``random.Random(seed)`` with no example database.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, find, settings, target
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample, Unsatisfiable
+
+from verify.errors import UsageError
+from verify.estimators import ESTIMATORS, get_estimator
+from verify.exact import objective
+from verify.mdp import TabularMDP
+from verify.moments import exact_moments_all
+from verify.policy import LinearSoftmax, Policy, TabularSoftmax
+from verify.problem import Problem, problem_to_dict
+from verify.strategies import problems
+
+__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names", "counterexample_to_dict",
+           "default_output", "describe", "get_claim", "search", "without_unreachable_states",
+           "write_counterexample"]
+
+DEFAULT_EXAMPLES = 1000
+VARIANCE_RTOL = 1e-9     # an increase below this fraction of the variance is float round-off, not a counterexample
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The claim's fate on one problem.
+
+    Attributes:
+      holds: whether the claim holds there.
+      violation: how far it is from holding, relative to the problem's scale (> 0 exactly when it fails);
+        the search maximises it with ``hypothesis.target``.
+      evidence: named numbers (floats or lists) that show why.
+    """
+
+    holds: bool
+    violation: float
+    evidence: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A falsifiable statement with an exact check and the problems to search.
+
+    Attributes:
+      name: the CLI's key.
+      statement: the claim in words.
+      check: (mdp, policy) -> Verdict.
+      space: the Hypothesis strategy of problems searched (finite horizon: the checks enumerate).
+      note: what the claim is about, for ``pgverify fuzz --list``.
+    """
+
+    name: str
+    statement: str
+    check: Callable[[TabularMDP, Policy], Verdict]
+    space: st.SearchStrategy[Problem]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A shrunk problem on which ``claim`` fails, with the verdict there and how it was found."""
+
+    claim: Claim
+    problem: Problem
+    verdict: Verdict
+    seed: int
+    examples: int
+
+
+def _total_variance(moments) -> float:
+    return float(np.trace(moments.cov))
+
+
+def _variance_claim(new: str, old: str) -> Callable[[TabularMDP, Policy], Verdict]:
+    """Check tr Cov[g_new] <= tr Cov[g_old] (up to VARIANCE_RTOL)."""
+    def check(mdp: TabularMDP, policy: Policy) -> Verdict:
+        m = exact_moments_all([get_estimator(old), get_estimator(new)], mdp, policy)
+        v_old, v_new = _total_variance(m[old]), _total_variance(m[new])
+        violation = (v_new - v_old) / max(v_old, 1e-300)
+        holds = v_new <= v_old * (1 + VARIANCE_RTOL) + 1e-300
+        evidence = {f"total variance of {old}": v_old, f"total variance of {new}": v_new,
+                    f"variance ratio {new} / {old}": v_new / v_old if v_old > 0 else float("inf"),
+                    "J": objective(mdp, policy),
+                    "grad J": m[old].grad.tolist(),
+                    f"per-component variance of {old}": np.diag(m[old].cov).tolist(),
+                    f"per-component variance of {new}": np.diag(m[new].cov).tolist()}
+        return Verdict(bool(holds), float(violation if not holds else min(violation, 0.0)), evidence)
+    return check
+
+
+def _unbiased_claim(name: str) -> Callable[[TabularMDP, Policy], Verdict]:
+    def check(mdp: TabularMDP, policy: Policy) -> Verdict:
+        m = exact_moments_all([get_estimator(name)], mdp, policy)[name]
+        worst = float(np.abs(m.bias).max())
+        evidence = {"grad J (exact, dynamic programming)": m.grad.tolist(), f"E[g] of {name} (exact)": m.mean.tolist(),
+                    "bias E[g] - grad J": m.bias.tolist(), "max |bias|": worst,
+                    "max |bias| / scale": worst / m.scale}
+        return Verdict(not m.biased, worst / m.scale if m.biased else 0.0, evidence)
+    return check
+
+
+_WITH_REWARDS = st.sampled_from(["state_action", "transition"])
+# Reward-to-go equals the total return when H = 1, so that claim searches H >= 2.
+_CLAIMS: list[Claim] = [
+    Claim("rtg-variance", "reward-to-go never has higher variance than the total return",
+          _variance_claim("reward_to_go", "total_return"),
+          problems(horizon=st.integers(2, 4), reward_kind=_WITH_REWARDS)),
+    Claim("value-baseline-variance",
+          "a state-value baseline V_t(s_t) subtracted from the reward-to-go never increases variance",
+          _variance_claim("baseline_value", "reward_to_go"), problems(reward_kind=_WITH_REWARDS)),
+    Claim("constant-baseline-variance",
+          "subtracting the constant baseline b = J(theta) from the total return never increases variance",
+          _variance_claim("baseline_constant", "total_return"), problems(reward_kind=_WITH_REWARDS)),
+]
+_CLAIMS += [Claim(f"unbiased:{e.name}", f"the estimator {e.name} is unbiased: E[g] = grad J",
+                  _unbiased_claim(e.name), problems(), note=e.description)
+            for e in ESTIMATORS]
+CLAIMS: dict[str, Claim] = {c.name: c for c in _CLAIMS}
+
+
+def claim_names() -> tuple[str, ...]:
+    """The registered claims' names, in registry order."""
+    return tuple(CLAIMS)
+
+
+def get_claim(name: str) -> Claim:
+    """The claim called ``name``.
+
+    Raises:
+      UsageError: unknown name; the message lists every claim.
+
+    >>> get_claim("rtg-variance").statement
+    'reward-to-go never has higher variance than the total return'
+    """
+    try:
+        return CLAIMS[name]
+    except KeyError:
+        raise UsageError(f"unknown claim {name!r}; known claims: {', '.join(CLAIMS)} "
+                         "(pgverify fuzz --list describes them)") from None
+
+
+def search(claim: Claim, *, examples: int = DEFAULT_EXAMPLES, seed: int = 0) -> Counterexample | None:
+    """Search for a problem falsifying ``claim``; Hypothesis shrinks the first one found.
+
+    Args:
+      claim: from ``CLAIMS``.
+      examples: the budget, Hypothesis' ``max_examples`` (positive).
+      seed: the search's random seed; the same seed gives the same result.
+
+    Returns:
+      The shrunk Counterexample, or None when none turned up within the budget.
+
+    Raises:
+      UsageError: a non-positive budget.
+    """
+    if examples < 1:
+        raise UsageError(f"--examples must be a positive integer, got {examples}")
+
+    def falsifies(problem: Problem) -> bool:
+        verdict = claim.check(problem.mdp, problem.policy)
+        target(verdict.violation, label="violation")
+        return not verdict.holds
+
+    # No database (no state across runs), no explain phase (it only annotates failures of @given tests).
+    config = settings(database=None, max_examples=examples, deadline=None,
+                      phases=[Phase.generate, Phase.target, Phase.shrink],
+                      suppress_health_check=list(HealthCheck))
+    try:
+        problem = find(claim.space, falsifies, settings=config, random=random.Random(seed))
+    except (NoSuchExample, Unsatisfiable):
+        return None
+    # Hypothesis cannot shrink S (every array's shape depends on it), so drop the states no episode can visit
+    # when the claim still fails without them.
+    smaller = without_unreachable_states(problem)
+    if smaller is not None and not claim.check(smaller.mdp, smaller.policy).holds:
+        problem = smaller
+    return Counterexample(claim, problem, claim.check(problem.mdp, problem.policy), seed, examples)
+
+
+def without_unreachable_states(problem: Problem) -> Problem | None:
+    """The same problem restricted to the states reachable from rho0, or None when every state is reachable.
+
+    Every trajectory, hence every exact moment, is unchanged: a reachable non-terminal state's transition row
+    puts no mass on an unreachable one, and the policy's parameters for unreachable states never matter.
+
+    >>> from verify.policy import TabularSoftmax
+    >>> mdp = TabularMDP(initial=[1, 0], transitions=[[[1, 0]], [[1, 0]]], rewards=[[1], [2]], horizon=2)
+    >>> small = without_unreachable_states(Problem(mdp, TabularSoftmax(np.zeros((2, 1)))))
+    >>> small.mdp.n_states, small.policy.theta.shape
+    (1, (1, 1))
+    """
+    mdp, pol = problem.mdp, problem.policy
+    step = (mdp.transitions > 0).any(axis=1) & ~mdp.terminal[:, None]
+    seen = mdp.initial > 0
+    for _ in range(mdp.n_states):
+        seen = seen | step[seen].any(axis=0)
+    if seen.all():
+        return None
+    keep = np.flatnonzero(seen)
+    every_action = np.arange(mdp.n_actions)
+    small = TabularMDP(initial=mdp.initial[keep], transitions=mdp.transitions[np.ix_(keep, every_action, keep)],
+                       rewards=mdp.rewards[np.ix_(keep, every_action, keep)], terminal=mdp.terminal[keep],
+                       gamma=mdp.gamma, horizon=mdp.horizon, actions=mdp.actions, name=mdp.name,
+                       states=tuple(mdp.states[i] for i in keep))
+    if isinstance(pol, LinearSoftmax):
+        return Problem(small, LinearSoftmax(pol.features[keep], pol.theta))
+    return Problem(small, TabularSoftmax(pol.theta[keep]))
+
+
+def _fmt(value) -> str:
+    """Numbers to 6 significant digits; arrays as one-line nested lists (counterexamples are tiny)."""
+    if isinstance(value, (float, int, np.floating, np.integer)):
+        return f"{float(value):.6g}"
+    return "[" + ", ".join(_fmt(v) for v in np.asarray(value, dtype=float)) + "]"
+
+
+def describe(cx: Counterexample) -> str:
+    """The counterexample for people: the claim, the MDP and policy entry by entry, the evidence."""
+    mdp, pol = cx.problem.mdp, cx.problem.policy
+    S, A = mdp.n_states, mdp.n_actions
+    terminal = [int(i) for i in np.flatnonzero(mdp.terminal)]
+    lines = [f"claim {cx.claim.name}: {cx.claim.statement}",
+             f"FALSE - counterexample found with seed {cx.seed} (budget {cx.examples} examples), shrunk by Hypothesis:",
+             f"  {S} state{'s' * (S != 1)}, {A} action{'s' * (A != 1)}, horizon {mdp.horizon}, gamma {mdp.gamma:g}, "
+             f"terminal states {terminal or 'none'}",
+             f"  initial rho0 = {_fmt(mdp.initial)}"]
+    for s in range(S):
+        if mdp.terminal[s]:
+            continue
+        for a in range(A):
+            r = mdp.rewards[s, a]
+            shown = _fmt(r[0]) if np.all(r == r[0]) else f"by s' {_fmt(r)}"
+            lines.append(f"  s={s} a={a}: P(.|s,a) = {_fmt(mdp.transitions[s, a])}  reward {shown}")
+    lines.append(f"  policy {pol.kind}: theta = {_fmt(pol.theta)}")
+    if pol.kind == "linear_softmax":
+        lines.append(f"    features phi[s][a] = {_fmt(pol.features)}")
+    lines.append(f"    pi(a|s) = {_fmt(pol.probs)}")
+    lines.append("evidence:")
+    width = max(len(k) for k in cx.verdict.evidence)
+    lines += [f"  {k:<{width}} = {_fmt(v)}" for k, v in cx.verdict.evidence.items()]
+    return "\n".join(lines)
+
+
+def default_output(claim: Claim) -> Path:
+    """Where ``pgverify fuzz`` writes by default: ``counterexample-<claim>.json`` in the working directory."""
+    return Path(f"counterexample-{claim.name.replace(':', '-')}.json")
+
+
+def counterexample_to_dict(cx: Counterexample) -> dict:
+    """The counterexample as an MDP file (a dict); the claim and the evidence go into ``description``."""
+    data = problem_to_dict(cx.problem)
+    data["name"] = f"counterexample-{cx.claim.name.replace(':', '-')}"
+    summary = "; ".join(f"{k} = {_fmt(v)}" for k, v in cx.verdict.evidence.items())
+    data["description"] = (f"Counterexample to the claim '{cx.claim.statement}' ({cx.claim.name}), found by "
+                           f"pgverify fuzz {cx.claim.name} --seed {cx.seed} --examples {cx.examples}: {summary}")
+    return data
+
+
+def write_counterexample(cx: Counterexample, path: str | Path, *, force: bool = False) -> Path:
+    """Write the counterexample as an MDP file that ``pgverify gradient/mc/check`` read.
+
+    Raises:
+      UsageError: the file exists (and not ``force``) or cannot be written.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    try:
+        path.write_text(json.dumps(counterexample_to_dict(cx), indent=1, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    return path
