@@ -319,7 +319,9 @@ def cmd_estimators(args) -> int:
         table.add_column(col, overflow="fold")
     for e in ESTIMATORS:
         table.add_row(e.name, "yes" if e.unbiased else "no", e.latex, e.description)
-    Console(no_color=args.no_color, highlight=False).print(table)
+    console = Console(no_color=args.no_color, highlight=False)
+    console.width = max(console.width, 140)
+    console.print(table)
     return EXIT_OK
 
 

@@ -1,0 +1,276 @@
+"""Is a Monte Carlo mean consistent with the exact gradient? A multivariate test that survives singular covariances.
+
+For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: E[g] = grad J.
+
+- Support. Sigma = U diag(lambda) U^T; directions with lambda <= rtol * d * lambda_max form the null space, r is the
+  rank. Every g_n has the same projection onto the null space, so there xbar must equal grad J *exactly*, up to
+  float round-off (1e-9 of the problem's scale) plus six standard errors of the largest variance that was
+  declared zero. A mismatch there is decisive: p = 0. (Tabular softmax scores sum to zero over actions, so every
+  tabular problem has a null space; states never visited add more.)
+- Range. With y = U_r^T (xbar - grad J):  T^2 = N sum_i y_i^2 / lambda_i.
+  Sample covariance: Hotelling, (N - r) / (r (N - 1)) T^2 ~ F(r, N - r).
+  Exact covariance (known by enumeration): T^2 ~ chi^2_r.
+- Verdict "inconsistent" when p <= alpha.
+
+Power: under a bias b the statistic is non-central with lambda = N delta^2, delta = sqrt(b^T Sigma^+ b) the
+effect size (Mahalanobis distance in per-episode standard deviations; infinite if b leaves the support).
+``detectable_effect`` inverts that. ``calibration`` checks a rejection count against alpha with
+``scipy.stats.binomtest``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+from verify.errors import UsageError
+
+__all__ = ["Calibration", "ConsistencyResult", "SampleMoments", "calibration", "consistency_test",
+           "detectable_effect", "effect_size", "power", "support"]
+
+RANK_RTOL = 1e-12     # relative eigenvalue cut-off (times d) for the covariance's null space
+EXACT_RTOL = 1e-9     # round-off allowance, relative to the problem's scale, in zero-variance directions
+NULL_SIGMAS = 6.0     # slack for a genuine variance that fell under the cut-off (two-sided 2e-9 false alarm)
+
+
+@dataclass(frozen=True, eq=False)
+class SampleMoments:
+    """Count, mean and centred scatter of flattened per-episode values; mergeable, so batches can stream.
+
+    >>> x = np.arange(10.0).reshape(5, 2)
+    >>> m = SampleMoments.of(x[:2]).merge(SampleMoments.of(x[2:]))
+    >>> m.n, m.mean.tolist(), np.allclose(m.cov, np.cov(x.T))
+    (5, [4.0, 5.0], True)
+    """
+
+    n: int
+    mean: np.ndarray     # [d]
+    scatter: np.ndarray  # [d, d] = sum_n (x_n - mean)(x_n - mean)^T
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "SampleMoments":
+        """From samples x [N, *shape] (flattened to [N, d])."""
+        x = np.asarray(x, dtype=float).reshape(len(x), -1)
+        mean = x.mean(axis=0)
+        xc = x - mean
+        return cls(len(x), mean, xc.T @ xc)
+
+    def merge(self, other: "SampleMoments") -> "SampleMoments":
+        """Moments of the union (Chan, Golub and LeVeque's pairwise update)."""
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
+        return SampleMoments(n, mean, scatter)
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Unbiased sample covariance [d, d] (needs n >= 2)."""
+        return self.scatter / (self.n - 1)
+
+
+def support(cov: np.ndarray, *, rtol: float = RANK_RTOL) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Eigen-split of a covariance: (lambda_r [r], U_r [d, r], U_null [d, d - r], cut-off).
+
+    >>> lam, U, U0, cut = support(np.diag([2.0, 0.0]))
+    >>> lam.tolist(), U0.ravel().tolist()
+    ([2.0], [0.0, 1.0])
+    """
+    cov = np.asarray(cov, dtype=float)
+    lam, U = np.linalg.eigh((cov + cov.T) / 2)
+    cut = rtol * max(cov.shape[0], 1) * max(float(lam.max(initial=0.0)), 0.0)
+    keep = lam > cut
+    return lam[keep], U[:, keep], U[:, ~keep], cut
+
+
+@dataclass(frozen=True, eq=False)
+class ConsistencyResult:
+    """Outcome of ``consistency_test``.
+
+    Attributes:
+      test: "hotelling" (sample covariance) or "chi2" (exact covariance).
+      statistic: T^2 (inf after a zero-variance mismatch); dof: the covariance's rank r.
+      p_value, alpha, verdict: "consistent" or "inconsistent" (p <= alpha).
+      mean, stderr, exact: sample mean, standard error sqrt(Sigma_ii / N) and exact value, shaped like theta.
+      worst: index (into theta) of the component with the largest |z| (or the zero-variance mismatch).
+      n: sample size; exact_mismatch: a zero-variance direction disagrees beyond round-off.
+    """
+
+    test: str
+    statistic: float
+    dof: int
+    p_value: float
+    alpha: float
+    verdict: str
+    mean: np.ndarray
+    stderr: np.ndarray
+    exact: np.ndarray
+    worst: tuple[int, ...]
+    n: int
+    exact_mismatch: bool = False
+
+    @property
+    def consistent(self) -> bool:
+        return self.verdict == "consistent"
+
+    @property
+    def z(self) -> np.ndarray:
+        """(mean - exact) / stderr per component (inf or nan where stderr = 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (self.mean - self.exact) / self.stderr
+
+    def to_json(self) -> dict:
+        return {"test": self.test, "statistic": None if np.isinf(self.statistic) else float(self.statistic),
+                "dof": self.dof, "p_value": float(self.p_value), "alpha": self.alpha, "verdict": self.verdict,
+                "mean": self.mean.tolist(), "stderr": self.stderr.tolist(), "exact": self.exact.tolist(),
+                "worst": list(self.worst), "n": self.n, "exact_mismatch": self.exact_mismatch}
+
+
+def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: np.ndarray | None = None,
+                     scale: float = 0.0) -> ConsistencyResult:
+    """Test H0: E[g] = exact from the sample moments of g.
+
+    Args:
+      sample: moments of N per-episode values (flattened).
+      exact: the exact gradient, any shape with ``sample.mean.size`` entries (the results take its shape).
+      alpha: level of the test.
+      cov: the exact covariance of g [d, d]; None uses the sample covariance (Hotelling).
+      scale: size of the problem's numbers (e.g. ``moments.magnitude``) for the round-off allowance; the
+        data's own scale (|exact|, |mean|, largest std) is used when larger.
+
+    Returns:
+      ConsistencyResult.
+
+    Raises:
+      UsageError: alpha outside (0, 1), shapes disagree, or too few episodes (N <= r for Hotelling, N < 2).
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1000, 2)) @ np.array([[1.0, 1.0], [0.0, 0.0]])   # rank 1: x_0 = x_1
+    >>> consistency_test(SampleMoments.of(x), [0.0, 0.0]).verdict
+    'consistent'
+    >>> res = consistency_test(SampleMoments.of(x), [0.0, 0.5])             # leaves the support
+    >>> res.verdict, res.p_value, res.exact_mismatch
+    ('inconsistent', 0.0, True)
+    """
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    exact_arr = np.asarray(exact, dtype=float)
+    shape = exact_arr.shape
+    mu = exact_arr.ravel()
+    d = sample.mean.size
+    if mu.size != d:
+        raise UsageError(f"the exact value has {mu.size} components but the sample has {d}")
+    if sample.n < 2:
+        raise UsageError(f"a consistency test needs at least 2 episodes, got {sample.n}")
+    sigma = sample.cov if cov is None else np.asarray(cov, dtype=float)
+    lam, U, U0, cut = support(sigma)
+    r, n = lam.size, sample.n
+    if cov is None and n <= r:
+        raise UsageError(f"Hotelling's test needs more episodes than the covariance's rank {r}, got {n}")
+    diff = sample.mean - mu
+    stderr = np.sqrt(np.clip(np.diag(sigma), 0.0, None) / n)
+    big = max(scale, float(np.abs(mu).max(initial=0.0)), float(np.abs(sample.mean).max(initial=0.0)),
+              float(np.sqrt(lam.max(initial=0.0))))
+    tol_null = EXACT_RTOL * big + NULL_SIGMAS * np.sqrt(cut / n)
+    off = U0.T @ diff
+    test = "hotelling" if cov is None else "chi2"
+    shaped = lambda v: v.reshape(shape)  # noqa: E731
+    if off.size and np.abs(off).max() > tol_null:
+        worst = int(np.argmax(np.abs(U0 @ off)))
+        return ConsistencyResult(test, float("inf"), r, 0.0, alpha, "inconsistent", shaped(sample.mean),
+                                 shaped(stderr), exact_arr.copy(), _index(worst, shape), n, exact_mismatch=True)
+    y = U.T @ diff
+    T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
+    if r == 0:
+        p = 1.0
+    elif cov is None:
+        p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
+    else:
+        p = float(stats.chi2.sf(T2, r))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(stderr > 0, np.abs(diff) / np.where(stderr > 0, stderr, 1.0), 0.0)
+    worst = int(np.argmax(z)) if z.any() else int(np.argmax(np.abs(diff)))
+    return ConsistencyResult(test, T2, r, p, alpha, "inconsistent" if p <= alpha else "consistent",
+                             shaped(sample.mean), shaped(stderr), exact_arr.copy(), _index(worst, shape), n)
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def effect_size(bias, cov: np.ndarray, *, scale: float = 0.0) -> float:
+    """delta = sqrt(b^T Sigma^+ b) on the covariance's support; inf if b has a component off it (beyond round-off).
+
+    >>> effect_size([0.1, 0.0], np.diag([4.0, 0.0])), effect_size([0.0, 0.1], np.diag([4.0, 0.0]))
+    (0.05, inf)
+    """
+    b = np.asarray(bias, dtype=float).ravel()
+    lam, U, U0, _ = support(cov)
+    big = max(scale, float(np.abs(b).max(initial=0.0)), float(np.sqrt(lam.max(initial=0.0))))
+    if U0.size and np.abs(U0.T @ b).max() > EXACT_RTOL * big:
+        return float("inf")
+    return float(np.sqrt(np.sum((U.T @ b) ** 2 / lam))) if lam.size else 0.0
+
+
+def power(effect: float, n: int, dof: int, alpha: float, *, test: str = "chi2") -> float:
+    """Probability of rejecting at level alpha when the effect size is ``effect`` (non-central chi^2 or F).
+
+    >>> round(power(0.0, 1000, 3, 0.05), 3)
+    0.05
+    """
+    if np.isinf(effect):
+        return 1.0
+    nc = n * effect**2
+    if test == "chi2":
+        return float(stats.ncx2.sf(stats.chi2.isf(alpha, dof), dof, nc)) if nc > 0 else alpha
+    return float(stats.ncf.sf(stats.f.isf(alpha, dof, n - dof), dof, n - dof, nc)) if nc > 0 else alpha
+
+
+def detectable_effect(n: int, dof: int, alpha: float, target_power: float = 0.999, *, test: str = "chi2") -> float:
+    """The smallest effect size rejected with probability ``target_power`` by N episodes.
+
+    >>> delta = detectable_effect(20_000, 64, 1e-3)
+    >>> bool(delta < 0.1), round(power(delta, 20_000, 64, 1e-3), 6)
+    (True, 0.999)
+    """
+    f = lambda delta: power(delta, n, dof, alpha, test=test) - target_power  # noqa: E731
+    hi = 1.0
+    while f(hi) < 0:
+        hi *= 2
+    return float(optimize.brentq(f, 0.0, hi, xtol=1e-12, rtol=1e-10))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Rejections of a test whose level is alpha, over independent trials.
+
+    Attributes:
+      rejections, trials, alpha, confidence: the data and the confidence of the check.
+      rate: rejections / trials.
+      interval: exact (Clopper-Pearson) ``confidence`` interval for the true rejection rate.
+      p_value: two-sided binomial test of rate = alpha.
+      ok: the interval contains alpha (equivalently p_value >= 1 - confidence).
+    """
+
+    rejections: int
+    trials: int
+    alpha: float
+    confidence: float
+    rate: float
+    interval: tuple[float, float]
+    p_value: float
+    ok: bool
+
+
+def calibration(rejections: int, trials: int, alpha: float, *, confidence: float = 0.999) -> Calibration:
+    """Is a rejection count compatible with a test of level alpha? (``scipy.stats.binomtest``).
+
+    >>> calibration(12, 200, 0.05).ok, calibration(30, 200, 0.05).ok
+    (True, False)
+    """
+    res = stats.binomtest(int(rejections), int(trials), alpha)
+    ci = res.proportion_ci(confidence_level=confidence, method="exact")
+    lo, hi = float(ci.low), float(ci.high)
+    return Calibration(int(rejections), int(trials), alpha, confidence, rejections / trials, (lo, hi),
+                       float(res.pvalue), bool(lo <= alpha <= hi))
