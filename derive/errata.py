@@ -18,7 +18,7 @@ from typing import Any, Callable
 from sympy import Basic, Function, IndexedBase, Symbol, expand, factor
 
 from derive.continuous import uniform_counterexample
-from derive.grounding import TabularModel, ground, ground_value
+from derive.grounding import ground_value
 from derive.notation import (
     Density, Expectation, Grad, Integrate, Policy, Return, Transition, gamma, t, tau, theta,
     time_product, time_sum,
@@ -94,13 +94,14 @@ def objective_over_policy() -> tuple[Basic, Basic]:
 
 
 def transition_reward_dependence(sizes=(2, 2, 2)) -> dict[str, int]:
-    """How many transition and reward parameters p(tau|theta) and R(tau) involve."""
-    m = TabularModel(sizes)
-    P, r = set(m.P.values()), set(m.r.values())
-    p_syms = set().union(*[m.prob(tr).free_symbols for tr in m.trajectories])
-    R_syms = set().union(*[m.ret(tr).free_symbols for tr in m.trajectories])
-    return {"P in p(tau)": len(P & p_syms), "r in p(tau)": len(r & p_syms),
-            "r in R(tau)": len(r & R_syms), "P in R(tau)": len(P & R_syms)}
+    """How many transition and reward parameters sum_tau p(tau|theta) and sum_tau R(tau) involve."""
+    p_syms = {str(v) for v in ground_value(Integrate(Density(tau, theta), tau), sizes,
+                                           normalise=False).free_symbols}
+    R_syms = {str(v) for v in ground_value(Integrate(Return(tau), tau), sizes,
+                                           normalise=False).free_symbols}
+    count = lambda names, prefix: sum(n.startswith(prefix) for n in names)  # noqa: E731
+    return {"P in p(tau)": count(p_syms, "P_"), "r in p(tau)": count(p_syms, "r_"),
+            "r in R(tau)": count(R_syms, "r_"), "P in R(tau)": count(R_syms, "P_")}
 
 
 def undiscounted_rtg_bias(sizes=(1, 2, 2)) -> Basic:

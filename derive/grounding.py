@@ -12,7 +12,8 @@ generic f(x), and undefined functions pi_{s,a}(theta).  Where a rule needs
 normalisation the last action's probability is 1 - sum of the others (and
 likewise for P).  A step is proved when
 
-    symbolic:  expand(lhs - rhs) == 0 with every symbol free, or
+    symbolic:  lhs - rhs == 0 with every symbol free, in the normal form of
+               ``derive.laurent`` (what expand(lhs - rhs) == 0 decides, ~10x faster), or
     random:    lhs - rhs == 0 exactly at N random rational points (Schwartz-Zippel:
                a nonzero residual of degree <= D vanishes at a point drawn from a set
                of size M with probability <= D/M, so all N miss it w.p. <= (D/M)^N).
@@ -30,22 +31,20 @@ import itertools
 import random
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 
-from sympy import (
-    Add, Basic, Integer, Mul, Product, Rational, Sum, Symbol,
-    UnevaluatedExpr, Pow, expand, expand_log, factorint, log, numer, together,
-)
+from sympy.external.gmpy import MPQ
+from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, log, numer, together
 from sympy.core.relational import Equality
 
 from derive.notation import (
     Baseline, Density, Expectation, Grad, InitialDist, Integrate, Policy, Return, Reward,
     TestFn, Transition, H, gamma, tau, theta, x,
 )
+from derive.laurent import Atoms, Laurent, NotLaurent
 from derive.steps import Derivation, Step
 
 __all__ = ["Sizes", "TabularModel", "GroundingResult", "ground", "ground_step",
-           "ground_derivation", "ground_value", "canonical", "derivative", "DEFAULT_POINTS", "SAMPLE_SET_SIZE"]
+           "ground_derivation", "ground_value", "DEFAULT_POINTS", "SAMPLE_SET_SIZE"]
 
 DEFAULT_POINTS = 3
 SAMPLE_SET_SIZE = 2**31  # M: numerators drawn uniformly from 1..M
@@ -78,129 +77,137 @@ class Sizes:
 
 
 class TabularModel:
-    """The symbols (or rational values) of one tabular MDP, and its trajectories.
+    """The parameters of one tabular MDP as Laurent atoms (or rational values), and its trajectories.
 
     Args:
       sizes: (S, A, H).
       normalise: impose sum_a pi_{s,a} = 1 and sum_{s'} P(s'|s,a) = 1.
-      rng: if given, every parameter is a random rational instead of a symbol.
+      rng: if given, every parameter is a random rational instead of a symbol; the
+        pi_{s,a} and their derivatives dpi_{s,a} stay atoms until ``values``.
     """
 
     def __init__(self, sizes, normalise: bool = False, rng: random.Random | None = None):
         self.sizes = Sizes.of(sizes)
         S, A, n = self.sizes.as_tuple()
         self.normalise, self.rng = normalise, rng
-        self.H = Integer(n)
+        self.atoms = Atoms()
+        self.H = n
         self.gamma = self._value("gamma", positive=True)
         self.rho = [self._value(f"rho0_{s}", positive=True) for s in range(S)]
         self.b = [self._value(f"b_{s}") for s in range(S)]
         self.r = {(s, a, s2): self._value(f"r_{s}{a}{s2}")
                   for s in range(S) for a in range(A) for s2 in range(S)}
-        self.P = {(s, a, s2): self._value(f"P_{s}{a}_{s2}", positive=True, upper=Fraction(1, S))
+        self.P = {(s, a, s2): self._value(f"P_{s}{a}_{s2}", positive=True, upper=MPQ(1, S))
                   for s in range(S) for a in range(A) for s2 in range(S)}
-        # pi_{s,a}(theta) is a symbol whose theta-derivative is the symbol dpi_{s,a}:
-        # ``derivative`` below differentiates much faster than sympy.diff on Function(theta)
-        self.pi, self.dmap = {}, {}
+        # pi_{s,a}(theta): an atom whose theta-derivative is the atom dpi_{s,a}
+        self.pi, self.values = {}, {}
         for s, a in itertools.product(range(S), range(A)):
-            self.pi[s, a] = Symbol(f"pi_{s}{a}", positive=True)
-            self.dmap[self.pi[s, a]] = Symbol(f"dpi_{s}{a}", real=True)
-        # the values substituted after grounding (random mode only)
-        self.jet = {} if rng is None else {
-            sym: self._value("", positive=True, signed=(k == 1), upper=Fraction(1, A))
-            for pair in zip(self.dmap, self.dmap.values()) for k, sym in enumerate(pair)}
-        # Symbolically the normalised last entry stays a symbol until after the first
-        # expand: substituting 1 - sum first lets expand split (1 - p) before 1/(1 - p) cancels.
+            d = self.atoms.leaf(Symbol(f"dpi_{s}{a}", real=True))
+            self.pi[s, a] = self.atoms.leaf(Symbol(f"pi_{s}{a}", positive=True), d)
+            if rng is not None:
+                self.values[self._id(self.pi[s, a])] = _rand(rng, MPQ(1, A))
+                self.values[self._id(d)] = _rand(rng, MPQ(1, A), signed=True)
+        # Symbolically the normalised last entry stays an atom until the residual is
+        # formed (``post``), so that 1/pi_last still cancels against pi_last.
         self.post = {}
         if normalise:
             for s in range(S):
                 last, others = self.pi[s, A - 1], [self.pi[s, a] for a in range(A - 1)]
-                self.dmap[last] = -Add(*[self.dmap[o] for o in others])
+                k = self._id(last)
+                self.atoms.deriv[k] = -sum((self.atoms.deriv[self._id(o)] for o in others), Laurent())
+                rest = 1 - sum(others, Laurent())
                 if rng is None:
-                    self.post[last] = 1 - Add(*others)
+                    self.post[k] = rest
                 else:
-                    self.jet[last] = 1 - Add(*[self.jet[o] for o in others])
+                    self.values[k] = rest.substitute(self.values)
                 for a in range(A):
-                    rest = 1 - Add(*[self.P[s, a, s2] for s2 in range(S - 1)])
+                    rest = 1 - sum((self.P[s, a, s2] for s2 in range(S - 1)), Laurent())
                     if rng is None:
-                        self.post[self.P[s, a, S - 1]] = rest
+                        self.post[self._id(self.P[s, a, S - 1])] = rest
                     else:
                         self.P[s, a, S - 1] = rest
         self.trajectories = [
             (states, actions)
             for states in itertools.product(range(S), repeat=n + 1)
             for actions in itertools.product(range(A), repeat=n)]
-        self._prob, self._f = {}, {}
+        self._prob, self._f, self._ret, self.memo = {}, {}, {}, {}
 
-    def _value(self, name, positive=False, signed=False, upper=Fraction(1)):
+    @staticmethod
+    def _id(leaf: Laurent) -> int:
+        (m, _), = leaf.terms.items()
+        return m[0][0]
+
+    def _value(self, name, positive=False, upper=MPQ(1)) -> Laurent:
         if self.rng is None:
-            return Symbol(name, positive=True) if positive else Symbol(name, real=True)
-        k = self.rng.randint(1, SAMPLE_SET_SIZE - 1)
-        v = upper * Fraction(k, SAMPLE_SET_SIZE)
-        if signed and self.rng.random() < 0.5:
-            v = -v
-        return Rational(v.numerator, v.denominator)
+            return self.atoms.leaf(Symbol(name, positive=True) if positive else Symbol(name, real=True))
+        return Laurent.const(_rand(self.rng, upper))
 
-    def prob(self, traj) -> Basic:
-        """p(tau|theta) with rho_0: the product of 2H + 1 factors."""
+    def prob(self, traj) -> Laurent:
+        """p(tau|theta) with rho_0: a monomial of 2H + 1 factors."""
         if traj not in self._prob:
             states, actions = traj
-            self._prob[traj] = self.rho[states[0]] * Mul(*[
-                self.pi[states[k], actions[k]] * self.P[states[k], actions[k], states[k + 1]]
-                for k in range(len(actions))])
+            p = self.rho[states[0]]
+            for k in range(len(actions)):
+                p = p * self.pi[states[k], actions[k]] * self.P[states[k], actions[k], states[k + 1]]
+            self._prob[traj] = p
         return self._prob[traj]
 
-    def f(self, traj) -> Basic:
+    def f(self, traj) -> Laurent:
         """f(tau): an independent symbol (or rational) per trajectory."""
         if traj not in self._f:
             self._f[traj] = self._value(f"f_{len(self._f)}")
         return self._f[traj]
 
-    def reward(self, traj, k: int) -> Basic:
+    def reward(self, traj, k: int) -> Laurent:
         states, actions = traj
         return self.r[states[k], actions[k], states[k + 1]]
 
-    def ret(self, traj) -> Basic:
-        return Add(*[self.gamma**k * self.reward(traj, k) for k in range(len(traj[1]))])
+    def ret(self, traj) -> Laurent:
+        """R(tau) = sum_t gamma^t r_t."""
+        if traj not in self._ret:
+            self._ret[traj] = sum((self.gamma ** k * self.reward(traj, k)
+                                   for k in range(len(traj[1]))), Laurent())
+        return self._ret[traj]
+
+    def residual_is_zero(self, res: Laurent) -> bool:
+        """Whether ``res`` vanishes once the values (random) or normalisation (symbolic) are in."""
+        if res.is_zero():
+            return True
+        if self.values:
+            return res.substitute(self.values).is_zero()
+        if not self.post:
+            return False
+        try:
+            return res.substitute(self.post).is_zero()
+        except NotLaurent:
+            # 1/(1 - sum): compare over a common denominator instead
+            return expand(numer(together(res.to_expr(self.atoms).xreplace(
+                {self.atoms.expr[k]: v.to_expr(self.atoms) for k, v in self.post.items()})))) == 0
 
 
-def derivative(e: Basic, dmap: dict) -> Basic:
-    """d e / d theta for e built from +, *, numeric powers and log of symbols.
-
-    Args:
-      e: a grounded expression.
-      dmap: each theta-dependent symbol's derivative; other symbols are constants.
-
-    >>> p, dp = Symbol("p"), Symbol("dp")
-    >>> derivative(3 * p**2 + log(p), {p: dp})
-    6*dp*p + dp/p
-    """
-    if e.is_Symbol:
-        return dmap.get(e, Integer(0))
-    if e.is_Number:
-        return Integer(0)
-    if e.is_Add:
-        return Add(*[derivative(a, dmap) for a in e.args])
-    if e.is_Mul:
-        args, terms = e.args, []
-        for i, a in enumerate(args):
-            da = derivative(a, dmap)
-            if da != 0:
-                terms.append(Mul(*args[:i], da, *args[i + 1:]))
-        return Add(*terms)
-    if e.is_Pow and e.exp.is_Number:
-        db = derivative(e.base, dmap)
-        return Integer(0) if db == 0 else e.exp * e.base ** (e.exp - 1) * db
-    if isinstance(e, log):
-        du = derivative(e.args[0], dmap)
-        return Integer(0) if du == 0 else du / e.args[0]
-    raise ValueError(f"cannot differentiate {e}")
+def _rand(rng: random.Random, upper: MPQ, signed: bool = False) -> MPQ:
+    v = upper * MPQ(rng.randint(1, SAMPLE_SET_SIZE - 1), SAMPLE_SET_SIZE)
+    return -v if signed and rng.random() < 0.5 else v
 
 
 def _int(e, model, env) -> int:
-    v = ground(e, model, env)
-    if not v.is_Integer:
-        raise ValueError(f"index {e} does not evaluate to an integer (got {v})")
-    return int(v)
+    """Evaluate an index expression (t - 1, H - 1, ...) to an int."""
+    if e.is_Integer:
+        return int(e)
+    if e.is_Symbol:
+        if e in env:
+            return env[e]
+        if e == H:
+            return model.H
+        raise ValueError(f"unbound index {e}")
+    if e.is_Add:
+        return sum(_int(a, model, env) for a in e.args)
+    if e.is_Mul:
+        out = 1
+        for a in e.args:
+            out *= _int(a, model, env)
+        return out
+    raise ValueError(f"index {e} is not an integer expression")
 
 
 def _loop(fn, limits, model, env):
@@ -214,8 +221,18 @@ def _loop(fn, limits, model, env):
     return out
 
 
-def ground(e: Basic, model: TabularModel, env: dict) -> Basic:
-    """Interpret a notation expression on ``model``.
+def _product(items) -> Laurent:
+    out = _ONE
+    for i in items:
+        out = out * i
+    return out
+
+
+_ONE = Laurent.const(1)
+
+
+def ground(e: Basic, model: TabularModel, env: dict) -> Laurent:
+    """Interpret a notation expression on ``model`` as a Laurent polynomial.
 
     Args:
       e: an expression built from ``derive.notation``.
@@ -225,14 +242,15 @@ def ground(e: Basic, model: TabularModel, env: dict) -> Basic:
 
     Raises:
       ValueError: for an unbound variable or an unknown node.
+      NotLaurent: for a division by a sum or the log of a sum.
     """
     if isinstance(e, (Expectation, Integrate)):
         var = e.density.var if isinstance(e, Expectation) else e.var
-        terms = []
+        parts = []
         for tr in model.trajectories:
             g = ground(e.body, model, {**env, var: tr, "_traj": tr})
-            terms.append(model.prob(tr) * g if isinstance(e, Expectation) else g)
-        return Add(*terms)
+            parts.append(model.prob(tr) * g if isinstance(e, Expectation) else g)
+        return Laurent.sum(parts)
     if isinstance(e, (Density, TestFn, Return)):
         tr = env.get(e.args[0])
         if tr is None:
@@ -254,27 +272,39 @@ def ground(e: Basic, model: TabularModel, env: dict) -> Basic:
     if isinstance(e, Grad):
         if e.wrt != theta:
             raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
-        return derivative(ground(e.expr, model, env), model.dmap)
+        # the same score grad log pi(a_t|s_t) recurs in every inner sum: memoise per binding
+        key = (e, env.get("_traj"), tuple((k, v) for k, v in env.items() if isinstance(v, int)))
+        if key not in model.memo:
+            model.memo[key] = ground(e.expr, model, env).derivative(model.atoms)
+        return model.memo[key]
     if isinstance(e, Sum):
-        return Add(*_loop(e.function, e.limits, model, env))
+        return Laurent.sum(_loop(e.function, e.limits, model, env))
     if isinstance(e, Product):
-        return Mul(*_loop(e.function, e.limits, model, env))
+        return _product(_loop(e.function, e.limits, model, env))
     if isinstance(e, UnevaluatedExpr):
         return ground(e.args[0], model, env)
     if isinstance(e, Symbol):
         if e in env:
-            return Integer(env[e])
+            return Laurent.const(env[e])
         if e == H:
-            return model.H
+            return Laurent.const(model.H)
         if e == gamma:
             return model.gamma
-        if e == theta:
-            return e
         raise ValueError(f"unbound symbol {e}")
-    if e.is_Number:
-        return e
-    if e.is_Add or e.is_Mul or e.is_Pow or isinstance(e, log):
-        return e.func(*[ground(a, model, env) for a in e.args])
+    if e.is_Integer:
+        return Laurent.const(int(e))
+    if e.is_Rational:
+        return Laurent.const(MPQ(int(e.p), int(e.q)))
+    if e.is_Add:
+        return Laurent.sum(ground(a, model, env) for a in e.args)
+    if e.is_Mul:
+        return _product(ground(a, model, env) for a in e.args)
+    if e.is_Pow and e.exp.is_Integer:
+        return ground(e.base, model, env) ** int(e.exp)
+    if e.is_Pow:
+        return ground(e.base, model, env) ** _int(e.exp, model, env)
+    if isinstance(e, log):
+        return model.atoms.log(ground(e.args[0], model, env))
     raise ValueError(f"cannot ground {type(e).__name__}: {e}")
 
 
@@ -288,42 +318,6 @@ def _free_trajectory_vars(e: Basic, bound=frozenset()) -> set:
     return set().union(*[_free_trajectory_vars(a, bound) for a in e.args]) if e.args else set()
 
 
-def _log_primes(e: Basic) -> Basic:
-    """Rewrite log(q), q a positive rational, over log-of-prime symbols (Q-independent)."""
-    def split(q):
-        out = Integer(0)
-        for num, sign in ((q.p, 1), (q.q, -1)):
-            for prime, mult in factorint(num).items():
-                out += sign * mult * Symbol(f"log{prime}")
-        return out
-    return e.replace(lambda n: isinstance(n, log) and n.args[0].is_Rational and n.args[0] > 0,
-                     lambda n: split(n.args[0]))
-
-
-def _is_zero(residual: Basic, model: TabularModel) -> bool:
-    r = residual.xreplace(model.jet)
-    if model.rng is not None:
-        return expand(_log_primes(r)) == 0 if r.has(log) else r == 0
-    if r.has(log):
-        r = expand_log(r, force=True)
-    r = expand(r)
-    if r != 0 and model.post:
-        r = expand(r.xreplace(model.post))
-    if r != 0 and any(p.exp.is_negative and p.base.is_Add for p in r.atoms(Pow)):
-        # 1/(1 - p) terms: expand's form is not canonical, so compare over a common denominator
-        r = expand(numer(together(r)))
-    return r == 0
-
-
-def canonical(value: Basic, model: TabularModel) -> Basic:
-    """The expanded value of a grounded expression (pi jets and normalisation substituted)."""
-    r = value.xreplace(model.jet)
-    if r.has(log) and model.rng is None:
-        r = expand_log(r, force=True)
-    r = expand(r)
-    return expand(r.xreplace(model.post)) if model.post else r
-
-
 def ground_value(e: Basic, sizes, normalise: bool = True) -> Basic:
     """The closed form of a trajectory-free expression on a symbolic tabular MDP.
 
@@ -332,10 +326,13 @@ def ground_value(e: Basic, sizes, normalise: bool = True) -> Basic:
     rho0_0 + rho0_1
     """
     model = TabularModel(sizes, normalise)
-    return canonical(ground(e, model, {}), model)
+    v = ground(e, model, {})
+    if model.post:
+        v = v.substitute(model.post)
+    return v.to_expr(model.atoms)
 
 
-def _residuals(step: Step, model: TabularModel) -> list[Basic]:
+def _residuals(step: Step, model: TabularModel) -> list[Laurent]:
     eq = step.after if step.is_equation else None
     e = (eq.lhs - eq.rhs) if eq is not None else (step.before - step.after)
     free = _free_trajectory_vars(e)
@@ -399,13 +396,13 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
     ok, message = True, ""
     for model in models:
         for res in _residuals(step, model):
-            if not _is_zero(res, model):
-                ok, message = False, f"nonzero residual {str(res.xreplace(model.jet))[:300]}"
+            if not model.residual_is_zero(res):
+                ok, message = False, f"nonzero residual {str(res.to_expr(model.atoms))[:300]}"
                 break
         if not ok:
             break
     if ok:
-        message = ("expand(lhs - rhs) == 0" if rng is None else
+        message = ("lhs - rhs == 0 exactly (Laurent normal form)" if rng is None else
                    f"lhs - rhs == 0 at {points} random rational points (M = 2^31, "
                    f"degree <= {sz.degree_bound()})")
         if norm:
