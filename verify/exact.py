@@ -104,8 +104,11 @@ def _by_enumeration(mdp: TabularMDP, policy: Policy) -> GradientResult:
 
 # --- transition operators on the live states (dense or scipy.sparse, built once per MDP) ---------------------------
 
-SPARSE_MIN_STATES = 128     # below this, dense BLAS beats scipy.sparse's per-call overhead
-SPARSE_MAX_DENSITY = 0.05   # fraction of nonzero P[s, a, s'] among live states
+# Below ~32 live states dense BLAS beats scipy.sparse's per-call overhead. Above, sparse rows (gridworlds: a few
+# successors per action) win, and single-threaded scipy.sparse also escapes BLAS thread oversubscription on a busy
+# machine (FrozenLake 8x8 DP: 2 ms sparse vs 28 ms dense with default OpenBLAS threads under load, see benchmarks/).
+SPARSE_MIN_STATES = 32
+SPARSE_MAX_DENSITY = 0.1    # fraction of nonzero P[s, a, s'] among live states
 
 _OPERATORS: "weakref.WeakKeyDictionary[TabularMDP, dict]" = weakref.WeakKeyDictionary()
 
