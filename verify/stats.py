@@ -19,6 +19,7 @@ effect size (Mahalanobis distance in per-episode standard deviations; infinite i
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,7 +144,8 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
       ConsistencyResult.
 
     Raises:
-      UsageError: alpha outside (0, 1), shapes disagree, or too few episodes (N <= r for Hotelling, N < 2).
+      UsageError: alpha outside (0, 1), shapes disagree, or fewer than 2 episodes. (A sample covariance has
+        rank r <= N - 1, so Hotelling's F(r, N - r) always has its degrees of freedom.)
 
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(1000, 2)) @ np.array([[1.0, 1.0], [0.0, 0.0]])   # rank 1: x_0 = x_1
@@ -166,8 +168,6 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     sigma = sample.cov if cov is None else np.asarray(cov, dtype=float)
     lam, U, U0, cut = support(sigma)
     r, n = lam.size, sample.n
-    if cov is None and n <= r:
-        raise UsageError(f"Hotelling's test needs more episodes than the covariance's rank {r}, got {n}")
     diff = sample.mean - mu
     stderr = np.sqrt(np.clip(np.diag(sigma), 0.0, None) / n)
     big = max(scale, float(np.abs(mu).max(initial=0.0)), float(np.abs(sample.mean).max(initial=0.0)),
@@ -213,6 +213,16 @@ def effect_size(bias, cov: np.ndarray, *, scale: float = 0.0) -> float:
     return float(np.sqrt(np.sum((U.T @ b) ** 2 / lam))) if lam.size else 0.0
 
 
+def _critical(n: int, dof: int, alpha: float, test: str) -> float:
+    return float(stats.chi2.isf(alpha, dof) if test == "chi2" else stats.f.isf(alpha, dof, n - dof))
+
+
+def _power_nc(nc: float, n: int, dof: int, crit: float, test: str) -> float:
+    if test == "chi2":
+        return float(stats.ncx2.sf(crit, dof, nc))
+    return float(stats.ncf.sf(crit, dof, n - dof, nc))
+
+
 def power(effect: float, n: int, dof: int, alpha: float, *, test: str = "chi2") -> float:
     """Probability of rejecting at level alpha when the effect size is ``effect`` (non-central chi^2 or F).
 
@@ -222,11 +232,10 @@ def power(effect: float, n: int, dof: int, alpha: float, *, test: str = "chi2") 
     if np.isinf(effect):
         return 1.0
     nc = n * effect**2
-    if test == "chi2":
-        return float(stats.ncx2.sf(stats.chi2.isf(alpha, dof), dof, nc)) if nc > 0 else alpha
-    return float(stats.ncf.sf(stats.f.isf(alpha, dof, n - dof), dof, n - dof, nc)) if nc > 0 else alpha
+    return _power_nc(nc, n, dof, _critical(n, dof, alpha, test), test) if nc > 0 else alpha
 
 
+@functools.lru_cache(maxsize=256)
 def detectable_effect(n: int, dof: int, alpha: float, target_power: float = 0.999, *, test: str = "chi2") -> float:
     """The smallest effect size rejected with probability ``target_power`` by N episodes.
 
@@ -234,11 +243,13 @@ def detectable_effect(n: int, dof: int, alpha: float, target_power: float = 0.99
     >>> bool(delta < 0.1), round(power(delta, 20_000, 64, 1e-3), 6)
     (True, 0.999)
     """
-    f = lambda delta: power(delta, n, dof, alpha, test=test) - target_power  # noqa: E731
+    crit = _critical(n, dof, alpha, test)
+    f = lambda nc: _power_nc(nc, n, dof, crit, test) - target_power  # noqa: E731
     hi = 1.0
     while f(hi) < 0:
         hi *= 2
-    return float(optimize.brentq(f, 0.0, hi, xtol=1e-12, rtol=1e-10))
+    nc = optimize.brentq(f, 0.0, hi, xtol=1e-10, rtol=1e-12)
+    return float(np.sqrt(nc / n))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,191 @@
+"""The consistency test: p-values against textbook tests, singular covariances, calibration and power.
+
+False-alarm rates, stated per test:
+- calibration: 8 binomial checks at confidence 0.999, so a correct test fails one with probability <= 0.8%;
+- power: every counted case has power >= 1 - 1e-6 (asserted), so with at most 200 cases a correct test misses
+  one with probability <= 2e-4;
+- synthetic p-value tests: fixed seeds, tolerances from the stated alpha.
+Seeds are fixed, so every outcome is deterministic.
+"""
+import numpy as np
+import pytest
+from scipy import stats
+
+from verify.builtin import builtin_examples
+from verify.errors import UsageError
+from verify.estimators import ESTIMATORS
+from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, EFFECT_SIZE, run_check, run_estimators
+from verify.mdp import TabularMDP
+from verify.moments import exact_moments_all
+from verify.policy import LinearSoftmax, TabularSoftmax
+from verify.problem import Problem
+from verify.stats import (SampleMoments, calibration, consistency_test, detectable_effect, effect_size, power,
+                          support)
+
+UNBIASED = [e for e in ESTIMATORS if e.unbiased]
+PITFALLS = [e for e in ESTIMATORS if not e.unbiased]
+
+
+def random_problem(seed: int) -> Problem:
+    """A small dense random MDP (2-3 states, 2-3 actions, horizon 2-4, gamma in {1, 0.9, 0.5}) and policy."""
+    rng = np.random.default_rng(seed)
+    S, A, H = rng.integers(2, 4), rng.integers(2, 4), int(rng.integers(2, 5))
+    terminal = [S - 1] if rng.random() < 0.5 else None
+    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=rng.dirichlet(np.ones(S), size=(S, A)),
+                     rewards=rng.normal(size=(S, A, S)), terminal=terminal, gamma=float(rng.choice([1.0, 0.9, 0.5])),
+                     horizon=H, name=f"random{seed}")
+    if rng.random() < 0.3:
+        policy = LinearSoftmax(rng.normal(size=(S, A, 2)), rng.normal(size=2))
+    else:
+        policy = TabularSoftmax(rng.normal(size=(S, A)))
+    return Problem(mdp, policy)
+
+
+# --- the test itself ----------------------------------------------------------------------------------------------
+
+def test_merged_moments_equal_moments_of_the_union():
+    x = np.random.default_rng(0).normal(size=(1000, 3)) * [1.0, 1e3, 1e-3] + 1e6
+    parts = [SampleMoments.of(x[i:i + 137]) for i in range(0, 1000, 137)]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merge(p)
+    assert merged.n == 1000
+    np.testing.assert_allclose(merged.mean, x.mean(axis=0), rtol=1e-14)
+    # Errors relative to sqrt(var_i var_j): the data's own rounding (1e-16 * 1e6 against a std of 1e-3) is 1e-7.
+    ref = np.cov(x.T)
+    sd = np.sqrt(np.diag(ref))
+    assert (np.abs(merged.cov - ref) / np.outer(sd, sd)).max() < 1e-6
+
+
+def test_one_dimensional_p_values_are_the_textbook_ones():
+    x = np.random.default_rng(1).normal(0.05, 1.0, size=(500, 1))
+    hot = consistency_test(SampleMoments.of(x), [0.0], alpha=0.05)
+    assert hot.test == "hotelling" and hot.dof == 1
+    assert hot.p_value == pytest.approx(stats.ttest_1samp(x[:, 0], 0.0).pvalue, rel=1e-10)
+    chi = consistency_test(SampleMoments.of(x), [0.0], cov=np.eye(1), alpha=0.05)
+    z = x.mean() / np.sqrt(1 / 500)
+    assert chi.p_value == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-10)
+
+
+def test_singular_covariance_uses_the_support_and_demands_exact_agreement_off_it():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(2000, 2))
+    # Components: (u, v, u + v, 3): rank 2, and the last component never varies.
+    x = np.column_stack([base, base.sum(axis=1), np.full(2000, 3.0)])
+    exact = np.array([0.0, 0.0, 0.0, 3.0])
+    ok = consistency_test(SampleMoments.of(x), exact)
+    assert ok.consistent and ok.dof == 2 and not ok.exact_mismatch
+    # Round-off in a zero-variance component is not a discrepancy ...
+    assert consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-13]).consistent
+    # ... but a real one is decisive, and names the component.
+    bad = consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-6])
+    assert (bad.verdict, bad.p_value, bad.exact_mismatch, bad.worst) == ("inconsistent", 0.0, True, (3,))
+    # An exact value off the support of the linear constraint x2 = x0 + x1 is caught the same way.
+    assert consistency_test(SampleMoments.of(x), [0.0, 0.0, 0.01, 3.0]).exact_mismatch
+
+
+def test_worst_component_has_the_largest_z():
+    x = np.random.default_rng(3).normal(size=(400, 3)) * [1.0, 10.0, 0.1]
+    res = consistency_test(SampleMoments.of(x), [0.0, 0.0, 0.05])
+    assert res.worst == (2,) and not res.consistent
+    assert res.z[2] == pytest.approx((x[:, 2].mean() - 0.05) / (x[:, 2].std(ddof=1) / 20))
+
+
+@pytest.mark.parametrize("test_cov", [None, "exact"])
+def test_synthetic_calibration_with_a_singular_covariance(test_cov):
+    # 400 Gaussian samples of size 50 in R^4 with rank 3: the rejection rate at 0.05 must be 0.05.
+    rng = np.random.default_rng(4)
+    L = np.array([[1.0, 0, 0], [0.5, 1, 0], [0, 0, 2], [1.5, 1, 0]])
+    rejections = 0
+    for _ in range(400):
+        x = rng.normal(size=(50, 3)) @ L.T
+        cov = None if test_cov is None else L @ L.T
+        rejections += not consistency_test(SampleMoments.of(x), np.zeros(4), alpha=0.05, cov=cov).consistent
+    assert calibration(rejections, 400, 0.05).ok, rejections
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(alpha=0.0), "alpha must lie strictly between 0 and 1, got 0.0"),
+    (dict(alpha=1.0), "alpha must lie strictly between 0 and 1, got 1.0"),
+    (dict(exact=[0.0]), "the exact value has 1 components but the sample has 2"),
+    (dict(x=np.zeros((1, 2))), "at least 2 episodes, got 1"),
+])
+def test_bad_test_inputs(kwargs, message):
+    x = kwargs.pop("x", np.random.default_rng(0).normal(size=(10, 2)))
+    exact = kwargs.pop("exact", [0.0, 0.0])
+    with pytest.raises(UsageError, match=message):
+        consistency_test(SampleMoments.of(x), exact, **kwargs)
+
+
+def test_effect_size_power_and_detectable_effect():
+    cov = np.array([[4.0, 0.0], [0.0, 1.0]])
+    assert effect_size([0.2, 0.1], cov) == pytest.approx(np.sqrt(0.01 + 0.01))
+    lam, U, U0, _ = support(np.diag([1.0, 0.0]))
+    assert effect_size([0.0, 1e-3], np.diag([1.0, 0.0])) == np.inf and U0.shape == (2, 1)
+    assert power(0.0, 100, 3, 0.05) == pytest.approx(0.05)
+    powers = [power(d, 1000, 3, 1e-3) for d in (0.05, 0.1, 0.2, 0.3)]
+    assert powers == sorted(powers) and powers[0] < 0.1 and powers[-1] > 0.999
+    d = detectable_effect(5000, 10, 1e-3, 0.99, test="hotelling")
+    assert power(d, 5000, 10, 1e-3, test="hotelling") == pytest.approx(0.99, abs=1e-8)
+
+
+@pytest.mark.parametrize("dof", [1, 3, 12, 64])
+def test_default_episodes_detect_the_stated_effect_size(dof):
+    for test in ("chi2", "hotelling"):
+        assert power(EFFECT_SIZE, DEFAULT_EPISODES, dof, DEFAULT_ALPHA, test=test) >= 0.999
+        assert detectable_effect(DEFAULT_EPISODES, dof, DEFAULT_ALPHA, test=test) <= EFFECT_SIZE
+
+
+def test_calibration_helper_matches_the_binomial_distribution():
+    c = calibration(10, 200, 0.05)
+    assert c.rate == 0.05 and c.ok and c.p_value == pytest.approx(1.0)
+    assert c.interval[0] == pytest.approx(stats.beta.ppf(0.0005, 10, 191))
+    lo_ok = [k for k in range(0, 40) if calibration(k, 200, 0.05).ok]
+    assert lo_ok == list(range(lo_ok[0], lo_ok[-1] + 1)) and 1 <= lo_ok[0] <= 3 and 19 <= lo_ok[-1] <= 22
+
+
+# --- the whole pipeline on MDPs: calibration and power ------------------------------------------------------------
+
+CALIBRATION_MDPS = 200
+
+
+@pytest.mark.parametrize("covariance", ["exact", "sample"])
+def test_unbiased_estimators_reject_at_rate_alpha_over_random_mdps(covariance):
+    rejections = dict.fromkeys((e.name for e in UNBIASED), 0)
+    for i in range(CALIBRATION_MDPS):
+        for r in run_estimators(random_problem(i), UNBIASED, episodes=2000, seed=1000 + i, alpha=0.05,
+                                covariance=covariance):
+            rejections[r.estimator.name] += not r.test.consistent
+    for name, k in rejections.items():
+        c = calibration(k, CALIBRATION_MDPS, 0.05, confidence=0.999)
+        assert c.ok, f"{name}: {k}/{CALIBRATION_MDPS} rejections, 99.9% interval {c.interval} excludes 0.05"
+
+
+def test_pitfalls_with_the_stated_effect_are_caught_and_zero_bias_is_not_a_miss():
+    problems = [p for p in builtin_examples().values() if p.mdp.horizon is not None]
+    problems += [random_problem(5000 + i) for i in range(30)]
+    counted = {e.name: 0 for e in PITFALLS}
+    no_bias = 0
+    for j, problem in enumerate(problems):
+        moments = exact_moments_all(PITFALLS, problem.mdp, problem.policy)
+        results = run_estimators(problem, PITFALLS, seed=j)      # default episodes and alpha
+        for r in results:
+            m = moments[r.estimator.name]
+            if not m.biased:
+                no_bias += 1
+                continue
+            effect = r.effect
+            if np.isinf(effect):      # the bias leaves the covariance's support: found exactly, power 1
+                assert r.test.exact_mismatch, f"{problem.mdp.name}: missed {r.estimator.name} (infinite effect)"
+                counted[r.estimator.name] += 1
+            elif effect >= EFFECT_SIZE:
+                assert power(EFFECT_SIZE, r.episodes, r.test.dof, r.alpha, test=r.test.test) >= 1 - 1e-6
+                assert not r.test.consistent, f"{problem.mdp.name}: missed {r.estimator.name} (effect {effect:.3g})"
+                counted[r.estimator.name] += 1
+    assert all(k >= 3 for k in counted.values()), counted       # the assertion above was not vacuous
+    assert no_bias >= 1
+    # Zero exact bias is not a miss: on the bandit (gamma = 1, one step) restarting the discount changes nothing,
+    # so check expects consistency there and passes.
+    check = run_check(builtin_examples()["bandit"], episodes=5000)
+    row = next(r for r in check.rows if r.mc.estimator.name == "rtg_restart_discount")
+    assert (row.expected, row.passed) == ("no bias here", True) and check.passed
