@@ -245,7 +245,8 @@ def cmd_fuzz(args) -> int:
     to_stdout = args.out == "-"
     # Refuse an existing file before spending the search budget.
     out = None if to_stdout else _writable_output(args.out or str(fuzz.default_output(claim)), args.force)
-    cx = fuzz.search(claim, examples=args.examples, seed=args.seed)
+    with fuzz.scratch_hypothesis_storage():
+        cx = fuzz.search(claim, examples=args.examples, seed=args.seed)
     if cx is None:
         print(f"claim {claim.name}: no counterexample in {args.examples} examples (seed {args.seed}). "
               "The claim survived this search; that is evidence, not a proof.")

@@ -12,14 +12,17 @@ Deterministic for a given seed: the search runs from ``random.Random(seed)`` wit
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, find, settings, target
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
@@ -32,9 +35,9 @@ from verify.policy import LinearSoftmax, Policy, TabularSoftmax
 from verify.problem import Problem, problem_to_dict
 from verify.strategies import problems
 
-__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names", "counterexample_to_dict",
-           "default_output", "describe", "get_claim", "search", "without_unreachable_states",
-           "write_counterexample"]
+__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names",
+           "counterexample_to_dict", "default_output", "describe", "get_claim", "scratch_hypothesis_storage",
+           "search", "without_unreachable_states", "write_counterexample"]
 
 DEFAULT_EXAMPLES = 1000
 VARIANCE_RTOL = 1e-9     # an increase below this fraction of the variance is float round-off, not a counterexample
@@ -180,8 +183,10 @@ def search(claim: Claim, *, examples: int = DEFAULT_EXAMPLES, seed: int = 0) -> 
         target(verdict.violation, label="violation")
         return not verdict.holds
 
-    # No database (no state across runs), no explain phase (it only annotates failures of @given tests).
-    config = settings(database=None, max_examples=examples, deadline=None,
+    # Built on the "default" profile, not the loaded one (a test profile may derandomize and ignore the seed);
+    # no database (no state across runs); no explain phase (it only annotates failures of @given tests).
+    config = settings(settings.get_profile("default"), database=None, derandomize=False,
+                      max_examples=examples, deadline=None,
                       phases=[Phase.generate, Phase.target, Phase.shrink],
                       suppress_health_check=list(HealthCheck))
     try:
@@ -224,6 +229,21 @@ def without_unreachable_states(problem: Problem) -> Problem | None:
     if isinstance(pol, LinearSoftmax):
         return Problem(small, LinearSoftmax(pol.features[keep], pol.theta))
     return Problem(small, TabularSoftmax(pol.theta[keep]))
+
+
+@contextlib.contextmanager
+def scratch_hypothesis_storage():
+    """Point Hypothesis' storage directory at a temporary one for the duration.
+
+    Even without an example database Hypothesis caches constants it harvests from source files under
+    ``./.hypothesis``; a command-line search should leave nothing behind in the user's working directory.
+    """
+    with tempfile.TemporaryDirectory(prefix="pgverify-fuzz-") as tmp:
+        set_hypothesis_home_dir(tmp)
+        try:
+            yield
+        finally:
+            set_hypothesis_home_dir(None)
 
 
 def _fmt(value) -> str:
