@@ -8,15 +8,19 @@ H, where trajectories are tau = (s_0, a_0, ..., s_{H-1}, a_{H-1}, s_H) and
     E_tau[g] = sum_tau p(tau|theta) g(tau),   int dx g = sum_tau g(tau),
 
 with symbolic rho_0, P, r, b, gamma, a symbol f_tau per trajectory for the
-generic f(x), and undefined functions pi_{s,a}(theta).  Where a rule needs
-normalisation the last action's probability is 1 - sum of the others (and
-likewise for P).  A step is proved when
+generic f(x), and policy functions pi_{s,a}(theta) left undefined: each is
+carried as its value pi_{s,a} and derivative dpi_{s,a} at theta (every step
+differentiates at most once, so this first-order jet is exact).  Where a rule
+needs normalisation the last action's probability is 1 - sum of the others,
+so dpi_{s,A-1} = -sum of the others (and likewise sum_{s'} P = 1).  A step is
+proved when
 
     symbolic:  lhs - rhs == 0 with every symbol free, in the normal form of
                ``derive.laurent`` (what expand(lhs - rhs) == 0 decides, ~10x faster), or
-    random:    lhs - rhs == 0 exactly at N random rational points (Schwartz-Zippel:
-               a nonzero residual of degree <= D vanishes at a point drawn from a set
-               of size M with probability <= D/M, so all N miss it w.p. <= (D/M)^N).
+    random:    lhs - rhs == 0 exactly at N random points, every parameter an integer
+               drawn from {1, ..., M}, M = 2^20 (Schwartz-Zippel: a nonzero residual,
+               cleared of denominators, of degree <= D vanishes at such a point with
+               probability <= D/M, so all N points miss it w.p. <= (D/M)^N).
 
 Steps (9)-(13) have a free tau: they are checked for every trajectory separately.
 
@@ -47,7 +51,7 @@ __all__ = ["Sizes", "TabularModel", "GroundingResult", "ground", "ground_step",
            "ground_derivation", "ground_value", "DEFAULT_POINTS", "SAMPLE_SET_SIZE"]
 
 DEFAULT_POINTS = 3
-SAMPLE_SET_SIZE = 2**31  # M: numerators drawn uniformly from 1..M
+SAMPLE_SET_SIZE = 2**20  # M: random points are drawn uniformly from {1, ..., M}
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class TabularModel:
         self.b = [self._value(f"b_{s}") for s in range(S)]
         self.r = {(s, a, s2): self._value(f"r_{s}{a}{s2}")
                   for s in range(S) for a in range(A) for s2 in range(S)}
-        self.P = {(s, a, s2): self._value(f"P_{s}{a}_{s2}", positive=True, upper=MPQ(1, S))
+        self.P = {(s, a, s2): self._value(f"P_{s}{a}_{s2}", positive=True)
                   for s in range(S) for a in range(A) for s2 in range(S)}
         # pi_{s,a}(theta): an atom whose theta-derivative is the atom dpi_{s,a}
         self.pi, self.values = {}, {}
@@ -105,8 +109,8 @@ class TabularModel:
             d = self.atoms.leaf(Symbol(f"dpi_{s}{a}", real=True))
             self.pi[s, a] = self.atoms.leaf(Symbol(f"pi_{s}{a}", positive=True), d)
             if rng is not None:
-                self.values[self._id(self.pi[s, a])] = _rand(rng, MPQ(1, A))
-                self.values[self._id(d)] = _rand(rng, MPQ(1, A), signed=True)
+                self.values[self._id(self.pi[s, a])] = _rand(rng)
+                self.values[self._id(d)] = _rand(rng, signed=True)
         # Symbolically the normalised last entry stays an atom until the residual is
         # formed (``post``), so that 1/pi_last still cancels against pi_last.
         self.post = {}
@@ -137,10 +141,10 @@ class TabularModel:
         (m, _), = leaf.terms.items()
         return m[0][0]
 
-    def _value(self, name, positive=False, upper=MPQ(1)) -> Laurent:
+    def _value(self, name, positive=False) -> Laurent:
         if self.rng is None:
             return self.atoms.leaf(Symbol(name, positive=True) if positive else Symbol(name, real=True))
-        return Laurent.const(_rand(self.rng, upper))
+        return Laurent.const(_rand(self.rng))
 
     def prob(self, traj) -> Laurent:
         """p(tau|theta) with rho_0: a monomial of 2H + 1 factors."""
@@ -185,8 +189,10 @@ class TabularModel:
                 {self.atoms.expr[k]: v.to_expr(self.atoms) for k, v in self.post.items()})))) == 0
 
 
-def _rand(rng: random.Random, upper: MPQ, signed: bool = False) -> MPQ:
-    v = upper * MPQ(rng.randint(1, SAMPLE_SET_SIZE - 1), SAMPLE_SET_SIZE)
+def _rand(rng: random.Random, signed: bool = False) -> int:
+    # integers, not probabilities: a polynomial identity test needs no range, and
+    # small exact ints keep the arithmetic cheap (no rational blow-up)
+    v = rng.randint(1, SAMPLE_SET_SIZE)
     return -v if signed and rng.random() < 0.5 else v
 
 
@@ -403,7 +409,7 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
             break
     if ok:
         message = ("lhs - rhs == 0 exactly (Laurent normal form)" if rng is None else
-                   f"lhs - rhs == 0 at {points} random rational points (M = 2^31, "
+                   f"lhs - rhs == 0 at {points} random rational points (M = 2^20, "
                    f"degree <= {sz.degree_bound()})")
         if norm:
             message += "; normalisation imposed"

@@ -6,9 +6,10 @@ rule rewrites every subexpression of the form it matches and raises
 ``RuleError`` when it matches none, so a rule cited for the wrong step fails
 loudly instead of returning its input.
 
->>> from derive.notation import Grad, Expectation, TestFn, Density, x, theta
->>> EXPECTATION_AS_INTEGRAL.apply(Grad(Expectation(TestFn(x), Density(x, theta))))
-grad_theta(Int(dx, f(x)*p(x|theta)))
+>>> from derive.notation import Grad, Expectation, Integrate, TestFn, Density, x, theta
+>>> f, p = TestFn(x), Density(x, theta)
+>>> EXPECTATION_AS_INTEGRAL.apply(Grad(Expectation(f, p))) == Grad(Integrate(f * p, x))
+True
 """
 
 from __future__ import annotations
