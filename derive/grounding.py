@@ -409,7 +409,7 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
             break
     if ok:
         message = ("lhs - rhs == 0 exactly (Laurent normal form)" if rng is None else
-                   f"lhs - rhs == 0 at {points} random rational points (M = 2^20, "
+                   f"lhs - rhs == 0 at {points} random integer points (M = 2^20, "
                    f"degree <= {sz.degree_bound()})")
         if norm:
             message += "; normalisation imposed"

@@ -31,8 +31,8 @@ def test_normalisation_steps_symbolic_at_3_2_3(number):
 
 
 def test_random_points_at_2_2_3():
-    results = [r for d in DERIVATIONS for r in ground_derivation(d, (2, 2, 3), "random", points=2)]
-    assert all(r.ok and r.method == "random-rational" and r.points == 2 for r in results)
+    results = [r for d in DERIVATIONS for r in ground_derivation(d, (2, 2, 3), "random", points=1)]
+    assert all(r.ok and r.method == "random-rational" and r.points == 1 for r in results)
 
 
 def test_trajectory_mass_is_one_when_normalised():
