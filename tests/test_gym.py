@@ -262,3 +262,21 @@ def test_gymnasium_sampler_is_reproducible_and_follows_the_model(frozen_lake, gy
     np.testing.assert_array_equal(a.r_t[m], mdp.rewards[s, act, s_next])
     ended = a.lengths < mdp.horizon
     assert np.all(mdp.terminal[a.s_t[np.arange(a.n), a.lengths]][ended])
+
+
+def test_cli_mc_with_gymnasiums_sampler(frozen_lake, tmp_path, capsys):
+    np.save(tmp_path / "theta.npy", frozen_lake.policy.theta)
+    code, out, _ = run(capsys, "mc", "--gym", "FrozenLake-v1", "--gym-kwargs", "reward_schedule=[1,-1,-0.01]",
+                       "--theta", str(tmp_path / "theta.npy"), "--estimator", "reward_to_go",
+                       "--episodes", str(N_EPISODES), "--sampler", "gymnasium", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["verdict"] == "consistent" and result["test"] == "hotelling"
+    assert "--sampler gymnasium" in result["command"]
+    assert result["exact"] == gradient(frozen_lake.mdp, frozen_lake.policy).grad.tolist()
+
+
+def test_cli_mc_gymnasium_sampler_needs_gym(tmp_path, capsys):
+    assert run(capsys, "export-gym", "FrozenLake-v1", "-o", str(tmp_path / "lake.json"))[0] == 0
+    code, _, err = run(capsys, "mc", str(tmp_path / "lake.json"), "--estimator", "reward_to_go",
+                       "--sampler", "gymnasium")
+    assert code == 2 and "needs --gym" in err

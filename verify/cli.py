@@ -276,6 +276,8 @@ def _problem_command(args) -> str:
         parts += ["--gamma", repr(args.gamma)]
     if args.theta:
         parts += ["--theta", args.theta]
+    if getattr(args, "sampler", "pgverify") != "pgverify":
+        parts += ["--sampler", args.sampler]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -283,8 +285,15 @@ def cmd_mc(args) -> int:
     from verify.mc import format_mc, reproduce_command, run_mc
 
     problem = _load_problem_from_args(args)
+    sampler = None
+    if args.sampler == "gymnasium":
+        if args.gym is None:
+            raise UsageError("--sampler gymnasium needs --gym ENV_ID (it steps the gymnasium environment itself)")
+        from verify.gym import gymnasium_sampler, parse_gym_kwargs
+
+        sampler = gymnasium_sampler(args.gym, parse_gym_kwargs(args.gym_kwargs))
     result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
-                    covariance=args.covariance)
+                    covariance=args.covariance, sampler=sampler)
     command = reproduce_command(_problem_command(args), result, args.covariance)
     if args.json:
         _print_json({**result.to_json(), "command": command})
@@ -412,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_problem_arguments(p)
     p.add_argument("--estimator", required=True, metavar="NAME", help="catalog name (see pgverify estimators)")
     _add_mc_arguments(p)
+    p.add_argument("--sampler", choices=("pgverify", "gymnasium"), default="pgverify",
+                   help="who samples the episodes: pgverify's vectorised sampler of the MDP (default), or, with "
+                        "--gym, gymnasium's own env.reset/env.step loop (an independent check of the import)")
     p.set_defaults(func=cmd_mc)
 
     p = sub.add_parser("check", help="exact gradients cross-checked, then every estimator on one MDP",

@@ -33,7 +33,8 @@ from verify.mdp import TabularMDP, _reachable
 from verify.policy import Policy, TabularSoftmax
 from verify.problem import Problem
 
-__all__ = ["TIME_LIMIT", "gym_problem", "make_env", "mdp_from_env", "parse_gym_kwargs", "sample_episodes_gymnasium"]
+__all__ = ["TIME_LIMIT", "gym_problem", "gymnasium_sampler", "make_env", "mdp_from_env", "parse_gym_kwargs",
+           "sample_episodes_gymnasium"]
 
 TIME_LIMIT = "time_limit"   # horizon = the environment's registered max_episode_steps
 
@@ -284,3 +285,23 @@ def sample_episodes_gymnasium(env, mdp: TabularMDP, policy: Policy, n: int, rng:
     r_t = np.array([r + [0.0] * (T - len(r)) for _, _, r in episodes], dtype=float).reshape(n, T)
     lengths = np.array([len(e[1]) for e in episodes], dtype=np.intp)
     return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
+
+
+def gymnasium_sampler(env_id: str, kwargs: dict[str, Any] | None = None, *, chunk: int = 10_000):
+    """An episode source for ``verify.mc.run_estimators``: batches from gymnasium's own env.step loop.
+
+    Args:
+      env_id, kwargs: the environment, as for ``make_env`` (made once per run).
+      chunk: episodes per batch (memory stays bounded for any number of episodes).
+
+    Returns:
+      ``sample(mdp, policy, n, rng)`` yielding Episodes batches of ``sample_episodes_gymnasium``.
+    """
+    def sample(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.Generator):
+        env = make_env(env_id, kwargs)
+        try:
+            for start in range(0, n, chunk):
+                yield sample_episodes_gymnasium(env, mdp, policy, min(chunk, n - start), rng)
+        finally:
+            env.close()
+    return sample

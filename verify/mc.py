@@ -113,7 +113,7 @@ def _check_settings(episodes, alpha, covariance) -> None:
 
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
-                   max_steps: int | None = None) -> list[McResult]:
+                   max_steps: int | None = None, sampler=None) -> list[McResult]:
     """Sample ``episodes`` episodes once and test each estimator's mean against exact grad J.
 
     Args:
@@ -124,6 +124,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       covariance: "exact" (chi^2 with the enumerated covariance), "sample" (Hotelling) or "auto" (exact when
         the trajectories can be enumerated).
       chunk, max_steps: passed to ``sampler.iter_episode_chunks``.
+      sampler: another episode source, ``sampler(mdp, policy, n, rng) -> iterable of Episodes batches`` (e.g.
+        ``verify.gym.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
 
     Returns:
       One McResult per estimator, in the given order.
@@ -143,7 +145,9 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
     acc: dict[str, SampleMoments] = {}
     rng = np.random.default_rng(seed)
-    for batch in iter_episode_chunks(mdp, policy, episodes, rng, chunk=chunk, max_steps=max_steps):
+    batches = (iter_episode_chunks(mdp, policy, episodes, rng, chunk=chunk, max_steps=max_steps) if sampler is None
+               else sampler(mdp, policy, episodes, rng))
+    for batch in batches:
         for e in estimators:
             m = SampleMoments.of(e.per_episode(batch))
             acc[e.name] = m if e.name not in acc else acc[e.name].merge(m)
@@ -259,10 +263,10 @@ def exact_cross_check(problem: Problem):
     return GradientCheck(mdp.name, results[0].J, (*methods, "finite differences"), diff, GRADIENT_TOL)
 
 
-def run_check(problem: Problem, **settings) -> CheckResult:
-    """Exact gradients by every method vs finite differences, then every catalog estimator on one sample."""
+def run_check(problem: Problem, estimators=ESTIMATORS, **settings) -> CheckResult:
+    """Exact gradients by every method vs finite differences, then ``estimators`` (the catalog) on one sample."""
     return CheckResult(problem.mdp.name, exact_cross_check(problem),
-                       [_judge(r) for r in run_estimators(problem, ESTIMATORS, **settings)])
+                       [_judge(r) for r in run_estimators(problem, estimators, **settings)])
 
 
 def render_check(check: CheckResult, problem_args: str, covariance: str = "auto", color: bool = True) -> None:
