@@ -187,16 +187,18 @@ def cmd_gradient(args) -> int:
 # --- report -------------------------------------------------------------------------------------------------------
 
 def cmd_report(args) -> int:
-    from verify.report import build_report, render_report
+    from verify.report import build_report_with_progress
+    from verify.render import render_report
 
-    report = build_report(seed=args.seed, quick=args.quick)
-    if args.json:
-        text = json.dumps(report.to_json(), indent=1, allow_nan=False)
-        if args.json == "-":
-            print(text)
-        else:
-            _writable_output(args.json, args.force).write_text(text + "\n")
-    if args.json != "-":
+    to_stdout = args.json == "-"
+    out = None if args.json in (None, "-") else _writable_output(args.json, args.force)
+    report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout)
+    text = json.dumps(report.to_json(), indent=1, allow_nan=False)
+    if to_stdout:
+        print(text)
+    else:
+        if out is not None:
+            out.write_text(text + "\n")
         render_report(report, color=not args.no_color)
     return EXIT_OK if report.passed else EXIT_FAIL
 

@@ -1,6 +1,8 @@
-"""``pgverify report``: run every check on the built-in examples into one Report data object.
+"""``pgverify report``: every check on the built-in examples, gathered into one ``Report`` data object.
 
-The Report is rendered for people (rich tables) and machines (JSON) from the same data.
+Sections: the derivation (replay + grounding per step, continuous checks), errata, exact gradients,
+Monte Carlo estimators against exact gradients, and exact per-episode variances. The same object is
+rendered for people (``verify.render``), written as JSON (``Report.to_json``) and plotted (``verify.plots``).
 """
 from __future__ import annotations
 
@@ -11,11 +13,15 @@ import numpy as np
 
 from verify import __version__
 from verify.builtin import builtin_examples
-from verify.exact import finite_difference_gradient, gradient
 
-__all__ = ["GRADIENT_TOL", "GradientCheck", "Report", "build_report", "errata_for_latex", "render_report"]
+__all__ = ["ContinuousRow", "DerivationRow", "GRADIENT_TOL", "GradientCheck", "REPORT_ESTIMATORS", "Report",
+           "VarianceRow", "build_report", "build_report_with_progress", "errata_for_latex"]
 
 GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
+FULL_SIZES = ((2, 2, 2), (3, 2, 2))   # symbolic grounding sizes of the full report (~2 s)
+QUICK_SIZES = ((2, 2, 2),)
+FULL_EPISODES, QUICK_EPISODES = 20_000, 5_000
+REPORT_ESTIMATORS = None   # None = the whole catalog; tests substitute a deliberately broken catalog here
 
 
 @dataclass(frozen=True)
@@ -37,62 +43,205 @@ class GradientCheck:
                 "max_abs_diff": self.max_abs_diff, "tol": self.tol, "passed": self.passed}
 
 
+@dataclass(frozen=True)
+class DerivationRow:
+    """One step: does the rule replay, and is the step an exact identity on symbolic tabular MDPs?"""
+
+    derivation: str
+    number: int | str
+    rule: str
+    replay_ok: bool
+    replay_message: str
+    grounding: tuple   # derive.grounding.GroundingResult, one per size
+
+    @property
+    def passed(self) -> bool:
+        return self.replay_ok and all(g.ok for g in self.grounding)
+
+    def to_json(self) -> dict:
+        return {"derivation": self.derivation, "number": self.number, "rule": self.rule,
+                "replay": {"ok": self.replay_ok, "message": self.replay_message},
+                "grounding": [{"sizes": list(g.sizes), "method": g.method, "points": g.points, "ok": g.ok,
+                               "message": g.message} for g in self.grounding],
+                "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class ContinuousRow:
+    """A closed-form continuous check of steps (1)-(7): Gaussian (must hold) or Uniform(0, theta) (must fail at 2)."""
+
+    model: str
+    expectation: str
+    failing_steps: tuple
+    expected_failing: tuple
+    values: tuple[str, str]   # grad E[f] and E[f grad log p], as printed
+
+    @property
+    def passed(self) -> bool:
+        return tuple(self.failing_steps) == tuple(self.expected_failing)
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "expectation": self.expectation, "failing_steps": list(self.failing_steps),
+                "expected_failing_steps": list(self.expected_failing),
+                "grad_of_expectation": self.values[0], "expectation_of_score": self.values[1],
+                "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class VarianceRow:
+    """Per-episode variance tr Cov[g] of one unbiased estimator on one example (exact, or sampled if not enumerable)."""
+
+    example: str
+    estimator: str
+    variance: float
+    source: str
+
+    def to_json(self) -> dict:
+        return {"example": self.example, "estimator": self.estimator, "variance_trace": self.variance,
+                "source": self.source}
+
+
 @dataclass
 class Report:
+    """Everything ``pgverify report`` found; ``passed`` is the exit status."""
+
     seed: int
     quick: bool
+    derivation: list[DerivationRow] = field(default_factory=list)
+    continuous: list[ContinuousRow] = field(default_factory=list)
+    errata: list = field(default_factory=list)          # derive.errata.Erratum
     gradients: list[GradientCheck] = field(default_factory=list)
+    estimators: list = field(default_factory=list)      # (example, verify.mc.CheckRow)
+    variance: list[VarianceRow] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
 
     @property
+    def command(self) -> str:
+        return f"pgverify report --seed {self.seed}" + (" --quick" if self.quick else "")
+
+    @property
     def checks(self) -> list:
-        return [*self.gradients]
+        return [*self.derivation, *self.continuous, *self.gradients, *(row for _, row in self.estimators)]
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     def to_json(self) -> dict:
-        return {"version": __version__, "seed": self.seed, "quick": self.quick, "passed": self.passed,
-                "derivation": [], "errata": [], "gradients": [g.to_json() for g in self.gradients],
-                "estimators": [], "timing": self.timing}
+        n_ok = sum(c.passed for c in self.checks)
+        return {
+            "version": __version__, "seed": self.seed, "quick": self.quick, "passed": self.passed,
+            "command": self.command,
+            "summary": {"checks": len(self.checks), "passed": n_ok, "failed": len(self.checks) - n_ok,
+                        "errata": len(self.errata)},
+            "derivation": [r.to_json() for r in self.derivation],
+            "continuous": [r.to_json() for r in self.continuous],
+            "errata": [erratum_json(e) for e in self.errata],
+            "gradients": [g.to_json() for g in self.gradients],
+            "estimators": [{"example": ex, **row.mc.to_json(), "expected": row.expected, "outcome": row.outcome,
+                            "passed": row.passed} for ex, row in self.estimators],
+            "variance": [v.to_json() for v in self.variance],
+            "timing": {k: round(v, 3) for k, v in self.timing.items()},
+        }
 
 
-def check_gradients(name: str, problem) -> GradientCheck:
-    mdp, policy = problem.mdp, problem.policy
-    methods = ["enumerate", "dp"] if mdp.horizon is not None else ["solve"]
-    results = [gradient(mdp, policy, m) for m in methods]
-    grads = [r.grad for r in results] + [finite_difference_gradient(mdp, policy)]
-    diff = max(float(np.abs(g - grads[0]).max()) for g in grads)
-    return GradientCheck(name, results[0].J, (*methods, "finite differences"), diff, GRADIENT_TOL)
+def erratum_json(e) -> dict:
+    return {"id": e.id, "title": e.title, "seed_text": e.seed_text, "correction": e.correction,
+            "evidence": e.evidence}
 
 
-def build_report(seed: int = 0, quick: bool = False) -> Report:
+# --- the sections ---------------------------------------------------------------------------------------------------
+
+def derivation_rows(sizes) -> list[DerivationRow]:
+    """Replay and ground every step of every derivation (the seed's, reward-to-go, baseline)."""
+    from derive.grounding import ground_step
+    from derive.seed import DERIVATIONS
+    from derive.steps import replay
+
+    rows = []
+    for d in DERIVATIONS:
+        for step, check in zip(d.steps, replay(d)):
+            grounding = tuple(ground_step(step, sz, "symbolic") for sz in sizes)
+            rows.append(DerivationRow(d.name, step.number, step.rule.name, check.ok, check.message, grounding))
+    return rows
+
+
+def continuous_rows() -> list[ContinuousRow]:
+    from derive.continuous import check_gaussian, uniform_counterexample
+
+    rows = []
+    for param in ("mu", "sigma"):
+        checks = check_gaussian(param)
+        rows.append(ContinuousRow(checks[0].model, f"theta = {param}", tuple(c.number for c in checks if not c.ok),
+                                  (), (str(checks[0].before), str(checks[-1].after))))
+    u = uniform_counterexample()
+    rows.append(ContinuousRow(u.model, "theta-dependent support", u.failing_steps, (2,),
+                              tuple(str(v) for v in u.values)))
+    return rows
+
+
+def errata_for_latex() -> tuple:
+    """Every erratum (symbolic and numeric), as the LaTeX export and the report show them."""
+    from verify.errata import all_errata
+
+    return all_errata()
+
+
+def variance_rows(name: str, rows) -> list[VarianceRow]:
+    """tr Cov[g] per unbiased estimator: exact from the enumeration, else the sample's."""
+    out = []
+    for row in rows:
+        r = row.mc
+        if not r.estimator.unbiased:
+            continue
+        if r.moments is not None:
+            out.append(VarianceRow(name, r.estimator.name, float(np.trace(r.moments.cov)), "exact"))
+        else:
+            out.append(VarianceRow(name, r.estimator.name, float(r.episodes * np.sum(r.test.stderr ** 2)), "sample"))
+    return out
+
+
+def build_report(seed: int = 0, quick: bool = False, progress=None) -> Report:
+    """Run every check. ``progress`` is an optional rich Progress to advance (the CLI shows one on terminals)."""
+    from verify.estimators import ESTIMATORS
+    from verify.mc import run_check
+
+    estimators = REPORT_ESTIMATORS if REPORT_ESTIMATORS is not None else ESTIMATORS
     report = Report(seed=seed, quick=quick)
+    examples = builtin_examples()
+    task = progress.add_task("verifying", total=3 + len(examples)) if progress is not None else None
+
+    def done(label: str, t0: float) -> None:
+        report.timing[f"{label}_s"] = time.perf_counter() - t0
+        if progress is not None:
+            progress.advance(task)
+
+    t_start = t0 = time.perf_counter()
+    report.derivation = derivation_rows(QUICK_SIZES if quick else FULL_SIZES)
+    done("derivation", t0)
     t0 = time.perf_counter()
-    for name, problem in builtin_examples().items():
-        report.gradients.append(check_gradients(name, problem))
-    report.timing["gradients_s"] = time.perf_counter() - t0
-    report.timing["total_s"] = time.perf_counter() - t0
+    report.continuous = continuous_rows()
+    done("continuous", t0)
+    t0 = time.perf_counter()
+    report.errata = list(errata_for_latex())
+    done("errata", t0)
+    for name, problem in examples.items():
+        t0 = time.perf_counter()
+        check = run_check(problem, estimators, episodes=QUICK_EPISODES if quick else FULL_EPISODES, seed=seed)
+        report.gradients.append(check.gradients)
+        report.estimators.extend((name, row) for row in check.rows)
+        report.variance.extend(variance_rows(name, check.rows))
+        done(f"example_{name}", t0)
+    report.timing["total_s"] = time.perf_counter() - t_start
     return report
 
 
-def errata_for_latex() -> list:
-    return []
-
-
-def render_report(report: Report, color: bool = True) -> None:
+def build_report_with_progress(seed: int, quick: bool, show: bool) -> Report:
+    """``build_report`` under a transient rich progress bar when ``show`` (output is a terminal)."""
+    if not show:
+        return build_report(seed, quick)
     from rich.console import Console
-    from rich.table import Table
+    from rich.progress import Progress
 
-    console = Console(no_color=not color, highlight=False)
-    table = Table(title="Exact gradients: enumeration vs DP/solve vs finite differences")
-    for col in ("example", "J(theta)", "methods", "max |diff|", "tol", ""):
-        table.add_column(col)
-    for g in report.gradients:
-        table.add_row(g.example, f"{g.J:.10g}", ", ".join(g.methods), f"{g.max_abs_diff:.2e}", f"{g.tol:.0e}",
-                      "✓" if g.passed else "✗")
-    console.print(table)
-    n_ok = sum(c.passed for c in report.checks)
-    console.print(f"{n_ok}/{len(report.checks)} checks passed, seed {report.seed}, "
-                  f"{report.timing['total_s']:.2f} s; replay: pgverify report --seed {report.seed}")
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
+        return build_report(seed, quick, progress)
