@@ -115,6 +115,13 @@ def test_taxi_imports_deterministic_with_delivery_states_terminal():
     assert mdp.transitions[s, 5, taxi_encode(4, 0, 2, 2)] == 1.0 and mdp.rewards[s, 5, taxi_encode(4, 0, 2, 2)] == 20
 
 
+def test_rainy_taxi_imports_with_lateral_slips():
+    mdp = gym_problem("Taxi-v4", {"is_rainy": True}).mdp
+    live = ~mdp.terminal
+    successors = (mdp.transitions[live] > 0).sum(axis=2)
+    assert successors.max() == 3 and np.allclose(mdp.transitions[live].sum(axis=2), 1.0)
+
+
 def test_cliff_walking_resets_to_start_rather_than_terminating():
     mdp = gym_problem("CliffWalking-v1", horizon=None).mdp
     start, goal = 36, 47                        # (3, 0) and (3, 11) on the 4 x 12 grid
