@@ -173,5 +173,5 @@ def test_chunk_size_keeps_the_working_set_under_budget():
     mdp = TabularMDP(initial=np.eye(16)[0], transitions=np.full((16, 4, 16), 1 / 16), rewards=np.zeros((16, 4)),
                      horizon=100)
     n = chunk_size(mdp)
-    assert 8 * n * (3 * 101 + 3 * 64) <= 200 * 2**20 < 8 * (n + 1) * (3 * 101 + 3 * 64)
+    assert 8 * n * (8 * 101 + 5 * 64) <= 200 * 2**20 < 8 * (n + 1) * (8 * 101 + 5 * 64)
     assert chunk_size(mdp, budget=1) == 256
