@@ -267,8 +267,10 @@ def describe(cx: Counterexample) -> str:
         if mdp.terminal[s]:
             continue
         for a in range(A):
+            # Rewards into unreachable successors never happen; show them only when they differ by s'.
             r = mdp.rewards[s, a]
-            shown = _fmt(r[0]) if np.all(r == r[0]) else f"by s' {_fmt(r)}"
+            seen = r[mdp.transitions[s, a] > 0]
+            shown = _fmt(seen[0]) if np.all(seen == seen[0]) else f"by s' {_fmt(r)}"
             lines.append(f"  s={s} a={a}: P(.|s,a) = {_fmt(mdp.transitions[s, a])}  reward {shown}")
     lines.append(f"  policy {pol.kind}: theta = {_fmt(pol.theta)}")
     if pol.kind == "linear_softmax":

@@ -23,7 +23,6 @@ and the uniform policy (theta = 0).
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import numbers
@@ -117,34 +116,14 @@ def _lift(value: Any, check) -> st.SearchStrategy:
 
 # --- building blocks ------------------------------------------------------------------------------------------------
 
-@functools.cache
-def _distributions(size: int) -> tuple[tuple[float, ...], ...]:
-    """Every distinct normalised integer weight vector in {0..3}^size, point masses first (e_0 is the simplest).
-
-    Drawing a row is then one ``sampled_from`` choice instead of ``size + 1`` integers (fewer choices for the
-    shrinker to work through), and a row still shrinks to the point mass on state 0.
-    """
-    rows = set()
-    for w in itertools.product(range(_MAX_WEIGHT + 1), repeat=size):
-        if any(w):
-            g = math.gcd(*w)
-            rows.add(tuple(x // g for x in w))
-    ordered = sorted(rows, key=lambda w: (sum(x > 0 for x in w), sum(w), [-x for x in w]))
-    return tuple(tuple(x / sum(w) for x in w) for w in ordered)
+# Integer weight vectors in {0..3}^3 (all zero included: it maps to the point mass on state 0), ordered by
+# support size then total weight, so sampled_from shrinks towards sparse rows.
+_WEIGHTS_3 = tuple(sorted(itertools.product(range(_MAX_WEIGHT + 1), repeat=3),
+                          key=lambda w: (sum(x > 0 for x in w), sum(w), [-x for x in w])))
 
 
-def _distribution(size: int) -> st.SearchStrategy[np.ndarray]:
-    return st.sampled_from(_distributions(size)).map(np.array)
-
-
-@st.composite
-def _rewards(draw, S: int, A: int, kind: str) -> np.ndarray:
-    shape = {"zero": (S, A), "state_action": (S, A), "transition": (S, A, S)}[kind]
-    if kind == "zero":
-        return np.zeros(shape)
-    k = draw(st.lists(st.integers(-_MAX_HALF_REWARD, _MAX_HALF_REWARD), min_size=math.prod(shape),
-                      max_size=math.prod(shape)))
-    return np.reshape(k, shape) / 2.0
+def _reward() -> st.SearchStrategy[float]:
+    return st.integers(-_MAX_HALF_REWARD, _MAX_HALF_REWARD).map(lambda k: k / 2.0)
 
 
 def _default_gamma() -> st.SearchStrategy[float]:
@@ -206,19 +185,40 @@ def _mdps(draw, S_st, A_st, H_st, g_st, term_st, rk_st) -> TabularMDP:
     must_end = H is None and gamma == 1.0
     if must_end and want_terminal is False:
         assume(False)       # only reachable with strategy arguments; rare by construction
-    if want_terminal is False:
-        mask = np.zeros(S, dtype=bool)
-    else:
-        mask = np.array(draw(st.lists(st.booleans(), min_size=S, max_size=S)))
-        if (want_terminal or must_end) and not mask.any():
-            mask[draw(st.integers(0, S - 1))] = True
-    initial = draw(_distribution(S))
+    kind = draw(rk_st)
+    if kind is None:
+        kind = draw(st.sampled_from(REWARD_KINDS))
     # Half the MDPs (and the shrink target) are deterministic: every row a point mass.
-    if draw(st.booleans()):
-        rows = _distribution(S)
+    stochastic = draw(st.booleans())
+    # Everything about state s is drawn in one block of a fixed number of choices (rows and rewards are drawn
+    # at width max(S, 3) and cut to S). Lowering S then leaves the earlier states' blocks intact, which lets
+    # the shrinker remove a state instead of getting stuck at an example with a useless unreachable one.
+    width = max(S, 3)
+    if width == 3:      # one choice per row: every normalised weight vector in {0..3}^3, simplest first
+        weights = st.sampled_from(_WEIGHTS_3)
     else:
-        rows = st.integers(0, S - 1).map(lambda k: np.eye(S)[k])
-    P = np.stack([np.stack([draw(rows) for _ in range(A)]) for _ in range(S)])
+        weights = st.lists(st.integers(0, _MAX_WEIGHT), min_size=width, max_size=width)
+    mask = np.zeros(S, dtype=bool)
+    init_w = np.zeros(S)
+    P = np.zeros((S, A, S))
+    r = np.zeros((S, A, S))
+    for s in range(S):
+        if want_terminal is not False:
+            mask[s] = draw(st.booleans())
+        init_w[s] = draw(st.integers(0, _MAX_WEIGHT))
+        for a in range(A):
+            if stochastic:
+                w = np.array(draw(weights)[:S], dtype=float)
+                P[s, a] = w / w.sum() if w.any() else np.eye(S)[0]
+            else:
+                P[s, a, draw(st.integers(0, width - 1)) % S] = 1.0
+            if kind == "state_action":
+                r[s, a, :] = draw(_reward())
+            elif kind == "transition":
+                r[s, a] = draw(st.lists(_reward(), min_size=width, max_size=width))[:S]
+    initial = init_w / init_w.sum() if init_w.any() else np.eye(S)[0]
+    if (want_terminal or must_end) and not mask.any():
+        mask[draw(st.integers(0, S - 1))] = True
     if must_end:
         # Certain termination: every non-terminal row leaks weight to a terminal state.
         ends = np.flatnonzero(mask)
@@ -229,11 +229,8 @@ def _mdps(draw, S_st, A_st, H_st, g_st, term_st, rk_st) -> TabularMDP:
                 P[s, a] = (1 - leak) * P[s, a]
                 P[s, a, e] += leak
         P = P / P.sum(axis=2, keepdims=True)
-    kind = draw(rk_st)
-    if kind is None:
-        kind = draw(st.sampled_from(REWARD_KINDS))
-    r = draw(_rewards(S, A, kind))
-    return TabularMDP(initial=initial, transitions=P, rewards=r, terminal=mask, gamma=gamma, horizon=H,
+    rewards = r[:, :, 0] if kind != "transition" else r
+    return TabularMDP(initial=initial, transitions=P, rewards=rewards, terminal=mask, gamma=gamma, horizon=H,
                       name="generated")
 
 
