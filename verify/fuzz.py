@@ -28,16 +28,17 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import objective
+from verify.exact import finite_difference_gradient, objective
 from verify.mdp import TabularMDP
 from verify.moments import exact_moments_all
 from verify.policy import LinearSoftmax, Policy, TabularSoftmax
 from verify.problem import Problem, problem_to_dict
 from verify.strategies import problems
 
-__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names",
-           "counterexample_to_dict", "default_output", "describe", "get_claim", "scratch_hypothesis_storage",
-           "search", "without_unreachable_states", "write_counterexample"]
+__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "FD_BIAS_RTOL", "MUTATION_SPACE", "VARIANCE_RTOL", "Claim", "Counterexample", "MutantScore",
+           "Verdict", "claim_names", "counterexample_to_dict", "default_output", "describe", "generated_problems",
+           "get_claim", "mutation_score", "scratch_hypothesis_storage", "search", "without_unreachable_states",
+           "write_counterexample"]
 
 DEFAULT_EXAMPLES = 1000
 VARIANCE_RTOL = 1e-9     # an increase below this fraction of the variance is float round-off, not a counterexample
@@ -311,3 +312,71 @@ def write_counterexample(cx: Counterexample, path: str | Path, *, force: bool = 
     except OSError as exc:
         raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     return path
+
+
+# --- mutation score: the pitfalls are mutants of the correct estimator ------------------------------------------------
+
+FD_BIAS_RTOL = 1e-6     # finite differences are good to ~1e-9 here; a gap above this fraction of the scale is bias
+# Problems for the mutation score: rewards present and |theta| <= 3, so most biases are far from round-off
+# (near-deterministic policies make gradients, hence most biases, vanish like exp(-|theta|)).
+MUTATION_SPACE = problems(reward_kind=_WITH_REWARDS, max_abs_theta=3.0)
+
+
+@dataclass(frozen=True)
+class MutantScore:
+    """How one estimator fared on a sample of problems.
+
+    Attributes:
+      estimator: its name; unbiased: the catalog's label (unbiased estimators are the control group).
+      problems: problems tried; biased: where |E[g] - grad J| exceeds FD_BIAS_RTOL of the scale, grad J by
+        finite differences of J (no score code involved); caught: where the ``unbiased:`` claim's check failed;
+        missed: biased but not caught (must be 0).
+    """
+
+    estimator: str
+    unbiased: bool
+    problems: int
+    biased: int
+    caught: int
+    missed: int
+
+    @property
+    def killed(self) -> bool:
+        return self.caught > 0
+
+
+def generated_problems(n: int, *, seed: int = 0, space: st.SearchStrategy[Problem] | None = None) -> list[Problem]:
+    """``n`` distinct problems drawn by Hypothesis from ``space`` (default ``problems()``), deterministic in ``seed``."""
+    out: list[Problem] = []
+
+    def collect(problem: Problem) -> bool:
+        out.append(problem)
+        return len(out) >= n
+
+    config = settings(settings.get_profile("default"), database=None, derandomize=False, max_examples=10 * n,
+                      deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    with contextlib.suppress(NoSuchExample, Unsatisfiable):
+        find(problems() if space is None else space, collect, settings=config, random=random.Random(seed))
+    return out[:n]
+
+
+def mutation_score(sample: list[Problem], estimators=ESTIMATORS) -> list[MutantScore]:
+    """Run every estimator's ``unbiased:`` claim check on every problem, against finite-difference ground truth.
+
+    Returns:
+      One MutantScore per estimator, in catalog order.
+    """
+    counts = {e.name: [0, 0, 0] for e in estimators}
+    for problem in sample:
+        mdp, pol = problem.mdp, problem.policy
+        fd = finite_difference_gradient(mdp, pol)
+        moments = exact_moments_all(estimators, mdp, pol)
+        for e in estimators:
+            m = moments[e.name]
+            biased = np.abs(m.mean - fd).max() > FD_BIAS_RTOL * max(m.scale, 1.0)
+            caught = not CLAIMS[f"unbiased:{e.name}"].check(mdp, pol).holds
+            c = counts[e.name]
+            c[0] += int(biased)
+            c[1] += int(caught)
+            c[2] += int(biased and not caught)
+    return [MutantScore(e.name, e.unbiased, len(sample), *counts[e.name]) for e in estimators]
