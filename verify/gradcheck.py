@@ -1,0 +1,531 @@
+r"""Check your own estimator: a gradcheck for REINFORCE implementations.
+
+``torch.autograd.gradcheck`` compares a deterministic gradient with finite differences. An estimator is random,
+so "is my REINFORCE code right?" means: is E[g(tau)] = grad J(theta)? ``check_estimator`` answers that on a
+tabular MDP whose grad J pgverify knows exactly, two ways:
+
+- **Monte Carlo.** Sample episodes, average your per-episode estimates and test the mean against the exact grad
+  J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated,
+  Hotelling T^2 otherwise). A rejection at level alpha is evidence of bias.
+- **Exact.** When the MDP is small (finite horizon, at most ``mc.ENUMERATION_LIMIT`` trajectories) your function
+  is also evaluated on every trajectory, weighted by p(tau|theta): E[g] is then known exactly, so a bias is
+  *proved*, not only suspected (and a bias too small for the sample is still found).
+
+The check fails when either says so (verdict "biased": exact bias beyond float round-off; "inconsistent": the
+Monte Carlo test rejects). When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean
+equals yours on this MDP are named: that usually says which bug it is.
+
+The estimator contract
+----------------------
+An estimator is a function ``fn(episodes) -> array [N, *theta.shape]``: one gradient estimate g(tau_n) per
+episode (not the batch mean; the Monte Carlo estimate is the mean of the rows). ``episodes`` is a
+``verify.episodes.Episodes`` batch, the arrays the built-in catalog uses:
+
+- ``episodes.s_t`` int [N, T+1], ``episodes.a_t`` int [N, T], ``episodes.r_t`` float [N, T]: the reward of step t
+  is r(s_t, a_t, s_{t+1}), undiscounted; ``episodes.lengths`` int [N]: episode n took ``lengths[n]`` actions.
+- Steps t >= lengths[n] are padding (action 0, reward 0, the final state) and must not count:
+  ``episodes.mask`` (bool [N, T]) is ``t < lengths[n]``. T differs between batches.
+- ``episodes.policy.score(s, a)``: grad_theta log pi(a|s) for index arrays of one shape B, [*B, *theta.shape];
+  ``episodes.policy.probs`` [S, A]; ``episodes.policy.theta``.
+- ``episodes.mdp.gamma``: the discount; the objective is J = E[sum_t gamma^t r_t].
+- The arrays are read-only; ``episodes.weights`` is pgverify's (p(tau) on the enumeration, else None): ignore it.
+
+g(tau_n) must depend on episode n alone and deterministically: no batch statistics (return normalisation), no
+internal randomness. Then the estimates are i.i.d. and their exact mean is a sum over trajectories. This is probed
+before the run (the same episodes in a smaller batch, and with extra padding, must give the same rows). Compute
+in float64: the exact comparison allows float64 round-off (1e-9 of the problem's scale), not float32's. The output
+may be any array type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
+
+Many generated examples: false alarms
+-------------------------------------
+Each call has false-alarm probability at most alpha, from the Monte Carlo test alone (an exact bias of an
+unbiased float64 estimator is round-off, below the threshold). Over k examples, as with
+``@given(problems(...))``, the probability of any false alarm is at most k * alpha (a union bound; it holds
+however the examples depend on each other). The default alpha = 1e-3 with the ``ci`` profile's 25 examples
+gives <= 2.5%; for hundreds or thousands of examples pass alpha = 1e-4 or 1e-5 (the detectable effect grows
+only slowly as alpha shrinks). Each check is deterministic for its seed, so Hypothesis replays a failing
+example, false alarm or not, exactly: rerun it with another ``seed`` to tell the two apart.
+
+>>> from verify.builtin import builtin_examples
+>>> from verify.episodes import reward_to_go, score_sums
+>>> def my_reinforce(episodes):                      # sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^t' r_t'
+...     return score_sums(episodes, reward_to_go(episodes))
+>>> check = check_estimator(my_reinforce, builtin_examples()["chain"], episodes=2000)
+>>> check.verdict, check.passed, bool(abs(check.exact_bias).max() < 1e-12)
+('consistent', True, True)
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from verify.episodes import Episodes
+from verify.errors import UsageError
+from verify.estimators import ESTIMATORS, Estimator, get_estimator
+from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, DETECT_POWER, McResult, component_name, run_mc
+from verify.mdp import TabularMDP
+from verify.moments import ZERO_BIAS_RTOL, exact_moments_all
+from verify.policy import Policy, TabularSoftmax
+from verify.problem import Problem, load_problem
+from verify.sampler import sample_episodes
+
+__all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator_unbiased", "check_estimator",
+           "load_estimator"]
+
+PROBE_EPISODES = 64     # the contract probe's batch (its first half is re-evaluated alone)
+PROBE_PADDING = 2       # extra padding steps the probe appends
+PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch size; a batch statistic moves far more
+
+_VERDICTS = {"consistent": "consistent with the exact gradient",
+             "inconsistent": "INCONSISTENT with the exact gradient (Monte Carlo test)",
+             "biased": "BIASED (proved by exact enumeration)"}
+
+
+class EstimatorError(UsageError):
+    """A user's estimator broke the contract: it raised, or returned a non-array, a wrong shape or NaN/inf.
+
+    The message names the function and what it returned; an exception inside the function is chained
+    (``__cause__``), so its traceback is still there for debugging.
+    """
+
+
+# --- the contract: wrapping and validating the user's function ------------------------------------------------------
+
+def _name_of(fn) -> str:
+    if isinstance(fn, Estimator):
+        return fn.name
+    inner = getattr(fn, "func", fn)          # functools.partial
+    qual = getattr(inner, "__qualname__", None) or type(inner).__name__
+    return qual if inner is fn else f"partial({qual})"
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, np.ndarray):
+        return f"an array of shape {obj.shape} and dtype {obj.dtype}"
+    text = repr(obj)
+    return f"{type(obj).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _read_only(episodes: Episodes) -> Episodes:
+    """The same batch with non-writable views: a function that edits its input would corrupt later estimators."""
+    def ro(arr):
+        if arr is None:
+            return None
+        view = arr.view()
+        view.setflags(write=False)
+        return view
+    return Episodes(ro(episodes.s_t), ro(episodes.a_t), ro(episodes.r_t), ro(episodes.lengths), episodes.mdp,
+                    episodes.policy, ro(episodes.weights))
+
+
+def _validate_output(out, name: str, episodes: Episodes) -> np.ndarray:
+    theta_shape = episodes.policy.theta.shape
+    shape = (episodes.n, *theta_shape)
+    wanted = f"an array of shape {shape} = [N, *theta.shape] (N = {episodes.n} episodes, theta {theta_shape})"
+    if np.isscalar(out) or not (isinstance(out, np.ndarray) or hasattr(out, "__array__")):
+        raise EstimatorError(f"estimator {name} returned {_describe(out)}, not an array; the contract asks for "
+                             f"{wanted}")
+    try:
+        arr = np.asarray(out)
+    except Exception as exc:  # noqa: BLE001 - e.g. a tensor that still requires grad
+        raise EstimatorError(f"estimator {name} returned {type(out).__name__}, which numpy cannot convert "
+                             f"({type(exc).__name__}: {exc}); return {wanted}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise EstimatorError(f"estimator {name} returned an array of dtype {arr.dtype}; the contract asks for real "
+                             f"numbers, {wanted}")
+    if arr.shape != shape:
+        hint = ""
+        if arr.shape == theta_shape:
+            hint = ": that is theta's shape; return one estimate per episode, not their mean"
+        elif arr.size == episodes.n * int(np.prod(theta_shape)):
+            hint = ": the right number of entries; reshape to [N, *theta.shape]"
+        raise EstimatorError(f"estimator {name} returned shape {arr.shape}, expected {wanted}{hint}")
+    arr = arr.astype(float, copy=False)
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        idx = tuple(int(i) for i in bad[0])
+        raise EstimatorError(f"estimator {name} returned {arr[idx]} for episode {idx[0]}, "
+                             f"theta[{', '.join(map(str, idx[1:]))}] ({len(bad)} non-finite entries); every "
+                             "estimate must be finite")
+    return arr
+
+
+def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str | None = None) -> Estimator:
+    """Wrap a contract function as an ``Estimator`` whose calls validate what it returns.
+
+    The wrapper hands ``fn`` read-only views of the batch and turns every contract violation into an
+    ``EstimatorError``; it can go wherever a catalog estimator goes (``mc.run_estimators``,
+    ``moments.exact_moments``).
+
+    Args:
+      fn: ``episodes -> [N, *theta.shape]`` (see the module docstring), or a catalog ``Estimator``.
+      name: how reports name it (default: the function's qualified name).
+
+    Returns:
+      An ``Estimator`` with ``unbiased=True`` (the claim under test) and ``batch_dependent=False`` (the contract).
+
+    Raises:
+      EstimatorError: ``fn`` is not callable; later, from the wrapper, on a violation.
+
+    >>> est = as_estimator(lambda episodes: np.zeros(3), name="too_short")
+    >>> from verify.builtin import builtin_examples
+    >>> from verify.exact import enumerate_trajectories
+    >>> bandit = builtin_examples()["bandit"]
+    >>> est(enumerate_trajectories(bandit.mdp, bandit.policy))
+    Traceback (most recent call last):
+    ...
+    verify.gradcheck.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
+= [N, *theta.shape] (N = 3 episodes, theta (1, 3))
+    """
+    if not callable(fn):
+        raise EstimatorError(f"an estimator must be a function episodes -> [N, *theta.shape], got {_describe(fn)}")
+    label = name or _name_of(fn)
+    inner = fn.per_episode if isinstance(fn, Estimator) else fn
+
+    def per_episode(episodes: Episodes) -> np.ndarray:
+        try:
+            out = inner(_read_only(episodes))
+        except Exception as exc:  # noqa: BLE001 - anything the user's code raises is reported, chained
+            hint = (" (the episode arrays are read-only: copy them before modifying)"
+                    if isinstance(exc, ValueError) and "read-only" in str(exc) else "")
+            raise EstimatorError(f"estimator {label} raised {type(exc).__name__}: {exc}{hint} (on a batch of "
+                                 f"{episodes.n} episodes)") from exc
+        return _validate_output(out, label, episodes)
+
+    description = (fn.description if isinstance(fn, Estimator)
+                   else (getattr(fn, "__doc__", None) or "").strip().split("\n")[0] or "a user's estimator")
+    return Estimator(label, "", True, description, per_episode)
+
+
+def _pad(episodes: Episodes, extra: int) -> Episodes:
+    """The batch with ``extra`` more padding steps (action 0, reward 0, the final state), as the sampler pads."""
+    N = episodes.n
+    s_pad = np.repeat(episodes.s_t[:, -1:], extra, axis=1)
+    return Episodes(np.concatenate([episodes.s_t, s_pad], axis=1),
+                    np.concatenate([episodes.a_t, np.zeros((N, extra), dtype=episodes.a_t.dtype)], axis=1),
+                    np.concatenate([episodes.r_t, np.zeros((N, extra))], axis=1),
+                    episodes.lengths, episodes.mdp, episodes.policy, episodes.weights)
+
+
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first episode whose rows differ beyond PROBE_RTOL of the values' size, or None."""
+    size = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+    diff = np.abs(a - b).reshape(len(a), -1).max(axis=1, initial=0.0)
+    bad = np.flatnonzero(diff > PROBE_RTOL * size)
+    return int(bad[0]) if bad.size else None
+
+
+def _probe(est: Estimator, problem: Problem, seed: int) -> None:
+    """Check the output and the per-episode contract on a small batch, before the expensive run."""
+    batch = sample_episodes(problem.mdp, problem.policy, PROBE_EPISODES, np.random.default_rng(seed))
+    full = est.per_episode(batch)
+    half = PROBE_EPISODES // 2
+    alone = est.per_episode(batch.select(slice(0, half)))
+    n = _first_difference(full[:half], alone)
+    if n is not None:
+        raise EstimatorError(
+            f"estimator {est.name} is not a per-episode function: its estimate for episode {n} changed when "
+            f"evaluated in a batch of {half} instead of {PROBE_EPISODES} episodes (max change "
+            f"{np.abs(full[n] - alone[n]).max():.3g}); g(tau_n) must depend on episode n alone and deterministically "
+            "(no batch statistics such as return normalisation, no internal randomness), so that the estimates are "
+            "i.i.d. and their exact mean exists")
+    padded = est.per_episode(_pad(batch, PROBE_PADDING))
+    n = _first_difference(full, padded)
+    if n is not None:
+        raise EstimatorError(
+            f"estimator {est.name} depends on padding: episode {n} (length {batch.lengths[n]}) got another "
+            f"estimate when the batch was padded with {PROBE_PADDING} more steps (max change "
+            f"{np.abs(full[n] - padded[n]).max():.3g}); steps t >= lengths[n] are padding and must be ignored "
+            "(weight them with episodes.mask, or loop to lengths[n])")
+
+
+# --- the check -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class EstimatorCheck:
+    """The outcome of ``check_estimator``: a user's estimator against the exact gradient on one problem.
+
+    Attributes:
+      estimator, problem: names. episodes, seed, alpha: the run's settings.
+      grad: exact grad J(theta) (dynamic programming or a linear solve), theta's shape.
+      mean, stderr: sample mean of the per-episode estimates and its standard error, theta's shape.
+      test, statistic, dof, p_value: the Monte Carlo consistency test ("chi2" with the exact covariance or
+        "hotelling"); ``consistent``: p_value > alpha.
+      exact_mean, exact_std: E[g] and the per-episode standard deviation by enumeration, or None when the
+        problem cannot be enumerated; ``n_trajectories``: how many trajectories that took.
+      exact_biased: the exact bias exceeds float round-off (None without enumeration).
+      effect: exact bias in per-episode standard deviations (Mahalanobis; inf off the covariance's support);
+        detectable: the effect this run detects with probability ``mc.DETECT_POWER``.
+      worst, component: the component reported (largest exact bias if proved, else largest |z|) and its name.
+      matches: catalog estimators with the same exact mean (computed when a bias is proved).
+      reproduce: the call (or command line) that repeats this check exactly.
+      mc: the underlying ``mc.McResult``.
+    """
+
+    estimator: str
+    problem: str
+    episodes: int
+    seed: int
+    alpha: float
+    grad: np.ndarray
+    mean: np.ndarray
+    stderr: np.ndarray
+    test: str
+    statistic: float
+    dof: int
+    p_value: float
+    consistent: bool
+    exact_mean: np.ndarray | None
+    exact_std: np.ndarray | None
+    exact_biased: bool | None
+    n_trajectories: int | None
+    effect: float | None
+    detectable: float
+    worst: tuple[int, ...]
+    component: str
+    matches: tuple[str, ...]
+    reproduce: str
+    mc: McResult = dataclasses.field(repr=False)
+
+    @property
+    def exact_bias(self) -> np.ndarray | None:
+        """E[g] - grad J by enumeration, theta's shape, or None."""
+        return None if self.exact_mean is None else self.exact_mean - self.grad
+
+    @property
+    def verdict(self) -> str:
+        """"biased" (exact bias proved), "inconsistent" (the Monte Carlo test rejects) or "consistent"."""
+        if self.exact_biased:
+            return "biased"
+        return "consistent" if self.consistent else "inconsistent"
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "consistent"
+
+    def format(self) -> str:
+        """The report: verdict, the worst component's numbers, the test, the seed and how to reproduce it."""
+        w, t = self.worst, self.mc.test
+        exact = self.exact_mean is not None
+        head = f"estimator {self.estimator} on {self.problem}: {_VERDICTS[self.verdict]}"
+        if exact:
+            head += f"; exact mean by enumerating {self.n_trajectories} trajectories"
+        lines = [head]
+        values = f"exact grad J {self.grad[w]:.6g}"
+        if exact:
+            values += f", exact mean {self.exact_mean[w]:.6g} (exact bias {self.exact_bias[w]:+.3g})"
+        values += f", sample mean {self.mean[w]:.6g}, standard error {self.stderr[w]:.3g}"
+        lines.append(f"{'worst component' if not self.passed else 'largest deviation'}: {self.component}: {values}")
+        if exact:
+            eff = "inf" if np.isinf(self.effect) else f"{self.effect:.3g}"
+            lines.append(f"max |exact bias| = {np.abs(self.exact_bias).max():.3g}, effect size {eff} per-episode "
+                         f"standard deviations (this run detects {self.detectable:.3g} with probability {DETECT_POWER})")
+        stat = ("a zero-variance direction differs (p = 0)" if t.exact_mismatch else
+                f"{'Hotelling T^2' if self.test == 'hotelling' else 'chi^2 (exact covariance)'} = "
+                f"{self.statistic:.4g} on {self.dof} dof, p = {self.p_value:.3g}")
+        lines.append(f"Monte Carlo, {self.episodes} episodes: {stat} "
+                     f"{'<=' if not self.consistent else '>'} alpha = {self.alpha:g}: "
+                     f"{'consistent' if self.consistent else 'INCONSISTENT'}")
+        if not self.consistent and exact and not self.exact_biased:
+            lines.append("the exact mean equals grad J, so this is a false alarm (probability alpha) unless the "
+                         "function computes something else on sampled batches than on the enumeration")
+        for name in self.matches:
+            lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
+        lines.append(f"seed {self.seed}; reproduce: {self.reproduce}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        fin = lambda x: None if x is None or not np.isfinite(x) else float(x)  # noqa: E731
+        arr = lambda a: None if a is None else a.tolist()  # noqa: E731
+        return {"estimator": self.estimator, "problem": self.problem, "episodes": self.episodes, "seed": self.seed,
+                "alpha": self.alpha, "verdict": self.verdict, "passed": self.passed, "grad": arr(self.grad),
+                "mean": arr(self.mean), "stderr": arr(self.stderr), "test": self.test,
+                "statistic": fin(self.statistic), "dof": self.dof, "p_value": self.p_value,
+                "consistent": self.consistent, "exact_mean": arr(self.exact_mean), "exact_bias": arr(self.exact_bias),
+                "exact_std": arr(self.exact_std), "exact_biased": self.exact_biased,
+                "n_trajectories": self.n_trajectories, "effect_size": fin(self.effect),
+                "effect_size_infinite": bool(self.effect is not None and np.isinf(self.effect)),
+                "detectable_effect": self.detectable,
+                "worst": {"index": list(self.worst), "name": self.component},
+                "matches": list(self.matches), "reproduce": self.reproduce}
+
+
+def _as_problem(problem, policy: Policy | None) -> Problem:
+    if isinstance(problem, (str, Path)):
+        problem = load_problem(problem)
+    if isinstance(problem, TabularMDP):
+        problem = Problem(problem, policy if policy is not None else
+                          TabularSoftmax(np.zeros((problem.n_states, problem.n_actions))))
+    elif not isinstance(problem, Problem):
+        raise UsageError(f"check_estimator needs a Problem, a TabularMDP (with policy=) or an MDP file path, got "
+                         f"{_describe(problem)}")
+    if policy is not None and policy is not problem.policy:
+        if not isinstance(policy, Policy):
+            raise UsageError(f"policy must be a verify.policy.Policy, got {_describe(policy)}")
+        problem = Problem(problem.mdp, policy)
+    return problem
+
+
+def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> tuple[str, ...]:
+    catalog = [e for e in ESTIMATORS if not e.batch_dependent]
+    moments = exact_moments_all(catalog, problem.mdp, problem.policy)
+    return tuple(name for name, m in moments.items()
+                 if np.abs(m.mean - exact_mean).max() <= ZERO_BIAS_RTOL * max(scale, m.scale))
+
+
+def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: Problem | TabularMDP | str | Path, *,
+                    policy: Policy | None = None, episodes: int = DEFAULT_EPISODES, seed: int = 0,
+                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", name: str | None = None) -> EstimatorCheck:
+    r"""Test whether ``fn`` estimates grad J(theta) without bias on ``problem``.
+
+    H0: E[g(tau)] = grad J(theta), with g = ``fn`` per episode. Monte Carlo: the mean of ``episodes`` i.i.d.
+    estimates is tested against the exact gradient at level ``alpha`` (``stats.consistency_test``). Exact, when
+    the trajectories can be enumerated: E[g] = sum_tau p(tau|theta) g(tau) and the bias E[g] - grad J, non-zero
+    when it exceeds float round-off (1e-9 of the problem's scale).
+
+    Args:
+      fn: the estimator, ``episodes -> [N, *theta.shape]`` (contract: module docstring); a catalog ``Estimator``
+        also works.
+      problem: a ``Problem``, a ``TabularMDP`` or the path of an MDP file.
+      policy: the policy to differentiate; default the problem's, or the uniform softmax (theta = 0, [S, A]) for
+        a bare MDP.
+      episodes: Monte Carlo sample size (default 20000: an effect of 0.1 per-episode standard deviations is
+        caught with probability >= 0.999).
+      seed: seed of ``numpy.random.default_rng`` for all sampling; the check is deterministic for a seed.
+      alpha: level of the Monte Carlo test, the false-alarm probability of one call.
+      covariance: "auto", "exact" or "sample", as ``mc.run_estimators`` ("sample" also skips the enumeration).
+      name: how the report names ``fn``.
+
+    Returns:
+      EstimatorCheck (``.passed``, ``.verdict``, ``.format()``).
+
+    Raises:
+      EstimatorError: ``fn`` is not callable, raises, returns something that is not a finite array of shape
+        [N, *theta.shape], or is not a per-episode function (batch statistics, randomness, padding).
+      UsageError: bad settings or problem (InvalidMDPError for an invalid file or an incompatible policy).
+    """
+    problem = _as_problem(problem, policy)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
+    est = as_estimator(fn, name=name)
+    _probe(est, problem, seed)
+    mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance)
+    t, m = mc.test, mc.moments
+    worst, matches = t.worst, ()
+    if m is not None and m.biased:
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(m.bias))), m.bias.shape))
+        matches = _catalog_matches(m.mean, m.scale, problem)
+    call = (f"check_estimator({est.name}, {problem.mdp.name!r}, episodes={episodes}, seed={seed}, "
+            f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
+    return EstimatorCheck(
+        estimator=est.name, problem=problem.mdp.name, episodes=episodes, seed=int(seed), alpha=alpha,
+        grad=np.asarray(t.exact), mean=t.mean, stderr=t.stderr, test=t.test, statistic=t.statistic, dof=t.dof,
+        p_value=t.p_value, consistent=t.consistent,
+        exact_mean=None if m is None else m.mean, exact_std=None if m is None else m.std,
+        exact_biased=None if m is None else m.biased, n_trajectories=None if m is None else m.n_trajectories,
+        effect=mc.effect, detectable=mc.detectable, worst=worst, component=component_name(problem, worst),
+        matches=matches, reproduce=call, mc=mc)
+
+
+def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
+                              problem: Problem | TabularMDP | str | Path, **settings) -> EstimatorCheck:
+    """``check_estimator`` that raises ``AssertionError`` unless the verdict is "consistent".
+
+    Args and Raises: as ``check_estimator``; also AssertionError whose message names the worst component, the
+    exact gradient, the exact and sample means, the standard error, the p-value and the seed.
+
+    Returns:
+      The EstimatorCheck, when it passed.
+
+    >>> from verify.builtin import builtin_examples
+    >>> from verify.episodes import reward_to_go, score_sums
+    >>> def restarted(episodes):                          # the classic bug: gamma^(t'-t) instead of gamma^t'
+    ...     return score_sums(episodes, reward_to_go(episodes, restart_discount=True))
+    >>> assert_estimator_unbiased(restarted, builtin_examples()["chain"], episodes=2000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: estimator restarted on chain: BIASED (proved by exact enumeration); exact mean by enumerating \
+227 trajectories
+    worst component: theta[1, 0] (state 's1', action 'left'): exact grad J -0.127522, exact mean -0.155312 (exact \
+bias -0.0278), sample mean -0.162689, standard error 0.00497
+    ...
+    same exact mean as the catalog pitfall rtg_restart_discount: reward-to-go whose discount restarts at t ...
+    seed 0; reproduce: check_estimator(restarted, 'chain', episodes=2000, seed=0, alpha=0.001)
+    """
+    check = check_estimator(fn, problem, **settings)
+    if not check.passed:
+        raise AssertionError(check.format())
+    return check
+
+
+# --- loading a function by name (the CLI's --estimator) ---------------------------------------------------------------
+
+def _import_module(module: str, spec: str):
+    if module.endswith(".py") or "/" in module or os.sep in module:
+        path = Path(module)
+        if not path.is_file():
+            raise UsageError(f"--estimator {spec}: no such file {module!r}")
+        mod_name = f"_pgverify_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise UsageError(f"--estimator {spec}: cannot load {module!r} as Python source")
+        mod = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = mod         # dataclasses and pickling look the module up by name
+        try:
+            loader_spec.loader.exec_module(mod)
+        except Exception as exc:  # noqa: BLE001
+            del sys.modules[mod_name]
+            raise UsageError(f"--estimator {spec}: importing {module} raised {type(exc).__name__}: {exc}") from exc
+        return mod
+    # Like `python -m`, the current directory is importable (the installed `pgverify` script does not add it).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            raise UsageError(f"--estimator {spec}: no module named {exc.name!r} (searched the current directory "
+                             "and sys.path)") from None
+        raise UsageError(f"--estimator {spec}: importing {module} raised ModuleNotFoundError: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"--estimator {spec}: importing {module} raised {type(exc).__name__}: {exc}") from exc
+
+
+def load_estimator(spec: str) -> Callable[[Episodes], np.ndarray] | Estimator:
+    """The estimator named ``spec``: ``package.module:function``, ``path/to/file.py:function`` or a catalog name.
+
+    A module is imported with the current directory on ``sys.path``; a file is executed as a fresh module.
+    ``function`` may be dotted (``module:Class.method``).
+
+    Raises:
+      UsageError: malformed spec, unknown catalog name, the module cannot be imported (or raises while
+        importing), the attribute is missing, or it is not callable.
+
+    >>> load_estimator("verify.episodes:no_such_function")
+    Traceback (most recent call last):
+    ...
+    verify.errors.UsageError: --estimator verify.episodes:no_such_function: module verify.episodes has no \
+attribute 'no_such_function'
+    """
+    if ":" not in spec:
+        return get_estimator(spec)
+    module, _, attr = spec.rpartition(":")
+    if not module or not attr:
+        raise UsageError(f"--estimator {spec}: expected package.module:function or path/to/file.py:function")
+    obj, owner = _import_module(module, spec), f"module {module}"
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"--estimator {spec}: {owner} has no attribute {part!r}")
+        obj, owner = getattr(obj, part), part
+    if not callable(obj):
+        raise UsageError(f"--estimator {spec}: {attr} is {_describe(obj)}, not a function "
+                         "episodes -> [N, *theta.shape]")
+    return obj
