@@ -6,11 +6,13 @@ far above float64 rounding (rewards <= 3, H <= 4, so |J| <= 12) yet far below an
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from verify.episodes import discounted_returns, reward_to_go, score_sums
+from verify.estimators import ESTIMATORS
 from verify.exact import enumerate_trajectories, finite_difference_gradient, gradient
+from verify.moments import exact_moments, exact_moments_all
 from verify.strategies import mdps, policies, problems, thetas
 
 FINITE = problems()                                     # horizon 1..4: enumeration-sized
@@ -186,3 +188,53 @@ def test_baseline_leaves_the_gradient_unchanged(data, problem):
     eps = enumerate_trajectories(problem.mdp, problem.policy)
     w_t = reward_to_go(eps) - eps.discount_t[None, :] * b[eps.s_t[:, :-1]]
     close(_expect(eps, score_sums(eps, w_t)), gradient(problem.mdp, problem.policy, "dp").grad, 1e-10)
+
+
+# --- the estimator catalog, by exact means -----------------------------------------------------------------------------
+
+UNBIASED = [e for e in ESTIMATORS if e.unbiased]
+PITFALLS = [e for e in ESTIMATORS if not e.unbiased]
+# find() returns the shrunk minimal example; derandomized, so the example is the same on every run.
+FIND = settings(database=None, max_examples=2000, derandomize=True, phases=[Phase.generate, Phase.shrink],
+                suppress_health_check=list(HealthCheck))
+
+
+@given(FINITE)
+def test_unbiased_estimators_have_mean_grad_J(problem):
+    # E[g] by enumeration against grad J by dynamic programming (shares only the score contraction).
+    grad = gradient(problem.mdp, problem.policy, "dp").grad
+    moments = exact_moments_all(UNBIASED, problem.mdp, problem.policy)
+    for e in UNBIASED:
+        close(moments[e.name].mean, grad, 1e-10)
+
+
+@given(FINITE)
+def test_baselines_leave_the_mean_unchanged(problem):
+    m = exact_moments_all(UNBIASED, problem.mdp, problem.policy)
+    close(m["baseline_constant"].mean, m["total_return"].mean, 1e-10)
+    close(m["baseline_value"].mean, m["reward_to_go"].mean, 1e-10)
+
+
+# Bias of each pitfall on the one-state bandit with actions (0, 1/2) and the uniform policy, worked by hand:
+# grad J = (1/2)(r - rbar) = (-1/8, 1/8). Dropping r_t (rtg_skip_current), an action baseline Q (mean 0) and the
+# lost step-0 term (score_wrong_time, H = 1) all leave E[g] = 0: bias = -grad J. The restarted discount with
+# gamma = 0, H = 2 counts r_1 like r_0: E[g] = 2 grad J, bias = +grad J. Normalising G in {0, 1/2} gives
+# weights -1, +1 (up to the 1e-8 epsilon): E[g] = (-1/2, 1/2) = 4 grad J, bias = 3 grad J.
+MINIMAL_BIAS = {"rtg_skip_current": -1.0, "action_baseline": -1.0, "score_wrong_time": -1.0,
+                "rtg_restart_discount": 1.0, "batch_normalized": 3.0}
+
+
+@pytest.mark.parametrize("estimator", PITFALLS, ids=[e.name for e in PITFALLS])
+def test_pitfall_is_biased_on_a_generated_mdp_shrunk_to_a_bandit(estimator):
+    found = find(problems(), lambda p: exact_moments(estimator, p.mdp, p.policy).biased, settings=FIND)
+    mdp, pol = found.mdp, found.policy
+    # Hypothesis shrinks to one state, two actions, the uniform policy and a single reward of +-1/2, with the
+    # shortest horizon that shows the bias (two steps and gamma = 0 for the restarted discount).
+    assert (mdp.n_states, mdp.n_actions, mdp.horizon) == (1, 2, 2 if estimator.name == "rtg_restart_discount" else 1)
+    assert not pol.theta.any() and not mdp.terminal.any()
+    r = mdp.rewards[0, :, 0]
+    assert sorted(np.abs(r).tolist()) == [0.0, 0.5]
+    grad = 0.5 * (r - r.mean())
+    if estimator.name == "rtg_restart_discount":
+        assert mdp.gamma == 0.0
+    close(exact_moments(estimator, mdp, pol).bias.ravel(), MINIMAL_BIAS[estimator.name] * grad, 1e-6)
