@@ -192,6 +192,10 @@ def cmd_report(args) -> int:
 
     to_stdout = args.json == "-"
     out = None if args.json in (None, "-") else _writable_output(args.json, args.force)
+    if args.plots:
+        from verify.plots import check_output_dir
+
+        check_output_dir(args.plots, force=args.force)    # fail before the long run, not after
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout)
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
     if to_stdout:
@@ -200,7 +204,26 @@ def cmd_report(args) -> int:
         if out is not None:
             out.write_text(text + "\n")
         render_report(report, color=not args.no_color)
+    if args.plots:
+        from verify.builtin import builtin_examples
+        from verify.plots import write_report_plots
+        from verify.report import report_episodes
+
+        paths = write_report_plots(report, builtin_examples(), args.plots, episodes=report_episodes(args.quick),
+                                   force=args.force)
+        print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK if report.passed else EXIT_FAIL
+
+
+# --- plot ---------------------------------------------------------------------------------------------------------
+
+def cmd_plot(args) -> int:
+    from verify.plots import write_problem_plots
+
+    problem = _load_problem_from_args(args)
+    for path in write_problem_plots(problem, args.out, episodes=args.episodes, seed=args.seed, force=args.force):
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 # --- latex --------------------------------------------------------------------------------------------------------
@@ -283,10 +306,33 @@ def _problem_command(args) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _user_estimator_check(args, problem: Problem):
+    """``gradcheck.check_estimator`` for --estimator SPEC, its reproduce hint the ``pgverify mc`` command line."""
+    import dataclasses
+
+    from verify.gradcheck import check_estimator, load_estimator
+    from verify.mc import reproduce_command
+
+    if getattr(args, "sampler", "pgverify") != "pgverify":
+        raise UsageError(f"--sampler {args.sampler} works with catalog estimators only, not --estimator "
+                         f"{args.estimator}")
+    fn = load_estimator(args.estimator)
+    check = check_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                            covariance=args.covariance, name=args.estimator)
+    return dataclasses.replace(check, reproduce=reproduce_command(_problem_command(args), check.mc, args.covariance))
+
+
 def cmd_mc(args) -> int:
     from verify.mc import format_mc, reproduce_command, run_mc
 
     problem = _load_problem_from_args(args)
+    if ":" in args.estimator:               # a user's function; catalog names never contain ':'
+        check = _user_estimator_check(args, problem)
+        if args.json:
+            _print_json({**check.to_json(), "command": check.reproduce})
+        else:
+            print(check.format())
+        return EXIT_OK if check.passed else EXIT_FAIL
     sampler = None
     if args.sampler == "gymnasium":
         if args.gym is None:
@@ -308,12 +354,31 @@ def cmd_check(args) -> int:
     from verify.mc import render_check, run_check
 
     problem = _load_problem_from_args(args)
+    if args.estimator is not None:
+        return _check_one_estimator(args, problem)
     check = run_check(problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha, covariance=args.covariance)
     if args.json:
         _print_json(check.to_json())
     else:
         render_check(check, _problem_command(args), args.covariance, color=not args.no_color)
     return EXIT_OK if check.passed else EXIT_FAIL
+
+
+def _check_one_estimator(args, problem: Problem) -> int:
+    """``check --estimator``: the exact-gradient cross-check and that one estimator, no catalog table."""
+    from verify.mc import exact_cross_check
+
+    gradients = exact_cross_check(problem)
+    check = _user_estimator_check(args, problem)
+    passed = gradients.passed and check.passed
+    if args.json:
+        _print_json({"problem": problem.mdp.name, "passed": passed, "gradients": gradients.to_json(),
+                     "estimator": check.to_json()})
+    else:
+        print(f"{problem.mdp.name}: J(theta) = {gradients.J:.10g}; {', '.join(gradients.methods)} agree within "
+              f"{gradients.max_abs_diff:.1e} (tol {gradients.tol:.0e}): {'ok' if gradients.passed else 'FAILED'}")
+        print(check.format())
+    return EXIT_OK if passed else EXIT_FAIL
 
 
 def cmd_estimators(args) -> int:
@@ -368,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed for all sampling (default 0)")
     p.add_argument("--quick", action="store_true", help="fewer episodes and smaller grounding sizes")
     p.add_argument("--json", metavar="FILE|-", help="also write the report as JSON to FILE, or only JSON to stdout with -")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    p.add_argument("--plots", metavar="DIR", help="also write PNG figures (MC convergence per example, variance "
+                                                  "comparison) into DIR; needs the 'plot' extra")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file or plots")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.set_defaults(func=cmd_report)
 
@@ -421,7 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "test the mean against the exact grad J (Hotelling T^2 or chi^2 with the exact "
                                    "covariance). Exit 0 consistent, 1 inconsistent, 2 bad input.")
     _add_problem_arguments(p)
-    p.add_argument("--estimator", required=True, metavar="NAME", help="catalog name (see pgverify estimators)")
+    p.add_argument("--estimator", required=True, metavar="NAME|MODULE:FUNCTION",
+                   help="catalog name (see pgverify estimators), or your own estimator as package.module:function "
+                        "or path/to/file.py:function (the current directory is importable; contract: README, "
+                        "'Check your own estimator'); yours also fails when enumeration proves a bias")
     _add_mc_arguments(p)
     p.add_argument("--sampler", choices=("pgverify", "gymnasium"), default="pgverify",
                    help="who samples the episodes: pgverify's vectorised sampler of the MDP (default), or, with "
@@ -435,6 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "bias is caught.")
     _add_problem_arguments(p)
     _add_mc_arguments(p)
+    p.add_argument("--estimator", metavar="MODULE:FUNCTION",
+                   help="check only this estimator instead of the catalog: package.module:function, "
+                        "path/to/file.py:function or a catalog name; exit 0 when the exact gradients agree and it "
+                        "passes (consistent, and no bias proved by enumeration)")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.set_defaults(func=cmd_check)
 
@@ -443,6 +517,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.set_defaults(func=cmd_estimators)
+
+    p = sub.add_parser("plot", help="figures for your own MDP: MC convergence and variance comparison",
+                       description="Write convergence-NAME.png (running mean of every estimator with a 95%% band "
+                                   "against the exact gradient) and variance-NAME.png (per-episode variance of the "
+                                   "unbiased estimators) into DIR. Needs the 'plot' extra (matplotlib).")
+    _add_problem_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG files (created if missing)")
+    p.add_argument("--episodes", type=_positive_int, default=5000, help="episodes to sample (default 5000)")
+    p.add_argument("--seed", type=_seed, default=0, help="sampling seed (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite existing PNG files")
+    p.set_defaults(func=cmd_plot)
 
     # further subcommands register here
     return parser

@@ -187,11 +187,10 @@ def errata_for_latex() -> tuple:
     return all_errata()
 
 
-def variance_rows(name: str, rows) -> list[VarianceRow]:
-    """tr Cov[g] per unbiased estimator: exact from the enumeration, else the sample's."""
+def variance_rows(name: str, runs) -> list[VarianceRow]:
+    """tr Cov[g] per unbiased estimator (runs: verify.mc.McResult): exact from the enumeration, else the sample's."""
     out = []
-    for row in rows:
-        r = row.mc
+    for r in runs:
         if not r.estimator.unbiased:
             continue
         if r.moments is not None:
@@ -199,6 +198,11 @@ def variance_rows(name: str, rows) -> list[VarianceRow]:
         else:
             out.append(VarianceRow(name, r.estimator.name, float(r.episodes * np.sum(r.test.stderr ** 2)), "sample"))
     return out
+
+
+def report_episodes(quick: bool) -> int:
+    """Monte Carlo episodes per example in the full and the quick report."""
+    return QUICK_EPISODES if quick else FULL_EPISODES
 
 
 def build_report(seed: int = 0, quick: bool = False, progress=None) -> Report:
@@ -227,10 +231,10 @@ def build_report(seed: int = 0, quick: bool = False, progress=None) -> Report:
     done("errata", t0)
     for name, problem in examples.items():
         t0 = time.perf_counter()
-        check = run_check(problem, estimators, episodes=QUICK_EPISODES if quick else FULL_EPISODES, seed=seed)
+        check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed)
         report.gradients.append(check.gradients)
         report.estimators.extend((name, row) for row in check.rows)
-        report.variance.extend(variance_rows(name, check.rows))
+        report.variance.extend(variance_rows(name, [row.mc for row in check.rows]))
         done(f"example_{name}", t0)
     report.timing["total_s"] = time.perf_counter() - t_start
     return report
