@@ -73,15 +73,33 @@ def test_singular_covariance_uses_the_support_and_demands_exact_agreement_off_it
     # Components: (u, v, u + v, 3): rank 2, and the last component never varies.
     x = np.column_stack([base, base.sum(axis=1), np.full(2000, 3.0)])
     exact = np.array([0.0, 0.0, 0.0, 3.0])
-    ok = consistency_test(SampleMoments.of(x), exact)
-    assert ok.consistent and ok.dof == 2 and not ok.exact_mismatch
-    # Round-off in a zero-variance component is not a discrepancy ...
-    assert consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-13]).consistent
-    # ... but a real one is decisive, and names the component.
-    bad = consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-6])
+    true_cov = np.zeros((4, 4))
+    true_cov[:3, :3] = [[1, 0, 1], [0, 1, 1], [1, 1, 2]]
+    for cov in (None, true_cov):
+        ok = consistency_test(SampleMoments.of(x), exact, cov=cov)
+        assert ok.consistent and ok.dof == 2 and not ok.exact_mismatch
+        # Round-off in a zero-variance component is not a discrepancy.
+        assert consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-13], cov=cov).consistent
+    # With the exact covariance a real discrepancy off the support is decisive, and names the component ...
+    bad = consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-6], cov=true_cov)
     assert (bad.verdict, bad.p_value, bad.exact_mismatch, bad.worst) == ("inconsistent", 0.0, True, (3,))
-    # An exact value off the support of the linear constraint x2 = x0 + x1 is caught the same way.
-    assert consistency_test(SampleMoments.of(x), [0.0, 0.0, 0.01, 3.0]).exact_mismatch
+    assert consistency_test(SampleMoments.of(x), [0.0, 0.0, 0.01, 3.0], cov=true_cov).exact_mismatch
+    # ... with the sample covariance it must exceed what 2000 draws can rule out: a value of probability
+    # -ln(alpha)/N may never have been drawn; its size is taken as twice the largest |x| seen.
+    allowance = -np.log(1e-3) / 2000 * 2 * np.abs(x).max()
+    assert consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 0.9 * allowance]).consistent
+    bad = consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1.1 * allowance])
+    assert (bad.verdict, bad.p_value, bad.exact_mismatch, bad.worst) == ("inconsistent", 0.0, True, (3,))
+
+
+def test_rare_values_missing_from_the_sample_are_not_an_exact_mismatch():
+    # A sparse reward: the second component is 5 with probability 1e-4, else 0. In 2000 draws it is almost
+    # surely constant, yet its exact mean 5e-4 is right; the sample covariance cannot tell, so no p = 0.
+    rng = np.random.default_rng(7)
+    x = np.column_stack([rng.normal(size=2000), np.zeros(2000)])
+    x[0, 0] = 5.0                           # the largest value seen anywhere
+    res = consistency_test(SampleMoments.of(x), [x[:, 0].mean(), 5e-4])
+    assert res.consistent and not res.exact_mismatch
 
 
 def test_worst_component_has_the_largest_z():

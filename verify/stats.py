@@ -3,10 +3,16 @@
 For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: E[g] = grad J.
 
 - Support. Sigma = U diag(lambda) U^T; directions with lambda <= rtol * d * lambda_max form the null space, r is the
-  rank. Every g_n has the same projection onto the null space, so there xbar must equal grad J *exactly*, up to
-  float round-off (1e-9 of the problem's scale) plus six standard errors of the largest variance that was
-  declared zero. A mismatch there is decisive: p = 0. (Tabular softmax scores sum to zero over actions, so every
-  tabular problem has a null space; states never visited add more.)
+  rank. With the exact covariance every g_n has the same projection onto the null space, so there xbar must equal
+  grad J *exactly*, up to float round-off (1e-9 of the problem's scale) plus six standard errors of the largest
+  variance that was declared zero. A mismatch there is decisive: p = 0. (Tabular softmax scores sum to zero over
+  actions, so every tabular problem has a null space.)
+  With the sample covariance, a direction can look constant only because its rare values were not drawn (sparse
+  rewards: on FrozenLake 8x8 ~30 of 20000 episodes reach the goal, so the sample covariance has rank ~30). If a
+  value other than the constant had probability p, all N draws would miss it with probability (1 - p)^N, so
+  p <= -ln(alpha) / N with confidence 1 - alpha, and the mean can differ from the constant by p times the size of
+  such values. That size is unknown; the largest |g| seen in any component, doubled, stands in for it (a
+  heuristic), so the allowance adds (-ln(alpha) / N) * 2 max|g|.
 - Range. With y = U_r^T (xbar - grad J):  T^2 = N sum_i y_i^2 / lambda_i.
   Sample covariance: Hotelling, (N - r) / (r (N - 1)) T^2 ~ F(r, N - r).
   Exact covariance (known by enumeration): T^2 ~ chi^2_r.
@@ -48,6 +54,7 @@ class SampleMoments:
     n: int
     mean: np.ndarray     # [d]
     scatter: np.ndarray  # [d, d] = sum_n (x_n - mean)(x_n - mean)^T
+    max_abs: float = 0.0  # largest |x_n,i| seen
 
     @classmethod
     def of(cls, x: np.ndarray) -> "SampleMoments":
@@ -55,7 +62,7 @@ class SampleMoments:
         x = np.asarray(x, dtype=float).reshape(len(x), -1)
         mean = x.mean(axis=0)
         xc = x - mean
-        return cls(len(x), mean, xc.T @ xc)
+        return cls(len(x), mean, xc.T @ xc, float(np.abs(x).max(initial=0.0)))
 
     def merge(self, other: "SampleMoments") -> "SampleMoments":
         """Moments of the union (Chan, Golub and LeVeque's pairwise update)."""
@@ -63,7 +70,7 @@ class SampleMoments:
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
         scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
-        return SampleMoments(n, mean, scatter)
+        return SampleMoments(n, mean, scatter, max(self.max_abs, other.max_abs))
 
     @property
     def cov(self) -> np.ndarray:
@@ -173,6 +180,8 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     big = max(scale, float(np.abs(mu).max(initial=0.0)), float(np.abs(sample.mean).max(initial=0.0)),
               float(np.sqrt(lam.max(initial=0.0))))
     tol_null = EXACT_RTOL * big + NULL_SIGMAS * np.sqrt(cut / n)
+    if cov is None:     # unseen rare values (module docstring)
+        tol_null += -np.log(alpha) / n * 2 * max(sample.max_abs, big)
     off = U0.T @ diff
     test = "hotelling" if cov is None else "chi2"
     shaped = lambda v: v.reshape(shape)  # noqa: E731
