@@ -10,10 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
 
 from verify import fuzz
 from verify.estimators import ESTIMATORS
 from verify.problem import load_problem
+from verify.strategies import problems
 
 
 def pgverify(*args, cwd):
@@ -221,6 +223,34 @@ def test_counterexample_by_hand_in_exact_arithmetic():
     assert not verdict.holds
     assert verdict.evidence["total variance of total_return"] == pytest.approx(float(v_total), rel=1e-12)
     assert verdict.evidence["total variance of reward_to_go"] == pytest.approx(float(v_rtg), rel=1e-12)
+
+
+def test_todays_seed_0_counterexample_by_hand():
+    # What `pgverify fuzz rtg-variance --seed 0` reports: start in state 1, every action leads to state 0,
+    # H = 2, uniform policy over 3 actions; action 2 earns x = +1/2 in state 1 and y = -1 in state 0.
+    # Scores u_a = e_a - 1/3 (|u_a|^2 = 2/3) live in separate state blocks, x and y are independent:
+    # E[x] = 1/6, E[x^2] = 1/12, E[y] = -1/3, E[y^2] = 1/3, E[(x + y)^2] = 11/36, |grad J|^2 = 5/54.
+    #   total return:  E|g|^2 = (2/3 + 2/3) 11/36 = 11/27        -> variance 11/27 - 5/54 = 17/54
+    #   reward-to-go:  E|g|^2 = (2/3) 11/36 + (2/3) 1/3 = 23/54  -> variance 23/54 - 5/54 = 1/3
+    # The earned +1/2 shrinks |x + y| on the state-0 score, since E[x^2] + 2 E[x] E[y] = -1/36 < 0.
+    from verify.mdp import TabularMDP
+    from verify.policy import TabularSoftmax
+    from verify.problem import Problem
+
+    mdp = TabularMDP(initial=[0, 1], transitions=[[[1, 0]] * 3, [[1, 0]] * 3],
+                     rewards=[[0, 0, -1], [0, 0, 0.5]], gamma=1.0, horizon=2)
+    problem = Problem(mdp, TabularSoftmax(np.zeros((2, 3))))
+    assert total_variances(problem) == pytest.approx((17 / 54, 1 / 3), rel=1e-12)
+    verdict = fuzz.get_claim("rtg-variance").check(mdp, problem.policy)
+    assert not verdict.holds
+    assert verdict.evidence["variance ratio reward_to_go / total_return"] == pytest.approx(18 / 17, rel=1e-12)
+
+
+@given(problems(reward_kind="zero") | problems(actions=1))
+def test_variance_claims_hold_where_every_estimate_is_zero(problem):
+    # Zero rewards or a single action: every estimator is identically 0, so float noise must not count.
+    for name in ("rtg-variance", "value-baseline-variance", "constant-baseline-variance"):
+        assert fuzz.get_claim(name).check(problem.mdp, problem.policy).holds
 
 
 def test_pruning_unreachable_states_keeps_the_moments():
