@@ -46,7 +46,8 @@ def magnitude(mdp: TabularMDP, policy: Policy) -> float:
     else:
         alive = np.flatnonzero(~mdp.terminal)
         P_pi = np.einsum("sa,sat->st", policy.probs[alive], mdp.transitions[np.ix_(alive, range(mdp.n_actions), alive)])
-        steps = float(np.linalg.solve(np.eye(alive.size) - P_pi, np.ones(alive.size)).max())
+        # max(initial=0): every state terminal means episodes of length 0.
+        steps = float(np.linalg.solve(np.eye(alive.size) - P_pi, np.ones(alive.size)).max(initial=0.0))
     return max(float(np.abs(mdp.rewards).max()) * steps, 1e-300)
 
 
