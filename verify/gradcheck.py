@@ -4,16 +4,17 @@ r"""Check your own estimator: a gradcheck for REINFORCE implementations.
 so "is my REINFORCE code right?" means: is E[g(tau)] = grad J(theta)? ``check_estimator`` answers that on a
 tabular MDP whose grad J pgverify knows exactly, two ways:
 
+- **Exact.** When the MDP is small (finite horizon, at most ``mc.ENUMERATION_LIMIT`` trajectories) your function
+  is evaluated on every trajectory, weighted by p(tau|theta): E[g] is known exactly, so a bias is *proved*, not
+  only suspected, however small, and an unbiased estimator never fails. This decides the verdict: "biased" when
+  the exact bias exceeds float round-off (1e-9 of the problem's scale), else "consistent".
 - **Monte Carlo.** Sample episodes, average your per-episode estimates and test the mean against the exact grad
   J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated,
-  Hotelling T^2 otherwise). A rejection at level alpha is evidence of bias.
-- **Exact.** When the MDP is small (finite horizon, at most ``mc.ENUMERATION_LIMIT`` trajectories) your function
-  is also evaluated on every trajectory, weighted by p(tau|theta): E[g] is then known exactly, so a bias is
-  *proved*, not only suspected (and a bias too small for the sample is still found).
+  Hotelling T^2 otherwise). Always reported (it is what your training loop sees); it decides the verdict only
+  when nothing can be enumerated: "inconsistent" when p <= alpha.
 
-The check fails when either says so (verdict "biased": exact bias beyond float round-off; "inconsistent": the
-Monte Carlo test rejects). When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean
-equals yours on this MDP are named: that usually says which bug it is.
+When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean equals yours on this MDP
+are named: that usually says which bug it is.
 
 The estimator contract
 ----------------------
@@ -32,19 +33,24 @@ episode (not the batch mean; the Monte Carlo estimate is the mean of the rows). 
 
 g(tau_n) must depend on episode n alone and deterministically: no batch statistics (return normalisation), no
 internal randomness. Then the estimates are i.i.d. and their exact mean is a sum over trajectories. This is probed
-before the run (the same episodes in a smaller batch, and with extra padding, must give the same rows). Compute
+before the run (the same episodes in a smaller batch, and with less padding, must give the same rows). Compute
 in float64: the exact comparison allows float64 round-off (1e-9 of the problem's scale), not float32's. The output
 may be any array type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
 
 Many generated examples: false alarms
 -------------------------------------
-Each call has false-alarm probability at most alpha, from the Monte Carlo test alone (an exact bias of an
-unbiased float64 estimator is round-off, below the threshold). Over k examples, as with
-``@given(problems(...))``, the probability of any false alarm is at most k * alpha (a union bound; it holds
-however the examples depend on each other). The default alpha = 1e-3 with the ``ci`` profile's 25 examples
-gives <= 2.5%; for hundreds or thousands of examples pass alpha = 1e-4 or 1e-5 (the detectable effect grows
-only slowly as alpha shrinks). Each check is deterministic for its seed, so Hypothesis replays a failing
-example, false alarm or not, exactly: rerun it with another ``seed`` to tell the two apart.
+On an enumerable problem (``problems()``' default horizons 1..4 all are) there are none: the verdict is exact.
+Otherwise each call's false-alarm probability is alpha, the level of the Monte Carlo test, and over k examples,
+as with ``@given(problems(...))``, the probability of any false alarm is at most k * alpha (a union bound; it
+holds however the examples depend on each other). The default alpha = 1e-3 with the ``ci`` profile's 25
+examples gives <= 2.5%; for hundreds or thousands of examples pass alpha = 1e-4 or 1e-5 (the detectable effect
+grows only slowly as alpha shrinks). The level is asymptotic: an action of probability near or below 1/N is
+missing from the sample or under-represented in it, the sample covariance then misses its direction, and the
+test can reject an unbiased estimator (seen with horizon null and near-deterministic policies; linear policies
+reach them even with small theta, their features multiply it). ``problems(horizon=None,
+kind="tabular_softmax", max_abs_theta=1.0)`` with a few thousand episodes stays clear of it. Each check is
+deterministic for its seed, so Hypothesis replays a failing example, false alarm or not, exactly: rerun it with
+another ``seed`` to tell the two apart.
 
 >>> from verify.builtin import builtin_examples
 >>> from verify.episodes import reward_to_go, score_sums
@@ -81,12 +87,10 @@ __all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator
            "load_estimator"]
 
 PROBE_EPISODES = 64     # the contract probe's batch (its first half is re-evaluated alone)
-PROBE_PADDING = 2       # extra padding steps the probe appends
 PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch size; a batch statistic moves far more
 
-_VERDICTS = {"consistent": "consistent with the exact gradient",
-             "inconsistent": "INCONSISTENT with the exact gradient (Monte Carlo test)",
-             "biased": "BIASED (proved by exact enumeration)"}
+_HEADS = {"consistent": "consistent with the exact gradient (Monte Carlo test; too large to enumerate)",
+          "inconsistent": "INCONSISTENT with the exact gradient (Monte Carlo test; too large to enumerate)"}
 
 
 class EstimatorError(UsageError):
@@ -205,14 +209,10 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
     return Estimator(label, "", True, description, per_episode)
 
 
-def _pad(episodes: Episodes, extra: int) -> Episodes:
-    """The batch with ``extra`` more padding steps (action 0, reward 0, the final state), as the sampler pads."""
-    N = episodes.n
-    s_pad = np.repeat(episodes.s_t[:, -1:], extra, axis=1)
-    return Episodes(np.concatenate([episodes.s_t, s_pad], axis=1),
-                    np.concatenate([episodes.a_t, np.zeros((N, extra), dtype=episodes.a_t.dtype)], axis=1),
-                    np.concatenate([episodes.r_t, np.zeros((N, extra))], axis=1),
-                    episodes.lengths, episodes.mdp, episodes.policy, episodes.weights)
+def _truncate(episodes: Episodes, T: int) -> Episodes:
+    """The batch cut to T steps (every episode must fit): the same episodes with less padding."""
+    return Episodes(episodes.s_t[:, :T + 1], episodes.a_t[:, :T], episodes.r_t[:, :T], episodes.lengths,
+                    episodes.mdp, episodes.policy, episodes.weights)
 
 
 def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
@@ -237,13 +237,18 @@ def _probe(est: Estimator, problem: Problem, seed: int) -> None:
             f"{np.abs(full[n] - alone[n]).max():.3g}); g(tau_n) must depend on episode n alone and deterministically "
             "(no batch statistics such as return normalisation, no internal randomness), so that the estimates are "
             "i.i.d. and their exact mean exists")
-    padded = est.per_episode(_pad(batch, PROBE_PADDING))
-    n = _first_difference(full, padded)
+    # Less padding rather than more: a batch never runs past the horizon, and estimators may rely on that.
+    short = np.flatnonzero(batch.lengths < batch.T)
+    if short.size == 0:
+        return
+    T = int(batch.lengths[short].max())
+    cut = est.per_episode(_truncate(batch.select(short), T))
+    n = _first_difference(full[short], cut)
     if n is not None:
         raise EstimatorError(
-            f"estimator {est.name} depends on padding: episode {n} (length {batch.lengths[n]}) got another "
-            f"estimate when the batch was padded with {PROBE_PADDING} more steps (max change "
-            f"{np.abs(full[n] - padded[n]).max():.3g}); steps t >= lengths[n] are padding and must be ignored "
+            f"estimator {est.name} depends on padding: episode {short[n]} (length {batch.lengths[short[n]]}) got "
+            f"another estimate when its batch was padded to {T} instead of {batch.T} steps (max change "
+            f"{np.abs(full[short[n]] - cut[n]).max():.3g}); steps t >= lengths[n] are padding and must be ignored "
             "(weight them with episodes.mask, or loop to lengths[n])")
 
 
@@ -302,9 +307,10 @@ class EstimatorCheck:
 
     @property
     def verdict(self) -> str:
-        """"biased" (exact bias proved), "inconsistent" (the Monte Carlo test rejects) or "consistent"."""
-        if self.exact_biased:
-            return "biased"
+        """"biased" (exact bias proved), "inconsistent" (no enumeration; the Monte Carlo test rejects), else
+        "consistent"."""
+        if self.exact_biased is not None:
+            return "biased" if self.exact_biased else "consistent"
         return "consistent" if self.consistent else "inconsistent"
 
     @property
@@ -315,10 +321,13 @@ class EstimatorCheck:
         """The report: verdict, the worst component's numbers, the test, the seed and how to reproduce it."""
         w, t = self.worst, self.mc.test
         exact = self.exact_mean is not None
-        head = f"estimator {self.estimator} on {self.problem}: {_VERDICTS[self.verdict]}"
-        if exact:
-            head += f"; exact mean by enumerating {self.n_trajectories} trajectories"
-        lines = [head]
+        if not exact:
+            head = _HEADS[self.verdict]
+        elif self.exact_biased:
+            head = f"BIASED, proved by enumerating {self.n_trajectories} trajectories: its exact mean is not grad J"
+        else:
+            head = f"unbiased here: its exact mean equals grad J (enumerating {self.n_trajectories} trajectories)"
+        lines = [f"estimator {self.estimator} on {self.problem}: {head}"]
         values = f"exact grad J {self.grad[w]:.6g}"
         if exact:
             values += f", exact mean {self.exact_mean[w]:.6g} (exact bias {self.exact_bias[w]:+.3g})"
@@ -335,8 +344,9 @@ class EstimatorCheck:
                      f"{'<=' if not self.consistent else '>'} alpha = {self.alpha:g}: "
                      f"{'consistent' if self.consistent else 'INCONSISTENT'}")
         if not self.consistent and exact and not self.exact_biased:
-            lines.append("the exact mean equals grad J, so this is a false alarm (probability alpha) unless the "
-                         "function computes something else on sampled batches than on the enumeration")
+            lines.append("the exact mean equals grad J, so the Monte Carlo rejection is a false alarm of this "
+                         "sample (probability alpha, more when rare actions are missing from it); the verdict is "
+                         "the exact one")
         for name in self.matches:
             lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
         lines.append(f"seed {self.seed}; reproduce: {self.reproduce}")
@@ -386,10 +396,11 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
                     alpha: float = DEFAULT_ALPHA, covariance: str = "auto", name: str | None = None) -> EstimatorCheck:
     r"""Test whether ``fn`` estimates grad J(theta) without bias on ``problem``.
 
-    H0: E[g(tau)] = grad J(theta), with g = ``fn`` per episode. Monte Carlo: the mean of ``episodes`` i.i.d.
-    estimates is tested against the exact gradient at level ``alpha`` (``stats.consistency_test``). Exact, when
-    the trajectories can be enumerated: E[g] = sum_tau p(tau|theta) g(tau) and the bias E[g] - grad J, non-zero
-    when it exceeds float round-off (1e-9 of the problem's scale).
+    H0: E[g(tau)] = grad J(theta), with g = ``fn`` per episode. Exact, when the trajectories can be enumerated:
+    E[g] = sum_tau p(tau|theta) g(tau), and the bias E[g] - grad J counts when it exceeds float round-off (1e-9
+    of the problem's scale); this decides the verdict. Monte Carlo, always: the mean of ``episodes`` i.i.d.
+    estimates is tested against the exact gradient at level ``alpha`` (``stats.consistency_test``); this decides
+    the verdict when nothing can be enumerated.
 
     Args:
       fn: the estimator, ``episodes -> [N, *theta.shape]`` (contract: module docstring); a catalog ``Estimator``
@@ -452,8 +463,8 @@ def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
     >>> assert_estimator_unbiased(restarted, builtin_examples()["chain"], episodes=2000)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    AssertionError: estimator restarted on chain: BIASED (proved by exact enumeration); exact mean by enumerating \
-227 trajectories
+    AssertionError: estimator restarted on chain: BIASED, proved by enumerating 227 trajectories: its exact mean is \
+not grad J
     worst component: theta[1, 0] (state 's1', action 'left'): exact grad J -0.127522, exact mean -0.155312 (exact \
 bias -0.0278), sample mean -0.162689, standard error 0.00497
     ...
