@@ -330,6 +330,9 @@ def test_cli_bad_functions_exit_2_with_one_line(tmp_path, monkeypatch, capsys):
             assert main([command, "examples/chain.json", "--estimator", spec, "--episodes", "500"]) == 2
             err = capsys.readouterr().err
             assert err.startswith(f"pgverify {command}: error: ") and err.count("\n") == 1 and needle in err, err
+    assert main(["mc", "examples/chain.json", "--estimator", "examples.user_reinforce:reinforce_fixed",
+                 "--sampler", "gymnasium"]) == 2
+    assert "works with catalog estimators only" in capsys.readouterr().err
 
 
 def test_cli_check_with_estimator_checks_only_it(monkeypatch, capsys):
