@@ -9,8 +9,8 @@ tabular MDP whose grad J pgverify knows exactly, two ways:
   only suspected, however small, and an unbiased estimator never fails. This decides the verdict: "biased" when
   the exact bias exceeds float round-off (1e-9 of the problem's scale), else "consistent".
 - **Monte Carlo.** Sample episodes, average your per-episode estimates and test the mean against the exact grad
-  J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated,
-  Hotelling T^2 otherwise). Always reported (it is what your training loop sees); it decides the verdict only
+  J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated, a
+  test on the sample (co)variance otherwise). Always reported (it is what your training loop sees); it decides the verdict only
   when nothing can be enumerated: "inconsistent" when p <= alpha.
 
 When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean equals yours on this MDP
@@ -89,6 +89,8 @@ __all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator
 PROBE_EPISODES = 64     # the contract probe's batch (its first half is re-evaluated alone)
 PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch size; a batch statistic moves far more
 
+_TEST_LABELS = {"chi2": "chi^2 (exact covariance)", "hotelling": "Hotelling T^2",
+                "maxz": "max |z| (Bonferroni, sample variances)"}
 _HEADS = {"consistent": "consistent with the exact gradient (Monte Carlo test; too large to enumerate)",
           "inconsistent": "INCONSISTENT with the exact gradient (Monte Carlo test; too large to enumerate)"}
 
@@ -262,8 +264,8 @@ class EstimatorCheck:
       estimator, problem: names. episodes, seed, alpha: the run's settings.
       grad: exact grad J(theta) (dynamic programming or a linear solve), theta's shape.
       mean, stderr: sample mean of the per-episode estimates and its standard error, theta's shape.
-      test, statistic, dof, p_value: the Monte Carlo consistency test ("chi2" with the exact covariance or
-        "hotelling"); ``consistent``: p_value > alpha.
+      test, statistic, dof, p_value: the Monte Carlo consistency test (``ConsistencyResult.test``: "chi2" with
+        the exact covariance, else a sample test); ``consistent``: p_value > alpha.
       exact_mean, exact_std: E[g] and the per-episode standard deviation by enumeration, or None when the
         problem cannot be enumerated; ``n_trajectories``: how many trajectories that took.
       exact_biased: the exact bias exceeds float round-off (None without enumeration).
@@ -338,8 +340,8 @@ class EstimatorCheck:
             lines.append(f"max |exact bias| = {np.abs(self.exact_bias).max():.3g}, effect size {eff} per-episode "
                          f"standard deviations (this run detects {self.detectable:.3g} with probability {DETECT_POWER})")
         stat = ("a zero-variance direction differs (p = 0)" if t.exact_mismatch else
-                f"{'Hotelling T^2' if self.test == 'hotelling' else 'chi^2 (exact covariance)'} = "
-                f"{self.statistic:.4g} on {self.dof} dof, p = {self.p_value:.3g}")
+                f"{_TEST_LABELS.get(self.test, self.test)} = {self.statistic:.4g} on {self.dof} "
+                f"{'components' if self.test == 'maxz' else 'dof'}, p = {self.p_value:.3g}")
         lines.append(f"Monte Carlo, {self.episodes} episodes: {stat} "
                      f"{'<=' if not self.consistent else '>'} alpha = {self.alpha:g}: "
                      f"{'consistent' if self.consistent else 'INCONSISTENT'}")
