@@ -76,7 +76,7 @@ def test_check_passes_on_an_example_and_on_horizon_null(capsys):
     assert all(rows[n]["verdict"] == "consistent" for n in ("total_return", "reward_to_go", "baseline_value"))
     assert rows["action_baseline"]["outcome"] == "caught"
     code, text = in_process(capsys, "check", DISCOUNTED, "--episodes", "3000", "--no-color")
-    assert code == 0 and "hotelling" in text and "10/10 checks passed" in text
+    assert code == 0 and "maxz" in text and "10/10 checks passed" in text
 
 
 def test_estimators_lists_the_catalog(capsys):

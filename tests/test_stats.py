@@ -59,9 +59,11 @@ def test_merged_moments_equal_moments_of_the_union():
 
 def test_one_dimensional_p_values_are_the_textbook_ones():
     x = np.random.default_rng(1).normal(0.05, 1.0, size=(500, 1))
-    hot = consistency_test(SampleMoments.of(x), [0.0], alpha=0.05)
-    assert hot.test == "hotelling" and hot.dof == 1
-    assert hot.p_value == pytest.approx(stats.ttest_1samp(x[:, 0], 0.0).pvalue, rel=1e-10)
+    # In one dimension Hotelling's F(1, N-1) is the squared t statistic, and max-|z| is the two-sided t-test.
+    for sample_test in ("hotelling", "maxz"):
+        res = consistency_test(SampleMoments.of(x), [0.0], alpha=0.05, sample_test=sample_test)
+        assert res.test == sample_test and res.dof == 1
+        assert res.p_value == pytest.approx(stats.ttest_1samp(x[:, 0], 0.0).pvalue, rel=1e-10)
     chi = consistency_test(SampleMoments.of(x), [0.0], cov=np.eye(1), alpha=0.05)
     z = x.mean() / np.sqrt(1 / 500)
     assert chi.p_value == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-10)
@@ -75,9 +77,10 @@ def test_singular_covariance_uses_the_support_and_demands_exact_agreement_off_it
     exact = np.array([0.0, 0.0, 0.0, 3.0])
     true_cov = np.zeros((4, 4))
     true_cov[:3, :3] = [[1, 0, 1], [0, 1, 1], [1, 1, 2]]
-    for cov in (None, true_cov):
+    # dof: the covariance's rank (chi^2), or the number of components with a positive variance (max-|z|)
+    for cov, dof in ((None, 3), (true_cov, 2)):
         ok = consistency_test(SampleMoments.of(x), exact, cov=cov)
-        assert ok.consistent and ok.dof == 2 and not ok.exact_mismatch
+        assert ok.consistent and ok.dof == dof and not ok.exact_mismatch
         # Round-off in a zero-variance component is not a discrepancy.
         assert consistency_test(SampleMoments.of(x), exact + [0, 0, 0, 1e-13], cov=cov).consistent
     # With the exact covariance a real discrepancy off the support is decisive, and names the component ...
@@ -207,3 +210,33 @@ def test_pitfalls_with_the_stated_effect_are_caught_and_zero_bias_is_not_a_miss(
     check = run_check(builtin_examples()["bandit"], episodes=5000)
     row = next(r for r in check.rows if r.mc.estimator.name == "rtg_restart_discount")
     assert (row.expected, row.passed) == ("no bias here", True) and check.passed
+
+
+def test_max_z_is_calibrated_with_sparse_rewards():
+    # A slippery 6-cell chain paying 1 only at its end, under a uniform policy: ~3% of 20-step episodes get there,
+    # so every per-episode estimate is a rare spike. The sample-covariance test must still hold its level:
+    # over 100 seeds at alpha = 0.01 the number of false alarms is Binomial(100, <= 0.01), P(>= 6) < 6e-4.
+    from verify.estimators import get_estimator
+    from verify.exact import gradient
+    from verify.mdp import TabularMDP
+    from verify.policy import TabularSoftmax
+    from verify.sampler import sample_episodes
+
+    S = 6
+    P = np.zeros((S, 2, S))
+    for s in range(S - 1):
+        P[s, 0, max(s - 1, 0)] += 0.9
+        P[s, 0, s] += 0.1
+        P[s, 1, s + 1] += 0.5
+        P[s, 1, max(s - 1, 0)] += 0.5
+    r = np.zeros((S, 2, S))
+    r[:, :, S - 1] = 1.0
+    mdp = TabularMDP(np.eye(S)[0], P, r, terminal=[S - 1], gamma=1.0, horizon=20)
+    policy = TabularSoftmax(np.zeros((S, 2)))
+    exact = gradient(mdp, policy).grad
+    est = get_estimator("reward_to_go")
+    false_alarms = 0
+    for seed in range(100):
+        g = est.per_episode(sample_episodes(mdp, policy, 1000, np.random.default_rng(seed)))
+        false_alarms += not consistency_test(SampleMoments.of(g), exact, alpha=0.01).consistent
+    assert false_alarms <= 5

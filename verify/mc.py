@@ -4,7 +4,7 @@
 per-episode moments and runs ``stats.consistency_test`` against exact grad J. When the trajectories can be
 enumerated (finite horizon, at most ``ENUMERATION_LIMIT``) it also knows every estimator's exact mean and
 covariance, and by default (``covariance="auto"``) tests with the exact covariance (chi^2); otherwise with the
-sample covariance (Hotelling T^2). All estimators of one run see the same episodes, so a row of ``pgverify check``
+sample variances (the max-|z| test, see ``verify.stats``). All estimators of one run see the same episodes, so a row of ``pgverify check``
 is reproduced exactly by ``pgverify mc FILE --estimator NAME`` with the same episodes, seed and alpha.
 
 Power: the stated effect size is EFFECT_SIZE = 0.1 (bias / per-episode std, Mahalanobis). At the default
@@ -24,7 +24,8 @@ from verify.exact import finite_difference_gradient, gradient
 from verify.moments import ExactMoments, exact_moments, magnitude, try_enumerate
 from verify.problem import Problem
 from verify.sampler import iter_episode_chunks
-from verify.stats import ConsistencyResult, SampleMoments, consistency_test, detectable_effect, effect_size
+from verify.stats import (ConsistencyResult, SampleMoments, component_effect_size, consistency_test, detectable_effect,
+                          effect_size)
 
 __all__ = ["COVARIANCES", "CheckResult", "CheckRow", "DEFAULT_ALPHA", "DEFAULT_EPISODES", "DETECT_POWER",
            "EFFECT_SIZE", "ENUMERATION_LIMIT", "McResult", "component_name", "exact_cross_check", "format_mc", "render_check",
@@ -36,6 +37,8 @@ EFFECT_SIZE = 0.1
 DETECT_POWER = 0.999
 ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
+TEST_NAMES = {"chi2": "chi^2 (exact covariance)", "maxz": "max |z| (Bonferroni, sample variances)",
+              "hotelling": "Hotelling T^2"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +72,8 @@ class McResult:
         """Exact effect size |bias| / std (Mahalanobis), or None without exact moments."""
         if self.moments is None:
             return None
-        return effect_size(self.moments.bias, self.moments.cov, scale=self.moments.scale)
+        size = component_effect_size if self.test.test == "maxz" else effect_size
+        return size(self.moments.bias, self.moments.cov, scale=self.moments.scale)
 
     def to_json(self) -> dict:
         t, m, eff = self.test, self.moments, self.effect
@@ -121,7 +125,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       estimators: catalog entries (or names).
       episodes, seed: sample size and the seed of ``numpy.random.default_rng``.
       alpha: level of each test.
-      covariance: "exact" (chi^2 with the enumerated covariance), "sample" (Hotelling) or "auto" (exact when
+      covariance: "exact" (chi^2 with the enumerated covariance), "sample" (max-|z|) or "auto" (exact when
         the trajectories can be enumerated).
       chunk, max_steps: passed to ``sampler.iter_episode_chunks``.
       sampler: another episode source, ``sampler(mdp, policy, n, rng) -> iterable of Episodes batches`` (e.g.
@@ -183,8 +187,7 @@ def format_mc(result: McResult, command: str) -> str:
     t, e = result.test, result.estimator
     w = t.worst
     stat = ("a zero-variance direction differs" if t.exact_mismatch else
-            f"{'Hotelling T^2' if t.test == 'hotelling' else 'chi^2 (exact covariance)'} = {t.statistic:.4g} "
-            f"on {t.dof} dof")
+            f"{TEST_NAMES[t.test]} = {t.statistic:.4g} on {t.dof} {'components' if t.test == 'maxz' else 'dof'}")
     lines = [f"{result.problem}: estimator {e.name} ({'unbiased' if e.unbiased else 'biased pitfall'}), "
              f"{result.episodes} episodes, seed {result.seed}",
              f"{stat}, p = {t.p_value:.3g} {'<=' if t.p_value <= t.alpha else '>'} alpha = {t.alpha:g}: "

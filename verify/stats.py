@@ -13,14 +13,21 @@ For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: 
   p <= -ln(alpha) / N with confidence 1 - alpha, and the mean can differ from the constant by p times the size of
   such values. That size is unknown; the largest |g| seen in any component, doubled, stands in for it (a
   heuristic), so the allowance adds (-ln(alpha) / N) * 2 max|g|.
-- Range. With y = U_r^T (xbar - grad J):  T^2 = N sum_i y_i^2 / lambda_i.
-  Sample covariance: Hotelling, (N - r) / (r (N - 1)) T^2 ~ F(r, N - r).
-  Exact covariance (known by enumeration): T^2 ~ chi^2_r.
+- Range, exact covariance (known by enumeration): with y = U_r^T (xbar - grad J), T^2 = N sum_i y_i^2 / lambda_i
+  ~ chi^2_r ("chi2").
+- Range, sample covariance: the default is the max-|z| test ("maxz"): z_i = (xbar_i - grad J_i) / (s_i / sqrt N)
+  over the k components with s_i > 0, p = min(1, k * 2 P(t_{N-1} > max |z_i|)) (Bonferroni, a union-intersection
+  test; its level is at most alpha whatever the correlations). Hotelling's (N - r) / (r (N - 1)) T^2 ~ F(r, N - r)
+  ("hotelling", ``sample_test="hotelling"``) is more powerful for biases spread over many components, but it
+  inverts the sample covariance, and with sparse rewards the smallest eigenvalues are estimated from a handful of
+  rare episodes and come out far too small: on FrozenLake 4x4 (theta = 0, 4000 episodes) it rejected the unbiased
+  reward-to-go estimator in 6 of 8 seeds at alpha = 1e-3, where max-|z| rejected 0 of 60 (5 of 60 at 0.05).
 - Verdict "inconsistent" when p <= alpha.
 
-Power: under a bias b the statistic is non-central with lambda = N delta^2, delta = sqrt(b^T Sigma^+ b) the
-effect size (Mahalanobis distance in per-episode standard deviations; infinite if b leaves the support).
-``detectable_effect`` inverts that. ``calibration`` checks a rejection count against alpha with
+Power: under a bias b the chi^2 / Hotelling statistic is non-central with lambda = N delta^2, delta =
+sqrt(b^T Sigma^+ b) the effect size (Mahalanobis distance in per-episode standard deviations; infinite if b leaves
+the support). For max-|z| the effect size is the largest per-component one, max_i |b_i| / sigma_i, and the power
+is at least that of its single z-test at level alpha / k. ``detectable_effect`` inverts either. ``calibration`` checks a rejection count against alpha with
 ``scipy.stats.binomtest``.
 """
 from __future__ import annotations
@@ -33,8 +40,8 @@ from scipy import optimize, stats
 
 from verify.errors import UsageError
 
-__all__ = ["Calibration", "ConsistencyResult", "SampleMoments", "calibration", "consistency_test",
-           "detectable_effect", "effect_size", "power", "support"]
+__all__ = ["Calibration", "ConsistencyResult", "SAMPLE_TESTS", "SampleMoments", "calibration", "component_effect_size",
+           "consistency_test", "detectable_effect", "effect_size", "power", "support"]
 
 RANK_RTOL = 1e-12     # relative eigenvalue cut-off (times d) for the covariance's null space
 EXACT_RTOL = 1e-9     # round-off allowance, relative to the problem's scale, in zero-variance directions
@@ -97,8 +104,9 @@ class ConsistencyResult:
     """Outcome of ``consistency_test``.
 
     Attributes:
-      test: "hotelling" (sample covariance) or "chi2" (exact covariance).
-      statistic: T^2 (inf after a zero-variance mismatch); dof: the covariance's rank r.
+      test: "chi2" (exact covariance), "maxz" or "hotelling" (sample covariance).
+      statistic: T^2, or max |z| for "maxz" (inf after a zero-variance mismatch); dof: the covariance's rank r,
+        or for "maxz" the number k of components tested.
       p_value, alpha, verdict: "consistent" or "inconsistent" (p <= alpha).
       mean, stderr, exact: sample mean, standard error sqrt(Sigma_ii / N) and exact value, shaped like theta.
       worst: index (into theta) of the component with the largest |z| (or the zero-variance mismatch).
@@ -135,17 +143,21 @@ class ConsistencyResult:
                 "worst": list(self.worst), "n": self.n, "exact_mismatch": self.exact_mismatch}
 
 
+SAMPLE_TESTS = ("maxz", "hotelling")
+
+
 def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: np.ndarray | None = None,
-                     scale: float = 0.0) -> ConsistencyResult:
+                     scale: float = 0.0, sample_test: str = "maxz") -> ConsistencyResult:
     """Test H0: E[g] = exact from the sample moments of g.
 
     Args:
       sample: moments of N per-episode values (flattened).
       exact: the exact gradient, any shape with ``sample.mean.size`` entries (the results take its shape).
       alpha: level of the test.
-      cov: the exact covariance of g [d, d]; None uses the sample covariance (Hotelling).
+      cov: the exact covariance of g [d, d]; None uses the sample covariance with ``sample_test``.
       scale: size of the problem's numbers (e.g. ``moments.magnitude``) for the round-off allowance; the
         data's own scale (|exact|, |mean|, largest std) is used when larger.
+      sample_test: "maxz" (default, robust to heavy tails) or "hotelling"; used only when ``cov`` is None.
 
     Returns:
       ConsistencyResult.
@@ -172,6 +184,8 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
         raise UsageError(f"the exact value has {mu.size} components but the sample has {d}")
     if sample.n < 2:
         raise UsageError(f"a consistency test needs at least 2 episodes, got {sample.n}")
+    if sample_test not in SAMPLE_TESTS:
+        raise UsageError(f"unknown sample test {sample_test!r}; choose one of {', '.join(SAMPLE_TESTS)}")
     sigma = sample.cov if cov is None else np.asarray(cov, dtype=float)
     lam, U, U0, cut = support(sigma)
     r, n = lam.size, sample.n
@@ -183,23 +197,29 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     if cov is None:     # unseen rare values (module docstring)
         tol_null += -np.log(alpha) / n * 2 * max(sample.max_abs, big)
     off = U0.T @ diff
-    test = "hotelling" if cov is None else "chi2"
+    test = sample_test if cov is None else "chi2"
     shaped = lambda v: v.reshape(shape)  # noqa: E731
     if off.size and np.abs(off).max() > tol_null:
         worst = int(np.argmax(np.abs(U0 @ off)))
         return ConsistencyResult(test, float("inf"), r, 0.0, alpha, "inconsistent", shaped(sample.mean),
                                  shaped(stderr), exact_arr.copy(), _index(worst, shape), n, exact_mismatch=True)
-    y = U.T @ diff
-    T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
-    if r == 0:
-        p = 1.0
-    elif cov is None:
-        p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
-    else:
-        p = float(stats.chi2.sf(T2, r))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(stderr > 0, np.abs(diff) / np.where(stderr > 0, stderr, 1.0), 0.0)
     worst = int(np.argmax(z)) if z.any() else int(np.argmax(np.abs(diff)))
+    if test == "maxz":
+        k = int(np.count_nonzero(stderr > 0))
+        T2 = float(z.max(initial=0.0))
+        p = min(1.0, k * 2 * float(stats.t.sf(T2, n - 1))) if k else 1.0
+        r = k
+    else:
+        y = U.T @ diff
+        T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
+        if r == 0:
+            p = 1.0
+        elif test == "hotelling":
+            p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
+        else:
+            p = float(stats.chi2.sf(T2, r))
     return ConsistencyResult(test, T2, r, p, alpha, "inconsistent" if p <= alpha else "consistent",
                              shaped(sample.mean), shaped(stderr), exact_arr.copy(), _index(worst, shape), n)
 
@@ -222,11 +242,31 @@ def effect_size(bias, cov: np.ndarray, *, scale: float = 0.0) -> float:
     return float(np.sqrt(np.sum((U.T @ b) ** 2 / lam))) if lam.size else 0.0
 
 
+def component_effect_size(bias, cov: np.ndarray, *, scale: float = 0.0) -> float:
+    """max_i |b_i| / sigma_i, the effect size of the max-|z| test; inf where sigma_i = 0 but b_i is not round-off.
+
+    >>> component_effect_size([0.1, 0.0], np.diag([4.0, 0.0])), component_effect_size([0.0, 0.1], np.diag([4.0, 0.0]))
+    (0.05, inf)
+    """
+    b = np.asarray(bias, dtype=float).ravel()
+    sd = np.sqrt(np.clip(np.diag(np.asarray(cov, dtype=float)), 0.0, None))
+    big = max(scale, float(np.abs(b).max(initial=0.0)), float(sd.max(initial=0.0)))
+    zero = sd <= RANK_RTOL * max(big, 1e-300)
+    if np.any(zero & (np.abs(b) > EXACT_RTOL * big)):
+        return float("inf")
+    return float(np.max(np.abs(b[~zero]) / sd[~zero], initial=0.0))
+
+
 def _critical(n: int, dof: int, alpha: float, test: str) -> float:
+    if test == "maxz":   # the single component's two-sided z-test at level alpha / k
+        return float(stats.norm.isf(alpha / (2 * dof)))
     return float(stats.chi2.isf(alpha, dof) if test == "chi2" else stats.f.isf(alpha, dof, n - dof))
 
 
 def _power_nc(nc: float, n: int, dof: int, crit: float, test: str) -> float:
+    if test == "maxz":
+        shift = np.sqrt(nc)
+        return float(stats.norm.sf(crit - shift) + stats.norm.cdf(-crit - shift))
     if test == "chi2":
         return float(stats.ncx2.sf(crit, dof, nc))
     return float(stats.ncf.sf(crit, dof, n - dof, nc))
