@@ -17,7 +17,7 @@ import numpy as np
 
 from verify.errors import InvalidMDPError
 
-__all__ = ["ROW_SUM_TOL", "TabularMDP"]
+__all__ = ["ROW_SUM_TOL", "TabularMDP", "finite_array"]
 
 ROW_SUM_TOL = 1e-9
 
@@ -37,7 +37,14 @@ def _names(count_or_names, what: str) -> tuple[str, ...]:
     raise InvalidMDPError(f"{what} must be a positive integer or a non-empty list of names, got {count_or_names!r}")
 
 
-def _array(value, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def finite_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``value`` as a float array, or InvalidMDPError naming ``what`` and the first non-finite entry or bad shape.
+
+    >>> finite_array([[0.5, float("nan")]], "transitions[0]")
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: transitions[0][0][1] is nan (must be a finite number)
+    """
     try:
         arr = np.array(value, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -98,7 +105,7 @@ class TabularMDP:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        P = _array(self.transitions, "transitions")
+        P = finite_array(self.transitions, "transitions")
         if P.ndim != 3 or P.shape[0] != P.shape[2] or 0 in P.shape:
             raise InvalidMDPError(f"transitions must have shape [S][A][S], got {P.shape}")
         S, A, _ = P.shape
@@ -108,8 +115,8 @@ class TabularMDP:
             raise InvalidMDPError(f"states lists {len(states)} names but transitions has {S} states")
         if len(actions) != A:
             raise InvalidMDPError(f"actions lists {len(actions)} names but transitions has {A} actions")
-        rho0 = _array(self.initial, "initial", (S,))
-        r = _array(self.rewards, "rewards")
+        rho0 = finite_array(self.initial, "initial", (S,))
+        r = finite_array(self.rewards, "rewards")
         if r.shape == (S, A):
             r = np.repeat(r[:, :, None], S, axis=2)
         elif r.shape != (S, A, S):

@@ -15,21 +15,13 @@ import numpy as np
 from scipy.special import logsumexp
 
 from verify.errors import InvalidMDPError
+from verify.mdp import finite_array
 
 __all__ = ["LinearSoftmax", "Policy", "TabularSoftmax", "policy_from_dict"]
 
 
 def _finite_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidMDPError(f"{what} is not a (nested) list of numbers: {exc}") from None
-    if shape is not None and arr.shape != shape:
-        raise InvalidMDPError(f"{what} has shape {arr.shape}, expected {shape}")
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        idx = "".join(f"[{i}]" for i in bad[0])
-        raise InvalidMDPError(f"{what}{idx} is {arr[tuple(bad[0])]} (must be a finite number)")
+    arr = finite_array(value, what, shape)
     arr.setflags(write=False)
     return arr
 
