@@ -193,9 +193,10 @@ def cmd_report(args) -> int:
     to_stdout = args.json == "-"
     out = None if args.json in (None, "-") else _writable_output(args.json, args.force)
     if args.plots:
-        from verify.plots import check_output_dir
+        from verify.plots import check_output_dir, require_matplotlib
 
-        check_output_dir(args.plots, force=args.force)    # fail before the long run, not after
+        require_matplotlib()                               # fail before the long run, not after
+        check_output_dir(args.plots, force=args.force)
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout)
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
     if to_stdout:

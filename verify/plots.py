@@ -17,7 +17,12 @@ from verify.exact import gradient
 from verify.problem import Problem
 from verify.sampler import sample_episodes
 
-__all__ = ["check_output_dir", "convergence_figure", "running_mean_band", "variance_figure", "write_problem_plots", "write_report_plots"]
+__all__ = ["check_output_dir", "require_matplotlib", "convergence_figure", "running_mean_band", "variance_figure", "write_problem_plots", "write_report_plots"]
+
+
+def require_matplotlib() -> None:
+    """Raise UsageError (the CLI's exit 2) when the ``plot`` extra is missing; call before long work."""
+    _pyplot()
 
 
 def _pyplot():
