@@ -211,7 +211,8 @@ def _raises(episodes):
 
 CONTRACT = {
     "batch mean instead of per episode": (lambda e: my_reward_to_go(e).mean(axis=0),
-                                          r"returned shape \(4, 2\), expected an array of shape \(64, 4, 2\).*not their mean"),
+                                          r"returned shape \(4, 2\), expected an array of shape \(64, 4, 2\)"
+                                          r".*not their mean"),
     "flattened": (lambda e: my_reward_to_go(e).reshape(e.n, -1), r"shape \(64, 8\).*reshape to \[N, \*theta.shape\]"),
     "one number per episode": (lambda e: np.zeros(e.n), r"returned shape \(64,\), expected"),
     "NaN": (_nan_at_last, r"returned nan for episode 63, theta\[0, 0\] \(1 non-finite entries\)"),

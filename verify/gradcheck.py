@@ -9,9 +9,9 @@ tabular MDP whose grad J pgverify knows exactly, two ways:
   only suspected, however small, and an unbiased estimator never fails. This decides the verdict: "biased" when
   the exact bias exceeds float round-off (1e-9 of the problem's scale), else "consistent".
 - **Monte Carlo.** Sample episodes, average your per-episode estimates and test the mean against the exact grad
-  J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated, a
-  test on the sample (co)variance otherwise). Always reported (it is what your training loop sees); it decides the verdict only
-  when nothing can be enumerated: "inconsistent" when p <= alpha.
+  J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated, a test
+  on the sample (co)variance otherwise). Always reported (it is what your training loop sees); it decides the
+  verdict only when nothing can be enumerated: "inconsistent" when p <= alpha.
 
 When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean equals yours on this MDP
 are named: that usually says which bug it is.
@@ -96,7 +96,8 @@ _HEADS = {"consistent": "consistent with the exact gradient (Monte Carlo test; t
 
 
 class EstimatorError(UsageError):
-    """A user's estimator broke the contract: it raised, or returned a non-array, a wrong shape or NaN/inf.
+    """A user's estimator broke the contract: it raised, returned a non-array, a wrong shape or NaN/inf, or its
+    values depend on the rest of the batch, on randomness or on padding.
 
     The message names the function and what it returned; an exception inside the function is chained
     (``__cause__``), so its traceback is still there for debugging.
@@ -338,7 +339,8 @@ class EstimatorCheck:
         if exact:
             eff = "inf" if np.isinf(self.effect) else f"{self.effect:.3g}"
             lines.append(f"max |exact bias| = {np.abs(self.exact_bias).max():.3g}, effect size {eff} per-episode "
-                         f"standard deviations (this run detects {self.detectable:.3g} with probability {DETECT_POWER})")
+                         f"standard deviations (this run detects {self.detectable:.3g} with probability "
+                         f"{DETECT_POWER})")
         stat = ("a zero-variance direction differs (p = 0)" if t.exact_mismatch else
                 f"{_TEST_LABELS.get(self.test, self.test)} = {self.statistic:.4g} on {self.dof} "
                 f"{'components' if self.test == 'maxz' else 'dof'}, p = {self.p_value:.3g}")
