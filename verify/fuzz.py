@@ -195,7 +195,8 @@ def search(claim: Claim, *, examples: int = DEFAULT_EXAMPLES, seed: int = 0) -> 
                       phases=[Phase.generate, Phase.target, Phase.shrink],
                       suppress_health_check=list(HealthCheck))
     try:
-        problem = find(claim.space, falsifies, settings=config, random=random.Random(seed))
+        with _without_local_constants():
+            problem = find(claim.space, falsifies, settings=config, random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None
     # Hypothesis cannot shrink S (every array's shape depends on it), so drop the states no episode can visit
@@ -234,6 +235,30 @@ def without_unreachable_states(problem: Problem) -> Problem | None:
     if isinstance(pol, LinearSoftmax):
         return Problem(small, LinearSoftmax(pol.features[keep], pol.theta))
     return Problem(small, TabularSoftmax(pol.theta[keep]))
+
+
+@contextlib.contextmanager
+def _without_local_constants():
+    """Switch off Hypothesis' harvesting of numbers from the source of every loaded non-library module.
+
+    Hypothesis (6.13x and later) mixes such constants into generation, so one seed would search differently
+    depending on which modules happen to be imported (the CLI, a test session, a notebook). Without them the
+    result depends only on the seed, the strategies and the Hypothesis version. Other versions: a no-op.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+        harvest, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):
+        yield
+        return
+    providers._get_local_constants = Constants      # an empty pool
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = harvest
+        cache.clear()
 
 
 @contextlib.contextmanager
@@ -359,7 +384,7 @@ def generated_problems(n: int, *, seed: int = 0, space: st.SearchStrategy[Proble
 
     config = settings(settings.get_profile("default"), database=None, derandomize=False, max_examples=10 * n,
                       deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    with contextlib.suppress(NoSuchExample, Unsatisfiable):
+    with contextlib.suppress(NoSuchExample, Unsatisfiable), _without_local_constants():
         find(problems() if space is None else space, collect, settings=config, random=random.Random(seed))
     return out[:n]
 
