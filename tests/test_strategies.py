@@ -51,7 +51,8 @@ EDGE_CASES = {
     "horizon 4": (mdps(), lambda m: m.horizon == 4),
     "unreachable state": (mdps(), lambda m: not reachable(m).all()),
     "single action, S >= 2": (mdps(), lambda m: m.n_actions == 1 and m.n_states >= 2),
-    "S = 3, A = 3": (mdps(), lambda m: m.transitions.shape == (3, 3, 3)),
+    "S = 3": (mdps(), lambda m: m.n_states == 3),
+    "A = 3": (mdps(), lambda m: m.n_actions == 3),
     "horizon None with gamma = 1 (terminates surely)": (mdps(horizon=None), lambda m: m.gamma == 1.0),
     "near-deterministic tabular policy": (
         policies(BANDIT, kind="tabular_softmax"), lambda p: p.probs.min() < 1e-20),
