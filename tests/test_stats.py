@@ -240,3 +240,17 @@ def test_max_z_is_calibrated_with_sparse_rewards():
         g = est.per_episode(sample_episodes(mdp, policy, 1000, np.random.default_rng(seed)))
         false_alarms += not consistency_test(SampleMoments.of(g), exact, alpha=0.01).consistent
     assert false_alarms <= 5
+
+
+@pytest.mark.parametrize("cov_kind", ["sample", "exact"])
+def test_round_off_is_neither_variance_nor_bias(cov_kind):
+    # An estimator whose exact value is 0 but whose float evaluation scatters at 1e-17 (problem scale 1): the
+    # "covariance" is round-off, so nothing may be inverted, and only a difference beyond 1e-9 of the scale counts.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 3)) * 1e-17
+    cov = None if cov_kind == "sample" else np.eye(3) * 1e-34
+    assert consistency_test(SampleMoments.of(x), np.full(3, 1e-16), cov=cov, scale=1.0).consistent
+    # with the sample covariance the allowance also covers unseen rare values: -ln(alpha)/N * 2 * scale = 4.6e-3
+    off = 1e-6 if cov_kind == "exact" else 1e-2
+    bad = consistency_test(SampleMoments.of(x), [0.0, off, 0.0], cov=cov, scale=1.0)
+    assert not bad.consistent and bad.exact_mismatch and bad.worst == (1,)

@@ -85,8 +85,12 @@ class SampleMoments:
         return self.scatter / (self.n - 1)
 
 
-def support(cov: np.ndarray, *, rtol: float = RANK_RTOL) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def support(cov: np.ndarray, *, rtol: float = RANK_RTOL,
+            floor: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Eigen-split of a covariance: (lambda_r [r], U_r [d, r], U_null [d, d - r], cut-off).
+
+    Eigenvalues up to max(rtol * d * lambda_max, floor) count as zero; ``floor`` is an absolute round-off level
+    (a covariance made only of round-off has no support at all).
 
     >>> lam, U, U0, cut = support(np.diag([2.0, 0.0]))
     >>> lam.tolist(), U0.ravel().tolist()
@@ -94,7 +98,7 @@ def support(cov: np.ndarray, *, rtol: float = RANK_RTOL) -> tuple[np.ndarray, np
     """
     cov = np.asarray(cov, dtype=float)
     lam, U = np.linalg.eigh((cov + cov.T) / 2)
-    cut = rtol * max(cov.shape[0], 1) * max(float(lam.max(initial=0.0)), 0.0)
+    cut = max(rtol * max(cov.shape[0], 1) * max(float(lam.max(initial=0.0)), 0.0), floor)
     keep = lam > cut
     return lam[keep], U[:, keep], U[:, ~keep], cut
 
@@ -187,12 +191,16 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     if sample_test not in SAMPLE_TESTS:
         raise UsageError(f"unknown sample test {sample_test!r}; choose one of {', '.join(SAMPLE_TESTS)}")
     sigma = sample.cov if cov is None else np.asarray(cov, dtype=float)
-    lam, U, U0, cut = support(sigma)
-    r, n = lam.size, sample.n
+    n = sample.n
     diff = sample.mean - mu
-    stderr = np.sqrt(np.clip(np.diag(sigma), 0.0, None) / n)
+    sd = np.sqrt(np.clip(np.diag(sigma), 0.0, None))
     big = max(scale, float(np.abs(mu).max(initial=0.0)), float(np.abs(sample.mean).max(initial=0.0)),
-              float(np.sqrt(lam.max(initial=0.0))))
+              float(sd.max(initial=0.0)))
+    # Per-episode spreads below EXACT_RTOL of the problem's scale are round-off, not variance: without this floor
+    # a covariance of pure round-off (exact grad J ~ 1e-16) would be inverted and "reject".
+    lam, U, U0, cut = support(sigma, floor=(EXACT_RTOL * big) ** 2)
+    r = lam.size
+    stderr = np.where(sd > EXACT_RTOL * big, sd, 0.0) / np.sqrt(n)
     tol_null = EXACT_RTOL * big + NULL_SIGMAS * np.sqrt(cut / n)
     if cov is None:     # unseen rare values (module docstring)
         tol_null += -np.log(alpha) / n * 2 * max(sample.max_abs, big)
