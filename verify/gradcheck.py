@@ -76,7 +76,7 @@ import numpy as np
 from verify.episodes import Episodes
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, Estimator, get_estimator
-from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, DETECT_POWER, McResult, component_name, run_mc
+from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, DETECT_POWER, TEST_NAMES, McResult, component_name, run_mc
 from verify.mdp import TabularMDP
 from verify.moments import ZERO_BIAS_RTOL, exact_moments_all
 from verify.policy import Policy, TabularSoftmax
@@ -89,8 +89,6 @@ __all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator
 PROBE_EPISODES = 64     # the contract probe's batch (its first half is re-evaluated alone)
 PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch size; a batch statistic moves far more
 
-_TEST_LABELS = {"chi2": "chi^2 (exact covariance)", "hotelling": "Hotelling T^2",
-                "maxz": "max |z| (Bonferroni, sample variances)"}
 _HEADS = {"consistent": "consistent with the exact gradient (Monte Carlo test; too large to enumerate)",
           "inconsistent": "INCONSISTENT with the exact gradient (Monte Carlo test; too large to enumerate)"}
 
@@ -342,7 +340,7 @@ class EstimatorCheck:
                          f"standard deviations (this run detects {self.detectable:.3g} with probability "
                          f"{DETECT_POWER})")
         stat = ("a zero-variance direction differs (p = 0)" if t.exact_mismatch else
-                f"{_TEST_LABELS.get(self.test, self.test)} = {self.statistic:.4g} on {self.dof} "
+                f"{TEST_NAMES.get(self.test, self.test)} = {self.statistic:.4g} on {self.dof} "
                 f"{'components' if self.test == 'maxz' else 'dof'}, p = {self.p_value:.3g}")
         lines.append(f"Monte Carlo, {self.episodes} episodes: {stat} "
                      f"{'<=' if not self.consistent else '>'} alpha = {self.alpha:g}: "
