@@ -190,7 +190,7 @@ def test_baseline_leaves_the_gradient_unchanged(data, problem):
     close(_expect(eps, score_sums(eps, w_t)), gradient(problem.mdp, problem.policy, "dp").grad, 1e-10)
 
 
-# --- the estimator catalog, by exact means -----------------------------------------------------------------------------
+# --- the estimator catalog, by exact means ---------------------------------------------------------------------------
 
 UNBIASED = [e for e in ESTIMATORS if e.unbiased]
 PITFALLS = [e for e in ESTIMATORS if not e.unbiased]

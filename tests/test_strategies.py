@@ -39,14 +39,16 @@ def one_hot_rows(mdp: TabularMDP) -> bool:
 EDGE_CASES = {
     "deterministic transitions, S >= 2": (mdps(), lambda m: m.n_states >= 2 and one_hot_rows(m)),
     "stochastic transitions": (mdps(), lambda m: not one_hot_rows(m)),
-    "all-zero rewards, S >= 2, A >= 2": (mdps(), lambda m: m.n_states >= 2 and m.n_actions >= 2 and not m.rewards.any()),
+    "all-zero rewards, S >= 2, A >= 2": (
+        mdps(), lambda m: m.n_states >= 2 and m.n_actions >= 2 and not m.rewards.any()),
     "r[s, a, s'] depends on s'": (mdps(), lambda m: np.ptp(m.rewards, axis=2).any()),
     "terminal initial state": (mdps(), lambda m: bool((m.initial[m.terminal] > 0).any())),
     "terminal and non-terminal initial states": (
         mdps(), lambda m: bool((m.initial[m.terminal] > 0).any() and (m.initial[~m.terminal] > 0).any())),
     "gamma = 0": (mdps(), lambda m: m.gamma == 0.0 and m.horizon >= 2),
     "gamma = 1": (mdps(), lambda m: m.gamma == 1.0 and m.horizon >= 2),
-    "gamma strictly inside (0, 1), not a named value": (mdps(), lambda m: 0 < m.gamma < 1 and m.gamma not in (0.5, 0.9)),
+    "gamma strictly inside (0, 1), not a named value": (
+        mdps(), lambda m: 0 < m.gamma < 1 and m.gamma not in (0.5, 0.9)),
     "horizon 1 with S = 3": (mdps(), lambda m: m.horizon == 1 and m.n_states == 3),
     "horizon 4": (mdps(), lambda m: m.horizon == 4),
     "unreachable state": (mdps(), lambda m: not reachable(m).all()),

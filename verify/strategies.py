@@ -77,7 +77,8 @@ def _check_horizon(value: Any) -> int | None:
 
 
 def _check_gamma(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not 0 <= value <= 1:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or not 0 <= value <= 1):
         raise InvalidArgument(f"gamma must be a number in [0, 1] (or a strategy of them), got {value!r}")
     return float(value)
 
