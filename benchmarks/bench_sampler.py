@@ -13,7 +13,9 @@ Targets from issue 3 are printed, not asserted.
 1. FrozenLake 4x4 (slippery, built here from the documented rules: intended direction or either perpendicular
    one, 1/3 each; holes and the goal absorb; reward 1 on entering the goal), uniform policy, H = 100, gamma = 1.
    Baseline: ``sample_episodes_naive`` (``rng.choice`` for s_0, every a_t and every s_{t+1}) followed by the same
-   estimator. Goal: >= 250x for sampler + estimator.
+   estimator. Goal: >= 250x for sampler + estimator. The vectorised batches hold the step list and fill their
+   padded [N, T] arrays only when read (``total_return`` reads r_t; the reward-to-go estimators read none), so
+   "sampling only" does not include them.
 2. A dense random MDP (S = 30, A = 4, every transition possible, one terminal state entered with probability
    ~0.5%, H = 200): long episodes.
 0. Memory: 10^6 FrozenLake episodes streamed chunk by chunk through an estimator into running moments (what

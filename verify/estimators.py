@@ -1,9 +1,13 @@
 r"""The REINFORCE estimator catalog: unbiased estimators of grad J and the biased pitfalls seen in real code.
 
 Every estimator maps a batch of episodes to per-episode estimates g(tau_n), shape [N, *theta.shape]; the
-Monte Carlo estimate of grad J is their mean. All but one are "per-step weights, then score sums":
+Monte Carlo estimate of grad J is their mean. All of them are "per-step weights, then score sums":
 
-    g(tau) = sum_t w_t(tau) grad log pi(a_t|s_t),   computed by ``verify.episodes.score_sums(episodes, w_t)``.
+    g(tau) = sum_t w_t(tau) grad log pi(a_t|s_t),   computed by ``verify.episodes.step_score_sums(episodes, w)``
+
+with w at the valid steps only (``episodes.steps``, not the padded [N, T] grid: a batch is padded to its longest
+episode, ~10x the mean on FrozenLake), so the cost follows the number of steps taken. The values are bit-for-bit
+those of the padded formulas (``score_sums(episodes, w_t)``).
 
 | name                   | w_t                                        | unbiased |
 |------------------------|--------------------------------------------|----------|
@@ -22,7 +26,10 @@ null), by dynamic programming; they depend on t because the horizon is finite.
 
 ``batch_normalized`` uses statistics of the whole batch, so its per-episode values are not independent and have
 no per-episode mean. On an exact enumeration (``episodes.weights`` set) the statistics are the p(tau)-weighted
-population ones, so its "exact mean" is the N -> infinity limit of the batch average.
+population ones, so its "exact mean" is the N -> infinity limit of the batch average. The batch is the
+``Episodes`` object the estimator is given: ``verify.mc.run_estimators`` gives one sampler chunk at a time
+(``verify.sampler.chunk_size`` episodes, 23 239 on FrozenLake 4x4 with H = 100), so the statistics are over a
+chunk's steps. The step list changes how a batch is computed on, not which episodes form it.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from verify.episodes import Episodes, discounted_returns, reward_to_go, score_sums
+from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go, step_reward_to_go, step_score_sums
 from verify.errors import UsageError
 from verify.mdp import TabularMDP
 from verify.policy import Policy
@@ -109,42 +116,67 @@ def value_tables(mdp: TabularMDP, policy: Policy) -> tuple[np.ndarray, np.ndarra
     return V, Q
 
 
-def _at_time(table: np.ndarray, episodes: Episodes, index: tuple) -> np.ndarray:
-    """table[t, *index] per (n, t), shape [N, T]; a stationary table (one row) serves every t."""
-    t = np.arange(episodes.T) if table.shape[0] > 1 else np.zeros(episodes.T, dtype=np.intp)
-    return table[(t[None, :], *index)]
+# Weights are per valid step, [M] in ``eps.steps`` order (see ``verify.episodes.Steps``).
+
+def _discounted_at_step(table: np.ndarray, eps: Episodes, *index: np.ndarray) -> np.ndarray:
+    """gamma^t table[t, *index] per step, shape [M]; a stationary table (one row) serves every t."""
+    t = eps.steps.t
+    # One flat take instead of a multi-dimensional fancy index (several times faster).
+    flat = t if table.shape[0] > 1 else np.zeros_like(t)
+    for i, size in zip(index, table.shape[1:]):
+        flat = flat * size + i
+    return eps.discount_t.take(t) * table.reshape(-1).take(flat)
 
 
 def _weights_total_return(eps: Episodes) -> np.ndarray:
-    return np.broadcast_to(discounted_returns(eps)[:, None], eps.r_t.shape)
+    return discounted_returns(eps)[eps.steps.n]
+
+
+def _weights_reward_to_go(eps: Episodes) -> np.ndarray:
+    return step_reward_to_go(eps)
 
 
 def _weights_baseline_constant(eps: Episodes) -> np.ndarray:
     # b = J(theta) = sum_s rho0(s) V_0(s), from the MDP, never from the batch (a batch mean correlates with g(tau)).
     V, _ = value_tables(eps.mdp, eps.policy)
     b = float(eps.mdp.initial @ V[0])
-    return np.broadcast_to((discounted_returns(eps) - b)[:, None], eps.r_t.shape)
+    return (discounted_returns(eps) - b)[eps.steps.n]
 
 
 def _weights_baseline_value(eps: Episodes) -> np.ndarray:
     V, _ = value_tables(eps.mdp, eps.policy)
-    return reward_to_go(eps) - eps.discount_t * _at_time(V, eps, (eps.s_t[:, :eps.T],))
+    return step_reward_to_go(eps) - _discounted_at_step(V, eps, eps.steps.s)
+
+
+def _weights_rtg_restart_discount(eps: Episodes) -> np.ndarray:
+    return step_reward_to_go(eps, restart_discount=True)
+
+
+def _weights_rtg_skip_current(eps: Episodes) -> np.ndarray:
+    return step_reward_to_go(eps, include_current=False)
 
 
 def _weights_action_baseline(eps: Episodes) -> np.ndarray:
     _, Q = value_tables(eps.mdp, eps.policy)
-    return reward_to_go(eps) - eps.discount_t * _at_time(Q, eps, (eps.s_t[:, :eps.T], eps.a_t))
+    return step_reward_to_go(eps) - _discounted_at_step(Q, eps, eps.steps.s, eps.steps.a)
 
 
 def _weights_score_wrong_time(eps: Episodes) -> np.ndarray:
     # The classic off-by-one logp[1:] * G[:-1]: step t's score meets step t-1's reward-to-go.
-    G_t = reward_to_go(eps)
-    w_t = np.zeros_like(G_t)
-    w_t[:, 1:] = G_t[:, :-1]
-    return w_t
+    G = step_reward_to_go(eps)
+    w = np.zeros_like(G)
+    w[1:] = G[:-1]              # steps are episode by episode: the previous entry is the same episode's t - 1
+    w[eps.steps.t == 0] = 0.0
+    return w
 
 
 def _weights_batch_normalized(eps: Episodes) -> np.ndarray:
+    # Padded on purpose: the batch statistics are numpy sums over the [N, T] grid, and summing the same values
+    # in another order would move them (and the exact limit, see verify.moments) by round-off.
+    return at_steps(eps, _padded_weights_batch_normalized(eps))
+
+
+def _padded_weights_batch_normalized(eps: Episodes) -> np.ndarray:
     G_t = reward_to_go(eps)
     mask = eps.mask
     # Statistics over every valid (n, t); an enumeration's weights make them the population statistics.
@@ -159,8 +191,8 @@ def _weights_batch_normalized(eps: Episodes) -> np.ndarray:
 
 def _from_weights(weights: Callable[[Episodes], np.ndarray]) -> Callable[[Episodes], np.ndarray]:
     def per_episode(episodes: Episodes) -> np.ndarray:
-        return score_sums(episodes, weights(episodes))
-    per_episode.__doc__ = f"score_sums(episodes, {weights.__name__.removeprefix('_weights_')} weights)"
+        return step_score_sums(episodes, weights(episodes))
+    per_episode.__doc__ = f"step_score_sums(episodes, {weights.__name__.removeprefix('_weights_')} weights)"
     return per_episode
 
 
@@ -173,7 +205,7 @@ ESTIMATORS: tuple[Estimator, ...] = (
               _from_weights(_weights_total_return)),
     Estimator("reward_to_go", rf"\sum_{{t \ge 0}} {_S} {_G}", True,
               "causality: the score of step t is weighted by the rewards from t on, still discounted from 0",
-              _from_weights(lambda eps: reward_to_go(eps))),
+              _from_weights(_weights_reward_to_go)),
     Estimator("baseline_constant", rf"\left(R(\tau) - b\right) \sum_{{t \ge 0}} {_S},\ b = J(\theta)", True,
               "total return minus a constant fixed before sampling (here the exact J), never the batch mean",
               _from_weights(_weights_baseline_constant)),
@@ -183,10 +215,10 @@ ESTIMATORS: tuple[Estimator, ...] = (
     Estimator("rtg_restart_discount", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' \ge t}} \gamma^{{t'-t}} r_{{t'}}", False,
               "reward-to-go whose discount restarts at t (gamma^(t'-t)): the gradient of another objective; "
               "unbiased only when gamma = 1",
-              _from_weights(lambda eps: reward_to_go(eps, restart_discount=True))),
+              _from_weights(_weights_rtg_restart_discount)),
     Estimator("rtg_skip_current", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' > t}} \gamma^{{t'}} r_{{t'}}", False,
               "reward-to-go that leaves out r_t, the reward the action a_t itself earns",
-              _from_weights(lambda eps: reward_to_go(eps, include_current=False))),
+              _from_weights(_weights_rtg_skip_current)),
     Estimator("action_baseline", rf"\sum_{{t \ge 0}} {_S} \left({_G} - \gamma^t Q_t(s_t, a_t)\right)", False,
               "a baseline that depends on the action (the critic Q_t(s_t, a_t) instead of V_t(s_t)): the mean is 0, "
               "so the bias is -grad J",

@@ -6,6 +6,8 @@ Every gradient pgverify computes is contracted with the score through one primit
 
 so trajectory enumeration, dynamic programming and the Monte Carlo estimators share one
 implementation of grad log pi per policy type (tabular: W - pi * sum_a W; linear: features).
+``score_contract_rows`` is the same contraction for a W that is zero outside the rows (episode, state) the
+episodes visited, as the estimators build it; the tabular policy contracts only those rows.
 """
 from __future__ import annotations
 
@@ -50,6 +52,17 @@ class Policy:
 
     def score_contract(self, W: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def score_contract_rows(self, W_rows: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+        """``score_contract(W)`` for the W [n, S, A] whose flat rows (episode * S + s) ``rows`` are ``W_rows`` [U, A]
+        and whose other rows are zero, shape [n, *theta.shape].
+
+        The estimators' W: an episode visits few states. The default builds W; tabular policies override it.
+        """
+        S, A = self.probs.shape
+        W = np.zeros((n * S, A))
+        W[rows] = W_rows
+        return self.score_contract(W.reshape(n, S, A))
 
     def to_dict(self) -> dict:  # pragma: no cover - interface
         raise NotImplementedError
@@ -108,6 +121,27 @@ class TabularSoftmax(Policy):
         W = np.asarray(W, dtype=float)
         return W - self._probs * W.sum(axis=-1, keepdims=True)
 
+    def score_contract_rows(self, W_rows: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+        """As ``Policy.score_contract_rows``, contracting only the given rows: a zero row contracts to zero.
+
+        Costs the number of rows instead of n S A. Each row gets the operations of ``score_contract`` (with
+        ``_action_sums`` for its sum), so the result is bit-for-bit the same.
+
+        >>> pol = TabularSoftmax(np.zeros((2, 2)))
+        >>> W = np.array([[[0.0, 0.0], [2.0, 0.0]]])
+        >>> bool((pol.score_contract_rows(W[0, 1:], np.array([1]), 1) == pol.score_contract(W)).all())
+        True
+        """
+        S, A = self._probs.shape
+        W_rows = np.asarray(W_rows, dtype=float)
+        # take, not fancy indexing: numpy's fancy row gather/scatter works a row at a time (~10x slower).
+        G_rows = self._probs.take(rows % S, axis=0)
+        G_rows *= _action_sums(W_rows)
+        np.subtract(W_rows, G_rows, out=G_rows)
+        out = np.zeros((n * S, A))
+        np.put(_as_records(out), rows, _as_records(G_rows))
+        return out.reshape(n, S, A)
+
     def to_dict(self) -> dict:
         return {"type": self.kind, "theta": self.theta.tolist()}
 
@@ -153,6 +187,27 @@ class LinearSoftmax(Policy):
 
     def to_dict(self) -> dict:
         return {"type": self.kind, "features": self.features.tolist(), "theta": self.theta.tolist()}
+
+
+def _action_sums(W: np.ndarray) -> np.ndarray:
+    """sum_a W[..., a] (keepdims), bit for bit ``W.sum(axis=-1, keepdims=True)``.
+
+    Below 8 terms numpy adds left to right starting from +0.0 (pairwise summation starts at 8), so doing that
+    column by column gives the same bits without numpy's slow row-by-row reduction of a short axis
+    (``tests/test_steps.py`` pins the equality).
+    """
+    A = W.shape[-1]
+    if A >= 8:
+        return W.sum(axis=-1, keepdims=True)
+    total = W[..., :1] + 0.0
+    for k in range(1, A):
+        total += W[..., k:k + 1]
+    return total
+
+
+def _as_records(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous [R, A] array as R opaque records of A floats (a view), for whole-row ``np.put``/``take``."""
+    return x.view(np.dtype((np.void, x.shape[-1] * x.itemsize))).reshape(-1)
 
 
 _POLICY_TYPES = {"tabular_softmax": TabularSoftmax, "linear_softmax": LinearSoftmax}

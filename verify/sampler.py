@@ -8,8 +8,10 @@ All N episodes advance together, one numpy step per time index:
   cumulative table ``s + cumsum_k p_k(s)`` (rows never overlap because each lies in [s, s + 1]);
 - finished episodes are dropped from the working set each step instead of being masked, so a step costs the
   number of *running* episodes (FrozenLake 4x4, H = 100: mean length 7.7 of 100 steps);
-- only (episode, joint index) pairs are logged; actions, states and rewards are gathered from the joint index
-  once at the end, and the padded ``Episodes`` arrays are filled with one scatter each.
+- only (episode, state, joint index) triples are logged; at the end one scatter per array reorders the log into
+  the estimators' step list (``Episodes.steps``: episode by episode, longest first) and actions and rewards are
+  gathered from the joint index. The batch is a ``StepEpisodes``: its padded arrays are filled from the step list
+  when first read, which the reward-to-go estimators never do (FrozenLake's padded arrays are ~10x the steps).
 
 ``iter_episode_chunks`` bounds memory (10^6 episodes never sit in memory at once). ``sample_episodes_naive`` is
 the deliberately slow per-step reference (``rng.choice`` per draw), used by the benchmark and as an independent
@@ -29,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.episodes import Episodes, StepEpisodes, Steps, longest_first, step_index
 from verify.errors import UsageError
 from verify.mdp import TabularMDP
 from verify.policy import Policy
@@ -174,12 +176,14 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     s = s0[alive]
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
+    ss: list[np.ndarray] = []
     for _ in range(cap):
         if alive.size == 0:
             break
         k = _draw(table.keys, table.last, s, rng)
         ids.append(alive)
         ks.append(k)
+        ss.append(s)
         keep = ~table.ends[k]
         alive = alive[keep]
         s = table.next_state[k[keep]]
@@ -189,26 +193,31 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     del s  # the working set is gone; everything else is rebuilt from the log.
 
     T = len(ids)
-    steps = np.fromiter((x.size for x in ids), dtype=np.intp, count=T)
+    running = np.fromiter((x.size for x in ids), dtype=np.intp, count=T)
     epi = np.concatenate(ids) if T else np.zeros(0, dtype=np.intp)
-    k = np.concatenate(ks) if T else np.zeros(0, dtype=np.intp)
-    t = np.repeat(np.arange(T), steps)
     lengths = np.bincount(epi, minlength=n)
-    s_next = table.next_state[k]
-    # Padding convention of Episodes: the final state repeats; action 0 and reward 0 after the end.
+    # The log is time-major; one scatter per array reorders it into the Steps layout (episode by episode, longest
+    # first), from which the padded arrays are later filled row by row rather than by strided scatters.
+    order, first = longest_first(lengths)
+    start = np.empty(n, dtype=np.intp)
+    start[order] = first
+    at_step = start[epi]
+    at_step += np.repeat(np.arange(T), running)
+    k = np.empty(epi.size, dtype=np.intp)
+    s_step = np.empty(epi.size, dtype=np.intp)
+    if T:
+        k[at_step] = np.concatenate(ks)
+        s_step[at_step] = np.concatenate(ss)
+    del ids, ks, ss, epi, at_step
+    # Padding convention of Episodes: the final state repeats after the end.
     final = s0.copy()
-    is_last = t == lengths[epi] - 1
-    final[epi[is_last]] = s_next[is_last]
-    # Flat scatters: a 2-D fancy assignment costs several times more.
-    at = epi * T + t
-    s_t = np.repeat(final[:, None], T + 1, axis=1)
-    s_t[:, 0] = s0
-    s_t.reshape(-1)[at + epi + 1] = s_next          # (epi, t + 1) in an [n, T + 1] array
-    a_t = np.zeros((n, T), dtype=np.intp)
-    a_t.reshape(-1)[at] = table.action[k]
-    r_t = np.zeros((n, T))
-    r_t.reshape(-1)[at] = table.reward[k]
-    return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
+    ran = lengths > 0
+    final[ran] = table.next_state[k[start[ran] + lengths[ran] - 1]]
+    n_step, t_step = step_index(lengths)
+    steps = Steps(n=n_step, t=t_step, s=s_step, a=table.action[k], r=table.reward[k], lengths=lengths,
+                  n_states=mdp.n_states, n_actions=mdp.n_actions)
+    # The padded arrays are built from the steps when first read (the reward-to-go estimators never do).
+    return StepEpisodes(steps, final, mdp, policy)
 
 
 def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.Generator, *,

@@ -1,0 +1,241 @@
+"""The valid-step list (``verify.episodes.Steps``) against the padded formulas, bit for bit.
+
+The estimators compute on the valid steps only (M = sum of lengths) instead of the padded [N, T] grid. What they
+must reproduce is the padded computation pgverify ran before: per-step weights w_t [N, T], ``np.where(mask, w_t,
+0)``, one ``bincount`` over every (n, t) cell and ``policy.score_contract``. That computation is kept here as the
+reference, and every comparison is of the bytes, so exact moments (enumerations weighted by p(tau)) and seeded
+Monte Carlo runs are unchanged by the step list.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verify.builtin import builtin_examples
+from verify.episodes import (Episodes, StepEpisodes, at_steps, discounted_returns, reward_to_go, score_sums,
+                             step_index, step_reward_to_go, time_blocks, valid_steps)
+from verify.estimators import ESTIMATORS, NORMALIZE_EPS, value_tables
+from verify.exact import enumerate_trajectories
+from verify.mdp import TabularMDP
+from verify.policy import LinearSoftmax, TabularSoftmax, _action_sums
+from verify.sampler import iter_episode_chunks, sample_episodes
+from verify.strategies import problems
+
+
+def assert_same_bits(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.shape == y.shape and x.dtype == y.dtype
+    assert x.tobytes() == y.tobytes(), f"max |difference| {np.abs(x - y).max(initial=0.0)}"
+
+
+# --- the padded reference ------------------------------------------------------------------------------------------
+
+def padded_score_sums(eps, w_t):
+    N, T = eps.a_t.shape
+    S, A = eps.policy.probs.shape
+    w = np.where(eps.mask, w_t, 0.0)
+    flat = (np.arange(N)[:, None] * S + eps.s_t[:, :T]) * A + eps.a_t
+    W = np.bincount(flat.ravel(), weights=w.ravel(), minlength=N * S * A).reshape(N, S, A)
+    return eps.policy.score_contract(W)
+
+
+def padded_weights(name, eps):
+    """Each catalog estimator's w_t [N, T] as the padded formula."""
+    V, Q = value_tables(eps.mdp, eps.policy)
+    t = np.arange(eps.T) if V.shape[0] > 1 else np.zeros(eps.T, dtype=np.intp)
+    s, disc, R = eps.s_t[:, :eps.T], eps.discount_t, discounted_returns(eps)
+    G = reward_to_go(eps)
+    if name == "total_return":
+        return np.broadcast_to(R[:, None], G.shape)
+    if name == "baseline_constant":
+        return np.broadcast_to((R - float(eps.mdp.initial @ V[0]))[:, None], G.shape)
+    if name == "reward_to_go":
+        return G
+    if name == "baseline_value":
+        return G - disc * V[t[None, :], s]
+    if name == "action_baseline":
+        return G - disc * Q[t[None, :], s, eps.a_t]
+    if name == "rtg_restart_discount":
+        return reward_to_go(eps, restart_discount=True)
+    if name == "rtg_skip_current":
+        return reward_to_go(eps, include_current=False)
+    if name == "score_wrong_time":
+        w = np.zeros_like(G)
+        w[:, 1:] = G[:, :-1]
+        return w
+    assert name == "batch_normalized"
+    w = eps.mask * (1.0 if eps.weights is None else eps.weights[:, None])
+    total = w.sum()
+    if total == 0:
+        return np.zeros_like(G)
+    mean = (w * G).sum() / total
+    std = np.sqrt((w * (G - mean) ** 2).sum() / total)
+    return (G - mean) / (std + NORMALIZE_EPS)
+
+
+def assert_catalog_matches_padded(eps):
+    for e in ESTIMATORS:
+        assert_same_bits(e.per_episode(eps), padded_score_sums(eps, padded_weights(e.name, eps)))
+
+
+def random_problem(seed, S=4, A=3, H=4, gamma=0.9, linear=False):
+    rng = np.random.default_rng(seed)
+    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=rng.dirichlet(np.ones(S), size=(S, A)),
+                     rewards=rng.normal(size=(S, A, S)), terminal=[S - 1], gamma=gamma, horizon=H)
+    if linear:
+        return mdp, LinearSoftmax(rng.normal(size=(S, A, 2)), rng.normal(size=2))
+    return mdp, TabularSoftmax(rng.normal(size=(S, A)))
+
+
+PROBLEMS = {**{name: (p.mdp, p.policy.with_theta(np.random.default_rng(1).normal(size=p.policy.theta.shape)))
+               for name, p in builtin_examples().items()},
+            "random_tabular": random_problem(0, gamma=1.0), "random_linear": random_problem(1, linear=True),
+            "random_9_actions": random_problem(2, S=3, A=9, gamma=0.5)}
+
+
+# --- the catalog on the step list equals the padded formulas --------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_catalog_on_samples_matches_padded_formulas(name):
+    mdp, policy = PROBLEMS[name]
+    for batch in iter_episode_chunks(mdp, policy, 1500, np.random.default_rng(3), chunk=600):
+        assert_catalog_matches_padded(batch)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(PROBLEMS) if PROBLEMS[n][0].horizon is not None])
+def test_catalog_on_enumerations_matches_padded_formulas(name):
+    # Exact moments are weighted sums of these values: equal bits here means unchanged exact moments.
+    mdp, policy = PROBLEMS[name]
+    assert_catalog_matches_padded(enumerate_trajectories(mdp, policy))
+
+
+def test_sub_batches_and_non_contiguous_arrays():
+    mdp, policy = PROBLEMS["random_tabular"]
+    eps = sample_episodes(mdp, policy, 400, np.random.default_rng(4))
+    assert_catalog_matches_padded(eps.select(np.random.default_rng(5).permutation(eps.n)[:150]))
+    # The shorter episodes with less padding: strided views of the wider arrays.
+    short = eps.select(np.flatnonzero(eps.lengths < eps.T))
+    T = int(short.lengths.max())
+    cut = Episodes(short.s_t[:, :T + 1], short.a_t[:, :T], short.r_t[:, :T], short.lengths, mdp, policy)
+    assert not cut.a_t.flags.c_contiguous
+    assert_catalog_matches_padded(cut)
+
+
+def test_score_sums_ignores_padding_and_accepts_broadcasts():
+    mdp, policy = PROBLEMS["chain"]
+    eps = sample_episodes(mdp, policy, 300, np.random.default_rng(6))
+    w_t = np.random.default_rng(7).normal(size=eps.a_t.shape)
+    assert_same_bits(score_sums(eps, w_t), padded_score_sums(eps, w_t))
+    junk = np.where(eps.mask, w_t, np.nan)          # padding is never read
+    assert_same_bits(score_sums(eps, junk), padded_score_sums(eps, w_t))
+    per_episode = np.broadcast_to(np.arange(eps.n, dtype=float)[:, None], eps.a_t.shape)
+    assert_same_bits(score_sums(eps, per_episode), padded_score_sums(eps, per_episode))
+    assert_same_bits(score_sums(eps, 2.0), padded_score_sums(eps, np.full(eps.a_t.shape, 2.0)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"restart_discount": True}, {"include_current": False},
+                                {"restart_discount": True, "include_current": False}])
+def test_step_reward_to_go_is_the_padded_one_at_the_steps(kw):
+    mdp, policy = PROBLEMS["discounted"]
+    eps = sample_episodes(mdp, policy, 500, np.random.default_rng(8))
+    assert_same_bits(step_reward_to_go(eps, **kw), at_steps(eps, reward_to_go(eps, **kw)))
+
+
+@settings(max_examples=40)
+@given(problems(horizon=st.integers(1, 6), terminal=st.booleans()), st.integers(1, 40), st.integers(0, 2**16))
+def test_catalog_matches_padded_formulas_on_generated_problems(problem, n, seed):
+    eps = sample_episodes(problem.mdp, problem.policy, n, np.random.default_rng(seed))
+    assert_catalog_matches_padded(eps)
+
+
+def test_batches_without_steps():
+    mdp = TabularMDP(initial=[0, 1], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[1], [0]], terminal=[1],
+                     horizon=3)
+    eps = sample_episodes(mdp, TabularSoftmax(np.zeros((2, 1))), 5, np.random.default_rng(0))
+    assert eps.T == 0 and eps.steps.n.size == 0
+    for e in ESTIMATORS:
+        assert_same_bits(e.per_episode(eps), np.zeros((5, 2, 1)))
+        assert e.per_episode(eps.select(slice(0, 0))).shape == (0, 2, 1)
+
+
+# --- the step list itself -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_sampler_steps_equal_the_gathered_ones(name):
+    # The sampler hands its batches their step list from its log; it must be what valid_steps gathers.
+    mdp, policy = PROBLEMS[name]
+    for batch in iter_episode_chunks(mdp, policy, 700, np.random.default_rng(9), chunk=300):
+        assert "steps" in batch.__dict__
+        logged, gathered = batch.steps, valid_steps(batch)
+        for field in ("n", "t", "s", "a", "r", "lengths"):
+            assert_same_bits(getattr(logged, field), getattr(gathered, field))
+        assert (logged.n_states, logged.n_actions) == (gathered.n_states, gathered.n_actions)
+
+
+def test_sampled_batches_pad_only_when_read():
+    mdp, policy = PROBLEMS["gridworld"]
+    batch = next(iter_episode_chunks(mdp, policy, 300, np.random.default_rng(11)))
+    assert isinstance(batch, StepEpisodes)
+    for e in ESTIMATORS:
+        if e.name not in ("total_return", "baseline_constant", "batch_normalized"):    # these read r_t
+            e.per_episode(batch)
+    assert not {"s_t", "a_t", "r_t"} & set(vars(batch))
+    n, T = batch.n, batch.T
+    assert batch.s_t.shape == (n, T + 1) and batch.a_t.shape == batch.r_t.shape == (n, T)
+    assert batch.s_t.dtype == batch.a_t.dtype == np.intp and batch.r_t.dtype == float
+    assert batch.s_t is batch.s_t          # built once
+
+
+def test_steps_layout_and_read_only():
+    mdp, policy = PROBLEMS["gridworld"]
+    eps = sample_episodes(mdp, policy, 200, np.random.default_rng(10))
+    steps = eps.steps
+    # Episode by episode, longest first (stably), each in increasing t.
+    order = sorted(range(eps.n), key=lambda k: -eps.lengths[k])
+    assert steps.n.tolist() == [k for k in order for _ in range(eps.lengths[k])]
+    assert steps.t.tolist() == [t for k in order for t in range(eps.lengths[k])]
+    assert_same_bits(steps.s, eps.s_t[steps.n, steps.t])
+    assert_same_bits(steps.a, eps.a_t[steps.n, steps.t])
+    assert_same_bits(steps.r, eps.r_t[steps.n, steps.t])
+    with pytest.raises(ValueError):
+        steps.r[0] = 1.0
+    assert eps.lengths.flags.writeable          # the batch's own arrays are untouched
+
+
+@given(st.lists(st.integers(0, 7), max_size=30))
+def test_time_blocks(lengths):
+    lengths = np.array(lengths, dtype=np.intp)
+    first, running = time_blocks(lengths)
+    n, t = step_index(lengths)
+    assert len(running) == lengths.max(initial=0) and sum(running) == n.size
+    longest_first = sorted(range(lengths.size), key=lambda k: -lengths[k])     # stable
+    for k, size in enumerate(running):
+        block = first[:size] + k
+        assert (t[block] == k).all()
+        assert n[block].tolist() == [e for e in longest_first if lengths[e] > k]
+
+
+# --- the contraction on visited rows ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("A", range(1, 13))
+def test_action_sums_are_numpys_sum(A):
+    rng = np.random.default_rng(A)
+    W = rng.normal(size=(5000, A)) * 10.0 ** rng.integers(-12, 12, size=(5000, A))
+    W[::7] = 0.0
+    W[1::7] = -0.0
+    W[2::7, 0] = -0.0
+    assert_same_bits(_action_sums(W), W.sum(axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("S, A", [(1, 1), (3, 2), (5, 4), (4, 9)])
+@pytest.mark.parametrize("linear", [False, True])
+def test_score_contract_rows_is_score_contract(S, A, linear):
+    rng = np.random.default_rng(S * 10 + A)
+    policy = (LinearSoftmax(rng.normal(size=(S, A, 3)), rng.normal(size=3)) if linear
+              else TabularSoftmax(rng.normal(size=(S, A)) * 3))
+    n = 50
+    rows = np.sort(rng.choice(n * S, size=n * S // 3, replace=False))
+    W_rows = rng.normal(size=(rows.size, A)) * 10.0 ** rng.integers(-6, 6, size=(rows.size, A))
+    W = np.zeros((n * S, A))
+    W[rows] = W_rows
+    assert_same_bits(policy.score_contract_rows(W_rows, rows, n), policy.score_contract(W.reshape(n, S, A)))
