@@ -32,7 +32,7 @@ def _rate(fn, n: int, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--episodes", type=int, default=20_000, help="episodes for the vectorised sampler")
+    ap.add_argument("--episodes", type=int, default=100_000, help="episodes for the vectorised sampler")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     problem = gym_problem("FrozenLake-v1", horizon=100)
@@ -51,7 +51,7 @@ def main() -> None:
             est.per_episode(sample_episodes_gymnasium(env, mdp, policy, n, np.random.default_rng(0)))
 
         fast = _rate(ours, args.episodes, args.repeats)
-        slow = _rate(gym_loop, max(args.episodes // 100, 200), args.repeats)
+        slow = _rate(gym_loop, max(args.episodes // 100, 1000), args.repeats)
         print(f"{name:14s} {fast:12,.0f} {slow:15,.0f} {fast / slow:7.0f}x {'>= 100x':>7s}")
     env.close()
 
