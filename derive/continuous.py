@@ -27,7 +27,7 @@ from sympy import (
     factorial2, integrate, log, pi, sqrt, symbols,
 )
 
-from derive.notation import Density, Expectation, Grad, Integrate, TestFn, theta, x
+from derive.notation import Density, Expectation, Grad, Integrate, TestFn, x
 from derive.seed import SEED
 
 __all__ = ["ContinuousModel", "ContinuousCheck", "UniformCounterexample", "gaussian_model",

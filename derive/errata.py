@@ -20,7 +20,7 @@ from sympy import Basic, Function, IndexedBase, Symbol, expand, factor
 from derive.continuous import uniform_counterexample
 from derive.grounding import ground_value
 from derive.notation import (
-    Density, Expectation, Grad, Integrate, Policy, Return, Transition, gamma, t, tau, theta,
+    Density, Expectation, Grad, Integrate, Policy, Return, Transition, t, tau, theta,
     time_product, time_sum,
 )
 from derive.seed import reward_to_go, score

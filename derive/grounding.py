@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 from sympy.external.gmpy import MPQ
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, log, numer, together
-from sympy.core.relational import Equality
 
 from derive.notation import (
     Baseline, Density, Expectation, Grad, InitialDist, Integrate, Policy, Return, Reward,

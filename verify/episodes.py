@@ -20,7 +20,7 @@ import numpy as np
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
-__all__ = ["Episodes", "StepEpisodes", "Steps", "at_steps", "discounted_returns", "longest_first", "reward_to_go",
+__all__ = ["Episodes", "StepEpisodes", "Steps", "at_steps", "discounted_returns", "episodes_from_lists", "longest_first", "reward_to_go",
            "score_sums", "score_total", "step_index", "step_reward_to_go", "step_score_sums", "time_blocks",
            "valid_steps", "visited_cells"]
 
@@ -198,6 +198,28 @@ class Episodes:
         w = None if self.weights is None else self.weights[index]
         return Episodes(self.s_t[index], self.a_t[index], self.r_t[index], self.lengths[index],
                         self.mdp, self.policy, w)
+
+
+def episodes_from_lists(runs, mdp: TabularMDP, policy: Policy) -> Episodes:
+    """Pad per-episode Python lists (what a per-step loop collects) into one Episodes batch.
+
+    Args:
+      runs: sequence of (states, actions, rewards) lists, len(states) = len(actions) + 1 = len(rewards) + 1.
+      mdp, policy: what generated them.
+
+    >>> from verify.policy import TabularSoftmax
+    >>> mdp = TabularMDP([1, 0], [[[0, 1]], [[0, 1]]], [[1], [0]], terminal=[1], horizon=3)
+    >>> eps = episodes_from_lists([([0, 1], [0], [1.0]), ([0], [], [])], mdp, TabularSoftmax(np.zeros((2, 1))))
+    >>> eps.s_t.tolist(), eps.lengths.tolist()
+    ([[0, 1], [0, 0]], [1, 0])
+    """
+    n = len(runs)
+    T = max(len(a) for _, a, _ in runs)
+    s_t = np.array([s + [s[-1]] * (T + 1 - len(s)) for s, _, _ in runs], dtype=np.intp)
+    a_t = np.array([a + [0] * (T - len(a)) for _, a, _ in runs], dtype=np.intp).reshape(n, T)
+    r_t = np.array([r + [0.0] * (T - len(r)) for _, _, r in runs], dtype=float).reshape(n, T)
+    lengths = np.array([len(a) for _, a, _ in runs], dtype=np.intp)
+    return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
 
 
 def valid_steps(episodes: Episodes) -> Steps:

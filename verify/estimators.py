@@ -224,7 +224,7 @@ ESTIMATORS: tuple[Estimator, ...] = (
               "so the bias is -grad J",
               _from_weights(_weights_action_baseline)),
     Estimator("score_wrong_time",
-              rf"\sum_{{t \ge 1}} \nabla_\theta \log \pi_\theta(a_t \mid s_t) \sum_{{t' \ge t-1}} \gamma^{{t'}} r_{{t'}}",
+              r"\sum_{t \ge 1} \nabla_\theta \log \pi_\theta(a_t \mid s_t) \sum_{t' \ge t-1} \gamma^{t'} r_{t'}",
               False,
               "off by one in time (logp[1:] * G[:-1]): step t's score gets step t-1's reward-to-go, so step 0's "
               "term is lost",

@@ -13,7 +13,6 @@ Deterministic for a given seed: the search runs from ``random.Random(seed)`` wit
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from verify.exact import finite_difference_gradient, objective
 from verify.mdp import TabularMDP
 from verify.moments import exact_moments_all
 from verify.policy import LinearSoftmax, Policy, TabularSoftmax
-from verify.problem import Problem, problem_to_dict
+from verify.problem import Problem, problem_to_dict, write_mdp_file
 from verify.strategies import problems
 
 __all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "FD_BIAS_RTOL", "MUTATION_SPACE", "VARIANCE_RTOL", "Claim",
@@ -333,14 +332,7 @@ def write_counterexample(cx: Counterexample, path: str | Path, *, force: bool = 
     Raises:
       UsageError: the file exists (and not ``force``) or cannot be written.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
-    try:
-        path.write_text(json.dumps(counterexample_to_dict(cx), indent=1, allow_nan=False) + "\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    return path
+    return write_mdp_file(counterexample_to_dict(cx), path, force=force)
 
 
 # --- mutation score: the pitfalls are mutants of the correct estimator ------------------------------------------------

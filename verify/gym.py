@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.episodes import Episodes, episodes_from_lists
 from verify.errors import InvalidMDPError, UsageError
 from verify.mdp import TabularMDP, _reachable
 from verify.policy import Policy, TabularSoftmax
@@ -279,12 +279,7 @@ def sample_episodes_gymnasium(env, mdp: TabularMDP, policy: Policy, n: int, rng:
         if not done and mdp.horizon is None:
             raise UsageError(f"a gymnasium episode did not terminate within {cap} steps (horizon null)")
         episodes.append((states, actions, rewards))
-    T = max(len(e[1]) for e in episodes)
-    s_t = np.array([s + [s[-1]] * (T + 1 - len(s)) for s, _, _ in episodes], dtype=np.intp)
-    a_t = np.array([a + [0] * (T - len(a)) for _, a, _ in episodes], dtype=np.intp).reshape(n, T)
-    r_t = np.array([r + [0.0] * (T - len(r)) for _, _, r in episodes], dtype=float).reshape(n, T)
-    lengths = np.array([len(e[1]) for e in episodes], dtype=np.intp)
-    return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
+    return episodes_from_lists(episodes, mdp, policy)
 
 
 def gymnasium_sampler(env_id: str, kwargs: dict[str, Any] | None = None, *, chunk: int = 10_000):

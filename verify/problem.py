@@ -18,7 +18,7 @@ from verify.errors import InvalidMDPError, UsageError
 from verify.mdp import TabularMDP
 from verify.policy import Policy, policy_from_dict
 
-__all__ = ["Problem", "load_problem", "problem_from_dict", "problem_to_dict", "save_problem"]
+__all__ = ["Problem", "load_problem", "problem_from_dict", "problem_to_dict", "save_problem", "write_mdp_file"]
 
 _KEYS = {"name", "states", "actions", "initial", "transitions", "rewards", "terminal", "gamma", "horizon", "policy",
          "description"}
@@ -109,11 +109,20 @@ def save_problem(problem: Problem, path: str | Path, *, force: bool = False) -> 
     Raises:
       UsageError: the file exists (and not ``force``) or cannot be written.
     """
+    return write_mdp_file(problem_to_dict(problem), path, force=force)
+
+
+def write_mdp_file(data: dict, path: str | Path, *, force: bool = False) -> Path:
+    """Write an MDP file given as a dict (e.g. ``problem_to_dict`` plus a description); never overwrites silently.
+
+    Raises:
+      UsageError: the file exists (and not ``force``) or cannot be written.
+    """
     path = Path(path)
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
     try:
-        path.write_text(json.dumps(problem_to_dict(problem), indent=1) + "\n")
+        path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
     except OSError as exc:
         raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     return path

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import numpy as np
 
-from verify.episodes import Episodes, StepEpisodes, Steps, longest_first, step_index
+from verify.episodes import Episodes, StepEpisodes, Steps, episodes_from_lists, longest_first, step_index
 from verify.errors import UsageError
 from verify.mdp import TabularMDP
 from verify.policy import Policy
@@ -315,9 +315,4 @@ def sample_episodes_naive(mdp: TabularMDP, policy: Policy, n: int, rng: np.rando
         if not terminal[s] and mdp.horizon is None and mdp.gamma == 1.0:
             raise UsageError(f"an episode did not terminate within max_steps = {cap} steps (gamma = 1, horizon null)")
         episodes.append((states, actions, rewards))
-    T = max(len(e[1]) for e in episodes)
-    s_t = np.array([st + [st[-1]] * (T + 1 - len(st)) for st, _, _ in episodes], dtype=np.intp)
-    a_t = np.array([at + [0] * (T - len(at)) for _, at, _ in episodes], dtype=np.intp).reshape(n, T)
-    r_t = np.array([rt + [0.0] * (T - len(rt)) for _, _, rt in episodes], dtype=float).reshape(n, T)
-    lengths = np.array([len(e[1]) for e in episodes], dtype=np.intp)
-    return Episodes(s_t, a_t, r_t, lengths, mdp, policy)
+    return episodes_from_lists(episodes, mdp, policy)
