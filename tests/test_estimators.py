@@ -12,24 +12,14 @@ from verify.builtin import builtin_examples
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, NORMALIZE_EPS, estimator_names, get_estimator, value_tables
 from verify.exact import enumerate_trajectories, gradient, objective
-from verify.mdp import TabularMDP
 from verify.moments import exact_moments, exact_moments_all
-from verify.policy import LinearSoftmax, TabularSoftmax
 from verify.sampler import sample_episodes
 from verify.strategies import problems
 
+from helpers import random_problem
+
 UNBIASED = [e for e in ESTIMATORS if e.unbiased]
 PITFALLS = [e for e in ESTIMATORS if not e.unbiased]
-
-
-def random_problem(seed: int, S: int = 3, A: int = 2, H: int = 3, gamma: float = 0.9, linear: bool = False):
-    """A dense random MDP (Dirichlet rows, last state terminal) with a random tabular or linear softmax policy."""
-    rng = np.random.default_rng(seed)
-    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=rng.dirichlet(np.ones(S), size=(S, A)),
-                     rewards=rng.normal(size=(S, A, S)), terminal=[S - 1], gamma=gamma, horizon=H)
-    if linear:
-        return mdp, LinearSoftmax(rng.normal(size=(S, A, 2)), rng.normal(size=2))
-    return mdp, TabularSoftmax(rng.normal(size=(S, A)))
 
 
 def finite_examples():

@@ -18,6 +18,8 @@ from verify.estimators import ESTIMATORS, NORMALIZE_EPS, value_tables
 from verify.exact import enumerate_trajectories
 from verify.mdp import TabularMDP
 from verify.policy import LinearSoftmax, TabularSoftmax, _action_sums
+
+from helpers import random_problem
 from verify.sampler import iter_episode_chunks, sample_episodes
 from verify.strategies import problems
 
@@ -78,19 +80,11 @@ def assert_catalog_matches_padded(eps):
         assert_same_bits(e.per_episode(eps), padded_score_sums(eps, padded_weights(e.name, eps)))
 
 
-def random_problem(seed, S=4, A=3, H=4, gamma=0.9, linear=False):
-    rng = np.random.default_rng(seed)
-    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=rng.dirichlet(np.ones(S), size=(S, A)),
-                     rewards=rng.normal(size=(S, A, S)), terminal=[S - 1], gamma=gamma, horizon=H)
-    if linear:
-        return mdp, LinearSoftmax(rng.normal(size=(S, A, 2)), rng.normal(size=2))
-    return mdp, TabularSoftmax(rng.normal(size=(S, A)))
-
-
 PROBLEMS = {**{name: (p.mdp, p.policy.with_theta(np.random.default_rng(1).normal(size=p.policy.theta.shape)))
                for name, p in builtin_examples().items()},
-            "random_tabular": random_problem(0, gamma=1.0), "random_linear": random_problem(1, linear=True),
-            "random_9_actions": random_problem(2, S=3, A=9, gamma=0.5)}
+            "random_tabular": random_problem(0, S=4, A=3, H=4, gamma=1.0),
+            "random_linear": random_problem(1, S=4, A=3, H=4, linear=True),
+            "random_9_actions": random_problem(2, S=3, A=9, H=4, gamma=0.5)}
 
 
 # --- the catalog on the step list equals the padded formulas --------------------------------------------------------

@@ -414,7 +414,7 @@ def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"level of the consistency test (default {DEFAULT_ALPHA:g})")
     p.add_argument("--covariance", choices=COVARIANCES, default="auto",
                    help="covariance of the test: the exact one by trajectory enumeration (chi^2), the sample one "
-                        "(Hotelling T^2), or auto = exact when the problem can be enumerated (default)")
+                        "(max |z| with Bonferroni), or auto = exact when the problem can be enumerated (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
@@ -486,8 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mc", help="Monte Carlo estimate of grad J by one estimator, tested against the exact one",
                        description="Sample episodes, average one estimator's per-episode gradient estimates and "
-                                   "test the mean against the exact grad J (Hotelling T^2 or chi^2 with the exact "
-                                   "covariance). Exit 0 consistent, 1 inconsistent, 2 bad input.")
+                                   "test the mean against the exact grad J (chi^2 with the exact covariance, or max "
+                                   "|z| with Bonferroni on the sample variances). Exit 0 consistent, 1 inconsistent, 2 bad input.")
     _add_problem_arguments(p)
     p.add_argument("--estimator", required=True, metavar="NAME|MODULE:FUNCTION",
                    help="catalog name (see pgverify estimators), or your own estimator as package.module:function "
