@@ -28,6 +28,7 @@ from verify.stats import (ConsistencyResult, SampleMoments, component_effect_siz
                           effect_size)
 
 __all__ = ["COVARIANCES", "CheckResult", "CheckRow", "DEFAULT_ALPHA", "DEFAULT_EPISODES", "DETECT_POWER",
+           "GRADIENT_TOL", "GradientCheck",
            "EFFECT_SIZE", "ENUMERATION_LIMIT", "McResult", "component_name", "exact_cross_check", "format_mc", "render_check",
            "reproduce_command", "run_check", "run_estimators", "run_mc"]
 
@@ -37,8 +38,28 @@ EFFECT_SIZE = 0.1
 DETECT_POWER = 0.999
 ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
+GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
 TEST_NAMES = {"chi2": "chi^2 (exact covariance)", "maxz": "max |z| (Bonferroni, sample variances)",
               "hotelling": "Hotelling T^2"}
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """Exact gradient of one example by every applicable method, and their largest disagreement."""
+
+    example: str
+    J: float
+    methods: tuple[str, ...]
+    max_abs_diff: float
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.max_abs_diff <= self.tol)
+
+    def to_json(self) -> dict:
+        return {"example": self.example, "J": self.J, "methods": list(self.methods),
+                "max_abs_diff": self.max_abs_diff, "tol": self.tol, "passed": self.passed}
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +256,7 @@ class CheckResult:
     """``pgverify check``: the exact-gradient cross-check and every estimator on one problem."""
 
     problem: str
-    gradients: object   # verify.report.GradientCheck
+    gradients: GradientCheck
     rows: list[CheckRow]
 
     @property
@@ -251,11 +272,9 @@ class CheckResult:
 def exact_cross_check(problem: Problem):
     """grad J by DP (finite horizon) or a linear solve, by enumeration when feasible, and by finite differences.
 
-    Like ``verify.report.check_gradients`` (whose GradientCheck it returns) but enumerates only up to
-    ENUMERATION_LIMIT trajectories, so it also serves problems such as FrozenLake with H = 100.
+    Enumerates only up to ENUMERATION_LIMIT trajectories, so it also serves problems such as FrozenLake with
+    H = 100.
     """
-    from verify.report import GRADIENT_TOL, GradientCheck
-
     mdp, policy = problem.mdp, problem.policy
     methods = ["dp"] if mdp.horizon is not None else ["solve"]
     if try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT) is not None:

@@ -13,34 +13,15 @@ import numpy as np
 
 from verify import __version__
 from verify.builtin import builtin_examples
+from verify.mc import GradientCheck
 
-__all__ = ["ContinuousRow", "DerivationRow", "GRADIENT_TOL", "GradientCheck", "REPORT_ESTIMATORS", "Report",
+__all__ = ["ContinuousRow", "DerivationRow", "REPORT_ESTIMATORS", "Report",
            "VarianceRow", "build_report", "build_report_with_progress", "errata_for_latex"]
 
-GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
 FULL_SIZES = ((2, 2, 2), (3, 2, 2))   # symbolic grounding sizes of the full report (~2 s)
 QUICK_SIZES = ((2, 2, 2),)
 FULL_EPISODES, QUICK_EPISODES = 20_000, 5_000
 REPORT_ESTIMATORS = None   # None = the whole catalog; tests substitute a deliberately broken catalog here
-
-
-@dataclass(frozen=True)
-class GradientCheck:
-    """Exact gradient of one example by every applicable method, and their largest disagreement."""
-
-    example: str
-    J: float
-    methods: tuple[str, ...]
-    max_abs_diff: float
-    tol: float
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.max_abs_diff <= self.tol)
-
-    def to_json(self) -> dict:
-        return {"example": self.example, "J": self.J, "methods": list(self.methods),
-                "max_abs_diff": self.max_abs_diff, "tol": self.tol, "passed": self.passed}
 
 
 @dataclass(frozen=True)
