@@ -20,7 +20,7 @@ import scipy.sparse.linalg
 
 from verify.episodes import Episodes, discounted_returns, score_total
 from verify.errors import UsageError
-from verify.mdp import TabularMDP, _reachable
+from verify.mdp import TabularMDP, reachable
 from verify.policy import Policy
 
 __all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "enumerate_trajectories", "finite_difference_gradient",
@@ -183,7 +183,7 @@ def _live_operator(mdp: TabularMDP, sparse: bool | None = None) -> _LiveOperator
         return cache[sparse]
     alive = ~mdp.terminal
     moves = (mdp.transitions > 0).any(axis=1) & alive[:, None] & alive[None, :]
-    live = np.flatnonzero(_reachable(moves, (mdp.initial > 0) & alive))
+    live = np.flatnonzero(reachable(moves, (mdp.initial > 0) & alive))
     n, A = live.size, mdp.n_actions
     P = mdp.transitions[np.ix_(live, np.arange(A), live)].reshape(n * A, n)
     use_sparse = sparse

@@ -28,7 +28,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, get_estimator
 from verify.exact import finite_difference_gradient, objective
-from verify.mdp import TabularMDP
+from verify.mdp import TabularMDP, reachable
 from verify.moments import exact_moments_all
 from verify.policy import LinearSoftmax, Policy, TabularSoftmax
 from verify.problem import Problem, problem_to_dict, write_mdp_file
@@ -219,10 +219,7 @@ def without_unreachable_states(problem: Problem) -> Problem | None:
     (1, (1, 1))
     """
     mdp, pol = problem.mdp, problem.policy
-    step = (mdp.transitions > 0).any(axis=1) & ~mdp.terminal[:, None]
-    seen = mdp.initial > 0
-    for _ in range(mdp.n_states):
-        seen = seen | step[seen].any(axis=0)
+    seen = reachable((mdp.transitions > 0).any(axis=1) & ~mdp.terminal[:, None], mdp.initial > 0)
     if seen.all():
         return None
     keep = np.flatnonzero(seen)

@@ -29,7 +29,7 @@ import numpy as np
 
 from verify.episodes import Episodes, episodes_from_lists
 from verify.errors import InvalidMDPError, UsageError
-from verify.mdp import TabularMDP, _reachable
+from verify.mdp import TabularMDP, reachable
 from verify.policy import Policy, TabularSoftmax
 from verify.problem import Problem
 
@@ -187,7 +187,7 @@ def mdp_from_env(env, *, horizon: int | None, gamma: float = 1.0, name: str | No
         raise UsageError(f"{label}: P[{s}][{a}] reaches state {s_next} both with and without termination")
     terminal = (marked > 0).any(axis=(0, 1))
     alive = ~terminal
-    live = _reachable((P > 0).any(axis=1) & alive[:, None] & alive[None, :], (rho0 > 0) & alive)
+    live = reachable((P > 0).any(axis=1) & alive[:, None] & alive[None, :], (rho0 > 0) & alive)
     bad = np.argwhere(live[:, None, None] & terminal[None, None, :] & (unmarked > 0))
     if bad.size:
         s, a, s_next = bad[0]

@@ -17,7 +17,7 @@ import numpy as np
 
 from verify.errors import InvalidMDPError
 
-__all__ = ["ROW_SUM_TOL", "TabularMDP", "finite_array"]
+__all__ = ["ROW_SUM_TOL", "TabularMDP", "finite_array", "reachable"]
 
 ROW_SUM_TOL = 1e-9
 
@@ -58,8 +58,14 @@ def finite_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.n
     return arr
 
 
-def _reachable(adjacency: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """States reachable from ``start`` along ``adjacency`` (boolean [S, S]), ``start`` included."""
+def reachable(adjacency: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """States reachable from ``start`` along ``adjacency`` (boolean [S, S]), ``start`` included: bool [S].
+
+    The one graph search of pgverify (live states of the DP, certain termination, trimming counterexamples).
+
+    >>> reachable(np.array([[0, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=bool), np.array([True, False, False])).tolist()
+    [True, True, False]
+    """
     seen = start.copy()
     frontier = start.copy()
     while frontier.any():
@@ -211,8 +217,8 @@ class TabularMDP:
         reachable from rho0 must be able to reach a terminal state.
         """
         adj = (self.transitions > 0).any(axis=1) & ~self.terminal[:, None]
-        reach = _reachable(adj, self.initial > 0)
-        can_end = _reachable(adj.T, self.terminal)
+        reach = reachable(adj, self.initial > 0)
+        can_end = reachable(adj.T, self.terminal)
         return bool(np.all(can_end[reach]))
 
     def replace(self, **changes) -> "TabularMDP":
