@@ -1,0 +1,34 @@
+"""``pgverify export-gym``: a gymnasium toy-text environment written as an MDP file."""
+from __future__ import annotations
+
+from verify.cli._args import (
+    EXIT_OK,
+    add_gym_arguments,
+    gym_problem_from_args,
+    load_theta,
+    writable_output,
+)
+from verify.problem import Problem, save_problem
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export-gym", help="write a gymnasium toy-text environment as an MDP file",
+                       description="Import a gymnasium toy-text environment exactly (env.unwrapped.P, its initial "
+                                   "distribution and terminal states) and write it as an MDP file (needs "
+                                   "pgverify[gym]).")
+    p.add_argument("env_id", metavar="ENV_ID", help="e.g. FrozenLake-v1, CliffWalking-v1, Taxi-v4")
+    add_gym_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="the .json MDP file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=run_export_gym)
+
+
+def run_export_gym(args) -> int:
+    out = writable_output(args.output, args.force)
+    problem = gym_problem_from_args(args.env_id, args)
+    if args.theta:
+        problem = Problem(problem.mdp, load_theta(args.theta, problem))
+    save_problem(problem, out, force=args.force)
+    print(f"wrote {out} ({problem.mdp.name}: {problem.mdp.n_states} states, {problem.mdp.n_actions} actions, "
+          f"horizon {problem.mdp.horizon}, gamma {problem.mdp.gamma:g})")
+    return EXIT_OK

@@ -1,0 +1,166 @@
+"""``pgverify mc``, ``check`` and ``estimators``: Monte Carlo estimators against the exact gradient."""
+from __future__ import annotations
+
+import argparse
+
+from verify.cli._args import (
+    EXIT_FAIL,
+    EXIT_OK,
+    add_problem_arguments,
+    load_problem_from_args,
+    positive_int,
+    print_json,
+    probability,
+    problem_command,
+    seed_arg,
+)
+from verify.errors import UsageError
+from verify.problem import Problem
+
+
+def register(sub) -> None:
+    p = sub.add_parser("mc", help="Monte Carlo estimate of grad J by one estimator, tested against the exact one",
+                       description="Sample episodes, average one estimator's per-episode gradient estimates and "
+                                   "test the mean against the exact grad J (chi^2 with the exact covariance, or max "
+                                   "|z| with Bonferroni on the sample variances). Exit 0 consistent, 1 inconsistent, 2 bad input.")
+    add_problem_arguments(p)
+    p.add_argument("--estimator", required=True, metavar="NAME|MODULE:FUNCTION",
+                   help="catalog name (see pgverify estimators), or your own estimator as package.module:function "
+                        "or path/to/file.py:function (the current directory is importable; contract: README, "
+                        "'Check your own estimator'); yours also fails when enumeration proves a bias")
+    _add_mc_arguments(p)
+    p.add_argument("--sampler", choices=("pgverify", "gymnasium"), default="pgverify",
+                   help="who samples the episodes: pgverify's vectorised sampler of the MDP (default), or, with "
+                        "--gym, gymnasium's own env.reset/env.step loop (an independent check of the import)")
+    p.set_defaults(func=run_mc)
+
+    p = sub.add_parser("check", help="exact gradients cross-checked, then every estimator on one MDP",
+                       description="Compare the exact gradient methods with finite differences, then run every "
+                                   "estimator of the catalog on one sample. Exit 0 when the methods agree, every "
+                                   "unbiased estimator is consistent and every pitfall with a detectable exact "
+                                   "bias is caught.")
+    add_problem_arguments(p)
+    _add_mc_arguments(p)
+    p.add_argument("--estimator", metavar="MODULE:FUNCTION",
+                   help="check only this estimator instead of the catalog: package.module:function, "
+                        "path/to/file.py:function or a catalog name; exit 0 when the exact gradients agree and it "
+                        "passes (consistent, and no bias proved by enumeration)")
+    p.add_argument("--no-color", action="store_true", help="plain text output")
+    p.set_defaults(func=run_check)
+
+    p = sub.add_parser("estimators", help="list the estimator catalog",
+                       description="List every estimator: name, whether it is unbiased, its formula.")
+    p.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p.add_argument("--no-color", action="store_true", help="plain text output")
+    p.set_defaults(func=run_estimators)
+
+
+def _user_estimator_check(args, problem: Problem):
+    """``gradcheck.check_estimator`` for --estimator SPEC, its reproduce hint the ``pgverify mc`` command line."""
+    import dataclasses
+
+    from verify.gradcheck import check_estimator, load_estimator
+    from verify.mc import reproduce_command
+
+    if getattr(args, "sampler", "pgverify") != "pgverify":
+        raise UsageError(f"--sampler {args.sampler} works with catalog estimators only, not --estimator "
+                         f"{args.estimator}")
+    fn = load_estimator(args.estimator)
+    check = check_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                            covariance=args.covariance, name=args.estimator)
+    return dataclasses.replace(check, reproduce=reproduce_command(problem_command(args), check.mc, args.covariance))
+
+
+def run_mc(args) -> int:
+    from verify.mc import format_mc, reproduce_command, run_mc
+
+    problem = load_problem_from_args(args)
+    if ":" in args.estimator:               # a user's function; catalog names never contain ':'
+        check = _user_estimator_check(args, problem)
+        if args.json:
+            print_json({**check.to_json(), "command": check.reproduce})
+        else:
+            print(check.format())
+        return EXIT_OK if check.passed else EXIT_FAIL
+    sampler = None
+    if args.sampler == "gymnasium":
+        if args.gym is None:
+            raise UsageError("--sampler gymnasium needs --gym ENV_ID (it steps the gymnasium environment itself)")
+        from verify.gym import gymnasium_sampler, parse_gym_kwargs
+
+        sampler = gymnasium_sampler(args.gym, parse_gym_kwargs(args.gym_kwargs))
+    result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                    covariance=args.covariance, sampler=sampler)
+    command = reproduce_command(problem_command(args), result, args.covariance)
+    if args.json:
+        print_json({**result.to_json(), "command": command})
+    else:
+        print(format_mc(result, command))
+    return EXIT_OK if result.test.consistent else EXIT_FAIL
+
+
+def run_check(args) -> int:
+    from verify.mc import render_check, run_check
+
+    problem = load_problem_from_args(args)
+    if args.estimator is not None:
+        return _check_one_estimator(args, problem)
+    check = run_check(problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha, covariance=args.covariance)
+    if args.json:
+        print_json(check.to_json())
+    else:
+        render_check(check, problem_command(args), args.covariance, color=not args.no_color)
+    return EXIT_OK if check.passed else EXIT_FAIL
+
+
+def _check_one_estimator(args, problem: Problem) -> int:
+    """``check --estimator``: the exact-gradient cross-check and that one estimator, no catalog table."""
+    from verify.mc import exact_cross_check
+
+    gradients = exact_cross_check(problem)
+    check = _user_estimator_check(args, problem)
+    passed = gradients.passed and check.passed
+    if args.json:
+        print_json({"problem": problem.mdp.name, "passed": passed, "gradients": gradients.to_json(),
+                     "estimator": check.to_json()})
+    else:
+        print(f"{problem.mdp.name}: J(theta) = {gradients.J:.10g}; {', '.join(gradients.methods)} agree within "
+              f"{gradients.max_abs_diff:.1e} (tol {gradients.tol:.0e}): {'ok' if gradients.passed else 'FAILED'}")
+        print(check.format())
+    return EXIT_OK if passed else EXIT_FAIL
+
+
+def run_estimators(args) -> int:
+    from verify.estimators import ESTIMATORS
+
+    if args.json:
+        print_json([{"name": e.name, "unbiased": e.unbiased, "batch_dependent": e.batch_dependent,
+                      "latex": e.latex, "description": e.description} for e in ESTIMATORS])
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="REINFORCE estimators: per-episode g(tau); the Monte Carlo estimate is the batch mean")
+    for col in ("name", "unbiased", "formula (LaTeX)", "description"):
+        table.add_column(col, overflow="fold")
+    for e in ESTIMATORS:
+        table.add_row(e.name, "yes" if e.unbiased else "no", e.latex, e.description)
+    console = Console(no_color=args.no_color, highlight=False)
+    console.width = max(console.width, 140)
+    console.print(table)
+    return EXIT_OK
+
+
+def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
+    from verify.mc import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES
+
+    p.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES, metavar="N",
+                   help=f"number of sampled episodes (default {DEFAULT_EPISODES}: a bias of 0.1 per-episode "
+                        "standard deviations is caught with probability >= 0.999)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the episode sampler (default 0)")
+    p.add_argument("--alpha", type=probability, default=DEFAULT_ALPHA, metavar="A",
+                   help=f"level of the consistency test (default {DEFAULT_ALPHA:g})")
+    p.add_argument("--covariance", choices=COVARIANCES, default="auto",
+                   help="covariance of the test: the exact one by trajectory enumeration (chi^2), the sample one "
+                        "(max |z| with Bonferroni), or auto = exact when the problem can be enumerated (default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")

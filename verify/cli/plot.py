@@ -1,0 +1,32 @@
+"""``pgverify plot``: figures for one problem."""
+from __future__ import annotations
+
+from verify.cli._args import (
+    EXIT_OK,
+    add_problem_arguments,
+    load_problem_from_args,
+    positive_int,
+    seed_arg,
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plot", help="figures for your own MDP: MC convergence and variance comparison",
+                       description="Write convergence-NAME.png (running mean of every estimator with a 95%% band "
+                                   "against the exact gradient) and variance-NAME.png (per-episode variance of the "
+                                   "unbiased estimators) into DIR. Needs the 'plot' extra (matplotlib).")
+    add_problem_arguments(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG files (created if missing)")
+    p.add_argument("--episodes", type=positive_int, default=5000, help="episodes to sample (default 5000)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="sampling seed (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite existing PNG files")
+    p.set_defaults(func=run_plot)
+
+
+def run_plot(args) -> int:
+    from verify.plots import write_problem_plots
+
+    problem = load_problem_from_args(args)
+    for path in write_problem_plots(problem, args.out, episodes=args.episodes, seed=args.seed, force=args.force):
+        print(f"wrote {path}")
+    return EXIT_OK

@@ -1,0 +1,51 @@
+"""``pgverify report``: the whole verification on the built-in examples."""
+from __future__ import annotations
+
+import json
+import sys
+
+from verify.cli._args import EXIT_FAIL, EXIT_OK, seed_arg, writable_output
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="run the whole verification on the built-in examples",
+                       description="Run every check (derivation, exact gradients, Monte Carlo estimators) on the "
+                                   "built-in example MDPs and print a report. Exit 0 when every check passes.")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed for all sampling (default 0)")
+    p.add_argument("--quick", action="store_true", help="fewer episodes and smaller grounding sizes")
+    p.add_argument("--json", metavar="FILE|-", help="also write the report as JSON to FILE, or only JSON to stdout with -")
+    p.add_argument("--plots", metavar="DIR", help="also write PNG figures (MC convergence per example, variance "
+                                                  "comparison) into DIR; needs the 'plot' extra")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file or plots")
+    p.add_argument("--no-color", action="store_true", help="plain text output")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from verify.render import render_report
+    from verify.report import build_report_with_progress
+
+    to_stdout = args.json == "-"
+    out = None if args.json in (None, "-") else writable_output(args.json, args.force)
+    if args.plots:
+        from verify.plots import check_output_dir, require_matplotlib
+
+        require_matplotlib()                               # fail before the long run, not after
+        check_output_dir(args.plots, force=args.force)
+    report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout)
+    text = json.dumps(report.to_json(), indent=1, allow_nan=False)
+    if to_stdout:
+        print(text)
+    else:
+        if out is not None:
+            out.write_text(text + "\n")
+        render_report(report, color=not args.no_color)
+    if args.plots:
+        from verify.builtin import builtin_examples
+        from verify.plots import write_report_plots
+        from verify.report import report_episodes
+
+        paths = write_report_plots(report, builtin_examples(), args.plots, episodes=report_episodes(args.quick),
+                                   force=args.force)
+        print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
+    return EXIT_OK if report.passed else EXIT_FAIL
