@@ -22,12 +22,16 @@ For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: 
   inverts the sample covariance, and with sparse rewards the smallest eigenvalues are estimated from a handful of
   rare episodes and come out far too small: on FrozenLake 4x4 (theta = 0, 4000 episodes) it rejected the unbiased
   reward-to-go estimator in 6 of 8 seeds at alpha = 1e-3, where max-|z| rejected 0 of 60 (5 of 60 at 0.05).
-- Verdict "inconsistent" when p <= alpha.
+- Verdict "inconsistent" when p <= alpha; "undecided" when the sample covariance has no component above round-off
+  (every estimate the same): a test that could not have rejected is never a pass.
 
 Power: under a bias b the chi^2 / Hotelling statistic is non-central with lambda = N delta^2, delta =
 sqrt(b^T Sigma^+ b) the effect size (Mahalanobis distance in per-episode standard deviations; infinite if b leaves
 the support). For max-|z| the effect size is the largest per-component one, max_i |b_i| / sigma_i, and the power
-is at least that of its single z-test at level alpha / k. ``detectable_effect`` inverts either. ``calibration`` checks a rejection count against alpha with
+is at least that of its single z-test at level alpha / k. ``detectable_effect`` inverts either;
+``detectable_bias`` turns it into gradient units per component (delta* sigma_i: for chi^2 an upper bound, since
+a bias along e_i has Mahalanobis size |b_i| sqrt(Sigma^+_ii) >= |b_i| / sigma_i), and ``episodes_needed`` gives
+the sample size at which a given effect is detected (the non-centrality N delta^2 needed does not depend on N). ``calibration`` checks a rejection count against alpha with
 ``scipy.stats.binomtest``.
 """
 from __future__ import annotations
@@ -41,7 +45,8 @@ from scipy import optimize, stats
 from verify.errors import UsageError
 
 __all__ = ["Calibration", "ConsistencyResult", "SAMPLE_TESTS", "SampleMoments", "calibration", "component_effect_size",
-           "consistency_test", "detectable_effect", "effect_size", "power", "support"]
+           "consistency_test", "detectable_bias", "detectable_effect", "effect_size", "episodes_needed", "power",
+           "support"]
 
 RANK_RTOL = 1e-12     # relative eigenvalue cut-off (times d) for the covariance's null space
 EXACT_RTOL = 1e-9     # round-off allowance, relative to the problem's scale, in zero-variance directions
@@ -115,6 +120,13 @@ class ConsistencyResult:
       mean, stderr, exact: sample mean, standard error sqrt(Sigma_ii / N) and exact value, shaped like theta.
       worst: index (into theta) of the component with the largest |z| (or the zero-variance mismatch).
       n: sample size; exact_mismatch: a zero-variance direction disagrees beyond round-off.
+      null_tolerance: how far the mean may sit from ``exact`` in a zero-variance direction (round-off, plus the
+        allowance for unseen rare values with the sample covariance).
+      reason: why the verdict is "undecided" (empty otherwise).
+
+    The verdict is "undecided" when the sample covariance has no component above round-off (every estimate
+    constant): then no component could be tested, and the only check left, the allowance for constant-looking
+    directions, scales with the problem, not with what was seen. It is never a pass.
     """
 
     test: str
@@ -129,10 +141,21 @@ class ConsistencyResult:
     worst: tuple[int, ...]
     n: int
     exact_mismatch: bool = False
+    null_tolerance: float = 0.0
+    reason: str = ""
 
     @property
     def consistent(self) -> bool:
         return self.verdict == "consistent"
+
+    @property
+    def undecided(self) -> bool:
+        return self.verdict == "undecided"
+
+    @property
+    def informative(self) -> np.ndarray:
+        """Which components have a standard error above round-off (bool, theta's shape)."""
+        return self.stderr > 0
 
     @property
     def z(self) -> np.ndarray:
@@ -144,7 +167,8 @@ class ConsistencyResult:
         return {"test": self.test, "statistic": None if np.isinf(self.statistic) else float(self.statistic),
                 "dof": self.dof, "p_value": float(self.p_value), "alpha": self.alpha, "verdict": self.verdict,
                 "mean": self.mean.tolist(), "stderr": self.stderr.tolist(), "exact": self.exact.tolist(),
-                "worst": list(self.worst), "n": self.n, "exact_mismatch": self.exact_mismatch}
+                "worst": list(self.worst), "n": self.n, "exact_mismatch": self.exact_mismatch,
+                "null_tolerance": self.null_tolerance, "reason": self.reason}
 
 
 SAMPLE_TESTS = ("maxz", "hotelling")
@@ -178,18 +202,8 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     >>> res.verdict, res.p_value, res.exact_mismatch
     ('inconsistent', 0.0, True)
     """
-    if not 0 < alpha < 1:
-        raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    exact_arr = np.asarray(exact, dtype=float)
+    exact_arr, mu = _check_inputs(sample, exact, alpha, cov, sample_test)
     shape = exact_arr.shape
-    mu = exact_arr.ravel()
-    d = sample.mean.size
-    if mu.size != d:
-        raise UsageError(f"the exact value has {mu.size} components but the sample has {d}")
-    if sample.n < 2:
-        raise UsageError(f"a consistency test needs at least 2 episodes, got {sample.n}")
-    if sample_test not in SAMPLE_TESTS:
-        raise UsageError(f"unknown sample test {sample_test!r}; choose one of {', '.join(SAMPLE_TESTS)}")
     sigma = sample.cov if cov is None else np.asarray(cov, dtype=float)
     n = sample.n
     diff = sample.mean - mu
@@ -207,29 +221,55 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     off = U0.T @ diff
     test = sample_test if cov is None else "chi2"
     shaped = lambda v: v.reshape(shape)  # noqa: E731
+    common = dict(mean=shaped(sample.mean), stderr=shaped(stderr), exact=exact_arr.copy(), n=n, alpha=alpha,
+                  null_tolerance=float(tol_null))
     if off.size and np.abs(off).max() > tol_null:
         worst = int(np.argmax(np.abs(U0 @ off)))
-        return ConsistencyResult(test, float("inf"), r, 0.0, alpha, "inconsistent", shaped(sample.mean),
-                                 shaped(stderr), exact_arr.copy(), _index(worst, shape), n, exact_mismatch=True)
+        return ConsistencyResult(test, float("inf"), r, 0.0, verdict="inconsistent", worst=_index(worst, shape),
+                                 exact_mismatch=True, **common)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(stderr > 0, np.abs(diff) / np.where(stderr > 0, stderr, 1.0), 0.0)
-    worst = int(np.argmax(z)) if z.any() else int(np.argmax(np.abs(diff)))
+    worst = _index(int(np.argmax(z)) if z.any() else int(np.argmax(np.abs(diff))), shape)
+    if cov is None and not np.any(stderr > 0):
+        return ConsistencyResult(test, 0.0, 0, 1.0, verdict="undecided", worst=worst, **common,
+                                 reason=f"every one of the {n} estimates was the same in each component (to round-off): "
+                                        "the sample has no variance to test a mean against")
     if test == "maxz":
-        k = int(np.count_nonzero(stderr > 0))
+        r = int(np.count_nonzero(stderr > 0))
         T2 = float(z.max(initial=0.0))
-        p = min(1.0, k * 2 * float(stats.t.sf(T2, n - 1))) if k else 1.0
-        r = k
+        p = min(1.0, r * 2 * float(stats.t.sf(T2, n - 1)))
     else:
         y = U.T @ diff
         T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
-        if r == 0:
+        if r == 0:      # exact covariance zero: the null-space check above was the whole (exact) test
             p = 1.0
         elif test == "hotelling":
             p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
         else:
             p = float(stats.chi2.sf(T2, r))
-    return ConsistencyResult(test, T2, r, p, alpha, "inconsistent" if p <= alpha else "consistent",
-                             shaped(sample.mean), shaped(stderr), exact_arr.copy(), _index(worst, shape), n)
+    return ConsistencyResult(test, T2, r, p, verdict="inconsistent" if p <= alpha else "consistent", worst=worst,
+                             **common)
+
+
+def _check_inputs(sample: SampleMoments, exact, alpha: float, cov, sample_test: str):
+    """Validate ``consistency_test``'s arguments; returns (exact as an array, exact flattened [d])."""
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    exact_arr = np.asarray(exact, dtype=float)
+    mu = exact_arr.ravel()
+    d = sample.mean.size
+    if sample.mean.shape != (d,) or np.shape(sample.scatter) != (d, d):
+        raise UsageError(f"sample moments must be flat: mean [d], scatter [d, d]; got {sample.mean.shape} and "
+                         f"{np.shape(sample.scatter)}")
+    if mu.size != d:
+        raise UsageError(f"the exact value has {mu.size} components but the sample has {d}")
+    if cov is not None and np.shape(cov) != (d, d):
+        raise UsageError(f"the covariance must be [{d}, {d}] for {d} components, got {np.shape(cov)}")
+    if sample.n < 2:
+        raise UsageError(f"a consistency test needs at least 2 episodes, got {sample.n}")
+    if sample_test not in SAMPLE_TESTS:
+        raise UsageError(f"unknown sample test {sample_test!r}; choose one of {', '.join(SAMPLE_TESTS)}")
+    return exact_arr, mu
 
 
 def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -307,6 +347,52 @@ def detectable_effect(n: int, dof: int, alpha: float, target_power: float = 0.99
         hi *= 2
     nc = optimize.brentq(f, 0.0, hi, xtol=1e-10, rtol=1e-12)
     return float(np.sqrt(nc / n))
+
+
+def detectable_bias(result: ConsistencyResult, target_power: float = 0.999) -> np.ndarray:
+    """Per component, the smallest |bias| ``result``'s test rejects with probability ``target_power``.
+
+    delta* sigma_i on the components with a standard error (delta* = ``detectable_effect`` of the test, sigma_i the
+    per-episode standard deviation); on a zero-variance component the mean must match within the test's
+    ``null_tolerance``, which is then the figure.
+
+    Args:
+      result: a ``consistency_test`` result (not undecided: an undecided test has no power and gets inf).
+      target_power: the detection probability.
+
+    Returns:
+      Array shaped like ``result.exact``, in the gradient's units.
+
+    >>> x = np.r_[np.ones(50), -np.ones(50)][:, None] * [1.0, 0.0]     # component 0: sd 1; component 1: constant
+    >>> res = consistency_test(SampleMoments.of(x), [0.0, 0.0], alpha=1e-3)
+    >>> b = detectable_bias(res)
+    >>> delta = detectable_effect(100, 1, 1e-3, test="maxz")
+    >>> bool(np.isclose(b[0], delta * np.sqrt(100 / 99))), bool(b[1] == res.null_tolerance)
+    (True, True)
+    """
+    if result.undecided:
+        return np.full(result.exact.shape, np.inf)
+    sd = result.stderr * np.sqrt(result.n)
+    delta = detectable_effect(result.n, max(result.dof, 1), result.alpha, target_power, test=result.test)
+    return np.where(sd > 0, delta * sd, result.null_tolerance)
+
+
+def episodes_needed(effect: float, dof: int, alpha: float, target_power: float = 0.999, *,
+                    test: str = "maxz") -> int:
+    """The number of episodes at which an effect size ``effect`` (bias / per-episode std) is rejected with
+    probability ``target_power``: N = nc* / effect^2, nc* the non-centrality that gives that power.
+
+    Exact for max-|z| and chi^2 (their critical values do not depend on N); for Hotelling the chi^2 figure.
+
+    >>> n = episodes_needed(0.01, 64, 1e-3)
+    >>> bool(detectable_effect(n, 64, 1e-3, test="maxz") <= 0.01 < detectable_effect(n - 1, 64, 1e-3, test="maxz"))
+    True
+    """
+    if not effect > 0:
+        raise UsageError(f"the effect size to detect must be positive, got {effect}")
+    test = "chi2" if test == "hotelling" else test
+    nc = detectable_effect(1, dof, alpha, target_power, test=test) ** 2    # sqrt(nc / 1)
+    return max(2, int(np.ceil(nc / effect**2 * (1 - 1e-12))))
 
 
 @dataclass(frozen=True)
