@@ -1,0 +1,470 @@
+"""The boundary: every byte pgverify reads from a user's file and every file it writes goes through here.
+
+Reading: only regular files (a FIFO, /dev/zero or /dev/urandom is refused before the first read, so nothing
+blocks or reads forever), at most ``Limits.max_file_bytes`` bytes, UTF-8 (an error names the byte offset), JSON
+with integers of at most ``MAX_INT_DIGITS`` digits, finite numbers only, nesting at most ``MAX_DEPTH`` levels and
+no duplicate keys. ``.npy`` arrays: real numbers only, size checked from the header before the data is read.
+
+Budgets: ``Limits`` (memory in bytes, work in elementary steps) holds the ceilings a command may use; the CLI
+sets them from ``--max-memory``/``--max-work`` with ``limits_scope`` and the loaders and commands call
+``require_memory``/``require_work`` with sizes computed from declared dimensions, *before* allocating.
+
+Writing: ``check_output_path`` refuses an unusable target before any work (empty, a directory, a missing or
+unwritable directory, an existing file without ``force``); ``atomic_write`` writes a temporary file in the same
+directory and then renames it (``force``) or hard-links it into place, which fails if the name exists by then,
+so of two concurrent runs without ``force`` exactly one succeeds and a Ctrl-C never leaves a partial file.
+``safe_filename`` turns names taken from files into one path component.
+
+Every refusal is a ``UsageError``/``InvalidMDPError``: one line, exit 2 in the CLI.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from verify.errors import InvalidMDPError, UsageError
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "MAX_ABS_VALUE", "MAX_DEPTH", "MAX_INT_DIGITS", "atomic_write",
+           "atomic_write_with", "check_output_path", "current_limits", "format_bytes", "limits_scope",
+           "load_json_text", "parse_size", "read_json_file", "read_npy_file", "read_regular_file",
+           "require_memory", "require_work", "safe_filename"]
+
+MAX_DEPTH = 64             # the MDP format nests 4 levels; 64 leaves room for descriptions without recursion risk
+MAX_INT_DIGITS = 18        # |n| < 10^18: every count fits int64; larger magnitudes must be written as floats
+MAX_ABS_VALUE = 1e100      # rewards, theta, features: squares and sums of 10^6 x 10^6 squares stay finite
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Ceilings checked before work: bytes a command may allocate, elementary steps it may take, input size.
+
+    ``max_work`` counts the unit of the costliest loop: sampled steps (episodes x step cap), enumerated
+    trajectory steps, DP state-action updates (H x S x A x successors).
+    """
+
+    max_memory: int = 2 * GiB
+    max_work: int = 10**10
+    max_file_bytes: int = 512 * 2**20
+
+
+DEFAULT_LIMITS = Limits()
+_LIMITS: contextvars.ContextVar[Limits] = contextvars.ContextVar("pgverify_limits", default=DEFAULT_LIMITS)
+
+
+def current_limits() -> Limits:
+    """The limits in force (``DEFAULT_LIMITS`` unless inside ``limits_scope``)."""
+    return _LIMITS.get()
+
+
+@contextlib.contextmanager
+def limits_scope(limits: Limits) -> Iterator[Limits]:
+    """Run a block under ``limits`` (the CLI wraps each command in one)."""
+    token = _LIMITS.set(limits)
+    try:
+        yield limits
+    finally:
+        _LIMITS.reset(token)
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
+          "g": GiB, "gb": GiB, "gib": GiB, "t": 2**40, "tb": 2**40, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """A byte count such as ``512M``, ``4G``, ``1.5GiB`` or ``1000000`` (binary units).
+
+    >>> parse_size("4G"), parse_size("512m"), parse_size("1024")
+    (4294967296, 536870912, 1024)
+    """
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size (examples: 512M, 4G, 1000000)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not 1 <= value <= 2**62:
+        raise ValueError(f"size {text!r} is out of range (1 byte to 4 EiB)")
+    return int(value)
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in binary units, e.g. ``44.7 GiB``.
+
+    >>> format_bytes(48000000000), format_bytes(100)
+    ('44.7 GiB', '100 B')
+    """
+    for unit, size in (("TiB", 2**40), ("GiB", GiB), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def require_memory(nbytes: float, what: str) -> None:
+    """Refuse before allocating ``nbytes`` when it exceeds the memory limit; ``what`` says what needs it.
+
+    >>> with limits_scope(Limits(max_memory=2**30)):
+    ...     require_memory(48e9, "the DP table [H=10^9, S=3, A=2]")
+    Traceback (most recent call last):
+    ...
+    verify.errors.UsageError: the DP table [H=10^9, S=3, A=2] needs 44.7 GiB, more than the memory limit 1.0 GiB \
+(raise it with --max-memory)
+    """
+    limit = current_limits().max_memory
+    if not nbytes <= limit:        # also refuses nan
+        raise UsageError(f"{what} needs {format_bytes(nbytes)}, more than the memory limit {format_bytes(limit)} "
+                         "(raise it with --max-memory)")
+
+
+def require_work(steps: float, what: str) -> None:
+    """Refuse before starting ``steps`` elementary steps when they exceed the work limit.
+
+    >>> require_work(118059162071 * 100, "sampling 118059162071 episodes x 100 steps")
+    Traceback (most recent call last):
+    ...
+    verify.errors.UsageError: sampling 118059162071 episodes x 100 steps is 1.2e+13 steps, more than the work \
+limit 1e+10 (raise it with --max-work)
+    """
+    limit = current_limits().max_work
+    if not steps <= limit:
+        raise UsageError(f"{what} is {steps:.2g} steps, more than the work limit {limit:.2g} "
+                         "(raise it with --max-work)")
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO/pipe"), (stat.S_ISCHR,
+                       "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular_file(path: str | os.PathLike, what: str, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, at most ``max_bytes`` (default ``Limits.max_file_bytes``).
+
+    Opened non-blocking so a FIFO without a writer cannot hang the open; anything but a regular file is refused
+    before reading (``/dev/zero`` and ``/dev/urandom`` never end).
+
+    Raises:
+      UsageError: naming ``what``, the path and the reason.
+    """
+    limit = current_limits().max_file_bytes if max_bytes is None else max_bytes
+    name = os.fspath(path)
+    if name == "":
+        raise UsageError(f"{what}: the path is empty")
+    if "\0" in name:
+        raise UsageError(f"{what} {name!r}: a path cannot contain a NUL character")
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {name!r}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{what} {name!r} is {_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise UsageError(f"{what} {name!r} has {format_bytes(st.st_size)}, more than the input limit "
+                             f"{format_bytes(limit)}")
+        chunks, total = [], 0
+        while True:                 # the size may change under us: never read more than the limit
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise UsageError(f"{what} {name!r} grew beyond the input limit {format_bytes(limit)} while read")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {name!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+class _JSONRefusal(Exception):
+    """Raised by the parse hooks; carries the message (json's own errors carry positions)."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _JSONRefusal(f"an integer of {digits} digits (at most {MAX_INT_DIGITS}; write large magnitudes as "
+                           "floats, e.g. 1e30)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JSONRefusal(f"the number {text[:40]} overflows a 64-bit float")
+    return value
+
+
+def _parse_constant(text: str):
+    raise _JSONRefusal(f"{text} is not a JSON number (numbers must be finite)")
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _JSONRefusal(f"duplicate key {key!r} in one object")
+        out[key] = value
+    return out
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_depth(text: str) -> tuple[int, int]:
+    """(maximum depth of [ and {, the index of the first bracket reaching it), strings skipped."""
+    spans = _STRING.sub(lambda m: " " * len(m.group()), text) if '"' in text else text
+    brackets = np.frombuffer(spans.encode("latin-1", "replace"), dtype=np.uint8)
+    opens = (brackets == ord("[")) | (brackets == ord("{"))
+    closes = (brackets == ord("]")) | (brackets == ord("}"))
+    depth = np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+    if depth.size == 0:
+        return 0, 0
+    i = int(np.argmax(depth))
+    return int(depth[i]), i
+
+
+def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
+    """Parse JSON bytes strictly: UTF-8, finite numbers, bounded integers and nesting, no duplicate keys.
+
+    >>> load_json_text(b'{"a": 1, "a": 2}', "f.json")
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: f.json: not accepted: duplicate key 'a' in one object
+    >>> load_json_text(b'\\xff{}', "f.json")
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: f.json: not UTF-8 text: byte 0xff at offset 0 (invalid start byte)
+
+    Raises:
+      InvalidMDPError: naming ``where`` and the problem (with a byte offset or line/column where known).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMDPError(f"{where}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                              f"({exc.reason})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    depth, at = _nesting_depth(text)
+    if depth > max_depth:
+        raise InvalidMDPError(f"{where}: nested more than {max_depth} levels deep (at character {at})")
+    try:
+        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant,
+                          object_pairs_hook=_no_duplicates)
+    except _JSONRefusal as exc:
+        raise InvalidMDPError(f"{where}: not accepted: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidMDPError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:      # pragma: no cover - the depth check comes first
+        raise InvalidMDPError(f"{where}: nested too deeply") from None
+
+
+def read_json_file(path: str | os.PathLike, what: str = "file"):
+    """``load_json_text`` of a regular file read with ``read_regular_file``."""
+    return load_json_text(read_regular_file(path, what), os.fspath(path))
+
+
+def read_npy_file(path: str | os.PathLike, what: str = "--theta file") -> np.ndarray:
+    """A real float64 array from a ``.npy`` file; header checked (dtype, size) before the data is read.
+
+    Refuses pickled objects, complex, structured and non-numeric dtypes, and non-finite entries.
+
+    Raises:
+      UsageError: the file cannot be read; InvalidMDPError: the content is not a finite real array.
+    """
+    import io as _io
+
+    raw = read_regular_file(path, what)
+    name = os.fspath(path)
+    buf = _io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(buf)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(buf)
+    except (ValueError, SyntaxError, OSError, TypeError) as exc:
+        raise InvalidMDPError(f"{what} {name!r} is not a .npy array: {str(exc).splitlines()[0][:200]}") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+        kind = "complex" if dtype.kind == "c" else str(dtype)
+        raise InvalidMDPError(f"{what} {name!r} holds {kind} values; theta must be real numbers")
+    size = math.prod(shape)
+    if size * dtype.itemsize > len(raw):
+        raise InvalidMDPError(f"{what} {name!r} declares shape {shape} but holds fewer bytes than that needs")
+    require_memory(8.0 * size, f"{what} {name!r} of shape {shape}")
+    buf.seek(0)
+    try:
+        arr = np.load(buf, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidMDPError(f"{what} {name!r} is not a readable .npy array: {str(exc).splitlines()[0][:200]}") from None
+    if arr.dtype == bool:
+        raise InvalidMDPError(f"{what} {name!r} holds booleans; theta must be real numbers")
+    arr = arr.astype(float)
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        raise InvalidMDPError(f"{what} {name!r}: entry {tuple(int(i) for i in bad[0])} is not finite")
+    return arr
+
+
+# --- writing ------------------------------------------------------------------------------------------------------
+
+def check_output_path(path: str | os.PathLike | None, *, force: bool = False, what: str = "output file") -> Path:
+    """The output path, validated before any work: usable now and not clobbering without ``force``.
+
+    Refuses an empty path, a NUL, a name longer than 255 bytes, a directory, an existing file (or dangling link)
+    without ``force``, an existing non-regular file even with ``force`` (never replace /dev/null), a missing
+    parent directory and one where a file cannot be created (probed by creating and removing a temporary file,
+    which also catches /proc and read-only mounts, whatever the permission bits say).
+
+    Raises:
+      UsageError: one line naming the path and the reason.
+    """
+    name = "" if path is None else os.fspath(path)
+    if name == "":
+        raise UsageError(f"{what}: the path is empty")
+    if "\0" in name:
+        raise UsageError(f"{what} {name!r}: a path cannot contain a NUL character")
+    out = Path(name)
+    if name.endswith(os.sep) or out.is_dir():
+        raise UsageError(f"{what} {name!r} is a directory; give a file name")
+    if len(out.name.encode("utf-8", "surrogateescape")) > 255:
+        raise UsageError(f"{what} {name[:60]!r}...: the file name is longer than 255 bytes")
+    if os.path.lexists(out):
+        if not force:
+            dangling = out.is_symlink() and not out.exists()
+            raise UsageError(f"{name} exists{' (a dangling symbolic link)' if dangling else ''}; "
+                             "pass --force to overwrite it")
+        try:
+            mode = os.stat(out).st_mode
+        except OSError:
+            mode = stat.S_IFREG     # a dangling link is replaced by the rename
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"{what} {name!r} is {_kind(mode)}; pgverify only replaces regular files")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"directory {str(parent)!r} of {what} {name!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".pgverify-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} {name!r}: {exc.strerror or exc} (directory {str(parent)!r})") from None
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None], *, force: bool = False,
+                      what: str = "output file") -> Path:
+    """Let ``write(tmp)`` fill a temporary file beside ``path``, then put it in place atomically.
+
+    With ``force`` the temporary file is renamed over ``path``; without, it is hard-linked to ``path``, which fails
+    if ``path`` exists at that moment (create-if-absent), so a concurrent writer can never be silently replaced.
+    Any failure or interrupt (Ctrl-C) removes the temporary file: no partial output is ever visible.
+
+    Raises:
+      UsageError: the target exists (without ``force``) or cannot be written.
+    """
+    out = check_output_path(path, force=force, what=what)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=f".tmp{out.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        write(tmp)
+        if force:
+            os.replace(tmp, out)
+        else:
+            _link_exclusive(tmp, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} {os.fspath(out)!r}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return out
+
+
+def _link_exclusive(tmp: Path, out: Path) -> None:
+    try:
+        os.link(tmp, out)
+        return
+    except FileExistsError:
+        raise UsageError(f"{out} exists (created while this run worked); pass --force to overwrite it") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+    # No hard links on this file system: reserve the name exclusively, then rename over the reservation.
+    try:
+        os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        raise UsageError(f"{out} exists (created while this run worked); pass --force to overwrite it") from None
+    os.replace(tmp, out)
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes, *, force: bool = False,
+                 what: str = "output file") -> Path:
+    """Write ``data`` (str as UTF-8) to ``path`` atomically; exclusive without ``force`` (see ``atomic_write_with``).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> atomic_write(d / "a.txt", "one").read_text()
+    'one'
+    >>> atomic_write(d / "a.txt", "two")
+    Traceback (most recent call last):
+    ...
+    verify.errors.UsageError: ... exists; pass --force to overwrite it
+    """
+    payload = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write_with(path, write, force=force, what=what)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, *, default: str = "mdp", max_length: int = 80) -> str:
+    """One path component made from ``name`` (e.g. an MDP's ``name``): ASCII letters, digits, ``._-`` only.
+
+    Separators, NUL, control characters, surrogates and spaces become ``_``; leading dots are dropped (no hidden
+    files, no ``..``); a name shortened to ``max_length`` keeps a hash of the original so distinct names stay
+    distinct.
+
+    >>> safe_filename("a/b"), safe_filename("../x"), safe_filename("\\x00"), safe_filename("FrozenLake-v1")
+    ('a_b', 'x', 'mdp', 'FrozenLake-v1')
+    >>> len(safe_filename("n" * 300))
+    80
+    """
+    clean = _UNSAFE.sub("_", str(name)).lstrip("._")
+    clean = clean.strip("_") or default
+    if len(clean) > max_length:
+        digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        clean = f"{clean[:max_length - 9]}-{digest}"
+    return clean
