@@ -6,20 +6,36 @@ r(s_t, a_t, s_{t+1}) is received with weight gamma^t. An episode ends on enterin
 (absorbing) state or after ``horizon`` actions; ``horizon=None`` means "until termination".
 
     J(theta) = E[ sum_t gamma^t r(s_t, a_t, s_{t+1}) ]
+
+Storage. The model is held as successor lists (``Successors``: CSR over the S A state-action pairs, one entry per
+s' with P[s, a, s'] > 0, in (s, a, s') order), so memory and work follow the number of transitions, not S^2 A:
+a gridworld with S = 10^5 states and 4 actions has ~1.6 10^6 entries where the dense [S, A, S] array would have
+4 10^10. Transitions and rewards come either dense (nested lists/arrays [S][A][S]) or sparse,
+
+    transitions = {"sparse": [[s, a, s_next, p], ...]}
+    rewards     = {"sparse": [[s, a, r] or [s, a, s_next, r], ...]}
+
+(unlisted entries are 0; states and actions by index or name). Both forms of the same MDP give the same successor
+lists bit for bit, and every numerical path (``verify.exact``, ``verify.sampler``) reads only those. The dense
+``transitions``/``rewards`` arrays stay available: kept as given when the input was dense, built on first use
+otherwise (refused above ``DENSE_MAX_ENTRIES`` entries).
 """
 from __future__ import annotations
 
 import math
 import numbers
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from verify.errors import InvalidMDPError
+from verify.errors import InvalidMDPError, UsageError
 
-__all__ = ["ROW_SUM_TOL", "TabularMDP", "finite_array", "reachable"]
+__all__ = ["DENSE_MAX_ENTRIES", "ROW_SUM_TOL", "Successors", "TabularMDP", "finite_array", "reachable",
+           "reachable_csr"]
 
 ROW_SUM_TOL = 1e-9
+DENSE_MAX_ENTRIES = 2**25     # 256 MB per dense [S, A, S] float array; beyond it only the successor lists exist
 
 
 def _names(count_or_names, what: str) -> tuple[str, ...]:
@@ -61,7 +77,8 @@ def finite_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.n
 def reachable(adjacency: np.ndarray, start: np.ndarray) -> np.ndarray:
     """States reachable from ``start`` along ``adjacency`` (boolean [S, S]), ``start`` included: bool [S].
 
-    The one graph search of pgverify (live states of the DP, certain termination, trimming counterexamples).
+    The dense graph search (live states of small MDPs, trimming counterexamples); ``reachable_csr`` is the same
+    search on successor lists.
 
     >>> reachable(np.array([[0, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=bool), np.array([True, False, False])).tolist()
     [True, True, False]
@@ -75,20 +92,226 @@ def reachable(adjacency: np.ndarray, start: np.ndarray) -> np.ndarray:
     return seen
 
 
+def _gather_ranges(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Concatenation of range(indptr[r], indptr[r + 1]) over ``rows``: the CSR entries of those rows, [sum len]."""
+    lo = indptr[rows]
+    lens = indptr[rows + 1] - lo
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.intp)
+    offsets = np.cumsum(lens) - lens
+    return np.repeat(lo - offsets, lens) + np.arange(total)
+
+
+def reachable_csr(indptr: np.ndarray, indices: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Boolean mask of the nodes reachable from ``start`` (bool [S]) along a CSR graph (indptr [S + 1], indices).
+
+    Breadth-first, one vectorised step per distance: O(edges + S) work.
+
+    >>> reachable_csr(np.array([0, 1, 2, 2]), np.array([1, 2]), np.array([True, False, False])).tolist()
+    [True, True, True]
+    """
+    seen = np.array(start, dtype=bool)
+    frontier = np.flatnonzero(seen)
+    while frontier.size:
+        nb = indices[_gather_ranges(indptr, frontier)]
+        new = nb[~seen[nb]]
+        seen[new] = True
+        frontier = np.unique(new)
+    return seen
+
+
 @dataclass(frozen=True, eq=False)
+class Successors:
+    """The transitions as successor lists: CSR over the S A pairs p = s A + a, entries in (s, a, s') order.
+
+    Attributes:
+      n_states, n_actions: S and A.
+      indptr: pair p's entries are indptr[p]:indptr[p + 1], int [S A + 1].
+      next_state: s' of each entry, int [nnz].
+      prob: P[s, a, s'] > 0 of each entry, float [nnz].
+      reward: r(s, a, s') of each entry, float [nnz].
+
+    Terminal states have one entry per action: a self-loop with probability 1 and reward 0.
+    """
+
+    n_states: int
+    n_actions: int
+    indptr: np.ndarray
+    next_state: np.ndarray
+    prob: np.ndarray
+    reward: np.ndarray
+
+    @property
+    def nnz(self) -> int:
+        return int(self.next_state.size)
+
+    @cached_property
+    def pair(self) -> np.ndarray:
+        """The pair s A + a of each entry, int [nnz]."""
+        return _read_only(np.repeat(np.arange(self.n_states * self.n_actions), np.diff(self.indptr)))
+
+    @property
+    def state(self) -> np.ndarray:
+        """s of each entry, int [nnz]."""
+        return self.pair // self.n_actions
+
+    @property
+    def action(self) -> np.ndarray:
+        """a of each entry, int [nnz]."""
+        return self.pair % self.n_actions
+
+    @property
+    def state_indptr(self) -> np.ndarray:
+        """State s's entries (all actions) are state_indptr[s]:state_indptr[s + 1], int [S + 1]."""
+        return self.indptr[::self.n_actions]
+
+    @cached_property
+    def expected_reward(self) -> np.ndarray:
+        """rbar[s, a] = sum_{s'} P[s, a, s'] r[s, a, s'], shape [S, A] (summed in entry order)."""
+        S, A = self.n_states, self.n_actions
+        return _read_only(np.bincount(self.pair, weights=self.prob * self.reward, minlength=S * A).reshape(S, A))
+
+    def to_dense(self, values: np.ndarray | None = None) -> np.ndarray:
+        """``values`` (default ``prob``) scattered into a dense [S, A, S] array (zero elsewhere)."""
+        S, A = self.n_states, self.n_actions
+        dense = np.zeros((S * A, S))
+        dense[self.pair, self.next_state] = self.prob if values is None else values
+        return dense.reshape(S, A, S)
+
+    def csr(self):
+        """P as a scipy.sparse CSR array of shape [S A, S] (scipy imported here only)."""
+        import scipy.sparse as sps
+        S, A = self.n_states, self.n_actions
+        return sps.csr_array((self.prob, self.next_state, self.indptr), shape=(S * A, S))
+
+
+def _read_only(arr: np.ndarray) -> np.ndarray:
+    arr.setflags(write=False)
+    return arr
+
+
+def _sparse_rows(spec, widths: tuple[int, ...], what: str, states: tuple[str, ...],
+                 actions: tuple[str, ...]) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
+    """Rows of a sparse table by width: {width: (row numbers [n], [int index columns ..., float value column])}.
+
+    States and actions are given by index or by name (names only through the slower per-row path).
+    """
+    if isinstance(spec, dict):
+        if set(spec) != {"sparse"}:
+            raise InvalidMDPError(f"{what} must be a dense array or {{\"sparse\": [...]}}, got keys {sorted(spec)}")
+        rows = spec["sparse"]
+    else:
+        rows = spec
+    what = f"{what}.sparse"
+    kinds = ("state", "action", "next state")
+    arr = None
+    if isinstance(rows, np.ndarray) and rows.dtype.kind in "fiu":
+        arr = rows.astype(float, copy=False)
+    elif isinstance(rows, (list, tuple)):
+        try:
+            arr = np.array(rows, dtype=float)
+        except (TypeError, ValueError):
+            arr = None      # names or ragged rows: per row below
+    else:
+        raise InvalidMDPError(f"{what} must be a list of rows [s, a, ...], got {type(rows).__name__}")
+    if arr is not None and arr.ndim == 2 and arr.shape[1] in widths:
+        groups = {arr.shape[1]: (np.arange(len(arr)), arr)}
+    elif arr is not None and arr.size == 0:
+        groups = {}
+    else:
+        state_at = {n: i for i, n in enumerate(states)}
+        action_at = {n: i for i, n in enumerate(actions)}
+        lookups = (state_at, action_at, state_at)
+        by_width: dict[int, tuple[list[int], list[list[float]]]] = {}
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)) or len(row) not in widths:
+                raise InvalidMDPError(f"{what}[{i}] = {row!r} is not a row of {' or '.join(map(str, widths))} entries")
+            conv = []
+            for j, x in enumerate(row):
+                if isinstance(x, str) and j < len(row) - 1:
+                    if x not in lookups[j]:
+                        raise InvalidMDPError(f"{what}[{i}] names unknown {kinds[j]} {x!r}")
+                    x = lookups[j][x]
+                if isinstance(x, bool) or not isinstance(x, numbers.Real):
+                    raise InvalidMDPError(f"{what}[{i}][{j}] = {x!r} is not a number")
+                conv.append(float(x))
+            nums, data = by_width.setdefault(len(row), ([], []))
+            nums.append(i)
+            data.append(conv)
+        groups = {w: (np.array(nums), np.array(data, dtype=float).reshape(-1, w))
+                  for w, (nums, data) in by_width.items()}
+    sizes = (len(states), len(actions), len(states))
+    out = {}
+    for width, (nums, arr) in groups.items():
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        if bad.size:
+            raise InvalidMDPError(f"{what}[{nums[bad[0]]}] = {arr[bad[0]].tolist()} has a non-finite number")
+        cols = []
+        for j in range(width - 1):
+            col = arr[:, j]
+            wrong = np.flatnonzero((col != np.floor(col)) | (col < 0) | (col >= sizes[j]))
+            if wrong.size:
+                k = wrong[0]
+                raise InvalidMDPError(f"{what}[{nums[k]}] has {kinds[j]} {col[k]:g}, not an index in "
+                                      f"0..{sizes[j] - 1} or a name")
+            cols.append(col.astype(np.intp))
+        out[width] = (nums, cols + [arr[:, -1].copy()])
+    return out
+
+
+def _first_duplicate(keys: np.ndarray, nums: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sort ``keys`` (stable); InvalidMDPError if one repeats, naming both rows. Returns (order, sorted keys)."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    dup = np.flatnonzero(k[1:] == k[:-1])
+    if dup.size:
+        i, j = sorted((int(nums[order[dup[0]]]), int(nums[order[dup[0] + 1]])))
+        raise InvalidMDPError(f"{what}.sparse[{j}] repeats the entry of {what}.sparse[{i}]")
+    return order, k
+
+
+def _terminal_mask(terminal, states: tuple[str, ...]) -> np.ndarray:
+    S = len(states)
+    if terminal is None:
+        return np.zeros(S, dtype=bool)
+    raw = np.asarray(terminal)
+    if raw.dtype == bool:
+        if raw.shape != (S,):
+            raise InvalidMDPError(f"terminal mask has shape {raw.shape}, expected ({S},)")
+        return raw.copy()
+    mask = np.zeros(S, dtype=bool)
+    names = {n: i for i, n in enumerate(states)} if S > 64 else None
+    for i, entry in enumerate(list(terminal)):
+        if names is not None and isinstance(entry, str) and entry in names:
+            mask[names[entry]] = True
+        else:
+            mask[TabularMDP.state_index(entry, states, f"terminal[{i}]")] = True
+    return mask
+
+
 class TabularMDP:
     """A finite MDP with absorbing terminal states and an optional horizon.
 
-    Construction validates everything; afterwards every array is read-only and trusted.
+    Construction validates everything; afterwards every array is read-only and trusted (the object is frozen and
+    compares by identity).
 
-    Attributes:
+    Args:
       initial: rho0, shape [S].
-      transitions: P[s, a, s'], shape [S, A, S]. Rows of terminal states are replaced by
-        self-loops (they are never used: no action is taken in a terminal state).
-      rewards: r[s, a, s'], shape [S, A, S] (an [S, A] input is broadcast over s').
-      terminal: boolean mask, shape [S].
+      transitions: P[s, a, s'], dense [S, A, S], or sparse ``{"sparse": [[s, a, s', p], ...]}`` (or a
+        ``Successors``); the sparse forms need ``states`` and ``actions``.
+      rewards: r[s, a] (broadcast over s') or r[s, a, s'] dense, or ``{"sparse": [[s, a, r] | [s, a, s', r], ...]}``.
+      terminal: indices/names of terminal states, or a boolean mask [S].
       gamma: discount in [0, 1].
       horizon: maximum number of actions (positive int) or None for "until termination".
+      states, actions: counts or names.
+      name: for messages and reports.
+
+    Attributes:
+      successors: the model as ``Successors`` (what every numerical path reads).
+      transitions, rewards: dense [S, A, S] views (see the module docstring). Rows of terminal states are
+        self-loops with reward 0 (they are never used: no action is taken in a terminal state).
+      initial, terminal, gamma, horizon, states, actions, name: validated.
 
     Raises:
       InvalidMDPError: naming the offending entry.
@@ -97,94 +320,107 @@ class TabularMDP:
     ...                  terminal=[1], gamma=0.9, horizon=3)
     >>> mdp.n_states, mdp.n_actions, mdp.terminal.tolist()
     (2, 1, [False, True])
+    >>> sparse = TabularMDP(initial=[1, 0], transitions={"sparse": [[0, 0, 1, 1.0]]}, rewards={"sparse": [[0, 0, 1]]},
+    ...                     terminal=[1], gamma=0.9, horizon=3, states=2, actions=1)
+    >>> bool((sparse.transitions == mdp.transitions).all()), sparse.successors.nnz
+    (True, 2)
     """
 
-    initial: np.ndarray
-    transitions: np.ndarray
-    rewards: np.ndarray
-    terminal: np.ndarray = None  # type: ignore[assignment]
-    gamma: float = 1.0
-    horizon: int | None = None
-    states: tuple[str, ...] | int | None = None
-    actions: tuple[str, ...] | int | None = None
-    name: str = "mdp"
-
-    def __post_init__(self) -> None:
+    def __init__(self, initial, transitions, rewards, terminal=None, gamma: float = 1.0, horizon: int | None = None,
+                 states=None, actions=None, name: str = "mdp"):
         set_ = object.__setattr__
-        P = finite_array(self.transitions, "transitions")
-        if P.ndim != 3 or P.shape[0] != P.shape[2] or 0 in P.shape:
-            raise InvalidMDPError(f"transitions must have shape [S][A][S], got {P.shape}")
-        S, A, _ = P.shape
-        states = _names(S if self.states is None else self.states, "states")
-        actions = _names(A if self.actions is None else self.actions, "actions")
-        if len(states) != S:
-            raise InvalidMDPError(f"states lists {len(states)} names but transitions has {S} states")
-        if len(actions) != A:
-            raise InvalidMDPError(f"actions lists {len(actions)} names but transitions has {A} actions")
-        rho0 = finite_array(self.initial, "initial", (S,))
-        r = finite_array(self.rewards, "rewards")
-        if r.shape == (S, A):
-            r = np.repeat(r[:, :, None], S, axis=2)
-        elif r.shape != (S, A, S):
-            raise InvalidMDPError(f"rewards has shape {r.shape}, expected [S][A] = {(S, A)} or [S][A][S] = {(S, A, S)}")
-        terminal = self._terminal_mask(states)
-
-        for arr, what in ((rho0, "initial"), (P, "transitions")):
-            neg = np.argwhere(arr < 0)
-            if neg.size:
-                idx = "".join(f"[{i}]" for i in neg[0])
-                raise InvalidMDPError(f"{what}{idx} = {arr[tuple(neg[0])]} is a negative probability")
+        sparse_input = isinstance(transitions, (dict, Successors))
+        if sparse_input:
+            if states is None or actions is None:
+                raise InvalidMDPError("sparse transitions need 'states' and 'actions' (counts or names)")
+            states_t, actions_t = _names(states, "states"), _names(actions, "actions")
+            S, A = len(states_t), len(actions_t)
+        else:
+            P = finite_array(transitions, "transitions")
+            if P.ndim != 3 or P.shape[0] != P.shape[2] or 0 in P.shape:
+                raise InvalidMDPError(f"transitions must have shape [S][A][S], got {P.shape}")
+            S, A, _ = P.shape
+            states_t = _names(S if states is None else states, "states")
+            actions_t = _names(A if actions is None else actions, "actions")
+            if len(states_t) != S:
+                raise InvalidMDPError(f"states lists {len(states_t)} names but transitions has {S} states")
+            if len(actions_t) != A:
+                raise InvalidMDPError(f"actions lists {len(actions_t)} names but transitions has {A} actions")
+        rho0 = finite_array(initial, "initial", (S,))
+        term = _terminal_mask(terminal, states_t)
+        neg = np.flatnonzero(rho0 < 0)
+        if neg.size:
+            raise InvalidMDPError(f"initial[{neg[0]}] = {rho0[neg[0]]} is a negative probability")
         if abs(rho0.sum() - 1.0) > ROW_SUM_TOL:
             raise InvalidMDPError(f"initial sums to {rho0.sum():.12g}, not 1 (tolerance {ROW_SUM_TOL})")
-        sums = P.sum(axis=2)
-        off = np.argwhere((np.abs(sums - 1.0) > ROW_SUM_TOL) & ~terminal[:, None])
-        if off.size:
-            s, a = off[0]
-            raise InvalidMDPError(
-                f"transitions[{s}][{a}] (state {states[s]!r}, action {actions[a]!r}) sums to "
-                f"{sums[s, a]:.12g}, not 1 (tolerance {ROW_SUM_TOL})")
-        # Terminal rows are ignored: make them absorbing with zero reward so no code path needs a special case.
-        P = P.copy()
-        P[terminal] = 0.0
-        for s in terminal.nonzero()[0]:
-            P[s, :, s] = 1.0
-            r[s] = 0.0
 
-        gamma = self.gamma
-        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or not 0 <= gamma <= 1:
+        if sparse_input:
+            succ = (transitions if isinstance(transitions, Successors)
+                    else _sparse_transitions(transitions, states_t, actions_t))
+            if (succ.n_states, succ.n_actions) != (S, A):
+                raise InvalidMDPError(f"successor lists are for {succ.n_states} x {succ.n_actions}, not {S} x {A}")
+            dense = None
+        else:
+            r = finite_array(rewards, "rewards") if not isinstance(rewards, dict) else None
+            if r is not None:
+                if r.shape == (S, A):
+                    r = np.repeat(r[:, :, None], S, axis=2)
+                elif r.shape != (S, A, S):
+                    raise InvalidMDPError(f"rewards has shape {r.shape}, expected [S][A] = {(S, A)} or "
+                                          f"[S][A][S] = {(S, A, S)}")
+            neg = np.argwhere(P < 0)
+            if neg.size:
+                idx = "".join(f"[{i}]" for i in neg[0])
+                raise InvalidMDPError(f"transitions{idx} = {P[tuple(neg[0])]} is a negative probability")
+            pair, nxt = np.nonzero(P.reshape(S * A, S))
+            prob = P.reshape(S * A, S)[pair, nxt]
+            succ = _successors_from_entries(S, A, pair, nxt, prob, np.zeros(prob.size))
+            dense = [P, r]
+        _check_row_sums(succ, term, states_t, actions_t, "transitions")
+        succ = _with_terminal_loops(succ, term)
+        if dense is None or dense[1] is None:
+            reward = _entry_rewards(rewards, succ, term, states_t, actions_t)
+        else:
+            reward = dense[1].reshape(S * A, S)[succ.pair, succ.next_state]
+        succ = Successors(S, A, succ.indptr, succ.next_state, succ.prob, _read_only(reward))
+        if dense is not None:
+            # Terminal rows are ignored: make them absorbing with zero reward so no code path needs a special case.
+            P = P.copy()
+            P[term] = 0.0
+            P[term, :, np.flatnonzero(term)] = 1.0
+            r = dense[1] if dense[1] is not None else succ.to_dense(reward)
+            r[term] = 0.0
+            dense = [_read_only(P), _read_only(r)]
+
+        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) \
+                or not 0 <= gamma <= 1:
             raise InvalidMDPError(f"gamma must be a number in [0, 1], got {gamma!r}")
-        horizon = self.horizon
         if horizon is not None:
             if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
                 raise InvalidMDPError(f"horizon must be a positive integer or null, got {horizon!r}")
             horizon = int(horizon)
 
-        for name, arr in (("initial", rho0), ("transitions", P), ("rewards", r), ("terminal", terminal)):
-            arr.setflags(write=False)
-            set_(self, name, arr)
+        set_(self, "initial", _read_only(rho0))
+        set_(self, "terminal", _read_only(term))
+        set_(self, "successors", succ)
+        set_(self, "_dense", dense)
+        set_(self, "_dense_input", dense is not None)
         set_(self, "gamma", float(gamma))
         set_(self, "horizon", horizon)
-        set_(self, "states", states)
-        set_(self, "actions", actions)
-        set_(self, "name", str(self.name))
+        set_(self, "states", states_t)
+        set_(self, "actions", actions_t)
+        set_(self, "name", str(name))
         if horizon is None and gamma == 1.0 and not self.terminates_surely():
             raise InvalidMDPError(
                 "gamma = 1 with horizon null needs certain termination, but a reachable state cannot reach a "
                 "terminal state; set a horizon or gamma < 1")
 
-    def _terminal_mask(self, states: tuple[str, ...]) -> np.ndarray:
-        S = len(states)
-        if self.terminal is None:
-            return np.zeros(S, dtype=bool)
-        raw = np.asarray(self.terminal)
-        if raw.dtype == bool:
-            if raw.shape != (S,):
-                raise InvalidMDPError(f"terminal mask has shape {raw.shape}, expected ({S},)")
-            return raw.copy()
-        mask = np.zeros(S, dtype=bool)
-        for i, entry in enumerate(list(self.terminal)):
-            mask[self.state_index(entry, states, f"terminal[{i}]")] = True
-        return mask
+    def __setattr__(self, name, value):
+        raise AttributeError(f"TabularMDP is frozen: cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return (f"TabularMDP(name={self.name!r}, S={self.n_states}, A={self.n_actions}, nnz={self.successors.nnz}, "
+                f"gamma={self.gamma}, horizon={self.horizon})")
 
     @staticmethod
     def state_index(entry, states: tuple[str, ...], what: str) -> int:
@@ -192,23 +428,50 @@ class TabularMDP:
         if isinstance(entry, str):
             if entry in states:
                 return states.index(entry)
-            raise InvalidMDPError(f"{what} names unknown state {entry!r} (states: {list(states)})")
+            shown = list(states) if len(states) <= 20 else f"{len(states)} names"
+            raise InvalidMDPError(f"{what} names unknown state {entry!r} (states: {shown})")
         if isinstance(entry, numbers.Integral) and not isinstance(entry, bool) and 0 <= entry < len(states):
             return int(entry)
         raise InvalidMDPError(f"{what} = {entry!r} is not a state index in 0..{len(states) - 1} or a state name")
 
     @property
     def n_states(self) -> int:
-        return self.transitions.shape[0]
+        return self.successors.n_states
 
     @property
     def n_actions(self) -> int:
-        return self.transitions.shape[1]
+        return self.successors.n_actions
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether the dense [S, A, S] arrays exist (given dense, or built since)."""
+        return self._dense is not None
+
+    def _dense_arrays(self) -> list[np.ndarray]:
+        if self._dense is None:
+            S, A = self.n_states, self.n_actions
+            if S * A * S > DENSE_MAX_ENTRIES:
+                raise UsageError(f"{self.name}: the dense [S][A][S] arrays of this MDP (S = {S}, A = {A}) would have "
+                                 f"{S * A * S:.3g} entries; it is stored as {self.successors.nnz} successor entries "
+                                 "(mdp.successors) and only those can be used")
+            succ = self.successors
+            object.__setattr__(self, "_dense", [_read_only(succ.to_dense()), _read_only(succ.to_dense(succ.reward))])
+        return self._dense
+
+    @property
+    def transitions(self) -> np.ndarray:
+        """P[s, a, s'], dense, shape [S, A, S] (read-only)."""
+        return self._dense_arrays()[0]
+
+    @property
+    def rewards(self) -> np.ndarray:
+        """r[s, a, s'], dense, shape [S, A, S] (read-only)."""
+        return self._dense_arrays()[1]
 
     @property
     def expected_reward(self) -> np.ndarray:
         """rbar[s, a] = sum_{s'} P[s, a, s'] r[s, a, s'], shape [S, A]."""
-        return np.einsum("ijk,ijk->ij", self.transitions, self.rewards)
+        return self.successors.expected_reward
 
     def terminates_surely(self) -> bool:
         """Whether every policy with full support reaches a terminal state with probability one.
@@ -216,15 +479,115 @@ class TabularMDP:
         Softmax policies give every action positive probability, so this is a graph property: every state
         reachable from rho0 must be able to reach a terminal state.
         """
-        adj = (self.transitions > 0).any(axis=1) & ~self.terminal[:, None]
-        reach = reachable(adj, self.initial > 0)
-        can_end = reachable(adj.T, self.terminal)
+        succ = self.successors
+        reach = reachable_csr(succ.state_indptr, succ.next_state, self.initial > 0)
+        # The reversed graph: entries sorted by next state (terminal self-loops add no edge that matters).
+        order = np.argsort(succ.next_state, kind="stable")
+        rev_indptr = np.concatenate([[0], np.cumsum(np.bincount(succ.next_state, minlength=self.n_states))])
+        can_end = reachable_csr(rev_indptr, succ.state[order], self.terminal)
         return bool(np.all(can_end[reach]))
 
     def replace(self, **changes) -> "TabularMDP":
         """A copy with some fields changed (validated again)."""
-        fields = dict(initial=self.initial, transitions=self.transitions, rewards=self.rewards,
-                      terminal=self.terminal, gamma=self.gamma, horizon=self.horizon,
+        fields = dict(initial=self.initial, terminal=self.terminal, gamma=self.gamma, horizon=self.horizon,
                       states=self.states, actions=self.actions, name=self.name)
+        if self._dense_input:
+            fields.update(transitions=self.transitions, rewards=self.rewards)
+        else:
+            fields.update(transitions=self.successors, rewards=None)
         fields.update(changes)
         return TabularMDP(**fields)
+
+
+def _successors_from_entries(S: int, A: int, pair: np.ndarray, nxt: np.ndarray, prob: np.ndarray,
+                             reward: np.ndarray) -> Successors:
+    """Successors from entries already in (pair, s') order."""
+    indptr = np.zeros(S * A + 1, dtype=np.intp)
+    np.cumsum(np.bincount(pair, minlength=S * A), out=indptr[1:])
+    return Successors(S, A, _read_only(indptr), _read_only(np.asarray(nxt, dtype=np.intp)),
+                      _read_only(np.asarray(prob, dtype=float)), _read_only(np.asarray(reward, dtype=float)))
+
+
+def _sparse_transitions(spec, states: tuple[str, ...], actions: tuple[str, ...]) -> Successors:
+    S, A = len(states), len(actions)
+    rows = _sparse_rows(spec, (4,), "transitions", states, actions)
+    if 4 not in rows:
+        return _successors_from_entries(S, A, np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0), np.zeros(0))
+    nums, (s, a, nxt, p) = rows[4]
+    neg = np.flatnonzero(p < 0)
+    if neg.size:
+        raise InvalidMDPError(f"transitions.sparse[{nums[neg[0]]}] has p = {p[neg[0]]}, a negative probability")
+    pair = s * A + a
+    order, _ = _first_duplicate(pair * S + nxt, nums, "transitions")
+    keep = order[p[order] > 0]
+    return _successors_from_entries(S, A, pair[keep], nxt[keep], p[keep], np.zeros(keep.size))
+
+
+def _check_row_sums(succ: Successors, terminal: np.ndarray, states, actions, what: str) -> None:
+    S, A = succ.n_states, succ.n_actions
+    sums = np.bincount(succ.pair, weights=succ.prob, minlength=S * A).reshape(S, A)
+    off = np.argwhere((np.abs(sums - 1.0) > ROW_SUM_TOL) & ~terminal[:, None])
+    if off.size:
+        s, a = off[0]
+        raise InvalidMDPError(
+            f"{what}[{s}][{a}] (state {states[s]!r}, action {actions[a]!r}) sums to "
+            f"{sums[s, a]:.12g}, not 1 (tolerance {ROW_SUM_TOL})")
+
+
+def _with_terminal_loops(succ: Successors, terminal: np.ndarray) -> Successors:
+    """Terminal states' pairs replaced by self-loops of probability 1 (rewards zero)."""
+    if not terminal.any():
+        return succ
+    S, A = succ.n_states, succ.n_actions
+    pair_state = np.arange(S * A) // A
+    keep = ~terminal[succ.state]
+    loops = np.flatnonzero(terminal[pair_state])
+    pair = np.concatenate([succ.pair[keep], loops])
+    nxt = np.concatenate([succ.next_state[keep], pair_state[loops]])
+    prob = np.concatenate([succ.prob[keep], np.ones(loops.size)])
+    reward = np.concatenate([succ.reward[keep], np.zeros(loops.size)])
+    order = np.argsort(pair, kind="stable")      # loops join their pairs; other entries keep their order
+    return _successors_from_entries(S, A, pair[order], nxt[order], prob[order], reward[order])
+
+
+def _entry_rewards(rewards, succ: Successors, terminal: np.ndarray, states, actions) -> np.ndarray:
+    """r(s, a, s') at every successor entry from dense [S, A] / [S, A, S] or sparse rewards; 0 for terminal s."""
+    S, A = succ.n_states, succ.n_actions
+    s_e, nxt = succ.state, succ.next_state
+    if rewards is None:
+        out = succ.reward
+    elif not isinstance(rewards, dict):
+        r = finite_array(rewards, "rewards")
+        if r.shape == (S, A):
+            out = r.reshape(-1)[succ.pair]
+        elif r.shape == (S, A, S):
+            out = r.reshape(S * A, S)[succ.pair, nxt]
+        else:
+            raise InvalidMDPError(f"rewards has shape {r.shape}, expected [S][A] = {(S, A)} or [S][A][S] = {(S, A, S)}")
+    else:
+        rows = _sparse_rows(rewards, (3, 4), "rewards", states, actions)
+        out = np.zeros(succ.nnz)
+        per_pair = np.zeros(S * A)
+        given = np.zeros(S * A, dtype=bool)
+        if 3 in rows:
+            nums, (s, a, r) = rows[3]
+            order, keys = _first_duplicate(s * A + a, nums, "rewards")
+            per_pair[keys] = r[order]
+            given[keys] = True
+            out = per_pair[succ.pair]
+        if 4 in rows:
+            nums, (s, a, n4, r) = rows[4]
+            pair = s * A + a
+            both = np.flatnonzero(given[pair])
+            if both.size:
+                raise InvalidMDPError(f"rewards.sparse[{nums[both[0]]}] gives r(s, a, s') for a pair (s, a) that "
+                                      "also has an [s, a, r] row")
+            order, keys = _first_duplicate(pair * S + n4, nums, "rewards")
+            entry_keys = succ.pair * S + nxt
+            at = np.searchsorted(keys, entry_keys)
+            hit = at < keys.size
+            hit[hit] = keys[at[hit]] == entry_keys[hit]
+            out[hit] = r[order][at[hit]]
+    out = np.array(out, dtype=float)
+    out[terminal[s_e]] = 0.0
+    return out
