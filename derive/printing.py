@@ -1,0 +1,813 @@
+r"""One printer per medium for the derivation's expressions: LaTeX, Unicode (terminal and JSON), MathML (HTML).
+
+Every mathematical object pgverify shows -- a step, a rule's justification or side condition, an erratum, a
+computed polynomial -- is a SymPy expression (or ``Prose``: text with expressions in it) and is printed by:
+
+    to_latex(e)     the LaTeX document (``derive.latex``), amsmath only
+    to_unicode(e)   the terminal and JSON: one line of Unicode maths (θ, ∇θ, Σ, sub/superscripts)
+    to_mathml(e)    the HTML report: presentation MathML, rendered natively by browsers
+
+All three print products in the seed's factor order (weights, densities, transitions, the policy, then
+gradients; sums last, so ``R(τ) Σ ∇log π`` reads as in eq. (14)) and sums with the positive, "earlier"
+terms first, and print the symbols of a grounded MDP in the seed's notation (``seed_notation``):
+``dpi_01`` is ∂π(1|0), ``r_010`` is r(0, 1, 0), ``rho0_0`` is ρ₀(0), ``P_01_1`` is p(1|0, 1).
+
+>>> from derive.notation import Grad, Expectation, Return, Density, tau, theta
+>>> to_unicode(Grad(Expectation(Return(tau), Density(tau, theta))))
+'∇θ E_τ∼p(·|θ)[R(τ)]'
+>>> from sympy import Symbol
+>>> to_unicode(seed_notation(Symbol("dpi_00") * Symbol("r_010") * Symbol("rho0_0")))
+'r(0, 1, 0) ρ₀(0) ∂π(0|0)'
+>>> to_latex(seed_notation(Symbol("rho0_1")))
+'\\rho_{0}(1)'
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from xml.dom.minidom import Element
+
+from sympy import Add, Basic, Expr, Integer, Mul, Pow, Product, Sum, Symbol, UnevaluatedExpr, fraction, log, sympify
+from sympy.core.relational import Relational
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.mathml import MathMLPresentationPrinter
+from sympy.printing.precedence import precedence
+from sympy.printing.str import StrPrinter
+
+from derive.notation import (
+    Baseline, Density, Expectation, Grad, InitialDist, Integrate, Policy, Return, Reward, TestFn, Transition,
+    tau, theta,
+)
+
+__all__ = ["Param", "Objective", "Tex", "Prose", "seed_notation", "name_objective", "seed_factor_order",
+           "PGLatexPrinter", "PGUnicodePrinter", "PGMathMLPrinter", "to_latex", "to_unicode", "to_mathml",
+           "mathml_block", "latex_escape"]
+
+
+# --- display nodes --------------------------------------------------------------------------------------------------
+
+class Param(Expr):
+    """A parameter of a grounded tabular MDP, shown in the seed's notation.
+
+    kinds: "dpi" ∂π(a|s) (the θ-derivative of π_θ(a|s)), "pi" π(a|s), "rho0" ρ₀(s), "r" r(s, a, s'),
+    "P" p(s'|s, a), "b" b(s), "f" f(τ_k).  ``indices`` are the integers in the symbol's name.
+    """
+
+    is_commutative = True
+
+    def __new__(cls, kind: str, *indices):
+        return Expr.__new__(cls, Symbol(kind), *[Integer(i) for i in indices])
+
+    @property
+    def kind(self) -> str:
+        return self.args[0].name
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        return tuple(int(i) for i in self.args[1:])
+
+
+class Objective(Expr):
+    """J(π_θ), the name the seed gives E_{τ∼p(·|θ)}[R(τ)]."""
+
+    is_commutative = True
+
+
+_PARAM_NAMES = [
+    (re.compile(r"dpi_(\d)(\d)$"), "dpi"), (re.compile(r"pi_(\d)(\d)$"), "pi"),
+    (re.compile(r"rho0_(\d+)$"), "rho0"), (re.compile(r"r_(\d)(\d)(\d)$"), "r"),
+    (re.compile(r"P_(\d)(\d)_(\d+)$"), "P"), (re.compile(r"b_(\d+)$"), "b"), (re.compile(r"f_(\d+)$"), "f"),
+]
+
+
+def seed_notation(expr) -> Basic:
+    """Replace the grounding's symbol names (dpi_00, r_010, rho0_0, P_01_1, R_tau) by seed-notation nodes."""
+    expr = sympify(expr)
+    subs = {}
+    for s in expr.free_symbols:
+        if s.name == "R_tau":
+            subs[s] = Return(tau)
+            continue
+        for pattern, kind in _PARAM_NAMES:
+            m = pattern.match(s.name)
+            if m:
+                subs[s] = Param(kind, *map(int, m.groups()))
+                break
+    return expr.xreplace(subs) if subs else expr
+
+
+def name_objective(expr) -> Basic:
+    """Write E_{τ∼p(·|θ)}[R(τ)] as J(π_θ), as the seed does on the left of (8), (14) and (15)."""
+    return sympify(expr).xreplace({Expectation(Return(tau), Density(tau, theta)): Objective()})
+
+
+class Tex:
+    """Maths written by hand where prose needs it: its LaTeX and its Unicode form (for terminal, JSON, HTML)."""
+
+    __slots__ = ("latex", "text")
+
+    def __init__(self, latex: str, text: str):
+        self.latex, self.text = latex, text
+
+    def __repr__(self):
+        return f"Tex({self.latex!r}, {self.text!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Tex) and (self.latex, self.text) == (other.latex, other.text)
+
+    def __hash__(self):
+        return hash((self.latex, self.text))
+
+
+class Prose(str):
+    r"""Text with mathematics in it: a sequence of str, SymPy expressions and ``Tex`` parts.
+
+    The ``str`` value is the Unicode (plain) form, so a Prose is usable wherever text is; ``latex()``,
+    ``unicode()`` and ``html()`` print every part in that medium (expressions inline).
+
+    >>> from derive.notation import theta
+    >>> p = Prose("the support does not depend on ", theta)
+    >>> str(p), p.latex()
+    ('the support does not depend on θ', 'the support does not depend on $\\theta$')
+    """
+
+    parts: tuple
+
+    def __new__(cls, *parts):
+        flat = []
+        for part in parts:
+            if isinstance(part, Prose):
+                flat.extend(part.parts)
+            elif isinstance(part, (str, Tex)):
+                flat.append(part)
+            else:
+                flat.append(sympify(part))
+        obj = super().__new__(cls, "".join(_part_unicode(p) for p in flat))
+        obj.parts = tuple(flat)
+        return obj
+
+    def unicode(self) -> str:
+        return str(self)
+
+    def latex(self) -> str:
+        out = []
+        for p in self.parts:
+            if isinstance(p, Tex):
+                out.append(f"${p.latex}$")
+            elif isinstance(p, str):
+                out.append(latex_escape(p))
+            else:
+                out.append(f"${to_latex(p)}$")
+        return "".join(out)
+
+    def html(self) -> str:
+        """HTML: text escaped, expressions as inline MathML, hand-written maths in italics."""
+        out = []
+        for p in self.parts:
+            if isinstance(p, Tex):
+                out.append(f'<span class="m">{html.escape(p.text)}</span>')
+            elif isinstance(p, str):
+                out.append(html.escape(p))
+            else:
+                out.append(to_mathml(p))
+        return "".join(out)
+
+    @property
+    def expressions(self) -> tuple:
+        return tuple(p for p in self.parts if isinstance(p, Basic))
+
+
+def _part_unicode(p) -> str:
+    if isinstance(p, Tex):
+        return p.text
+    if isinstance(p, str):
+        return p
+    return to_unicode(p)
+
+
+# --- the seed's order -----------------------------------------------------------------------------------------------
+
+_PARAM_RANK = {"b": 2, "r": 2, "f": 2, "rho0": 3, "P": 4, "pi": 5, "dpi": 6}
+
+
+def _rank(a: Basic, in_grad: bool = False) -> int:
+    """The position class of a factor: numbers, discounts, weights, densities, transitions, policy, gradients."""
+    if a.is_Number:
+        return 0
+    if isinstance(a, Pow) and a.exp.is_Number and a.exp < 0:
+        return 8
+    if isinstance(a, Pow):
+        return _rank(a.base, in_grad) if not a.base.is_Symbol else 1
+    if a.is_Symbol:
+        return 1
+    if isinstance(a, Param):
+        return _PARAM_RANK.get(a.kind, 7)
+    if isinstance(a, (Density, InitialDist)):
+        return 1 if in_grad else 3   # the seed writes ∇(p f) in (2) but f p elsewhere
+    if isinstance(a, (TestFn, Return, Reward, Baseline, Objective)) or a.is_Add:
+        return 2
+    if isinstance(a, Transition):
+        return 4
+    if isinstance(a, Policy):
+        return 5
+    if isinstance(a, log):
+        return _rank(a.args[0], in_grad)
+    if isinstance(a, Grad):
+        return 6
+    if isinstance(a, UnevaluatedExpr):
+        return 7
+    if isinstance(a, (Sum, Product, Integrate)):
+        return 9
+    return 7
+
+
+def seed_factor_order(factors, in_grad: bool = False) -> list:
+    """Factors in the seed's order (stable within a class, so ties keep SymPy's canonical order)."""
+    return sorted(factors, key=lambda a: _rank(a, in_grad))
+
+
+def _term_key(term: Basic):
+    coeff, rest = term.as_coeff_Mul()
+    negative = bool(coeff.is_Number and coeff < 0)
+    factors = seed_factor_order(Mul.make_args(rest))
+    return (negative, term.is_Number, tuple(_rank(f) for f in factors))
+
+
+def seed_term_order(terms) -> list:
+    """Terms of a sum: positive before negative, then by their factors' classes (f ∇p before p ∇f, as in (3))."""
+    return sorted(terms, key=_term_key)
+
+
+class _SeedOrder:
+    """Printer mixin: products and sums in the seed's order."""
+
+    _in_grad = 0
+
+    def _as_ordered_terms(self, expr, order=None):
+        return seed_term_order(Add.make_args(expr))
+
+    def _ordered_mul(self, expr) -> Basic:
+        coeff, rest = expr.as_coeff_mul()
+        factors = seed_factor_order(rest, self._in_grad > 0)
+        if coeff != 1:
+            factors = [coeff, *factors]
+        return Mul._from_args(factors)
+
+
+# --- sub- and superscripts for the Unicode printer ------------------------------------------------------------------
+
+_SUB = dict(zip("0123456789+-−=()aehijklmnoprstuvxβγρφχ", "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓᵦᵧᵨᵩᵪ"))
+_SUP = dict(zip("0123456789+-−=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW′'",
+                "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂ′′"))
+
+
+def _script(text: str, table: dict, marker: str) -> str:
+    text = text.replace(" ", "")
+    if text and all(c in table or c in "′'" for c in text):
+        return "".join(table.get(c, "′") for c in text)
+    return f"{marker}({text})" if len(text) > 1 else f"{marker}{text}"
+
+
+def sub(text: str) -> str:
+    """Unicode subscript of ``text`` (``_(text)`` when some character has none)."""
+    return _script(text, _SUB, "_")
+
+
+def sup(text: str) -> str:
+    """Unicode superscript of ``text`` (``^(text)`` when some character has none)."""
+    return _script(text, _SUP, "^")
+
+
+# --- Unicode ---------------------------------------------------------------------------------------------------------
+
+_GREEK = {"theta": "θ", "gamma": "γ", "mu": "μ", "sigma": "σ", "tau": "τ", "rho": "ρ", "pi": "π", "alpha": "α",
+          "beta": "β", "lambda": "λ", "delta": "δ", "epsilon": "ε", "phi": "φ", "psi": "ψ", "omega": "ω",
+          "Sigma": "Σ", "Delta": "Δ"}
+
+
+def _unicode_name(name: str) -> str:
+    from sympy.printing.conventions import split_super_sub
+
+    base, sups, subs = split_super_sub(name)
+    base = _GREEK.get(base, base)
+    return base + "".join(sup(_GREEK.get(s, s)) for s in sups) + "".join(sub(_GREEK.get(s, s)) for s in subs)
+
+
+class PGUnicodePrinter(_SeedOrder, StrPrinter):
+    """One line of Unicode maths: θ, ∇θ, Σₜ₌₀ᴴ⁻¹, γᵗ′, products by juxtaposition, − for minus."""
+
+    printmethod = "_pg_unicode"
+    _default_settings = {**StrPrinter._default_settings, "order": "none"}
+
+    def _paren(self, e, level) -> str:
+        s = self._print(e)
+        return f"({s})" if precedence(e) < level else s
+
+    def _print_Symbol(self, e):
+        return _unicode_name(e.name)
+
+    _print_Dummy = _print_Symbol
+
+    def _print_Indexed(self, e):
+        return _unicode_name(str(e.base)) + sub(",".join(self._print(i) for i in e.indices))
+
+    def _print_Add(self, expr, order=None):
+        out = []
+        for i, term in enumerate(self._as_ordered_terms(expr)):
+            neg = term.could_extract_minus_sign()
+            s = self._paren(-term if neg else term, precedence(expr))
+            out.append(("−" if i == 0 else " − ") + s if neg else ("" if i == 0 else " + ") + s)
+        return "".join(out)
+
+    def _print_Mul(self, expr):
+        if expr.could_extract_minus_sign():
+            return "−" + self._paren(-expr, precedence(expr))
+        num, den = fraction(expr, exact=True)
+        if den != 1 and not any(isinstance(a, UnevaluatedExpr) for a in expr.args):
+            return f"{self._paren(num, precedence(expr))}/{self._paren(den, precedence(expr) + 1)}"
+        args = self._ordered_mul(expr).args
+        parts = [self._paren(a, precedence(expr)) for a in args]
+        return " ".join(parts)
+
+    def _print_Pow(self, expr, rational=False):
+        b, e = expr.as_base_exp()
+        if e == -1:
+            return f"1/{self._paren(b, precedence(expr) + 1)}"
+        base = self._paren(b, precedence(expr) + 1)
+        if isinstance(b, (Reward, Baseline, Policy)):
+            base = f"({base})" if not base.startswith("(") else base
+        return base + sup(self._print(e))
+
+    def _print_Rational(self, e):
+        return f"{e.p}/{e.q}" if e.q != 1 else str(e.p).replace("-", "−")
+
+    def _print_Integer(self, e):
+        return str(e.p).replace("-", "−")
+
+    def _print_Float(self, e):
+        return f"{float(e):.6g}".replace("-", "−")
+
+    def _print_Infinity(self, e):
+        return "∞"
+
+    def _print_Relational(self, e):
+        op = {"==": "=", "!=": "≠", "<=": "≤", ">=": "≥", "<": "<", ">": ">"}[e.rel_op]
+        return f"{self._print(e.lhs)} {op} {self._print(e.rhs)}"
+
+    def _limits(self, symbol, limits) -> str:
+        out = []
+        for v, lo, hi in reversed(limits):
+            out.append(symbol + sub(f"{self._print(v)}={self._print(lo)}") + sup(self._print(hi)))
+        return " ".join(out)
+
+    def _print_Sum(self, e):
+        body = self._print(e.function)
+        if e.function.is_Add:
+            body = f"({body})"
+        return f"{self._limits('Σ', e.limits)} {body}"
+
+    def _print_Product(self, e):
+        body = self._print(e.function)
+        if e.function.is_Add:
+            body = f"({body})"
+        return f"{self._limits('∏', e.limits)} {body}"
+
+    def _print_log(self, e):
+        a = e.args[0]
+        s = self._print(a)
+        return f"log {s}" if _function_like(a) else f"log({s})"
+
+    def _print_exp(self, e):
+        return f"exp({self._print(e.args[0])})"
+
+    def _print_UnevaluatedExpr(self, e):
+        num, den = fraction(e.args[0], exact=True)
+        return f"{self._paren(num, 60)}/{self._paren(den, 60)}" if den != 1 else self._print(e.args[0])
+
+    # the notation
+    def _print_Density(self, e):
+        return f"p({self._print(e.var)}|{self._print(e.param)})"
+
+    def _print_Expectation(self, e):
+        d = e.density
+        return f"E_{self._print(d.var)}∼p(·|{self._print(d.param)})[{self._print(e.body)}]"
+
+    def _print_Grad(self, e):
+        self._in_grad += 1
+        try:
+            inner = self._print(e.expr)
+        finally:
+            self._in_grad -= 1
+        if e.expr.is_Add or e.expr.is_Mul or e.expr.is_Pow:
+            inner = f"({inner})"
+        return f"∇{self._print(e.wrt)} {inner}"
+
+    def _print_Integrate(self, e):
+        body = self._print(e.body)
+        if e.body.is_Add:
+            body = f"({body})"
+        return f"∫ d{self._print(e.var)} {body}"
+
+    def _print_TestFn(self, e):
+        return f"f({self._print(e.args[0])})"
+
+    def _print_Return(self, e):
+        return f"R({self._print(e.args[0])})"
+
+    def _t(self, e, shift=0):
+        return sub(self._print(e.args[0] + shift))
+
+    def _print_Policy(self, e):
+        return f"π{self._print(e.param)}(a{self._t(e)}|s{self._t(e)})"
+
+    def _print_Transition(self, e):
+        return f"p(s{self._t(e, 1)}|s{self._t(e)}, a{self._t(e)})"
+
+    def _print_InitialDist(self, e):
+        return "ρ₀(s₀)"
+
+    def _print_Reward(self, e):
+        return f"r{self._t(e)}"
+
+    def _print_Baseline(self, e):
+        return f"b(s{self._t(e)})"
+
+    def _print_Objective(self, e):
+        return "J(πθ)"
+
+    def _print_Param(self, e):
+        i = e.indices
+        return {"dpi": lambda: f"∂π({i[1]}|{i[0]})", "pi": lambda: f"π({i[1]}|{i[0]})",
+                "rho0": lambda: f"ρ₀({i[0]})", "r": lambda: f"r({i[0]}, {i[1]}, {i[2]})",
+                "P": lambda: f"p({i[2]}|{i[0]}, {i[1]})", "b": lambda: f"b({i[0]})",
+                "f": lambda: f"f(τ{sub(str(i[0]))})"}[e.kind]()
+
+    def emptyPrinter(self, expr):
+        if isinstance(expr, (str, Tex)):
+            return _part_unicode(expr)
+        return StrPrinter.emptyPrinter(self, expr)
+
+
+def _function_like(a: Basic) -> bool:
+    """Whether ``log a`` reads unambiguously without parentheses (a single function-like factor)."""
+    return isinstance(a, (Density, Policy, Transition, InitialDist, TestFn, Return, Param)) or a.is_Symbol
+
+
+# --- LaTeX ------------------------------------------------------------------------------------------------------------
+
+class PGLatexPrinter(_SeedOrder, LatexPrinter):
+    """SymPy's LaTeX printer with the seed's notation and order; nested sums printed as nested sums."""
+
+    printmethod = "_pg_latex"
+
+    def __init__(self, settings=None):
+        super().__init__({"fold_short_frac": False, "order": "none", **(settings or {})})
+
+    def _as_ordered_terms(self, expr, order=None):
+        return seed_term_order(Add.make_args(expr))
+
+    def _print_Mul(self, expr):
+        if isinstance(expr, Mul) and fraction(expr, exact=True)[1] == 1:
+            expr = self._ordered_mul(expr)
+        return super()._print_Mul(expr)
+
+    def _print_UnevaluatedExpr(self, expr):
+        # the multiply-and-divide step (5) shows ∇p / p as a displayed fraction
+        return self._print(expr.args[0])
+
+    def _limits(self, symbol, limits) -> str:
+        return " ".join(rf"{symbol}_{{{self._print(v)}={self._print(lo)}}}^{{{self._print(hi)}}}"
+                        for v, lo, hi in reversed(limits))
+
+    def _print_Sum(self, e):
+        body = self._print(e.function)
+        if e.function.is_Add:
+            body = rf"\left({body}\right)"
+        return self._limits(r"\sum", e.limits) + " " + body
+
+    def _print_Product(self, e):
+        body = self._print(e.function)
+        if e.function.is_Add:
+            body = rf"\left({body}\right)"
+        return self._limits(r"\prod", e.limits) + " " + body
+
+    def _print_log(self, expr, exp=None):
+        a = expr.args[0]
+        s = self._print(a)
+        out = rf"\log {s}" if _function_like(a) else rf"\log\left({s}\right)"
+        return out if exp is None else rf"\left({out}\right)^{{{exp}}}"
+
+    def _print_Density(self, e):
+        return rf"p({self._print(e.var)} \mid {self._print(e.param)})"
+
+    def _print_Expectation(self, e):
+        d = e.density
+        return (rf"\mathbb{{E}}_{{{self._print(d.var)} \sim p(\cdot \mid {self._print(d.param)})}}"
+                rf"\left[{self._print(e.body)}\right]")
+
+    def _print_Grad(self, e):
+        self._in_grad += 1
+        try:
+            inner = self._print(e.expr)
+        finally:
+            self._in_grad -= 1
+        if e.expr.is_Add or e.expr.is_Mul or e.expr.is_Pow:
+            inner = rf"\left({inner}\right)"
+        return rf"\nabla_{{{self._print(e.wrt)}}} {inner}"
+
+    def _print_Integrate(self, e):
+        body = self._print(e.body)
+        if e.body.is_Add:
+            body = rf"\left({body}\right)"
+        return rf"\int d{self._print(e.var)}\, {body}"
+
+    def _print_TestFn(self, e):
+        return f"f({self._print(e.args[0])})"
+
+    def _print_Return(self, e):
+        return f"R({self._print(e.args[0])})"
+
+    def _t(self, e, shift=0):
+        return self._print(e.args[0] + shift)
+
+    def _print_Policy(self, e):
+        return rf"\pi_{{{self._print(e.param)}}}(a_{{{self._t(e)}}} \mid s_{{{self._t(e)}}})"
+
+    def _print_Transition(self, e):
+        return rf"p(s_{{{self._t(e, 1)}}} \mid s_{{{self._t(e)}}}, a_{{{self._t(e)}}})"
+
+    def _print_InitialDist(self, e):
+        return r"\rho_{0}(s_{0})"
+
+    def _print_Reward(self, e):
+        return f"r_{{{self._t(e)}}}"
+
+    def _print_Baseline(self, e):
+        return f"b(s_{{{self._t(e)}}})"
+
+    def _print_Objective(self, e):
+        return r"J(\pi_{\theta})"
+
+    def _print_Param(self, e):
+        i = e.indices
+        return {"dpi": lambda: rf"\partial\pi({i[1]} \mid {i[0]})", "pi": lambda: rf"\pi({i[1]} \mid {i[0]})",
+                "rho0": lambda: rf"\rho_{{0}}({i[0]})", "r": lambda: f"r({i[0]}, {i[1]}, {i[2]})",
+                "P": lambda: rf"p({i[2]} \mid {i[0]}, {i[1]})", "b": lambda: f"b({i[0]})",
+                "f": lambda: f"f(\\tau_{{{i[0]}}})"}[e.kind]()
+
+
+# --- MathML -----------------------------------------------------------------------------------------------------------
+
+class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
+    """SymPy's presentation-MathML printer with the notation's nodes, the seed's order and notation."""
+
+    printmethod = "_pg_mathml"
+
+    def __init__(self, settings=None):
+        super().__init__({"order": "old", **(settings or {})})
+
+    def _el(self, tag: str, *children, text: str | None = None) -> Element:
+        el = self.dom.createElement(tag)
+        if text is not None:
+            el.appendChild(self.dom.createTextNode(html.escape(text, quote=False)))
+        for c in children:
+            el.appendChild(c)
+        return el
+
+    def _mi(self, text):
+        el = self._el("mi", text=text)
+        if len(text) > 1:
+            el.setAttribute("mathvariant", "normal")
+        return el
+
+    def _mo(self, text):
+        return self._el("mo", text=text)
+
+    def _mn(self, text):
+        return self._el("mn", text=text)
+
+    def _row(self, *parts) -> Element:
+        """An mrow of parts: elements, expressions (printed), or str (an operator, or a letter as mi)."""
+        row = self._el("mrow")
+        for p in parts:
+            if isinstance(p, Element):
+                row.appendChild(p)
+            elif isinstance(p, str):
+                row.appendChild(self._mi(p) if p.isalpha() else (self._mn(p) if p.isdigit() else self._mo(p)))
+            else:
+                row.appendChild(self._print(p))
+        return row
+
+    def _msub(self, base, subscript) -> Element:
+        return self._el("msub", base if isinstance(base, Element) else self._row(base),
+                        subscript if isinstance(subscript, Element) else self._row(subscript))
+
+    def _fenced(self, inner, left="(", right=")") -> Element:
+        lo, ro = self._mo(left), self._mo(right)
+        return self._row(lo, inner if isinstance(inner, Element) else self._print(inner), ro)
+
+    def _print_Mul(self, expr):
+        if isinstance(expr, Mul) and not any(isinstance(a, UnevaluatedExpr) for a in expr.args):
+            num, den = fraction(expr, exact=True)
+            if den == 1:
+                if expr.could_extract_minus_sign():
+                    return self._row("-", self._print(-expr))
+                args = self._ordered_mul(expr).args
+                row = self._el("mrow")
+                for i, a in enumerate(args):
+                    if i:
+                        row.appendChild(self._mo("\u2062"))   # invisible times
+                    last_sum = i == len(args) - 1 and isinstance(a, (Sum, Product))
+                    row.appendChild(self._print(a) if last_sum else self.parenthesize(a, precedence(expr)))
+                return row
+        return super()._print_Mul(expr)
+
+    def _print_UnevaluatedExpr(self, expr):
+        return self._print(expr.args[0])
+
+    def _print_Symbol(self, sym, style="plain"):
+        return super()._print_Symbol(sym, style)
+
+    def _limits(self, symbol, limits):
+        row = self._el("mrow")
+        for v, lo, hi in reversed(limits):
+            row.appendChild(self._el("munderover", self._mo(symbol), self._row(v, "=", lo), self._print(hi)))
+        return row
+
+    def _print_Sum(self, e):
+        body = self._print(e.function)
+        if e.function.is_Add:
+            body = self._fenced(body)
+        return self._row(self._limits("\u2211", e.limits), body)
+
+    def _print_Product(self, e):
+        body = self._print(e.function)
+        if e.function.is_Add:
+            body = self._fenced(body)
+        return self._row(self._limits("\u220f", e.limits), body)
+
+    def _print_log(self, e):
+        a = e.args[0]
+        inner = self._print(a) if _function_like(a) else self._fenced(a)
+        return self._row(self._mi("log"), self._mo("\u2061"), inner)
+
+    def _print_Relational(self, e):
+        op = {"==": "=", "!=": "≠", "<=": "≤", ">=": "≥", "<": "<", ">": ">"}[e.rel_op]
+        return self._row(e.lhs, self._mo(op), e.rhs)
+
+    def _print_Infinity(self, e):
+        return self._mi("∞")
+
+    def _cond(self, var, given) -> Element:
+        """(var | given...) with commas."""
+        parts = [self._mo("("), var if isinstance(var, Element) else self._print(var), self._mo("|")]
+        for i, g in enumerate(given):
+            if i:
+                parts.append(self._mo(","))
+            parts.append(g if isinstance(g, Element) else self._print(g))
+        parts.append(self._mo(")"))
+        return self._row(*parts)
+
+    def _print_Density(self, e):
+        return self._row(self._mi("p"), self._cond(e.var, [e.param]))
+
+    def _print_Expectation(self, e):
+        d = e.density
+        subscript = self._row(d.var, self._mo("∼"), self._mi("p"), self._cond(self._mo("·"), [d.param]))
+        return self._row(self._msub(self._mi("𝔼"), subscript), self._fenced(e.body, "[", "]"))
+
+    def _print_Grad(self, e):
+        self._in_grad += 1
+        try:
+            inner = self._print(e.expr)
+        finally:
+            self._in_grad -= 1
+        if e.expr.is_Add or e.expr.is_Mul or e.expr.is_Pow:
+            inner = self._fenced(inner)
+        return self._row(self._msub(self._mo("∇"), self._print(e.wrt)), inner)
+
+    def _print_Integrate(self, e):
+        body = self._print(e.body)
+        if e.body.is_Add:
+            body = self._fenced(body)
+        return self._row(self._mo("∫"), self._mi("d"), self._print(e.var), body)
+
+    def _fn(self, name, *args) -> Element:
+        parts = [self._mo("(")]
+        for i, a in enumerate(args):
+            if i:
+                parts.append(self._mo(","))
+            parts.append(a if isinstance(a, Element) else self._print(a))
+        parts.append(self._mo(")"))
+        return self._row(name if isinstance(name, Element) else self._mi(name), self._row(*parts))
+
+    def _var(self, letter, e, shift=0) -> Element:
+        return self._msub(self._mi(letter), self._print(e.args[0] + shift))
+
+    def _print_TestFn(self, e):
+        return self._fn("f", e.args[0])
+
+    def _print_Return(self, e):
+        return self._fn("R", e.args[0])
+
+    def _print_Policy(self, e):
+        return self._row(self._msub(self._mi("π"), self._print(e.param)),
+                         self._cond(self._var("a", e), [self._var("s", e)]))
+
+    def _print_Transition(self, e):
+        return self._row(self._mi("p"), self._cond(self._var("s", e, 1), [self._var("s", e), self._var("a", e)]))
+
+    def _print_InitialDist(self, e):
+        return self._fn(self._msub(self._mi("ρ"), self._mn("0")), self._msub(self._mi("s"), self._mn("0")))
+
+    def _print_Reward(self, e):
+        return self._var("r", e)
+
+    def _print_Baseline(self, e):
+        return self._fn("b", self._var("s", e))
+
+    def _print_Objective(self, e):
+        return self._fn("J", self._msub(self._mi("π"), self._mi("θ")))
+
+    def _print_Param(self, e):
+        i = [self._mn(str(k)) for k in e.indices]
+        kind = e.kind
+        if kind == "dpi":
+            return self._row(self._mo("∂"), self._mi("π"), self._cond(i[1], [i[0]]))
+        if kind == "pi":
+            return self._row(self._mi("π"), self._cond(i[1], [i[0]]))
+        if kind == "rho0":
+            return self._fn(self._msub(self._mi("ρ"), self._mn("0")), i[0])
+        if kind == "r":
+            return self._fn("r", *i)
+        if kind == "P":
+            return self._row(self._mi("p"), self._cond(i[2], [i[0], i[1]]))
+        if kind == "b":
+            return self._fn("b", i[0])
+        return self._fn("f", self._msub(self._mi("τ"), i[0]))
+
+    def emptyPrinter(self, expr):
+        return self._el("mtext", text=to_unicode(expr))
+
+
+# --- entry points -----------------------------------------------------------------------------------------------------
+
+def to_latex(expr) -> str:
+    """LaTeX (math mode) for an expression, in the seed's notation and order."""
+    return PGLatexPrinter().doprint(sympify(expr))
+
+
+def to_unicode(expr) -> str:
+    """One line of Unicode maths for an expression (terminal and JSON)."""
+    if isinstance(expr, Prose):
+        return str(expr)
+    return PGUnicodePrinter().doprint(sympify(expr))
+
+
+def to_mathml(expr, display: bool = False) -> str:
+    """A ``<math>`` element (presentation MathML) for an expression; ``display`` for a block equation."""
+    body = PGMathMLPrinter().doprint(sympify(expr))
+    mode = ' display="block"' if display else ""
+    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{body}</math>'
+
+
+def mathml_block(lhs, rhs, tag: str | None = None) -> str:
+    """A displayed equation ``lhs = rhs`` as MathML (lhs may be None for a continued chain "= rhs")."""
+    p = PGMathMLPrinter()
+    parts = [] if lhs is None else [p.doprint(sympify(lhs))]
+    inner = "".join(parts) + "<mo>=</mo>" + p.doprint(sympify(rhs))
+    label = f'<mspace width="2em"/><mtext>({html.escape(str(tag))})</mtext>' if tag is not None else ""
+    return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block"><mrow>{inner}{label}</mrow></math>'
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+                  "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}", "<": r"\textless{}",
+                  ">": r"\textgreater{}", "|": r"\textbar{}"}
+_LATEX_MATH = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "θ": r"\theta", "λ": r"\lambda", "μ": r"\mu",
+               "π": r"\pi", "ρ": r"\rho", "σ": r"\sigma", "τ": r"\tau", "Σ": r"\Sigma", "∇": r"\nabla",
+               "∼": r"\sim", "≥": r"\geq", "≤": r"\leq", "≠": r"\neq", "→": r"\to", "·": r"\cdot", "∈": r"\in",
+               "×": r"\times", "≈": r"\approx", "∞": r"\infty", "∂": r"\partial", "ε": r"\varepsilon"}
+_LATEX_TEXT = {"…": r"\ldots{}", "“": "``", "”": "''", "’": "'", "‘": "`", "—": "---", "–": "--", "−": "--",
+               "′": "'", "✓": r"$\checkmark$", "✗": r"$\times$"}
+
+
+def latex_escape(s: str) -> str:
+    """Escape prose for LaTeX text mode: specials escaped, Greek letters and relations as inline maths.
+
+    Prose here is words: mathematics is never written as a string (it is an expression or ``Tex``), so
+    this never has to guess at sub- and superscripts.  Unknown non-ASCII characters become ``?``.
+    """
+    out = []
+    for ch in s:
+        if ch in _LATEX_SPECIAL:
+            out.append(_LATEX_SPECIAL[ch])
+        elif ch in _LATEX_MATH:
+            out.append(f"${_LATEX_MATH[ch]}$")
+        elif ch in _LATEX_TEXT:
+            out.append(_LATEX_TEXT[ch])
+        elif ord(ch) < 128:
+            out.append(ch)
+        else:
+            out.append("?")
+    return "".join(out)
