@@ -7,6 +7,7 @@ fixed seeds; their false-alarm bounds are stated where they run.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from verify.policy import TabularSoftmax
 from verify.problem import Problem
 from verify.strategies import problems
 
-REPO = EXAMPLES_DIR.parent
+REPO = Path(__file__).resolve().parent.parent   # the repository: examples/ holds user_reinforce.py
 EXAMPLES = builtin_examples()
 CHAIN = EXAMPLES["chain"]
 UNBIASED = [e for e in ESTIMATORS if e.unbiased]

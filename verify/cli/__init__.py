@@ -13,6 +13,7 @@ import sys
 
 from verify.cli import export_gym, fuzz, gradient, latex, mc, plot, report
 from verify.cli._args import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from verify import __version__
 from verify.errors import PGVerifyError
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "gradients of tabular MDPs, Monte Carlo estimators against them, and the derivation's steps.",
         epilog="Exit codes: 0 all checks passed, 1 a check failed, 2 bad usage or invalid input. "
                "See README.md for the MDP file format.")
+    parser.add_argument("--version", action="version", version=f"pgverify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for command in COMMANDS:

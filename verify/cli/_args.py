@@ -99,6 +99,8 @@ def add_gym_arguments(parser: argparse.ArgumentParser) -> None:
 def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
     """FILE, or --gym ENV_ID with --gym-kwargs; --horizon, --gamma and --theta apply to either."""
     parser.add_argument("file", nargs="?", metavar="FILE", help="MDP file (JSON, see README)")
+    parser.add_argument("--example", metavar="NAME",
+                        help="instead of FILE, a built-in example: bandit, chain, gridworld or discounted")
     parser.add_argument("--gym", metavar="ENV_ID",
                         help="instead of FILE, import a gymnasium toy-text environment exactly (FrozenLake-v1, "
                              "CliffWalking-v1, Taxi-v4; needs pgverify[gym])")
@@ -141,14 +143,21 @@ def gym_problem_from_args(env_id: str, args) -> Problem:
 
 def load_problem_from_args(args) -> Problem:
     """The Problem named by ``add_problem_arguments``: FILE or --gym, then --horizon/--gamma/--theta."""
-    if (args.file is None) == (args.gym is None):
-        raise UsageError("give either an MDP FILE or --gym ENV_ID" + (" (not both)" if args.file else ""))
+    given = [x for x in (args.file, getattr(args, "example", None), args.gym) if x is not None]
+    if len(given) != 1:
+        raise UsageError("give one of an MDP FILE, --example NAME or --gym ENV_ID"
+                         + (" (not several)" if given else ""))
     if args.gym is not None:
         problem = gym_problem_from_args(args.gym, args)
     else:
         if args.gym_kwargs:
             raise UsageError("--gym-kwargs applies to --gym only")
-        problem = load_problem(args.file)
+        if getattr(args, "example", None) is not None:
+            from verify.builtin import load_example
+
+            problem = load_example(args.example)
+        else:
+            problem = load_problem(args.file)
         changes = {k: v for k, v in (("horizon", args.horizon), ("gamma", args.gamma))
                    if v is not NOT_GIVEN and not (k == "gamma" and v is None)}
         if changes:
@@ -162,7 +171,8 @@ def problem_command(args) -> str:
     """The problem part of the command line (FILE or --gym ... with overrides), shell-quoted, for replay lines."""
     import shlex
 
-    parts = [args.file] if args.file is not None else ["--gym", args.gym]
+    parts = ([args.file] if args.file is not None else ["--example", args.example]
+             if getattr(args, "example", None) is not None else ["--gym", args.gym])
     if args.gym_kwargs:
         parts += ["--gym-kwargs", *args.gym_kwargs]
     if args.horizon is not NOT_GIVEN:
