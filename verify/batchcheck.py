@@ -288,7 +288,7 @@ class BatchCheck:
                          f"larger batch" if ratio < 1 else f"; it does not shrink ({ratio:.3g}x)")
             lines.append("batch size: " + "; ".join(parts) + trend)
         elif self.convention is not None:
-            lines.append(f"per-episode ({self.convention}): E[g] does not depend on the batch size"
+            lines.append(f"per-episode ({self.convention}): {mean_word} does not depend on the batch size"
                          + (f" beyond the factor B of a sum" if self.convention == "sum" else ""))
         lines.append(f"seed {self.seed}; reproduce: {self.reproduce}")
         return "\n".join(lines)

@@ -1,0 +1,254 @@
+r"""Framework-free parts of the PyTorch and JAX adapters: observations, the batch layout, the DP tables, the target.
+
+Sign convention (once, for both adapters): **a loss is minimised**, so the gradient estimate a training step
+follows is g = -grad loss, and the check tests E[-grad loss] against grad J (J is maximised).
+
+The batch a user's loss receives (``Batch``; gymnasium rollout conventions, padded to the batch's longest
+episode T, time along axis 1):
+
+| field | shape | meaning |
+|---|---|---|
+| ``obs`` | [B, T, *obs_shape] | observation of s_t (padding: the final state's) |
+| ``actions`` | int [B, T] | a_t (padding 0) |
+| ``rewards`` | float [B, T] | r_{t+1} = r(s_t, a_t, s_{t+1}), undiscounted (padding 0) |
+| ``terminated`` | bool [B, T] | the episode entered a terminal state at step t (gymnasium ``terminated``) |
+| ``truncated`` | bool [B, T] | the episode was cut by the time limit (the horizon) at step t |
+| ``mask`` | float [B, T] | 1.0 at the episode's steps t < lengths[n], 0.0 on padding |
+| ``lengths`` | int [B] | actions taken in episode n |
+| ``next_obs`` | [B, T, *obs_shape] | observation of s_{t+1} |
+| ``gamma`` | float | the discount of J = E[sum_t gamma^t r_t] |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from verify.batchcheck import Target
+from verify.errors import UsageError
+from verify.gradcheck import EstimatorError
+from verify.mdp import TabularMDP
+from verify.moments import magnitude
+from verify.policy import TabularSoftmax
+from verify.problem import Problem, load_problem
+
+__all__ = ["Batch", "DPTables", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL",
+           "batch_arrays", "dp_objective", "dp_tables", "framework_target", "observation_table", "policy_log_probs", "resolve_mdp", "surrogate_policy"]
+
+OUTPUTS = ("logits", "log_probs", "probs")
+PROB_SUM_TOL = 1e-6          # a policy that outputs probabilities: rows must sum to 1 within this
+LOG_PROB_FLOOR = -700.0      # log pi below this is clipped for the numpy surrogate (exp(-700) ~ 1e-304)
+
+
+class LossError(EstimatorError):
+    """A user's policy or loss broke the contract: the loss raised, returned a non-scalar, NaN/inf or a tensor
+    that does not depend on the policy's parameters; the policy returned the wrong shape or probabilities that
+    do not sum to 1; the observations do not fit. The message names what was wrong; an exception raised by the
+    user's code is chained (``__cause__``)."""
+
+
+class Batch(NamedTuple):
+    """A batch of episodes as framework tensors (see the module docstring for every field)."""
+
+    obs: object
+    actions: object
+    rewards: object
+    terminated: object
+    truncated: object
+    mask: object
+    lengths: object
+    next_obs: object
+    gamma: float
+
+
+@dataclass(frozen=True)
+class ExactGradient:
+    """Exact J(theta) and grad J for every parameter of a framework policy.
+
+    Attributes:
+      J: the objective. grad: parameter name -> gradient (numpy, the parameter's shape).
+    """
+
+    J: float
+    grad: dict
+
+    @property
+    def flat(self) -> np.ndarray:
+        return np.concatenate([np.ravel(g) for g in self.grad.values()]) if self.grad else np.zeros(0)
+
+
+def resolve_mdp(problem) -> TabularMDP:
+    """A ``TabularMDP`` from an MDP, a ``Problem`` (its policy is not used: the network is the policy) or a path."""
+    if isinstance(problem, (str, Path)):
+        problem = load_problem(problem)
+    if isinstance(problem, Problem):
+        return problem.mdp
+    if isinstance(problem, TabularMDP):
+        return problem
+    raise UsageError(f"expected a TabularMDP, a Problem or an MDP file path, got {type(problem).__name__}")
+
+
+def observation_table(mdp: TabularMDP, observations) -> np.ndarray:
+    """The observation of every state, [S, *obs_shape]: "one_hot" (float [S, S]), "index" (int [S]) or an array.
+
+    Raises:
+      LossError: an array whose first dimension is not the number of states, or not finite.
+    """
+    S = mdp.n_states
+    if isinstance(observations, str):
+        if observations == "one_hot":
+            return np.eye(S)
+        if observations == "index":
+            return np.arange(S, dtype=np.int64)
+        raise UsageError(f"observations must be 'one_hot', 'index' or an array [S, ...], got {observations!r}")
+    try:
+        table = np.asarray(observations)
+    except Exception as exc:  # noqa: BLE001
+        raise LossError(f"observations could not be converted to an array: {exc}") from exc
+    if table.ndim < 1 or table.shape[0] != S:
+        raise LossError(f"observations has shape {table.shape}; expected [S, ...] with S = {S} states (one "
+                        "observation per state)")
+    if table.dtype.kind not in "biuf":
+        raise LossError(f"observations has dtype {table.dtype}; expected numbers")
+    if table.dtype.kind == "f":
+        if not np.isfinite(table).all():
+            raise LossError("observations contains NaN or infinity")
+        table = table.astype(float)
+    return table
+
+
+def batch_arrays(episodes, table: np.ndarray) -> Batch:
+    """The ``Batch`` of an ``Episodes`` batch as numpy arrays, padded to its longest episode."""
+    T = int(episodes.lengths.max(initial=0))
+    s_t = np.asarray(episodes.s_t)[:, :T + 1]
+    lengths = np.asarray(episodes.lengths, dtype=np.int64)
+    steps = np.arange(T)[None, :]
+    mask = steps < lengths[:, None]
+    last = steps == (lengths[:, None] - 1)
+    ended = episodes.mdp.terminal[s_t[np.arange(len(lengths)), lengths]]
+    terminated = last & ended[:, None]
+    return Batch(obs=table[s_t[:, :T]], actions=np.asarray(episodes.a_t, dtype=np.int64)[:, :T],
+                 rewards=np.asarray(episodes.r_t, dtype=float)[:, :T], terminated=terminated,
+                 truncated=last & ~ended[:, None], mask=mask.astype(float), lengths=lengths,
+                 next_obs=table[s_t[:, 1:T + 1]], gamma=float(episodes.mdp.gamma))
+
+
+@dataclass(frozen=True)
+class DPTables:
+    """The MDP on its live states (non-terminal, reachable) for J by DP / a linear solve in a framework.
+
+    J = rho0 . V with V_k = r_pi + gamma P_pi V_{k-1} (H times from V_0 = 0) or V = (I - gamma P_pi)^{-1} r_pi;
+    r_pi[s] = sum_a pi(a|s) rbar[s, a], P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'] (entering a terminal state ends
+    the episode, so terminal columns drop out).
+
+    Attributes:
+      live: indices of the live states [n]; P: [n, A, n]; rbar: [n, A]; initial: [n]; gamma; horizon.
+    """
+
+    live: np.ndarray
+    P: np.ndarray
+    rbar: np.ndarray
+    initial: np.ndarray
+    gamma: float
+    horizon: int | None
+
+
+def dp_tables(mdp: TabularMDP) -> DPTables:
+    alive = ~mdp.terminal
+    moves = (mdp.transitions > 0).any(axis=1) & alive[:, None] & alive[None, :]
+    seen = (mdp.initial > 0) & alive
+    frontier = seen.copy()
+    while frontier.any():
+        nxt = moves[frontier].any(axis=0) & ~seen
+        seen |= nxt
+        frontier = nxt
+    live = np.flatnonzero(seen)
+    P = mdp.transitions[np.ix_(live, np.arange(mdp.n_actions), live)]
+    return DPTables(live, P, mdp.expected_reward[live], mdp.initial[live], mdp.gamma, mdp.horizon)
+
+
+def dp_objective(pi, tab: DPTables, *, einsum, solve, eye, zeros):
+    """J from action probabilities pi [S, A] (a framework tensor), written once for torch and jax.numpy.
+
+    The tables are framework tensors; ``einsum``, ``solve`` (A, b -> x), ``eye`` (n -> I) and ``zeros`` (n -> 0)
+    are the framework's; ``tab.live`` stays a numpy index array (both frameworks index with it).
+    """
+    p = pi[tab.live]
+    r_pi = (p * tab.rbar).sum(-1)
+    P_pi = einsum("sa,sat->st", p, tab.P)
+    n = r_pi.shape[0]
+    if n == 0:
+        return (pi * 0.0).sum()
+    if tab.horizon is None:
+        V = solve(eye(n) - tab.gamma * P_pi, r_pi)
+    else:
+        V = zeros(n)
+        for _ in range(tab.horizon):
+            V = r_pi + tab.gamma * (P_pi @ V)
+    return (tab.initial * V).sum()
+
+
+def policy_log_probs(out: np.ndarray, kind: str, n_states: int, n_actions: int) -> np.ndarray:
+    """log pi [S, A] from what the policy returned for every state's observation, validated.
+
+    Raises:
+      LossError: wrong shape, NaN/inf, or (``kind`` "probs"/"log_probs") rows that do not sum to 1.
+    """
+    if kind not in OUTPUTS:
+        raise UsageError(f"output must be one of {', '.join(OUTPUTS)}, got {kind!r}")
+    out = np.asarray(out, dtype=float)
+    want = (n_states, n_actions)
+    if out.shape != want:
+        hint = ""
+        if out.ndim == 2 and out.shape[0] == n_states:
+            hint = f": {out.shape[1]} actions, but the MDP has {n_actions}"
+        elif out.ndim >= 1 and out.shape[0] != n_states:
+            hint = (f": the policy was given the observations of all {n_states} states as one batch "
+                    "(check the observation shape the network expects)")
+        raise LossError(f"the policy returned {kind} of shape {out.shape} for the {n_states} states' observations; "
+                        f"expected [S, A] = {want}{hint}")
+    if kind == "logits":
+        if not np.isfinite(out).all():
+            s = int(np.argwhere(~np.isfinite(out))[0][0])
+            raise LossError(f"the policy returned non-finite logits for state {s}: {out[s].tolist()}")
+        logp = out - out.max(axis=1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    else:
+        probs = np.exp(out) if kind == "log_probs" else out
+        if np.isnan(probs).any() or (probs < 0).any() or np.isinf(probs).any():
+            s = int(np.argwhere(~(probs >= 0) | np.isinf(probs))[0][0])
+            raise LossError(f"the policy returned invalid probabilities for state {s}: {probs[s].tolist()}")
+        sums = probs.sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > PROB_SUM_TOL)
+        if bad.size:
+            s = int(bad[0])
+            raise LossError(f"the policy's probabilities for state {s} sum to {sums[s]:.9g}, not 1 (tolerance "
+                            f"{PROB_SUM_TOL}); return logits (output='logits') or normalise them")
+        with np.errstate(divide="ignore"):
+            logp = np.log(probs) if kind == "probs" else out
+    return logp
+
+
+def surrogate_policy(logp: np.ndarray) -> TabularSoftmax:
+    """The tabular softmax with the network's action probabilities (theta = log pi): sampling, enumeration and
+    the catalog run on it, and its theta-space gradients pull back to the network's parameters by the chain rule.
+    """
+    return TabularSoftmax(np.maximum(logp, LOG_PROB_FLOOR))
+
+
+def framework_target(mdp: TabularMDP, logp: np.ndarray, grad_flat: np.ndarray, jac: np.ndarray,
+                     names: tuple[str, ...]) -> Target:
+    """The batch check's target for a network.
+
+    ``jac`` [S A, d] is d log pi(a|s) / d params. A theta-space value M of the tabular surrogate (an exact mean
+    of a catalog estimator, sum_{s,a} W[s,a] grad log pi with W - pi rowsum(W) in theta space) pulls back to
+    sum_{s,a} M[s, a] grad_params log pi(a|s): the part of W proportional to pi drops out on both sides because
+    sum_a pi(a|s) grad log pi(a|s) = 0.
+    """
+    policy = surrogate_policy(logp)
+    scale = max(float(np.abs(grad_flat).max(initial=0.0)), 1e-3 * magnitude(mdp, policy)
+                * float(np.abs(jac).max(initial=0.0)))
+    return Target(Problem(mdp, policy), np.asarray(grad_flat, dtype=float), names, lambda x: np.asarray(x) @ jac,
+                  scale)

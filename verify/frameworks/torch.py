@@ -1,0 +1,255 @@
+r"""PyTorch adapter: exact grad J for a ``torch.nn.Module`` policy, and ``check_loss`` for a training loop's loss.
+
+The policy is a module mapping observations [B, *obs_shape] to logits [B, A] (or, with ``output=``,
+probabilities or log-probabilities; a ``torch.distributions.Categorical`` is also accepted). With ``logits=``
+a function ``(module, obs) -> logits`` picks the policy head of a module that returns more (e.g. a shared
+trunk with a value head). The loss is ``loss_fn(module, batch) -> scalar tensor``, exactly as in the training
+loop, with ``batch`` a ``verify.frameworks.Batch`` of float64/int64 tensors (``verify.frameworks._common``).
+
+A loss is minimised: the check tests E[-grad loss] against grad J. pgverify works on a float64 deep copy of the
+module (``copy.deepcopy(policy).double()``), so your module is never modified and round-off is float64's.
+
+>>> import torch
+>>> from verify.builtin import builtin_examples
+>>> chain = builtin_examples()["chain"].mdp
+>>> policy = torch.nn.Linear(chain.n_states, chain.n_actions, bias=False)
+>>> def reinforce(policy, batch):
+...     logp = torch.distributions.Categorical(logits=policy(batch.obs)).log_prob(batch.actions)
+...     disc = batch.gamma ** torch.arange(batch.rewards.shape[1], dtype=torch.float64)
+...     G = (disc * batch.rewards).flip(1).cumsum(1).flip(1)       # sum_{t' >= t} gamma^t' r_t'
+...     return -(logp * G * batch.mask).sum(1).mean()
+>>> check_loss(policy, reinforce, chain, batch_size=4).verdict
+'unbiased'
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+
+from verify.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
+                               check_batches)
+from verify.errors import UsageError
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
+                                       framework_target, observation_table, policy_log_probs, resolve_mdp)
+
+__all__ = ["assert_loss_unbiased", "check_loss", "exact_gradient"]
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise UsageError("verify.frameworks.torch needs PyTorch: pip install 'pgverify[torch]'") from None
+    return torch
+
+
+class _Policy:
+    """A float64 copy of the user's module, its trainable parameters, and how to get log pi for observations."""
+
+    def __init__(self, policy, logits, output: str):
+        torch = _torch()
+        if not isinstance(policy, torch.nn.Module):
+            raise LossError(f"policy must be a torch.nn.Module, got {type(policy).__name__}")
+        if logits is not None and not callable(logits):
+            raise LossError(f"logits must be a function (module, obs) -> logits, got {type(logits).__name__}")
+        self.model = copy.deepcopy(policy).double()
+        self.named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if not self.named:
+            raise LossError(f"the policy {type(policy).__name__} has no parameters that require grad")
+        self.params = [p for _, p in self.named]
+        self.head = logits or (lambda module, obs: module(obs))
+        self.output = output
+
+    def names(self) -> tuple[str, ...]:
+        out = []
+        for n, p in self.named:
+            out += [n] if p.dim() == 0 else [f"{n}[{', '.join(map(str, i))}]" for i in np.ndindex(*p.shape)]
+        return tuple(out)
+
+    def log_probs(self, obs, n_states: int, n_actions: int):
+        """log pi [S, A] as a tensor connected to the parameters (validated), for the observations of all states."""
+        torch = _torch()
+        try:
+            out = self.head(self.model, obs)
+        except Exception as exc:  # noqa: BLE001 - the user's module: reported, chained
+            raise LossError(f"the policy raised {type(exc).__name__} on the observations of all {n_states} states "
+                            f"(a tensor of shape {tuple(obs.shape)}, dtype {obs.dtype}): {exc}") from exc
+        kind = self.output
+        if isinstance(out, torch.distributions.Categorical):
+            out, kind = out.logits, "log_probs"
+        if not isinstance(out, torch.Tensor):
+            raise LossError(f"the policy returned {type(out).__name__}, not a tensor of {kind} [S, A]; pass "
+                            "logits=lambda module, obs: ... to pick the policy head")
+        policy_log_probs(out.detach().cpu().numpy(), kind, n_states, n_actions)     # validates
+        if kind == "logits":
+            return torch.log_softmax(out, dim=-1)
+        return torch.log(out) if kind == "probs" else out
+
+
+def _flat(grads, params) -> np.ndarray:
+    torch = _torch()
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
+                     ).detach().cpu().numpy()
+
+
+def _obs_tensor(table: np.ndarray):
+    torch = _torch()
+    return torch.as_tensor(table, dtype=torch.int64 if table.dtype.kind in "iub" else torch.float64)
+
+
+def _exact(pol: _Policy, mdp, table):
+    torch = _torch()
+    tab = dp_tables(mdp)
+    tt = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    ttab = type(tab)(tab.live, tt(tab.P), tt(tab.rbar), tt(tab.initial), tab.gamma, tab.horizon)
+    with torch.enable_grad():
+        logp = pol.log_probs(_obs_tensor(table), mdp.n_states, mdp.n_actions)
+        J = dp_objective(torch.exp(logp), ttab, einsum=torch.einsum, solve=torch.linalg.solve,
+                         eye=lambda n: torch.eye(n, dtype=torch.float64),
+                         zeros=lambda n: torch.zeros(n, dtype=torch.float64))
+        grads = torch.autograd.grad(J, pol.params, allow_unused=True, retain_graph=True) if J.requires_grad else \
+            [None] * len(pol.params)
+    return J, logp, grads
+
+
+def exact_gradient(policy, problem, *, logits: Callable | None = None, observations="one_hot",
+                   output: str = "logits") -> ExactGradient:
+    r"""Exact J(theta) and grad J for every parameter of a PyTorch policy on a tabular MDP.
+
+    J(theta) = rho0 . V_H by dynamic programming (or V = (I - gamma P_pi)^{-1} r_pi for horizon null), written in
+    torch on the policy's action probabilities pi(.|s) = policy(obs(s)), and differentiated by autograd: the
+    policy-gradient theorem's value without sampling.
+
+    Args:
+      policy: ``torch.nn.Module`` (obs [B, *obs_shape] -> logits [B, A]); evaluated as a float64 copy.
+      problem: ``TabularMDP``, ``Problem`` or MDP file path.
+      logits: ``(module, obs) -> logits`` when the module's output is not the logits itself.
+      observations: "one_hot" (float [S, S]), "index" (int [S]) or an array [S, *obs_shape].
+      output: what the policy returns: "logits", "log_probs" or "probs".
+
+    Returns:
+      ExactGradient (``J``, ``grad``: parameter name -> numpy array of the parameter's shape).
+
+    Raises:
+      LossError: the policy raised, or returned the wrong shape, non-finite values or probabilities not summing to 1.
+    """
+    mdp = resolve_mdp(problem)
+    pol = _Policy(policy, logits, output)
+    J, _, grads = _exact(pol, mdp, observation_table(mdp, observations))
+    return ExactGradient(float(J.detach()), {n: (np.zeros(tuple(p.shape)) if g is None else g.detach().cpu().numpy())
+                                    for (n, p), g in zip(pol.named, grads)})
+
+
+def _jacobian(logp, params) -> np.ndarray:
+    """d log pi(a|s) / d params, [S A, d]."""
+    torch = _torch()
+    flat = logp.reshape(-1)
+    m = flat.numel()
+    try:
+        rows = torch.autograd.grad(flat, params, grad_outputs=torch.eye(m, dtype=flat.dtype), allow_unused=True,
+                                   retain_graph=True, is_grads_batched=True)
+        return torch.cat([(torch.zeros((m, p.numel()), dtype=flat.dtype) if g is None else g.reshape(m, -1))
+                          for g, p in zip(rows, params)], dim=1).detach().cpu().numpy()
+    except RuntimeError:      # an operation without a batching rule: one backward pass per (s, a)
+        return np.stack([_flat(torch.autograd.grad(flat[i], params, allow_unused=True, retain_graph=True), params)
+                         for i in range(m)])
+
+
+def _loss_name(loss_fn, name):
+    if name:
+        return name
+    inner = getattr(loss_fn, "func", loss_fn)
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
+
+
+def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = None, observations="one_hot",
+               output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
+               seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
+               second_batch_size: int | None = None, name: str | None = None) -> BatchCheck:
+    r"""Test a PyTorch policy-gradient loss: is E[-grad loss] the exact grad J, a positive multiple, or biased?
+
+    pgverify samples batches of ``batch_size`` episodes from the policy's own action probabilities, calls
+    ``loss_fn(module, batch)`` as the training loop does, differentiates it with autograd and compares
+    E[-grad loss] with the exact grad J (``exact_gradient``) for every parameter: exactly when the loss is
+    per-episode (or the batches can be enumerated) and the MDP is small, else by a Monte Carlo test over
+    ``batches`` i.i.d. batches (``verify.batchcheck``).
+
+    Args:
+      policy, problem, logits, observations, output: as ``exact_gradient``.
+      loss_fn: ``(module, batch) -> scalar tensor`` to be minimised; ``batch`` is a ``verify.frameworks.Batch``.
+      batch_size: episodes per batch B. batches: Monte Carlo batches. seed: all sampling. alpha: test level.
+      tolerance: the relative bias a Monte Carlo run must be able to detect to say "unbiased".
+      second_batch_size: a second B for batch-level losses (default 4 B).
+      name: how the report names the loss.
+
+    Returns:
+      ``verify.batchcheck.BatchCheck``: ``verdict`` "unbiased", "proportional" (``c``), "biased" (angle,
+      relative bias, ``matches``) or "undecided"; ``format()``, ``to_json()``.
+
+    Raises:
+      LossError: the loss raised or returned a non-scalar, NaN/inf, or a tensor without grad; the policy broke its
+        contract (see ``exact_gradient``).
+    """
+    torch = _torch()
+    mdp = resolve_mdp(problem)
+    if not callable(loss_fn):
+        raise LossError(f"loss_fn must be a function (module, batch) -> scalar tensor, got {type(loss_fn).__name__}")
+    label = _loss_name(loss_fn, name)
+    pol = _Policy(policy, logits, output)
+    table = observation_table(mdp, observations)
+    J, logp, grads = _exact(pol, mdp, table)
+    with torch.enable_grad():
+        jac = _jacobian(logp, pol.params)
+    target = framework_target(mdp, logp.detach().cpu().numpy(), _flat(grads, pol.params), jac, pol.names())
+    obs_dtype = torch.int64 if table.dtype.kind in "iub" else torch.float64
+
+    def estimate(episodes) -> np.ndarray:
+        b = batch_arrays(episodes, table)
+        batch = Batch(obs=torch.as_tensor(b.obs, dtype=obs_dtype), actions=torch.as_tensor(b.actions),
+                      rewards=torch.as_tensor(b.rewards), terminated=torch.as_tensor(b.terminated),
+                      truncated=torch.as_tensor(b.truncated), mask=torch.as_tensor(b.mask),
+                      lengths=torch.as_tensor(b.lengths), next_obs=torch.as_tensor(b.next_obs, dtype=obs_dtype),
+                      gamma=b.gamma)
+        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+        with torch.enable_grad():
+            try:
+                loss = loss_fn(pol.model, batch)
+            except Exception as exc:  # noqa: BLE001 - the user's code: reported, chained
+                raise LossError(f"loss {label} raised {type(exc).__name__} {where}: {exc}") from exc
+            if not isinstance(loss, torch.Tensor):
+                raise LossError(f"loss {label} returned {type(loss).__name__} {where}, not a tensor; return the "
+                                "loss tensor itself (not loss.item() or a numpy value), so it can be differentiated")
+            if loss.numel() != 1:
+                raise LossError(f"loss {label} returned a tensor of shape {tuple(loss.shape)} {where}, not a scalar; "
+                                "reduce it (.mean() or .sum()) as the training loop does before backward()")
+            if not torch.isfinite(loss).all():
+                raise LossError(f"loss {label} returned {loss.item()} {where}; a loss must be finite")
+            if not loss.requires_grad:
+                raise LossError(f"loss {label} returned a tensor without grad {where}: it does not depend on the "
+                                "policy's parameters (a .detach(), .item(), numpy round trip or torch.no_grad() "
+                                "cut it off, or it uses another module than the one passed in)")
+            grads = torch.autograd.grad(loss.reshape(()), pol.params, allow_unused=True)
+        if all(g is None for g in grads):
+            raise LossError(f"loss {label} does not depend on the policy's parameters {where}")
+        g = -_flat(grads, pol.params)
+        if not np.isfinite(g).all():
+            raise LossError(f"the gradient of loss {label} is not finite {where}")
+        return g
+
+    call = (f"check_loss(policy, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, seed={seed}, "
+            f"alpha={alpha!r})")
+    return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
+                         alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
+                         extra={"loss": True})
+
+
+def assert_loss_unbiased(policy, loss_fn: Callable, problem, *, allow_proportional: bool = False,
+                         **settings) -> BatchCheck:
+    """``check_loss`` that raises ``AssertionError`` (with the report) unless the verdict is "unbiased" (or
+    "proportional" with ``allow_proportional``)."""
+    check = check_loss(policy, loss_fn, problem, **settings)
+    if not (check.passed or (allow_proportional and check.verdict == "proportional")):
+        raise AssertionError(check.format())
+    return check
