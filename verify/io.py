@@ -2,8 +2,10 @@
 
 Reading: only regular files (a FIFO, /dev/zero or /dev/urandom is refused before the first read, so nothing
 blocks or reads forever), at most ``Limits.max_file_bytes`` bytes, UTF-8 (an error names the byte offset), JSON
-with integers of at most ``MAX_INT_DIGITS`` digits, finite numbers only, nesting at most ``MAX_DEPTH`` levels and
-no duplicate keys. ``.npy`` arrays: real numbers only, size checked from the header before the data is read.
+nested at most ``MAX_DEPTH`` levels, no duplicate keys, no unpaired surrogates. Integers of more than
+``MAX_INT_DIGITS`` digits, overflowing floats (1e400), NaN and Infinity are read as floats (never ``int()`` of
+4 000 digits) so that the schema validation refuses each where it sits, naming the entry (``horizon`` must be an
+integer; ``rewards[1][0]`` must be finite). ``.npy`` arrays: real numbers only, size checked from the header before the data is read.
 
 Budgets: ``Limits`` (memory in bytes, work in elementary steps) holds the ceilings a command may use; the CLI
 sets them from ``--max-memory``/``--max-work`` with ``limits_scope`` and the loaders and commands call
@@ -43,7 +45,7 @@ __all__ = ["DEFAULT_LIMITS", "Limits", "MAX_ABS_VALUE", "MAX_DEPTH", "MAX_INT_DI
            "require_memory", "require_work", "safe_filename"]
 
 MAX_DEPTH = 64             # the MDP format nests 4 levels; 64 leaves room for descriptions without recursion risk
-MAX_INT_DIGITS = 18        # |n| < 10^18: every count fits int64; larger magnitudes must be written as floats
+MAX_INT_DIGITS = 18        # |n| < 10^18 stays an int (fits int64); longer integer literals are read as floats
 MAX_ABS_VALUE = 1e100      # rewards, theta, features: squares and sums of 10^6 x 10^6 squares stay finite
 GiB = 2**30
 
@@ -198,23 +200,18 @@ class _JSONRefusal(Exception):
     """Raised by the parse hooks; carries the message (json's own errors carry positions)."""
 
 
-def _parse_int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_INT_DIGITS:
-        raise _JSONRefusal(f"an integer of {digits} digits (at most {MAX_INT_DIGITS}; write large magnitudes as "
-                           "floats, e.g. 1e30)")
+def _parse_int(text: str) -> int | float:
+    # Never int() a long digit string (CPython refuses beyond 4300 digits, and it is quadratic below): more than
+    # MAX_INT_DIGITS digits become a float (inf beyond 1e308), which the schema refuses where an integer is
+    # required and the finiteness check refuses where a finite number is, each naming the entry.
+    if len(text) > MAX_INT_DIGITS + 1 or len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return float(text)
     return int(text)
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _JSONRefusal(f"the number {text[:40]} overflows a 64-bit float")
-    return value
-
-
-def _parse_constant(text: str):
-    raise _JSONRefusal(f"{text} is not a JSON number (numbers must be finite)")
+def _parse_constant(text: str) -> float:
+    # NaN/Infinity are not JSON; kept as floats so the validator names the entry they sit in (and refuses them).
+    return float(text)
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
@@ -226,6 +223,7 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
@@ -244,7 +242,7 @@ def _nesting_depth(text: str) -> tuple[int, int]:
 
 
 def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
-    """Parse JSON bytes strictly: UTF-8, finite numbers, bounded integers and nesting, no duplicate keys.
+    """Parse JSON bytes strictly: UTF-8, bounded nesting, no duplicate keys; long integers read as floats.
 
     >>> load_json_text(b'{"a": 1, "a": 2}', "f.json")
     Traceback (most recent call last):
@@ -265,11 +263,13 @@ def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
                               f"({exc.reason})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    # Python objects of a parsed number cost ~32 bytes for ~4 bytes of text: refuse what cannot be held.
+    require_memory(10.0 * len(data), f"parsing {where} ({format_bytes(len(data))} of JSON)")
     depth, at = _nesting_depth(text)
     if depth > max_depth:
         raise InvalidMDPError(f"{where}: nested more than {max_depth} levels deep (at character {at})")
     try:
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant,
+        value = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant,
                           object_pairs_hook=_no_duplicates)
     except _JSONRefusal as exc:
         raise InvalidMDPError(f"{where}: not accepted: {exc}") from None
@@ -277,6 +277,13 @@ def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
         raise InvalidMDPError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:      # pragma: no cover - the depth check comes first
         raise InvalidMDPError(f"{where}: nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):     # json decodes paired escapes to one character: what is left is lone
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidMDPError(f"{where}: a string holds an unpaired UTF-16 surrogate "
+                                  f"\\u{ord(exc.object[exc.start]):04x}") from None
+    return value
 
 
 def read_json_file(path: str | os.PathLike, what: str = "file"):

@@ -1,29 +1,44 @@
 """The MDP file format: one JSON object holding an MDP and the policy to differentiate.
 
     {"name": "...", "states": 3 | [names], "actions": 2 | [names], "initial": rho0[s],
-     "transitions": P[s][a][s'], "rewards": r[s][a] | r[s][a][s'], "terminal": [index | name, ...],
-     "gamma": 0.9, "horizon": 10 | null,
+     "transitions": P[s][a][s'] | {"sparse": [[s, a, s', p], ...]},
+     "rewards": r[s][a] | r[s][a][s'] | {"sparse": [[s, a, r] | [s, a, s', r], ...]},
+     "terminal": [index | name, ...], "gamma": 0.9, "horizon": 10 | null,
      "policy": {"type": "tabular_softmax", "theta": [[...]]}
              | {"type": "linear_softmax", "features": phi[s][a][k], "theta": [k values]}}
 
-See README.md for the full description; every problem raises InvalidMDPError naming the entry.
+The format is published as a JSON Schema (``verify/schemas/mdp.schema.json``, ``mdp_schema()``). Reading a file
+goes through one boundary, in this order, before anything is allocated from the declared sizes:
+``verify.io`` (a regular file, bounded size, UTF-8, strict JSON: finite numbers, bounded integers and nesting,
+no duplicate keys), ``validate_document`` (top-level keys, numeric arrays checked in bulk: rectangular, numbers
+only — booleans are not numbers — finite, |x| <= ``verify.io.MAX_ABS_VALUE``; the rest against the schema), then
+the size budget (``check_declared_sizes``), then ``TabularMDP``'s semantic checks (row sums, state names,
+termination). Unknown keys are errors, not warnings: a misspelt ``"horizn"`` or ``"discount"`` would otherwise
+silently change the problem that is checked (horizon null, gamma 1).
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
+import numpy as np
+
 from verify.errors import InvalidMDPError, UsageError
+from verify.io import MAX_ABS_VALUE, atomic_write, read_json_file, require_memory, require_work
 from verify.mdp import TabularMDP
 from verify.policy import Policy, policy_from_dict
 
-__all__ = ["Problem", "load_problem", "problem_from_dict", "problem_to_dict", "save_problem", "write_mdp_file"]
+__all__ = ["Problem", "SCHEMA_PATH", "check_declared_sizes", "check_problem_budget", "load_problem", "mdp_schema",
+           "problem_from_dict", "problem_to_dict", "save_problem", "validate_document", "write_mdp_file"]
 
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "mdp.schema.json"
 _KEYS = {"name", "states", "actions", "initial", "transitions", "rewards", "terminal", "gamma", "horizon", "policy",
          "description"}
 _REQUIRED = ("initial", "transitions", "rewards")
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -34,6 +49,273 @@ class Problem:
 
     def __post_init__(self) -> None:
         self.policy.check_compatible(self.mdp.n_states, self.mdp.n_actions)
+        check_problem_budget(self.mdp)
+
+
+# --- the boundary: schema, bulk numeric checks, size budget ------------------------------------------------------
+
+@functools.cache
+def mdp_schema() -> dict:
+    """The published JSON Schema of the MDP file (``verify/schemas/mdp.schema.json``)."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator():
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    # Strict JSON types: 1.0 is not an integer (the default checker accepts it), booleans are never numbers.
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+    strict = jsonschema.validators.extend(base, type_checker=checker)
+    return strict(mdp_schema())
+
+
+_EXPECTED = {
+    "name": "a string", "description": "a string",
+    "states": "a positive integer or a non-empty list of distinct names",
+    "actions": "a positive integer or a non-empty list of distinct names",
+    "initial": "a list of numbers rho0[s]",
+    "transitions": 'P[s][a][s\'] (nested lists of numbers) or {"sparse": [[s, a, s_next, p], ...]}',
+    "rewards": 'r[s][a], r[s][a][s\'] or {"sparse": [[s, a, r] or [s, a, s_next, r], ...]}',
+    "terminal": "a list of state indices or names",
+    "gamma": "a number in [0, 1]",
+    "horizon": "a positive integer or null",
+    "policy": 'an object {"type": "tabular_softmax" | "linear_softmax", ...}',
+}
+_JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def _short(value) -> str:
+    """A one-line description of a JSON value for messages (never the whole of a big list)."""
+    if isinstance(value, (list, dict)):
+        return f"{_JSON_TYPES[type(value)]} of {len(value)} entries"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    text = json.dumps(value, ensure_ascii=True) if isinstance(value, (str, bool, type(None))) else repr(value)
+    return f"{_JSON_TYPES.get(type(value), type(value).__name__)} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def _location(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _schema_message(error) -> str:
+    """One line for the most relevant jsonschema error, naming the entry."""
+    import jsonschema
+
+    err = jsonschema.exceptions.best_match([error]) if error.context else error
+    path = list(err.absolute_path)
+    where = _location(path) or "the file"
+    if len(path) == 1 and path[0] in _EXPECTED and err.validator in ("type", "oneOf", "minimum", "maximum",
+                                                                     "minItems", "enum", "const", "maxLength"):
+        return f"{where} must be {_EXPECTED[path[0]]}, got {_short(err.instance)}"
+    if err.validator == "type":
+        return f"{where} must be {' or '.join(_as_list(err.validator_value))}, got {_short(err.instance)}"
+    if err.validator in ("enum", "const"):
+        known = err.validator_value if err.validator == "enum" else [err.validator_value]
+        if path[-1:] == ["type"] and path[:1] == ["policy"]:
+            return f"{where} {_short(err.instance)} is unknown; known types: {known}"
+        return f"{where} is {_short(err.instance)}, expected one of {known}"
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"{where} has unknown keys {extra}"
+    if err.validator == "required":
+        return f"{where} misses {err.message.split(' is a required')[0]}"
+    if err.validator in ("minimum", "maximum"):
+        return f"{where} = {err.instance!r} is out of range ({err.validator} {err.validator_value})"
+    if err.validator == "uniqueItems":
+        return f"{where} has duplicate names"
+    if err.validator in ("minItems", "maxItems"):
+        return f"{where} has {len(err.instance)} entries ({err.validator} {err.validator_value})"
+    return f"{where}: {err.message.splitlines()[0][:200]}"
+
+
+def _as_list(value) -> list[str]:
+    names = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
+             "object": "an object", "null": "null", "boolean": "a boolean"}
+    return [names.get(v, v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _index(i: int, shape: list[int]) -> str:
+    return "".join(f"[{k}]" for k in np.unravel_index(i, shape)) if shape else ""
+
+
+def numeric_array(value, where: str, depths: tuple[int, ...]) -> np.ndarray:
+    """A rectangular nested list of JSON numbers, ``depths`` levels deep, as a float array; checked in bulk.
+
+    Booleans, null, strings and objects are not numbers; every entry must be finite with |x| <= MAX_ABS_VALUE
+    (so squares and sums of squares cannot overflow). Work is a few C-level passes per level, so million-entry
+    arrays cost about as much as parsing them.
+
+    >>> numeric_array([[1, 2.5], [0, -1]], "rewards", (2, 3)).tolist()
+    [[1.0, 2.5], [0.0, -1.0]]
+    >>> numeric_array([[1, True]], "rewards", (2, 3))
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: rewards[0][1] is a boolean true, not a number
+    >>> numeric_array([[1, 2], [3]], "initial", (2,))
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: initial is ragged: initial[1] has 1 entries, initial[0] has 2
+
+    Raises:
+      InvalidMDPError: naming the first offending entry.
+    """
+    level, shape = [value], []
+    while True:
+        kinds = set(map(type, level))
+        if kinds == {list} and len(shape) < max(depths):
+            lengths = list(map(len, level))
+            if min(lengths) != max(lengths) or lengths[0] == 0:
+                bad = next(i for i, n in enumerate(lengths) if n != lengths[0]) if lengths[0] else 0
+                if lengths[bad] == 0 or lengths[0] == 0:
+                    raise InvalidMDPError(f"{where}{_index(bad if lengths[0] else 0, shape)} is an empty list")
+                raise InvalidMDPError(f"{where} is ragged: {where}{_index(bad, shape)} has {lengths[bad]} entries, "
+                                      f"{where}{_index(0, shape)} has {lengths[0]}")
+            shape.append(lengths[0])
+            level = list(chain.from_iterable(level))
+            continue
+        d = len(shape)
+        if kinds <= {int, float} and d in depths:
+            break
+        expect_list = d < min(depths) or d < max(depths) and type(level[0]) is list
+        levels = f"({' or '.join(map(str, depths))} levels of lists)"
+        for i, x in enumerate(level):
+            if (type(x) is list) == expect_list and (expect_list or type(x) in (int, float)):
+                continue
+            if type(x) is list:
+                raise InvalidMDPError(f"{where}{_index(i, shape)} is a list where a number is expected {levels}")
+            if type(x) in (int, float):
+                raise InvalidMDPError(f"{where}{_index(i, shape)} is a number where a list is expected {levels}")
+            raise InvalidMDPError(f"{where}{_index(i, shape)} is {_short(x)}, not "
+                                  f"{'a list' if expect_list else 'a number'}")
+        raise InvalidMDPError(f"{where} must be {levels[1:-1]} of numbers")  # pragma: no cover - found above
+    arr = np.array(level, dtype=float).reshape(shape)
+    bad = np.flatnonzero(~(np.abs(arr) <= MAX_ABS_VALUE))
+    if bad.size:
+        x = arr.reshape(-1)[bad[0]]
+        why = "must be a finite number" if not math.isfinite(x) else f"|x| above {MAX_ABS_VALUE:g}: squares overflow"
+        raise InvalidMDPError(f"{where}{_index(int(bad[0]), shape)} is {x} ({why})")
+    return arr
+
+
+def _sparse_entries(spec, where: str, widths: tuple[int, ...]) -> int:
+    """Check the rows of ``{"sparse": [...]}`` cheaply (list, width, index/name types, numbers); their count."""
+    if not isinstance(spec, dict) or set(spec) != {"sparse"} or not isinstance(spec["sparse"], list):
+        return 0                       # the schema names the problem
+    rows = spec["sparse"]
+    ref_types, num_types = (int, str), (int, float)
+    for i, row in enumerate(rows):
+        if type(row) is not list or len(row) not in widths:
+            raise InvalidMDPError(f"{where}.sparse[{i}] is {_short(row)}, not a row of "
+                                  f"{' or '.join(map(str, widths))} entries")
+        *refs, x = row
+        for j, ref in enumerate(refs):
+            if type(ref) not in ref_types or type(ref) is int and ref < 0:
+                raise InvalidMDPError(f"{where}.sparse[{i}][{j}] is {_short(ref)}, not an index or a name")
+        if type(x) not in num_types:
+            raise InvalidMDPError(f"{where}.sparse[{i}][{len(refs)}] is {_short(x)}, not a number")
+        if not abs(x) <= MAX_ABS_VALUE:
+            raise InvalidMDPError(f"{where}.sparse[{i}][{len(refs)}] is {x} (|x| above {MAX_ABS_VALUE:g})")
+    return len(rows)
+
+
+def validate_document(data) -> dict:
+    """Check a parsed MDP file against the published schema; numeric arrays come back as float arrays.
+
+    Dense arrays are checked in bulk by ``numeric_array`` and sparse rows by a per-row type check, then replaced
+    in a small skeleton that ``jsonschema`` validates (the schema checks the same rules on the arrays, but
+    per element in Python, far too slowly for a 10^6-entry array).
+
+    Raises:
+      InvalidMDPError: one line naming the entry.
+    """
+    if not isinstance(data, dict):
+        raise InvalidMDPError(f"an MDP file must hold a JSON object, got {_short(data)}")
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise InvalidMDPError(f"unknown keys {sorted(unknown)}; known keys: {sorted(_KEYS)}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise InvalidMDPError(f"missing required keys {missing}")
+    out, skeleton = dict(data), dict(data)
+    stand_in = {1: [0.0], 2: [[0.0]], 3: [[[0.0]]]}
+    for key, depths in (("initial", (1,)), ("transitions", (3,)), ("rewards", (2, 3))):
+        if isinstance(data[key], list):
+            out[key] = numeric_array(data[key], key, depths)
+            skeleton[key] = stand_in[out[key].ndim]
+        elif isinstance(data[key], dict) and key != "initial":
+            _sparse_entries(data[key], key, (4,) if key == "transitions" else (3, 4))
+            rows = data[key].get("sparse")
+            if isinstance(rows, list) and rows:
+                skeleton[key] = {"sparse": rows[:1]}
+    policy = data.get("policy")
+    if isinstance(policy, dict) and policy.get("type") in ("tabular_softmax", "linear_softmax"):
+        linear = policy["type"] == "linear_softmax"
+        out["policy"], skeleton["policy"] = dict(policy), dict(policy)
+        for key, depths in (("theta", (1,) if linear else (2,)), ("features", (3,))):
+            if isinstance(policy.get(key), list) and (linear or key == "theta"):
+                out["policy"][key] = numeric_array(policy[key], f"policy.{key}", depths)
+                skeleton["policy"][key] = stand_in[depths[0]]
+    error = next(iter(sorted(_validator().iter_errors(skeleton), key=lambda e: list(e.absolute_path)[:1])), None)
+    if error is not None:
+        raise InvalidMDPError(_schema_message(error))
+    return out
+
+
+def _count(labels, arrays_size: int | None) -> int | None:
+    if isinstance(labels, list):
+        return len(labels)
+    if isinstance(labels, int):
+        return labels
+    return arrays_size
+
+
+def check_declared_sizes(doc: dict) -> None:
+    """Refuse, before building the model, sizes whose arrays would not fit the memory limit.
+
+    The model needs about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or ~48 bytes per sparse
+    entry, plus ~100 bytes per state and 24 per state-action pair (names, CSR pointers, policy).
+
+    Raises:
+      InvalidMDPError: the declared counts disagree with the arrays; UsageError: over the memory limit.
+    """
+    P = doc["transitions"]
+    dense = isinstance(P, np.ndarray)
+    S = _count(doc.get("states"), P.shape[0] if dense else None)
+    A = _count(doc.get("actions"), P.shape[1] if dense else None)
+    if dense:
+        for key, n, axis in (("states", S, 0), ("actions", A, 1)):
+            if n != P.shape[axis]:
+                shown = f"lists {n} names" if isinstance(doc.get(key), list) else f"is {n}"
+                raise InvalidMDPError(f"{key} {shown} but transitions has {P.shape[axis]} {key}")
+    if S is None or A is None:
+        raise InvalidMDPError("sparse transitions need 'states' and 'actions' (counts or names)")
+    nnz = P.size if dense else len(P["sparse"])
+    model = 100.0 * S + 24.0 * S * A + (32.0 * S * A * S if dense else 48.0 * nnz)
+    require_memory(model, f"the model (S = {S} states, A = {A} actions, {nnz} transition entries)")
+    if isinstance(doc["initial"], np.ndarray) and doc["initial"].shape != (S,):
+        raise InvalidMDPError(f"initial has shape {doc['initial'].shape}, expected ({S},)")
+
+
+def check_problem_budget(mdp: TabularMDP) -> None:
+    """Refuse a horizon whose dynamic-programming table [H + 1, 2 S] or work H x nnz exceeds the limits.
+
+    Every command that differentiates exactly runs DP for a finite horizon, so this is checked when the Problem
+    is built (after --horizon overrides too), before any of it is allocated.
+    """
+    H, S = mdp.horizon, mdp.n_states
+    if H is None:
+        return
+    require_memory(16.0 * (H + 1) * S, f"the dynamic-programming table (horizon {H} x {S} states)")
+    require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H} "
+                 f"({mdp.successors.nnz} transition entries per step)")
 
 
 def problem_from_dict(data: dict, *, default_name: str = "mdp") -> Problem:
@@ -45,40 +327,28 @@ def problem_from_dict(data: dict, *, default_name: str = "mdp") -> Problem:
     (2, [[0.5, 0.5]])
 
     Raises:
-      InvalidMDPError: naming the offending entry.
+      InvalidMDPError: naming the offending entry; UsageError: sizes over the memory limit.
     """
-    if not isinstance(data, dict):
-        raise InvalidMDPError(f"an MDP file must hold a JSON object, got {type(data).__name__}")
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise InvalidMDPError(f"unknown keys {sorted(unknown)}; known keys: {sorted(_KEYS)}")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise InvalidMDPError(f"missing required keys {missing}")
+    doc = validate_document(data)
+    check_declared_sizes(doc)
+    terminal = doc.get("terminal")
     mdp = TabularMDP(
-        initial=data["initial"], transitions=data["transitions"], rewards=data["rewards"],
-        terminal=data.get("terminal") or None, gamma=data.get("gamma", 1.0), horizon=data.get("horizon"),
-        states=data.get("states"), actions=data.get("actions"), name=data.get("name", default_name))
-    policy = policy_from_dict(data.get("policy"), mdp.n_states, mdp.n_actions)
+        initial=doc["initial"], transitions=doc["transitions"], rewards=doc["rewards"],
+        terminal=terminal if terminal else None, gamma=doc.get("gamma", 1.0), horizon=doc.get("horizon"),
+        states=doc.get("states"), actions=doc.get("actions"), name=doc.get("name", default_name))
+    policy = policy_from_dict(doc.get("policy"), mdp.n_states, mdp.n_actions)
     return Problem(mdp, policy)
 
 
 def load_problem(path: str | Path) -> Problem:
-    """Read and validate an MDP file.
+    """Read and validate an MDP file (see the module docstring for the order of the checks).
 
     Raises:
-      UsageError: the file cannot be read.
-      InvalidMDPError: the JSON is malformed or describes an invalid MDP.
+      UsageError: the file cannot be read, is not a regular file, or is over a size limit.
+      InvalidMDPError: the file is not strict UTF-8 JSON or describes an invalid MDP.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read MDP file {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidMDPError(f"{path}: not valid JSON: {exc}") from None
+    data = read_json_file(path, "MDP file")
     try:
         return problem_from_dict(data, default_name=path.stem)
     except InvalidMDPError as exc:
@@ -118,11 +388,5 @@ def write_mdp_file(data: dict, path: str | Path, *, force: bool = False) -> Path
     Raises:
       UsageError: the file exists (and not ``force``) or cannot be written.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
-    try:
-        path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    return path
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+    return atomic_write(path, text, force=force, what="MDP file")
