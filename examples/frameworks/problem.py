@@ -1,0 +1,17 @@
+"""The gallery's MDP: small enough that every verdict is exact (3 trajectories), with what the pitfalls need.
+
+State 0 (start): "stop" ends the episode with reward 1, "go" moves to state 1 with reward 0. State 1: "stop" ends
+with reward 2, "go" stays with reward 0.5 (then the horizon, 2 actions, cuts it). Episodes last 1 or 2 steps (a
+mean over a padded batch's timesteps depends on that), gamma = 0.9 < 1 (a restarted discount changes the
+weights), and the three trajectories give 3^B batches of B episodes, so batch-level losses are exact too.
+"""
+from verify.mdp import TabularMDP
+
+
+def two_step() -> TabularMDP:
+    return TabularMDP(
+        initial=[1, 0, 0],
+        transitions=[[[0, 0, 1], [0, 1, 0]], [[0, 0, 1], [0, 1, 0]], [[0, 0, 1], [0, 0, 1]]],
+        rewards=[[1.0, 0.0], [2.0, 0.5], [0.0, 0.0]],
+        terminal=[2], gamma=0.9, horizon=2, states=["start", "middle", "end"], actions=["stop", "go"],
+        name="two_step")

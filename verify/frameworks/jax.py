@@ -1,0 +1,244 @@
+r"""JAX adapter: exact grad J for a policy ``apply(params, obs) -> logits``, and ``check_loss`` for its loss.
+
+The policy is a pure function ``apply(params, obs)`` mapping observations [B, *obs_shape] to logits [B, A] (or,
+with ``output=``, probabilities or log-probabilities), with ``params`` any pytree (Flax/Haiku parameters, a dict
+of arrays). The loss is ``loss_fn(params, batch) -> scalar``, exactly as in the training loop; ``batch`` is a
+``verify.frameworks.Batch`` of jax arrays. pgverify differentiates it with ``jax.value_and_grad`` under
+``jax.jit`` (falling back to eager evaluation when the loss cannot be traced).
+
+A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdicts need float64, so using this
+module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the parameters to float64.
+
+>>> import jax.numpy as jnp
+>>> from verify.builtin import builtin_examples
+>>> chain = builtin_examples()["chain"].mdp
+>>> def apply(params, obs):
+...     return obs @ params["w"]
+>>> def reinforce(params, batch):
+...     logp = jax.nn.log_softmax(apply(params, batch.obs))
+...     logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+...     disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
+...     G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]     # sum_{t' >= t} gamma^t' r_t'
+...     return -(logp_a * G * batch.mask).sum(axis=1).mean()
+>>> check_loss(apply, {"w": jnp.zeros((3, 2))}, reinforce, chain, batch_size=4).verdict
+'unbiased'
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from verify.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
+                               check_batches)
+from verify.errors import UsageError
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
+                                       framework_target, observation_table, policy_log_probs, resolve_mdp)
+
+__all__ = ["assert_loss_unbiased", "check_loss", "exact_gradient"]
+
+try:    # the module's doctest needs ``jax`` in its namespace; nothing else may require it at import time
+    import jax
+except ImportError:  # pragma: no cover - the extra is missing
+    jax = None
+
+
+def _jax():
+    if jax is None:
+        raise UsageError("verify.frameworks.jax needs JAX: pip install 'pgverify[jax]'")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+class _Policy:
+    """The user's apply function and float64 parameters, flattened to one vector for gradients."""
+
+    def __init__(self, apply, params, output: str):
+        jax = _jax()
+        import jax.numpy as jnp
+        from jax.flatten_util import ravel_pytree
+
+        if not callable(apply):
+            raise LossError(f"apply must be a function (params, obs) -> logits, got {type(apply).__name__}")
+        leaves, _ = jax.tree_util.tree_flatten(params)
+        if not leaves:
+            raise LossError("params has no arrays to differentiate")
+        try:
+            params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.float64), params)
+        except Exception as exc:  # noqa: BLE001
+            raise LossError(f"params could not be converted to float64 arrays: {exc}") from exc
+        self.flat, self.unravel = ravel_pytree(params)
+        self.params = params
+        self.apply = apply
+        self.output = output
+
+    def names(self) -> tuple[str, ...]:
+        jax = _jax()
+        out = []
+        for path, leaf in jax.tree_util.tree_flatten_with_path(self.params)[0]:
+            key = jax.tree_util.keystr(path)
+            shape = np.shape(leaf)
+            out += [key] if not shape else [f"{key}[{', '.join(map(str, i))}]" for i in np.ndindex(*shape)]
+        return tuple(out)
+
+    def log_probs_fn(self, obs, n_states: int, n_actions: int):
+        """flat params -> log pi [S, A], after validating the policy's output at the current parameters."""
+        jax = _jax()
+        import jax.numpy as jnp
+
+        try:
+            out = self.apply(self.params, obs)
+        except Exception as exc:  # noqa: BLE001 - the user's function: reported, chained
+            raise LossError(f"the policy raised {type(exc).__name__} on the observations of all {n_states} states "
+                            f"(an array of shape {tuple(obs.shape)}, dtype {obs.dtype}): {exc}") from exc
+        if not hasattr(out, "shape"):
+            raise LossError(f"the policy returned {type(out).__name__}, not an array of {self.output} [S, A]; pass "
+                            "apply=lambda params, obs: ... returning the policy head")
+        policy_log_probs(np.asarray(out), self.output, n_states, n_actions)       # validates
+        kind = self.output
+
+        def logp(flat):
+            o = self.apply(self.unravel(flat), obs)
+            if kind == "logits":
+                return jax.nn.log_softmax(o, axis=-1)
+            return jnp.log(o) if kind == "probs" else o
+        return logp
+
+
+def _exact(pol: _Policy, mdp, table):
+    jax = _jax()
+    import jax.numpy as jnp
+
+    tab = dp_tables(mdp)
+    jtab = type(tab)(tab.live, jnp.asarray(tab.P), jnp.asarray(tab.rbar), jnp.asarray(tab.initial), tab.gamma,
+                     tab.horizon)
+    logp = pol.log_probs_fn(jnp.asarray(table), mdp.n_states, mdp.n_actions)
+
+    def J_of(flat):
+        return dp_objective(jnp.exp(logp(flat)), jtab, einsum=jnp.einsum, solve=jnp.linalg.solve,
+                            eye=jnp.eye, zeros=jnp.zeros)
+    J, g = jax.value_and_grad(J_of)(pol.flat)
+    return float(J), np.asarray(g), logp
+
+
+def exact_gradient(apply: Callable, params, problem, *, observations="one_hot",
+                   output: str = "logits") -> ExactGradient:
+    r"""Exact J(theta) and grad J for every parameter of a JAX policy on a tabular MDP.
+
+    J = rho0 . V_H by dynamic programming (V = (I - gamma P_pi)^{-1} r_pi for horizon null) in jax.numpy on the
+    action probabilities softmax(apply(params, obs(s))), differentiated by ``jax.grad``.
+
+    Args:
+      apply: ``(params, obs [B, *obs_shape]) -> logits [B, A]``.
+      params: the parameter pytree (converted to float64).
+      problem: ``TabularMDP``, ``Problem`` or MDP file path.
+      observations: "one_hot" (float [S, S]), "index" (int [S]) or an array [S, *obs_shape].
+      output: what ``apply`` returns: "logits", "log_probs" or "probs".
+
+    Returns:
+      ExactGradient (``J``; ``grad``: leaf path (``jax.tree_util.keystr``) -> numpy array of the leaf's shape).
+
+    Raises:
+      LossError: the policy raised, or returned the wrong shape, non-finite values or probabilities not summing to 1.
+    """
+    mdp = resolve_mdp(problem)
+    pol = _Policy(apply, params, output)
+    J, g, _ = _exact(pol, mdp, observation_table(mdp, observations))
+    grads = pol.unravel(g)
+    return ExactGradient(J, {_jax().tree_util.keystr(path): np.asarray(leaf)
+                             for path, leaf in _jax().tree_util.tree_flatten_with_path(grads)[0]})
+
+
+def _loss_name(loss_fn, name):
+    if name:
+        return name
+    inner = getattr(loss_fn, "func", loss_fn)
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
+
+
+def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observations="one_hot",
+               output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
+               seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
+               second_batch_size: int | None = None, name: str | None = None, jit: bool = True) -> BatchCheck:
+    r"""Test a JAX policy-gradient loss: is E[-grad loss] the exact grad J, a positive multiple, or biased?
+
+    As ``verify.frameworks.torch.check_loss``: batches of ``batch_size`` episodes are sampled from the policy's
+    action probabilities, ``loss_fn(params, batch)`` is differentiated by ``jax.value_and_grad`` and
+    E[-grad loss] is compared with ``exact_gradient`` (``verify.batchcheck``).
+
+    Args:
+      apply, params, problem, observations, output: as ``exact_gradient``.
+      loss_fn: ``(params, batch) -> scalar`` to be minimised; ``batch`` is a ``verify.frameworks.Batch``.
+      batch_size, batches, seed, alpha, tolerance, second_batch_size, name: as the torch ``check_loss``.
+      jit: evaluate the loss's gradient under ``jax.jit`` (one compilation per padded length T); a loss that
+        cannot be traced falls back to eager evaluation.
+
+    Returns:
+      ``verify.batchcheck.BatchCheck``.
+
+    Raises:
+      LossError: the loss raised (e.g. converting a traced value to numpy or a float), returned a non-scalar or
+        NaN/inf; the policy broke its contract (see ``exact_gradient``).
+    """
+    jax = _jax()
+    import jax.numpy as jnp
+
+    mdp = resolve_mdp(problem)
+    if not callable(loss_fn):
+        raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
+    label = _loss_name(loss_fn, name)
+    pol = _Policy(apply, params, output)
+    table = observation_table(mdp, observations)
+    _, grad, logp = _exact(pol, mdp, table)
+    jac = np.asarray(jax.jacrev(lambda f: logp(f).reshape(-1))(pol.flat))
+    logp_now = np.asarray(logp(pol.flat))
+    target = framework_target(mdp, logp_now, grad, jac, pol.names())
+    unravel = pol.unravel
+
+    def value_and_grad(flat, batch):
+        return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(flat)
+    state = {"fn": jax.jit(value_and_grad) if jit else value_and_grad}
+    untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                   jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+
+    def estimate(episodes) -> np.ndarray:
+        b = batch_arrays(episodes, table)
+        batch = Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma)
+        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+        try:
+            try:
+                loss, g = state["fn"](pol.flat, batch)
+            except untraceable:
+                if state["fn"] is value_and_grad:
+                    raise
+                state["fn"] = value_and_grad            # Python control flow on values: evaluate eagerly
+                loss, g = value_and_grad(pol.flat, batch)
+        except TypeError as exc:
+            if "scalar-output" in str(exc):
+                raise LossError(f"loss {label} returned a non-scalar {where} ({exc}); reduce it (.mean() or .sum()) "
+                                "as the training loop does before jax.grad") from exc
+            raise LossError(f"loss {label} raised TypeError {where}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the user's code: reported, chained
+            raise LossError(f"loss {label} raised {type(exc).__name__} {where}: {exc}") from exc
+        if not np.isfinite(float(loss)):
+            raise LossError(f"loss {label} returned {float(loss)} {where}; a loss must be finite")
+        g = -np.asarray(g, dtype=float)
+        if not np.isfinite(g).all():
+            raise LossError(f"the gradient of loss {label} is not finite {where}")
+        return g
+
+    call = (f"check_loss(apply, params, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, "
+            f"seed={seed}, alpha={alpha!r})")
+    return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
+                         alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
+                         extra={"loss": True})
+
+
+def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *, allow_proportional: bool = False,
+                         **settings) -> BatchCheck:
+    """``check_loss`` that raises ``AssertionError`` (with the report) unless the verdict is "unbiased" (or
+    "proportional" with ``allow_proportional``)."""
+    check = check_loss(apply, params, loss_fn, problem, **settings)
+    if not (check.passed or (allow_proportional and check.verdict == "proportional")):
+        raise AssertionError(check.format())
+    return check
