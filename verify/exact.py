@@ -14,20 +14,25 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
-import scipy.sparse as sps
-import scipy.sparse.linalg
 
 from verify.episodes import Episodes, discounted_returns, score_total
 from verify.errors import UsageError
-from verify.mdp import TabularMDP, reachable
+from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.policy import Policy
 
-__all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "enumerate_trajectories", "finite_difference_gradient",
-           "gradient", "objective"]
+__all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "count_trajectories", "enumerate_trajectories", "expected_length",
+           "finite_difference_gradient", "gradient", "objective", "value_tables"]
 
 METHODS = ("auto", "enumerate", "dp", "solve")
 MAX_TRAJECTORIES = 2_000_000
+DP_CHUNK_BYTES = 64 * 2**20    # working set of one block of time steps in the sparse DP's gradient sum
+
+
+def _sps():
+    """scipy.sparse, imported on first use (start-up of commands that never need it stays at numpy's)."""
+    import scipy.sparse
+    import scipy.sparse.linalg  # noqa: F401  (splu)
+    return scipy.sparse
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,11 @@ def enumerate_trajectories(mdp: TabularMDP, policy: Policy, *, max_trajectories:
     """
     if mdp.horizon is None:
         raise UsageError("trajectory enumeration needs a finite horizon (this MDP has horizon null); use --method solve")
-    P, r, pi, term = mdp.transitions, mdp.rewards, policy.probs, mdp.terminal
+    # Counted first (H sparse products of integers): a hopeless enumeration costs nothing.
+    if count_trajectories(mdp, limit=max_trajectories) > max_trajectories:
+        raise UsageError(f"enumeration needs more than {max_trajectories} trajectories at horizon {mdp.horizon}; "
+                         "use --method dp")
+    succ, pi, term, A = mdp.successors, policy.probs, mdp.terminal, mdp.n_actions
     s0 = np.flatnonzero(mdp.initial > 0)
     s_cols: list[np.ndarray] = [s0]      # one column per time step, each [M]
     a_cols: list[np.ndarray] = []
@@ -71,8 +80,12 @@ def enumerate_trajectories(mdp: TabularMDP, policy: Policy, *, max_trajectories:
         if not alive.any():
             break
         done, i_alive = np.flatnonzero(~alive), np.flatnonzero(alive)
-        # Children of each alive trajectory: every (a, s') with P[s, a, s'] > 0.
-        parent, a, s_next = np.nonzero(P[s_cols[-1][i_alive]] > 0)
+        # Children of each alive trajectory: every (a, s') with P[s, a, s'] > 0, in (a, s') order.
+        pairs = (s_cols[-1][i_alive][:, None] * A + np.arange(A)).ravel()
+        entry = _gather_ranges(succ.indptr, pairs)
+        per_pair = succ.indptr[pairs + 1] - succ.indptr[pairs]
+        parent = np.repeat(np.arange(i_alive.size), per_pair.reshape(-1, A).sum(axis=1))
+        a, s_next = np.repeat(pairs % A, per_pair), succ.next_state[entry]
         if done.size + parent.size > max_trajectories:
             raise UsageError(f"enumeration needs more than {max_trajectories} trajectories at horizon {mdp.horizon}; "
                              "use --method dp")
@@ -83,9 +96,9 @@ def enumerate_trajectories(mdp: TabularMDP, policy: Policy, *, max_trajectories:
         s = s_cols[-1][done.size:]
         pad = np.zeros(done.size)
         a_cols.append(np.concatenate([pad.astype(np.int64), a]))
-        r_cols.append(np.concatenate([pad, r[s, a, s_next]]))
+        r_cols.append(np.concatenate([pad, succ.reward[entry]]))
         s_cols.append(np.concatenate([s_cols[-1][:done.size], s_next]))
-        prob = prob[order] * np.concatenate([pad + 1.0, pi[s, a] * P[s, a, s_next]])
+        prob = prob[order] * np.concatenate([pad + 1.0, pi[s, a] * succ.prob[entry]])
         length = length[order] + np.concatenate([pad, np.ones(parent.size)]).astype(np.int64)
         alive = np.concatenate([np.zeros(done.size, dtype=bool), ~term[s_next]])
 
@@ -93,6 +106,35 @@ def enumerate_trajectories(mdp: TabularMDP, policy: Policy, *, max_trajectories:
     as_matrix = lambda cols, dtype: (np.stack(cols, axis=1) if cols else np.zeros((M, 0))).astype(dtype)  # noqa: E731
     return Episodes(as_matrix(s_cols, np.int64), as_matrix(a_cols, np.int64), as_matrix(r_cols, float),
                     length, mdp, policy, prob)
+
+
+def count_trajectories(mdp: TabularMDP, *, limit: float = np.inf) -> float:
+    """How many trajectories ``enumerate_trajectories`` would list (a float; inf when astronomically many).
+
+    c_0(s) = 1 and c_k(s) = 1 for terminal s, else sum over a and s' with P[s, a, s'] > 0 of c_{k-1}(s'); the
+    count is sum over s with rho0(s) > 0 of c_H(s). Stops early once the count exceeds ``limit`` (it only grows
+    with k). O(H nnz(P)) work, no trajectory is built.
+
+    >>> coin = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[1], [0]], terminal=[1],
+    ...                   horizon=3)
+    >>> count_trajectories(coin)         # end at t = 1, 2 or 3, or still running at 3
+    4.0
+    """
+    if mdp.horizon is None:
+        return np.inf
+    succ = mdp.successors
+    state, nxt = succ.state, succ.next_state
+    start = mdp.initial > 0
+    c = np.ones(mdp.n_states)
+    total = float(c[start].sum())
+    for _ in range(mdp.horizon):
+        previous = c
+        c = np.bincount(state, weights=c[nxt], minlength=mdp.n_states)
+        c[mdp.terminal] = 1.0
+        total = float(c[start].sum())
+        if total > limit or np.array_equal(c, previous):     # a fixed point stays fixed
+            break
+    return total
 
 
 def _by_enumeration(mdp: TabularMDP, policy: Policy) -> GradientResult:
@@ -135,22 +177,22 @@ class _LiveOperator:
 
     @property
     def is_sparse(self) -> bool:
-        return sps.issparse(self.P)
+        return not isinstance(self.P, np.ndarray)
 
     def policy_matrix(self, pi: np.ndarray):
         """P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'] for pi [n, A]; [n, n], sparse iff ``P`` is."""
         n, A = pi.shape
-        Pi = sps.csr_array((pi.ravel(), np.arange(n * A), np.arange(0, n * A + 1, A)), shape=(n, n * A))
+        Pi = _sps().csr_array((pi.ravel(), np.arange(n * A), np.arange(0, n * A + 1, A)), shape=(n, n * A))
         out = Pi @ self.P
-        return out.tocsr() if sps.issparse(out) else out
+        return out if isinstance(out, np.ndarray) else out.tocsr()
 
     def propagator(self, P_pi, scale: float):
         """scale * [[P_pi, 0], [0, P_pi^T]]: one product per step advances V_k and d_t together (half the calls)."""
         n = P_pi.shape[0]
-        if sps.issparse(P_pi):
+        if not isinstance(P_pi, np.ndarray):
             # Assembled from the CSR arrays directly: sps.block_diag costs more than the whole DP loop on Taxi.
             top, bottom = (scale * P_pi).tocsr(), (scale * P_pi).T.tocsr()
-            return sps.csr_array((np.concatenate([top.data, bottom.data]),
+            return _sps().csr_array((np.concatenate([top.data, bottom.data]),
                                   np.concatenate([top.indices, bottom.indices + n]),
                                   np.concatenate([top.indptr, bottom.indptr[1:] + top.indptr[-1]])),
                                  shape=(2 * n, 2 * n))
@@ -162,16 +204,23 @@ class _LiveOperator:
         """C[s, a] = sum_t D[t, s] sum_{s'} P[s, a, s'] V[t, s'] for D, V [T, n]; returns [n, A]."""
         n = self.live.size
         if self.is_sparse:
-            PV = (self.P @ V.T).reshape(n, -1, V.shape[0])           # [n, A, T]
-            return np.matmul(PV, np.ascontiguousarray(D.T)[:, :, None])[..., 0]
+            # Blocks of time steps: P @ V.T for all T at once would be [n A, T] (640 MB at n = 10^5, A = 4, T = 200).
+            T = V.shape[0]
+            step = max(1, min(T, DP_CHUNK_BYTES // (8 * max(self.P.shape[0], 1))))
+            C = np.zeros((n, self.P.shape[0] // max(n, 1)))
+            for t0 in range(0, T, step):
+                PV = (self.P @ V[t0:t0 + step].T).reshape(n, -1, min(step, T - t0))           # [n, A, block]
+                C += np.matmul(PV, np.ascontiguousarray(D[t0:t0 + step].T)[:, :, None])[..., 0]
+            return C
         M = D.T @ V                                            # [n, n]: cheaper than P @ V.T by a factor A
         return np.matmul(self.P.reshape(n, -1, n), M[:, :, None])[..., 0]
 
     def factorize(self, A_mat):
         """solve(b, transpose) for the square system A_mat, factorized once (LU, sparse or dense)."""
-        if sps.issparse(A_mat):
-            lu = sps.linalg.splu(A_mat.tocsc())
+        if not isinstance(A_mat, np.ndarray):
+            lu = _sps().linalg.splu(A_mat.tocsc())
             return lambda b, transpose=False: lu.solve(b, trans="T" if transpose else "N")
+        import scipy.linalg
         lu = scipy.linalg.lu_factor(A_mat, check_finite=False)
         return lambda b, transpose=False: scipy.linalg.lu_solve(lu, b, trans=int(transpose), check_finite=False)
 
@@ -181,15 +230,35 @@ def _live_operator(mdp: TabularMDP, sparse: bool | None = None) -> _LiveOperator
     cache = _OPERATORS.setdefault(mdp, {})
     if sparse in cache:
         return cache[sparse]
+    succ = mdp.successors
     alive = ~mdp.terminal
-    moves = (mdp.transitions > 0).any(axis=1) & alive[:, None] & alive[None, :]
-    live = np.flatnonzero(reachable(moves, (mdp.initial > 0) & alive))
+    # Terminal states only loop to themselves, so a search through every edge never passes one.
+    live_mask = reachable_csr(succ.state_indptr, succ.next_state, (mdp.initial > 0) & alive) & alive
+    live = np.flatnonzero(live_mask)
     n, A = live.size, mdp.n_actions
-    P = mdp.transitions[np.ix_(live, np.arange(A), live)].reshape(n * A, n)
+    position = np.full(mdp.n_states, -1, dtype=np.intp)
+    position[live] = np.arange(n)
+    # Entries among live states, still in (s, a, s') order since ``position`` is increasing.
+    state = succ.state
+    keep = np.flatnonzero(live_mask[state] & live_mask[succ.next_state])
+    rows = position[state[keep]] * A + succ.action[keep]
+    cols = position[succ.next_state[keep]]
+    prob = succ.prob[keep]
     use_sparse = sparse
     if use_sparse is None:
-        use_sparse = n >= SPARSE_MIN_STATES and np.count_nonzero(P) <= SPARSE_MAX_DENSITY * P.size
-    op = _LiveOperator(live, sps.csr_array(P) if use_sparse else P, mdp.expected_reward[live], mdp.initial[live])
+        use_sparse = (n >= SPARSE_MIN_STATES and keep.size <= SPARSE_MAX_DENSITY * n * A * n) \
+            or n * A * n > DENSE_MAX_ENTRIES
+    if use_sparse:
+        indptr = np.zeros(n * A + 1, dtype=np.intp)
+        np.cumsum(np.bincount(rows, minlength=n * A), out=indptr[1:])
+        P = _sps().csr_array((prob, cols, indptr), shape=(n * A, n))
+    else:
+        if n * A * n > DENSE_MAX_ENTRIES:
+            raise UsageError(f"a dense transition operator on {n} live states would have {n * A * n:.3g} entries; "
+                             "use the sparse one")
+        P = np.zeros((n * A, n))
+        P[rows, cols] = prob
+    op = _LiveOperator(live, P, mdp.expected_reward[live], mdp.initial[live])
     cache[sparse] = op
     return op
 
@@ -234,7 +303,7 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     if n == 0:
         return GradientResult(0.0, np.zeros_like(policy.theta), "solve")
     pi = policy.probs[op.live]
-    identity = sps.csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse else np.eye(n)
+    identity = _sps().csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse else np.eye(n)
     solve = op.factorize(identity - g * op.policy_matrix(pi))   # one LU serves V and the occupancy
     V = solve((pi * op.rbar).sum(axis=1))
     J = float(op.initial @ V)
@@ -300,3 +369,87 @@ def finite_difference_gradient(mdp: TabularMDP, policy: Policy, *, eps: float = 
 def objective(mdp: TabularMDP, policy: Policy) -> float:
     """J(theta) by dynamic programming (finite horizon) or a linear solve (horizon null)."""
     return gradient(mdp, policy, method="auto", need_grad=False).J
+
+
+# --- value tables: V_t(s), Q_t(s, a) for estimators' baselines and critics ------------------------------------------
+
+_VALUES: "weakref.WeakKeyDictionary[TabularMDP, weakref.WeakKeyDictionary]" = weakref.WeakKeyDictionary()
+
+
+def value_tables(mdp: TabularMDP, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    r"""Exact V_t(s) and Q_t(s, a): expected sum_{k >= 0} gamma^k r_{t+k} from s_t = s (and a_t = a).
+
+    Backward induction (Bellman 1957) with H - t actions left:
+
+        Q_t(s, a) = rbar(s, a) + gamma sum_{s' non-terminal} P(s'|s, a) V_{t+1}(s'),
+        V_t(s) = sum_a pi(a|s) Q_t(s, a),   V_H = 0,
+
+    so grad J = E[sum_t gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)] (the policy-gradient theorem, Sutton et al.
+    2000). Horizon null: the stationary V = (I - gamma P_pi)^{-1} r_pi on the live states (zero elsewhere: never
+    visited) and Q from it, one row serving every t. Terminal states have value 0. Cached per (mdp, policy), by
+    weak reference like the transition operators, since every batch of a run needs the same tables.
+
+    Args:
+      mdp: the MDP.
+      policy: a policy on its states and actions.
+
+    Returns:
+      (V, Q): read-only arrays [H, S] and [H, S, A] (finite horizon) or [1, S] and [1, S, A] (horizon null).
+
+    >>> from verify.policy import TabularSoftmax
+    >>> bandit = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], horizon=2)
+    >>> V, Q = value_tables(bandit, TabularSoftmax(np.zeros((1, 2))))
+    >>> V.tolist(), Q[:, 0].tolist()
+    ([[1.0], [0.5]], [[1.5, 0.5], [1.0, 0.0]])
+    """
+    per_policy = _VALUES.setdefault(mdp, weakref.WeakKeyDictionary())
+    hit = per_policy.get(policy)
+    if hit is not None:
+        return hit
+    pi, g, succ = policy.probs, mdp.gamma, mdp.successors
+    S, A = mdp.n_states, mdp.n_actions
+    rbar = mdp.expected_reward
+    # sum_{s' non-terminal} P(s'|s, a) v(s') on the successor lists: entering a terminal state ends the episode.
+    prob_alive = np.where(mdp.terminal[succ.next_state], 0.0, succ.prob)
+    next_value = lambda v: np.bincount(succ.pair, weights=prob_alive * v[succ.next_state],  # noqa: E731
+                                       minlength=S * A).reshape(S, A)
+    if mdp.horizon is None:
+        op = _live_operator(mdp)
+        V = np.zeros((1, mdp.n_states))
+        if op.live.size:
+            identity = _sps().identity(op.live.size, format="csr") if op.is_sparse else np.eye(op.live.size)
+            solve = op.factorize(identity - g * op.policy_matrix(pi[op.live]))
+            V[0, op.live] = solve((pi[op.live] * op.rbar).sum(axis=1))
+        Q = (rbar + g * next_value(V[0]))[None]
+    else:
+        H = mdp.horizon
+        Q = np.empty((H, *rbar.shape))
+        V = np.empty((H, mdp.n_states))
+        v_next = np.zeros(mdp.n_states)
+        for t in range(H - 1, -1, -1):
+            Q[t] = rbar + g * next_value(v_next)
+            V[t] = v_next = (pi * Q[t]).sum(axis=1)
+    for arr in (V, Q):
+        arr.setflags(write=False)
+    per_policy[policy] = (V, Q)
+    return V, Q
+
+
+def expected_length(mdp: TabularMDP, policy: Policy) -> float:
+    """The largest expected number of actions from a live state, max_s E[length | s_0 = s] (horizon null).
+
+    The value of reward 1 per action: x = (I - P_pi)^{-1} 1 on the live states (finite: the MDP terminates surely
+    from every live state when gamma = 1, and this is only asked then). 0 when no state is live.
+
+    >>> from verify.policy import TabularSoftmax
+    >>> coin = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[1], [0]], terminal=[1])
+    >>> expected_length(coin, TabularSoftmax(np.zeros((2, 1))))
+    2.0
+    """
+    op = _live_operator(mdp)
+    n = op.live.size
+    if n == 0:
+        return 0.0
+    identity = _sps().identity(n, format="csr") if op.is_sparse else np.eye(n)
+    solve = op.factorize(identity - op.policy_matrix(policy.probs[op.live]))
+    return float(solve(np.ones(n)).max())

@@ -382,6 +382,7 @@ class TabularMDP:
             reward = _entry_rewards(rewards, succ, term, states_t, actions_t)
         else:
             reward = dense[1].reshape(S * A, S)[succ.pair, succ.next_state]
+            reward[term[succ.state]] = 0.0
         succ = Successors(S, A, succ.indptr, succ.next_state, succ.prob, _read_only(reward))
         if dense is not None:
             # Terminal rows are ignored: make them absorbing with zero reward so no code path needs a special case.
