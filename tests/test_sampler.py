@@ -13,7 +13,8 @@ from verify.errors import UsageError
 from verify.exact import enumerate_trajectories, gradient
 from verify.mdp import TabularMDP
 from verify.policy import TabularSoftmax
-from verify.sampler import (chunk_size, default_max_steps, iter_episode_chunks, joint_table, sample_episodes,
+from verify import sampler as sampler_module
+from verify.sampler import (_vose, chunk_size, default_max_steps, iter_episode_chunks, joint_table, sample_episodes,
                             sample_episodes_naive)
 
 ALPHA = 1e-3
@@ -60,9 +61,19 @@ PROBLEMS = {
 }
 
 
+@pytest.fixture(params=["alias", "keys"])
+def layout(request, monkeypatch):
+    """Run a test with the joint table's alias layout (the default here) and with the keys layout."""
+    if request.param == "keys":
+        monkeypatch.setattr(sampler_module, "ALIAS_MAX_WIDTH", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("name", PROBLEMS)
 @pytest.mark.parametrize("sampler, n", [("fast", 40_000), ("naive", 3_000)])
-def test_trajectory_frequencies_match_exact_probabilities(name, sampler, n):
+def test_trajectory_frequencies_match_exact_probabilities(name, sampler, n, layout):
+    if sampler == "naive" and layout == "keys":
+        pytest.skip("the naive sampler has no joint table")
     mdp, policy = PROBLEMS[name]()
     exact = enumerate_trajectories(mdp, policy)
     rng = np.random.default_rng(20240601)
@@ -73,18 +84,29 @@ def test_trajectory_frequencies_match_exact_probabilities(name, sampler, n):
     assert chi_square_pvalue(ids, exact.weights) > ALPHA
 
 
-def test_joint_table_reproduces_pi_times_p():
+@pytest.mark.parametrize("alias", [True, False])
+def test_joint_table_reproduces_pi_times_p(alias):
     mdp, policy = random_problem(3, S=4, A=3)
-    tab = joint_table(mdp, policy)
-    S, K = mdp.n_states, tab.keys.size // mdp.n_states
-    cum = tab.keys.reshape(S, K) - np.arange(S)[:, None]
-    p = np.diff(np.concatenate([np.zeros((S, 1)), cum], axis=1), axis=1)
-    p = np.where(np.arange(K)[None, :] < tab.n_entries[:, None], p, 0.0).ravel()   # padding carries nothing
-    rebuilt = np.zeros((S, mdp.n_actions, S))
-    np.add.at(rebuilt, (np.repeat(np.arange(S), K), tab.action, tab.next_state), p)
+    tab = joint_table(mdp, policy, alias=alias)
+    assert (tab.width > 0) == alias
+    rebuilt = np.zeros((mdp.n_states, mdp.n_actions, mdp.n_states))
+    np.add.at(rebuilt, (tab.state, tab.action, tab.next_state), tab.probabilities())
     expected = policy.probs[:, :, None] * mdp.transitions
     expected[mdp.terminal] = 0.0
     np.testing.assert_allclose(rebuilt, expected, atol=1e-15)
+
+
+def test_alias_tables_encode_skewed_and_sparse_rows():
+    # Vose's construction by hand on rows that need several rounds, zero entries and an empty (terminal) row.
+    p = np.array([[0.5, 0.25, 0.125, 0.125, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.96, 0.01, 0.01, 0.01, 0.01],
+                  [0.0] * 5])
+    accept, alias = _vose(p)
+    K = p.shape[1]
+    encoded = accept / K
+    for r in range(p.shape[0]):
+        np.add.at(encoded[r], alias[r], (1 - accept[r]) / K)
+    np.testing.assert_allclose(encoded[:3], p[:3], rtol=0, atol=1e-15)
+    assert (accept[:3][p[:3] == 0] == 0).all()       # zero entries are never kept
 
 
 def test_same_seed_same_episodes_and_chunks_concatenate():

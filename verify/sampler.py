@@ -36,7 +36,7 @@ from verify.errors import UsageError
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
-__all__ = ["CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "TRUNCATION_RTOL", "JointTable", "chunk_size", "concatenate",
+__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "TRUNCATION_RTOL", "JointTable", "chunk_size", "concatenate",
            "default_max_steps", "iter_episode_chunks", "joint_table", "sample_episodes", "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
@@ -44,63 +44,142 @@ TRUNCATION_RTOL = 1e-12        # relative truncation bias allowed for horizon nu
 GAMMA_ONE_MAX_STEPS = 100_000  # default cap for horizon null with gamma = 1 (reaching it is an error)
 
 
+ALIAS_MAX_WIDTH = 64       # rows with more (a, s') entries than this are drawn by one global searchsorted instead
+
+
 @dataclass(frozen=True, eq=False)
 class JointTable:
-    """The sparse successor table of p(a, s' | s) = pi(a|s) P(s'|s, a), flattened over rows s.
+    """The successor table of p(a, s' | s) = pi(a|s) P(s'|s, a), one row per state, and how to draw from it.
 
-    Row s occupies entries [s K, (s + 1) K); its ``n_entries[s]`` positive entries come first, padding after.
+    Two layouts, both exact:
+
+    - alias (rows of at most ``ALIAS_MAX_WIDTH`` entries, e.g. FrozenLake 12, Taxi 6, gridworlds 16): row s
+      occupies entries [s K, (s + 1) K), K = ``width``, padded with probability 0; Walker's alias method (Vose's
+      construction, per row): draw a column j uniformly, keep it with probability ``accept[s K + j]``, else take
+      ``alias[s K + j]``. O(1) per draw, no search.
+    - keys (wider rows): the successor lists in CSR order, ``keys = s + cumulative probability`` over all rows, and
+      one ``searchsorted`` of s + u finds the entry (rows never overlap: each lies in [s, s + 1]).
 
     Attributes:
-      keys: s + cumulative probability, float [S K]; the last real entry of row s and its padding are s + 1.
-      last: index of the last real entry of row s, int [S] (guards against s + u rounding up to s + 1).
+      width: K for the alias layout, 0 for the keys layout.
+      accept, alias: alias layout: acceptance probability and alternative entry of each entry, [S K].
+      keys, last: keys layout: cumulative keys [nnz] and the index of each row's last entry [S].
       n_entries: number of real entries of row s (0 for terminal states), int [S].
-      action, next_state: a and s' of each entry, int [S K].
-      reward: r(s, a, s') of each entry, float [S K].
-      ends: whether s' is terminal, bool [S K].
+      state, action, next_state: s, a and s' of each entry.
+      reward: r(s, a, s') of each entry; ends: whether s' is terminal.
+      next_row: where s' 's row starts for the draw (s' K, or s' for keys), int.
     """
 
-    keys: np.ndarray
-    last: np.ndarray
+    width: int
+    accept: np.ndarray | None
+    alias: np.ndarray | None
+    keys: np.ndarray | None
+    last: np.ndarray | None
     n_entries: np.ndarray
+    state: np.ndarray
     action: np.ndarray
     next_state: np.ndarray
     reward: np.ndarray
     ends: np.ndarray
+    next_row: np.ndarray
+
+    def probabilities(self) -> np.ndarray:
+        """The probability of drawing each entry (what the table encodes), float [table size]."""
+        if self.width:
+            K = self.width
+            p = self.accept / K
+            np.add.at(p, self.alias, (1.0 - self.accept) / K)
+            return np.where(self.n_entries[self.state] > 0, p, 0.0)
+        p = np.diff(self.keys, prepend=0.0)
+        first = np.concatenate([[0], self.last[:-1] + 1])
+        p[first[self.n_entries > 0]] = self.keys[first[self.n_entries > 0]] - np.flatnonzero(self.n_entries > 0)
+        return p
 
 
-def joint_table(mdp: TabularMDP, policy: Policy) -> JointTable:
-    """Build the sparse joint table; terminal states get no entries (no action is taken there).
+def _vose(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alias tables of the rows of p [S, K] (rows sum to 1, or 0 for rows never drawn): (accept [S, K], alias [S, K]).
+
+    Vose (1991), "A linear algorithm for generating random numbers with a given distribution", vectorised over
+    rows: each round pairs one under-full column of every row with an over-full one. At most K rounds.
+    """
+    S, K = p.shape
+    total = p.sum(axis=1, keepdims=True)
+    q = np.divide(p * K, total, out=np.zeros_like(p), where=total > 0)
+    accept = np.ones((S, K))
+    alias = np.broadcast_to(np.arange(K), (S, K)).copy()
+    small, large = q < 1.0, q >= 1.0
+    act = np.arange(S)
+    for _ in range(K):
+        act = act[small[act].any(axis=1) & large[act].any(axis=1)]
+        if act.size == 0:
+            break
+        i, j = small[act].argmax(axis=1), large[act].argmax(axis=1)
+        accept[act, i] = q[act, i]
+        alias[act, i] = j
+        small[act, i] = False
+        q[act, j] -= 1.0 - q[act, i]
+        now_small = q[act, j] < 1.0
+        large[act[now_small], j[now_small]] = False
+        small[act[now_small], j[now_small]] = True
+    # Columns left unpaired hold q = 1 up to round-off: they keep themselves (accept 1).
+    return accept, alias
+
+
+def joint_table(mdp: TabularMDP, policy: Policy, *, alias: bool | None = None) -> JointTable:
+    """Build the joint table from the MDP's successor lists; terminal states get no entries (no action there).
+
+    Args:
+      mdp, policy: what to sample.
+      alias: force the alias (True) or keys (False) layout; None picks alias when every row has at most
+        ``ALIAS_MAX_WIDTH`` entries.
 
     >>> from verify.policy import TabularSoftmax
     >>> mdp = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5], [0, 1]], [[0, 1], [0, 1]]],
     ...                  rewards=[[0, 1], [0, 0]], terminal=[1], horizon=3)
     >>> tab = joint_table(mdp, TabularSoftmax(np.zeros((2, 2))))
-    >>> tab.keys[:3].tolist(), tab.action[:3].tolist(), tab.next_state[:3].tolist()
-    ([0.25, 0.5, 1.0], [0, 0, 1], [0, 1, 1])
+    >>> tab.width, tab.probabilities()[:3].round(12).tolist(), tab.action[:3].tolist(), tab.next_state[:3].tolist()
+    (3, [0.25, 0.25, 0.5], [0, 0, 1], [0, 1, 1])
     """
     policy.check_compatible(mdp.n_states, mdp.n_actions)
     S, A = mdp.n_states, mdp.n_actions
-    joint = (policy.probs[:, :, None] * mdp.transitions).reshape(S, A * S)
-    joint[mdp.terminal] = 0.0
-    positive = joint > 0
-    n_entries = positive.sum(axis=1)
-    K = max(int(n_entries.max()), 1)
-    # Stable argsort moves each row's positive entries to the front in (a, s') order.
-    order = np.argsort(~positive, axis=1, kind="stable")[:, :K]
-    p = np.take_along_axis(joint, order, axis=1)
-    cum = np.cumsum(p, axis=1)
-    real = np.arange(K)[None, :] < n_entries[:, None]
-    # Row sums are 1 within 1e-9; pinning the last real entry to exactly 1 makes every u in [0, 1) land in the row.
-    cum = np.where(real, cum, 1.0)
-    cum[np.arange(S), np.maximum(n_entries - 1, 0)] = 1.0
-    keys = (np.arange(S, dtype=float)[:, None] + cum).ravel()
-    row_start = np.arange(S) * K
-    a, s_next = np.divmod(order, S)
-    r = mdp.rewards.reshape(S, A * S)
-    reward = np.take_along_axis(r, order, axis=1)
-    return JointTable(keys=keys, last=row_start + np.maximum(n_entries - 1, 0), n_entries=n_entries, action=a.ravel(),
-                      next_state=s_next.ravel(), reward=np.where(real, reward, 0.0).ravel(),
-                      ends=mdp.terminal[s_next].ravel())
+    succ = mdp.successors
+    state = succ.state
+    keep = np.flatnonzero(~mdp.terminal[state])
+    e_state, e_action = state[keep], succ.pair[keep] % A
+    p = policy.probs[e_state, e_action] * succ.prob[keep]
+    n_entries = np.bincount(e_state, minlength=S)
+    K = max(int(n_entries.max(initial=0)), 1)
+    use_alias = K <= ALIAS_MAX_WIDTH if alias is None else alias
+    row_start = np.concatenate([[0], np.cumsum(n_entries)[:-1]])
+    nxt, reward = succ.next_state[keep], succ.reward[keep]
+    if use_alias:
+        slot = e_state * K + (np.arange(keep.size) - row_start[e_state])
+        P = np.zeros(S * K)
+        P[slot] = p
+        accept, alias_idx = _vose(P.reshape(S, K))
+        flat = lambda x, fill: _scatter(S * K, slot, x, fill)  # noqa: E731
+        alias_flat = (alias_idx + (np.arange(S) * K)[:, None]).ravel()
+        next_state = flat(nxt, 0)
+        return JointTable(width=K, accept=accept.ravel(), alias=alias_flat, keys=None, last=None,
+                          n_entries=n_entries, state=np.repeat(np.arange(S), K), action=flat(e_action, 0),
+                          next_state=next_state, reward=flat(reward, 0.0), ends=mdp.terminal[next_state],
+                          next_row=next_state * K)
+    # Keys: cumulative sums within rows; the last real entry of each row pinned to exactly s + 1, so every u in
+    # [0, 1) lands in the row (rows sum to 1 within 1e-9).
+    cum = np.cumsum(p)
+    cum -= np.repeat(np.concatenate([[0.0], cum])[row_start], n_entries)
+    last = np.maximum(row_start + n_entries - 1, 0)
+    has = n_entries > 0
+    cum[last[has]] = 1.0
+    return JointTable(width=0, accept=None, alias=None, keys=e_state + cum, last=last, n_entries=n_entries,
+                      state=e_state, action=e_action, next_state=nxt, reward=reward, ends=mdp.terminal[nxt],
+                      next_row=nxt)
+
+
+def _scatter(size: int, slot: np.ndarray, values: np.ndarray, fill) -> np.ndarray:
+    out = np.full(size, fill, dtype=np.asarray(values).dtype)
+    out[slot] = values
+    return out
 
 
 def default_max_steps(mdp: TabularMDP) -> int:
@@ -158,12 +237,20 @@ def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int = C
     return max(256, budget // per_episode)
 
 
-def _draw(keys: np.ndarray, last: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One joint index per row: the first entry whose key exceeds row + u."""
-    q = rng.random(rows.size)
-    q += rows
-    k = keys.searchsorted(q, side="right")
-    return np.minimum(k, last[rows], out=k)
+def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One table entry per running episode, given each one's row start (s K for alias, s for keys)."""
+    u = rng.random(rows.size)
+    if table.width:
+        K = table.width
+        u *= K
+        j = u.astype(np.intp)
+        np.minimum(j, K - 1, out=j)     # u K can round up to K
+        u -= j                           # the fractional part: a second uniform
+        j += rows
+        return np.where(u < table.accept[j], j, table.alias[j])
+    u += rows
+    k = table.keys.searchsorted(u, side="right")
+    return np.minimum(k, table.last[rows], out=k)
 
 
 def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
@@ -173,24 +260,25 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     init_keys[np.flatnonzero(mdp.initial > 0)[-1]:] = np.inf
     s0 = init_keys.searchsorted(rng.random(n), side="right")
     alive = np.flatnonzero(~mdp.terminal[s0])
-    s = s0[alive]
+    rows = s0[alive] * max(table.width, 1)
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
-    ss: list[np.ndarray] = []
     for _ in range(cap):
         if alive.size == 0:
             break
-        k = _draw(table.keys, table.last, s, rng)
+        k = _draw(table, rows, rng)
         ids.append(alive)
         ks.append(k)
-        ss.append(s)
         keep = ~table.ends[k]
+        if keep.all():          # common on long episodes: no copies
+            rows = table.next_row[k]
+            continue
         alive = alive[keep]
-        s = table.next_state[k[keep]]
+        rows = table.next_row[k[keep]]
     if alive.size and mdp.horizon is None and mdp.gamma == 1.0:
         raise UsageError(f"{alive.size} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
                          "horizon null); pass a larger max_steps or give the MDP a horizon")
-    del s  # the working set is gone; everything else is rebuilt from the log.
+    del rows  # the working set is gone; everything else is rebuilt from the log.
 
     T = len(ids)
     running = np.fromiter((x.size for x in ids), dtype=np.intp, count=T)
@@ -204,17 +292,15 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     at_step = start[epi]
     at_step += np.repeat(np.arange(T), running)
     k = np.empty(epi.size, dtype=np.intp)
-    s_step = np.empty(epi.size, dtype=np.intp)
     if T:
         k[at_step] = np.concatenate(ks)
-        s_step[at_step] = np.concatenate(ss)
-    del ids, ks, ss, epi, at_step
+    del ids, ks, epi, at_step
     # Padding convention of Episodes: the final state repeats after the end.
     final = s0.copy()
     ran = lengths > 0
     final[ran] = table.next_state[k[start[ran] + lengths[ran] - 1]]
     n_step, t_step = step_index(lengths)
-    steps = Steps(n=n_step, t=t_step, s=s_step, a=table.action[k], r=table.reward[k], lengths=lengths,
+    steps = Steps(n=n_step, t=t_step, s=table.state[k], a=table.action[k], r=table.reward[k], lengths=lengths,
                   n_states=mdp.n_states, n_actions=mdp.n_actions)
     # The padded arrays are built from the steps when first read (the reward-to-go estimators never do).
     return StepEpisodes(steps, final, mdp, policy)
