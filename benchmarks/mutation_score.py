@@ -2,7 +2,7 @@
 
     python benchmarks/mutation_score.py [--problems N] [--seed S]
 
-Draws N problems from ``verify.fuzz.MUTATION_SPACE`` (Hypothesis, deterministic in the seed), runs every estimator's
+Draws N problems from ``tests/helpers.mutation_space()`` (Hypothesis, deterministic in the seed), runs every estimator's
 ``unbiased:`` claim check on each, and compares with the ground truth E[g] vs finite-difference grad J. Prints,
 per estimator, how often it was biased, caught and missed, and the kill rate over the pitfalls (the target is
 100%: every pitfall caught somewhere, none missed anywhere; the unbiased estimators never caught).
@@ -10,9 +10,12 @@ per estimator, how often it was biased, caught and missed, and the kill rate ove
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from verify.fuzz import MUTATION_SPACE, generated_problems, mutation_score
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))     # the harness is the tests' helpers
+from helpers import generated_problems, mutation_score, mutation_space  # noqa: E402
 
 
 def main() -> None:
@@ -22,7 +25,7 @@ def main() -> None:
     args = p.parse_args()
 
     t0 = time.perf_counter()
-    sample = generated_problems(args.problems, seed=args.seed, space=MUTATION_SPACE)
+    sample = generated_problems(args.problems, seed=args.seed, space=mutation_space())
     t1 = time.perf_counter()
     rows = mutation_score(sample)
     t2 = time.perf_counter()

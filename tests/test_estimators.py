@@ -1,8 +1,8 @@
 """The estimator catalog: exact means against exact gradients, pitfalls' biases, and a loop-by-loop reference.
 
 Expected values come from elsewhere: grad J by dynamic programming (verify.exact), values V_t by the exact
-objective of shortened problems, closed forms for the bandit, and per-trajectory Python loops written from the
-formulas for the per-episode values.
+objective of shortened problems (no value table involved), Q_t from them by one step of the definition, closed
+forms for the bandit, and per-trajectory Python loops written from the formulas for the per-episode values.
 """
 import numpy as np
 import pytest
@@ -10,8 +10,9 @@ from hypothesis import given
 
 from verify.builtin import builtin_examples
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, NORMALIZE_EPS, estimator_names, get_estimator, value_tables
-from verify.exact import enumerate_trajectories, gradient, objective
+from verify.estimators import (ESTIMATORS, GAE_LAMBDA, NORMALIZE_EPS, VALUE_NOISE, estimator_names, gae_estimator,
+                               get_estimator)
+from verify.exact import enumerate_trajectories, gradient, objective, value_tables
 from verify.moments import exact_moments, exact_moments_all
 from verify.sampler import sample_episodes
 from verify.strategies import problems
@@ -31,12 +32,38 @@ MDPS = {**finite_examples(),
                                         linear=i % 2 == 1) for i in range(12)}}
 
 
+# --- an independent oracle for V_t and Q_t: the objective of shortened problems ----------------------------------
+
+_ORACLE: dict = {}
+
+
+def oracle_values(mdp, policy):
+    """V [H, S] and Q [H, S, A] from the exact objective J of the problem started at s with H - t actions left."""
+    key = (id(mdp), id(policy))
+    if key in _ORACLE and _ORACLE[key][0] is mdp and _ORACLE[key][1] is policy:
+        return _ORACLE[key][2]
+    H, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
+    V = np.zeros((H + 1, S))          # V[H] = 0: no action left
+    for t in range(H):
+        for s in range(S):
+            if not mdp.terminal[s]:
+                V[t, s] = objective(mdp.replace(initial=np.eye(S)[s], horizon=H - t), policy)
+    # Q_t(s, a) = E[r(s, a, s') + gamma V_{t+1}(s') (0 when s' is terminal)] over s' ~ P(.|s, a): the definition.
+    alive = ~mdp.terminal
+    Q = np.array([[[mdp.transitions[s, a] @ (mdp.rewards[s, a] + mdp.gamma * V[t + 1] * alive)
+                    for a in range(A)] for s in range(S)] for t in range(H)])
+    _ORACLE[key] = (mdp, policy, (V[:H], Q))
+    return V[:H], Q
+
+
 # --- reference implementations: one trajectory, one step at a time ------------------------------------------------
 
 def reference_per_episode(name, eps):
     mdp, policy, g = eps.mdp, eps.policy, eps.mdp.gamma
-    V, Q = value_tables(mdp, policy)
-    at = (lambda table, t: table[t if table.shape[0] > 1 else 0])
+    V, Q = oracle_values(mdp, policy)
+    lam = GAE_LAMBDA
+    noise = VALUE_NOISE * max(np.abs(V).max(), np.abs(mdp.rewards).max()) * \
+        np.random.default_rng(V.shape).standard_normal(V.shape)
     runs = []
     for n in range(eps.n):
         L = int(eps.lengths[n])
@@ -50,6 +77,12 @@ def reference_per_episode(name, eps):
         mu = sum(wn * Gt for wn, Gt in steps) / total
         sd = np.sqrt(sum(wn * (Gt - mu) ** 2 for wn, Gt in steps) / total)
     J = objective(mdp, policy)
+
+    def gae(table, s, r, t, L):
+        value = lambda u: table(u, s[u]) if u < L else 0.0     # noqa: E731  (no action left: value 0)
+        delta = [r[u] + g * value(u + 1) - value(u) for u in range(L)]
+        return sum((g * lam) ** (u - t) * delta[u] for u in range(t, L))
+
     out = np.zeros((eps.n, *policy.theta.shape))
     for n, (s, a, r, G, L) in enumerate(runs):
         R = G[0] if L else 0.0
@@ -58,12 +91,18 @@ def reference_per_episode(name, eps):
                 "total_return": lambda: R,
                 "reward_to_go": lambda: G[t],
                 "baseline_constant": lambda: R - J,
-                "baseline_value": lambda: G[t] - g ** t * at(V, t)[s[t]],
+                "baseline_value": lambda: G[t] - g ** t * V[t, s[t]],
+                "q_value": lambda: g ** t * Q[t, s[t], a[t]],
+                "advantage": lambda: g ** t * (Q[t, s[t], a[t]] - V[t, s[t]]),
+                "gae": lambda: g ** t * gae(lambda u, x: V[u, x], s, r, t, L),
                 "rtg_restart_discount": lambda: sum(g ** (u - t) * r[u] for u in range(t, L)),
                 "rtg_skip_current": lambda: G[t] - g ** t * r[t],
-                "action_baseline": lambda: G[t] - g ** t * at(Q, t)[s[t], a[t]],
+                "action_baseline": lambda: G[t] - g ** t * Q[t, s[t], a[t]],
                 "score_wrong_time": lambda: G[t - 1] if t >= 1 else 0.0,
                 "batch_normalized": lambda: (G[t] - mu) / (sd + NORMALIZE_EPS),
+                "gae_stationary_value": lambda: g ** t * gae(lambda u, x: V[0, x], s, r, t, L),
+                "gae_noisy_value": lambda: g ** t * gae(lambda u, x: V[u, x] + noise[u, x], s, r, t, L),
+                "gae_no_discount": lambda: gae(lambda u, x: V[u, x], s, r, t, L),
             }[name]()
             out[n] += weight * policy.score(s[t], a[t])
     return out
@@ -133,18 +172,18 @@ def test_bandit_closed_forms():
 
 
 def test_value_tables_are_values_of_shortened_problems():
-    mdp, policy = MDPS["chain"]
-    V, Q = value_tables(mdp, policy)
-    assert V.shape == (mdp.horizon, mdp.n_states) and Q.shape == (mdp.horizon, mdp.n_states, mdp.n_actions)
-    for t in range(mdp.horizon):
-        for s in range(mdp.n_states):
-            shorter = mdp.replace(initial=np.eye(mdp.n_states)[s], horizon=mdp.horizon - t)
-            assert V[t, s] == pytest.approx(objective(shorter, policy), abs=1e-13)
-    np.testing.assert_allclose(V, (policy.probs * Q).sum(axis=2), atol=1e-15)
+    for name in ("chain", "random3", "random6"):
+        mdp, policy = MDPS[name]
+        V, Q = value_tables(mdp, policy)
+        assert V.shape == (mdp.horizon, mdp.n_states) and Q.shape == (mdp.horizon, mdp.n_states, mdp.n_actions)
+        V_oracle, Q_oracle = oracle_values(mdp, policy)
+        np.testing.assert_allclose(V, V_oracle, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(Q, Q_oracle, rtol=0, atol=1e-13)
     disc = builtin_examples()["discounted"]
     V, Q = value_tables(disc.mdp, disc.policy)
     assert V.shape == (1, 3)
     assert disc.mdp.initial @ V[0] == pytest.approx(gradient(disc.mdp, disc.policy).J, abs=1e-13)
+    np.testing.assert_allclose(V[0], (disc.policy.probs * Q[0]).sum(axis=1), atol=1e-13)
 
 
 def test_batch_normalized_depends_on_the_batch():
@@ -161,11 +200,89 @@ def test_batch_normalized_depends_on_the_batch():
 def test_catalog():
     assert estimator_names()[:4] == ("total_return", "reward_to_go", "baseline_constant", "baseline_value")
     assert {e.name for e in PITFALLS} == {"rtg_restart_discount", "rtg_skip_current", "action_baseline",
-                                          "score_wrong_time", "batch_normalized"}
+                                          "score_wrong_time", "batch_normalized", "gae_stationary_value",
+                                          "gae_noisy_value", "gae_no_discount"}
+    assert {"q_value", "advantage", "gae"} <= {e.name for e in UNBIASED}
     assert len(set(estimator_names())) == len(ESTIMATORS)
     for e in ESTIMATORS:
         assert e.latex.count("{") == e.latex.count("}") and "nabla" in e.latex and e.description
         assert get_estimator(e.name) is e
+
+
+# --- the Q, advantage and GAE forms (issue 13) -------------------------------------------------------------------
+
+LAMBDAS = (0.0, 0.3, 0.95, 1.0)
+
+
+@pytest.mark.parametrize("name", ["chain", "gridworld", "random1", "random2", "random3", "random6", "random10"])
+def test_gae_with_exact_values_is_unbiased_for_every_lambda(name):
+    mdp, policy = MDPS[name]
+    grad = gradient(mdp, policy, "dp").grad
+    for lam in LAMBDAS:
+        m = exact_moments(gae_estimator(lam), mdp, policy)
+        np.testing.assert_allclose(m.mean, grad, rtol=0, atol=1e-10 * m.scale, err_msg=f"lambda {lam}")
+
+
+@pytest.mark.parametrize("values", ["stationary", "noisy"])
+def test_gae_with_inexact_values_is_biased_unless_lambda_is_one(values):
+    biased_on = {lam: [] for lam in LAMBDAS}
+    for name, (mdp, policy) in MDPS.items():
+        for lam in LAMBDAS:
+            if exact_moments(gae_estimator(lam, values=values), mdp, policy).biased:
+                biased_on[lam].append(name)
+    assert biased_on[1.0] == []                     # telescopes to G_t - gamma^t V(s_t): a state baseline
+    for lam in LAMBDAS[:-1]:
+        assert len(biased_on[lam]) >= 3, (lam, biased_on[lam])
+
+
+def test_gae_without_the_discount_weight_is_biased_exactly_when_gamma_below_one():
+    for name, (mdp, policy) in MDPS.items():
+        for lam in (0.5, 1.0):
+            m = exact_moments(gae_estimator(lam, discount=False), mdp, policy)
+            if mdp.gamma == 1.0:
+                assert not m.biased, name
+    biased = [name for name, (mdp, policy) in MDPS.items()
+              if mdp.gamma < 1 and exact_moments(get_estimator("gae_no_discount"), mdp, policy).biased]
+    assert len(biased) >= 3, biased
+
+
+def test_gae_bias_on_a_two_step_chain_by_hand():
+    # One state s, two actions, H = 2, reward 1 for action 0, uniform policy, gamma = 1/2. V_1 = 1/2, V_0 = 3/4.
+    # The score of a at t: e_a - (1/2, 1/2), so E[score (a = 0 indicator)] = (1/4, -1/4).
+    # GAE(0) with V_0 at both steps: A_t = r_t + gamma V_0 [t = 0] - V_0; at t = 1 the true V_1 = 1/2 is replaced
+    # by 3/4, and at t = 0 the bootstrap V_0 = 3/4 replaces V_1 = 1/2. Only the r_t and bootstrap parts correlate
+    # with the score of a_t: E[score_0 A_0] = (1/4, -1/4) (r_0; the bootstrap is the same for both actions), and
+    # E[score_1 A_1] = (1/4, -1/4), weighted by gamma = 1/2: the mean is (3/8, -3/8), the same as grad J.
+    from verify.mdp import TabularMDP
+    from verify.policy import TabularSoftmax
+    mdp = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], gamma=0.5, horizon=2)
+    policy = TabularSoftmax(np.zeros((1, 2)))
+    grad = gradient(mdp, policy).grad
+    np.testing.assert_allclose(grad, [[0.375, -0.375]], atol=1e-15)
+    # With one state the baseline never depends on the action: a stationary V only shifts a state baseline,
+    # so even GAE(0) stays unbiased here, while dropping gamma^t weights step 1 by 1 instead of 1/2.
+    m = exact_moments_all(ESTIMATORS, mdp, policy)
+    np.testing.assert_allclose(m["gae_stationary_value"].mean, grad, atol=1e-15)
+    np.testing.assert_allclose(m["gae_no_discount"].mean, [[0.5, -0.5]], atol=1e-15)
+    np.testing.assert_allclose(m["gae_no_discount"].bias, [[0.125, -0.125]], atol=1e-15)
+    np.testing.assert_allclose(m["q_value"].mean, grad, atol=1e-15)
+    np.testing.assert_allclose(m["advantage"].mean, grad, atol=1e-15)
+
+
+def test_q_value_and_advantage_variances_are_ordered_on_the_bandit():
+    # One step: q_value weights the score by q_a, advantage by q_a - J: the same mean, and the advantage's
+    # variance is Var_pi[(e_a - pi)(q_a - J)] <= that of (e_a - pi) q_a here (J between the q's).
+    problem = builtin_examples()["bandit"]
+    m = exact_moments_all([get_estimator("q_value"), get_estimator("advantage")], problem.mdp, problem.policy)
+    assert np.trace(m["advantage"].cov) < np.trace(m["q_value"].cov)
+    assert not m["q_value"].biased and not m["advantage"].biased
+
+
+def test_gae_lambda_is_checked():
+    with pytest.raises(UsageError, match="lambda"):
+        gae_estimator(1.5)
+    with pytest.raises(UsageError, match="value table"):
+        gae_estimator(0.5, values="learned")
 
 
 @pytest.mark.parametrize("name", ["", "REINFORCE", "reward-to-go", "total_return "])

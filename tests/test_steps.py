@@ -2,9 +2,11 @@
 
 The estimators compute on the valid steps only (M = sum of lengths) instead of the padded [N, T] grid. What they
 must reproduce is the padded computation pgverify ran before: per-step weights w_t [N, T], ``np.where(mask, w_t,
-0)``, one ``bincount`` over every (n, t) cell and ``policy.score_contract``. That computation is kept here as the
-reference, and every comparison is of the bytes, so exact moments (enumerations weighted by p(tau)) and seeded
-Monte Carlo runs are unchanged by the step list.
+0)``, one ``bincount`` over every (n, t) cell and ``policy.score_contract``. That computation is written out here
+as the reference (numpy on the padded arrays, no pgverify return or weight function), and every comparison is of
+the bytes, so exact moments (enumerations weighted by p(tau)) and seeded Monte Carlo runs are unchanged by the
+step list. The value tables V_t, Q_t are an input of both sides (``verify.exact.value_tables``; their values are
+checked independently in tests/test_estimators.py).
 """
 import numpy as np
 import pytest
@@ -12,22 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verify.builtin import builtin_examples
-from verify.episodes import (Episodes, StepEpisodes, at_steps, discounted_returns, reward_to_go, score_sums,
-                             step_index, step_reward_to_go, time_blocks, valid_steps)
-from verify.estimators import ESTIMATORS, NORMALIZE_EPS, value_tables
-from verify.exact import enumerate_trajectories
+from verify.episodes import (Episodes, StepEpisodes, at_steps, reward_to_go, score_sums, step_index,
+                             step_reward_to_go, time_blocks, valid_steps)
+from verify.estimators import ESTIMATORS, GAE_LAMBDA, NORMALIZE_EPS, VALUE_NOISE
+from verify.exact import enumerate_trajectories, value_tables
 from verify.mdp import TabularMDP
 from verify.policy import LinearSoftmax, TabularSoftmax, _action_sums
-
-from helpers import random_problem
 from verify.sampler import iter_episode_chunks, sample_episodes
 from verify.strategies import problems
 
-
-def assert_same_bits(x, y):
-    x, y = np.asarray(x), np.asarray(y)
-    assert x.shape == y.shape and x.dtype == y.dtype
-    assert x.tobytes() == y.tobytes(), f"max |difference| {np.abs(x - y).max(initial=0.0)}"
+from helpers import assert_same_bits, random_problem
 
 
 # --- the padded reference ------------------------------------------------------------------------------------------
@@ -41,12 +37,40 @@ def padded_score_sums(eps, w_t):
     return eps.policy.score_contract(W)
 
 
+def padded_reward_to_go(r_t, disc, gamma, restart=False):
+    if not restart:
+        return np.cumsum((r_t * disc)[:, ::-1], axis=1)[:, ::-1]
+    return padded_backward_sum(r_t, gamma)
+
+
+def padded_backward_sum(x_t, c):
+    """y_t = x_t + c y_{t+1}, one column at a time from the end."""
+    y, acc = np.zeros_like(x_t), np.zeros(x_t.shape[0])
+    for t in range(x_t.shape[1] - 1, -1, -1):
+        acc = x_t[:, t] + c * acc
+        y[:, t] = acc
+    return y
+
+
+def padded_gae(eps, V, lam):
+    """GAE(lambda) on the padded arrays: delta_t = r_t + gamma V_{t+1}(s_{t+1}) [t + 1 < L] - V_t(s_t)."""
+    T, g = eps.T, eps.mdp.gamma
+    t = np.arange(T) if V.shape[0] > 1 else np.zeros(T, dtype=np.intp)
+    v = V[t[None, :], eps.s_t[:, :T]]
+    v_next = np.zeros_like(v)
+    v_next[:, :-1] = np.where(eps.mask[:, 1:], v[:, 1:], 0.0)
+    delta = np.where(eps.mask, eps.r_t + g * v_next - v, 0.0)
+    return padded_backward_sum(delta, g * lam)
+
+
 def padded_weights(name, eps):
     """Each catalog estimator's w_t [N, T] as the padded formula."""
     V, Q = value_tables(eps.mdp, eps.policy)
     t = np.arange(eps.T) if V.shape[0] > 1 else np.zeros(eps.T, dtype=np.intp)
-    s, disc, R = eps.s_t[:, :eps.T], eps.discount_t, discounted_returns(eps)
-    G = reward_to_go(eps)
+    s, disc, g = eps.s_t[:, :eps.T], eps.mdp.gamma ** np.arange(eps.T, dtype=float), eps.mdp.gamma
+    R = eps.r_t @ disc
+    G = padded_reward_to_go(eps.r_t, disc, g)
+    q, v = disc * Q[t[None, :], s, eps.a_t], disc * V[t[None, :], s]
     if name == "total_return":
         return np.broadcast_to(R[:, None], G.shape)
     if name == "baseline_constant":
@@ -54,18 +78,32 @@ def padded_weights(name, eps):
     if name == "reward_to_go":
         return G
     if name == "baseline_value":
-        return G - disc * V[t[None, :], s]
+        return G - v
     if name == "action_baseline":
-        return G - disc * Q[t[None, :], s, eps.a_t]
+        return G - q
+    if name == "q_value":
+        return q
+    if name == "advantage":
+        return q - v
     if name == "rtg_restart_discount":
-        return reward_to_go(eps, restart_discount=True)
+        return padded_reward_to_go(eps.r_t, disc, g, restart=True)
     if name == "rtg_skip_current":
-        return reward_to_go(eps, include_current=False)
+        return G - eps.r_t * disc
     if name == "score_wrong_time":
         w = np.zeros_like(G)
         w[:, 1:] = G[:, :-1]
         return w
-    assert name == "batch_normalized"
+    if name == "gae":
+        return disc * padded_gae(eps, V, GAE_LAMBDA)
+    if name == "gae_no_discount":
+        return padded_gae(eps, V, GAE_LAMBDA)
+    if name == "gae_stationary_value":
+        return disc * padded_gae(eps, V[:1], GAE_LAMBDA)
+    if name == "gae_noisy_value":
+        size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.rewards).max()))
+        noisy = V + size * np.random.default_rng(V.shape).standard_normal(V.shape)
+        return disc * padded_gae(eps, noisy, GAE_LAMBDA)
+    assert name == "batch_normalized", f"no padded reference for {name}"
     w = eps.mask * (1.0 if eps.weights is None else eps.weights[:, None])
     total = w.sum()
     if total == 0:

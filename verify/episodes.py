@@ -17,6 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
+from verify import returns
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
@@ -178,12 +179,12 @@ class Episodes:
     @property
     def mask(self) -> np.ndarray:
         """mask[n, t] = t < lengths[n], bool [N, T]."""
-        return np.arange(self.T)[None, :] < self.lengths[:, None]
+        return returns.valid_mask(self.lengths, self.T)
 
     @property
     def discount_t(self) -> np.ndarray:
         """gamma^t, shape [T]."""
-        return self.mdp.gamma ** np.arange(self.T, dtype=float)
+        return returns.discount_t(self.mdp.gamma, self.T)
 
     @cached_property
     def steps(self) -> Steps:
@@ -312,29 +313,18 @@ def at_steps(episodes: Episodes, x_t: np.ndarray) -> np.ndarray:
 
 
 def discounted_returns(episodes: Episodes) -> np.ndarray:
-    """R(tau) = sum_t gamma^t r_t per episode, shape [N]."""
-    return episodes.r_t @ episodes.discount_t
+    """R(tau) = sum_t gamma^t r_t per episode, shape [N]: ``verify.returns.discounted_returns`` of the batch."""
+    return returns.discounted_returns(episodes.r_t, episodes.mdp.gamma)     # padding is 0: no mask needed
 
 
 def reward_to_go(episodes: Episodes, *, restart_discount: bool = False, include_current: bool = True) -> np.ndarray:
-    """G_t = sum_{t' >= t} gamma^{t'} r_{t'} per episode and time, shape [N, T].
+    """G_t = sum_{t' >= t} gamma^{t'} r_{t'} per episode and time, shape [N, T]: ``verify.returns.reward_to_go``.
 
     With ``restart_discount`` the weights are gamma^{t'-t} instead (a common, biased variant for the
     discounted objective); without ``include_current`` the sum starts at t' = t + 1.
     """
-    if restart_discount:
-        # Backward recursion G_t = r_t + gamma G_{t+1}: dividing by gamma^t would underflow for long episodes.
-        G_t = np.zeros_like(episodes.r_t)
-        acc = np.zeros(episodes.n)
-        for t in range(episodes.T - 1, -1, -1):
-            acc = episodes.r_t[:, t] + episodes.mdp.gamma * acc
-            G_t[:, t] = acc
-        return G_t if include_current else G_t - episodes.r_t
-    disc_r = episodes.r_t * episodes.discount_t[None, :]
-    G_t = np.cumsum(disc_r[:, ::-1], axis=1)[:, ::-1]
-    if not include_current:
-        G_t = G_t - disc_r
-    return G_t
+    return returns.reward_to_go(episodes.r_t, episodes.mdp.gamma, restart_discount=restart_discount,
+                                include_current=include_current)
 
 
 def step_reward_to_go(episodes: Episodes, *, restart_discount: bool = False,
@@ -342,7 +332,8 @@ def step_reward_to_go(episodes: Episodes, *, restart_discount: bool = False,
     """``reward_to_go`` at the valid steps, shape [M] in ``Steps`` order, in O(M) work instead of O(N T).
 
     The same recursion G_t = G_{t+1} + gamma^t r_t (or r_t + gamma G_{t+1} with ``restart_discount``) as the
-    padded cumulative sum, one block of running episodes per t, so the values are bit-for-bit the same.
+    padded cumulative sum, one block of running episodes per t (``verify.returns.step_discounted_cumsum``), so
+    the values are bit-for-bit the same.
 
     >>> from verify.policy import TabularSoftmax
     >>> mdp = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[1], [0]], terminal=[1],
@@ -353,19 +344,10 @@ def step_reward_to_go(episodes: Episodes, *, restart_discount: bool = False,
     ([1.5, 0.5, 1.0], [1.5, 0.5, 1.0])
     """
     st = episodes.steps
-    first, running = st.time_blocks
-    gamma, discount = episodes.mdp.gamma, episodes.discount_t
-    G = np.empty(st.r.shape)
-    later = G[:0]
-    for t in range(len(running) - 1, -1, -1):
-        at = first[:running[t]] + t
-        G_t = st.r[at] if restart_discount else st.r[at] * discount[t]
-        # Block t + 1's episodes are the first ones of block t (longest first).
-        G_t[:later.size] += gamma * later if restart_discount else later
-        G[at] = later = G_t
-    if include_current:
-        return G
-    return G - (st.r if restart_discount else st.r * discount[st.t])
+    gamma = episodes.mdp.gamma
+    x = st.r if restart_discount else st.r * episodes.discount_t.take(st.t)
+    G = returns.step_discounted_cumsum(x, gamma if restart_discount else 1.0, st.time_blocks)
+    return G if include_current else G - x
 
 
 def step_score_sums(episodes: Episodes, w: np.ndarray) -> np.ndarray:

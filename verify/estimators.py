@@ -1,28 +1,36 @@
 r"""The REINFORCE estimator catalog: unbiased estimators of grad J and the biased pitfalls seen in real code.
 
 Every estimator maps a batch of episodes to per-episode estimates g(tau_n), shape [N, *theta.shape]; the
-Monte Carlo estimate of grad J is their mean. All of them are "per-step weights, then score sums":
+Monte Carlo estimate of grad J is their mean. All of them are "per-step weights, then score sums",
 
-    g(tau) = sum_t w_t(tau) grad log pi(a_t|s_t),   computed by ``verify.episodes.step_score_sums(episodes, w)``
+    g(tau) = sum_t w_t(tau) grad log pi(a_t|s_t)        (``from_weights(weights)``),
 
-with w at the valid steps only (``episodes.steps``, not the padded [N, T] grid: a batch is padded to its longest
-episode, ~10x the mean on FrozenLake), so the cost follows the number of steps taken. The values are bit-for-bit
-those of the padded formulas (``score_sums(episodes, w_t)``).
+and the catalog reads as compositions of weight functions (``Weights``: a batch to w at its valid steps, [M] in
+``episodes.steps`` order; the maths is in ``verify.returns``). A pitfall is one transform changed:
 
-| name                   | w_t                                        | unbiased |
-|------------------------|--------------------------------------------|----------|
-| total_return           | R(tau) = sum_t' gamma^t' r_t'              | yes (seed eqs. 14/15) |
-| reward_to_go           | G_t = sum_{t' >= t} gamma^t' r_t'          | yes (causality) |
-| baseline_constant      | R(tau) - b, b = J(theta) fixed in advance  | yes (E[grad log pi] = 0) |
-| baseline_value         | G_t - gamma^t V_t(s_t)                     | yes (b depends on s_t, t only) |
-| rtg_restart_discount   | sum_{t' >= t} gamma^(t' - t) r_t'          | no, unless gamma = 1 |
-| rtg_skip_current       | G_{t+1} (drops r_t)                        | no |
-| action_baseline        | G_t - gamma^t Q_t(s_t, a_t)                | no: E = 0, bias = -grad J |
-| score_wrong_time       | G_{t-1} at step t (score shifted by one)   | no: bias = -E[grad log pi_0 G_0] |
-| batch_normalized       | (G_t - mean G) / std G over the batch      | no (and batch-dependent) |
+| name                   | weights                                        | w_t                                 | unbiased |
+|------------------------|------------------------------------------------|-------------------------------------|----------|
+| total_return           | total_return                                   | R(tau) = sum_t' gamma^t' r_t'       | yes (seed eqs. 14/15) |
+| reward_to_go           | reward_to_go                                   | G_t = sum_{t' >= t} gamma^t' r_t'   | yes (causality) |
+| baseline_constant      | minus(total_return, constant_baseline)         | R(tau) - J(theta)                   | yes (E[grad log pi] = 0) |
+| baseline_value         | minus(reward_to_go, state_value)               | G_t - gamma^t V_t(s_t)              | yes (b depends on s_t, t) |
+| q_value                | action_value                                   | gamma^t Q_t(s_t, a_t)               | yes (PG theorem) |
+| advantage              | minus(action_value, state_value)               | gamma^t (Q_t - V_t)(s_t, a_t)       | yes |
+| gae                    | discounted(gae(0.95, exact_values))            | gamma^t A^GAE(0.95)_t, exact V_t    | yes, every lambda |
+| rtg_restart_discount   | reward_to_go(restart_discount=True)            | sum_{t' >= t} gamma^(t'-t) r_t'     | no, unless gamma = 1 |
+| rtg_skip_current       | reward_to_go(include_current=False)            | G_{t+1} (drops r_t)                 | no |
+| action_baseline        | minus(reward_to_go, action_value)              | G_t - gamma^t Q_t(s_t, a_t)         | no: E = 0, bias -grad J |
+| score_wrong_time       | shifted_one_step(reward_to_go)                 | G_{t-1} at step t                   | no |
+| batch_normalized       | batch_normalized reward-to-go                  | (G_t - mean G) / std G              | no (batch-dependent) |
+| gae_stationary_value   | discounted(gae(0.95, stationary_values))       | V_0 used at every t                 | no, unless lambda = 1 |
+| gae_noisy_value        | discounted(gae(0.95, noisy_values))            | V_t + fixed noise                   | no, unless lambda = 1 |
+| gae_no_discount        | gae(0.95, exact_values)                        | A^GAE_t without gamma^t             | no, unless gamma = 1 |
 
 V_t and Q_t are the exact values with H - t actions left (finite horizon) or the stationary values (horizon
-null), by dynamic programming; they depend on t because the horizon is finite.
+null), from ``verify.exact.value_tables``; they depend on t because the horizon is finite, which is why a
+stationary V (here V_0, the value with the whole horizon left) makes GAE biased for lambda < 1. For lambda = 1
+GAE telescopes to the restarted reward-to-go minus V(s_t), and the gamma^t weight turns it into G_t - gamma^t
+V(s_t): a state baseline, unbiased with any V (``gae_estimator`` builds any variant).
 
 ``batch_normalized`` uses statistics of the whole batch, so its per-episode values are not independent and have
 no per-episode mean. On an exact enumeration (``episodes.weights`` set) the statistics are the p(tau)-weighted
@@ -30,23 +38,36 @@ population ones, so its "exact mean" is the N -> infinity limit of the batch ave
 ``Episodes`` object the estimator is given: ``verify.mc.run_estimators`` gives one sampler chunk at a time
 (``verify.sampler.chunk_size`` episodes, 23 239 on FrozenLake 4x4 with H = 100), so the statistics are over a
 chunk's steps. The step list changes how a batch is computed on, not which episodes form it.
+
+The weights are computed at the valid steps only (``episodes.steps``, not the padded [N, T] grid: a batch is
+padded to its longest episode, ~10x the mean on FrozenLake), so the cost follows the number of steps taken; the
+values are bit-for-bit those of the padded formulas (``tests/test_steps.py``).
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
-from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go, step_reward_to_go, step_score_sums
+from verify import returns
+from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
+from verify.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
-from verify.mdp import TabularMDP
-from verify.policy import Policy
+from verify.exact import value_tables
 
-__all__ = ["ESTIMATORS", "Estimator", "NORMALIZE_EPS", "estimator_names", "get_estimator", "value_tables"]
+__all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
+           "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
+           "gae", "gae_estimator", "get_estimator", "minus", "noisy_values", "reward_to_go", "shifted_one_step",
+           "state_value", "stationary_values", "total_return"]
 
 NORMALIZE_EPS = 1e-8   # the customary epsilon of return normalisation
+GAE_LAMBDA = 0.95      # the catalog's lambda, a common default (the unbiasedness claims hold for every lambda)
+VALUE_NOISE = 0.1      # size of the fixed perturbation of ``noisy_values``, relative to max(|V|, |r|)
+
+Weights = Callable[[Episodes], np.ndarray]
+"""A batch -> per-step weights w, float [M] in ``episodes.steps`` order (or a scalar for every step)."""
 
 
 @dataclass(frozen=True)
@@ -73,167 +94,234 @@ class Estimator:
         return self.per_episode(episodes)
 
 
-_CACHE: OrderedDict = OrderedDict()
+# --- composition ------------------------------------------------------------------------------------------------------
+
+def _named(fn, name: str):
+    fn.__name__ = fn.__qualname__ = name
+    return fn
 
 
-def value_tables(mdp: TabularMDP, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
-    """Exact V_t(s) and Q_t(s, a): expected sum_{k >= 0} gamma^k r_{t+k} from s_t = s (and a_t = a).
+def from_weights(weights: Weights) -> Callable[[Episodes], np.ndarray]:
+    r"""The score-function estimator of per-step weights: g(tau) = sum_t w_t grad log pi(a_t|s_t) (Williams 1992).
 
-    Finite horizon H: V [H, S] and Q [H, S, A] by backward induction with H - t actions left. Horizon null:
-    V [1, S] and Q [1, S, A], the stationary values by a linear solve (row 0 serves every t). Terminal states
-    have value 0. Cached for the last few (mdp, policy) pairs, since every batch of a run needs the same tables.
+    Args:
+      weights: a batch -> w at its valid steps, [M].
 
-    >>> from verify.policy import TabularSoftmax
-    >>> bandit = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], horizon=2)
-    >>> V, Q = value_tables(bandit, TabularSoftmax(np.zeros((1, 2))))
-    >>> V.tolist(), Q[:, 0].tolist()
-    ([[1.0], [0.5]], [[1.5, 0.5], [1.0, 0.0]])
+    Returns:
+      episodes -> g, float [N, *theta.shape] (``verify.episodes.step_score_sums``).
+
+    >>> from verify.builtin import builtin_examples
+    >>> from verify.sampler import sample_episodes
+    >>> chain = builtin_examples()["chain"]
+    >>> eps = sample_episodes(chain.mdp, chain.policy, 5, np.random.default_rng(0))
+    >>> rtg = from_weights(minus(reward_to_go, state_value))
+    >>> rtg.__name__, bool((rtg(eps) == get_estimator("baseline_value")(eps)).all())
+    ('from_weights(minus(reward_to_go, state_value))', True)
     """
-    key = (id(mdp), id(policy))
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is mdp and hit[1] is policy:
-        return hit[2], hit[3]
-    P, pi, g = mdp.transitions, policy.probs, mdp.gamma
-    P_alive = P * (~mdp.terminal)[None, None, :]     # entering a terminal state ends the episode
-    rbar = mdp.expected_reward
-    if mdp.horizon is None:
-        P_pi = np.einsum("sa,sat->st", pi, P_alive)
-        V = np.linalg.solve(np.eye(mdp.n_states) - g * P_pi, (pi * rbar).sum(axis=1))[None]
-        Q = (rbar + g * (P_alive @ V[0]))[None]
-    else:
-        H = mdp.horizon
-        Q = np.empty((H, *rbar.shape))
-        V = np.empty((H, mdp.n_states))
-        v_next = np.zeros(mdp.n_states)
-        for t in range(H - 1, -1, -1):
-            Q[t] = rbar + g * (P_alive @ v_next)
-            V[t] = v_next = (pi * Q[t]).sum(axis=1)
-    for arr in (V, Q):
-        arr.setflags(write=False)
-    _CACHE[key] = (mdp, policy, V, Q)
-    while len(_CACHE) > 8:
-        _CACHE.popitem(last=False)
-    return V, Q
+    def per_episode(episodes: Episodes) -> np.ndarray:
+        g = step_score_sums(episodes, np.broadcast_to(weights(episodes), episodes.steps.t.shape))
+        assert g.shape == (episodes.n, *episodes.policy.theta.shape), g.shape
+        return g
+    per_episode.__doc__ = f"step_score_sums(episodes, {weights.__name__}(episodes))"
+    return _named(per_episode, f"from_weights({weights.__name__})")
 
 
-# Weights are per valid step, [M] in ``eps.steps`` order (see ``verify.episodes.Steps``).
-
-def _discounted_at_step(table: np.ndarray, eps: Episodes, *index: np.ndarray) -> np.ndarray:
-    """gamma^t table[t, *index] per step, shape [M]; a stationary table (one row) serves every t."""
-    t = eps.steps.t
-    # One flat take instead of a multi-dimensional fancy index (several times faster).
-    flat = t if table.shape[0] > 1 else np.zeros_like(t)
-    for i, size in zip(index, table.shape[1:]):
-        flat = flat * size + i
-    return eps.discount_t.take(t) * table.reshape(-1).take(flat)
+def minus(weights: Weights, baseline: Weights) -> Weights:
+    """w_t - b_t: subtract a baseline (unbiased iff E[grad log pi(a_t|s_t) b_t] = 0, e.g. b = b(s_t, t))."""
+    return _named(lambda eps: weights(eps) - baseline(eps), f"minus({weights.__name__}, {baseline.__name__})")
 
 
-def _weights_total_return(eps: Episodes) -> np.ndarray:
+def discounted(weights: Weights) -> Weights:
+    """gamma^t w_t: the objective's discount from the episode's start (advantage estimators omit it at a cost)."""
+    return _named(lambda eps: eps.discount_t.take(eps.steps.t) * weights(eps), f"discounted({weights.__name__})")
+
+
+def shifted_one_step(weights: Weights) -> Weights:
+    """w_{t-1} at step t, 0 at t = 0: the classic off-by-one ``logp[1:] * G[:-1]``."""
+    def shifted(eps: Episodes) -> np.ndarray:
+        w = weights(eps)
+        out = np.zeros_like(w)
+        out[1:] = w[:-1]            # steps are episode by episode: the previous entry is the same episode's t - 1
+        out[eps.steps.t == 0] = 0.0
+        return out
+    return _named(shifted, f"shifted_one_step({weights.__name__})")
+
+
+# --- weights ----------------------------------------------------------------------------------------------------------
+
+def total_return(eps: Episodes) -> np.ndarray:
+    """R(tau) = sum_t gamma^t r_t at every step of the episode (seed eq. 14)."""
     return discounted_returns(eps)[eps.steps.n]
 
 
-def _weights_reward_to_go(eps: Episodes) -> np.ndarray:
-    return step_reward_to_go(eps)
+def reward_to_go(eps: Episodes, *, restart_discount: bool = False, include_current: bool = True) -> np.ndarray:
+    """G_t = sum_{t' >= t} gamma^{t'} r_{t'} (``verify.returns.reward_to_go``; the flags give the pitfalls)."""
+    return step_reward_to_go(eps, restart_discount=restart_discount, include_current=include_current)
 
 
-def _weights_baseline_constant(eps: Episodes) -> np.ndarray:
-    # b = J(theta) = sum_s rho0(s) V_0(s), from the MDP, never from the batch (a batch mean correlates with g(tau)).
+def constant_baseline(eps: Episodes) -> float:
+    """b = J(theta) = sum_s rho0(s) V_0(s), from the MDP, never from the batch (a batch mean correlates with g)."""
     V, _ = value_tables(eps.mdp, eps.policy)
-    b = float(eps.mdp.initial @ V[0])
-    return (discounted_returns(eps) - b)[eps.steps.n]
+    return float(eps.mdp.initial @ V[0])
 
 
-def _weights_baseline_value(eps: Episodes) -> np.ndarray:
-    V, _ = value_tables(eps.mdp, eps.policy)
-    return step_reward_to_go(eps) - _discounted_at_step(V, eps, eps.steps.s)
+def state_value(eps: Episodes) -> np.ndarray:
+    """gamma^t V_t(s_t) (``verify.returns.state_baseline``): the state-value baseline (Greensmith et al. 2004)."""
+    V = exact_values(eps)
+    st = eps.steps
+    return eps.discount_t.take(st.t) * returns.values_at(V, st.t, st.s)
 
 
-def _weights_rtg_restart_discount(eps: Episodes) -> np.ndarray:
-    return step_reward_to_go(eps, restart_discount=True)
-
-
-def _weights_rtg_skip_current(eps: Episodes) -> np.ndarray:
-    return step_reward_to_go(eps, include_current=False)
-
-
-def _weights_action_baseline(eps: Episodes) -> np.ndarray:
+def action_value(eps: Episodes) -> np.ndarray:
+    """gamma^t Q_t(s_t, a_t): the policy-gradient theorem's weight (Sutton et al. 2000); as a baseline, a pitfall."""
     _, Q = value_tables(eps.mdp, eps.policy)
-    return step_reward_to_go(eps) - _discounted_at_step(Q, eps, eps.steps.s, eps.steps.a)
+    st = eps.steps
+    return eps.discount_t.take(st.t) * returns.values_at(Q, st.t, st.s, st.a)
 
 
-def _weights_score_wrong_time(eps: Episodes) -> np.ndarray:
-    # The classic off-by-one logp[1:] * G[:-1]: step t's score meets step t-1's reward-to-go.
-    G = step_reward_to_go(eps)
-    w = np.zeros_like(G)
-    w[1:] = G[:-1]              # steps are episode by episode: the previous entry is the same episode's t - 1
-    w[eps.steps.t == 0] = 0.0
-    return w
+def exact_values(eps: Episodes) -> np.ndarray:
+    """The exact time-indexed V_t(s), [H, S] (or [1, S] for horizon null)."""
+    return value_tables(eps.mdp, eps.policy)[0]
 
 
-def _weights_batch_normalized(eps: Episodes) -> np.ndarray:
+def stationary_values(eps: Episodes) -> np.ndarray:
+    """V_0(s), the value with the whole horizon left, used at every t: [1, S] (exact for horizon null only)."""
+    return exact_values(eps)[:1]
+
+
+def noisy_values(eps: Episodes) -> np.ndarray:
+    """V_t(s) plus a fixed perturbation (seeded by the table's shape), VALUE_NOISE of max(|V|, |r|) in size.
+
+    A fixed function of (t, s), like a trained critic's error: the estimator stays a function of the episode, so
+    it has exact moments.
+    """
+    V = exact_values(eps)
+    size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.rewards).max()))
+    return V + size * np.random.default_rng(V.shape).standard_normal(V.shape)
+
+
+def gae(lam: float, values: Callable[[Episodes], np.ndarray] = exact_values) -> Weights:
+    r"""GAE(lambda) advantages A_t = sum_{l >= 0} (gamma lambda)^l delta_{t+l} (Schulman et al. 2016), [M].
+
+    delta_t = r_t + gamma V_{t+1}(s_{t+1}) - V_t(s_t) with the bootstrap 0 after an episode's last step
+    (``verify.returns.gae_advantages``; ``discounted`` adds the gamma^t the objective needs).
+
+    Args:
+      lam: lambda in [0, 1].
+      values: a batch -> the V table to use, [T', S].
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise UsageError(f"GAE lambda must lie in [0, 1], got {lam!r}")
+
+    def advantages(eps: Episodes) -> np.ndarray:
+        st, gamma = eps.steps, eps.mdp.gamma
+        delta = returns.step_td_errors(st.r, st.t, st.s, values(eps), gamma)
+        return returns.step_discounted_cumsum(delta, gamma * lam, st.time_blocks)
+    return _named(advantages, f"gae({lam:g}, {values.__name__})")
+
+
+def batch_normalized(eps: Episodes) -> np.ndarray:
+    """(G_t - mean G) / (std G + eps) over the batch's valid steps (p(tau)-weighted on an enumeration)."""
     # Padded on purpose: the batch statistics are numpy sums over the [N, T] grid, and summing the same values
     # in another order would move them (and the exact limit, see verify.moments) by round-off.
-    return at_steps(eps, _padded_weights_batch_normalized(eps))
-
-
-def _padded_weights_batch_normalized(eps: Episodes) -> np.ndarray:
-    G_t = reward_to_go(eps)
-    mask = eps.mask
+    G_t = padded_reward_to_go(eps)
     # Statistics over every valid (n, t); an enumeration's weights make them the population statistics.
-    w = mask * (1.0 if eps.weights is None else eps.weights[:, None])
+    w = eps.mask * (1.0 if eps.weights is None else eps.weights[:, None])
     total = w.sum()
     if total == 0:          # no step was taken: there is no score to weight
-        return np.zeros_like(G_t)
+        return np.zeros(eps.steps.t.shape)
     mean = (w * G_t).sum() / total
     std = np.sqrt((w * (G_t - mean) ** 2).sum() / total)
-    return (G_t - mean) / (std + NORMALIZE_EPS)
+    return at_steps(eps, (G_t - mean) / (std + NORMALIZE_EPS))
 
 
-def _from_weights(weights: Callable[[Episodes], np.ndarray]) -> Callable[[Episodes], np.ndarray]:
-    def per_episode(episodes: Episodes) -> np.ndarray:
-        return step_score_sums(episodes, weights(episodes))
-    per_episode.__doc__ = f"step_score_sums(episodes, {weights.__name__.removeprefix('_weights_')} weights)"
-    return per_episode
-
+# --- the catalog ------------------------------------------------------------------------------------------------------
 
 _S = r"\nabla_\theta \log \pi_\theta(a_t \mid s_t)"
 _G = r"\sum_{t' \ge t} \gamma^{t'} r_{t'}"
+_GAE = (r"\hat A_t = \sum_{l \ge 0} (\gamma\lambda)^l \delta_{t+l},\ "
+        r"\delta_t = r_t + \gamma V_{t+1}(s_{t+1}) - V_t(s_t)")
+
+_GAE_VALUES = {"exact": (exact_values, "the exact time-indexed V_t"),
+               "stationary": (stationary_values, "one V for every t (V_0, the value with the whole horizon left)"),
+               "noisy": (noisy_values, "V_t plus a fixed perturbation (a critic's error)")}
+
+
+def gae_estimator(lam: float = GAE_LAMBDA, *, values: str = "exact", discount: bool = True,
+                  name: str | None = None) -> Estimator:
+    r"""GAE(lambda) as a catalog estimator: sum_t [gamma^t] grad log pi(a_t|s_t) A^GAE_t (Schulman et al. 2016).
+
+    Unbiased exactly when V is exact (every lambda) or lambda = 1 (any V), and the gamma^t weight is kept or
+    gamma = 1.
+
+    Args:
+      lam: lambda in [0, 1].
+      values: "exact", "stationary" or "noisy" (see ``exact_values``, ``stationary_values``, ``noisy_values``).
+      discount: keep the gamma^t weight.
+      name: the estimator's name (default "gae").
+
+    >>> gae_estimator(1.0, values="noisy").unbiased, gae_estimator(0.5, discount=False).unbiased
+    (True, False)
+    """
+    if values not in _GAE_VALUES:
+        raise UsageError(f"unknown value table {values!r}; choose one of {', '.join(_GAE_VALUES)}")
+    table, words = _GAE_VALUES[values]
+    weights = gae(lam, table)
+    per_step = rf"\hat A_t" if not discount else rf"\gamma^t \hat A_t"
+    return Estimator(
+        name or "gae", rf"\sum_{{t \ge 0}} {_S}\, {per_step},\ {_GAE},\ \lambda = {lam:g}",
+        (values == "exact" or lam == 1.0) and discount,
+        f"generalized advantage estimation, lambda = {lam:g}, with {words}"
+        + ("" if discount else ", without the gamma^t weight"),
+        from_weights(discounted(weights) if discount else weights))
+
 
 ESTIMATORS: tuple[Estimator, ...] = (
     Estimator("total_return", rf"R(\tau) \sum_{{t \ge 0}} {_S}", True,
               "the seed's eqs. (14)/(15): the whole discounted return R(tau) weights every step's score",
-              _from_weights(_weights_total_return)),
+              from_weights(total_return)),
     Estimator("reward_to_go", rf"\sum_{{t \ge 0}} {_S} {_G}", True,
               "causality: the score of step t is weighted by the rewards from t on, still discounted from 0",
-              _from_weights(_weights_reward_to_go)),
+              from_weights(reward_to_go)),
     Estimator("baseline_constant", rf"\left(R(\tau) - b\right) \sum_{{t \ge 0}} {_S},\ b = J(\theta)", True,
               "total return minus a constant fixed before sampling (here the exact J), never the batch mean",
-              _from_weights(_weights_baseline_constant)),
+              from_weights(minus(total_return, constant_baseline))),
     Estimator("baseline_value", rf"\sum_{{t \ge 0}} {_S} \left({_G} - \gamma^t V_t(s_t)\right)", True,
               "reward-to-go minus the exact state value V_t(s_t) with the remaining horizon: a state baseline",
-              _from_weights(_weights_baseline_value)),
+              from_weights(minus(reward_to_go, state_value))),
+    Estimator("q_value", rf"\sum_{{t \ge 0}} \gamma^t {_S}\, Q_t(s_t, a_t)", True,
+              "the policy-gradient theorem's form: the exact action value Q_t(s_t, a_t) (dynamic programming) "
+              "weights each score",
+              from_weights(action_value)),
+    Estimator("advantage", rf"\sum_{{t \ge 0}} \gamma^t {_S} \left(Q_t(s_t, a_t) - V_t(s_t)\right)", True,
+              "the exact advantage A_t = Q_t - V_t: the Q form with the state baseline V_t",
+              from_weights(minus(action_value, state_value))),
+    gae_estimator(GAE_LAMBDA),
     Estimator("rtg_restart_discount", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' \ge t}} \gamma^{{t'-t}} r_{{t'}}", False,
               "reward-to-go whose discount restarts at t (gamma^(t'-t)): the gradient of another objective; "
               "unbiased only when gamma = 1",
-              _from_weights(_weights_rtg_restart_discount)),
+              from_weights(_named(partial(reward_to_go, restart_discount=True), "reward_to_go_restarted"))),
     Estimator("rtg_skip_current", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' > t}} \gamma^{{t'}} r_{{t'}}", False,
               "reward-to-go that leaves out r_t, the reward the action a_t itself earns",
-              _from_weights(_weights_rtg_skip_current)),
+              from_weights(_named(partial(reward_to_go, include_current=False), "reward_to_go_after_t"))),
     Estimator("action_baseline", rf"\sum_{{t \ge 0}} {_S} \left({_G} - \gamma^t Q_t(s_t, a_t)\right)", False,
               "a baseline that depends on the action (the critic Q_t(s_t, a_t) instead of V_t(s_t)): the mean is 0, "
               "so the bias is -grad J",
-              _from_weights(_weights_action_baseline)),
+              from_weights(minus(reward_to_go, action_value))),
     Estimator("score_wrong_time",
               r"\sum_{t \ge 1} \nabla_\theta \log \pi_\theta(a_t \mid s_t) \sum_{t' \ge t-1} \gamma^{t'} r_{t'}",
               False,
               "off by one in time (logp[1:] * G[:-1]): step t's score gets step t-1's reward-to-go, so step 0's "
               "term is lost",
-              _from_weights(_weights_score_wrong_time)),
+              from_weights(shifted_one_step(reward_to_go))),
     Estimator("batch_normalized",
               rf"\sum_{{t \ge 0}} {_S} \frac{{G_t - \overline{{G}}}}{{\operatorname{{std}}(G) + \epsilon}}", False,
               "reward-to-go normalised by the mean and standard deviation over the batch's steps: rescales and "
               "shifts the gradient; each value depends on the whole batch",
-              _from_weights(_weights_batch_normalized), batch_dependent=True),
+              from_weights(batch_normalized), batch_dependent=True),
+    gae_estimator(GAE_LAMBDA, values="stationary", name="gae_stationary_value"),
+    gae_estimator(GAE_LAMBDA, values="noisy", name="gae_noisy_value"),
+    gae_estimator(GAE_LAMBDA, discount=False, name="gae_no_discount"),
 )
 
 _BY_NAME = {e.name: e for e in ESTIMATORS}
@@ -256,8 +344,8 @@ def get_estimator(name: str) -> Estimator:
     Traceback (most recent call last):
     ...
     verify.errors.UsageError: unknown estimator 'reinforce'; known estimators: total_return, reward_to_go, \
-baseline_constant, baseline_value, rtg_restart_discount, rtg_skip_current, action_baseline, score_wrong_time, \
-batch_normalized
+baseline_constant, baseline_value, q_value, advantage, gae, rtg_restart_discount, rtg_skip_current, \
+action_baseline, score_wrong_time, batch_normalized, gae_stationary_value, gae_noisy_value, gae_no_discount
     """
     try:
         return _BY_NAME[name]

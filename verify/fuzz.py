@@ -27,17 +27,16 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import finite_difference_gradient, objective
+from verify.exact import objective
 from verify.mdp import TabularMDP, reachable
 from verify.moments import exact_moments_all
 from verify.policy import LinearSoftmax, Policy, TabularSoftmax
 from verify.problem import Problem, problem_to_dict, write_mdp_file
 from verify.strategies import problems
 
-__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "FD_BIAS_RTOL", "MUTATION_SPACE", "VARIANCE_RTOL", "Claim",
-           "Counterexample", "MutantScore", "Verdict", "claim_names", "counterexample_to_dict", "default_output",
-           "describe", "generated_problems", "get_claim", "mutation_score", "scratch_hypothesis_storage", "search",
-           "without_unreachable_states", "write_counterexample"]
+__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names",
+           "counterexample_to_dict", "default_output", "describe", "get_claim", "scratch_hypothesis_storage", "search",
+           "without_local_constants", "without_unreachable_states", "write_counterexample"]
 
 DEFAULT_EXAMPLES = 1000
 VARIANCE_RTOL = 1e-9     # an increase below this fraction of the variance is float round-off, not a counterexample
@@ -194,7 +193,7 @@ def search(claim: Claim, *, examples: int = DEFAULT_EXAMPLES, seed: int = 0) -> 
                       phases=[Phase.generate, Phase.target, Phase.shrink],
                       suppress_health_check=list(HealthCheck))
     try:
-        with _without_local_constants():
+        with without_local_constants():
             problem = find(claim.space, falsifies, settings=config, random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None
@@ -234,20 +233,33 @@ def without_unreachable_states(problem: Problem) -> Problem | None:
 
 
 @contextlib.contextmanager
-def _without_local_constants():
+def without_local_constants():
     """Switch off Hypothesis' harvesting of numbers from the source of every loaded non-library module.
 
     Hypothesis (6.13x and later) mixes such constants into generation, so one seed would search differently
     depending on which modules happen to be imported (the CLI, a test session, a notebook). Without them the
-    result depends only on the seed, the strategies and the Hypothesis version. Other versions: a no-op.
+    result depends only on the seed, the strategies and the Hypothesis version. Hypothesis offers no setting for
+    this, so the harvester (an internal) is swapped for an empty pool. A Hypothesis without the harvester
+    (``hypothesis.internal.constants_ast``) needs nothing; one that harvests through internals that moved raises
+    RuntimeError rather than silently searching differently in every process.
+
+    Raises:
+      RuntimeError: Hypothesis harvests constants, but not through the internals this expects.
     """
     try:
-        from hypothesis.internal.conjecture import providers
         from hypothesis.internal.constants_ast import Constants
-        harvest, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
-    except (ImportError, AttributeError):
+    except ImportError:             # no harvesting in this Hypothesis: nothing to switch off
         yield
         return
+    try:
+        from hypothesis.internal.conjecture import providers
+        harvest, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError) as exc:
+        import hypothesis
+        raise RuntimeError(f"Hypothesis {hypothesis.__version__} harvests local constants, but not through "
+                           f"providers._get_local_constants / CONSTANTS_CACHE ({exc}); pgverify fuzz cannot make "
+                           "its search independent of the loaded modules: use a Hypothesis release pgverify "
+                           "supports, or update verify.fuzz.without_local_constants") from None
     providers._get_local_constants = Constants      # an empty pool
     cache.clear()
     try:
@@ -330,75 +342,3 @@ def write_counterexample(cx: Counterexample, path: str | Path, *, force: bool = 
       UsageError: the file exists (and not ``force``) or cannot be written.
     """
     return write_mdp_file(counterexample_to_dict(cx), path, force=force)
-
-
-# --- mutation score: the pitfalls are mutants of the correct estimator ------------------------------------------------
-
-FD_BIAS_RTOL = 1e-6     # finite differences are good to ~1e-9 here; a gap above this fraction of the scale is bias
-# Problems for the mutation score: rewards present and |theta| <= 3, so most biases are far from round-off
-# (near-deterministic policies make gradients, hence most biases, vanish like exp(-|theta|)).
-MUTATION_SPACE = problems(reward_kind=_WITH_REWARDS, max_abs_theta=3.0)
-
-
-@dataclass(frozen=True)
-class MutantScore:
-    """How one estimator fared on a sample of problems.
-
-    Attributes:
-      estimator: its name; unbiased: the catalog's label (unbiased estimators are the control group).
-      problems: problems tried; biased: where |E[g] - grad J| exceeds FD_BIAS_RTOL of the scale, grad J by
-        finite differences of J (no score code involved); caught: where the ``unbiased:`` claim's check failed;
-        missed: biased but not caught (must be 0).
-    """
-
-    estimator: str
-    unbiased: bool
-    problems: int
-    biased: int
-    caught: int
-    missed: int
-
-    @property
-    def killed(self) -> bool:
-        return self.caught > 0
-
-
-def generated_problems(n: int, *, seed: int = 0, space: st.SearchStrategy[Problem] | None = None) -> list[Problem]:
-    """``n`` distinct problems drawn by Hypothesis from ``space`` (default ``problems()``); deterministic in ``seed``.
-
-    >>> [p.mdp.n_states for p in generated_problems(3, seed=0)] == [p.mdp.n_states for p in generated_problems(3)]
-    True
-    """
-    out: list[Problem] = []
-
-    def collect(problem: Problem) -> bool:
-        out.append(problem)
-        return len(out) >= n
-
-    config = settings(settings.get_profile("default"), database=None, derandomize=False, max_examples=10 * n,
-                      deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    with contextlib.suppress(NoSuchExample, Unsatisfiable), _without_local_constants():
-        find(problems() if space is None else space, collect, settings=config, random=random.Random(seed))
-    return out[:n]
-
-
-def mutation_score(sample: list[Problem], estimators=ESTIMATORS) -> list[MutantScore]:
-    """Run every estimator's ``unbiased:`` claim check on every problem, against finite-difference ground truth.
-
-    Returns:
-      One MutantScore per estimator, in catalog order.
-    """
-    counts = {e.name: [0, 0, 0] for e in estimators}
-    for problem in sample:
-        mdp, pol = problem.mdp, problem.policy
-        fd = finite_difference_gradient(mdp, pol)
-        moments = exact_moments_all(estimators, mdp, pol)
-        for e in estimators:
-            m = moments[e.name]
-            biased = np.abs(m.mean - fd).max() > FD_BIAS_RTOL * max(m.scale, 1.0)
-            caught = not CLAIMS[f"unbiased:{e.name}"].check(mdp, pol).holds
-            c = counts[e.name]
-            c[0] += int(biased)
-            c[1] += int(caught)
-            c[2] += int(biased and not caught)
-    return [MutantScore(e.name, e.unbiased, len(sample), *counts[e.name]) for e in estimators]

@@ -18,7 +18,7 @@ import numpy as np
 from verify.episodes import Episodes
 from verify.errors import UsageError
 from verify.estimators import Estimator
-from verify.exact import MAX_TRAJECTORIES, enumerate_trajectories, gradient
+from verify.exact import MAX_TRAJECTORIES, enumerate_trajectories, expected_length, gradient
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
@@ -33,7 +33,8 @@ def magnitude(mdp: TabularMDP, policy: Policy) -> float:
 
     Float round-off in J, grad J and the estimators is relative to this, not to grad J itself: a gradient that
     is zero in exact arithmetic comes out as ~1e-17 times it. The effective number of steps is
-    min(H, 1/(1 - gamma)), or the expected episode length for gamma = 1 and horizon null (a linear solve).
+    min(H, 1/(1 - gamma)), or for gamma = 1 and horizon null the longest expected episode length from a live state
+    (``verify.exact.expected_length``).
 
     >>> magnitude(TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[2.0]], gamma=0.5), None)
     4.0
@@ -44,10 +45,7 @@ def magnitude(mdp: TabularMDP, policy: Policy) -> float:
     elif g < 1.0:
         steps = 1.0 / (1.0 - g)
     else:
-        alive = np.flatnonzero(~mdp.terminal)
-        P_pi = np.einsum("sa,sat->st", policy.probs[alive], mdp.transitions[np.ix_(alive, range(mdp.n_actions), alive)])
-        # max(initial=0): every state terminal means episodes of length 0.
-        steps = float(np.linalg.solve(np.eye(alive.size) - P_pi, np.ones(alive.size)).max(initial=0.0))
+        steps = expected_length(mdp, policy)
     return max(float(np.abs(mdp.rewards).max()) * steps, 1e-300)
 
 
