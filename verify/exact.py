@@ -283,6 +283,8 @@ def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool
         for _ in range(H):
             V = r_pi + g * (P_pi @ V)
         return GradientResult(float(op.initial @ V), np.zeros_like(policy.theta), "dp")
+    if op.is_sparse:
+        return _by_dp_sparse(mdp, policy, op, pi, P_pi, r_pi)
     # X[k] = [V_k, d_k]: V_k = r_pi + g P_pi V_{k-1} is the value with k actions left, d_t = g P_pi^T d_{t-1} the
     # probability of acting in s at time t (episode still running), discounted by gamma^t.
     B = op.propagator(P_pi, g)
@@ -294,6 +296,31 @@ def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool
     V, D = X[:, :n], X[:H, n:]
     # Policy-gradient theorem, summed over t: Q_t = rbar + g P V_{H-1-t}, W = pi * sum_t d_t Q_t.
     W = pi * (op.rbar * D.sum(axis=0)[:, None] + g * op.weighted_next_value(D, V[H - 1::-1]))
+    return GradientResult(float(op.initial @ V[H]), _full_gradient(policy, op, W), "dp")
+
+
+def _by_dp_sparse(mdp: TabularMDP, policy: Policy, op: _LiveOperator, pi: np.ndarray, P_pi, r_pi: np.ndarray):
+    """The DP of ``_by_dp`` with sparse operators and half its memory: V_k stored [H + 1, n], d_t streamed.
+
+    grad J's weights W = pi * sum_t d_t (rbar + g P V_{H-1-t}) accumulate while d_t advances, one product with P
+    and one with P_pi^T per step (at n = 10^5, H = 200: 160 MB for V instead of 320 MB for [V, d]).
+    """
+    H, g, n = mdp.horizon, mdp.gamma, op.live.size
+    V = np.empty((H + 1, n))
+    V[0] = 0.0
+    for k in range(1, H + 1):
+        np.add(r_pi, g * (P_pi @ V[k - 1]), out=V[k])
+    step = (g * P_pi).T.tocsr()
+    d = op.initial.astype(float)
+    occupancy = np.zeros(n)
+    C = np.zeros(op.rbar.shape)
+    for t in range(H):
+        PV = (op.P @ V[H - 1 - t]).reshape(C.shape)
+        PV *= d[:, None]
+        C += PV
+        occupancy += d
+        d = step @ d
+    W = pi * (op.rbar * occupancy[:, None] + g * C)
     return GradientResult(float(op.initial @ V[H]), _full_gradient(policy, op, W), "dp")
 
 
