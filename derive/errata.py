@@ -1,12 +1,20 @@
-"""The seed's slips that SymPy can expose, each with evidence computed, not asserted.
+"""The seed's slips that SymPy can expose; each is a check: a predicate on evidence computed, never asserted.
 
-Every ``Erratum`` holds the seed's text, the correction, a ``check`` that
-computes a value with SymPy, and ``evidence``: a sentence formatted from that
-value.  The errata needing exact estimator variances (reward-to-go variance,
-discount-restart bias) live in ``verify.errata``.
+Every ``Erratum`` holds the seed's words and equations, the correction, a ``check`` that computes a value,
+a ``predicate`` on that value (what must be true for the seed to be wrong, e.g. Σ_τ p(τ) ≠ 1), and
+``evidence``: a sentence whose numbers, comparison words and the example's parameters are generated from the
+value.  A predicate that fails (an example whose parameters no longer show the slip) makes ``holds`` false,
+and the report fails.  The errata needing exact estimator variances live in ``verify.errata``.
+
+Mathematics is never a string here: the seed's text, the correction and the evidence are ``Prose`` (text with
+SymPy expressions in it), and the displays are expressions, printed per medium by ``derive.printing``.
 
 >>> [e.id for e in symbolic_errata()][:2]
 ['rho0-omitted', 'product-index-range']
+>>> all(e.holds for e in symbolic_errata())
+True
+>>> rho0_omitted((1, 2, 2)).holds   # one state: Σ_τ of (9) as written is 1, the slip does not show
+False
 """
 
 from __future__ import annotations
@@ -15,31 +23,42 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sympy import Basic, Function, IndexedBase, Symbol, expand, factor
+from sympy import (
+    Basic, Eq, Function, IndexedBase, Mul, Ne, Sum, Symbol, diff, expand, factor, oo, solve,
+)
 
 from derive.continuous import uniform_counterexample
 from derive.grounding import ground_value
 from derive.notation import (
-    Density, Expectation, Grad, Integrate, Policy, Return, Transition, t, tau, theta,
-    time_product, time_sum,
+    Density, Expectation, Grad, InitialDist, Integrate, Policy, Return, Reward, TestFn, Transition, gamma, t, tau,
+    theta, x,
+    time_product, time_sum, tp, H,
 )
+from derive.printing import Prose, Tex, seed_notation
 from derive.seed import reward_to_go, score
 
-__all__ = ["Erratum", "symbolic_errata"]
+__all__ = ["Erratum", "symbolic_errata", "rho0_omitted", "product_index_range", "objective_distribution",
+           "transition_named_reward", "reward_to_go_drops_discount", "exchange_regularity", "comparison"]
 
 
 @dataclass(frozen=True)
 class Erratum:
-    """One slip of the seed.
+    """One slip of the seed, checked.
 
     Attributes:
       id: short stable identifier.
       title: one line.
-      seed_text: what the seed says (quoted).
+      seed_text: what the seed says (its words, with its maths as expressions).
       correction: what it should say.
-      evidence: a sentence stating the computed value.
-      value: the value ``check()`` returned when the erratum was built.
+      evidence: a sentence generated from ``value`` (numbers, comparison words, the example's parameters).
+      value: what ``check()`` returned when the erratum was built.
       check: recomputes the value.
+      predicate: value -> bool: true when the evidence shows the slip.
+      claim: what the predicate tests, in words and maths.
+      seed_display: the seed's equations as written (expressions, for a document's displays).
+      correction_display: the corrected equations.
+      evidence_display: the computed values as equations.
+      parameters: the example's parameters (the arguments its builder was called with).
     """
 
     id: str
@@ -49,6 +68,12 @@ class Erratum:
     evidence: str
     value: Any = field(compare=False)
     check: Callable[[], Any] = field(compare=False, repr=False)
+    predicate: Callable[[Any], bool] = field(compare=False, repr=False, default=None)
+    claim: str = ""
+    seed_display: tuple = ()
+    correction_display: tuple = ()
+    evidence_display: tuple = ()
+    parameters: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         for name in ("id", "title", "seed_text", "correction", "evidence"):
@@ -56,12 +81,53 @@ class Erratum:
                 raise ValueError(f"Erratum.{name} must be a non-empty string")
         if not callable(self.check):
             raise TypeError("Erratum.check must be callable")
+        if self.predicate is not None and not callable(self.predicate):
+            raise TypeError("Erratum.predicate must be callable")
+
+    @property
+    def holds(self) -> bool:
+        """Whether the computed evidence shows the slip (the predicate on ``value``); no predicate: False."""
+        return bool(self.predicate(self.value)) if self.predicate is not None else False
+
+    @property
+    def passed(self) -> bool:
+        """An erratum is a check of the report: it passes when its evidence holds."""
+        return self.holds
+
+    @property
+    def verdict(self) -> str:
+        return "shown" if self.holds else f"NOT shown: the evidence no longer satisfies {self.claim}"
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "title": str(self.title), "seed_text": str(self.seed_text),
+                "correction": str(self.correction), "evidence": str(self.evidence), "claim": str(self.claim),
+                "holds": self.holds, "passed": self.passed,
+                "parameters": {k: _jsonable(v) for k, v in self.parameters.items()}}
+
+    def _repr_markdown_(self) -> str:
+        from derive.latex import erratum_markdown
+        return erratum_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from derive.printing import to_latex
+        shown = self.evidence_display or self.correction_display
+        return "$$" + r" \\ ".join(to_latex(e) for e in shown) + "$$" if shown else None
 
 
-def _make(id, title, seed_text, correction, check, describe) -> Erratum:
-    value = check()
-    return Erratum(id, title, seed_text, correction, describe(value), value, check)
+def _jsonable(v):
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    return str(v)
 
+
+def comparison(a, b) -> str:
+    """The relation between two numbers as a word-sized symbol: '<', '=', '>'."""
+    return "<" if a < b else (">" if a > b else "=")
+
+
+# --- the computations ------------------------------------------------------------------------------------------------
 
 def seed_trajectory_mass(sizes=(2, 2, 2)) -> Basic:
     """sum_tau prod_t p(s_{t+1}|s_t,a_t) pi(a_t|s_t): eq. (9) as written, summed (= S)."""
@@ -84,12 +150,12 @@ def missing_states(T: int = 2) -> set:
     return used - in_tau
 
 
-def objective_over_policy() -> tuple[Basic, Basic]:
-    """(E_{a~pi_theta}[R] with normalised pi, grad E_{tau~p}[R] on a symbolic (1, 2, 1) MDP)."""
+def objective_over_policy(sizes=(1, 2, 1)) -> tuple[Basic, Basic]:
+    """(E_{a~pi_theta}[R] with normalised pi, grad E_{tau~p}[R] on a symbolic MDP of ``sizes``)."""
     R = Symbol("R_tau")
     pi0 = Function("pi_0")(theta)
     over_pi = expand(pi0 * R + (1 - pi0) * R)
-    true_grad = ground_value(Grad(Expectation(Return(tau), Density(tau, theta))), (1, 2, 1))
+    true_grad = ground_value(Grad(Expectation(Return(tau), Density(tau, theta))), sizes)
     return over_pi, true_grad
 
 
@@ -111,59 +177,198 @@ def undiscounted_rtg_bias(sizes=(1, 2, 2)) -> Basic:
     return factor(ground_value(rtg - J, sizes))
 
 
+# --- the errata ------------------------------------------------------------------------------------------------------
+
+_p_tau = Density(tau, theta)
+_J = Expectation(Return(tau), _p_tau)
+_seed_product = Transition(t) * Policy(t)
+_pi = Tex(r"\pi_\theta", "πθ")
+_p_dot = Tex(r"p(\cdot \mid \theta)", "p(·|θ)")
+_sizes_text = "(S, A, H) = "
+
+
+def _sizes(sizes) -> str:
+    return f"{_sizes_text}{tuple(sizes)}"
+
+
+def rho0_omitted(sizes=(2, 2, 2)) -> Erratum:
+    """Eq. (9) omits ρ₀(s₀): summed over every trajectory it gives S, not 1 (shown when S ≠ 1)."""
+    check = functools.partial(lambda sz: (seed_trajectory_mass(sz), corrected_trajectory_mass(sz)), sizes)
+    v = check()
+    seed_sum = Integrate(time_product(_seed_product), tau)
+    word = "≠" if expand(v[0] - 1) != 0 else "="
+    return Erratum(
+        "rho0-omitted", "Eq. (9) omits the initial-state distribution",
+        Prose("The seed's (9) writes ", Eq(_p_tau, Product_seed(), evaluate=False),
+              ": there is no factor for the first state."),
+        Prose("Include ", InitialDist(), " and run the product over t = 0, …, H − 1: ",
+              Eq(_p_tau, _corrected_probability(), evaluate=False),
+              ". Like the transitions, ", InitialDist(), " does not depend on θ and drops out of ",
+              Grad(_log(_p_tau)), "."),
+        Prose(f"On a symbolic MDP with {_sizes(sizes)}, normalised π and p, summing (9) as written over every "
+              "trajectory ", tau, " (", Tex(r"\int d\tau", "∫ dτ"), " is the sum over ", tau, ") gives ", seed_notation(v[0]), f" {word} 1",
+              " (the number of states)" if word == "≠" else "",
+              "; with ", InitialDist(), " included the sum is ", seed_notation(v[1]), ", which is 1 because ",
+              Tex(r"\sum_s \rho_0(s) = 1", "Σₛ ρ₀(s) = 1"), "."),
+        v, check, lambda val: expand(val[0] - 1) != 0,
+        Prose("Σ over τ of (9) as written ≠ 1"),
+        seed_display=(Eq(_p_tau, Product_seed(), evaluate=False),),
+        correction_display=(Eq(_p_tau, _corrected_probability(), evaluate=False),),
+        evidence_display=(Eq(seed_sum, seed_notation(v[0]), evaluate=False),
+                          Eq(Integrate(_p_tau, tau), seed_notation(v[1]), evaluate=False)),
+        parameters={"sizes": tuple(sizes)})
+
+
+def Product_seed():
+    """∏_{t ≥ 0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t): eq. (9) as the seed writes it."""
+    from sympy import Product
+    return Product(_seed_product, (t, 0, oo))
+
+
+def _corrected_probability():
+    return InitialDist() * time_product(_seed_product)
+
+
+def _tidy(v) -> Basic:
+    """-(γ - 1) X as (1 - γ) X, in the seed's notation."""
+    v, m = seed_notation(v), seed_notation(-v)
+    if v.could_extract_minus_sign() and m.is_Mul:
+        adds = sorted((a for a in m.args if a.is_Add), key=lambda a: gamma not in a.free_symbols)
+        if adds:
+            rest = list(m.args)
+            rest.remove(adds[0])
+            return Mul(-adds[0], *rest, evaluate=False)
+    return v
+
+
+def _log(e):
+    from sympy import log
+    return log(e)
+
+
+def product_index_range(T: int = 2) -> Erratum:
+    """τ = (s₀, a₀, …, s_T, a_T) lacks s_{T+1}, which the last factor of (9) and the last reward need."""
+    check = functools.partial(missing_states, T)
+    v = check()
+    states = sorted(v, key=str)
+    listed = []
+    for i, s in enumerate(states):
+        listed += ([", "] if i else []) + [s]
+    return Erratum(
+        "product-index-range", "The index t ≥ 0 is unbounded and τ ends with an action",
+        Prose("The seed defines ", Tex(r"\tau = (s_0, a_0, s_1, a_1, \ldots, s_T, a_T)", "τ = (s₀, a₀, s₁, a₁, …, s_T, a_T)"),
+              ", multiplies over ",
+              Tex(r"t \geq 0", "t ≥ 0"), " in (9) and sums over ", Tex(r"t \geq 0", "t ≥ 0"),
+              " in (11)–(14) but over t = 0, …, T in R(τ) and (15)."),
+        Prose(Tex(r"\tau = (s_0, a_0, \ldots, s_{H-1}, a_{H-1}, s_H)", "τ = (s₀, a₀, …, s_H−1, a_H−1, s_H)"),
+              ": every product and sum runs over t = 0, …, H − 1, and ",
+              Tex(r"r_t = r(s_t, a_t, s_{t+1})", "rₜ = r(sₜ, aₜ, sₜ₊₁)"), "."),
+        Prose(f"For T = {T}, the factors t = 0, …, T of (9) and the rewards ",
+              Tex(r"r_0, \ldots, r_T", "r₀, …, r_T"), " reference ", *listed,
+              ", which τ does not contain." if states else "; τ contains every state they reference."),
+        v, check, lambda val: len(val) > 0, Prose("the set of referenced states missing from τ is not empty"),
+        evidence_display=(), parameters={"T": T})
+
+
+def objective_distribution(sizes=(1, 2, 1)) -> Erratum:
+    """J as E_{x∼π_θ}[R(τ)] is θ-free; the true objective E_{τ∼p(·|θ)}[R(τ)] has a nonzero gradient."""
+    check = functools.partial(objective_over_policy, sizes)
+    v = check()
+    over_pi, grad = seed_notation(v[0]), seed_notation(v[1])
+    theta_free = diff(v[0], theta) == 0
+    nonzero = expand(v[1]) != 0
+    return Erratum(
+        "objective-distribution",
+        Prose("J's expectation is over ", Tex(r"x \sim \pi_\theta", "x ∼ πθ"), " instead of ",
+              Tex(r"\tau \sim p(\cdot \mid \theta)", "τ ∼ p(·|θ)")),
+        Prose("The seed defines ", Tex(r"J(\pi_\theta) \stackrel{\mathrm{def}}{=} \mathbb{E}_{x \sim \pi_\theta}"
+                                       r"[R(\tau)]", "J(πθ) ≝ E_x∼πθ[R(τ)]"),
+              "; (8) and (14)–(15) write ", Tex(r"\mathbb{E}_{\tau \sim \pi_\theta}", "E_τ∼πθ"), "."),
+        Prose(Tex(r"J(\pi_\theta) = \mathbb{E}_{\tau \sim p(\cdot \mid \theta)}[R(\tau)]",
+                  "J(πθ) = E_τ∼p(·|θ)[R(τ)]"),
+              ": ", _pi, " is a distribution over actions, ", _p_dot, " the distribution over trajectories it induces."),
+        Prose("Averaging ", Return(tau), " over an action drawn from ", _pi, " gives ", over_pi,
+              " (free of θ, gradient 0)" if theta_free else " (it depends on θ)",
+              f", while on a symbolic MDP with {_sizes(sizes)} ", Eq(Grad(_J), grad, evaluate=False),
+              ", which is not 0." if nonzero else ", which is 0 too."),
+        v, check, lambda val: diff(val[0], theta) == 0 and expand(val[1]) != 0,
+        Prose("the expectation over ", _pi, " is free of θ while ", Ne(Grad(_J), 0, evaluate=False)),
+        evidence_display=(Eq(Grad(_J), grad, evaluate=False),), parameters={"sizes": tuple(sizes)})
+
+
+def transition_named_reward(sizes=(2, 2, 2)) -> Erratum:
+    """p(τ|θ) involves the transitions, never the rewards; R(τ) the rewards, never the transitions."""
+    check = functools.partial(transition_reward_dependence, sizes)
+    v = check()
+    return Erratum(
+        "transition-named-reward",
+        Prose("The transition probability is called ", Tex(r"\mathcal{R}(s_t, a_t, s_{t+1})", "ℛ(sₜ, aₜ, sₜ₊₁)")),
+        Prose("The seed: the reward “changes the unknown transition function ",
+              Tex(r"\mathcal{R}(s_t, a_t, s_{t+1})", "ℛ(sₜ, aₜ, sₜ₊₁)"), " which cannot be differentiated”."),
+        Prose("The unknown transition probability is ", Transition(t), "; the reward function ",
+              Tex(r"r(s_t, a_t, s_{t+1})", "r(sₜ, aₜ, sₜ₊₁)"), " enters ", Return(tau),
+              " only. Neither depends on θ."),
+        Prose(f"On a symbolic MDP with {_sizes(sizes)}, ", _p_tau, f" involves {v['P in p(tau)']} transition and "
+              f"{v['r in p(tau)']} reward parameters; ", Return(tau), f" involves {v['r in R(tau)']} reward and "
+              f"{v['P in R(tau)']} transition parameters."),
+        v, check,
+        lambda val: val["P in p(tau)"] > 0 and val["r in p(tau)"] == 0 and val["r in R(tau)"] > 0
+        and val["P in R(tau)"] == 0,
+        Prose(_p_tau, " has transition parameters and no reward parameters, and ", Return(tau), " the reverse"),
+        parameters={"sizes": tuple(sizes)})
+
+
+def reward_to_go_drops_discount(sizes=(1, 2, 2)) -> Erratum:
+    """The undiscounted reward-to-go differs from ∇J_γ by a bias that vanishes only where γ = 1."""
+    check = functools.partial(undiscounted_rtg_bias, sizes)
+    v = check()
+    zero = expand(v) == 0
+    roots = [] if zero else [r for r in solve(v, gamma) if r.is_positive]
+    where = ("it is 0 at this size" if zero else
+             ("it vanishes only at " + " and ".join(f"γ = {r}" for r in roots) if roots else
+              "it vanishes at no γ > 0"))
+    undiscounted = Expectation(time_sum(score() * time_sum(Reward(tp), tp, t, H - 1)), _p_tau)
+    return Erratum(
+        "reward-to-go-drops-discount", "The reward-to-go remark drops γ",
+        Prose("The seed: ", Eq(Return(tau), Sum(gamma**t * Reward(t), (t, 0, Symbol("T"))), evaluate=False),
+              " … would use the “reward-to-go” ", Sum(Reward(tp), (tp, t, Symbol("T"))), " instead."),
+        Prose("For the discounted objective the reward-to-go is ", time_sum(gamma**tp * Reward(tp), tp, t, H - 1),
+              " (derivation RTG); without ", gamma**tp, " it is the gradient of the undiscounted return."),
+        Prose(f"On a symbolic MDP with {_sizes(sizes)}, ", Eq(undiscounted - Grad(_J), _tidy(v), evaluate=False),
+              f"; {where}."),
+        v, check, lambda val: expand(val) != 0,
+        Prose(Ne(undiscounted - Grad(_J), 0, evaluate=False)),
+        evidence_display=(Eq(undiscounted - Grad(_J), _tidy(v), evaluate=False),),
+        parameters={"sizes": tuple(sizes)})
+
+
+def exchange_regularity(power: int = 1) -> Erratum:
+    """x ∼ Uniform(0, θ), f(x) = x^power: exchanging ∇ and ∫ in step (2) changes the value."""
+    check = functools.partial(lambda k: uniform_counterexample(k).values, power)
+    v = check()
+    u = uniform_counterexample(power)
+    lhs, rhs = Grad(Expectation(TestFn(x), Density(x, theta))), Expectation(
+        TestFn(x) * Grad(_log(Density(x, theta))), Density(x, theta))
+    steps = ", ".join(f"({n})" for n in u.failing_steps) or "none"
+    return Erratum(
+        "exchange-regularity", "Step (2)'s “mild regularity conditions” exclude θ-dependent support",
+        Prose("The seed: “derivative and integral can be exchanged under mild regularity conditions” (2)."),
+        Prose("Exchanging ", Tex(r"\nabla_\theta", "∇θ"), " and ", Tex(r"\int", "∫"), " needs the support of ",
+              _p_dot, " not to depend on θ and ",
+              Tex(r"|\nabla_\theta (f p)|", "|∇θ(f p)|"),
+              " to be dominated by an integrable function of x (dominated convergence)."),
+        Prose("For ", Tex(r"x \sim \mathrm{Uniform}(0, \theta)", "x ∼ Uniform(0, θ)"), " and ",
+              Eq(TestFn(x), x**power, evaluate=False), ": ",
+              Eq(lhs, v[0], evaluate=False), f" {'≠' if v[0] != v[1] else '='} ", Eq(rhs, v[1], evaluate=False),
+              f"; the steps whose two sides differ: {steps}."),
+        v, check, lambda val: val[0] != val[1], Prose(Ne(lhs, rhs, evaluate=False)),
+        evidence_display=(Eq(lhs, v[0], evaluate=False), Eq(rhs, v[1], evaluate=False)),
+        parameters={"power": power})
+
+
 @functools.lru_cache(maxsize=1)
 def symbolic_errata() -> tuple[Erratum, ...]:
-    """Build the errata, computing each one's evidence (about a second)."""
-    u = uniform_counterexample()
-    return (
-        _make("rho0-omitted", "Eq. (9) omits the initial-state distribution",
-              "p(τ|θ) = ∏_{t≥0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t)   (9)",
-              "p(τ|θ) = ρ0(s_0) ∏_{t=0}^{H-1} π_θ(a_t|s_t) p(s_{t+1}|s_t, a_t); "
-              "ρ0 then drops out of ∇ log p(τ|θ) like the transitions.",
-              lambda: (seed_trajectory_mass(), corrected_trajectory_mass()),
-              lambda v: f"On a symbolic MDP with (S, A, H) = (2, 2, 2), normalised π and p, "
-                        f"Σ_τ of (9) as written = {v[0]} (the number of states), not 1; "
-                        f"with ρ0(s_0) it is {v[1]} = Σ_s ρ0(s)."),
-        _make("product-index-range", "The index t ≥ 0 is unbounded and τ ends with an action",
-              "τ = (s_0, a_0, s_1, a_1, …, s_T, a_T); ∏_{t≥0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t); "
-              "Σ_{t≥0} in (11)-(14) but Σ_{t=0}^{T} in (15)",
-              "τ = (s_0, a_0, …, s_{H-1}, a_{H-1}, s_H): every product and sum runs over "
-              "t = 0, …, H-1, and r_t = r(s_t, a_t, s_{t+1}).",
-              missing_states,
-              lambda v: f"For T = 2 the factors t = 0..T of (9) and the rewards r_0..r_T "
-                        f"reference {sorted(map(str, v))}, which τ does not contain."),
-        _make("objective-distribution", "J's expectation is over x ∼ π_θ instead of τ ∼ p(·|θ)",
-              "J(π_θ) ≝ E_{x∼π_θ}[R(τ)]; (8) and (14)-(15) write E_{τ∼π_θ}",
-              "J(π_θ) = E_{τ∼p(·|θ)}[R(τ)]: π_θ is a distribution over actions, "
-              "p(·|θ) the distribution over trajectories it induces.",
-              objective_over_policy,
-              lambda v: f"Averaging R(τ) over an action drawn from π_θ gives {v[0]} "
-                        f"(still random, θ-free, gradient 0), while ∇_θ E_{{τ∼p(·|θ)}}[R(τ)] on a "
-                        f"symbolic (1, 2, 1) MDP is {v[1]}."),
-        _make("transition-named-reward", "The transition probability is called ℛ(s_t, a_t, s_{t+1})",
-              "the reward … changes the unknown transition function ℛ(s_t, a_t, s_{t+1}) "
-              "which cannot be differentiated",
-              "The unknown transition probability is p(s_{t+1}|s_t, a_t); the reward function "
-              "r(s_t, a_t, s_{t+1}) enters R(τ) only. Neither depends on θ.",
-              transition_reward_dependence,
-              lambda v: "On a symbolic (2, 2, 2) MDP, p(τ|θ) involves "
-                        f"{v['P in p(tau)']} transition and {v['r in p(tau)']} reward parameters; "
-                        f"R(τ) involves {v['r in R(tau)']} reward and {v['P in R(tau)']} "
-                        "transition parameters."),
-        _make("reward-to-go-drops-discount", "The reward-to-go remark drops γ",
-              "R(τ) = Σ_{t=0}^T γ^t r_t … would use the “reward-to-go” Σ_{t'=t}^T r_{t'} instead",
-              "For the discounted objective the reward-to-go is Σ_{t'=t}^{H-1} γ^{t'} r_{t'} "
-              "(derivation RTG); without γ^{t'} it is the gradient of the undiscounted return.",
-              undiscounted_rtg_bias,
-              lambda v: "On a symbolic (1, 2, 2) MDP, E[Σ_t ∇log π(a_t|s_t) Σ_{t'≥t} r_{t'}] − "
-                        f"∇_θ J_γ = {v}, nonzero unless γ = 1."),
-        _make("exchange-regularity", "Step (2)'s “mild regularity conditions” exclude θ-dependent support",
-              "derivative and integral can be exchanged under mild regularity conditions   (2)",
-              "Exchanging ∇_θ and ∫ needs the support of p(·|θ) not to depend on θ and "
-              "|∇_θ(f p)| to be dominated by an integrable function (dominated convergence).",
-              lambda: u.values,
-              lambda v: f"For x ∼ Uniform(0, θ), f(x) = x: ∇_θ E[f] = {v[0]} but "
-                        f"E[f ∇_θ log p] = {v[1]}; only step (2) changes the value."),
-    )
-
+    """Build the errata at their default examples, computing each one's evidence (about a second)."""
+    return (rho0_omitted(), product_index_range(), objective_distribution(), transition_named_reward(),
+            reward_to_go_drops_discount(), exchange_regularity())
 

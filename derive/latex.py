@@ -1,128 +1,538 @@
-"""LaTeX export: the derivations as a standalone amsmath document.
+r"""Documents of the derivations: a standalone LaTeX document, Markdown with ``$$`` maths, notebook reprs.
 
-``PGLatexPrinter`` is SymPy's ``LatexPrinter`` with the notation's conventions;
-``render_document`` writes every step numbered as in the seed (``\\tag{n}``),
-the rule cited and its side conditions, the added derivations, and errata as
-remarks.  The document uses only amsmath and amssymb (texlive-latex-base) and
-compiles with ``pdflatex -halt-on-error``.
+``render_document`` writes: a title block saying what was verified (each derivation's replay and grounding
+sizes, with ✓ or ✗), the notation, every derivation with its steps numbered as in the seed (``\tag`` and
+``\label``, cited with ``\eqref``), each step's rule, justification, side conditions and status, the
+continuous cases (Gaussian, Uniform(0, θ)), the errata as a section with real equations, and a short
+bibliography.  Long equations are broken with ``split`` so pdflatex reports no overfull box.  Only amsmath
+and amssymb (texlive-latex-base).  Every expression is printed by ``derive.printing``.
 
->>> from derive.notation import Grad, Density, tau, theta
->>> from sympy import log
->>> pg_latex(Grad(log(Density(tau, theta))))
-'\\\\nabla_{\\\\theta} \\\\log{\\\\left(p(\\\\tau \\\\mid \\\\theta) \\\\right)}'
->>> escape_text("E_{τ∼p}[R] & 100%")
-'E\\\\_\\\\{\\\\ensuremath{\\\\tau}\\\\ensuremath{\\\\sim}p\\\\}[R] \\\\& 100\\\\%'
+``verify_derivations`` replays and grounds every step first; a failing step is a row (a status with the
+message), never an exception, and the document marks it.
+
+>>> from derive.seed import SEED
+>>> SEED._repr_latex_().startswith(r"$$\nabla_{\theta} \mathbb{E}_{x \sim p(\cdot \mid \theta)}\left[f(x)\right]")
+True
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sympy import Basic
-from sympy.printing.latex import LatexPrinter
+from sympy import Add, Basic, Product, Sum
+from sympy.core.relational import Equality
 
+from derive.notation import Expectation
+from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, to_latex
+from derive.rule_prose import rule_prose
 from derive.steps import Derivation, Step
 
-__all__ = ["PGLatexPrinter", "pg_latex", "escape_text", "render_derivation", "render_document"]
+__all__ = ["PGLatexPrinter", "pg_latex", "escape_text", "StepStatus", "verify_derivations", "failing_steps",
+           "render_derivation", "render_document", "render_markdown", "derivation_latex", "derivation_markdown",
+           "step_latex", "step_markdown", "erratum_markdown", "BIBLIOGRAPHY", "LINE_BUDGET"]
+
+pg_latex = to_latex
+escape_text = latex_escape
+
+#: the width a display line may take, in estimated glyphs (16 cm of 10 pt maths, less the tag)
+LINE_BUDGET = 62
+
+BIBLIOGRAPHY = (
+    ("williams1992", "R. J. Williams. Simple statistical gradient-following algorithms for connectionist "
+                     "reinforcement learning. Machine Learning, 8:229--256, 1992."),
+    ("sutton2000", "R. S. Sutton, D. McAllester, S. Singh and Y. Mansour. Policy gradient methods for "
+                   "reinforcement learning with function approximation. In NeurIPS 12, 2000."),
+    ("schulman2016", "J. Schulman, P. Moritz, S. Levine, M. Jordan and P. Abbeel. High-dimensional continuous "
+                     "control using generalized advantage estimation. In ICLR, 2016."),
+)
+
+_SUMMARIES = {
+    "seed": Prose("The score-function identity (1)–(7) ", Tex(r"\cite{williams1992}", "[Williams 1992]"),
+                  ", instantiated at the trajectory distribution (8), and the gradient of ",
+                  Tex(r"\log p(\tau \mid \theta)", "log p(τ|θ)"),
+                  " reduced to the policy's score (9)–(13), give the simple policy gradient (14)–(15)."),
+    "reward_to_go": Prose("Writing ", Tex(r"R(\tau)", "R(τ)"), " out and splitting at ", Tex("t", "t"),
+                          ", the rewards ", Tex(r"r_{t'}", "rₜ′"), " with ", Tex("t' < t", "t′ < t"),
+                          " are fixed given ", Tex("s_t", "sₜ"), " while the score has mean zero given ",
+                          Tex("s_t", "sₜ"), ", so only the reward-to-go ",
+                          Tex(r"\sum_{t' \geq t} \gamma^{t'} r_{t'}", "Σₜ′≥ₜ γᵗ′ rₜ′"),
+                          " remains. The discount stays ", Tex(r"\gamma^{t'}", "γᵗ′"), ", not ",
+                          Tex(r"\gamma^{t'-t}", "γᵗ′⁻ᵗ"), "."),
+    "baseline": Prose("Because ", Tex(r"\sum_a \pi_\theta(a \mid s) = 1", "Σₐ πθ(a|s) = 1"), ", ",
+                      Tex(r"\mathbb{E}[\nabla_\theta \log \pi_\theta(a_t \mid s_t)\, b(s_t)] = 0",
+                          "E[∇θ log πθ(aₜ|sₜ) b(sₜ)] = 0"),
+                      ": subtracting a baseline that depends on the state only keeps the estimator's mean equal "
+                      "to ", Tex(r"\nabla_\theta J(\pi_\theta)", "∇θ J(πθ)"), " ",
+                      Tex(r"\cite{williams1992,schulman2016}", "[Williams 1992; Schulman et al. 2016]"), "."),
+    "eglp": Prose("For every state ", Tex("s_t", "sₜ"), ": ",
+                  Tex(r"\mathbb{E}_{a_t \sim \pi_\theta(\cdot \mid s_t)}[\nabla_\theta \log \pi_\theta(a_t \mid s_t)] "
+                      r"= \sum_a \nabla_\theta \pi_\theta(a \mid s_t) = \nabla_\theta \sum_a \pi_\theta(a \mid s_t) "
+                      r"= \nabla_\theta 1 = 0",
+                      "E_aₜ∼πθ(·|sₜ)[∇θ log πθ(aₜ|sₜ)] = Σₐ ∇θ πθ(a|sₜ) = ∇θ Σₐ πθ(a|sₜ) = ∇θ 1 = 0"),
+                  " (the expected grad-log-prob lemma of Spinning Up). Reward-to-go and the baseline reduce to it "
+                  "through the tower property."),
+    "pg_q": Prose("Conditioning each term of the reward-to-go form on ", Tex("(h_t, a_t)", "(hₜ, aₜ)"),
+                  ", the score is known and comes out, and by the Markov property ",
+                  Tex(r"\mathbb{E}[\sum_{t' \geq t} \gamma^{t'} r_{t'} \mid h_t, a_t] = \gamma^t Q_t(s_t, a_t)",
+                      "E[Σₜ′≥ₜ γᵗ′ rₜ′|hₜ, aₜ] = γᵗ Qₜ(sₜ, aₜ)"),
+                  ": the policy-gradient theorem ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"), "."),
+    "pg_advantage": Prose("With ", Tex("A_t = Q_t - V_t", "Aₜ = Qₜ − Vₜ"), ", the ", Tex("V_t(s_t)", "Vₜ(sₜ)"),
+                          " term is a state-dependent baseline: conditioning on ", Tex("h_t", "hₜ"),
+                          " and the EGLP lemma remove it, so the advantage form equals the Q form ",
+                          Tex(r"\cite{sutton2000,schulman2016}", "[Sutton et al. 2000; Schulman et al. 2016]"), "."),
+    "pg_state": Prose("Each term ", Tex(r"\mathbb{E}[\gamma^t \nabla_\theta \log \pi_\theta(a_t \mid s_t)\, "
+                                       r"Q_t(s_t, a_t)]", "E[γᵗ ∇θ log πθ(aₜ|sₜ) Qₜ(sₜ, aₜ)]"),
+                      " depends on ", Tex("(s_t, a_t)", "(sₜ, aₜ)"), " only, so the rest of the trajectory sums "
+                      "out, giving the state-visitation form ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"),
+                      "."),
+}
+
+_TITLES = {
+    "pg_advantage": Prose("The policy-gradient theorem, advantage form (baseline ", Tex("b = V", "b = V"), ")"),
+}
 
 
-class PGLatexPrinter(LatexPrinter):
-    """SymPy's LaTeX printer with the derivation's notation (nodes print via ``_latex``)."""
-
-    printmethod = "_latex"
-
-    def __init__(self, settings=None):
-        super().__init__({"fold_short_frac": False, **(settings or {})})
-
-    def _print_UnevaluatedExpr(self, expr):
-        # the multiply-and-divide step shows grad p / p as a displayed fraction
-        return self._print(expr.args[0])
+def _title(d: Derivation) -> Prose:
+    return _TITLES.get(d.name) or (d.title if isinstance(d.title, Prose) else Prose(d.title))
 
 
-def pg_latex(expr: Basic) -> str:
-    """LaTeX for a notation expression."""
-    return PGLatexPrinter().doprint(expr)
+def _summary(d: Derivation) -> Prose:
+    if d.name in _SUMMARIES:
+        return _SUMMARIES[d.name]
+    s = d.summary if isinstance(d.summary, Prose) else Prose(d.summary or "")
+    if d.name.startswith(("pg_theorem", "policy_gradient")):
+        s = Prose(s, " ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"))
+    return s
 
 
-_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&",
-            "#": r"\#", "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}",
-            "<": r"\ensuremath{<}", ">": r"\ensuremath{>}", "|": r"\ensuremath{|}"}
-_MATH = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "θ": r"\theta", "μ": r"\mu",
-         "π": r"\pi", "ρ": r"\rho", "σ": r"\sigma", "τ": r"\tau", "Σ": r"\Sigma", "∑": r"\sum",
-         "∏": r"\prod", "∫": r"\int", "∇": r"\nabla", "∼": r"\sim", "≥": r"\geq", "≤": r"\leq",
-         "≠": r"\neq", "→": r"\to", "·": r"\cdot", "∈": r"\in", "−": "-", "ℛ": r"\mathcal{R}",
-         "≝": r"\stackrel{\mathrm{def}}{=}", "′": "'", "×": r"\times"}
-_TEXT = {"…": r"\ldots{}", "“": "``", "”": "''", "’": "'", "‘": "`", "—": "---", "–": "--"}
+# --- verification ------------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class StepStatus:
+    """What replay and grounding found for one step.
 
-def escape_text(s: str) -> str:
-    """Escape plain (Unicode) text for LaTeX: specials escaped, Greek and maths as math.
-
-    Characters outside ASCII with no mapping become ``?`` so pdflatex never fails on them.
+    Attributes:
+      replay_ok: the cited rule turns ``before`` into ``after``.
+      replay_message: how it was decided, or why it failed.
+      grounding: ((S, A, H), method, ok, message) per size.
     """
-    out = []
-    for ch in s:
-        if ch in _SPECIAL:
-            out.append(_SPECIAL[ch])
-        elif ch in _MATH:
-            out.append(rf"\ensuremath{{{_MATH[ch]}}}")
-        elif ch in _TEXT:
-            out.append(_TEXT[ch])
-        elif ord(ch) < 128:
-            out.append(ch)
+
+    replay_ok: bool
+    replay_message: str
+    grounding: tuple = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.replay_ok and all(g[2] for g in self.grounding)
+
+    def failure(self) -> str:
+        if not self.replay_ok:
+            return f"replay failed: {self.replay_message}"
+        for sizes, method, ok, message in self.grounding:
+            if not ok:
+                return f"grounding at (S, A, H) = {tuple(sizes)} ({method}) failed: {message}"
+        return ""
+
+
+def verify_derivations(derivations: Sequence[Derivation], sizes=((2, 2, 2),), method: str = "symbolic"
+                       ) -> dict:
+    """Replay and ground every step; never raises (an error is a failed status naming the step).
+
+    Returns:
+      {(derivation name, step number): StepStatus}.
+    """
+    from derive.grounding import ground_step
+    from derive.steps import check_step
+
+    out = {}
+    for d in derivations:
+        for step in d.steps:
+            try:
+                c = check_step(step)
+                replay_ok, message = bool(c.ok), str(c.message)
+            except Exception as err:  # noqa: BLE001  (a failing step is a row, never a traceback)
+                replay_ok, message = False, f"{type(err).__name__}: {err}"
+            grounding = []
+            for sz in sizes:
+                try:
+                    g = ground_step(step, sz, method)
+                    grounding.append((tuple(sz), method, bool(g.ok), str(getattr(g, "message", ""))))
+                except Exception as err:  # noqa: BLE001
+                    grounding.append((tuple(sz), method, False, f"{type(err).__name__}: {err}"))
+            out[d.name, step.number] = StepStatus(replay_ok, message, tuple(grounding))
+    return out
+
+
+def failing_steps(status: dict) -> list[str]:
+    """One line per failing step: "derivation (number): reason"."""
+    return [f"{name} ({number}): {s.failure()}" for (name, number), s in status.items() if not s.ok]
+
+
+# --- equations, broken to fit --------------------------------------------------------------------------------------------
+
+def _width(tex: str) -> float:
+    """A rough width of a LaTeX maths string in glyphs (sub- and superscripts count 0.6)."""
+    s = re.sub(r"\\(left|right|middle|Biggl|Biggr|bigl|bigr|qquad|quad|,|;|!)", "", tex)
+    s = re.sub(r"\\mathbb\{(\w)\}", r"\1", s)
+    s = re.sub(r"\\(sum|prod|int)\b", "SS", s)
+    s = re.sub(r"\\[a-zA-Z]+", "c", s)
+    small = 0.0
+
+    def scripts(m):
+        nonlocal small
+        small += 0.6 * len(re.sub(r"[{}\s]", "", m.group(1)))
+        return ""
+
+    for _ in range(3):   # nested scripts
+        s = re.sub(r"[_^]\{([^{}]*)\}", scripts, s)
+    s = re.sub(r"[_^](\w)", lambda m: scripts(m) or "", s)
+    s = re.sub(r"[{}\s&]", "", s)
+    return len(s) + small + 0.8 * tex.count(" = ") + 0.5 * (tex.count(" + ") + tex.count(" - "))
+
+
+def _signed(term: Basic, printer) -> tuple[str, str]:
+    if term.could_extract_minus_sign():
+        return "-", printer._print(-term)
+    return "+", printer._print(term)
+
+
+def _pieces(expr: Basic, printer) -> list[str]:
+    """The expression as line pieces; pieces after the first start with an operator (``+``/``-``)."""
+    if isinstance(expr, Add):
+        out = []
+        for i, term in enumerate(printer._as_ordered_terms(expr)):
+            op, tex = _signed(term, printer)
+            sub = _pieces(-term if op == "-" else term, printer)
+            head = ("- " if op == "-" else "") + sub[0] if i == 0 else f"{op} {sub[0]}"
+            out += [head, *sub[1:]]
+        return out
+    if isinstance(expr, Expectation) and _breakable(expr.body):
+        d = expr.density
+        head = (rf"\mathbb{{E}}_{{{printer._print(d.var)} \sim p(\cdot \mid {printer._print(d.param)})}}"
+                r"\Biggl[")
+        return _wrap(head, _pieces(expr.body, printer), r"\Biggr]")
+    if isinstance(expr, (Sum, Product)) and isinstance(expr.function, Add):
+        symbol = r"\sum" if isinstance(expr, Sum) else r"\prod"
+        head = printer._limits(symbol, expr.limits) + r" \Biggl("
+        return _wrap(head, _pieces(expr.function, printer), r"\Biggr)")
+    if isinstance(expr, (Sum, Product)) and _breakable(expr.function):
+        symbol = r"\sum" if isinstance(expr, Sum) else r"\prod"
+        head = printer._limits(symbol, expr.limits) + " "
+        return _wrap(head, _pieces(expr.function, printer), "")
+    return [printer._print(expr)]
+
+
+def _wrap(head: str, inner: list[str], tail: str) -> list[str]:
+    out = list(inner)
+    out[0] = head + out[0]
+    out[-1] = out[-1] + tail
+    return out
+
+
+def _breakable(e: Basic) -> bool:
+    return isinstance(e, Add) or (isinstance(e, (Sum, Product)) and _breakable(e.function))
+
+
+def _pack(pieces: list[str], budget: float, first_budget: float) -> list[str]:
+    lines, current = [], ""
+    for p in pieces:
+        limit = first_budget if not lines else budget
+        if current and _width(current + " " + p) > limit:
+            lines.append(current)
+            current = p
         else:
-            out.append("?")
-    return "".join(out)
+            current = f"{current} {p}" if current else p
+    lines.append(current)
+    return lines
 
 
-def _display(step: Step, previous: Step | None) -> str:
-    p = PGLatexPrinter()
+def _equation_body(lhs: str | None, rhs: Basic, printer, budget: float = LINE_BUDGET,
+                   relation: str = "=") -> str:
+    """The body of an equation environment: one line, or a ``split`` when it does not fit."""
+    rhs_tex = printer._print(rhs)
+    one = f"{lhs} {relation} {rhs_tex}" if lhs else f"{{}} {relation} {rhs_tex}"
+    if _width(one) <= budget:
+        return one
+    pieces = _pieces(rhs, printer)
+    lhs_w = _width(lhs) if lhs else 1.0
+    if lhs and lhs_w + _width(pieces[0]) + 2 > budget:
+        # the left side alone on the first line, the right side below it
+        lines = _pack(pieces, budget - 4, budget - 2)
+        body = [f"&{lhs} \\\\", f"&\\quad {relation} {lines[0]}"] + [f"&\\qquad {ln}" for ln in lines[1:]]
+    else:
+        lines = _pack(pieces, budget - 4, budget - lhs_w - 2)
+        first = f"{lhs} &{relation} {lines[0]}" if lhs else f"&{relation} {lines[0]}"
+        body = [first] + [f"&\\quad {ln}" for ln in lines[1:]]
+    return "\\begin{split}\n" + " \\\\\n".join(b.rstrip("\\ ") for b in body) + "\n\\end{split}"
+
+
+# --- the steps ----------------------------------------------------------------------------------------------------------
+
+def _label(number) -> str:
+    return f"eq:{number}"
+
+
+def _sides(step: Step, previous: Step | None) -> tuple[Basic | None, Basic]:
+    """(lhs or None for a continued chain, rhs) of the displayed equation, with J(π_θ) named."""
     if step.is_equation:
-        return f"{p.doprint(step.after.lhs)} = {p.doprint(step.after.rhs)}"
+        return name_objective(step.after.lhs), step.after.rhs
     if previous is not None and not previous.is_equation and previous.after == step.before:
-        return f"{{}} = {p.doprint(step.after)}"
-    return f"{p.doprint(step.before)} = {p.doprint(step.after)}"
+        return None, step.after
+    return name_objective(step.before), step.after
 
 
-def render_derivation(d: Derivation) -> str:
-    """One derivation as a section: per step the rule, its side conditions, and the equation."""
-    lines = [rf"\section*{{{escape_text(d.title)}}}"]
-    if d.summary:
-        lines.append(escape_text(d.summary))
+def _cites(text: str, known: set) -> str:
+    """Replace "(13)" by \\eqref{eq:13} where 13 is a step of the document."""
+    def sub(m):
+        n = m.group(1)
+        return rf"\eqref{{{_label(n)}}}" if n in known else m.group(0)
+    return re.sub(r"\((\w+)\)", sub, text)
+
+
+def _status_latex(status: StepStatus | None) -> str:
+    """✓ (replayed and grounded at every size of the title block), or ✗ with the reason."""
+    if status is None:
+        return ""
+    if status.ok:
+        return r"$\checkmark$"
+    return rf"$\times$ \textbf{{FAILED}}: {latex_escape(_short(status.failure()))}"
+
+
+def _short(text: str, n: int = 160) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def step_latex(step: Step, previous: Step | None = None, status: StepStatus | None = None,
+               known: set = frozenset(), head_ref: str = "") -> str:
+    """One step: its rule, justification, side conditions and status, then the numbered equation."""
+    p = PGLatexPrinter()
+    justification, conditions = rule_prose(step.rule)
+    lhs, rhs = _sides(step, previous)
+    lhs_tex = p._print(lhs) if lhs is not None else None
+    relation = rf"\overset{{{head_ref}}}{{=}}" if head_ref and lhs is not None else "="
+    label = _cites(step.rule.latex_label, known)
+    conds = "; ".join(c.latex() for c in conditions)
+    number = latex_escape(str(step.number))
+    return "\n".join([
+        "",
+        rf"\noindent\textbf{{({number})}} {_status_latex(status)} \emph{{{label}.}} "
+        rf"{_cites(justification.latex(), known)}" + (rf" \emph{{Needs:}} {conds}." if conds else ""),
+        r"\begin{equation}",
+        _equation_body(lhs_tex, rhs, p, relation=relation) + rf" \tag{{{number}}}\label{{{_label(step.number)}}}",
+        r"\end{equation}",
+    ])
+
+
+def _known_equations(derivations) -> dict:
+    """{number: the displayed equation's (lhs, rhs)} for cross-references between derivations."""
+    out = {}
+    for d in derivations:
+        prev = None
+        for s in d.steps:
+            out[str(s.number)] = (s.after.lhs, s.after.rhs) if s.is_equation else (None, s.after)
+            prev = s
+    del prev
+    return out
+
+
+def derivation_latex(d: Derivation, status: dict | None = None, known: set = frozenset(),
+                     earlier: dict | None = None) -> str:
+    """One derivation as a section."""
+    earlier = earlier or {}
+    head = d.steps[0].before
+    head_ref = ""
+    for number, (lhs, rhs) in earlier.items():
+        if rhs == head and lhs is not None:
+            head_ref, head_lhs = rf"\eqref{{{_label(number)}}}", lhs
+            break
+    lines = [rf"\section{{{_title(d).latex()}}}",
+             rf"\label{{sec:{d.name}}}", _cites(_summary(d).latex(), known)]
+    if head_ref:
+        lines.append(rf"It starts from the right side of {head_ref}.")
     previous = None
-    for step in d.steps:
-        rule = step.rule
-        conds = "; ".join(escape_text(c) for c in rule.side_conditions)
-        lines += [
-            "",
-            rf"\paragraph{{({escape_text(str(step.number))}) {rule.latex_label}.}}",
-            escape_text(rule.justification),
-            rf"\emph{{Side conditions:}} {conds}." if conds else "",
-            r"\begin{equation}",
-            rf"{_display(step, previous)} \tag{{{escape_text(str(step.number))}}}",
-            r"\end{equation}",
-        ]
+    for i, step in enumerate(d.steps):
+        ref = head_ref if i == 0 else ""
+        st = None if status is None else status.get((d.name, step.number))
+        if i == 0 and head_ref:
+            lines.append(_first_step_with_head(step, head_lhs, st, known, ref))
+        else:
+            lines.append(step_latex(step, previous, st, known, ref))
         previous = step
+    last = d.steps[-1].after
+    for number, (lhs, rhs) in earlier.items():
+        if rhs == last and number != str(d.steps[-1].number):
+            lines.append(rf"\noindent The last line is the right side of \eqref{{{_label(number)}}}.")
+            break
     return "\n".join(lines)
 
 
-def _render_erratum(e) -> str:
+def _first_step_with_head(step: Step, named_lhs: Basic, status, known, ref) -> str:
+    """The first step of a derivation that continues an earlier equation: show that equation's left side."""
+    p = PGLatexPrinter()
+    justification, conditions = rule_prose(step.rule)
+    head = f"{p._print(name_objective(named_lhs))} \\overset{{{ref}}}{{=}} {p._print(step.before)}"
+    conds = "; ".join(c.latex() for c in conditions)
+    number = latex_escape(str(step.number))
     return "\n".join([
-        rf"\paragraph{{Remark ({escape_text(e.id)}): {escape_text(e.title)}.}}",
-        rf"\emph{{The seed:}} {escape_text(e.seed_text)}\par",
-        rf"\emph{{Correction:}} {escape_text(e.correction)}\par",
-        rf"\emph{{Evidence (computed):}} {escape_text(e.evidence)}",
-        ""])
+        "",
+        rf"\noindent\textbf{{({number})}} {_status_latex(status)} "
+        rf"\emph{{{_cites(step.rule.latex_label, known)}.}} "
+        rf"{_cites(justification.latex(), known)}" + (rf" \emph{{Needs:}} {conds}." if conds else ""),
+        r"\begin{equation}",
+        r"\begin{split}",
+        f"&{head} \\\\",
+        _continued(step.after, p),
+        r"\end{split}" + rf" \tag{{{number}}}\label{{{_label(step.number)}}}",
+        r"\end{equation}",
+    ])
 
 
-def render_document(derivations: Sequence[Derivation] | None = None,
-                    errata: Iterable = ()) -> str:
-    """A standalone LaTeX document of the derivations and errata.
+def _continued(rhs: Basic, p) -> str:
+    """'&\\quad = rhs' lines of a split, broken to fit."""
+    lines = _pack(_pieces(rhs, p), LINE_BUDGET - 6, LINE_BUDGET - 4)
+    out = [f"&\\quad = {lines[0]}"] + [f"&\\qquad {ln}" for ln in lines[1:]]
+    return " \\\\\n".join(out)
+
+
+def render_derivation(d: Derivation, status: dict | None = None) -> str:
+    """One derivation as a LaTeX section (no cross-references to other derivations)."""
+    return derivation_latex(d, status, {str(s.number) for s in d.steps})
+
+
+# --- the other sections --------------------------------------------------------------------------------------------------
+
+def _verified_block(derivations, status: dict | None) -> str:
+    if status is None:
+        return (r"\noindent\textbf{Not verified in this export:} the steps below were not replayed or grounded "
+                r"when this file was written (run \texttt{pgverify latex} to verify before export).")
+    rows = []
+    all_ok = True
+    for d in derivations:
+        sts = [status.get((d.name, s.number)) for s in d.steps]
+        n = len(sts)
+        replayed = sum(1 for s in sts if s is not None and s.replay_ok)
+        sizes = []
+        for s in sts:
+            for g in (s.grounding if s else ()):
+                if g[0] not in sizes:
+                    sizes.append(g[0])
+        grounded = []
+        for sz in sizes:
+            ok = sum(1 for s in sts if s and any(g[0] == sz and g[2] for g in s.grounding))
+            mark = r"$\checkmark$" if ok == n else r"$\times$"
+            grounded.append(f"$({', '.join(map(str, sz))})$ {ok}/{n} {mark}")
+        ok_all = all(s is not None and s.ok for s in sts)
+        all_ok &= ok_all
+        title = _title(d).latex()
+        mark = r"$\checkmark$" if replayed == n else r"$\times$"
+        rows.append(f"{title} & {replayed}/{n} {mark} & "
+                    f"{', '.join(grounded) or '--'} \\\\")
+    verdict = (r"Every step was replayed by SymPy (the cited rule, applied to the line before, gives the line) "
+               r"and grounded as an exact identity on symbolic tabular MDPs of the sizes shown; "
+               r"each is marked $\checkmark$ below."
+               if all_ok else r"\textbf{Some steps FAILED}; they are marked $\times$ below with the reason, the "
+                              r"others $\checkmark$ (replayed and grounded at every size shown).")
+    return "\n".join([
+        r"\noindent\textbf{What was verified.} " + verdict,
+        r"\begin{center}\small",
+        r"\begin{tabular}{p{7.2cm}lp{5.6cm}}",
+        r"derivation & replayed & grounded at $(S, A, H)$ \\ \hline",
+        *rows,
+        r"\end{tabular}",
+        r"\end{center}"])
+
+
+_NOTATION = r"""\section*{Notation}
+A trajectory is $\tau = (s_0, a_0, s_1, a_1, \ldots, s_{H-1}, a_{H-1}, s_H)$ with horizon $H$; its probability
+under the policy $\pi_\theta$ is $p(\tau \mid \theta)$, its return
+$R(\tau) = \sum_{t=0}^{H-1} \gamma^t r_t$ with $r_t = r(s_t, a_t, s_{t+1})$, and the objective is
+\[
+  J(\pi_\theta) \stackrel{\mathrm{def}}{=} \mathbb{E}_{\tau \sim p(\cdot \mid \theta)}\left[R(\tau)\right].
+\]
+For discrete variables $\int dx$ is a sum.  Corrections built in (see the errata): $p(\tau \mid \theta)$
+includes $\rho_0(s_0)$; products and sums run over $t = 0, \ldots, H-1$; expectations are over
+$\tau \sim p(\cdot \mid \theta)$.  In the computed evidence, $\partial\pi(a \mid s)$ is the derivative of
+$\pi_\theta(a \mid s)$ in $\theta$, $r(s, a, s')$, $p(s' \mid s, a)$ and $\rho_0(s)$ are the parameters of
+a symbolic tabular MDP with numbered states and actions."""
+
+
+def _continuous_section() -> str:
+    """Steps (1)-(7) on N(μ, σ²) (they hold) and on Uniform(0, θ) (step (2) fails), in closed form."""
+    from sympy import Symbol, latex as _plain_latex  # noqa: F401
+    from derive.continuous import check_gaussian, uniform_counterexample
+
+    p = PGLatexPrinter()
+    out = [r"\section{Continuous densities}", r"\label{sec:continuous}",
+           r"Equations (1)--(7) evaluated in closed form.  For $x \sim \mathcal{N}(\mu, \sigma^2)$ and a cubic "
+           r"$f(x) = c_0 + c_1 x + c_2 x^2 + c_3 x^3$ with symbolic coefficients, both sides of every step are "
+           r"polynomials in $(\mu, \sigma, c_k)$:"]
+    for param in ("mu", "sigma"):
+        checks = check_gaussian(param)
+        fails = [c.number for c in checks if not c.ok]
+        name = r"\mu" if param == "mu" else r"\sigma"
+        verdict = (r"every step holds" if not fails else
+                   r"\textbf{steps " + ", ".join(f"({n})" for n in fails) + r" fail}")
+        out += [rf"\paragraph{{$\theta = {name}$:}} {verdict}, and both ends equal",
+                r"\begin{equation*}",
+                _equation_body(rf"\nabla_{{{name}}} \mathbb{{E}}[f(x)]", checks[0].before, p),
+                r"\end{equation*}"]
+    u = uniform_counterexample()
+    rows = " \\\\\n".join(rf"\eqref{{{_label(c.number)}}} & {p._print(c.before)} & {p._print(c.after)} & "
+                          + (r"$\checkmark$" if c.ok else r"$\times$") for c in u.checks)
+    rows = re.sub(r"(\\eqref\{[^}]*\}) & ([^&]*) & ([^&]*) &", lambda m: f"{m.group(1)} & ${m.group(2).strip()}$ "
+                                                                       f"& ${m.group(3).strip()}$ &", rows)
+    failing = ", ".join(rf"\eqref{{{_label(n)}}}" for n in u.failing_steps) or "none"
+    out += [r"\paragraph{Uniform$(0, \theta)$, $f(x) = x$:} the support depends on $\theta$, so exchanging "
+            r"$\nabla_\theta$ and $\int$ drops the boundary term.  Each step's two sides (steps whose sides "
+            rf"differ: {failing}):",
+            r"\begin{center}", r"\begin{tabular}{cccc}", r"step & before & after & \\ \hline", rows,
+            r"\end{tabular}", r"\end{center}"]
+    return "\n".join(out)
+
+
+def _display_latex(item) -> str:
+    if isinstance(item, Tex):
+        return item.latex
+    p = PGLatexPrinter()
+    if isinstance(item, Equality):
+        return _equation_body(p._print(item.lhs), item.rhs, p)
+    return p._print(item)
+
+
+def _erratum_latex(e) -> str:
+    def prose(v):
+        return v.latex() if isinstance(v, Prose) else latex_escape(str(v))
+
+    holds = getattr(e, "holds", None)
+    verdict = ("" if holds is None else
+               (r"\emph{Check:} $\checkmark$ the computed evidence satisfies: " + prose(e.claim) + "."
+                if holds else r"\emph{Check:} $\times$ \textbf{FAILED}: the computed evidence does not satisfy: "
+                + prose(e.claim) + "."))
+    out = [rf"\subsection*{{{prose(e.title)}}}", rf"\noindent\texttt{{{latex_escape(e.id)}}}\quad"
+           rf"\emph{{The seed:}} {prose(e.seed_text)}"]
+    for item in getattr(e, "seed_display", ()):
+        out += [r"\begin{equation*}", _display_latex(item), r"\end{equation*}"]
+    out.append(rf"\emph{{Correction:}} {prose(e.correction)}")
+    for item in getattr(e, "correction_display", ()):
+        out += [r"\begin{equation*}", _display_latex(item), r"\end{equation*}"]
+    out.append(rf"\emph{{Evidence (computed):}} {prose(e.evidence)}")
+    for item in getattr(e, "evidence_display", ()):
+        out += [r"\begin{equation*}", _display_latex(item), r"\end{equation*}"]
+    out.append(verdict)
+    return "\n".join(out) + "\n"
+
+
+def render_document(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
+                    status: dict | None = None, continuous: bool = True) -> str:
+    """A standalone LaTeX document of the derivations, the continuous cases and the errata.
 
     Args:
-      derivations: the derivations to print; default: the seed, reward-to-go and baseline.
-      errata: objects with string attributes ``id, title, seed_text, correction,
-        evidence`` (``derive.errata.symbolic_errata()`` and the verify side's).
+      derivations: the derivations to print; default: ``derive.seed.DERIVATIONS``.
+      errata: ``derive.errata.Erratum`` records (or objects with the same text attributes).
+      status: ``verify_derivations(...)``'s result; None says in the document that nothing was verified.
+      continuous: include the Gaussian and Uniform(0, θ) section.
 
     Returns:
       the document source; it uses only amsmath and amssymb.
@@ -130,26 +540,152 @@ def render_document(derivations: Sequence[Derivation] | None = None,
     if derivations is None:
         from derive.seed import DERIVATIONS
         derivations = DERIVATIONS
-    body = [render_derivation(d) for d in derivations]
+    known = {str(s.number) for d in derivations for s in d.steps}
+    body, earlier = [], {}
+    for d in derivations:
+        body.append(derivation_latex(d, status, known, earlier))
+        for s in d.steps:
+            earlier[str(s.number)] = (s.after.lhs, s.after.rhs) if s.is_equation else (None, s.after)
+    if continuous:
+        body.append(_continuous_section())
     errata = list(errata)
     if errata:
-        body.append(r"\section*{Errata: slips in the seed}")
-        body += [_render_erratum(e) for e in errata]
+        body += [r"\section{Errata: slips in the seed}", r"\label{sec:errata}",
+                 "Each slip is a check: its evidence is computed (by SymPy on symbolic MDPs, or exactly by "
+                 "enumeration), and its sentence, numbers and comparison are generated from that evidence."]
+        body += [_erratum_latex(e) for e in errata]
+    bib = "\n".join(rf"\bibitem{{{key}}} {text}" for key, text in BIBLIOGRAPHY)
     return "\n".join([
         r"\documentclass[10pt]{article}",
         r"\usepackage{amsmath}",
         r"\usepackage{amssymb}",
-        r"\setlength{\textwidth}{16cm}\setlength{\oddsidemargin}{0cm}",
+        r"\setlength{\textwidth}{16cm}\setlength{\oddsidemargin}{0cm}\setlength{\evensidemargin}{0cm}",
+        r"\setlength{\textheight}{23cm}\setlength{\topmargin}{-1.5cm}",
         r"\allowdisplaybreaks",
         r"\title{The policy gradient, step by step}",
-        r"\author{pgverify (generated; every step replayed by SymPy)}",
+        r"\author{Generated by pgverify from the derivation's SymPy expressions}",
         r"\date{}",
         r"\begin{document}",
         r"\maketitle",
-        escape_text("Each equation is numbered as in the seed. Above each equation: the rule "
-                    "that produces it from the previous line, and the rule's side conditions. "
-                    "Corrections built in: p(τ|θ) includes ρ0(s_0), products and sums run over "
-                    "t = 0, …, H−1, expectations are over τ ∼ p(·|θ)."),
+        _verified_block(derivations, status),
+        _NOTATION,
         *body,
+        r"\begin{thebibliography}{9}",
+        bib,
+        r"\end{thebibliography}",
         r"\end{document}",
         ""])
+
+
+# --- Markdown and notebooks ------------------------------------------------------------------------------------------------
+
+def _md_status(status: StepStatus | None) -> str:
+    if status is None:
+        return ""
+    if status.ok:
+        sizes = ", ".join(str(tuple(g[0])) for g in status.grounding)
+        return " — ✓ replayed" + (f", grounded at {sizes}" if sizes else "")
+    return f" — ✗ **FAILED**: {status.failure()}"
+
+
+def _md_math(prose: Prose) -> str:
+    """Prose for Markdown: text as is, maths as ``$...$``."""
+    out = []
+    for part in prose.parts:
+        if isinstance(part, Tex):
+            out.append(part.text if part.latex.startswith("\\cite") else f"${part.latex}$")
+        elif isinstance(part, str):
+            out.append(part.replace("*", r"\*").replace("_", r"\_"))
+        else:
+            out.append(f"${to_latex(part)}$")
+    return "".join(out)
+
+
+def step_markdown(step: Step, previous: Step | None = None, status: StepStatus | None = None) -> str:
+    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the seed."""
+    justification, conditions = rule_prose(step.rule)
+    lhs, rhs = _sides(step, previous)
+    eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
+    conds = "; ".join(_md_math(c) for c in conditions)
+    return "\n".join([
+        f"**({step.number})** *{step.rule.name.replace('_', ' ')}.* {_md_math(justification)}"
+        + (f" *Needs:* {conds}." if conds else "") + _md_status(status),
+        "",
+        "$$",
+        rf"{eq} \qquad ({step.number})",
+        "$$",
+        ""])
+
+
+def derivation_markdown(d: Derivation, status: dict | None = None) -> str:
+    out = [f"## {_md_math(_title(d))}", "", _md_math(_summary(d)), ""]
+    previous = None
+    for step in d.steps:
+        out.append(step_markdown(step, previous, None if status is None else status.get((d.name, step.number))))
+        previous = step
+    return "\n".join(out)
+
+
+def erratum_markdown(e) -> str:
+    def prose(v):
+        return _md_math(v) if isinstance(v, Prose) else str(v)
+
+    holds = getattr(e, "holds", None)
+    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.seed_text)}", ""]
+    for item in getattr(e, "seed_display", ()):
+        lines += ["$$", _display_md(item), "$$", ""]
+    lines += [f"*Correction:* {prose(e.correction)}", ""]
+    for item in getattr(e, "correction_display", ()):
+        lines += ["$$", _display_md(item), "$$", ""]
+    lines += [f"*Evidence (computed):* {prose(e.evidence)}", ""]
+    for item in getattr(e, "evidence_display", ()):
+        lines += ["$$", _display_md(item), "$$", ""]
+    if holds is not None:
+        lines += [("✓ the evidence satisfies: " if holds else "✗ **FAILED**: the evidence does not satisfy: ")
+                  + prose(e.claim), ""]
+    return "\n".join(lines)
+
+
+def _display_md(item) -> str:
+    if isinstance(item, Tex):
+        return item.latex
+    return to_latex(item)
+
+
+def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
+                    status: dict | None = None) -> str:
+    """The derivations and errata as Markdown with ``$$`` displays (renders on code-hosting sites)."""
+    if derivations is None:
+        from derive.seed import DERIVATIONS
+        derivations = DERIVATIONS
+    out = ["# The policy gradient, step by step", ""]
+    if status is None:
+        out += ["*Not verified in this export.*", ""]
+    else:
+        bad = failing_steps(status)
+        out += ["**What was verified:** " + ("every step replayed by SymPy and grounded on symbolic tabular MDPs "
+                                            "at the sizes shown." if not bad else
+                                            f"{len(bad)} steps FAILED: " + "; ".join(bad)), ""]
+    out += [derivation_markdown(d, status) for d in derivations]
+    errata = list(errata)
+    if errata:
+        out += ["## Errata: slips in the seed", ""] + [erratum_markdown(e) for e in errata]
+    out += ["## References", ""] + [f"- {text.replace('--', '–')}" for _, text in BIBLIOGRAPHY] + [""]
+    return "\n".join(out)
+
+
+def derivation_repr_latex(d: Derivation) -> str:
+    """For Jupyter: one ``$$`` display per step, numbered as in the seed (the first is the seed's first equation)."""
+    out, previous = [], None
+    for step in d.steps:
+        lhs, rhs = _sides(step, previous)
+        left = f"{to_latex(lhs)} = " if lhs is not None else "= "
+        out.append(rf"$${left}{to_latex(rhs)} \qquad ({step.number})$$")
+        previous = step
+    return "\n".join(out)
+
+
+def step_repr_latex(step: Step) -> str:
+    lhs, rhs = _sides(step, None)
+    return f"$${to_latex(lhs)} = {to_latex(rhs)} \\qquad ({step.number})$$"
+

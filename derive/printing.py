@@ -29,7 +29,6 @@ import re
 from xml.dom.minidom import Element
 
 from sympy import Add, Basic, Expr, Integer, Mul, Pow, Product, Sum, Symbol, UnevaluatedExpr, fraction, log, sympify
-from sympy.core.relational import Relational
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import precedence
@@ -219,7 +218,10 @@ def _rank(a: Basic, in_grad: bool = False) -> int:
         return 7
     if isinstance(a, (Sum, Product, Integrate)):
         return 9
-    return 7
+    return _NAMED_RANK.get(type(a).__name__, 7)
+
+
+_NAMED_RANK = {"QValue": 2, "VValue": 2, "Advantage": 2, "StateProb": 3, "ActionSum": 9, "StateSum": 9}
 
 
 def seed_factor_order(factors, in_grad: bool = False) -> list:
@@ -340,7 +342,7 @@ class PGUnicodePrinter(_SeedOrder, StrPrinter):
         return base + sup(self._print(e))
 
     def _print_Rational(self, e):
-        return f"{e.p}/{e.q}" if e.q != 1 else str(e.p).replace("-", "−")
+        return (f"{e.p}/{e.q}" if e.q != 1 else str(e.p)).replace("-", "−")
 
     def _print_Integer(self, e):
         return str(e.p).replace("-", "−")
@@ -442,6 +444,42 @@ class PGUnicodePrinter(_SeedOrder, StrPrinter):
                 "rho0": lambda: f"ρ₀({i[0]})", "r": lambda: f"r({i[0]}, {i[1]}, {i[2]})",
                 "P": lambda: f"p({i[2]}|{i[0]}, {i[1]})", "b": lambda: f"b({i[0]})",
                 "f": lambda: f"f(τ{sub(str(i[0]))})"}[e.kind]()
+
+    def _print_CondExpectation(self, e):
+        k = sub(self._print(e.time))
+        given = f"h{k}, a{k}" if e.with_action else f"h{k}"
+        return f"E[{self._print(e.body)} | {given}]"
+
+    def _print_ActionExpectation(self, e):
+        k = sub(self._print(e.time))
+        return f"E_a{k}∼πθ(·|s{k})[{self._print(e.body)}]"
+
+    def _index_sum(self, letter, e):
+        body = self._print(e.body)
+        if e.body.is_Add:
+            body = f"({body})"
+        return "Σ" + sub(letter + self._print(e.time)) + " " + body
+
+    def _print_ActionSum(self, e):
+        return self._index_sum("a", e)
+
+    def _print_StateSum(self, e):
+        return self._index_sum("s", e)
+
+    def _print_StateProb(self, e):
+        return f"Pr(s{self._t(e)})"
+
+    def _print_QValue(self, e):
+        return f"Q{self._t(e)}(s{self._t(e)}, a{self._t(e)})"
+
+    def _print_VValue(self, e):
+        return f"V{self._t(e)}(s{self._t(e)})"
+
+    def _print_Advantage(self, e):
+        return f"A{self._t(e)}(s{self._t(e)}, a{self._t(e)})"
+
+    def _print__Node(self, e):
+        return e._sympystr(self)
 
     def emptyPrinter(self, expr):
         if isinstance(expr, (str, Tex)):
@@ -548,6 +586,9 @@ class PGLatexPrinter(_SeedOrder, LatexPrinter):
 
     def _print_Objective(self, e):
         return r"J(\pi_{\theta})"
+
+    def _print__Node(self, e):
+        return e._latex(self)
 
     def _print_Param(self, e):
         i = e.indices
@@ -746,6 +787,47 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
         if kind == "b":
             return self._fn("b", i[0])
         return self._fn("f", self._msub(self._mi("τ"), i[0]))
+
+    def _print_CondExpectation(self, e):
+        k = self._print(e.time)
+        given = [self._msub(self._mi("h"), k)]
+        if e.with_action:
+            given += [self._mo(","), self._msub(self._mi("a"), self._print(e.time))]
+        return self._row(self._mi("𝔼"), self._mo("["), e.body, self._mo("|"), *given, self._mo("]"))
+
+    def _print_ActionExpectation(self, e):
+        a, s_ = (self._msub(self._mi(v), self._print(e.time)) for v in "as")
+        subscript = self._row(a, self._mo("∼"), self._msub(self._mi("π"), self._mi("θ")),
+                              self._cond(self._mo("·"), [s_]))
+        return self._row(self._msub(self._mi("𝔼"), subscript), self._fenced(e.body, "[", "]"))
+
+    def _index_sum(self, letter, e):
+        body = self._print(e.body)
+        if e.body.is_Add:
+            body = self._fenced(body)
+        under = self._el("munder", self._mo("\u2211"), self._msub(self._mi(letter), self._print(e.time)))
+        return self._row(under, body)
+
+    def _print_ActionSum(self, e):
+        return self._index_sum("a", e)
+
+    def _print_StateSum(self, e):
+        return self._index_sum("s", e)
+
+    def _print_StateProb(self, e):
+        return self._fn(self._msub(self._mi("Pr"), self._msub(self._mi("π"), self._mi("θ"))), self._var("s", e))
+
+    def _print_QValue(self, e):
+        return self._fn(self._msub(self._mi("Q"), self._print(e.time)), self._var("s", e), self._var("a", e))
+
+    def _print_VValue(self, e):
+        return self._fn(self._msub(self._mi("V"), self._print(e.time)), self._var("s", e))
+
+    def _print_Advantage(self, e):
+        return self._fn(self._msub(self._mi("A"), self._print(e.time)), self._var("s", e), self._var("a", e))
+
+    def _print__Node(self, e):
+        return self._el("mtext", text=to_unicode(e))
 
     def emptyPrinter(self, expr):
         return self._el("mtext", text=to_unicode(expr))

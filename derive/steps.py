@@ -68,6 +68,14 @@ class Step:
     def is_equation(self) -> bool:
         return isinstance(self.after, Equality)
 
+    def _repr_latex_(self) -> str:   # Jupyter: the step's equation, numbered (derive.latex)
+        from derive.latex import step_repr_latex
+        return step_repr_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from derive.latex import step_markdown
+        return step_markdown(self)
+
 
 @dataclass(frozen=True)
 class Derivation:
@@ -98,6 +106,14 @@ class Derivation:
             if s.number == number:
                 return s
         raise KeyError(number)
+
+    def _repr_latex_(self) -> str:   # Jupyter: ``from derive import SEED; SEED`` shows the numbered derivation
+        from derive.latex import derivation_repr_latex
+        return derivation_repr_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from derive.latex import derivation_markdown
+        return derivation_markdown(self)
 
 
 @dataclass(frozen=True)
