@@ -337,7 +337,7 @@ def reward_to_go_drops_discount(sizes=(1, 2, 2)) -> Erratum:
         Prose(f"On a symbolic MDP with {_sizes(sizes)}, ", Eq(undiscounted - Grad(_J), _tidy(v), evaluate=False),
               f"; {where}."),
         v, check, lambda val: expand(val) != 0,
-        Prose(Ne(undiscounted - Grad(_J), 0, evaluate=False)),
+        Prose("the undiscounted reward-to-go's bias (the difference above) is not 0"),
         evidence_display=(Eq(undiscounted - Grad(_J), _tidy(v), evaluate=False),),
         parameters={"sizes": tuple(sizes)})
 

@@ -157,7 +157,7 @@ class Prose(str):
             elif isinstance(p, str):
                 out.append(latex_escape(p))
             else:
-                out.append(f"${to_latex(p)}$")
+                out.append(f"${to_latex(p, inline=True)}$")
         return "".join(out)
 
     def html(self) -> str:
@@ -835,9 +835,13 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
 
 # --- entry points -----------------------------------------------------------------------------------------------------
 
-def to_latex(expr) -> str:
-    """LaTeX (math mode) for an expression, in the seed's notation and order."""
-    return PGLatexPrinter().doprint(sympify(expr))
+def to_latex(expr, inline: bool = False) -> str:
+    """LaTeX (math mode) for an expression, in the seed's notation and order.
+
+    ``inline`` drops ``\\left``/``\\right`` so TeX may break a long formula inside a paragraph.
+    """
+    out = PGLatexPrinter().doprint(sympify(expr))
+    return re.sub(r"\\(left|right)(?=[()\[\]|.])", "", out) if inline else out
 
 
 def to_unicode(expr) -> str:

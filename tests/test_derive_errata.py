@@ -6,7 +6,10 @@ from fractions import Fraction
 
 from sympy import IndexedBase, Rational, Symbol, expand
 
-from derive.errata import symbolic_errata
+from derive.errata import (
+    exchange_regularity, objective_distribution, product_index_range, reward_to_go_drops_discount, rho0_omitted,
+    symbolic_errata,
+)
 
 ERRATA = {e.id: e for e in symbolic_errata()}
 
@@ -69,3 +72,51 @@ def test_undiscounted_reward_to_go_bias():
 
 def test_exchange_regularity_values():
     assert ERRATA["exchange-regularity"].value == (Rational(1, 2), Rational(-1, 2))
+
+
+# --- errata are checks: a predicate on the computed evidence, sentences generated from it ---------------------------
+
+def test_every_default_erratum_holds_and_prints_the_seeds_notation():
+    for e in symbolic_errata():
+        assert e.holds and e.passed, e.id
+        for text in (e.seed_text, e.correction, e.evidence, e.title):
+            for name in ("dpi_", "rho0_", "R_tau", "**", "_{", "['s"):
+                assert name not in str(text), (e.id, name, str(text))
+
+
+def test_rho0_with_one_state_does_not_show_the_slip():
+    # with S = 1 the seed's (9) sums to 1 over trajectories: the conclusion "not 1" no longer holds
+    e = rho0_omitted((1, 2, 2))
+    assert e.value[0] == 1 and not e.holds
+    assert "gives 1 = 1" in str(e.evidence) and "(S, A, H) = (1, 2, 2)" in str(e.evidence)
+    assert "≠" in str(rho0_omitted((3, 1, 1)).evidence) and rho0_omitted((3, 1, 1)).value[0] == 3
+
+
+def test_objective_with_one_action_has_zero_gradient():
+    # one action: the policy is constant, so the true gradient is 0 too and nothing distinguishes the objectives
+    e = objective_distribution((1, 1, 1))
+    assert e.value[1] == 0 and not e.holds and "which is 0 too" in str(e.evidence)
+
+
+def test_undiscounted_reward_to_go_with_one_step_is_unbiased():
+    # H = 1: gamma^0 = 1, so dropping the discount changes nothing
+    e = reward_to_go_drops_discount((1, 2, 1))
+    assert e.value == 0 and not e.holds and "it is 0 at this size" in str(e.evidence)
+    assert "vanishes only at γ = 1" in str(reward_to_go_drops_discount().evidence)
+
+
+def test_exchange_regularity_sentence_follows_the_values():
+    e = exchange_regularity(2)   # f(x) = x^2: grad E = 2 theta / 3, E[f grad log p] = -theta / 3
+    assert e.holds and "≠" in str(e.evidence) and "(2)" in str(e.evidence)
+    assert product_index_range(0).value == {IndexedBase("s")[1]}
+
+
+def test_a_failing_erratum_fails_the_report():
+    from verify.report import Report
+
+    report = Report(seed=0, quick=True)
+    report.errata = [rho0_omitted()]
+    assert report.passed
+    report.errata = [rho0_omitted((1, 2, 2))]
+    assert not report.passed
+    assert report.to_json()["errata"][0]["holds"] is False

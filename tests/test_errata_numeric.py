@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from verify.errata import all_errata, discount_restart_bias, rtg_variance_counterexample
+from verify.errata import (
+    all_errata, discount_restart_bias, reward_to_go_discount_origin, reward_to_go_variance, rtg_variance_counterexample,
+)
 from verify.exact import gradient
 from verify.mdp import TabularMDP
 from verify.policy import TabularSoftmax
@@ -75,3 +77,21 @@ def test_every_erratum_is_complete_and_unique():
     assert len({e.id for e in errata}) == len(errata) >= 8
     for e in errata:
         assert e.seed_text and e.correction and e.evidence
+
+
+def test_variance_erratum_sentence_and_verdict_follow_the_parameters():
+    e = reward_to_go_variance()
+    assert e.holds and " < " in str(e.evidence) and "× larger" in str(e.evidence)
+    assert "rewards −2 and 2" in str(e.evidence) and "θ = (2, −2)" in str(e.evidence)
+    # rewards 0 and 1 at the same theta: reward-to-go has the smaller variance, so the counterexample is gone
+    moved = reward_to_go_variance(rewards=(0.0, 1.0))
+    assert moved.value["reward_to_go"] < moved.value["total_return"]
+    assert not moved.holds and " > " in str(moved.evidence) and "× smaller" in str(moved.evidence)
+    assert "rewards 0 and 1" in str(moved.evidence)
+
+
+def test_discount_erratum_at_gamma_one_no_longer_holds():
+    assert reward_to_go_discount_origin().holds
+    e = reward_to_go_discount_origin(1.0)     # gamma = 1: restarting the discount changes nothing
+    assert e.value["rtg_restart_discount"] < 1e-12 and not e.holds
+    assert "no bias at this γ" in str(e.evidence) and "γ = 1" in str(e.evidence)

@@ -102,7 +102,9 @@ class Report:
 
     @property
     def checks(self) -> list:
-        return [*self.derivation, *self.continuous, *self.gradients, *(row for _, row in self.estimators)]
+        # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
+        return [*self.derivation, *self.continuous, *self.errata, *self.gradients,
+                *(row for _, row in self.estimators)]
 
     @property
     def passed(self) -> bool:
@@ -127,6 +129,8 @@ class Report:
 
 
 def erratum_json(e) -> dict:
+    if hasattr(e, "to_json"):
+        return e.to_json()
     return {"id": e.id, "title": e.title, "seed_text": e.seed_text, "correction": e.correction,
             "evidence": e.evidence}
 
