@@ -1,0 +1,60 @@
+"""What a newcomer's terminal shows: ``pgverify --version``, and output at 80 columns without broken table rows."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import verify
+
+
+def _run(*args, columns=80):
+    env = dict(os.environ, COLUMNS=str(columns), NO_COLOR="1", TERM="dumb")
+    return subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_version():
+    proc = _run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"pgverify {verify.__version__}"
+
+
+def _assert_fits(text: str, columns: int) -> None:
+    lines = text.splitlines()
+    assert lines, "no output"
+    for line in lines:
+        assert len(line) <= columns, f"{len(line)} > {columns} columns: {line!r}"
+        if line.startswith(("│", "┃")):      # a table row must close on the same line: not wrapped mid-row
+            assert line.rstrip().endswith(("│", "┃")), f"broken table row: {line!r}"
+    assert "\x1b[" not in text, "colour codes despite NO_COLOR"
+
+
+@pytest.mark.parametrize("args", [("gradient", "--example", "chain"), ("gradient", "--example", "gridworld"),
+                                  ("gradient", "--example", "discounted")])
+def test_output_fits_80_columns(args):
+    proc = _run(*args)
+    assert proc.returncode == 0, proc.stderr
+    _assert_fits(proc.stdout, 80)
+
+
+def test_gradient_names_what_it_computed():
+    """J with horizon, gamma and method; grad J labelled by state and action names (chain's exact values are
+    checked against enumeration in tests/test_exact.py; here: the labels and that the table holds them)."""
+    from verify.builtin import load_example
+    from verify.exact import gradient
+
+    chain = load_example("chain")
+    exact = gradient(chain.mdp, chain.policy, "enumerate")
+    out = _run("gradient", "--example", "chain").stdout
+    assert "horizon 5, gamma 0.9" in out and "(method: dp)" in out and f"{exact.J:.6g}"[:8] in out
+    row = next(line for line in out.splitlines() if line.startswith("│ s1"))
+    assert [float(x) for x in row.strip("│ ").split("│")[1:]] == pytest.approx(exact.grad[1], rel=1e-7)
+    assert "left" in out and "right" in out
+
+
+def test_gradient_of_a_big_problem_shows_the_largest_entries():
+    pytest.importorskip("gymnasium")
+    proc = _run("gradient", "--gym", "Taxi-v4")
+    assert proc.returncode == 0, proc.stderr
+    assert "the 20 largest of 3000 entries" in proc.stdout and "..." not in proc.stdout
+    _assert_fits(proc.stdout, 80)

@@ -1,0 +1,207 @@
+"""Every code block of README.md and docs/*.md is run, so the commands and outputs shown there cannot go stale.
+
+Conventions for the documents (one test per block, named DOC:LINE):
+
+- ```` ```console ````: a transcript. ``$ COMMAND`` lines (a trailing ``\\`` continues a command) run in bash; the
+  lines up to the next ``$`` are the expected output (stdout, then stderr), compared like a doctest with ELLIPSIS
+  (``...`` matches anything) and NORMALIZE_WHITESPACE; no lines = output not checked. ``# exit N`` at the end of
+  a command is its expected exit status (default 0).
+- ```` ```sh ````, ```` ```bash ```` or no language: every line is a command that must exit 0 (or ``# exit N``).
+- ```` ```python ````: executed; functions named ``test_*`` that it defines are called.
+- ```` ```json ````: must parse.
+- ```` ```text ````: illustrative, not run.
+- An HTML comment right before a block changes it: ``<!-- test: file NAME -->`` writes the block to NAME instead
+  of running it (later blocks of the same document use it), ``<!-- test: slow -->`` marks it slow,
+  ``<!-- test: skip (REASON) -->`` skips it (the reason is required, e.g. a command CI runs elsewhere).
+
+Each document runs in its own temporary directory (``examples`` linked to the repository's, so
+``examples.user_reinforce:...`` imports as from the repository root), with ``pgverify`` and ``python`` from this
+interpreter, ``NO_COLOR=1`` and ``COLUMNS=80``: what a user sees in an 80-column terminal.
+"""
+from __future__ import annotations
+
+import doctest
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\S*)\s*$")
+DIRECTIVE = re.compile(r"^<!--\s*test:\s*(\w+)\s*(.*?)\s*-->\s*$")
+EXIT = re.compile(r"\s#\s*exit\s+(\d+)\b.*$")
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Block:
+    doc: Path
+    line: int               # 1-based line of the opening fence
+    lang: str
+    text: str
+    directive: str | None   # file, slow, skip
+    argument: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc.relative_to(REPO)}:{self.line}"
+
+
+def parse_blocks(doc: Path) -> list[Block]:
+    """The fenced code blocks of a Markdown document with the directive on the line before each."""
+    lines = doc.read_text().splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+        assert end is not None, f"{doc.name}:{i + 1}: unclosed code block"
+        prev = lines[i - 1] if i > 0 else ""
+        d = DIRECTIVE.match(prev)
+        blocks.append(Block(doc, i + 1, m.group(1), "\n".join(lines[i + 1:end]) + "\n",
+                            d.group(1) if d else None, d.group(2) if d else ""))
+        i = end + 1
+    return blocks
+
+
+BLOCKS = [b for doc in DOCUMENTS for b in parse_blocks(doc)]
+
+
+def _param(block: Block):
+    marks = [pytest.mark.slow] if block.directive == "slow" else []
+    return pytest.param(block, id=block.id, marks=marks)
+
+
+def parse_transcript(text: str) -> list[tuple[str, int, str | None]]:
+    """(command, expected exit status, expected output or None) for each ``$`` command of a console block."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        assert line.startswith("$ "), f"console block: expected a '$ ' command, got {line!r}"
+        command = line[2:]
+        while command.endswith("\\"):
+            i += 1
+            command = command[:-1] + "\n" + lines[i]
+        i += 1
+        expected = []
+        while i < len(lines) and not lines[i].startswith("$ "):
+            expected.append(lines[i])
+            i += 1
+        m = EXIT.search(command)
+        status = int(m.group(1)) if m else 0
+        out.append((command, status, "\n".join(expected) + "\n" if expected else None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def workdirs(tmp_path_factory):
+    """One directory per document, with ``examples`` and bin/{python,pgverify} for this interpreter."""
+    dirs = {}
+    for doc in DOCUMENTS:
+        d = tmp_path_factory.mktemp(doc.stem)
+        (d / "examples").symlink_to(REPO / "examples")
+        bindir = tmp_path_factory.mktemp("bin")
+        (bindir / "python").symlink_to(sys.executable)
+        (bindir / "pgverify").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m verify "$@"\n')
+        (bindir / "pgverify").chmod(0o755)
+        dirs[doc] = (d, bindir)
+    return dirs
+
+
+def _environment(bindir: Path) -> dict:
+    env = dict(os.environ)
+    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1", COLUMNS="80", TERM="dumb",
+               PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])]))
+    env.pop("FORCE_COLOR", None)
+    return env
+
+
+def _write_files(doc: Path, upto: int, cwd: Path) -> None:
+    """Write every ``file`` block of ``doc`` up to line ``upto``, so any block also runs alone."""
+    for b in BLOCKS:
+        if b.doc == doc and b.line <= upto and b.directive == "file":
+            (cwd / b.argument).write_text(b.text)
+
+
+def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+
+
+def _check_output(command: str, expected: str, got: str) -> None:
+    checker = doctest.OutputChecker()
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    if not checker.check_output(expected, got, flags):
+        example = doctest.Example(command, expected)
+        pytest.fail(f"output of `{command}` differs from the document:\n"
+                    + checker.output_difference(example, got, flags)[:4000], pytrace=False)
+
+
+def test_documents_have_code_blocks():
+    assert (REPO / "docs").is_dir()
+    assert len(BLOCKS) >= 10, [b.id for b in BLOCKS]
+
+
+def test_first_block_is_the_two_commands():
+    first = parse_blocks(REPO / "README.md")[0]
+    assert first.text.splitlines() == ["pip install -e . && pgverify report", "pip install -e '.[test]' && pytest"]
+
+
+def test_documents_stand_alone():
+    for doc in DOCUMENTS:
+        text = doc.read_text()
+        assert "../shared" not in text, f"{doc.name} points outside the repository"
+        assert not re.search(r"\bissue \d+\b", text), f"{doc.name} cites an issue number"
+        commit = re.search(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b", text)
+        assert commit is None, f"{doc.name} cites a commit hash: {commit.group()}"
+
+
+@pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
+def test_code_block(block: Block, workdirs):
+    if block.directive == "skip":
+        assert block.argument, f"{block.id}: a skipped block must say why"
+        pytest.skip(f"{block.id}: {block.argument}")
+    if block.directive == "file" or block.lang in ("text", "markdown", "md", "toml", "yaml"):
+        return
+    cwd, bindir = workdirs[block.doc]
+    _write_files(block.doc, block.line, cwd)
+    env = _environment(bindir)
+    if block.lang == "json":
+        import json
+
+        json.loads(block.text)
+    elif block.lang == "python":
+        script = cwd / f"block_{block.line}.py"
+        script.write_text(block.text + "\n\nfor _name, _f in list(globals().items()):\n"
+                          "    if _name.startswith('test_') and callable(_f):\n        _f()\n")
+        res = _run(f'python "{script.name}"', cwd, env)
+        assert res.returncode == 0, f"{block.id}: python block failed:\n{res.stdout}\n{res.stderr[-4000:]}"
+    elif block.lang == "console":
+        for command, status, expected in parse_transcript(block.text):
+            res = _run(command, cwd, env)
+            assert res.returncode == status, (f"{block.id}: `{command}` exited {res.returncode}, the document says "
+                                              f"{status}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+            if expected is not None:
+                _check_output(command, expected, res.stdout + res.stderr)
+    elif block.lang in ("", "sh", "bash", "shell"):
+        for command in filter(None, (line.strip() for line in block.text.splitlines())):
+            if command.startswith("#"):
+                continue
+            m = EXIT.search(command)
+            res = _run(command, cwd, env)
+            assert res.returncode == (int(m.group(1)) if m else 0), \
+                f"{block.id}: `{command}` exited {res.returncode}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    else:
+        pytest.fail(f"{block.id}: unknown code block language {block.lang!r}; use console, sh, python, json or text")
+
+
+def test_parse_transcript():
+    got = parse_transcript("$ a --x \\\n  --y   # exit 1\nout 1\n...\n$ b\n")
+    assert got == [("a --x \n  --y   # exit 1", 1, "out 1\n...\n"), ("b", 0, None)]
