@@ -357,21 +357,15 @@ def _exact_batches(estimate, enum: Episodes, B: int) -> np.ndarray:
     return total
 
 
-def _reference(batch: Episodes, target: Target) -> np.ndarray:
-    """pgverify's unbiased ``baseline_value`` batch mean in parameter space, [d]."""
-    est = get_estimator(REFERENCE).per_episode(batch)
-    return target.to_params(est.reshape(batch.n, -1).mean(axis=0))
-
-
 def _monte_carlo(estimate, target: Target, B: int, K: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """K batches of B: the estimates Y [K, d] and the paired reference R [K, d]."""
     eps = sample_episodes(target.problem.mdp, target.problem.policy, B * K, rng)
+    # The reference is per-episode: one call for all batches, then batch means.
+    ref = get_estimator(REFERENCE).per_episode(eps).reshape(K, B, -1).mean(axis=1)
+    R = target.to_params(ref)
     Y = np.empty((K, target.d))
-    R = np.empty((K, target.d))
     for k in range(K):
-        batch = _plain(eps.select(slice(k * B, (k + 1) * B)))
-        Y[k] = estimate(batch)
-        R[k] = _reference(batch, target)
+        Y[k] = estimate(_plain(eps.select(slice(k * B, (k + 1) * B))))
     return Y, R
 
 

@@ -15,3 +15,11 @@ def two_step() -> TabularMDP:
         rewards=[[1.0, 0.0], [2.0, 0.5], [0.0, 0.0]],
         terminal=[2], gamma=0.9, horizon=2, states=["start", "middle", "end"], actions=["stop", "go"],
         name="two_step")
+
+
+def fixed_length(gamma: float = 1.0, horizon: int = 3) -> TabularMDP:
+    """Two states, no terminal state: every episode lasts exactly ``horizon`` steps (a padded batch is never
+    padded). Action a moves to state a; rewards r[s][a] = [[1, 0], [0, 2]]."""
+    return TabularMDP(initial=[1, 0], transitions=[[[1, 0], [0, 1]], [[1, 0], [0, 1]]],
+                      rewards=[[1.0, 0.0], [0.0, 2.0]], gamma=gamma, horizon=horizon, states=["a", "b"],
+                      actions=["to_a", "to_b"], name=f"fixed_length(gamma={gamma:g}, horizon={horizon})")

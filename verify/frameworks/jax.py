@@ -11,7 +11,7 @@ module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the
 
 >>> import jax.numpy as jnp
 >>> from verify.builtin import builtin_examples
->>> chain = builtin_examples()["chain"].mdp
+>>> bandit = builtin_examples()["bandit"].mdp
 >>> def apply(params, obs):
 ...     return obs @ params["w"]
 >>> def reinforce(params, batch):
@@ -20,7 +20,7 @@ module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the
 ...     disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
 ...     G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]     # sum_{t' >= t} gamma^t' r_t'
 ...     return -(logp_a * G * batch.mask).sum(axis=1).mean()
->>> check_loss(apply, {"w": jnp.zeros((3, 2))}, reinforce, chain, batch_size=4).verdict
+>>> check_loss(apply, {"w": jnp.zeros((bandit.n_states, bandit.n_actions))}, reinforce, bandit, batch_size=4).verdict
 'unbiased'
 """
 from __future__ import annotations
