@@ -167,3 +167,17 @@ def test_cli_gradient_json(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "verify", "gradient", str(CHAIN), "--json",
                            "--method", "enumerate"], capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout)["J"] == pytest.approx(out["J"], abs=1e-12)
+
+
+def test_policy_logsumexp_is_scipys_bit_for_bit():
+    # verify.policy normalises without importing scipy (start-up); it must give scipy's numbers exactly.
+    from scipy.special import logsumexp as scipy_logsumexp
+
+    from verify.policy import logsumexp
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        x = rng.normal(size=(20, int(rng.integers(1, 9)))) * rng.choice([1e-3, 1.0, 30.0, 1e3])
+        if rng.random() < 0.3:
+            x[:, -1] = x.max(axis=1)         # ties for the maximum take another branch
+        assert scipy_logsumexp(x, axis=1, keepdims=True).tobytes() == logsumexp(x, axis=1, keepdims=True).tobytes()
+        assert scipy_logsumexp(x, axis=1).tobytes() == logsumexp(x, axis=1).tobytes()

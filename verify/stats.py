@@ -40,9 +40,12 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
 
+from verify._lazy import LazyModule
 from verify.errors import UsageError
+
+# scipy.stats/optimize cost half a second to import; only the tests themselves need them.
+optimize, stats = LazyModule("scipy.optimize"), LazyModule("scipy.stats")
 
 __all__ = ["Calibration", "ConsistencyResult", "SAMPLE_TESTS", "SampleMoments", "calibration", "component_effect_size",
            "consistency_test", "detectable_bias", "detectable_effect", "effect_size", "episodes_needed", "power",
