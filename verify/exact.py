@@ -182,9 +182,14 @@ class _LiveOperator:
     def policy_matrix(self, pi: np.ndarray):
         """P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'] for pi [n, A]; [n, n], sparse iff ``P`` is."""
         n, A = pi.shape
+        if isinstance(self.P, np.ndarray):
+            P = self.P.reshape(n, A, n)
+            out = pi[:, :1] * P[:, 0]
+            for a in range(1, A):
+                out += pi[:, a:a + 1] * P[:, a]
+            return out
         Pi = _sps().csr_array((pi.ravel(), np.arange(n * A), np.arange(0, n * A + 1, A)), shape=(n, n * A))
-        out = Pi @ self.P
-        return out if isinstance(out, np.ndarray) else out.tocsr()
+        return (Pi @ self.P).tocsr()
 
     def propagator(self, P_pi, scale: float):
         """scale * [[P_pi, 0], [0, P_pi^T]]: one product per step advances V_k and d_t together (half the calls)."""
