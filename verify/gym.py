@@ -49,7 +49,7 @@ def _gymnasium():
     try:
         import gymnasium
     except ImportError:
-        raise UsageError("gymnasium is not installed; install pgverify[gym] (pip install 'pgverify[gym]')") from None
+        raise UsageError("gymnasium environments need gymnasium: pip install 'pgverify[gym]'") from None
     return gymnasium
 
 
