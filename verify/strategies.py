@@ -23,6 +23,7 @@ and the uniform policy (theta = 0).
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import numbers
@@ -115,6 +116,30 @@ def _lift(value: Any, check) -> st.SearchStrategy:
     return st.just(check(value))
 
 
+def _with_repr(name: str, strategy: st.SearchStrategy, given: dict) -> st.SearchStrategy:
+    """``strategy``, whose repr reads like Hypothesis' own: ``name(arg=value, ...)`` with the arguments given.
+
+    Hypothesis' reprs come from its ``defines_strategy`` decorator (``LazyStrategy``), an internal; without it
+    (a future Hypothesis) the strategy is returned as is and only the repr is plainer. Draws are unchanged either
+    way: the lazy strategy draws from ``strategy``.
+    """
+    try:
+        from hypothesis.strategies._internal.utils import defines_strategy
+    except ImportError:     # pragma: no cover - depends on Hypothesis' internals
+        return strategy
+
+    def build(**_):
+        return strategy
+    build.__name__ = build.__qualname__ = name
+    return defines_strategy()(build)(**given)
+
+
+def _given(fn, arguments: dict) -> dict:
+    """The arguments of ``fn`` that differ from their defaults (by identity: the defaults are objects made once)."""
+    params = inspect.signature(fn).parameters
+    return {k: arguments[k] for k, p in params.items() if arguments[k] is not p.default}
+
+
 # --- building blocks ------------------------------------------------------------------------------------------------
 
 # Integer weight vectors in {0..3}^3 (all zero included: it maps to the point mass on state 0), ordered by
@@ -176,7 +201,9 @@ def mdps(*, states: int | st.SearchStrategy[int] = st.integers(1, 3),
     if (horizon is None and terminal is False and not isinstance(gamma, st.SearchStrategy) and gamma is not None
             and _check_gamma(gamma) == 1.0):
         raise InvalidArgument("horizon=None with gamma=1 needs a terminal state, but terminal=False")
-    return _mdps(S_st, A_st, H_st, g_st, term_st, rk_st)
+    given = _given(mdps, dict(states=states, actions=actions, horizon=horizon, gamma=gamma, terminal=terminal,
+                              reward_kind=reward_kind))
+    return _with_repr("mdps", _mdps(S_st, A_st, H_st, g_st, term_st, rk_st), given)
 
 
 @st.composite
@@ -264,7 +291,8 @@ def thetas(shape: int | tuple[int, ...] | st.SearchStrategy[tuple[int, ...]], *,
         shape_st = st.just(_check_shape(shape))
     elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False)
     # Adding 0.0 turns -0.0 into 0.0 so saved files and printed examples read naturally.
-    return shape_st.flatmap(lambda shp: arrays(np.float64, shp, elements=elements).map(lambda th: th + 0.0))
+    drawn = shape_st.flatmap(lambda shp: arrays(np.float64, shp, elements=elements).map(lambda th: th + 0.0))
+    return _with_repr("thetas", drawn, _given(thetas, dict(shape=shape, max_abs=max_abs)))
 
 
 def _check_shape(shape: Any) -> tuple[int, ...]:
@@ -306,7 +334,8 @@ def policies(mdp: TabularMDP | st.SearchStrategy[TabularMDP], *,
         mdp_st = st.just(_check_mdp(mdp))
     kind_st = _lift(kind, _check_kind)
     bound = _check_max_abs(max_abs_theta, "max_abs_theta")
-    return _policies(mdp_st, kind_st, bound)
+    given = _given(policies, dict(mdp=mdp, kind=kind, max_abs_theta=max_abs_theta))
+    return _with_repr("policies", _policies(mdp_st, kind_st, bound), given)
 
 
 def _check_mdp(mdp: Any) -> TabularMDP:
@@ -355,7 +384,9 @@ def problems(*, states: int | st.SearchStrategy[int] = st.integers(1, 3),
                   reward_kind=reward_kind)
     kind_st = _lift(kind, _check_kind)
     bound = _check_max_abs(max_abs_theta, "max_abs_theta")
-    return _problems(mdp_st, kind_st, bound)
+    given = _given(problems, dict(states=states, actions=actions, horizon=horizon, gamma=gamma, terminal=terminal,
+                                  reward_kind=reward_kind, kind=kind, max_abs_theta=max_abs_theta))
+    return _with_repr("problems", _problems(mdp_st, kind_st, bound), given)
 
 
 @st.composite
