@@ -16,8 +16,11 @@ delivered" states are entered unmarked from other delivered states, but those ar
 terminating drop-off. CliffWalking's cliff is not terminal: gymnasium sends the agent back to the start (-100).
 
 Horizon and discount: gymnasium's return is undiscounted, so gamma defaults to 1; the horizon defaults to the
-``TimeLimit`` that ``gymnasium.make`` applies (``spec.max_episode_steps``: FrozenLake 4x4 100, 8x8 200, Taxi 200),
-so J is exactly the expected return of a ``gymnasium.make`` episode. CliffWalking has no time limit: pass one, or
+``TimeLimit`` that ``gymnasium.make`` applies (``spec.max_episode_steps``, which belongs to the id, not to the map:
+FrozenLake-v1 100 whatever its ``map_name``, FrozenLake8x8-v1 200, Taxi-v4 200), so J is exactly the expected
+return of a ``gymnasium.make`` episode.
+
+The model is imported as successor lists (``TabularMDP``'s sparse form), never as dense [S, A, S] arrays. CliffWalking has no time limit: pass one, or
 horizon None (it terminates surely under any softmax policy).
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 
 from verify.episodes import Episodes, episodes_from_lists
 from verify.errors import InvalidMDPError, UsageError
-from verify.mdp import TabularMDP, reachable
+from verify.mdp import TabularMDP, reachable_csr
 from verify.policy import Policy, TabularSoftmax
 from verify.problem import Problem
 
@@ -85,12 +88,17 @@ def parse_gym_kwargs(items: list[str] | None) -> dict[str, Any]:
 
 
 def make_env(env_id: str, kwargs: dict[str, Any] | None = None):
-    """``gymnasium.make(env_id, **kwargs)``, with every failure (unknown id, bad kwargs) as a UsageError."""
+    """``gymnasium.make(env_id, **kwargs)``; a bad id or bad kwargs is a UsageError.
+
+    Caught: gymnasium's own errors (unknown, deprecated or unregistered id, a missing optional dependency) and
+    what an environment's constructor raises for arguments it rejects (TypeError for an unknown keyword, KeyError
+    for an unknown map, ValueError/AssertionError for a bad value). Anything else (MemoryError, a bug) propagates.
+    """
     gym = _gymnasium()
     kwargs = dict(kwargs or {})
     try:
         return gym.make(env_id, **kwargs)
-    except Exception as exc:  # gymnasium raises many types (NameNotFound, TypeError, KeyError, ...)
+    except (gym.error.Error, TypeError, KeyError, ValueError, AssertionError) as exc:
         detail = str(exc).replace("\x1b[33m", "").replace("\x1b[0m", "")
         detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
         shown = f" with {kwargs}" if kwargs else ""
@@ -117,18 +125,18 @@ def _initial_distribution(env, S: int) -> np.ndarray:
                      "(no initial_state_distrib or isd attribute), so it cannot be imported exactly")
 
 
-def _model_arrays(env, S: int, A: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """P, r [S, A, S] and the probability mass of marked / unmarked termination per (s, a, s')."""
+def _model_entries(env, S: int, A: int) -> dict[tuple[int, int, int], list[float]]:
+    """{(s, a, s'): [probability, probability * reward, marked mass, unmarked mass]} of ``env.unwrapped.P``,
+    accumulated in gymnasium's order; only the entries the table lists (no [S, A, S] array)."""
     table = env.unwrapped.P
-    P, pr = np.zeros((S, A, S)), np.zeros((S, A, S))
-    marked, unmarked = np.zeros((S, A, S)), np.zeros((S, A, S))
+    entries: dict[tuple[int, int, int], list[float]] = {}
     for s in range(S):
         for a in range(A):
             try:
-                entries = table[s][a]
+                listed = table[s][a]
             except (KeyError, IndexError, TypeError):
                 raise UsageError(f"{_env_name(env)}: P[{s}][{a}] is missing") from None
-            for i, entry in enumerate(entries):
+            for i, entry in enumerate(listed):
                 try:
                     prob, s_next, reward, terminated = entry
                     prob, reward, s_next = float(prob), float(reward), int(s_next)
@@ -137,11 +145,11 @@ def _model_arrays(env, S: int, A: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
                                      "(prob, next_state, reward, terminated)") from None
                 if not 0 <= s_next < S or not np.isfinite(prob) or not np.isfinite(reward):
                     raise UsageError(f"{_env_name(env)}: P[{s}][{a}][{i}] = {entry!r} is out of range")
-                P[s, a, s_next] += prob
-                pr[s, a, s_next] += prob * reward
-                (marked if terminated else unmarked)[s, a, s_next] += prob
-    r = np.divide(pr, P, out=np.zeros_like(pr), where=P > 0)
-    return P, r, marked, unmarked
+                acc = entries.setdefault((s, a, s_next), [0.0, 0.0, 0.0, 0.0])
+                acc[0] += prob
+                acc[1] += prob * reward
+                acc[2 if terminated else 3] += prob
+    return entries
 
 
 def _tabular_shape(env) -> tuple[int, int]:
@@ -180,23 +188,35 @@ def mdp_from_env(env, *, horizon: int | None, gamma: float = 1.0, name: str | No
     raw, label = env.unwrapped, _env_name(env)
     S, A = _tabular_shape(env)
     rho0 = _initial_distribution(env, S)
-    P, r, marked, unmarked = _model_arrays(env, S, A)
-    both = np.argwhere((marked > 0) & (unmarked > 0))
+    entries = _model_entries(env, S, A)
+    keys = sorted(entries)
+    s_e, a_e, n_e = (np.array([k[i] for k in keys], dtype=np.intp).reshape(-1) for i in range(3))
+    prob, pr, marked, unmarked = np.array([entries[k] for k in keys], dtype=float).reshape(-1, 4).T
+    both = np.flatnonzero((marked > 0) & (unmarked > 0))
     if both.size:
-        s, a, s_next = both[0]
-        raise UsageError(f"{label}: P[{s}][{a}] reaches state {s_next} both with and without termination")
-    terminal = (marked > 0).any(axis=(0, 1))
+        i = both[0]
+        raise UsageError(f"{label}: P[{s_e[i]}][{a_e[i]}] reaches state {n_e[i]} both with and without termination")
+    terminal = np.zeros(S, dtype=bool)
+    terminal[n_e[marked > 0]] = True
     alive = ~terminal
-    live = reachable((P > 0).any(axis=1) & alive[:, None] & alive[None, :], (rho0 > 0) & alive)
-    bad = np.argwhere(live[:, None, None] & terminal[None, None, :] & (unmarked > 0))
+    moves = np.flatnonzero((prob > 0) & alive[s_e] & alive[n_e])       # keys are sorted by s
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(s_e[moves], minlength=S))])
+    live = reachable_csr(indptr, n_e[moves], (rho0 > 0) & alive)
+    bad = np.flatnonzero(live[s_e] & terminal[n_e] & (unmarked > 0))
     if bad.size:
-        s, a, s_next = bad[0]
-        raise UsageError(f"{label}: state {s_next} is terminal (some transition into it terminates), but the "
-                         f"reachable transition P[{s}][{a}] enters it without terminating")
+        i = bad[0]
+        raise UsageError(f"{label}: state {n_e[i]} is terminal (some transition into it terminates), but the "
+                         f"reachable transition P[{s_e[i]}][{a_e[i]}] enters it without terminating")
+    # The probability-weighted mean reward of the entries merged into one (s, a, s').
+    r = np.divide(pr, prob, out=np.zeros_like(pr), where=prob > 0)
+    index = np.stack([s_e, a_e, n_e], axis=1).astype(float)
+    transitions = {"sparse": np.concatenate([index, prob[:, None]], axis=1)}
+    rewards = {"sparse": np.concatenate([index, r[:, None]], axis=1)}
     names = _ACTION_NAMES.get(type(raw).__name__)
     try:
-        return TabularMDP(initial=rho0, transitions=P, rewards=r, terminal=terminal, gamma=gamma, horizon=horizon,
-                          actions=names if names and len(names) == A else None, name=name or label)
+        return TabularMDP(initial=rho0, transitions=transitions, rewards=rewards, terminal=terminal, gamma=gamma,
+                          horizon=horizon, states=S, actions=names if names and len(names) == A else A,
+                          name=name or label)
     except InvalidMDPError as exc:
         raise InvalidMDPError(f"{label}: {exc}") from None
 
