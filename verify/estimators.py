@@ -239,12 +239,17 @@ def batch_normalized(eps: Episodes) -> np.ndarray:
 
 _S = r"\nabla_\theta \log \pi_\theta(a_t \mid s_t)"
 _G = r"\sum_{t' \ge t} \gamma^{t'} r_{t'}"
-_GAE = (r"\hat A_t = \sum_{l \ge 0} (\gamma\lambda)^l \delta_{t+l},\ "
-        r"\delta_t = r_t + \gamma V_{t+1}(s_{t+1}) - V_t(s_t)")
+def _gae_latex(V_next: str, V_now: str) -> str:
+    return (rf"\hat A_t = \sum_{{l \ge 0}} (\gamma\lambda)^l \delta_{{t+l}},\ "
+            rf"\delta_t = r_t + \gamma {V_next} - {V_now}")
 
-_GAE_VALUES = {"exact": (exact_values, "the exact time-indexed V_t"),
-               "stationary": (stationary_values, "one V for every t (V_0, the value with the whole horizon left)"),
-               "noisy": (noisy_values, "V_t plus a fixed perturbation (a critic's error)")}
+
+# name -> (the table, in words, delta's V terms in LaTeX)
+_GAE_VALUES = {"exact": (exact_values, "the exact time-indexed V_t", ("V_{t+1}(s_{t+1})", "V_t(s_t)")),
+               "stationary": (stationary_values, "one V for every t (V_0, the value with the whole horizon left)",
+                              ("V_0(s_{t+1})", "V_0(s_t)")),
+               "noisy": (noisy_values, "V_t plus a fixed perturbation (a critic's error)",
+                         (r"\tilde V_{t+1}(s_{t+1})", r"\tilde V_t(s_t)"))}
 
 
 def gae_estimator(lam: float = GAE_LAMBDA, *, values: str = "exact", discount: bool = True,
@@ -265,11 +270,11 @@ def gae_estimator(lam: float = GAE_LAMBDA, *, values: str = "exact", discount: b
     """
     if values not in _GAE_VALUES:
         raise UsageError(f"unknown value table {values!r}; choose one of {', '.join(_GAE_VALUES)}")
-    table, words = _GAE_VALUES[values]
+    table, words, V_terms = _GAE_VALUES[values]
     weights = gae(lam, table)
-    per_step = rf"\hat A_t" if not discount else rf"\gamma^t \hat A_t"
+    per_step = r"\hat A_t" if not discount else r"\gamma^t \hat A_t"
     return Estimator(
-        name or "gae", rf"\sum_{{t \ge 0}} {_S}\, {per_step},\ {_GAE},\ \lambda = {lam:g}",
+        name or "gae", rf"\sum_{{t \ge 0}} {_S}\, {per_step},\ {_gae_latex(*V_terms)},\ \lambda = {lam:g}",
         (values == "exact" or lam == 1.0) and discount,
         f"generalized advantage estimation, lambda = {lam:g}, with {words}"
         + ("" if discount else ", without the gamma^t weight"),
