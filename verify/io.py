@@ -328,6 +328,10 @@ def read_npy_file(path: str | os.PathLike, what: str = "--theta file") -> np.nda
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:
         raise InvalidMDPError(f"{what} {name!r}: entry {tuple(int(i) for i in bad[0])} is not finite")
+    big = np.argwhere(np.abs(arr) > MAX_ABS_VALUE)
+    if big.size:
+        raise InvalidMDPError(f"{what} {name!r}: entry {tuple(int(i) for i in big[0])} is above "
+                              f"{MAX_ABS_VALUE:g} in magnitude (squares overflow)")
     return arr
 
 

@@ -32,8 +32,9 @@ from verify.io import MAX_ABS_VALUE, atomic_write, read_json_file, require_memor
 from verify.mdp import TabularMDP
 from verify.policy import Policy, policy_from_dict
 
-__all__ = ["Problem", "SCHEMA_PATH", "check_declared_sizes", "check_problem_budget", "load_problem", "mdp_schema",
-           "problem_from_dict", "problem_to_dict", "save_problem", "validate_document", "write_mdp_file"]
+__all__ = ["Problem", "SCHEMA_PATH", "check_declared_sizes", "check_problem_budget", "check_sampling_budget",
+           "load_problem", "mdp_schema", "numeric_array", "problem_from_dict", "problem_to_dict", "save_problem",
+           "validate_document", "write_mdp_file"]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "mdp.schema.json"
 _KEYS = {"name", "states", "actions", "initial", "transitions", "rewards", "terminal", "gamma", "horizon", "policy",
@@ -316,6 +317,25 @@ def check_problem_budget(mdp: TabularMDP) -> None:
     require_memory(16.0 * (H + 1) * S, f"the dynamic-programming table (horizon {H} x {S} states)")
     require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H} "
                  f"({mdp.successors.nnz} transition entries per step)")
+
+
+def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True) -> None:
+    """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
+
+    Memory: a chunk of min(episodes, verify.sampler.chunk_size) episodes (all of them when not ``chunked``) of
+    8 (8 (T + 1) + 5 S A) bytes each, T the step cap (the horizon, or the truncation cap for horizon null: about
+    3 10^5 steps at gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
+    T x episodes would refuse honest requests).
+    """
+    from verify.sampler import chunk_size, default_max_steps
+
+    mdp = problem.mdp
+    T = default_max_steps(mdp)
+    per_episode = 8.0 * (8 * (T + 1) + 5 * mdp.n_states * mdp.n_actions)
+    batch = episodes if not chunked else min(episodes, chunk_size(mdp))
+    require_memory(batch * per_episode, f"sampling {batch} episodes at a time with a step cap of {T}"
+                   + ("" if mdp.horizon is not None else f" (horizon null, gamma {mdp.gamma:g})"))
+    require_work(float(episodes), f"sampling {episodes} episodes")
 
 
 def problem_from_dict(data: dict, *, default_name: str = "mdp") -> Problem:

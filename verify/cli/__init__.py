@@ -4,28 +4,39 @@ One module per command (``register(subparsers)`` adds its parser, ``run_*(args)`
 converters and the problem arguments they share.
 
 Exit codes: 0 every check passed, 1 a check failed (or, for ``fuzz``, no counterexample), 2 bad usage or
-bad input (one line on stderr, never a traceback).
+bad input (one line on stderr, never a traceback), 130 interrupted by Ctrl-C (one line, no partial output file).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from verify.cli import export_gym, fuzz, gradient, latex, mc, plot, report
-from verify.cli._args import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from verify.cli._args import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_limit_arguments,
+    limits_from_args,
+    one_line,
+)
 from verify import __version__
 from verify.errors import PGVerifyError
+from verify.io import limits_scope
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 # The order in which ``pgverify --help`` lists the commands.
 COMMANDS = (report, gradient, latex, export_gym, fuzz, mc, plot)
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own errors: one line, exit 2
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+    def error(self, message: str):
+        """argparse's own errors: one line naming the command and the problem, exit 2 (no usage block)."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,19 +51,72 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():
+        add_limit_arguments(command_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``pgverify`` command; returns the exit code (never raises, never prints a traceback for bad input).
+
+    0 all checks passed, 1 a check failed, 2 bad usage or input (one line on stderr), 130 interrupted (Ctrl-C).
+    Whatever user code does (``sys.exit``, ``KeyboardInterrupt``, any exception, in the estimator or at its
+    import) is reported as what it is and never as success.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:           # --help/--version (0) or an argparse error (2, its line already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return _interrupted("pgverify")
+    prog = f"pgverify {args.command}"
+    try:
+        with limits_scope(limits_from_args(args)):
+            code = args.func(args)
+        sys.stdout.flush()
+        return code
     except PGVerifyError as exc:
-        print(f"pgverify {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # e.g. `pgverify report | head`
+        _error(prog, str(exc))
+    except KeyboardInterrupt:
+        return _interrupted(prog)
+    except SystemExit as exc:           # only user code calls sys.exit inside a command
+        _error(prog, f"{_user_code(args)} called sys.exit({exc.code!r}); the check did not run to completion")
+    except BrokenPipeError:             # e.g. `pgverify report | head`
+        _silence_stdout()
         return EXIT_OK
+    except MemoryError:
+        _error(prog, "ran out of memory (lower --episodes, or set --max-memory below what this machine has so the "
+                     "size checks refuse such requests up front)")
+    except RecursionError:
+        _error(prog, f"{_user_code(args)} recursed too deeply")
+    except Exception as exc:  # noqa: BLE001 - pgverify's own bugs still get one line; PGVERIFY_DEBUG=1 re-raises
+        if os.environ.get("PGVERIFY_DEBUG"):
+            raise
+        _error(prog, f"internal error {type(exc).__name__}: {exc} (a bug in pgverify or in {_user_code(args)}; "
+                     "PGVERIFY_DEBUG=1 shows the traceback)")
+    return EXIT_USAGE
+
+
+def _user_code(args) -> str:
+    spec = getattr(args, "estimator", None)
+    return f"--estimator {spec}" if spec and ":" in spec else "code called by the command"
+
+
+def _error(prog: str, message: str) -> None:
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+
+
+def _interrupted(prog: str) -> int:
+    print(f"{prog}: interrupted (Ctrl-C); no output file was written", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit and would report the broken pipe again; point it at /dev/null.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,15 +5,117 @@ Every converter raises ``argparse.ArgumentTypeError`` (argparse turns it into on
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
 
 from verify.errors import InvalidMDPError, UsageError
-from verify.problem import Problem, load_problem
+from verify.io import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_output_path,
+    format_bytes,
+    parse_size,
+    read_json_file,
+    read_npy_file,
+)
+from verify.problem import Problem, check_sampling_budget, load_problem, numeric_array
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a multi-line text (e.g. a user's exception) joined with ' / ', at most 2000 chars.
+
+    >>> one_line("first\\n\\n  second ")
+    'first / second'
+    """
+    text = " / ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
+def size_arg(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def work_arg(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of steps (e.g. 1e11)") from None
+    if not 1 <= value <= 1e18:
+        raise argparse.ArgumentTypeError(f"must lie in [1, 1e18], got {text}")
+    return int(value)
+
+
+def seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1e6] seconds, got {text}")
+    return value
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-memory and --max-work: the budgets checked from declared sizes before any work (every command)."""
+    group = parser.add_argument_group("resource limits (checked before the work starts)")
+    group.add_argument("--max-memory", type=size_arg, default=DEFAULT_LIMITS.max_memory, metavar="BYTES",
+                       help=f"refuse requests whose arrays would need more (e.g. 512M, 8G; default "
+                            f"{format_bytes(DEFAULT_LIMITS.max_memory)})")
+    group.add_argument("--max-work", type=work_arg, default=DEFAULT_LIMITS.max_work, metavar="STEPS",
+                       help=f"refuse requests of more elementary steps (sampled steps, DP updates; default "
+                            f"{DEFAULT_LIMITS.max_work:.0e})")
+
+
+def limits_from_args(args) -> Limits:
+    return Limits(max_memory=getattr(args, "max_memory", DEFAULT_LIMITS.max_memory),
+                  max_work=getattr(args, "max_work", DEFAULT_LIMITS.max_work),
+                  max_file_bytes=DEFAULT_LIMITS.max_file_bytes)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, what: str):
+    """Raise UsageError in the block after ``seconds`` (SIGALRM; main thread, POSIX). ``None``: no limit.
+
+    Interrupts Python code, including ``time.sleep``; a C routine that never returns to the interpreter is only
+    interrupted when it does.
+    """
+    if not seconds or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise UsageError(f"{what} took longer than --estimator-timeout {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def with_time_limit(fn, seconds: float | None, label: str):
+    """``fn`` with each call under ``time_limit`` (the per-call limit of --estimator-timeout)."""
+    if not seconds:
+        return fn
+
+    @functools.wraps(fn)
+    def limited(*a, **kw):
+        with time_limit(seconds, f"one call of estimator {label}"):
+            return fn(*a, **kw)
+
+    return limited
 
 
 def positive_int(text: str) -> int:
@@ -50,14 +152,9 @@ def print_json(obj) -> None:
     print(json.dumps(obj, indent=1, allow_nan=False))
 
 
-def writable_output(path: str, force: bool) -> Path:
-    """The output path, refusing to overwrite the user's file unless ``force``."""
-    out = Path(path)
-    if out.exists() and not force:
-        raise UsageError(f"{out} exists; pass --force to overwrite it")
-    if not out.parent.exists():
-        raise UsageError(f"directory {out.parent} does not exist")
-    return out
+def writable_output(path: str, force: bool, what: str = "output file") -> Path:
+    """The output path validated before the work (``verify.io.check_output_path``); write it with ``atomic_write``."""
+    return check_output_path(path, force=force, what=what)
 
 
 # --- the problem: an MDP file or a gymnasium environment (shared by gradient, mc, check) ---------------------------
@@ -81,19 +178,22 @@ def gamma_arg(text: str) -> float:
     return value
 
 
-def add_gym_arguments(parser: argparse.ArgumentParser) -> None:
+def add_gym_arguments(parser: argparse.ArgumentParser, *, with_file: bool = True) -> None:
+    """--gym-kwargs, --horizon, --gamma, --theta; ``with_file=False`` for a command that takes no FILE."""
+    file_note = "; for FILE or --example it overrides the file's" if with_file else ""
     parser.add_argument("--gym-kwargs", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="keyword arguments for gymnasium.make; values parse as JSON where they can "
                              "(is_slippery=false, map_name=8x8, success_rate=0.5)")
     parser.add_argument("--horizon", type=horizon_arg, default=NOT_GIVEN, metavar="H|null",
                         help="maximum number of actions, or null (until termination); default for --gym: the "
-                             "environment's time limit (max_episode_steps); for FILE it overrides the file's")
+                             "environment's time limit (max_episode_steps)" + file_note)
     parser.add_argument("--gamma", type=gamma_arg, default=None, metavar="G",
-                        help="discount in [0, 1]; default for --gym 1 (gymnasium's return is undiscounted); for "
-                             "FILE it overrides the file's")
+                        help="discount in [0, 1]; default for --gym 1 (gymnasium's return is undiscounted)"
+                             + file_note)
     parser.add_argument("--theta", metavar="FILE.npy|FILE.json",
                         help="policy parameters: a .npy array or JSON list shaped like theta, or a JSON policy "
-                             "object; default: the file's policy, or uniform (theta = 0) for --gym")
+                             "object; default: " + ("the file's policy, or uniform (theta = 0) for --gym" if with_file
+                                                    else "uniform (theta = 0)"))
 
 
 def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,21 +212,16 @@ def load_theta(path: str, problem: Problem):
     from verify.policy import policy_from_dict
 
     mdp, policy = problem.mdp, problem.policy
-    try:
-        if path.endswith(".npy"):
-            data = np.load(path, allow_pickle=False)
-        else:
-            data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read --theta file {path!r}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UsageError(f"--theta file {path!r} is neither a .npy array nor JSON: {exc}") from None
-    if isinstance(data, dict):
-        return policy_from_dict(data, mdp.n_states, mdp.n_actions)
-    try:
-        theta = np.asarray(data, dtype=float)
-    except (TypeError, ValueError):
-        raise InvalidMDPError(f"--theta {path}: not an array of numbers") from None
+    if path.endswith(".npy"):
+        theta = read_npy_file(path, "--theta file")
+    else:
+        data = read_json_file(path, "--theta file")
+        if isinstance(data, dict):
+            return policy_from_dict(data, mdp.n_states, mdp.n_actions)
+        if not isinstance(data, list):
+            raise InvalidMDPError(f"--theta {path}: expected a list shaped like theta or a policy object, got "
+                                  f"{type(data).__name__}")
+        theta = numeric_array(data, f"--theta {path}: theta", (policy.theta.ndim,))
     if theta.shape != policy.theta.shape:
         raise InvalidMDPError(f"--theta {path}: theta has shape {theta.shape}, the {policy.kind} policy needs "
                               f"{policy.theta.shape}")
@@ -164,6 +259,8 @@ def load_problem_from_args(args) -> Problem:
             problem = Problem(problem.mdp.replace(**changes), problem.policy)
     if args.theta:
         problem = Problem(problem.mdp, load_theta(args.theta, problem))
+    if getattr(args, "episodes", None) is not None:
+        check_sampling_budget(problem, args.episodes)
     return problem
 
 
