@@ -1,0 +1,226 @@
+"""PyTorch adapter: exact grad J through autograd against pgverify's own gradient and finite differences, the
+gallery's verdicts, the Monte Carlo path, and bad input. Skips only outside CI when torch is missing."""
+import os
+
+import numpy as np
+import pytest
+
+try:
+    import torch
+except ImportError:
+    if os.environ.get("CI"):
+        raise                      # CI installs the extra: a missing torch is a failure there
+    pytest.skip("PyTorch is not installed (pip install 'pgverify[torch]'; CI installs it)", allow_module_level=True)
+
+from examples.frameworks import torch_losses as gallery
+from examples.frameworks.problem import two_step
+from verify.builtin import builtin_examples
+from verify.exact import finite_difference_gradient, gradient, objective
+from verify.frameworks import LossError
+from verify.frameworks._common import surrogate_policy
+from verify.frameworks.torch import assert_loss_unbiased, check_loss, exact_gradient
+from verify.policy import LinearSoftmax, TabularSoftmax
+
+torch.set_default_dtype(torch.float64)
+
+
+class Tabular(torch.nn.Module):
+    """pi(a|s) = softmax(theta[s]) on one-hot observations: the tabular softmax as a module."""
+
+    def __init__(self, theta):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.as_tensor(theta, dtype=torch.float64))
+
+    def forward(self, obs):
+        return obs @ self.theta
+
+
+class Linear(torch.nn.Module):
+    """pi(a|s) proportional to exp(phi[s, a] . theta), observing phi[s] as [A, K]."""
+
+    def __init__(self, theta):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.as_tensor(theta, dtype=torch.float64))
+
+    def forward(self, obs):
+        return obs @ self.theta
+
+
+def two_layer(n_obs, n_actions, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(n_obs, 6), torch.nn.Tanh(), torch.nn.Linear(6, n_actions))
+
+
+@pytest.mark.parametrize("example", ["chain", "gridworld", "discounted"])
+def test_tabular_softmax_module_matches_the_exact_gradient(example):
+    mdp = builtin_examples()[example].mdp
+    theta = np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))
+    got = exact_gradient(Tabular(theta), mdp)
+    want = gradient(mdp, TabularSoftmax(theta))
+    np.testing.assert_allclose(got.grad["theta"], want.grad, rtol=0, atol=1e-10)
+    assert got.J == pytest.approx(want.J, abs=1e-10)
+
+
+def test_linear_softmax_module_matches_the_exact_gradient():
+    problem = builtin_examples()["gridworld"]
+    assert problem.policy.kind == "linear_softmax"
+    phi = problem.policy.features                                         # [S, A, K]
+    theta = np.random.default_rng(2).normal(size=phi.shape[2])
+    got = exact_gradient(Linear(theta), problem.mdp, observations=phi)
+    want = gradient(problem.mdp, LinearSoftmax(phi, theta)).grad
+    np.testing.assert_allclose(got.grad["theta"], want, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("example", ["chain", "discounted"])
+def test_two_layer_network_matches_finite_differences(example):
+    # Central differences of J computed by pgverify's numpy DP on the network's probabilities: no autograd, no
+    # torch DP; error O(eps^2) + round-off / eps.
+    mdp = builtin_examples()[example].mdp
+    net = two_layer(mdp.n_states, mdp.n_actions).double()
+    obs = torch.eye(mdp.n_states)
+    params = list(net.parameters())
+
+    def J():
+        with torch.no_grad():
+            return objective(mdp, surrogate_policy(torch.log_softmax(net(obs), -1).numpy()))
+    got = exact_gradient(net, mdp)
+    eps = 1e-6
+    for (name, p), k in zip(net.named_parameters(), range(len(params))):
+        fd = np.zeros(p.shape)
+        for idx in np.ndindex(*p.shape):
+            with torch.no_grad():
+                p[idx] += eps
+                up = J()
+                p[idx] -= 2 * eps
+                down = J()
+                p[idx] += eps
+            fd[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(got.grad[name], fd, rtol=0, atol=1e-8, err_msg=name)
+
+
+def test_network_gradient_equals_the_chain_rule_through_pgverify_tabular_gradient():
+    # The "fed the framework's probabilities" route: grad J = sum_{s,a} dJ/dlogit[s,a] dlogit/dparams, with
+    # dJ/dlogit from pgverify's tabular gradient at theta = log pi.
+    mdp = builtin_examples()["chain"].mdp
+    net = two_layer(mdp.n_states, mdp.n_actions, seed=3).double()
+    logits = net(torch.eye(mdp.n_states))
+    tab = gradient(mdp, surrogate_policy(torch.log_softmax(logits, -1).detach().numpy())).grad
+    want = torch.autograd.grad((logits * torch.as_tensor(tab)).sum(), list(net.parameters()))
+    got = exact_gradient(net, mdp)
+    for (name, _), w in zip(net.named_parameters(), want):
+        np.testing.assert_allclose(got.grad[name], w.numpy(), rtol=0, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def gallery_setup():
+    mdp = two_step()
+    return mdp, gallery.ActorCritic(mdp.n_states, mdp.n_actions)
+
+
+@pytest.mark.parametrize("loss", gallery.LOSSES, ids=lambda f: f.__name__)
+def test_gallery_verdicts(gallery_setup, loss):
+    mdp, policy = gallery_setup
+    check = check_loss(policy, loss, mdp, logits=gallery.logits, batch_size=2, second_batch_size=4)
+    assert check.verdict == gallery.VERDICTS[loss.__name__], check.format()
+    assert check.exact                                          # three trajectories: every verdict is exact
+    if loss is gallery.restarted_discount:
+        assert ("rtg_restart_discount", pytest.approx(1.0)) in check.matches
+    if loss in (gallery.mean_over_timesteps, gallery.normalized_advantages):
+        small, large = check.sizes                              # batch statistics: checked at B = 2 and 4
+        assert large.nonproportional < small.nonproportional
+    if loss is gallery.value_baseline_not_detached:
+        i = check.names.index("v.bias[0]")                       # grad J does not depend on the value head
+        assert check.grad[i] == 0 and abs(check.mean[i]) > 0.1
+
+
+def test_detached_baseline_and_sum_over_the_batch(gallery_setup):
+    mdp, policy = gallery_setup
+
+    def detached(policy, batch):
+        _, V = policy(batch.obs)
+        disc = batch.gamma ** torch.arange(batch.rewards.shape[1], dtype=V.dtype)
+        adv = gallery._returns(batch) - disc * V.detach()
+        return -(gallery._logp(policy, batch) * adv * batch.mask).sum(1).mean()
+
+    assert_loss_unbiased(policy, detached, mdp, logits=gallery.logits, batch_size=2)
+
+    def summed(policy, batch):
+        return gallery.reinforce(policy, batch) * batch.rewards.shape[0]
+    check = assert_loss_unbiased(policy, summed, mdp, logits=gallery.logits, batch_size=3, allow_proportional=True)
+    assert check.verdict == "proportional" and check.c == pytest.approx(3.0, rel=1e-9)
+    with pytest.raises(AssertionError, match="PROPORTIONAL"):
+        assert_loss_unbiased(policy, summed, mdp, logits=gallery.logits, batch_size=3)
+
+
+def test_monte_carlo_when_nothing_can_be_enumerated():
+    mdp = builtin_examples()["discounted"].mdp                  # horizon null
+    policy = Tabular(np.zeros((mdp.n_states, mdp.n_actions)))
+
+    def reinforce(policy, batch):
+        logp = torch.distributions.Categorical(logits=policy(batch.obs)).log_prob(batch.actions)
+        disc = batch.gamma ** torch.arange(batch.rewards.shape[1], dtype=torch.float64)
+        G = (disc * batch.rewards).flip(1).cumsum(1).flip(1)
+        return -(logp * G * batch.mask).sum(1).mean()
+    check = check_loss(policy, reinforce, mdp, batch_size=8, batches=600, alpha=1e-6, tolerance=0.3)
+    assert (check.method, check.verdict) == ("monte carlo", "unbiased"), check.format()
+
+
+# --- bad input: one error type, naming what was wrong ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small():
+    mdp = builtin_examples()["bandit"].mdp
+    return mdp, Tabular(np.zeros((mdp.n_states, mdp.n_actions)))
+
+
+def _logp(policy, batch):
+    return torch.distributions.Categorical(logits=policy(batch.obs)).log_prob(batch.actions)
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+@pytest.mark.parametrize("loss, message", [
+    (lambda p, b: -(_logp(p, b) * b.rewards), "not a scalar"),
+    (lambda p, b: (_logp(p, b) * b.rewards).sum() * float("nan"), "must be finite"),
+    (lambda p, b: -(_logp(p, b) * b.rewards).sum().detach(), "without grad"),
+    (lambda p, b: float(-(_logp(p, b) * b.rewards).sum()), "not a tensor"),
+    (lambda p, b: b.no_such_field, "raised AttributeError"),
+])
+def test_bad_losses(small, loss, message):
+    mdp, policy = small
+    with pytest.raises(LossError, match=message):
+        check_loss(policy, loss, mdp, batch_size=2)
+
+
+def test_a_loss_that_raises_is_chained(small):
+    mdp, policy = small
+
+    def broken(policy, batch):
+        raise RuntimeError("boom")
+    with pytest.raises(LossError, match="loss test_a_loss_that_raises_is_chained.<locals>.broken raised "
+                                        "RuntimeError") as info:
+        check_loss(policy, broken, mdp, batch_size=2)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+class Unnormalised(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1, 3))
+
+    def forward(self, obs):
+        return obs @ self.w * 0.5                   # "probabilities" 0.5 each: rows sum to 1.5
+
+
+def test_bad_policies(small):
+    mdp, policy = small
+    with pytest.raises(LossError, match="sum to 1.5, not 1"):
+        exact_gradient(Unnormalised(), mdp, output="probs")
+    with pytest.raises(LossError, match=r"policy raised RuntimeError .* shape \(1, 1\)"):
+        exact_gradient(torch.nn.Linear(5, 3), mdp)                      # expects 5 features, gets one-hot [1, 1]
+    with pytest.raises(LossError, match=r"shape \(1, 2\).*2 actions, but the MDP has 3"):
+        exact_gradient(torch.nn.Linear(1, 2), mdp)
+    with pytest.raises(LossError, match=r"observations has shape \(4, 2\)"):
+        exact_gradient(policy, mdp, observations=np.zeros((4, 2)))
+    with pytest.raises(LossError, match="torch.nn.Module"):
+        exact_gradient(lambda obs: obs, mdp)
+    assert issubclass(LossError, ValueError) or issubclass(LossError, Exception)
