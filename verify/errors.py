@@ -4,7 +4,7 @@ Everything else that escapes is a bug in pgverify and is allowed to show a trace
 """
 from __future__ import annotations
 
-__all__ = ["PGVerifyError", "InvalidMDPError", "UsageError"]
+__all__ = ["PGVerifyError", "InvalidMDPError", "UsageError", "positive_int"]
 
 
 class PGVerifyError(ValueError):
@@ -23,3 +23,29 @@ class InvalidMDPError(PGVerifyError):
 
 class UsageError(PGVerifyError):
     """A request that cannot be carried out as asked (unknown name, too large, bad option)."""
+
+
+def positive_int(value, what: str, error: type[Exception] = UsageError) -> int:
+    """``value`` as an int when it is a positive integer (bool excluded), else ``error`` naming ``what``.
+
+    The one check behind every count pgverify accepts (episodes, chunk sizes, horizons, search budgets).
+
+    >>> positive_int(3, "episodes")
+    3
+    >>> positive_int(0, "episodes")
+    Traceback (most recent call last):
+    ...
+    verify.errors.UsageError: episodes must be a positive integer, got 0
+    """
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class NumericalError(PGVerifyError):
+    """A NaN or infinity arose inside a computation; the message names the stage (never passed on to LAPACK).
+
+    Inputs are bounded at the boundary (|x| <= verify.io.MAX_ABS_VALUE), so this means a scale the stage cannot
+    represent in float64 (or a user estimator's values); it is reported like bad input (exit 2), never as a result.
+    """
