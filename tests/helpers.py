@@ -80,7 +80,7 @@ class MutantScore:
 
 
 def generated_problems(n: int, *, seed: int = 0, space=None) -> list:
-    """``n`` distinct problems drawn by Hypothesis from ``space`` (default ``problems()``); deterministic in ``seed``."""
+    """``n`` problems drawn by Hypothesis from ``space`` (default ``problems()``); deterministic in ``seed``."""
     out: list = []
 
     def collect(problem) -> bool:

@@ -21,9 +21,9 @@ from verify import returns
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
-__all__ = ["Episodes", "StepEpisodes", "Steps", "at_steps", "discounted_returns", "episodes_from_lists", "longest_first", "reward_to_go",
-           "score_sums", "score_total", "step_index", "step_reward_to_go", "step_score_sums", "time_blocks",
-           "valid_steps", "visited_cells"]
+__all__ = ["Episodes", "StepEpisodes", "Steps", "at_steps", "discounted_returns", "episodes_from_lists",
+           "longest_first", "reward_to_go", "score_sums", "score_total", "step_index", "step_reward_to_go",
+           "step_score_sums", "time_blocks", "valid_steps", "visited_cells"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -380,7 +380,7 @@ def score_sums(episodes: Episodes, w_t: np.ndarray) -> np.ndarray:
 
 
 def score_total(episodes: Episodes, w_t: np.ndarray) -> np.ndarray:
-    """sum_n sum_t w_t[n, t] grad log pi(a_t|s_t), shape theta.shape: ``score_sums(...).sum(0)`` without the [N, ...] array.
+    """sum_n sum_t w_t[n, t] grad log pi(a_t|s_t), shape theta.shape: ``score_sums(...).sum(0)`` without [N, ...].
 
     The score is linear in W, so the batch can be summed before contracting.
     """

@@ -8,23 +8,23 @@ Monte Carlo estimate of grad J is their mean. All of them are "per-step weights,
 and the catalog reads as compositions of weight functions (``Weights``: a batch to w at its valid steps, [M] in
 ``episodes.steps`` order; the maths is in ``verify.returns``). A pitfall is one transform changed:
 
-| name                   | weights                                        | w_t                                 | unbiased |
-|------------------------|------------------------------------------------|-------------------------------------|----------|
-| total_return           | total_return                                   | R(tau) = sum_t' gamma^t' r_t'       | yes (seed eqs. 14/15) |
-| reward_to_go           | reward_to_go                                   | G_t = sum_{t' >= t} gamma^t' r_t'   | yes (causality) |
-| baseline_constant      | minus(total_return, constant_baseline)         | R(tau) - J(theta)                   | yes (E[grad log pi] = 0) |
-| baseline_value         | minus(reward_to_go, state_value)               | G_t - gamma^t V_t(s_t)              | yes (b depends on s_t, t) |
-| q_value                | action_value                                   | gamma^t Q_t(s_t, a_t)               | yes (PG theorem) |
-| advantage              | minus(action_value, state_value)               | gamma^t (Q_t - V_t)(s_t, a_t)       | yes |
-| gae                    | discounted(gae(0.95, exact_values))            | gamma^t A^GAE(0.95)_t, exact V_t    | yes, every lambda |
-| rtg_restart_discount   | reward_to_go(restart_discount=True)            | sum_{t' >= t} gamma^(t'-t) r_t'     | no, unless gamma = 1 |
-| rtg_skip_current       | reward_to_go(include_current=False)            | G_{t+1} (drops r_t)                 | no |
-| action_baseline        | minus(reward_to_go, action_value)              | G_t - gamma^t Q_t(s_t, a_t)         | no: E = 0, bias -grad J |
-| score_wrong_time       | shifted_one_step(reward_to_go)                 | G_{t-1} at step t                   | no |
-| batch_normalized       | batch_normalized reward-to-go                  | (G_t - mean G) / std G              | no (batch-dependent) |
-| gae_stationary_value   | discounted(gae(0.95, stationary_values))       | V_0 used at every t                 | no, unless lambda = 1 |
-| gae_noisy_value        | discounted(gae(0.95, noisy_values))            | V_t + fixed noise                   | no, unless lambda = 1 |
-| gae_no_discount        | gae(0.95, exact_values)                        | A^GAE_t without gamma^t             | no, unless gamma = 1 |
+| name                 | weights (w_t)                                                  | unbiased             |
+|----------------------|----------------------------------------------------------------|----------------------|
+| total_return         | total_return: R(tau) = sum_t' gamma^t' r_t'                    | yes (seed eqs. 14/15)|
+| reward_to_go         | reward_to_go: G_t = sum_{t' >= t} gamma^t' r_t'                | yes (causality)      |
+| baseline_constant    | minus(total_return, constant_baseline): R(tau) - J(theta)      | yes (EGLP)           |
+| baseline_value       | minus(reward_to_go, state_value): G_t - gamma^t V_t(s_t)       | yes (b = b(s_t, t))  |
+| q_value              | action_value: gamma^t Q_t(s_t, a_t)                            | yes (PG theorem)     |
+| advantage            | minus(action_value, state_value): gamma^t (Q_t - V_t)          | yes                  |
+| gae                  | discounted(gae(0.95, exact_values)): gamma^t A^GAE_t           | yes, every lambda    |
+| rtg_restart_discount | reward_to_go(restart_discount=True): gamma^(t'-t)              | no, unless gamma = 1 |
+| rtg_skip_current     | reward_to_go(include_current=False): G_t - gamma^t r_t         | no                   |
+| action_baseline      | minus(reward_to_go, action_value): G_t - gamma^t Q_t(s_t, a_t) | no: E = 0            |
+| score_wrong_time     | shifted_one_step(reward_to_go): G_{t-1} at step t              | no                   |
+| batch_normalized     | batch_normalized: (G_t - mean G) / std G over the batch        | no (batch-dependent) |
+| gae_stationary_value | discounted(gae(0.95, stationary_values)): V_0 at every t       | no, unless lambda = 1|
+| gae_noisy_value      | discounted(gae(0.95, noisy_values)): V_t + a fixed error       | no, unless lambda = 1|
+| gae_no_discount      | gae(0.95, exact_values): A^GAE_t without gamma^t               | no, unless gamma = 1 |
 
 V_t and Q_t are the exact values with H - t actions left (finite horizon) or the stationary values (horizon
 null), from ``verify.exact.value_tables``; they depend on t because the horizon is finite, which is why a

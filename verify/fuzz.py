@@ -25,7 +25,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
-from verify.errors import UsageError
+from verify.errors import UsageError, positive_int
 from verify.estimators import ESTIMATORS, get_estimator
 from verify.exact import objective
 from verify.mdp import TabularMDP, reachable
@@ -178,8 +178,7 @@ def search(claim: Claim, *, examples: int = DEFAULT_EXAMPLES, seed: int = 0) -> 
     Raises:
       UsageError: a non-positive budget.
     """
-    if examples < 1:
-        raise UsageError(f"--examples must be a positive integer, got {examples}")
+    positive_int(examples, "--examples")
 
     def falsifies(problem: Problem) -> bool:
         verdict = claim.check(problem.mdp, problem.policy)

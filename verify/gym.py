@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from verify.episodes import Episodes, episodes_from_lists
-from verify.errors import InvalidMDPError, UsageError
+from verify.errors import InvalidMDPError, UsageError, positive_int
 from verify.mdp import TabularMDP, reachable_csr
 from verify.policy import Policy, TabularSoftmax
 from verify.problem import Problem
@@ -277,8 +277,7 @@ def sample_episodes_gymnasium(env, mdp: TabularMDP, policy: Policy, n: int, rng:
     Raises:
       UsageError: bad n, or an episode still running at the cap with horizon None.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise UsageError(f"the number of episodes must be a positive integer, got {n!r}")
+    positive_int(n, "the number of episodes")
     policy.check_compatible(mdp.n_states, mdp.n_actions)
     cap = mdp.horizon if mdp.horizon is not None else (max_steps or 100_000)
     cdf = np.cumsum(policy.probs, axis=1)

@@ -32,7 +32,7 @@ from typing import Iterator
 import numpy as np
 
 from verify.episodes import Episodes, StepEpisodes, Steps, episodes_from_lists, longest_first, step_index
-from verify.errors import UsageError
+from verify.errors import UsageError, positive_int
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
@@ -213,8 +213,7 @@ def _resolve_max_steps(mdp: TabularMDP, max_steps: int | None) -> int:
         return default_max_steps(mdp)
     if mdp.horizon is not None:
         raise UsageError(f"max_steps applies to horizon null only (this MDP has horizon {mdp.horizon})")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise UsageError(f"max_steps must be a positive integer, got {max_steps!r}")
+    positive_int(max_steps, "max_steps")
     return int(max_steps)
 
 
@@ -326,13 +325,12 @@ def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.
     Raises:
       UsageError: bad ``n``/``chunk``/``max_steps``, or gamma = 1 episodes that outlive ``max_steps``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise UsageError(f"the number of episodes must be a positive integer, got {n!r}")
+    positive_int(n, "the number of episodes")
     cap = _resolve_max_steps(mdp, max_steps)
     if chunk is None:
         chunk = chunk_size(mdp, max_steps=max_steps)
-    elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise UsageError(f"chunk must be a positive integer, got {chunk!r}")
+    else:
+        positive_int(chunk, "chunk")
     table = joint_table(mdp, policy)
     for start in range(0, n, chunk):
         yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng)

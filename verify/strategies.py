@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import arrays
 
+from verify.errors import positive_int
 from verify.mdp import TabularMDP
 from verify.policy import LinearSoftmax, Policy, TabularSoftmax
 from verify.problem import Problem
@@ -64,17 +65,13 @@ def _count(value: Any, name: str) -> st.SearchStrategy[int]:
 
 
 def _check_count(value: Any, name: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise InvalidArgument(f"{name} must be a positive integer (or a strategy of them), got {value!r}")
-    return int(value)
+    return positive_int(value, f"{name} (or each value its strategy draws)", InvalidArgument)
 
 
 def _check_horizon(value: Any) -> int | None:
     if value is None:
         return None
-    if not _is_int(value) or value < 1:
-        raise InvalidArgument(f"horizon must be a positive integer or None (until termination), got {value!r}")
-    return int(value)
+    return positive_int(value, "horizon (or None: until termination)", InvalidArgument)
 
 
 def _check_gamma(value: Any) -> float:
