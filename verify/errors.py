@@ -4,7 +4,7 @@ Everything else that escapes is a bug in pgverify and is allowed to show a trace
 """
 from __future__ import annotations
 
-__all__ = ["PGVerifyError", "InvalidMDPError", "UsageError", "positive_int"]
+__all__ = ["InvalidMDPError", "PGVerifyError", "UsageError", "positive_int"]
 
 
 class PGVerifyError(ValueError):

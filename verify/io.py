@@ -31,18 +31,35 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from verify.errors import InvalidMDPError, UsageError
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "MAX_ABS_VALUE", "MAX_DEPTH", "MAX_INT_DIGITS", "atomic_write",
-           "atomic_write_with", "check_output_path", "current_limits", "format_bytes", "limits_scope",
-           "load_json_text", "parse_size", "read_json_file", "read_npy_file", "read_regular_file",
-           "require_memory", "require_work", "safe_filename"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "MAX_ABS_VALUE",
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "Limits",
+    "atomic_write",
+    "atomic_write_with",
+    "check_output_path",
+    "current_limits",
+    "format_bytes",
+    "limits_scope",
+    "load_json_text",
+    "parse_size",
+    "read_json_file",
+    "read_npy_file",
+    "read_regular_file",
+    "require_memory",
+    "require_work",
+    "safe_filename",
+]
 
 MAX_DEPTH = 64             # the MDP format nests 4 levels; 64 leaves room for descriptions without recursion risk
 MAX_INT_DIGITS = 18        # |n| < 10^18 stays an int (fits int64); longer integer literals are read as floats
@@ -224,7 +241,7 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
@@ -261,8 +278,7 @@ def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
     except UnicodeDecodeError as exc:
         raise InvalidMDPError(f"{where}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
                               f"({exc.reason})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     # Python objects of a parsed number cost ~32 bytes for ~4 bytes of text: refuse what cannot be held.
     require_memory(10.0 * len(data), f"parsing {where} ({format_bytes(len(data))} of JSON)")
     depth, at = _nesting_depth(text)

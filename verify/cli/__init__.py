@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 
+from verify import __version__
 from verify.cli import export_gym, fuzz, gradient, latex, mc, plot, report
 from verify.cli._args import (
     EXIT_FAIL,
@@ -23,11 +24,10 @@ from verify.cli._args import (
     limits_from_args,
     one_line,
 )
-from verify import __version__
 from verify.errors import PGVerifyError
 from verify.io import limits_scope
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+__all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 # The order in which ``pgverify --help`` lists the commands.
 COMMANDS = (report, gradient, latex, export_gym, fuzz, mc, plot)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                      "size checks refuse such requests up front)")
     except RecursionError:
         _error(prog, f"{_user_code(args)} recursed too deeply")
-    except Exception as exc:  # noqa: BLE001 - pgverify's own bugs still get one line; PGVERIFY_DEBUG=1 re-raises
+    except Exception as exc:
         if os.environ.get("PGVERIFY_DEBUG"):
             raise
         _error(prog, f"internal error {type(exc).__name__}: {exc} (a bug in pgverify or in {_user_code(args)}; "

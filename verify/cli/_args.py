@@ -11,8 +11,6 @@ import json
 import signal
 from pathlib import Path
 
-import numpy as np
-
 from verify.errors import InvalidMDPError, UsageError
 from verify.io import (
     DEFAULT_LIMITS,
