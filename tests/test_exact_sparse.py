@@ -72,3 +72,93 @@ def test_solve_ignores_an_unreachable_loop_that_never_terminates(sparse):
     res = gradient(mdp, TabularSoftmax(np.zeros((3, 2))), "solve", sparse=sparse)
     assert res.J == pytest.approx(0.5)             # one action, reward 1 or 0 with probability 1/2 each
     np.testing.assert_allclose(res.grad, [[0.25, -0.25], [0, 0], [0, 0]], atol=1e-15)
+
+
+# --- the sparse file form: the same model, bit for bit --------------------------------------------------------------
+
+def _both_forms(problem):
+    """The problem rebuilt from its dense and from its sparse file form (through problem_from_dict)."""
+    from verify.mdp import file_entries
+    from verify.problem import problem_from_dict, problem_to_dict
+    data = problem_to_dict(problem)
+    forms = []
+    for sparse in (False, True):
+        forms.append(problem_from_dict({**data, **file_entries(problem.mdp, sparse=sparse)}))
+    return forms
+
+
+def _bits(x):
+    return np.asarray(x).tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(states=st.integers(1, 4), horizon=st.one_of(st.none(), st.integers(1, 5))))
+def test_sparse_and_dense_files_give_the_same_numbers_bit_for_bit(problem):
+    from verify.estimators import ESTIMATORS
+    from verify.exact import count_trajectories
+    from verify.sampler import sample_episodes
+    dense, sparse = _both_forms(problem)
+    a, b = dense.mdp.successors, sparse.mdp.successors
+    for field in ("indptr", "next_state", "prob", "reward"):
+        assert _bits(getattr(a, field)) == _bits(getattr(b, field)), field
+    # The same successor lists feed the same algorithms: identical bits, not merely close numbers.
+    for method in ("dp", "enumerate") if problem.mdp.horizon is not None else ("solve",):
+        x, y = gradient(dense.mdp, dense.policy, method), gradient(sparse.mdp, sparse.policy, method)
+        assert x.J == y.J and _bits(x.grad) == _bits(y.grad), method
+    if problem.mdp.horizon is not None:
+        assert count_trajectories(dense.mdp) == count_trajectories(sparse.mdp)
+        eps = [sample_episodes(p.mdp, p.policy, 50, np.random.default_rng(1)) for p in (dense, sparse)]
+        for name in ("s_t", "a_t", "r_t", "lengths"):
+            assert _bits(getattr(eps[0], name)) == _bits(getattr(eps[1], name)), name
+        for e in ESTIMATORS:
+            assert _bits(e.per_episode(eps[0])) == _bits(e.per_episode(eps[1])), e.name
+
+
+def test_sparse_rows_with_names_and_per_pair_rewards():
+    # The dense MDP of tests/test_mdp_validation.py, written by hand in the sparse form with names.
+    dense = TabularMDP([1, 0, 0], [[[0.5, 0.5, 0], [0, 0, 1]], [[0, 0.5, 0.5], [1, 0, 0]], [[0, 0, 1], [0, 0, 1]]],
+                       [[0, 1], [2, 0], [0, 0]], terminal=["end"], gamma=0.9, horizon=3, states=["a", "b", "end"],
+                       actions=["L", "R"])
+    sparse = TabularMDP([1, 0, 0], {"sparse": [["a", "L", "a", 0.5], ["a", "L", "b", 0.5], ["a", "R", "end", 1],
+                                               ["b", "L", "b", 0.5], ["b", "L", "end", 0.5], [1, 1, 0, 1.0]]},
+                        {"sparse": [["a", "R", 1], ["b", 0, 2]]}, terminal=["end"], gamma=0.9,
+                        horizon=3, states=["a", "b", "end"], actions=["L", "R"])
+    for field in ("indptr", "next_state", "prob", "reward"):
+        assert _bits(getattr(dense.successors, field)) == _bits(getattr(sparse.successors, field)), field
+    np.testing.assert_array_equal(dense.transitions, sparse.transitions)
+
+
+def test_terminal_states_carry_no_reward_in_either_form():
+    mdp = TabularMDP([1, 0], [[[0, 1]], [[0, 1]]], [[1], [7]], terminal=[1], horizon=2)
+    assert mdp.successors.reward.tolist() == [1.0, 0.0] and mdp.expected_reward.tolist() == [[1.0], [0.0]]
+    assert mdp.rewards[1].tolist() == [[0.0, 0.0]]
+
+
+@pytest.mark.parametrize("transitions, rewards, words", [
+    ([[0, 0, 1, 0.5], [0, 0, 1, 0.5], [1, 0, 1, 1]], [], ["transitions.sparse[1]", "repeats", "sparse[0]"]),
+    ([[0, 0, 1, 1], [1, 0, 1, 1], [0, 0, "x", 0]], [], ["transitions.sparse[2]", "unknown next state 'x'"]),
+    ([[0, 0, 1, 1], [1, 3, 1, 1]], [], ["transitions.sparse[1]", "action 3", "0..0"]),
+    ([[0, 0, 1, 1.5], [0, 0, 0, -0.5], [1, 0, 1, 1]], [], ["transitions.sparse[1]", "negative"]),
+    ([[0, 0, 1, 0.5], [1, 0, 1, 1]], [], ["transitions[0][0]", "sums to 0.5"]),
+    ([[0, 0, 1, 1], [1, 0, 1, 1]], [[0, 0, 1], [0, 0, 1, 2]], ["rewards.sparse[1]", "also has an [s, a, r] row"]),
+    ([[0, 0, 1, 1], [1, 0, 1, 1]], [[0, 0, 1], [0, 0, 2]], ["rewards.sparse[1]", "repeats"]),
+    ([[0, 0, 1]], [], ["transitions.sparse[0]", "not a row of 4"]),
+])
+def test_sparse_rows_are_validated_naming_the_row(transitions, rewards, words):
+    from verify.errors import InvalidMDPError
+    with pytest.raises(InvalidMDPError) as info:
+        TabularMDP([1, 0], {"sparse": transitions}, {"sparse": rewards}, states=2, actions=1, horizon=2)
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+
+
+def test_dense_arrays_of_a_huge_sparse_mdp_are_refused_not_allocated():
+    from verify.errors import UsageError
+    S = 5_000                                  # S A S = 2.5e7 * 4 > DENSE_MAX_ENTRIES
+    rows = np.stack([np.arange(S), np.zeros(S), (np.arange(S) + 1) % S, np.ones(S)], axis=1)
+    rows = np.concatenate([rows + [0, a, 0, 0] for a in range(4)])
+    mdp = TabularMDP(np.eye(S)[0], {"sparse": rows}, {"sparse": []}, states=S, actions=4, horizon=3)
+    assert mdp.successors.nnz == 4 * S and not mdp.is_dense
+    with pytest.raises(UsageError, match="successor entries"):
+        mdp.transitions
+    assert gradient(mdp, TabularSoftmax(np.zeros((S, 4)))).J == 0.0

@@ -22,6 +22,7 @@ otherwise (refused above ``DENSE_MAX_ENTRIES`` entries).
 """
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ import numpy as np
 
 from verify.errors import InvalidMDPError, UsageError
 
-__all__ = ["DENSE_MAX_ENTRIES", "ROW_SUM_TOL", "Successors", "TabularMDP", "finite_array", "reachable",
-           "reachable_csr"]
+__all__ = ["DENSE_FILE_MAX_ENTRIES", "DENSE_MAX_ENTRIES", "ROW_SUM_TOL", "Successors", "TabularMDP", "dumps_rows",
+           "file_entries", "finite_array", "reachable", "reachable_csr"]
 
 ROW_SUM_TOL = 1e-9
 DENSE_MAX_ENTRIES = 2**25     # 256 MB per dense [S, A, S] float array; beyond it only the successor lists exist
@@ -592,3 +593,70 @@ def _entry_rewards(rewards, succ: Successors, terminal: np.ndarray, states, acti
     out = np.array(out, dtype=float)
     out[terminal[s_e]] = 0.0
     return out
+
+
+# --- the MDP file's transitions and rewards, and its layout ---------------------------------------------------------
+
+DENSE_FILE_MAX_ENTRIES = 4096    # S A S up to this is written dense (readable by eye); larger MDPs sparse
+
+
+def file_entries(mdp: TabularMDP, *, sparse: bool | None = None) -> dict:
+    """``transitions`` and ``rewards`` of the MDP file: dense nested lists, or the sparse rows.
+
+    Sparse: ``[s, a, s', p]`` per successor entry (terminal states: their self-loops), and the non-zero rewards, as ``[s, a, r]`` when every successor of (s, a) has the same reward r, else
+    ``[s, a, s', r]``. ``sparse=None`` writes dense only MDPs given dense with S A S <= DENSE_FILE_MAX_ENTRIES.
+
+    >>> mdp = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[2], [0]], terminal=[1])
+    >>> file_entries(mdp, sparse=True)
+    {'transitions': {'sparse': [[0, 0, 0, 0.5], [0, 0, 1, 0.5], [1, 0, 1, 1.0]]}, 'rewards': {'sparse': [[0, 0, 2.0]]}}
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    if sparse is None:
+        sparse = not (mdp.is_dense and S * A * S <= DENSE_FILE_MAX_ENTRIES)
+    if not sparse:
+        return {"transitions": mdp.transitions.tolist(), "rewards": mdp.rewards.tolist()}
+    succ = mdp.successors
+    pair, nxt, prob, reward = succ.pair, succ.next_state, succ.prob, succ.reward
+    s, a = np.divmod(pair, A)
+    transitions = [[int(i), int(j), int(k), float(p)] for i, j, k, p in zip(s, a, nxt, prob)]
+    # Pairs whose successors all share one reward are written once.
+    uniform = np.zeros(S * A, dtype=bool)
+    if pair.size:
+        firsts = np.flatnonzero(np.diff(pair, prepend=-1))
+        uniform[pair[firsts]] = np.minimum.reduceat(reward, firsts) == np.maximum.reduceat(reward, firsts)
+    rewards = []
+    for i in np.flatnonzero(reward != 0):
+        if not uniform[pair[i]]:
+            rewards.append([int(s[i]), int(a[i]), int(nxt[i]), float(reward[i])])
+        elif i == 0 or pair[i - 1] != pair[i]:
+            rewards.append([int(s[i]), int(a[i]), float(reward[i])])
+    return {"transitions": {"sparse": transitions}, "rewards": {"sparse": rewards}}
+
+
+def dumps_rows(data, indent: int = 1) -> str:
+    """JSON text of ``data`` with every innermost list (a row of numbers or names) on one line.
+
+    ``json.dumps(indent=...)`` puts every number on its own line: a dense Taxi file had 3 million lines.
+
+    >>> print(dumps_rows({"a": [[1, 2], [3, 4]], "b": {"sparse": []}}), end="")
+    {
+     "a": [
+      [1, 2],
+      [3, 4]
+     ],
+     "b": {
+      "sparse": []
+     }
+    }
+    """
+    def encode(x, level: int) -> str:
+        pad, end = " " * (indent * (level + 1)), " " * (indent * level)
+        if isinstance(x, dict):
+            if not x:
+                return "{}"
+            return "{\n" + ",\n".join(f"{pad}{json.dumps(str(k))}: {encode(v, level + 1)}" for k, v in x.items()) \
+                + "\n" + end + "}"
+        if isinstance(x, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in x):
+            return "[\n" + ",\n".join(pad + encode(v, level + 1) for v in x) + "\n" + end + "]"
+        return json.dumps(x, allow_nan=False)
+    return encode(data, 0) + "\n"

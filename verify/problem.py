@@ -27,14 +27,32 @@ from pathlib import Path
 
 import numpy as np
 
-from verify.errors import InvalidMDPError, UsageError
-from verify.io import MAX_ABS_VALUE, atomic_write, read_json_file, require_memory, require_work
-from verify.mdp import TabularMDP
+from verify.errors import InvalidMDPError
+from verify.io import (
+    MAX_ABS_VALUE,
+    atomic_write,
+    read_json_file,
+    require_memory,
+    require_work,
+)
+from verify.mdp import TabularMDP, dumps_rows, file_entries
 from verify.policy import Policy, policy_from_dict
 
-__all__ = ["Problem", "SCHEMA_PATH", "check_declared_sizes", "check_problem_budget", "check_sampling_budget",
-           "load_problem", "mdp_schema", "numeric_array", "problem_from_dict", "problem_to_dict", "save_problem",
-           "validate_document", "write_mdp_file"]
+__all__ = [
+    "SCHEMA_PATH",
+    "Problem",
+    "check_declared_sizes",
+    "check_problem_budget",
+    "check_sampling_budget",
+    "load_problem",
+    "mdp_schema",
+    "numeric_array",
+    "problem_from_dict",
+    "problem_to_dict",
+    "save_problem",
+    "validate_document",
+    "write_mdp_file",
+]
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "mdp.schema.json"
 _KEYS = {"name", "states", "actions", "initial", "transitions", "rewards", "terminal", "gamma", "horizon", "policy",
@@ -384,8 +402,7 @@ def problem_to_dict(problem: Problem) -> dict:
         "states": list(mdp.states),
         "actions": list(mdp.actions),
         "initial": mdp.initial.tolist(),
-        "transitions": mdp.transitions.tolist(),
-        "rewards": mdp.rewards.tolist(),
+        **file_entries(mdp),          # dense for small MDPs given dense, else the sparse rows
         "terminal": terminal,
         "gamma": mdp.gamma,
         "horizon": mdp.horizon,
@@ -408,5 +425,5 @@ def write_mdp_file(data: dict, path: str | Path, *, force: bool = False) -> Path
     Raises:
       UsageError: the file exists (and not ``force``) or cannot be written.
     """
-    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+    text = dumps_rows(data)            # one row per line (json's indent puts every number on its own line)
     return atomic_write(path, text, force=force, what="MDP file")
