@@ -17,13 +17,23 @@ from verify.policy import LinearSoftmax, TabularSoftmax
 from verify.strategies import problems
 
 
-def random_problem(seed: int, S: int = 3, A: int = 2, H: int = 3, gamma: float = 0.9, linear: bool = False):
-    """A dense random MDP (Dirichlet rows, last state terminal) with a random tabular or linear softmax policy."""
-    rng = np.random.default_rng(seed)
+def random_problem(seed, S: int = 3, A: int = 2, H: int | None = 3, gamma: float = 0.9, linear: bool = False,
+                   terminal: int = 1, features: int = 2, name: str = "mdp"):
+    """A dense random MDP with a random tabular or linear softmax policy: (mdp, policy).
+
+    Dirichlet rows for rho0 and P, standard normal rewards r[s, a, s'], the last ``terminal`` states terminal (at
+    most S - 1 of them), normal theta (and features [S, A, ``features``] for a linear policy).
+
+    Args:
+      seed: an int or a ``numpy.random.Generator`` to draw from.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    mask = np.zeros(S, dtype=bool)
+    mask[S - min(terminal, S - 1):] = True
     mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=rng.dirichlet(np.ones(S), size=(S, A)),
-                     rewards=rng.normal(size=(S, A, S)), terminal=[S - 1], gamma=gamma, horizon=H)
+                     rewards=rng.normal(size=(S, A, S)), terminal=mask, gamma=gamma, horizon=H, name=name)
     if linear:
-        return mdp, LinearSoftmax(rng.normal(size=(S, A, 2)), rng.normal(size=2))
+        return mdp, LinearSoftmax(rng.normal(size=(S, A, features)), rng.normal(size=features))
     return mdp, TabularSoftmax(rng.normal(size=(S, A)))
 
 

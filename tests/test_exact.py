@@ -13,18 +13,9 @@ from verify.exact import enumerate_trajectories, finite_difference_gradient, gra
 from verify.mdp import TabularMDP
 from verify.policy import LinearSoftmax, TabularSoftmax
 
+from helpers import random_problem
+
 CHAIN = Path(__file__).resolve().parent.parent / "examples" / "chain.json"
-
-
-def _random_problem(rng, S, A, H, gamma, linear=False, n_terminal=1):
-    P = rng.dirichlet(np.ones(S), size=(S, A))
-    r = rng.normal(size=(S, A, S))
-    terminal = np.zeros(S, dtype=bool)
-    terminal[S - n_terminal:] = True if S > 1 else False
-    mdp = TabularMDP(rng.dirichlet(np.ones(S)), P, r, terminal=terminal, gamma=gamma, horizon=H)
-    pol = (LinearSoftmax(rng.normal(size=(S, A, 3)), rng.normal(size=3)) if linear
-           else TabularSoftmax(rng.normal(size=(S, A))))
-    return mdp, pol
 
 
 @pytest.mark.parametrize("q", [[1.0, 0.0, 0.5], [3.0, 3.0], [-2.0, 0.0, 1.0, 7.0]])
@@ -88,7 +79,7 @@ def test_exact_rational_gradient_matches_sympy():
 def test_methods_agree(seed):
     rng = np.random.default_rng(seed)
     S, A, H = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 5))
-    mdp, pol = _random_problem(rng, S, A, H, gamma=[0.0, 0.5, 1.0][seed % 3], linear=seed % 2 == 1)
+    mdp, pol = random_problem(rng, S, A, H, gamma=[0.0, 0.5, 1.0][seed % 3], linear=seed % 2 == 1, features=3)
     e, d = gradient(mdp, pol, "enumerate"), gradient(mdp, pol, "dp")
     assert e.J == pytest.approx(d.J, abs=1e-10)
     np.testing.assert_allclose(e.grad, d.grad, atol=1e-10)
@@ -100,7 +91,7 @@ def test_methods_agree(seed):
 def test_infinite_horizon_solve_is_the_limit_of_dp(seed):
     # With gamma = 0.6 the tail after 200 steps is below 0.6**200 * max|r| / 0.4 ~ 1e-44.
     rng = np.random.default_rng(100 + seed)
-    mdp, pol = _random_problem(rng, 4, 2, 200, gamma=0.6, linear=seed % 2 == 1, n_terminal=seed % 2)
+    mdp, pol = random_problem(rng, 4, 2, 200, gamma=0.6, linear=seed % 2 == 1, terminal=seed % 2, features=3)
     long, inf = gradient(mdp, pol, "dp"), gradient(mdp.replace(horizon=None), pol, "solve")
     assert inf.J == pytest.approx(long.J, abs=1e-12)
     np.testing.assert_allclose(inf.grad, long.grad, atol=1e-12)
@@ -153,7 +144,7 @@ def test_method_misuse(method, horizon, words):
 
 def test_enumeration_refuses_to_explode():
     rng = np.random.default_rng(0)
-    mdp, pol = _random_problem(rng, 3, 3, 12, gamma=1.0, n_terminal=0)
+    mdp, pol = random_problem(rng, 3, 3, 12, gamma=1.0, terminal=0)
     with pytest.raises(UsageError, match="use --method dp"):
         enumerate_trajectories(mdp, pol, max_trajectories=10_000)
 

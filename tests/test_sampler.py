@@ -17,16 +17,9 @@ from verify import sampler as sampler_module
 from verify.sampler import (_vose, chunk_size, default_max_steps, iter_episode_chunks, joint_table, sample_episodes,
                             sample_episodes_naive)
 
+from helpers import random_problem
+
 ALPHA = 1e-3
-
-
-def random_problem(seed: int, S: int = 3, A: int = 2, H: int | None = 3, gamma: float = 0.9, terminal: bool = True):
-    """A dense random tabular MDP (Dirichlet rows, one terminal state) with a random softmax policy."""
-    rng = np.random.default_rng(seed)
-    P = rng.dirichlet(np.ones(S), size=(S, A))
-    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=P, rewards=rng.normal(size=(S, A, S)),
-                     terminal=[S - 1] if terminal else None, gamma=gamma, horizon=H)
-    return mdp, TabularSoftmax(rng.normal(size=(S, A)))
 
 
 def trajectory_ids(batch, reference):

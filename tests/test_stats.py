@@ -15,12 +15,12 @@ from verify.builtin import builtin_examples
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS
 from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, EFFECT_SIZE, run_check, run_estimators
-from verify.mdp import TabularMDP
 from verify.moments import exact_moments_all
-from verify.policy import LinearSoftmax, TabularSoftmax
 from verify.problem import Problem
 from verify.stats import (SampleMoments, calibration, consistency_test, detectable_effect, effect_size, power,
                           support)
+
+from helpers import random_problem as shared_random_problem
 
 UNBIASED = [e for e in ESTIMATORS if e.unbiased]
 PITFALLS = [e for e in ESTIMATORS if not e.unbiased]
@@ -29,16 +29,10 @@ PITFALLS = [e for e in ESTIMATORS if not e.unbiased]
 def random_problem(seed: int) -> Problem:
     """A small dense random MDP (2-3 states, 2-3 actions, horizon 2-4, gamma in {1, 0.9, 0.5}) and policy."""
     rng = np.random.default_rng(seed)
-    S, A, H = rng.integers(2, 4), rng.integers(2, 4), int(rng.integers(2, 5))
-    terminal = [S - 1] if rng.random() < 0.5 else None
-    mdp = TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=rng.dirichlet(np.ones(S), size=(S, A)),
-                     rewards=rng.normal(size=(S, A, S)), terminal=terminal, gamma=float(rng.choice([1.0, 0.9, 0.5])),
-                     horizon=H, name=f"random{seed}")
-    if rng.random() < 0.3:
-        policy = LinearSoftmax(rng.normal(size=(S, A, 2)), rng.normal(size=2))
-    else:
-        policy = TabularSoftmax(rng.normal(size=(S, A)))
-    return Problem(mdp, policy)
+    S, A, H = int(rng.integers(2, 4)), int(rng.integers(2, 4)), int(rng.integers(2, 5))
+    gamma, terminal, linear = float(rng.choice([1.0, 0.9, 0.5])), int(rng.random() < 0.5), bool(rng.random() < 0.3)
+    return Problem(*shared_random_problem(rng, S, A, H, gamma, linear=linear, terminal=terminal,
+                                          name=f"random{seed}"))
 
 
 # --- the test itself ----------------------------------------------------------------------------------------------
