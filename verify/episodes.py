@@ -309,7 +309,12 @@ class StepEpisodes(Episodes):
 def at_steps(episodes: Episodes, x_t: np.ndarray) -> np.ndarray:
     """x_t[n, t] at the valid steps, shape [M] in ``Steps`` order, for a padded [N, T] array (or a broadcast view)."""
     st = episodes.steps
-    return np.broadcast_to(x_t, (episodes.n, episodes.T))[st.n, st.t]
+    try:
+        padded = np.broadcast_to(x_t, (episodes.n, episodes.T))
+    except ValueError:
+        raise ValueError(f"per-step values must have shape [N, T] = {(episodes.n, episodes.T)} or broadcast to it, "
+                         f"got {np.shape(x_t)}") from None
+    return padded[st.n, st.t]
 
 
 def discounted_returns(episodes: Episodes) -> np.ndarray:
@@ -361,6 +366,10 @@ def step_score_sums(episodes: Episodes, w: np.ndarray) -> np.ndarray:
       episodes: the batch.
       w: per-step weights, float [M] in ``episodes.steps`` order.
     """
+    M = episodes.steps.t.size
+    if np.shape(w) != (M,):
+        raise ValueError(f"per-step weights must have shape [M] = ({M},) (the batch's valid steps, in "
+                         f"episodes.steps order), got {np.shape(w)}")
     A = episodes.policy.probs.shape[1]
     visited, cell = episodes.steps.visited_cells
     W_rows = np.bincount(cell, weights=w, minlength=visited.size * A).reshape(-1, A)
