@@ -24,6 +24,8 @@ from verify.frameworks._common import surrogate_policy
 from verify.frameworks.jax import check_loss, exact_gradient
 from verify.policy import LinearSoftmax, TabularSoftmax
 
+pytestmark = pytest.mark.filterwarnings("ignore:Rlax softmax will be deprecated:PendingDeprecationWarning")
+
 
 def matmul(params, obs):
     """Tabular softmax on one-hot observations (theta [S, A]) and linear softmax on features (theta [K])."""
@@ -137,7 +139,6 @@ def _logp(params, batch):
     return jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
 
 
-@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 @pytest.mark.parametrize("loss, message", [
     (lambda p, b: -(_logp(p, b) * b.rewards), "non-scalar"),
     (lambda p, b: (_logp(p, b) * b.rewards).sum() * jnp.nan, "must be finite"),
