@@ -1,55 +1,50 @@
-"""Sampler + estimator throughput against the naive per-step loop, and memory for 10^6 episodes.
+"""pgverify's sampler against honest baselines: a per-step ``bisect`` loop and a compiled (numba) loop.
 
-    python benchmarks/bench_sampler.py              # ~2 min on 2 cores
-    python benchmarks/bench_sampler.py --quick      # fewer episodes
-    python benchmarks/bench_sampler.py --threads 2  # BLAS threads (default 1, set before numpy is imported)
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_sampler.py            # ~1 min on 2 busy cores
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_sampler.py --quick    # fewer episodes
 
-Run by hand; never part of pytest. Every ratio is measured within this run (baseline and candidate alternate,
-best of ``--repeats``). Rates are per second of this process's CPU time (``time.process_time``): on a shared
-machine wall time mostly measures the neighbours. BLAS gets one thread by default, like the naive loop; with
-two threads on two busy cores the running moments' small matrix products slow down ~40x.
-Targets from issue 3 are printed, not asserted.
+Run by hand; never part of pytest. All three samplers draw the same distribution (checked first: mean returns
+within 5 standard errors) from the same joint table p(a, s' | s) = pi(a|s) P(s'|s, a) and record what an estimator
+needs (s_t, a_t, r_t per step and the episode lengths):
 
-1. FrozenLake 4x4 (slippery, built here from the documented rules: intended direction or either perpendicular
-   one, 1/3 each; holes and the goal absorb; reward 1 on entering the goal), uniform policy, H = 100, gamma = 1.
-   Baseline: ``sample_episodes_naive`` (``rng.choice`` for s_0, every a_t and every s_{t+1}) followed by the same
-   estimator. Goal: >= 250x for sampler + estimator. The vectorised batches hold the step list and fill their
-   padded [N, T] arrays only when read (``total_return`` reads r_t; the reward-to-go estimators read none), so
-   "sampling only" does not include them.
-2. A dense random MDP (S = 30, A = 4, every transition possible, one terminal state entered with probability
-   ~0.5%, H = 200): long episodes.
-0. Memory: 10^6 FrozenLake episodes streamed chunk by chunk through an estimator into running moments (what
-   ``pgverify mc`` does), peak traced numpy/Python memory (tracemalloc) and the process's peak RSS, against the
-   size one unchunked batch would need.
+- **pgverify**: ``verify.sampler.iter_episode_chunks`` (all episodes advance together; per-state alias tables),
+  producing the ``Episodes`` batches the estimators read.
+- **bisect loop**: what a good engineer writes in plain Python: per-state cumulative lists, uniforms drawn from
+  numpy in blocks of 2^16, ``bisect.bisect_right`` per step, flat output lists. (The former baseline,
+  ``rng.choice`` for every draw, was a strawman 17x slower than this; it is no longer measured.)
+- **compiled**: a single-thread numba loop over episodes and steps with the same alias tables and numba's own
+  generator (the compiled limit of the per-step approach), logging into preallocated arrays, if numba is
+  installed (``pip install numba``; optional, never a dependency). Its first call (JIT compilation) is not timed.
+
+Times are CPU seconds of this process (``time.process_time``; wall time on a shared machine mostly measures the
+neighbours), best of ``--repeats``, the candidates taking turns; reported per sampled step (ns/step) and as ratios
+against the bisect loop and the compiled loop measured in this run.
+Problems: FrozenLake-v1 4x4 (slippery, H = 100) and Taxi-v4 (H = 200), uniform policy; imported from gymnasium
+when it is installed, else FrozenLake is built from its documented rules and Taxi is skipped.
 """
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
-import resource
 import sys
 import time
-import tracemalloc
 
 if __name__ == "__main__":      # BLAS reads its thread count once, when numpy is first imported
-    _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads
+        os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
 
-from verify.episodes import discounted_returns  # noqa: E402
-from verify.estimators import get_estimator  # noqa: E402
 from verify.mdp import TabularMDP  # noqa: E402
 from verify.policy import TabularSoftmax  # noqa: E402
-from verify.sampler import chunk_size, iter_episode_chunks, sample_episodes_naive  # noqa: E402
-from verify.stats import SampleMoments  # noqa: E402
+from verify.sampler import iter_episode_chunks, joint_table  # noqa: E402
 
-GOAL = 250.0
 clock = time.process_time
 
 
 def frozen_lake(horizon: int = 100) -> TabularMDP:
+    """FrozenLake 4x4 from the documented rules (intended direction or either perpendicular one, 1/3 each)."""
     desc = ["SFFF", "FHFH", "FFFH", "HFFG"]
     S, A = 16, 4
     moves = [(0, -1), (1, 0), (0, 1), (-1, 0)]        # left, down, right, up (gymnasium's order)
@@ -68,99 +63,182 @@ def frozen_lake(horizon: int = 100) -> TabularMDP:
                       horizon=horizon, name="FrozenLake4x4")
 
 
-def dense_random(seed: int = 0, S: int = 30, A: int = 4, horizon: int = 200) -> TabularMDP:
-    rng = np.random.default_rng(seed)
-    P = rng.dirichlet(np.ones(S), size=(S, A))
-    P[:, :, S - 1] = 0.005                           # the terminal state: ~200 steps on average, capped at H
-    P[:, :, :S - 1] *= 0.995 / P[:, :, :S - 1].sum(axis=2, keepdims=True)
-    return TabularMDP(initial=rng.dirichlet(np.ones(S)), transitions=P, rewards=rng.normal(size=(S, A)),
-                      terminal=[S - 1], gamma=0.99, horizon=horizon, name=f"dense{S}x{A}")
+def problems() -> list[TabularMDP]:
+    try:
+        from verify.gym import gym_problem
+        return [gym_problem("FrozenLake-v1").mdp, gym_problem("Taxi-v4").mdp]
+    except Exception as exc:  # noqa: BLE001  (gymnasium missing: the documented FrozenLake only)
+        print(f"(gymnasium unavailable: {exc}; Taxi skipped)")
+        return [frozen_lake()]
 
 
-def fast_rate(mdp, policy, n, estimator, *, moments: bool, seed: int = 1) -> tuple[float, float]:
-    """Episodes per second of the vectorised path (sampling, + estimator, + running moments); mean length."""
-    rng = np.random.default_rng(seed)
-    acc, steps = None, 0
-    t0 = clock()
-    for batch in iter_episode_chunks(mdp, policy, n, rng):
+# --- the samplers -----------------------------------------------------------------------------------------------
+
+def run_pgverify(mdp, policy, n, seed):
+    steps = 0
+    for batch in iter_episode_chunks(mdp, policy, n, np.random.default_rng(seed)):
         steps += int(batch.lengths.sum())
-        if estimator is not None:
-            g = estimator.per_episode(batch)
-            if moments:
-                m = SampleMoments.of(g)
-                acc = m if acc is None else acc.merge(m)
-    return n / (clock() - t0), steps / n
+    return steps
 
 
-def naive_rate(mdp, policy, n, estimator, seed: int = 2) -> tuple[float, float]:
-    t0 = clock()
-    eps = sample_episodes_naive(mdp, policy, n, np.random.default_rng(seed))
-    if estimator is not None:
-        estimator.per_episode(eps)
-    return n / (clock() - t0), float(eps.lengths.mean())
+def bisect_tables(mdp, policy):
+    """Per-state cumulative probabilities and (a, s', r, ends) of the joint table, as Python lists."""
+    tab = joint_table(mdp, policy, alias=False)
+    rows = []
+    start = 0
+    for s in range(mdp.n_states):
+        k = int(tab.n_entries[s])
+        sl = slice(start, start + k)
+        cum = (tab.keys[sl] - s).tolist()
+        rows.append((cum, tab.action[sl].tolist(), tab.next_state[sl].tolist(), tab.reward[sl].tolist(),
+                     tab.ends[sl].tolist()))
+        start += k
+    init = np.cumsum(mdp.initial).tolist()
+    return rows, init, mdp.terminal.tolist()
 
 
-def compare(mdp, n_fast: int, n_naive: int, repeats: int) -> None:
+def run_bisect(mdp, policy, n, seed, tables):
+    rows, init, terminal = tables
+    rng = np.random.default_rng(seed)
+    block = rng.random(1 << 16).tolist()
+    i = 0
+    H = mdp.horizon
+    states, actions, rewards, lengths = [], [], [], []
+    for _ in range(n):
+        if i >= len(block) - H - 1:
+            block, i = rng.random(1 << 16).tolist(), 0
+        s = min(bisect.bisect_right(init, block[i]), len(init) - 1)
+        i += 1
+        t = 0
+        while t < H and not terminal[s]:
+            cum, act, nxt, rew, ends = rows[s]
+            k = min(bisect.bisect_right(cum, block[i]), len(cum) - 1)
+            i += 1
+            states.append(s)
+            actions.append(act[k])
+            rewards.append(rew[k])
+            t += 1
+            if ends[k]:
+                break
+            s = nxt[k]
+        lengths.append(t)
+    return len(states)
+
+
+def compiled_sampler():
+    """The numba loop (None without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=False)
+    def loop(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, seed):
+        np.random.seed(seed)
+        cap = n * H
+        s_log = np.empty(cap, np.int64)
+        a_log = np.empty(cap, np.int64)
+        r_log = np.empty(cap, np.float64)
+        lengths = np.empty(n, np.int64)
+        m = 0
+        for e in range(n):
+            x = np.random.random()
+            s = 0
+            while s < init_cum.size - 1 and init_cum[s] <= x:
+                s += 1
+            t = 0
+            while t < H and not terminal[s]:
+                y = np.random.random() * K
+                j = min(int(y), K - 1)
+                k = s * K + j
+                if y - j >= accept[k]:
+                    k = alias[k]
+                s_log[m] = s
+                a_log[m] = action[k]
+                r_log[m] = reward[k]
+                m += 1
+                t += 1
+                if ends[k]:
+                    break
+                s = next_state[k]
+            lengths[e] = t
+        return m
+
+    def run(mdp, policy, n, seed, tab):
+        # numba's own generator (Mersenne Twister) inside the loop: the RNG's cost counts, as it does for pgverify.
+        return loop(n, mdp.horizon, tab.width, np.cumsum(mdp.initial), tab.accept, tab.alias, tab.action,
+                    tab.next_state, tab.reward, tab.ends, mdp.terminal, seed)
+    return run
+
+
+def mean_return_check(mdp, policy, tables) -> str:
+    full = np.concatenate([b.r_t.sum(axis=1) for b in iter_episode_chunks(mdp, policy, 20_000,
+                                                                            np.random.default_rng(9))])
+    rows, init, terminal = tables
+    rng = np.random.default_rng(10)
+    totals = []
+    for _ in range(4_000):
+        s, total, t = min(bisect.bisect_right(init, rng.random()), len(init) - 1), 0.0, 0
+        while t < mdp.horizon and not terminal[s]:
+            cum, act, nxt, rew, ends = rows[s]
+            k = min(bisect.bisect_right(cum, rng.random()), len(cum) - 1)
+            total += rew[k]
+            t += 1
+            if ends[k]:
+                break
+            s = nxt[k]
+        totals.append(total)
+    loop = np.array(totals)
+    z = (full.mean() - loop.mean()) / np.sqrt(full.var() / full.size + loop.var() / loop.size)
+    return f"mean return pgverify {full.mean():.4f}, bisect loop {loop.mean():.4f} (z = {z:+.2f})"
+
+
+def best_ns_per_step(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = clock()
+        steps = fn()
+        best = min(best, (clock() - t0) / max(steps, 1))
+    return best * 1e9
+
+
+def compare(mdp, n_fast: int, n_slow: int, repeats: int, compiled) -> None:
     policy = TabularSoftmax(np.zeros((mdp.n_states, mdp.n_actions)))
-    print(f"\n{mdp.name}: {mdp.n_states} states, {mdp.n_actions} actions, H = {mdp.horizon}; "
-          f"chunk {chunk_size(mdp)} episodes; fast N = {n_fast}, naive N = {n_naive}, best of {repeats}")
-    # Same distribution? Mean returns of the two samplers within 5 standard errors.
-    a = discounted_returns(next(iter_episode_chunks(mdp, policy, 20_000, np.random.default_rng(9))))
-    b = discounted_returns(sample_episodes_naive(mdp, policy, n_naive, np.random.default_rng(10)))
-    z = (a.mean() - b.mean()) / np.sqrt(a.var() / a.size + b.var() / b.size)
-    print(f"  sanity: mean return fast {a.mean():.4f}, naive {b.mean():.4f} (z = {z:+.2f})")
-    print(f"  {'pipeline':44s} {'fast ep/s':>12s} {'naive ep/s':>11s} {'ratio':>8s}")
-    rows = [("sampling only", None, False), ("sampling + total_return", "total_return", False),
-            ("sampling + reward_to_go", "reward_to_go", False),
-            ("sampling + reward_to_go + running moments", "reward_to_go", True)]
-    for label, name, moments in rows:
-        est = None if name is None else get_estimator(name)
-        fast, naive = [], []
-        for _ in range(repeats):                      # alternate, so load affects both alike
-            naive.append(naive_rate(mdp, policy, n_naive, est)[0])
-            fast.append(fast_rate(mdp, policy, n_fast, est, moments=moments)[0])
-        ratio = max(fast) / max(naive)
-        goal = f"   (goal >= {GOAL:.0f}x: {'met' if ratio >= GOAL else 'NOT met'})" if est is not None else ""
-        print(f"  {label:44s} {max(fast):12.0f} {max(naive):11.0f} {ratio:7.0f}x{goal}")
-    _, length = fast_rate(mdp, policy, n_fast, None, moments=False)
-    print(f"  mean episode length {length:.2f} actions")
-
-
-def memory(n: int) -> None:
-    mdp = frozen_lake()
-    policy = TabularSoftmax(np.zeros((16, 4)))
-    est = get_estimator("reward_to_go")
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tracemalloc.start()
-    t0 = clock()
-    acc, longest = None, 0
-    for batch in iter_episode_chunks(mdp, policy, n, np.random.default_rng(3)):
-        longest = max(longest, batch.T)
-        m = SampleMoments.of(est.per_episode(batch))
-        acc = m if acc is None else acc.merge(m)
-    elapsed = clock() - t0
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    whole = n * (8 * (3 * (longest + 1)) + 8 * 16 * 4)
-    print(f"memory, {n} FrozenLake episodes through reward_to_go into running moments ({elapsed:.1f} s CPU, "
-          f"chunks of {chunk_size(mdp)}):")
-    print(f"  peak traced allocations {peak / 2**20:.0f} MB; peak RSS {rss1 / 1024:.0f} MB (before: {rss0 / 1024:.0f} "
-          f"MB); one unchunked batch would need ~{whole / 2**20:.0f} MB (padded to T = {longest}, plus [N, S, A])")
-    print(f"  mean of the estimate's first component: {acc.mean[0]:.5f} (n = {acc.n})")
+    tables = bisect_tables(mdp, policy)
+    tab = joint_table(mdp, policy, alias=True)
+    print(f"\n{mdp.name}: S = {mdp.n_states}, A = {mdp.n_actions}, H = {mdp.horizon}, joint-table width "
+          f"{tab.width}; pgverify/compiled N = {n_fast}, bisect N = {n_slow}; best of {repeats}")
+    print(f"  sanity: {mean_return_check(mdp, policy, tables)}")
+    if compiled is not None:
+        compiled(mdp, policy, 10, 0, tab)          # JIT compilation, not timed
+    ours = slow = comp = float("inf")
+    for r in range(repeats):                        # take turns, so load affects all alike
+        ours = min(ours, best_ns_per_step(lambda: run_pgverify(mdp, policy, n_fast, r), 1))
+        slow = min(slow, best_ns_per_step(lambda: run_bisect(mdp, policy, n_slow, r, tables), 1))
+        if compiled is not None:
+            comp = min(comp, best_ns_per_step(lambda: compiled(mdp, policy, n_fast, r, tab), 1))
+    print(f"  {'sampler':34s} {'ns/step':>9s} {'vs bisect loop':>15s} {'vs compiled':>12s}")
+    print(f"  {'pgverify (vectorised, alias)':34s} {ours:9.1f} {slow / ours:14.1f}x "
+          f"{'' if compiled is None else f'{ours / comp:11.2f}x'}")
+    print(f"  {'bisect loop (plain Python)':34s} {slow:9.1f} {1.0:14.1f}x "
+          f"{'' if compiled is None else f'{slow / comp:11.1f}x'}")
+    if compiled is not None:
+        print(f"  {'compiled loop (numba, 1 thread)':34s} {comp:9.1f} {slow / comp:14.1f}x {1.0:11.2f}x")
+        print(f"  goal: pgverify within 2x of the compiled loop: {ours / comp:.2f}x "
+              f"({'met' if ours / comp <= 2 else 'NOT met'})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer episodes")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     args = parser.parse_args()
-    print(f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}; rates are episodes per CPU second of this process")
-    q = args.quick
-    memory(200_000 if q else 1_000_000)        # first: the peak RSS would otherwise include the other sections
-    compare(frozen_lake(), n_fast=100_000 if q else 400_000, n_naive=1_000 if q else 3_000, repeats=args.repeats)
-    compare(dense_random(), n_fast=5_000 if q else 20_000, n_naive=20 if q else 60, repeats=args.repeats)
+    compiled = compiled_sampler()
+    print(f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}; numba "
+          f"{'available' if compiled else 'not installed: no compiled reference'}; python {sys.version.split()[0]}")
+    for mdp in problems():
+        compare(mdp, n_fast=50_000 if args.quick else 200_000, n_slow=5_000 if args.quick else 20_000,
+                repeats=args.repeats, compiled=compiled)
 
 
 if __name__ == "__main__":

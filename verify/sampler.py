@@ -2,20 +2,23 @@
 
 All N episodes advance together, one numpy step per time index:
 
-- the policy and the dynamics are merged into one joint table p(a, s' | s) = pi(a|s) P(s'|s, a) that keeps only
-  the positive entries (a sparse successor table: FrozenLake has 12 of 64 (a, s') pairs per state);
-- (a_t, s_{t+1}) is drawn jointly with ONE ``searchsorted`` of s_t + u, u ~ U[0, 1), into the row-offset
-  cumulative table ``s + cumsum_k p_k(s)`` (rows never overlap because each lies in [s, s + 1]);
+- the policy and the dynamics are merged into one joint table p(a, s' | s) = pi(a|s) P(s'|s, a), built from the
+  MDP's successor lists (FrozenLake has 12 of 64 (a, s') pairs per state; nothing [S, A, S] is allocated);
+- (a_t, s_{t+1}) is drawn jointly per running episode with the state's alias table (Walker/Vose: a uniform
+  column, kept or replaced by its alias; O(1), no search), or, for rows wider than ``ALIAS_MAX_WIDTH``, with one
+  global ``searchsorted`` of s_t + u into the row-offset cumulative keys ``s + cumsum_k p_k(s)``
+  (Taxi: 104 -> 30 ns per step, within 1.1x of a compiled per-step loop, ``benchmarks/bench_sampler.py``);
 - finished episodes are dropped from the working set each step instead of being masked, so a step costs the
   number of *running* episodes (FrozenLake 4x4, H = 100: mean length 7.7 of 100 steps);
-- only (episode, state, joint index) triples are logged; at the end one scatter per array reorders the log into
-  the estimators' step list (``Episodes.steps``: episode by episode, longest first) and actions and rewards are
-  gathered from the joint index. The batch is a ``StepEpisodes``: its padded arrays are filled from the step list
+- only (episode, table entry) pairs are logged; at the end one scatter reorders the log into the estimators' step
+  list (``Episodes.steps``: episode by episode, longest first) and states, actions and rewards are gathered from
+  the entry index. The batch is a ``StepEpisodes``: its padded arrays are filled from the step list
   when first read, which the reward-to-go estimators never do (FrozenLake's padded arrays are ~10x the steps).
 
 ``iter_episode_chunks`` bounds memory (10^6 episodes never sit in memory at once). ``sample_episodes_naive`` is
-the deliberately slow per-step reference (``rng.choice`` per draw), used by the benchmark and as an independent
-check in the tests.
+the per-step reference (``rng.choice`` per draw) that shares no code with the fast path: an independent check
+in the tests, not a speed yardstick (``benchmarks/bench_sampler.py`` compares with a ``bisect`` loop and a
+compiled loop instead).
 
 Horizon null. Episodes run until they enter a terminal state, capped at ``max_steps`` actions. For gamma < 1 the
 cap costs a bias of at most gamma^m max|r| / (1 - gamma) in J and max|r| max|grad log pi| gamma^m
@@ -36,7 +39,8 @@ from verify.errors import UsageError, positive_int
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
-__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "TRUNCATION_RTOL", "JointTable", "chunk_size", "concatenate",
+__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "TRUNCATION_RTOL", "JointTable", "chunk_size",
+           "concatenate",
            "default_max_steps", "iter_episode_chunks", "joint_table", "sample_episodes", "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
@@ -379,7 +383,7 @@ def sample_episodes_naive(mdp: TabularMDP, policy: Policy, n: int, rng: np.rando
                           max_steps: int | None = None) -> Episodes:
     """The per-step reference sampler: ``rng.choice`` for s_0, every a_t and every s_{t+1}, one episode at a time.
 
-    Deliberately slow (the benchmark's baseline); shares no sampling code with ``sample_episodes``.
+    Slow (one ``rng.choice`` per draw) and simple; shares no sampling code with ``sample_episodes``.
     """
     policy.check_compatible(mdp.n_states, mdp.n_actions)
     cap = _resolve_max_steps(mdp, max_steps)
