@@ -28,7 +28,9 @@ import html
 import re
 from xml.dom.minidom import Element
 
-from sympy import Add, Basic, Expr, Integer, Mul, Pow, Product, Sum, Symbol, UnevaluatedExpr, fraction, log, sympify
+from sympy import (
+    Add, Basic, Expr, Integer, Mul, Pow, Product, Sum, Symbol, UnevaluatedExpr, fraction, log, oo, sympify,
+)
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import precedence
@@ -165,7 +167,7 @@ class Prose(str):
         out = []
         for p in self.parts:
             if isinstance(p, Tex):
-                out.append(f'<span class="m">{html.escape(p.text)}</span>')
+                out.append(f'<span class="m">{_scripts_html(html.escape(p.text))}</span>')
             elif isinstance(p, str):
                 out.append(html.escape(p))
             else:
@@ -175,6 +177,14 @@ class Prose(str):
     @property
     def expressions(self) -> tuple:
         return tuple(p for p in self.parts if isinstance(p, Basic))
+
+
+def _scripts_html(text: str) -> str:
+    """The Unicode form's leftover ``_x``/``_(..)``/``^(..)`` (characters Unicode has no sub/superscript for) as
+    <sub>/<sup>."""
+    text = re.sub(r"_\(([^()]*)\)", r"<sub>\1</sub>", text)
+    text = re.sub(r"\^\(([^()]*)\)", r"<sup>\1</sup>", text)
+    return re.sub(r"_([A-Za-zθτ](?:−1)?)", r"<sub>\1</sub>", text)
 
 
 def _part_unicode(p) -> str:
@@ -360,7 +370,10 @@ class PGUnicodePrinter(_SeedOrder, StrPrinter):
     def _limits(self, symbol, limits) -> str:
         out = []
         for v, lo, hi in reversed(limits):
-            out.append(symbol + sub(f"{self._print(v)}={self._print(lo)}") + sup(self._print(hi)))
+            if hi == oo:
+                out.append(symbol + sub(f"{self._print(v)}≥{self._print(lo)}"))
+            else:
+                out.append(symbol + sub(f"{self._print(v)}={self._print(lo)}") + sup(self._print(hi)))
         return " ".join(out)
 
     def _print_Sum(self, e):
@@ -514,8 +527,13 @@ class PGLatexPrinter(_SeedOrder, LatexPrinter):
         # the multiply-and-divide step (5) shows ∇p / p as a displayed fraction
         return self._print(expr.args[0])
 
+    def _print_Infinity(self, e):
+        return r"\infty"
+
     def _limits(self, symbol, limits) -> str:
-        return " ".join(rf"{symbol}_{{{self._print(v)}={self._print(lo)}}}^{{{self._print(hi)}}}"
+        # an unbounded upper limit is written as the seed writes it: \prod_{t \geq 0}
+        return " ".join(rf"{symbol}_{{{self._print(v)} \geq {self._print(lo)}}}" if hi == oo else
+                        rf"{symbol}_{{{self._print(v)}={self._print(lo)}}}^{{{self._print(hi)}}}"
                         for v, lo, hi in reversed(limits))
 
     def _print_Sum(self, e):
@@ -622,8 +640,20 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
             el.setAttribute("mathvariant", "normal")
         return el
 
-    def _mo(self, text):
-        return self._el("mo", text=text)
+    def _mo(self, text, stretchy: bool | None = None):
+        el = self._el("mo", text=text)
+        if text in "()[]|,":
+            # Chromium spaces a bare <mo> like an operator; a function's brackets hug their arguments
+            el.setAttribute("lspace", "0.2em" if text == "|" else "0")
+            el.setAttribute("rspace", {"|": "0.2em", ",": "0.15em"}.get(text, "0"))
+        if stretchy is not None:
+            el.setAttribute("stretchy", "true" if stretchy else "false")
+        return el
+
+    def _space(self, width="0.17em"):
+        el = self.dom.createElement("mspace")
+        el.setAttribute("width", width)
+        return el
 
     def _mn(self, text):
         return self._el("mn", text=text)
@@ -645,7 +675,7 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
                         subscript if isinstance(subscript, Element) else self._row(subscript))
 
     def _fenced(self, inner, left="(", right=")") -> Element:
-        lo, ro = self._mo(left), self._mo(right)
+        lo, ro = self._mo(left, stretchy=True), self._mo(right, stretchy=True)
         return self._row(lo, inner if isinstance(inner, Element) else self._print(inner), ro)
 
     def _print_Mul(self, expr):
@@ -673,7 +703,10 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
     def _limits(self, symbol, limits):
         row = self._el("mrow")
         for v, lo, hi in reversed(limits):
-            row.appendChild(self._el("munderover", self._mo(symbol), self._row(v, "=", lo), self._print(hi)))
+            if hi == oo:
+                row.appendChild(self._el("munder", self._mo(symbol), self._row(v, "≥", lo)))
+            else:
+                row.appendChild(self._el("munderover", self._mo(symbol), self._row(v, "=", lo), self._print(hi)))
         return row
 
     def _print_Sum(self, e):
@@ -691,7 +724,7 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
     def _print_log(self, e):
         a = e.args[0]
         inner = self._print(a) if _function_like(a) else self._fenced(a)
-        return self._row(self._mi("log"), self._mo("\u2061"), inner)
+        return self._row(self._mi("log"), self._mo("\u2061"), self._space(), inner)
 
     def _print_Relational(self, e):
         op = {"==": "=", "!=": "≠", "<=": "≤", ">=": "≥", "<": "<", ">": ">"}[e.rel_op]
@@ -702,12 +735,12 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
 
     def _cond(self, var, given) -> Element:
         """(var | given...) with commas."""
-        parts = [self._mo("("), var if isinstance(var, Element) else self._print(var), self._mo("|")]
+        parts = [self._mo("(", False), var if isinstance(var, Element) else self._print(var), self._mo("|", False)]
         for i, g in enumerate(given):
             if i:
                 parts.append(self._mo(","))
             parts.append(g if isinstance(g, Element) else self._print(g))
-        parts.append(self._mo(")"))
+        parts.append(self._mo(")", False))
         return self._row(*parts)
 
     def _print_Density(self, e):
@@ -726,21 +759,21 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
             self._in_grad -= 1
         if e.expr.is_Add or e.expr.is_Mul or e.expr.is_Pow:
             inner = self._fenced(inner)
-        return self._row(self._msub(self._mo("∇"), self._print(e.wrt)), inner)
+        return self._row(self._msub(self._mo("∇"), self._print(e.wrt)), self._space("0.1em"), inner)
 
     def _print_Integrate(self, e):
         body = self._print(e.body)
         if e.body.is_Add:
             body = self._fenced(body)
-        return self._row(self._mo("∫"), self._mi("d"), self._print(e.var), body)
+        return self._row(self._mo("∫"), self._mi("d"), self._print(e.var), self._space(), body)
 
     def _fn(self, name, *args) -> Element:
-        parts = [self._mo("(")]
+        parts = [self._mo("(", False)]
         for i, a in enumerate(args):
             if i:
                 parts.append(self._mo(","))
             parts.append(a if isinstance(a, Element) else self._print(a))
-        parts.append(self._mo(")"))
+        parts.append(self._mo(")", False))
         return self._row(name if isinstance(name, Element) else self._mi(name), self._row(*parts))
 
     def _var(self, letter, e, shift=0) -> Element:
