@@ -370,10 +370,10 @@ def check_output_path(path: str | os.PathLike | None, *, force: bool = False, wh
     if "\0" in name:
         raise UsageError(f"{what} {name!r}: a path cannot contain a NUL character")
     out = Path(name)
-    if name.endswith(os.sep) or out.is_dir():
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in out.parts):
+        raise UsageError(f"{what} {name[:60]!r}...: a file name is longer than 255 bytes")
+    if name.endswith(os.sep) or os.path.isdir(out):
         raise UsageError(f"{what} {name!r} is a directory; give a file name")
-    if len(out.name.encode("utf-8", "surrogateescape")) > 255:
-        raise UsageError(f"{what} {name[:60]!r}...: the file name is longer than 255 bytes")
     if os.path.lexists(out):
         if not force:
             dangling = out.is_symlink() and not out.exists()

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 
 from verify import __version__
 from verify.cli import export_gym, fuzz, gradient, latex, mc, plot, report
@@ -72,9 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted("pgverify")
     prog = f"pgverify {args.command}"
     try:
-        with limits_scope(limits_from_args(args)):
+        # Warnings (numpy's overflow notes, a user's code) print two lines each: collected, then shown one line
+        # each after a result, and dropped after an error (whose one line says what matters).
+        with limits_scope(limits_from_args(args)), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
             code = args.func(args)
         sys.stdout.flush()
+        for text in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+            print(f"{prog}: warning: {one_line(text)}", file=sys.stderr)
         return code
     except PGVerifyError as exc:
         _error(prog, str(exc))

@@ -49,7 +49,8 @@ def run_fuzz(args) -> int:
     claim = fuzz.get_claim(args.claim)
     to_stdout = args.out == "-"
     # Refuse an existing file before spending the search budget.
-    out = None if to_stdout else writable_output(args.out or str(fuzz.default_output(claim)), args.force)
+    out = None if to_stdout else writable_output(str(fuzz.default_output(claim)) if args.out is None else args.out,
+                                                 args.force)
     with fuzz.scratch_hypothesis_storage():
         cx = fuzz.search(claim, examples=args.examples, seed=args.seed)
     if cx is None:
