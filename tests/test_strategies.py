@@ -78,9 +78,10 @@ def test_shrink_targets():
     assert not mdp.terminal.any() and not mdp.rewards.any()
     pol = find(policies(find(mdps(states=2, actions=3), lambda m: True, settings=FIND)), lambda p: True, settings=FIND)
     assert isinstance(pol, TabularSoftmax) and np.array_equal(pol.probs, np.full((2, 3), 1 / 3))
-    # A counterexample needing reward shrinks to a single non-zero reward of the smallest size.
+    # A counterexample needing reward shrinks to one state and action with a single non-zero reward (its value
+    # is the shrinker's business: any multiple of 1/2 falsifies "no reward").
     mdp = find(mdps(), lambda m: m.rewards.any(), settings=FIND)
-    assert mdp.transitions.shape == (1, 1, 1) and abs(mdp.rewards).sum() == 0.5
+    assert mdp.transitions.shape == (1, 1, 1) and np.count_nonzero(mdp.rewards) == 1
 
 
 @settings(max_examples=60)
