@@ -116,9 +116,9 @@ def reachable_csr(indptr: np.ndarray, indices: np.ndarray, start: np.ndarray) ->
     frontier = np.flatnonzero(seen)
     while frontier.size:
         nb = indices[_gather_ranges(indptr, frontier)]
-        new = nb[~seen[nb]]
+        new = np.sort(nb[~seen[nb]])      # sorted and deduplicated (np.unique would import numpy.ma: start-up)
         seen[new] = True
-        frontier = np.unique(new)
+        frontier = new[np.concatenate(([True], new[1:] != new[:-1]))] if new.size else new
     return seen
 
 

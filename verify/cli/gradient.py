@@ -3,8 +3,6 @@ state and action (the largest entries with a count when the table would be long)
 from __future__ import annotations
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 from verify.cli._args import (
     EXIT_OK,
@@ -37,6 +35,8 @@ def run_gradient(args) -> int:
     if args.json:
         print_json(res.to_json())
         return EXIT_OK
+    from rich.console import Console      # imported here: rich costs start-up that --json and --help never need
+
     print_gradient(problem, res, Console(highlight=False, soft_wrap=False))
     return EXIT_OK
 
@@ -64,6 +64,8 @@ def gradient_entries(problem: Problem, grad: np.ndarray) -> list[tuple[str, str,
 def print_gradient(problem: Problem, res: GradientResult, console: Console) -> None:
     """J with the horizon, gamma and method, then grad J as a states x actions table (a column for a linear
     policy's theta[k]); beyond MAX_ROWS rows, the TOP_ENTRIES largest |entries| with how many there are."""
+    from rich.table import Table
+
     mdp, policy, grad = problem.mdp, problem.policy, np.asarray(res.grad)
     horizon = "null (until termination)" if mdp.horizon is None else str(mdp.horizon)
     console.print(f"{mdp.name}: {_plural(mdp.n_states, 'state')}, {_plural(mdp.n_actions, 'action')}, "
