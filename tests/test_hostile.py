@@ -9,7 +9,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from hostile_cases import BASE, FAMILIES, Case, all_cases, judge, materialize, snapshot, stray_temporaries
+from hostile_cases import (
+    BASE,
+    FAMILIES,
+    Case,
+    all_cases,
+    judge,
+    materialize,
+    snapshot,
+    stray_temporaries,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
