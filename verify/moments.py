@@ -46,7 +46,7 @@ def magnitude(mdp: TabularMDP, policy: Policy) -> float:
         steps = 1.0 / (1.0 - g)
     else:
         steps = expected_length(mdp, policy)
-    return max(float(np.abs(mdp.rewards).max()) * steps, 1e-300)
+    return max(float(np.abs(mdp.successors.reward).max()) * steps, 1e-300)   # rewards that can occur
 
 
 @dataclass(frozen=True, eq=False)
