@@ -28,6 +28,7 @@ from sympy import (
 )
 
 from derive.notation import Density, Expectation, Grad, Integrate, TestFn, x
+from derive.printing import to_unicode
 from derive.seed import SEED
 
 __all__ = ["ContinuousModel", "ContinuousCheck", "UniformCounterexample", "gaussian_model",
@@ -93,14 +94,14 @@ def gaussian_model(param: str = "mu", degree: int = 3) -> ContinuousModel:
         raise ValueError(f"param must be 'mu' or 'sigma', got {param!r}")
     c = symbols(f"c0:{degree + 1}", real=True)
     f = sum(ck * x**k for k, ck in enumerate(c))
-    return ContinuousModel(f"N(mu, sigma^2), theta = {param}, f of degree {degree}",
+    return ContinuousModel(f"N(μ, σ²), θ = {'μ' if param == 'mu' else 'σ'}, f of degree {degree}",
                            _gaussian_pdf(), mu if param == "mu" else sigma, f, gaussian_integrate)
 
 
 def uniform_model(power: int = 1) -> ContinuousModel:
     """Uniform(0, theta) with f(x) = x**power; the support depends on theta."""
     th = Symbol("theta", positive=True)
-    return ContinuousModel(f"Uniform(0, theta), f(x) = x^{power}", 1 / th, th, x**power,
+    return ContinuousModel(f"Uniform(0, θ), f(x) = {to_unicode(x**power)}", 1 / th, th, x**power,
                            lambda g: integrate(g, (x, 0, th)))
 
 

@@ -43,7 +43,7 @@ from derive.notation import (
 
 __all__ = ["Param", "Objective", "Tex", "Prose", "seed_notation", "name_objective", "seed_factor_order",
            "PGLatexPrinter", "PGUnicodePrinter", "PGMathMLPrinter", "to_latex", "to_unicode", "to_mathml",
-           "mathml_block", "latex_escape"]
+           "mathml_block", "latex_escape", "latex_to_unicode"]
 
 
 # --- display nodes --------------------------------------------------------------------------------------------------
@@ -274,10 +274,14 @@ _SUP = dict(zip("0123456789+-−=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW�
                 "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂ′′"))
 
 
+_SCRIPT_AS_IS = "≥≤<>θ"   # no sub/superscript form, yet readable inline: ∇θ, πθ, Σₜ≥₀
+
+
 def _script(text: str, table: dict, marker: str) -> str:
     text = text.replace(" ", "")
-    if text and all(c in table or c in "′'" for c in text):
-        return "".join(table.get(c, "′") for c in text)
+    if text and all(c in table or c in "′'" or c in _SCRIPT_AS_IS for c in text) and \
+            not all(c in _SCRIPT_AS_IS for c in text.replace("θ", "")) or text == "θ":
+        return "".join(table.get(c, "′" if c in "′'" else c) for c in text)
     return f"{marker}({text})" if len(text) > 1 else f"{marker}{text}"
 
 
@@ -898,6 +902,95 @@ def mathml_block(lhs, rhs, tag: str | None = None) -> str:
     inner = "".join(parts) + "<mo>=</mo>" + p.doprint(sympify(rhs))
     label = f'<mspace width="2em"/><mtext>({html.escape(str(tag))})</mtext>' if tag is not None else ""
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block"><mrow>{inner}{label}</mrow></math>'
+
+
+_TEX_SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "theta": "θ",
+    "lambda": "λ", "mu": "μ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "phi": "φ", "psi": "ψ",
+    "omega": "ω", "Sigma": "Σ", "Delta": "Δ", "nabla": "∇", "partial": "∂", "sum": "Σ", "prod": "∏", "int": "∫",
+    "log": "log", "exp": "exp", "mid": "|", "ge": "≥", "geq": "≥", "le": "≤", "leq": "≤", "neq": "≠", "ne": "≠",
+    "sim": "∼", "cdot": "·", "times": "×", "infty": "∞", "ldots": "…", "dots": "…", "to": "→", "in": "∈",
+    "approx": "≈", "Pr": "Pr", "max": "max", "min": "min", "quad": "  ", "qquad": "    ",
+}
+_TEX_ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "overline": "\u0305", "bar": "\u0304"}
+
+
+def latex_to_unicode(tex: str) -> str:
+    r"""A one-line Unicode rendering of simple LaTeX maths (the catalog's formulas): Greek, operators,
+    sub/superscripts, \frac, accents; \left/\right and spacing commands dropped.
+
+    >>> latex_to_unicode(r"\sum_{t \ge 0} \nabla_\theta \log \pi_\theta(a_t \mid s_t) \sum_{t' \ge t} \gamma^{t'} r_{t'}")
+    'Σₜ≥₀ ∇θ log πθ(aₜ|sₜ) Σₜ′≥ₜ γᵗ′ rₜ′'
+    """
+    pos = 0
+
+    def group() -> str:
+        nonlocal pos
+        while pos < len(tex) and tex[pos] == " ":
+            pos += 1
+        if pos < len(tex) and tex[pos] == "{":
+            pos += 1
+            out = body("}")
+            pos += 1
+            return out
+        if pos < len(tex) and tex[pos] == "\\":
+            return command()
+        ch = tex[pos] if pos < len(tex) else ""
+        pos += 1
+        return ch
+
+    def command() -> str:
+        nonlocal pos
+        m = re.match(r"\\([A-Za-z]+|.)", tex[pos:])
+        pos += len(m.group(0))
+        name = m.group(1)
+        if name in ("left", "right", "middle", "big", "Big", "bigl", "bigr", "Bigl", "Bigr"):
+            return ""
+        if name in (",", ";", " ", ":", "!"):
+            return " " if name != "!" else ""
+        if name == "frac":
+            num, den = group(), group()
+            wrap = lambda v: v if len(v) <= 1 or re.fullmatch(r"[\w·]+", v) else f"({v})"  # noqa: E731
+            return f"{wrap(num)}/{wrap(den)}"
+        if name in ("operatorname", "mathrm", "text", "mathbf", "mathit"):
+            return group()
+        if name == "mathbb":
+            return {"E": "E", "R": "ℝ", "P": "P"}.get(g := group(), g)
+        if name in _TEX_ACCENTS:
+            g = group()
+            return g[:1] + _TEX_ACCENTS[name] + g[1:] if g else ""
+        return _TEX_SYMBOLS.get(name, name)
+
+    def script(table_fn) -> str:
+        return table_fn(group().replace(" ", ""))
+
+    def body(stop: str | None = None) -> str:
+        nonlocal pos
+        out = []
+        while pos < len(tex) and (stop is None or tex[pos] != stop):
+            ch = tex[pos]
+            if ch == "\\":
+                out.append(command())
+            elif ch == "_":
+                pos += 1
+                out.append(script(sub))
+            elif ch == "^":
+                pos += 1
+                out.append(script(sup))
+            elif ch == "{":
+                out.append(group())
+            elif ch == "-":
+                pos += 1
+                out.append("−")
+            else:
+                pos += 1
+                out.append(ch)
+        return "".join(out)
+
+    text = body()
+    text = re.sub(r"(∇θ|log)(?=[^\s(])", r"\1 ", text)   # an operator stays apart from its operand
+    text = re.sub(r"\s*\|\s*(?=[^|]*\))", "|", text)                     # p(a|s): the bar hugs its operands
+    return re.sub(r" {2,}", " ", re.sub(r"\s*,\s*", ", ", text)).strip()
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",

@@ -90,6 +90,12 @@ class Estimator:
     per_episode: Callable[[Episodes], np.ndarray]
     batch_dependent: bool = False
 
+    @property
+    def unicode(self) -> str:
+        """The formula as one line of Unicode maths for the terminal (``latex`` stays the source, for JSON)."""
+        from derive.printing import latex_to_unicode
+        return latex_to_unicode(self.latex)
+
     def __call__(self, episodes: Episodes) -> np.ndarray:
         return self.per_episode(episodes)
 

@@ -40,27 +40,53 @@ def _derivation(console: Console, report: Report) -> None:
             if not g.ok:
                 console.print(f"✗ {row.derivation} ({row.number}) {row.rule}: grounding at (S, A, H) = {g.sizes} "
                               f"failed: {g.message}")
-    table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "theta", "∇E[f]", "E[f ∇log p]",
-                   "steps that fail", "expected", "")
+    table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "θ", "∇E[f]", "E[f ∇log p]",
+                   "steps that fail", "expected", "verdict")
     for row in report.continuous:
-        table.add_row(row.model, row.expectation, row.values[0], row.values[1],
+        table.add_row(row.model, row.expectation, _maths(row.values[0]), _maths(row.values[1]),
                       ", ".join(map(str, row.failing_steps)) or "none",
                       ", ".join(map(str, row.expected_failing)) or "none", MARK[row.passed])
     console.print(table)
 
 
+def _maths(value) -> str:
+    """A value in Unicode maths (derive.printing): SymPy's own string (3*c3*mu**2) is parsed and reprinted."""
+    from derive.printing import to_unicode
+
+    if not isinstance(value, str):
+        return to_unicode(value)
+    try:
+        from sympy import sympify
+        return to_unicode(sympify(value))
+    except Exception:  # noqa: BLE001  (text that is not an expression is shown as it is)
+        return value
+
+
 def _errata(console: Console, report: Report) -> None:
+    from rich.padding import Padding
+    from rich.text import Text
+
     console.print(f"[bold]2. Errata: {len(report.errata)} slips in the seed, each with computed evidence[/bold]")
     for e in report.errata:
-        console.print(f"• [bold]{e.id}[/bold]: {e.title}", highlight=False)
-        console.print(f"    seed:       {e.seed_text}", markup=False)
-        console.print(f"    correction: {e.correction}", markup=False)
-        console.print(f"    evidence:   {e.evidence}", markup=False)
+        holds = getattr(e, "holds", None)
+        console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold]: "
+                      f"{escape(str(e.title))}", highlight=False)
+        # label | text: wrapped lines hang under the text, not at column 0
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, min_width=11)
+        grid.add_column(ratio=1)
+        rows = [("seed:", e.seed_text), ("correction:", e.correction), ("evidence:", e.evidence)]
+        if holds is not None:
+            rows.append(("check:", f"{'✓ the evidence satisfies' if holds else '✗ FAILED: the evidence does not satisfy'}"
+                                   f": {e.claim}"))
+        for label, text in rows:
+            grid.add_row(label, Text(str(text)))
+        console.print(Padding(grid, (0, 0, 0, 4)))
 
 
 def _gradients(console: Console, report: Report) -> None:
     table = _table("3. Exact gradients: enumeration / DP / linear solve vs central finite differences",
-                   "example", "J(θ)", "methods", "max |diff|", "tol", "")
+                   "example", "J(θ)", "methods", "max |diff|", "tol", "verdict")
     for g in report.gradients:
         table.add_row(g.example, f"{g.J:.10g}", ", ".join(g.methods), f"{g.max_abs_diff:.1e}", f"{g.tol:.0e}",
                       MARK[g.passed])

@@ -157,10 +157,11 @@ def continuous_rows() -> list[ContinuousRow]:
     rows = []
     for param in ("mu", "sigma"):
         checks = check_gaussian(param)
-        rows.append(ContinuousRow(checks[0].model, f"theta = {param}", tuple(c.number for c in checks if not c.ok),
+        rows.append(ContinuousRow(checks[0].model, f"θ = {'μ' if param == 'mu' else 'σ'}",
+                                  tuple(c.number for c in checks if not c.ok),
                                   (), (str(checks[0].before), str(checks[-1].after))))
     u = uniform_counterexample()
-    rows.append(ContinuousRow(u.model, "theta-dependent support", u.failing_steps, (2,),
+    rows.append(ContinuousRow(u.model, "support depends on θ", u.failing_steps, (2,),
                               tuple(str(v) for v in u.values)))
     return rows
 

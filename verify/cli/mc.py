@@ -135,16 +135,16 @@ def run_estimators(args) -> int:
 
     if args.json:
         print_json([{"name": e.name, "unbiased": e.unbiased, "batch_dependent": e.batch_dependent,
-                      "latex": e.latex, "description": e.description} for e in ESTIMATORS])
+                      "latex": e.latex, "unicode": e.unicode, "description": e.description} for e in ESTIMATORS])
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="REINFORCE estimators: per-episode g(tau); the Monte Carlo estimate is the batch mean")
-    for col in ("name", "unbiased", "formula (LaTeX)", "description"):
+    table = Table(title="REINFORCE estimators: per-episode g(τ); the Monte Carlo estimate is the batch mean")
+    for col in ("name", "unbiased", "g(τ)", "description"):
         table.add_column(col, overflow="fold")
     for e in ESTIMATORS:
-        table.add_row(e.name, "yes" if e.unbiased else "no", e.latex, e.description)
+        table.add_row(e.name, "yes" if e.unbiased else "no", e.unicode, e.description)
     console = Console(no_color=args.no_color, highlight=False)
     console.width = max(console.width, 140)
     console.print(table)
