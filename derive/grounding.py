@@ -17,12 +17,23 @@ proved when
 
     symbolic:  lhs - rhs == 0 with every symbol free, in the normal form of
                ``derive.laurent`` (what expand(lhs - rhs) == 0 decides, ~10x faster), or
-    random:    lhs - rhs == 0 exactly at N random points, every parameter an integer
-               drawn from {1, ..., M}, M = 2^20 (Schwartz-Zippel: a nonzero residual,
+    random:    lhs - rhs == 0 exactly at N random points of F_p, p = 2^61 - 1, every atom
+               (parameter, pi, dpi, log of an atom) uniform in {1, ..., p - 1}, carried as
+               first-order jets (``derive.jet``; Schwartz-Zippel: a nonzero residual,
                cleared of denominators, of degree <= D vanishes at such a point with
-               probability <= D/M, so all N points miss it w.p. <= (D/M)^N).
+               probability <= D/(p - 1), so all N points miss it w.p. <= (D/(p - 1))^N).
 
-Steps (9)-(13) have a free tau: they are checked for every trajectory separately.
+The random method is what makes H = 3 affordable: the tower property's conditional
+expectations multiply every trajectory's polynomial by its futures', and the exact
+normal form grows quadratically in the number of trajectories while a jet stays
+four integers (``benchmarks/bench_grounding.py``).
+
+Conditional expectations E[. | h_k] sum over the futures of the context trajectory,
+weighted by their conditional probability; E_{a_k ~ pi} and sum_{a_k}, sum_{s_k} vary
+one coordinate; Q_t, V_t and Pr(s_t = s) are computed by backward and forward DP on
+the same model (so the Markov-property steps compare two different computations).
+Steps (9)-(13) have a free tau: they are checked for every trajectory separately; a
+free time index t (the EGLP lemma) for every t and every context trajectory.
 
 >>> from derive.seed import SEED
 >>> ground_step(SEED.step(4), (2, 2, 1)).ok
@@ -40,17 +51,19 @@ from sympy.external.gmpy import MPQ
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, log, numer, together
 
 from derive.notation import (
-    Baseline, Density, Expectation, Grad, InitialDist, Integrate, Policy, Return, Reward,
-    TestFn, Transition, H, gamma, tau, theta, x,
+    ActionExpectation, ActionSum, Advantage, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
+    H, gamma, t, tau, theta, tp, x,
 )
+from derive.jet import PRIME, Jet, JetAtoms
 from derive.laurent import Atoms, Laurent, NotLaurent
 from derive.steps import Derivation, Step
 
 __all__ = ["Sizes", "TabularModel", "GroundingResult", "ground", "ground_step",
-           "ground_derivation", "ground_value", "DEFAULT_POINTS", "SAMPLE_SET_SIZE"]
+           "ground_derivation", "ground_value", "DEFAULT_POINTS", "miss_probability", "auto_method",
+           "shared_model", "compile_expr"]
 
-DEFAULT_POINTS = 3
-SAMPLE_SET_SIZE = 2**20  # M: random points are drawn uniformly from {1, ..., M}
+DEFAULT_POINTS = 1
 
 
 @dataclass(frozen=True)
@@ -75,25 +88,31 @@ class Sizes:
         return (self.S, self.A, self.H)
 
     def degree_bound(self) -> int:
-        """D: a bound on the degree of a cleared residual (p, R, f and 1/pi factors)."""
-        return 3 * self.H + 3 + self.S * self.A * self.H
+        """D: a generous bound on the total degree of a residual cleared of denominators.
+
+        Per trajectory: p(tau) (2H + 1), a conditional weight (2H), Q_t or V_t (3H with the
+        gamma powers), R or f (H + 1), scores and the cleared 1/pi factors (2H + 2), a marginal
+        (2H + 1), plus one per policy entry for the normalisation substitutions.
+        """
+        return 12 * self.H + 5 + self.S * self.A * self.H
 
 
 class TabularModel:
-    """The parameters of one tabular MDP as Laurent atoms (or rational values), and its trajectories.
+    """The parameters of one tabular MDP as Laurent atoms (or jets at a random point), and its trajectories.
 
     Args:
       sizes: (S, A, H).
       normalise: impose sum_a pi_{s,a} = 1 and sum_{s'} P(s'|s,a) = 1.
-      rng: if given, every parameter is a random rational instead of a symbol; the
-        pi_{s,a} and their derivatives dpi_{s,a} stay atoms until ``values``.
+      rng: if given, every atom is a random element of F_p (``derive.jet``) instead of a symbol.
     """
 
     def __init__(self, sizes, normalise: bool = False, rng: random.Random | None = None):
         self.sizes = Sizes.of(sizes)
         S, A, n = self.sizes.as_tuple()
         self.normalise, self.rng = normalise, rng
-        self.atoms = Atoms()
+        self.atoms = Atoms() if rng is None else JetAtoms(rng)
+        self.zero = Laurent() if rng is None else Jet(0)
+        self.one = Laurent.const(1) if rng is None else Jet(1, 0, 0, 0)
         self.H = n
         self.gamma = self._value("gamma", positive=True)
         self.rho = [self._value(f"rho0_{s}", positive=True) for s in range(S)]
@@ -103,37 +122,46 @@ class TabularModel:
         self.P = {(s, a, s2): self._value(f"P_{s}{a}_{s2}", positive=True)
                   for s in range(S) for a in range(A) for s2 in range(S)}
         # pi_{s,a}(theta): an atom whose theta-derivative is the atom dpi_{s,a}
-        self.pi, self.values = {}, {}
+        self.pi = {}
         for s, a in itertools.product(range(S), range(A)):
             d = self.atoms.leaf(Symbol(f"dpi_{s}{a}", real=True))
             self.pi[s, a] = self.atoms.leaf(Symbol(f"pi_{s}{a}", positive=True), d)
-            if rng is not None:
-                self.values[self._id(self.pi[s, a])] = _rand(rng)
-                self.values[self._id(d)] = _rand(rng, signed=True)
         # Symbolically the normalised last entry stays an atom until the residual is
         # formed (``post``), so that 1/pi_last still cancels against pi_last.
         self.post = {}
         if normalise:
             for s in range(S):
-                last, others = self.pi[s, A - 1], [self.pi[s, a] for a in range(A - 1)]
-                k = self._id(last)
-                self.atoms.deriv[k] = -sum((self.atoms.deriv[self._id(o)] for o in others), Laurent())
-                rest = 1 - sum(others, Laurent())
+                others = [self.pi[s, a] for a in range(A - 1)]
+                rest = 1 - sum(others, self.zero)
                 if rng is None:
+                    k = self._id(self.pi[s, A - 1])
+                    self.atoms.deriv[k] = -sum((self.atoms.deriv[self._id(o)] for o in others), Laurent())
                     self.post[k] = rest
                 else:
-                    self.values[k] = rest.substitute(self.values)
+                    self.pi[s, A - 1] = self.atoms.normalised(rest)
                 for a in range(A):
-                    rest = 1 - sum((self.P[s, a, s2] for s2 in range(S - 1)), Laurent())
+                    rest = 1 - sum((self.P[s, a, s2] for s2 in range(S - 1)), self.zero)
                     if rng is None:
                         self.post[self._id(self.P[s, a, S - 1])] = rest
                     else:
-                        self.P[s, a, S - 1] = rest
+                        self.P[s, a, S - 1] = self.atoms.normalised(rest)
         self.trajectories = [
             (states, actions)
             for states in itertools.product(range(S), repeat=n + 1)
             for actions in itertools.product(range(A), repeat=n)]
         self._prob, self._f, self._ret, self.memo = {}, {}, {}, {}
+
+    def const(self, c):
+        """The constant c (int or MPQ) in this model's arithmetic."""
+        return Laurent.const(c) if self.rng is None else self.atoms.const(c)
+
+    def sum(self, items):
+        items = list(items)
+        if self.rng is None:
+            return Laurent.sum(items)
+        if len(items) == 1:
+            return items[0]  # keeps a monomial's log
+        return sum(items, self.zero)
 
     @staticmethod
     def _id(leaf: Laurent) -> int:
@@ -141,9 +169,7 @@ class TabularModel:
         return m[0][0]
 
     def _value(self, name, positive=False) -> Laurent:
-        if self.rng is None:
-            return self.atoms.leaf(Symbol(name, positive=True) if positive else Symbol(name, real=True))
-        return Laurent.const(_rand(self.rng))
+        return self.atoms.leaf(Symbol(name, positive=True) if positive else Symbol(name, real=True))
 
     def prob(self, traj) -> Laurent:
         """p(tau|theta) with rho_0: a monomial of 2H + 1 factors."""
@@ -169,15 +195,41 @@ class TabularModel:
         """R(tau) = sum_t gamma^t r_t."""
         if traj not in self._ret:
             self._ret[traj] = sum((self.gamma ** k * self.reward(traj, k)
-                                   for k in range(len(traj[1]))), Laurent())
+                                   for k in range(len(traj[1]))), self.zero)
         return self._ret[traj]
+
+    def q_value(self, k: int, s: int, a: int) -> Laurent:
+        """Q_k(s, a) = sum_{s'} P(s'|s,a) (r(s,a,s') + gamma V_{k+1}(s')), V_H = 0 (backward DP)."""
+        key = ("Q", k, s, a)
+        if key not in self.memo:
+            S = self.sizes.S
+            self.memo[key] = self.sum(
+                self.P[s, a, s2] * (self.r[s, a, s2] + (self.gamma * self.v_value(k + 1, s2) if k + 1 < self.H
+                                                         else self.zero))
+                for s2 in range(S))
+        return self.memo[key]
+
+    def v_value(self, k: int, s: int) -> Laurent:
+        """V_k(s) = sum_a pi(a|s) Q_k(s, a)."""
+        key = ("V", k, s)
+        if key not in self.memo:
+            self.memo[key] = self.sum(self.pi[s, a] * self.q_value(k, s, a) for a in range(self.sizes.A))
+        return self.memo[key]
+
+    def state_prob(self, k: int, s: int) -> Laurent:
+        """Pr(s_k = s) = sum_{s0, a} Pr(s_{k-1} = s0) pi(a|s0) P(s|s0, a), Pr(s_0 = s) = rho_0(s) (forward DP)."""
+        key = ("Pr", k, s)
+        if key not in self.memo:
+            S, A = self.sizes.S, self.sizes.A
+            self.memo[key] = self.rho[s] if k == 0 else self.sum(
+                self.state_prob(k - 1, s0) * self.pi[s0, a] * self.P[s0, a, s]
+                for s0 in range(S) for a in range(A))
+        return self.memo[key]
 
     def residual_is_zero(self, res: Laurent) -> bool:
         """Whether ``res`` vanishes once the values (random) or normalisation (symbolic) are in."""
         if res.is_zero():
             return True
-        if self.values:
-            return res.substitute(self.values).is_zero()
         if not self.post:
             return False
         try:
@@ -188,56 +240,192 @@ class TabularModel:
                 {self.atoms.expr[k]: v.to_expr(self.atoms) for k, v in self.post.items()})))) == 0
 
 
-def _rand(rng: random.Random, signed: bool = False) -> int:
-    # integers, not probabilities: a polynomial identity test needs no range, and
-    # small exact ints keep the arithmetic cheap (no rational blow-up)
-    v = rng.randint(1, SAMPLE_SET_SIZE)
-    return -v if signed and rng.random() < 0.5 else v
+# Expressions are compiled once into closures ``fn(model, env)``: grounding evaluates the same
+# body on every trajectory, and SymPy's type dispatch and hashing per node per trajectory
+# cost more than the arithmetic itself.
+
+def _compile_int(e):
+    """An index expression (t - 1, H - 1, ...) as a closure returning an int."""
+    if e.is_Integer:
+        k = int(e)
+        return lambda model, env: k
+    if e.is_Symbol:
+        if e == H:
+            return lambda model, env: env[e] if e in env else model.H
+
+        def sym(model, env):
+            if e not in env:
+                raise ValueError(f"unbound index {e}")
+            return env[e]
+        return sym
+    if e.is_Add:
+        parts = [_compile_int(a) for a in e.args]
+        return lambda model, env: sum(f(model, env) for f in parts)
+    if e.is_Mul:
+        parts = [_compile_int(a) for a in e.args]
+
+        def mul(model, env):
+            out = 1
+            for f in parts:
+                out *= f(model, env)
+            return out
+        return mul
+    raise ValueError(f"index {e} is not an integer expression")
 
 
 def _int(e, model, env) -> int:
     """Evaluate an index expression (t - 1, H - 1, ...) to an int."""
-    if e.is_Integer:
-        return int(e)
-    if e.is_Symbol:
-        if e in env:
-            return env[e]
-        if e == H:
-            return model.H
-        raise ValueError(f"unbound index {e}")
-    if e.is_Add:
-        return sum(_int(a, model, env) for a in e.args)
-    if e.is_Mul:
-        out = 1
-        for a in e.args:
-            out *= _int(a, model, env)
+    return _compile_int(e)(model, env)
+
+
+def _compile_loop(fn, limits):
+    """Sum/Product limits, outermost first (inner bounds may use outer indices): a closure listing the values."""
+    bounds = [(v, _compile_int(lo), _compile_int(hi)) for v, lo, hi in limits]
+
+    def run(model, env):
+        out = []
+
+        def rec(level, env):
+            if level < 0:
+                out.append(fn(model, env))
+                return
+            v, lo, hi = bounds[level]
+            for k in range(lo(model, env), hi(model, env) + 1):
+                rec(level - 1, {**env, v: k})
+        rec(len(bounds) - 1, env)
         return out
-    raise ValueError(f"index {e} is not an integer expression")
+    return run
 
 
-def _loop(fn, limits, model, env):
-    """Evaluate Sum/Product limits outermost first (inner bounds may use outer indices)."""
-    if not limits:
-        return [ground(fn, model, env)]
-    (v, lo, hi), rest = limits[-1], limits[:-1]
-    out = []
-    for k in range(_int(lo, model, env), _int(hi, model, env) + 1):
-        out += _loop(fn, rest, model, {**env, v: k})
-    return out
-
-
-def _product(items) -> Laurent:
-    out = _ONE
+def _product(items, model):
+    out = model.one
     for i in items:
         out = out * i
     return out
 
 
-_ONE = Laurent.const(1)
+def _int_bindings(env) -> tuple:
+    return tuple((k, v) for k, v in env.items() if isinstance(v, int))
+
+
+_COMPILED: dict = {}
+
+
+def compile_expr(e: Basic):
+    """``e`` as a closure ``fn(model, env) -> value`` (cached per expression)."""
+    fn = _COMPILED.get(e)
+    if fn is None:
+        fn = _COMPILED[e] = _compile(e)
+    return fn
+
+
+def _compile(e: Basic):  # noqa: C901  (one branch per node type)
+    if isinstance(e, (Expectation, Integrate)):
+        var = e.density.var if isinstance(e, Expectation) else e.var
+        body, weighted = compile_expr(e.body), isinstance(e, Expectation)
+
+        def expectation(model, env):
+            parts = []
+            for tr in model.trajectories:
+                g = body(model, {**env, var: tr, "_traj": tr})
+                parts.append(model.prob(tr) * g if weighted else g)
+            return model.sum(parts)
+        return expectation
+    if isinstance(e, (Density, TestFn, Return)):
+        arg, kind = e.args[0], type(e)
+
+        def trajectory_node(model, env):
+            tr = env.get(arg)
+            if tr is None:
+                raise ValueError(f"unbound trajectory variable in {e}")
+            return model.prob(tr) if kind is Density else (model.f(tr) if kind is TestFn else model.ret(tr))
+        return trajectory_node
+    if isinstance(e, TIME_NODES):
+        return _compile_time_node(e)
+    if isinstance(e, (CondExpectation, ActionExpectation, ActionSum, StateSum)):
+        return _compile_local(e)
+    if isinstance(e, Grad):
+        if e.wrt != theta:
+            raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
+        inner = compile_expr(e.expr)
+
+        def grad(model, env):
+            # the same score grad log pi(a_t|s_t) recurs in every inner sum: memoise per binding
+            key = (e, env.get("_traj"), _int_bindings(env))
+            if key not in model.memo:
+                model.memo[key] = inner(model, env).derivative(model.atoms)
+            return model.memo[key]
+        return grad
+    if isinstance(e, Sum):
+        loop = _compile_loop(compile_expr(e.function), e.limits)
+        return lambda model, env: model.sum(loop(model, env))
+    if isinstance(e, Product):
+        loop = _compile_loop(compile_expr(e.function), e.limits)
+        return lambda model, env: _product(loop(model, env), model)
+    if isinstance(e, UnevaluatedExpr):
+        return compile_expr(e.args[0])
+    if isinstance(e, Symbol):
+        if e == gamma:
+            return lambda model, env: model.gamma
+
+        def symbol(model, env):
+            if e in env:
+                return model.const(env[e])
+            if e == H:
+                return model.const(model.H)
+            raise ValueError(f"unbound symbol {e}")
+        return symbol
+    if e.is_Integer or e.is_Rational:
+        c = int(e) if e.is_Integer else MPQ(int(e.p), int(e.q))
+        return lambda model, env: model.const(c)
+    if e.is_Add:
+        parts = [compile_expr(a) for a in e.args]
+        return lambda model, env: model.sum([f(model, env) for f in parts])
+    if e.is_Mul:
+        parts = [compile_expr(a) for a in e.args]
+        return lambda model, env: _product((f(model, env) for f in parts), model)
+    if e.is_Pow:
+        base = compile_expr(e.base)
+        exp = _compile_int(e.exp)
+        return lambda model, env: base(model, env) ** exp(model, env)
+    if isinstance(e, log):
+        arg = compile_expr(e.args[0])
+        return lambda model, env: model.atoms.log(arg(model, env))
+    raise ValueError(f"cannot ground {type(e).__name__}: {e}")
+
+
+def _compile_time_node(e):
+    time_of, kind = _compile_int(e.time), type(e)
+    state_only = kind in (Baseline, VValue, StateProb)
+
+    def node(model, env):
+        states, actions = _context(env)
+        k = time_of(model, env)
+        top = model.H if state_only else model.H - 1
+        if not 0 <= k <= top:
+            raise ValueError(f"time index {e.time} = {k} of {e} outside 0..{top}")
+        if kind is Policy:
+            return model.pi[states[k], actions[k]]
+        if kind is Transition:
+            return model.P[states[k], actions[k], states[k + 1]]
+        if kind is InitialDist:
+            return model.rho[states[0]]
+        if kind is Reward:
+            return model.r[states[k], actions[k], states[k + 1]]
+        if kind is Baseline:
+            return model.b[states[k]]
+        if kind is StateProb:
+            return model.state_prob(k, states[k])
+        if kind is QValue:
+            return model.q_value(k, states[k], actions[k])
+        if kind is VValue:
+            return model.v_value(k, states[k]) if k < model.H else model.zero
+        return model.q_value(k, states[k], actions[k]) - model.v_value(k, states[k])  # Advantage
+    return node
 
 
 def ground(e: Basic, model: TabularModel, env: dict) -> Laurent:
-    """Interpret a notation expression on ``model`` as a Laurent polynomial.
+    """Interpret a notation expression on ``model`` as a Laurent polynomial (or a Jet).
 
     Args:
       e: an expression built from ``derive.notation``.
@@ -246,71 +434,79 @@ def ground(e: Basic, model: TabularModel, env: dict) -> Laurent:
         to ints, and "_traj" to the trajectory the time-indexed nodes refer to.
 
     Raises:
-      ValueError: for an unbound variable or an unknown node.
+      ValueError: for an unbound variable, an unknown node or a time index outside the horizon.
       NotLaurent: for a division by a sum or the log of a sum.
     """
-    if isinstance(e, (Expectation, Integrate)):
-        var = e.density.var if isinstance(e, Expectation) else e.var
+    return compile_expr(e)(model, env)
+
+
+def _context(env):
+    if "_traj" not in env:
+        raise ValueError("a time-indexed node outside any expectation needs a trajectory")
+    return env["_traj"]
+
+
+def _rebind(env: dict, old, new) -> dict:
+    """env with the trajectory ``old`` replaced by ``new`` everywhere (tau, x and "_traj")."""
+    return {k: (new if v is old or v == old else v) for k, v in env.items()} | {"_traj": new}
+
+
+def _compile_local(e):
+    """Conditional means and sums over one time step's action or state, in the context trajectory.
+
+    E[body | h_k] sums over the future (a_k, s_{k+1}, ..., s_H) weighted by its conditional
+    probability prod_{j>=k} pi(a_j|s_j) P(s_{j+1}|s_j, a_j) (with a_k fixed and its pi(a_k|s_k)
+    left out when conditioning on a_k too); E_{a_k ~ pi(.|s_k)} and sum_{a_k} vary a_k only;
+    sum_{s_k} varies s_k only.
+    """
+    body, time_of, kind = compile_expr(e.args[0]), _compile_int(e.args[1]), type(e)
+    with_action = kind is CondExpectation and e.with_action
+
+    def local(model, env):
+        states, actions = _context(env)
+        k = time_of(model, env)
+        S, A, n = model.sizes.as_tuple()
+        if not 0 <= k <= n - 1:
+            raise ValueError(f"time index {e.args[1]} = {k} of {kind.__name__} outside 0..{n - 1}")
+        old = env["_traj"]
         parts = []
-        for tr in model.trajectories:
-            g = ground(e.body, model, {**env, var: tr, "_traj": tr})
-            parts.append(model.prob(tr) * g if isinstance(e, Expectation) else g)
-        return Laurent.sum(parts)
-    if isinstance(e, (Density, TestFn, Return)):
-        tr = env.get(e.args[0])
-        if tr is None:
-            raise ValueError(f"unbound trajectory variable in {e}")
-        return model.prob(tr) if isinstance(e, Density) else (
-            model.f(tr) if isinstance(e, TestFn) else model.ret(tr))
-    if isinstance(e, (Policy, Transition, InitialDist, Reward, Baseline)):
-        states, actions = env["_traj"]
-        k = _int(e.time, model, env)
-        if isinstance(e, Policy):
-            return model.pi[states[k], actions[k]]
-        if isinstance(e, Transition):
-            return model.P[states[k], actions[k], states[k + 1]]
-        if isinstance(e, InitialDist):
-            return model.rho[states[0]]
-        if isinstance(e, Reward):
-            return model.reward(env["_traj"], k)
-        return model.b[states[k]]
-    if isinstance(e, Grad):
-        if e.wrt != theta:
-            raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
-        # the same score grad log pi(a_t|s_t) recurs in every inner sum: memoise per binding
-        key = (e, env.get("_traj"), tuple((k, v) for k, v in env.items() if isinstance(v, int)))
-        if key not in model.memo:
-            model.memo[key] = ground(e.expr, model, env).derivative(model.atoms)
-        return model.memo[key]
-    if isinstance(e, Sum):
-        return Laurent.sum(_loop(e.function, e.limits, model, env))
-    if isinstance(e, Product):
-        return _product(_loop(e.function, e.limits, model, env))
-    if isinstance(e, UnevaluatedExpr):
-        return ground(e.args[0], model, env)
-    if isinstance(e, Symbol):
-        if e in env:
-            return Laurent.const(env[e])
-        if e == H:
-            return Laurent.const(model.H)
-        if e == gamma:
-            return model.gamma
-        raise ValueError(f"unbound symbol {e}")
-    if e.is_Integer:
-        return Laurent.const(int(e))
-    if e.is_Rational:
-        return Laurent.const(MPQ(int(e.p), int(e.q)))
-    if e.is_Add:
-        return Laurent.sum(ground(a, model, env) for a in e.args)
-    if e.is_Mul:
-        return _product(ground(a, model, env) for a in e.args)
-    if e.is_Pow and e.exp.is_Integer:
-        return ground(e.base, model, env) ** int(e.exp)
-    if e.is_Pow:
-        return ground(e.base, model, env) ** _int(e.exp, model, env)
-    if isinstance(e, log):
-        return model.atoms.log(ground(e.args[0], model, env))
-    raise ValueError(f"cannot ground {type(e).__name__}: {e}")
+        if kind is CondExpectation:
+            first = k + 1 if with_action else k
+            key = (e, tuple(states[:k + 1]), tuple(actions[:first]), _int_bindings(env))
+            if key in model.memo:
+                return model.memo[key]
+            for fut_a in itertools.product(range(A), repeat=n - first):
+                acts = tuple(actions[:first]) + fut_a
+                for fut_s in itertools.product(range(S), repeat=n - k):
+                    sts = tuple(states[:k + 1]) + fut_s
+                    w = model.one
+                    for j in range(k, n):
+                        if j >= first:
+                            w = w * model.pi[sts[j], acts[j]]
+                        w = w * model.P[sts[j], acts[j], sts[j + 1]]
+                    parts.append(w * body(model, _rebind(env, old, (sts, acts))))
+            model.memo[key] = model.sum(parts)
+            return model.memo[key]
+        if kind in (ActionExpectation, ActionSum):
+            for a in range(A):
+                new = (tuple(states), tuple(actions[:k]) + (a,) + tuple(actions[k + 1:]))
+                g = body(model, _rebind(env, old, new))
+                parts.append(model.pi[states[k], a] * g if kind is ActionExpectation else g)
+            return model.sum(parts)
+        for s in range(S):  # StateSum
+            new = (tuple(states[:k]) + (s,) + tuple(states[k + 1:]), tuple(actions))
+            parts.append(body(model, _rebind(env, old, new)))
+        return model.sum(parts)
+    return local
+
+
+def _needs_context(e: Basic) -> bool:
+    """Whether a time-indexed node of ``e`` lies outside every expectation or integral over tau."""
+    if isinstance(e, (Expectation, Integrate)):
+        return False
+    if isinstance(e, TIME_NODES):
+        return True
+    return any(_needs_context(a) for a in e.args)
 
 
 def _free_trajectory_vars(e: Basic, bound=frozenset()) -> set:
@@ -337,14 +533,73 @@ def ground_value(e: Basic, sizes, normalise: bool = True) -> Basic:
     return v.to_expr(model.atoms)
 
 
-def _residuals(step: Step, model: TabularModel) -> list[Laurent]:
+def _value(model: TabularModel, e: Basic, env: dict):
+    """ground(e) memoised per model: a derivation's consecutive steps share their lines."""
+    key = ("line", e, tuple(env.items()))
+    if key not in model.memo:
+        model.memo[key] = ground(e, model, env)
+    return model.memo[key]
+
+
+def _residuals(step: Step, model: TabularModel):
+    """The residuals lhs - rhs to check, one per binding of the step's free variables.
+
+    A free trajectory (tau, x) is checked per trajectory (no cancellation across them); a free
+    time index (t, t': an identity "for every t") per value 0..H-1, and a time-indexed node
+    outside every expectation per context trajectory; otherwise once.
+    """
     eq = step.after if step.is_equation else None
-    e = (eq.lhs - eq.rhs) if eq is not None else (step.before - step.after)
+    lhs, rhs = (eq.lhs, eq.rhs) if eq is not None else (step.before, step.after)
+    e = lhs - rhs
     free = _free_trajectory_vars(e)
-    if not free:
-        return [ground(e, model, {})]
-    # an identity in a free trajectory: one residual per trajectory (no cancellation across them)
-    return [ground(e, model, {**{v: tr for v in free}, "_traj": tr}) for tr in model.trajectories]
+    times = sorted((v for v in (t, tp) if v in e.free_symbols), key=str)
+    bindings = [dict(zip(times, ks)) for ks in itertools.product(range(model.H), repeat=len(times))]
+    if free or (times and _needs_context(e)):
+        envs = ({**{v: tr for v in free}, **b, "_traj": tr} for tr in model.trajectories for b in bindings)
+    else:
+        base = model.trajectories[0]
+        envs = ({**b, "_traj": base} if _needs_context(e) else b for b in bindings)
+    for env in envs:
+        yield _value(model, lhs, env) - _value(model, rhs, env)
+
+
+_MODELS: dict = {}
+
+
+def shared_model(sizes, normalise: bool, method: str, seed: int = 0, point: int = 0) -> TabularModel:
+    """The model (symbolic, or random point ``point`` of ``seed``) shared by every step grounded with it.
+
+    Sharing lets a line computed as one step's ``after`` be reused as the next step's ``before``.
+    """
+    key = (Sizes.of(sizes).as_tuple(), bool(normalise), method, seed, point)
+    if key not in _MODELS:
+        if len(_MODELS) >= 32:
+            _MODELS.clear()
+        rng = None if method == "symbolic" else random.Random(f"pgverify-{seed}-{point}-{int(normalise)}")
+        _MODELS[key] = TabularModel(sizes, normalise, rng)
+    return _MODELS[key]
+
+
+#: the symbolic normal form is used up to this many trajectories (S^(H+1) A^H) when no normalisation is needed
+AUTO_SYMBOLIC_TRAJECTORIES = 64
+
+
+def auto_method(step: Step, sizes) -> str:
+    """"symbolic" where the exact normal form is cheap, else "random".
+
+    Normalisation (sum_a pi = 1, sum_s' P = 1) is substituted into the symbolic residual,
+    and the tower property's conditional expectations multiply every trajectory's
+    polynomial by its futures': both grow quadratically in the number of trajectories
+    (8 s for the normalised steps at (2, 2, 2) against 0.2 s by jets; ``benchmarks/bench_grounding.py``).
+    """
+    sz = Sizes.of(sizes)
+    small = sz.S ** (sz.H + 1) * sz.A ** sz.H <= AUTO_SYMBOLIC_TRAJECTORIES
+    return "symbolic" if small and not step.rule.needs_normalisation else "random"
+
+
+def miss_probability(sizes, points: int) -> float:
+    """Schwartz-Zippel: the chance that ``points`` random points all miss a nonzero residual, (D / (p - 1))^N."""
+    return (Sizes.of(sizes).degree_bound() / (PRIME - 1)) ** points
 
 
 @dataclass(frozen=True)
@@ -355,8 +610,8 @@ class GroundingResult:
       number: the step's equation number.
       rule: the rule's name.
       sizes: (S, A, H).
-      method: "symbolic" (proved for all parameter values) or "random-rational".
-      points: number of random rational points (0 for symbolic).
+      method: "symbolic" (proved for all parameter values) or "random-modular" (random points mod p).
+      points: number of random points (0 for symbolic).
       ok: every residual is zero.
       seconds: wall time.
       message: how it was decided, or the first nonzero residual.
@@ -380,7 +635,8 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
       step: the step; equations are checked as ``after.lhs - after.rhs == 0``,
         expression steps as ``before - after == 0``.
       sizes: (S, A, H).
-      method: "symbolic" or "random" (exact evaluation at random rationals).
+      method: "symbolic" (Laurent normal form), "random" (exact evaluation of first-order
+        jets at random points of F_p, p = 2^61 - 1: ``derive.jet``) or "auto" (``auto_method``).
       points: number of random points (method="random" only).
       seed: seed of the random points.
 
@@ -391,29 +647,38 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
       ValueError: for an unknown method.
     """
     sz = Sizes.of(sizes)
-    if method not in ("symbolic", "random"):
-        raise ValueError(f"method must be 'symbolic' or 'random', got {method!r}")
+    if method not in ("symbolic", "random", "auto"):
+        raise ValueError(f"method must be 'symbolic', 'random' or 'auto', got {method!r}")
     norm = step.rule.needs_normalisation
+    if method == "auto":
+        method = auto_method(step, sz)
     start = time.perf_counter()
-    rng = random.Random(seed) if method == "random" else None
-    models = [TabularModel(sz, norm, rng)] if rng is None else \
-        [TabularModel(sz, norm, rng) for _ in range(points)]
+    rng = None if method == "symbolic" else True
+    models = [shared_model(sz, norm, method, seed, i) for i in range(1 if rng is None else points)]
     ok, message = True, ""
-    for model in models:
-        for res in _residuals(step, model):
-            if not model.residual_is_zero(res):
-                ok, message = False, f"nonzero residual {str(res.to_expr(model.atoms))[:300]}"
+    try:
+        for model in models:
+            for res in _residuals(step, model):
+                if not model.residual_is_zero(res):
+                    ok, message = False, (f"({step.number}) {step.rule.name}: not an identity at (S, A, H) = "
+                                          f"{sz.as_tuple()}: nonzero residual {str(res.to_expr(model.atoms))[:300]}")
+                    break
+            if not ok:
                 break
-        if not ok:
-            break
+    except Exception as err:  # noqa: BLE001  (a malformed step is a failed row, never a traceback)
+        return GroundingResult(step.number, step.rule.name, sz.as_tuple(),
+                               "symbolic" if rng is None else "random-modular", 0 if rng is None else points,
+                               False, time.perf_counter() - start,
+                               f"({step.number}) {step.rule.name}: cannot ground at (S, A, H) = {sz.as_tuple()}: "
+                               f"{type(err).__name__}: {err}")
     if ok:
         message = ("lhs - rhs == 0 exactly (Laurent normal form)" if rng is None else
-                   f"lhs - rhs == 0 at {points} random integer points (M = 2^20, "
-                   f"degree <= {sz.degree_bound()})")
+                   f"lhs - rhs == 0 at {points} random points mod p = 2^61 - 1 (degree <= {sz.degree_bound()}: "
+                   f"a nonzero residual survives w.p. <= {miss_probability(sz, points):.0e})")
         if norm:
             message += "; normalisation imposed"
     return GroundingResult(step.number, step.rule.name, sz.as_tuple(),
-                           "symbolic" if rng is None else "random-rational",
+                           "symbolic" if rng is None else "random-modular",
                            0 if rng is None else points, ok,
                            time.perf_counter() - start, message)
 

@@ -5,7 +5,11 @@ into and print: ``Expectation`` (E_{x~p}[f]), ``Grad`` (nabla_theta),
 ``Integrate`` (int dx), ``Density`` (p(x|theta), p(tau|theta)), ``TestFn`` (f(x)),
 ``Return`` (R(tau)), ``Policy`` (pi_theta(a_t|s_t)), ``Transition``
 (p(s_{t+1}|s_t,a_t)), ``InitialDist`` (rho_0(s_0)), ``Reward`` (r_t) and
-``Baseline`` (b(s_t)).  Sums and products over time are SymPy's own ``Sum`` and
+``Baseline`` (b(s_t)); for the EGLP lemma and the policy-gradient theorem also
+``CondExpectation`` (E[.|s_0..s_t] or E[.|s_0..s_t, a_t]), ``ActionExpectation``
+(E_{a_t~pi(.|s_t)}), ``ActionSum`` (sum over a_t), ``StateSum`` (sum over s_t),
+``StateProb`` (Pr(s_t = s)), ``QValue``, ``VValue`` and ``Advantage`` (Q_t, V_t, A_t).
+Sums and products over time are SymPy's own ``Sum`` and
 ``Product`` with the bounds spelled out, and ``log`` is SymPy's ``log``.
 
 The nodes are deliberately inert: no node evaluates itself, so an expression is
@@ -20,12 +24,14 @@ meaning.
 
 from __future__ import annotations
 
-from sympy import Basic, Expr, Integer, Product, Sum, Symbol, sympify
+from sympy import Basic, Expr, Integer, Product, S, Sum, Symbol, sympify
 
 __all__ = [
     "theta", "x", "tau", "t", "tp", "H", "gamma",
     "Expectation", "Grad", "Integrate", "Density", "TestFn", "Return",
     "Policy", "Transition", "InitialDist", "Reward", "Baseline",
+    "CondExpectation", "ActionExpectation", "ActionSum", "StateSum", "StateProb",
+    "QValue", "VValue", "Advantage", "TIME_NODES",
     "time_sum", "time_product",
 ]
 
@@ -51,7 +57,11 @@ class _Node(Expr):
 
 
 class Density(_Node):
-    """p(v | theta): the probability (density) of ``v`` under parameter ``theta``."""
+    """p(v | theta): the probability (density) of ``v`` under parameter ``theta``.
+
+    An optional third argument names the support (e.g. ``Interval(0, theta)``); without
+    it the support is the whole (theta-independent) space of ``v``.
+    """
 
     @property
     def var(self) -> Basic:
@@ -61,7 +71,13 @@ class Density(_Node):
     def param(self) -> Basic:
         return self.args[1]
 
+    @property
+    def support(self) -> Basic | None:
+        return self.args[2] if len(self.args) > 2 else None
+
     def _sympystr(self, printer):
+        if self.support is not None:
+            return f"p({self._pstr(printer, 0)}|{self._pstr(printer, 1)}; {self._pstr(printer, 2)})"
         return f"p({self._pstr(printer, 0)}|{self._pstr(printer, 1)})"
 
     def _latex(self, printer):
@@ -234,6 +250,156 @@ class Baseline(_TimeNode):
 
     def _latex(self, printer):
         return f"b(s_{{{self._sub(printer)}}})"
+
+
+class CondExpectation(_Node):
+    """E[body | s_0, a_0, ..., s_time] (with_action = 0) or E[body | s_0, ..., s_time, a_time] (with_action = 1).
+
+    The conditional expectation over the rest of the trajectory given its history up to
+    ``time``, under the policy and the transitions.
+    """
+
+    def __new__(cls, body, time, with_action=0):
+        flag = sympify(with_action)
+        if flag not in (S.true, S.false, S.Zero, S.One):
+            raise ValueError(f"with_action must be 0 or 1, got {with_action!r}")
+        return _Node.__new__(cls, body, time, Integer(1 if flag in (S.true, S.One) else 0))
+
+    @property
+    def body(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def time(self) -> Basic:
+        return self.args[1]
+
+    @property
+    def with_action(self) -> bool:
+        return bool(self.args[2])
+
+    def _given(self, printer, sub) -> str:
+        k = sub(self.time)
+        return f"h_{k}, a_{k}" if self.with_action else f"h_{k}"
+
+    def _sympystr(self, printer):
+        return f"E[{self._pstr(printer, 0)} | {self._given(printer, printer._print)}]"
+
+    def _latex(self, printer):
+        given = self._given(printer, lambda e: "{" + printer._print(e) + "}")
+        return rf"\mathbb{{E}}\left[{self._pstr(printer, 0)} \,\middle|\, {given}\right]"
+
+
+class ActionExpectation(_Node):
+    """E_{a_time ~ pi_theta(.|s_time)}[body]: the mean over the action at ``time`` given s_time."""
+
+    @property
+    def body(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def time(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        k = self._pstr(printer, 1)
+        return f"E_{{a_{k} ~ pi(.|s_{k})}}[{self._pstr(printer, 0)}]"
+
+    def _latex(self, printer):
+        k = self._pstr(printer, 1)
+        return (rf"\mathbb{{E}}_{{a_{{{k}}} \sim \pi_{{\theta}}(\cdot \mid s_{{{k}}})}}"
+                rf"\left[{self._pstr(printer, 0)}\right]")
+
+
+class ActionSum(_Node):
+    """sum_{a_time} body: the sum over every action a at ``time`` (s_time fixed)."""
+
+    @property
+    def body(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def time(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"Sum_{{a_{self._pstr(printer, 1)}}}({self._pstr(printer, 0)})"
+
+    def _latex(self, printer):
+        body = self._pstr(printer, 0)
+        if self.body.is_Add:
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{a_{{{self._pstr(printer, 1)}}}}} {body}"
+
+
+class StateSum(_Node):
+    """sum_{s_time} body: the sum over every state at ``time``."""
+
+    @property
+    def body(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def time(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"Sum_{{s_{self._pstr(printer, 1)}}}({self._pstr(printer, 0)})"
+
+    def _latex(self, printer):
+        body = self._pstr(printer, 0)
+        if self.body.is_Add:
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{s_{{{self._pstr(printer, 1)}}}}} {body}"
+
+
+class StateProb(_TimeNode):
+    """Pr(s_time = s | pi_theta): the marginal probability of the state at ``time``."""
+
+    def _sympystr(self, printer):
+        return f"Pr(s_{self._sub(printer)})"
+
+    def _latex(self, printer):
+        return rf"\Pr_{{\pi_\theta}}(s_{{{self._sub(printer)}}})"
+
+
+class QValue(_TimeNode):
+    """Q_time(s_time, a_time) = E[sum_{t'>=time} gamma^{t'-time} r_{t'} | s_time, a_time] (finite horizon)."""
+
+    def _sympystr(self, printer):
+        k = self._sub(printer)
+        return f"Q_{k}(s_{k},a_{k})"
+
+    def _latex(self, printer):
+        k = self._sub(printer)
+        return rf"Q^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
+
+
+class VValue(_TimeNode):
+    """V_time(s_time) = E_{a ~ pi(.|s_time)}[Q_time(s_time, a)]."""
+
+    def _sympystr(self, printer):
+        k = self._sub(printer)
+        return f"V_{k}(s_{k})"
+
+    def _latex(self, printer):
+        k = self._sub(printer)
+        return rf"V^{{\pi}}_{{{k}}}(s_{{{k}}})"
+
+
+class Advantage(_TimeNode):
+    """A_time(s_time, a_time) = Q_time(s_time, a_time) - V_time(s_time)."""
+
+    def _sympystr(self, printer):
+        k = self._sub(printer)
+        return f"A_{k}(s_{k},a_{k})"
+
+    def _latex(self, printer):
+        k = self._sub(printer)
+        return rf"A^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
+
+
+#: the nodes indexed by a time step, each with ``.time``
+TIME_NODES = (Policy, Transition, InitialDist, Reward, Baseline, StateProb, QValue, VValue, Advantage)
 
 
 def time_sum(expr, var=t, lo=0, hi=H - 1) -> Sum:

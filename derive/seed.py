@@ -14,6 +14,11 @@ are over tau ~ p(.|theta); R(tau) = sum_t gamma^t r_t keeps its discount.
     reward_to_go:  grad J = E_tau[sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^{t'} r_{t'}]
     baseline:      E_tau[sum_t grad log pi(a_t|s_t) (G_t - b(s_t))] = E_tau[sum_t grad log pi(a_t|s_t) G_t]
 
+Past rewards and the baseline drop out through the tower property and the EGLP
+lemma (``derive.eglp``): no step is an axiom.  ``DERIVATIONS`` also holds the EGLP
+lemma and the policy-gradient theorem's forms (``derive.pg_theorem``), in the
+order the report and the LaTeX show them.
+
 >>> [s.number for s in SEED.steps][:3], len(SEED.steps)
 ([1, 2, 3], 15)
 """
@@ -23,26 +28,18 @@ from __future__ import annotations
 from sympy import Eq, UnevaluatedExpr, log
 
 from derive import rules as R
+from derive.eglp import EGLP, EGLP_RULE, score
+from derive.pg_theorem import PG_ADVANTAGE, PG_Q, PG_STATE, reward_to_go
 from derive.notation import (
-    Baseline, Density, Expectation, Grad, InitialDist, Integrate, Policy, Return, Reward,
-    TestFn, Transition, gamma, t, tau, theta, time_sum, tp, x, H,
+    ActionExpectation, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist, Integrate, Policy,
+    Return, Reward,    TestFn, Transition, gamma, t, tau, theta, time_sum, tp, x, H,
 )
 from derive.steps import Derivation, Step
 
-__all__ = ["SEED", "REWARD_TO_GO", "BASELINE", "DERIVATIONS", "score", "reward_to_go"]
+__all__ = ["SEED", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS", "score", "reward_to_go"]
 
 f, p = TestFn(x), Density(x, theta)
 p_tau, R_tau = Density(tau, theta), Return(tau)
-
-
-def score(time=t):
-    """grad_theta log pi_theta(a_time | s_time)."""
-    return Grad(log(Policy(time)))
-
-
-def reward_to_go(time=t, discount=gamma**tp):
-    """sum_{t'=time}^{H-1} discount * r_{t'} (default discount gamma^{t'}, unbiased for J)."""
-    return time_sum(discount * Reward(tp), tp, time, H - 1)
 
 
 # (1)-(7): the score-function identity for a generic f and p(x|theta).
@@ -105,36 +102,52 @@ SEED = Derivation(
     "and the gradient of log p(tau|theta) reduced to the policy's score (9)-(13), give "
     "the simple policy gradient (14)-(15).")
 
-# Reward-to-go: rewards earned before time t are uncorrelated with the score at t.
+# Reward-to-go: rewards earned before time t are known given h_t = (s_0, ..., s_t), and the
+# score at t has mean zero given h_t (tower property, then the EGLP lemma).
 _E = lambda body: Expectation(body, p_tau)  # noqa: E731
 _g = gamma**tp * Reward(tp)
+_past = _E(time_sum(time_sum(_g * score(), tp, 0, t - 1)))
+_future = _E(time_sum(time_sum(_g * score(), tp, t, H - 1)))
+_cond = lambda body, lo, hi: _E(time_sum(time_sum(body, tp, lo, hi)))  # noqa: E731
+_rtg = _chain(_eq15.rhs, [
+    ("RTG1", R.RETURN_DEFINITION, _E(time_sum(time_sum(_g, tp) * score()))),
+    ("RTG2", R.FACTOR_INTO_SUM, _E(time_sum(time_sum(_g * score(), tp)))),
+    ("RTG3", R.SPLIT_AT_T, _E(time_sum(time_sum(_g * score(), tp, 0, t - 1))
+                              + time_sum(time_sum(_g * score(), tp, t, H - 1)))),
+    ("RTG4", R.LINEARITY_OF_EXPECTATION, _past + _future),
+    ("RTG5", R.TOWER_PROPERTY, _cond(CondExpectation(_g * score(), t), 0, t - 1) + _future),
+    ("RTG6", R.PULL_OUT_KNOWN, _cond(_g * CondExpectation(score(), t), 0, t - 1) + _future),
+    ("RTG7", R.CONDITION_ON_STATE, _cond(_g * ActionExpectation(score(), t), 0, t - 1) + _future),
+    ("RTG8", EGLP_RULE, _future),
+    ("RTG9", R.FACTOR_OUT_OF_SUM, _E(time_sum(score() * reward_to_go()))),
+])
+# the tower property conditions the past rewards' term only
+_rtg[4] = Step("RTG5", _rtg[4].before, R.TOWER_PROPERTY, _rtg[4].after, at=_past)
 REWARD_TO_GO = Derivation(
     "reward_to_go", "Reward-to-go: past rewards drop out of the simple policy gradient",
-    tuple(_chain(_eq15.rhs, [
-        ("RTG1", R.RETURN_DEFINITION, _E(time_sum(time_sum(_g, tp) * score()))),
-        ("RTG2", R.FACTOR_INTO_SUM, _E(time_sum(time_sum(_g * score(), tp)))),
-        ("RTG3", R.SPLIT_AT_T, _E(time_sum(time_sum(_g * score(), tp, 0, t - 1))
-                                  + time_sum(time_sum(_g * score(), tp, t, H - 1)))),
-        ("RTG4", R.LINEARITY_OF_EXPECTATION, _E(time_sum(time_sum(_g * score(), tp, 0, t - 1)))
-         + _E(time_sum(time_sum(_g * score(), tp, t, H - 1)))),
-        ("RTG5", R.PAST_REWARDS_VANISH, _E(time_sum(time_sum(_g * score(), tp, t, H - 1)))),
-        ("RTG6", R.FACTOR_OUT_OF_SUM, _E(time_sum(score() * reward_to_go()))),
-    ])),
-    "Writing R(tau) out and splitting at t, the rewards r_{t'} with t' < t are fixed "
-    "given s_t while E[grad log pi(a_t|s_t) | s_t] = 0, so only the reward-to-go "
-    "sum_{t'>=t} gamma^{t'} r_{t'} remains. The discount stays gamma^{t'}, not gamma^{t'-t}.")
+    tuple(_rtg),
+    "Writing R(tau) out and splitting at t, the rewards r_{t'} with t' < t are known given "
+    "h_t = (s_0, a_0, ..., s_t) (tower property, taking out what is known), while given h_t the "
+    "action a_t ~ pi(.|s_t) and the EGLP lemma gives E[grad log pi(a_t|s_t) | h_t] = 0, so only "
+    "the reward-to-go sum_{t'>=t} gamma^{t'} r_{t'} remains. The discount stays gamma^{t'}, not gamma^{t'-t}.")
 
 _G = reward_to_go()
+_with_b = _E(time_sum(score() * Baseline(t)))
+_base = _chain(_E(time_sum(score() * (_G - Baseline(t)))), [
+    ("B1", R.DISTRIBUTE, _E(time_sum(score() * _G - score() * Baseline(t)))),
+    ("B2", R.LINEARITY_OF_EXPECTATION, _E(time_sum(score() * _G)) - _with_b),
+    ("B3", R.TOWER_PROPERTY, _E(time_sum(score() * _G)) - _E(time_sum(CondExpectation(score() * Baseline(t), t)))),
+    ("B4", R.PULL_OUT_KNOWN, _E(time_sum(score() * _G)) - _E(time_sum(Baseline(t) * CondExpectation(score(), t)))),
+    ("B5", R.CONDITION_ON_STATE,
+     _E(time_sum(score() * _G)) - _E(time_sum(Baseline(t) * ActionExpectation(score(), t)))),
+    ("B6", EGLP_RULE, _E(time_sum(score() * _G))),
+])
+_base[2] = Step("B3", _base[2].before, R.TOWER_PROPERTY, _base[2].after, at=_with_b)
 BASELINE = Derivation(
     "baseline", "A state-dependent baseline leaves the gradient unbiased",
-    tuple(_chain(_E(time_sum(score() * (_G - Baseline(t)))), [
-        ("B1", R.DISTRIBUTE, _E(time_sum(score() * _G - score() * Baseline(t)))),
-        ("B2", R.LINEARITY_OF_EXPECTATION,
-         _E(time_sum(score() * _G)) - _E(time_sum(score() * Baseline(t)))),
-        ("B3", R.BASELINE_VANISHES, _E(time_sum(score() * _G))),
-    ])),
-    "E[grad log pi(a_t|s_t) b(s_t)] = E[b(s_t) sum_a grad pi(a|s_t)] = 0 because "
-    "sum_a pi(a|s) = 1, so subtracting b(s_t) from the reward-to-go keeps the "
-    "estimator's mean equal to grad J.")
+    tuple(_base),
+    "Conditioning on h_t (tower property), b(s_t) is known and comes out, and the EGLP lemma "
+    "gives E[grad log pi(a_t|s_t) | h_t] = 0, so subtracting b(s_t) from the reward-to-go keeps "
+    "the estimator's mean equal to grad J.")
 
-DERIVATIONS = (SEED, REWARD_TO_GO, BASELINE)
+DERIVATIONS = (SEED, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE)

@@ -8,7 +8,12 @@ applies each rule to its ``before`` and accepts the step when the result equals
     ok  <=>  rule(before) == after   or   expand(rule(before) - after) == 0
 
 (for equations, side by side).  ``simplify`` is never called: it is about ten
-times slower and the seed's steps do not need it.
+times slower and the seed's steps do not need it.  A step may name a focus
+``at``, a subexpression of ``before`` the rule is applied to (the rest is kept).
+
+Replay never raises: a rule that does not match, a violated side condition, a
+time index outside 0..H-1 (e.g. a sum to t = H) or any error while rewriting is a
+failed ``StepCheck`` whose message names the step, the rule and the reason.
 
 >>> from derive.notation import Grad, Density, tau
 >>> from derive.rules import TRAJECTORY_FACTORISATION, trajectory_probability
@@ -25,7 +30,7 @@ from sympy import Basic, Eq, expand
 from sympy.core.relational import Equality
 
 from derive.notation import theta  # noqa: F401  (used by the doctest)
-from derive.rules import Rule, RuleError
+from derive.rules import Rule, RuleError, SideConditionError, index_range_problems
 
 __all__ = ["Step", "Derivation", "StepCheck", "check_step", "replay", "equivalent"]
 
@@ -46,12 +51,14 @@ class Step:
       before: the expression or equation the rule is applied to.
       rule: the rule cited.
       after: the expression or equation the step claims.
+      at: optional focus: the subexpression of ``before`` the rule rewrites.
     """
 
     number: int | str
     before: Basic
     rule: Rule
     after: Basic
+    at: Basic | None = None
 
     def __post_init__(self):
         if not _valid_number(self.number):
@@ -61,6 +68,8 @@ class Step:
         for side in (self.before, self.after):
             if not isinstance(side, Basic):
                 raise TypeError(f"step {self.number}: {side!r} is not a SymPy expression")
+        if self.at is not None and not isinstance(self.at, Basic):
+            raise TypeError(f"step {self.number}: the focus {self.at!r} is not a SymPy expression")
         if isinstance(self.before, Equality) != isinstance(self.after, Equality):
             raise ValueError(f"step {self.number}: before and after must both be equations or both not")
 
@@ -151,14 +160,37 @@ def equivalent(a: Basic, b: Basic) -> tuple[bool, str]:
     return _same(a, b)
 
 
+def _apply(step: Step) -> Basic:
+    if step.at is None:
+        return step.rule.apply(step.before)
+    if not step.before.has(step.at):
+        raise RuleError(f"the focus {step.at} is not part of the expression before the step")
+    return step.before.xreplace({step.at: step.rule.apply(step.at)})
+
+
 def check_step(step: Step) -> StepCheck:
-    """Replay one step: apply its rule to ``before`` and compare with ``after``."""
+    """Replay one step: apply its rule to ``before`` (or its focus) and compare with ``after``.
+
+    Never raises: every failure is a StepCheck with ok False and a message
+    "(number) rule: reason".
+    """
+    def fail(reason: str) -> StepCheck:
+        return StepCheck(step.number, step.rule.name, False, f"({step.number}) {step.rule.name}: {reason}")
+
     try:
-        got = step.rule.apply(step.before)
+        for side, e in (("before", step.before), ("after", step.after)):
+            problems = index_range_problems(e)
+            if problems:
+                return fail(f"time index out of range {side} the step: {problems[0]}")
+        got = _apply(step)
+        ok, how = equivalent(got, step.after)
+    except SideConditionError as err:
+        return fail(f"side condition violated: {err}")
     except RuleError as err:
-        return StepCheck(step.number, step.rule.name, False, f"rule does not apply: {err}")
-    ok, how = equivalent(got, step.after)
-    return StepCheck(step.number, step.rule.name, ok, how)
+        return fail(f"rule does not apply: {err}")
+    except Exception as err:  # noqa: BLE001  (a malformed step is a failed row, never a traceback)
+        return fail(f"replay error: {type(err).__name__}: {err}")
+    return StepCheck(step.number, step.rule.name, True, how) if ok else fail(how)
 
 
 def replay(derivation: Derivation) -> list[StepCheck]:

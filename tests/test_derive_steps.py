@@ -8,7 +8,7 @@ from sympy import Eq, UnevaluatedExpr, log
 from derive import rules as R
 from derive.grounding import ground_step
 from derive.notation import (
-    Baseline, Density, Expectation, Grad, Integrate, Reward, TestFn, Transition, gamma, t,
+    Baseline, CondExpectation, Density, Expectation, Grad, Integrate, Reward, TestFn, Transition, gamma, t,
     tau, theta, time_sum, tp, x, H,
 )
 from derive.seed import BASELINE, DERIVATIONS, REWARD_TO_GO, SEED, reward_to_go, score
@@ -46,7 +46,7 @@ CORRUPTED = [
      R.trajectory_probability() / R.InitialDist()),
     ("reward-to-go discounted gamma^(t'-t)", REWARD_TO_GO, "RTG6",
      Expectation(time_sum(score() * reward_to_go(t, gamma**(tp - t))), p_tau)),
-    ("baseline step drops the reward-to-go", BASELINE, "B3", Expectation(time_sum(score()), p_tau)),
+    ("baseline step drops the reward-to-go", BASELINE, "B6", Expectation(time_sum(score()), p_tau)),
 ]
 
 
@@ -70,11 +70,11 @@ WRONG = [
     (R.SUBSTITUTE_TRAJECTORY, Expectation(Reward(t), p_tau)),
     (R.LOG_OF_PRODUCT, log(p)),
     (R.FACTOR_INTO_SUM, Reward(t) * Reward(tp)),
-    # the future rewards t' >= t do not vanish
-    (R.PAST_REWARDS_VANISH,
-     Expectation(time_sum(time_sum(gamma**tp * Reward(tp) * score(), tp, t, H - 1)), p_tau)),
-    # an action-dependent "baseline" (a reward) is not covered by the baseline rule
-    (R.BASELINE_VANISHES, Expectation(time_sum(score() * Reward(t)), p_tau)),
+    # the future rewards t' >= t are not known given h_t
+    (R.PULL_OUT_KNOWN,
+     time_sum(time_sum(CondExpectation(gamma**tp * Reward(tp) * score(), t), tp, t, H - 1))),
+    # r_t depends on s_{t+1}: not a function of (s_t, a_t)
+    (R.CONDITION_ON_STATE, CondExpectation(score() * Reward(t), t)),
     (R.SPLIT_AT_T, time_sum(Reward(tp), tp)),
     (R.RETURN_DEFINITION, Baseline(t)),
 ]
