@@ -134,7 +134,10 @@ def test_catalog_on_samples_matches_padded_formulas(name):
         assert_catalog_matches_padded(batch)
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(PROBLEMS) if PROBLEMS[n][0].horizon is not None])
+# random_9_actions enumerates 321 103 trajectories (~1 s per estimator for the padded reference); its 9-action
+# contraction (numpy's pairwise sums from 8 terms on) is compared on samples above.
+@pytest.mark.parametrize("name", [n for n in sorted(PROBLEMS)
+                                  if PROBLEMS[n][0].horizon is not None and n != "random_9_actions"])
 def test_catalog_on_enumerations_matches_padded_formulas(name):
     # Exact moments are weighted sums of these values: equal bits here means unchanged exact moments.
     mdp, policy = PROBLEMS[name]
