@@ -146,10 +146,12 @@ def _by_enumeration(mdp: TabularMDP, policy: Policy) -> GradientResult:
 
 # --- transition operators on the live states (dense or scipy.sparse, built once per MDP) ---------------------------
 
-# Below ~32 live states dense BLAS beats scipy.sparse's per-call overhead. Above, sparse rows (gridworlds: a few
-# successors per action) win, and single-threaded scipy.sparse also escapes BLAS thread oversubscription on a busy
-# machine (FrozenLake 8x8 DP: 2 ms sparse vs 28 ms dense with default OpenBLAS threads under load, see benchmarks/).
-SPARSE_MIN_STATES = 32
+# Below ~150 live states the dense operator wins (one BLAS product per step against scipy.sparse's per-call
+# overhead; measured with one BLAS thread: FrozenLake 8x8, 53 live states, 0.33 ms dense vs 1.5 ms sparse;
+# gridworlds: equal at 141 live states, sparse 2.4x faster at 283 and 46x at 969; benchmarks/bench_exact.py).
+# Above, sparse rows (a few successors per action) win, and single-threaded scipy.sparse also escapes BLAS
+# thread oversubscription on a busy machine.
+SPARSE_MIN_STATES = 150
 SPARSE_MAX_DENSITY = 0.1    # fraction of nonzero P[s, a, s'] among live states
 
 _OPERATORS: "weakref.WeakKeyDictionary[TabularMDP, dict]" = weakref.WeakKeyDictionary()
