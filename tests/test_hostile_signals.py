@@ -1,0 +1,158 @@
+"""Ctrl-C and concurrent writers, with real processes.
+
+- A subprocess sent SIGINT in the middle of a long ``mc`` or ``report --json FILE`` run exits 130 with one line on
+  stderr, no traceback, and leaves no output file and no temporary file behind.
+- Two concurrent writers of the same output without ``--force``: exactly one succeeds, the other refuses with one
+  line, and the file holds the winner's complete output (never a mix, never silently replaced).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hostile_cases import BASE, stray_temporaries
+
+from verify.errors import UsageError
+from verify.io import atomic_write, atomic_write_with
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    # SIGINT back to its default in the child: a test runner started in the background may ignore it, and Python
+    # then never raises KeyboardInterrupt.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "verify", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _interrupt_after_cpu(proc: subprocess.Popen, cpu: float, timeout: float = 120.0) -> tuple[int, str, str]:
+    """SIGINT once the child has used ``cpu`` seconds of CPU (past its imports, inside the work)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and _cpu_seconds(proc.pid) < cpu:
+        assert time.monotonic() < deadline, "the child never got going"
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before the interrupt: {proc.communicate()}"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to time the interrupt")
+def test_ctrl_c_during_mc_exits_130_with_one_line(tmp_path):
+    f = tmp_path / "chain.json"
+    f.write_text(json.dumps(BASE))
+    proc = _start(["mc", str(f), "--estimator", "reward_to_go", "--episodes", "100000000", "--json"], tmp_path)
+    code, out, err = _interrupt_after_cpu(proc, cpu=1.5)
+    assert code == 130, (code, err)
+    lines = err.strip().splitlines()
+    assert lines == ["pgverify mc: interrupted (Ctrl-C); no output file was written"], err
+    assert out == ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to time the interrupt")
+def test_ctrl_c_during_report_leaves_no_partial_json(tmp_path):
+    out_file = tmp_path / "report.json"
+    proc = _start(["report", "--quick", "--no-color", "--json", str(out_file)], tmp_path)
+    code, _, err = _interrupt_after_cpu(proc, cpu=1.5)
+    assert code == 130, (code, err)
+    assert err.strip().splitlines() == ["pgverify report: interrupted (Ctrl-C); no output file was written"], err
+    assert "Traceback" not in err
+    assert not out_file.exists()
+    assert not stray_temporaries(tmp_path), stray_temporaries(tmp_path)
+
+
+def test_ctrl_c_inside_a_write_leaves_nothing(tmp_path):
+    """An interrupt while the temporary file is being written: neither it nor the target survives."""
+    target = tmp_path / "out.json"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_with(target, write)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_writers_race_exactly_one_wins(tmp_path):
+    """Both pass the up-front check (a barrier holds them until both have), then both write: one link succeeds."""
+    target = tmp_path / "same.json"
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def writer(name: str) -> None:
+        def write(tmp: Path) -> None:
+            tmp.write_text(name * 1000)
+            barrier.wait(timeout=10)       # both have checked the target and written their temporary file
+
+        try:
+            atomic_write_with(target, write)
+            outcomes[name] = "wrote"
+        except UsageError as exc:
+            outcomes[name] = str(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    winners = [n for n, o in outcomes.items() if o == "wrote"]
+    assert len(winners) == 1, outcomes
+    loser = "b" if winners == ["a"] else "a"
+    assert "exists (created while this run worked); pass --force" in outcomes[loser]
+    assert target.read_text() == winners[0] * 1000            # the winner's bytes, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.json"]
+
+
+def test_force_replaces_atomically(tmp_path):
+    target = tmp_path / "x.txt"
+    atomic_write(target, "old")
+    with pytest.raises(UsageError, match="exists; pass --force"):
+        atomic_write(target, "new")
+    assert target.read_text() == "old"
+    atomic_write(target, "new", force=True)
+    assert target.read_text() == "new"
+
+
+@pytest.mark.slow
+def test_two_concurrent_report_json_writers(tmp_path):
+    """The issue's case: two `report --json SAME` without --force started together; one writes, one refuses."""
+    out_file = tmp_path / "same.json"
+    procs = [_start(["report", "--quick", "--no-color", "--json", str(out_file)], tmp_path) for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    refused = [err for code, _, err in results if code == 2]
+    assert codes in ([0, 2], [1, 2]), [(c, e[-300:]) for c, _, e in results]
+    assert len(refused) == 1 and len(refused[0].strip().splitlines()) == 1, refused
+    assert "exists" in refused[0] and "--force" in refused[0]
+    doc = json.loads(out_file.read_text())                     # complete, parseable: the winner's document
+    assert doc["quick"] is True
+    assert not stray_temporaries(tmp_path)
+
+
+def test_concurrent_export_gym_writers(tmp_path):
+    pytest.importorskip("gymnasium")
+    for pair in range(3):
+        out_file = tmp_path / f"same{pair}.json"
+        procs = [_start(["export-gym", "FrozenLake-v1", "-o", str(out_file)], tmp_path) for _ in range(2)]
+        results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+        codes = sorted(code for code, _, _ in results)
+        assert codes == [0, 2], [(c, e) for c, _, e in results]
+        err = next(e for c, _, e in results if c == 2)
+        assert len(err.strip().splitlines()) == 1 and "exists" in err, err
+        json.loads(out_file.read_text())
+    assert not stray_temporaries(tmp_path)
