@@ -46,7 +46,8 @@ def test_mc_failure_names_component_numbers_and_the_replay_command(capsys):
     bad = pgverify("mc", CHAIN, "--estimator", "rtg_skip_current", "--seed", "3")
     assert bad.returncode == 1, bad.stderr
     out = bad.stdout
-    for needle in ("INCONSISTENT", "theta[", "sample mean", "exact", "standard error", "p = "):
+    for needle in ("verdict: BIASED, decided by the exact bias", "theta[", "sample mean", "exact", "standard error",
+                   "p = "):
         assert needle in out, (needle, out)
     replay = next(line for line in out.splitlines() if line.startswith("reproduce: "))[len("reproduce: "):]
     assert "--seed 3" in replay and "--episodes 20000" in replay
@@ -55,7 +56,7 @@ def test_mc_failure_names_component_numbers_and_the_replay_command(capsys):
     code, rerun = in_process(capsys, *argv[1:], "--json")
     assert code == 1
     data = json.loads(rerun)
-    assert data["verdict"] == "inconsistent" and data["command"] == replay
+    assert (data["verdict"], data["decided_by"], data["command"]) == ("biased", "exact", replay)
     assert f"{data['worst']['mean']:.6g}" in out and f"{data['worst']['exact']:.6g}" in out
 
 
@@ -76,7 +77,7 @@ def test_check_passes_on_an_example_and_on_horizon_null(capsys):
     assert all(rows[n]["verdict"] == "consistent" for n in ("total_return", "reward_to_go", "baseline_value"))
     assert rows["action_baseline"]["outcome"] == "caught"
     code, text = in_process(capsys, "check", DISCOUNTED, "--episodes", "3000", "--no-color")
-    assert code == 0 and "maxz" in text and "10/10 checks passed" in text
+    assert code == 0 and "paired" in text and " checks passed, 0 failed" in text
 
 
 def test_estimators_lists_the_catalog(capsys):

@@ -19,8 +19,8 @@ from verify.cli import main
 from verify.episodes import reward_to_go, score_sums
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, get_estimator
-from verify.gradcheck import (EstimatorCheck, EstimatorError, as_estimator, assert_estimator_unbiased,
-                              check_estimator, load_estimator)
+from verify.cli._estimator_import import load_estimator
+from verify.gradcheck import EstimatorCheck, EstimatorError, as_estimator, assert_estimator_unbiased, check_estimator
 from verify.mdp import TabularMDP
 from verify.moments import exact_moments
 from verify.policy import TabularSoftmax
@@ -50,13 +50,15 @@ def my_reward_to_go(episodes):
 
 # --- the built-in estimators through the API ------------------------------------------------------------------------
 
-# 16 checks at alpha = 1e-3: a false alarm among them has probability <= 1.6% (fixed seed: they never flake).
+# Enumerable examples: the verdict is exact (no false alarm possible). discounted.json (horizon null): the Monte
+# Carlo test decides, at alpha = 1e-6 per check (a false alarm among them has probability <= 1e-5 per change of the
+# random stream).
 @pytest.mark.parametrize("estimator", UNBIASED, ids=lambda e: e.name)
 @pytest.mark.parametrize("example", list(EXAMPLES))
 def test_builtin_unbiased_estimators_pass(example, estimator):
     problem = EXAMPLES[example]
-    check = assert_estimator_unbiased(as_user_function(estimator), problem, episodes=3000, seed=11)
-    assert check.verdict == "consistent" and check.p_value > check.alpha
+    check = assert_estimator_unbiased(as_user_function(estimator), problem, episodes=3000, seed=11, alpha=1e-6)
+    assert check.verdict == "consistent"
     assert check.grad.shape == check.mean.shape == check.stderr.shape == problem.policy.theta.shape
     if problem.mdp.horizon is None:             # discounted.json: nothing to enumerate, Monte Carlo only
         assert check.exact_mean is None and check.exact_biased is None and check.test != "chi2"
@@ -68,14 +70,16 @@ def test_builtin_unbiased_estimators_pass(example, estimator):
 @pytest.mark.parametrize("estimator", PITFALLS, ids=lambda e: e.name)
 def test_each_pitfall_is_caught_on_the_chain_with_its_exact_bias(estimator):
     exact = exact_moments(estimator, CHAIN.mdp, CHAIN.policy)       # the catalog's own exact moments
-    assert np.abs(exact.bias).max() > 0.02                          # chain.json: every pitfall is biased
+    assert exact.biased                                             # chain.json: every pitfall is biased
     fn = as_user_function(estimator)
     check = check_estimator(fn, CHAIN, seed=3)                      # default 20000 episodes, alpha 1e-3
-    assert check.verdict == "biased" and not check.passed
+    assert check.verdict == "biased" and not check.passed           # exact: whatever the sample
     np.testing.assert_allclose(check.exact_bias, exact.bias, atol=1e-12)
     assert estimator.name in check.matches
-    # Every effect is >= 0.155 > check.detectable (0.05): the Monte Carlo test alone rejects too (power 0.999 each).
-    assert check.effect > check.detectable and not check.consistent
+    # Where the effect is twice the detectable one the Monte Carlo test alone rejects too: it misses with
+    # probability < 1e-15 (non-centrality 4x the one that gives power 0.999).
+    if check.effect > 2 * check.detectable:
+        assert not check.consistent
     w = check.worst
     assert abs(check.exact_bias[w]) == pytest.approx(np.abs(exact.bias).max())
     with pytest.raises(AssertionError) as failure:
@@ -115,8 +119,8 @@ def test_exact_bias_matches_the_hand_derivation(name):
 def test_a_bias_below_the_monte_carlo_limit_is_still_proved():
     # gamma = 0.99: restart bias (1 - gamma) d = 0.0025 per component, invisible in 200 episodes.
     check = check_estimator(as_user_function(get_estimator("rtg_restart_discount")), one_state_problem(0.99),
-                            episodes=200)
-    assert check.consistent and check.effect < check.detectable      # the sample alone would pass it
+                            episodes=200, alpha=1e-6)
+    assert check.consistent and check.effect < check.detectable      # the sample alone would pass it (alpha 1e-6)
     assert check.verdict == "biased" and "exact bias +0.0025" in check.format()
 
 
@@ -160,14 +164,16 @@ def test_unbiased_user_function_passes_on_generated_problems(problem):
     assert check.exact_biased is False
 
 
-# Horizon null: the Monte Carlo test decides. 25 problems at alpha = 1e-4: a false alarm anywhere has probability
-# <= 25 * 1e-4 = 0.25%. Tabular |theta| <= 1 and 3000 episodes keep every action in the sample (module docs).
+# Horizon null: the Monte Carlo test decides. 25 problems at alpha = 1e-6: a false alarm anywhere has probability
+# <= 25 * 1e-6. Tabular |theta| <= 1 and 3000 episodes keep every action in the sample (module docs). A problem whose
+# estimates never vary (all rewards zero) cannot be decided: "undecided", never a pass, never a failure.
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(problems(horizon=None, kind="tabular_softmax", actions=st.integers(2, 3), reward_kind="transition",
                 gamma=st.floats(0.0, 0.9), max_abs_theta=1.0))
 def test_unbiased_user_function_passes_monte_carlo_on_horizon_null(problem):
-    check = assert_estimator_unbiased(my_reward_to_go, problem, episodes=3000, alpha=1e-4)
+    check = check_estimator(my_reward_to_go, problem, episodes=3000, alpha=1e-6)
     assert check.exact_mean is None
+    assert check.verdict == "consistent" or (check.verdict == "undecided" and not check.stderr.any()), check.format()
 
 
 def test_hypothesis_finds_and_shrinks_the_restarted_discount_bug():
@@ -345,7 +351,7 @@ def test_cli_check_with_estimator_checks_only_it(monkeypatch, capsys):
     assert data["passed"] and data["gradients"]["passed"] and data["estimator"]["verdict"] == "consistent"
     assert main(args + ["examples.user_reinforce:reinforce_buggy"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert not data["passed"] and data["estimator"]["matches"] == ["rtg_restart_discount"]
+    assert not data["passed"] and "rtg_restart_discount" in data["estimator"]["matches"]
     assert main(["check", "examples/chain.json", "--episodes", "2000", "--no-color", "--estimator",
                  "examples.user_reinforce:reinforce_buggy"]) == 1
     text = capsys.readouterr().out

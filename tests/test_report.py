@@ -1,11 +1,19 @@
 """``pgverify report`` end to end, as a user runs it (subprocess): exit codes, JSON keys, determinism, failures."""
+import dataclasses
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from rich.console import Console
+
+from verify.estimators import ESTIMATORS, get_estimator
+from verify.render import render_report
+from verify.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"version", "seed", "quick", "passed", "command", "summary", "derivation", "continuous", "errata", "gradients",
@@ -36,6 +44,7 @@ def test_json_has_the_documented_keys(quick_json):
     assert KEYS <= set(quick_json)
     assert quick_json["passed"] is True and quick_json["seed"] == 3
     assert quick_json["summary"]["failed"] == 0
+    assert {"checks", "passed", "failed", "undecided", "errata"} <= set(quick_json["summary"])
     assert {"example", "estimator", "p_value", "verdict", "expected", "outcome", "passed"} <= set(quick_json["estimators"][0])
     assert {row["derivation"] for row in quick_json["derivation"]} == {"seed", "reward_to_go", "baseline"}
     # the seed's equations (2)..(15) are each reached by one step
@@ -69,24 +78,40 @@ def test_bad_usage_exits_2(args):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
-BROKEN = """
-import dataclasses, sys
-import verify.report as report
-from verify.estimators import ESTIMATORS, get_estimator
-# A pitfall registered as unbiased: the report must fail and name it.
-broken = dataclasses.replace(get_estimator("rtg_skip_current"), name="broken_rtg", unbiased=True)
-report.REPORT_ESTIMATORS = (*ESTIMATORS, broken)
-from verify.cli import main
-sys.exit(main(["report", "--quick", "--no-color"]))
-"""
+def _scaled(estimator, factor, name):
+    """``estimator`` times ``factor``, registered as unbiased: a bias of (factor - 1) grad J, known in advance."""
+    return dataclasses.replace(estimator, name=name, unbiased=True,
+                               per_episode=lambda episodes: factor * estimator.per_episode(episodes))
 
 
-def test_a_broken_estimator_fails_the_report_and_is_named():
-    proc = _run(code=BROKEN)
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr
-    assert "FAILED" in proc.stdout
-    failure_lines = [line for line in proc.stdout.splitlines() if "broken_rtg" in line and "FALSE ALARM" in line]
-    assert failure_lines, proc.stdout[-3000:]
-    # the failure says which component, both values, the standard error, the p-value and how to replay it
-    assert "sample mean" in proc.stdout and "exact" in proc.stdout and "standard error" in proc.stdout
-    assert "--estimator broken_rtg" in proc.stdout and "--seed 0" in proc.stdout
+@pytest.fixture(scope="module")
+def broken_report():
+    """The quick report with two broken catalog entries (through ``build_report``'s ``estimators``)."""
+    broken = dataclasses.replace(get_estimator("rtg_skip_current"), name="broken_rtg", unbiased=True)
+    scaled = _scaled(get_estimator("reward_to_go"), 1.05, "rtg_times_1.05")
+    return build_report(seed=0, quick=True, estimators=(*ESTIMATORS, broken, scaled))
+
+
+def test_a_broken_estimator_fails_the_report_and_is_named(broken_report):
+    rows = {(ex, row.mc.estimator.name): row for ex, row in broken_report.estimators}
+    assert not broken_report.passed
+    console = Console(file=io.StringIO(), width=160, no_color=True)
+    render_report(broken_report, console=console, reproduce=lambda ex, r: f"REPLAY {ex} {r.estimator.name}")
+    text = console.file.getvalue()
+    for ex in ("bandit", "chain", "gridworld"):
+        # Enumerable: the exact bias decides and the label says so (not "false alarm", whatever the sample did).
+        for name, factor in (("broken_rtg", None), ("rtg_times_1.05", 0.05)):
+            row = rows[(ex, name)]
+            assert row.status == "failed" and row.outcome.startswith("BIASED (exact bias "), (ex, name, row.outcome)
+            if factor is not None:        # E[1.05 g] - grad J = 0.05 grad J, by linearity
+                np.testing.assert_allclose(row.mc.moments.bias, factor * row.mc.moments.grad, atol=1e-12)
+    # discounted.json (horizon null): nothing to enumerate; the paired test catches both (power: the difference
+    # from reward-to-go is 0.05 g or the skipped reward, far above the 5000-episode detectable bias)
+    for name in ("broken_rtg", "rtg_times_1.05"):
+        row = rows[("discounted", name)]
+        assert (row.status, row.outcome, row.mc.decided_by) == ("failed", "INCONSISTENT", "paired"), row.outcome
+    assert "REPLAY chain broken_rtg" in text and "REPLAY discounted rtg_times_1.05" in text
+    assert "sample mean" in text and "standard error" in text and "the miss:" in text
+    assert broken_report.summary["failed"] >= 8
+    assert not any(row.outcome.endswith("false alarm)") for ex, row in broken_report.estimators if ex != "discounted"
+                   and row.mc.moments.biased)

@@ -63,10 +63,6 @@ another ``seed`` to tell the two apart.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,22 +71,25 @@ import numpy as np
 
 from verify.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, Estimator, get_estimator
-from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, DETECT_POWER, TEST_NAMES, McResult, component_name, run_mc
+from verify.estimators import ESTIMATORS, Estimator
+from verify.mc import (
+    DEFAULT_ALPHA,
+    DEFAULT_EPISODES,
+    McResult,
+    component_name,
+    run_mc,
+)
 from verify.mdp import TabularMDP
 from verify.moments import ZERO_BIAS_RTOL, exact_moments_all
 from verify.policy import Policy, TabularSoftmax
 from verify.problem import Problem, load_problem
 from verify.sampler import sample_episodes
 
-__all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator_unbiased", "check_estimator",
-           "load_estimator"]
+__all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator_unbiased", "check_estimator"]
 
 PROBE_EPISODES = 64     # the contract probe's batch (its first half is re-evaluated alone)
 PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch size; a batch statistic moves far more
 
-_HEADS = {"consistent": "consistent with the exact gradient (Monte Carlo test; too large to enumerate)",
-          "inconsistent": "INCONSISTENT with the exact gradient (Monte Carlo test; too large to enumerate)"}
 
 
 class EstimatorError(UsageError):
@@ -308,51 +307,20 @@ class EstimatorCheck:
 
     @property
     def verdict(self) -> str:
-        """"biased" (exact bias proved), "inconsistent" (no enumeration; the Monte Carlo test rejects), else
-        "consistent"."""
-        if self.exact_biased is not None:
-            return "biased" if self.exact_biased else "consistent"
-        return "consistent" if self.consistent else "inconsistent"
+        """"biased" or "consistent" by the exact bias when the trajectories can be enumerated; otherwise the
+        Monte Carlo verdict ("consistent", "inconsistent" or "undecided", from the paired or the unpaired test,
+        whichever is more powerful for the run: ``mc.decided_by``)."""
+        return self.mc.verdict
 
     @property
     def passed(self) -> bool:
         return self.verdict == "consistent"
 
     def format(self) -> str:
-        """The report: verdict, the worst component's numbers, the test, the seed and how to reproduce it."""
-        w, t = self.worst, self.mc.test
-        exact = self.exact_mean is not None
-        if not exact:
-            head = _HEADS[self.verdict]
-        elif self.exact_biased:
-            head = f"BIASED, proved by enumerating {self.n_trajectories} trajectories: its exact mean is not grad J"
-        else:
-            head = f"unbiased here: its exact mean equals grad J (enumerating {self.n_trajectories} trajectories)"
-        lines = [f"estimator {self.estimator} on {self.problem}: {head}"]
-        values = f"exact grad J {self.grad[w]:.6g}"
-        if exact:
-            values += f", exact mean {self.exact_mean[w]:.6g} (exact bias {self.exact_bias[w]:+.3g})"
-        values += f", sample mean {self.mean[w]:.6g}, standard error {self.stderr[w]:.3g}"
-        lines.append(f"{'worst component' if not self.passed else 'largest deviation'}: {self.component}: {values}")
-        if exact:
-            eff = "inf" if np.isinf(self.effect) else f"{self.effect:.3g}"
-            lines.append(f"max |exact bias| = {np.abs(self.exact_bias).max():.3g}, effect size {eff} per-episode "
-                         f"standard deviations (this run detects {self.detectable:.3g} with probability "
-                         f"{DETECT_POWER})")
-        stat = ("a zero-variance direction differs (p = 0)" if t.exact_mismatch else
-                f"{TEST_NAMES.get(self.test, self.test)} = {self.statistic:.4g} on {self.dof} "
-                f"{'components' if self.test == 'maxz' else 'dof'}, p = {self.p_value:.3g}")
-        lines.append(f"Monte Carlo, {self.episodes} episodes: {stat} "
-                     f"{'<=' if not self.consistent else '>'} alpha = {self.alpha:g}: "
-                     f"{'consistent' if self.consistent else 'INCONSISTENT'}")
-        if not self.consistent and exact and not self.exact_biased:
-            lines.append("the exact mean equals grad J, so the Monte Carlo rejection is a false alarm of this "
-                         "sample (probability alpha, more when rare actions are missing from it); the verdict is "
-                         "the exact one")
-        for name in self.matches:
-            lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
-        lines.append(f"seed {self.seed}; reproduce: {self.reproduce}")
-        return "\n".join(lines)
+        """The report in words (``verify.render.format_estimator_check``)."""
+        from verify.render import format_estimator_check
+
+        return format_estimator_check(self)
 
     def to_json(self) -> dict:
         fin = lambda x: None if x is None or not np.isfinite(x) else float(x)  # noqa: E731
@@ -367,10 +335,18 @@ class EstimatorCheck:
                 "effect_size_infinite": bool(self.effect is not None and np.isinf(self.effect)),
                 "detectable_effect": self.detectable,
                 "worst": {"index": list(self.worst), "name": self.component},
-                "matches": list(self.matches), "reproduce": self.reproduce}
+                "matches": list(self.matches), "reproduce": self.reproduce,
+                **{k: v for k, v in self.mc.to_json().items()
+                   if k in ("decided_by", "mc_verdict", "reason", "paired", "power", "detectable_bias",
+                            "detectable_bias_sd", "episodes_to_detect")}}
 
 
 def _as_problem(problem, policy: Policy | None) -> Problem:
+    if isinstance(problem, str) and not Path(problem).exists():
+        from verify.builtin import EXAMPLE_NAMES, load_example
+
+        if problem in EXAMPLE_NAMES:   # the name reproduce lines print for a built-in example
+            problem = load_example(problem)
     if isinstance(problem, (str, Path)):
         problem = load_problem(problem)
     if isinstance(problem, TabularMDP):
@@ -393,9 +369,37 @@ def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> 
                  if np.abs(m.mean - exact_mean).max() <= ZERO_BIAS_RTOL * max(scale, m.scale))
 
 
+def _problem_source(given, problem: Problem) -> str:
+    """How ``reproduce`` names the problem: the file path or built-in name given, with the gamma/horizon overrides
+    that turn the built-in example into ``problem``; else ``problem`` (the object passed, by variable)."""
+    from verify.builtin import EXAMPLE_NAMES, load_example
+
+    if isinstance(given, Path) or (isinstance(given, str) and Path(given).exists()):
+        return repr(str(given))
+    name = given if isinstance(given, str) else problem.mdp.name
+    if name not in EXAMPLE_NAMES:
+        return "problem"
+    ref = load_example(name)
+    same = (ref.mdp.n_states == problem.mdp.n_states and ref.mdp.n_actions == problem.mdp.n_actions
+            and ref.policy.theta.shape == problem.policy.theta.shape
+            and np.array_equal(ref.policy.theta, problem.policy.theta)
+            and np.array_equal(ref.mdp.initial, problem.mdp.initial)
+            and np.array_equal(ref.mdp.transitions, problem.mdp.transitions)
+            and np.array_equal(ref.mdp.rewards, problem.mdp.rewards))
+    if not same:
+        return "problem"
+    overrides = "".join(f", {k}={getattr(problem.mdp, k)!r}" for k in ("gamma", "horizon")
+                        if getattr(problem.mdp, k) != getattr(ref.mdp, k))
+    return repr(name) + overrides
+
+
+_KEEP = object()
+
+
 def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: Problem | TabularMDP | str | Path, *,
                     policy: Policy | None = None, episodes: int = DEFAULT_EPISODES, seed: int = 0,
-                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", name: str | None = None) -> EstimatorCheck:
+                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", name: str | None = None,
+                    gamma: float | None = None, horizon=_KEEP) -> EstimatorCheck:
     r"""Test whether ``fn`` estimates grad J(theta) without bias on ``problem``.
 
     H0: E[g(tau)] = grad J(theta), with g = ``fn`` per episode. Exact, when the trajectories can be enumerated:
@@ -407,7 +411,7 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
     Args:
       fn: the estimator, ``episodes -> [N, *theta.shape]`` (contract: module docstring); a catalog ``Estimator``
         also works.
-      problem: a ``Problem``, a ``TabularMDP`` or the path of an MDP file.
+      problem: a ``Problem``, a ``TabularMDP``, the path of an MDP file or a built-in example's name ("chain").
       policy: the policy to differentiate; default the problem's, or the uniform softmax (theta = 0, [S, A]) for
         a bare MDP.
       episodes: Monte Carlo sample size (default 20000: an effect of 0.1 per-episode standard deviations is
@@ -416,27 +420,34 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
       alpha: level of the Monte Carlo test, the false-alarm probability of one call.
       covariance: "auto", "exact" or "sample", as ``mc.run_estimators`` ("sample" also skips the enumeration).
       name: how the report names ``fn``.
+      gamma, horizon: override the problem's discount and horizon (``horizon=None``: until termination).
 
     Returns:
-      EstimatorCheck (``.passed``, ``.verdict``, ``.format()``).
+      EstimatorCheck (``.passed``, ``.verdict``, ``.format()``; ``.reproduce`` is the call that repeats it, naming
+      the file or built-in example and the gamma/horizon overrides).
 
     Raises:
       EstimatorError: ``fn`` is not callable, raises, returns something that is not a finite array of shape
         [N, *theta.shape], or is not a per-episode function (batch statistics, randomness, padding).
       UsageError: bad settings or problem (InvalidMDPError for an invalid file or an incompatible policy).
     """
+    given = problem
     problem = _as_problem(problem, policy)
+    changes = {k: v for k, v in (("gamma", gamma), ("horizon", horizon)) if v is not _KEEP and v is not (
+        None if k == "gamma" else _KEEP)}
+    if changes:
+        problem = Problem(problem.mdp.replace(**changes), problem.policy)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     est = as_estimator(fn, name=name)
     _probe(est, problem, seed)
     mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance)
     t, m = mc.test, mc.moments
-    worst, matches = t.worst, ()
+    worst, matches = mc.sampled.worst, ()
     if m is not None and m.biased:
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(m.bias))), m.bias.shape))
         matches = _catalog_matches(m.mean, m.scale, problem)
-    call = (f"check_estimator({est.name}, {problem.mdp.name!r}, episodes={episodes}, seed={seed}, "
+    call = (f"check_estimator({est.name}, {_problem_source(given, problem)}, episodes={episodes}, seed={seed}, "
             f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
     return EstimatorCheck(
         estimator=est.name, problem=problem.mdp.name, episodes=episodes, seed=int(seed), alpha=alpha,
@@ -468,8 +479,7 @@ def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
     AssertionError: estimator restarted on chain: BIASED, proved by enumerating 227 trajectories: its exact mean is \
 not grad J
     worst component: theta[1, 0] (state 's1', action 'left'): exact grad J -0.127522, exact mean -0.155312 (exact \
-bias -0.0278), sample mean -0.162689, standard error 0.00497
-    ...
+bias -0.0278), sample mean ...
     same exact mean as the catalog pitfall rtg_restart_discount: reward-to-go whose discount restarts at t ...
     seed 0; reproduce: check_estimator(restarted, 'chain', episodes=2000, seed=0, alpha=0.001)
     """
@@ -477,68 +487,3 @@ bias -0.0278), sample mean -0.162689, standard error 0.00497
     if not check.passed:
         raise AssertionError(check.format())
     return check
-
-
-# --- loading a function by name (the CLI's --estimator) ---------------------------------------------------------------
-
-def _import_module(module: str, spec: str):
-    if module.endswith(".py") or "/" in module or os.sep in module:
-        path = Path(module)
-        if not path.is_file():
-            raise UsageError(f"--estimator {spec}: no such file {module!r}")
-        mod_name = f"_pgverify_user_{path.stem}_{abs(hash(str(path.resolve())))}"
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise UsageError(f"--estimator {spec}: cannot load {module!r} as Python source")
-        mod = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = mod         # dataclasses and pickling look the module up by name
-        try:
-            loader_spec.loader.exec_module(mod)
-        except Exception as exc:  # noqa: BLE001
-            del sys.modules[mod_name]
-            raise UsageError(f"--estimator {spec}: importing {module} raised {type(exc).__name__}: {exc}") from exc
-        return mod
-    # Like `python -m`, the current directory is importable (the installed `pgverify` script does not add it).
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
-            raise UsageError(f"--estimator {spec}: no module named {exc.name!r} (searched the current directory "
-                             "and sys.path)") from None
-        raise UsageError(f"--estimator {spec}: importing {module} raised ModuleNotFoundError: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001
-        raise UsageError(f"--estimator {spec}: importing {module} raised {type(exc).__name__}: {exc}") from exc
-
-
-def load_estimator(spec: str) -> Callable[[Episodes], np.ndarray] | Estimator:
-    """The estimator named ``spec``: ``package.module:function``, ``path/to/file.py:function`` or a catalog name.
-
-    A module is imported with the current directory on ``sys.path``; a file is executed as a fresh module.
-    ``function`` may be dotted (``module:Class.method``).
-
-    Raises:
-      UsageError: malformed spec, unknown catalog name, the module cannot be imported (or raises while
-        importing), the attribute is missing, or it is not callable.
-
-    >>> load_estimator("verify.episodes:no_such_function")
-    Traceback (most recent call last):
-    ...
-    verify.errors.UsageError: --estimator verify.episodes:no_such_function: module verify.episodes has no \
-attribute 'no_such_function'
-    """
-    if ":" not in spec:
-        return get_estimator(spec)
-    module, _, attr = spec.rpartition(":")
-    if not module or not attr:
-        raise UsageError(f"--estimator {spec}: expected package.module:function or path/to/file.py:function")
-    obj, owner = _import_module(module, spec), f"module {module}"
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UsageError(f"--estimator {spec}: {owner} has no attribute {part!r}")
-        obj, owner = getattr(obj, part), part
-    if not callable(obj):
-        raise UsageError(f"--estimator {spec}: {attr} is {_describe(obj)}, not a function "
-                         "episodes -> [N, *theta.shape]")
-    return obj

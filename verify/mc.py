@@ -1,20 +1,37 @@
-"""Monte Carlo runs: sample once, evaluate estimators, test each against the exact gradient; ``check`` verdicts.
+"""Monte Carlo runs: sample once, evaluate estimators, judge each against the exact gradient; ``check`` verdicts.
+
+This module computes; ``verify.render`` presents and the CLI builds command lines.
 
 ``run_estimators`` streams the episodes chunk by chunk (memory stays bounded for any N), merges each estimator's
-per-episode moments and runs ``stats.consistency_test`` against exact grad J. When the trajectories can be
-enumerated (finite horizon, at most ``ENUMERATION_LIMIT``) it also knows every estimator's exact mean and
-covariance, and by default (``covariance="auto"``) tests with the exact covariance (chi^2); otherwise with the
-sample variances (the max-|z| test, see ``verify.stats``). All estimators of one run see the same episodes, so a row of ``pgverify check``
-is reproduced exactly by ``pgverify mc FILE --estimator NAME`` with the same episodes, seed and alpha.
+per-episode moments and runs ``stats.consistency_test`` against exact grad J. All estimators of one run see the
+same episodes, so a row of ``pgverify check`` is reproduced exactly by ``pgverify mc FILE --estimator NAME`` with
+the same episodes, seed and alpha.
 
-Power: the stated effect size is EFFECT_SIZE = 0.1 (bias / per-episode std, Mahalanobis). At the default
-DEFAULT_EPISODES = 20000 and alpha = 1e-3 a bias of that size is rejected with probability >= 0.999 for up to
-64 parameters (``stats.detectable_effect``); ``check`` expects every pitfall whose exact bias reaches the
-detectable size of the run to be rejected, and does not count pitfalls without exact bias as misses.
+Verdicts, strongest evidence first:
+
+- **Exact.** When the trajectories can be enumerated (finite horizon, at most ``ENUMERATION_LIMIT``) every
+  estimator's exact mean and covariance are known: the verdict is "biased" when the exact bias exceeds round-off,
+  else "consistent". The Monte Carlo test (chi^2 with the exact covariance) is still run and shown.
+- **Paired** (sampling only). On the same episodes, g - g_ref for a catalog control g_ref whose mean is grad J
+  (``REFERENCES``: reward-to-go, or with the exact state-value baseline, whichever has the smaller paired variance
+  on the first chunk) has mean E[g] - grad J, and for an estimator close to correct a far smaller variance than g:
+  H0: E[g - g_ref] = 0 by max-|z|, with the round-off floor of the exact test relative to the per-episode values
+  (a correct implementation written differently differs from reward-to-go by ~1e-15 per episode).
+- **Unpaired** (sampling only): H0: E[g] = grad J by max-|z| on g's sample variances.
+  Of the two, the one with the smaller detectable bias (summed over components, from the sample variances only,
+  never from the means) decides, and the result says which. With no component above round-off a test is
+  "undecided", never a pass.
+
+Power: every result carries the smallest bias it detects with probability DETECT_POWER, per component, in the
+gradient's units (``detectable_bias``) and in per-episode standard deviations of g (``detectable_bias_sd``), and
+the episodes needed to detect a given bias (``episodes_to_detect``). At DEFAULT_EPISODES = 20000 and alpha = 1e-3 an
+effect of EFFECT_SIZE = 0.1 standard deviations is rejected with probability >= 0.999 for up to 64 parameters.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -24,23 +41,48 @@ from verify.exact import finite_difference_gradient, gradient
 from verify.moments import ExactMoments, exact_moments, magnitude, try_enumerate
 from verify.problem import Problem
 from verify.sampler import iter_episode_chunks
-from verify.stats import (ConsistencyResult, SampleMoments, component_effect_size, consistency_test, detectable_effect,
-                          effect_size)
+from verify.stats import (
+    ConsistencyResult,
+    SampleMoments,
+    component_effect_size,
+    consistency_test,
+    detectable_bias,
+    detectable_effect,
+    effect_size,
+    episodes_needed,
+)
 
-__all__ = ["COVARIANCES", "CheckResult", "CheckRow", "DEFAULT_ALPHA", "DEFAULT_EPISODES", "DETECT_POWER",
-           "GRADIENT_TOL", "GradientCheck",
-           "EFFECT_SIZE", "ENUMERATION_LIMIT", "McResult", "component_name", "exact_cross_check", "format_mc", "render_check",
-           "reproduce_command", "run_check", "run_estimators", "run_mc"]
+__all__ = [
+    "COVARIANCES",
+    "DEFAULT_ALPHA",
+    "DEFAULT_EPISODES",
+    "DETECT_FRACTION",
+    "DETECT_POWER",
+    "EFFECT_SIZE",
+    "ENUMERATION_LIMIT",
+    "GRADIENT_TOL",
+    "REFERENCES",
+    "CheckResult",
+    "CheckRow",
+    "GradientCheck",
+    "McResult",
+    "component_name",
+    "exact_cross_check",
+    "judge",
+    "run_check",
+    "run_estimators",
+    "run_mc",
+]
 
 DEFAULT_EPISODES = 20_000
 DEFAULT_ALPHA = 1e-3
 EFFECT_SIZE = 0.1
 DETECT_POWER = 0.999
+DETECT_FRACTION = 0.01   # episodes_to_detect's default size: 1% of the largest |grad J| component
 ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
 GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
-TEST_NAMES = {"chi2": "chi^2 (exact covariance)", "maxz": "max |z| (Bonferroni, sample variances)",
-              "hotelling": "Hotelling T^2"}
+REFERENCES = ("reward_to_go", "baseline_value")   # the paired test's controls: unbiased on every MDP
 
 
 @dataclass(frozen=True)
@@ -62,16 +104,29 @@ class GradientCheck:
                 "max_abs_diff": self.max_abs_diff, "tol": self.tol, "passed": self.passed}
 
 
+def _fin(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _arr(a) -> list | None:
+    """An array as JSON: nested lists, non-finite entries as null."""
+    if a is None:
+        return None
+    return np.vectorize(_fin, otypes=[object])(np.asarray(a, dtype=float)).tolist()
+
+
 @dataclass(frozen=True, eq=False)
 class McResult:
-    """One estimator's Monte Carlo run on one problem.
+    """One estimator's Monte Carlo run on one problem, with its verdict and its power.
 
     Attributes:
-      problem: the MDP's name; estimator: the catalog entry; episodes, seed, alpha: the run's settings.
-      test: the consistency test against exact grad J.
+      problem: the MDP's name; estimator: the catalog entry; episodes, seed, alpha, covariance: the run's settings.
+      test: the unpaired consistency test of E[g] = grad J.
       moments: exact moments of the estimator, or None when the problem cannot be enumerated.
-      detectable: the effect size this run rejects with probability DETECT_POWER.
-      component: readable name of ``test.worst``.
+      detectable: the effect size (per-episode standard deviations) ``test`` rejects with probability DETECT_POWER.
+      component: readable name of the decisive test's worst component.
+      paired: the paired test of E[g - g_ref] = 0 (sampling only; None otherwise); reference: g_ref's name.
+      chosen: which sampled test decides: "paired" or "unpaired".
     """
 
     problem: str
@@ -83,34 +138,105 @@ class McResult:
     moments: ExactMoments | None
     detectable: float
     component: str
+    paired: ConsistencyResult | None = None
+    reference: str | None = None
+    chosen: str = "unpaired"
+    covariance: str = "auto"
+    namer: Callable[[tuple[int, ...]], str] | None = field(default=None, repr=False)
+
+    def name_of(self, index) -> str:
+        """Readable name of a component (theta[s, a] with state and action names where known)."""
+        index = tuple(int(i) for i in index)
+        return self.namer(index) if self.namer else f"theta[{', '.join(map(str, index))}]"
+
+    @property
+    def detect_size(self) -> float:
+        """The bias ``episodes_to_detect`` uses by default: DETECT_FRACTION of the largest |grad J| component."""
+        return DETECT_FRACTION * float(np.abs(self.test.exact).max(initial=0.0))
+
+    @property
+    def sampled(self) -> ConsistencyResult:
+        """The Monte Carlo test that decides when nothing can be enumerated (and is shown when something can)."""
+        return self.paired if self.chosen == "paired" else self.test
+
+    @property
+    def decided_by(self) -> str:
+        """"exact" (enumeration), "paired" or "unpaired"."""
+        return "exact" if self.moments is not None else self.chosen
 
     @property
     def verdict(self) -> str:
-        return self.test.verdict
+        """"biased" / "consistent" by the exact bias when enumerated, else the sampled test's "consistent",
+        "inconsistent" or "undecided"."""
+        if self.moments is not None:
+            return "biased" if self.moments.biased else "consistent"
+        return self.sampled.verdict
+
+    @property
+    def mc_rejected(self) -> bool:
+        return self.sampled.verdict == "inconsistent"
 
     @property
     def effect(self) -> float | None:
-        """Exact effect size |bias| / std (Mahalanobis), or None without exact moments."""
+        """Exact effect size |bias| / std (Mahalanobis, or per component for max-|z|), or None without moments."""
         if self.moments is None:
             return None
         size = component_effect_size if self.test.test == "maxz" else effect_size
         return size(self.moments.bias, self.moments.cov, scale=self.moments.scale)
 
+    @property
+    def std(self) -> np.ndarray:
+        """Per-episode standard deviation of g per component (exact when enumerated, else the sample's)."""
+        if self.moments is not None:
+            return self.moments.std
+        return self.test.stderr * np.sqrt(self.test.n)
+
+    @property
+    def detectable_bias(self) -> np.ndarray:
+        """Per component, the smallest |bias| the sampled test detects with probability DETECT_POWER (theta's
+        shape, gradient units; inf when the test is undecided)."""
+        return detectable_bias(self.sampled, DETECT_POWER)
+
+    @property
+    def detectable_bias_sd(self) -> np.ndarray:
+        """``detectable_bias`` in per-episode standard deviations of g (nan where g has none)."""
+        sd = self.std
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sd > 0, self.detectable_bias / np.where(sd > 0, sd, 1.0), np.nan)
+
+    def episodes_to_detect(self, size: float | None = None) -> int | None:
+        """Episodes at which a bias of ``size`` (gradient units; default DETECT_FRACTION of max |grad J|) in any
+        component the sampled test can see is detected with probability DETECT_POWER; None without power."""
+        t = self.sampled
+        size = self.detect_size if size is None else size
+        sd = t.stderr * np.sqrt(t.n)
+        if t.undecided or not size > 0 or not np.any(sd > 0):
+            return None
+        return episodes_needed(size / float(sd.max()), max(t.dof, 1), t.alpha, DETECT_POWER, test=t.test)
+
     def to_json(self) -> dict:
-        t, m, eff = self.test, self.moments, self.effect
-        w = t.worst
+        t, m, eff, s = self.test, self.moments, self.effect, self.sampled
+        w = s.worst
+        size = self.detect_size
         return {"problem": self.problem, "estimator": self.estimator.name, "unbiased": self.estimator.unbiased,
-                "episodes": self.episodes, "seed": self.seed, "alpha": self.alpha, "test": t.test,
-                "statistic": None if np.isinf(t.statistic) else t.statistic, "dof": t.dof, "p_value": t.p_value,
-                "verdict": t.verdict, "mean": t.mean.tolist(), "stderr": t.stderr.tolist(),
+                "episodes": self.episodes, "seed": self.seed, "alpha": self.alpha, "covariance": self.covariance,
+                "test": t.test, "statistic": _fin(t.statistic), "dof": t.dof, "p_value": t.p_value,
+                "verdict": self.verdict, "decided_by": self.decided_by, "mc_verdict": s.verdict,
+                "reason": s.reason, "mean": t.mean.tolist(), "stderr": t.stderr.tolist(),
                 "exact": t.exact.tolist(), "exact_mismatch": t.exact_mismatch,
                 "worst": {"index": list(w), "name": self.component, "mean": float(t.mean[w]),
                           "exact": float(t.exact[w]), "stderr": float(t.stderr[w])},
+                "paired": None if self.paired is None else {
+                    "reference": self.reference, "chosen": self.chosen == "paired", **self.paired.to_json()},
                 "exact_bias": None if m is None else m.bias.tolist(),
                 "exact_std": None if m is None else m.std.tolist(),
                 "effect_size": None if eff is None or np.isinf(eff) else eff,
                 "effect_size_infinite": bool(eff is not None and np.isinf(eff)),
-                "detectable_effect": self.detectable}
+                "detectable_effect": self.detectable,
+                "power": DETECT_POWER,
+                "detectable_bias": _arr(self.detectable_bias),
+                "detectable_bias_sd": _arr(self.detectable_bias_sd),
+                "episodes_to_detect": {"bias": size, "episodes": self.episodes_to_detect(size)}}
 
 
 def component_name(problem: Problem, index: tuple[int, ...]) -> str:
@@ -136,10 +262,33 @@ def _check_settings(episodes, alpha, covariance) -> None:
         raise UsageError(f"unknown covariance {covariance!r}; choose one of {', '.join(COVARIANCES)}")
 
 
+class _Paired:
+    """Streams the moments of g - g_ref for one estimator; g_ref is chosen on the first chunk by the smallest
+    summed variance of the difference (variances only, so the choice does not look at the bias)."""
+
+    def __init__(self, name: str):
+        self.name, self.ref, self.moments, self.ref_max_abs = name, None, None, 0.0
+
+    def add(self, values: np.ndarray, refs: dict[str, np.ndarray]) -> None:
+        x = values.reshape(len(values), -1)
+        if self.ref is None:
+            options = {r: v for r, v in refs.items() if r != self.name}
+            self.ref = min(options, key=lambda r: float((x - options[r]).var(axis=0).sum()))
+        ref = refs[self.ref]
+        self.ref_max_abs = max(self.ref_max_abs, float(np.abs(ref).max(initial=0.0)))
+        m = SampleMoments.of(x - ref)
+        self.moments = m if self.moments is None else self.moments.merge(m)
+
+
+def _power_score(result: ConsistencyResult) -> float:
+    """Summed detectable bias over the components (zero-variance ones count their tolerance): smaller = stronger."""
+    return float(np.sum(detectable_bias(result, DETECT_POWER)))
+
+
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
-                   max_steps: int | None = None, sampler=None) -> list[McResult]:
-    """Sample ``episodes`` episodes once and test each estimator's mean against exact grad J.
+                   max_steps: int | None = None, sampler=None, paired: bool = True) -> list[McResult]:
+    """Sample ``episodes`` episodes once and judge each estimator against exact grad J.
 
     Args:
       problem: MDP and policy.
@@ -151,6 +300,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       chunk, max_steps: passed to ``sampler.iter_episode_chunks``.
       sampler: another episode source, ``sampler(mdp, policy, n, rng) -> iterable of Episodes batches`` (e.g.
         ``verify.gym.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
+      paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
+        episodes).
 
     Returns:
       One McResult per estimator, in the given order.
@@ -168,22 +319,47 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
                          f"{ENUMERATION_LIMIT} trajectories); use --covariance sample")
     moments = {} if enum is None else {
         e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
+    # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
+    pairs = {e.name: _Paired(e.name) for e in estimators if not e.batch_dependent} if enum is None and paired else {}
+    refs = [get_estimator(r) for r in REFERENCES] if pairs else []
     acc: dict[str, SampleMoments] = {}
     rng = np.random.default_rng(seed)
     batches = (iter_episode_chunks(mdp, policy, episodes, rng, chunk=chunk, max_steps=max_steps) if sampler is None
                else sampler(mdp, policy, episodes, rng))
     for batch in batches:
+        values = {}
         for e in estimators:
-            m = SampleMoments.of(e.per_episode(batch))
+            x = np.asarray(e.per_episode(batch), dtype=float)
+            if x.shape != (batch.n, *policy.theta.shape):
+                raise UsageError(f"estimator {e.name} returned shape {x.shape}, expected "
+                                 f"{(batch.n, *policy.theta.shape)} = [N, *theta.shape]")
+            values[e.name] = x
+            m = SampleMoments.of(x)
             acc[e.name] = m if e.name not in acc else acc[e.name].merge(m)
+        needed = {p.ref for p in pairs.values()}
+        ref_values = {r.name: (values[r.name] if r.name in values else r.per_episode(batch)).reshape(batch.n, -1)
+                      for r in refs if None in needed or r.name in needed}
+        for name, p in pairs.items():
+            p.add(values[name], ref_values)
+        del values, ref_values
     scale = magnitude(mdp, policy)
     results = []
     for e in estimators:
         mom = moments.get(e.name)
         test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
         detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
-        results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect,
-                                component_name(problem, test.worst)))
+        ptest, ref, chosen = None, None, "unpaired"
+        if e.name in pairs:
+            p = pairs[e.name]
+            # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
+            floor = max(scale, acc[e.name].max_abs, p.ref_max_abs)
+            ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
+            ref = p.ref
+            if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)):
+                chosen = "paired"
+        worst = (ptest if chosen == "paired" else test).worst
+        results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
+                                ptest, ref, chosen, covariance, functools.partial(component_name, problem)))
     return results
 
 
@@ -192,63 +368,62 @@ def run_mc(problem: Problem, estimator: str | Estimator, **settings) -> McResult
     return run_estimators(problem, [estimator], **settings)[0]
 
 
-def reproduce_command(problem_args: str, result: McResult, covariance: str = "auto") -> str:
-    """The ``pgverify mc`` command line that reproduces ``result`` exactly.
-
-    Args:
-      problem_args: how the problem was named on the command line, shell-quoted (``FILE`` or ``--gym ...``).
-    """
-    cmd = (f"pgverify mc {problem_args} --estimator {result.estimator.name} --episodes {result.episodes} "
-           f"--seed {result.seed} --alpha {result.alpha!r}")
-    return cmd + ("" if covariance == "auto" else f" --covariance {covariance}")
-
-
-def format_mc(result: McResult, command: str) -> str:
-    """Human-readable report of one run; on failure it names the component, the numbers and the replay command."""
-    t, e = result.test, result.estimator
-    w = t.worst
-    stat = ("a zero-variance direction differs" if t.exact_mismatch else
-            f"{TEST_NAMES[t.test]} = {t.statistic:.4g} on {t.dof} {'components' if t.test == 'maxz' else 'dof'}")
-    lines = [f"{result.problem}: estimator {e.name} ({'unbiased' if e.unbiased else 'biased pitfall'}), "
-             f"{result.episodes} episodes, seed {result.seed}",
-             f"{stat}, p = {t.p_value:.3g} {'<=' if t.p_value <= t.alpha else '>'} alpha = {t.alpha:g}: "
-             f"{'CONSISTENT with' if t.consistent else 'INCONSISTENT with'} the exact gradient"]
-    what = "differs most" if not t.consistent else "largest deviation"
-    lines.append(f"{what}: {result.component}: sample mean {t.mean[w]:.6g}, exact {t.exact[w]:.6g}, "
-                 f"standard error {t.stderr[w]:.3g}" + ("" if t.stderr[w] == 0 else f" (z = {t.z[w]:+.2f})"))
-    if result.moments is not None:
-        eff = result.effect
-        lines.append(f"exact bias of this estimator: max |bias| = {np.abs(result.moments.bias).max():.3g}, "
-                     f"effect size {'inf' if np.isinf(eff) else f'{eff:.3g}'} "
-                     f"(detectable here: {result.detectable:.3g})")
-    if not t.consistent:
-        lines.append(f"reproduce: {command}")
-    return "\n".join(lines)
-
-
 # --- check: every estimator on one problem ------------------------------------------------------------------------
+
+STATUSES = ("passed", "failed", "undecided")
+
 
 @dataclass(frozen=True, eq=False)
 class CheckRow:
-    """One estimator in ``check``: its run, what was expected, and whether the outcome is a pass."""
+    """One estimator in ``check``: its run, what was expected, what happened, and the row's status.
+
+    status: "passed", "failed" or "undecided" (the run could not decide; never counted as passed).
+    """
 
     mc: McResult
     expected: str
     outcome: str
-    passed: bool
+    status: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def undecided(self) -> bool:
+        return self.status == "undecided"
+
+    def to_json(self) -> dict:
+        return {**self.mc.to_json(), "expected": self.expected, "outcome": self.outcome, "status": self.status,
+                "passed": self.passed}
 
 
-def _judge(r: McResult) -> CheckRow:
-    caught = not r.test.consistent
+def judge(r: McResult) -> CheckRow:
+    """What a run says about a catalog estimator whose claim (unbiased or a pitfall) is ``r.estimator.unbiased``.
+
+    With exact moments the exact bias decides ("biased (exact bias ...)", "caught" when the Monte Carlo test also
+    rejected, "consistent", "consistent (false alarm)" when it rejected an estimator whose exact bias is zero).
+    Without, the sampled test decides; a pitfall it does not catch, or any row it cannot decide, is "undecided".
+    """
+    rejected = r.mc_rejected
+    expected = "consistent" if r.estimator.unbiased else "biased"
+    if r.moments is not None:
+        if r.moments.biased:
+            size = f"exact bias {np.abs(r.moments.bias).max():.2g}"
+            if r.estimator.unbiased:
+                return CheckRow(r, expected, f"BIASED ({size})", "failed")
+            return CheckRow(r, expected, "caught" if rejected else f"biased ({size})", "passed")
+        if not r.estimator.unbiased:
+            expected = "no bias here"
+        return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed")
+    v = r.sampled.verdict
+    if v == "undecided":
+        return CheckRow(r, expected, "undecided", "undecided")
     if r.estimator.unbiased:
-        return CheckRow(r, "consistent", "consistent" if not caught else "FALSE ALARM", not caught)
-    if r.moments is None:
-        return CheckRow(r, "bias unknown", "caught" if caught else "not caught", True)
-    if not r.moments.biased:
-        return CheckRow(r, "no bias here", "consistent" if not caught else "FALSE ALARM", not caught)
-    if r.effect >= r.detectable:
-        return CheckRow(r, "caught", "caught" if caught else "MISSED", caught)
-    return CheckRow(r, "below limit", "caught" if caught else "not caught", True)
+        return CheckRow(r, expected, "consistent" if v == "consistent" else "INCONSISTENT",
+                        "passed" if v == "consistent" else "failed")
+    return CheckRow(r, expected, "caught" if rejected else "not caught (bias unknown)",
+                    "passed" if rejected else "undecided")
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,12 +436,17 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return bool(self.gradients.passed and all(r.passed for r in self.rows))
+        """Nothing failed (undecided rows are not failures, and are not counted as passed either)."""
+        return bool(self.gradients.passed and not any(r.status == "failed" for r in self.rows))
+
+    @property
+    def summary(self) -> dict:
+        statuses = ["passed" if self.gradients.passed else "failed", *(r.status for r in self.rows)]
+        return {"checks": len(statuses), **{s: statuses.count(s) for s in STATUSES}}
 
     def to_json(self) -> dict:
-        return {"problem": self.problem, "passed": self.passed, "gradients": self.gradients.to_json(),
-                "estimators": [{**r.mc.to_json(), "expected": r.expected, "outcome": r.outcome, "passed": r.passed}
-                               for r in self.rows]}
+        return {"problem": self.problem, "passed": self.passed, "summary": self.summary,
+                "gradients": self.gradients.to_json(), "estimators": [r.to_json() for r in self.rows]}
 
 
 def exact_cross_check(problem: Problem):
@@ -288,38 +468,4 @@ def exact_cross_check(problem: Problem):
 def run_check(problem: Problem, estimators=ESTIMATORS, **settings) -> CheckResult:
     """Exact gradients by every method vs finite differences, then ``estimators`` (the catalog) on one sample."""
     return CheckResult(problem.mdp.name, exact_cross_check(problem),
-                       [_judge(r) for r in run_estimators(problem, estimators, **settings)])
-
-
-def render_check(check: CheckResult, problem_args: str, covariance: str = "auto", color: bool = True) -> None:
-    """Print the check as rich tables, with replay commands for failures."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(no_color=not color, highlight=False)
-    console.width = max(console.width, 110)        # pipes get 80 columns, too few for the table
-    g = check.gradients
-    console.print(f"{check.problem}: J(theta) = {g.J:.10g}; {', '.join(g.methods)} agree within "
-                  f"{g.max_abs_diff:.1e} (tol {g.tol:.0e}) {'✓' if g.passed else '✗'}")
-    first = check.rows[0].mc
-    table = Table(title=f"Estimators vs exact grad J ({first.episodes} episodes, seed {first.seed}, "
-                        f"alpha {first.alpha:g}, {first.test.test} test)")
-    for col in ("estimator", "unbiased", "max|bias|", "effect", "p-value", "expected", "outcome"):
-        table.add_column(col, no_wrap=True)
-    for row in check.rows:
-        r = row.mc
-        eff = r.effect
-        table.add_row(r.estimator.name, "yes" if r.estimator.unbiased else "no",
-                      "?" if r.moments is None else f"{np.abs(r.moments.bias).max():.2e}",
-                      "?" if eff is None else ("inf" if np.isinf(eff) else f"{eff:.3f}"),
-                      f"{r.test.p_value:.3g}", row.expected,
-                      f"✓ {row.outcome}" if row.passed else f"✗ {row.outcome}")
-    console.print(table)
-    console.print(f"max|bias|, effect: exact bias and bias / per-episode std (Mahalanobis), by enumeration (? = not "
-                  f"enumerable); effects from {max(r.mc.detectable for r in check.rows):.3g} on are caught with "
-                  f"probability {DETECT_POWER} (\"below limit\": may go either way)")
-    for row in check.rows:
-        if not row.passed:
-            console.print(format_mc(row.mc, reproduce_command(problem_args, row.mc, covariance)))
-    n_ok = sum(r.passed for r in check.rows) + g.passed
-    console.print(f"{n_ok}/{len(check.rows) + 1} checks passed")
+                       [judge(r) for r in run_estimators(problem, estimators, **settings)])

@@ -1,9 +1,12 @@
 """The report for people: rich tables with ✓/✗ marks (plain text when not on a terminal or with --no-color).
 
 Every failing check is followed by what failed: the component, both values, the tolerance or p-value, and the
-command (with seed) that replays it.
+command (with seed) that replays it. One estimator table serves ``report``, ``check`` and (as text) ``mc``, all fed
+by ``verify.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -12,9 +15,17 @@ from rich.table import Table
 
 from verify.report import Report
 
-__all__ = ["render_report"]
+if TYPE_CHECKING:
+    from verify.gradcheck import EstimatorCheck
+    from verify.mc import CheckResult, McResult
+    from verify.stats import ConsistencyResult
+
+__all__ = ["TEST_NAMES", "estimator_table", "format_estimator_check", "format_mc", "render_check", "render_report"]
 
 MARK = {True: "✓", False: "✗"}
+STATUS_MARK = {"passed": "✓", "failed": "✗", "undecided": "?"}
+TEST_NAMES = {"chi2": "chi^2 (exact covariance)", "maxz": "max |z| (Bonferroni, sample variances)",
+              "hotelling": "Hotelling T^2"}
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -27,7 +38,8 @@ def _table(title: str, *columns: str) -> Table:
 
 def _derivation(console: Console, report: Report) -> None:
     sizes = ", ".join(str(g.sizes) for g in report.derivation[0].grounding) if report.derivation else ""
-    table = _table(f"1. Derivation: replay of each rule, grounding as an exact identity (symbolic, sizes {sizes})",
+    methods = "/".join(sorted({g.method for row in report.derivation for g in row.grounding}))
+    table = _table(f"1. Derivation: replay of each rule, grounding as an exact identity ({methods}, sizes {sizes})",
                    "derivation", "eq.", "rule", "replay", "grounding")
     for row in report.derivation:
         table.add_row(row.derivation, str(row.number), row.rule, MARK[row.replay_ok],
@@ -66,7 +78,7 @@ def _errata(console: Console, report: Report) -> None:
     from rich.padding import Padding
     from rich.text import Text
 
-    console.print(f"[bold]2. Errata: {len(report.errata)} slips in the seed, each with computed evidence[/bold]")
+    console.print(f"[bold]2. Errata: {len(report.errata)} slips in the written derivation, each with computed evidence[/bold]")
     for e in report.errata:
         holds = getattr(e, "holds", None)
         console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold]: "
@@ -75,7 +87,7 @@ def _errata(console: Console, report: Report) -> None:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, min_width=11)
         grid.add_column(ratio=1)
-        rows = [("seed:", e.seed_text), ("correction:", e.correction), ("evidence:", e.evidence)]
+        rows = [("written:", e.seed_text), ("correction:", e.correction), ("evidence:", e.evidence)]
         if holds is not None:
             rows.append(("check:", f"{'✓ the evidence satisfies' if holds else '✗ FAILED: the evidence does not satisfy'}"
                                    f": {e.claim}"))
@@ -94,35 +106,20 @@ def _gradients(console: Console, report: Report) -> None:
     for g in report.gradients:
         if not g.passed:
             console.print(f"✗ {g.example}: the gradient methods {', '.join(g.methods)} differ by {g.max_abs_diff:.3g} "
-                          f"> tol {g.tol:g}; replay: pgverify check examples/{g.example}.json")
+                          f"> tol {g.tol:g}; replay: pgverify check --example {g.example}")
 
 
-def _estimators(console: Console, report: Report) -> None:
-    from verify.mc import DETECT_POWER, format_mc, reproduce_command
-
+def _estimators(console: Console, report: Report, reproduce) -> None:
     if not report.estimators:
         return
     first = report.estimators[0][1].mc
-    table = _table(f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} episodes, seed {first.seed}, "
-                   f"α = {first.alpha:g} per test)",
-                   "example", "estimator", "unbiased", "max|bias|", "effect", "p-value", "expected", "outcome")
+    console.print(estimator_table(report.estimators, f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} "
+                                  f"episodes, seed {first.seed}, α = {first.alpha:g} per test)"))
+    console.print(_legend([row for _, row in report.estimators]), markup=False)
     for ex, row in report.estimators:
-        r = row.mc
-        eff = r.effect
-        table.add_row(ex, r.estimator.name, "yes" if r.estimator.unbiased else "no",
-                      "?" if r.moments is None else f"{np.abs(r.moments.bias).max():.1e}",
-                      "?" if eff is None else ("inf" if np.isinf(eff) else f"{eff:.3f}"),
-                      f"{r.test.p_value:.2g}", row.expected, f"{MARK[row.passed]} {row.outcome}")
-    console.print(table)
-    n_unbiased = sum(row.mc.estimator.unbiased for _, row in report.estimators)
-    console.print(f"max|bias| and effect (bias / per-episode std) are exact, by enumeration (? = horizon null, not "
-                  f"enumerable). A pitfall counts as a pass when it is caught wherever its effect reaches the "
-                  f"run's detectable size (power {DETECT_POWER}); the {n_unbiased} unbiased tests have a family-wise "
-                  f"false-alarm rate ≤ {n_unbiased * first.alpha:.2g}.")
-    for ex, row in report.estimators:
-        if not row.passed:
-            console.print(f"✗ {ex}, expected {row.expected}, got {row.outcome}:", style="bold")
-            console.print(format_mc(row.mc, reproduce_command(f"examples/{ex}.json", row.mc)), markup=False)
+        if row.status != "passed":
+            console.print(f"{STATUS_MARK[row.status]} {ex}, expected {row.expected}, got {row.outcome}:", style="bold")
+            console.print(format_mc(row.mc, reproduce(ex, row.mc) if reproduce else None), markup=False)
 
 
 def _variance(console: Console, report: Report) -> None:
@@ -135,18 +132,215 @@ def _variance(console: Console, report: Report) -> None:
     console.print(table)
 
 
-def render_report(report: Report, *, color: bool = True, console: Console | None = None) -> None:
-    """Print every section and the summary line."""
+def render_report(report: Report, *, color: bool = True, console: Console | None = None, reproduce=None) -> None:
+    """Print every section and the summary line.
+
+    Args:
+      reproduce: ``(example, McResult) -> command line`` for the replay line under each failing estimator row
+        (the CLI builds command lines); None prints none.
+    """
     console = console or Console(no_color=not color, highlight=False)
-    console.width = max(console.width, 120)   # pipes get 80 columns, too few for the tables
+    console.width = max(console.width, 140)   # pipes get 80 columns, too few for the tables
     _derivation(console, report)
     _errata(console, report)
     _gradients(console, report)
-    _estimators(console, report)
+    _estimators(console, report, reproduce)
     _variance(console, report)
-    checks = report.checks
-    failed = [c for c in checks if not c.passed]
-    status = "PASSED" if not failed else f"FAILED ({len(failed)} failing)"
-    console.print(f"[bold]{status}[/bold]: {len(checks) - len(failed)}/{len(checks)} checks passed, "
+    summary = report.summary
+    status = "PASSED" if report.passed else f"FAILED ({summary['failed']} failing)"
+    undecided = f", {summary['undecided']} undecided (not counted as passed)" if summary["undecided"] else ""
+    console.print(f"[bold]{status}[/bold]: {summary['passed']}/{summary['checks']} checks passed{undecided}, "
                   f"{len(report.errata)} errata; seed {report.seed}, {report.timing.get('total_s', 0):.1f} s. "
                   f"Replay: {report.command}")
+
+
+# --- Monte Carlo results: one estimator (text) and estimator tables (rich), for report, check and mc ----------------
+
+def _g(x: float, spec: str = ".3g") -> str:
+    return "inf" if np.isinf(x) else format(x, spec)
+
+
+def describe_test(t: ConsistencyResult) -> str:
+    """"max |z| (...) = 2.7 on 44 components, p = 0.31 > alpha = 0.001: consistent" and the like."""
+    if t.undecided:
+        return f"{TEST_NAMES[t.test]}: UNDECIDED, {t.reason}"
+    stat = ("a zero-variance direction differs (p = 0)" if t.exact_mismatch else
+            f"{TEST_NAMES[t.test]} = {t.statistic:.4g} on {t.dof} {'components' if t.test == 'maxz' else 'dof'}, "
+            f"p = {t.p_value:.3g}")
+    return (f"{stat} {'<=' if t.p_value <= t.alpha else '>'} alpha = {t.alpha:g}: "
+            f"{'consistent' if t.consistent else 'INCONSISTENT'}")
+
+
+def _power_line(r: McResult) -> str:
+    from verify.mc import DETECT_POWER
+
+    t = r.sampled
+    if t.undecided:
+        return f"power: none ({t.reason})"
+    seen = t.informative.ravel()
+    if not seen.any():
+        return (f"power: no component varies, so the test compares the mean exactly: any difference above "
+                f"{_g(t.null_tolerance)} in any component shows")
+    b, sd = r.detectable_bias.ravel()[seen], r.detectable_bias_sd.ravel()[seen]
+    n_more = r.episodes_to_detect()
+    what = f"the {r.chosen} test" if r.moments is None else "the Monte Carlo test (the exact bias decides here)"
+    line = (f"power: {what} detects, with probability {DETECT_POWER:g}, a bias in one component of at least "
+            f"{_g(float(np.median(b)))} (median over the {seen.sum()} components that vary; from "
+            f"{_g(float(b.min()))} to {_g(float(b.max()))})")
+    if np.isfinite(sd).any():
+        line += f" = {_g(float(np.nanmedian(sd)))} per-episode standard deviations of g (median)"
+    if (~seen).any():
+        line += (f"; {(~seen).sum()} components have no variance, where only a difference above "
+                 f"{_g(t.null_tolerance)} would show")
+    if n_more is not None:
+        line += f"; {n_more} episodes would detect a bias of {_g(r.detect_size)} (1% of max |grad J|) in any component"
+    return line
+
+
+def format_mc(r: McResult, command: str | None = None) -> str:
+    """One run in words: the verdict and what decided it, the worst component's numbers, both Monte Carlo tests,
+    the power, and the replay command."""
+    e, t = r.estimator, r.test
+    claim = "unbiased" if e.unbiased else "biased pitfall"
+    lines = [f"{r.problem}: estimator {e.name} ({claim}), {r.episodes} episodes, seed {r.seed}"]
+    verdict = r.verdict
+    if r.decided_by == "exact":
+        m = r.moments
+        lines.append(f"verdict: {verdict.upper()}, decided by the exact bias (enumerating {m.n_trajectories} "
+                     "trajectories)")
+        w = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(m.bias))), m.bias.shape))
+        lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(m.bias).max():.3g} at {_component(r, w)}: exact mean "
+                     f"{m.mean[w]:.6g}, grad J {m.grad[w]:.6g}; effect size {_g(r.effect)} per-episode standard "
+                     f"deviations (this run's test detects {r.detectable:.3g})")
+    else:
+        by = {"paired": f"the paired test against {r.reference} (same episodes; more powerful here than the unpaired "
+                        "one)",
+              "unpaired": "the unpaired test" + ("" if r.paired is None else
+                                                 f" (more powerful here than the paired one against {r.reference})")}
+        lines.append(f"verdict: {verdict.upper()}, decided by {by[r.chosen]}; too many trajectories to enumerate")
+    w = t.worst
+    lines.append(f"Monte Carlo, unpaired (E[g] = grad J): {describe_test(t)}")
+    if not t.undecided:
+        lines.append(f"  {'differs most' if t.verdict == 'inconsistent' else 'largest deviation'}: "
+                     f"{_component(r, w)}: sample mean {t.mean[w]:.6g}, exact {t.exact[w]:.6g}, standard error "
+                     f"{t.stderr[w]:.3g}" + ("" if t.stderr[w] == 0 else f" (z = {t.z[w]:+.2f})"))
+    if r.paired is not None:
+        p = r.paired
+        lines.append(f"Monte Carlo, paired with {r.reference} (E[g - g_ref] = 0): {describe_test(p)}")
+        if not p.undecided:
+            w = p.worst
+            lines.append(f"  {'the miss' if p.verdict == 'inconsistent' else 'largest difference'}: "
+                         f"{_component(r, w)}: mean of g - {r.reference} = {p.mean[w]:.4g} ± {p.stderr[w]:.2g} "
+                         f"(standard error" + ("" if p.stderr[w] == 0 else f", z = {p.z[w]:+.2f}") +
+                         f"), grad J there {t.exact[w]:.6g}")
+    lines.append(_power_line(r))
+    if command:
+        lines.append(f"reproduce: {command}")
+    return "\n".join(lines)
+
+
+def _component(r: McResult, index) -> str:
+    return r.name_of(index)
+
+
+def estimator_table(rows, title: str) -> Table:
+    """The estimator table of ``report`` and ``check``: rows are ``CheckRow`` or (example, ``CheckRow``)."""
+    with_example = bool(rows) and isinstance(rows[0], tuple)
+    table = Table(title=escape(title), title_justify="left", title_style="bold")
+    for col in (["example"] if with_example else []) + ["estimator"]:
+        table.add_column(col, no_wrap=True)
+    for col in ("claim", "exact max|bias|", "effect", "MC test", "p-value", "detects", "expected", "outcome"):
+        table.add_column(escape(col))
+    for item in rows:
+        ex, row = item if with_example else (None, item)
+        r = row.mc
+        s = r.sampled
+        eff = r.effect
+        seen = s.informative
+        detect = ("-" if s.undecided else _g(float(np.median(r.detectable_bias[seen] if seen.any()
+                                                             else r.detectable_bias)), ".2g"))
+        claim = "unbiased" if r.estimator.unbiased else "pitfall"
+        table.add_row(*([ex] if with_example else []), r.estimator.name, claim,
+                      "?" if r.moments is None else f"{np.abs(r.moments.bias).max():.1e}",
+                      "?" if eff is None else _g(eff, ".3f"),
+                      r.chosen if r.paired is not None else s.test, f"{s.p_value:.2g}", detect, row.expected,
+                      f"{STATUS_MARK[row.status]} {row.outcome}")
+    return table
+
+
+def _legend(rows) -> str:
+    from verify.mc import DETECT_POWER
+
+    n_unbiased = sum(row.mc.estimator.unbiased for row in rows)
+    alpha = rows[0].mc.alpha
+    return (f"exact max|bias| and effect (bias / per-episode std) by enumeration decide wherever they are known (? = "
+            f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
+            f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
+            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). The "
+            f"{n_unbiased} unbiased tests have a family-wise false-alarm rate <= {n_unbiased * alpha:.2g}.")
+
+
+def render_check(check: CheckResult, reproduce=None, *, color: bool = True, console: Console | None = None) -> None:
+    """Print ``pgverify check``: the gradient cross-check, the estimator table, details of every row that did not
+    pass (with ``reproduce(McResult)`` as its replay line), and the summary counts."""
+    console = console or Console(no_color=not color, highlight=False)
+    console.width = max(console.width, 120)
+    g = check.gradients
+    console.print(f"{check.problem}: J(theta) = {g.J:.10g}; {', '.join(g.methods)} agree within "
+                  f"{g.max_abs_diff:.1e} (tol {g.tol:.0e}) {MARK[g.passed]}", markup=False)
+    first = check.rows[0].mc
+    console.print(estimator_table(check.rows, f"Estimators vs exact grad J ({first.episodes} episodes, seed "
+                                              f"{first.seed}, alpha {first.alpha:g})"))
+    console.print(_legend(check.rows), markup=False)
+    for row in check.rows:
+        if row.status != "passed":
+            console.print(format_mc(row.mc, reproduce(row.mc) if reproduce else None), markup=False)
+    s = check.summary
+    console.print(f"{s['passed']}/{s['checks']} checks passed, {s['failed']} failed, {s['undecided']} undecided",
+                  markup=False)
+
+
+def format_estimator_check(c: EstimatorCheck) -> str:
+    """``check_estimator``'s report: the verdict and what decided it, the worst component's numbers, the Monte Carlo
+    tests, the power, the seed and how to reproduce it."""
+    from verify.estimators import get_estimator
+    from verify.mc import DETECT_POWER
+
+    r, w, t = c.mc, c.worst, c.mc.test
+    exact = c.exact_mean is not None
+    if exact:
+        head = (f"BIASED, proved by enumerating {c.n_trajectories} trajectories: its exact mean is not grad J"
+                if c.exact_biased else
+                f"unbiased here: its exact mean equals grad J (enumerating {c.n_trajectories} trajectories)")
+    else:
+        words = {"consistent": "consistent with the exact gradient", "undecided": "UNDECIDED",
+                 "inconsistent": "INCONSISTENT with the exact gradient"}
+        test = (f"paired test against {r.reference}" if r.chosen == "paired" else "unpaired test")
+        head = f"{words[c.verdict]} (Monte Carlo, {test}; too large to enumerate)"
+    lines = [f"estimator {c.estimator} on {c.problem}: {head}"]
+    values = f"exact grad J {c.grad[w]:.6g}"
+    if exact:
+        values += f", exact mean {c.exact_mean[w]:.6g} (exact bias {c.exact_bias[w]:+.3g})"
+    values += f", sample mean {c.mean[w]:.6g}, standard error {c.stderr[w]:.3g}"
+    lines.append(f"{'worst component' if not c.passed else 'largest deviation'}: {c.component}: {values}")
+    if exact:
+        lines.append(f"max |exact bias| = {np.abs(c.exact_bias).max():.3g}, effect size {_g(c.effect)} per-episode "
+                     f"standard deviations (this run detects {c.detectable:.3g} with probability {DETECT_POWER})")
+    lines.append(f"Monte Carlo, {c.episodes} episodes, unpaired: {describe_test(t)}")
+    if r.paired is not None:
+        p = r.paired
+        lines.append(f"Monte Carlo, paired with {r.reference} on the same episodes: {describe_test(p)}")
+        if not p.undecided:
+            pw = p.worst
+            lines.append(f"  {'the miss' if p.verdict == 'inconsistent' else 'largest difference'}: {r.name_of(pw)}: "
+                         f"mean of g - {r.reference} = {p.mean[pw]:.4g} (standard error {p.stderr[pw]:.2g}"
+                         + ("" if p.stderr[pw] == 0 else f", z = {p.z[pw]:+.2f}") + f"), grad J there {c.grad[pw]:.6g}")
+    if r.mc_rejected and exact and not c.exact_biased:
+        lines.append("the exact mean equals grad J, so the Monte Carlo rejection is a false alarm of this sample "
+                     "(probability alpha, more when rare actions are missing from it); the verdict is the exact one")
+    if not exact:
+        lines.append(_power_line(r))
+    for name in c.matches:
+        lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
+    lines.append(f"seed {c.seed}; reproduce: {c.reproduce}")
+    return "\n".join(lines)

@@ -12,7 +12,10 @@ from verify.cli._args import (
     print_json,
     probability,
     problem_command,
+    seconds_arg,
     seed_arg,
+    time_limit,
+    with_time_limit,
 )
 from verify.errors import UsageError
 from verify.problem import Problem
@@ -21,8 +24,11 @@ from verify.problem import Problem
 def register(sub) -> None:
     p = sub.add_parser("mc", help="Monte Carlo estimate of grad J by one estimator, tested against the exact one",
                        description="Sample episodes, average one estimator's per-episode gradient estimates and "
-                                   "test the mean against the exact grad J (chi^2 with the exact covariance, or max "
-                                   "|z| with Bonferroni on the sample variances). Exit 0 consistent, 1 inconsistent, 2 bad input.")
+                                   "judge the mean against the exact grad J: by the exact bias when the "
+                                   "trajectories can be enumerated, else by max |z| (Bonferroni), paired against a "
+                                   "catalog control on the same episodes or unpaired, whichever detects smaller "
+                                   "biases. Exit 0 consistent, 1 "
+                                   "biased, inconsistent or undecided, 2 bad input.")
     add_problem_arguments(p)
     p.add_argument("--estimator", required=True, metavar="NAME|MODULE:FUNCTION",
                    help="catalog name (see pgverify estimators), or your own estimator as package.module:function "
@@ -36,9 +42,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("check", help="exact gradients cross-checked, then every estimator on one MDP",
                        description="Compare the exact gradient methods with finite differences, then run every "
-                                   "estimator of the catalog on one sample. Exit 0 when the methods agree, every "
-                                   "unbiased estimator is consistent and every pitfall with a detectable exact "
-                                   "bias is caught.")
+                                   "estimator of the catalog on one sample. Exit 0 when the methods agree and no "
+                                   "row failed: an unbiased estimator biased (exactly) or inconsistent (sampled). "
+                                   "Rows the run cannot decide are listed as undecided, never as passed.")
     add_problem_arguments(p)
     _add_mc_arguments(p)
     p.add_argument("--estimator", metavar="MODULE:FUNCTION",
@@ -55,24 +61,39 @@ def register(sub) -> None:
     p.set_defaults(func=run_estimators)
 
 
+def reproduce_command(args, result) -> str:
+    """The ``pgverify mc`` command line that reproduces ``result`` exactly: the problem as it was named (FILE,
+    --example or --gym, with --horizon/--gamma/--theta overrides), the estimator as it was given, the settings."""
+    import shlex
+
+    spec = args.estimator if getattr(args, "estimator", None) else result.estimator.name
+    cmd = (f"pgverify mc {problem_command(args)} --estimator {shlex.quote(spec)} --episodes {result.episodes} "
+           f"--seed {result.seed} --alpha {result.alpha!r}")
+    return cmd + ("" if result.covariance == "auto" else f" --covariance {result.covariance}")
+
+
 def _user_estimator_check(args, problem: Problem):
     """``gradcheck.check_estimator`` for --estimator SPEC, its reproduce hint the ``pgverify mc`` command line."""
     import dataclasses
 
-    from verify.gradcheck import check_estimator, load_estimator
-    from verify.mc import reproduce_command
+    from verify.cli._estimator_import import load_estimator
+    from verify.gradcheck import check_estimator
 
     if getattr(args, "sampler", "pgverify") != "pgverify":
         raise UsageError(f"--sampler {args.sampler} works with catalog estimators only, not --estimator "
                          f"{args.estimator}")
-    fn = load_estimator(args.estimator)
+    timeout = getattr(args, "estimator_timeout", None)
+    with time_limit(timeout, f"importing --estimator {args.estimator}"):
+        fn = load_estimator(args.estimator)
+    fn = with_time_limit(fn, timeout, args.estimator)
     check = check_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
                             covariance=args.covariance, name=args.estimator)
-    return dataclasses.replace(check, reproduce=reproduce_command(problem_command(args), check.mc, args.covariance))
+    return dataclasses.replace(check, reproduce=reproduce_command(args, check.mc))
 
 
 def run_mc(args) -> int:
-    from verify.mc import format_mc, reproduce_command, run_mc
+    from verify.mc import run_mc
+    from verify.render import format_mc
 
     problem = load_problem_from_args(args)
     if ":" in args.estimator:               # a user's function; catalog names never contain ':'
@@ -91,16 +112,17 @@ def run_mc(args) -> int:
         sampler = gymnasium_sampler(args.gym, parse_gym_kwargs(args.gym_kwargs))
     result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
                     covariance=args.covariance, sampler=sampler)
-    command = reproduce_command(problem_command(args), result, args.covariance)
+    command = reproduce_command(args, result)
     if args.json:
         print_json({**result.to_json(), "command": command})
     else:
         print(format_mc(result, command))
-    return EXIT_OK if result.test.consistent else EXIT_FAIL
+    return EXIT_OK if result.verdict == "consistent" else EXIT_FAIL
 
 
 def run_check(args) -> int:
-    from verify.mc import render_check, run_check
+    from verify.mc import run_check
+    from verify.render import render_check
 
     problem = load_problem_from_args(args)
     if args.estimator is not None:
@@ -109,7 +131,7 @@ def run_check(args) -> int:
     if args.json:
         print_json(check.to_json())
     else:
-        render_check(check, problem_command(args), args.covariance, color=not args.no_color)
+        render_check(check, lambda r: reproduce_command(args, r), color=not args.no_color)
     return EXIT_OK if check.passed else EXIT_FAIL
 
 
@@ -122,7 +144,7 @@ def _check_one_estimator(args, problem: Problem) -> int:
     passed = gradients.passed and check.passed
     if args.json:
         print_json({"problem": problem.mdp.name, "passed": passed, "gradients": gradients.to_json(),
-                     "estimator": check.to_json()})
+                    "estimator": check.to_json()})
     else:
         print(f"{problem.mdp.name}: J(theta) = {gradients.J:.10g}; {', '.join(gradients.methods)} agree within "
               f"{gradients.max_abs_diff:.1e} (tol {gradients.tol:.0e}): {'ok' if gradients.passed else 'FAILED'}")
@@ -164,3 +186,6 @@ def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
                    help="covariance of the test: the exact one by trajectory enumeration (chi^2), the sample one "
                         "(max |z| with Bonferroni), or auto = exact when the problem can be enumerated (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--estimator-timeout", type=seconds_arg, default=None, metavar="SECONDS",
+                   help="time limit for each call of your --estimator function (and for importing it); exceeding "
+                        "it is an error (exit 2). Default: no limit")

@@ -39,7 +39,7 @@ def run_report(args) -> int:
     else:
         if out is not None:
             out.write_text(text + "\n")
-        render_report(report, color=not args.no_color)
+        render_report(report, color=not args.no_color, reproduce=_reproduce)
     if args.plots:
         from verify.builtin import builtin_examples
         from verify.plots import write_report_plots
@@ -49,3 +49,9 @@ def run_report(args) -> int:
                                    force=args.force)
         print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK if report.passed else EXIT_FAIL
+
+
+def _reproduce(example: str, result) -> str:
+    """The ``pgverify mc`` command line that replays one estimator row of the report exactly."""
+    return (f"pgverify mc --example {example} --estimator {result.estimator.name} --episodes {result.episodes} "
+            f"--seed {result.seed} --alpha {result.alpha!r}")
