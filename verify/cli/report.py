@@ -16,6 +16,8 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE|-", help="also write the report as JSON to FILE, or only JSON to stdout with -")
     p.add_argument("--plots", metavar="DIR", help="also write PNG figures (MC convergence per example, variance "
                                                   "comparison) into DIR; needs the 'plot' extra")
+    p.add_argument("--html", metavar="FILE", help="also write the report as one self-contained HTML file (MathML "
+                                                 "maths, tables, figures as inline SVG with the 'plot' extra)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file or plots")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.set_defaults(func=run_report)
@@ -32,6 +34,10 @@ def run_report(args) -> int:
 
         require_matplotlib()                               # fail before the long run, not after
         check_output_dir(args.plots, force=args.force)
+    if args.html:
+        from verify.io import check_output_path
+
+        check_output_path(args.html, force=args.force, what="--html file")    # before the long run, not after
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout)
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
     if to_stdout:
@@ -48,6 +54,12 @@ def run_report(args) -> int:
         paths = write_report_plots(report, builtin_examples(), args.plots, episodes=report_episodes(args.quick),
                                    force=args.force)
         print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
+    if args.html:
+        from verify.html import render_html
+        from verify.io import atomic_write
+
+        atomic_write(args.html, render_html(report), force=args.force, what="--html file")
+        print(f"wrote {args.html}", file=sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK if report.passed else EXIT_FAIL
 
 
