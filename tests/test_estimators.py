@@ -62,7 +62,7 @@ def reference_per_episode(name, eps):
     mdp, policy, g = eps.mdp, eps.policy, eps.mdp.gamma
     V, Q = oracle_values(mdp, policy)
     lam = GAE_LAMBDA
-    noise = VALUE_NOISE * max(np.abs(V).max(), np.abs(mdp.rewards).max()) * \
+    noise = VALUE_NOISE * max(np.abs(V).max(), np.abs(mdp.successors.reward).max()) * \
         np.random.default_rng(V.shape).standard_normal(V.shape)
     runs = []
     for n in range(eps.n):

@@ -100,7 +100,7 @@ def padded_weights(name, eps):
     if name == "gae_stationary_value":
         return disc * padded_gae(eps, V[:1], GAE_LAMBDA)
     if name == "gae_noisy_value":
-        size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.rewards).max()))
+        size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.successors.reward).max()))
         noisy = V + size * np.random.default_rng(V.shape).standard_normal(V.shape)
         return disc * padded_gae(eps, noisy, GAE_LAMBDA)
     assert name == "batch_normalized", f"no padded reference for {name}"

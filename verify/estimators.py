@@ -202,7 +202,7 @@ def noisy_values(eps: Episodes) -> np.ndarray:
     it has exact moments.
     """
     V = exact_values(eps)
-    size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.rewards).max()))
+    size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.successors.reward).max()))
     return V + size * np.random.default_rng(V.shape).standard_normal(V.shape)
 
 
