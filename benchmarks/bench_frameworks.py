@@ -83,6 +83,11 @@ def main() -> None:
         verdict, method, res = verdicts[label]
         print(f"  {name:52s} {best[label]:7.2f} s   verdict {verdict} ({method}, detects {res:.3g})")
     print(f"  ratio PyTorch / numpy: {best['torch'] / best['numpy']:.2f}x")
+    res = verdicts["numpy"][2]
+    if res > 0.1:
+        # The detectable bias shrinks as 1/sqrt(K).
+        print(f"  (undecided at this size: a verdict at the default tolerance 0.1 needs about "
+              f"{int(np.ceil(args.batches * (res / 0.1) ** 2))} batches of {args.batch_size})")
 
 
 if __name__ == "__main__":

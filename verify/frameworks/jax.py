@@ -228,7 +228,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         return g
 
     call = (f"check_loss(apply, params, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, "
-            f"seed={seed}, alpha={alpha!r})")
+            f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
+                                              f", second_batch_size={second_batch_size}") + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
                          extra={"loss": True})

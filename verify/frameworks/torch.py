@@ -257,7 +257,8 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
         return g
 
     call = (f"check_loss(policy, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, seed={seed}, "
-            f"alpha={alpha!r})")
+            f"alpha={alpha!r}" + ("" if second_batch_size is None else f", second_batch_size={second_batch_size}")
+            + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
                          extra={"loss": True})
