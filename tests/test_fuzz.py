@@ -270,3 +270,17 @@ def test_pruning_unreachable_states_keeps_the_moments():
     v_big, v_small = total_variances(problem), total_variances(small)
     assert v_small == pytest.approx(v_big, rel=1e-12)
     assert fuzz.without_unreachable_states(small) is None
+
+
+def test_constant_harvesting_off_or_a_loud_failure(monkeypatch):
+    # The search switches off Hypothesis' harvesting of local constants through an internal; if that internal
+    # moves, it must refuse to search (a different result in every process would be silent).
+    from hypothesis.internal.conjecture import providers
+    harvest = providers._get_local_constants
+    with fuzz.without_local_constants():
+        assert providers._get_local_constants is not harvest
+    assert providers._get_local_constants is harvest
+    monkeypatch.delattr(providers, "_get_local_constants")
+    with pytest.raises(RuntimeError, match="harvests local constants"):
+        with fuzz.without_local_constants():
+            pass

@@ -175,3 +175,10 @@ def test_invalid_arguments_raise_invalid_argument(what, build, at_draw):
 
 def test_problems_are_problems():
     assert isinstance(_draw(problems(states=1, actions=2)), Problem)
+
+
+def test_reprs_read_like_hypothesis_own():
+    assert repr(mdps(states=2)) == "mdps(states=2)"
+    assert repr(problems()) == "problems()"
+    assert repr(thetas((2, 3), max_abs=1.0)) == "thetas(max_abs=1.0, shape=(2, 3))"
+    assert repr(problems(horizon=st.integers(2, 4))) == "problems(horizon=integers(min_value=2, max_value=4))"
