@@ -206,7 +206,8 @@ def rho0_omitted(sizes=(2, 2, 2)) -> Erratum:
               ". Like the transitions, ", InitialDist(), " does not depend on θ and drops out of ",
               Grad(_log(_p_tau)), "."),
         Prose(f"On a symbolic MDP with {_sizes(sizes)}, normalised π and p, summing (9) as written over every "
-              "trajectory ", tau, " (", Tex(r"\int d\tau", "∫ dτ"), " is the sum over ", tau, ") gives ", seed_notation(v[0]), f" {word} 1",
+              "trajectory ", tau, " (", Tex(r"\int d\tau", "∫ dτ"), " is the sum over ", tau, ") gives ",
+              seed_notation(v[0]), f" {word} 1",
               " (the number of states)" if word == "≠" else "",
               "; with ", InitialDist(), " included the sum is ", seed_notation(v[1]), ", which is 1 because ",
               Tex(r"\sum_s \rho_0(s) = 1", "Σₛ ρ₀(s) = 1"), "."),
@@ -256,7 +257,8 @@ def product_index_range(T: int = 2) -> Erratum:
         listed += ([", "] if i else []) + [s]
     return Erratum(
         "product-index-range", "The index t ≥ 0 is unbounded and τ ends with an action",
-        Prose("The seed defines ", Tex(r"\tau = (s_0, a_0, s_1, a_1, \ldots, s_T, a_T)", "τ = (s₀, a₀, s₁, a₁, …, s_T, a_T)"),
+        Prose("The seed defines ",
+              Tex(r"\tau = (s_0, a_0, s_1, a_1, \ldots, s_T, a_T)", "τ = (s₀, a₀, s₁, a₁, …, s_T, a_T)"),
               ", multiplies over ",
               Tex(r"t \geq 0", "t ≥ 0"), " in (9) and sums over ", Tex(r"t \geq 0", "t ≥ 0"),
               " in (11)–(14) but over t = 0, …, T in R(τ) and (15)."),
@@ -286,7 +288,8 @@ def objective_distribution(sizes=(1, 2, 1)) -> Erratum:
               "; (8) and (14)–(15) write ", Tex(r"\mathbb{E}_{\tau \sim \pi_\theta}", "E_τ∼πθ"), "."),
         Prose(Tex(r"J(\pi_\theta) = \mathbb{E}_{\tau \sim p(\cdot \mid \theta)}[R(\tau)]",
                   "J(πθ) = E_τ∼p(·|θ)[R(τ)]"),
-              ": ", _pi, " is a distribution over actions, ", _p_dot, " the distribution over trajectories it induces."),
+              ": ", _pi, " is a distribution over actions, ", _p_dot,
+              " the distribution over trajectories it induces."),
         Prose("Averaging ", Return(tau), " over an action drawn from ", _pi, " gives ", over_pi,
               " (free of θ, gradient 0)" if theta_free else " (it depends on θ)",
               f", while on a symbolic MDP with {_sizes(sizes)} ", Eq(Grad(_J), grad, evaluate=False),

@@ -107,7 +107,7 @@ def _summary(d: Derivation) -> Prose:
     return s
 
 
-# --- verification ------------------------------------------------------------------------------------------------------
+# --- verification ---------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StepStatus:
@@ -170,7 +170,7 @@ def failing_steps(status: dict) -> list[str]:
     return [f"{name} ({number}): {s.failure()}" for (name, number), s in status.items() if not s.ok]
 
 
-# --- equations, broken to fit --------------------------------------------------------------------------------------------
+# --- equations, broken to fit ---------------------------------------------------------------------------------------
 
 def _width(tex: str) -> float:
     """A rough width of a LaTeX maths string in glyphs (sub- and superscripts count 0.6)."""
@@ -268,7 +268,7 @@ def _equation_body(lhs: str | None, rhs: Basic, printer, budget: float = LINE_BU
     return "\\begin{split}\n" + " \\\\\n".join(b.rstrip("\\ ") for b in body) + "\n\\end{split}"
 
 
-# --- the steps ----------------------------------------------------------------------------------------------------------
+# --- the steps ------------------------------------------------------------------------------------------------------
 
 def _label(number) -> str:
     return f"eq:{number}"
@@ -401,7 +401,7 @@ def render_derivation(d: Derivation, status: dict | None = None) -> str:
     return derivation_latex(d, status, {str(s.number) for s in d.steps})
 
 
-# --- the other sections --------------------------------------------------------------------------------------------------
+# --- the other sections ---------------------------------------------------------------------------------------------
 
 def _verified_block(derivations, status: dict | None) -> str:
     if status is None:
@@ -577,7 +577,7 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
         ""])
 
 
-# --- Markdown and notebooks ------------------------------------------------------------------------------------------------
+# --- Markdown and notebooks -----------------------------------------------------------------------------------------
 
 def _md_status(status: StepStatus | None) -> str:
     if status is None:

@@ -919,8 +919,8 @@ def latex_to_unicode(tex: str) -> str:
     r"""A one-line Unicode rendering of simple LaTeX maths (the catalog's formulas): Greek, operators,
     sub/superscripts, \frac, accents; \left/\right and spacing commands dropped.
 
-    >>> latex_to_unicode(r"\sum_{t \ge 0} \nabla_\theta \log \pi_\theta(a_t \mid s_t) \sum_{t' \ge t} \gamma^{t'} r_{t'}")
-    'Σₜ≥₀ ∇θ log πθ(aₜ|sₜ) Σₜ′≥ₜ γᵗ′ rₜ′'
+    >>> latex_to_unicode(r"\sum_{t \ge 0} \nabla_\theta \log \pi_\theta(a_t \mid s_t) \gamma^{t'} r_{t'}")
+    'Σₜ≥₀ ∇θ log πθ(aₜ|sₜ) γᵗ′ rₜ′'
     """
     pos = 0
 

@@ -141,7 +141,8 @@ RULE_PROSE: dict[str, tuple[Prose, tuple[Prose, ...]]] = {
     "advantage_definition": (
         Prose("The advantage ", T(r"A_t(s_t, a_t) = Q_t(s_t, a_t) - V_t(s_t)", "Aₜ(sₜ, aₜ) = Qₜ(sₜ, aₜ) − Vₜ(sₜ)"),
               "."),
-        (Prose(T(r"V_t(s) = \mathbb{E}_{a \sim \pi_\theta(\cdot \mid s)}[Q_t(s, a)]", "Vₜ(s) = E_a∼πθ(·|s)[Qₜ(s, a)]")),)),
+        (Prose(T(r"V_t(s) = \mathbb{E}_{a \sim \pi_\theta(\cdot \mid s)}[Q_t(s, a)]",
+                 "Vₜ(s) = E_a∼πθ(·|s)[Qₜ(s, a)]")),)),
     "action_expectation_as_sum": (
         Prose("An expectation over finitely many actions is a sum: ",
               T(r"\mathbb{E}_{a_t \sim \pi_\theta(\cdot \mid s_t)}[g] = \sum_{a_t} \pi_\theta(a_t \mid s_t)\, g",
