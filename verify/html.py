@@ -227,7 +227,8 @@ def render_html(report, *, figures: bool = True) -> str:
         _derivations(report), _continuous(report), _errata(report),
         _table("3. Exact gradients", "gradients", data.get("gradients", [])),
         _table("4. Monte Carlo estimators against the exact gradient", "estimators", data.get("estimators", []),
-               ["example", "estimator", "unbiased", "episodes", "expected", "outcome", "passed"]),
+               ["example", "estimator", "unbiased", "episodes", "test", "p_value", "effect_size", "decided_by",
+                "expected", "outcome", "passed"]),
         _table("5. Variance", "variance", data.get("variance", [])),
         '<section id="figures"><h2>6. Figures</h2>', fig_html, "</section>",
         f"<p><small>pgverify {_e(data.get('version', ''))}; timing "
