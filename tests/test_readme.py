@@ -7,7 +7,8 @@ Conventions for the documents (one test per block, named DOC:LINE):
   (``...`` matches anything) and NORMALIZE_WHITESPACE; no lines = output not checked. ``# exit N`` at the end of
   a command is its expected exit status (default 0).
 - ```` ```sh ````, ```` ```bash ```` or no language: every line is a command that must exit 0 (or ``# exit N``).
-- ```` ```python ````: executed; functions named ``test_*`` that it defines are called.
+- ```` ```python ````: executed; functions named ``test_*`` that it defines are called. A block of ``>>>`` lines
+  is a doctest instead (ELLIPSIS, NORMALIZE_WHITESPACE); such blocks form one session per document.
 - ```` ```json ````: must parse.
 - ```` ```text ````: illustrative, not run.
 - An HTML comment right before a block changes it: ``<!-- test: file NAME -->`` writes the block to NAME instead
@@ -130,6 +131,10 @@ def _write_files(doc: Path, upto: int, cwd: Path) -> None:
             (cwd / b.argument).write_text(b.text)
 
 
+def _is_doctest(block: Block) -> bool:
+    return block.text.lstrip().startswith(">>>")
+
+
 def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT_S)
@@ -177,6 +182,16 @@ def test_code_block(block: Block, workdirs):
         import json
 
         json.loads(block.text)
+    elif block.lang == "python" and _is_doctest(block):
+        # One session per document, as ``python -m doctest`` reads it: later blocks use earlier names. The last
+        # block's test runs them all; the others are only parsed.
+        session = [b for b in BLOCKS if b.doc == block.doc and b.lang == "python" and _is_doctest(b)]
+        doctest.DocTestParser().get_examples(block.text)
+        if block is session[-1]:
+            path = cwd / f"session_{block.doc.stem}.txt"
+            path.write_text("\n".join(b.text for b in session))
+            res = _run(f'python -m doctest -o ELLIPSIS -o NORMALIZE_WHITESPACE "{path.name}"', cwd, env)
+            assert res.returncode == 0, f"{block.id}: doctest failed:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}"
     elif block.lang == "python":
         script = cwd / f"block_{block.line}.py"
         script.write_text(block.text + "\n\nfor _name, _f in list(globals().items()):\n"
