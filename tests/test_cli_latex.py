@@ -98,3 +98,5 @@ def test_cli_document_compiles_with_all_errata(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp_path / "pg.pdf").stat().st_size > 1000
+    overfull = [ln for ln in (tmp_path / "pg.log").read_text(errors="replace").splitlines() if "Overfull" in ln]
+    assert not overfull, overfull[:3]
