@@ -342,15 +342,18 @@ def derivation_latex(d: Derivation, status: dict | None = None, known: set = fro
     """One derivation as a section."""
     earlier = earlier or {}
     head = d.steps[0].before
-    head_ref = ""
+    head_ref, starts = "", ""
     for number, (lhs, rhs) in earlier.items():
         if rhs == head and lhs is not None:
             head_ref, head_lhs = rf"\eqref{{{_label(number)}}}", lhs
+            starts = rf"It starts from the right side of {head_ref}."
             break
+        if rhs == head and not starts:
+            starts = rf"It starts from the expression \eqref{{{_label(number)}}}."
     lines = [rf"\section{{{_title(d).latex()}}}",
              rf"\label{{sec:{d.name}}}", _cites(_summary(d).latex(), known)]
-    if head_ref:
-        lines.append(rf"It starts from the right side of {head_ref}.")
+    if starts:
+        lines.append(starts)
     previous = None
     for i, step in enumerate(d.steps):
         ref = head_ref if i == 0 else ""
