@@ -58,3 +58,19 @@ def test_gradient_of_a_big_problem_shows_the_largest_entries():
     assert proc.returncode == 0, proc.stderr
     assert "the 20 largest of 3000 entries" in proc.stdout and "..." not in proc.stdout
     _assert_fits(proc.stdout, 80)
+
+
+def test_every_missing_extra_hint_has_one_form(monkeypatch):
+    """Each optional dependency, when missing, is named with the command that installs it, in one form."""
+    import re
+
+    from verify.errors import UsageError
+    from verify.gym import _gymnasium
+    from verify.plots import require_matplotlib
+
+    hint = re.compile(r"^[\w ]+ needs? \w+: pip install 'pgverify\[(plot|gym)\]'$")
+    for module, call in (("matplotlib", require_matplotlib), ("gymnasium", _gymnasium)):
+        monkeypatch.setitem(sys.modules, module, None)      # import now raises ImportError
+        with pytest.raises(UsageError) as err:
+            call()
+        assert hint.match(str(err.value)), str(err.value)

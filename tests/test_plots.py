@@ -44,3 +44,48 @@ def test_plot_rejects_a_file_as_directory(tmp_path):
     f.write_text("x")
     proc = _plot(str(ROOT / "examples" / "bandit.json"), "--out", str(f))
     assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_trace_matches_direct_running_statistics_across_chunks():
+    """The recorder, fed in uneven chunks, gives the running mean and variances numpy computes on the whole array."""
+    from verify.trace import TraceRecorder
+
+    x = np.random.default_rng(1).normal(size=(1000, 2, 3)) * [1.0, 5.0, 0.1]
+    rec = TraceRecorder(1000, shape=(2, 3), components=[4, 0], points=50)
+    for lo, hi in ((0, 1), (1, 7), (7, 400), (400, 1000)):
+        rec.add(x[lo:hi])
+    t = rec.result()
+    flat = x.reshape(1000, -1)
+    for i, n in enumerate(t.n):
+        np.testing.assert_allclose(t.mean[i].ravel(), flat[:n].mean(axis=0), rtol=1e-12, atol=1e-12)
+        if n > 1:
+            np.testing.assert_allclose(t.var[i], flat[:n, [4, 0]].var(axis=0, ddof=1), rtol=1e-9)
+            assert t.var_trace[i] == pytest.approx(flat[:n].var(axis=0, ddof=1).sum(), rel=1e-9)
+    assert t.n[0] == 1 and t.n[-1] == 1000
+
+
+def test_figures_draw_the_runs_the_tests_judged():
+    """The trace ends at the very mean the consistency test used: one sample, not a second one."""
+    from verify.builtin import load_example
+    from verify.mc import run_estimators
+    from verify.plots import TRACE_POINTS, convergence_figure
+
+    runs = run_estimators(load_example("chain"), ["reward_to_go", "rtg_skip_current"], episodes=3000, seed=4,
+                          trace=TRACE_POINTS)
+    for r in runs:
+        assert r.trace.n[-1] == 3000
+        np.testing.assert_allclose(r.trace.mean[-1], r.test.mean, rtol=1e-12, atol=1e-15)   # summation order only
+    fig = convergence_figure(runs, problem=load_example("chain"))
+    assert "chain" in fig._suptitle.get_text() and "θ = [[0, 0.5]" in fig._suptitle.get_text()
+    labels = [ax.get_title() for ax in fig.axes]
+    assert labels[:2] == ["unbiased estimators", "pitfalls (biased on some MDPs)"]
+    assert all(ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes)
+
+
+def test_gym_figure_names_are_sanitised(tmp_path):
+    pytest.importorskip("gymnasium")
+    proc = _plot("--gym", "FrozenLake-v1", "--gym-kwargs", "map_name=4x4", "--out", str(tmp_path), "--episodes",
+                 "300")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["convergence-FrozenLake-v1_map_name_4x4.png",
+                                                          "variance-FrozenLake-v1_map_name_4x4.png"]

@@ -51,6 +51,7 @@ from verify.stats import (
     effect_size,
     episodes_needed,
 )
+from verify.trace import ConvergenceTrace, TraceRecorder
 
 __all__ = [
     "COVARIANCES",
@@ -83,6 +84,7 @@ ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
 GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
 REFERENCES = ("reward_to_go", "baseline_value")   # the paired test's controls: unbiased on every MDP
+TRACE_COMPONENTS = 4   # components (largest |grad J|) whose own running variance a trace keeps
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class McResult:
     chosen: str = "unpaired"
     covariance: str = "auto"
     namer: Callable[[tuple[int, ...]], str] | None = field(default=None, repr=False)
+    trace: ConvergenceTrace | None = field(default=None, repr=False)   # run_estimators(trace=C): for the figures
 
     def name_of(self, index) -> str:
         """Readable name of a component (theta[s, a] with state and action names where known)."""
@@ -287,7 +290,8 @@ def _power_score(result: ConsistencyResult) -> float:
 
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
-                   max_steps: int | None = None, sampler=None, paired: bool = True) -> list[McResult]:
+                   max_steps: int | None = None, sampler=None, paired: bool = True,
+                   trace: int = 0) -> list[McResult]:
     """Sample ``episodes`` episodes once and judge each estimator against exact grad J.
 
     Args:
@@ -300,6 +304,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       chunk, max_steps: passed to ``sampler.iter_episode_chunks``.
       sampler: another episode source, ``sampler(mdp, policy, n, rng) -> iterable of Episodes batches`` (e.g.
         ``verify.gym.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
+      trace: record a ``verify.trace.ConvergenceTrace`` at about this many episode counts in each result
+        (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
         episodes).
 
@@ -323,6 +329,10 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     pairs = {e.name: _Paired(e.name) for e in estimators if not e.batch_dependent} if enum is None and paired else {}
     refs = [get_estimator(r) for r in REFERENCES] if pairs else []
     acc: dict[str, SampleMoments] = {}
+    # Running means at ``trace`` log-spaced episode counts, kept for the components of largest |grad J|.
+    top = np.argsort(-np.abs(grad).ravel(), kind="stable")[:TRACE_COMPONENTS]
+    traces = {e.name: TraceRecorder(episodes, shape=policy.theta.shape, components=top, points=trace)
+              for e in estimators} if trace else {}
     rng = np.random.default_rng(seed)
     batches = (iter_episode_chunks(mdp, policy, episodes, rng, chunk=chunk, max_steps=max_steps) if sampler is None
                else sampler(mdp, policy, episodes, rng))
@@ -336,6 +346,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
             values[e.name] = x
             m = SampleMoments.of(x)
             acc[e.name] = m if e.name not in acc else acc[e.name].merge(m)
+            if trace:
+                traces[e.name].add(x)
         needed = {p.ref for p in pairs.values()}
         ref_values = {r.name: (values[r.name] if r.name in values else r.per_episode(batch)).reshape(batch.n, -1)
                       for r in refs if None in needed or r.name in needed}
@@ -359,7 +371,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
                 chosen = "paired"
         worst = (ptest if chosen == "paired" else test).worst
         results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
-                                ptest, ref, chosen, covariance, functools.partial(component_name, problem)))
+                                ptest, ref, chosen, covariance, functools.partial(component_name, problem),
+                                traces[e.name].result() if trace else None))
     return results
 
 

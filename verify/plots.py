@@ -1,23 +1,35 @@
-"""Figures (matplotlib, the optional extra ``plot``): Monte Carlo convergence and variance comparison.
+"""Figures (matplotlib, the optional extra ``plot``), drawn from the Monte Carlo runs the checks used.
 
-- convergence: the running mean of each estimator's component with the largest |grad J|, with a 95% band
-  (running mean +- 1.96 s_n / sqrt(n)), against the exact value: unbiased estimators close in on it,
-  pitfalls settle elsewhere.
-- variance: per-episode tr Cov[g] of the unbiased estimators relative to the total-return estimator.
+- convergence: does each estimator's running mean converge to grad J? Top row: the whole vector, the relative
+  error ||m_n - grad J|| / ||grad J|| against n, shaded up to 2 sqrt(tr Cov_n[g] / n) / ||grad J|| (twice the RMS
+  error an unbiased mean of n episodes has): an unbiased estimator stays in its band, which shrinks like 1/sqrt(n);
+  a biased one levels off at ||bias|| / ||grad J||. Below, small multiples: the components with the largest
+  |grad J|, the running mean with its 95% band (m_n +- 1.96 s_n / sqrt(n)) against the exact value. Unbiased
+  estimators on the left, pitfalls on the right.
+- variance: per-episode tr Cov[g] of the unbiased estimators relative to the total-return estimator, linear axis
+  from 0.
+
+Every curve comes from ``McResult.trace`` (``run_estimators(..., trace=TRACE_POINTS)``): the same episodes the
+tests judged, not a second sample.
 """
 from __future__ import annotations
 
+import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS
-from verify.exact import gradient
 from verify.problem import Problem
-from verify.sampler import sample_episodes
 
-__all__ = ["check_output_dir", "require_matplotlib", "convergence_figure", "running_mean_band", "variance_figure", "write_problem_plots", "write_report_plots"]
+__all__ = ["TRACE_POINTS", "check_output_dir", "convergence_figure", "figure_name", "require_matplotlib",
+           "running_mean_band", "variance_figure", "write_problem_plots", "write_report_plots"]
+
+TRACE_POINTS = 200      # checkpoints per curve: log-spaced, they look the same as all N and draw far faster
+COMPONENTS = 3          # small multiples: the components with the largest |grad J|
+PLOT_HINT = "pip install 'pgverify[plot]'"
 
 
 def require_matplotlib() -> None:
@@ -29,11 +41,24 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise UsageError("plots need matplotlib: pip install -e '.[plot]'") from None
+        raise UsageError(f"plots need matplotlib: {PLOT_HINT}") from None
     matplotlib.use("Agg")   # files only; never needs a display
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def figure_name(kind: str, name: str) -> str:
+    """A file name for a figure of the problem ``name``: anything but letters, digits, '.', '-' becomes '_'.
+
+    >>> figure_name("convergence", "FrozenLake-v1(map_name=4x4)")
+    'convergence-FrozenLake-v1_map_name_4x4.png'
+    """
+    from verify.io import (
+        safe_filename,  # also no leading dots, and at most 80 characters (hash kept)
+    )
+
+    return f"{kind}-{safe_filename(name)}.png"
 
 
 def running_mean_band(g_n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
@@ -56,58 +81,114 @@ def running_mean_band(g_n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.
     return m_n, z * np.sqrt(var / n)
 
 
-def convergence_figure(problem: Problem, *, episodes: int, seed: int, estimators=ESTIMATORS):
-    """One panel per estimator: running mean of the largest-|grad J| component vs the exact value."""
+def _theta_text(problem: Problem | None) -> str:
+    if problem is None:
+        return ""
+    theta = problem.policy.theta
+    if theta.size <= 12:
+        return "θ = " + np.array2string(theta, separator=", ", formatter={"float_kind": lambda v: f"{v:.3g}"},
+                                        max_line_width=10_000).replace("\n", "")
+    return f"θ of shape {list(theta.shape)}, max |θ| = {np.abs(theta).max():.3g}"
+
+
+def convergence_figure(runs, *, problem: Problem | None = None):
+    """Relative error of the whole vector and the components of largest |grad J|, from the runs' traces.
+
+    Args:
+      runs: ``verify.mc.McResult`` of one problem and one sample, each with a ``trace``.
+      problem: for the title's θ (optional).
+    """
     plt = _pyplot()
-    exact = gradient(problem.mdp, problem.policy).grad
-    k = int(np.argmax(np.abs(exact)))
-    batch = sample_episodes(problem.mdp, problem.policy, episodes, np.random.default_rng(seed))
-    cols = 3
-    rows = -(-len(estimators) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), sharex=True, squeeze=False)
-    # ~300 log-spaced points per curve look the same as all N and draw far faster
-    n = np.unique(np.geomspace(1, episodes, num=min(episodes, 300)).astype(int))
-    for ax, est in zip(axes.ravel(), estimators):
-        g_n = est.per_episode(batch).reshape(episodes, -1)[:, k]
-        m_n, half = (x[n - 1] for x in running_mean_band(g_n))
-        color = "tab:blue" if est.unbiased else "tab:red"
-        ax.fill_between(n, m_n - half, m_n + half, color=color, alpha=0.25, linewidth=0)
-        ax.plot(n, m_n, color=color, linewidth=1)
-        ax.axhline(exact.ravel()[k], color="black", linestyle="--", linewidth=1)
+    runs = [r for r in runs if r.trace is not None and len(r.trace.n)]
+    if not runs:
+        raise UsageError("no convergence traces: run the estimators with trace > 0")
+    first = runs[0]
+    grad = np.asarray(first.test.exact, dtype=float)
+    flat = grad.ravel()
+    comps = [int(c) for c in first.trace.components[:COMPONENTS]]
+    groups = [("unbiased estimators", [r for r in runs if r.estimator.unbiased]),
+              ("pitfalls (biased on some MDPs)", [r for r in runs if not r.estimator.unbiased])]
+    groups = [g for g in groups if g[1]]
+    rows = 1 + len(comps)
+    fig, axes = plt.subplots(rows, len(groups), figsize=(6.2 * len(groups), 2.5 * rows + 1.6), squeeze=False,
+                             sharex=True)
+    colors = plt.get_cmap("tab10").colors
+    scale = float(np.linalg.norm(flat)) or 1.0
+    for col, (label, group) in enumerate(groups):
+        ax = axes[0, col]
+        lows = []
+        for i, r in enumerate(group):
+            err, band, _ = r.trace.relative_error(grad)
+            c = colors[i % len(colors)]
+            ax.plot(r.trace.n, err, color=c, linewidth=1.2, label=r.estimator.name)
+            ax.plot(r.trace.n[1:], band[1:], color=c, linewidth=0.8, linestyle=":")
+            lows.append(min(err[-1], band[-1]))
         ax.set_xscale("log")
-        ax.minorticks_off()   # log-scale minor ticks cost seconds in layout and add nothing here
-        ax.set_title(f"{est.name} ({'unbiased' if est.unbiased else 'pitfall'})", fontsize=9)
-        ymid, yspan = exact.ravel()[k], 4 * max(half[-1], 1e-3) + abs(m_n[-1] - exact.ravel()[k])
-        ax.set_ylim(ymid - yspan, ymid + yspan)
-    for ax in axes.ravel()[len(estimators):]:
-        ax.set_visible(False)
-    idx = ", ".join(str(int(i)) for i in np.unravel_index(k, exact.shape))
-    fig.suptitle(f"{problem.mdp.name}: running mean of the estimate of ∂J/∂θ[{idx}] with 95% band; dashed = exact "
-                 f"(seed {seed})", fontsize=10)
-    fig.supxlabel("episodes")
-    # fixed margins: tight_layout costs seconds on 9 log-scale panels
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.9, bottom=0.1, hspace=0.4, wspace=0.3)
+        ax.set_yscale("log")
+        ax.set_ylim(max(min(lows) / 3, 1e-6), None)
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel("‖m_n − ∇J‖ / ‖∇J‖" if scale != 1.0 or np.any(flat) else "‖m_n − ∇J‖", fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        for row, k in enumerate(comps, start=1):
+            ax = axes[row, col]
+            exact = flat[k]
+            spans = []
+            for i, r in enumerate(group):
+                j = list(r.trace.components).index(k)
+                m = r.trace.mean.reshape(len(r.trace.n), -1)[:, k]
+                half = 1.96 * np.sqrt(r.trace.var[:, j] / r.trace.n)
+                c = colors[i % len(colors)]
+                ax.fill_between(r.trace.n, m - half, m + half, color=c, alpha=0.15, linewidth=0)
+                ax.plot(r.trace.n, m, color=c, linewidth=1)
+                spans.append(abs(m[-1] - exact) + 4 * half[-1])
+            ax.axhline(exact, color="black", linestyle="--", linewidth=1)
+            span = max(max(spans), 1e-3 * scale, 1e-12)
+            ax.set_ylim(exact - span, exact + span)
+            name = first.name_of(np.unravel_index(k, grad.shape))
+            ax.set_ylabel("∂J/∂" + name.replace(" (", "\n("), fontsize=8)
+            ax.grid(True, which="major", alpha=0.3)
+        axes[-1, col].set_xlabel("episodes n (log scale)")
+        for ax in axes[:, col]:
+            ax.minorticks_off()   # log-scale minor ticks cost seconds in layout and add nothing here
+        handles, names = axes[0, col].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False,
+                   bbox_to_anchor=((col + 0.5) / len(groups), 0.0))
+    title = (f"{first.problem}: does the running Monte Carlo mean m_n converge to the exact ∇J? "
+             f"({first.episodes} episodes, seed {first.seed})")
+    sub = (f"{_theta_text(problem)}; ‖∇J‖ = {scale:.3g}. Top: relative error of the whole vector (solid) and "
+           f"2·sqrt(tr Cov[g]/n)/‖∇J‖ (dotted), which an unbiased mean stays near and below. Below: the "
+           f"{len(comps)} components with the largest |∇J|, running mean with 95% band; dashed = exact ∇J.")
+    width = int(fig.get_figwidth() * 15)
+    fig.suptitle("\n".join([title, *textwrap.wrap(sub, width)]), fontsize=9)
+    # fixed margins: tight_layout costs seconds on log-scale panels; the legends sit in the bottom margin
+    fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.95 / fig.get_figheight(),
+                        bottom=1.15 / fig.get_figheight(), hspace=0.25, wspace=0.28)
     return fig
 
 
-def variance_figure(rows) -> object:
-    """Grouped bars of tr Cov[g] / tr Cov[total_return] per example (rows: verify.report.VarianceRow)."""
+def variance_figure(rows):
+    """Grouped bars of tr Cov[g] / tr Cov[total_return] per example (rows: verify.report.VarianceRow); linear
+    axis from 0, the legend beside the plot."""
     plt = _pyplot()
     examples = list(dict.fromkeys(r.example for r in rows))
     names = list(dict.fromkeys(r.estimator for r in rows))
     value = {(r.example, r.estimator): r.variance for r in rows}
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(examples), 3.6))
+    fig, ax = plt.subplots(figsize=(3.6 + 1.4 * len(examples), 3.8))
     width = 0.8 / len(names)
+    top = 1.0
     for j, name in enumerate(names):
-        ratios = [value.get((ex, name), np.nan) / value.get((ex, "total_return"), np.nan) for ex in examples]
+        ratios = np.array([value.get((ex, name), np.nan) / value.get((ex, "total_return"), np.nan)
+                           for ex in examples])
+        top = max(top, float(np.nanmax(ratios, initial=0.0)))
         ax.bar(np.arange(len(examples)) + (j - (len(names) - 1) / 2) * width, ratios, width, label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_yscale("log")
+    ax.set_ylim(0, 1.1 * top)
     ax.set_xticks(np.arange(len(examples)), examples)
     ax.set_ylabel("tr Cov[g] / tr Cov[total_return]")
     sources = sorted({r.source for r in rows})
-    ax.set_title(f"Per-episode variance of unbiased estimators ({' / '.join(sources)})", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"Per-episode variance of the unbiased estimators\nrelative to total_return "
+                 f"({' / '.join(sources)}; below 1 = less variance)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -115,9 +196,23 @@ def variance_figure(rows) -> object:
 def check_output_dir(out: str | Path, names: list[str] | None = None, *, force: bool = False) -> Path:
     """Raise UsageError unless ``out`` can take the figures: a directory (or creatable), no PNG overwritten
     without ``force``. ``names=None`` means any PNG already in ``out``."""
+    if str(out) == "" or "\0" in str(out):
+        raise UsageError(f"output directory {str(out)!r}: give a directory name")
     out = Path(out)
-    if out.exists() and not out.is_dir():
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in out.parts):
+        raise UsageError(f"output directory {str(out)[:60]!r}...: a name is longer than 255 bytes")
+    if os.path.lexists(out) and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
+    if not out.is_dir():        # to be created: the nearest existing ancestor must be a writable directory
+        from verify.io import check_output_path
+
+        first = next((p for p in out.absolute().parents if os.path.lexists(p)), Path("/"))
+        if not first.is_dir():
+            raise UsageError(f"cannot create output directory {out}: {first} is not a directory")
+        try:
+            check_output_path(first / ".pgverify-plots-probe", force=True, what="output directory")
+        except UsageError:
+            raise UsageError(f"cannot create output directory {out}: {first} is not writable") from None
     existing = [p.name for p in out.glob("*.png")] if names is None and out.is_dir() else \
         [n for n in names or [] if (out / n).exists()]
     if existing and not force:
@@ -127,34 +222,46 @@ def check_output_dir(out: str | Path, names: list[str] | None = None, *, force: 
 
 def _output_dir(out: str | Path, names: list[str], force: bool) -> Path:
     out = check_output_dir(out, names, force=force)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
     return out
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
+    from verify.io import atomic_write_with
+
+    try:    # a temporary file renamed into place: never a half-written PNG (existence was checked before the run)
+        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=True,
+                                 what="figure")
+    finally:
+        _pyplot().close(fig)
 
 
-def write_report_plots(report, problems: dict[str, Problem], out, *, episodes: int, force: bool = False) -> list[Path]:
-    """convergence-<example>.png per example and variance.png, from a finished Report."""
-    names = [f"convergence-{ex}.png" for ex in problems] + ["variance.png"]
+def write_report_plots(report, out, *, force: bool = False) -> list[Path]:
+    """convergence-<example>.png per example and variance.png, from a Report built with ``trace`` > 0."""
+    from verify.builtin import EXAMPLE_NAMES, load_example
+
+    examples = list(dict.fromkeys(ex for ex, _ in report.estimators))
+    names = [figure_name("convergence", ex) for ex in examples] + ["variance.png"]
     out = _output_dir(out, names, force)
-    paths = [_save(convergence_figure(p, episodes=episodes, seed=report.seed), out / f"convergence-{ex}.png")
-             for ex, p in problems.items()]
+    paths = []
+    for ex, name in zip(examples, names):
+        runs = [row.mc for e, row in report.estimators if e == ex]
+        problem = load_example(ex) if ex in EXAMPLE_NAMES else None
+        paths.append(_save(convergence_figure(runs, problem=problem), out / name))
     return paths + [_save(variance_figure(report.variance), out / "variance.png")]
 
 
 def write_problem_plots(problem: Problem, out, *, episodes: int, seed: int, force: bool = False) -> list[Path]:
-    """convergence-<name>.png and variance-<name>.png for a user's MDP file."""
+    """convergence-<name>.png and variance-<name>.png for one problem, from one run of the whole catalog."""
     from verify.mc import run_estimators
     from verify.report import variance_rows
 
     name = problem.mdp.name
-    out = _output_dir(out, [f"convergence-{name}.png", f"variance-{name}.png"], force)
-    runs = run_estimators(problem, [e for e in ESTIMATORS if e.unbiased], episodes=episodes, seed=seed)
-    rows = variance_rows(name, runs)
-    return [_save(convergence_figure(problem, episodes=episodes, seed=seed), out / f"convergence-{name}.png"),
-            _save(variance_figure(rows), out / f"variance-{name}.png")]
-
+    files = [figure_name("convergence", name), figure_name("variance", name)]
+    out = _output_dir(out, files, force)
+    runs = run_estimators(problem, ESTIMATORS, episodes=episodes, seed=seed, trace=TRACE_POINTS)
+    return [_save(convergence_figure(runs, problem=problem), out / files[0]),
+            _save(variance_figure(variance_rows(name, runs)), out / files[1])]

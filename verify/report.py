@@ -196,8 +196,10 @@ def report_episodes(quick: bool) -> int:
     return QUICK_EPISODES if quick else FULL_EPISODES
 
 
-def build_report(seed: int = 0, quick: bool = False, progress=None, *, estimators=None) -> Report:
+def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int = 0, *,
+                 estimators=None) -> Report:
     """Run every check. ``progress`` is an optional rich Progress to advance (the CLI shows one on terminals);
+    ``trace`` > 0 keeps each Monte Carlo run's convergence trace at about that many points (for the figures);
     ``estimators`` is the catalog to check (default ``verify.estimators.ESTIMATORS``; tests pass a broken one)."""
     from verify.estimators import ESTIMATORS
     from verify.mc import run_check
@@ -223,7 +225,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, *, estimator
     done("errata", t0)
     for name, problem in examples.items():
         t0 = time.perf_counter()
-        check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed)
+        check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed, trace=trace)
         report.gradients.append(check.gradients)
         report.estimators.extend((name, row) for row in check.rows)
         report.variance.extend(variance_rows(name, [row.mc for row in check.rows]))
@@ -232,12 +234,12 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, *, estimator
     return report
 
 
-def build_report_with_progress(seed: int, quick: bool, show: bool, *, estimators=None) -> Report:
+def build_report_with_progress(seed: int, quick: bool, show: bool, trace: int = 0, *, estimators=None) -> Report:
     """``build_report`` under a transient rich progress bar when ``show`` (output is a terminal)."""
     if not show:
-        return build_report(seed, quick, estimators=estimators)
+        return build_report(seed, quick, trace=trace, estimators=estimators)
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(transient=True, console=Console(stderr=True)) as progress:
-        return build_report(seed, quick, progress, estimators=estimators)
+        return build_report(seed, quick, progress, trace=trace, estimators=estimators)

@@ -38,7 +38,11 @@ def run_report(args) -> int:
         from verify.io import check_output_path
 
         check_output_path(args.html, force=args.force, what="--html file")    # before the long run, not after
-    report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout)
+    trace = 0
+    if args.plots:
+        from verify.plots import TRACE_POINTS as trace
+    report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
+                                        trace=trace)
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
     if to_stdout:
         print(text)
@@ -47,12 +51,9 @@ def run_report(args) -> int:
             out.write_text(text + "\n")
         render_report(report, color=not args.no_color, reproduce=_reproduce)
     if args.plots:
-        from verify.builtin import builtin_examples
         from verify.plots import write_report_plots
-        from verify.report import report_episodes
 
-        paths = write_report_plots(report, builtin_examples(), args.plots, episodes=report_episodes(args.quick),
-                                   force=args.force)
+        paths = write_report_plots(report, args.plots, force=args.force)
         print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
     if args.html:
         from verify.html import render_html
