@@ -78,7 +78,7 @@ def _errata(console: Console, report: Report) -> None:
     from rich.padding import Padding
     from rich.text import Text
 
-    console.print(f"[bold]2. Errata: {len(report.errata)} slips in the written derivation, each with computed evidence[/bold]")
+    console.print(f"[bold]2. Errata: {len(report.errata)} slips in the derivation, each with computed evidence[/bold]")
     for e in report.errata:
         holds = getattr(e, "holds", None)
         console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold]: "

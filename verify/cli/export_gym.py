@@ -17,7 +17,7 @@ def register(sub) -> None:
                                    "distribution and terminal states) and write it as an MDP file (needs "
                                    "pgverify[gym]).")
     p.add_argument("env_id", metavar="ENV_ID", help="e.g. FrozenLake-v1, CliffWalking-v1, Taxi-v4")
-    add_gym_arguments(p)
+    add_gym_arguments(p, with_file=False)
     p.add_argument("-o", "--output", required=True, help="the .json MDP file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=run_export_gym)
