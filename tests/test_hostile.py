@@ -139,3 +139,19 @@ def test_random_values_anywhere_never_crash(tmp_path_factory, path, value):
         assert "internal error" not in lines[0], lines[0]
     else:
         assert not lines, lines
+
+
+def test_degenerate_but_valid_requests_give_results(tmp_path, capsys):
+    """Valid requests that used to crash: all initial mass on a terminal state (plot divided by a zero variance),
+    a test level above the target power (the detectable-effect root search had no sign change)."""
+    pytest.importorskip("matplotlib")
+    doc = json.loads(json.dumps(BASE))
+    doc["initial"] = [0, 0, 1]
+    f = tmp_path / "ends-at-once.json"
+    f.write_text(json.dumps(doc))
+    assert main(["plot", str(f), "--out", str(tmp_path / "figs"), "--episodes", "100"]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["convergence-chain.png", "variance-chain.png"]
+    g = tmp_path / "chain.json"
+    g.write_text(json.dumps(BASE))
+    assert main(["mc", str(g), "--estimator", "reward_to_go", "--alpha", "0.9999", "--episodes", "300"]) in (0, 1)
+    assert "error" not in capsys.readouterr().err
