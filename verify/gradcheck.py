@@ -236,7 +236,8 @@ def _probe(est: Estimator, problem: Problem, seed: int) -> None:
             f"evaluated in a batch of {half} instead of {PROBE_EPISODES} episodes (max change "
             f"{np.abs(full[n] - alone[n]).max():.3g}); g(tau_n) must depend on episode n alone and deterministically "
             "(no batch statistics such as return normalisation, no internal randomness), so that the estimates are "
-            "i.i.d. and their exact mean exists")
+            "i.i.d. and their exact mean exists; an estimator with batch statistics returns one estimate per batch "
+            "and is checked by verify.batchcheck.check_batch_estimator")
     # Less padding rather than more: a batch never runs past the horizon, and estimators may rely on that.
     short = np.flatnonzero(batch.lengths < batch.T)
     if short.size == 0:
