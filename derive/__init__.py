@@ -11,12 +11,13 @@ from derive.continuous import check_gaussian, uniform_counterexample
 from derive.errata import Erratum, symbolic_errata
 from derive.grounding import GroundingResult, ground_derivation, ground_step
 from derive.latex import render_document
-from derive.rules import Rule, RuleError
-from derive.seed import BASELINE, DERIVATIONS, REWARD_TO_GO, SEED
+from derive.rules import Condition, Rule, RuleError, SideConditionError
+from derive.seed import BASELINE, DERIVATIONS, EGLP, PG_ADVANTAGE, PG_Q, PG_STATE, REWARD_TO_GO, SEED
 from derive.steps import Derivation, Step, StepCheck, replay
 
 __all__ = [
-    "SEED", "REWARD_TO_GO", "BASELINE", "DERIVATIONS", "Derivation", "Step", "StepCheck",
-    "Rule", "RuleError", "replay", "ground_step", "ground_derivation", "GroundingResult",
+    "SEED", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS",
+    "Derivation", "Step", "StepCheck", "Rule", "RuleError", "SideConditionError", "Condition", "replay",
+    "ground_step", "ground_derivation", "GroundingResult",
     "check_gaussian", "uniform_counterexample", "Erratum", "symbolic_errata", "render_document",
 ]

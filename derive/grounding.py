@@ -261,6 +261,9 @@ def _compile_int(e):
     if e.is_Add:
         parts = [_compile_int(a) for a in e.args]
         return lambda model, env: sum(f(model, env) for f in parts)
+    if e.is_Pow and e.exp.is_Integer and int(e.exp) >= 0:
+        base, n = _compile_int(e.base), int(e.exp)
+        return lambda model, env: base(model, env) ** n
     if e.is_Mul:
         parts = [_compile_int(a) for a in e.args]
 

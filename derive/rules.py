@@ -52,7 +52,7 @@ class RuleError(ValueError):
 
 
 class SideConditionError(RuleError):
-    """A rule matched, but one of its checkable side conditions is violated there."""
+    """A rule matched, but one of its checkable side conditions is violated there (message: the condition)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class Rule:
         for c in self.conditions:
             if not c.holds(expr, {}):
                 if c.kind == "side":
-                    raise SideConditionError(f"rule '{self.name}': side condition violated: {c.text}")
+                    raise SideConditionError(c.text)
                 raise RuleError(f"rule '{self.name}': guard refused: {c.text}")
         return self.fn(expr)
 
@@ -186,7 +186,9 @@ def rewrite(expr: Basic, rule: Rule) -> Basic:
         nonlocal hits
         if node.args and not node.is_Atom:
             inner = _inner_context(node, ctx)
-            args = [walk(a, inner if i == 0 else ctx) for i, a in enumerate(node.args)]
+            # an expectation's measure p(.|theta) is not a subexpression of its value: never rewritten
+            args = [a if isinstance(node, Expectation) and i == 1 else walk(a, inner if i == 0 else ctx)
+                    for i, a in enumerate(node.args)]
             if any(a is not b for a, b in zip(args, node.args)):
                 node = _rebuild(node, args)
         new = rule.match(node, ctx)
@@ -195,7 +197,7 @@ def rewrite(expr: Basic, rule: Rule) -> Basic:
         for c in rule.conditions:
             if not c.holds(node, ctx):
                 if c.kind == "side":
-                    raise SideConditionError(f"rule '{rule.name}': side condition violated at {node}: {c.text}")
+                    raise SideConditionError(f"{c.text} (at {node})")
                 refused.append(c.text)
                 return node
         hits += 1
@@ -346,6 +348,13 @@ def _is_score(a, time) -> bool:
             and a.expr.args[0].time == time)
 
 
+def free_of_theta(e: Basic, wrt: Basic = theta) -> bool:
+    """Whether ``e`` does not depend on theta: no theta among its free symbols, and no node that
+    depends on the policy implicitly (Q_t, V_t, A_t, Pr(s_t = s), means under pi_theta)."""
+    implicit = (QValue, VValue, Advantage, StateProb, CondExpectation, ActionExpectation)
+    return wrt not in e.free_symbols and not any(e.atoms(*implicit)) and not isinstance(e, implicit)
+
+
 # --- the score-function identity (1)-(7) --------------------------------------------------------------------------
 
 def _support_free_of_theta(n, ctx) -> bool:
@@ -387,7 +396,7 @@ def PRODUCT_RULE(n, ctx):
        ["the differentiated term does not depend on theta"],
        r"$\nabla_\theta c = 0$", "grad(c)",
        conditions=[Condition("the differentiated term does not depend on theta",
-                             lambda n, ctx: n.wrt not in n.expr.free_symbols)])
+                             lambda n, ctx: free_of_theta(n.expr, n.wrt))])
 def GRAD_OF_INDEPENDENT(n, ctx):
     if isinstance(n, Grad):
         return S.Zero
@@ -395,8 +404,7 @@ def GRAD_OF_INDEPENDENT(n, ctx):
 
 @_rule("multiply_divide_density", "Multiply and divide by p(x|theta).",
        ["p(x|theta) > 0 wherever grad p(x|theta) is integrated"],
-       r"multiply and divide by $p$", "grad(p(x|theta))",
-       conditions=[Condition("p(x|theta) > 0", lambda n, ctx: is_positive(n.expr), "side")])
+       r"multiply and divide by $p$", "grad(p(x|theta))")
 def MULTIPLY_DIVIDE_DENSITY(n, ctx):
     if isinstance(n, Grad) and isinstance(n.expr, Density):
         return n.expr * UnevaluatedExpr(n / n.expr)
@@ -597,10 +605,17 @@ def RETURN_DEFINITION(n, ctx):
         return time_sum(gamma**tp * Reward(tp), tp)
 
 
+SPLIT_POINT_IN_RANGE = "0 <= t <= H (the split point lies in the summed range)"
+
+
+def _split_point_in_range(n) -> bool:
+    v, lo, hi = n.limits[1]
+    return v == t and _leq(Integer(0), lo) and _leq(hi, H)
+
+
 @_rule("split_at_t", "Split sum_{t'=0}^{H-1} into t' < t and t' >= t.",
-       ["0 <= t <= H-1"], r"split the sum at $t$", "Sum over t' from 0 to H-1 inside a sum over t",
-       conditions=[Condition("the split point t lies in 0..H-1 (t is the index of an enclosing sum over 0..H-1)",
-                             lambda n, ctx: tuple(n.limits[1]) == (t, 0, H - 1))])
+       [SPLIT_POINT_IN_RANGE], r"split the sum at $t$", "Sum over t' from 0 to H-1 inside a sum over t",
+       conditions=[Condition(SPLIT_POINT_IN_RANGE, lambda n, ctx: _split_point_in_range(n), "side")])
 def SPLIT_AT_T(n, ctx):
     # SymPy flattens nested sums: Sum(Sum(g, (t', ..)), (t, ..)) is Sum(g, (t', ..), (t, ..))
     if isinstance(n, Sum) and tuple(n.limits[0]) == (tp, 0, H - 1) and len(n.limits) > 1:
@@ -770,8 +785,7 @@ SAME_POLICY = "pi_theta(a_t|s_t) and the score are at the same time step"
 @_rule("score_times_policy", "pi_theta grad log pi_theta = grad pi_theta (the log-derivative identity, reversed).",
        ["pi_theta(a|s) > 0", SAME_POLICY], "log-derivative identity", "pi(a_t|s_t) grad log pi(a_t|s_t)",
        conditions=[Condition(SAME_POLICY,
-                             lambda n, ctx: _policy_and_score(n)[0] == _policy_and_score(n)[1].expr.args[0]),
-                   Condition("pi_theta(a|s) > 0", lambda n, ctx: is_positive(_policy_and_score(n)[0]), "side")])
+                             lambda n, ctx: _policy_and_score(n)[0] == _policy_and_score(n)[1].expr.args[0])])
 def SCORE_TIMES_POLICY(n, ctx):
     found = _policy_and_score(n)
     if found:
