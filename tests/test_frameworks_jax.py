@@ -83,7 +83,8 @@ def gallery_setup():
 @pytest.mark.parametrize("loss", gallery.LOSSES, ids=lambda f: f.__name__)
 def test_gallery_verdicts(gallery_setup, loss):
     mdp, params = gallery_setup
-    check = check_loss(gallery.logits, params, loss, mdp, batch_size=2, second_batch_size=4)
+    # pad_to: static shapes, as JAX training loops pad (one compilation per batch size instead of one per length)
+    check = check_loss(gallery.logits, params, loss, mdp, batch_size=2, second_batch_size=4, pad_to=mdp.horizon)
     assert check.verdict == gallery.VERDICTS[loss.__name__], check.format()
     assert check.exact
     if loss is gallery.restarted_discount:
@@ -147,7 +148,7 @@ def _logp(params, batch):
 def test_bad_losses(small, loss, message):
     mdp, params = small
     with pytest.raises(LossError, match=message):
-        check_loss(matmul, params, loss, mdp, batch_size=2)
+        check_loss(matmul, params, loss, mdp, batch_size=2, pad_to=mdp.horizon)
 
 
 def test_bad_policies(small):

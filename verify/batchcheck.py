@@ -187,7 +187,9 @@ class BatchCheck:
       c: the scale when the verdict is "proportional".
       matches: (catalog pitfall, c) whose exact mean is c times E[g]'s (exact per-episode runs only).
       p_unbiased, p_proportional: the Monte Carlo tests' p-values (None when exact).
-      resolution: the relative bias the Monte Carlo run detects with probability 0.999 (None when exact).
+      resolution: the relative bias (of max|grad J|) the Monte Carlo run detects with probability 0.999, or for
+        "proportional"/"undecided" after a rejected "unbiased" test the detectable deviation from c grad J (relative
+        to |c| max|grad J|); None when exact.
       reason: why the verdict is "undecided".
       reproduce: the call that repeats the check.
     """
@@ -270,8 +272,10 @@ class BatchCheck:
         if self.p_unbiased is not None:
             lines.append(f"tests (max |z|, Bonferroni, alpha = {self.alpha:g}): unbiased p = {self.p_unbiased:.3g}"
                          + ("" if self.p_proportional is None else f", proportional p = {self.p_proportional:.3g}")
-                         + f"; this run detects a relative bias of {self.resolution:.3g} with probability "
-                           f"{DETECT_POWER} (tolerance {self.tolerance:g})")
+                         + (f"; this run detects a relative bias of {self.resolution:.3g}"
+                            if self.p_proportional is None or self.verdict == "biased" else
+                            f"; this run detects a deviation from c grad J of {self.resolution:.3g} of |c grad J|")
+                         + f" with probability {DETECT_POWER} (tolerance {self.tolerance:g})")
         for name, c in self.matches:
             scale = "the same exact mean as" if abs(c - 1) < 1e-9 else f"{c:.4g} times the exact mean of"
             lines.append(f"{scale} the catalog pitfall {name}: {get_estimator(name).description}")
@@ -285,8 +289,9 @@ class BatchCheck:
             trend = ""
             if a.nonproportional > 0 and np.isfinite(b.nonproportional):
                 ratio = b.nonproportional / a.nonproportional
-                trend = (f"; the non-proportional part shrinks by {1 / ratio:.3g}x for a {b.batch_size / a.batch_size:g}x "
-                         f"larger batch" if ratio < 1 else f"; it does not shrink ({ratio:.3g}x)")
+                grow = b.batch_size / a.batch_size
+                trend = (f"; the non-proportional part shrinks by {1 / ratio:.3g}x for a {grow:g}x larger batch"
+                         if ratio < 1 else f"; it does not shrink ({ratio:.3g}x)")
             lines.append("batch size: " + "; ".join(parts) + trend)
         elif self.convention is not None:
             lines.append(f"per-episode ({self.convention}): {mean_word} does not depend on the batch size"
@@ -404,9 +409,11 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     zc = float(scipy_stats.norm.isf(alpha))
     if not test_p.consistent or c + zc * c_se < 0:
         return {**out, "verdict": "biased"}
+    # From here on the claim is about the direction of E[g]: the resolution is the residual test's, relative to
+    # |c| max|grad J|.
     if c - zc * c_se > 0 and res_p <= tolerance:
-        return {**out, "verdict": "proportional", "resolution": max(res_u, res_p)}
-    return {**out, "verdict": "undecided", "resolution": max(res_u, res_p),
+        return {**out, "verdict": "proportional", "resolution": res_p}
+    return {**out, "verdict": "undecided", "resolution": res_p,
             "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the run cannot tell proportional "
                       f"(c = {c:.3g} +- {c_se:.2g}) from biased (detects {res_p:.3g}, tolerance {tolerance:g}); "
                       "use more batches"}

@@ -17,6 +17,9 @@ episode T, time along axis 1):
 | ``lengths`` | int [B] | actions taken in episode n |
 | ``next_obs`` | [B, T, *obs_shape] | observation of s_{t+1} |
 | ``gamma`` | float | the discount of J = E[sum_t gamma^t r_t] |
+
+With ``pad_to`` every batch is padded to that many steps instead (static shapes: one ``jax.jit`` compilation
+instead of one per padded length; a loss that averages over padded time then sees the fixed length).
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ from verify.policy import TabularSoftmax
 from verify.problem import Problem, load_problem
 
 __all__ = ["Batch", "DPTables", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL",
-           "batch_arrays", "dp_objective", "dp_tables", "framework_target", "observation_table", "policy_log_probs", "resolve_mdp", "surrogate_policy"]
+           "batch_arrays", "dp_objective", "dp_tables", "framework_target", "observation_table", "policy_log_probs",
+           "resolve_mdp", "surrogate_policy"]
 
 OUTPUTS = ("logits", "log_probs", "probs")
 PROB_SUM_TOL = 1e-6          # a policy that outputs probabilities: rows must sum to 1 within this
@@ -119,18 +123,29 @@ def observation_table(mdp: TabularMDP, observations) -> np.ndarray:
     return table
 
 
-def batch_arrays(episodes, table: np.ndarray) -> Batch:
-    """The ``Batch`` of an ``Episodes`` batch as numpy arrays, padded to its longest episode."""
-    T = int(episodes.lengths.max(initial=0))
-    s_t = np.asarray(episodes.s_t)[:, :T + 1]
+def batch_arrays(episodes, table: np.ndarray, pad_to: int | None = None) -> Batch:
+    """The ``Batch`` of an ``Episodes`` batch as numpy arrays, padded to its longest episode or to ``pad_to`` steps.
+
+    Raises:
+      UsageError: an episode is longer than ``pad_to``.
+    """
     lengths = np.asarray(episodes.lengths, dtype=np.int64)
+    longest = int(lengths.max(initial=0))
+    T = longest if pad_to is None else int(pad_to)
+    if longest > T:
+        raise UsageError(f"pad_to={pad_to} is shorter than an episode of {longest} steps; use the horizon")
+    s_t = np.asarray(episodes.s_t)[:, :T + 1]
+    if s_t.shape[1] < T + 1:        # more padding than the episodes carry: repeat each final state
+        final = s_t[np.arange(len(lengths)), lengths]
+        s_t = np.concatenate([s_t, np.repeat(final[:, None], T + 1 - s_t.shape[1], axis=1)], axis=1)
     steps = np.arange(T)[None, :]
     mask = steps < lengths[:, None]
     last = steps == (lengths[:, None] - 1)
     ended = episodes.mdp.terminal[s_t[np.arange(len(lengths)), lengths]]
     terminated = last & ended[:, None]
-    return Batch(obs=table[s_t[:, :T]], actions=np.asarray(episodes.a_t, dtype=np.int64)[:, :T],
-                 rewards=np.asarray(episodes.r_t, dtype=float)[:, :T], terminated=terminated,
+    pad = ((0, 0), (0, T - min(T, episodes.a_t.shape[1])))
+    return Batch(obs=table[s_t[:, :T]], actions=np.pad(np.asarray(episodes.a_t, dtype=np.int64)[:, :T], pad),
+                 rewards=np.pad(np.asarray(episodes.r_t, dtype=float)[:, :T], pad), terminated=terminated,
                  truncated=last & ~ended[:, None], mask=mask.astype(float), lengths=lengths,
                  next_obs=table[s_t[:, 1:T + 1]], gamma=float(episodes.mdp.gamma))
 

@@ -159,7 +159,8 @@ def _loss_name(loss_fn, name):
 def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
                seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
-               second_batch_size: int | None = None, name: str | None = None, jit: bool = True) -> BatchCheck:
+               second_batch_size: int | None = None, name: str | None = None, pad_to: int | None = None,
+               jit: bool = True) -> BatchCheck:
     r"""Test a JAX policy-gradient loss: is E[-grad loss] the exact grad J, a positive multiple, or biased?
 
     As ``verify.frameworks.torch.check_loss``: batches of ``batch_size`` episodes are sampled from the policy's
@@ -169,7 +170,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     Args:
       apply, params, problem, observations, output: as ``exact_gradient``.
       loss_fn: ``(params, batch) -> scalar`` to be minimised; ``batch`` is a ``verify.frameworks.Batch``.
-      batch_size, batches, seed, alpha, tolerance, second_batch_size, name: as the torch ``check_loss``.
+      batch_size, batches, seed, alpha, tolerance, second_batch_size, name, pad_to: as the torch ``check_loss``
+        (``pad_to``, e.g. the horizon: static shapes, one compilation).
       jit: evaluate the loss's gradient under ``jax.jit`` (one compilation per padded length T); a loss that
         cannot be traced falls back to eager evaluation.
 
@@ -202,7 +204,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
                    jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
     def estimate(episodes) -> np.ndarray:
-        b = batch_arrays(episodes, table)
+        b = batch_arrays(episodes, table, pad_to)
         batch = Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma)
         where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
         try:
@@ -229,7 +231,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
 
     call = (f"check_loss(apply, params, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, "
             f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
-                                              f", second_batch_size={second_batch_size}") + ")")
+                                              f", second_batch_size={second_batch_size}")
+            + ("" if pad_to is None else f", pad_to={pad_to}") + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
                          extra={"loss": True})

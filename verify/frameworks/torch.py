@@ -185,7 +185,8 @@ def _loss_name(loss_fn, name):
 def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = None, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
                seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
-               second_batch_size: int | None = None, name: str | None = None) -> BatchCheck:
+               second_batch_size: int | None = None, name: str | None = None,
+               pad_to: int | None = None) -> BatchCheck:
     r"""Test a PyTorch policy-gradient loss: is E[-grad loss] the exact grad J, a positive multiple, or biased?
 
     pgverify samples batches of ``batch_size`` episodes from the policy's own action probabilities, calls
@@ -201,6 +202,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
       tolerance: the relative bias a Monte Carlo run must be able to detect to say "unbiased".
       second_batch_size: a second B for batch-level losses (default 4 B).
       name: how the report names the loss.
+      pad_to: pad every batch to this many steps (e.g. the horizon) instead of its longest episode.
 
     Returns:
       ``verify.batchcheck.BatchCheck``: ``verdict`` "unbiased", "proportional" (``c``), "biased" (angle,
@@ -224,7 +226,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
     obs_dtype = torch.int64 if table.dtype.kind in "iub" else torch.float64
 
     def estimate(episodes) -> np.ndarray:
-        b = batch_arrays(episodes, table)
+        b = batch_arrays(episodes, table, pad_to)
         batch = Batch(obs=torch.as_tensor(b.obs, dtype=obs_dtype), actions=torch.as_tensor(b.actions),
                       rewards=torch.as_tensor(b.rewards), terminated=torch.as_tensor(b.terminated),
                       truncated=torch.as_tensor(b.truncated), mask=torch.as_tensor(b.mask),
@@ -258,6 +260,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
 
     call = (f"check_loss(policy, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, seed={seed}, "
             f"alpha={alpha!r}" + ("" if second_batch_size is None else f", second_batch_size={second_batch_size}")
+            + ("" if pad_to is None else f", pad_to={pad_to}")
             + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,

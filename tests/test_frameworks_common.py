@@ -1,0 +1,54 @@
+"""The framework-free layer of verify.frameworks: the batch layout (gymnasium conventions), observations, policy
+outputs. Needs neither torch nor jax."""
+import numpy as np
+import pytest
+
+from verify.episodes import Episodes
+from verify.errors import UsageError
+from verify.frameworks import LossError
+from verify.frameworks._common import batch_arrays, observation_table, policy_log_probs
+from verify.mdp import TabularMDP
+from verify.policy import TabularSoftmax
+
+
+@pytest.fixture()
+def episodes():
+    # State 0 -> "stop" ends in terminal state 2; "go" -> state 1; horizon 2. Episode 0: stop (terminated at t=0);
+    # episode 1: go, go (truncated by the horizon at t=1).
+    mdp = TabularMDP(initial=[1, 0, 0], transitions=[[[0, 0, 1], [0, 1, 0]], [[0, 0, 1], [0, 1, 0]], [[0, 0, 1]] * 2],
+                     rewards=[[1.0, 0.0], [2.0, 0.5], [0.0, 0.0]], terminal=[2], horizon=2)
+    return Episodes(np.array([[0, 2, 2], [0, 1, 1]]), np.array([[0, 0], [1, 1]]), np.array([[1.0, 0.0], [0.0, 0.5]]),
+                    np.array([1, 2]), mdp, TabularSoftmax(np.zeros((3, 2))))
+
+
+def test_batch_layout(episodes):
+    b = batch_arrays(episodes, observation_table(episodes.mdp, "index"))
+    assert b.obs.tolist() == [[0, 2], [0, 1]]                 # padding repeats the final state
+    assert b.next_obs.tolist() == [[2, 2], [1, 1]]
+    assert b.mask.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+    assert b.terminated.tolist() == [[True, False], [False, False]]
+    assert b.truncated.tolist() == [[False, False], [False, True]]
+    assert b.lengths.tolist() == [1, 2] and b.gamma == 1.0
+
+
+def test_pad_to_adds_padding_and_refuses_less_than_the_longest(episodes):
+    b = batch_arrays(episodes.select([0]), observation_table(episodes.mdp, "one_hot"))
+    assert b.actions.shape == (1, 1)                            # padded to its own longest episode
+    b = batch_arrays(episodes.select([0]), observation_table(episodes.mdp, "one_hot"), pad_to=3)
+    assert b.actions.shape == (1, 3) and b.obs.shape == (1, 3, 3)
+    assert b.mask.tolist() == [[1.0, 0.0, 0.0]] and b.rewards.tolist() == [[1.0, 0.0, 0.0]]
+    assert b.obs[0, 2].tolist() == [0.0, 0.0, 1.0]              # the final (terminal) state
+    with pytest.raises(UsageError, match="pad_to=1 is shorter than an episode of 2 steps"):
+        batch_arrays(episodes, observation_table(episodes.mdp, "one_hot"), pad_to=1)
+
+
+def test_policy_outputs_are_validated():
+    assert np.allclose(np.exp(policy_log_probs(np.zeros((2, 3)), "logits", 2, 3)), 1 / 3)
+    with pytest.raises(LossError, match="state 1 sum to 0.9"):
+        policy_log_probs(np.array([[0.5, 0.5], [0.4, 0.5]]), "probs", 2, 2)
+    with pytest.raises(LossError, match=r"shape \(2, 3\).*3 actions, but the MDP has 2"):
+        policy_log_probs(np.zeros((2, 3)), "logits", 2, 2)
+    with pytest.raises(LossError, match="non-finite logits for state 0"):
+        policy_log_probs(np.array([[np.nan, 0.0]]), "logits", 1, 2)
+    with pytest.raises(LossError, match=r"observations has shape \(2,\)"):
+        observation_table(TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[0.0]], horizon=1), np.zeros(2))
