@@ -162,3 +162,46 @@ def test_dense_arrays_of_a_huge_sparse_mdp_are_refused_not_allocated():
     with pytest.raises(UsageError, match="successor entries"):
         mdp.transitions
     assert gradient(mdp, TabularSoftmax(np.zeros((S, 4)))).J == 0.0
+
+
+# --- mc on big models: visited rows and variances only, the same verdicts ------------------------------------------
+
+@pytest.mark.parametrize("name", ["reward_to_go", "baseline_value", "batch_normalized"])
+def test_rows_form_gives_the_dense_values_and_moments(name):
+    from verify.estimators import get_estimator
+    from verify.mc import _rows
+    from verify.sampler import sample_episodes
+    from verify.stats import SampleMoments
+    rng = np.random.default_rng(5)
+    mdp = random_sparse_mdp(rng, S=60, horizon=15)
+    policy = TabularSoftmax(rng.normal(size=(mdp.n_states, mdp.n_actions)))
+    batch = sample_episodes(mdp, policy, 300, np.random.default_rng(2))
+    est = get_estimator(name)
+    dense = est.per_episode(batch).reshape(batch.n, -1)
+    rows = _rows(est, batch, policy)
+    assert _bits(rows.dense(batch.n)) == _bits(dense)         # the same numbers, placed
+    a, b = rows.moments(batch.n), SampleMoments.of(dense, diagonal=True)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(a.scatter, b.scatter, rtol=1e-11, atol=1e-12 * b.scatter.max())
+    full = SampleMoments.of(dense)
+    np.testing.assert_allclose(np.diag(full.scatter), b.scatter, rtol=1e-11, atol=1e-12 * b.scatter.max())
+
+
+def test_mc_by_rows_and_dense_give_the_same_test(monkeypatch):
+    import verify.mc as mc
+    from verify.problem import Problem
+    rng = np.random.default_rng(8)
+    mdp = random_sparse_mdp(rng, S=80, horizon=12)
+    problem = Problem(mdp, TabularSoftmax(rng.normal(size=(mdp.n_states, mdp.n_actions))))
+    settings = dict(episodes=3_000, seed=4, covariance="sample", chunk=700)
+    monkeypatch.setattr(mc, "FULL_MOMENTS_MAX_D", 0)          # every problem counts as big
+    by_rows = mc.run_estimators(problem, ["reward_to_go", "rtg_skip_current"], **settings)
+    monkeypatch.setattr(mc, "_rows", lambda *args: None)       # dense values, diagonal moments
+    dense = mc.run_estimators(problem, ["reward_to_go", "rtg_skip_current"], **settings)
+    for a, b in zip(by_rows, dense):
+        assert a.verdict == b.verdict and a.test.test == b.test.test == "maxz"
+        np.testing.assert_allclose(a.test.mean, b.test.mean, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(a.test.stderr, b.test.stderr, rtol=1e-9, atol=1e-15)
+        assert a.test.p_value == pytest.approx(b.test.p_value, rel=1e-6, abs=1e-12)
+        if a.paired is not None:
+            assert a.reference == b.reference and a.paired.verdict == b.paired.verdict and a.chosen == b.chosen

@@ -129,6 +129,7 @@ def from_weights(weights: Weights) -> Callable[[Episodes], np.ndarray]:
         assert g.shape == (episodes.n, *episodes.policy.theta.shape), g.shape
         return g
     per_episode.__doc__ = f"step_score_sums(episodes, {weights.__name__}(episodes))"
+    per_episode.weights = weights        # lets mc take the rows-only form (episodes.step_score_rows) on big MDPs
     return _named(per_episode, f"from_weights({weights.__name__})")
 
 

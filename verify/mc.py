@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from verify.episodes import step_score_rows
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.exact import finite_difference_gradient, gradient
@@ -80,6 +81,7 @@ DEFAULT_ALPHA = 1e-3
 EFFECT_SIZE = 0.1
 DETECT_POWER = 0.999
 DETECT_FRACTION = 0.01   # episodes_to_detect's default size: 1% of the largest |grad J| component
+FULL_MOMENTS_MAX_D = 256   # beyond, sample moments keep the variances only (all max-|z| reads; see run_estimators)
 ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
 GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
@@ -272,15 +274,65 @@ class _Paired:
     def __init__(self, name: str):
         self.name, self.ref, self.moments, self.ref_max_abs = name, None, None, 0.0
 
-    def add(self, values: np.ndarray, refs: dict[str, np.ndarray]) -> None:
-        x = values.reshape(len(values), -1)
+    def add(self, values, refs: dict, n: int) -> None:
+        """Values dense [n, d] or as visited rows (``_Rows``); a dense one turns the others dense."""
+        if isinstance(values, _Rows) and all(isinstance(v, _Rows) for v in refs.values()):
+            # One batch, one set of visited rows: the difference is the difference of the row values.
+            diff = lambda r: values.moments(n, values.value - r.value)  # noqa: E731
+            spread = lambda r: float(diff(r).scatter.sum())  # noqa: E731
+            ref_abs = lambda r: float(np.abs(r.value).max(initial=0.0))  # noqa: E731
+        else:
+            dense = lambda v: v.dense(n) if isinstance(v, _Rows) else v.reshape(n, -1)  # noqa: E731
+            x = dense(values)
+            diff = lambda r: SampleMoments.of(x - dense(r), diagonal=True)  # noqa: E731
+            spread = lambda r: float((x - dense(r)).var(axis=0).sum())  # noqa: E731
+            ref_abs = lambda r: float(np.abs(dense(r)).max(initial=0.0))  # noqa: E731
         if self.ref is None:
             options = {r: v for r, v in refs.items() if r != self.name}
-            self.ref = min(options, key=lambda r: float((x - options[r]).var(axis=0).sum()))
+            self.ref = min(options, key=lambda r: spread(options[r]))
         ref = refs[self.ref]
-        self.ref_max_abs = max(self.ref_max_abs, float(np.abs(ref).max(initial=0.0)))
-        m = SampleMoments.of(x - ref)
+        self.ref_max_abs = max(self.ref_max_abs, ref_abs(ref))
+        # The paired test is max-|z| on the difference's variances: the diagonal is all it reads.
+        m = diff(ref)
         self.moments = m if self.moments is None else self.moments.merge(m)
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """A tabular estimator's per-episode values [n, S, A] as their visited rows only (``episodes.step_score_rows``):
+    row u is episode ``episode[u]``'s estimate for one state, at flat components ``component[u]`` = s A + a.
+
+    Enough for the diagonal moments (``SampleMoments.of_entries``), which is all max-|z| reads; [n, S, A] itself
+    (3 MB per episode at S = 10^5) is never built unless a dense consumer asks (``dense``).
+    """
+
+    component: np.ndarray   # [U, A]
+    value: np.ndarray       # [U, A]
+    episode: np.ndarray     # [U]
+    d: int
+
+    def moments(self, n: int, value: np.ndarray | None = None) -> SampleMoments:
+        v = self.value if value is None else value
+        return SampleMoments.of_entries(n, self.d, self.component.ravel(), v.ravel())
+
+    def dense(self, n: int) -> np.ndarray:
+        out = np.zeros((n, self.d))
+        out[self.episode[:, None], self.component] = self.value
+        return out
+
+
+def _rows(estimator: Estimator, batch, policy) -> _Rows | None:
+    """The estimator's values on ``batch`` as visited rows, or None when it has no per-step weights (a user's
+    function) or the policy is not tabular."""
+    weights = getattr(estimator.per_episode, "weights", None)
+    if weights is None:
+        return None
+    out = step_score_rows(batch, np.broadcast_to(weights(batch), batch.steps.t.shape))
+    if out is None:
+        return None
+    rows, G = out
+    S, A = policy.probs.shape
+    return _Rows(((rows % S) * A)[:, None] + np.arange(A), G, rows // S, S * A)
 
 
 def _power_score(result: ConsistencyResult) -> float:
@@ -333,26 +385,38 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     top = np.argsort(-np.abs(grad).ravel(), kind="stable")[:TRACE_COMPONENTS]
     traces = {e.name: TraceRecorder(episodes, shape=policy.theta.shape, components=top, points=trace)
               for e in estimators} if trace else {}
+    # Only what the test reads: without an enumeration the test is max-|z| on the variances, so beyond
+    # FULL_MOMENTS_MAX_D parameters the moments keep the diagonal (O(N d), not O(N d^2)) and tabular estimators
+    # stream their visited rows instead of [N, S, A] (Taxi: 3000 parameters; S = 10^5: 4 10^5).
+    diagonal = enum is None and policy.theta.size > FULL_MOMENTS_MAX_D
+    by_rows = diagonal and not trace
     rng = np.random.default_rng(seed)
     batches = (iter_episode_chunks(mdp, policy, episodes, rng, chunk=chunk, max_steps=max_steps) if sampler is None
                else sampler(mdp, policy, episodes, rng))
+
+    def evaluate(e: Estimator, batch):
+        rows = _rows(e, batch, policy) if by_rows else None
+        if rows is not None:
+            return rows
+        x = np.asarray(e.per_episode(batch), dtype=float)
+        if x.shape != (batch.n, *policy.theta.shape):
+            raise UsageError(f"estimator {e.name} returned shape {x.shape}, expected "
+                             f"{(batch.n, *policy.theta.shape)} = [N, *theta.shape]")
+        return x
+
     for batch in batches:
         values = {}
         for e in estimators:
-            x = np.asarray(e.per_episode(batch), dtype=float)
-            if x.shape != (batch.n, *policy.theta.shape):
-                raise UsageError(f"estimator {e.name} returned shape {x.shape}, expected "
-                                 f"{(batch.n, *policy.theta.shape)} = [N, *theta.shape]")
-            values[e.name] = x
-            m = SampleMoments.of(x)
+            x = values[e.name] = evaluate(e, batch)
+            m = x.moments(batch.n) if isinstance(x, _Rows) else SampleMoments.of(x, diagonal=diagonal)
             acc[e.name] = m if e.name not in acc else acc[e.name].merge(m)
             if trace:
                 traces[e.name].add(x)
         needed = {p.ref for p in pairs.values()}
-        ref_values = {r.name: (values[r.name] if r.name in values else r.per_episode(batch)).reshape(batch.n, -1)
+        ref_values = {r.name: values[r.name] if r.name in values else evaluate(r, batch)
                       for r in refs if None in needed or r.name in needed}
         for name, p in pairs.items():
-            p.add(values[name], ref_values)
+            p.add(values[name], ref_values, batch.n)
         del values, ref_values
     scale = magnitude(mdp, policy)
     results = []

@@ -132,14 +132,26 @@ class TabularSoftmax(Policy):
         True
         """
         S, A = self._probs.shape
+        G_rows = self.score_rows(W_rows, rows)
+        out = np.zeros((n * S, A))
+        np.put(_as_records(out), rows, _as_records(G_rows))
+        return out.reshape(n, S, A)
+
+    def score_rows(self, W_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The non-zero rows of ``score_contract_rows``: W_rows - pi(.|s) sum_a W_rows for the flat rows
+        (episode * S + s) ``rows`` [U], shape [U, A]; a per-episode estimate of a big MDP as its visited rows only.
+
+        >>> pol = TabularSoftmax(np.zeros((2, 2)))
+        >>> pol.score_rows(np.array([[2.0, 0.0]]), np.array([3])).tolist()     # episode 1, state 1
+        [[1.0, -1.0]]
+        """
+        S = self._probs.shape[0]
         W_rows = np.asarray(W_rows, dtype=float)
         # take, not fancy indexing: numpy's fancy row gather/scatter works a row at a time (~10x slower).
         G_rows = self._probs.take(rows % S, axis=0)
         G_rows *= _action_sums(W_rows)
         np.subtract(W_rows, G_rows, out=G_rows)
-        out = np.zeros((n * S, A))
-        np.put(_as_records(out), rows, _as_records(G_rows))
-        return out.reshape(n, S, A)
+        return G_rows
 
     def to_dict(self) -> dict:
         return {"type": self.kind, "theta": self.theta.tolist()}
