@@ -341,15 +341,16 @@ def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = Tr
     """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
 
     Memory: a chunk of min(episodes, verify.sampler.chunk_size) episodes (all of them when not ``chunked``) of
-    8 (8 (T + 1) + 5 S A) bytes each, T the step cap (the horizon, or the truncation cap for horizon null: about
-    3 10^5 steps at gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
+    ``verify.sampler.episode_bytes`` each (8 (8 (T + 1) + 5 S A) bytes, min(S, T + 1) rows instead of S for big
+    S A), T the step cap (the horizon, or the truncation cap for horizon null: about 3 10^5 steps at
+    gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
     T x episodes would refuse honest requests).
     """
-    from verify.sampler import chunk_size, default_max_steps
+    from verify.sampler import chunk_size, default_max_steps, episode_bytes
 
     mdp = problem.mdp
     T = default_max_steps(mdp)
-    per_episode = 8.0 * (8 * (T + 1) + 5 * mdp.n_states * mdp.n_actions)
+    per_episode = float(episode_bytes(mdp))
     batch = episodes if not chunked else min(episodes, chunk_size(mdp))
     require_memory(batch * per_episode, f"sampling {batch} episodes at a time with a step cap of {T}"
                    + ("" if mdp.horizon is not None else f" (horizon null, gamma {mdp.gamma:g})"))

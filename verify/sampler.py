@@ -39,9 +39,9 @@ from verify.errors import UsageError, positive_int
 from verify.mdp import TabularMDP
 from verify.policy import Policy
 
-__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "TRUNCATION_RTOL", "JointTable", "chunk_size",
-           "concatenate",
-           "default_max_steps", "iter_episode_chunks", "joint_table", "sample_episodes", "sample_episodes_naive"]
+__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "ROWS_MIN_PARAMETERS", "TRUNCATION_RTOL",
+           "JointTable", "chunk_size", "concatenate", "default_max_steps", "episode_bytes", "iter_episode_chunks",
+           "joint_table", "sample_episodes", "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
 TRUNCATION_RTOL = 1e-12        # relative truncation bias allowed for horizon null, gamma < 1
@@ -221,23 +221,37 @@ def _resolve_max_steps(mdp: TabularMDP, max_steps: int | None) -> int:
     return int(max_steps)
 
 
+ROWS_MIN_PARAMETERS = 256     # from this many S A, mc streams estimates as visited rows (verify.mc.FULL_MOMENTS_MAX_D)
+
+
+def episode_bytes(mdp: TabularMDP, *, max_steps: int | None = None) -> int:
+    """Working-set bytes per episode of sampling it and running an estimator on it (see ``chunk_size``).
+
+    With T the step cap: the three padded [N, T+1] arrays and about five [N, T] temporaries of the estimators
+    (reward-to-go, masked weights, flat (episode, s, a) indices), and about five arrays of per-episode estimates
+    (the bincount, the score contraction, centred values for the moments): 8 (8 (T + 1) + 5 S A) bytes. Above
+    ``ROWS_MIN_PARAMETERS`` (S A) mc keeps an estimate as its visited rows, at most min(S, T + 1) of A entries:
+    8 (8 (T + 1) + 5 min(S, T + 1) A) bytes (S = 10^5 would otherwise count 16 MB per episode).
+    """
+    T = _resolve_max_steps(mdp, max_steps)
+    S, A = mdp.n_states, mdp.n_actions
+    rows = S if S * A < ROWS_MIN_PARAMETERS else min(S, T + 1)
+    return 8 * (8 * (T + 1) + 5 * rows * A)
+
+
 def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int = CHUNK_BYTES) -> int:
     """Episodes per chunk so that sampling one chunk and running an estimator on it stay within ``budget`` bytes.
 
-    Per episode, with T the step cap: the three padded [N, T+1] arrays and about five [N, T] temporaries of the
-    estimators (reward-to-go, masked weights, flat (episode, s, a) indices), and about five [N, S, A] arrays
-    (the bincount, the score contraction, centred values for the moments): 8 (8 (T + 1) + 5 S A) bytes.
-    (Measured on FrozenLake 4x4, H = 100: 210 MB traced peak for a 53k chunk under the older 3 + 3 estimate.)
-    Never fewer than 256 episodes. Throughput hardly depends on the chunk size beyond a few thousand episodes.
+    ``budget // episode_bytes(mdp)``, never fewer than 256 episodes. (Measured on FrozenLake 4x4, H = 100: 210 MB
+    traced peak for a 53k chunk under an older 3 + 3 estimate.) Throughput hardly depends on the chunk size
+    beyond a few thousand episodes.
 
     >>> frozen_lake_sized = TabularMDP(initial=[1] + [0] * 15, transitions=np.full((16, 4, 16), 1 / 16),
     ...                                rewards=np.zeros((16, 4)), horizon=100)
     >>> chunk_size(frozen_lake_sized)           # 8 (8 * 101 + 5 * 64) = 9024 bytes per episode
     23239
     """
-    T = _resolve_max_steps(mdp, max_steps)
-    per_episode = 8 * (8 * (T + 1) + 5 * mdp.n_states * mdp.n_actions)
-    return max(256, budget // per_episode)
+    return max(256, budget // episode_bytes(mdp, max_steps=max_steps))
 
 
 def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
