@@ -19,7 +19,7 @@ from derive import rules as R
 from derive.eglp import EGLP_RULE, OWN_ACTION, score
 from derive.grounding import ground_step
 from derive.notation import (
-    ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, Integrate, Policy, QValue,
+    ActionExpectation, ActionSum, Advantage, Baseline, Return, CondExpectation, Density, Expectation, Grad, Integrate, Policy, QValue,
     Reward, TestFn, VValue, gamma, t, tau, theta, time_sum, tp, x, H,
 )
 from derive.steps import Step
@@ -31,7 +31,18 @@ E = lambda body: Expectation(body, Density(tau, theta))  # noqa: E731
 
 def _factor(k):
     return st.sampled_from([Reward(k), Baseline(k), gamma**k, score(k), Policy(k), QValue(k), VValue(k),
-                            Integer(2), Integer(-3)])
+                            Advantage(k), Integer(2), Integer(-3)])
+
+
+_p, _f, _ptau = Density(x, theta), TestFn(x), Density(tau, theta)
+#: the score-function identity's shapes, with x or tau
+SEED_SHAPES = [
+    Grad(Expectation(_f, _p)), Grad(Integrate(_f * _p, x)), Integrate(Grad(_p * _f), x),
+    Integrate(_f * Grad(_p) + _p * Grad(_f), x), Integrate(_f * _p * UnevaluatedExpr(Grad(_p) / _p), x),
+    Integrate(_f * _p * Grad(log(_p)), x), E(Return(tau) * Grad(log(_ptau))),
+    E(Return(tau) * Grad(log(R.trajectory_probability()))), Grad(E(Return(tau))),
+    E(Return(tau) * Grad(log(R.InitialDist()) + time_sum(log(R.Transition(t)) + log(Policy(t))))),
+]
 
 
 @st.composite
@@ -46,10 +57,14 @@ def products(draw, indices=(t, tp), min_size=1):
 TP_RANGES = [(0, H - 1), (0, t - 1), (t, H - 1)]
 
 
+KINDS = 15
+
+
 @st.composite
-def expressions(draw):
-    """A small expression of the notation, well-formed (every time index inside 0..H-1)."""
-    kind = draw(st.integers(0, 8))
+def expressions(draw, kind=None):
+    """A small expression of the notation of shape ``kind`` (0..KINDS-1; drawn if None)."""
+    if kind is None:
+        kind = draw(st.integers(0, KINDS - 1))
     lo, hi = draw(st.sampled_from(TP_RANGES))
     body = draw(products())
     if kind == 0:
@@ -74,12 +89,35 @@ def expressions(draw):
     if kind == 7:
         no_score = [a for a in body.as_ordered_factors() if not a.has(Grad)]
         return E(time_sum(time_sum(score(t) * Grad(Integer(1) * __import__("sympy").Mul(*no_score)), tp, lo, hi)))
-    return E(time_sum(CondExpectation(body.xreplace({tp: t}), t, 0) * draw(products(indices=(t,)))))
+    if kind == 8:
+        return E(time_sum(CondExpectation(body.xreplace({tp: t}), t, 0) * draw(products(indices=(t,)))))
+    if kind == 9:  # the conditioned shapes of reward-to-go, the baseline and the Q form
+        head = draw(st.sampled_from([score(t), Policy(t)]))
+        return E(time_sum(time_sum(CondExpectation(head * body, t, draw(st.integers(0, 1))), tp, lo, hi)))
+    if kind == 10:
+        start = draw(st.sampled_from([t, Integer(0), t + 1]))
+        g = time_sum(gamma**tp * Reward(tp), tp, start, H - 1)
+        return E(time_sum(draw(products(indices=(t,))) * CondExpectation(g, t, 1)))
+    if kind == 11:  # EGLP and its steps
+        k = draw(st.sampled_from([t, tp]))
+        inner = draw(st.sampled_from([ActionExpectation(score(k), t), ActionSum(Policy(k), t),
+                                      ActionSum(Grad(Policy(k)), t), ActionSum(Policy(t) * score(k), t),
+                                      ActionExpectation(score(k) * QValue(t), t)]))
+        return E(time_sum(time_sum(draw(products(indices=(tp,))) * inner, tp, lo, hi)))
+    if kind == 12:
+        return E(time_sum(time_sum(body * (draw(products()) + draw(products())), tp, lo, hi)))
+    if kind == 13:
+        return E(time_sum(Return(tau) * draw(products(indices=(t,)))))
+    return draw(st.sampled_from(SEED_SHAPES))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(expressions(), st.sampled_from(SIZES), st.integers(0, 2**16))
-def test_every_matching_rule_preserves_the_value(e, sizes, seed):
+@pytest.mark.parametrize("kind", range(KINDS))
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_matching_rule_preserves_the_value(kind, data):
+    e = data.draw(expressions(kind), "expression")
+    sizes = data.draw(st.sampled_from(SIZES), "sizes")
+    seed = data.draw(st.integers(0, 2**16), "seed")
     assume(not R.index_range_problems(e))
     for rule in ALL_RULES:
         try:
@@ -157,3 +195,18 @@ def test_index_range_problems_name_the_node():
     problems = R.index_range_problems(time_sum(score(t), t, 0, H))
     assert problems and "up to H" in problems[0]
     assert R.index_range_problems(time_sum(Reward(t - 1), t, 0, H - 1))[0].endswith("below 0")
+
+
+@pytest.mark.parametrize("shape", SEED_SHAPES, ids=[str(i) for i in range(len(SEED_SHAPES))])
+def test_every_matching_rule_on_the_score_function_shapes(shape):
+    # every shape, every rule that matches it, at H = 3 (a free x or tau: checked per trajectory)
+    applied = 0
+    for rule in ALL_RULES:
+        try:
+            out = rule.apply(shape)
+        except R.RuleError:
+            continue
+        applied += 1
+        result = ground_step(Step("P", shape, rule, out), (2, 2, 3), "random")
+        assert result.ok, f"rule {rule.name} on {shape} -> {out}: {result.message}"
+    assert applied
