@@ -159,3 +159,12 @@ def test_bad_policies(small):
         exact_gradient(matmul, {"theta": np.zeros((5, 3))}, mdp)        # expects 5 features, gets one-hot [1, 1]
     with pytest.raises(LossError, match=r"observations has shape \(4, 2\)"):
         exact_gradient(matmul, params, mdp, observations=np.zeros((4, 2)))
+
+
+def test_docs_quick_start_runs():
+    import re
+    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "frameworks.md")
+    with open(doc, encoding="utf-8") as f:
+        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
+    block = next(b for b in blocks if "verify.frameworks.jax" in b)
+    exec(compile(block, "docs/frameworks.md", "exec"), {})

@@ -21,8 +21,6 @@ from verify.frameworks._common import surrogate_policy
 from verify.frameworks.torch import assert_loss_unbiased, check_loss, exact_gradient
 from verify.policy import LinearSoftmax, TabularSoftmax
 
-torch.set_default_dtype(torch.float64)
-
 
 class Tabular(torch.nn.Module):
     """pi(a|s) = softmax(theta[s]) on one-hot observations: the tabular softmax as a module."""
@@ -77,7 +75,7 @@ def test_two_layer_network_matches_finite_differences(example):
     # torch DP; error O(eps^2) + round-off / eps.
     mdp = builtin_examples()[example].mdp
     net = two_layer(mdp.n_states, mdp.n_actions).double()
-    obs = torch.eye(mdp.n_states)
+    obs = torch.eye(mdp.n_states, dtype=torch.float64)
     params = list(net.parameters())
 
     def J():
@@ -103,7 +101,7 @@ def test_network_gradient_equals_the_chain_rule_through_pgverify_tabular_gradien
     # dJ/dlogit from pgverify's tabular gradient at theta = log pi.
     mdp = builtin_examples()["chain"].mdp
     net = two_layer(mdp.n_states, mdp.n_actions, seed=3).double()
-    logits = net(torch.eye(mdp.n_states))
+    logits = net(torch.eye(mdp.n_states, dtype=torch.float64))
     tab = gradient(mdp, surrogate_policy(torch.log_softmax(logits, -1).detach().numpy())).grad
     want = torch.autograd.grad((logits * torch.as_tensor(tab)).sum(), list(net.parameters()))
     got = exact_gradient(net, mdp)
@@ -224,3 +222,43 @@ def test_bad_policies(small):
     with pytest.raises(LossError, match="torch.nn.Module"):
         exact_gradient(lambda obs: obs, mdp)
     assert issubclass(LossError, ValueError) or issubclass(LossError, Exception)
+
+
+# --- docs/frameworks.md runs as shown --------------------------------------------------------------------------
+
+DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "frameworks.md")
+
+
+def _blocks(lang):
+    """The fenced blocks opened with ```lang (lang "" for plain fences), in order."""
+    blocks, current = [], None
+    with open(DOC, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("```"):
+                if current is None:
+                    current = [] if line.strip() == "```" + lang else False
+                else:
+                    if current is not False:
+                        blocks.append("".join(current))
+                    current = None
+            elif current:
+                current.append(line)
+            elif current == []:
+                current.append(line)
+    return blocks
+
+
+def test_docs_quick_start_runs():
+    torch_block = next(b for b in _blocks("python") if "verify.frameworks.torch" in b)
+    exec(compile(torch_block, "docs/frameworks.md", "exec"), {})
+
+
+def test_docs_walk_through_shows_the_tutorials_output(capsys):
+    from examples.frameworks import tutorial
+    tutorial.main()
+    out = capsys.readouterr().out.splitlines()
+    shown = [b for b in _blocks("") if b.startswith(("reinforce on", "restarted_discount on", "normalized_advantages on"))]
+    assert len(shown) == 3
+    for block in shown:
+        for line in block.strip().splitlines():
+            assert line in out, line
