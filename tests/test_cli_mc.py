@@ -76,7 +76,8 @@ def test_check_passes_on_an_example_and_on_horizon_null(capsys):
     assert list(rows) == list(estimator_names())
     assert all(rows[n]["verdict"] == "consistent" for n in ("total_return", "reward_to_go", "baseline_value"))
     assert rows["action_baseline"]["outcome"] == "caught"
-    code, text = in_process(capsys, "check", DISCOUNTED, "--episodes", "3000", "--no-color")
+    # discounted.json cannot be enumerated: the Monte Carlo tests decide, at alpha = 1e-6 (no seed lottery)
+    code, text = in_process(capsys, "check", DISCOUNTED, "--episodes", "3000", "--no-color", "--alpha", "1e-6")
     assert code == 0 and "paired" in text and " checks passed, 0 failed" in text
 
 
