@@ -100,11 +100,15 @@ class Sizes:
 class TabularModel:
     """The parameters of one tabular MDP as Laurent atoms (or jets at a random point), and its trajectories.
 
+    (``verify.derivation_numeric.NumericModel`` is the same interface on a built-in example's numbers.)
+
     Args:
       sizes: (S, A, H).
       normalise: impose sum_a pi_{s,a} = 1 and sum_{s'} P(s'|s,a) = 1.
       rng: if given, every atom is a random element of F_p (``derive.jet``) instead of a symbol.
     """
+
+    skip_zero = False  # symbols and random points are never zero: nothing to prune
 
     def __init__(self, sizes, normalise: bool = False, rng: random.Random | None = None):
         self.sizes = Sizes.of(sizes)
@@ -478,17 +482,21 @@ def _compile_local(e):
             key = (e, tuple(states[:k + 1]), tuple(actions[:first]), _int_bindings(env))
             if key in model.memo:
                 return model.memo[key]
-            for fut_a in itertools.product(range(A), repeat=n - first):
-                acts = tuple(actions[:first]) + fut_a
-                for fut_s in itertools.product(range(S), repeat=n - k):
-                    sts = tuple(states[:k + 1]) + fut_s
-                    w = model.one
-                    for j in range(k, n):
-                        if j >= first:
-                            w = w * model.pi[sts[j], acts[j]]
-                        w = w * model.P[sts[j], acts[j], sts[j + 1]]
-                    parts.append(w * body(model, _rebind(env, old, (sts, acts))))
-            model.memo[key] = model.sum(parts)
+            def grow(sts, acts, w):
+                # the futures in time order, pruned where a numeric model's weight is 0
+                j = len(acts)
+                if j == n:
+                    parts.append(w * body(model, _rebind(env, old, (tuple(sts), tuple(acts)))))
+                    return
+                for a in ((actions[j],) if j < first else range(A)):
+                    wa = w * model.pi[sts[j], a] if j >= first else w
+                    for s2 in range(S):
+                        w2 = wa * model.P[sts[j], a, s2]
+                        if model.skip_zero and w2.is_zero():
+                            continue
+                        grow(sts + [s2], acts + [a], w2)
+            grow(list(states[:k + 1]), list(actions[:k]), model.one)
+            model.memo[key] = model.sum(parts) if parts else model.zero
             return model.memo[key]
         if kind in (ActionExpectation, ActionSum):
             for a in range(A):

@@ -37,7 +37,8 @@ def _table(title: str, *columns: str) -> Table:
 
 
 def _derivation(console: Console, report: Report) -> None:
-    sizes = ", ".join(str(g.sizes) for g in report.derivation[0].grounding) if report.derivation else ""
+    sizes = ", ".join(f"{g.sizes} in {sum(r.grounding[i].seconds for r in report.derivation):.1f} s"
+                      for i, g in enumerate(report.derivation[0].grounding)) if report.derivation else ""
     methods = "/".join(sorted({g.method for row in report.derivation for g in row.grounding}))
     table = _table(f"1. Derivation: replay of each rule, grounding as an exact identity ({methods}, sizes {sizes})",
                    "derivation", "eq.", "rule", "replay", "grounding")
@@ -52,6 +53,12 @@ def _derivation(console: Console, report: Report) -> None:
             if not g.ok:
                 console.print(f"✗ {row.derivation} ({row.number}) {row.rule}: grounding at (S, A, H) = {g.sizes} "
                               f"failed: {g.message}")
+    if report.derivation_numeric:
+        table = _table("   The same lines evaluated on the built-in examples (exact enumeration) against ∇J by DP",
+                       "derivation", "line", "verdict", "evidence")
+        for row in report.derivation_numeric:
+            table.add_row(row.derivation, str(row.number), "?" if row.undecided else MARK[row.passed], row.message)
+        console.print(table)
     table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "θ", "∇E[f]", "E[f ∇log p]",
                    "steps that fail", "expected", "verdict")
     for row in report.continuous:

@@ -1,0 +1,322 @@
+"""The numerical half follows the derivation: every derived line that is an expectation, evaluated exactly.
+
+Each line of the derivations from (8) to the policy-gradient theorem's three forms
+claims to equal grad J.  Here the *same SymPy expression* is interpreted on a
+built-in example (its MDP and policy, numbers instead of symbols) by the grounding
+interpreter of ``derive.grounding``, with every trajectory of positive probability
+enumerated, and compared with grad J from ``verify.exact.gradient`` (DP: a
+computation that shares no code with the interpreter):
+
+    E_tau[g] = sum_tau p(tau|theta) g(tau),   grad -> first-order jets with vector derivatives,
+    Q_t, V_t, Pr(s_t = s) by DP on the example,  E[. | h_t] by its futures,
+
+so a wrong symbolic line (a dropped gamma^t, a wrong index range) shows here too, as a
+numeric difference on a real MDP.  The baseline lines use b(s) = 1 + s (any b(s) keeps
+the mean).  Terminal states are absorbing; no action is taken there, which the
+interpreter sees as a single action of probability 1 with zero gradient.  Examples whose
+trajectories cannot be enumerated within ``MAX_TRAJECTORIES`` (or with a null horizon)
+give an undecided row saying why, never a pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["NumericLine", "NumJet", "numeric_lines", "expectation_lines", "MAX_TRAJECTORIES", "TOLERANCE",
+           "QUICK_EXAMPLES"]
+
+MAX_TRAJECTORIES = 2_000   # the interpreter walks each line's expression once per trajectory (pure Python)
+TOLERANCE = 1e-9           # relative to max(1, |grad J|_inf): round-off of a few thousand float64 terms
+
+
+class NumJet:
+    """A float with its gradient (a vector, or None once differentiated) and, for products, its log."""
+
+    __slots__ = ("v", "d", "lv", "ld")
+
+    def __init__(self, v, d=0.0, lv=None, ld=None):
+        self.v, self.d, self.lv, self.ld = v, d, lv, ld
+
+    def is_zero(self) -> bool:
+        return self.v == 0 and (self.d is None or not np.any(self.d))
+
+    def __add__(self, other):
+        o = _lift(other)
+        return NumJet(self.v + o.v, None if self.d is None or o.d is None else self.d + o.d)
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return NumJet(-self.v, None if self.d is None else -self.d)
+
+    def __sub__(self, other):
+        return self + (-_lift(other))
+
+    def __rsub__(self, other):
+        return _lift(other) - self
+
+    def __mul__(self, other):
+        o = _lift(other)
+        d = None if self.d is None or o.d is None else self.v * o.d + self.d * o.v
+        if self.lv is None or o.lv is None:
+            return NumJet(self.v * o.v, d)
+        ld = None if self.ld is None or o.ld is None else self.ld + o.ld
+        return NumJet(self.v * o.v, d, self.lv + o.lv, ld)
+
+    __rmul__ = __mul__
+
+    def __pow__(self, n: int):
+        if n < 0:
+            inv = 1.0 / self.v
+            base = NumJet(inv, None if self.d is None else -self.d * inv * inv,
+                          None if self.lv is None else -self.lv, None if self.ld is None else -self.ld)
+            return base ** -n
+        out = NumJet(1.0, 0.0, 0.0, 0.0)
+        for _ in range(n):
+            out = out * self
+        return out
+
+    def derivative(self, atoms=None) -> "NumJet":
+        if self.d is None:
+            raise ValueError("second derivative: a jet carries the first derivative only")
+        return NumJet(self.d, None)
+
+    def to_expr(self, atoms=None):
+        return self.v
+
+
+def _lift(v) -> NumJet:
+    return v if isinstance(v, NumJet) else NumJet(float(v), 0.0)
+
+
+class _NumAtoms:
+    def log(self, arg: NumJet) -> NumJet:
+        if arg.lv is None:
+            raise ValueError("log of a sum")
+        return NumJet(arg.lv, arg.ld)
+
+
+def _leaf(value: float, grad=0.0) -> NumJet:
+    """A parameter: its value, gradient and log (with d log = grad / value)."""
+    lv = math.log(value) if value > 0 else None
+    ld = None if lv is None else (grad / value if isinstance(grad, np.ndarray) else 0.0)
+    return NumJet(float(value), grad, lv, ld)
+
+
+def _build_model_class():
+    from derive.grounding import Sizes, TabularModel
+
+    class NumericModel(TabularModel):
+        """A built-in example as a grounding model: numbers and gradient vectors instead of symbols.
+
+        Args:
+          mdp: a finite-horizon ``verify.mdp.TabularMDP``.
+          policy: its ``verify.policy.Policy``.
+          baseline: b(s), shape [S] (default 1 + s).
+        """
+
+        def __init__(self, mdp, policy, baseline=None):  # noqa: D107  (TabularModel's fields, by hand)
+            S, A, n = mdp.n_states, mdp.n_actions, mdp.horizon
+            self.sizes, self.H, self.normalise, self.rng, self.post = Sizes(S, A, n), n, True, None, {}
+            self.atoms, self.memo, self._prob, self._f, self._ret = _NumAtoms(), {}, {}, {}, {}
+            self.zero, self.one = NumJet(0.0, 0.0), NumJet(1.0, 0.0, 0.0, 0.0)
+            probs, d = policy.probs, policy.theta.size
+            self.gamma = _leaf(mdp.gamma) if mdp.gamma > 0 else NumJet(0.0, 0.0)
+            self.rho = [_leaf(v) if v > 0 else NumJet(0.0) for v in mdp.initial]
+            b = np.arange(S) + 1.0 if baseline is None else np.asarray(baseline, float)
+            self.b = [NumJet(float(v)) for v in b]
+            R = np.broadcast_to(mdp.rewards, (S, A, S)) if np.ndim(mdp.rewards) == 3 else mdp.transitions * 0 + \
+                np.asarray(mdp.rewards)[..., None]
+            self.r, self.P, self.pi = {}, {}, {}
+            for s, a in itertools.product(range(S), range(A)):
+                for s2 in range(S):
+                    terminal = bool(mdp.terminal[s])
+                    p = (1.0 if s2 == s else 0.0) if terminal else float(mdp.transitions[s, a, s2])
+                    self.P[s, a, s2] = _leaf(p) if p > 0 else NumJet(0.0)
+                    self.r[s, a, s2] = NumJet(0.0 if terminal else float(R[s, a, s2]))
+                if mdp.terminal[s]:  # no action is taken: one action of probability 1, no gradient
+                    self.pi[s, a] = _leaf(1.0, np.zeros(d)) if a == 0 else NumJet(0.0, np.zeros(d), 0.0, np.zeros(d))
+                else:
+                    grad = probs[s, a] * np.asarray(policy.score(s, a), float).ravel()
+                    self.pi[s, a] = _leaf(float(probs[s, a]), grad)
+            self.trajectories = _positive_trajectories(self, mdp)
+
+        def const(self, c):
+            return NumJet(float(c), 0.0, math.log(c) if c > 0 else None, 0.0)
+
+        def sum(self, items):
+            items = list(items)
+            return items[0] if len(items) == 1 else sum(items, self.zero)
+
+        skip_zero = True  # prune futures of probability 0 (most of an example's grid)
+
+        def f(self, traj):
+            raise ValueError("the generic f(x) has no value on an example")
+
+        def residual_is_zero(self, res) -> bool:  # pragma: no cover - not used for numbers
+            return res.is_zero()
+
+    return NumericModel
+
+
+def _positive_trajectories(model, mdp) -> list:
+    """Every padded trajectory (s_0, a_0, ..., s_H) of positive probability, depth first."""
+    S, A, n = model.sizes.as_tuple()
+    out = []
+
+    def grow(states, actions):
+        if len(actions) == n:
+            out.append((tuple(states), tuple(actions)))
+            if len(out) > MAX_TRAJECTORIES:
+                raise OverflowError
+            return
+        s = states[-1]
+        for a in range(A):
+            if model.pi[s, a].v == 0:
+                continue
+            for s2 in range(S):
+                if model.P[s, a, s2].v > 0:
+                    grow(states + [s2], actions + [a])
+
+    for s0 in range(S):
+        if model.rho[s0].v > 0:
+            grow([s0], [])
+    return out
+
+
+NumericModel = None  # built on first use (derive is imported lazily, as in verify.report)
+
+
+@dataclass(frozen=True)
+class NumericLine:
+    """One derived line evaluated on the built-in examples.
+
+    Attributes:
+      derivation, number: the line (the ``after`` of that step; "head" for a derivation's first line).
+      ok: every evaluated example gives |line - grad J|_inf <= tol (None: no example could be evaluated).
+      evaluated: (example, error |line - grad J|_inf, tol) per evaluated example (error nan: not evaluable).
+      skipped: (example, reason) per example that cannot be enumerated.
+      seconds: wall time.
+      message: the verdict in words (computed from the above).
+    """
+
+    derivation: str
+    number: int | str
+    ok: bool | None
+    evaluated: tuple
+    skipped: tuple
+    seconds: float
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.ok is True
+
+    @property
+    def undecided(self) -> bool:
+        return self.ok is None
+
+    def to_json(self) -> dict:
+        return {"derivation": self.derivation, "number": self.number, "ok": self.ok,
+                "evaluated": [{"example": n, "error": None if math.isnan(e) else e, "tol": t}
+                              for n, e, t in self.evaluated],
+                "skipped": [{"example": n, "reason": r} for n, r in self.skipped], "message": self.message}
+
+
+def expectation_lines(derivations=None) -> list:
+    """(derivation name, number, expression) for every line claimed equal to grad J.
+
+    The seed's (8) (both sides), (14) and (15), and every line of the derivations that start
+    from them (reward-to-go, baseline, the policy-gradient theorem); the lines of (1)-(7) (a
+    generic f), (9)-(13) (identities per trajectory) and the EGLP lemma (zero per state) are not
+    about grad J.
+    """
+    from derive.seed import DERIVATIONS
+
+    out = []
+    for d in derivations if derivations is not None else DERIVATIONS:
+        if d.name == "eglp":
+            continue
+        for i, step in enumerate(d.steps):
+            if d.name == "seed" and step.number not in (8, 14, 15):
+                continue  # (1)-(7) are about a generic f, (9)-(13) hold per trajectory
+            sides = [("head", step.before)] if i == 0 and not step.is_equation else []
+            if step.is_equation:
+                sides += [(f"{step.number} lhs", step.after.lhs)] if step.number == 8 else []
+                sides.append((f"{step.number} rhs" if step.number == 8 else step.number, step.after.rhs))
+            else:
+                sides.append((step.number, step.after))
+            out += [(d.name, number, e) for number, e in sides]
+    return out
+
+
+QUICK_EXAMPLES = ("bandit",)
+
+
+def _verdict(evaluated, skipped, errors) -> tuple[bool | None, str]:
+    parts = [f"{n}: |line - grad J|_inf = {e:.1e} {'<=' if e <= t else '>'} {t:.0e}" for n, e, t in evaluated
+             if not math.isnan(e)]
+    parts += [f"{n}: cannot evaluate: {why}" for n, why in errors]
+    parts += [f"{n}: undecided ({why})" for n, why in skipped]
+    if not evaluated:
+        return None, "; ".join(parts)
+    ok = all(not math.isnan(e) and e <= t for _, e, t in evaluated)
+    return ok, "; ".join(parts)
+
+
+def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[NumericLine]:
+    """Evaluate every line of ``expectation_lines`` on the built-in examples; compare with exact grad J.
+
+    Args:
+      examples: {name: verify.problem.Problem} (default: the built-in examples; ``quick``: the bandit only).
+      derivations: the derivations (default ``derive.seed.DERIVATIONS``; tests pass corrupted copies).
+      quick: evaluate on ``QUICK_EXAMPLES`` only.
+
+    Returns:
+      one NumericLine per line, in derivation order.
+    """
+    global NumericModel
+    from derive.grounding import ground
+    from verify.builtin import builtin_examples
+    from verify.exact import gradient
+
+    if NumericModel is None:
+        NumericModel = _build_model_class()
+    if examples is None:
+        examples = builtin_examples()
+        if quick:
+            examples = {k: v for k, v in examples.items() if k in QUICK_EXAMPLES}
+    lines = expectation_lines(derivations)
+    models, skipped = {}, []
+    for name, problem in examples.items():
+        mdp, policy = problem.mdp, problem.policy
+        if mdp.horizon is None:
+            skipped.append((name, "horizon null: trajectories are unbounded"))
+            continue
+        try:
+            model = NumericModel(mdp, policy)
+        except OverflowError:
+            skipped.append((name, f"more than {MAX_TRAJECTORIES} trajectories of positive probability"))
+            continue
+        exact = np.asarray(gradient(mdp, policy, "dp").grad, float).ravel()
+        models[name] = (model, exact, TOLERANCE * max(1.0, float(np.max(np.abs(exact)))))
+    rows = []
+    for d, n, e in lines:
+        t0 = time.perf_counter()
+        evaluated, errors = [], []
+        for name, (model, exact, tol) in models.items():
+            try:
+                got = ground(e, model, {"_traj": model.trajectories[0]})
+                vec = np.broadcast_to(np.asarray(got.v, float), exact.shape)
+                evaluated.append((name, float(np.max(np.abs(vec - exact))), tol))
+            except Exception as exc:  # noqa: BLE001  (a malformed line is a failed row, never a traceback)
+                evaluated.append((name, float("nan"), tol))
+                errors.append((name, f"{type(exc).__name__}: {exc}"))
+        ok, message = _verdict(evaluated, skipped, errors)
+        rows.append(NumericLine(d, n, ok, tuple(evaluated), tuple(skipped), time.perf_counter() - t0, message))
+    return rows
