@@ -6,11 +6,12 @@ Conventions for the documents (one test per block, named DOC:LINE):
   lines up to the next ``$`` are the expected output (stdout, then stderr), compared like a doctest with ELLIPSIS
   (``...`` matches anything) and NORMALIZE_WHITESPACE; no lines = output not checked. ``# exit N`` at the end of
   a command is its expected exit status (default 0).
-- ```` ```sh ````, ```` ```bash ```` or no language: every line is a command that must exit 0 (or ``# exit N``).
+- ```` ```sh ```` or ```` ```bash ````: every line is a command that must exit 0 (or ``# exit N``).
+- no language or ```` ```text ````: shown output, not run; a block without a language must not hold commands
+  (``pgverify ...``, ``python ...``, ``$ ...``): those belong in a console or sh block.
 - ```` ```python ````: executed; functions named ``test_*`` that it defines are called. A block of ``>>>`` lines
   is a doctest instead (ELLIPSIS, NORMALIZE_WHITESPACE); such blocks form one session per document.
 - ```` ```json ````: must parse.
-- ```` ```text ````: illustrative, not run.
 - An HTML comment right before a block changes it: ``<!-- test: file NAME -->`` writes the block to NAME instead
   of running it (later blocks of the same document use it), ``<!-- test: slow -->`` marks it slow,
   ``<!-- test: skip (REASON) -->`` skips it (the reason is required, e.g. a command CI runs elsewhere).
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\S*)\s*$")
 DIRECTIVE = re.compile(r"^<!--\s*test:\s*(\w+)\s*(.*?)\s*-->\s*$")
+COMMAND = re.compile(r"^\s*(\$ |pgverify |python3? |pip |pytest\b)")
 EXIT = re.compile(r"\s#\s*exit\s+(\d+)\b.*$")
 TIMEOUT_S = 300
 
@@ -205,7 +207,11 @@ def test_code_block(block: Block, workdirs):
                                               f"{status}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
             if expected is not None:
                 _check_output(command, expected, res.stdout + res.stderr)
-    elif block.lang in ("", "sh", "bash", "shell"):
+    elif block.lang == "":
+        commands = [line for line in block.text.splitlines() if COMMAND.match(line)]
+        assert not commands, (f"{block.id}: a block without a language is shown output, not run; put commands "
+                              f"in a console or sh block so the tests run them: {commands[0]!r}")
+    elif block.lang in ("sh", "bash", "shell"):
         for command in filter(None, (line.strip() for line in block.text.splitlines())):
             if command.startswith("#"):
                 continue
