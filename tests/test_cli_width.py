@@ -74,3 +74,17 @@ def test_every_missing_extra_hint_has_one_form(monkeypatch):
         with pytest.raises(UsageError) as err:
             call()
         assert hint.match(str(err.value)), str(err.value)
+
+
+def test_example_by_name_from_anywhere(tmp_path):
+    """--example NAME works outside the repository; an unknown name or two problems is one line and exit 2."""
+    env = dict(os.environ, NO_COLOR="1")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "verify", *a], capture_output=True, text=True,  # noqa: E731
+                                    env=env, cwd=tmp_path, timeout=300)
+    ok = run("gradient", "--example", "bandit", "--json")
+    assert ok.returncode == 0, ok.stderr
+    bad = run("gradient", "--example", "nope")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "bandit, chain, gridworld, discounted" in bad.stderr
+    both = run("gradient", "x.json", "--example", "chain")
+    assert both.returncode == 2 and both.stderr.count("\n") == 1
