@@ -226,3 +226,22 @@ def test_code_block(block: Block, workdirs):
 def test_parse_transcript():
     got = parse_transcript("$ a --x \\\n  --y   # exit 1\nout 1\n...\n$ b\n")
     assert got == [("a --x \n  --y   # exit 1", 1, "out 1\n...\n"), ("b", 0, None)]
+
+
+def test_reference_lists_every_option_of_every_command():
+    """docs/reference.md's command table names every option the parser accepts, so it cannot fall behind."""
+    import argparse
+
+    from verify.cli import build_parser
+
+    text = (REPO / "docs" / "reference.md").read_text()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, command in sub.choices.items():
+        assert f"pgverify {name}" in text, f"docs/reference.md does not show `pgverify {name}`"
+        for action in command._actions:
+            longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            if longs and not any(o in text for o in longs):
+                missing.append(f"{name} {longs[0]}")
+    assert not missing, f"options missing from docs/reference.md: {', '.join(missing)}"
