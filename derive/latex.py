@@ -25,7 +25,7 @@ from sympy import Add, Basic, Product, Sum
 from sympy.core.relational import Equality
 
 from derive.notation import Expectation
-from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, to_latex
+from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
 from derive.rule_prose import rule_prose
 from derive.steps import Derivation, Step
 
@@ -297,7 +297,7 @@ def _status_latex(status: StepStatus | None) -> str:
         return ""
     if status.ok:
         return r"$\checkmark$"
-    return rf"$\times$ \textbf{{FAILED}}: {latex_escape(_short(status.failure()))}"
+    return rf"$\times$ \textbf{{FAILED}}: {latex_escape(_short(seed_names_text(status.failure())))}"
 
 
 def _short(text: str, n: int = 160) -> str:
@@ -588,7 +588,7 @@ def _md_status(status: StepStatus | None) -> str:
     if status.ok:
         sizes = ", ".join(str(tuple(g[0])) for g in status.grounding)
         return " — ✓ replayed" + (f", grounded at {sizes}" if sizes else "")
-    return f" — ✗ **FAILED**: {status.failure()}"
+    return f" — ✗ **FAILED**: {seed_names_text(status.failure())}"
 
 
 def _md_math(prose: Prose) -> str:

@@ -43,7 +43,7 @@ from derive.notation import (
 
 __all__ = ["Param", "Objective", "Tex", "Prose", "seed_notation", "name_objective", "seed_factor_order",
            "PGLatexPrinter", "PGUnicodePrinter", "PGMathMLPrinter", "to_latex", "to_unicode", "to_mathml",
-           "mathml_block", "latex_escape", "latex_to_unicode"]
+           "mathml_block", "latex_escape", "latex_to_unicode", "seed_names_text"]
 
 
 # --- display nodes --------------------------------------------------------------------------------------------------
@@ -96,6 +96,30 @@ def seed_notation(expr) -> Basic:
                 subs[s] = Param(kind, *map(int, m.groups()))
                 break
     return expr.xreplace(subs) if subs else expr
+
+
+_NAME_TEXT = [
+    (re.compile(r"\bdpi_(\d)(\d)\b"), lambda m: f"∂π({m[2]}|{m[1]})"),
+    (re.compile(r"\bpi_(\d)(\d)\b"), lambda m: f"π({m[2]}|{m[1]})"),
+    (re.compile(r"\brho0_(\d+)\b"), lambda m: f"ρ₀({m[1]})"),
+    (re.compile(r"\br_(\d)(\d)(\d)\b"), lambda m: f"r({m[1]}, {m[2]}, {m[3]})"),
+    (re.compile(r"\bP_(\d)(\d)_(\d+)\b"), lambda m: f"p({m[3]}|{m[1]}, {m[2]})"),
+    (re.compile(r"\bb_(\d+)\b"), lambda m: f"b({m[1]})"),
+    (re.compile(r"\bR_tau\b"), lambda m: "R(τ)"),
+    (re.compile(r"\*\*(\d+)"), lambda m: "".join(_SUP[c] for c in m[1])),
+    (re.compile(r"\*"), lambda m: "·"),
+]
+
+
+def seed_names_text(text: str) -> str:
+    """A message that quotes grounded polynomials (e.g. a failed step's residual), in the seed's notation.
+
+    >>> seed_names_text("nonzero residual P_00_1**2*dpi_01*rho0_0")
+    'nonzero residual p(1|0, 0)²·∂π(1|0)·ρ₀(0)'
+    """
+    for pattern, repl in _NAME_TEXT:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def name_objective(expr) -> Basic:
@@ -1001,7 +1025,9 @@ _LATEX_MATH = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "θ": r"\theta"
                "∼": r"\sim", "≥": r"\geq", "≤": r"\leq", "≠": r"\neq", "→": r"\to", "·": r"\cdot", "∈": r"\in",
                "×": r"\times", "≈": r"\approx", "∞": r"\infty", "∂": r"\partial", "ε": r"\varepsilon"}
 _LATEX_TEXT = {"…": r"\ldots{}", "“": "``", "”": "''", "’": "'", "‘": "`", "—": "---", "–": "--", "−": "--",
-               "′": "'", "✓": r"$\checkmark$", "✗": r"$\times$"}
+               "′": "'", "✓": r"$\checkmark$", "✗": r"$\times$",
+               **{c: f"$_{d}$" for c, d in zip("₀₁₂₃₄₅₆₇₈₉", "0123456789")},
+               **{c: f"$^{d}$" for c, d in zip("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")}}
 
 
 def latex_escape(s: str) -> str:

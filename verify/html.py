@@ -15,7 +15,7 @@ import math
 
 
 from derive.latex import StepStatus, _sides, _summary, _title
-from derive.printing import Prose, Tex, mathml_block, to_mathml, to_unicode
+from derive.printing import Prose, Tex, mathml_block, seed_names_text, to_mathml, to_unicode
 from derive.rule_prose import rule_prose
 
 __all__ = ["render_html", "figures_svg"]
@@ -72,7 +72,7 @@ def _derivations(report) -> str:
                 sizes = ", ".join(str(tuple(g[0])) for g in status.grounding)
                 mark = f'{MARK[True]} <span class="needs">replayed; grounded at {_e(sizes)}</span>'
             else:
-                mark = f'{MARK[False]} <span class="bad">FAILED: {_e(status.failure()[:300])}</span>'
+                mark = f'{MARK[False]} <span class="bad">FAILED: {_e(seed_names_text(status.failure())[:300])}</span>'
             needs = "; ".join(c.html() for c in conditions)
             lhs, rhs = _sides(step, previous)
             out.append(f'<div class="step" id="eq-{_e(step.number)}"><span class="num">({_e(step.number)})</span> '
