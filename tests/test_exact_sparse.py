@@ -205,3 +205,29 @@ def test_mc_by_rows_and_dense_give_the_same_test(monkeypatch):
         assert a.test.p_value == pytest.approx(b.test.p_value, rel=1e-6, abs=1e-12)
         if a.paired is not None:
             assert a.reference == b.reference and a.paired.verdict == b.paired.verdict and a.chosen == b.chosen
+
+
+def test_visited_cells_of_a_huge_state_space_need_no_mask_over_every_state():
+    # N S = 3e7 rows: the sorted branch (a mask and its ranks would be 270 MB); expected values from np.unique.
+    from verify.episodes import Steps, visited_cells
+    rng = np.random.default_rng(0)
+    S, A, lengths = 10**7, 3, np.array([4, 0, 6])
+    n = np.repeat(np.arange(3), lengths)
+    s = rng.integers(0, 5, size=n.size) * 2_000_003 % S       # repeats within an episode
+    a = rng.integers(0, A, size=n.size)
+    st = Steps(n=n, t=np.zeros(n.size, int), s=s, a=a, r=np.zeros(n.size), lengths=lengths, n_states=S, n_actions=A)
+    visited, cell = visited_cells(st)
+    rows, rank = np.unique(n * S + s, return_inverse=True)
+    assert visited.tolist() == rows.tolist() and cell.tolist() == (rank * A + a).tolist()
+
+
+def test_state_values_are_value_tables_v_without_q():
+    from verify.exact import _VALUES, state_values, value_tables
+    rng = np.random.default_rng(2)
+    mdp = random_sparse_mdp(rng, S=2_000, A=3, horizon=7)          # S A > 4096: Q is not kept
+    policy = TabularSoftmax(rng.normal(size=(mdp.n_states, mdp.n_actions)))
+    V = state_values(mdp, policy)
+    assert _VALUES[mdp][policy][1] is None
+    V2, Q = value_tables(mdp, policy)
+    assert _bits(V) == _bits(V2) and Q.shape == (7, 2_000, 3)
+    np.testing.assert_allclose((policy.probs * Q).sum(axis=2), V, rtol=0, atol=1e-12)

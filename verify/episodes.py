@@ -84,12 +84,22 @@ def visited_cells(steps: Steps) -> tuple[np.ndarray, np.ndarray]:
     S, A = steps.n_states, steps.n_actions
     row = steps.n * S
     row += steps.s
-    seen = np.zeros(steps.lengths.size * S, dtype=bool)
-    seen[row] = True
-    visited = np.flatnonzero(seen)
-    rank = np.empty(seen.size, dtype=np.intp)
-    rank[visited] = np.arange(visited.size)
-    cell = rank.take(row)
+    if steps.lengths.size * S <= 8 * row.size + 2**20:
+        # A mask over all N S rows: linear, and the fastest while N S is not much more than the steps.
+        seen = np.zeros(steps.lengths.size * S, dtype=bool)
+        seen[row] = True
+        visited = np.flatnonzero(seen)
+        rank = np.empty(seen.size, dtype=np.intp)
+        rank[visited] = np.arange(visited.size)
+        cell = rank.take(row)
+    else:
+        # Big S (10^5 states: the mask and its ranks would be 4 GB for a chunk): sort the steps' rows instead.
+        order = np.argsort(row, kind="stable")
+        ranked = row[order]
+        new = np.concatenate(([True], ranked[1:] != ranked[:-1])) if ranked.size else np.zeros(0, dtype=bool)
+        visited = ranked[new]
+        cell = np.empty(row.size, dtype=np.intp)
+        cell[order] = np.cumsum(new) - 1
     cell *= A
     cell += steps.a
     for arr in (visited, cell):

@@ -55,7 +55,7 @@ from verify import returns
 from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
 from verify.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
-from verify.exact import value_tables
+from verify.exact import state_values, value_tables
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
@@ -168,7 +168,7 @@ def reward_to_go(eps: Episodes, *, restart_discount: bool = False, include_curre
 
 def constant_baseline(eps: Episodes) -> float:
     """b = J(theta) = sum_s rho0(s) V_0(s), from the MDP, never from the batch (a batch mean correlates with g)."""
-    V, _ = value_tables(eps.mdp, eps.policy)
+    V = state_values(eps.mdp, eps.policy)
     return float(eps.mdp.initial @ V[0])
 
 
@@ -187,8 +187,8 @@ def action_value(eps: Episodes) -> np.ndarray:
 
 
 def exact_values(eps: Episodes) -> np.ndarray:
-    """The exact time-indexed V_t(s), [H, S] (or [1, S] for horizon null)."""
-    return value_tables(eps.mdp, eps.policy)[0]
+    """The exact time-indexed V_t(s), [H, S] (or [1, S] for horizon null); Q is not kept (big MDPs)."""
+    return state_values(eps.mdp, eps.policy)
 
 
 def stationary_values(eps: Episodes) -> np.ndarray:
