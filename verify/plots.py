@@ -177,8 +177,8 @@ def variance_figure(rows):
     width = 0.8 / len(names)
     top = 1.0
     for j, name in enumerate(names):
-        ratios = np.array([value.get((ex, name), np.nan) / value.get((ex, "total_return"), np.nan)
-                           for ex in examples])
+        ratios = np.array([value.get((ex, name), np.nan) / d if (d := value.get((ex, "total_return"), np.nan))
+                           else np.nan for ex in examples])      # no variance at all (e.g. no step taken): no bar
         top = max(top, float(np.nanmax(ratios, initial=0.0)))
         ax.bar(np.arange(len(examples)) + (j - (len(names) - 1) / 2) * width, ratios, width, label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
