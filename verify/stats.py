@@ -45,8 +45,9 @@ import numpy as np
 from verify._lazy import LazyModule
 from verify.errors import NumericalError, UsageError
 
-# scipy.stats/optimize cost half a second to import; only the tests themselves need them.
-optimize, stats = LazyModule("scipy.optimize"), LazyModule("scipy.stats")
+# scipy.stats costs a second of CPU to import, scipy.optimize half of one: the max-|z| path (what mc runs without an
+# enumeration) uses only scipy.special's distribution functions, the very ones scipy.stats calls (same bits).
+special, stats = LazyModule("scipy.special"), LazyModule("scipy.stats")
 
 __all__ = ["Calibration", "ConsistencyResult", "SAMPLE_TESTS", "SampleMoments", "calibration", "component_effect_size",
            "consistency_test", "detectable_bias", "detectable_effect", "effect_size", "episodes_needed", "power",
@@ -283,7 +284,7 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     if test == "maxz":
         r = int(np.count_nonzero(stderr > 0))
         T2 = float(z.max(initial=0.0))
-        p = min(1.0, r * 2 * float(stats.t.sf(T2, n - 1)))
+        p = min(1.0, r * 2 * float(special.stdtr(n - 1, -T2)))       # t.sf(T2, n - 1)
     else:
         y = U.T @ diff
         T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
@@ -353,14 +354,14 @@ def component_effect_size(bias, cov: np.ndarray, *, scale: float = 0.0) -> float
 
 def _critical(n: int, dof: int, alpha: float, test: str) -> float:
     if test == "maxz":   # the single component's two-sided z-test at level alpha / k
-        return float(stats.norm.isf(alpha / (2 * dof)))
+        return float(-special.ndtri(alpha / (2 * dof)))               # norm.isf
     return float(stats.chi2.isf(alpha, dof) if test == "chi2" else stats.f.isf(alpha, dof, n - dof))
 
 
 def _power_nc(nc: float, n: int, dof: int, crit: float, test: str) -> float:
     if test == "maxz":
         shift = np.sqrt(nc)
-        return float(stats.norm.sf(crit - shift) + stats.norm.cdf(-crit - shift))
+        return float(special.ndtr(shift - crit) + special.ndtr(-crit - shift))    # norm.sf + norm.cdf
     if test == "chi2":
         return float(stats.ncx2.sf(crit, dof, nc))
     return float(stats.ncf.sf(crit, dof, n - dof, nc))
@@ -391,7 +392,7 @@ def detectable_effect(n: int, dof: int, alpha: float, target_power: float = 0.99
     hi = 1.0
     while f(hi) < 0:
         hi *= 2
-    nc = optimize.brentq(f, 0.0, hi, xtol=1e-10, rtol=1e-12)
+    nc = _bisect(f, 0.0, hi, xtol=1e-10, rtol=1e-12)
     return float(np.sqrt(nc / n))
 
 
@@ -439,6 +440,17 @@ def episodes_needed(effect: float, dof: int, alpha: float, target_power: float =
     test = "chi2" if test == "hotelling" else test
     nc = detectable_effect(1, dof, alpha, target_power, test=test) ** 2    # sqrt(nc / 1)
     return max(2, int(np.ceil(nc / effect**2 * (1 - 1e-12))))
+
+
+def _bisect(f, lo: float, hi: float, *, xtol: float, rtol: float) -> float:
+    """The root of an increasing f with f(lo) < 0 <= f(hi), to xtol + rtol |x| (scipy.optimize costs start-up)."""
+    while hi - lo > xtol + rtol * abs(hi):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 @dataclass(frozen=True)
