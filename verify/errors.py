@@ -25,8 +25,10 @@ class UsageError(PGVerifyError):
     """A request that cannot be carried out as asked (unknown name, too large, bad option)."""
 
 
-def positive_int(value, what: str, error: type[Exception] = UsageError) -> int:
+def positive_int(value, what: str, error: type[Exception] = UsageError, *, alternative: str = "") -> int:
     """``value`` as an int when it is a positive integer (bool excluded), else ``error`` naming ``what``.
+
+    ``alternative`` completes the message where something else is accepted too (``"or null"``).
 
     The one check behind every count pgverify accepts (episodes, chunk sizes, horizons, search budgets).
 
@@ -39,7 +41,7 @@ def positive_int(value, what: str, error: type[Exception] = UsageError) -> int:
     """
     import numbers
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise error(f"{what} must be a positive integer, got {value!r}")
+        raise error(f"{what} must be a positive integer{' ' * bool(alternative)}{alternative}, got {value!r}")
     return int(value)
 
 

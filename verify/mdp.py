@@ -30,7 +30,7 @@ from functools import cached_property
 
 import numpy as np
 
-from verify.errors import InvalidMDPError, UsageError
+from verify.errors import InvalidMDPError, UsageError, positive_int
 
 __all__ = ["DENSE_FILE_MAX_ENTRIES", "DENSE_MAX_ENTRIES", "ROW_SUM_TOL", "Successors", "TabularMDP", "dumps_rows",
            "file_entries", "finite_array", "reachable", "reachable_csr"]
@@ -398,9 +398,7 @@ class TabularMDP:
                 or not 0 <= gamma <= 1:
             raise InvalidMDPError(f"gamma must be a number in [0, 1], got {gamma!r}")
         if horizon is not None:
-            if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
-                raise InvalidMDPError(f"horizon must be a positive integer or null, got {horizon!r}")
-            horizon = int(horizon)
+            horizon = positive_int(horizon, "horizon", InvalidMDPError, alternative="or null")
 
         set_(self, "initial", _read_only(rho0))
         set_(self, "terminal", _read_only(term))

@@ -65,13 +65,13 @@ def _count(value: Any, name: str) -> st.SearchStrategy[int]:
 
 
 def _check_count(value: Any, name: str) -> int:
-    return positive_int(value, f"{name} (or each value its strategy draws)", InvalidArgument)
+    return positive_int(value, name, InvalidArgument, alternative="(or a strategy of them)")
 
 
 def _check_horizon(value: Any) -> int | None:
     if value is None:
         return None
-    return positive_int(value, "horizon (or None: until termination)", InvalidArgument)
+    return positive_int(value, "horizon", InvalidArgument, alternative="or None (until termination)")
 
 
 def _check_gamma(value: Any) -> float:
