@@ -172,3 +172,19 @@ def test_policy_logsumexp_is_scipys_bit_for_bit():
             x[:, -1] = x.max(axis=1)         # ties for the maximum take another branch
         assert scipy_logsumexp(x, axis=1, keepdims=True).tobytes() == logsumexp(x, axis=1, keepdims=True).tobytes()
         assert scipy_logsumexp(x, axis=1).tobytes() == logsumexp(x, axis=1).tobytes()
+
+
+def test_directional_derivatives_match_the_gradient_and_check_uses_them_for_big_theta():
+    from verify.exact import directional_derivatives
+    from verify.mc import FD_MAX_COMPONENTS, exact_cross_check
+    from verify.problem import Problem
+    rng = np.random.default_rng(4)
+    S, A = 30, 3                                      # 90 components > FD_MAX_COMPONENTS
+    mdp = TabularMDP(rng.dirichlet(np.ones(S)), rng.dirichlet(np.ones(S) * 0.3, size=(S, A)),
+                     rng.normal(size=(S, A)), terminal=[S - 1], gamma=0.95, horizon=6)
+    pol = TabularSoftmax(rng.normal(size=(S, A)))
+    g = gradient(mdp, pol, "dp").grad.ravel()
+    V = rng.normal(size=(3, g.size))
+    np.testing.assert_allclose(directional_derivatives(mdp, pol, V), V @ g, rtol=0, atol=1e-8)
+    check = exact_cross_check(Problem(mdp, pol))
+    assert S * A > FD_MAX_COMPONENTS and "directions" in check.methods[-1] and check.passed

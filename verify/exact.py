@@ -21,7 +21,8 @@ from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_
 from verify.policy import Policy
 
 __all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "count_trajectories", "enumerate_trajectories",
-           "expected_length", "finite_difference_gradient", "gradient", "objective", "state_values", "value_tables"]
+           "directional_derivatives", "expected_length", "finite_difference_gradient", "gradient", "objective",
+           "state_values", "value_tables"]
 
 METHODS = ("auto", "enumerate", "dp", "solve")
 MAX_TRAJECTORIES = 2_000_000
@@ -398,6 +399,26 @@ def finite_difference_gradient(mdp: TabularMDP, policy: Policy, *, eps: float = 
         step[i] = eps
         grad[i] = (objective(mdp, policy.with_theta(theta + step)) - objective(mdp, policy.with_theta(theta - step))) / (2 * eps)
     return grad.reshape(policy.theta.shape)
+
+
+def directional_derivatives(mdp: TabularMDP, policy: Policy, directions: np.ndarray, *,
+                            eps: float = 1e-5) -> np.ndarray:
+    """Central differences of the exact J along directions v: (J(theta + eps v) - J(theta - eps v)) / 2 eps.
+
+    The result approximates grad J . v.
+    Two evaluations of J per direction whatever theta's size, where ``finite_difference_gradient`` needs two per
+    component (Taxi: 3000 components; S = 10^5: 4 10^5). Error O(eps^2 |v|^3) like the per-component version.
+
+    Args:
+      directions: [k, theta.size].
+
+    Returns:
+      [k].
+    """
+    theta = policy.theta.ravel()
+    V = np.asarray(directions, dtype=float).reshape(-1, theta.size)
+    return np.array([(objective(mdp, policy.with_theta(theta + eps * v)) -
+                      objective(mdp, policy.with_theta(theta - eps * v))) / (2 * eps) for v in V])
 
 
 def objective(mdp: TabularMDP, policy: Policy) -> float:
