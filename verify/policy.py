@@ -5,7 +5,9 @@ Every gradient pgverify computes is contracted with the score through one primit
     score_contract(W) = sum_{s,a} W[..., s, a] * grad_theta log pi_theta(a|s),
 
 so trajectory enumeration, dynamic programming and the Monte Carlo estimators share one
-implementation of grad log pi per policy type (tabular: W - pi * sum_a W; linear: features).
+implementation of grad log pi per policy type (tabular: W - pi * sum_a W; linear: features). grad log pi is the
+score function of the likelihood-ratio (REINFORCE) estimator, Williams (1992); contracting it with Q weights is
+the policy-gradient theorem, Sutton et al. (2000).
 ``score_contract_rows`` is the same contraction for a W that is zero outside the rows (episode, state) the
 episodes visited, as the estimators build it; the tabular policy contracts only those rows.
 """
