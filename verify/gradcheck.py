@@ -11,7 +11,9 @@ tabular MDP whose grad J pgverify knows exactly, two ways:
 - **Monte Carlo.** Sample episodes, average your per-episode estimates and test the mean against the exact grad
   J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated, a test
   on the sample (co)variance otherwise). Always reported (it is what your training loop sees); it decides the
-  verdict only when nothing can be enumerated: "inconsistent" when p <= alpha.
+  verdict only when nothing can be enumerated, together with a paired test of E[g - g_ref] = 0 against a
+  catalog control on the same episodes (``verify.mc``): the more powerful of the two decides, "inconsistent" when
+  its p <= alpha, "undecided" when the sample has no variance (never a pass). Every result states its power.
 
 When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean equals yours on this MDP
 are named: that usually says which bug it is.

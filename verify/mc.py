@@ -39,7 +39,7 @@ from verify.episodes import step_score_rows
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.exact import directional_derivatives, finite_difference_gradient, gradient
-from verify.moments import ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
 from verify.problem import Problem
 from verify.sampler import iter_episode_chunks
 from verify.stats import (
@@ -237,6 +237,7 @@ class McResult:
                 "paired": None if self.paired is None else {
                     "reference": self.reference, "chosen": self.chosen == "paired", **self.paired.to_json()},
                 "exact_bias": None if m is None else m.bias.tolist(),
+                "exact_tolerance": None if m is None else ZERO_BIAS_RTOL * m.scale,
                 "exact_std": None if m is None else m.std.tolist(),
                 "effect_size": None if eff is None or np.isinf(eff) else eff,
                 "effect_size_infinite": bool(eff is not None and np.isinf(eff)),

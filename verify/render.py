@@ -190,8 +190,9 @@ def _power_line(r: McResult) -> str:
                 f"{_g(t.null_tolerance)} in any component shows")
     b, sd = r.detectable_bias.ravel()[seen], r.detectable_bias_sd.ravel()[seen]
     n_more = r.episodes_to_detect()
-    what = f"the {r.chosen} test" if r.moments is None else "the Monte Carlo test (the exact bias decides here)"
-    line = (f"power: {what} detects, with probability {DETECT_POWER:g}, a bias in one component of at least "
+    head = (f"power: the {r.chosen} test" if r.moments is None else
+            "Monte Carlo power (shown; the exact bias decides): the test")
+    line = (f"{head} detects, with probability {DETECT_POWER:g}, a bias in one component of at least "
             f"{_g(float(np.median(b)))} (median over the {seen.sum()} components that vary; from "
             f"{_g(float(b.min()))} to {_g(float(b.max()))})")
     if np.isfinite(sd).any():
@@ -219,6 +220,10 @@ def format_mc(r: McResult, command: str | None = None) -> str:
         lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(m.bias).max():.3g} at {_component(r, w)}: exact mean "
                      f"{m.mean[w]:.6g}, grad J {m.grad[w]:.6g}; effect size {_g(r.effect)} per-episode standard "
                      f"deviations (this run's test detects {r.detectable:.3g})")
+        from verify.moments import ZERO_BIAS_RTOL
+
+        lines.append(f"power: exact, any bias above {ZERO_BIAS_RTOL * m.scale:.2g} (float round-off of this "
+                     "problem) in any component counts")
     else:
         by = {"paired": f"the paired test against {r.reference} (same episodes; more powerful here than the unpaired "
                         "one)",
