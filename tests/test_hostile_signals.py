@@ -59,7 +59,7 @@ def test_ctrl_c_during_mc_exits_130_with_one_line(tmp_path):
     code, out, err = _interrupt_after_cpu(proc, cpu=1.5)
     assert code == 130, (code, err)
     lines = err.strip().splitlines()
-    assert lines == ["pgverify mc: interrupted (Ctrl-C); no output file was written"], err
+    assert lines == ["pgverify mc: interrupted (Ctrl-C); no partial output file is left"], err
     assert out == ""
 
 
@@ -69,7 +69,7 @@ def test_ctrl_c_during_report_leaves_no_partial_json(tmp_path):
     proc = _start(["report", "--quick", "--no-color", "--json", str(out_file)], tmp_path)
     code, _, err = _interrupt_after_cpu(proc, cpu=1.5)
     assert code == 130, (code, err)
-    assert err.strip().splitlines() == ["pgverify report: interrupted (Ctrl-C); no output file was written"], err
+    assert err.strip().splitlines() == ["pgverify report: interrupted (Ctrl-C); no partial output file is left"], err
     assert "Traceback" not in err
     assert not out_file.exists()
     assert not stray_temporaries(tmp_path), stray_temporaries(tmp_path)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from verify import __version__
@@ -64,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     Whatever user code does (``sys.exit``, ``KeyboardInterrupt``, any exception, in the estimator or at its
     import) is reported as what it is and never as success.
     """
+    code = _main(argv)
+    if argv is None and threading.current_thread() is threading.main_thread():
+        # The process's own command: the work is over (and reported). A Ctrl-C from here to the exit would only
+        # turn the exit status into "killed by SIGINT" (Python re-raises an interrupt it sees at shutdown).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -114,7 +125,7 @@ def _error(prog: str, message: str) -> None:
 
 
 def _interrupted(prog: str) -> int:
-    print(f"{prog}: interrupted (Ctrl-C); no output file was written", file=sys.stderr)
+    print(f"{prog}: interrupted (Ctrl-C); no partial output file is left", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
