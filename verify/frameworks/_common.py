@@ -263,7 +263,7 @@ def framework_target(mdp: TabularMDP, logp: np.ndarray, grad_flat: np.ndarray, j
     sum_a pi(a|s) grad log pi(a|s) = 0.
     """
     policy = surrogate_policy(logp)
-    scale = max(float(np.abs(grad_flat).max(initial=0.0)), 1e-3 * magnitude(mdp, policy)
-                * float(np.abs(jac).max(initial=0.0)))
+    # Round-off is relative to the size of returns times the largest d log pi / d param (the score's scale).
+    scale = max(float(np.abs(grad_flat).max(initial=0.0)), magnitude(mdp, policy) * float(np.abs(jac).max(initial=0.0)))
     return Target(Problem(mdp, policy), np.asarray(grad_flat, dtype=float), names, lambda x: np.asarray(x) @ jac,
                   scale)
