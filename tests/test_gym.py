@@ -287,3 +287,29 @@ def test_cli_mc_gymnasium_sampler_needs_gym(tmp_path, capsys):
     code, _, err = run(capsys, "mc", str(tmp_path / "lake.json"), "--estimator", "reward_to_go",
                        "--sampler", "gymnasium")
     assert code == 2 and "needs --gym" in err
+
+
+def test_make_env_turns_only_rejected_ids_and_arguments_into_usage_errors(monkeypatch):
+    import gymnasium
+
+    def failing(exc):
+        def make(*args, **kwargs):
+            raise exc
+        return make
+    for exc in (TypeError("__init__() got an unexpected keyword argument 'x'"), KeyError("9x9"),
+                gymnasium.error.NameNotFound("Environment `Nope` doesn't exist.")):
+        monkeypatch.setattr(gymnasium, "make", failing(exc))
+        with pytest.raises(UsageError, match="cannot make gymnasium environment"):
+            make_env("Whatever-v0")
+    # Anything else is not the user's input: it propagates as what it is.
+    for exc in (MemoryError(), RuntimeError("a bug")):
+        monkeypatch.setattr(gymnasium, "make", failing(exc))
+        with pytest.raises(type(exc)):
+            make_env("FrozenLake-v1")
+
+
+def test_the_import_holds_successor_lists_not_dense_arrays():
+    mdp = gym_problem("Taxi-v4").mdp
+    assert not mdp.is_dense                    # nothing [S, A, S] was allocated by the import
+    live = ~mdp.terminal
+    assert mdp.successors.nnz <= 500 * 6 and mdp.transitions[live].sum(axis=2).min() == pytest.approx(1.0)
