@@ -113,3 +113,17 @@ def test_bad_estimators_are_named(chain):
     assert isinstance(info.value.__cause__, ZeroDivisionError)
     with pytest.raises(EstimatorError, match="non-finite"):
         check_batch_estimator(lambda e: np.full((4, 2), np.nan), chain, batch_size=4)
+
+
+def test_a_mean_over_timesteps_is_found_even_when_sampled_lengths_agree():
+    # The policy almost always stops at once (P(go) = e^-10): a sampled probe batch has episodes of length 1 only,
+    # where a mean over the batch's timesteps equals the mean over episodes. The probe on enumerated trajectories
+    # of both lengths tells them apart, so the check enumerates every batch instead of trusting per-episode.
+    mdp = TabularMDP(initial=[1, 0, 0], transitions=[[[0, 0, 1], [0, 1, 0]], [[0, 0, 1], [0, 1, 0]], [[0, 0, 1]] * 2],
+                     rewards=[[1.0, 0.0], [2.0, 0.5], [0.0, 0.0]], terminal=[2], gamma=0.9, horizon=2)
+    pol = TabularSoftmax(np.array([[5.0, -5.0], [0.0, 0.0], [0.0, 0.0]]))
+
+    def per_timestep(episodes):
+        return score_sums(episodes, reward_to_go(episodes)).sum(axis=0) / episodes.lengths.sum()
+    check = check_batch_estimator(per_timestep, Problem(mdp, pol), batch_size=2, second_batch_size=3)
+    assert (check.convention, check.method) == (None, "exact: every batch")

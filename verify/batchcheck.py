@@ -323,8 +323,33 @@ def _close(a: np.ndarray, b: np.ndarray, size: float) -> bool:
     return bool(np.abs(a - b).max(initial=0.0) <= ZERO_BIAS_RTOL * max(size, 1e-300))
 
 
-def _probe(estimate, target: Target, seed: int) -> tuple[str | None, bool]:
-    """(convention, deterministic): is g(batch) the mean or the sum of each episode's g alone?"""
+def _convention(estimate, batch: Episodes, full: np.ndarray, size: float) -> str | None:
+    """"mean" or "sum" when g(batch) is the mean or the sum of g of each of its episodes alone, else None."""
+    singles = []
+    for i in range(batch.n):
+        with np.errstate(all="ignore"):
+            try:
+                g = estimate(_plain(batch.select([i])))
+            except UsageError:
+                return None             # e.g. a batch statistic that is undefined for one episode
+        singles.append(g)
+    singles = np.array(singles)
+    if not np.isfinite(singles).all():
+        return None
+    size = max(size, float(np.abs(singles).max(initial=0.0)) * batch.n)
+    if _close(full, singles.mean(axis=0), size):
+        return "mean"
+    if _close(full, singles.sum(axis=0), size):
+        return "sum"
+    return None
+
+
+def _probe(estimate, target: Target, seed: int, enum: Episodes | None) -> tuple[str | None, bool]:
+    """(convention, deterministic): is g(batch) the mean or the sum of each episode's g alone?
+
+    Probed on a sampled batch and, when the trajectories are enumerated, on one spread over their lengths (a
+    sampled batch of equal lengths would hide a mean over the batch's timesteps).
+    """
     rng = np.random.default_rng([seed, 7])
     batch = _plain(sample_episodes(target.problem.mdp, target.problem.policy, PROBE_EPISODES, rng))
     full = estimate(batch)
@@ -332,23 +357,15 @@ def _probe(estimate, target: Target, seed: int) -> tuple[str | None, bool]:
     size = max(float(np.abs(full).max(initial=0.0)), target.scale)
     if not _close(full, again, size):
         return None, False
-    singles = []
-    for i in range(batch.n):
-        with np.errstate(all="ignore"):
-            try:
-                g = estimate(_plain(batch.select([i])))
-            except UsageError:
-                return None, True       # e.g. a batch statistic that is undefined for one episode
-        singles.append(g)
-    singles = np.array(singles)
-    if not np.isfinite(singles).all():
-        return None, True
-    size = max(size, float(np.abs(singles).max(initial=0.0)) * batch.n)
-    if _close(full, singles.mean(axis=0), size):
-        return "mean", True
-    if _close(full, singles.sum(axis=0), size):
-        return "sum", True
-    return None, True
+    found = _convention(estimate, batch, full, size)
+    if found is not None and enum is not None and enum.n > 1:
+        order = np.argsort(enum.lengths, kind="stable")
+        pick = np.unique(order[np.linspace(0, enum.n - 1, min(PROBE_EPISODES, enum.n)).round().astype(int)])
+        spread = _plain(enum.select(pick))
+        g = estimate(spread)
+        if _convention(estimate, spread, g, max(float(np.abs(g).max(initial=0.0)), target.scale)) != found:
+            return None, True
+    return found, True
 
 
 def _exact_per_episode(estimate, enum: Episodes) -> np.ndarray:
@@ -451,8 +468,10 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     """
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
     mdp, policy = target.problem.mdp, target.problem.policy
-    convention, deterministic = _probe(estimate, target, seed)
-    enum = try_enumerate(mdp, policy, max_trajectories=EXACT_CALLS) if deterministic else None
+    enum = try_enumerate(mdp, policy, max_trajectories=EXACT_CALLS)
+    convention, deterministic = _probe(estimate, target, seed, enum)
+    if not deterministic:
+        enum = None
     common = dict(estimator=name, problem=mdp.name, batch_size=batch_size, seed=seed, alpha=alpha,
                   tolerance=tolerance, grad=target.grad, names=target.names, reproduce=reproduce,
                   convention=convention, extra=extra or {})
