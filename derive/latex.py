@@ -136,9 +136,11 @@ class StepStatus:
         return ""
 
 
-def verify_derivations(derivations: Sequence[Derivation], sizes=((2, 2, 2),), method: str = "symbolic"
-                       ) -> dict:
+def verify_derivations(derivations: Sequence[Derivation], sizes=((2, 2, 2),), method: str = "auto") -> dict:
     """Replay and ground every step; never raises (an error is a failed status naming the step).
+
+    ``method`` is ``derive.grounding.ground_step``'s: "auto" (the report's) proves small sizes symbolically and
+    larger ones at random points modulo a prime; each status records the method that decided.
 
     Returns:
       {(derivation name, step number): StepStatus}.
@@ -158,7 +160,8 @@ def verify_derivations(derivations: Sequence[Derivation], sizes=((2, 2, 2),), me
             for sz in sizes:
                 try:
                     g = ground_step(step, sz, method)
-                    grounding.append((tuple(sz), method, bool(g.ok), str(getattr(g, "message", ""))))
+                    grounding.append((tuple(sz), str(getattr(g, "method", method)), bool(g.ok),
+                                      str(getattr(g, "message", ""))))
                 except Exception as err:  # noqa: BLE001
                     grounding.append((tuple(sz), method, False, f"{type(err).__name__}: {err}"))
             out[d.name, step.number] = StepStatus(replay_ok, message, tuple(grounding))
@@ -433,8 +436,8 @@ def _verified_block(derivations, status: dict | None) -> str:
         rows.append(f"{title} & {replayed}/{n} {mark} & "
                     f"{', '.join(grounded) or '--'} \\\\")
     verdict = (r"Every step was replayed by SymPy (the cited rule, applied to the line before, gives the line) "
-               r"and grounded as an exact identity on symbolic tabular MDPs of the sizes shown; "
-               r"each is marked $\checkmark$ below."
+               r"and grounded as an identity on tabular MDPs of the sizes shown; "
+               r"each is marked $\checkmark$ below. " + _methods_sentence(status)
                if all_ok else r"\textbf{Some steps FAILED}; they are marked $\times$ below with the reason, the "
                               r"others $\checkmark$ (replayed and grounded at every size shown).")
     return "\n".join([
@@ -445,6 +448,22 @@ def _verified_block(derivations, status: dict | None) -> str:
         *rows,
         r"\end{tabular}",
         r"\end{center}"])
+
+
+def _methods_sentence(status: dict) -> str:
+    """How the grounding decided: symbolically (for all parameter values) or at random points (with the bound)."""
+    methods = {g[1] for s in status.values() for g in s.grounding}
+    bounds = [float(m) for s in status.values() for g in s.grounding
+              for m in re.findall(r"w\.p\. <= ([0-9.]+e-?\d+)", g[3])]
+    parts = []
+    if "symbolic" in methods:
+        parts.append("symbolically (an identity in every parameter: symbolic $\\rho_0$, $p$, $r$, $\\gamma$, "
+                     "$\\pi$)")
+    random = sorted(m for m in methods if m != "symbolic")
+    if random:
+        bound = f", so a wrong step passes with probability at most {max(bounds):.0e}" if bounds else ""
+        parts.append(f"at random points with exact modular arithmetic ({', '.join(random)}){bound}")
+    return ("Grounding decided " + " or ".join(parts) + ".") if parts else ""
 
 
 _NOTATION = r"""\section*{Notation}
