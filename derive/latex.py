@@ -685,8 +685,8 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
         out += ["*Not verified in this export.*", ""]
     else:
         bad = failing_steps(status)
-        out += ["**What was verified:** " + ("every step replayed by SymPy and grounded on symbolic tabular MDPs "
-                                            "at the sizes shown." if not bad else
+        out += ["**What was verified:** " + ("every step replayed by SymPy and grounded on tabular MDPs at the "
+                                            "sizes shown. " + _methods_sentence(status) if not bad else
                                             f"{len(bad)} steps FAILED: " + "; ".join(bad)), ""]
     out += [derivation_markdown(d, status) for d in derivations]
     errata = list(errata)
