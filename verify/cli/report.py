@@ -39,7 +39,7 @@ def run_report(args) -> int:
 
         check_output_path(args.html, force=args.force, what="--html file")    # before the long run, not after
     trace = 0
-    if args.plots:
+    if args.plots or (args.html and _have_matplotlib()):   # the HTML's figures need the traces too
         from verify.plots import TRACE_POINTS as trace
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
                                         trace=trace)
@@ -62,6 +62,11 @@ def run_report(args) -> int:
         atomic_write(args.html, render_html(report), force=args.force, what="--html file")
         print(f"wrote {args.html}", file=sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK if report.passed else EXIT_FAIL
+
+
+def _have_matplotlib() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _reproduce(example: str, result) -> str:
