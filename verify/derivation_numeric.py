@@ -259,12 +259,13 @@ QUICK_EXAMPLES = ("bandit",)
 
 
 def _verdict(evaluated, skipped, errors) -> tuple[bool | None, str]:
-    parts = [f"{n}: |line - grad J|_inf = {e:.1e} {'<=' if e <= t else '>'} {t:.0e}" for n, e, t in evaluated
+    """The verdict and its evidence; the skipped examples are named only when nothing was evaluated
+    (they are the same for every line: ``NumericLine.skipped`` holds them)."""
+    parts = [f"{n}: |line - ∇J|∞ = {e:.1e} {'≤' if e <= t else '>'} {t:.0e}" for n, e, t in evaluated
              if not math.isnan(e)]
     parts += [f"{n}: cannot evaluate: {why}" for n, why in errors]
-    parts += [f"{n}: undecided ({why})" for n, why in skipped]
     if not evaluated:
-        return None, "; ".join(parts)
+        return None, "undecided: " + "; ".join(f"{n}: {why}" for n, why in skipped)
     ok = all(not math.isnan(e) and e <= t for _, e, t in evaluated)
     return ok, "; ".join(parts)
 

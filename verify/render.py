@@ -59,6 +59,9 @@ def _derivation(console: Console, report: Report) -> None:
         for row in report.derivation_numeric:
             table.add_row(row.derivation, str(row.number), "?" if row.undecided else MARK[row.passed], row.message)
         console.print(table)
+        skipped = report.derivation_numeric[0].skipped
+        if skipped:
+            console.print("   not evaluated: " + "; ".join(f"{n} ({why})" for n, why in skipped))
     table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "θ", "∇E[f]", "E[f ∇log p]",
                    "steps that fail", "expected", "verdict")
     for row in report.continuous:
