@@ -12,6 +12,8 @@ except ImportError:
         raise                      # CI installs the extra: a missing torch is a failure there
     pytest.skip("PyTorch is not installed (pip install 'pgverify[torch]'; CI installs it)", allow_module_level=True)
 
+from hypothesis import given, settings
+
 from examples.frameworks import torch_losses as gallery
 from examples.frameworks.problem import two_step
 from verify.builtin import builtin_examples
@@ -20,6 +22,7 @@ from verify.frameworks import LossError
 from verify.frameworks._common import surrogate_policy
 from verify.frameworks.torch import assert_loss_unbiased, check_loss, exact_gradient
 from verify.policy import LinearSoftmax, TabularSoftmax
+from verify.strategies import problems
 
 
 class Tabular(torch.nn.Module):
@@ -27,7 +30,7 @@ class Tabular(torch.nn.Module):
 
     def __init__(self, theta):
         super().__init__()
-        self.theta = torch.nn.Parameter(torch.as_tensor(theta, dtype=torch.float64))
+        self.theta = torch.nn.Parameter(torch.tensor(np.array(theta), dtype=torch.float64))
 
     def forward(self, obs):
         return obs @ self.theta
@@ -38,7 +41,7 @@ class Linear(torch.nn.Module):
 
     def __init__(self, theta):
         super().__init__()
-        self.theta = torch.nn.Parameter(torch.as_tensor(theta, dtype=torch.float64))
+        self.theta = torch.nn.Parameter(torch.tensor(np.array(theta), dtype=torch.float64))
 
     def forward(self, obs):
         return obs @ self.theta
@@ -57,6 +60,15 @@ def test_tabular_softmax_module_matches_the_exact_gradient(example):
     want = gradient(mdp, TabularSoftmax(theta))
     np.testing.assert_allclose(got.grad["theta"], want.grad, rtol=0, atol=1e-10)
     assert got.J == pytest.approx(want.J, abs=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(problems(kind="tabular_softmax"))
+def test_tabular_module_matches_pgverify_on_generated_problems(problem):
+    # Generated MDPs reach the edge cases: terminal initial states, gamma 0 and 1, horizon 1, |theta| = 30.
+    got = exact_gradient(Tabular(problem.policy.theta), problem.mdp)
+    want = gradient(problem.mdp, problem.policy)
+    np.testing.assert_allclose(got.grad["theta"], want.grad, rtol=0, atol=1e-10)
 
 
 def test_linear_softmax_module_matches_the_exact_gradient():
@@ -129,6 +141,16 @@ def test_gallery_verdicts(gallery_setup, loss):
     if loss is gallery.value_baseline_not_detached:
         i = check.names.index("v.bias[0]")                       # grad J does not depend on the value head
         assert check.grad[i] == 0 and abs(check.mean[i]) > 0.1
+
+
+def test_result_as_json(gallery_setup):
+    import json
+    mdp, policy = gallery_setup
+    check = check_loss(policy, gallery.restarted_discount, mdp, logits=gallery.logits, batch_size=2)
+    data = json.loads(json.dumps(check.to_json()))
+    assert data["verdict"] == "biased" and data["method"] == "exact: per-episode"
+    assert len(data["grad"]) == len(data["mean"]) == len(data["names"]) == 59
+    assert ["rtg_restart_discount", 1.0] in [[n, round(c, 9)] for n, c in data["matches"]]
 
 
 def test_detached_baseline_and_sum_over_the_batch(gallery_setup):
