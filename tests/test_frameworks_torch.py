@@ -71,6 +71,21 @@ def test_tabular_module_matches_pgverify_on_generated_problems(problem):
     np.testing.assert_allclose(got.grad["theta"], want.grad, rtol=0, atol=1e-10)
 
 
+def test_index_observations_and_a_categorical_output():
+    # An embedding of the state index is the tabular softmax; a module may return a Categorical distribution.
+    mdp = builtin_examples()["chain"].mdp
+    theta = np.random.default_rng(5).normal(size=(mdp.n_states, mdp.n_actions))
+    emb = torch.nn.Embedding(mdp.n_states, mdp.n_actions)
+    with torch.no_grad():
+        emb.weight.copy_(torch.tensor(theta))
+    want = gradient(mdp, TabularSoftmax(theta)).grad
+    got = exact_gradient(emb, mdp, observations="index")
+    np.testing.assert_allclose(got.grad["weight"], want, rtol=0, atol=1e-10)
+    got = exact_gradient(emb, mdp, observations="index",
+                         logits=lambda module, obs: torch.distributions.Categorical(logits=module(obs)))
+    np.testing.assert_allclose(got.grad["weight"], want, rtol=0, atol=1e-10)
+
+
 def test_linear_softmax_module_matches_the_exact_gradient():
     problem = builtin_examples()["gridworld"]
     assert problem.policy.kind == "linear_softmax"
