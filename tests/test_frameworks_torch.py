@@ -75,7 +75,7 @@ def test_index_observations_and_a_categorical_output():
     # An embedding of the state index is the tabular softmax; a module may return a Categorical distribution.
     mdp = builtin_examples()["chain"].mdp
     theta = np.random.default_rng(5).normal(size=(mdp.n_states, mdp.n_actions))
-    emb = torch.nn.Embedding(mdp.n_states, mdp.n_actions)
+    emb = torch.nn.Embedding(mdp.n_states, mdp.n_actions, dtype=torch.float64)
     with torch.no_grad():
         emb.weight.copy_(torch.tensor(theta))
     want = gradient(mdp, TabularSoftmax(theta)).grad
