@@ -51,7 +51,7 @@ from sympy.external.gmpy import MPQ
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, log, numer, together
 
 from derive.notation import (
-    ActionExpectation, ActionSum, Advantage, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
     H, gamma, t, tau, theta, tp, x,
 )

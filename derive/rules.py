@@ -34,7 +34,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from sympy import Add, Basic, Eq, Integer, Mul, Pow, Product, S, Sum, Symbol, UnevaluatedExpr, log, oo, zoo
+from sympy import Add, Basic, Eq, Integer, Mul, Pow, Product, S, Sum, UnevaluatedExpr, log, oo, zoo
 from sympy.core.relational import Equality
 
 from derive.notation import (
@@ -761,7 +761,8 @@ def ADVANTAGE_DEFINITION(n, ctx):
 
 # --- the EGLP lemma's steps --------------------------------------------------------------------------------------
 
-@_rule("action_expectation_as_sum", "E_{a_t ~ pi(.|s_t)}[g(a_t)] = sum_{a_t} pi_theta(a_t|s_t) g(a_t) (finite actions).",
+@_rule("action_expectation_as_sum",
+       "E_{a_t ~ pi(.|s_t)}[g(a_t)] = sum_{a_t} pi_theta(a_t|s_t) g(a_t) (finite actions).",
        ["the action set is finite"], r"definition of $\mathbb{E}$ over actions", "E_{a_t~pi}[g]")
 def ACTION_EXPECTATION_AS_SUM(n, ctx):
     if isinstance(n, ActionExpectation):

@@ -36,7 +36,8 @@ from derive.notation import (
 )
 from derive.steps import Derivation, Step
 
-__all__ = ["SEED", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS", "score", "reward_to_go"]
+__all__ = ["SEED", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS", "score",
+           "reward_to_go"]
 
 f, p = TestFn(x), Density(x, theta)
 p_tau, R_tau = Density(tau, theta), Return(tau)

@@ -17,7 +17,7 @@ from derive import rules as R
 from derive.eglp import EGLP, score
 from derive.grounding import ground_step
 from derive.notation import (
-    ActionSum, CondExpectation, Density, Expectation, Grad, Integrate, Policy, QValue, Return, Reward, StateProb,
+    ActionSum, CondExpectation, Density, Expectation, Grad, Integrate, Policy, QValue, Return, Reward,
     StateSum, TestFn, Transition, gamma, t, tau, theta, time_sum, tp, x, H,
 )
 from derive.pg_theorem import PG_Q, PG_STATE, reward_to_go

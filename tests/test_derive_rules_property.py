@@ -13,14 +13,14 @@ the rewrite must be false there (so no guard is decoration).
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sympy import Eq, Integer, Interval, Sum, UnevaluatedExpr, log, oo
+from sympy import Eq, Integer, Interval, Mul, Sum, UnevaluatedExpr, log, oo
 
 from derive import rules as R
 from derive.eglp import EGLP_RULE, OWN_ACTION, score
 from derive.grounding import ground_step
 from derive.notation import (
-    ActionExpectation, ActionSum, Advantage, Baseline, Return, CondExpectation, Density, Expectation, Grad, Integrate, Policy, QValue,
-    Reward, TestFn, VValue, gamma, t, tau, theta, time_sum, tp, x, H,
+    ActionExpectation, ActionSum, Advantage, Baseline, CondExpectation, Density, Expectation, Grad, Integrate, Policy,
+    QValue, Return, Reward, TestFn, VValue, gamma, t, tau, theta, time_sum, tp, x, H,
 )
 from derive.steps import Step
 
@@ -88,7 +88,7 @@ def expressions(draw, kind=None):
         return E(time_sum(CondExpectation(g * draw(products(indices=(t,))), t, draw(st.integers(0, 1)))))
     if kind == 7:
         no_score = [a for a in body.as_ordered_factors() if not a.has(Grad)]
-        return E(time_sum(time_sum(score(t) * Grad(Integer(1) * __import__("sympy").Mul(*no_score)), tp, lo, hi)))
+        return E(time_sum(time_sum(score(t) * Grad(Mul(*no_score)), tp, lo, hi)))
     if kind == 8:
         return E(time_sum(CondExpectation(body.xreplace({tp: t}), t, 0) * draw(products(indices=(t,)))))
     if kind == 9:  # the conditioned shapes of reward-to-go, the baseline and the Q form
