@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from examples.frameworks import torch_losses as gallery
 from examples.frameworks.problem import two_step
 from verify.builtin import builtin_examples
-from verify.exact import finite_difference_gradient, gradient, objective
+from verify.exact import gradient, objective
 from verify.frameworks import LossError
 from verify.frameworks._common import surrogate_policy
 from verify.frameworks.torch import assert_loss_unbiased, check_loss, exact_gradient

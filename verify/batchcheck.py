@@ -296,7 +296,7 @@ class BatchCheck:
             lines.append("batch size: " + "; ".join(parts) + trend)
         elif self.convention is not None:
             lines.append(f"per-episode ({self.convention}): {mean_word} does not depend on the batch size"
-                         + (f" beyond the factor B of a sum" if self.convention == "sum" else ""))
+                         + (" beyond the factor B of a sum" if self.convention == "sum" else ""))
         lines.append(f"seed {self.seed}; reproduce: {self.reproduce}")
         return "\n".join(lines)
 
