@@ -161,10 +161,17 @@ def test_bad_policies(small):
         exact_gradient(matmul, params, mdp, observations=np.zeros((4, 2)))
 
 
-def test_docs_quick_start_runs():
-    import re
-    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "frameworks.md")
-    with open(doc, encoding="utf-8") as f:
-        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
-    block = next(b for b in blocks if "verify.frameworks.jax" in b)
-    exec(compile(block, "docs/frameworks.md", "exec"), {})
+
+def test_monte_carlo_when_nothing_can_be_enumerated():
+    from verify.sampler import default_max_steps
+    mdp = builtin_examples()["discounted"].mdp                   # horizon null
+
+    def reinforce(params, batch):
+        logp = jax.nn.log_softmax(matmul(params, batch.obs))
+        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+        disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
+        G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
+        return -(logp_a * G * batch.mask).sum(axis=1).mean()
+    check = check_loss(matmul, {"theta": np.zeros((mdp.n_states, mdp.n_actions))}, reinforce, mdp, batch_size=8,
+                       batches=600, alpha=1e-6, tolerance=0.3, pad_to=default_max_steps(mdp))
+    assert (check.method, check.verdict) == ("monte carlo", "unbiased"), check.format()

@@ -285,11 +285,6 @@ def _blocks(lang):
     return blocks
 
 
-def test_docs_quick_start_runs():
-    torch_block = next(b for b in _blocks("python") if "verify.frameworks.torch" in b)
-    exec(compile(torch_block, "docs/frameworks.md", "exec"), {})
-
-
 def test_docs_walk_through_shows_the_tutorials_output(capsys):
     from examples.frameworks import tutorial
     tutorial.main()
