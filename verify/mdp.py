@@ -206,42 +206,53 @@ def _sparse_rows(spec, widths: tuple[int, ...], what: str, states: tuple[str, ..
         rows = spec
     what = f"{what}.sparse"
     kinds = ("state", "action", "next state")
-    arr = None
-    if isinstance(rows, np.ndarray) and rows.dtype.kind in "fiu":
-        arr = rows.astype(float, copy=False)
-    elif isinstance(rows, (list, tuple)):
-        try:
-            arr = np.array(rows, dtype=float)
-        except (TypeError, ValueError):
-            arr = None      # names or ragged rows: per row below
-    else:
+    if isinstance(rows, np.ndarray) and rows.dtype.kind in "fiu" and rows.ndim == 2 and rows.shape[1] in widths:
+        return _checked_columns({rows.shape[1]: (np.arange(len(rows)), rows.astype(float, copy=False))},
+                                what, kinds, states, actions)
+    if not isinstance(rows, (list, tuple)):
         raise InvalidMDPError(f"{what} must be a list of rows [s, a, ...], got {type(rows).__name__}")
-    if arr is not None and arr.ndim == 2 and arr.shape[1] in widths:
-        groups = {arr.shape[1]: (np.arange(len(arr)), arr)}
-    elif arr is not None and arr.size == 0:
-        groups = {}
-    else:
-        state_at = {n: i for i, n in enumerate(states)}
-        action_at = {n: i for i, n in enumerate(actions)}
-        lookups = (state_at, action_at, state_at)
-        by_width: dict[int, tuple[list[int], list[list[float]]]] = {}
-        for i, row in enumerate(rows):
-            if not isinstance(row, (list, tuple)) or len(row) not in widths:
-                raise InvalidMDPError(f"{what}[{i}] = {row!r} is not a row of {' or '.join(map(str, widths))} entries")
-            conv = []
-            for j, x in enumerate(row):
-                if isinstance(x, str) and j < len(row) - 1:
-                    if x not in lookups[j]:
-                        raise InvalidMDPError(f"{what}[{i}] names unknown {kinds[j]} {x!r}")
-                    x = lookups[j][x]
-                if isinstance(x, bool) or not isinstance(x, numbers.Real):
-                    raise InvalidMDPError(f"{what}[{i}][{j}] = {x!r} is not a number")
-                conv.append(float(x))
-            nums, data = by_width.setdefault(len(row), ([], []))
-            nums.append(i)
-            data.append(conv)
-        groups = {w: (np.array(nums), np.array(data, dtype=float).reshape(-1, w))
-                  for w, (nums, data) in by_width.items()}
+    lengths = [len(r) if isinstance(r, (list, tuple)) else -1 for r in rows]
+    bad = next((i for i, n in enumerate(lengths) if n not in widths), None)
+    if bad is not None:
+        raise InvalidMDPError(f"{what}[{bad}] = {rows[bad]!r} is not a row of {' or '.join(map(str, widths))} entries")
+    groups = {}
+    for w in widths:
+        nums = [i for i, n in enumerate(lengths) if n == w] if len(widths) > 1 else list(range(len(rows)))
+        if not nums:
+            continue
+        sub = rows if len(nums) == len(rows) else [rows[i] for i in nums]
+        try:
+            arr = np.array(sub)             # numbers only: one C pass (strings would make a string array)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.dtype.kind not in "fiub" or arr.shape != (len(nums), w):
+            arr = _named_rows(sub, nums, what, kinds, states, actions)
+        groups[w] = (np.array(nums), arr.astype(float))
+    return _checked_columns(groups, what, kinds, states, actions)
+
+
+def _named_rows(rows, nums, what: str, kinds, states, actions) -> np.ndarray:
+    """Rows holding state/action names (or anything but plain numbers), converted one by one."""
+    state_at = {n: i for i, n in enumerate(states)}
+    action_at = {n: i for i, n in enumerate(actions)}
+    lookups = (state_at, action_at, state_at)
+    data = []
+    for i, row in zip(nums, rows):
+        conv = []
+        for j, x in enumerate(row):
+            if isinstance(x, str) and j < len(row) - 1:
+                if x not in lookups[j]:
+                    raise InvalidMDPError(f"{what}[{i}] names unknown {kinds[j]} {x!r}")
+                x = lookups[j][x]
+            if isinstance(x, bool) or not isinstance(x, numbers.Real):
+                raise InvalidMDPError(f"{what}[{i}][{j}] = {x!r} is not a number")
+            conv.append(float(x))
+        data.append(conv)
+    return np.array(data, dtype=float).reshape(len(data), -1)
+
+
+def _checked_columns(groups, what: str, kinds, states, actions) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
+    """Finite numbers and indices in range, per width group: {width: (row numbers, [index columns..., values])}."""
     sizes = (len(states), len(actions), len(states))
     out = {}
     for width, (nums, arr) in groups.items():
