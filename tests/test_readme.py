@@ -13,7 +13,8 @@ Conventions for the documents (one test per block, named DOC:LINE):
   is a doctest instead (ELLIPSIS, NORMALIZE_WHITESPACE); such blocks form one session per document.
 - ```` ```json ````: must parse.
 - An HTML comment right before a block changes it: ``<!-- test: file NAME -->`` writes the block to NAME instead
-  of running it (later blocks of the same document use it), ``<!-- test: slow -->`` marks it slow,
+  of running it (later blocks of the same document use it), ``<!-- test: slow -->`` marks it slow (every
+  runnable block of docs/*.md is: ``pytest -m "not slow"`` runs the README's),
   ``<!-- test: skip (REASON) -->`` skips it (the reason is required, e.g. a command CI runs elsewhere).
 
 Each document runs in its own temporary directory (``examples`` linked to the repository's, so
@@ -78,7 +79,10 @@ BLOCKS = [b for doc in DOCUMENTS for b in parse_blocks(doc)]
 
 
 def _param(block: Block):
-    marks = [pytest.mark.slow] if block.directive == "slow" else []
+    # The quick subset (pytest -m "not slow") keeps the README's blocks; the docs' runnable blocks are slow.
+    runs = block.directive != "file" and block.lang in ("console", "sh", "bash", "shell", "python")
+    slow = block.directive == "slow" or (block.doc.name != "README.md" and runs)
+    marks = [pytest.mark.slow] if slow else []
     return pytest.param(block, id=block.id, marks=marks)
 
 
