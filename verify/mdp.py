@@ -627,7 +627,7 @@ def file_entries(mdp: TabularMDP, *, sparse: bool | None = None) -> dict:
     succ = mdp.successors
     pair, nxt, prob, reward = succ.pair, succ.next_state, succ.prob, succ.reward
     s, a = np.divmod(pair, A)
-    transitions = [[int(i), int(j), int(k), float(p)] for i, j, k, p in zip(s, a, nxt, prob)]
+    transitions = [list(row) for row in zip(s.tolist(), a.tolist(), nxt.tolist(), prob.tolist())]
     # Pairs whose successors all share one reward are written once.
     uniform = np.zeros(S * A, dtype=bool)
     if pair.size:
@@ -666,6 +666,11 @@ def dumps_rows(data, indent: int = 1) -> str:
             return "{\n" + ",\n".join(f"{pad}{json.dumps(str(k))}: {encode(v, level + 1)}" for k, v in x.items()) \
                 + "\n" + end + "}"
         if isinstance(x, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in x):
+            if all(type(v) is list and all(type(e) in (int, float) for e in v) for v in x):
+                # Rows of plain numbers (sparse entries, the last level of dense arrays): one C-level dump, split
+                # between rows (no "], [" can occur inside a number).
+                return "[\n" + pad + json.dumps(x, allow_nan=False)[1:-1].replace("], [", "],\n" + pad + "[") \
+                    + "\n" + end + "]"
             return "[\n" + ",\n".join(pad + encode(v, level + 1) for v in x) + "\n" + end + "]"
         return json.dumps(x, allow_nan=False)
     return encode(data, 0) + "\n"
