@@ -71,8 +71,8 @@ def main() -> None:
     rows = [
         ("import the model (gym_problem)", best(lambda: gym_problem(args.env), args.repeats)),
         ("exact gradient (DP, operator built)", best(dp, args.repeats)),
-        (f"count trajectories (limit {ENUMERATION_LIMIT})", best(lambda: count_trajectories(mdp, limit=ENUMERATION_LIMIT),
-                                                                 args.repeats)),
+        (f"count trajectories (limit {ENUMERATION_LIMIT})",
+         best(lambda: count_trajectories(mdp, limit=ENUMERATION_LIMIT), args.repeats)),
         (f"sample {n} episodes", best(sample, args.repeats)),
         (f"sample + {est.name} + moments", best(sample_estimate, args.repeats)),
         (f"run_mc({est.name}) end to end", best(lambda: run_mc(problem, est, episodes=n, seed=0), args.repeats)),

@@ -136,8 +136,9 @@ def report(all_results: list[dict]) -> None:
                 print(f"        {n}: not run at this size: {r[n]['error']}")
         for n, base in (("construct (dense input)", "construct"), ("DP (dense operator)", "DP")):
             if n in r and "cpu_s" in r[n]:
-                print(f"        {n}: {r[n]['cpu_s']:.3f} s ({r[n]['peak_mb']:.0f} MB) vs sparse {r[base]['cpu_s']:.3f} s "
-                      f"({r[base]['peak_mb']:.0f} MB): sparse {r[n]['cpu_s'] / max(r[base]['cpu_s'], 1e-9):.1f}x faster")
+                ratio = r[n]["cpu_s"] / max(r[base]["cpu_s"], 1e-9)
+                print(f"        {n}: {r[n]['cpu_s']:.3f} s ({r[n]['peak_mb']:.0f} MB) vs sparse "
+                      f"{r[base]['cpu_s']:.3f} s ({r[base]['peak_mb']:.0f} MB): sparse {ratio:.1f}x faster")
         if "verdict" in r:
             print(f"        mc verdict: {r['verdict']} ({r['test']} test)")
     big = max(all_results, key=lambda r: r["S"])

@@ -64,7 +64,8 @@ def enumerate_trajectories(mdp: TabularMDP, policy: Policy, *, max_trajectories:
     (4, 1.0)
     """
     if mdp.horizon is None:
-        raise UsageError("trajectory enumeration needs a finite horizon (this MDP has horizon null); use --method solve")
+        raise UsageError("trajectory enumeration needs a finite horizon (this MDP has horizon null); "
+                         "use --method solve")
     # Counted first (H sparse products of integers): a hopeless enumeration costs nothing.
     if count_trajectories(mdp, limit=max_trajectories) > max_trajectories:
         raise UsageError(f"enumeration needs more than {max_trajectories} trajectories at horizon {mdp.horizon}; "
@@ -338,7 +339,7 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     if n == 0:
         return GradientResult(0.0, np.zeros_like(policy.theta), "solve")
     pi = policy.probs[op.live]
-    identity = _sps().csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse else np.eye(n)
+    identity = _sps().identity(n, format="csr") if op.is_sparse else np.eye(n)
     solve = op.factorize(identity - g * op.policy_matrix(pi))   # one LU serves V and the occupancy
     V = solve((pi * op.rbar).sum(axis=1))
     J = float(op.initial @ V)
@@ -397,7 +398,8 @@ def finite_difference_gradient(mdp: TabularMDP, policy: Policy, *, eps: float = 
     for i in range(theta.size):
         step = np.zeros(theta.size)
         step[i] = eps
-        grad[i] = (objective(mdp, policy.with_theta(theta + step)) - objective(mdp, policy.with_theta(theta - step))) / (2 * eps)
+        grad[i] = (objective(mdp, policy.with_theta(theta + step))
+                   - objective(mdp, policy.with_theta(theta - step))) / (2 * eps)
     return grad.reshape(policy.theta.shape)
 
 

@@ -20,8 +20,9 @@ Horizon and discount: gymnasium's return is undiscounted, so gamma defaults to 1
 FrozenLake-v1 100 whatever its ``map_name``, FrozenLake8x8-v1 200, Taxi-v4 200), so J is exactly the expected
 return of a ``gymnasium.make`` episode.
 
-The model is imported as successor lists (``TabularMDP``'s sparse form), never as dense [S, A, S] arrays. CliffWalking has no time limit: pass one, or
-horizon None (it terminates surely under any softmax policy).
+CliffWalking has no time limit: pass one, or horizon None (it terminates surely under any softmax policy).
+
+The model is imported as successor lists (``TabularMDP``'s sparse form), never as dense [S, A, S] arrays.
 """
 from __future__ import annotations
 

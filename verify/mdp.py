@@ -612,7 +612,8 @@ DENSE_FILE_MAX_ENTRIES = 4096    # S A S up to this is written dense (readable b
 def file_entries(mdp: TabularMDP, *, sparse: bool | None = None) -> dict:
     """``transitions`` and ``rewards`` of the MDP file: dense nested lists, or the sparse rows.
 
-    Sparse: ``[s, a, s', p]`` per successor entry (terminal states: their self-loops), and the non-zero rewards, as ``[s, a, r]`` when every successor of (s, a) has the same reward r, else
+    Sparse: ``[s, a, s', p]`` per successor entry (terminal states: their self-loops), and the non-zero rewards,
+    as ``[s, a, r]`` when every successor of (s, a) has the same reward r, else
     ``[s, a, s', r]``. ``sparse=None`` writes dense only MDPs given dense with S A S <= DENSE_FILE_MAX_ENTRIES.
 
     >>> mdp = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0, 1]]], rewards=[[2], [0]], terminal=[1])
