@@ -8,6 +8,7 @@ from verify.cli._args import (
     load_theta,
     writable_output,
 )
+from verify.mdp import DENSE_FILE_MAX_ENTRIES
 from verify.problem import Problem, save_problem
 
 
@@ -29,6 +30,9 @@ def run_export_gym(args) -> int:
     if args.theta:
         problem = Problem(problem.mdp, load_theta(args.theta, problem))
     save_problem(problem, out, force=args.force)
-    print(f"wrote {out} ({problem.mdp.name}: {problem.mdp.n_states} states, {problem.mdp.n_actions} actions, "
-          f"horizon {problem.mdp.horizon}, gamma {problem.mdp.gamma:g})")
+    mdp = problem.mdp
+    form = ("dense arrays" if mdp.is_dense and mdp.n_states ** 2 * mdp.n_actions <= DENSE_FILE_MAX_ENTRIES
+            else f"sparse, {mdp.successors.nnz} transition entries")
+    print(f"wrote {out} ({mdp.name}: {mdp.n_states} states, {mdp.n_actions} actions, horizon {mdp.horizon}, "
+          f"gamma {mdp.gamma:g}; {form})")
     return EXIT_OK
