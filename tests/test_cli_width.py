@@ -88,3 +88,17 @@ def test_example_by_name_from_anywhere(tmp_path):
     assert "bandit, chain, gridworld, discounted" in bad.stderr
     both = run("gradient", "x.json", "--example", "chain")
     assert both.returncode == 2 and both.stderr.count("\n") == 1
+
+
+def test_api_reproduce_line_names_the_builtin_example():
+    """The reproduce line of a check on a built-in example runs as printed, from any directory."""
+    from verify.builtin import builtin_examples
+    from verify.estimators import get_estimator
+    from verify.gradcheck import check_estimator
+
+    rtg = get_estimator("reward_to_go").per_episode
+    first = check_estimator(rtg, builtin_examples()["bandit"], episodes=300, seed=3)
+    assert "'bandit'" in first.reproduce
+    again = check_estimator(rtg, "bandit", episodes=300, seed=3)
+    np = pytest.importorskip("numpy")
+    np.testing.assert_array_equal(first.mean, again.mean)
