@@ -91,6 +91,18 @@ def _theta_text(problem: Problem | None) -> str:
     return f"θ of shape {list(theta.shape)}, max |θ| = {np.abs(theta).max():.3g}"
 
 
+def _distinct(runs) -> list[tuple[str, object]]:
+    """Runs whose traces coincide (e.g. total_return and reward_to_go at horizon 1) as one curve: (names, run)."""
+    out: list[tuple[list[str], object]] = []
+    for r in runs:
+        same = next((o for o in out if np.array_equal(o[1].trace.mean, r.trace.mean)), None)
+        if same is None:
+            out.append(([r.estimator.name], r))
+        else:
+            same[0].append(r.estimator.name)
+    return [("\n".join(textwrap.wrap(" = ".join(names), 24)), r) for names, r in out]
+
+
 def convergence_figure(runs, *, problem: Problem | None = None):
     """Relative error of the whole vector and the components of largest |grad J|, from the runs' traces.
 
@@ -108,24 +120,27 @@ def convergence_figure(runs, *, problem: Problem | None = None):
     comps = [int(c) for c in first.trace.components[:COMPONENTS]]
     groups = [("unbiased estimators", [r for r in runs if r.estimator.unbiased]),
               ("pitfalls (biased on some MDPs)", [r for r in runs if not r.estimator.unbiased])]
-    groups = [g for g in groups if g[1]]
+    groups = [(label, _distinct(group)) for label, group in groups if group]
     rows = 1 + len(comps)
     fig, axes = plt.subplots(rows, len(groups), figsize=(6.2 * len(groups), 2.5 * rows + 1.6), squeeze=False,
                              sharex=True)
     colors = plt.get_cmap("tab10").colors
     scale = float(np.linalg.norm(flat)) or 1.0
+    # legend rows (3 entries each) times the longest entry's lines, for the bottom margin
+    legend_lines = max(-(-len(g) // 3) * max(n.count("\n") + 1 for n, _ in g) for _, g in groups)
     for col, (label, group) in enumerate(groups):
         ax = axes[0, col]
         lows = []
-        for i, r in enumerate(group):
+        for i, (names, r) in enumerate(group):
             err, band, _ = r.trace.relative_error(grad)
             c = colors[i % len(colors)]
-            ax.plot(r.trace.n, err, color=c, linewidth=1.2, label=r.estimator.name)
-            ax.plot(r.trace.n[1:], band[1:], color=c, linewidth=0.8, linestyle=":")
-            lows.append(min(err[-1], band[-1]))
+            ax.plot(r.trace.n, err, color=c, linewidth=1.2, label=names)
+            shown = band > 0          # no band where the sample has no spread yet (or never: a constant estimator)
+            ax.plot(r.trace.n[shown], band[shown], color=c, linewidth=0.8, linestyle=":")
+            lows += [v for v in (err[-1], band[-1]) if v > 0]
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(max(min(lows) / 3, 1e-6), None)
+        ax.set_ylim(max(min(lows, default=1.0) / 3, 1e-6), None)
         ax.set_title(label, fontsize=10)
         ax.set_ylabel("‖m_n − ∇J‖ / ‖∇J‖" if scale != 1.0 or np.any(flat) else "‖m_n − ∇J‖", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
@@ -133,7 +148,7 @@ def convergence_figure(runs, *, problem: Problem | None = None):
             ax = axes[row, col]
             exact = flat[k]
             spans = []
-            for i, r in enumerate(group):
+            for i, (_, r) in enumerate(group):
                 j = list(r.trace.components).index(k)
                 m = r.trace.mean.reshape(len(r.trace.n), -1)[:, k]
                 half = 1.96 * np.sqrt(r.trace.var[:, j] / r.trace.n)
@@ -162,7 +177,7 @@ def convergence_figure(runs, *, problem: Problem | None = None):
     fig.suptitle("\n".join([title, *textwrap.wrap(sub, width)]), fontsize=9)
     # fixed margins: tight_layout costs seconds on log-scale panels; the legends sit in the bottom margin
     fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.95 / fig.get_figheight(),
-                        bottom=1.15 / fig.get_figheight(), hspace=0.25, wspace=0.28)
+                        bottom=(0.55 + 0.2 * legend_lines) / fig.get_figheight(), hspace=0.25, wspace=0.28)
     return fig
 
 
