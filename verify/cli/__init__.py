@@ -71,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         # The process's own command: the work is over (and reported). A Ctrl-C from here to the exit would only
         # turn the exit status into "killed by SIGINT" (Python re-raises an interrupt it sees at shutdown).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if code == EXIT_INTERRUPTED:
+            # CPython remembers an interrupt raised inside code an extension ran through PyRun_* (some imports do)
+            # even once it was caught, and then ends the process by SIGINT instead of with this status: leave now
+            # (outputs are complete or absent already; the temporary files went in the writers' finally blocks).
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
     return code
 
 
