@@ -231,3 +231,16 @@ def test_state_values_are_value_tables_v_without_q():
     V2, Q = value_tables(mdp, policy)
     assert _bits(V) == _bits(V2) and Q.shape == (7, 2_000, 3)
     np.testing.assert_allclose((policy.probs * Q).sum(axis=2), V, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("horizon", [7, None])
+def test_action_values_at_the_steps_are_value_tables_q_bit_for_bit(horizon):
+    from verify.exact import action_values_at, value_tables
+    rng = np.random.default_rng(6)
+    mdp = random_sparse_mdp(rng, S=50, horizon=horizon)
+    policy = TabularSoftmax(rng.normal(size=(mdp.n_states, mdp.n_actions)))
+    _, Q = value_tables(mdp, policy)
+    s = rng.integers(0, mdp.n_states, size=400)
+    s = s[~mdp.terminal[s]]
+    t, a = rng.integers(0, Q.shape[0], size=s.size), rng.integers(0, mdp.n_actions, size=s.size)
+    assert _bits(action_values_at(mdp, policy, t, s, a)) == _bits(Q[t, s, a])

@@ -55,7 +55,7 @@ from verify import returns
 from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
 from verify.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
-from verify.exact import state_values, value_tables
+from verify.exact import action_values_at, state_values
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
@@ -181,9 +181,9 @@ def state_value(eps: Episodes) -> np.ndarray:
 
 def action_value(eps: Episodes) -> np.ndarray:
     """gamma^t Q_t(s_t, a_t): the policy-gradient theorem's weight (Sutton et al. 2000); as a baseline, a pitfall."""
-    _, Q = value_tables(eps.mdp, eps.policy)
     st = eps.steps
-    return eps.discount_t.take(st.t) * returns.values_at(Q, st.t, st.s, st.a)
+    # Q at the steps taken only (value_tables' numbers, without its [H, S, A] table).
+    return eps.discount_t.take(st.t) * action_values_at(eps.mdp, eps.policy, st.t, st.s, st.a)
 
 
 def exact_values(eps: Episodes) -> np.ndarray:

@@ -20,8 +20,8 @@ from verify.errors import UsageError
 from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.policy import Policy
 
-__all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "count_trajectories", "enumerate_trajectories",
-           "directional_derivatives", "expected_length", "finite_difference_gradient", "gradient", "objective",
+__all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "action_values_at", "count_trajectories",
+           "enumerate_trajectories", "directional_derivatives", "expected_length", "finite_difference_gradient", "gradient", "objective",
            "state_values", "value_tables"]
 
 METHODS = ("auto", "enumerate", "dp", "solve")
@@ -339,7 +339,8 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     if n == 0:
         return GradientResult(0.0, np.zeros_like(policy.theta), "solve")
     pi = policy.probs[op.live]
-    identity = _sps().identity(n, format="csr") if op.is_sparse else np.eye(n)
+    identity = (_sps().csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse
+                else np.eye(n))
     solve = op.factorize(identity - g * op.policy_matrix(pi))   # one LU serves V and the occupancy
     V = solve((pi * op.rbar).sum(axis=1))
     J = float(op.initial @ V)
@@ -480,6 +481,35 @@ def state_values(mdp: TabularMDP, policy: Policy) -> np.ndarray:
     if hit is None:
         per_policy[policy] = hit = _backward(mdp, policy, keep_q=mdp.n_states * mdp.n_actions <= 4096)
     return hit[0]
+
+
+def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Q_t(s, a) of ``value_tables`` at the given (t, s, a) only, [M]: no [H, S, A] table (640 MB at S = 10^5).
+
+    Q_t(s, a) = rbar(s, a) + gamma sum_{s' non-terminal} P(s'|s, a) V_{t+1}(s') from ``state_values`` (V_H = 0;
+    the stationary V for horizon null), summed over the pair's successors in the same order as ``value_tables``
+    does, so the numbers are its bits (``tests/test_exact_sparse.py``).
+
+    Args:
+      t, s, a: int arrays of one shape [M] (times, non-terminal states, actions).
+    """
+    V = state_values(mdp, policy)
+    succ, A = mdp.successors, mdp.n_actions
+    t, s, a = (np.asarray(x, dtype=np.intp).reshape(-1) for x in (t, s, a))
+    pair = s * A + a
+    entry = _gather_ranges(succ.indptr, pair)
+    step = np.repeat(np.arange(pair.size), succ.indptr[pair + 1] - succ.indptr[pair])
+    nxt = succ.next_state[entry]
+    if mdp.horizon is None:
+        v_next = V[0].take(nxt)
+    else:
+        later = np.repeat(t, succ.indptr[pair + 1] - succ.indptr[pair]) + 1
+        inside = later < V.shape[0]
+        v_next = np.zeros(entry.size)
+        v_next[inside] = V.reshape(-1).take(later[inside] * V.shape[1] + nxt[inside])
+    prob_alive = np.where(mdp.terminal[nxt], 0.0, succ.prob[entry])
+    total = np.bincount(step, weights=prob_alive * v_next, minlength=pair.size)
+    return mdp.expected_reward.reshape(-1).take(pair) + mdp.gamma * total
 
 
 def _backward(mdp: TabularMDP, policy: Policy, keep_q: bool) -> tuple[np.ndarray, np.ndarray | None]:
