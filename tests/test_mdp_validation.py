@@ -110,7 +110,8 @@ def test_arrays_are_read_only():
 def test_cli_prints_one_line_and_exits_2(tmp_path, path, value, words):
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(_with(path, value)))
-    proc = subprocess.run([sys.executable, "-m", "verify", "gradient", str(f)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "verify", "gradient", str(f)], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -122,5 +123,37 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, path, value, words):
 def test_cli_rejects_malformed_files(tmp_path, content, words):
     f = tmp_path / "bad.json"
     f.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "verify", "gradient", str(f)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "verify", "gradient", str(f)], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 2 and all(w in proc.stderr for w in words)
+
+
+def test_published_schema_is_valid_and_accepts_the_examples():
+    """The schema is a valid Draft 2020-12 schema; every built-in example satisfies it as published."""
+    import jsonschema
+
+    from verify.builtin import EXAMPLE_NAMES, EXAMPLES_DIR
+    from verify.problem import mdp_schema
+
+    schema = mdp_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name in EXAMPLE_NAMES:
+        validator.validate(json.loads((EXAMPLES_DIR / f"{name}.json").read_text()))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("terminal", 0), ("terminal", {"goal": True}), ("initial", [True, False, False]), ("gamma", True),
+    ("horizon", "10"), ("policy", {"type": "tabular_softmax", "features": [[[1]]]}), ("rewards", [[1e200, 0]]),
+    ("discount", 0.9), ("states", [0, 1, 2]), ("policy", {"type": ["tabular_softmax"]}),
+])
+def test_published_schema_refuses_what_the_loader_refuses(key, value):
+    """The schema alone (full jsonschema, no bulk shortcuts) refuses these; so does problem_from_dict."""
+    import jsonschema
+
+    from verify.problem import mdp_schema
+
+    doc = _with((key,), value)
+    assert not jsonschema.Draft202012Validator(mdp_schema()).is_valid(doc)
+    with pytest.raises(InvalidMDPError):
+        problem_from_dict(doc)
