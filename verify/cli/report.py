@@ -5,6 +5,7 @@ import json
 import sys
 
 from verify.cli._args import EXIT_FAIL, EXIT_OK, seed_arg, writable_output
+from verify.io import atomic_write
 
 
 def register(sub) -> None:
@@ -48,7 +49,7 @@ def run_report(args) -> int:
         print(text)
     else:
         if out is not None:
-            out.write_text(text + "\n")
+            atomic_write(out, text + "\n", force=args.force, what="--json file")  # exclusive unless --force
         render_report(report, color=not args.no_color, reproduce=_reproduce)
     if args.plots:
         from verify.plots import write_report_plots
@@ -57,7 +58,6 @@ def run_report(args) -> int:
         print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
     if args.html:
         from verify.html import render_html
-        from verify.io import atomic_write
 
         atomic_write(args.html, render_html(report), force=args.force, what="--html file")
         print(f"wrote {args.html}", file=sys.stderr if to_stdout else sys.stdout)
