@@ -3,7 +3,9 @@
 The public API, imported lazily (nothing numerical loads until a name is first used, so ``import verify`` and
 ``pgverify --help`` stay fast):
 
-- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` (``verify.gradcheck``).
+- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` (``verify.gradcheck``, per episode);
+  ``check_batch_estimator``, ``assert_batch_estimator_unbiased`` (``verify.batchcheck``, batch statistics allowed;
+  PyTorch and JAX losses: ``verify.frameworks``).
 - Exact answers: ``gradient`` (J and grad J), ``value_tables`` (V_t, Q_t), ``enumerate_trajectories``,
   ``exact_moments`` (mean, covariance and bias of any estimator).
 - The estimator catalog: ``ESTIMATORS``, ``get_estimator``, ``estimator_names``, ``Estimator`` and the
@@ -46,6 +48,7 @@ _EXPORTS = {
     "from_weights": "verify.estimators", "get_estimator": "verify.estimators",
     "exact_moments": "verify.moments",
     "assert_estimator_unbiased": "verify.gradcheck", "check_estimator": "verify.gradcheck",
+    "assert_batch_estimator_unbiased": "verify.batchcheck", "check_batch_estimator": "verify.batchcheck",
 }
 _SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies")
 

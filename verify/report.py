@@ -241,12 +241,14 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     return report
 
 
-def build_report_with_progress(seed: int, quick: bool, show: bool, trace: int = 0, *, estimators=None) -> Report:
-    """``build_report`` under a transient rich progress bar when ``show`` (output is a terminal)."""
+def build_report_with_progress(seed: int, quick: bool, show: bool, trace: int = 0, *, estimators=None,
+                               color: bool = True) -> Report:
+    """``build_report`` under a transient rich progress bar when ``show`` (output is a terminal), plain with
+    ``color=False`` (rich honours ``NO_COLOR`` by itself)."""
     if not show:
         return build_report(seed, quick, trace=trace, estimators=estimators)
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=Console(stderr=True)) as progress:
+    with Progress(transient=True, console=Console(stderr=True, no_color=not color)) as progress:
         return build_report(seed, quick, progress, trace=trace, estimators=estimators)

@@ -167,9 +167,7 @@ def run_estimators(args) -> int:
         table.add_column(col, overflow="fold")
     for e in ESTIMATORS:
         table.add_row(e.name, "yes" if e.unbiased else "no", e.unicode, e.description)
-    console = Console(no_color=args.no_color, highlight=False)
-    console.width = max(console.width, 140)
-    console.print(table)
+    Console(no_color=args.no_color, highlight=False).print(table)  # the terminal's width; columns fold
     return EXIT_OK
 
 

@@ -43,7 +43,7 @@ def run_report(args) -> int:
     if args.plots or (args.html and _have_matplotlib()):   # the HTML's figures need the traces too
         from verify.plots import TRACE_POINTS as trace
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
-                                        trace=trace)
+                                        trace=trace, color=not args.no_color)
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
     if to_stdout:
         print(text)
