@@ -46,8 +46,8 @@ from verify.exact import gradient
 from verify.mc import ENUMERATION_LIMIT, component_name
 from verify.mdp import TabularMDP
 from verify.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
-from verify.policy import Policy, TabularSoftmax
-from verify.problem import Problem, load_problem
+from verify.policy import Policy
+from verify.problem import Problem
 from verify.sampler import sample_episodes
 from verify.stats import SampleMoments, consistency_test, detectable_bias
 
@@ -539,19 +539,6 @@ def _check_settings(batch_size, batches, seed, alpha, tolerance, second) -> None
 
 # --- numpy batch estimators -------------------------------------------------------------------------------------
 
-def _as_problem(problem, policy: Policy | None) -> Problem:
-    if isinstance(problem, (str, Path)):
-        problem = load_problem(problem)
-    if isinstance(problem, TabularMDP):
-        problem = Problem(problem, policy if policy is not None else
-                          TabularSoftmax(np.zeros((problem.n_states, problem.n_actions))))
-    elif not isinstance(problem, Problem):
-        raise UsageError(f"expected a Problem, a TabularMDP or an MDP file path, got {type(problem).__name__}")
-    elif policy is not None:
-        problem = Problem(problem.mdp, policy)
-    return problem
-
-
 def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem | TabularMDP | str | Path, *,
                           policy: Policy | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                           batches: int = DEFAULT_BATCHES, seed: int = 0, alpha: float = DEFAULT_ALPHA,
@@ -586,9 +573,9 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
     >>> check_batch_estimator(batch_mean, builtin_examples()["chain"], batch_size=4).verdict
     'unbiased'
     """
-    from verify.gradcheck import EstimatorError, _describe, _name_of     # gradcheck owns the contract's errors
+    from verify.gradcheck import EstimatorError, _describe, _name_of, as_problem  # gradcheck owns the contract
 
-    problem = _as_problem(problem, policy)
+    problem = as_problem(problem, policy, who="check_batch_estimator")
     if not callable(fn):
         raise EstimatorError(f"a batch estimator must be a function episodes -> [*theta.shape], got {_describe(fn)}")
     label = name or _name_of(fn)

@@ -344,7 +344,9 @@ class EstimatorCheck:
                             "detectable_bias_sd", "episodes_to_detect")}}
 
 
-def _as_problem(problem, policy: Policy | None) -> Problem:
+def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estimator") -> Problem:
+    """The Problem a check runs on: a Problem, a TabularMDP (uniform policy unless ``policy``), a built-in example
+    name or an MDP file path; ``policy`` replaces the problem's own. ``who`` names the caller in errors."""
     if isinstance(problem, str) and not Path(problem).exists():
         from verify.builtin import EXAMPLE_NAMES, load_example
 
@@ -356,7 +358,8 @@ def _as_problem(problem, policy: Policy | None) -> Problem:
         problem = Problem(problem, policy if policy is not None else
                           TabularSoftmax(np.zeros((problem.n_states, problem.n_actions))))
     elif not isinstance(problem, Problem):
-        raise UsageError(f"check_estimator needs a Problem, a TabularMDP (with policy=) or an MDP file path, got "
+        raise UsageError(f"{who} needs a Problem, a TabularMDP (with policy=), a built-in example name or an MDP "
+                         f"file path, got "
                          f"{_describe(problem)}")
     if policy is not None and policy is not problem.policy:
         if not isinstance(policy, Policy):
@@ -435,7 +438,7 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
       UsageError: bad settings or problem (InvalidMDPError for an invalid file or an incompatible policy).
     """
     given = problem
-    problem = _as_problem(problem, policy)
+    problem = as_problem(problem, policy)
     changes = {k: v for k, v in (("gamma", gamma), ("horizon", horizon)) if v is not _KEEP and v is not (
         None if k == "gamma" else _KEEP)}
     if changes:
