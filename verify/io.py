@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import gc
 import hashlib
 import json
 import math
@@ -245,17 +246,60 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
-def _nesting_depth(text: str) -> tuple[int, int]:
-    """(maximum depth of [ and {, the index of the first bracket reaching it), strings skipped."""
+_ESCAPED_BACKSLASH, _ESCAPED_QUOTE = b"\\\\", b'\\"'
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_COMPACT_STRING = re.compile(rb'"[^"]*"')
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else b for b in range(256))
+_ZEROS = re.compile(rb"0+")
+
+
+def _has_long_integer(data: bytes) -> bool:
+    """Whether an integer literal of more than MAX_INT_DIGITS digits may occur (runs in strings are false alarms).
+
+    Digits are mapped to ``0`` (C-level translate) and runs found with ``bytes.find``; a run is a fraction or an
+    exponent when a ``.``, ``e``/``E`` (after it) or ``.``, ``e``, ``+``, ``e-`` (before it) says so.
+    """
+    z = data.translate(_DIGITS_AS_ZERO)
+    needle = b"0" * (MAX_INT_DIGITS + 1)
+    i = z.find(needle)
+    while i >= 0:
+        j = _ZEROS.match(z, i).end()
+        before, after = z[i - 1:i], z[j:j + 1]
+        fraction = after in (b".", b"e", b"E") or before in (b".", b"e", b"E", b"+") \
+            or before == b"-" and z[i - 2:i - 1] in (b"e", b"E")
+        if not fraction:
+            return True
+        i = z.find(needle, j)
+    return False
+
+
+def _depth_profile(text: str) -> tuple[int, int]:
+    """(maximum depth, index of the first bracket reaching it) over ``text``, strings skipped; exact positions."""
     spans = _STRING.sub(lambda m: " " * len(m.group()), text) if '"' in text else text
     brackets = np.frombuffer(spans.encode("latin-1", "replace"), dtype=np.uint8)
-    opens = (brackets == ord("[")) | (brackets == ord("{"))
-    closes = (brackets == ord("]")) | (brackets == ord("}"))
-    depth = np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+    depth = np.cumsum(np.isin(brackets, (91, 123)).astype(np.int32) - np.isin(brackets, (93, 125)))
     if depth.size == 0:
         return 0, 0
     i = int(np.argmax(depth))
     return int(depth[i]), i
+
+
+def _nesting_depth(text: str, data: bytes | None = None) -> tuple[int, int]:
+    """(maximum depth of [ and {, the index of the first bracket reaching it), strings skipped.
+
+    The depth comes from the structural bytes alone: escaped backslashes and quotes are dropped, every byte but
+    brackets and quotes deleted (C-level ``bytes.translate``), then strings (now bracket-only) removed; numpy sums
+    what is left. Only a document over the limit is scanned again for the character index of the message.
+    """
+    raw = text.encode("utf-8", "surrogatepass") if data is None else data
+    compact = raw.replace(_ESCAPED_BACKSLASH, b"").replace(_ESCAPED_QUOTE, b"").translate(None, _NOT_STRUCTURE)
+    if b'"' in compact:
+        compact = _COMPACT_STRING.sub(b"", compact)
+    brackets = np.frombuffer(compact, dtype=np.uint8)
+    if brackets.size == 0:
+        return 0, 0
+    step = np.where((brackets == 91) | (brackets == 123), np.int32(1), np.int32(-1))
+    return int(np.cumsum(step).max()), -1
 
 
 def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
@@ -281,12 +325,23 @@ def load_json_text(data: bytes, where: str, *, max_depth: int = MAX_DEPTH):
     text = text.removeprefix("\ufeff")
     # Python objects of a parsed number cost ~32 bytes for ~4 bytes of text: refuse what cannot be held.
     require_memory(10.0 * len(data), f"parsing {where} ({format_bytes(len(data))} of JSON)")
-    depth, at = _nesting_depth(text)
+    depth, at = _nesting_depth(text, data)
     if depth > max_depth:
+        depth, at = _depth_profile(text)
         raise InvalidMDPError(f"{where}: nested more than {max_depth} levels deep (at character {at})")
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant,
-                          object_pairs_hook=_no_duplicates)
+        # The per-integer hook is needed only where a run of more than MAX_INT_DIGITS digits exists (a C-level
+        # search; a false alarm inside a string or a fraction only costs the slower parse).
+        # Parsing makes no reference cycles: the cyclic collector, triggered again and again by millions of new
+        # lists, would only re-walk them (40 % of the time of a 50 MB file).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            value = json.loads(text, parse_int=_parse_int if _has_long_integer(data) else None,
+                               parse_constant=_parse_constant, object_pairs_hook=_no_duplicates)
+        finally:
+            if enabled:
+                gc.enable()
     except _JSONRefusal as exc:
         raise InvalidMDPError(f"{where}: not accepted: {exc}") from None
     except json.JSONDecodeError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -224,11 +225,52 @@ def numeric_array(value, where: str, depths: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+def _column_ok(column, refs: bool) -> bool:
+    """Whether a column of sparse rows passes the per-row checks, decided in bulk (C-level type scan, numpy)."""
+    kinds = set(map(type, column))
+    if refs:
+        if not kinds <= {int, str}:
+            return False
+        ints = column if kinds == {int} else [x for x in column if type(x) is int] if int in kinds else []
+        return not ints or min(ints) >= 0
+    if not kinds <= {int, float}:
+        return False
+    values = np.array(column, dtype=float)
+    return bool(np.all(np.abs(values) <= MAX_ABS_VALUE))
+
+
+def _rows_ok(rows: list, widths: tuple[int, ...]) -> bool:
+    """Whether every sparse row is a list of an allowed width with index/name references and a bounded number.
+
+    Decided in bulk: row types and lengths by C-level maps, then column by column (``itemgetter``); False sends the
+    rows to the per-row loop of ``_sparse_entries``, which names the first offending row.
+    """
+    if set(map(type, rows)) != {list}:
+        return False
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    present = np.unique(lengths)
+    if not set(present.tolist()) <= set(widths):
+        return False
+    for w in present.tolist():
+        picked = np.flatnonzero(lengths == w).tolist()
+        group = rows if present.size == 1 else [rows[picked[0]]] if len(picked) == 1 \
+            else operator.itemgetter(*picked)(rows)
+        if not all(_column_ok(list(map(operator.itemgetter(j), group)), refs=j < w - 1) for j in range(w)):
+            return False
+    return True
+
+
 def _sparse_entries(spec, where: str, widths: tuple[int, ...]) -> int:
-    """Check the rows of ``{"sparse": [...]}`` cheaply (list, width, index/name types, numbers); their count."""
+    """Check the rows of ``{"sparse": [...]}`` (list, width, index/name types, numbers); their count.
+
+    A bulk pass (``_rows_ok``) accepts valid rows; only when it cannot, the rows are checked one by one so that the
+    error names the first offending row.
+    """
     if not isinstance(spec, dict) or set(spec) != {"sparse"} or not isinstance(spec["sparse"], list):
         return 0                       # the schema names the problem
     rows = spec["sparse"]
+    if not rows or _rows_ok(rows, widths):
+        return len(rows)
     ref_types, num_types = (int, str), (int, float)
     for i, row in enumerate(rows):
         if type(row) is not list or len(row) not in widths:
@@ -243,6 +285,84 @@ def _sparse_entries(spec, where: str, widths: tuple[int, ...]) -> int:
         if not abs(x) <= MAX_ABS_VALUE:
             raise InvalidMDPError(f"{where}.sparse[{i}][{len(refs)}] is {x} (|x| above {MAX_ABS_VALUE:g})")
     return len(rows)
+
+
+_MAX_INDEX = 999999999999999999       # the schema's bound on counts, indices and the horizon
+
+
+def _number(x) -> bool:
+    return type(x) in (int, float) and -MAX_ABS_VALUE <= x <= MAX_ABS_VALUE
+
+
+def _ref(x) -> bool:
+    return type(x) is str or type(x) is int and 0 <= x <= _MAX_INDEX
+
+
+def _labels(x) -> bool:
+    if type(x) is int:
+        return 1 <= x <= _MAX_INDEX
+    return type(x) is list and bool(x) and set(map(type, x)) == {str} and max(map(len, x)) <= 1000 \
+        and len(set(x)) == len(x)
+
+
+def _nested(x, depth: int) -> bool:
+    if type(x) is not list or not x:
+        return False
+    return all(_number(v) for v in x) if depth == 1 else all(_nested(v, depth - 1) for v in x)
+
+
+def _sparse_rows(x, widths: tuple[int, ...], min_items: int) -> bool:
+    if type(x) is not dict or set(x) != {"sparse"} or type(x["sparse"]) is not list or len(x["sparse"]) < min_items:
+        return False
+    return all(type(r) is list and len(r) in widths and all(map(_ref, r[:-1])) and _number(r[-1])
+               for r in x["sparse"])
+
+
+def _fast_accepts(doc) -> bool:
+    """True only for documents the published schema accepts (checked on the skeleton, without importing jsonschema).
+
+    A sufficient test, not the authority: False means "ask jsonschema", which accepts or names the error, so a
+    document this test misjudges as invalid costs only time. ``tests/test_mdp_validation.py`` checks, on one table
+    of valid and invalid documents, that it never accepts what the schema refuses and accepts the valid ones.
+    """
+    if type(doc) is not dict or not set(doc) <= _KEYS or not all(k in doc for k in _REQUIRED):
+        return False
+    checks = {
+        "name": lambda x: type(x) is str and len(x) <= 1000,
+        "description": lambda x: type(x) is str,
+        "states": _labels, "actions": _labels,
+        "initial": lambda x: _nested(x, 1),
+        "transitions": lambda x: _nested(x, 3) or _sparse_rows(x, (4,), 1),
+        "rewards": lambda x: _nested(x, 2) or _nested(x, 3) or _sparse_rows(x, (3, 4), 0),
+        "terminal": lambda x: type(x) is list and all(map(_ref, x)),
+        "gamma": lambda x: _number(x) and 0 <= x <= 1,
+        "horizon": lambda x: x is None or type(x) is int and 1 <= x <= _MAX_INDEX,
+        "policy": _policy_shape,
+    }
+    return all(checks[key](value) for key, value in doc.items())
+
+
+def _policy_shape(x) -> bool:
+    if type(x) is not dict:
+        return False
+    if x.get("type") == "tabular_softmax":
+        return set(x) <= {"type", "theta"} and ("theta" not in x or _nested(x["theta"], 2))
+    if x.get("type") == "linear_softmax":
+        return set(x) == {"type", "features", "theta"} and _nested(x["features"], 3) and _nested(x["theta"], 1)
+    return False
+
+
+def _stub_labels(data: dict, skeleton: dict) -> None:
+    """Stand the long lists of names in for themselves once checked in bulk (jsonschema walks each name)."""
+    for key in ("states", "actions"):
+        if _labels(data.get(key)) and type(data[key]) is list:
+            skeleton[key] = data[key][:1]
+    terminal = data.get("terminal")
+    if type(terminal) is list and terminal:
+        kinds = set(map(type, terminal))
+        ints = [x for x in terminal if type(x) is int] if int in kinds else []
+        if kinds <= {int, str} and (not ints or 0 <= min(ints) and max(ints) <= _MAX_INDEX):
+            skeleton["terminal"] = terminal[:1]
 
 
 def validate_document(data) -> dict:
@@ -282,6 +402,9 @@ def validate_document(data) -> dict:
             if isinstance(policy.get(key), list) and (linear or key == "theta"):
                 out["policy"][key] = numeric_array(policy[key], f"policy.{key}", depths)
                 skeleton["policy"][key] = stand_in[depths[0]]
+    _stub_labels(data, skeleton)
+    if _fast_accepts(skeleton):
+        return out
     error = next(iter(sorted(_validator().iter_errors(skeleton), key=lambda e: list(e.absolute_path)[:1])), None)
     if error is not None:
         raise InvalidMDPError(_schema_message(error))
