@@ -223,6 +223,8 @@ def test_max_z_is_calibrated_with_sparse_rewards():
     # A slippery 6-cell chain paying 1 only at its end, under a uniform policy: ~3% of 20-step episodes get there,
     # so every per-episode estimate is a rare spike. The sample-covariance test must still hold its level:
     # over 100 seeds at alpha = 0.01 the number of false alarms is Binomial(100, <= 0.01), P(>= 8) < 1e-5.
+    # 4000 episodes (~120 reach the goal): with 1000 most components have fewer than MIN_NONZERO non-zero values,
+    # and the test would mostly be undecided, which says nothing about its level.
     from verify.estimators import get_estimator
     from verify.exact import gradient
     from verify.mdp import TabularMDP
@@ -242,11 +244,14 @@ def test_max_z_is_calibrated_with_sparse_rewards():
     policy = TabularSoftmax(np.zeros((S, 2)))
     exact = gradient(mdp, policy).grad
     est = get_estimator("reward_to_go")
-    false_alarms = 0
+    false_alarms, decided = 0, 0
     for seed in range(100):
-        g = est.per_episode(sample_episodes(mdp, policy, 1000, np.random.default_rng(seed)))
-        false_alarms += not consistency_test(SampleMoments.of(g), exact, alpha=0.01).consistent
+        g = est.per_episode(sample_episodes(mdp, policy, 4000, np.random.default_rng(seed)))
+        res = consistency_test(SampleMoments.of(g), exact, alpha=0.01)
+        false_alarms += res.verdict == "inconsistent"
+        decided += not res.undecided
     assert false_alarms <= 7     # P(Binomial(100, 0.01) >= 8) < 1e-5: a false failure is that rare
+    assert decided >= 90, decided     # 4000 episodes: ~120 reach the goal, enough non-zero values to test
 
 
 @pytest.mark.parametrize("cov_kind", ["sample", "exact"])
@@ -299,3 +304,62 @@ def test_shapes_are_checked_at_the_boundary():
         consistency_test(m, np.zeros(3), cov=np.eye(2))
     with pytest.raises(UsageError, match="4 components but the sample has 3"):
         consistency_test(m, np.zeros(4))
+
+
+# --- few non-zero values: no z-test there -------------------------------------------------------------------------
+
+def _rare_state_problem() -> Problem:
+    """s0 leads to the rare state s1 with probability 1.5e-3 (else to s2); in s1 action 1 pays 1, or 1000 with
+    probability 0.01. With 2000 episodes s1 is reached 0-6 times, and its jackpot is almost never drawn."""
+    from verify.mdp import TabularMDP
+    from verify.policy import TabularSoftmax
+
+    P = np.zeros((4, 2, 4))
+    P[0, :, 1], P[0, :, 2] = 1.5e-3, 1 - 1.5e-3
+    P[1:, :, 3] = 1.0
+    P[1, 1, 3], P[1, 1, 2] = 0.99, 0.01
+    r = np.zeros((4, 2, 4))
+    r[0, 1, :], r[1, 1, 3], r[1, 1, 2], r[2, 1, :] = 0.5, 1.0, 1000.0, 1.0
+    mdp = TabularMDP(np.eye(4)[0], P, r, terminal=[3], gamma=1.0, horizon=3, name="rare")
+    return Problem(mdp, TabularSoftmax(np.zeros((4, 2))))
+
+
+def test_components_with_few_non_zero_values_are_not_z_tested_and_are_named():
+    # reward-to-go is unbiased; before the rule seeds 0 and 1 (1-2 visits to s1, no jackpot) were rejected at
+    # alpha = 1e-6 with z = 15.5 and 10.3 (max-|z| on 6 components).
+    from verify.mc import run_mc
+    from verify.stats import MIN_NONZERO
+
+    named = 0
+    for seed in range(5):
+        r = run_mc(_rare_state_problem(), "reward_to_go", episodes=2000, seed=seed, covariance="sample",
+                   alpha=1e-6, paired=False)
+        t = r.test
+        assert t.verdict == "consistent", (seed, t.statistic, t.worst)
+        if t.excluded is not None:
+            named += 1
+            assert np.argwhere(t.few).tolist() == [[1, 0], [1, 1]]          # the rare state's two components
+            assert np.isinf(r.detectable_bias[1]).all() and np.isfinite(r.detectable_bias[0]).all()
+            data = r.to_json()
+            assert data["excluded_components"] == [r.name_of((1, 0)), r.name_of((1, 1))]
+            assert data["min_nonzero"] == MIN_NONZERO and "state '1'" in data["excluded_components"][0]
+    assert named >= 2         # the rule was exercised, not only the zero-variance check
+
+
+def test_a_bias_in_a_well_sampled_component_is_still_caught_and_all_sparse_is_undecided():
+    rng = np.random.default_rng(11)
+    x = np.zeros((2000, 3))
+    x[:, 0] = rng.normal(0.2, 1.0, size=2000)        # bias 0.2 sd: z ~ 9, a miss at alpha 1e-6 has probability < 1e-8
+    x[:3, 1] = [1.0, -2.0, 0.5]                       # three non-zero values
+    x[:, 2] = rng.normal(size=2000)
+    res = consistency_test(SampleMoments.of(x), [0.0, 0.0, 0.0], alpha=1e-6)
+    assert (res.verdict, res.worst, res.dof) == ("inconsistent", (0,), 2)
+    assert res.few.tolist() == [False, True, False] and res.informative.tolist() == [True, False, True]
+    # Every varying component excluded: undecided with the reason, never consistent ...
+    sparse = consistency_test(SampleMoments.of(x[:, 1:2]), [0.0], alpha=1e-6, scale=1.0)
+    assert sparse.verdict == "undecided" and "fewer than 30 non-zero values" in sparse.reason
+    assert np.isinf(detectable_bias(sparse)).all()
+    # ... but an exact value no rare value can explain (3 non-zero values of size <= 2 in 2000: |E x| is at most
+    # ~1e-2 * 2 * 2) is still a mismatch.
+    far = consistency_test(SampleMoments.of(x[:, 1:2]), [1.0], alpha=1e-6, scale=1.0)
+    assert (far.verdict, far.exact_mismatch) == ("inconsistent", True)

@@ -43,6 +43,8 @@ from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitud
 from verify.problem import Problem
 from verify.sampler import iter_episode_chunks
 from verify.stats import (
+    EXACT_RTOL,
+    MIN_NONZERO,
     ConsistencyResult,
     SampleMoments,
     component_effect_size,
@@ -217,7 +219,7 @@ class McResult:
         component the sampled test can see is detected with probability DETECT_POWER; None without power."""
         t = self.sampled
         size = self.detect_size if size is None else size
-        sd = t.stderr * np.sqrt(t.n)
+        sd = np.where(t.informative, t.stderr, 0.0) * np.sqrt(t.n)    # excluded components claim no power
         if t.undecided or not size > 0 or not np.any(sd > 0):
             return None
         return episodes_needed(size / float(sd.max()), max(t.dof, 1), t.alpha, DETECT_POWER, test=t.test)
@@ -230,7 +232,8 @@ class McResult:
                 "episodes": self.episodes, "seed": self.seed, "alpha": self.alpha, "covariance": self.covariance,
                 "test": t.test, "statistic": _fin(t.statistic), "dof": t.dof, "p_value": t.p_value,
                 "verdict": self.verdict, "decided_by": self.decided_by, "mc_verdict": s.verdict,
-                "reason": s.reason, "mean": t.mean.tolist(), "stderr": t.stderr.tolist(),
+                "reason": s.reason, "excluded_components": [self.name_of(i) for i in np.argwhere(s.few)],
+                "min_nonzero": MIN_NONZERO, "mean": t.mean.tolist(), "stderr": t.stderr.tolist(),
                 "exact": t.exact.tolist(), "exact_mismatch": t.exact_mismatch,
                 "worst": {"index": list(w), "name": self.component, "mean": float(t.mean[w]),
                           "exact": float(t.exact[w]), "stderr": float(t.stderr[w])},
@@ -275,20 +278,24 @@ class _Paired:
     """Streams the moments of g - g_ref for one estimator; g_ref is chosen on the first chunk by the smallest
     summed variance of the difference (variances only, so the choice does not look at the bias)."""
 
-    def __init__(self, name: str):
-        self.name, self.ref, self.moments, self.ref_max_abs = name, None, None, 0.0
+    def __init__(self, name: str, scale: float = 0.0):
+        self.name, self.ref, self.moments, self.ref_max_abs, self.scale = name, None, None, 0.0, scale
 
     def add(self, values, refs: dict, n: int) -> None:
-        """Values dense [n, d] or as visited rows (``_Rows``); a dense one turns the others dense."""
+        """Values dense [n, d] or as visited rows (``_Rows``); a dense one turns the others dense.
+
+        A difference counts as non-zero (``SampleMoments.nonzero``) beyond the round-off of its own two values:
+        EXACT_RTOL max(scale, |g|, |g_ref|) per entry."""
+        atol = lambda a, b: EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa: E731
         if isinstance(values, _Rows) and all(isinstance(v, _Rows) for v in refs.values()):
             # One batch, one set of visited rows: the difference is the difference of the row values.
-            diff = lambda r: values.moments(n, values.value - r.value)  # noqa: E731
+            diff = lambda r: values.moments(n, values.value - r.value, atol=atol(values.value, r.value))  # noqa
             spread = lambda r: float(diff(r).scatter.sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(r.value).max(initial=0.0))  # noqa: E731
         else:
             dense = lambda v: v.dense(n) if isinstance(v, _Rows) else v.reshape(n, -1)  # noqa: E731
             x = dense(values)
-            diff = lambda r: SampleMoments.of(x - dense(r), diagonal=True)  # noqa: E731
+            diff = lambda r: SampleMoments.of(x - dense(r), diagonal=True, atol=atol(x, dense(r)))  # noqa: E731
             spread = lambda r: float((x - dense(r)).var(axis=0).sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(dense(r)).max(initial=0.0))  # noqa: E731
         if self.ref is None:
@@ -315,9 +322,10 @@ class _Rows:
     episode: np.ndarray     # [U]
     d: int
 
-    def moments(self, n: int, value: np.ndarray | None = None) -> SampleMoments:
+    def moments(self, n: int, value: np.ndarray | None = None, atol=0.0) -> SampleMoments:
         v = self.value if value is None else value
-        return SampleMoments.of_entries(n, self.d, self.component.ravel(), v.ravel())
+        return SampleMoments.of_entries(n, self.d, self.component.ravel(), v.ravel(),
+                                        atol=np.broadcast_to(atol, v.shape).ravel())
 
     def dense(self, n: int) -> np.ndarray:
         out = np.zeros((n, self.d))
@@ -339,9 +347,12 @@ def _rows(estimator: Estimator, batch, policy) -> _Rows | None:
     return _Rows(((rows % S) * A)[:, None] + np.arange(A), G, rows // S, S * A)
 
 
-def _power_score(result: ConsistencyResult) -> float:
-    """Summed detectable bias over the components (zero-variance ones count their tolerance): smaller = stronger."""
-    return float(np.sum(detectable_bias(result, DETECT_POWER)))
+def _power_score(result: ConsistencyResult) -> tuple[int, float]:
+    """(components without power, summed detectable bias over the others), smaller = stronger: a test that sees
+    more components wins; zero-variance components count their tolerance. Variances and counts only, no means."""
+    b = detectable_bias(result, DETECT_POWER)
+    blind = ~np.isfinite(b)
+    return int(blind.sum()), float(np.sum(b[~blind]))
 
 
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
@@ -382,7 +393,9 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     moments = {} if enum is None else {
         e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
     # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
-    pairs = {e.name: _Paired(e.name) for e in estimators if not e.batch_dependent} if enum is None and paired else {}
+    scale = magnitude(mdp, policy)
+    pairs = ({e.name: _Paired(e.name, scale) for e in estimators if not e.batch_dependent} if enum is None and paired
+             else {})
     refs = [get_estimator(r) for r in REFERENCES] if pairs else []
     acc: dict[str, SampleMoments] = {}
     # Running means at ``trace`` log-spaced episode counts, kept for the components of largest |grad J|.
@@ -412,7 +425,9 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         values = {}
         for e in estimators:
             x = values[e.name] = evaluate(e, batch)
-            m = x.moments(batch.n) if isinstance(x, _Rows) else SampleMoments.of(x, diagonal=diagonal)
+            # Values within round-off of the problem's scale are zeros for the count of non-zero values.
+            m = (x.moments(batch.n, atol=EXACT_RTOL * scale) if isinstance(x, _Rows) else
+                 SampleMoments.of(x, diagonal=diagonal, atol=EXACT_RTOL * scale))
             acc[e.name] = m if e.name not in acc else acc[e.name].merge(m)
             if trace:
                 traces[e.name].add(x)
@@ -422,7 +437,6 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         for name, p in pairs.items():
             p.add(values[name], ref_values, batch.n)
         del values, ref_values
-    scale = magnitude(mdp, policy)
     results = []
     for e in estimators:
         mom = moments.get(e.name)

@@ -183,6 +183,7 @@ def describe_test(t: ConsistencyResult) -> str:
 
 def _power_line(r: McResult) -> str:
     from verify.mc import DETECT_POWER
+    from verify.stats import MIN_NONZERO
 
     t = r.sampled
     if t.undecided:
@@ -196,12 +197,16 @@ def _power_line(r: McResult) -> str:
     head = (f"power: the {r.chosen} test" if r.moments is None else
             "Monte Carlo power (shown; the exact bias decides): the test")
     line = (f"{head} detects, with probability {DETECT_POWER:g}, a bias in one component of at least "
-            f"{_g(float(np.median(b)))} (median over the {seen.sum()} components that vary; from "
+            f"{_g(float(np.median(b)))} (median over the {seen.sum()} components tested; from "
             f"{_g(float(b.min()))} to {_g(float(b.max()))})")
     if np.isfinite(sd).any():
         line += f" = {_g(float(np.nanmedian(sd)))} per-episode standard deviations of g (median)"
-    if (~seen).any():
-        line += (f"; {(~seen).sum()} components have no variance, where only a difference above "
+    few = t.few.ravel()
+    if few.any():
+        line += (f"; {few.sum()} components vary with fewer than {MIN_NONZERO} non-zero values, too few for a "
+                 "z-test: no power claimed there (excluded_components in --json)")
+    if (~seen & ~few).any():
+        line += (f"; {(~seen & ~few).sum()} components have no variance, where only a difference above "
                  f"{_g(t.null_tolerance)} would show")
     if n_more is not None:
         line += f"; {n_more} episodes would detect a bias of {_g(r.detect_size)} (1% of max |grad J|) in any component"

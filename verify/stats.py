@@ -22,8 +22,20 @@ For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: 
   inverts the sample covariance, and with sparse rewards the smallest eigenvalues are estimated from a handful of
   rare episodes and come out far too small: on FrozenLake 4x4 (theta = 0, 4000 episodes) it rejected the unbiased
   reward-to-go estimator in 6 of 8 seeds at alpha = 1e-3, where max-|z| rejected 0 of 60 (5 of 60 at 0.05).
+- Few non-zero values (max-|z| on a sample). A component whose per-episode values are non-zero (beyond the
+  round-off level the caller gives ``SampleMoments``) in only k of the N episodes has a mean made of k values; with
+  k = 1 its z is sign(v) - grad J_i N / |v| whatever the estimator, so the t reference does not hold (on a
+  10^4-state gridworld unbiased estimators reached z = 330). Berry-Esseen cannot justify the far tail at any
+  practical k: its bound on |F - Phi| is absolute, 0.48 rho / (sigma^3 sqrt k) ~ 0.09 at k = 30, while max-|z|
+  reads tail probabilities of alpha / m. So the rule is a conservative count, MIN_NONZERO = 30 (where a t-test on
+  skewed data is conventionally trusted), and its level is checked by calibration (tests/test_stats.py, the sparse
+  chain; docs/verdicts.md). Components under it are left out of the z-test (``excluded``) and claim no power
+  (``detectable_bias`` = inf). They keep the zero-variance check's bound: a non-zero value of probability p is
+  drawn k ~ Binomial(N, p) times, so p <= p_up(k) (Clopper-Pearson at level alpha / m_excluded), and
+  |E g_i| <= p_up 2 max|g| (the same heuristic size); an exact value beyond it is decisive (p = 0).
 - Verdict "inconsistent" when p <= alpha; "undecided" when the sample covariance has no component above round-off
-  (every estimate the same): a test that could not have rejected is never a pass.
+  (every estimate the same), or every component that varies was left out for too few non-zero values: a test that
+  could not have rejected is never a pass.
 
 Power: under a bias b the chi^2 / Hotelling statistic is non-central with lambda = N delta^2, delta =
 sqrt(b^T Sigma^+ b) the effect size (Mahalanobis distance in per-episode standard deviations; infinite if b leaves
@@ -56,6 +68,7 @@ __all__ = ["Calibration", "ConsistencyResult", "SAMPLE_TESTS", "SampleMoments", 
 RANK_RTOL = 1e-12     # relative eigenvalue cut-off (times d) for the covariance's null space
 EXACT_RTOL = 1e-9     # round-off allowance, relative to the problem's scale, in zero-variance directions
 NULL_SIGMAS = 6.0     # slack for a genuine variance that fell under the cut-off (two-sided 2e-9 false alarm)
+MIN_NONZERO = 30      # max-|z| tests a component only with at least this many non-zero values (module docstring)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,21 +85,27 @@ class SampleMoments:
     mean: np.ndarray     # [d]
     scatter: np.ndarray  # [d, d] = sum_n (x_n - mean)(x_n - mean)^T, or only its diagonal [d] (``diagonal``)
     max_abs: float = 0.0  # largest |x_n,i| seen
+    nonzero: np.ndarray | None = None   # [d] per component, how many x_n,i exceed the round-off level ``atol``
 
     @classmethod
-    def of(cls, x: np.ndarray, *, diagonal: bool = False) -> "SampleMoments":
+    def of(cls, x: np.ndarray, *, diagonal: bool = False, atol=0.0) -> "SampleMoments":
         """From samples x [N, *shape] (flattened to [N, d]); ``diagonal`` keeps only the variances: O(N d), not
-        O(N d^2) (all that max-|z| needs; Taxi, d = 3000: the full scatter cost seconds per chunk)."""
+        O(N d^2) (all that max-|z| needs; Taxi, d = 3000: the full scatter cost seconds per chunk). ``atol``
+        (a number, or an array broadcast against x) is the round-off level under which a value counts as zero
+        in ``nonzero``."""
         x = np.asarray(x, dtype=float).reshape(len(x), -1)
         mean = x.mean(axis=0)
         xc = x - mean
         scatter = np.einsum("ni,ni->i", xc, xc) if diagonal else xc.T @ xc
-        return cls(len(x), mean, scatter, float(np.abs(x).max(initial=0.0)))
+        atol = np.asarray(atol, dtype=float)
+        nonzero = np.count_nonzero(np.abs(x) > (atol.reshape(len(x), -1) if atol.ndim else atol), axis=0)
+        return cls(len(x), mean, scatter, float(np.abs(x).max(initial=0.0)), nonzero)
 
     @classmethod
-    def of_entries(cls, n: int, d: int, component: np.ndarray, value: np.ndarray) -> "SampleMoments":
+    def of_entries(cls, n: int, d: int, component: np.ndarray, value: np.ndarray, *, atol=0.0) -> "SampleMoments":
         """Diagonal moments of n values in R^d given by their non-zero entries (at most one per episode and
         component): ``component`` [K] in 0..d-1, ``value`` [K]; every other entry is 0. O(K + d) work.
+        ``atol`` (a number or [K]) as in ``of``.
 
         The scatter is centred exactly: sum over the given entries of (x - mean)^2 plus mean^2 for each zero.
 
@@ -101,7 +120,8 @@ class SampleMoments:
         dev = value - mean[component]
         zeros = n - np.bincount(component, minlength=d)
         scatter = np.bincount(component, weights=dev * dev, minlength=d) + zeros * mean * mean
-        return cls(int(n), mean, scatter, float(np.abs(value).max(initial=0.0)))
+        nonzero = np.bincount(component[np.abs(value) > np.asarray(atol, dtype=float).ravel()], minlength=d)
+        return cls(int(n), mean, scatter, float(np.abs(value).max(initial=0.0)), nonzero)
 
     @property
     def diagonal(self) -> bool:
@@ -117,7 +137,8 @@ class SampleMoments:
             raise UsageError("cannot merge diagonal-only sample moments with full ones")
         outer = delta * delta if self.diagonal else np.outer(delta, delta)
         scatter = self.scatter + other.scatter + outer * (self.n * other.n / n)
-        return SampleMoments(n, mean, scatter, max(self.max_abs, other.max_abs))
+        nonzero = None if self.nonzero is None or other.nonzero is None else self.nonzero + other.nonzero
+        return SampleMoments(n, mean, scatter, max(self.max_abs, other.max_abs), nonzero)
 
     @property
     def cov(self) -> np.ndarray:
@@ -160,6 +181,8 @@ class ConsistencyResult:
       null_tolerance: how far the mean may sit from ``exact`` in a zero-variance direction (round-off, plus the
         allowance for unseen rare values with the sample covariance).
       reason: why the verdict is "undecided" (empty otherwise).
+      excluded: bool, theta's shape: the components max-|z| left out because they vary with fewer than
+        MIN_NONZERO non-zero values (None when there were none); they claim no power (``detectable_bias``: inf).
 
     The verdict is "undecided" when the sample covariance has no component above round-off (every estimate
     constant): then no component could be tested, and the only check left, the allowance for constant-looking
@@ -180,6 +203,7 @@ class ConsistencyResult:
     exact_mismatch: bool = False
     null_tolerance: float = 0.0
     reason: str = ""
+    excluded: np.ndarray | None = None
 
     @property
     def consistent(self) -> bool:
@@ -191,8 +215,15 @@ class ConsistencyResult:
 
     @property
     def informative(self) -> np.ndarray:
-        """Which components have a standard error above round-off (bool, theta's shape)."""
-        return self.stderr > 0
+        """Which components were z-tested: a standard error above round-off and, for max-|z| on a sample, at
+        least MIN_NONZERO non-zero values (bool, theta's shape)."""
+        return (self.stderr > 0) & ~self.few
+
+    @property
+    def few(self) -> np.ndarray:
+        """Components left out of the z-test: they vary, but with fewer than MIN_NONZERO non-zero values (bool,
+        theta's shape; all False when none was)."""
+        return np.zeros(self.stderr.shape, dtype=bool) if self.excluded is None else self.excluded
 
     @property
     def z(self) -> np.ndarray:
@@ -205,7 +236,8 @@ class ConsistencyResult:
                 "dof": self.dof, "p_value": float(self.p_value), "alpha": self.alpha, "verdict": self.verdict,
                 "mean": self.mean.tolist(), "stderr": self.stderr.tolist(), "exact": self.exact.tolist(),
                 "worst": list(self.worst), "n": self.n, "exact_mismatch": self.exact_mismatch,
-                "null_tolerance": self.null_tolerance, "reason": self.reason}
+                "null_tolerance": self.null_tolerance, "reason": self.reason,
+                "excluded": np.argwhere(self.few).tolist(), "min_nonzero": MIN_NONZERO}
 
 
 SAMPLE_TESTS = ("maxz", "hotelling")
@@ -274,15 +306,34 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
                  int(np.argmax(np.abs(U0 @ off))))
         return ConsistencyResult(test, float("inf"), r, 0.0, verdict="inconsistent", worst=_index(worst, shape),
                                  exact_mismatch=True, **common)
+    # Few non-zero values: no z-test there (module docstring), only the bound a rare value's size allows.
+    few = np.zeros(stderr.shape, dtype=bool)
+    if test == "maxz" and sample.nonzero is not None:
+        few = (stderr > 0) & (sample.nonzero < MIN_NONZERO)
+    if few.any():
+        common["excluded"] = shaped(few)
+        k = sample.nonzero[few]
+        p_up = special.betaincinv(k + 1.0, np.maximum(n - k, 1e-300), 1 - alpha / int(few.sum()))
+        miss = np.abs(mu[few]) > p_up * 2 * max(sample.max_abs, big) + EXACT_RTOL * big
+        if miss.any():
+            worst = int(np.flatnonzero(few)[np.argmax(np.where(miss, np.abs(mu[few]), -1.0))])
+            return ConsistencyResult(test, float("inf"), 0, 0.0, verdict="inconsistent", worst=_index(worst, shape),
+                                     exact_mismatch=True, **common)
+    tested = (stderr > 0) & ~few
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(stderr > 0, np.abs(diff) / np.where(stderr > 0, stderr, 1.0), 0.0)
+        z = np.where(tested, np.abs(diff) / np.where(tested, stderr, 1.0), 0.0)
     worst = _index(int(np.argmax(z)) if z.any() else int(np.argmax(np.abs(diff))), shape)
     if cov is None and not np.any(stderr > 0):
         return ConsistencyResult(test, 0.0, 0, 1.0, verdict="undecided", worst=worst, **common,
                                  reason=f"every one of the {n} estimates was the same in each component (to "
                                         "round-off): the sample has no variance to test a mean against")
+    if cov is None and not tested.any():
+        return ConsistencyResult(test, 0.0, 0, 1.0, verdict="undecided", worst=worst, **common,
+                                 reason=f"each of the {int(few.sum())} components that vary has fewer than "
+                                        f"{MIN_NONZERO} non-zero values among the {n} estimates: too few for the "
+                                        "normal approximation of a z-test")
     if test == "maxz":
-        r = int(np.count_nonzero(stderr > 0))
+        r = int(np.count_nonzero(tested))
         T2 = float(z.max(initial=0.0))
         p = min(1.0, r * 2 * float(special.stdtr(n - 1, -T2)))       # t.sf(T2, n - 1)
     else:
@@ -403,7 +454,7 @@ def detectable_bias(result: ConsistencyResult, target_power: float = 0.999) -> n
 
     delta* sigma_i on the components with a standard error (delta* = ``detectable_effect`` of the test, sigma_i the
     per-episode standard deviation); on a zero-variance component the mean must match within the test's
-    ``null_tolerance``, which is then the figure.
+    ``null_tolerance``, which is then the figure; a component left out for too few non-zero values gets inf.
 
     Args:
       result: a ``consistency_test`` result (not undecided: an undecided test has no power and gets inf).
@@ -423,7 +474,7 @@ def detectable_bias(result: ConsistencyResult, target_power: float = 0.999) -> n
         return np.full(result.exact.shape, np.inf)
     sd = result.stderr * np.sqrt(result.n)
     delta = detectable_effect(result.n, max(result.dof, 1), result.alpha, target_power, test=result.test)
-    return np.where(sd > 0, delta * sd, result.null_tolerance)
+    return np.where(result.few, np.inf, np.where(sd > 0, delta * sd, result.null_tolerance))
 
 
 def episodes_needed(effect: float, dof: int, alpha: float, target_power: float = 0.999, *,
