@@ -3,6 +3,7 @@ indents), the estimator catalog (LaTeX stays in --json)."""
 import json
 import re
 
+from rich.cells import cell_len
 from rich.console import Console
 
 from derive.printing import latex_to_unicode, to_unicode
@@ -47,10 +48,14 @@ def test_errata_wrap_under_their_label():
     assert "dpi_" not in text and "rho0_" not in text and "R_tau" not in text
 
 
-def test_estimators_show_unicode_and_keep_latex_in_json(capsys):
+def test_estimators_show_unicode_and_keep_latex_in_json(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")                     # the terminal's width: formulas fold, no LaTeX
     assert main(["estimators", "--no-color"]) == 0
     out = capsys.readouterr().out
-    assert "\\" not in out and "Σₜ≥₀ ∇θ log πθ(aₜ|sₜ) Σₜ′≥ₜ γᵗ′ rₜ′" in out
+    assert "\\" not in out and max(cell_len(line) for line in out.splitlines()) <= 80
+    monkeypatch.setenv("COLUMNS", "200")                    # wide enough: the formula on one line
+    assert main(["estimators", "--no-color"]) == 0
+    assert "Σₜ≥₀ ∇θ log πθ(aₜ|sₜ) Σₜ′≥ₜ γᵗ′ rₜ′" in capsys.readouterr().out
     assert main(["estimators", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     rtg = next(r for r in rows if r["name"] == "reward_to_go")
