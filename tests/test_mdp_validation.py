@@ -157,3 +157,104 @@ def test_published_schema_refuses_what_the_loader_refuses(key, value):
     assert not jsonschema.Draft202012Validator(mdp_schema()).is_valid(doc)
     with pytest.raises(InvalidMDPError):
         problem_from_dict(doc)
+
+
+SPARSE = {
+    "states": ["s0", "s1", "goal"], "actions": ["l", "r"], "initial": [1, 0, 0],
+    "transitions": {"sparse": [["s0", "l", "s0", 1.0], ["s0", "r", "s1", 1.0], ["s1", "l", "s0", 1.0],
+                               [1, 1, 2, 1.0]]},
+    "rewards": {"sparse": [["s1", "r", 1.0], [0, 0, 0, -0.5]]}, "terminal": ["goal"], "horizon": 4,
+}
+
+
+def _sparse_with(key, value):
+    doc = copy.deepcopy(SPARSE)
+    doc[key] = value
+    return doc
+
+
+VALID_DOCS = [
+    VALID, SPARSE, _with(("policy",), _DELETE), _with(("horizon",), None), _with(("states",), 3),
+    _with(("policy",), {"type": "linear_softmax", "features": [[[1], [0]]] * 3, "theta": [0.5]}),
+    _with(("rewards",), [[[0, 0, 0], [1, 1, 1]]] * 3), _with(("terminal",), [2, "end"]),
+    _with(("description",), "x"), _sparse_with("rewards", {"sparse": []}), _with(("gamma",), 1),
+]
+INVALID_DOCS = [_with(c[1], c[2]) for c in CASES] + [_with((k,), v) for k, v in [
+    ("terminal", 0), ("terminal", {"goal": True}), ("initial", [True, False, False]), ("gamma", True),
+    ("horizon", "10"), ("horizon", 1.0), ("horizon", 10**18), ("states", [0, 1, 2]), ("states", ["a", "a", "b"]),
+    ("states", []), ("states", 0), ("states", True), ("states", ["a" * 1001, "b", "c"]), ("name", 3),
+    ("name", "n" * 1001), ("terminal", [-1]), ("terminal", [1.0]), ("terminal", [None]), ("initial", []),
+    ("initial", [[1]]), ("transitions", []), ("transitions", [[[]]]), ("rewards", [[0, True]] * 3),
+    ("rewards", [[1e101, 0]] * 3), ("policy", {"type": "tabular_softmax", "features": [[[1]]]}),
+    ("policy", {"type": ["tabular_softmax"]}), ("policy", {}), ("policy", None), ("policy", "tabular_softmax"),
+    ("policy", {"type": "linear_softmax", "features": [[[1]]], "theta": [1], "x": 1}),
+    ("policy", {"type": "linear_softmax", "theta": [1]}), ("description", None),
+]] + [_sparse_with(k, v) for k, v in [
+    ("transitions", {"sparse": []}), ("transitions", {"sparse": [[0, 0, 0]]}),
+    ("transitions", {"sparse": [[0, 0, 0, True]]}), ("transitions", {"sparse": [[0, 0, -1, 1.0]]}),
+    ("transitions", {"sparse": [[0, 0.0, 0, 1.0]]}), ("transitions", {"sparse": [[0, 0, 0, "1"]]}),
+    ("transitions", {"sparse": [[0, 0, 0, 1.0]], "extra": 1}), ("transitions", {"dense": []}),
+    ("rewards", {"sparse": [[0, 0, 0, 0, 1.0]]}), ("rewards", {"sparse": [[0, 0]]}),
+    ("rewards", {"sparse": [[0, None, 1.0]]}), ("rewards", {"sparse": [[0, 0, float("inf")]]}),
+    ("rewards", {"sparse": [(0, 0, 1.0)]}),
+]]
+
+
+def test_fast_schema_path_agrees_with_the_schema():
+    """The schema check without jsonschema accepts every valid document and nothing the schema refuses.
+
+    The authority is the published schema under pgverify's strict types (``_validator``): on each document of one
+    table, the fast path may only say "valid" when the schema does (when it says "ask", jsonschema decides).
+    """
+    from verify.problem import _fast_accepts, _validator
+
+    validator = _validator()
+    for doc in VALID_DOCS:
+        assert validator.is_valid(doc), doc
+        assert _fast_accepts(doc), doc
+    refused = 0
+    for doc in INVALID_DOCS:
+        if _fast_accepts(doc):
+            assert validator.is_valid(doc), doc     # e.g. a row sum: schema-valid, refused later by the model
+        refused += not validator.is_valid(doc)
+    assert refused >= 40
+
+
+@pytest.mark.parametrize("row, words", [
+    ([0, 0, 0, True], ["transitions.sparse[5][3]", "boolean"]),
+    ([0, -1, 0, 1.0], ["transitions.sparse[5][1]", "not an index or a name"]),
+    ([0, 0, 0, 1e101], ["transitions.sparse[5][3]", "above 1e+100"]),
+    ([0, 0, 1.0], ["transitions.sparse[5]", "not a row of 4 entries"]),
+    ([0, 0, 0.5, 1.0], ["transitions.sparse[5][2]", "not an index or a name"]),
+])
+def test_bulk_row_checks_name_the_first_offending_row(row, words):
+    """Rows are checked in bulk; a failure still names the first offending row (the 6th of 9 here)."""
+    rows = [[s, a, s, 1.0] for s in range(3) for a in range(2)]
+    rows[5:5] = [row]
+    doc = {"states": 3, "actions": 2, "initial": [1, 0, 0], "transitions": {"sparse": rows}, "rewards": [[0, 0]] * 3}
+    with pytest.raises(InvalidMDPError) as err:
+        problem_from_dict(doc)
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_long_integers_are_read_as_floats_wherever_they_sit():
+    """The per-integer hook is skipped unless a long digit run may be an integer; both paths read alike."""
+    from verify.io import load_json_text
+
+    digits = "1" * 25
+    assert load_json_text(f'[{digits}, -{digits}]'.encode(), "f") == [float(digits), -float(digits)]
+    assert load_json_text(f'[0.{digits}, 1e-{digits}, "{digits}", 7]'.encode(), "f") == [
+        float(f"0.{digits}"), 0.0, digits, 7]
+    assert type(load_json_text(b"[123456789012345678]", "f")[0]) is int
+    assert load_json_text(b'{"a": "\\\\", "b": [["\\"[[["]]}', "f") == {"a": "\\", "b": [['"[[[']]}
+    with pytest.raises(InvalidMDPError, match="nested more than 3 levels deep"):
+        load_json_text(b'["]]]]", [[[[1]]]]]', "f", max_depth=3)
+
+
+def test_valid_examples_are_read_without_importing_jsonschema():
+    """Start-up: the built-in examples pass the fast schema path, so jsonschema (0.1 s of imports) is not loaded."""
+    code = ("import sys\nfrom verify.builtin import EXAMPLE_NAMES, EXAMPLES_DIR\nfrom verify.problem import load_problem\n"
+            "for n in EXAMPLE_NAMES:\n    load_problem(EXAMPLES_DIR / f'{n}.json')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'jsonschema'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout
