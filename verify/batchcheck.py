@@ -414,6 +414,9 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     out = {"p_unbiased": float(test_u.p_value), "resolution": res_u, "mean": Y.mean(axis=0),
            "stderr": Y.std(axis=0, ddof=1) / np.sqrt(K)}
     gg = float(g @ g)
+    if test_u.undecided:      # no component the test could use (no variance, or too few non-zero batch means)
+        return {**out, "verdict": "undecided",
+                "reason": f"{test_u.reason}: no bias can be detected (tolerance {tolerance:g}); use more batches"}
     if test_u.consistent:
         if res_u <= tolerance:
             return {**out, "verdict": "unbiased"}
@@ -433,6 +436,10 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     res_p = _resolution(test_p) / (gmax * max(abs(c), 1e-300))
     out.update(p_proportional=float(test_p.p_value), c=c)
     zc = float(scipy_stats.norm.isf(alpha))
+    if test_p.undecided:
+        return {**out, "verdict": "undecided", "resolution": math.inf,
+                "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the proportionality test has "
+                          f"nothing to test ({test_p.reason}); use more batches"}
     if not test_p.consistent or c + zc * c_se < 0:
         return {**out, "verdict": "biased"}
     # From here on the claim is about the direction of E[g]: the resolution is the residual test's, relative to
