@@ -1,7 +1,7 @@
 """Reading a large sparse MDP file: strict parse + validation against plain ``json.loads`` and building the model.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_read.py                      # S = 10^5 (a 52 MB file), ~1 min
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_read.py --compare 464a5c6    # also a former revision
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_read.py --compare REV        # also a former revision
 
 Run by hand; never part of pytest. The file is the slippery gridworld of ``benchmarks/scale_models.py`` (S states,
 A = 4, ~12 S transition rows, state names, a tabular policy), written by ``verify.problem.save_problem`` into a
@@ -97,7 +97,8 @@ def main() -> None:
             archive = subprocess.run(["git", "archive", args.compare, "verify"], cwd=ROOT, check=True,
                                      capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-            trees[args.compare] = old
+            trees["REV"] = old
+            print(f"REV = {args.compare}")
         trees["this tree"] = ROOT
         print(f"S = {S}: {path.stat().st_size / 1e6:.0f} MB, CPU seconds, each tree in fresh processes")
         print(f"{'tree':10s} {'json.loads':>10s} {'parse':>7s} {'validate':>8s} {'build':>7s} "
