@@ -157,3 +157,15 @@ def test_concurrent_export_gym_writers(tmp_path):
         assert len(err.strip().splitlines()) == 1 and "exists" in err, err
         json.loads(out_file.read_text())
     assert not stray_temporaries(tmp_path)
+
+
+def test_closed_pipe_is_not_an_error():
+    """`pgverify estimators | head -1`: rich turns the broken pipe into SystemExit(1); that is no user code's exit."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)                                  # every write fails: a reader that has gone away
+    try:
+        res = subprocess.run([sys.executable, "-m", "verify", "estimators", "--no-color"], stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert res.returncode == 0 and res.stderr == "", (res.returncode, res.stderr[-500:])

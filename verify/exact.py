@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from verify.episodes import Episodes, discounted_returns, score_total
 from verify.errors import UsageError
 from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.policy import Policy
+
+if TYPE_CHECKING:                  # scipy loads on first use (start-up time)
+    import scipy.sparse as sps
 
 __all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "action_values_at", "count_trajectories",
            "enumerate_trajectories", "directional_derivatives", "expected_length", "finite_difference_gradient", "gradient", "objective",

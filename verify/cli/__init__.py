@@ -105,7 +105,10 @@ def _main(argv: list[str] | None) -> int:
         _error(prog, str(exc))
     except KeyboardInterrupt:
         return _interrupted(prog)
-    except SystemExit as exc:           # only user code calls sys.exit inside a command
+    except SystemExit as exc:           # only user code calls sys.exit inside a command ...
+        if isinstance(exc.__context__, BrokenPipeError):   # ... and rich, on a closed pipe (`pgverify ... | head`)
+            _silence_stdout()
+            return EXIT_OK
         _error(prog, f"{_user_code(args)} called sys.exit({exc.code!r}); the check did not run to completion")
     except BrokenPipeError:             # e.g. `pgverify report | head`
         _silence_stdout()

@@ -2,6 +2,8 @@
 state and action (the largest entries with a count when the table would be long)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from verify.cli._args import (
@@ -12,6 +14,9 @@ from verify.cli._args import (
 )
 from verify.exact import METHODS, GradientResult, gradient
 from verify.problem import Problem
+
+if TYPE_CHECKING:                  # rich loads only when a table is printed (start-up time)
+    from rich.console import Console
 
 MAX_ROWS = 24     # a longer grad J prints its TOP_ENTRIES largest entries instead (--json prints all)
 TOP_ENTRIES = 20
