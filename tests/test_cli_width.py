@@ -102,3 +102,21 @@ def test_api_reproduce_line_names_the_builtin_example():
     again = check_estimator(rtg, "bandit", episodes=300, seed=3)
     np = pytest.importorskip("numpy")
     np.testing.assert_array_equal(first.mean, again.mean)
+
+
+@pytest.mark.parametrize("args", [("check", "--example", "chain", "--episodes", "2000"), ("report", "--quick")])
+def test_report_and_check_fit_80_columns(args):
+    """A narrow terminal gets the compact estimator table (what happened: exact bias, p-value, outcome); every
+    line fits and no table row breaks."""
+    proc = _run(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _assert_fits(proc.stdout, 80)
+    assert "outcome" in proc.stdout and "MC test" not in proc.stdout       # the compact table, not the wide one
+
+
+def test_a_pipe_without_columns_gets_the_wide_table():
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "verify", "check", "--example", "chain", "--episodes", "2000",
+                           "--no-color"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "MC test" in proc.stdout and "detects" in proc.stdout

@@ -28,6 +28,18 @@ TEST_NAMES = {"chi2": "chi^2 (exact covariance)", "maxz": "max |z| (Bonferroni, 
               "hotelling": "Hotelling T^2"}
 
 
+WIDE = 140   # the full estimator table; narrower consoles get the compact one (details stay in --json)
+
+
+def _width(console: Console) -> None:
+    """The terminal's width, or COLUMNS when set; only a pipe with no stated width gets ``WIDE`` (rich would give
+    it 80 columns, and a file or CI log has no reason to be narrow)."""
+    import os
+
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = max(console.width, WIDE)
+
+
 def _table(title: str, *columns: str) -> Table:
     # Titles and headers are rich markup: "[f]" or "[g]" would vanish unescaped.
     table = Table(title=escape(title), title_justify="left", title_style="bold")
@@ -124,7 +136,8 @@ def _estimators(console: Console, report: Report, reproduce) -> None:
         return
     first = report.estimators[0][1].mc
     console.print(estimator_table(report.estimators, f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} "
-                                  f"episodes, seed {first.seed}, α = {first.alpha:g} per test)"))
+                                  f"episodes, seed {first.seed}, α = {first.alpha:g} per test)",
+                                  compact=console.width < WIDE))
     console.print(_legend([row for _, row in report.estimators]), markup=False)
     for ex, row in report.estimators:
         if row.status != "passed":
@@ -150,7 +163,7 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
         (the CLI builds command lines); None prints none.
     """
     console = console or Console(no_color=not color, highlight=False)
-    console.width = max(console.width, 140)   # pipes get 80 columns, too few for the tables
+    _width(console)
     _derivation(console, report)
     _errata(console, report)
     _gradients(console, report)
@@ -263,14 +276,23 @@ def _component(r: McResult, index) -> str:
     return r.name_of(index)
 
 
-def estimator_table(rows, title: str) -> Table:
-    """The estimator table of ``report`` and ``check``: rows are ``CheckRow`` or (example, ``CheckRow``)."""
+COMPACT_COLUMNS = ("exact max|bias|", "p-value", "outcome")
+
+
+def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
+    """The estimator table of ``report`` and ``check``: rows are ``CheckRow`` or (example, ``CheckRow``).
+    ``compact`` (narrow terminals) keeps the columns that say what happened: ``COMPACT_COLUMNS``."""
+    from rich import box
+
     with_example = bool(rows) and isinstance(rows[0], tuple)
-    table = Table(title=escape(title), title_justify="left", title_style="bold")
+    table = Table(title=escape(title), title_justify="left", title_style="bold",
+                  box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD, pad_edge=not compact)
     for col in (["example"] if with_example else []) + ["estimator"]:
         table.add_column(col, no_wrap=True)
-    for col in ("claim", "exact max|bias|", "effect", "MC test", "p-value", "detects", "expected", "outcome"):
-        table.add_column(escape(col))
+    columns = ("claim", "exact max|bias|", "effect", "MC test", "p-value", "detects", "expected", "outcome")
+    for col in columns:
+        if not compact or col in COMPACT_COLUMNS:
+            table.add_column(escape(col), overflow="fold")
     for item in rows:
         ex, row = item if with_example else (None, item)
         r = row.mc
@@ -280,11 +302,11 @@ def estimator_table(rows, title: str) -> Table:
         detect = ("-" if s.undecided else _g(float(np.median(r.detectable_bias[seen] if seen.any()
                                                              else r.detectable_bias)), ".2g"))
         claim = "unbiased" if r.estimator.unbiased else "pitfall"
-        table.add_row(*([ex] if with_example else []), r.estimator.name, claim,
-                      "?" if r.moments is None else f"{np.abs(r.moments.bias).max():.1e}",
-                      "?" if eff is None else _g(eff, ".3f"),
-                      r.chosen if r.paired is not None else s.test, f"{s.p_value:.2g}", detect, row.expected,
-                      f"{STATUS_MARK[row.status]} {row.outcome}")
+        cells = (claim, "?" if r.moments is None else f"{np.abs(r.moments.bias).max():.1e}",
+                 "?" if eff is None else _g(eff, ".3f"), r.chosen if r.paired is not None else s.test,
+                 f"{s.p_value:.2g}", detect, row.expected, f"{STATUS_MARK[row.status]} {row.outcome}")
+        table.add_row(*([ex] if with_example else []), r.estimator.name,
+                      *(cell for col, cell in zip(columns, cells) if not compact or col in COMPACT_COLUMNS))
     return table
 
 
@@ -304,13 +326,13 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
     """Print ``pgverify check``: the gradient cross-check, the estimator table, details of every row that did not
     pass (with ``reproduce(McResult)`` as its replay line), and the summary counts."""
     console = console or Console(no_color=not color, highlight=False)
-    console.width = max(console.width, 120)
+    _width(console)
     g = check.gradients
     console.print(f"{check.problem}: J(theta) = {g.J:.10g}; {', '.join(g.methods)} agree within "
                   f"{g.max_abs_diff:.1e} (tol {g.tol:.0e}) {MARK[g.passed]}", markup=False)
     first = check.rows[0].mc
     console.print(estimator_table(check.rows, f"Estimators vs exact grad J ({first.episodes} episodes, seed "
-                                              f"{first.seed}, alpha {first.alpha:g})"))
+                                              f"{first.seed}, alpha {first.alpha:g})", compact=console.width < WIDE))
     console.print(_legend(check.rows), markup=False)
     for row in check.rows:
         if row.status != "passed":
