@@ -386,10 +386,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     estimators = [get_estimator(e) if isinstance(e, str) else e for e in estimators]
     mdp, policy = problem.mdp, problem.policy
     grad = gradient(mdp, policy).grad
-    enum = None if covariance == "sample" else try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT)
-    if covariance == "exact" and enum is None:
-        raise UsageError("--covariance exact needs trajectory enumeration (a finite horizon and at most "
-                         f"{ENUMERATION_LIMIT} trajectories); use --covariance sample")
+    enum = _enumeration(mdp, policy, covariance)
     moments = {} if enum is None else {
         e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
     # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
@@ -397,7 +394,6 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     pairs = ({e.name: _Paired(e.name, scale) for e in estimators if not e.batch_dependent} if enum is None and paired
              else {})
     refs = [get_estimator(r) for r in REFERENCES] if pairs else []
-    acc: dict[str, SampleMoments] = {}
     # Running means at ``trace`` log-spaced episode counts, kept for the components of largest |grad J|.
     top = np.argsort(-np.abs(grad).ravel(), kind="stable")[:TRACE_COMPONENTS]
     traces = {e.name: TraceRecorder(episodes, shape=policy.theta.shape, components=top, points=trace)
@@ -410,17 +406,49 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     rng = np.random.default_rng(seed)
     batches = (iter_episode_chunks(mdp, policy, episodes, rng, chunk=chunk, max_steps=max_steps) if sampler is None
                else sampler(mdp, policy, episodes, rng))
+    evaluate = functools.partial(_evaluate, policy=policy, by_rows=by_rows)
+    acc = _accumulate(batches, estimators, evaluate, pairs, refs, traces, diagonal=diagonal, scale=scale)
+    results = []
+    for e in estimators:
+        mom = moments.get(e.name)
+        test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
+        detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
+        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale)
+        worst = (ptest if chosen == "paired" else test).worst
+        results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
+                                ptest, ref, chosen, covariance, functools.partial(component_name, problem),
+                                traces[e.name].result() if trace else None))
+    return results
 
-    def evaluate(e: Estimator, batch):
-        rows = _rows(e, batch, policy) if by_rows else None
-        if rows is not None:
-            return rows
-        x = np.asarray(e.per_episode(batch), dtype=float)
-        if x.shape != (batch.n, *policy.theta.shape):
-            raise UsageError(f"estimator {e.name} returned shape {x.shape}, expected "
-                             f"{(batch.n, *policy.theta.shape)} = [N, *theta.shape]")
-        return x
 
+def _enumeration(mdp, policy, covariance: str):
+    """The trajectory enumeration the exact covariance needs, or None (sample covariance)."""
+    enum = None if covariance == "sample" else try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT)
+    if covariance == "exact" and enum is None:
+        raise UsageError("--covariance exact needs trajectory enumeration (a finite horizon and at most "
+                         f"{ENUMERATION_LIMIT} trajectories); use --covariance sample")
+    return enum
+
+
+def _evaluate(e: Estimator, batch, *, policy, by_rows: bool):
+    """The estimator's per-episode values on ``batch``: visited rows where possible, else [N, *theta.shape]."""
+    rows = _rows(e, batch, policy) if by_rows else None
+    if rows is not None:
+        return rows
+    x = np.asarray(e.per_episode(batch), dtype=float)
+    if x.shape != (batch.n, *policy.theta.shape):
+        raise UsageError(f"estimator {e.name} returned shape {x.shape}, expected "
+                         f"{(batch.n, *policy.theta.shape)} = [N, *theta.shape]")
+    return x
+
+
+def _accumulate(batches, estimators, evaluate, pairs: dict, refs: list, traces: dict, *, diagonal: bool,
+                scale: float) -> dict[str, SampleMoments]:
+    """Streams the batches once: each estimator's moments, its trace and its paired differences.
+
+    Values live one batch at a time, so memory does not grow with the number of episodes.
+    """
+    acc: dict[str, SampleMoments] = {}
     for batch in batches:
         values = {}
         for e in estimators:
@@ -429,7 +457,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
             m = (x.moments(batch.n, atol=EXACT_RTOL * scale) if isinstance(x, _Rows) else
                  SampleMoments.of(x, diagonal=diagonal, atol=EXACT_RTOL * scale))
             acc[e.name] = m if e.name not in acc else acc[e.name].merge(m)
-            if trace:
+            if traces:
                 traces[e.name].add(x)
         needed = {p.ref for p in pairs.values()}
         ref_values = {r.name: values[r.name] if r.name in values else evaluate(r, batch)
@@ -437,25 +465,20 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         for name, p in pairs.items():
             p.add(values[name], ref_values, batch.n)
         del values, ref_values
-    results = []
-    for e in estimators:
-        mom = moments.get(e.name)
-        test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
-        detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
-        ptest, ref, chosen = None, None, "unpaired"
-        if e.name in pairs:
-            p = pairs[e.name]
-            # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
-            floor = max(scale, acc[e.name].max_abs, p.ref_max_abs)
-            ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
-            ref = p.ref
-            if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)):
-                chosen = "paired"
-        worst = (ptest if chosen == "paired" else test).worst
-        results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
-                                ptest, ref, chosen, covariance, functools.partial(component_name, problem),
-                                traces[e.name].result() if trace else None))
-    return results
+    return acc
+
+
+def _paired_test(test: ConsistencyResult, p: _Paired | None, sample: SampleMoments, grad: np.ndarray, alpha: float,
+                 scale: float) -> tuple[ConsistencyResult | None, str | None, str]:
+    """(paired test or None, its reference, "paired" or "unpaired": which test decides the verdict)."""
+    if p is None:
+        return None, None, "unpaired"
+    # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
+    floor = max(scale, sample.max_abs, p.ref_max_abs)
+    ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
+    chosen = "paired" if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)) \
+        else "unpaired"
+    return ptest, p.ref, chosen
 
 
 def run_mc(problem: Problem, estimator: str | Estimator, **settings) -> McResult:

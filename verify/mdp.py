@@ -302,6 +302,99 @@ def _terminal_mask(terminal, states: tuple[str, ...]) -> np.ndarray:
     return mask
 
 
+def _dense_transitions_and_names(transitions, states, actions):
+    """(P dense [S, A, S] or None for sparse input, state names, action names), their sizes cross-checked."""
+    if isinstance(transitions, (dict, Successors)):
+        if states is None or actions is None:
+            raise InvalidMDPError("sparse transitions need 'states' and 'actions' (counts or names)")
+        return None, _names(states, "states"), _names(actions, "actions")
+    P = finite_array(transitions, "transitions")
+    if P.ndim != 3 or P.shape[0] != P.shape[2] or 0 in P.shape:
+        raise InvalidMDPError(f"transitions must have shape [S][A][S], got {P.shape}")
+    S, A, _ = P.shape
+    states_t = _names(S if states is None else states, "states")
+    actions_t = _names(A if actions is None else actions, "actions")
+    if len(states_t) != S:
+        raise InvalidMDPError(f"states lists {len(states_t)} names but transitions has {S} states")
+    if len(actions_t) != A:
+        raise InvalidMDPError(f"actions lists {len(actions_t)} names but transitions has {A} actions")
+    return P, states_t, actions_t
+
+
+def _check_initial(rho0: np.ndarray) -> None:
+    neg = np.flatnonzero(rho0 < 0)
+    if neg.size:
+        raise InvalidMDPError(f"initial[{neg[0]}] = {rho0[neg[0]]} is a negative probability")
+    if abs(rho0.sum() - 1.0) > ROW_SUM_TOL:
+        raise InvalidMDPError(f"initial sums to {rho0.sum():.12g}, not 1 (tolerance {ROW_SUM_TOL})")
+
+
+def _dense_rewards(rewards, S: int, A: int) -> np.ndarray | None:
+    """Dense rewards as [S, A, S] (an [S, A] table broadcast over s'), or None when given sparse."""
+    r = finite_array(rewards, "rewards") if not isinstance(rewards, dict) else None
+    if r is not None:
+        if r.shape == (S, A):
+            r = np.repeat(r[:, :, None], S, axis=2)
+        elif r.shape != (S, A, S):
+            raise InvalidMDPError(f"rewards has shape {r.shape}, expected [S][A] = {(S, A)} or "
+                                  f"[S][A][S] = {(S, A, S)}")
+    return r
+
+
+def _dense_successors(P: np.ndarray, rewards) -> tuple[Successors, list]:
+    """(successors of dense P, rewards still zero; [P, r dense or None]) after the sign check of P."""
+    S, A, _ = P.shape
+    r = _dense_rewards(rewards, S, A)
+    neg = np.argwhere(P < 0)
+    if neg.size:
+        idx = "".join(f"[{i}]" for i in neg[0])
+        raise InvalidMDPError(f"transitions{idx} = {P[tuple(neg[0])]} is a negative probability")
+    pair, nxt = np.nonzero(P.reshape(S * A, S))
+    prob = P.reshape(S * A, S)[pair, nxt]
+    return _successors_from_entries(S, A, pair, nxt, prob, np.zeros(prob.size)), [P, r]
+
+
+def _model(P: np.ndarray | None, transitions, rewards, term: np.ndarray, states_t: tuple[str, ...],
+           actions_t: tuple[str, ...]) -> tuple[Successors, list[np.ndarray] | None]:
+    """(successors with rewards, [P, r] dense read-only or None), terminal rows made absorbing with reward 0."""
+    S, A = len(states_t), len(actions_t)
+    if P is None:
+        succ = (transitions if isinstance(transitions, Successors)
+                else _sparse_transitions(transitions, states_t, actions_t))
+        if (succ.n_states, succ.n_actions) != (S, A):
+            raise InvalidMDPError(f"successor lists are for {succ.n_states} x {succ.n_actions}, not {S} x {A}")
+        dense = None
+    else:
+        succ, dense = _dense_successors(P, rewards)
+    _check_row_sums(succ, term, states_t, actions_t, "transitions")
+    succ = _with_terminal_loops(succ, term)
+    if dense is None or dense[1] is None:
+        reward = _entry_rewards(rewards, succ, term, states_t, actions_t)
+    else:
+        reward = dense[1].reshape(S * A, S)[succ.pair, succ.next_state]
+        reward[term[succ.state]] = 0.0
+    succ = Successors(S, A, succ.indptr, succ.next_state, succ.prob, _read_only(reward))
+    if dense is not None:
+        # Terminal rows are ignored: make them absorbing with zero reward so no code path needs a special case.
+        P = P.copy()
+        P[term] = 0.0
+        P[term, :, np.flatnonzero(term)] = 1.0
+        r = dense[1] if dense[1] is not None else succ.to_dense(reward)
+        r[term] = 0.0
+        dense = [_read_only(P), _read_only(r)]
+    return succ, dense
+
+
+def _check_discount(gamma, horizon) -> int | None:
+    """Validates gamma; returns the horizon as a positive int, or None."""
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) \
+            or not 0 <= gamma <= 1:
+        raise InvalidMDPError(f"gamma must be a number in [0, 1], got {gamma!r}")
+    if horizon is not None:
+        horizon = positive_int(horizon, "horizon", InvalidMDPError, alternative="or null")
+    return horizon
+
+
 class TabularMDP:
     """A finite MDP with absorbing terminal states and an optional horizon.
 
@@ -341,75 +434,12 @@ class TabularMDP:
     def __init__(self, initial, transitions, rewards, terminal=None, gamma: float = 1.0, horizon: int | None = None,
                  states=None, actions=None, name: str = "mdp"):
         set_ = object.__setattr__
-        sparse_input = isinstance(transitions, (dict, Successors))
-        if sparse_input:
-            if states is None or actions is None:
-                raise InvalidMDPError("sparse transitions need 'states' and 'actions' (counts or names)")
-            states_t, actions_t = _names(states, "states"), _names(actions, "actions")
-            S, A = len(states_t), len(actions_t)
-        else:
-            P = finite_array(transitions, "transitions")
-            if P.ndim != 3 or P.shape[0] != P.shape[2] or 0 in P.shape:
-                raise InvalidMDPError(f"transitions must have shape [S][A][S], got {P.shape}")
-            S, A, _ = P.shape
-            states_t = _names(S if states is None else states, "states")
-            actions_t = _names(A if actions is None else actions, "actions")
-            if len(states_t) != S:
-                raise InvalidMDPError(f"states lists {len(states_t)} names but transitions has {S} states")
-            if len(actions_t) != A:
-                raise InvalidMDPError(f"actions lists {len(actions_t)} names but transitions has {A} actions")
-        rho0 = finite_array(initial, "initial", (S,))
+        P, states_t, actions_t = _dense_transitions_and_names(transitions, states, actions)
+        rho0 = finite_array(initial, "initial", (len(states_t),))
         term = _terminal_mask(terminal, states_t)
-        neg = np.flatnonzero(rho0 < 0)
-        if neg.size:
-            raise InvalidMDPError(f"initial[{neg[0]}] = {rho0[neg[0]]} is a negative probability")
-        if abs(rho0.sum() - 1.0) > ROW_SUM_TOL:
-            raise InvalidMDPError(f"initial sums to {rho0.sum():.12g}, not 1 (tolerance {ROW_SUM_TOL})")
-
-        if sparse_input:
-            succ = (transitions if isinstance(transitions, Successors)
-                    else _sparse_transitions(transitions, states_t, actions_t))
-            if (succ.n_states, succ.n_actions) != (S, A):
-                raise InvalidMDPError(f"successor lists are for {succ.n_states} x {succ.n_actions}, not {S} x {A}")
-            dense = None
-        else:
-            r = finite_array(rewards, "rewards") if not isinstance(rewards, dict) else None
-            if r is not None:
-                if r.shape == (S, A):
-                    r = np.repeat(r[:, :, None], S, axis=2)
-                elif r.shape != (S, A, S):
-                    raise InvalidMDPError(f"rewards has shape {r.shape}, expected [S][A] = {(S, A)} or "
-                                          f"[S][A][S] = {(S, A, S)}")
-            neg = np.argwhere(P < 0)
-            if neg.size:
-                idx = "".join(f"[{i}]" for i in neg[0])
-                raise InvalidMDPError(f"transitions{idx} = {P[tuple(neg[0])]} is a negative probability")
-            pair, nxt = np.nonzero(P.reshape(S * A, S))
-            prob = P.reshape(S * A, S)[pair, nxt]
-            succ = _successors_from_entries(S, A, pair, nxt, prob, np.zeros(prob.size))
-            dense = [P, r]
-        _check_row_sums(succ, term, states_t, actions_t, "transitions")
-        succ = _with_terminal_loops(succ, term)
-        if dense is None or dense[1] is None:
-            reward = _entry_rewards(rewards, succ, term, states_t, actions_t)
-        else:
-            reward = dense[1].reshape(S * A, S)[succ.pair, succ.next_state]
-            reward[term[succ.state]] = 0.0
-        succ = Successors(S, A, succ.indptr, succ.next_state, succ.prob, _read_only(reward))
-        if dense is not None:
-            # Terminal rows are ignored: make them absorbing with zero reward so no code path needs a special case.
-            P = P.copy()
-            P[term] = 0.0
-            P[term, :, np.flatnonzero(term)] = 1.0
-            r = dense[1] if dense[1] is not None else succ.to_dense(reward)
-            r[term] = 0.0
-            dense = [_read_only(P), _read_only(r)]
-
-        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) \
-                or not 0 <= gamma <= 1:
-            raise InvalidMDPError(f"gamma must be a number in [0, 1], got {gamma!r}")
-        if horizon is not None:
-            horizon = positive_int(horizon, "horizon", InvalidMDPError, alternative="or null")
+        _check_initial(rho0)
+        succ, dense = _model(P, transitions, rewards, term, states_t, actions_t)
+        horizon = _check_discount(gamma, horizon)
 
         set_(self, "initial", _read_only(rho0))
         set_(self, "terminal", _read_only(term))

@@ -281,72 +281,126 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     diff = sample.mean - mu
     if cov is None and sample.diagonal and sample_test != "maxz":
         raise UsageError(f"the {sample_test} test needs the full sample covariance, not only its diagonal")
-    sd = np.sqrt(np.clip(sigma if sigma.ndim == 1 else np.diag(sigma), 0.0, None))
-    big = max(scale, float(np.abs(mu).max(initial=0.0)), float(np.abs(sample.mean).max(initial=0.0)),
-              float(sd.max(initial=0.0)))
-    # Per-episode spreads below EXACT_RTOL of the problem's scale are round-off, not variance: without this floor
-    # a covariance of pure round-off (exact grad J ~ 1e-16) would be inverted and "reject".
-    if (diagonal or sample.diagonal) and cov is None and sample_test == "maxz":
-        flat = sd <= EXACT_RTOL * big
-        lam, U, U0, cut = sd[~flat] ** 2, None, None, (EXACT_RTOL * big) ** 2
-    else:
-        lam, U, U0, cut = support(sigma, floor=(EXACT_RTOL * big) ** 2)
+    by_component = (diagonal or sample.diagonal) and cov is None and sample_test == "maxz"
+    sd, big, lam, U, U0, flat, cut = _support_above_roundoff(sample, mu, sigma, scale, by_component)
     r = lam.size
     stderr = np.where(sd > EXACT_RTOL * big, sd, 0.0) / np.sqrt(n)
-    tol_null = EXACT_RTOL * big + NULL_SIGMAS * np.sqrt(cut / n)
-    if cov is None:     # unseen rare values (module docstring)
-        tol_null += -np.log(alpha) / n * 2 * max(sample.max_abs, big)
-    off = diff[flat] if U0 is None else U0.T @ diff
+    tol_null = _null_tolerance(sample, big, cut, alpha, sampled=cov is None)
     test = sample_test if cov is None else "chi2"
     shaped = lambda v: v.reshape(shape)  # noqa: E731
     common = dict(mean=shaped(sample.mean), stderr=shaped(stderr), exact=exact_arr.copy(), n=n, alpha=alpha,
                   null_tolerance=float(tol_null))
-    if off.size and np.abs(off).max() > tol_null:
-        worst = (int(np.flatnonzero(flat)[np.argmax(np.abs(off))]) if U0 is None else
-                 int(np.argmax(np.abs(U0 @ off))))
+    worst = _null_space_mismatch(diff, U0, flat, tol_null)
+    if worst is not None:
         return ConsistencyResult(test, float("inf"), r, 0.0, verdict="inconsistent", worst=_index(worst, shape),
                                  exact_mismatch=True, **common)
-    # Few non-zero values: no z-test there (module docstring), only the bound a rare value's size allows.
-    few = np.zeros(stderr.shape, dtype=bool)
-    if test == "maxz" and sample.nonzero is not None:
-        few = (stderr > 0) & (sample.nonzero < MIN_NONZERO)
+    few = _few_nonzero(sample, stderr, test)
     if few.any():
         common["excluded"] = shaped(few)
-        k = sample.nonzero[few]
-        p_up = special.betaincinv(k + 1.0, np.maximum(n - k, 1e-300), 1 - alpha / int(few.sum()))
-        miss = np.abs(mu[few]) > p_up * 2 * max(sample.max_abs, big) + EXACT_RTOL * big
-        if miss.any():
-            worst = int(np.flatnonzero(few)[np.argmax(np.where(miss, np.abs(mu[few]), -1.0))])
+        worst = _rare_value_mismatch(sample, mu, few, alpha, big)
+        if worst is not None:
             return ConsistencyResult(test, float("inf"), 0, 0.0, verdict="inconsistent", worst=_index(worst, shape),
                                      exact_mismatch=True, **common)
     tested = (stderr > 0) & ~few
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(tested, np.abs(diff) / np.where(tested, stderr, 1.0), 0.0)
     worst = _index(int(np.argmax(z)) if z.any() else int(np.argmax(np.abs(diff))), shape)
-    if cov is None and not np.any(stderr > 0):
-        return ConsistencyResult(test, 0.0, 0, 1.0, verdict="undecided", worst=worst, **common,
-                                 reason=f"every one of the {n} estimates was the same in each component (to "
-                                        "round-off): the sample has no variance to test a mean against")
-    if cov is None and not tested.any():
-        return ConsistencyResult(test, 0.0, 0, 1.0, verdict="undecided", worst=worst, **common,
-                                 reason=f"each of the {int(few.sum())} components that vary has fewer than "
-                                        f"{MIN_NONZERO} non-zero values among the {n} estimates: too few for the "
-                                        "normal approximation of a z-test")
+    reason = "" if cov is not None else _undecided_reason(stderr, tested, few, n)
+    if reason:
+        return ConsistencyResult(test, 0.0, 0, 1.0, verdict="undecided", worst=worst, **common, reason=reason)
+    T2, r, p = _statistic(test, z, tested, diff, U, lam, n)
+    return ConsistencyResult(test, T2, r, p, verdict="inconsistent" if p <= alpha else "consistent", worst=worst,
+                             **common)
+
+
+def _support_above_roundoff(sample: SampleMoments, mu: np.ndarray, sigma: np.ndarray, scale: float,
+                            by_component: bool):
+    """(sd, big, lam, U, U0, flat, cut): per-component std, the data's scale and sigma's support above round-off.
+
+    by_component: the diagonal alone (max-|z| needs no eigendecomposition); U and U0 are then None and ``flat``
+    marks the zero-variance components (None otherwise).
+    """
+    sd = np.sqrt(np.clip(sigma if sigma.ndim == 1 else np.diag(sigma), 0.0, None))
+    big = max(scale, float(np.abs(mu).max(initial=0.0)), float(np.abs(sample.mean).max(initial=0.0)),
+              float(sd.max(initial=0.0)))
+    # Per-episode spreads below EXACT_RTOL of the problem's scale are round-off, not variance: without this floor
+    # a covariance of pure round-off (exact grad J ~ 1e-16) would be inverted and "reject".
+    if by_component:
+        flat = sd <= EXACT_RTOL * big
+        return sd, big, sd[~flat] ** 2, None, None, flat, (EXACT_RTOL * big) ** 2
+    lam, U, U0, cut = support(sigma, floor=(EXACT_RTOL * big) ** 2)
+    return sd, big, lam, U, U0, None, cut
+
+
+def _null_tolerance(sample: SampleMoments, big: float, cut: float, alpha: float, *, sampled: bool) -> float:
+    """How far the mean may sit from the exact value in a zero-variance direction."""
+    tol_null = EXACT_RTOL * big + NULL_SIGMAS * np.sqrt(cut / sample.n)
+    if sampled:     # unseen rare values (module docstring)
+        tol_null += -np.log(alpha) / sample.n * 2 * max(sample.max_abs, big)
+    return tol_null
+
+
+def _null_space_mismatch(diff: np.ndarray, U0: np.ndarray | None, flat: np.ndarray | None,
+                         tol_null: float) -> int | None:
+    """Flat index of the worst component of a zero-variance direction beyond ``tol_null``, or None."""
+    off = diff[flat] if U0 is None else U0.T @ diff
+    if not (off.size and np.abs(off).max() > tol_null):
+        return None
+    return int(np.flatnonzero(flat)[np.argmax(np.abs(off))]) if U0 is None else int(np.argmax(np.abs(U0 @ off)))
+
+
+def _few_nonzero(sample: SampleMoments, stderr: np.ndarray, test: str) -> np.ndarray:
+    """Components max-|z| leaves out: they vary, but with fewer than MIN_NONZERO non-zero values (bool [d])."""
+    few = np.zeros(stderr.shape, dtype=bool)
+    if test == "maxz" and sample.nonzero is not None:
+        few = (stderr > 0) & (sample.nonzero < MIN_NONZERO)
+    return few
+
+
+def _rare_value_mismatch(sample: SampleMoments, mu: np.ndarray, few: np.ndarray, alpha: float,
+                         big: float) -> int | None:
+    """Flat index of the ``few`` component whose exact value is beyond the bound its rare values allow, or None.
+
+    Few non-zero values: no z-test there (module docstring), only the bound a rare value's size allows.
+    """
+    n = sample.n
+    k = sample.nonzero[few]
+    p_up = special.betaincinv(k + 1.0, np.maximum(n - k, 1e-300), 1 - alpha / int(few.sum()))
+    miss = np.abs(mu[few]) > p_up * 2 * max(sample.max_abs, big) + EXACT_RTOL * big
+    if not miss.any():
+        return None
+    return int(np.flatnonzero(few)[np.argmax(np.where(miss, np.abs(mu[few]), -1.0))])
+
+
+def _undecided_reason(stderr: np.ndarray, tested: np.ndarray, few: np.ndarray, n: int) -> str:
+    """Why a sample leaves nothing to z-test ("" when something can be tested)."""
+    if not np.any(stderr > 0):
+        return (f"every one of the {n} estimates was the same in each component (to "
+                "round-off): the sample has no variance to test a mean against")
+    if not tested.any():
+        return (f"each of the {int(few.sum())} components that vary has fewer than "
+                f"{MIN_NONZERO} non-zero values among the {n} estimates: too few for the "
+                "normal approximation of a z-test")
+    return ""
+
+
+def _statistic(test: str, z: np.ndarray, tested: np.ndarray, diff: np.ndarray, U: np.ndarray | None,
+               lam: np.ndarray, n: int) -> tuple[float, int, float]:
+    """(statistic, dof, p-value) of max-|z| on ``z``, or of chi^2 / Hotelling T^2 on sigma's support."""
     if test == "maxz":
         r = int(np.count_nonzero(tested))
         T2 = float(z.max(initial=0.0))
-        p = min(1.0, r * 2 * float(special.stdtr(n - 1, -T2)))       # t.sf(T2, n - 1)
+        return T2, r, min(1.0, r * 2 * float(special.stdtr(n - 1, -T2)))       # t.sf(T2, n - 1)
+    r = lam.size
+    y = U.T @ diff
+    T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
+    if r == 0:      # exact covariance zero: the null-space check above was the whole (exact) test
+        p = 1.0
+    elif test == "hotelling":
+        p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
     else:
-        y = U.T @ diff
-        T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
-        if r == 0:      # exact covariance zero: the null-space check above was the whole (exact) test
-            p = 1.0
-        elif test == "hotelling":
-            p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
-        else:
-            p = float(stats.chi2.sf(T2, r))
-    return ConsistencyResult(test, T2, r, p, verdict="inconsistent" if p <= alpha else "consistent", worst=worst,
-                             **common)
+        p = float(stats.chi2.sf(T2, r))
+    return T2, r, p
 
 
 def _check_inputs(sample: SampleMoments, exact, alpha: float, cov, sample_test: str):
