@@ -21,7 +21,7 @@ from sympy import S, log
 from derive import rules as R
 from derive.notation import ActionExpectation, ActionSum, Grad, Policy, t
 from derive.rules import Condition, Rule
-from derive.steps import Derivation, Step
+from derive.steps import Derivation, chain_steps
 
 __all__ = ["EGLP", "EGLP_RULE", "score"]
 
@@ -31,17 +31,9 @@ def score(time=t):
     return Grad(log(Policy(time)))
 
 
-def _chain(head, table):
-    steps, before = [], head
-    for number, rule, after in table:
-        steps.append(Step(number, before, rule, after))
-        before = after
-    return steps
-
-
 EGLP = Derivation(
     "eglp", "The EGLP lemma: the score of a policy has mean zero",
-    tuple(_chain(ActionExpectation(score(), t), [
+    tuple(chain_steps(ActionExpectation(score(), t), [
         ("EGLP1", R.ACTION_EXPECTATION_AS_SUM, ActionSum(Policy(t) * score(), t)),
         ("EGLP2", R.SCORE_TIMES_POLICY, ActionSum(Grad(Policy(t)), t)),
         ("EGLP3", R.GRAD_OUT_OF_ACTION_SUM, Grad(ActionSum(Policy(t), t))),

@@ -32,7 +32,7 @@ from derive.notation import (
     ActionExpectation, ActionSum, Advantage, CondExpectation, Density, Expectation, Grad, Policy, QValue,
     Reward, StateProb, StateSum, VValue, gamma, t, tau, theta, time_sum, tp, H,
 )
-from derive.steps import Derivation, Step
+from derive.steps import Derivation, Step, chain_steps
 
 __all__ = ["PG_Q", "PG_ADVANTAGE", "PG_STATE", "reward_to_go", "Q_FORM", "REWARD_TO_GO_FORM"]
 
@@ -48,14 +48,6 @@ def _E(body):
     return Expectation(body, p_tau)
 
 
-def _chain(head, table):
-    steps, before = [], head
-    for number, rule, after, *at in table:
-        steps.append(Step(number, before, rule, after, at[0] if at else None))
-        before = after
-    return steps
-
-
 _G = reward_to_go()
 #: the last line of the reward-to-go derivation: grad J = E[sum_t grad log pi_t G_t]
 REWARD_TO_GO_FORM = _E(time_sum(score() * _G))
@@ -64,7 +56,7 @@ Q_FORM = _E(time_sum(gamma**t * score() * QValue(t)))
 
 PG_Q = Derivation(
     "pg_q", "The policy-gradient theorem, Q form",
-    tuple(_chain(REWARD_TO_GO_FORM, [
+    tuple(chain_steps(REWARD_TO_GO_FORM, [
         ("PGQ1", R.TOWER_PROPERTY_ACTION, _E(time_sum(CondExpectation(score() * _G, t, 1)))),
         ("PGQ2", R.PULL_OUT_KNOWN, _E(time_sum(score() * CondExpectation(_G, t, 1)))),
         ("PGQ3", R.Q_VALUE_DEFINITION, Q_FORM),
@@ -77,7 +69,7 @@ _with_v = _E(time_sum(gamma**t * score() * VValue(t)))
 _QmV = _E(time_sum(gamma**t * score() * QValue(t))) - _with_v
 PG_ADVANTAGE = Derivation(
     "pg_advantage", "The policy-gradient theorem, advantage form (baseline b = V)",
-    tuple(_chain(_E(time_sum(gamma**t * score() * Advantage(t))), [
+    tuple(chain_steps(_E(time_sum(gamma**t * score() * Advantage(t))), [
         ("PGA1", R.ADVANTAGE_DEFINITION, _E(time_sum(gamma**t * score() * (QValue(t) - VValue(t))))),
         ("PGA2", R.DISTRIBUTE, _E(time_sum(gamma**t * score() * QValue(t) - gamma**t * score() * VValue(t)))),
         ("PGA3", R.LINEARITY_OF_EXPECTATION, _QmV),
@@ -97,7 +89,7 @@ PG_ADVANTAGE = Derivation(PG_ADVANTAGE.name, PG_ADVANTAGE.title, tuple(
 _score_q = _E(score() * QValue(t))
 PG_STATE = Derivation(
     "pg_state", "The policy-gradient theorem, state-visitation form",
-    tuple(_chain(Q_FORM, [
+    tuple(chain_steps(Q_FORM, [
         ("PGS1", R.EXPECTATION_OF_SUM, Sum(_E(gamma**t * score() * QValue(t)), (t, 0, H - 1))),
         ("PGS2", R.CONSTANT_OUT_OF_EXPECTATION, Sum(gamma**t * _score_q, (t, 0, H - 1))),
         ("PGS3", R.MARGINALISE_STATE_ACTION,

@@ -34,7 +34,7 @@ from derive.notation import (
     ActionExpectation, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist, Integrate, Policy,
     Return, Reward,    TestFn, Transition, gamma, t, tau, theta, time_sum, tp, x, H,
 )
-from derive.steps import Derivation, Step
+from derive.steps import Derivation, Step, chain_steps
 
 __all__ = ["SEED", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS", "score",
            "reward_to_go"]
@@ -57,15 +57,7 @@ _E1 = [
 _HEAD = Grad(Expectation(f, p))
 
 
-def _chain(head, table):
-    steps, before = [], head
-    for number, rule, after in table:
-        steps.append(Step(number, before, rule, after))
-        before = after
-    return steps
-
-
-_steps = _chain(_HEAD, _E1)
+_steps = chain_steps(_HEAD, _E1)
 
 # (8): the identity at x = tau, f = R, p(x|theta) = p(tau|theta).
 _eq8 = Eq(Grad(Expectation(R_tau, p_tau)), Expectation(R_tau * Grad(log(p_tau)), p_tau),
@@ -110,7 +102,7 @@ _g = gamma**tp * Reward(tp)
 _past = _E(time_sum(time_sum(_g * score(), tp, 0, t - 1)))
 _future = _E(time_sum(time_sum(_g * score(), tp, t, H - 1)))
 _cond = lambda body, lo, hi: _E(time_sum(time_sum(body, tp, lo, hi)))  # noqa: E731
-_rtg = _chain(_eq15.rhs, [
+_rtg = chain_steps(_eq15.rhs, [
     ("RTG1", R.RETURN_DEFINITION, _E(time_sum(time_sum(_g, tp) * score()))),
     ("RTG2", R.FACTOR_INTO_SUM, _E(time_sum(time_sum(_g * score(), tp)))),
     ("RTG3", R.SPLIT_AT_T, _E(time_sum(time_sum(_g * score(), tp, 0, t - 1))
@@ -134,7 +126,7 @@ REWARD_TO_GO = Derivation(
 
 _G = reward_to_go()
 _with_b = _E(time_sum(score() * Baseline(t)))
-_base = _chain(_E(time_sum(score() * (_G - Baseline(t)))), [
+_base = chain_steps(_E(time_sum(score() * (_G - Baseline(t)))), [
     ("B1", R.DISTRIBUTE, _E(time_sum(score() * _G - score() * Baseline(t)))),
     ("B2", R.LINEARITY_OF_EXPECTATION, _E(time_sum(score() * _G)) - _with_b),
     ("B3", R.TOWER_PROPERTY, _E(time_sum(score() * _G)) - _E(time_sum(CondExpectation(score() * Baseline(t), t)))),

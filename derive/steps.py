@@ -86,6 +86,16 @@ class Step:
         return step_markdown(self)
 
 
+def chain_steps(head, table) -> list[Step]:
+    """Steps from ``head`` through a table of ``(number, rule, after[, at])``: each step starts where the last
+    ended (``at``, optional, is the step's fifth field)."""
+    steps, before = [], head
+    for number, rule, after, *at in table:
+        steps.append(Step(number, before, rule, after, at[0] if at else None))
+        before = after
+    return steps
+
+
 @dataclass(frozen=True)
 class Derivation:
     """A named sequence of steps: the single source the tests, report and LaTeX read.
