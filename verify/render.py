@@ -261,15 +261,19 @@ def format_mc(r: McResult, command: str | None = None) -> str:
         p = r.paired
         lines.append(f"Monte Carlo, paired with {r.reference} (E[g - g_ref] = 0): {describe_test(p)}")
         if not p.undecided:
-            w = p.worst
-            lines.append(f"  {'the miss' if p.verdict == 'inconsistent' else 'largest difference'}: "
-                         f"{_component(r, w)}: mean of g - {r.reference} = {p.mean[w]:.4g} ± {p.stderr[w]:.2g} "
-                         f"(standard error" + ("" if p.stderr[w] == 0 else f", z = {p.z[w]:+.2f}") +
-                         f"), grad J there {t.exact[w]:.6g}")
+            lines.append(_paired_miss(r))
     lines.append(_power_line(r))
     if command:
         lines.append(f"reproduce: {command}")
     return "\n".join(lines)
+
+
+def _paired_miss(r: McResult) -> str:
+    """The paired test's worst component: the mean of g - g_ref there estimates E[g] - grad J."""
+    p, w = r.paired, r.paired.worst
+    return (f"  {'the miss' if p.verdict == 'inconsistent' else 'largest difference'}: {r.name_of(w)}: "
+            f"mean of g - {r.reference} = {p.mean[w]:.4g} (standard error {p.stderr[w]:.2g}"
+            + ("" if p.stderr[w] == 0 else f", z = {p.z[w]:+.2f}") + f"), grad J there {r.test.exact[w]:.6g}")
 
 
 def _component(r: McResult, index) -> str:
@@ -373,10 +377,7 @@ def format_estimator_check(c: EstimatorCheck) -> str:
         p = r.paired
         lines.append(f"Monte Carlo, paired with {r.reference} on the same episodes: {describe_test(p)}")
         if not p.undecided:
-            pw = p.worst
-            lines.append(f"  {'the miss' if p.verdict == 'inconsistent' else 'largest difference'}: {r.name_of(pw)}: "
-                         f"mean of g - {r.reference} = {p.mean[pw]:.4g} (standard error {p.stderr[pw]:.2g}"
-                         + ("" if p.stderr[pw] == 0 else f", z = {p.z[pw]:+.2f}") + f"), grad J there {c.grad[pw]:.6g}")
+            lines.append(_paired_miss(r))
     if r.mc_rejected and exact and not c.exact_biased:
         lines.append("the exact mean equals grad J, so the Monte Carlo rejection is a false alarm of this sample "
                      "(probability alpha, more when rare actions are missing from it); the verdict is the exact one")
