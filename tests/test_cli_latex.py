@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import derive.seed
-import verify.report
+import verify.app.report
 from derive import rules as R
 from derive.notation import Density, Grad, TestFn, theta, x
 from derive.steps import Derivation, Step
@@ -31,7 +31,7 @@ def _latex(*args, cwd):
 @pytest.fixture
 def small(monkeypatch):
     """Export a one-step derivation and no errata (the real ones are exported by the slow test below)."""
-    monkeypatch.setattr(verify.report, "errata_for_latex", lambda: ())
+    monkeypatch.setattr(verify.app.report, "errata_for_latex", lambda: ())
 
     def use(*derivations):
         monkeypatch.setattr(derive.seed, "DERIVATIONS", derivations)
@@ -86,7 +86,7 @@ def test_cli_needs_an_output(tmp_path):
 
 @NEED_PDFLATEX
 def test_cli_document_compiles_with_all_errata(tmp_path):
-    from verify.errata import all_errata
+    from verify.app.errata import all_errata
 
     proc = _latex("-o", "pg.tex", "--quick", "--allow-failing", cwd=tmp_path)
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr

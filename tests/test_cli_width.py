@@ -66,7 +66,7 @@ def test_every_missing_extra_hint_has_one_form(monkeypatch):
 
     from verify.errors import UsageError
     from verify.gym import _gymnasium
-    from verify.plots import require_matplotlib
+    from verify.app.plots import require_matplotlib
 
     hint = re.compile(r"^[\w ]+ needs? \w+: pip install 'pgverify\[(plot|gym)\]'$")
     for module, call in (("matplotlib", require_matplotlib), ("gymnasium", _gymnasium)):

@@ -112,7 +112,7 @@ def test_exchange_regularity_sentence_follows_the_values():
 
 
 def test_a_failing_erratum_fails_the_report():
-    from verify.report import Report
+    from verify.app.report import Report
 
     report = Report(seed=0, quick=True)
     report.errata = [rho0_omitted()]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from verify.errata import (
+from verify.app.errata import (
     all_errata, discount_restart_bias, reward_to_go_discount_origin, reward_to_go_variance, rtg_variance_counterexample,
 )
 from verify.exact import gradient

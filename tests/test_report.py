@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 
 from verify.estimators import ESTIMATORS, get_estimator
-from verify.render import render_report
-from verify.report import build_report
+from verify.app.render import render_report
+from verify.app.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"version", "seed", "quick", "passed", "command", "summary", "derivation", "continuous", "errata", "gradients",

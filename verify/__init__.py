@@ -31,24 +31,33 @@ from __future__ import annotations
 
 import importlib
 
+from verify import _aliases
+
+_aliases.install()      # the flat module paths (verify.exact, verify.mc, ...) name the moved modules
+
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
     "InvalidMDPError": "verify.errors", "PGVerifyError": "verify.errors", "UsageError": "verify.errors",
-    "TabularMDP": "verify.mdp",
-    "LinearSoftmax": "verify.policy", "Policy": "verify.policy", "TabularSoftmax": "verify.policy",
-    "Problem": "verify.problem", "load_problem": "verify.problem", "problem_from_dict": "verify.problem",
-    "problem_to_dict": "verify.problem", "save_problem": "verify.problem",
-    "builtin_examples": "verify.builtin",
-    "Episodes": "verify.episodes",
-    "sample_episodes": "verify.sampler",
-    "enumerate_trajectories": "verify.exact", "gradient": "verify.exact", "value_tables": "verify.exact",
-    "ESTIMATORS": "verify.estimators", "Estimator": "verify.estimators", "estimator_names": "verify.estimators",
-    "from_weights": "verify.estimators", "get_estimator": "verify.estimators",
-    "exact_moments": "verify.moments",
-    "assert_estimator_unbiased": "verify.gradcheck", "check_estimator": "verify.gradcheck",
-    "assert_batch_estimator_unbiased": "verify.batchcheck", "check_batch_estimator": "verify.batchcheck",
+    "TabularMDP": "verify.model.mdp",
+    "LinearSoftmax": "verify.model.policy", "Policy": "verify.model.policy",
+    "TabularSoftmax": "verify.model.policy",
+    "Problem": "verify.model.problem", "load_problem": "verify.model.problem",
+    "problem_from_dict": "verify.model.problem", "problem_to_dict": "verify.model.problem",
+    "save_problem": "verify.model.problem",
+    "builtin_examples": "verify.model.builtin",
+    "Episodes": "verify.numerics.episodes",
+    "sample_episodes": "verify.numerics.sampler",
+    "enumerate_trajectories": "verify.numerics.exact", "gradient": "verify.numerics.exact",
+    "value_tables": "verify.numerics.exact",
+    "ESTIMATORS": "verify.checks.estimators", "Estimator": "verify.checks.estimators",
+    "estimator_names": "verify.checks.estimators", "from_weights": "verify.checks.estimators",
+    "get_estimator": "verify.checks.estimators",
+    "exact_moments": "verify.checks.moments",
+    "assert_estimator_unbiased": "verify.checks.gradcheck", "check_estimator": "verify.checks.gradcheck",
+    "assert_batch_estimator_unbiased": "verify.checks.batchcheck",
+    "check_batch_estimator": "verify.checks.batchcheck",
 }
 _SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies")
 
@@ -58,7 +67,7 @@ __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
+    elif name in _SUBMODULES or f"verify.{name}" in _aliases.MOVED:     # a module by its flat path
         value = importlib.import_module(f"verify.{name}")
     else:
         raise AttributeError(f"module 'verify' has no attribute {name!r}")

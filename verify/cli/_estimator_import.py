@@ -14,9 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import Estimator, get_estimator
+from verify.checks.estimators import Estimator, get_estimator
 
 __all__ = ["load_estimator"]
 

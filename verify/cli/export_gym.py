@@ -8,8 +8,8 @@ from verify.cli._args import (
     load_theta,
     writable_output,
 )
-from verify.mdp import DENSE_FILE_MAX_ENTRIES
-from verify.problem import Problem, save_problem
+from verify.model.mdp import DENSE_FILE_MAX_ENTRIES
+from verify.model.problem import Problem, save_problem
 
 
 def register(sub) -> None:

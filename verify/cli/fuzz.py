@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def run_fuzz(args) -> int:
-    from verify import fuzz
+    from verify.testing import fuzz
 
     if args.list:
         width = max(len(name) for name in fuzz.CLAIMS)

@@ -12,8 +12,8 @@ from verify.cli._args import (
     load_problem_from_args,
     print_json,
 )
-from verify.exact import METHODS, GradientResult, gradient
-from verify.problem import Problem
+from verify.numerics.exact import METHODS, GradientResult, gradient
+from verify.model.problem import Problem
 
 if TYPE_CHECKING:                  # rich loads only when a table is printed (start-up time)
     from rich.console import Console

@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 
 def run_plot(args) -> int:
-    from verify.plots import write_problem_plots
+    from verify.app.plots import write_problem_plots
 
     problem = load_problem_from_args(args)
     for path in write_problem_plots(problem, args.out, episodes=args.episodes, seed=args.seed, force=args.force):

@@ -9,7 +9,15 @@
 
 A loss is minimised: the check tests E[-grad loss]. Neither this package nor the core imports torch or jax;
 only the two adapter modules do, when used. Errors are ``LossError`` (a ``verify.errors.UsageError``).
+``verify.frameworks.gym`` imports gymnasium's toy-text environments as exact tabular MDPs (extra ``gym``).
 """
-from verify.frameworks._common import Batch, ExactGradient, LossError
+import importlib
 
 __all__ = ["Batch", "ExactGradient", "LossError"]
+
+
+def __getattr__(name: str):
+    # resolved on first use: ``verify.frameworks.gym`` (imported by the CLI) must not load the batch checks
+    if name in __all__:
+        return getattr(importlib.import_module("verify.frameworks._common"), name)
+    raise AttributeError(f"module 'verify.frameworks' has no attribute {name!r}")

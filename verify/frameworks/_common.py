@@ -29,13 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from verify.batchcheck import Target
+from verify.checks.batchcheck import Target
 from verify.errors import UsageError
-from verify.gradcheck import EstimatorError
-from verify.mdp import TabularMDP
-from verify.moments import magnitude
-from verify.policy import TabularSoftmax
-from verify.problem import Problem, load_problem
+from verify.checks.gradcheck import EstimatorError
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import magnitude
+from verify.model.policy import TabularSoftmax
+from verify.model.problem import Problem, load_problem
 
 __all__ = ["Batch", "DPTables", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL",
            "batch_arrays", "dp_objective", "dp_tables", "framework_target", "observation_table", "policy_log_probs",

@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from verify.errors import UsageError, positive_int
-from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import objective
-from verify.mdp import TabularMDP, reachable
-from verify.moments import exact_moments_all
-from verify.policy import LinearSoftmax, Policy, TabularSoftmax
-from verify.problem import Problem, problem_to_dict, write_mdp_file
-from verify.strategies import problems
+from verify.checks.estimators import ESTIMATORS, get_estimator
+from verify.numerics.exact import objective
+from verify.model.mdp import TabularMDP, reachable
+from verify.checks.moments import exact_moments_all
+from verify.model.policy import LinearSoftmax, Policy, TabularSoftmax
+from verify.model.problem import Problem, problem_to_dict, write_mdp_file
+from verify.testing.strategies import problems
 
 __all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names",
            "counterexample_to_dict", "default_output", "describe", "get_claim", "scratch_hypothesis_storage", "search",

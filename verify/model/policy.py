@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify.errors import InvalidMDPError
-from verify.mdp import finite_array
+from verify.model.mdp import finite_array
 
 __all__ = ["LinearSoftmax", "Policy", "TabularSoftmax", "policy_from_dict"]
 

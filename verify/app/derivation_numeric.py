@@ -283,8 +283,8 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """
     global NumericModel
     from derive.grounding import ground
-    from verify.builtin import builtin_examples
-    from verify.exact import gradient
+    from verify.model.builtin import builtin_examples
+    from verify.numerics.exact import gradient
 
     if NumericModel is None:
         NumericModel = _build_model_class()

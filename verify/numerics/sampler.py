@@ -34,10 +34,10 @@ from typing import Iterator
 
 import numpy as np
 
-from verify.episodes import Episodes, StepEpisodes, Steps, episodes_from_lists, longest_first, step_index
+from verify.numerics.episodes import Episodes, StepEpisodes, Steps, episodes_from_lists, longest_first, step_index
 from verify.errors import UsageError, positive_int
-from verify.mdp import TabularMDP
-from verify.policy import Policy
+from verify.model.mdp import TabularMDP
+from verify.model.policy import Policy
 
 __all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "ROWS_MIN_PARAMETERS", "TRUNCATION_RTOL",
            "JointTable", "chunk_size", "concatenate", "default_max_steps", "episode_bytes", "iter_episode_chunks",

@@ -71,21 +71,21 @@ from typing import Callable
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, Estimator
-from verify.mc import (
+from verify.checks.estimators import ESTIMATORS, Estimator
+from verify.checks.mc import (
     DEFAULT_ALPHA,
     DEFAULT_EPISODES,
     McResult,
     component_name,
     run_mc,
 )
-from verify.mdp import TabularMDP
-from verify.moments import ZERO_BIAS_RTOL, exact_moments_all
-from verify.policy import Policy, TabularSoftmax
-from verify.problem import Problem, load_problem
-from verify.sampler import sample_episodes
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all
+from verify.model.policy import Policy, TabularSoftmax
+from verify.model.problem import Problem, load_problem
+from verify.numerics.sampler import sample_episodes
 
 __all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator_unbiased", "check_estimator"]
 
@@ -188,7 +188,7 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
     >>> est(enumerate_trajectories(bandit.mdp, bandit.policy))
     Traceback (most recent call last):
     ...
-    verify.gradcheck.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
+    verify.checks.gradcheck.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
 = [N, *theta.shape] (N = 3 episodes, theta (1, 3))
     """
     if not callable(fn):
@@ -321,7 +321,7 @@ class EstimatorCheck:
 
     def format(self) -> str:
         """The report in words (``verify.render.format_estimator_check``)."""
-        from verify.render import format_estimator_check
+        from verify.app.render import format_estimator_check
 
         return format_estimator_check(self)
 
@@ -348,7 +348,7 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
     """The Problem a check runs on: a Problem, a TabularMDP (uniform policy unless ``policy``), a built-in example
     name or an MDP file path; ``policy`` replaces the problem's own. ``who`` names the caller in errors."""
     if isinstance(problem, str) and not Path(problem).exists():
-        from verify.builtin import EXAMPLE_NAMES, load_example
+        from verify.model.builtin import EXAMPLE_NAMES, load_example
 
         if problem in EXAMPLE_NAMES:   # the name reproduce lines print for a built-in example
             problem = load_example(problem)
@@ -378,7 +378,7 @@ def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> 
 def _problem_source(given, problem: Problem) -> str:
     """How ``reproduce`` names the problem: the file path or built-in name given, with the gamma/horizon overrides
     that turn the built-in example into ``problem``; else ``problem`` (the object passed, by variable)."""
-    from verify.builtin import EXAMPLE_NAMES, load_example
+    from verify.model.builtin import EXAMPLE_NAMES, load_example
 
     if isinstance(given, Path) or (isinstance(given, str) and Path(given).exists()):
         return repr(str(given))

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from verify.episodes import Episodes, discounted_returns, score_total
+from verify.numerics.episodes import Episodes, discounted_returns, score_total
 from verify.errors import UsageError
-from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
-from verify.policy import Policy
+from verify.model.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
+from verify.model.policy import Policy
 
 if TYPE_CHECKING:                  # scipy loads on first use (start-up time)
     import scipy.sparse as sps

@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from verify.errors import InvalidMDPError
-from verify.io import (
+from verify.model.io import (
     MAX_ABS_VALUE,
     atomic_write,
     read_json_file,
     require_memory,
     require_work,
 )
-from verify.mdp import TabularMDP, dumps_rows, file_entries
-from verify.policy import Policy, policy_from_dict
+from verify.model.mdp import TabularMDP, dumps_rows, file_entries
+from verify.model.policy import Policy, policy_from_dict
 
 __all__ = [
     "SCHEMA_PATH",
@@ -55,7 +55,7 @@ __all__ = [
     "write_mdp_file",
 ]
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "mdp.schema.json"
+SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "mdp.schema.json"
 _KEYS = {"name", "states", "actions", "initial", "transitions", "rewards", "terminal", "gamma", "horizon", "policy",
          "description"}
 _REQUIRED = ("initial", "transitions", "rewards")
@@ -470,7 +470,7 @@ def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = Tr
     gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
     T x episodes would refuse honest requests).
     """
-    from verify.sampler import chunk_size, default_max_steps, episode_bytes
+    from verify.numerics.sampler import chunk_size, default_max_steps, episode_bytes
 
     mdp = problem.mdp
     T = default_max_steps(mdp)

@@ -17,9 +17,9 @@ from functools import cached_property
 
 import numpy as np
 
-from verify import returns
-from verify.mdp import TabularMDP
-from verify.policy import Policy
+from verify.numerics import returns
+from verify.model.mdp import TabularMDP
+from verify.model.policy import Policy
 
 __all__ = ["Episodes", "StepEpisodes", "Steps", "at_steps", "discounted_returns", "episodes_from_lists",
            "longest_first", "reward_to_go", "score_sums", "score_total", "step_index", "step_reward_to_go",

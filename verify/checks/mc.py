@@ -35,14 +35,14 @@ from typing import Callable
 
 import numpy as np
 
-from verify.episodes import step_score_rows
+from verify.numerics.episodes import step_score_rows
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, Estimator, get_estimator
-from verify.exact import directional_derivatives, finite_difference_gradient, gradient
-from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
-from verify.problem import Problem
-from verify.sampler import iter_episode_chunks
-from verify.stats import (
+from verify.checks.estimators import ESTIMATORS, Estimator, get_estimator
+from verify.numerics.exact import directional_derivatives, finite_difference_gradient, gradient
+from verify.checks.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.model.problem import Problem
+from verify.numerics.sampler import iter_episode_chunks
+from verify.checks.stats import (
     EXACT_RTOL,
     MIN_NONZERO,
     ConsistencyResult,
@@ -54,7 +54,7 @@ from verify.stats import (
     effect_size,
     episodes_needed,
 )
-from verify.trace import ConvergenceTrace, TraceRecorder
+from verify.checks.trace import ConvergenceTrace, TraceRecorder
 
 __all__ = [
     "COVARIANCES",

@@ -39,17 +39,17 @@ from typing import Callable
 import numpy as np
 from scipy import stats as scipy_stats
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import gradient
-from verify.mc import ENUMERATION_LIMIT, component_name
-from verify.mdp import TabularMDP
-from verify.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
-from verify.policy import Policy
-from verify.problem import Problem
-from verify.sampler import sample_episodes
-from verify.stats import SampleMoments, consistency_test, detectable_bias
+from verify.checks.estimators import ESTIMATORS, get_estimator
+from verify.numerics.exact import gradient
+from verify.checks.mc import ENUMERATION_LIMIT, component_name
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
+from verify.model.policy import Policy
+from verify.model.problem import Problem
+from verify.numerics.sampler import sample_episodes
+from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["BatchCheck", "BatchSize", "DEFAULT_BATCHES", "DEFAULT_BATCH_SIZE", "DEFAULT_TOLERANCE", "EXACT_CALLS",
            "Target", "VERDICTS", "assert_batch_estimator_unbiased", "check_batch_estimator", "check_batches",
@@ -580,7 +580,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
     >>> check_batch_estimator(batch_mean, builtin_examples()["chain"], batch_size=4).verdict
     'unbiased'
     """
-    from verify.gradcheck import EstimatorError, _describe, _name_of, as_problem  # gradcheck owns the contract
+    from verify.checks.gradcheck import EstimatorError, _describe, _name_of, as_problem  # gradcheck owns the contract
 
     problem = as_problem(problem, policy, who="check_batch_estimator")
     if not callable(fn):

@@ -36,9 +36,9 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import arrays
 
 from verify.errors import positive_int
-from verify.mdp import TabularMDP
-from verify.policy import LinearSoftmax, Policy, TabularSoftmax
-from verify.problem import Problem
+from verify.model.mdp import TabularMDP
+from verify.model.policy import LinearSoftmax, Policy, TabularSoftmax
+from verify.model.problem import Problem
 
 __all__ = ["POLICY_KINDS", "REWARD_KINDS", "mdps", "policies", "problems", "thetas"]
 

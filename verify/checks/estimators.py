@@ -51,11 +51,11 @@ from typing import Callable
 
 import numpy as np
 
-from verify import returns
-from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
-from verify.episodes import step_reward_to_go, step_score_sums
+from verify.numerics import returns
+from verify.numerics.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
+from verify.numerics.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
-from verify.exact import action_values_at, state_values
+from verify.numerics.exact import action_values_at, state_values
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import Estimator
-from verify.exact import MAX_TRAJECTORIES, enumerate_trajectories, expected_length, gradient
-from verify.mdp import TabularMDP
-from verify.policy import Policy
+from verify.checks.estimators import Estimator
+from verify.numerics.exact import MAX_TRAJECTORIES, enumerate_trajectories, expected_length, gradient
+from verify.model.mdp import TabularMDP
+from verify.model.policy import Policy
 
 __all__ = ["ENUMERATION_CHUNK", "ExactMoments", "exact_moments", "exact_moments_all", "magnitude", "try_enumerate"]
 

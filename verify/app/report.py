@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verify import __version__
-from verify.builtin import builtin_examples
-from verify.mc import GradientCheck
+from verify.model.builtin import builtin_examples
+from verify.checks.mc import GradientCheck
 
 __all__ = ["ContinuousRow", "DerivationRow", "Report",
            "VarianceRow", "build_report", "build_report_with_progress", "errata_for_latex"]
@@ -176,7 +176,7 @@ def continuous_rows() -> list[ContinuousRow]:
 
 def errata_for_latex() -> tuple:
     """Every erratum (symbolic and numeric), as the LaTeX export and the report show them."""
-    from verify.errata import all_errata
+    from verify.app.errata import all_errata
 
     return all_errata()
 
@@ -204,8 +204,8 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     """Run every check. ``progress`` is an optional rich Progress to advance (the CLI shows one on terminals);
     ``trace`` > 0 keeps each Monte Carlo run's convergence trace at about that many points (for the figures);
     ``estimators`` is the catalog to check (default ``verify.estimators.ESTIMATORS``; tests pass a broken one)."""
-    from verify.estimators import ESTIMATORS
-    from verify.mc import run_check
+    from verify.checks.estimators import ESTIMATORS
+    from verify.checks.mc import run_check
 
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
@@ -224,7 +224,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     report.continuous = continuous_rows()
     done("continuous", t0)
     t0 = time.perf_counter()
-    from verify.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
+    from verify.app.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
     report.derivation_numeric = numeric_lines(quick=quick)
     done("derivation_numeric", t0)
     t0 = time.perf_counter()

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from verify.episodes import Episodes, episodes_from_lists
+from verify.numerics.episodes import Episodes, episodes_from_lists
 from verify.errors import InvalidMDPError, UsageError, positive_int
-from verify.mdp import TabularMDP, reachable_csr
-from verify.policy import Policy, TabularSoftmax
-from verify.problem import Problem
+from verify.model.mdp import TabularMDP, reachable_csr
+from verify.model.policy import Policy, TabularSoftmax
+from verify.model.problem import Problem
 
 __all__ = ["TIME_LIMIT", "gym_problem", "gymnasium_sampler", "make_env", "mdp_from_env", "parse_gym_kwargs",
            "sample_episodes_gymnasium"]
