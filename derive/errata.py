@@ -34,7 +34,8 @@ from derive.notation import (
     theta, x,
     time_product, time_sum, tp, H,
 )
-from derive.printing import Prose, Tex, seed_notation
+from derive.display import markdown_math
+from derive.printing import Prose, Tex, seed_notation, to_latex
 from derive.seed import reward_to_go, score
 
 __all__ = ["Erratum", "symbolic_errata", "rho0_omitted", "product_index_range", "objective_distribution",
@@ -105,7 +106,6 @@ class Erratum:
                 "parameters": {k: _jsonable(v) for k, v in self.parameters.items()}}
 
     def _repr_markdown_(self) -> str:
-        from derive.latex import erratum_markdown
         return erratum_markdown(self)
 
     def _repr_latex_(self) -> str:
@@ -375,3 +375,30 @@ def symbolic_errata() -> tuple[Erratum, ...]:
     return (rho0_omitted(), product_index_range(), objective_distribution(), transition_named_reward(),
             reward_to_go_drops_discount(), exchange_regularity())
 
+
+# --- Markdown (notebooks and the Markdown document) ----------------------------------------------------------------
+
+def erratum_markdown(e) -> str:
+    def prose(v):
+        return markdown_math(v) if isinstance(v, Prose) else str(v)
+
+    holds = getattr(e, "holds", None)
+    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.seed_text)}", ""]
+    for item in getattr(e, "seed_display", ()):
+        lines += ["$$", _display_markdown(item), "$$", ""]
+    lines += [f"*Correction:* {prose(e.correction)}", ""]
+    for item in getattr(e, "correction_display", ()):
+        lines += ["$$", _display_markdown(item), "$$", ""]
+    lines += [f"*Evidence (computed):* {prose(e.evidence)}", ""]
+    for item in getattr(e, "evidence_display", ()):
+        lines += ["$$", _display_markdown(item), "$$", ""]
+    if holds is not None:
+        lines += [("✓ the evidence satisfies: " if holds else "✗ **FAILED**: the evidence does not satisfy: ")
+                  + prose(e.claim), ""]
+    return "\n".join(lines)
+
+
+def _display_markdown(item) -> str:
+    if isinstance(item, Tex):
+        return item.latex
+    return to_latex(item)

@@ -25,6 +25,9 @@ from sympy import Add, Basic, Product, Sum
 from sympy.core.relational import Equality
 
 from derive.notation import Expectation
+from derive.display import derivation_repr_latex, equation_sides as _sides, markdown_math as _md_math
+from derive.display import markdown_status as _md_status, step_markdown, step_repr_latex, title_of as _title
+from derive.errata import erratum_markdown
 from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
 from derive.rule_prose import rule_prose
 from derive.steps import Derivation, Step
@@ -89,15 +92,6 @@ _SUMMARIES = {
                       "."),
 }
 
-_TITLES = {
-    "pg_advantage": Prose("The policy-gradient theorem, advantage form (baseline ", Tex("b = V", "b = V"), ")"),
-}
-
-
-def _title(d: Derivation) -> Prose:
-    return _TITLES.get(d.name) or (d.title if isinstance(d.title, Prose) else Prose(d.title))
-
-
 def _summary(d: Derivation) -> Prose:
     if d.name in _SUMMARIES:
         return _SUMMARIES[d.name]
@@ -105,6 +99,9 @@ def _summary(d: Derivation) -> Prose:
     if d.name.startswith(("pg_theorem", "policy_gradient")):
         s = Prose(s, " ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"))
     return s
+
+
+summary_of = _summary    # the documents' summary of a derivation (with citations), public for verify.html
 
 
 # --- verification ---------------------------------------------------------------------------------------------------
@@ -275,15 +272,6 @@ def _equation_body(lhs: str | None, rhs: Basic, printer, budget: float = LINE_BU
 
 def _label(number) -> str:
     return f"eq:{number}"
-
-
-def _sides(step: Step, previous: Step | None) -> tuple[Basic | None, Basic]:
-    """(lhs or None for a continued chain, rhs) of the displayed equation, with J(π_θ) named."""
-    if step.is_equation:
-        return name_objective(step.after.lhs), step.after.rhs
-    if previous is not None and not previous.is_equation and previous.after == step.before:
-        return None, step.after
-    return name_objective(step.before), step.after
 
 
 def _cites(text: str, known: set) -> str:
@@ -601,44 +589,6 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
 
 # --- Markdown and notebooks -----------------------------------------------------------------------------------------
 
-def _md_status(status: StepStatus | None) -> str:
-    if status is None:
-        return ""
-    if status.ok:
-        sizes = ", ".join(str(tuple(g[0])) for g in status.grounding)
-        return " — ✓ replayed" + (f", grounded at {sizes}" if sizes else "")
-    return f" — ✗ **FAILED**: {seed_names_text(status.failure())}"
-
-
-def _md_math(prose: Prose) -> str:
-    """Prose for Markdown: text as is, maths as ``$...$``."""
-    out = []
-    for part in prose.parts:
-        if isinstance(part, Tex):
-            out.append(part.text if part.latex.startswith("\\cite") else f"${part.latex}$")
-        elif isinstance(part, str):
-            out.append(part.replace("*", r"\*").replace("_", r"\_"))
-        else:
-            out.append(f"${to_latex(part)}$")
-    return "".join(out)
-
-
-def step_markdown(step: Step, previous: Step | None = None, status: StepStatus | None = None) -> str:
-    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the seed."""
-    justification, conditions = rule_prose(step.rule)
-    lhs, rhs = _sides(step, previous)
-    eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
-    conds = "; ".join(_md_math(c) for c in conditions)
-    return "\n".join([
-        f"**({step.number})** *{step.rule.name.replace('_', ' ')}.* {_md_math(justification)}"
-        + (f" *Needs:* {conds}." if conds else "") + _md_status(status),
-        "",
-        "$$",
-        rf"{eq} \qquad ({step.number})",
-        "$$",
-        ""])
-
-
 def derivation_markdown(d: Derivation, status: dict | None = None) -> str:
     out = [f"## {_md_math(_title(d))}", "", _md_math(_summary(d)), ""]
     previous = None
@@ -646,32 +596,6 @@ def derivation_markdown(d: Derivation, status: dict | None = None) -> str:
         out.append(step_markdown(step, previous, None if status is None else status.get((d.name, step.number))))
         previous = step
     return "\n".join(out)
-
-
-def erratum_markdown(e) -> str:
-    def prose(v):
-        return _md_math(v) if isinstance(v, Prose) else str(v)
-
-    holds = getattr(e, "holds", None)
-    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.seed_text)}", ""]
-    for item in getattr(e, "seed_display", ()):
-        lines += ["$$", _display_md(item), "$$", ""]
-    lines += [f"*Correction:* {prose(e.correction)}", ""]
-    for item in getattr(e, "correction_display", ()):
-        lines += ["$$", _display_md(item), "$$", ""]
-    lines += [f"*Evidence (computed):* {prose(e.evidence)}", ""]
-    for item in getattr(e, "evidence_display", ()):
-        lines += ["$$", _display_md(item), "$$", ""]
-    if holds is not None:
-        lines += [("✓ the evidence satisfies: " if holds else "✗ **FAILED**: the evidence does not satisfy: ")
-                  + prose(e.claim), ""]
-    return "\n".join(lines)
-
-
-def _display_md(item) -> str:
-    if isinstance(item, Tex):
-        return item.latex
-    return to_latex(item)
 
 
 def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
@@ -694,20 +618,3 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
         out += ["## Errata: slips in the seed", ""] + [erratum_markdown(e) for e in errata]
     out += ["## References", ""] + [f"- {text.replace('--', '–')}" for _, text in BIBLIOGRAPHY] + [""]
     return "\n".join(out)
-
-
-def derivation_repr_latex(d: Derivation) -> str:
-    """For Jupyter: one ``$$`` display per step, numbered as in the seed (the first is the seed's first equation)."""
-    out, previous = [], None
-    for step in d.steps:
-        lhs, rhs = _sides(step, previous)
-        left = f"{to_latex(lhs)} = " if lhs is not None else "= "
-        out.append(rf"$${left}{to_latex(rhs)} \qquad ({step.number})$$")
-        previous = step
-    return "\n".join(out)
-
-
-def step_repr_latex(step: Step) -> str:
-    lhs, rhs = _sides(step, None)
-    return f"$${to_latex(lhs)} = {to_latex(rhs)} \\qquad ({step.number})$$"
-

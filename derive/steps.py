@@ -77,12 +77,12 @@ class Step:
     def is_equation(self) -> bool:
         return isinstance(self.after, Equality)
 
-    def _repr_latex_(self) -> str:   # Jupyter: the step's equation, numbered (derive.latex)
-        from derive.latex import step_repr_latex
+    def _repr_latex_(self) -> str:   # Jupyter: the step's equation, numbered (derive.display)
+        from derive.display import step_repr_latex
         return step_repr_latex(self)
 
     def _repr_markdown_(self) -> str:
-        from derive.latex import step_markdown
+        from derive.display import step_markdown
         return step_markdown(self)
 
 
@@ -127,12 +127,12 @@ class Derivation:
         raise KeyError(number)
 
     def _repr_latex_(self) -> str:   # Jupyter: ``from derive import SEED; SEED`` shows the numbered derivation
-        from derive.latex import derivation_repr_latex
+        from derive.display import derivation_repr_latex
         return derivation_repr_latex(self)
 
     def _repr_markdown_(self) -> str:
-        from derive.latex import derivation_markdown
-        return derivation_markdown(self)
+        from derive.display import derivation_repr_markdown
+        return derivation_repr_markdown(self)
 
 
 @dataclass(frozen=True)

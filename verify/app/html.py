@@ -14,7 +14,8 @@ import io
 import math
 
 
-from derive.latex import StepStatus, _sides, _summary, _title
+from derive.display import equation_sides, title_of
+from derive.latex import StepStatus, summary_of
 from derive.printing import Prose, Tex, mathml_block, seed_names_text, to_mathml, to_unicode
 from derive.rule_prose import rule_prose
 
@@ -61,7 +62,7 @@ def _derivations(report) -> str:
            "(applied to the line before, it gives the line) and the step grounds as an exact identity on "
            "symbolic tabular MDPs of the sizes shown. Equations are numbered as in the seed.</p>"]
     for d in DERIVATIONS:
-        out.append(f'<h3 id="d-{_e(d.name)}">{_prose(_title(d))}</h3><p>{_prose(_summary(d))}</p>')
+        out.append(f'<h3 id="d-{_e(d.name)}">{_prose(title_of(d))}</h3><p>{_prose(summary_of(d))}</p>')
         previous = None
         for step in d.steps:
             status = _status(rows.get((d.name, str(step.number))))
@@ -74,7 +75,7 @@ def _derivations(report) -> str:
             else:
                 mark = f'{MARK[False]} <span class="bad">FAILED: {_e(seed_names_text(status.failure())[:300])}</span>'
             needs = "; ".join(c.html() for c in conditions)
-            lhs, rhs = _sides(step, previous)
+            lhs, rhs = equation_sides(step, previous)
             out.append(f'<div class="step" id="eq-{_e(step.number)}"><span class="num">({_e(step.number)})</span> '
                        f'{mark} <span class="rule">{_e(step.rule.name.replace("_", " "))}.</span> '
                        f'{justification.html()}' + (f' <span class="needs">Needs: {needs}.</span>' if needs else "")

@@ -86,6 +86,7 @@ from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all
 from verify.model.policy import Policy, TabularSoftmax
 from verify.model.problem import Problem, load_problem
 from verify.numerics.sampler import sample_episodes
+from verify.checks.text import format_estimator_check
 
 __all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator_unbiased", "check_estimator"]
 
@@ -320,9 +321,7 @@ class EstimatorCheck:
         return self.verdict == "consistent"
 
     def format(self) -> str:
-        """The report in words (``verify.render.format_estimator_check``)."""
-        from verify.app.render import format_estimator_check
-
+        """The report in words (``verify.checks.text.format_estimator_check``, plain text)."""
         return format_estimator_check(self)
 
     def to_json(self) -> dict:
