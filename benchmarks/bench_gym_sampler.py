@@ -8,7 +8,7 @@ Run by hand; never part of pytest. Both pipelines sample FrozenLake-v1 4x4 (slip
 - **gymnasium loop** (the baseline): ``gymnasium.make`` (with its TimeLimit and checker wrappers, as a user has
   it), ``env.step`` per step, actions by ``bisect`` on per-state cumulative lists with uniforms drawn from numpy in
   blocks, everything logged in flat Python lists and turned into one ``Episodes`` batch at the end. (The former
-  baseline, ``verify.gym.sample_episodes_gymnasium``, draws with ``np.searchsorted`` per step and pads per-episode
+  baseline, ``verify.frameworks.gym_sampler.sample_episodes_gymnasium``, draws with ``np.searchsorted`` per step and pads per-episode
   lists: 1.6x slower; it stays the independent check of the import, not a yardstick.)
 - **pgverify**: ``verify.sampler.iter_episode_chunks`` + the estimator per chunk.
 

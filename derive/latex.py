@@ -25,8 +25,8 @@ from sympy import Add, Basic, Product, Sum
 from sympy.core.relational import Equality
 
 from derive.notation import Expectation
-from derive.display import derivation_repr_latex, equation_sides as _sides, markdown_math as _md_math
-from derive.display import markdown_status as _md_status, step_markdown, step_repr_latex, title_of as _title
+from derive.display import equation_sides as _sides, markdown_math as _md_math, markdown_status as _md_status
+from derive.display import step_markdown, title_of as _title
 from derive.errata import erratum_markdown
 from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
 from derive.rule_prose import rule_prose

@@ -176,7 +176,7 @@ def test_policy_logsumexp_is_scipys_bit_for_bit():
 
 def test_directional_derivatives_match_the_gradient_and_check_uses_them_for_big_theta():
     from verify.exact import directional_derivatives
-    from verify.mc import FD_MAX_COMPONENTS, exact_cross_check
+    from verify.checks.crosscheck import FD_MAX_COMPONENTS, exact_cross_check
     from verify.problem import Problem
     rng = np.random.default_rng(4)
     S, A = 30, 3                                      # 90 components > FD_MAX_COMPONENTS

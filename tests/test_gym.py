@@ -18,7 +18,8 @@ from verify.cli import main  # noqa: E402
 from verify.errors import UsageError  # noqa: E402
 from verify.estimators import get_estimator  # noqa: E402
 from verify.exact import gradient  # noqa: E402
-from verify.gym import TIME_LIMIT, gym_problem, make_env, parse_gym_kwargs, sample_episodes_gymnasium  # noqa: E402
+from verify.gym import TIME_LIMIT, gym_problem, make_env, parse_gym_kwargs  # noqa: E402
+from verify.frameworks.gym_sampler import sample_episodes_gymnasium  # noqa: E402
 from verify.policy import TabularSoftmax  # noqa: E402
 from verify.sampler import sample_episodes  # noqa: E402
 from verify.stats import SampleMoments, consistency_test  # noqa: E402

@@ -13,7 +13,7 @@ import numpy as np
 
 from verify import __version__
 from verify.model.builtin import builtin_examples
-from verify.checks.mc import GradientCheck
+from verify.checks.crosscheck import GradientCheck
 
 __all__ = ["ContinuousRow", "DerivationRow", "Report",
            "VarianceRow", "build_report", "build_report_with_progress", "errata_for_latex"]

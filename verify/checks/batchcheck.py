@@ -43,9 +43,9 @@ from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
 from verify.checks.estimators import ESTIMATORS, get_estimator
 from verify.numerics.exact import gradient
-from verify.checks.mc import ENUMERATION_LIMIT, component_name
+from verify.model.labels import component_name
 from verify.model.mdp import TabularMDP
-from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
+from verify.checks.moments import ENUMERATION_LIMIT, ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
 from verify.model.policy import Policy
 from verify.model.problem import Problem
 from verify.numerics.sampler import sample_episodes
@@ -580,12 +580,12 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
     >>> check_batch_estimator(batch_mean, builtin_examples()["chain"], batch_size=4).verdict
     'unbiased'
     """
-    from verify.checks.gradcheck import EstimatorError, _describe, _name_of, as_problem  # gradcheck owns the contract
+    from verify.checks.contract import EstimatorError, as_problem, describe, name_of
 
     problem = as_problem(problem, policy, who="check_batch_estimator")
     if not callable(fn):
-        raise EstimatorError(f"a batch estimator must be a function episodes -> [*theta.shape], got {_describe(fn)}")
-    label = name or _name_of(fn)
+        raise EstimatorError(f"a batch estimator must be a function episodes -> [*theta.shape], got {describe(fn)}")
+    label = name or name_of(fn)
     shape = problem.policy.theta.shape
 
     def estimate(episodes: Episodes) -> np.ndarray:
@@ -595,7 +595,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
             raise EstimatorError(f"batch estimator {label} raised {type(exc).__name__}: {exc} (on a batch of "
                                  f"{episodes.n} episodes)") from exc
         if np.isscalar(out) or not hasattr(out, "__array__"):
-            raise EstimatorError(f"batch estimator {label} returned {_describe(out)}, not an array of theta's shape "
+            raise EstimatorError(f"batch estimator {label} returned {describe(out)}, not an array of theta's shape "
                                  f"{shape}")
         arr = np.asarray(out, dtype=float)
         if arr.shape != shape:

@@ -78,13 +78,14 @@ from verify.checks.mc import (
     DEFAULT_ALPHA,
     DEFAULT_EPISODES,
     McResult,
-    component_name,
     run_mc,
 )
+from verify.checks.contract import EstimatorError, as_problem, describe, name_of
+from verify.model.labels import component_name
 from verify.model.mdp import TabularMDP
 from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all
-from verify.model.policy import Policy, TabularSoftmax
-from verify.model.problem import Problem, load_problem
+from verify.model.policy import Policy
+from verify.model.problem import Problem
 from verify.numerics.sampler import sample_episodes
 from verify.checks.text import format_estimator_check
 
@@ -95,31 +96,7 @@ PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch
 
 
 
-class EstimatorError(UsageError):
-    """A user's estimator broke the contract: it raised, returned a non-array, a wrong shape or NaN/inf, or its
-    values depend on the rest of the batch, on randomness or on padding.
-
-    The message names the function and what it returned; an exception inside the function is chained
-    (``__cause__``), so its traceback is still there for debugging.
-    """
-
-
 # --- the contract: wrapping and validating the user's function ------------------------------------------------------
-
-def _name_of(fn) -> str:
-    if isinstance(fn, Estimator):
-        return fn.name
-    inner = getattr(fn, "func", fn)          # functools.partial
-    qual = getattr(inner, "__qualname__", None) or type(inner).__name__
-    return qual if inner is fn else f"partial({qual})"
-
-
-def _describe(obj) -> str:
-    if isinstance(obj, np.ndarray):
-        return f"an array of shape {obj.shape} and dtype {obj.dtype}"
-    text = repr(obj)
-    return f"{type(obj).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
-
 
 def _read_only(episodes: Episodes) -> Episodes:
     """The same batch with non-writable views: a function that edits its input would corrupt later estimators."""
@@ -138,7 +115,7 @@ def _validate_output(out, name: str, episodes: Episodes) -> np.ndarray:
     shape = (episodes.n, *theta_shape)
     wanted = f"an array of shape {shape} = [N, *theta.shape] (N = {episodes.n} episodes, theta {theta_shape})"
     if np.isscalar(out) or not (isinstance(out, np.ndarray) or hasattr(out, "__array__")):
-        raise EstimatorError(f"estimator {name} returned {_describe(out)}, not an array; the contract asks for "
+        raise EstimatorError(f"estimator {name} returned {describe(out)}, not an array; the contract asks for "
                              f"{wanted}")
     try:
         arr = np.asarray(out)
@@ -189,12 +166,12 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
     >>> est(enumerate_trajectories(bandit.mdp, bandit.policy))
     Traceback (most recent call last):
     ...
-    verify.checks.gradcheck.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
+    verify.checks.contract.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
 = [N, *theta.shape] (N = 3 episodes, theta (1, 3))
     """
     if not callable(fn):
-        raise EstimatorError(f"an estimator must be a function episodes -> [N, *theta.shape], got {_describe(fn)}")
-    label = name or _name_of(fn)
+        raise EstimatorError(f"an estimator must be a function episodes -> [N, *theta.shape], got {describe(fn)}")
+    label = name or name_of(fn)
     inner = fn.per_episode if isinstance(fn, Estimator) else fn
 
     def per_episode(episodes: Episodes) -> np.ndarray:
@@ -341,30 +318,6 @@ class EstimatorCheck:
                 **{k: v for k, v in self.mc.to_json().items()
                    if k in ("decided_by", "mc_verdict", "reason", "paired", "power", "detectable_bias",
                             "detectable_bias_sd", "episodes_to_detect")}}
-
-
-def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estimator") -> Problem:
-    """The Problem a check runs on: a Problem, a TabularMDP (uniform policy unless ``policy``), a built-in example
-    name or an MDP file path; ``policy`` replaces the problem's own. ``who`` names the caller in errors."""
-    if isinstance(problem, str) and not Path(problem).exists():
-        from verify.model.builtin import EXAMPLE_NAMES, load_example
-
-        if problem in EXAMPLE_NAMES:   # the name reproduce lines print for a built-in example
-            problem = load_example(problem)
-    if isinstance(problem, (str, Path)):
-        problem = load_problem(problem)
-    if isinstance(problem, TabularMDP):
-        problem = Problem(problem, policy if policy is not None else
-                          TabularSoftmax(np.zeros((problem.n_states, problem.n_actions))))
-    elif not isinstance(problem, Problem):
-        raise UsageError(f"{who} needs a Problem, a TabularMDP (with policy=), a built-in example name or an MDP "
-                         f"file path, got "
-                         f"{_describe(problem)}")
-    if policy is not None and policy is not problem.policy:
-        if not isinstance(policy, Policy):
-            raise UsageError(f"policy must be a verify.policy.Policy, got {_describe(policy)}")
-        problem = Problem(problem.mdp, policy)
-    return problem
 
 
 def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> tuple[str, ...]:

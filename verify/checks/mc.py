@@ -38,8 +38,11 @@ import numpy as np
 from verify.numerics.episodes import step_score_rows
 from verify.errors import UsageError
 from verify.checks.estimators import ESTIMATORS, Estimator, get_estimator
-from verify.numerics.exact import directional_derivatives, finite_difference_gradient, gradient
-from verify.checks.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.numerics.exact import gradient
+from verify.checks.moments import ENUMERATION_LIMIT, ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.checks.contract import step_weights
+from verify.checks.crosscheck import GRADIENT_TOL, GradientCheck, exact_cross_check  # noqa: F401 (verify.mc's names)
+from verify.model.labels import component_name
 from verify.model.problem import Problem
 from verify.numerics.sampler import iter_episode_chunks
 from verify.checks.stats import (
@@ -83,34 +86,10 @@ DEFAULT_ALPHA = 1e-3
 EFFECT_SIZE = 0.1
 DETECT_POWER = 0.999
 DETECT_FRACTION = 0.01   # episodes_to_detect's default size: 1% of the largest |grad J| component
-FD_MAX_COMPONENTS = 64     # check: central differences per component up to this size, along directions beyond
-FD_DIRECTIONS = 8          # random unit directions (besides grad J's own) for the directional check
-FD_ROUNDOFF = 10 * 2.3e-16 / 1e-5   # central differences (eps = 1e-5): round-off per unit of the problem's magnitude
 FULL_MOMENTS_MAX_D = 256   # beyond, sample moments keep the variances only (all max-|z| reads; see run_estimators)
-ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
-GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
 REFERENCES = ("reward_to_go", "baseline_value")   # the paired test's controls: unbiased on every MDP
 TRACE_COMPONENTS = 4   # components (largest |grad J|) whose own running variance a trace keeps
-
-
-@dataclass(frozen=True)
-class GradientCheck:
-    """Exact gradient of one example by every applicable method, and their largest disagreement."""
-
-    example: str
-    J: float
-    methods: tuple[str, ...]
-    max_abs_diff: float
-    tol: float
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.max_abs_diff <= self.tol)
-
-    def to_json(self) -> dict:
-        return {"example": self.example, "J": self.J, "methods": list(self.methods),
-                "max_abs_diff": self.max_abs_diff, "tol": self.tol, "passed": self.passed}
 
 
 def _fin(x) -> float | None:
@@ -251,20 +230,6 @@ class McResult:
                 "episodes_to_detect": {"bias": size, "episodes": self.episodes_to_detect(size)}}
 
 
-def component_name(problem: Problem, index: tuple[int, ...]) -> str:
-    """theta[s, a] with the MDP's state and action names (tabular), or theta[k] (linear).
-
-    >>> from verify.builtin import builtin_examples
-    >>> component_name(builtin_examples()["chain"], (1, 1))
-    "theta[1, 1] (state 's1', action 'right')"
-    """
-    label = f"theta[{', '.join(str(i) for i in index)}]"
-    if problem.policy.kind == "tabular_softmax" and len(index) == 2:
-        s, a = index
-        label += f" (state {problem.mdp.states[s]!r}, action {problem.mdp.actions[a]!r})"
-    return label
-
-
 def _check_settings(episodes, alpha, covariance) -> None:
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 2:
         raise UsageError(f"the number of episodes must be an integer of at least 2, got {episodes!r}")
@@ -336,7 +301,7 @@ class _Rows:
 def _rows(estimator: Estimator, batch, policy) -> _Rows | None:
     """The estimator's values on ``batch`` as visited rows, or None when it has no per-step weights (a user's
     function) or the policy is not tabular."""
-    weights = getattr(estimator.per_episode, "weights", None)
+    weights = step_weights(estimator.per_episode)
     if weights is None:
         return None
     out = step_score_rows(batch, np.broadcast_to(weights(batch), batch.steps.t.shape))
@@ -370,7 +335,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         the trajectories can be enumerated).
       chunk, max_steps: passed to ``sampler.iter_episode_chunks``.
       sampler: another episode source, ``sampler(mdp, policy, n, rng) -> iterable of Episodes batches`` (e.g.
-        ``verify.gym.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
+        ``verify.frameworks.gym_sampler.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
       trace: record a ``verify.trace.ConvergenceTrace`` at about this many episode counts in each result
         (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
@@ -565,35 +530,6 @@ class CheckResult:
     def to_json(self) -> dict:
         return {"problem": self.problem, "passed": self.passed, "summary": self.summary,
                 "gradients": self.gradients.to_json(), "estimators": [r.to_json() for r in self.rows]}
-
-
-def exact_cross_check(problem: Problem):
-    """grad J by DP (finite horizon) or a linear solve, by enumeration when feasible, and by finite differences.
-
-    Enumerates only up to ENUMERATION_LIMIT trajectories, so it also serves problems such as FrozenLake with
-    H = 100.
-    """
-    mdp, policy = problem.mdp, problem.policy
-    methods = ["dp"] if mdp.horizon is not None else ["solve"]
-    if try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT) is not None:
-        methods.insert(0, "enumerate")
-    results = [gradient(mdp, policy, m) for m in methods]
-    grads = [r.grad for r in results]
-    diff = max(float(np.abs(g - grads[0]).max()) for g in grads)
-    g = grads[0].ravel()
-    if g.size <= FD_MAX_COMPONENTS:
-        diff = max(diff, float(np.abs(finite_difference_gradient(mdp, policy).ravel() - g).max()))
-        label = "finite differences"
-    else:
-        # Two J evaluations per direction instead of per component (Taxi: 3000): grad J's own direction and
-        # FD_DIRECTIONS random unit vectors, each compared with grad J . v.
-        V = np.random.default_rng(0).standard_normal((FD_DIRECTIONS, g.size))
-        V = np.vstack([g / max(float(np.linalg.norm(g)), 1e-300), V / np.linalg.norm(V, axis=1, keepdims=True)])
-        diff = max(diff, float(np.abs(directional_derivatives(mdp, policy, V) - V @ g).max()))
-        label = f"finite differences along {len(V)} directions"
-    # Central differences of J lose about eps_machine |J| / eps to cancellation: |J| ~ 771 on Taxi gives 1e-8 alone.
-    tol = GRADIENT_TOL + FD_ROUNDOFF * magnitude(mdp, policy)
-    return GradientCheck(mdp.name, results[0].J, (*methods, label), diff, tol)
 
 
 def run_check(problem: Problem, estimators=ESTIMATORS, **settings) -> CheckResult:

@@ -22,9 +22,11 @@ from verify.numerics.exact import MAX_TRAJECTORIES, enumerate_trajectories, expe
 from verify.model.mdp import TabularMDP
 from verify.model.policy import Policy
 
-__all__ = ["ENUMERATION_CHUNK", "ExactMoments", "exact_moments", "exact_moments_all", "magnitude", "try_enumerate"]
+__all__ = ["ENUMERATION_CHUNK", "ENUMERATION_LIMIT", "ExactMoments", "exact_moments", "exact_moments_all", "magnitude",
+           "try_enumerate"]
 
 ENUMERATION_CHUNK = 50_000   # trajectories per evaluation batch (bounds the [M, S, A] arrays)
+ENUMERATION_LIMIT = 200_000  # the checks enumerate up to this many trajectories (mc, crosscheck, batchcheck)
 ZERO_BIAS_RTOL = 1e-9        # |bias| below this times the problem's scale counts as exactly zero
 
 

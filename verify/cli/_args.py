@@ -21,7 +21,7 @@ from verify.model.io import (
     read_json_file,
     read_npy_file,
 )
-from verify.model.problem import Problem, check_sampling_budget, load_problem, numeric_array
+from verify.model.problem import Problem, load_problem, numeric_array
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -258,6 +258,8 @@ def load_problem_from_args(args) -> Problem:
     if args.theta:
         problem = Problem(problem.mdp, load_theta(args.theta, problem))
     if getattr(args, "episodes", None) is not None:
+        from verify.numerics.sampler import check_sampling_budget
+
         check_sampling_budget(problem, args.episodes)
     return problem
 

@@ -107,7 +107,8 @@ def run_mc(args) -> int:
     if args.sampler == "gymnasium":
         if args.gym is None:
             raise UsageError("--sampler gymnasium needs --gym ENV_ID (it steps the gymnasium environment itself)")
-        from verify.frameworks.gym import gymnasium_sampler, parse_gym_kwargs
+        from verify.frameworks.gym import parse_gym_kwargs
+        from verify.frameworks.gym_sampler import gymnasium_sampler
 
         sampler = gymnasium_sampler(args.gym, parse_gym_kwargs(args.gym_kwargs))
     result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
@@ -137,7 +138,7 @@ def run_check(args) -> int:
 
 def _check_one_estimator(args, problem: Problem) -> int:
     """``check --estimator``: the exact-gradient cross-check and that one estimator, no catalog table."""
-    from verify.checks.mc import exact_cross_check
+    from verify.checks.crosscheck import exact_cross_check
 
     gradients = exact_cross_check(problem)
     check = _user_estimator_check(args, problem)

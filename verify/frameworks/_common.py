@@ -31,7 +31,7 @@ import numpy as np
 
 from verify.checks.batchcheck import Target
 from verify.errors import UsageError
-from verify.checks.gradcheck import EstimatorError
+from verify.checks.contract import EstimatorError
 from verify.model.mdp import TabularMDP
 from verify.checks.moments import magnitude
 from verify.model.policy import TabularSoftmax

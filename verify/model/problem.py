@@ -44,7 +44,6 @@ __all__ = [
     "Problem",
     "check_declared_sizes",
     "check_problem_budget",
-    "check_sampling_budget",
     "load_problem",
     "mdp_schema",
     "numeric_array",
@@ -459,26 +458,6 @@ def check_problem_budget(mdp: TabularMDP) -> None:
     require_memory(16.0 * (H + 1) * S, f"the dynamic-programming table (horizon {H} x {S} states)")
     require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H} "
                  f"({mdp.successors.nnz} transition entries per step)")
-
-
-def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True) -> None:
-    """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
-
-    Memory: a chunk of min(episodes, verify.sampler.chunk_size) episodes (all of them when not ``chunked``) of
-    ``verify.sampler.episode_bytes`` each (8 (8 (T + 1) + 5 S A) bytes, min(S, T + 1) rows instead of S for big
-    S A), T the step cap (the horizon, or the truncation cap for horizon null: about 3 10^5 steps at
-    gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
-    T x episodes would refuse honest requests).
-    """
-    from verify.numerics.sampler import chunk_size, default_max_steps, episode_bytes
-
-    mdp = problem.mdp
-    T = default_max_steps(mdp)
-    per_episode = float(episode_bytes(mdp))
-    batch = episodes if not chunked else min(episodes, chunk_size(mdp))
-    require_memory(batch * per_episode, f"sampling {batch} episodes at a time with a step cap of {T}"
-                   + ("" if mdp.horizon is not None else f" (horizon null, gamma {mdp.gamma:g})"))
-    require_work(float(episodes), f"sampling {episodes} episodes")
 
 
 def problem_from_dict(data: dict, *, default_name: str = "mdp") -> Problem:

@@ -30,17 +30,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from verify.numerics.episodes import Episodes, StepEpisodes, Steps, episodes_from_lists, longest_first, step_index
 from verify.errors import UsageError, positive_int
 from verify.model.mdp import TabularMDP
+from verify.model.io import require_memory, require_work
 from verify.model.policy import Policy
 
+if TYPE_CHECKING:
+    from verify.model.problem import Problem
+
 __all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "ROWS_MIN_PARAMETERS", "TRUNCATION_RTOL",
-           "JointTable", "chunk_size", "concatenate", "default_max_steps", "episode_bytes", "iter_episode_chunks",
+           "JointTable", "check_sampling_budget", "chunk_size", "concatenate", "default_max_steps", "episode_bytes", "iter_episode_chunks",
            "joint_table", "sample_episodes", "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
@@ -418,3 +422,23 @@ def sample_episodes_naive(mdp: TabularMDP, policy: Policy, n: int, rng: np.rando
             raise UsageError(f"an episode did not terminate within max_steps = {cap} steps (gamma = 1, horizon null)")
         episodes.append((states, actions, rewards))
     return episodes_from_lists(episodes, mdp, policy)
+
+
+# --- the budget: refuse a run before it starts -----------------------------------------------------------------------
+
+def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True) -> None:
+    """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
+
+    Memory: a chunk of min(episodes, ``chunk_size``) episodes (all of them when not ``chunked``) of
+    ``episode_bytes`` each (8 (8 (T + 1) + 5 S A) bytes, min(S, T + 1) rows instead of S for big
+    S A), T the step cap (the horizon, or the truncation cap for horizon null: about 3 10^5 steps at
+    gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
+    T x episodes would refuse honest requests).
+    """
+    mdp = problem.mdp
+    T = default_max_steps(mdp)
+    per_episode = float(episode_bytes(mdp))
+    batch = episodes if not chunked else min(episodes, chunk_size(mdp))
+    require_memory(batch * per_episode, f"sampling {batch} episodes at a time with a step cap of {T}"
+                   + ("" if mdp.horizon is not None else f" (horizon null, gamma {mdp.gamma:g})"))
+    require_work(float(episodes), f"sampling {episodes} episodes")
