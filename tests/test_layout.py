@@ -47,3 +47,73 @@ def test_aliases_in_a_fresh_interpreter_load_only_what_is_asked():
 def test_unknown_module_under_verify_still_fails():
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("verify.no_such_module")
+
+
+# --- the layers, read from the files (ast): benchmarks/import_graph.py draws the same graph ----------------------
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import import_graph  # noqa: E402
+
+GRAPH = import_graph.build(ROOT)
+PRESENTATION = ("verify.app", "verify.cli", "verify.__main__")
+
+
+def _core_reaches_presentation(graph):
+    """Arrows from a core module (every layer below the application) into the application, the CLI or derive's
+    document builder, lazy imports inside functions included."""
+    bad = []
+    for e in graph.edges:
+        if e.source.startswith("derive") or graph.layer(e.source) in ("app", "cli"):
+            continue
+        if e.target.startswith(PRESENTATION) or graph.layer(e.target) == "derive-documents":
+            bad.append(f"{e.source} -> {e.target} (line {e.line}{', lazy' if e.lazy else ''})")
+    return bad
+
+
+def test_core_never_imports_the_application_the_cli_or_the_document_builder():
+    assert not _core_reaches_presentation(GRAPH), _core_reaches_presentation(GRAPH)
+
+
+def test_the_presentation_check_can_fail(tmp_path):
+    """A lazy import inside a function, through an old flat path, is caught (the check is not vacuous)."""
+    for package in ("verify", "verify/checks", "verify/app", "derive"):
+        (tmp_path / package).mkdir(parents=True, exist_ok=True)
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "verify" / "_aliases.py").write_text('MOVED = {"verify.render": "verify.app.render"}\n')
+    (tmp_path / "verify" / "app" / "render.py").write_text("X = 1\n")
+    (tmp_path / "derive" / "latex.py").write_text("X = 1\n")
+    (tmp_path / "verify" / "checks" / "gradcheck.py").write_text(
+        "def format(check):\n    from verify.render import X\n    return X\n")
+    (tmp_path / "verify" / "checks" / "mc.py").write_text("import derive.latex\n")
+    bad = _core_reaches_presentation(import_graph.build(tmp_path))
+    assert bad == ["verify.checks.gradcheck -> verify.app.render (line 2, lazy)",
+                   "verify.checks.mc -> derive.latex (line 1)"], bad
+
+
+def test_no_import_cycles_and_no_arrow_up():
+    assert GRAPH.cycles() == [], GRAPH.cycles()
+    up = [f"{e.source} -> {e.target} (line {e.line})" for e in GRAPH.upward()]
+    assert up == [], up
+
+
+def test_cycle_and_arrow_up_detection_can_fail(tmp_path):
+    (tmp_path / "derive").mkdir()
+    (tmp_path / "derive" / "__init__.py").write_text("")
+    (tmp_path / "derive" / "steps.py").write_text("def f():\n    import derive.latex\n")
+    (tmp_path / "derive" / "latex.py").write_text("from derive import steps\n")
+    graph = import_graph.build(tmp_path)
+    assert graph.cycles() == [["derive.latex", "derive.steps"]]
+    assert [(e.source, e.target) for e in graph.upward()] == [("derive.steps", "derive.latex")]
+
+
+def test_architecture_names_every_module_of_the_layers_and_only_real_files():
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"`((?:verify|derive)/[\w/]+\.py)`", text))
+    missing_files = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing_files, f"ARCHITECTURE.md names files that do not exist: {missing_files}"
+    layered = sorted(str(p.relative_to(ROOT)) for layer in ("model", "numerics", "checks", "testing", "app")
+                     for p in (ROOT / "verify" / layer).glob("*.py") if p.name != "__init__.py")
+    unnamed = [p for p in layered if p not in named]
+    assert not unnamed, f"modules without a paragraph in ARCHITECTURE.md: {unnamed}"
