@@ -25,12 +25,15 @@ class UsageError(PGVerifyError):
     """A request that cannot be carried out as asked (unknown name, too large, bad option)."""
 
 
-def positive_int(value, what: str, error: type[Exception] = UsageError, *, alternative: str = "") -> int:
-    """``value`` as an int when it is a positive integer (bool excluded), else ``error`` naming ``what``.
+def positive_int(value, what: str, error: type[Exception] = UsageError, *, alternative: str = "",
+                 least: int = 1) -> int:
+    """``value`` as an int when it is an integer of at least ``least`` (bool excluded), else ``error`` naming
+    ``what`` (a message with no subject when ``what`` is empty: argparse adds the option's name).
 
-    ``alternative`` completes the message where something else is accepted too (``"or null"``).
+    ``alternative`` completes the message where something else is accepted too (``"or null"``); ``least`` = 0
+    accepts seeds, 2 the episodes a sample variance needs.
 
-    The one check behind every count pgverify accepts (episodes, chunk sizes, horizons, search budgets).
+    The one check behind every count pgverify accepts (episodes, chunk sizes, horizons, seeds, search budgets).
 
     >>> positive_int(3, "episodes")
     3
@@ -38,10 +41,15 @@ def positive_int(value, what: str, error: type[Exception] = UsageError, *, alter
     Traceback (most recent call last):
     ...
     verify.errors.UsageError: episodes must be a positive integer, got 0
+    >>> positive_int(-1, "seed", least=0)
+    Traceback (most recent call last):
+    ...
+    verify.errors.UsageError: seed must be a non-negative integer, got -1
     """
     import numbers
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise error(f"{what} must be a positive integer{' ' * bool(alternative)}{alternative}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(least, f"an integer of at least {least}")
+        raise error(f"{what}{' ' * bool(what)}must be {kind}{' ' * bool(alternative)}{alternative}, got {value!r}")
     return int(value)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from verify.numerics.episodes import Episodes
-from verify.errors import UsageError
+from verify.errors import UsageError, positive_int
 from verify.checks.estimators import ESTIMATORS, get_estimator
 from verify.numerics.exact import gradient
 from verify.model.labels import component_name
@@ -530,14 +530,11 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
 
 
 def _check_settings(batch_size, batches, seed, alpha, tolerance, second) -> None:
-    def positive_int(x, what, least):
-        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < least:
-            raise UsageError(f"{what} must be an integer of at least {least}, got {x!r}")
-    positive_int(batch_size, "batch_size", 1)
-    positive_int(batches, "batches", 2)
-    positive_int(seed, "seed", 0)
+    positive_int(batch_size, "batch_size")
+    positive_int(batches, "batches", least=2)
+    positive_int(seed, "seed", least=0)
     if second is not None:
-        positive_int(second, "second_batch_size", batch_size + 1)
+        positive_int(second, "second_batch_size", least=batch_size + 1)
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
     if not 0 < tolerance:

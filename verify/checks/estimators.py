@@ -126,7 +126,10 @@ def from_weights(weights: Weights) -> Callable[[Episodes], np.ndarray]:
     """
     def per_episode(episodes: Episodes) -> np.ndarray:
         g = step_score_sums(episodes, np.broadcast_to(weights(episodes), episodes.steps.t.shape))
-        assert g.shape == (episodes.n, *episodes.policy.theta.shape), g.shape
+        if g.shape != (episodes.n, *episodes.policy.theta.shape):     # a check that survives python -O
+            raise UsageError(f"from_weights({weights.__name__}): the score sums have shape {g.shape}, expected "
+                             f"{(episodes.n, *episodes.policy.theta.shape)} = [N, *theta.shape] (the policy's "
+                             "score_contract must return theta's shape)")
         return g
     per_episode.__doc__ = f"step_score_sums(episodes, {weights.__name__}(episodes))"
     per_episode.weights = weights        # lets mc take the rows-only form (episodes.step_score_rows) on big MDPs

@@ -72,7 +72,7 @@ from typing import Callable
 import numpy as np
 
 from verify.numerics.episodes import Episodes
-from verify.errors import UsageError
+from verify.errors import positive_int
 from verify.checks.estimators import ESTIMATORS, Estimator
 from verify.checks.mc import (
     DEFAULT_ALPHA,
@@ -395,8 +395,7 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
         None if k == "gamma" else _KEEP)}
     if changes:
         problem = Problem(problem.mdp.replace(**changes), problem.policy)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
+    positive_int(seed, "seed", least=0)
     est = as_estimator(fn, name=name)
     _probe(est, problem, seed)
     mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance)

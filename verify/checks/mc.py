@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from verify.numerics.episodes import step_score_rows
-from verify.errors import UsageError
+from verify.errors import UsageError, positive_int
 from verify.checks.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.numerics.exact import gradient
 from verify.checks.moments import ENUMERATION_LIMIT, ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
@@ -231,8 +231,7 @@ class McResult:
 
 
 def _check_settings(episodes, alpha, covariance) -> None:
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 2:
-        raise UsageError(f"the number of episodes must be an integer of at least 2, got {episodes!r}")
+    positive_int(episodes, "the number of episodes", least=2)
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     if covariance not in COVARIANCES:

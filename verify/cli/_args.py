@@ -11,6 +11,7 @@ import json
 import signal
 from pathlib import Path
 
+from verify import errors
 from verify.errors import InvalidMDPError, UsageError
 from verify.model.io import (
     DEFAULT_LIMITS,
@@ -121,9 +122,7 @@ def positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    return errors.positive_int(value, "", argparse.ArgumentTypeError)
 
 
 def probability(text: str) -> float:

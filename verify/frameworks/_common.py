@@ -32,7 +32,7 @@ import numpy as np
 from verify.checks.batchcheck import Target
 from verify.errors import UsageError
 from verify.checks.contract import EstimatorError
-from verify.model.mdp import TabularMDP
+from verify.model.mdp import TabularMDP, reachable
 from verify.checks.moments import magnitude
 from verify.model.policy import TabularSoftmax
 from verify.model.problem import Problem, load_problem
@@ -173,13 +173,7 @@ class DPTables:
 def dp_tables(mdp: TabularMDP) -> DPTables:
     alive = ~mdp.terminal
     moves = (mdp.transitions > 0).any(axis=1) & alive[:, None] & alive[None, :]
-    seen = (mdp.initial > 0) & alive
-    frontier = seen.copy()
-    while frontier.any():
-        nxt = moves[frontier].any(axis=0) & ~seen
-        seen |= nxt
-        frontier = nxt
-    live = np.flatnonzero(seen)
+    live = np.flatnonzero(reachable(moves, (mdp.initial > 0) & alive))
     P = mdp.transitions[np.ix_(live, np.arange(mdp.n_actions), live)]
     return DPTables(live, P, mdp.expected_reward[live], mdp.initial[live], mdp.gamma, mdp.horizon)
 

@@ -13,6 +13,7 @@ episodes visited, as the estimators build it; the tabular policy contracts only 
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +30,13 @@ def _finite_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.
     return arr
 
 
-class Policy:
-    """Interface shared by the policy types (a stochastic policy pi_theta(a|s) on S states, A actions)."""
+class Policy(ABC):
+    """A stochastic policy pi_theta(a|s) on S states and A actions: the interface every policy type implements.
+
+    Subclasses hold ``theta`` (the parameters, any shape), ``kind`` (the file format's name for the type) and
+    ``log_probs`` / ``_probs`` ([S, A]), validated on construction, and implement the three abstract methods;
+    ``score``, ``score_contract_rows`` and ``check_compatible`` are derived from ``score_contract``.
+    """
 
     theta: np.ndarray
     kind: str
@@ -48,11 +54,23 @@ class Policy:
         """pi[s, a], shape [S, A]; rows sum to one."""
         return self._probs
 
-    def with_theta(self, theta) -> "Policy":  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def with_theta(self, theta) -> "Policy":
+        """The same policy type and features with parameters ``theta`` (validated; same shape)."""
 
-    def score_contract(self, W: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def score_contract(self, W: np.ndarray) -> np.ndarray:
+        r"""The one gradient primitive: sum_{s,a} W[..., s, a] grad_theta log pi_theta(a|s).
+
+        Every gradient pgverify computes goes through it: enumeration and DP contract it with p(tau)-weighted
+        visit counts or Q tables, the estimators with per-step weights (Williams 1992; Sutton et al. 2000).
+
+        Args:
+          W: weights, float [..., S, A] (any leading batch shape).
+
+        Returns:
+          float [..., *theta.shape].
+        """
 
     def score_contract_rows(self, W_rows: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
         """``score_contract(W)`` for the W [n, S, A] whose flat rows (episode * S + s) ``rows`` are ``W_rows`` [U, A]
@@ -65,8 +83,9 @@ class Policy:
         W[rows] = W_rows
         return self.score_contract(W.reshape(n, S, A))
 
-    def to_dict(self) -> dict:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """The policy as the MDP file's ``policy`` object (``policy_from_dict`` reads it back)."""
 
     def score(self, s, a) -> np.ndarray:
         """grad_theta log pi(a|s) for index arrays ``s``, ``a`` of one shape B; returns [*B, *theta.shape].
