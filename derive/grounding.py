@@ -280,11 +280,6 @@ def _compile_int(e):
     raise ValueError(f"index {e} is not an integer expression")
 
 
-def _int(e, model, env) -> int:
-    """Evaluate an index expression (t - 1, H - 1, ...) to an int."""
-    return _compile_int(e)(model, env)
-
-
 def _compile_loop(fn, limits):
     """Sum/Product limits, outermost first (inner bounds may use outer indices): a closure listing the values."""
     bounds = [(v, _compile_int(lo), _compile_int(hi)) for v, lo, hi in limits]

@@ -33,7 +33,7 @@ from derive.rule_prose import rule_prose
 from derive.steps import Derivation, Step
 
 __all__ = ["PGLatexPrinter", "pg_latex", "escape_text", "StepStatus", "verify_derivations", "failing_steps",
-           "render_derivation", "render_document", "render_markdown", "derivation_latex", "derivation_markdown",
+           "render_document", "render_markdown", "derivation_latex", "derivation_markdown",
            "step_latex", "step_markdown", "erratum_markdown", "BIBLIOGRAPHY", "LINE_BUDGET"]
 
 pg_latex = to_latex
@@ -388,11 +388,6 @@ def _continued(rhs: Basic, p) -> str:
     lines = _pack(_pieces(rhs, p), LINE_BUDGET - 6, LINE_BUDGET - 4)
     out = [f"&\\quad = {lines[0]}"] + [f"&\\qquad {ln}" for ln in lines[1:]]
     return " \\\\\n".join(out)
-
-
-def render_derivation(d: Derivation, status: dict | None = None) -> str:
-    """One derivation as a LaTeX section (no cross-references to other derivations)."""
-    return derivation_latex(d, status, {str(s.number) for s in d.steps})
 
 
 # --- the other sections ---------------------------------------------------------------------------------------------

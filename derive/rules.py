@@ -343,11 +343,6 @@ def depends_on_state_action_only(e: Basic, time: Basic) -> bool:
         isinstance(n, (Policy, QValue, VValue, Advantage, Baseline)) and n.time == time for n, _ in nodes)
 
 
-def _is_score(a, time) -> bool:
-    return (isinstance(a, Grad) and isinstance(a.expr, log) and isinstance(a.expr.args[0], Policy)
-            and a.expr.args[0].time == time)
-
-
 def free_of_theta(e: Basic, wrt: Basic = theta) -> bool:
     """Whether ``e`` does not depend on theta: no theta among its free symbols, and no node that
     depends on the policy implicitly (Q_t, V_t, A_t, Pr(s_t = s), means under pi_theta)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sympy import Basic, Eq, expand
+from sympy import Basic, expand
 from sympy.core.relational import Equality
 
 from derive.notation import theta  # noqa: F401  (used by the doctest)
@@ -210,10 +210,3 @@ def replay(derivation: Derivation) -> list[StepCheck]:
       one StepCheck per step, in order.
     """
     return [check_step(s) for s in derivation.steps]
-
-
-def as_equation(step: Step, head: Basic | None = None) -> Equality:
-    """The equation a step displays: ``after`` itself, or ``head = after`` for a chain."""
-    if step.is_equation:
-        return step.after
-    return Eq(step.before if head is None else head, step.after, evaluate=False)

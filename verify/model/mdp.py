@@ -180,13 +180,6 @@ class Successors:
         dense[self.pair, self.next_state] = self.prob if values is None else values
         return dense.reshape(S, A, S)
 
-    def csr(self):
-        """P as a scipy.sparse CSR array of shape [S A, S] (scipy imported here only)."""
-        import scipy.sparse as sps
-        S, A = self.n_states, self.n_actions
-        return sps.csr_array((self.prob, self.next_state, self.indptr), shape=(S * A, S))
-
-
 def _read_only(arr: np.ndarray) -> np.ndarray:
     arr.setflags(write=False)
     return arr

@@ -34,7 +34,7 @@ from verify.model.policy import LinearSoftmax, Policy, TabularSoftmax
 from verify.model.problem import Problem, problem_to_dict, write_mdp_file
 from verify.testing.strategies import problems
 
-__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict", "claim_names",
+__all__ = ["CLAIMS", "DEFAULT_EXAMPLES", "VARIANCE_RTOL", "Claim", "Counterexample", "Verdict",
            "counterexample_to_dict", "default_output", "describe", "get_claim", "scratch_hypothesis_storage", "search",
            "without_local_constants", "without_unreachable_states", "write_counterexample"]
 
@@ -141,11 +141,6 @@ _CLAIMS += [Claim(f"unbiased:{e.name}", f"the estimator {e.name} is unbiased: E[
                   _unbiased_claim(e.name), problems(), note=e.description)
             for e in ESTIMATORS]
 CLAIMS: dict[str, Claim] = {c.name: c for c in _CLAIMS}
-
-
-def claim_names() -> tuple[str, ...]:
-    """The registered claims' names, in registry order."""
-    return tuple(CLAIMS)
 
 
 def get_claim(name: str) -> Claim:
