@@ -4,7 +4,8 @@
                                                   = grad sum_a pi = grad 1 = 0
 
 (the "Expected Grad-Log-Prob" lemma in OpenAI's Spinning Up, Part 3, "Intro to Policy
-Optimization"; Williams 1992 for REINFORCE).  ``EGLP`` is its derivation, replayed
+Optimization", https://spinningup.openai.com/en/latest/spinningup/rl_intro3.html; Williams, "Simple statistical
+gradient-following algorithms for connectionist reinforcement learning", 1992, https://doi.org/10.1007/BF00992696).  ``EGLP`` is its derivation, replayed
 and grounded like the seed's; ``EGLP_RULE`` is the lemma as a rule, instantiated
 at any time step, with ``proved_by = "eglp"``: reward-to-go and the baseline use it
 (through the tower property) instead of an axiom.

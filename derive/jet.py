@@ -13,7 +13,9 @@ it.  Because x -> (v + eps d) is a ring homomorphism from the Laurent ring with 
 derivation D into F_p[eps]/(eps^2), a residual that is zero as a Laurent polynomial
 evaluates to zero, and a nonzero one (times the monomial clearing its denominators,
 of degree <= D_max) vanishes with probability <= D_max / (p - 1) per point
-(Schwartz 1980, Zippel 1979).  Every operation is one or two machine-size integer
+(Schwartz, "Fast probabilistic algorithms for verification of polynomial identities", J. ACM 27(4), 1980,
+https://doi.org/10.1145/322217.322225; Zippel, "Probabilistic algorithms for sparse polynomials", EUROSAM 1979,
+https://doi.org/10.1007/3-540-09519-5_73).  Every operation is one or two machine-size integer
 multiplications instead of a dictionary merge, and expressions never swell.
 
 >>> import random

@@ -1,5 +1,8 @@
 """The policy-gradient theorem (Sutton et al. 2000), derived from the reward-to-go form.
 
+Sutton, McAllester, Singh and Mansour, "Policy gradient methods for reinforcement learning with function
+approximation", NeurIPS 12 (2000), https://proceedings.neurips.cc/paper/1999/hash/464d828b85b0bed98e80ade0a5c43b0f-Abstract.html.
+
 Three derivations, each a chain of steps replayed and grounded like the seed's:
 
     PG_Q          E_tau[sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^{t'} r_{t'}]

@@ -42,6 +42,10 @@ chunk's steps. The step list changes how a batch is computed on, not which episo
 The weights are computed at the valid steps only (``episodes.steps``, not the padded [N, T] grid: a batch is
 padded to its longest episode, ~10x the mean on FrozenLake), so the cost follows the number of steps taken; the
 values are bit-for-bit those of the padded formulas (``tests/test_steps.py``).
+
+References: as ``verify.returns`` (Williams 1992, https://doi.org/10.1007/BF00992696; Sutton et al. 2000;
+Greensmith et al. 2004, https://www.jmlr.org/papers/v5/greensmith04a.html; Schulman et al. 2016,
+https://arxiv.org/abs/1506.02438), each with its title there.
 """
 from __future__ import annotations
 

@@ -6,8 +6,11 @@ Every gradient pgverify computes is contracted with the score through one primit
 
 so trajectory enumeration, dynamic programming and the Monte Carlo estimators share one
 implementation of grad log pi per policy type (tabular: W - pi * sum_a W; linear: features). grad log pi is the
-score function of the likelihood-ratio (REINFORCE) estimator, Williams (1992); contracting it with Q weights is
-the policy-gradient theorem, Sutton et al. (2000).
+score function of the likelihood-ratio (REINFORCE) estimator (Williams, "Simple statistical gradient-following
+algorithms for connectionist reinforcement learning", 1992, https://doi.org/10.1007/BF00992696); contracting it
+with Q weights is the policy-gradient theorem (Sutton, McAllester, Singh and Mansour, "Policy gradient methods for
+reinforcement learning with function approximation", NeurIPS 2000,
+https://proceedings.neurips.cc/paper/1999/hash/464d828b85b0bed98e80ade0a5c43b0f-Abstract.html).
 ``score_contract_rows`` is the same contraction for a W that is zero outside the rows (episode, state) the
 episodes visited, as the estimators build it; the tabular policy contracts only those rows.
 """

@@ -14,9 +14,16 @@ Notation: gamma^t is the discount from the episode's start (the objective J = E[
 time-indexed tables, V[t, s] and Q[t, s, a] with H - t actions left, or one row (stationary) serving every t
 (``verify.exact.value_tables`` computes the exact ones).
 
-References: Williams (1992) for REINFORCE; Sutton, McAllester, Singh and Mansour (2000) for the policy-gradient
-theorem (Q weights); Greensmith, Bartlett and Baxter (2004) for baselines; Schulman, Moritz, Levine, Jordan and
-Abbeel (2016) for generalized advantage estimation (GAE).
+References:
+  Williams, "Simple statistical gradient-following algorithms for connectionist reinforcement learning",
+    Machine Learning 8 (1992), https://doi.org/10.1007/BF00992696 (REINFORCE).
+  Sutton, McAllester, Singh and Mansour, "Policy gradient methods for reinforcement learning with function
+    approximation", NeurIPS 12 (2000), https://proceedings.neurips.cc/paper/1999/hash/464d828b85b0bed98e80ade0a5c43b0f-Abstract.html
+    (the policy-gradient theorem: Q weights).
+  Greensmith, Bartlett and Baxter, "Variance reduction techniques for gradient estimates in reinforcement
+    learning", JMLR 5 (2004), https://www.jmlr.org/papers/v5/greensmith04a.html (baselines).
+  Schulman, Moritz, Levine, Jordan and Abbeel, "High-dimensional continuous control using generalized advantage
+    estimation", ICLR (2016), https://arxiv.org/abs/1506.02438 (GAE).
 
 >>> r_t = np.array([[1.0, 1.0, 1.0], [2.0, 0.0, 0.0]])
 >>> lengths = np.array([3, 1])

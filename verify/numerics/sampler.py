@@ -107,7 +107,8 @@ class JointTable:
 def _vose(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Alias tables of the rows of p [S, K] (rows sum to 1, or 0 for rows never drawn): (accept [S, K], alias [S, K]).
 
-    Vose (1991), "A linear algorithm for generating random numbers with a given distribution", vectorised over
+    Vose, "A linear algorithm for generating random numbers with a given distribution", IEEE Transactions on
+    Software Engineering 17(9) (1991), https://doi.org/10.1109/32.92917, vectorised over
     rows: each round pairs one under-full column of every row with an over-full one. At most K rounds.
     """
     S, K = p.shape
