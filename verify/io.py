@@ -46,6 +46,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_INT_DIGITS",
     "Limits",
+    "WorkMeter",
     "atomic_write",
     "atomic_write_with",
     "check_output_path",
@@ -60,6 +61,7 @@ __all__ = [
     "require_memory",
     "require_work",
     "safe_filename",
+    "work_meter",
 ]
 
 MAX_DEPTH = 64             # the MDP format nests 4 levels; 64 leaves room for descriptions without recursion risk
@@ -90,13 +92,47 @@ def current_limits() -> Limits:
     return _LIMITS.get()
 
 
+class WorkMeter:
+    """Elementary steps counted as they run, against ``Limits.max_work`` (one meter per ``limits_scope``).
+
+    ``require_work`` refuses a job whose size is known before it starts; the meter bounds the jobs whose size is
+    only known while they run (episodes of a horizon-null MDP end when they reach a terminal state).
+    """
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: float) -> None:
+        self.limit, self.used = float(limit), 0.0
+
+    def remaining(self) -> float:
+        return self.limit - self.used
+
+    def charge(self, steps: float, what: str) -> None:
+        """Add ``steps``; refuse (UsageError) once the total passes the limit."""
+        self.used += steps
+        if not self.used <= self.limit:
+            raise UsageError(f"{what} stopped after {self.used:.3g} steps, more than the work limit "
+                             f"{self.limit:.2g} (raise it with --max-work)")
+
+
+_METER: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("pgverify_work_meter", default=None)
+
+
+def work_meter() -> WorkMeter:
+    """The meter of the enclosing ``limits_scope``; outside one, a fresh meter per call (per API call)."""
+    meter = _METER.get()
+    return meter if meter is not None else WorkMeter(current_limits().max_work)
+
+
 @contextlib.contextmanager
 def limits_scope(limits: Limits) -> Iterator[Limits]:
-    """Run a block under ``limits`` (the CLI wraps each command in one)."""
+    """Run a block under ``limits`` (the CLI wraps each command in one) with a fresh ``WorkMeter``."""
     token = _LIMITS.set(limits)
+    meter_token = _METER.set(WorkMeter(limits.max_work))
     try:
         yield limits
     finally:
+        _METER.reset(meter_token)
         _LIMITS.reset(token)
 
 

@@ -40,7 +40,7 @@ from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.exact import directional_derivatives, finite_difference_gradient, gradient
 from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
-from verify.problem import Problem
+from verify.problem import Problem, check_sampling_budget
 from verify.sampler import iter_episode_chunks
 from verify.stats import (
     EXACT_RTOL,
@@ -383,6 +383,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       UsageError: bad settings, unknown estimator, or covariance "exact" on a problem that cannot be enumerated.
     """
     _check_settings(episodes, alpha, covariance)
+    check_sampling_budget(problem, episodes, max_steps=max_steps)   # the API's budget too, not only the CLI's
     estimators = [get_estimator(e) if isinstance(e, str) else e for e in estimators]
     mdp, policy = problem.mdp, problem.policy
     grad = gradient(mdp, policy).grad

@@ -1,0 +1,65 @@
+"""Limits that hold: loops bounded by arithmetic, the work limit counting what runs, chunks that fit --max-memory."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from verify.errors import UsageError
+from verify.io import Limits, limits_scope
+from verify.mdp import TabularMDP
+from verify.policy import TabularSoftmax
+from verify.sampler import PROCESS_BYTES, chunk_size, effective_horizon, episode_bytes, sample_episodes
+
+
+def _log_bound(m: int, g: float) -> float:
+    return m * math.log(g) + math.log1p(m * (1 - g))
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99, 0.999, 1 - 1e-7, 1 - 1e-12, 1 - 1e-15])
+def test_effective_horizon_is_the_smallest_cap_and_is_found_at_once(gamma):
+    # the defining inequality, checked directly: m satisfies it and m - 1 does not
+    m = effective_horizon(gamma)
+    assert _log_bound(m, gamma) <= math.log(1e-12) < _log_bound(m - 1, gamma)
+
+
+def test_effective_horizon_matches_a_step_by_step_search_where_that_is_cheap():
+    for gamma in (0.3, 0.8, 0.95):
+        m = 1
+        while gamma ** m * (1 + m * (1 - gamma)) > 1e-12:
+            m += 1
+        assert effective_horizon(gamma) == m
+
+
+def _loop(gamma=1.0, horizon=None, stay=0.999):
+    return TabularMDP(initial=[1, 0], transitions=[[[stay, 1 - stay]], [[0, 1]]], rewards=[[1], [0]], terminal=[1],
+                      gamma=gamma, horizon=horizon)
+
+
+def test_the_work_limit_counts_the_steps_that_run():
+    mdp = _loop()       # expected length 1000 steps per episode: 50 episodes are about 5 10^4 steps
+    policy = TabularSoftmax(np.zeros((2, 1)))
+    with limits_scope(Limits(max_work=10_000)):
+        with pytest.raises(UsageError, match=r"stopped after .* steps, more than the work limit 1e\+04"):
+            sample_episodes(mdp, policy, 50, np.random.default_rng(0))
+    with limits_scope(Limits(max_work=10**7)):
+        batch = sample_episodes(mdp, policy, 50, np.random.default_rng(0))
+    assert batch.lengths.sum() > 10_000     # the same draws run through when the limit allows them
+
+
+def test_chunks_fit_the_memory_limit_without_a_floor():
+    mdp = _loop(horizon=10**5, stay=1.0)
+    for limit in (300 * 2**20, 2**30):
+        with limits_scope(Limits(max_memory=limit)):
+            n = chunk_size(mdp)
+        assert PROCESS_BYTES + n * episode_bytes(mdp) <= limit < PROCESS_BYTES + (n + 1) * episode_bytes(mdp)
+
+
+def test_a_gamma_next_to_one_is_refused_in_a_second_not_run():
+    from verify.mc import run_estimators
+    from verify.problem import Problem
+
+    mdp = _loop(gamma=1 - 1e-15, stay=1.0)
+    with pytest.raises(UsageError, match=r"step cap of 31124750519052339 .*--horizon H"):
+        run_estimators(Problem(mdp, TabularSoftmax(np.zeros((2, 1)))), ["reward_to_go"], episodes=100)
