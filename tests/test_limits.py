@@ -63,3 +63,25 @@ def test_a_gamma_next_to_one_is_refused_in_a_second_not_run():
     mdp = _loop(gamma=1 - 1e-15, stay=1.0)
     with pytest.raises(UsageError, match=r"step cap of 31124750519052339 .*--horizon H"):
         run_estimators(Problem(mdp, TabularSoftmax(np.zeros((2, 1)))), ["reward_to_go"], episodes=100)
+
+
+def test_action_values_at_expands_each_distinct_step_once():
+    # one state-action with 2 000 successors visited by 5 000 steps: 10^7 entries if each step expanded them
+    from verify.exact import action_values_at, value_tables
+
+    n = 2000
+    S = n + 1
+    trans = {"sparse": [[0, 0, s, 1.0 / n] for s in range(1, S)] + [[s, 0, s, 1.0] for s in range(1, S)]}
+    rewards = {"sparse": [[s, 0, float(s % 7)] for s in range(S)]}
+    mdp = TabularMDP(initial=np.eye(S)[0], transitions=trans, rewards=rewards, horizon=3, states=S, actions=1)
+    policy = TabularSoftmax(np.zeros((S, 1)))
+    t = np.repeat([0, 1], 2500)
+    s = np.where(t == 0, 0, 8)
+    q = action_values_at(mdp, policy, t, s, np.zeros_like(t))
+    # by hand: from s at t = 1 two actions remain, each paying s % 7; from 0 one of the n successors is uniform
+    q0 = sum(2 * (k % 7) for k in range(1, S)) / n
+    assert q.shape == (5000,)
+    np.testing.assert_allclose(q[:2500], q0, rtol=1e-12)
+    np.testing.assert_allclose(q[2500:], 2 * (8 % 7), rtol=1e-12)     # r + V_2 at state 8: 1 + 1
+    _, Q = value_tables(mdp, policy)      # the table's bits (the same summation order)
+    assert np.all(q[:2500] == Q[0, 0, 0]) and np.all(q[2500:] == Q[1, 8, 0])

@@ -500,7 +500,31 @@ def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarr
     V = state_values(mdp, policy)
     succ, A = mdp.successors, mdp.n_actions
     t, s, a = (np.asarray(x, dtype=np.intp).reshape(-1) for x in (t, s, a))
+    # Each distinct (t, s, a) once (only (s, a) for horizon null, where Q is stationary): a pair with 20 000
+    # successors visited by 2 000 steps would otherwise expand to 4 10^7 entries. Blocks of distinct keys bound
+    # the expansion to ACTION_VALUE_BLOCK successor entries at a time.
     pair = s * A + a
+    key = pair if mdp.horizon is None else t * (mdp.n_states * A) + pair
+    keys, inverse = np.unique(key, return_inverse=True)
+    k_pair = keys % (mdp.n_states * A)
+    k_t = keys // (mdp.n_states * A)
+    width = succ.indptr[k_pair + 1] - succ.indptr[k_pair]
+    ends = np.cumsum(width)
+    out = np.empty(keys.size)
+    start = 0
+    while start < keys.size:
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - width[start] + ACTION_VALUE_BLOCK, "right")))
+        out[start:stop] = _action_values(mdp, V, k_t[start:stop], k_pair[start:stop])
+        start = stop
+    return out[inverse.reshape(-1)]
+
+
+ACTION_VALUE_BLOCK = 2**22     # successor entries expanded at once by action_values_at (~100 MB of temporaries)
+
+
+def _action_values(mdp: TabularMDP, V: np.ndarray, t: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    """Q_t at distinct (t, pair) keys, summed over each pair's successors in ``value_tables``' order."""
+    succ = mdp.successors
     entry = _gather_ranges(succ.indptr, pair)
     step = np.repeat(np.arange(pair.size), succ.indptr[pair + 1] - succ.indptr[pair])
     nxt = succ.next_state[entry]

@@ -39,9 +39,10 @@ from verify.episodes import step_score_rows
 from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.exact import directional_derivatives, finite_difference_gradient, gradient
-from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, moments_bytes, try_enumerate
 from verify.problem import Problem, check_sampling_budget
-from verify.sampler import iter_episode_chunks
+from verify.io import current_limits
+from verify.sampler import PROCESS_BYTES, chunk_size, iter_episode_chunks
 from verify.stats import (
     EXACT_RTOL,
     MIN_NONZERO,
@@ -383,11 +384,15 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       UsageError: bad settings, unknown estimator, or covariance "exact" on a problem that cannot be enumerated.
     """
     _check_settings(episodes, alpha, covariance)
-    check_sampling_budget(problem, episodes, max_steps=max_steps)   # the API's budget too, not only the CLI's
     estimators = [get_estimator(e) if isinstance(e, str) else e for e in estimators]
     mdp, policy = problem.mdp, problem.policy
+    # Estimators without visited rows hold [N, S, A] arrays: the chunk shrinks when the memory limit needs it.
+    dense = any(getattr(e.per_episode, "weights", None) is None for e in estimators)
+    check_sampling_budget(problem, episodes, max_steps=max_steps, dense=dense)   # the API's budget, not only the CLI's
+    if chunk is None and sampler is None:
+        chunk = chunk_size(mdp, max_steps=max_steps, dense=dense)
     grad = gradient(mdp, policy).grad
-    enum = _enumeration(mdp, policy, covariance)
+    enum = _enumeration(mdp, policy, covariance, len(estimators))
     moments = {} if enum is None else {
         e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
     # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
@@ -422,12 +427,20 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     return results
 
 
-def _enumeration(mdp, policy, covariance: str):
-    """The trajectory enumeration the exact covariance needs, or None (sample covariance)."""
+def _enumeration(mdp, policy, covariance: str, n_estimators: int = 1):
+    """The trajectory enumeration the exact covariance needs, or None (sample covariance).
+
+    With "auto", an enumeration whose exact moments would not fit the memory limit (a [d, d] covariance per
+    estimator: 20 001 parameters are 3.2 GB each) is not used: the sampled test needs O(N d) instead.
+    """
     enum = None if covariance == "sample" else try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT)
     if covariance == "exact" and enum is None:
         raise UsageError("--covariance exact needs trajectory enumeration (a finite horizon and at most "
                          f"{ENUMERATION_LIMIT} trajectories); use --covariance sample")
+    if enum is not None and covariance == "auto":
+        need = moments_bytes(enum.n, policy.theta.size, n_estimators)
+        if need > current_limits().max_memory - PROCESS_BYTES:
+            return None
     return enum
 
 

@@ -462,7 +462,7 @@ def check_problem_budget(mdp: TabularMDP) -> None:
 
 
 def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True,
-                          max_steps: int | None = None) -> None:
+                          max_steps: int | None = None, dense: bool = False) -> None:
     """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
 
     Memory: a chunk of min(episodes, verify.sampler.chunk_size) episodes (all of them when not ``chunked``) of
@@ -470,13 +470,14 @@ def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = Tr
     S A), T the step cap (the horizon, or the truncation cap for horizon null: about 3 10^5 steps at
     gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
     T x episodes would refuse honest requests); the sampler's ``verify.io.WorkMeter`` bounds the steps that run.
+    ``dense``: some estimator returns [N, S, A] (see ``verify.sampler.episode_bytes``).
     """
     from verify.sampler import PROCESS_BYTES, chunk_size, default_max_steps, episode_bytes
 
     mdp = problem.mdp
     T = default_max_steps(mdp) if max_steps is None else max_steps
-    per_episode = float(episode_bytes(mdp, max_steps=max_steps))
-    batch = episodes if not chunked else min(episodes, chunk_size(mdp, max_steps=max_steps))
+    per_episode = float(episode_bytes(mdp, max_steps=max_steps, dense=dense))
+    batch = episodes if not chunked else min(episodes, chunk_size(mdp, max_steps=max_steps, dense=dense))
     hint = "" if mdp.horizon is not None else (f" (horizon null, gamma {mdp.gamma!r}: the step cap keeps the "
                                                 "truncation bias below 1e-12; give the MDP a horizon (--horizon H) to lower it)")
     require_memory(PROCESS_BYTES + batch * per_episode, f"sampling {batch} episodes at a time with a step cap of {T}" + hint)
