@@ -85,3 +85,26 @@ def test_action_values_at_expands_each_distinct_step_once():
     np.testing.assert_allclose(q[2500:], 2 * (8 % 7), rtol=1e-12)     # r + V_2 at state 8: 1 + 1
     _, Q = value_tables(mdp, policy)      # the table's bits (the same summation order)
     assert np.all(q[:2500] == Q[0, 0, 0]) and np.all(q[2500:] == Q[1, 8, 0])
+
+
+@pytest.mark.parametrize("gamma, refused", [(0.999, False), (1 - 1e-9, False), (1 - 1e-12, True), (1 - 1e-15, True)])
+def test_an_ill_conditioned_solve_is_refused_not_returned(gamma, refused):
+    from verify.errors import NumericalError
+    from verify.exact import gradient
+
+    mdp = _loop(gamma=gamma, stay=1.0)     # never terminates: kappa ~ 2 / (1 - gamma)
+    policy = TabularSoftmax(np.zeros((2, 1)))
+    if refused:
+        with pytest.raises(NumericalError, match="ill-conditioned"):
+            gradient(mdp, policy)
+    else:     # J = sum_t gamma^t = 1 / (1 - gamma), to the precision the refusal threshold promises
+        assert gradient(mdp, policy).J == pytest.approx(1 / (1 - gamma), rel=1e-6)
+
+
+def test_overflowing_rewards_are_an_error_not_inf():
+    from verify.errors import NumericalError
+    from verify.exact import gradient
+
+    mdp = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1e308, -1e308]], horizon=3)
+    with pytest.raises(NumericalError, match="overflowed"):
+        gradient(mdp, TabularSoftmax(np.zeros((1, 2))))

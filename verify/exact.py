@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from verify.episodes import Episodes, discounted_returns, score_total
-from verify.errors import UsageError
+from verify.errors import NumericalError, UsageError
 from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.policy import Policy
 
@@ -346,6 +346,7 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     identity = (_sps().csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse
                 else np.eye(n))
     solve = op.factorize(identity - g * op.policy_matrix(pi))   # one LU serves V and the occupancy
+    _check_conditioning(solve(np.ones(n)), g)
     V = solve((pi * op.rbar).sum(axis=1))
     J = float(op.initial @ V)
     if not need_grad:
@@ -353,6 +354,34 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     Q = op.rbar + g * (op.P @ V).reshape(n, -1)
     occupancy = solve(op.initial, transpose=True)              # sum_t gamma^t P(s_t = s)
     return GradientResult(J, _full_gradient(policy, op, occupancy[:, None] * pi * Q), "solve")
+
+
+SOLVE_RTOL = 1e-6    # the relative error the linear solve must be able to promise (else NumericalError)
+
+
+def _check_conditioning(steps: np.ndarray, gamma: float) -> None:
+    """Refuse a solve of (I - gamma P_pi) x = b whose rounding error could exceed ``SOLVE_RTOL``.
+
+    ``steps`` = (I - gamma P_pi)^{-1} 1 is the expected discounted number of actions from each live state (P_pi
+    is substochastic and the inverse non-negative), so ||(I - gamma P_pi)^{-1}||_inf = max(steps) and the
+    condition number kappa_inf <= (1 + gamma) max(steps); LU with partial pivoting promises a relative error of
+    about kappa eps (Higham 2002, ch. 9). At gamma = 1 - 1e-15 on an MDP that never terminates kappa is ~2e15:
+    the solve was 10 % wrong, silently.
+    """
+    kappa = (1.0 + gamma) * float(np.max(steps)) if steps.size else 1.0
+    bound = kappa * np.finfo(float).eps
+    if not bound <= SOLVE_RTOL:         # also refuses nan/inf
+        raise NumericalError(f"the linear solve for horizon null is ill-conditioned (condition number about "
+                             f"{kappa:.2g} at gamma {gamma!r}): its rounding error could reach {bound:.2g} of the "
+                             f"answer, more than {SOLVE_RTOL:g}; give the MDP a finite horizon or a smaller gamma")
+
+
+def _finite(result: GradientResult) -> GradientResult:
+    """NumericalError instead of an infinite or NaN J or grad J (e.g. rewards near 1e308 summed over steps)."""
+    if not (np.isfinite(result.J) and np.all(np.isfinite(result.grad))):
+        raise NumericalError(f"J or grad J overflowed float64 (method {result.method}, J = {result.J!r}); "
+                             "rescale the rewards")
+    return result
 
 
 def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad: bool = True,
@@ -373,6 +402,8 @@ def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad
 
     Raises:
       UsageError: unknown method, or a method that does not fit the horizon.
+      NumericalError: J or grad J not finite in float64, or a horizon-null solve too ill-conditioned to promise
+        a relative error of ``SOLVE_RTOL``.
 
     >>> from verify.policy import TabularSoftmax
     >>> bandit = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], horizon=1)
@@ -386,14 +417,14 @@ def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad
     if method == "auto":
         method = "solve" if mdp.horizon is None else "dp"
     if method == "enumerate":
-        return _by_enumeration(mdp, policy)
+        return _finite(_by_enumeration(mdp, policy))
     if method == "dp":
         if mdp.horizon is None:
             raise UsageError("method dp needs a finite horizon (this MDP has horizon null); use --method solve")
-        return _by_dp(mdp, policy, need_grad, sparse)
+        return _finite(_by_dp(mdp, policy, need_grad, sparse))
     if mdp.horizon is not None:
         raise UsageError(f"method solve is for horizon null (this MDP has horizon {mdp.horizon}); use --method dp")
-    return _by_solve(mdp, policy, need_grad, sparse)
+    return _finite(_by_solve(mdp, policy, need_grad, sparse))
 
 
 def finite_difference_gradient(mdp: TabularMDP, policy: Policy, *, eps: float = 1e-5) -> np.ndarray:
