@@ -397,6 +397,15 @@ _ESTIMATORS = {
     "not-callable": "f = 3\n",
     "sleeps": "import time\ndef f(episodes):\n    time.sleep(60)\n",
     "sleeps-at-import": "import time\ntime.sleep(60)\ndef f(episodes):\n    pass\n",
+    # The timeout cannot be swallowed: the worker process is killed, no exception is raised in the user's code.
+    "sleeps-swallowing-exceptions": "import time\ndef f(episodes):\n    while True:\n        try:\n"
+                                    "            time.sleep(60)\n        except Exception:\n            pass\n",
+    "raises-cancelled": "import asyncio\ndef f(episodes):\n    raise asyncio.CancelledError()\n",
+    "raises-generator-exit": "def f(episodes):\n    raise GeneratorExit('bye')\n",
+    "raises-base-exception": "class Mine(BaseException):\n    pass\ndef f(episodes):\n    raise Mine('mine')\n",
+    "raises-keyboard-interrupt": "def f(episodes):\n    raise KeyboardInterrupt\n",
+    "exits-process": "import os\ndef f(episodes):\n    os._exit(0)\n",
+    "prints-then-raises": "def f(episodes):\n    print('{\"passed\": true}')\n    raise ValueError('after a print')\n",
 }
 
 
@@ -409,9 +418,6 @@ def user_code() -> list[Case]:
             cases.append(Case("user-code", f"{cmd} {name}", (cmd, "{d}/mdp.json", "--estimator", "{d}/est.py:f",
                                                               "--episodes", "200", *timeout),
                               {**mdp, "est.py": source.encode()}))
-    cases.append(Case("user-code", "mc keyboard-interrupt", ("mc", "{d}/mdp.json", "--estimator", "{d}/est.py:f",
-                                                            "--episodes", "200"),
-                      {**mdp, "est.py": b"def f(episodes):\n    raise KeyboardInterrupt\n"}, expect=130))
     return cases
 
 
