@@ -346,14 +346,16 @@ def output_paths() -> list[Case]:
     keep = ("out.tex", "out.json")
     targets = {"empty": "", "dir": "{d}", "dir-slash": "{d}/sub/", "proc": "/proc/pgverify-out.file",
                "missing-parent": "{d}/nope/x.out", "file-as-parent": "{d}/mdp.json/x.out",
-               "dev-null": "/dev/null", "long-name": "{d}/" + "n" * 300, "nul": "{d}/a\x00b"}
+               "dev-null": "/dev/null", "long-name": "{d}/" + "n" * 300, "nul": "{d}/a\x00b",
+               # a legal name whose temporary sibling (.NAME.XXXXXXXX.tmp.EXT) is too long: refused before the run
+               "long-extension": "{d}/out." + "x" * 202}
     cases = []
     for label, target in targets.items():
         for force in ((), ("--force",)):
             if label == "dev-null" and not force:
                 continue      # refused without --force as an existing file, with --force as not a regular file
             tag = f"{label}{' --force' if force else ''}"
-            plot_ok = label in ("dir", "dir-slash", "missing-parent")     # plot --out takes (or makes) a directory
+            plot_ok = label in ("dir", "dir-slash", "missing-parent", "long-extension")   # plot --out: a directory
             cases += [] if plot_ok else [
                 Case("output-paths", f"plot --out {tag}", ("plot", "{d}/mdp.json", "--out", target, *force,
                                                            "--episodes", "50"), {**mdp, **existing}, keep=keep)]
@@ -370,6 +372,8 @@ def output_paths() -> list[Case]:
                 ("export-gym", "FrozenLake-v1", "-o", "{d}/out.json"),
                 ("fuzz", "rtg-variance", "--examples", "5", "-o", "{d}/out.json")):
         cases.append(Case("output-paths", f"{cmd[0]} existing without --force", cmd, {**existing}, keep=keep))
+    for option in ("--plots", "--html"):       # an empty name is an error, not "no output"
+        cases.append(Case("output-paths", f"report {option} empty", ("report", "--quick", option, "")))
     cases.append(Case("output-paths", "latex onto dangling symlink", ("latex", "-o", "{d}/link.tex"),
                       {"link.tex": ("symlink", "{d}/nowhere.tex")}))
     cases.append(Case("output-paths", "plot --out onto dangling symlink",

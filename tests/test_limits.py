@@ -108,3 +108,33 @@ def test_overflowing_rewards_are_an_error_not_inf():
     mdp = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1e308, -1e308]], horizon=3)
     with pytest.raises(NumericalError, match="overflowed"):
         gradient(mdp, TabularSoftmax(np.zeros((1, 2))))
+
+
+def test_a_full_device_on_stdout_is_named_not_a_bug(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-m", "verify", "gradient", "--example", "chain"], stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr == "pgverify gradient: error: the operating system refused an input or output: " \
+                         "No space left on device\n"
+
+
+def test_a_missing_renderer_is_named_not_a_bug(capsys):
+    pytest.importorskip("gymnasium")
+    try:
+        import pygame  # noqa: F401
+        pytest.skip("pygame is installed here")
+    except ImportError:
+        pass
+    from verify.cli import main
+
+    code = main(["mc", "--gym", "FrozenLake-v1", "--gym-kwargs", "render_mode=human", "--sampler", "gymnasium",
+                 "--estimator", "reward_to_go", "--episodes", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is not installed" in err and "a bug" not in err, err

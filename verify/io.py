@@ -463,6 +463,10 @@ def check_output_path(path: str | os.PathLike | None, *, force: bool = False, wh
     out = Path(name)
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in out.parts):
         raise UsageError(f"{what} {name[:60]!r}...: a file name is longer than 255 bytes")
+    prefix, suffix = _temp_affixes(out)
+    if len((prefix + "x" * 8 + suffix).encode("utf-8", "surrogateescape")) > 255:
+        raise UsageError(f"{what} {name[:60]!r}...: its extension ({len(out.suffix)} characters) leaves no room "
+                         "for the temporary file written beside it (255 bytes per name)")
     if name.endswith(os.sep) or os.path.isdir(out):
         raise UsageError(f"{what} {name!r} is a directory; give a file name")
     if os.path.lexists(out):
@@ -488,6 +492,12 @@ def check_output_path(path: str | os.PathLike | None, *, force: bool = False, wh
     return out
 
 
+def _temp_affixes(out: Path) -> tuple[str, str]:
+    """``atomic_write``'s temporary name around mkstemp's 8 random characters: the suffix keeps the extension
+    (writers such as matplotlib pick the format from it)."""
+    return f".{out.name[:100]}.", f".tmp{out.suffix}"
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -506,7 +516,8 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None], *,
       UsageError: the target exists (without ``force``) or cannot be written.
     """
     out = check_output_path(path, force=force, what=what)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=f".tmp{out.suffix}")
+    prefix, suffix = _temp_affixes(out)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -113,6 +113,14 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:             # e.g. `pgverify report | head`
         _silence_stdout()
         return EXIT_OK
+    except OSError as exc:              # everyday OS faults (a full disk, stdout on /dev/full): named, not "a bug"
+        if exc.errno is None:
+            raise
+        _silence_stdout()               # what stdout still buffers would fail again at exit, as a second message
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(prog, f"the operating system refused an input or output{where}: {exc.strerror or exc}")
+    except ImportError as exc:
+        _error(prog, f"a module that this command needs is not installed: {exc}")
     except MemoryError:
         _error(prog, "ran out of memory (lower --episodes, or set --max-memory below what this machine has so the "
                      "size checks refuse such requests up front)")
@@ -121,9 +129,18 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:
         if os.environ.get("PGVERIFY_DEBUG"):
             raise
+        if _missing_dependency(exc):    # gymnasium's renderer without pygame raises its own error type
+            _error(prog, f"a module that this command needs is not installed: {exc}")
+            return EXIT_USAGE
         _error(prog, f"internal error {type(exc).__name__}: {exc} (a bug in pgverify or in {_user_code(args)}; "
                      "PGVERIFY_DEBUG=1 shows the traceback)")
     return EXIT_USAGE
+
+
+def _missing_dependency(exc: Exception) -> bool:
+    """gymnasium.error.DependencyNotInstalled (not an ImportError), recognised without importing gymnasium."""
+    return any(c.__name__ == "DependencyNotInstalled" and c.__module__.startswith("gymnasium")
+               for c in type(exc).__mro__)
 
 
 def _user_code(args) -> str:
