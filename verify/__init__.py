@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import importlib
 
+from verify import _startup  # noqa: F401 - first: Ctrl-C while pgverify starts is one line, not a traceback
+
 __version__ = "0.1.0"
 
 # public name -> the module that defines it

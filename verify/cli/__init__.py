@@ -27,6 +27,7 @@ from verify.cli._args import (
     limits_from_args,
     one_line,
 )
+from verify._startup import interrupted_at_start_up
 from verify.errors import PGVerifyError
 from verify.io import limits_scope
 
@@ -83,14 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
     try:
+        parser = build_parser()         # imports the commands' modules: Ctrl-C here is an interrupt too
         args = parser.parse_args(argv)
     except SystemExit as exc:           # --help/--version (0) or an argparse error (2, its line already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
         return _interrupted("pgverify")
     prog = f"pgverify {args.command}"
+    if signal.getsignal(signal.SIGINT) is interrupted_at_start_up:
+        signal.signal(signal.SIGINT, signal.default_int_handler)    # from here KeyboardInterrupt, handled below
     try:
         # Warnings (numpy's overflow notes, a user's code) print two lines each: collected, then shown one line
         # each after a result, and dropped after an error (whose one line says what matters).
