@@ -138,3 +138,14 @@ def test_a_missing_renderer_is_named_not_a_bug(capsys):
                  "--estimator", "reward_to_go", "--episodes", "10"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is not installed" in err and "a bug" not in err, err
+
+
+def test_a_huge_horizon_through_the_api_is_a_usage_error_not_a_memory_error():
+    from verify.exact import gradient, value_tables
+
+    mdp = TabularMDP(initial=[1, 0], transitions=[[[0.5, 0.5]], [[0.5, 0.5]]], rewards=[[1], [0]], horizon=10**9)
+    policy = TabularSoftmax(np.zeros((2, 1)))
+    with pytest.raises(UsageError, match="horizon 1000000000"):
+        gradient(mdp, policy)
+    with pytest.raises(UsageError, match="horizon 1000000000"):
+        value_tables(mdp, policy)

@@ -18,6 +18,7 @@ import numpy as np
 
 from verify.episodes import Episodes, discounted_returns, score_total
 from verify.errors import NumericalError, UsageError
+from verify.io import require_memory, require_work
 from verify.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.policy import Policy
 
@@ -296,6 +297,10 @@ def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool
         for _ in range(H):
             V = r_pi + g * (P_pi @ V)
         return GradientResult(float(op.initial @ V), np.zeros_like(policy.theta), "dp")
+    # [H + 1, 2 n] (or [H + 1, n] sparse) before it is allocated: horizon 10^9 is a UsageError, not a MemoryError
+    require_memory(8.0 * (H + 1) * n * (1 if op.is_sparse else 2), f"the dynamic-programming table (horizon {H} "
+                   f"x {n} live states)")
+    require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H}")
     if op.is_sparse:
         return _by_dp_sparse(mdp, policy, op, pi, P_pi, r_pi)
     # X[k] = [V_k, d_k]: V_k = r_pi + g P_pi V_{k-1} is the value with k actions left, d_t = g P_pi^T d_{t-1} the
@@ -580,6 +585,8 @@ def _backward(mdp: TabularMDP, policy: Policy, keep_q: bool) -> tuple[np.ndarray
     prob_alive = np.where(mdp.terminal[succ.next_state], 0.0, succ.prob)
     next_value = lambda v: np.bincount(succ.pair, weights=prob_alive * v[succ.next_state],  # noqa: E731
                                        minlength=S * A).reshape(S, A)
+    H = 1 if mdp.horizon is None else mdp.horizon
+    require_memory(8.0 * H * (S + (S * A if keep_q else 0)), f"the value tables (horizon {H} x {S} states)")
     if mdp.horizon is None:
         op = _live_operator(mdp)
         V = np.zeros((1, mdp.n_states))
