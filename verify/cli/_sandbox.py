@@ -72,7 +72,8 @@ def _serve(conn, spec: str, cwd: str, path: list[str]) -> None:  # pragma: no co
                     reply = ("ok", out)
                 conn.send(reply)
             except BaseException as exc:  # noqa: BLE001
-                conn.send(("raised", type(exc).__name__, str(exc), isinstance(exc, Exception)))
+                text = repr(exc.code) if isinstance(exc, SystemExit) else str(exc)
+                conn.send(("raised", type(exc).__name__, text, isinstance(exc, Exception)))
     conn.close()
     os._exit(0)             # no atexit handlers, no waiting for the user's threads
 
@@ -136,7 +137,7 @@ class SandboxedEstimator:
         if ordinary:        # re-raised under the user's type name: check_estimator reports "raised NAME: text"
             raise type(name, (Exception,), {"__module__": "builtins"})(text)
         what = f"called sys.exit({text})" if name == "SystemExit" else f"raised {name}: {text}".rstrip(": ")
-        raise UsageError(f"estimator {self.spec} {what}; the check did not run to completion")
+        raise UsageError(f"--estimator {self.spec} {what}; the check did not run to completion")
 
     def _send(self, message) -> None:
         try:
@@ -159,7 +160,7 @@ class SandboxedEstimator:
         self.close()
         how = (f"was killed by signal {-code}" if code is not None and code < 0
                else f"ended its process (exit status {code})")
-        return UsageError(f"estimator {self.spec} {how} during a call; the check did not run to completion")
+        return UsageError(f"--estimator {self.spec} {how} during a call; the check did not run to completion")
 
     def close(self) -> None:
         """End the worker and everything it started (idempotent)."""
