@@ -28,7 +28,7 @@ PACKAGES = ("verify", "derive")
 # layer name -> rank; a module may import modules of its own rank or lower only
 LAYERS = {"base": 0, "model": 1, "numerics": 2, "checks": 3, "testing": 4, "frameworks": 4, "app": 5, "cli": 6,
           "derive": 0, "derive-documents": 1}
-BASE = {"verify", "verify.errors", "verify._lazy", "verify._aliases"}
+BASE = {"verify", "verify.errors", "verify._lazy", "verify._aliases", "verify._startup"}
 DOCUMENT_BUILDER = {"derive.latex"}     # derive's documents: only the application and the CLI may import it
 CORE_LAYERS = ("base", "model", "numerics", "checks", "testing", "frameworks")
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 
+from verify import _startup  # noqa: F401 - first: Ctrl-C while pgverify starts is one line, not a traceback
 from verify import _aliases
 
 _aliases.install()      # the flat module paths (verify.exact, verify.mc, ...) name the moved modules

@@ -72,7 +72,7 @@ from typing import Callable
 import numpy as np
 
 from verify.numerics.episodes import Episodes
-from verify.errors import positive_int
+from verify.errors import PGVerifyError, positive_int
 from verify.checks.estimators import ESTIMATORS, Estimator
 from verify.checks.mc import (
     DEFAULT_ALPHA,
@@ -177,6 +177,8 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
     def per_episode(episodes: Episodes) -> np.ndarray:
         try:
             out = inner(_read_only(episodes))
+        except PGVerifyError:       # already says what happened (e.g. the CLI's worker: a timeout, an exit)
+            raise
         except Exception as exc:  # noqa: BLE001 - anything the user's code raises is reported, chained
             hint = (" (the episode arrays are read-only: copy them before modifying)"
                     if isinstance(exc, ValueError) and "read-only" in str(exc) else "")

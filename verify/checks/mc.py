@@ -39,12 +39,14 @@ from verify.numerics.episodes import step_score_rows
 from verify.errors import UsageError, positive_int
 from verify.checks.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.numerics.exact import gradient
-from verify.checks.moments import ENUMERATION_LIMIT, ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.checks.moments import (ENUMERATION_LIMIT, ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude,
+                                   moments_bytes, try_enumerate)
 from verify.checks.contract import step_weights
 from verify.checks.crosscheck import GRADIENT_TOL, GradientCheck, exact_cross_check  # noqa: F401 (verify.mc's names)
+from verify.model.io import current_limits
 from verify.model.labels import component_name
 from verify.model.problem import Problem
-from verify.numerics.sampler import iter_episode_chunks
+from verify.numerics.sampler import PROCESS_BYTES, check_sampling_budget, chunk_size, iter_episode_chunks
 from verify.checks.stats import (
     EXACT_RTOL,
     MIN_NONZERO,
@@ -349,8 +351,13 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     _check_settings(episodes, alpha, covariance)
     estimators = [get_estimator(e) if isinstance(e, str) else e for e in estimators]
     mdp, policy = problem.mdp, problem.policy
+    # Estimators without visited rows hold [N, S, A] arrays: the chunk shrinks when the memory limit needs it.
+    dense = any(getattr(e.per_episode, "weights", None) is None for e in estimators)
+    check_sampling_budget(problem, episodes, max_steps=max_steps, dense=dense)   # the API's budget, not only the CLI's
+    if chunk is None and sampler is None:
+        chunk = chunk_size(mdp, max_steps=max_steps, dense=dense)
     grad = gradient(mdp, policy).grad
-    enum = _enumeration(mdp, policy, covariance)
+    enum = _enumeration(mdp, policy, covariance, len(estimators))
     moments = {} if enum is None else {
         e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
     # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
@@ -385,12 +392,20 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     return results
 
 
-def _enumeration(mdp, policy, covariance: str):
-    """The trajectory enumeration the exact covariance needs, or None (sample covariance)."""
+def _enumeration(mdp, policy, covariance: str, n_estimators: int = 1):
+    """The trajectory enumeration the exact covariance needs, or None (sample covariance).
+
+    With "auto", an enumeration whose exact moments would not fit the memory limit (a [d, d] covariance per
+    estimator: 20 001 parameters are 3.2 GB each) is not used: the sampled test needs O(N d) instead.
+    """
     enum = None if covariance == "sample" else try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT)
     if covariance == "exact" and enum is None:
         raise UsageError("--covariance exact needs trajectory enumeration (a finite horizon and at most "
                          f"{ENUMERATION_LIMIT} trajectories); use --covariance sample")
+    if enum is not None and covariance == "auto":
+        need = moments_bytes(enum.n, policy.theta.size, n_estimators)
+        if need > current_limits().max_memory - PROCESS_BYTES:
+            return None
     return enum
 
 

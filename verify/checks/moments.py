@@ -18,11 +18,13 @@ import numpy as np
 from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
 from verify.checks.estimators import Estimator
+from verify.model.io import require_memory
 from verify.numerics.exact import MAX_TRAJECTORIES, enumerate_trajectories, expected_length, gradient
 from verify.model.mdp import TabularMDP
 from verify.model.policy import Policy
 
 __all__ = ["ENUMERATION_CHUNK", "ENUMERATION_LIMIT", "ExactMoments", "exact_moments", "exact_moments_all", "magnitude",
+           "moments_bytes",
            "try_enumerate"]
 
 ENUMERATION_CHUNK = 50_000   # trajectories per evaluation batch (bounds the [M, S, A] arrays)
@@ -109,6 +111,14 @@ def try_enumerate(mdp: TabularMDP, policy: Policy, *, max_trajectories: int = MA
         return None
 
 
+def moments_bytes(n_trajectories: int, d: int, estimators: int = 1) -> float:
+    """Peak bytes of ``exact_moments`` for ``estimators`` estimators kept together: per evaluation chunk the values
+    [M, d], their centred copy and the weighted one (M = min(n, ``ENUMERATION_CHUNK``)), plus the covariances
+    [d, d] (one being summed and the ones kept)."""
+    rows = min(n_trajectories, ENUMERATION_CHUNK)
+    return 8.0 * (3.0 * rows * d + (1.0 + estimators) * d * d)
+
+
 def _weighted_moments(estimator: Estimator, enum: Episodes) -> tuple[np.ndarray, np.ndarray]:
     w = enum.weights
     if estimator.batch_dependent or enum.n <= ENUMERATION_CHUNK:
@@ -156,6 +166,9 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
         enumeration = enumerate_trajectories(mdp, policy)
     if grad is None:
         grad = gradient(mdp, policy, "dp").grad
+    d = policy.theta.size
+    require_memory(moments_bytes(enumeration.n, d), f"the exact moments of {estimator.name} "
+                   f"({enumeration.n} trajectories x {d} parameters, covariance {d} x {d})")
     mean, cov = _weighted_moments(estimator, enumeration)
     return ExactMoments(estimator.name, mean.reshape(policy.theta.shape), cov, np.asarray(grad),
                         estimator.batch_dependent, enumeration.n, magnitude(mdp, policy))

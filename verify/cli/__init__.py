@@ -27,6 +27,7 @@ from verify.cli._args import (
     limits_from_args,
     one_line,
 )
+from verify._startup import interrupted_at_start_up
 from verify.errors import PGVerifyError
 from verify.model.io import limits_scope
 
@@ -83,14 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
     try:
+        parser = build_parser()         # imports the commands' modules: Ctrl-C here is an interrupt too
         args = parser.parse_args(argv)
     except SystemExit as exc:           # --help/--version (0) or an argparse error (2, its line already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
         return _interrupted("pgverify")
     prog = f"pgverify {args.command}"
+    if signal.getsignal(signal.SIGINT) is interrupted_at_start_up:
+        signal.signal(signal.SIGINT, signal.default_int_handler)    # from here KeyboardInterrupt, handled below
     try:
         # Warnings (numpy's overflow notes, a user's code) print two lines each: collected, then shown one line
         # each after a result, and dropped after an error (whose one line says what matters).
@@ -113,6 +116,14 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:             # e.g. `pgverify report | head`
         _silence_stdout()
         return EXIT_OK
+    except OSError as exc:              # everyday OS faults (a full disk, stdout on /dev/full): named, not "a bug"
+        if exc.errno is None:
+            raise
+        _silence_stdout()               # what stdout still buffers would fail again at exit, as a second message
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(prog, f"the operating system refused an input or output{where}: {exc.strerror or exc}")
+    except ImportError as exc:
+        _error(prog, f"a module that this command needs is not installed: {exc}")
     except MemoryError:
         _error(prog, "ran out of memory (lower --episodes, or set --max-memory below what this machine has so the "
                      "size checks refuse such requests up front)")
@@ -121,9 +132,18 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:
         if os.environ.get("PGVERIFY_DEBUG"):
             raise
+        if _missing_dependency(exc):    # gymnasium's renderer without pygame raises its own error type
+            _error(prog, f"a module that this command needs is not installed: {exc}")
+            return EXIT_USAGE
         _error(prog, f"internal error {type(exc).__name__}: {exc} (a bug in pgverify or in {_user_code(args)}; "
                      "PGVERIFY_DEBUG=1 shows the traceback)")
     return EXIT_USAGE
+
+
+def _missing_dependency(exc: Exception) -> bool:
+    """gymnasium.error.DependencyNotInstalled (not an ImportError), recognised without importing gymnasium."""
+    return any(c.__name__ == "DependencyNotInstalled" and c.__module__.startswith("gymnasium")
+               for c in type(exc).__mro__)
 
 
 def _user_code(args) -> str:

@@ -5,10 +5,7 @@ Every converter raises ``argparse.ArgumentTypeError`` (argparse turns it into on
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
-import signal
 from pathlib import Path
 
 from verify import errors
@@ -79,42 +76,6 @@ def limits_from_args(args) -> Limits:
     return Limits(max_memory=getattr(args, "max_memory", DEFAULT_LIMITS.max_memory),
                   max_work=getattr(args, "max_work", DEFAULT_LIMITS.max_work),
                   max_file_bytes=DEFAULT_LIMITS.max_file_bytes)
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None, what: str):
-    """Raise UsageError in the block after ``seconds`` (SIGALRM; main thread, POSIX). ``None``: no limit.
-
-    Interrupts Python code, including ``time.sleep``; a C routine that never returns to the interpreter is only
-    interrupted when it does.
-    """
-    if not seconds or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expire(signum, frame):
-        raise UsageError(f"{what} took longer than --estimator-timeout {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def with_time_limit(fn, seconds: float | None, label: str):
-    """``fn`` with each call under ``time_limit`` (the per-call limit of --estimator-timeout)."""
-    if not seconds:
-        return fn
-
-    @functools.wraps(fn)
-    def limited(*a, **kw):
-        with time_limit(seconds, f"one call of estimator {label}"):
-            return fn(*a, **kw)
-
-    return limited
 
 
 def positive_int(text: str) -> int:

@@ -14,8 +14,6 @@ from verify.cli._args import (
     problem_command,
     seconds_arg,
     seed_arg,
-    time_limit,
-    with_time_limit,
 )
 from verify.errors import UsageError
 from verify.model.problem import Problem
@@ -76,18 +74,17 @@ def _user_estimator_check(args, problem: Problem):
     """``gradcheck.check_estimator`` for --estimator SPEC, its reproduce hint the ``pgverify mc`` command line."""
     import dataclasses
 
-    from verify.cli._estimator_import import load_estimator
+    from verify.cli._sandbox import SandboxedEstimator
     from verify.checks.gradcheck import check_estimator
 
     if getattr(args, "sampler", "pgverify") != "pgverify":
         raise UsageError(f"--sampler {args.sampler} works with catalog estimators only, not --estimator "
                          f"{args.estimator}")
-    timeout = getattr(args, "estimator_timeout", None)
-    with time_limit(timeout, f"importing --estimator {args.estimator}"):
-        fn = load_estimator(args.estimator)
-    fn = with_time_limit(fn, timeout, args.estimator)
-    check = check_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
-                            covariance=args.covariance, name=args.estimator)
+    # The user's code runs in a worker process (verify/cli/_sandbox.py): its prints, exits, threads, timeouts
+    # and monkeypatches stay there.
+    with SandboxedEstimator(args.estimator, getattr(args, "estimator_timeout", None)) as fn:
+        check = check_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                                covariance=args.covariance, name=args.estimator)
     return dataclasses.replace(check, reproduce=reproduce_command(args, check.mc))
 
 
@@ -186,5 +183,5 @@ def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
                         "(max |z| with Bonferroni), or auto = exact when the problem can be enumerated (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--estimator-timeout", type=seconds_arg, default=None, metavar="SECONDS",
-                   help="time limit for each call of your --estimator function (and for importing it); exceeding "
-                        "it is an error (exit 2). Default: no limit")
+                   help="time limit for importing your --estimator function and for each call of it; it runs in "
+                        "a worker process, killed when the limit passes (exit 2). Default: no limit")

@@ -30,17 +30,18 @@ def run_report(args) -> int:
 
     to_stdout = args.json == "-"
     out = None if args.json in (None, "-") else writable_output(args.json, args.force)
-    if args.plots:
+    if args.plots is not None:
         from verify.app.plots import check_output_dir, require_matplotlib
 
         require_matplotlib()                               # fail before the long run, not after
         check_output_dir(args.plots, force=args.force)
-    if args.html:
+    if args.html is not None:
         from verify.model.io import check_output_path
 
         check_output_path(args.html, force=args.force, what="--html file")    # before the long run, not after
     trace = 0
-    if args.plots or (args.html and _have_matplotlib()):   # the HTML's figures need the traces too
+    # the HTML's figures need the traces too
+    if args.plots is not None or (args.html is not None and _have_matplotlib()):
         from verify.app.plots import TRACE_POINTS as trace
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
                                         trace=trace, color=not args.no_color)
@@ -51,12 +52,12 @@ def run_report(args) -> int:
         if out is not None:
             atomic_write(out, text + "\n", force=args.force, what="--json file")  # exclusive unless --force
         render_report(report, color=not args.no_color, reproduce=_reproduce)
-    if args.plots:
+    if args.plots is not None:
         from verify.app.plots import write_report_plots
 
         paths = write_report_plots(report, args.plots, force=args.force)
         print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
-    if args.html:
+    if args.html is not None:
         from verify.app.html import render_html
 
         atomic_write(args.html, render_html(report), force=args.force, what="--html file")

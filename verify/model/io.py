@@ -46,6 +46,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_INT_DIGITS",
     "Limits",
+    "WorkMeter",
     "atomic_write",
     "atomic_write_with",
     "check_output_path",
@@ -60,6 +61,7 @@ __all__ = [
     "require_memory",
     "require_work",
     "safe_filename",
+    "work_meter",
 ]
 
 MAX_DEPTH = 64             # the MDP format nests 4 levels; 64 leaves room for descriptions without recursion risk
@@ -90,13 +92,47 @@ def current_limits() -> Limits:
     return _LIMITS.get()
 
 
+class WorkMeter:
+    """Elementary steps counted as they run, against ``Limits.max_work`` (one meter per ``limits_scope``).
+
+    ``require_work`` refuses a job whose size is known before it starts; the meter bounds the jobs whose size is
+    only known while they run (episodes of a horizon-null MDP end when they reach a terminal state).
+    """
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: float) -> None:
+        self.limit, self.used = float(limit), 0.0
+
+    def remaining(self) -> float:
+        return self.limit - self.used
+
+    def charge(self, steps: float, what: str) -> None:
+        """Add ``steps``; refuse (UsageError) once the total passes the limit."""
+        self.used += steps
+        if not self.used <= self.limit:
+            raise UsageError(f"{what} stopped after {self.used:.3g} steps, more than the work limit "
+                             f"{self.limit:.2g} (raise it with --max-work)")
+
+
+_METER: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("pgverify_work_meter", default=None)
+
+
+def work_meter() -> WorkMeter:
+    """The meter of the enclosing ``limits_scope``; outside one, a fresh meter per call (per API call)."""
+    meter = _METER.get()
+    return meter if meter is not None else WorkMeter(current_limits().max_work)
+
+
 @contextlib.contextmanager
 def limits_scope(limits: Limits) -> Iterator[Limits]:
-    """Run a block under ``limits`` (the CLI wraps each command in one)."""
+    """Run a block under ``limits`` (the CLI wraps each command in one) with a fresh ``WorkMeter``."""
     token = _LIMITS.set(limits)
+    meter_token = _METER.set(WorkMeter(limits.max_work))
     try:
         yield limits
     finally:
+        _METER.reset(meter_token)
         _LIMITS.reset(token)
 
 
@@ -427,6 +463,10 @@ def check_output_path(path: str | os.PathLike | None, *, force: bool = False, wh
     out = Path(name)
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in out.parts):
         raise UsageError(f"{what} {name[:60]!r}...: a file name is longer than 255 bytes")
+    prefix, suffix = _temp_affixes(out)
+    if len((prefix + "x" * 8 + suffix).encode("utf-8", "surrogateescape")) > 255:
+        raise UsageError(f"{what} {name[:60]!r}...: its extension ({len(out.suffix)} characters) leaves no room "
+                         "for the temporary file written beside it (255 bytes per name)")
     if name.endswith(os.sep) or os.path.isdir(out):
         raise UsageError(f"{what} {name!r} is a directory; give a file name")
     if os.path.lexists(out):
@@ -452,6 +492,12 @@ def check_output_path(path: str | os.PathLike | None, *, force: bool = False, wh
     return out
 
 
+def _temp_affixes(out: Path) -> tuple[str, str]:
+    """``atomic_write``'s temporary name around mkstemp's 8 random characters: the suffix keeps the extension
+    (writers such as matplotlib pick the format from it)."""
+    return f".{out.name[:100]}.", f".tmp{out.suffix}"
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -470,7 +516,8 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None], *,
       UsageError: the target exists (without ``force``) or cannot be written.
     """
     out = check_output_path(path, force=force, what=what)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=f".tmp{out.suffix}")
+    prefix, suffix = _temp_affixes(out)
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

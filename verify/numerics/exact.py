@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from verify.numerics.episodes import Episodes, discounted_returns, score_total
-from verify.errors import UsageError
+from verify.errors import NumericalError, UsageError
+from verify.model.io import require_memory, require_work
 from verify.model.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.model.policy import Policy
 
@@ -296,6 +297,10 @@ def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool
         for _ in range(H):
             V = r_pi + g * (P_pi @ V)
         return GradientResult(float(op.initial @ V), np.zeros_like(policy.theta), "dp")
+    # [H + 1, 2 n] (or [H + 1, n] sparse) before it is allocated: horizon 10^9 is a UsageError, not a MemoryError
+    require_memory(8.0 * (H + 1) * n * (1 if op.is_sparse else 2), f"the dynamic-programming table (horizon {H} "
+                   f"x {n} live states)")
+    require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H}")
     if op.is_sparse:
         return _by_dp_sparse(mdp, policy, op, pi, P_pi, r_pi)
     # X[k] = [V_k, d_k]: V_k = r_pi + g P_pi V_{k-1} is the value with k actions left, d_t = g P_pi^T d_{t-1} the
@@ -346,6 +351,7 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     identity = (_sps().csr_array((np.ones(n), np.arange(n), np.arange(n + 1)), shape=(n, n)) if op.is_sparse
                 else np.eye(n))
     solve = op.factorize(identity - g * op.policy_matrix(pi))   # one LU serves V and the occupancy
+    _check_conditioning(solve(np.ones(n)), g)
     V = solve((pi * op.rbar).sum(axis=1))
     J = float(op.initial @ V)
     if not need_grad:
@@ -353,6 +359,34 @@ def _by_solve(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: b
     Q = op.rbar + g * (op.P @ V).reshape(n, -1)
     occupancy = solve(op.initial, transpose=True)              # sum_t gamma^t P(s_t = s)
     return GradientResult(J, _full_gradient(policy, op, occupancy[:, None] * pi * Q), "solve")
+
+
+SOLVE_RTOL = 1e-6    # the relative error the linear solve must be able to promise (else NumericalError)
+
+
+def _check_conditioning(steps: np.ndarray, gamma: float) -> None:
+    """Refuse a solve of (I - gamma P_pi) x = b whose rounding error could exceed ``SOLVE_RTOL``.
+
+    ``steps`` = (I - gamma P_pi)^{-1} 1 is the expected discounted number of actions from each live state (P_pi
+    is substochastic and the inverse non-negative), so ||(I - gamma P_pi)^{-1}||_inf = max(steps) and the
+    condition number kappa_inf <= (1 + gamma) max(steps); LU with partial pivoting promises a relative error of
+    about kappa eps (Higham 2002, ch. 9). At gamma = 1 - 1e-15 on an MDP that never terminates kappa is ~2e15:
+    the solve was 10 % wrong, silently.
+    """
+    kappa = (1.0 + gamma) * float(np.max(steps)) if steps.size else 1.0
+    bound = kappa * np.finfo(float).eps
+    if not bound <= SOLVE_RTOL:         # also refuses nan/inf
+        raise NumericalError(f"the linear solve for horizon null is ill-conditioned (condition number about "
+                             f"{kappa:.2g} at gamma {gamma!r}): its rounding error could reach {bound:.2g} of the "
+                             f"answer, more than {SOLVE_RTOL:g}; give the MDP a finite horizon or a smaller gamma")
+
+
+def _finite(result: GradientResult) -> GradientResult:
+    """NumericalError instead of an infinite or NaN J or grad J (e.g. rewards near 1e308 summed over steps)."""
+    if not (np.isfinite(result.J) and np.all(np.isfinite(result.grad))):
+        raise NumericalError(f"J or grad J overflowed float64 (method {result.method}, J = {result.J!r}); "
+                             "rescale the rewards")
+    return result
 
 
 def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad: bool = True,
@@ -373,6 +407,8 @@ def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad
 
     Raises:
       UsageError: unknown method, or a method that does not fit the horizon.
+      NumericalError: J or grad J not finite in float64, or a horizon-null solve too ill-conditioned to promise
+        a relative error of ``SOLVE_RTOL``.
 
     >>> from verify.policy import TabularSoftmax
     >>> bandit = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], horizon=1)
@@ -386,14 +422,14 @@ def gradient(mdp: TabularMDP, policy: Policy, method: str = "auto", *, need_grad
     if method == "auto":
         method = "solve" if mdp.horizon is None else "dp"
     if method == "enumerate":
-        return _by_enumeration(mdp, policy)
+        return _finite(_by_enumeration(mdp, policy))
     if method == "dp":
         if mdp.horizon is None:
             raise UsageError("method dp needs a finite horizon (this MDP has horizon null); use --method solve")
-        return _by_dp(mdp, policy, need_grad, sparse)
+        return _finite(_by_dp(mdp, policy, need_grad, sparse))
     if mdp.horizon is not None:
         raise UsageError(f"method solve is for horizon null (this MDP has horizon {mdp.horizon}); use --method dp")
-    return _by_solve(mdp, policy, need_grad, sparse)
+    return _finite(_by_solve(mdp, policy, need_grad, sparse))
 
 
 def finite_difference_gradient(mdp: TabularMDP, policy: Policy, *, eps: float = 1e-5) -> np.ndarray:
@@ -500,7 +536,31 @@ def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarr
     V = state_values(mdp, policy)
     succ, A = mdp.successors, mdp.n_actions
     t, s, a = (np.asarray(x, dtype=np.intp).reshape(-1) for x in (t, s, a))
+    # Each distinct (t, s, a) once (only (s, a) for horizon null, where Q is stationary): a pair with 20 000
+    # successors visited by 2 000 steps would otherwise expand to 4 10^7 entries. Blocks of distinct keys bound
+    # the expansion to ACTION_VALUE_BLOCK successor entries at a time.
     pair = s * A + a
+    key = pair if mdp.horizon is None else t * (mdp.n_states * A) + pair
+    keys, inverse = np.unique(key, return_inverse=True)
+    k_pair = keys % (mdp.n_states * A)
+    k_t = keys // (mdp.n_states * A)
+    width = succ.indptr[k_pair + 1] - succ.indptr[k_pair]
+    ends = np.cumsum(width)
+    out = np.empty(keys.size)
+    start = 0
+    while start < keys.size:
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - width[start] + ACTION_VALUE_BLOCK, "right")))
+        out[start:stop] = _action_values(mdp, V, k_t[start:stop], k_pair[start:stop])
+        start = stop
+    return out[inverse.reshape(-1)]
+
+
+ACTION_VALUE_BLOCK = 2**22     # successor entries expanded at once by action_values_at (~100 MB of temporaries)
+
+
+def _action_values(mdp: TabularMDP, V: np.ndarray, t: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    """Q_t at distinct (t, pair) keys, summed over each pair's successors in ``value_tables``' order."""
+    succ = mdp.successors
     entry = _gather_ranges(succ.indptr, pair)
     step = np.repeat(np.arange(pair.size), succ.indptr[pair + 1] - succ.indptr[pair])
     nxt = succ.next_state[entry]
@@ -525,6 +585,8 @@ def _backward(mdp: TabularMDP, policy: Policy, keep_q: bool) -> tuple[np.ndarray
     prob_alive = np.where(mdp.terminal[succ.next_state], 0.0, succ.prob)
     next_value = lambda v: np.bincount(succ.pair, weights=prob_alive * v[succ.next_state],  # noqa: E731
                                        minlength=S * A).reshape(S, A)
+    H = 1 if mdp.horizon is None else mdp.horizon
+    require_memory(8.0 * H * (S + (S * A if keep_q else 0)), f"the value tables (horizon {H} x {S} states)")
     if mdp.horizon is None:
         op = _live_operator(mdp)
         V = np.zeros((1, mdp.n_states))

@@ -37,17 +37,19 @@ import numpy as np
 from verify.numerics.episodes import Episodes, StepEpisodes, Steps, episodes_from_lists, longest_first, step_index
 from verify.errors import UsageError, positive_int
 from verify.model.mdp import TabularMDP
-from verify.model.io import require_memory, require_work
+from verify.model.io import WorkMeter, current_limits, require_memory, require_work, work_meter
 from verify.model.policy import Policy
 
 if TYPE_CHECKING:
     from verify.model.problem import Problem
 
-__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "ROWS_MIN_PARAMETERS", "TRUNCATION_RTOL",
-           "JointTable", "check_sampling_budget", "chunk_size", "concatenate", "default_max_steps", "episode_bytes", "iter_episode_chunks",
-           "joint_table", "sample_episodes", "sample_episodes_naive"]
+__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "PROCESS_BYTES", "ROWS_MIN_PARAMETERS",
+           "TRUNCATION_RTOL", "JointTable", "check_sampling_budget", "chunk_size", "concatenate", "default_max_steps",
+           "effective_horizon", "episode_bytes", "iter_episode_chunks", "joint_table", "sample_episodes",
+           "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
+PROCESS_BYTES = 160 * 2**20    # the process before sampling: interpreter, numpy, scipy, rich (measured ~62-100 MB RSS)
 TRUNCATION_RTOL = 1e-12        # relative truncation bias allowed for horizon null, gamma < 1
 GAMMA_ONE_MAX_STEPS = 100_000  # default cap for horizon null with gamma = 1 (reaching it is an error)
 
@@ -203,18 +205,37 @@ def default_max_steps(mdp: TabularMDP) -> int:
     """
     if mdp.horizon is not None:
         return mdp.horizon
-    g = mdp.gamma
-    if g == 1.0:
+    return effective_horizon(mdp.gamma)
+
+
+def effective_horizon(gamma: float, rtol: float = TRUNCATION_RTOL) -> int:
+    """The smallest m >= 1 with gamma^m (1 + m (1 - gamma)) <= rtol, found in O(log m) evaluations.
+
+    The log of the bound, b(m) = m log gamma + log1p(m (1 - gamma)), is decreasing for m >= 1, so m is bracketed by
+    doubling and then bisected: the cost does not grow with m (a step-by-step search took 26 CPU-s at
+    gamma = 1 - 1e-7 and never ended at 1 - 1e-15). gamma = 1 gives ``GAMMA_ONE_MAX_STEPS``, gamma = 0 gives 1.
+
+    >>> effective_horizon(0.9), effective_horizon(0.99)
+    (295, 3094)
+    >>> effective_horizon(1 - 1e-15) > 10**16
+    True
+    """
+    if gamma == 1.0:
         return GAMMA_ONE_MAX_STEPS
-    if g == 0.0:
+    if gamma == 0.0:
         return 1
-    bound = lambda m: m * math.log(g) + math.log1p(m * (1 - g))  # noqa: E731  (log of the bound)
-    m = max(1, math.ceil(math.log(TRUNCATION_RTOL) / math.log(g)))
-    while bound(m) > math.log(TRUNCATION_RTOL):
-        m += 1
-    while m > 1 and bound(m - 1) <= math.log(TRUNCATION_RTOL):
-        m -= 1
-    return m
+    log_g, target = math.log(gamma), math.log(rtol)
+
+    def bound(m: int) -> float:        # log of gamma^m (1 + m (1 - gamma))
+        return m * log_g + math.log1p(m * (1 - gamma))
+
+    lo, hi = 0, 1                      # invariant: bound(hi) <= target < bound(lo) (bound(0) = 0 > target)
+    while bound(hi) > target:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if bound(mid) <= target else (mid, hi)
+    return hi
 
 
 def _resolve_max_steps(mdp: TabularMDP, max_steps: int | None) -> int:
@@ -229,34 +250,54 @@ def _resolve_max_steps(mdp: TabularMDP, max_steps: int | None) -> int:
 ROWS_MIN_PARAMETERS = 256     # from this many S A, mc streams estimates as visited rows (verify.mc.FULL_MOMENTS_MAX_D)
 
 
-def episode_bytes(mdp: TabularMDP, *, max_steps: int | None = None) -> int:
+def episode_bytes(mdp: TabularMDP, *, max_steps: int | None = None, dense: bool = False) -> int:
     """Working-set bytes per episode of sampling it and running an estimator on it (see ``chunk_size``).
 
-    With T the step cap: the three padded [N, T+1] arrays and about five [N, T] temporaries of the estimators
-    (reward-to-go, masked weights, flat (episode, s, a) indices), and about five arrays of per-episode estimates
-    (the bincount, the score contraction, centred values for the moments): 8 (8 (T + 1) + 5 S A) bytes. Above
-    ``ROWS_MIN_PARAMETERS`` (S A) mc keeps an estimate as its visited rows, at most min(S, T + 1) of A entries:
-    8 (8 (T + 1) + 5 min(S, T + 1) A) bytes (S = 10^5 would otherwise count 16 MB per episode).
+    With T the step cap: the sampler's log, the step list (n, t, s, a, r) and the padded arrays, and the
+    estimators' and the paired references' temporaries, about 13 arrays of 8 bytes per step (measured: 80-85
+    bytes of peak RSS per step for ``mc --estimator reward_to_go`` on a 2-state MDP with horizon 10^5 and no
+    terminal state), and about five arrays of per-episode estimates (the bincount, the score contraction, centred
+    values for the moments): 8 (13 (T + 1) + 5 S A) bytes. Above ``ROWS_MIN_PARAMETERS`` (S A) mc keeps an
+    estimate as its visited rows, at most min(S, T + 1) of A entries: 8 (13 (T + 1) + 5 min(S, T + 1) A) bytes
+    (S = 10^5 would otherwise count 16 MB per episode). ``dense``: an estimator without visited rows (a user's
+    function, or an action-value estimator) returns [N, S, A], and its evaluation holds about eight such arrays
+    (measured: 7.2 for ``q_value`` on 20 001 parameters): 8 (13 (T + 1) + 8 S A) bytes.
     """
     T = _resolve_max_steps(mdp, max_steps)
     S, A = mdp.n_states, mdp.n_actions
+    if dense:
+        return 8 * (13 * (T + 1) + 8 * S * A)
     rows = S if S * A < ROWS_MIN_PARAMETERS else min(S, T + 1)
-    return 8 * (8 * (T + 1) + 5 * rows * A)
+    return 8 * (13 * (T + 1) + 5 * rows * A)
 
 
-def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int = CHUNK_BYTES) -> int:
-    """Episodes per chunk so that sampling one chunk and running an estimator on it stay within ``budget`` bytes.
+def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int | None = None,
+               dense: bool = False) -> int:
+    """Episodes per chunk, so that sampling one chunk and running an estimator on it fit the memory limit.
 
-    ``budget // episode_bytes(mdp)``, never fewer than 256 episodes. (Measured on FrozenLake 4x4, H = 100: 210 MB
-    traced peak for a 53k chunk under an older 3 + 3 estimate.) Throughput hardly depends on the chunk size
-    beyond a few thousand episodes.
+    With ``budget`` (bytes): ``budget // episode_bytes(mdp)``, at least one. By default the chunking every seed's
+    random stream has used so far, max(256, ``CHUNK_BYTES`` // (8 (8 (T + 1) + 5 rows A))) episodes, lowered
+    to what the memory limit leaves beyond the process itself (``PROCESS_BYTES``) at ``episode_bytes`` each: the
+    old floor of 256 episodes let a horizon of 10^5 take 2.7 GB under a 2 GiB limit. Throughput hardly depends
+    on the chunk size beyond a few thousand episodes. ``dense``: as ``episode_bytes``.
 
     >>> frozen_lake_sized = TabularMDP(initial=[1] + [0] * 15, transitions=np.full((16, 4, 16), 1 / 16),
     ...                                rewards=np.zeros((16, 4)), horizon=100)
-    >>> chunk_size(frozen_lake_sized)           # 8 (8 * 101 + 5 * 64) = 9024 bytes per episode
+    >>> chunk_size(frozen_lake_sized)           # 200 MiB / (8 (8 * 101 + 5 * 64)) = 200 MiB / 9024 bytes
     23239
+    >>> long = TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[1.0]], horizon=10**5)
+    >>> chunk_size(long), chunk_size(long, budget=100 * 2**20)     # 10.4 MB per episode under 2 GiB - 160 MiB
+    (190, 10)
     """
-    return max(256, budget // episode_bytes(mdp, max_steps=max_steps))
+    per_episode = episode_bytes(mdp, max_steps=max_steps, dense=dense)
+    if budget is not None:
+        return int(max(1, budget // per_episode))
+    T = _resolve_max_steps(mdp, max_steps)
+    S, A = mdp.n_states, mdp.n_actions
+    rows = S if S * A < ROWS_MIN_PARAMETERS else min(S, T + 1)
+    stream = max(256, CHUNK_BYTES // (8 * (8 * (T + 1) + 5 * rows * A)))   # keeps every seed's episodes as before
+    fits = max(1, (current_limits().max_memory - PROCESS_BYTES) // per_episode)
+    return int(min(stream, fits))
 
 
 def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -276,7 +317,7 @@ def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator) -> np.n
 
 
 def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
-                  rng: np.random.Generator) -> Episodes:
+                  rng: np.random.Generator, meter: WorkMeter) -> Episodes:
     init_keys = np.cumsum(mdp.initial)
     # The same pinning as the joint table's last entries: u in [0, 1) always lands on a state with rho0 > 0.
     init_keys[np.flatnonzero(mdp.initial > 0)[-1]:] = np.inf
@@ -285,9 +326,15 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     rows = s0[alive] * max(table.width, 1)
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
+    # The work limit bounds what runs (a horizon-null episode's length is known only when it ends): the loop
+    # stops once the steps taken exceed what is left of it.
+    left, taken = meter.remaining(), 0
     for _ in range(cap):
         if alive.size == 0:
             break
+        taken += alive.size
+        if taken > left:
+            meter.charge(taken, f"sampling {n} episodes (horizon {mdp.horizon}, gamma {mdp.gamma!r})")
         k = _draw(table, rows, rng)
         ids.append(alive)
         ks.append(k)
@@ -301,6 +348,7 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
         raise UsageError(f"{alive.size} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
                          "horizon null); pass a larger max_steps or give the MDP a horizon")
     del rows  # the working set is gone; everything else is rebuilt from the log.
+    meter.charge(taken, "sampling")
 
     T = len(ids)
     running = np.fromiter((x.size for x in ids), dtype=np.intp, count=T)
@@ -355,8 +403,9 @@ def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.
     else:
         positive_int(chunk, "chunk")
     table = joint_table(mdp, policy)
+    meter = work_meter()
     for start in range(0, n, chunk):
-        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng)
+        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter)
 
 
 def concatenate(batches: list[Episodes]) -> Episodes:
@@ -427,19 +476,23 @@ def sample_episodes_naive(mdp: TabularMDP, policy: Policy, n: int, rng: np.rando
 
 # --- the budget: refuse a run before it starts -----------------------------------------------------------------------
 
-def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True) -> None:
+def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True,
+                          max_steps: int | None = None, dense: bool = False) -> None:
     """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
 
-    Memory: a chunk of min(episodes, ``chunk_size``) episodes (all of them when not ``chunked``) of
-    ``episode_bytes`` each (8 (8 (T + 1) + 5 S A) bytes, min(S, T + 1) rows instead of S for big
-    S A), T the step cap (the horizon, or the truncation cap for horizon null: about 3 10^5 steps at
-    gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
-    T x episodes would refuse honest requests).
+    Memory: ``PROCESS_BYTES`` plus a chunk of min(episodes, ``chunk_size``) episodes (all of them when not
+    ``chunked``) of ``episode_bytes`` each, T the step cap (the horizon, or the truncation cap for horizon null:
+    about 3 10^5 steps at gamma = 0.9999). Work: at least one step per episode (episodes usually end long before
+    T, so T x episodes would refuse honest requests); the sampler's ``WorkMeter`` bounds the steps that run.
+    ``dense``: some estimator returns [N, S, A] (see ``episode_bytes``).
     """
     mdp = problem.mdp
-    T = default_max_steps(mdp)
-    per_episode = float(episode_bytes(mdp))
-    batch = episodes if not chunked else min(episodes, chunk_size(mdp))
-    require_memory(batch * per_episode, f"sampling {batch} episodes at a time with a step cap of {T}"
-                   + ("" if mdp.horizon is not None else f" (horizon null, gamma {mdp.gamma:g})"))
+    T = default_max_steps(mdp) if max_steps is None else max_steps
+    per_episode = float(episode_bytes(mdp, max_steps=max_steps, dense=dense))
+    batch = episodes if not chunked else min(episodes, chunk_size(mdp, max_steps=max_steps, dense=dense))
+    hint = "" if mdp.horizon is not None else (f" (horizon null, gamma {mdp.gamma!r}: the step cap keeps the "
+                                                "truncation bias below 1e-12; give the MDP a horizon (--horizon H) "
+                                                "to lower it)")
+    require_memory(PROCESS_BYTES + batch * per_episode,
+                   f"sampling {batch} episodes at a time with a step cap of {T}" + hint)
     require_work(float(episodes), f"sampling {episodes} episodes")
