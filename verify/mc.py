@@ -552,19 +552,30 @@ class CheckResult:
     gradients: GradientCheck
     rows: list[CheckRow]
 
+    @functools.cached_property
+    def self_check(self):
+        """The false-alarm count of the rows with exact bias zero against its binomial law
+        (``verify.selfcheck``): a check that fails when the Monte Carlo path itself is broken."""
+        from verify.selfcheck import false_alarm_check
+
+        return false_alarm_check(self.rows)
+
     @property
     def passed(self) -> bool:
         """Nothing failed (undecided rows are not failures, and are not counted as passed either)."""
-        return bool(self.gradients.passed and not any(r.status == "failed" for r in self.rows))
+        return bool(self.gradients.passed and self.self_check.passed
+                    and not any(r.status == "failed" for r in self.rows))
 
     @property
     def summary(self) -> dict:
-        statuses = ["passed" if self.gradients.passed else "failed", *(r.status for r in self.rows)]
+        statuses = ["passed" if self.gradients.passed else "failed", *(r.status for r in self.rows),
+                    "passed" if self.self_check.passed else "failed"]
         return {"checks": len(statuses), **{s: statuses.count(s) for s in STATUSES}}
 
     def to_json(self) -> dict:
         return {"problem": self.problem, "passed": self.passed, "summary": self.summary,
-                "gradients": self.gradients.to_json(), "estimators": [r.to_json() for r in self.rows]}
+                "gradients": self.gradients.to_json(), "estimators": [r.to_json() for r in self.rows],
+                "self_check": self.self_check.to_json()}
 
 
 def exact_cross_check(problem: Problem):

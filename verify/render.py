@@ -138,7 +138,7 @@ def _estimators(console: Console, report: Report, reproduce) -> None:
     console.print(estimator_table(report.estimators, f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} "
                                   f"episodes, seed {first.seed}, α = {first.alpha:g} per test)",
                                   compact=console.width < WIDE))
-    console.print(_legend([row for _, row in report.estimators]), markup=False)
+    console.print(_legend(report.estimators), markup=False)
     for ex, row in report.estimators:
         if row.status != "passed":
             console.print(f"{STATUS_MARK[row.status]} {ex}, expected {row.expected}, got {row.outcome}:", style="bold")
@@ -315,15 +315,17 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
 
 
 def _legend(rows) -> str:
+    """The table's key, and the false-alarm self-check's sentence computed from the count (``verify.selfcheck``);
+    rows: ``CheckRow`` or (example, ``CheckRow``)."""
     from verify.mc import DETECT_POWER
+    from verify.selfcheck import false_alarm_check
 
-    n_unbiased = sum(row.mc.estimator.unbiased for row in rows)
-    alpha = rows[0].mc.alpha
+    check = false_alarm_check(rows)
     return (f"exact max|bias| and effect (bias / per-episode std) by enumeration decide wherever they are known (? = "
             f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
             f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
-            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). The "
-            f"{n_unbiased} unbiased tests have a family-wise false-alarm rate <= {n_unbiased * alpha:.2g}.")
+            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). "
+            + ("\n" if not check.passed else "") + f"{MARK[check.passed]} Self-check: {check.summary()}.")
 
 
 def render_check(check: CheckResult, reproduce=None, *, color: bool = True, console: Console | None = None) -> None:

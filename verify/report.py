@@ -101,10 +101,21 @@ class Report:
         return f"pgverify report --seed {self.seed}" + (" --quick" if self.quick else "")
 
     @property
+    def self_check(self):
+        """The false-alarm count of the Monte Carlo rows with exact bias zero against its binomial law
+        (``verify.selfcheck``); None before the estimators ran."""
+        if not self.estimators:
+            return None
+        from verify.selfcheck import false_alarm_check
+
+        return false_alarm_check(self.estimators)
+
+    @property
     def checks(self) -> list:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
+        selfcheck = self.self_check
         return [*self.derivation, *self.continuous, *self.derivation_numeric, *self.errata, *self.gradients,
-                *(row for _, row in self.estimators)]
+                *(row for _, row in self.estimators), *([selfcheck] if selfcheck is not None else [])]
 
     @property
     def passed(self) -> bool:
@@ -131,6 +142,7 @@ class Report:
             "gradients": [g.to_json() for g in self.gradients],
             "estimators": [{"example": ex, **row.to_json()} for ex, row in self.estimators],
             "variance": [v.to_json() for v in self.variance],
+            "self_check": None if self.self_check is None else self.self_check.to_json(),
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
