@@ -502,6 +502,7 @@ class CheckRow:
     expected: str
     outcome: str
     status: str
+    note: str = ""     # why the expectation differs from the catalog's claim on this problem (``verify.labels``)
 
     @property
     def passed(self) -> bool:
@@ -513,35 +514,44 @@ class CheckRow:
 
     def to_json(self) -> dict:
         return {**self.mc.to_json(), "expected": self.expected, "outcome": self.outcome, "status": self.status,
-                "passed": self.passed}
+                "passed": self.passed, "note": self.note}
 
 
-def judge(r: McResult) -> CheckRow:
+def judge(r: McResult, mdp=None) -> CheckRow:
     """What a run says about a catalog estimator whose claim (unbiased or a pitfall) is ``r.estimator.unbiased``.
 
     With exact moments the exact bias decides ("biased (exact bias ...)", "caught" when the Monte Carlo test also
     rejected, "consistent", "consistent (false alarm)" when it rejected an estimator whose exact bias is zero).
     Without, the sampled test decides; a pitfall it does not catch, or any row it cannot decide, is "undecided".
+    A pitfall that equals an unbiased estimator on ``mdp`` (``verify.labels``: gamma = 1, horizon null, ...) is
+    expected "no bias here" and judged as that estimator.
     """
     rejected = r.mc_rejected
-    expected = "consistent" if r.estimator.unbiased else "biased"
+    equivalence = None
+    if mdp is not None and not r.estimator.unbiased:
+        from verify.labels import structural_equivalence
+
+        equivalence = structural_equivalence(r.estimator.name, mdp)
+    unbiased = r.estimator.unbiased or equivalence is not None
+    note = "" if equivalence is None else equivalence.describe()
+    expected = "consistent" if r.estimator.unbiased else "no bias here" if unbiased else "biased"
     if r.moments is not None:
         if r.moments.biased:
             size = f"exact bias {np.abs(r.moments.bias).max():.2g}"
-            if r.estimator.unbiased:
-                return CheckRow(r, expected, f"BIASED ({size})", "failed")
-            return CheckRow(r, expected, "caught" if rejected else f"biased ({size})", "passed")
+            if unbiased:
+                return CheckRow(r, expected, f"BIASED ({size})", "failed", note)
+            return CheckRow(r, expected, "caught" if rejected else f"biased ({size})", "passed", note)
         if not r.estimator.unbiased:
             expected = "no bias here"
-        return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed")
+        return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed", note)
     v = r.sampled.verdict
     if v == "undecided":
-        return CheckRow(r, expected, "undecided", "undecided")
-    if r.estimator.unbiased:
+        return CheckRow(r, expected, "undecided", "undecided", note)
+    if unbiased:
         return CheckRow(r, expected, "consistent" if v == "consistent" else "INCONSISTENT",
-                        "passed" if v == "consistent" else "failed")
+                        "passed" if v == "consistent" else "failed", note)
     return CheckRow(r, expected, "caught" if rejected else "not caught (bias unknown)",
-                    "passed" if rejected else "undecided")
+                    "passed" if rejected else "undecided", note)
 
 
 @dataclass(frozen=True, eq=False)
@@ -610,4 +620,4 @@ def exact_cross_check(problem: Problem):
 def run_check(problem: Problem, estimators=ESTIMATORS, **settings) -> CheckResult:
     """Exact gradients by every method vs finite differences, then ``estimators`` (the catalog) on one sample."""
     return CheckResult(problem.mdp.name, exact_cross_check(problem),
-                       [judge(r) for r in run_estimators(problem, estimators, **settings)])
+                       [judge(r, problem.mdp) for r in run_estimators(problem, estimators, **settings)])

@@ -139,6 +139,7 @@ def _estimators(console: Console, report: Report, reproduce) -> None:
                                   f"episodes, seed {first.seed}, α = {first.alpha:g} per test)",
                                   compact=console.width < WIDE))
     console.print(_legend(report.estimators), markup=False)
+    _notes(console, report.estimators)
     for ex, row in report.estimators:
         if row.status != "passed":
             console.print(f"{STATUS_MARK[row.status]} {ex}, expected {row.expected}, got {row.outcome}:", style="bold")
@@ -328,6 +329,14 @@ def _legend(rows) -> str:
             + ("\n" if not check.passed else "") + f"{MARK[check.passed]} Self-check: {check.summary()}.")
 
 
+def _notes(console: Console, rows) -> None:
+    """One line per pitfall that is no pitfall on this problem (``verify.labels``): why its row expects no bias."""
+    for item in rows:
+        ex, row = item if isinstance(item, tuple) else (None, item)
+        if row.note:
+            console.print(f"{ex + '/' if ex else ''}{row.mc.estimator.name}: {row.note}", markup=False)
+
+
 def render_check(check: CheckResult, reproduce=None, *, color: bool = True, console: Console | None = None) -> None:
     """Print ``pgverify check``: the gradient cross-check, the estimator table, details of every row that did not
     pass (with ``reproduce(McResult)`` as its replay line), and the summary counts."""
@@ -340,6 +349,7 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
     console.print(estimator_table(check.rows, f"Estimators vs exact grad J ({first.episodes} episodes, seed "
                                               f"{first.seed}, alpha {first.alpha:g})", compact=console.width < WIDE))
     console.print(_legend(check.rows), markup=False)
+    _notes(console, check.rows)
     for row in check.rows:
         if row.status != "passed":
             console.print(format_mc(row.mc, reproduce(row.mc) if reproduce else None), markup=False)
