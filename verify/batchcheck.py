@@ -47,6 +47,7 @@ from verify.mc import ENUMERATION_LIMIT, component_name
 from verify.mdp import TabularMDP
 from verify.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
 from verify.policy import Policy
+from verify.precision import FLOAT64, Precision
 from verify.problem import Problem
 from verify.sampler import sample_episodes
 from verify.stats import SampleMoments, consistency_test, detectable_bias
@@ -149,17 +150,19 @@ def _at_size(batch_size: int, batches: int, mean, stderr, grad) -> BatchSize:
     return BatchSize(batch_size, batches, mean, stderr, *_geometry(mean, grad))
 
 
-def exact_verdict(mean: np.ndarray, grad: np.ndarray, scale: float) -> tuple[str, float | None]:
+def exact_verdict(mean: np.ndarray, grad: np.ndarray, scale: float,
+                  rtol: float = ZERO_BIAS_RTOL) -> tuple[str, float | None]:
     """"unbiased", "proportional" (with c) or "biased" for an exact E[g], within round-off of ``scale``.
 
-    Unbiased: max|E[g] - grad J| <= ZERO_BIAS_RTOL * scale. Proportional: c = <E g, grad J> / |grad J|^2 > 0
-    and max|E[g] - c grad J| within the same allowance (times max(1, c)).
+    Unbiased: max|E[g] - grad J| <= rtol * scale (``rtol``: ZERO_BIAS_RTOL for float64, wider for a float32
+    computation, ``verify.precision``). Proportional: c = <E g, grad J> / |grad J|^2 > 0 and max|E[g] - c grad J|
+    within the same allowance (times max(1, c)).
 
     >>> exact_verdict(np.array([0.5, -0.5]), np.array([1.0, -1.0]), 1.0)
     ('proportional', 0.5)
     """
     big = max(scale, float(np.abs(grad).max(initial=0.0)), float(np.abs(mean).max(initial=0.0)), 1e-300)
-    tol = ZERO_BIAS_RTOL * big
+    tol = rtol * big
     if np.abs(mean - grad).max(initial=0.0) <= tol:
         return "unbiased", 1.0
     gg = float(grad @ grad)
@@ -217,6 +220,7 @@ class BatchCheck:
     reproduce: str = ""
     n_trajectories: int | None = None
     extra: dict = field(default_factory=dict)
+    precision: Precision = FLOAT64    # the floating type the estimate was computed in (``verify.precision``)
 
     @property
     def passed(self) -> bool:
@@ -262,6 +266,11 @@ class BatchCheck:
         lines = [f"{self.estimator} on {self.problem}, batch size {self.batch_size}: {head} ({how})"]
         if self.verdict == "undecided" and self.reason:
             lines.append(f"why undecided: {self.reason}")
+        if self.precision.limited:
+            lines.append(self.precision.describe(float(np.abs(self.grad).max(initial=0.0)) or None,
+                                                 float(np.abs(self.mean - self.grad).max(initial=0.0))
+                                                 if self.exact else None).replace(
+                "of the problem's scale", "of the problem's scale (relative to max(|grad J|, returns x score))"))
         w = self.worst
         est = "" if s0.stderr is None else f" (standard error {s0.stderr[w]:.3g})"
         lines.append(f"{'worst component' if self.verdict != 'unbiased' else 'largest deviation'}: {self.names[w]}: "
@@ -309,7 +318,8 @@ class BatchCheck:
                 "relative_bias": _fin(self.relative_bias), "matches": [[n, c] for n, c in self.matches],
                 "p_unbiased": self.p_unbiased, "p_proportional": self.p_proportional,
                 "resolution": _fin(self.resolution), "reason": self.reason,
-                "sizes": [s.to_json() for s in self.sizes], "reproduce": self.reproduce}
+                "sizes": [s.to_json() for s in self.sizes], "reproduce": self.reproduce,
+                "precision": self.precision.to_json()}
 
 
 def _plain(episodes: Episodes) -> Episodes:
@@ -319,11 +329,12 @@ def _plain(episodes: Episodes) -> Episodes:
                     episodes.mdp, episodes.policy, None)
 
 
-def _close(a: np.ndarray, b: np.ndarray, size: float) -> bool:
-    return bool(np.abs(a - b).max(initial=0.0) <= ZERO_BIAS_RTOL * max(size, 1e-300))
+def _close(a: np.ndarray, b: np.ndarray, size: float, rtol: float = ZERO_BIAS_RTOL) -> bool:
+    return bool(np.abs(a - b).max(initial=0.0) <= rtol * max(size, 1e-300))
 
 
-def _convention(estimate, batch: Episodes, full: np.ndarray, size: float) -> str | None:
+def _convention(estimate, batch: Episodes, full: np.ndarray, size: float,
+                rtol: float = ZERO_BIAS_RTOL) -> str | None:
     """"mean" or "sum" when g(batch) is the mean or the sum of g of each of its episodes alone, else None."""
     singles = []
     for i in range(batch.n):
@@ -337,14 +348,15 @@ def _convention(estimate, batch: Episodes, full: np.ndarray, size: float) -> str
     if not np.isfinite(singles).all():
         return None
     size = max(size, float(np.abs(singles).max(initial=0.0)) * batch.n)
-    if _close(full, singles.mean(axis=0), size):
+    if _close(full, singles.mean(axis=0), size, rtol):
         return "mean"
-    if _close(full, singles.sum(axis=0), size):
+    if _close(full, singles.sum(axis=0), size, rtol):
         return "sum"
     return None
 
 
-def _probe(estimate, target: Target, seed: int, enum: Episodes | None) -> tuple[str | None, bool]:
+def _probe(estimate, target: Target, seed: int, enum: Episodes | None,
+           rtol: float = ZERO_BIAS_RTOL) -> tuple[str | None, bool]:
     """(convention, deterministic): is g(batch) the mean or the sum of each episode's g alone?
 
     Probed on a sampled batch and, when the trajectories are enumerated, on one spread over their lengths (a
@@ -357,13 +369,13 @@ def _probe(estimate, target: Target, seed: int, enum: Episodes | None) -> tuple[
     size = max(float(np.abs(full).max(initial=0.0)), target.scale)
     if not _close(full, again, size):
         return None, False
-    found = _convention(estimate, batch, full, size)
+    found = _convention(estimate, batch, full, size, rtol)
     if found is not None and enum is not None and enum.n > 1:
         order = np.argsort(enum.lengths, kind="stable")
         pick = np.unique(order[np.linspace(0, enum.n - 1, min(PROBE_EPISODES, enum.n)).round().astype(int)])
         spread = _plain(enum.select(pick))
         g = estimate(spread)
-        if _convention(estimate, spread, g, max(float(np.abs(g).max(initial=0.0)), target.scale)) != found:
+        if _convention(estimate, spread, g, max(float(np.abs(g).max(initial=0.0)), target.scale), rtol) != found:
             return None, True
     return found, True
 
@@ -452,7 +464,7 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
                       "use more batches"}
 
 
-def _catalog_matches(mean: np.ndarray, target: Target) -> tuple[tuple[str, float], ...]:
+def _catalog_matches(mean: np.ndarray, target: Target, rtol: float = ZERO_BIAS_RTOL) -> tuple[tuple[str, float], ...]:
     mdp, policy = target.problem.mdp, target.problem.policy
     if try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT) is None:
         return ()
@@ -462,7 +474,7 @@ def _catalog_matches(mean: np.ndarray, target: Target) -> tuple[tuple[str, float
         mp = target.to_params(m.mean.ravel())
         if exact_verdict(mp, target.grad, target.scale)[0] == "unbiased":
             continue                      # no bias on this MDP: it would "match" every unbiased estimator
-        kind, c = exact_verdict(mean, mp, target.scale)
+        kind, c = exact_verdict(mean, mp, target.scale, rtol)
         if kind in ("unbiased", "proportional"):
             found.append((name, float(c)))
     return tuple(found)
@@ -470,7 +482,7 @@ def _catalog_matches(mean: np.ndarray, target: Target) -> tuple[tuple[str, float
 
 def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *, name: str, batch_size: int,
                   batches: int, seed: int, alpha: float, tolerance: float, second_batch_size: int | None,
-                  reproduce: str, extra: dict | None = None) -> BatchCheck:
+                  reproduce: str, extra: dict | None = None, precision: Precision = FLOAT64) -> BatchCheck:
     """The engine behind every batch-level check (module docstring): exact where it can, else Monte Carlo.
 
     Args:
@@ -481,6 +493,8 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
       second_batch_size: the other batch size for batch-level estimators (default 4 * batch_size; for exact
         runs the largest feasible size up to that).
       reproduce: the call that repeats the check. extra: presentation hints (``{"loss": True}``).
+      precision: the floating type the estimate computes in (``verify.precision``): its round-off is the exact
+        verdicts' zero-bias tolerance.
 
     Returns:
       BatchCheck.
@@ -488,17 +502,18 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
     mdp, policy = target.problem.mdp, target.problem.policy
     enum = try_enumerate(mdp, policy, max_trajectories=EXACT_CALLS)
-    convention, deterministic = _probe(estimate, target, seed, enum)
+    rtol = precision.rtol
+    convention, deterministic = _probe(estimate, target, seed, enum, rtol)
     if not deterministic:
         enum = None
     common = dict(estimator=name, problem=mdp.name, batch_size=batch_size, seed=seed, alpha=alpha,
                   tolerance=tolerance, grad=target.grad, names=target.names, reproduce=reproduce,
-                  convention=convention, extra=extra or {})
+                  convention=convention, extra=extra or {}, precision=precision)
     if enum is not None and convention is not None:
         mean1 = _exact_per_episode(estimate, enum)
         mean = mean1 * (batch_size if convention == "sum" else 1)
-        verdict, c = exact_verdict(mean, target.grad, target.scale)
-        matches = _catalog_matches(mean, target) if verdict != "unbiased" else ()
+        verdict, c = exact_verdict(mean, target.grad, target.scale, rtol)
+        matches = _catalog_matches(mean, target, rtol) if verdict != "unbiased" else ()
         return BatchCheck(verdict=verdict, method="exact: per-episode", batches=0,
                           sizes=(_at_size(batch_size, 0, mean, None, target.grad),),
                           c=c if verdict == "proportional" else None, matches=matches,
@@ -506,7 +521,7 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     second = second_batch_size or 4 * batch_size
     if enum is not None and enum.n ** batch_size <= EXACT_CALLS:
         mean = _exact_batches(estimate, enum, batch_size)
-        verdict, c = exact_verdict(mean, target.grad, target.scale)
+        verdict, c = exact_verdict(mean, target.grad, target.scale, rtol)
         sizes = [_at_size(batch_size, 0, mean, None, target.grad)]
         B2 = second
         while B2 > batch_size and enum.n ** B2 > EXACT_SECOND_CALLS:
@@ -587,6 +602,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
         raise EstimatorError(f"a batch estimator must be a function episodes -> [*theta.shape], got {_describe(fn)}")
     label = name or _name_of(fn)
     shape = problem.policy.theta.shape
+    dtypes: set = set()      # the floating types fn returned: float32 has its own round-off (verify.precision)
 
     def estimate(episodes: Episodes) -> np.ndarray:
         try:
@@ -597,7 +613,9 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
         if np.isscalar(out) or not hasattr(out, "__array__"):
             raise EstimatorError(f"batch estimator {label} returned {_describe(out)}, not an array of theta's shape "
                                  f"{shape}")
-        arr = np.asarray(out, dtype=float)
+        raw = np.asarray(out)
+        dtypes.add(raw.dtype if raw.dtype.kind == "f" else np.dtype(np.float64))
+        arr = raw.astype(float, copy=False)
         if arr.shape != shape:
             hint = (": one estimate per episode; a batch estimator returns one per batch (or use "
                     "verify.gradcheck.check_estimator)" if arr.shape == (episodes.n, *shape) else "")
@@ -610,9 +628,14 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
 
     call = (f"check_batch_estimator({label}, {problem.mdp.name!r}, batch_size={batch_size}, batches={batches}, "
             f"seed={seed}, alpha={alpha!r})")
+    from verify.precision import precision_of
+
+    _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
+    estimate(sample_episodes(problem.mdp, problem.policy, batch_size, np.random.default_rng([seed, 13])))
+    precision = precision_of(dtypes, problem.mdp, problem.policy, source="the estimator returns {dtype}")
     return check_batches(estimate, theta_target(problem), name=label, batch_size=batch_size, batches=batches,
                          seed=seed, alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size,
-                         reproduce=call)
+                         reproduce=call, precision=precision)
 
 
 def assert_batch_estimator_unbiased(fn, problem, **settings) -> BatchCheck:

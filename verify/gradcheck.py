@@ -35,9 +35,10 @@ episode (not the batch mean; the Monte Carlo estimate is the mean of the rows). 
 
 g(tau_n) must depend on episode n alone and deterministically: no batch statistics (return normalisation), no
 internal randomness. Then the estimates are i.i.d. and their exact mean is a sum over trajectories. This is probed
-before the run (the same episodes in a smaller batch, and with less padding, must give the same rows). Compute
-in float64: the exact comparison allows float64 round-off (1e-9 of the problem's scale), not float32's. The output
-may be any array type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
+before the run (the same episodes in a smaller batch, and with less padding, must give the same rows). Precision
+is an input: the exact comparison allows the round-off of the type the function returns (``verify.precision``:
+1e-9 of the problem's scale for float64, 64 eps32 per step for float32), so float32 round-off is never "proved
+biased"; the report then says what float32 cannot decide and how to switch to float64. The output may be any array type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
 
 Many generated examples: false alarms
 -------------------------------------
@@ -84,6 +85,7 @@ from verify.mc import (
 from verify.mdp import TabularMDP
 from verify.moments import ZERO_BIAS_RTOL, exact_moments_all
 from verify.policy import Policy, TabularSoftmax
+from verify.precision import FLOAT64, ROUNDOFF_FACTOR, Precision, precision_of
 from verify.problem import Problem, load_problem
 from verify.sampler import sample_episodes
 
@@ -132,7 +134,7 @@ def _read_only(episodes: Episodes) -> Episodes:
                     episodes.policy, ro(episodes.weights))
 
 
-def _validate_output(out, name: str, episodes: Episodes) -> np.ndarray:
+def _validate_output(out, name: str, episodes: Episodes, dtypes: set | None = None) -> np.ndarray:
     theta_shape = episodes.policy.theta.shape
     shape = (episodes.n, *theta_shape)
     wanted = f"an array of shape {shape} = [N, *theta.shape] (N = {episodes.n} episodes, theta {theta_shape})"
@@ -147,6 +149,8 @@ def _validate_output(out, name: str, episodes: Episodes) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise EstimatorError(f"estimator {name} returned an array of dtype {arr.dtype}; the contract asks for real "
                              f"numbers, {wanted}")
+    if dtypes is not None:
+        dtypes.add(arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64))
     if arr.shape != shape:
         hint = ""
         if arr.shape == theta_shape:
@@ -195,6 +199,7 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
         raise EstimatorError(f"an estimator must be a function episodes -> [N, *theta.shape], got {_describe(fn)}")
     label = name or _name_of(fn)
     inner = fn.per_episode if isinstance(fn, Estimator) else fn
+    dtypes: set = set()      # the floating types fn returned (``verify.precision``: float32 has its own round-off)
 
     def per_episode(episodes: Episodes) -> np.ndarray:
         try:
@@ -204,8 +209,9 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
                     if isinstance(exc, ValueError) and "read-only" in str(exc) else "")
             raise EstimatorError(f"estimator {label} raised {type(exc).__name__}: {exc}{hint} (on a batch of "
                                  f"{episodes.n} episodes)") from exc
-        return _validate_output(out, label, episodes)
+        return _validate_output(out, label, episodes, dtypes)
 
+    per_episode.dtypes = dtypes
     description = (fn.description if isinstance(fn, Estimator)
                    else (getattr(fn, "__doc__", None) or "").strip().split("\n")[0] or "a user's estimator")
     return Estimator(label, "", True, description, per_episode)
@@ -217,21 +223,31 @@ def _truncate(episodes: Episodes, T: int) -> Episodes:
                     episodes.mdp, episodes.policy, episodes.weights)
 
 
-def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
-    """The first episode whose rows differ beyond PROBE_RTOL of the values' size, or None."""
+def _first_difference(a: np.ndarray, b: np.ndarray, rtol: float = PROBE_RTOL) -> int | None:
+    """The first episode whose rows differ beyond ``rtol`` of the values' size, or None."""
     size = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
     diff = np.abs(a - b).reshape(len(a), -1).max(axis=1, initial=0.0)
-    bad = np.flatnonzero(diff > PROBE_RTOL * size)
+    bad = np.flatnonzero(diff > rtol * size)
     return int(bad[0]) if bad.size else None
 
 
-def _probe(est: Estimator, problem: Problem, seed: int) -> None:
-    """Check the output and the per-episode contract on a small batch, before the expensive run."""
+def _precision(est: Estimator, problem: Problem) -> Precision:
+    """The precision the estimator computed in so far (the floating types it returned)."""
+    return precision_of(getattr(est.per_episode, "dtypes", ()), problem.mdp, problem.policy,
+                        source="the estimator returns {dtype}")
+
+
+def _probe(est: Estimator, problem: Problem, seed: int) -> Precision:
+    """Check the output and the per-episode contract on a small batch, before the expensive run; returns the
+    precision the estimator computes in."""
     batch = sample_episodes(problem.mdp, problem.policy, PROBE_EPISODES, np.random.default_rng(seed))
     full = est.per_episode(batch)
+    precision = _precision(est, problem)
+    # float32 code may round differently in another batch size (vectorised reductions), by its own epsilon
+    rtol = max(PROBE_RTOL, ROUNDOFF_FACTOR * precision.eps)
     half = PROBE_EPISODES // 2
     alone = est.per_episode(batch.select(slice(0, half)))
-    n = _first_difference(full[:half], alone)
+    n = _first_difference(full[:half], alone, rtol)
     if n is not None:
         raise EstimatorError(
             f"estimator {est.name} is not a per-episode function: its estimate for episode {n} changed when "
@@ -243,16 +259,17 @@ def _probe(est: Estimator, problem: Problem, seed: int) -> None:
     # Less padding rather than more: a batch never runs past the horizon, and estimators may rely on that.
     short = np.flatnonzero(batch.lengths < batch.T)
     if short.size == 0:
-        return
+        return precision
     T = int(batch.lengths[short].max())
     cut = est.per_episode(_truncate(batch.select(short), T))
-    n = _first_difference(full[short], cut)
+    n = _first_difference(full[short], cut, rtol)
     if n is not None:
         raise EstimatorError(
             f"estimator {est.name} depends on padding: episode {short[n]} (length {batch.lengths[short[n]]}) got "
             f"another estimate when its batch was padded to {T} instead of {batch.T} steps (max change "
             f"{np.abs(full[short[n]] - cut[n]).max():.3g}); steps t >= lengths[n] are padding and must be ignored "
             "(weight them with episodes.mask, or loop to lengths[n])")
+    return precision
 
 
 # --- the check -----------------------------------------------------------------------------------------------------
@@ -302,6 +319,7 @@ class EstimatorCheck:
     matches: tuple[str, ...]
     reproduce: str
     mc: McResult = dataclasses.field(repr=False)
+    precision: Precision = FLOAT64     # the floating type the estimator returned, and the tolerance it allows
 
     @property
     def exact_bias(self) -> np.ndarray | None:
@@ -338,7 +356,7 @@ class EstimatorCheck:
                 "effect_size_infinite": bool(self.effect is not None and np.isinf(self.effect)),
                 "detectable_effect": self.detectable,
                 "worst": {"index": list(self.worst), "name": self.component},
-                "matches": list(self.matches), "reproduce": self.reproduce,
+                "matches": list(self.matches), "reproduce": self.reproduce, "precision": self.precision.to_json(),
                 **{k: v for k, v in self.mc.to_json().items()
                    if k in ("decided_by", "mc_verdict", "reason", "paired", "power", "detectable_bias",
                             "detectable_bias_sd", "episodes_to_detect")}}
@@ -368,11 +386,12 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
     return problem
 
 
-def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> tuple[str, ...]:
+def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem,
+                     rtol: float = ZERO_BIAS_RTOL) -> tuple[str, ...]:
     catalog = [e for e in ESTIMATORS if not e.batch_dependent]
     moments = exact_moments_all(catalog, problem.mdp, problem.policy)
     return tuple(name for name, m in moments.items()
-                 if np.abs(m.mean - exact_mean).max() <= ZERO_BIAS_RTOL * max(scale, m.scale))
+                 if np.abs(m.mean - exact_mean).max() <= rtol * max(scale, m.scale))
 
 
 def _problem_source(given, problem: Problem) -> str:
@@ -446,13 +465,15 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     est = as_estimator(fn, name=name)
-    _probe(est, problem, seed)
-    mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance)
+    precision = _probe(est, problem, seed)
+    mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance,
+                rtol=precision.rtol)
+    precision = precision.coarser(_precision(est, problem))    # what the whole run returned
     t, m = mc.test, mc.moments
     worst, matches = mc.sampled.worst, ()
     if m is not None and m.biased:
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(m.bias))), m.bias.shape))
-        matches = _catalog_matches(m.mean, m.scale, problem)
+        matches = _catalog_matches(m.mean, m.scale, problem, m.rtol)
     call = (f"check_estimator({est.name}, {_problem_source(given, problem)}, episodes={episodes}, seed={seed}, "
             f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
     return EstimatorCheck(
@@ -462,7 +483,7 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
         exact_mean=None if m is None else m.mean, exact_std=None if m is None else m.std,
         exact_biased=None if m is None else m.biased, n_trajectories=None if m is None else m.n_trajectories,
         effect=mc.effect, detectable=mc.detectable, worst=worst, component=component_name(problem, worst),
-        matches=matches, reproduce=call, mc=mc)
+        matches=matches, reproduce=call, mc=mc, precision=precision)
 
 
 def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,

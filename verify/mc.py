@@ -240,7 +240,7 @@ class McResult:
                 "paired": None if self.paired is None else {
                     "reference": self.reference, "chosen": self.chosen == "paired", **self.paired.to_json()},
                 "exact_bias": None if m is None else m.bias.tolist(),
-                "exact_tolerance": None if m is None else ZERO_BIAS_RTOL * m.scale,
+                "exact_tolerance": None if m is None else m.rtol * m.scale,
                 "exact_std": None if m is None else m.std.tolist(),
                 "effect_size": None if eff is None or np.isinf(eff) else eff,
                 "effect_size_infinite": bool(eff is not None and np.isinf(eff)),
@@ -278,15 +278,16 @@ class _Paired:
     """Streams the moments of g - g_ref for one estimator; g_ref is chosen on the first chunk by the smallest
     summed variance of the difference (variances only, so the choice does not look at the bias)."""
 
-    def __init__(self, name: str, scale: float = 0.0):
+    def __init__(self, name: str, scale: float = 0.0, factor: float = 1.0):
         self.name, self.ref, self.moments, self.ref_max_abs, self.scale = name, None, None, 0.0, scale
+        self.factor = factor     # round-off relative to float64's (``verify.precision``)
 
     def add(self, values, refs: dict, n: int) -> None:
         """Values dense [n, d] or as visited rows (``_Rows``); a dense one turns the others dense.
 
         A difference counts as non-zero (``SampleMoments.nonzero``) beyond the round-off of its own two values:
         EXACT_RTOL max(scale, |g|, |g_ref|) per entry."""
-        atol = lambda a, b: EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa: E731
+        atol = lambda a, b: self.factor * EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa
         if isinstance(values, _Rows) and all(isinstance(v, _Rows) for v in refs.values()):
             # One batch, one set of visited rows: the difference is the difference of the row values.
             diff = lambda r: values.moments(n, values.value - r.value, atol=atol(values.value, r.value))  # noqa
@@ -358,7 +359,7 @@ def _power_score(result: ConsistencyResult) -> tuple[int, float]:
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
                    max_steps: int | None = None, sampler=None, paired: bool = True,
-                   trace: int = 0) -> list[McResult]:
+                   trace: int = 0, rtol: float = ZERO_BIAS_RTOL) -> list[McResult]:
     """Sample ``episodes`` episodes once and judge each estimator against exact grad J.
 
     Args:
@@ -375,6 +376,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
         episodes).
+      rtol: the round-off tolerance relative to the problem's scale (``verify.precision``: float64's by default,
+        wider for estimators computed in float32): the exact zero-bias tolerance, and the tests' round-off floor.
 
     Returns:
       One McResult per estimator, in the given order.
@@ -388,10 +391,12 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     grad = gradient(mdp, policy).grad
     enum = _enumeration(mdp, policy, covariance)
     moments = {} if enum is None else {
-        e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
+        e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad, rtol=rtol) for e in estimators}
     # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
-    scale = magnitude(mdp, policy)
-    pairs = ({e.name: _Paired(e.name, scale) for e in estimators if not e.batch_dependent} if enum is None and paired
+    # A coarser precision widens the tests' round-off floor (EXACT_RTOL of the scale) by the same factor.
+    factor = max(1.0, rtol / ZERO_BIAS_RTOL)
+    scale = magnitude(mdp, policy) * factor
+    pairs = ({e.name: _Paired(e.name, scale, factor) for e in estimators if not e.batch_dependent} if enum is None and paired
              else {})
     refs = [get_estimator(r) for r in REFERENCES] if pairs else []
     # Running means at ``trace`` log-spaced episode counts, kept for the components of largest |grad J|.
@@ -413,7 +418,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         mom = moments.get(e.name)
         test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
         detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
-        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale)
+        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale, factor)
         worst = (ptest if chosen == "paired" else test).worst
         results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
                                 ptest, ref, chosen, covariance, functools.partial(component_name, problem),
@@ -469,12 +474,12 @@ def _accumulate(batches, estimators, evaluate, pairs: dict, refs: list, traces: 
 
 
 def _paired_test(test: ConsistencyResult, p: _Paired | None, sample: SampleMoments, grad: np.ndarray, alpha: float,
-                 scale: float) -> tuple[ConsistencyResult | None, str | None, str]:
+                 scale: float, factor: float = 1.0) -> tuple[ConsistencyResult | None, str | None, str]:
     """(paired test or None, its reference, "paired" or "unpaired": which test decides the verdict)."""
     if p is None:
         return None, None, "unpaired"
     # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
-    floor = max(scale, sample.max_abs, p.ref_max_abs)
+    floor = max(scale, factor * sample.max_abs, factor * p.ref_max_abs)
     ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
     chosen = "paired" if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)) \
         else "unpaired"

@@ -70,6 +70,7 @@ class ExactMoments:
     limit: bool
     n_trajectories: int
     magnitude: float = 1e-300
+    rtol: float = ZERO_BIAS_RTOL   # the zero-bias tolerance: float64's, or the precision's the estimator used
 
     @property
     def bias(self) -> np.ndarray:
@@ -88,8 +89,9 @@ class ExactMoments:
 
     @property
     def biased(self) -> bool:
-        """Whether the exact bias is non-zero beyond float round-off (ZERO_BIAS_RTOL of ``scale``)."""
-        return bool(np.abs(self.bias).max() > ZERO_BIAS_RTOL * self.scale)
+        """Whether the exact bias is non-zero beyond float round-off (``rtol`` of ``scale``: ZERO_BIAS_RTOL in
+        float64, wider for an estimator computed in float32, ``verify.precision``)."""
+        return bool(np.abs(self.bias).max() > self.rtol * self.scale)
 
     def to_json(self) -> dict:
         return {"estimator": self.estimator, "mean": self.mean.tolist(), "grad": self.grad.tolist(),
@@ -125,7 +127,7 @@ def _weighted_moments(estimator: Estimator, enum: Episodes) -> tuple[np.ndarray,
 
 
 def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enumeration: Episodes | None = None,
-                  grad: np.ndarray | None = None) -> ExactMoments:
+                  grad: np.ndarray | None = None, rtol: float = ZERO_BIAS_RTOL) -> ExactMoments:
     """Exact E[g] and Cov[g] of ``estimator`` under (mdp, policy), and its exact bias.
 
     Args:
@@ -133,6 +135,7 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
       mdp, policy: the problem (finite horizon).
       enumeration: a precomputed ``enumerate_trajectories(mdp, policy)`` to share between estimators.
       grad: a precomputed exact grad J.
+      rtol: the zero-bias tolerance relative to the scale (``verify.precision``: wider for float32 code).
 
     Returns:
       ExactMoments (``limit=True`` for batch-dependent estimators).
@@ -156,7 +159,7 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
         grad = gradient(mdp, policy, "dp").grad
     mean, cov = _weighted_moments(estimator, enumeration)
     return ExactMoments(estimator.name, mean.reshape(policy.theta.shape), cov, np.asarray(grad),
-                        estimator.batch_dependent, enumeration.n, magnitude(mdp, policy))
+                        estimator.batch_dependent, enumeration.n, magnitude(mdp, policy), rtol)
 
 
 def exact_moments_all(estimators, mdp: TabularMDP, policy: Policy) -> dict[str, ExactMoments]:

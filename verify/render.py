@@ -242,9 +242,7 @@ def format_mc(r: McResult, command: str | None = None) -> str:
         lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(m.bias).max():.3g} at {_component(r, w)}: exact mean "
                      f"{m.mean[w]:.6g}, grad J {m.grad[w]:.6g}; effect size {_g(r.effect)} per-episode standard "
                      f"deviations (this run's test detects {r.detectable:.3g})")
-        from verify.moments import ZERO_BIAS_RTOL
-
-        lines.append(f"power: exact, any bias above {ZERO_BIAS_RTOL * m.scale:.2g} (float round-off of this "
+        lines.append(f"power: exact, any bias above {m.rtol * m.scale:.2g} (float round-off of this "
                      "problem) in any component counts")
     else:
         by = {"paired": f"the paired test against {r.reference} (same episodes; more powerful here than the unpaired "
@@ -367,9 +365,10 @@ def format_estimator_check(c: EstimatorCheck) -> str:
     r, w, t = c.mc, c.worst, c.mc.test
     exact = c.exact_mean is not None
     if exact:
+        to = f" to {c.precision.dtype} round-off" if c.precision.limited else ""
         head = (f"BIASED, proved by enumerating {c.n_trajectories} trajectories: its exact mean is not grad J"
-                if c.exact_biased else
-                f"unbiased here: its exact mean equals grad J (enumerating {c.n_trajectories} trajectories)")
+                + ("" if not to else f" (beyond{to[3:]})") if c.exact_biased else
+                f"unbiased here: its exact mean equals grad J{to} (enumerating {c.n_trajectories} trajectories)")
     else:
         words = {"consistent": "consistent with the exact gradient", "undecided": "UNDECIDED",
                  "inconsistent": "INCONSISTENT with the exact gradient"}
@@ -395,6 +394,10 @@ def format_estimator_check(c: EstimatorCheck) -> str:
                      "(probability alpha, more when rare actions are missing from it); the verdict is the exact one")
     if not exact:
         lines.append(_power_line(r))
+    if c.precision.limited:
+        m = r.moments
+        lines.append(c.precision.describe(None if m is None else m.scale,
+                                          None if m is None else float(np.abs(m.bias).max())))
     for name in c.matches:
         lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
     lines.append(f"seed {c.seed}; reproduce: {c.reproduce}")
