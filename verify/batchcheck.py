@@ -50,7 +50,7 @@ from verify.policy import Policy
 from verify.precision import FLOAT64, Precision
 from verify.problem import Problem
 from verify.sampler import sample_episodes
-from verify.stats import SampleMoments, consistency_test, detectable_bias
+from verify.stats import MIN_NONZERO, SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["BatchCheck", "BatchSize", "DEFAULT_BATCHES", "DEFAULT_BATCH_SIZE", "DEFAULT_TOLERANCE", "EXACT_CALLS",
            "Target", "VERDICTS", "assert_batch_estimator_unbiased", "check_batch_estimator", "check_batches",
@@ -221,6 +221,7 @@ class BatchCheck:
     n_trajectories: int | None = None
     extra: dict = field(default_factory=dict)
     precision: Precision = FLOAT64    # the floating type the estimate was computed in (``verify.precision``)
+    batches_needed: int | None = None   # Monte Carlo "undecided": about how many batches would decide
 
     @property
     def passed(self) -> bool:
@@ -275,6 +276,10 @@ class BatchCheck:
         est = "" if s0.stderr is None else f" (standard error {s0.stderr[w]:.3g})"
         lines.append(f"{'worst component' if self.verdict != 'unbiased' else 'largest deviation'}: {self.names[w]}: "
                      f"exact grad J {self.grad[w]:.6g}, {mean_word} {s0.mean[w]:.6g}{est}")
+        if self.verdict == "biased" and np.isfinite(s0.scale_c) and s0.scale_c < 0:
+            lines.append(f"fix: {mean_word} points against grad J (c = {s0.scale_c:.3g} < 0), a sign error: "
+                         + ("a loss is minimised, so return minus the surrogate, -(log pi(a|s) * G).sum()"
+                            if self.extra.get("loss") else "an estimator returns +grad J (ascent direction)"))
         if self.verdict != "unbiased":
             lines.append(f"angle to grad J {s0.angle:.3g} deg, relative bias |E - grad J|/|grad J| = "
                          f"{s0.relative_bias:.3g}, best scale c = {s0.scale_c:.4g}, non-proportional part "
@@ -286,9 +291,9 @@ class BatchCheck:
                             if self.p_proportional is None or self.verdict == "biased" else
                             f"; this run detects a deviation from c grad J of {self.resolution:.3g} of |c grad J|")
                          + f" with probability {DETECT_POWER} (tolerance {self.tolerance:g})")
-        for name, c in self.matches:
-            scale = "the same exact mean as" if abs(c - 1) < 1e-9 else f"{c:.4g} times the exact mean of"
-            lines.append(f"{scale} the catalog pitfall {name}: {get_estimator(name).description}")
+        from verify.fixes import match_lines
+
+        lines += match_lines([n for n, _ in self.matches], [c for _, c in self.matches])
         if len(self.sizes) > 1:
             parts = []
             for s in self.sizes:
@@ -319,7 +324,7 @@ class BatchCheck:
                 "p_unbiased": self.p_unbiased, "p_proportional": self.p_proportional,
                 "resolution": _fin(self.resolution), "reason": self.reason,
                 "sizes": [s.to_json() for s in self.sizes], "reproduce": self.reproduce,
-                "precision": self.precision.to_json()}
+                "precision": self.precision.to_json(), "batches_needed": self.batches_needed}
 
 
 def _plain(episodes: Episodes) -> Episodes:
@@ -413,6 +418,13 @@ def _resolution(test) -> float:
     return float(detectable_bias(test, DETECT_POWER)[test.stderr > 0].max())
 
 
+def _batches_for(K: int, *ratios: float) -> int:
+    """Batches at which a detectable size now ``ratio`` times the one wanted shrinks to it (the standard error
+    falls as 1/sqrt(K); the critical value does not depend on K): K max(ratio)^2, more than K."""
+    worst = max((r for r in ratios if np.isfinite(r)), default=math.inf)
+    return K + 1 if not np.isfinite(worst) else max(K + 1, math.ceil(K * worst ** 2))
+
+
 def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     g, K = target.grad, len(Y)
     d = g.size
@@ -421,54 +433,69 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     # The tests' scale is grad J's (and the data's own), not the a-priori bound on returns (``target.scale``, for
     # round-off): the sample test's allowance for unseen rare values in constant components grows with it
     # (FrozenLake: max|r| H = 100 against |grad J| ~ 3e-3).
-    test_u = consistency_test(SampleMoments.of(D), np.zeros(d), alpha=alpha, scale=gmax)
+    moments_u = SampleMoments.of(D)
+    test_u = consistency_test(moments_u, np.zeros(d), alpha=alpha, scale=gmax)
     res_u = _resolution(test_u) / gmax
     out = {"p_unbiased": float(test_u.p_value), "resolution": res_u, "mean": Y.mean(axis=0),
            "stderr": Y.std(axis=0, ddof=1) / np.sqrt(K)}
     gg = float(g @ g)
     if test_u.undecided:      # no component the test could use (no variance, or too few non-zero batch means)
-        return {**out, "verdict": "undecided",
-                "reason": f"{test_u.reason}: no bias can be detected (tolerance {tolerance:g}); use more batches"}
+        most = int(np.max(moments_u.nonzero, initial=0)) if moments_u.nonzero is not None else 0
+        more = (f"use at least {math.ceil(K * MIN_NONZERO / most)} batches (the z-test needs {MIN_NONZERO} "
+                f"non-zero differences in a component; the best has {most} in {K})" if 0 < most < MIN_NONZERO
+                else "more batches will not help: no batch differs from the reference")
+        return {**out, "verdict": "undecided", "batches_needed": None if most == 0 or most >= MIN_NONZERO else
+                math.ceil(K * MIN_NONZERO / most),
+                "reason": f"{test_u.reason}: no bias can be detected (tolerance {tolerance:g}); {more}"}
     if test_u.consistent:
         if res_u <= tolerance:
             return {**out, "verdict": "unbiased"}
-        return {**out, "verdict": "undecided",
+        need = _batches_for(K, res_u / tolerance)
+        return {**out, "verdict": "undecided", "batches_needed": need,
                 "reason": f"the test detects only relative biases of {res_u:.3g} or more (tolerance {tolerance:g}); "
-                          "use more batches"}
+                          f"about {need} batches would detect the tolerance"}
     if gg == 0:
         return {**out, "verdict": "biased"}
     # Proportional? c from the data; the paired residual P(Y - c R) has mean zero when E[Y] = c grad J.
     proj = Y @ g / gg
     c = float(proj.mean())
     c_se = float(proj.std(ddof=1) / np.sqrt(K)) if K > 1 else math.inf
+    out.update(c=c)
+    zc = float(scipy_stats.norm.isf(alpha))
+    if c + zc * c_se < 0:
+        # The sign first, whatever the residual test can see: E[g] points against grad J (a wrong-sign loss),
+        # which no positive step size turns into ascent.
+        return {**out, "verdict": "biased", "negative": True}
     u = g / math.sqrt(gg)
     Z = Y - c * R
     Z = Z - np.outer(Z @ u, u)
     test_p = consistency_test(SampleMoments.of(Z), np.zeros(d), alpha=alpha, scale=gmax)
     res_p = _resolution(test_p) / (gmax * max(abs(c), 1e-300))
-    out.update(p_proportional=float(test_p.p_value), c=c)
-    zc = float(scipy_stats.norm.isf(alpha))
+    out.update(p_proportional=float(test_p.p_value))
     if test_p.undecided:
         return {**out, "verdict": "undecided", "resolution": math.inf,
                 "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the proportionality test has "
-                          f"nothing to test ({test_p.reason}); use more batches"}
-    if not test_p.consistent or c + zc * c_se < 0:
+                          f"nothing to test ({test_p.reason}); more batches will not change that"}
+    if not test_p.consistent:
         return {**out, "verdict": "biased"}
     # From here on the claim is about the direction of E[g]: the resolution is the residual test's, relative to
     # |c| max|grad J|.
     if c - zc * c_se > 0 and res_p <= tolerance:
         return {**out, "verdict": "proportional", "resolution": res_p}
-    return {**out, "verdict": "undecided", "resolution": res_p,
+    need = _batches_for(K, res_p / tolerance, zc * c_se / max(abs(c), 1e-300))
+    return {**out, "verdict": "undecided", "resolution": res_p, "batches_needed": need,
             "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the run cannot tell proportional "
                       f"(c = {c:.3g} +- {c_se:.2g}) from biased (detects {res_p:.3g}, tolerance {tolerance:g}); "
-                      "use more batches"}
+                      f"about {need} batches would"}
 
 
 def _catalog_matches(mean: np.ndarray, target: Target, rtol: float = ZERO_BIAS_RTOL) -> tuple[tuple[str, float], ...]:
     mdp, policy = target.problem.mdp, target.problem.policy
     if try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT) is None:
         return ()
-    pitfalls = [e for e in ESTIMATORS if not e.unbiased and not e.batch_dependent]
+    from verify.fixes import KNOWN_BUGS
+
+    pitfalls = [e for e in (*ESTIMATORS, *KNOWN_BUGS) if not e.unbiased and not e.batch_dependent]
     found = []
     for name, m in exact_moments_all(pitfalls, mdp, policy).items():
         mp = target.to_params(m.mean.ravel())
@@ -541,7 +568,14 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     return BatchCheck(verdict=mc["verdict"], method="monte carlo", batches=batches, sizes=tuple(sizes),
                       c=mc.get("c") if mc["verdict"] == "proportional" else None,
                       p_unbiased=mc["p_unbiased"], p_proportional=mc.get("p_proportional"),
-                      resolution=mc["resolution"], reason=mc.get("reason", ""), **common)
+                      resolution=mc["resolution"], reason=mc.get("reason", ""),
+                      batches_needed=mc.get("batches_needed"), **common)
+
+
+def problem_argument(given) -> str:
+    """How a framework check's reproduce line names the problem: the MDP file as the user passed it, else
+    ``problem`` (the object passed, by variable); never the MDP's internal name, which no loader resolves."""
+    return repr(str(given)) if isinstance(given, (str, Path)) else "problem"
 
 
 def _check_settings(batch_size, batches, seed, alpha, tolerance, second) -> None:
@@ -595,8 +629,9 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
     >>> check_batch_estimator(batch_mean, builtin_examples()["chain"], batch_size=4).verdict
     'unbiased'
     """
-    from verify.gradcheck import EstimatorError, _describe, _name_of, as_problem  # gradcheck owns the contract
+    from verify.gradcheck import EstimatorError, _describe, _name_of, _problem_source, as_problem  # the contract's
 
+    given = problem
     problem = as_problem(problem, policy, who="check_batch_estimator")
     if not callable(fn):
         raise EstimatorError(f"a batch estimator must be a function episodes -> [*theta.shape], got {_describe(fn)}")
@@ -626,7 +661,8 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
                                  "episodes")
         return arr.ravel()
 
-    call = (f"check_batch_estimator({label}, {problem.mdp.name!r}, batch_size={batch_size}, batches={batches}, "
+    call = (f"check_batch_estimator({label}, {_problem_source(given, problem)}, batch_size={batch_size}, "
+            f"batches={batches}, "
             f"seed={seed}, alpha={alpha!r})")
     from verify.precision import precision_of
 

@@ -324,7 +324,7 @@ def _legend(rows) -> str:
             f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
             f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
             f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). "
-            + ("\n" if not check.passed else "") + f"{MARK[check.passed]} Self-check: {check.summary()}.")
+            + ("\n" if not check.passed else "") + f"{MARK[check.passed] if check.tests else '?'} Self-check: {check.summary()}.")
 
 
 def _notes(console: Console, rows) -> None:
@@ -356,10 +356,28 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
                   markup=False)
 
 
+def _unnamed_bias(c: EstimatorCheck) -> list[str]:
+    """Where a bias no catalog pitfall explains sits: the components that carry it, and the horizon it enters at."""
+    bias = c.exact_bias
+    tol = c.mc.moments.rtol * c.mc.moments.scale
+    order = np.argsort(-np.abs(bias).ravel(), kind="stable")
+    big = [int(k) for k in order if abs(bias.ravel()[k]) > tol]
+    parts = [f"{c.mc.name_of(np.unravel_index(k, bias.shape))} {bias.ravel()[k]:+.3g}" for k in big[:4]]
+    lines = [f"no catalog pitfall has this mean; the bias sits in {len(big)} of {bias.size} components: "
+             + "; ".join(parts) + (" ..." if len(big) > 4 else "")]
+    if c.bias_profile:
+        first = next((h for h, b, t in c.bias_profile if b > t), None)
+        prof = ", ".join(f"H = {h}: {b:.2g}" for h, b, _ in c.bias_profile)
+        where = ("" if first is None else f"; it enters at step t = {first - 1}: episodes cut to {first - 1} "
+                 f"step{'s' if first != 2 else ''} are estimated without bias" if first > 1 else
+                 "; already the first step t = 0 is wrong (its weight or its score)")
+        lines.append(f"exact max|bias| with the episodes cut at horizon H (same MDP): {prof}{where}")
+    return lines
+
+
 def format_estimator_check(c: EstimatorCheck) -> str:
     """``check_estimator``'s report: the verdict and what decided it, the worst component's numbers, the Monte Carlo
     tests, the power, the seed and how to reproduce it."""
-    from verify.estimators import get_estimator
     from verify.mc import DETECT_POWER
 
     r, w, t = c.mc, c.worst, c.mc.test
@@ -398,7 +416,10 @@ def format_estimator_check(c: EstimatorCheck) -> str:
         m = r.moments
         lines.append(c.precision.describe(None if m is None else m.scale,
                                           None if m is None else float(np.abs(m.bias).max())))
-    for name in c.matches:
-        lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
+    from verify.fixes import match_lines
+
+    lines += match_lines(c.matches)
+    if exact and c.exact_biased and not c.matches:
+        lines += _unnamed_bias(c)
     lines.append(f"seed {c.seed}; reproduce: {c.reproduce}")
     return "\n".join(lines)

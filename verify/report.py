@@ -115,7 +115,8 @@ class Report:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
         selfcheck = self.self_check
         return [*self.derivation, *self.continuous, *self.derivation_numeric, *self.errata, *self.gradients,
-                *(row for _, row in self.estimators), *([selfcheck] if selfcheck is not None else [])]
+                *(row for _, row in self.estimators),
+                *([selfcheck] if selfcheck is not None and selfcheck.tests else [])]
 
     @property
     def passed(self) -> bool:
