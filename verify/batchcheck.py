@@ -572,6 +572,12 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
                       batches_needed=mc.get("batches_needed"), **common)
 
 
+def callable_argument(label: str) -> str:
+    """How a reproduce line names the user's function: a local function's qualified name
+    (``test.<locals>.loss``) is not an expression, its own name is."""
+    return label.rsplit(".", 1)[-1] if "<locals>" in label else label
+
+
 def problem_argument(given) -> str:
     """How a framework check's reproduce line names the problem: the MDP file as the user passed it, else
     ``problem`` (the object passed, by variable); never the MDP's internal name, which no loader resolves."""
@@ -661,7 +667,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
                                  "episodes")
         return arr.ravel()
 
-    call = (f"check_batch_estimator({label}, {_problem_source(given, problem)}, batch_size={batch_size}, "
+    call = (f"check_batch_estimator({callable_argument(label)}, {_problem_source(given, problem)}, batch_size={batch_size}, "
             f"batches={batches}, "
             f"seed={seed}, alpha={alpha!r})")
     from verify.precision import precision_of

@@ -504,7 +504,9 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
         matches = _catalog_matches(m.mean, m.scale, problem, m.rtol)
         if not matches:
             profile = bias_by_horizon(est, problem, m.rtol)
-    call = (f"check_estimator({est.name}, {_problem_source(given, problem)}, episodes={episodes}, seed={seed}, "
+    from verify.batchcheck import callable_argument
+
+    call = (f"check_estimator({callable_argument(est.name)}, {_problem_source(given, problem)}, episodes={episodes}, seed={seed}, "
             f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
     return EstimatorCheck(
         estimator=est.name, problem=problem.mdp.name, episodes=episodes, seed=int(seed), alpha=alpha,

@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 from verify.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
-                               _check_settings, check_batches, problem_argument)
+                               _check_settings, callable_argument, check_batches,
+                               problem_argument)
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
@@ -235,7 +236,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     probe = batch_arrays(probe_batch(target, batch_size, seed), table, pad_to)
     precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
                                                                   gamma=probe.gamma)), (pol.flat,), target)
-    call = (f"check_loss(apply, params, {label}, {problem_argument(problem)}, batch_size={batch_size}, "
+    call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, batch_size={batch_size}, "
             f"batches={batches}, "
             f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
                                               f", second_batch_size={second_batch_size}")

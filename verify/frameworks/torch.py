@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 from verify.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
-                               _check_settings, check_batches, problem_argument)
+                               _check_settings, callable_argument, check_batches,
+                               problem_argument)
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
@@ -262,7 +263,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
 
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
     precision = torch_precision(lambda: estimate(probe_batch(target, batch_size, seed)), target)
-    call = (f"check_loss(policy, {label}, {problem_argument(problem)}, batch_size={batch_size}, batches={batches}, "
+    call = (f"check_loss(policy, {callable_argument(label)}, {problem_argument(problem)}, batch_size={batch_size}, batches={batches}, "
             f"seed={seed}, "
             f"alpha={alpha!r}" + ("" if second_batch_size is None else f", second_batch_size={second_batch_size}")
             + ("" if pad_to is None else f", pad_to={pad_to}")
