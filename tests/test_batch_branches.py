@@ -61,3 +61,17 @@ def test_unbiased_needs_the_power():
 def test_batches_for():
     assert _batches_for(100, 2.0) == 400 and _batches_for(100, 0.5) == 101 and _batches_for(10, math.inf) == 11
     assert _batches_for(100, 1.5, 3.0) == 900
+
+
+def batch_sum(episodes):
+    """The sum over the batch: E = B grad J, proportional with c = B = 8."""
+    return score_sums(episodes, reward_to_go(episodes)).sum(axis=0)
+
+
+def test_proportional_needs_the_power_too(discounted):
+    few = check_batch_estimator(batch_sum, discounted, batch_size=8, batches=40, alpha=1e-6)
+    assert few.verdict == "undecided" and few.p_unbiased <= 1e-6, few.format()
+    assert few.batches_needed == math.ceil(40 * (few.resolution / 0.1) ** 2) > 40
+    assert f"about {few.batches_needed} batches would" in few.reason
+    enough = check_batch_estimator(batch_sum, discounted, batch_size=8, batches=400, alpha=1e-6, tolerance=0.3)
+    assert enough.verdict == "proportional" and 6 < enough.c < 10, enough.format()

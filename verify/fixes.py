@@ -65,7 +65,8 @@ def match_lines(matches, scales=None) -> list[str]:
     for i, name in enumerate(matches):
         e = known.get(name) or get_estimator(name)
         c = None if scales is None else scales[i]
-        same = "same exact mean as" if c is None or abs(c - 1) < 1e-9 else f"{c:.4g} times the exact mean of"
+        same = ("same exact mean as" if c is None else "the same exact mean as" if abs(c - 1) < 1e-9
+                else f"{c:.4g} times the exact mean of")
         lines.append(f"{same} {'the known bug' if name in known else 'the catalog pitfall'} {name}: {e.description}")
         if fix_for(name):
             lines.append(f"  fix: {fix_for(name)}")
