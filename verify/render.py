@@ -412,6 +412,15 @@ def format_estimator_check(c: EstimatorCheck) -> str:
                      "(probability alpha, more when rare actions are missing from it); the verdict is the exact one")
     if not exact:
         lines.append(_power_line(r))
+    if exact and c.exact_biased and not c.precision.limited:
+        from verify.precision import Precision
+
+        f32, m = Precision("float32", "", c.precision.steps), r.moments
+        if np.abs(m.bias).max() <= f32.rtol * m.scale:
+            lines.append(f"precision: this bias ({np.abs(m.bias).max() / m.scale:.2g} of the problem's scale) is "
+                         f"within float32 round-off ({f32.rtol:.2g}): the output is float64, but if a step computes "
+                         "in float32 (np.float32 arrays, torch's default dtype) it may be round-off, not a bug; "
+                         "compute in float64 throughout (or return the float32 array itself) to tell")
     if c.precision.limited:
         m = r.moments
         lines.append(c.precision.describe(None if m is None else m.scale,
