@@ -178,7 +178,9 @@ def test_jax_float32_loss_is_unbiased_and_float32_restart_biased():
             G = jnp.cumsum((disc * r)[:, ::-1], axis=1)[:, ::-1]
         return -(logp_a * G * batch.mask).sum(axis=1).mean()
 
-    mdp = builtin_examples()["chain"].mdp
+    from examples.frameworks.problem import two_step
+
+    mdp = two_step()                 # three trajectories: exact verdicts, few compilations
     params = {"w": jnp.zeros((mdp.n_states, mdp.n_actions))}
     ok = check_loss(apply, params, loss, mdp, batch_size=4)
     assert ok.verdict == "unbiased" and ok.precision.dtype == "float32", ok.format()
