@@ -667,8 +667,8 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
                                  "episodes")
         return arr.ravel()
 
-    call = (f"check_batch_estimator({callable_argument(label)}, {_problem_source(given, problem)}, batch_size={batch_size}, "
-            f"batches={batches}, "
+    call = (f"check_batch_estimator({callable_argument(label)}, {_problem_source(given, problem)}, "
+            f"batch_size={batch_size}, batches={batches}, "
             f"seed={seed}, alpha={alpha!r})")
     from verify.precision import precision_of
 

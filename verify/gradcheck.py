@@ -38,7 +38,8 @@ internal randomness. Then the estimates are i.i.d. and their exact mean is a sum
 before the run (the same episodes in a smaller batch, and with less padding, must give the same rows). Precision
 is an input: the exact comparison allows the round-off of the type the function returns (``verify.precision``:
 1e-9 of the problem's scale for float64, 64 eps32 per step for float32), so float32 round-off is never "proved
-biased"; the report then says what float32 cannot decide and how to switch to float64. The output may be any array type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
+biased"; the report then says what float32 cannot decide and how to switch to float64. The output may be any array
+type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
 
 Many generated examples: false alarms
 -------------------------------------
@@ -506,7 +507,8 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
             profile = bias_by_horizon(est, problem, m.rtol)
     from verify.batchcheck import callable_argument
 
-    call = (f"check_estimator({callable_argument(est.name)}, {_problem_source(given, problem)}, episodes={episodes}, seed={seed}, "
+    call = (f"check_estimator({callable_argument(est.name)}, {_problem_source(given, problem)}, "
+            f"episodes={episodes}, seed={seed}, "
             f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
     return EstimatorCheck(
         estimator=est.name, problem=problem.mdp.name, episodes=episodes, seed=int(seed), alpha=alpha,

@@ -396,8 +396,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     # A coarser precision widens the tests' round-off floor (EXACT_RTOL of the scale) by the same factor.
     factor = max(1.0, rtol / ZERO_BIAS_RTOL)
     scale = magnitude(mdp, policy) * factor
-    pairs = ({e.name: _Paired(e.name, scale, factor) for e in estimators if not e.batch_dependent} if enum is None and paired
-             else {})
+    pairs = ({e.name: _Paired(e.name, scale, factor) for e in estimators if not e.batch_dependent}
+             if enum is None and paired else {})
     refs = [get_estimator(r) for r in REFERENCES] if pairs else []
     # Running means at ``trace`` log-spaced episode counts, kept for the components of largest |grad J|.
     top = np.argsort(-np.abs(grad).ravel(), kind="stable")[:TRACE_COMPONENTS]

@@ -324,7 +324,8 @@ def _legend(rows) -> str:
             f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
             f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
             f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). "
-            + ("\n" if not check.passed else "") + f"{MARK[check.passed] if check.tests else '?'} Self-check: {check.summary()}.")
+            + ("\n" if not check.passed else "")
+            + f"{MARK[check.passed] if check.tests else '?'} Self-check: {check.summary()}.")
 
 
 def _notes(console: Console, rows) -> None:

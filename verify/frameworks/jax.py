@@ -236,7 +236,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     probe = batch_arrays(probe_batch(target, batch_size, seed), table, pad_to)
     precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
                                                                   gamma=probe.gamma)), (pol.flat,), target)
-    call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, batch_size={batch_size}, "
+    call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, "
+            f"batch_size={batch_size}, "
             f"batches={batches}, "
             f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
                                               f", second_batch_size={second_batch_size}")

@@ -263,7 +263,8 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
 
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
     precision = torch_precision(lambda: estimate(probe_batch(target, batch_size, seed)), target)
-    call = (f"check_loss(policy, {callable_argument(label)}, {problem_argument(problem)}, batch_size={batch_size}, batches={batches}, "
+    call = (f"check_loss(policy, {callable_argument(label)}, {problem_argument(problem)}, "
+            f"batch_size={batch_size}, batches={batches}, "
             f"seed={seed}, "
             f"alpha={alpha!r}" + ("" if second_batch_size is None else f", second_batch_size={second_batch_size}")
             + ("" if pad_to is None else f", pad_to={pad_to}")
