@@ -1,4 +1,4 @@
-"""Every branch of the batch check's Monte Carlo verdict (``verify.batchcheck._mc_verdict``) reached by a run:
+"""Every branch of the batch check's Monte Carlo verdict (``verify.checks.batchcheck._mc_verdict``) reached by a run:
 the sign of c, "unbiased" only with the power to see the tolerance, the >= 30 non-zero rule, and the number of
 batches each "undecided" asks for. Level alpha = 1e-6 where a rejection matters."""
 import math
@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from verify.batchcheck import _batches_for, check_batch_estimator
-from verify.builtin import builtin_examples
-from verify.episodes import reward_to_go, score_sums
+from verify.checks.batchcheck import _batches_for, check_batch_estimator
+from verify.model.builtin import builtin_examples
+from verify.numerics.episodes import reward_to_go, score_sums
 
 
 def batch_mean(episodes):

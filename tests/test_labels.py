@@ -3,12 +3,12 @@ expects "no bias here" and is judged as that estimator, never a permanent "undec
 import numpy as np
 import pytest
 
-from verify.builtin import builtin_examples
-from verify.estimators import ESTIMATORS, get_estimator
+from verify.model.builtin import builtin_examples
+from verify.checks.estimators import ESTIMATORS, get_estimator
 from verify.labels import structural_equivalence
-from verify.mc import run_check
-from verify.problem import Problem
-from verify.sampler import sample_episodes
+from verify.checks.mc import run_check
+from verify.model.problem import Problem
+from verify.numerics.sampler import sample_episodes
 
 
 def _variants():
@@ -48,7 +48,7 @@ def test_the_default_report_example_has_no_undecided_structural_equivalence():
 
 def test_an_equivalence_that_is_wrong_would_fail():
     # The exact path keeps the label falsifiable: a "no bias here" row with a non-zero exact bias fails.
-    from verify.mc import judge, run_mc
+    from verify.checks.mc import judge, run_mc
 
     chain = builtin_examples()["chain"]
     r = run_mc(chain, "rtg_restart_discount", episodes=200)         # gamma < 1 here: exact bias non-zero
@@ -58,7 +58,7 @@ def test_an_equivalence_that_is_wrong_would_fail():
 
 def test_the_reports_estimator_section_has_no_undecided_row():
     # What build_report runs per example (run_check at the report's episodes and seed), without the derivation.
-    from verify.report import QUICK_EPISODES
+    from verify.app.report import QUICK_EPISODES
 
     notes = set()
     for name, problem in builtin_examples().items():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import verify
-from verify.episodes import reward_to_go, score_sums
-from verify.gradcheck import check_estimator
+from verify.numerics.episodes import reward_to_go, score_sums
+from verify.checks.gradcheck import check_estimator
 from verify.fixes import FIXES, KNOWN_BUGS
-from verify.estimators import ESTIMATORS
+from verify.checks.estimators import ESTIMATORS
 
 EXAMPLES = Path(verify.__file__).parent / "examples"
 

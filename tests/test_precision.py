@@ -6,9 +6,9 @@ to float32); their float64 twins are unbiased exactly (tests/test_gradcheck.py).
 import numpy as np
 import pytest
 
-from verify.builtin import builtin_examples
-from verify.estimators import get_estimator
-from verify.gradcheck import check_estimator
+from verify.model.builtin import builtin_examples
+from verify.checks.estimators import get_estimator
+from verify.checks.gradcheck import check_estimator
 from verify.precision import ROUNDOFF_FACTOR, Precision, effective_steps
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-import verify.mc
-from verify.builtin import builtin_examples
-from verify.episodes import Episodes
-from verify.render import render_check, render_report
-from verify.report import build_report
+import verify.checks.mc
+from verify.model.builtin import builtin_examples
+from verify.numerics.episodes import Episodes
+from verify.app.render import render_check, render_report
+from verify.app.report import build_report
 from verify.selfcheck import FalseAlarmCheck, false_alarm_check
 
 
@@ -40,7 +40,7 @@ def _capped(real):
 @pytest.fixture(scope="module")
 def broken_sampler_report():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(verify.mc, "iter_episode_chunks", _capped(verify.mc.iter_episode_chunks))
+        mp.setattr(verify.checks.mc, "iter_episode_chunks", _capped(verify.checks.mc.iter_episode_chunks))
         return build_report(seed=0, quick=True)
 
 
@@ -72,8 +72,8 @@ def test_the_correct_sampler_passes_its_self_check():
 
 
 def test_check_fails_on_the_capped_sampler_and_names_the_rows(monkeypatch):
-    monkeypatch.setattr(verify.mc, "iter_episode_chunks", _capped(verify.mc.iter_episode_chunks))
-    check = verify.mc.run_check(builtin_examples()["chain"], episodes=5000)
+    monkeypatch.setattr(verify.checks.mc, "iter_episode_chunks", _capped(verify.checks.mc.iter_episode_chunks))
+    check = verify.checks.mc.run_check(builtin_examples()["chain"], episodes=5000)
     assert all(r.status != "failed" for r in check.rows) and check.gradients.passed
     assert not check.self_check.passed and not check.passed
     assert check.summary["failed"] == 1 and check.to_json()["self_check"]["passed"] is False

@@ -12,15 +12,15 @@ import sys
 import numpy as np
 import pytest
 
-from verify.builtin import load_example
+from verify.model.builtin import load_example
 from verify.cli import main
-from verify.episodes import step_reward_to_go, step_score_sums
-from verify.estimators import get_estimator
-from verify.gradcheck import as_estimator, check_estimator
-from verify.mc import run_check, run_mc
-from verify.mdp import TabularMDP
-from verify.policy import TabularSoftmax
-from verify.problem import Problem
+from verify.numerics.episodes import step_reward_to_go, step_score_sums
+from verify.checks.estimators import get_estimator
+from verify.checks.gradcheck import as_estimator, check_estimator
+from verify.checks.mc import run_check, run_mc
+from verify.model.mdp import TabularMDP
+from verify.model.policy import TabularSoftmax
+from verify.model.problem import Problem
 
 gym = pytest.importorskip("gymnasium")
 
@@ -47,14 +47,14 @@ def rtg_restarted_form(episodes):
 
 @pytest.fixture(scope="module")
 def frozen_lake():
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     return gym_problem("FrozenLake-v1")
 
 
 @pytest.fixture(scope="module")
 def frozen_lake_099():
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     return gym_problem("FrozenLake-v1", gamma=0.99)
 
@@ -75,7 +75,7 @@ def test_zero_estimator_fails_on_frozen_lake_naming_the_component_and_the_miss(t
 def test_zero_estimator_fails_on_taxi():
     # 4000 episodes instead of the default keep it to ~20 s on an idle core (the unpaired test's eigendecomposition
     # of a 3000 x 3000 covariance dominates); the default run rejects more strongly (|z| = 14.8 at seed 0).
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     r = run_mc(gym_problem("Taxi-v4"), as_estimator(zero), episodes=4000)
     assert (r.verdict, r.decided_by, r.test.verdict) == ("inconsistent", "paired", "undecided")

@@ -21,7 +21,7 @@ How E[g] is obtained, best first:
 3. **Monte Carlo over batches**, paired: each batch also gets pgverify's unbiased ``baseline_value`` estimate
    r_k (known mean grad J), and the test is on D_k = g_k - r_k (much smaller variance than g_k alone). H0
    E[D] = 0 is the "unbiased" test; "proportional" tests the component of g_k - c r_k orthogonal to grad J
-   (``verify.stats.consistency_test``, max-|z| with Bonferroni, level alpha). A run whose test cannot detect a
+   (``verify.checks.stats.consistency_test``, max-|z| with Bonferroni, level alpha). A run whose test cannot detect a
    bias of ``tolerance`` times max|grad J| (probability 0.999) says "undecided", never "unbiased".
 
 Exact verdicts compare within float round-off (``ZERO_BIAS_RTOL`` of the numbers' scale); the catalog pitfalls
@@ -39,18 +39,18 @@ from typing import Callable
 import numpy as np
 from scipy import stats as scipy_stats
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import gradient
-from verify.mc import ENUMERATION_LIMIT, component_name
-from verify.mdp import TabularMDP
-from verify.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
-from verify.policy import Policy
+from verify.checks.estimators import ESTIMATORS, get_estimator
+from verify.numerics.exact import gradient
+from verify.checks.mc import ENUMERATION_LIMIT, component_name
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
+from verify.model.policy import Policy
 from verify.precision import FLOAT64, Precision
-from verify.problem import Problem
-from verify.sampler import sample_episodes
-from verify.stats import MIN_NONZERO, SampleMoments, consistency_test, detectable_bias
+from verify.model.problem import Problem
+from verify.numerics.sampler import sample_episodes
+from verify.checks.stats import MIN_NONZERO, SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["BatchCheck", "BatchSize", "DEFAULT_BATCHES", "DEFAULT_BATCH_SIZE", "DEFAULT_TOLERANCE", "EXACT_CALLS",
            "Target", "VERDICTS", "assert_batch_estimator_unbiased", "check_batch_estimator", "check_batches",
@@ -73,7 +73,7 @@ class Target:
     """What a batch estimate is compared with, in the estimator's parameter space (d numbers).
 
     Attributes:
-      problem: the MDP and a ``verify.policy`` policy with the estimator's action probabilities (sampling,
+      problem: the MDP and a ``verify.model.policy`` policy with the estimator's action probabilities (sampling,
         enumeration and the catalog run on it).
       grad: exact grad J in parameter space, [d].
       names: a readable name per component, [d].
@@ -612,7 +612,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
     grad J(theta) (module docstring for how E is obtained and the verdicts).
 
     Args:
-      fn: ``verify.episodes.Episodes`` (the ``verify.gradcheck`` contract's batch) -> array [*theta.shape].
+      fn: ``verify.numerics.episodes.Episodes`` (the ``verify.checks.gradcheck`` contract's batch) -> array [*theta.shape].
       problem: a ``Problem``, a ``TabularMDP`` (uniform policy unless ``policy``) or an MDP file path.
       policy: the policy to differentiate, overriding the problem's.
       batch_size: episodes per batch, B. batches: Monte Carlo batches K.
@@ -628,14 +628,14 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
       EstimatorError: ``fn`` raised, or returned something that is not a finite array of theta's shape.
       UsageError: bad settings.
 
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.episodes import reward_to_go, score_sums
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.episodes import reward_to_go, score_sums
     >>> def batch_mean(episodes):
     ...     return score_sums(episodes, reward_to_go(episodes)).mean(axis=0)
     >>> check_batch_estimator(batch_mean, builtin_examples()["chain"], batch_size=4).verdict
     'unbiased'
     """
-    from verify.gradcheck import EstimatorError, _describe, _name_of, _problem_source, as_problem  # the contract's
+    from verify.checks.gradcheck import EstimatorError, _describe, _name_of, _problem_source, as_problem  # the contract's
 
     given = problem
     problem = as_problem(problem, policy, who="check_batch_estimator")
@@ -659,7 +659,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
         arr = raw.astype(float, copy=False)
         if arr.shape != shape:
             hint = (": one estimate per episode; a batch estimator returns one per batch (or use "
-                    "verify.gradcheck.check_estimator)" if arr.shape == (episodes.n, *shape) else "")
+                    "verify.checks.gradcheck.check_estimator)" if arr.shape == (episodes.n, *shape) else "")
             raise EstimatorError(f"batch estimator {label} returned shape {arr.shape}, expected theta's shape "
                                  f"{shape}{hint}")
         if not np.isfinite(arr).all():

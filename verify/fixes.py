@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from verify.episodes import Episodes, at_steps
-from verify.estimators import Estimator, from_weights
+from verify.numerics.episodes import Episodes, at_steps
+from verify.checks.estimators import Estimator, from_weights
 
 __all__ = ["FIXES", "KNOWN_BUGS", "fix_for", "forward_cumsum", "match_lines"]
 
@@ -58,7 +58,7 @@ KNOWN_BUGS: tuple[Estimator, ...] = (forward_cumsum,)
 def match_lines(matches, scales=None) -> list[str]:
     """One line per catalog pitfall (or ``KNOWN_BUGS`` entry) with the same exact mean (or ``scales[i]`` times
     it), each followed by its fix."""
-    from verify.estimators import get_estimator
+    from verify.checks.estimators import get_estimator
 
     known = {e.name: e for e in KNOWN_BUGS}
     lines = []

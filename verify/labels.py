@@ -1,6 +1,6 @@
 r"""What a catalog pitfall is on the problem at hand: structural equivalences with an unbiased estimator.
 
-A pitfall is "one transform changed" (``verify.estimators``), and on some problems the change is the identity:
+A pitfall is "one transform changed" (``verify.checks.estimators``), and on some problems the change is the identity:
 
 | pitfall              | equals        | when                                  | why                                             |
 |----------------------|---------------|---------------------------------------|-------------------------------------------------|
@@ -39,7 +39,7 @@ class Equivalence:
 def structural_equivalence(name: str, mdp) -> Equivalence | None:
     """The unbiased catalog estimator the pitfall ``name`` equals on ``mdp`` per episode, or None.
 
-    >>> from verify.builtin import builtin_examples
+    >>> from verify.model.builtin import builtin_examples
     >>> structural_equivalence("rtg_restart_discount", builtin_examples()["bandit"].mdp).equals
     'reward_to_go'
     >>> structural_equivalence("rtg_restart_discount", builtin_examples()["chain"].mdp) is None

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import Estimator
-from verify.exact import MAX_TRAJECTORIES, enumerate_trajectories, expected_length, gradient
-from verify.mdp import TabularMDP
-from verify.policy import Policy
+from verify.checks.estimators import Estimator
+from verify.numerics.exact import MAX_TRAJECTORIES, enumerate_trajectories, expected_length, gradient
+from verify.model.mdp import TabularMDP
+from verify.model.policy import Policy
 
 __all__ = ["ENUMERATION_CHUNK", "ExactMoments", "exact_moments", "exact_moments_all", "magnitude", "try_enumerate"]
 
@@ -34,7 +34,7 @@ def magnitude(mdp: TabularMDP, policy: Policy) -> float:
     Float round-off in J, grad J and the estimators is relative to this, not to grad J itself: a gradient that
     is zero in exact arithmetic comes out as ~1e-17 times it. The effective number of steps is
     min(H, 1/(1 - gamma)), or for gamma = 1 and horizon null the longest expected episode length from a live state
-    (``verify.exact.expected_length``).
+    (``verify.numerics.exact.expected_length``).
 
     >>> magnitude(TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[2.0]], gamma=0.5), None)
     4.0
@@ -143,8 +143,8 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
     Raises:
       UsageError: horizon null or too many trajectories to enumerate.
 
-    >>> from verify.estimators import get_estimator
-    >>> from verify.policy import TabularSoftmax
+    >>> from verify.checks.estimators import get_estimator
+    >>> from verify.model.policy import TabularSoftmax
     >>> bandit = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], horizon=1)
     >>> m = exact_moments(get_estimator("total_return"), bandit, TabularSoftmax(np.zeros((1, 2))))
     >>> m.mean.tolist(), m.grad.tolist(), m.biased      # g = r_a (e_a - pi): ((1/2)(1, -1) + 0) / 2

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.moments import ZERO_BIAS_RTOL, magnitude
+from verify.checks.moments import ZERO_BIAS_RTOL, magnitude
 
 __all__ = ["FLOAT64", "ROUNDOFF_FACTOR", "Precision", "effective_steps", "precision_of"]
 

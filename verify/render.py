@@ -2,7 +2,7 @@
 
 Every failing check is followed by what failed: the component, both values, the tolerance or p-value, and the
 command (with seed) that replays it. One estimator table serves ``report``, ``check`` and (as text) ``mc``, all fed
-by ``verify.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
+by ``verify.checks.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from verify.report import Report
+from verify.app.report import Report
 
 if TYPE_CHECKING:
-    from verify.gradcheck import EstimatorCheck
-    from verify.mc import CheckResult, McResult
-    from verify.stats import ConsistencyResult
+    from verify.checks.gradcheck import EstimatorCheck
+    from verify.checks.mc import CheckResult, McResult
+    from verify.checks.stats import ConsistencyResult
 
 __all__ = ["TEST_NAMES", "estimator_table", "format_estimator_check", "format_mc", "render_check", "render_report"]
 
@@ -196,8 +196,8 @@ def describe_test(t: ConsistencyResult) -> str:
 
 
 def _power_line(r: McResult) -> str:
-    from verify.mc import DETECT_POWER
-    from verify.stats import MIN_NONZERO
+    from verify.checks.mc import DETECT_POWER
+    from verify.checks.stats import MIN_NONZERO
 
     t = r.sampled
     if t.undecided:
@@ -316,7 +316,7 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
 def _legend(rows) -> str:
     """The table's key, and the false-alarm self-check's sentence computed from the count (``verify.selfcheck``);
     rows: ``CheckRow`` or (example, ``CheckRow``)."""
-    from verify.mc import DETECT_POWER
+    from verify.checks.mc import DETECT_POWER
     from verify.selfcheck import false_alarm_check
 
     check = false_alarm_check(rows)
@@ -379,7 +379,7 @@ def _unnamed_bias(c: EstimatorCheck) -> list[str]:
 def format_estimator_check(c: EstimatorCheck) -> str:
     """``check_estimator``'s report: the verdict and what decided it, the worst component's numbers, the Monte Carlo
     tests, the power, the seed and how to reproduce it."""
-    from verify.mc import DETECT_POWER
+    from verify.checks.mc import DETECT_POWER
 
     r, w, t = c.mc, c.worst, c.mc.test
     exact = c.exact_mean is not None

@@ -108,7 +108,7 @@ def false_alarm_check(rows, alpha: float | None = None) -> FalseAlarmCheck:
     """The false-alarm count of ``rows`` against its binomial law (module docstring).
 
     Args:
-      rows: ``verify.mc.CheckRow`` or ``(example, CheckRow)`` pairs; the rows of one example share its sample.
+      rows: ``verify.checks.mc.CheckRow`` or ``(example, CheckRow)`` pairs; the rows of one example share its sample.
       alpha: the tests' level (default: the rows' own, which must be one level).
 
     Returns:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from verify.precision import Precision, precision_of
-from verify.sampler import sample_episodes
+from verify.numerics.sampler import sample_episodes
 
 __all__ = ["jax_precision", "probe_batch", "torch_precision"]
 
