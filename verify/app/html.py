@@ -204,6 +204,14 @@ def figures_svg(report) -> list[tuple[str, str]]:
     return out
 
 
+def _self_check(data: dict | None) -> str:
+    """The false-alarm self-check's sentence (``verify.checks.selfcheck``), marked like every check."""
+    if not data:
+        return ""
+    mark = MARK[bool(data.get("passed"))] if data.get("tests") else "?"
+    return f'<p id="self-check">{mark} Self-check: {_e(data.get("message", ""))}</p>'
+
+
 def render_html(report, *, figures: bool = True) -> str:
     """The whole report as one self-contained HTML5 document (MathML maths, inline SVG figures, no network)."""
     data = report.to_json()
@@ -230,6 +238,7 @@ def render_html(report, *, figures: bool = True) -> str:
         _table("4. Monte Carlo estimators against the exact gradient", "estimators", data.get("estimators", []),
                ["example", "estimator", "unbiased", "episodes", "test", "p_value", "effect_size", "decided_by",
                 "expected", "outcome", "passed"]),
+        _self_check(data.get("self_check")),
         _table("5. Variance", "variance", data.get("variance", [])),
         '<section id="figures"><h2>6. Figures</h2>', fig_html, "</section>",
         f"<p><small>pgverify {_e(data.get('version', ''))}; timing "

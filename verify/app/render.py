@@ -2,7 +2,7 @@
 
 Every failing check is followed by what failed: the component, both values, the tolerance or p-value, and the
 command (with seed) that replays it. One estimator table serves ``report``, ``check`` and (as text) ``mc``, all fed
-by ``verify.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
+by ``verify.checks.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
 """
 from __future__ import annotations
 
@@ -136,7 +136,8 @@ def _estimators(console: Console, report: Report, reproduce) -> None:
     console.print(estimator_table(report.estimators, f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} "
                                   f"episodes, seed {first.seed}, α = {first.alpha:g} per test)",
                                   compact=console.width < WIDE))
-    console.print(_legend([row for _, row in report.estimators]), markup=False)
+    console.print(_legend(report.estimators), markup=False)
+    _notes(console, report.estimators)
     for ex, row in report.estimators:
         if row.status != "passed":
             console.print(f"{STATUS_MARK[row.status]} {ex}, expected {row.expected}, got {row.outcome}:", style="bold")
@@ -192,9 +193,7 @@ def format_mc(r: McResult, command: str | None = None) -> str:
         lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(m.bias).max():.3g} at {_component(r, w)}: exact mean "
                      f"{m.mean[w]:.6g}, grad J {m.grad[w]:.6g}; effect size {_g(r.effect)} per-episode standard "
                      f"deviations (this run's test detects {r.detectable:.3g})")
-        from verify.checks.moments import ZERO_BIAS_RTOL
-
-        lines.append(f"power: exact, any bias above {ZERO_BIAS_RTOL * m.scale:.2g} (float round-off of this "
+        lines.append(f"power: exact, any bias above {m.rtol * m.scale:.2g} (float round-off of this "
                      "problem) in any component counts")
     else:
         by = {"paired": f"the paired test against {r.reference} (same episodes; more powerful here than the unpaired "
@@ -258,15 +257,26 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
 
 
 def _legend(rows) -> str:
+    """The table's key, and the false-alarm self-check's sentence computed from the count (``verify.checks.selfcheck``);
+    rows: ``CheckRow`` or (example, ``CheckRow``)."""
     from verify.checks.mc import DETECT_POWER
+    from verify.checks.selfcheck import false_alarm_check
 
-    n_unbiased = sum(row.mc.estimator.unbiased for row in rows)
-    alpha = rows[0].mc.alpha
+    check = false_alarm_check(rows)
     return (f"exact max|bias| and effect (bias / per-episode std) by enumeration decide wherever they are known (? = "
             f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
             f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
-            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). The "
-            f"{n_unbiased} unbiased tests have a family-wise false-alarm rate <= {n_unbiased * alpha:.2g}.")
+            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). "
+            + ("\n" if not check.passed else "")
+            + f"{MARK[check.passed] if check.tests else '?'} Self-check: {check.summary()}.")
+
+
+def _notes(console: Console, rows) -> None:
+    """One line per pitfall that is no pitfall on this problem (``verify.checks.equivalence``): why its row expects no bias."""
+    for item in rows:
+        ex, row = item if isinstance(item, tuple) else (None, item)
+        if row.note:
+            console.print(f"{ex + '/' if ex else ''}{row.mc.estimator.name}: {row.note}", markup=False)
 
 
 def render_check(check: CheckResult, reproduce=None, *, color: bool = True, console: Console | None = None) -> None:
@@ -281,6 +291,7 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
     console.print(estimator_table(check.rows, f"Estimators vs exact grad J ({first.episodes} episodes, seed "
                                               f"{first.seed}, alpha {first.alpha:g})", compact=console.width < WIDE))
     console.print(_legend(check.rows), markup=False)
+    _notes(console, check.rows)
     for row in check.rows:
         if row.status != "passed":
             console.print(format_mc(row.mc, reproduce(row.mc) if reproduce else None), markup=False)

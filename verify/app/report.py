@@ -2,7 +2,7 @@
 
 Sections: the derivation (replay + grounding per step, continuous checks), errata, exact gradients,
 Monte Carlo estimators against exact gradients, and exact per-episode variances. The same object is
-rendered for people (``verify.render``), written as JSON (``Report.to_json``) and plotted (``verify.plots``).
+rendered for people (``verify.app.render``), written as JSON (``Report.to_json``) and plotted (``verify.app.plots``).
 """
 from __future__ import annotations
 
@@ -89,10 +89,10 @@ class Report:
     quick: bool
     derivation: list[DerivationRow] = field(default_factory=list)
     continuous: list[ContinuousRow] = field(default_factory=list)
-    derivation_numeric: list = field(default_factory=list)   # verify.derivation_numeric.NumericLine
+    derivation_numeric: list = field(default_factory=list)   # verify.app.derivation_numeric.NumericLine
     errata: list = field(default_factory=list)          # derive.errata.Erratum
     gradients: list[GradientCheck] = field(default_factory=list)
-    estimators: list = field(default_factory=list)      # (example, verify.mc.CheckRow)
+    estimators: list = field(default_factory=list)      # (example, verify.checks.mc.CheckRow)
     variance: list[VarianceRow] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
 
@@ -101,10 +101,22 @@ class Report:
         return f"pgverify report --seed {self.seed}" + (" --quick" if self.quick else "")
 
     @property
+    def self_check(self):
+        """The false-alarm count of the Monte Carlo rows with exact bias zero against its binomial law
+        (``verify.checks.selfcheck``); None before the estimators ran."""
+        if not self.estimators:
+            return None
+        from verify.checks.selfcheck import false_alarm_check
+
+        return false_alarm_check(self.estimators)
+
+    @property
     def checks(self) -> list:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
+        selfcheck = self.self_check
         return [*self.derivation, *self.continuous, *self.derivation_numeric, *self.errata, *self.gradients,
-                *(row for _, row in self.estimators)]
+                *(row for _, row in self.estimators),
+                *([selfcheck] if selfcheck is not None and selfcheck.tests else [])]
 
     @property
     def passed(self) -> bool:
@@ -131,6 +143,7 @@ class Report:
             "gradients": [g.to_json() for g in self.gradients],
             "estimators": [{"example": ex, **row.to_json()} for ex, row in self.estimators],
             "variance": [v.to_json() for v in self.variance],
+            "self_check": None if self.self_check is None else self.self_check.to_json(),
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
@@ -182,7 +195,7 @@ def errata_for_latex() -> tuple:
 
 
 def variance_rows(name: str, runs) -> list[VarianceRow]:
-    """tr Cov[g] per unbiased estimator (runs: verify.mc.McResult): exact from the enumeration, else the sample's."""
+    """tr Cov[g] per unbiased estimator (runs: verify.checks.mc.McResult): exact from the enumeration, else the sample's."""
     out = []
     for r in runs:
         if not r.estimator.unbiased:

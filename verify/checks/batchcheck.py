@@ -21,7 +21,7 @@ How E[g] is obtained, best first:
 3. **Monte Carlo over batches**, paired: each batch also gets pgverify's unbiased ``baseline_value`` estimate
    r_k (known mean grad J), and the test is on D_k = g_k - r_k (much smaller variance than g_k alone). H0
    E[D] = 0 is the "unbiased" test; "proportional" tests the component of g_k - c r_k orthogonal to grad J
-   (``verify.stats.consistency_test``, max-|z| with Bonferroni, level alpha). A run whose test cannot detect a
+   (``verify.checks.stats.consistency_test``, max-|z| with Bonferroni, level alpha). A run whose test cannot detect a
    bias of ``tolerance`` times max|grad J| (probability 0.999) says "undecided", never "unbiased".
 
 Exact verdicts compare within float round-off (``ZERO_BIAS_RTOL`` of the numbers' scale); the catalog pitfalls
@@ -47,9 +47,10 @@ from verify.model.labels import component_name
 from verify.model.mdp import TabularMDP
 from verify.checks.moments import ENUMERATION_LIMIT, ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
 from verify.model.policy import Policy
+from verify.checks.precision import FLOAT64, Precision
 from verify.model.problem import Problem
 from verify.numerics.sampler import sample_episodes
-from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
+from verify.checks.stats import MIN_NONZERO, SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["BatchCheck", "BatchSize", "DEFAULT_BATCHES", "DEFAULT_BATCH_SIZE", "DEFAULT_TOLERANCE", "EXACT_CALLS",
            "Target", "VERDICTS", "assert_batch_estimator_unbiased", "check_batch_estimator", "check_batches",
@@ -72,7 +73,7 @@ class Target:
     """What a batch estimate is compared with, in the estimator's parameter space (d numbers).
 
     Attributes:
-      problem: the MDP and a ``verify.policy`` policy with the estimator's action probabilities (sampling,
+      problem: the MDP and a ``verify.model.policy`` policy with the estimator's action probabilities (sampling,
         enumeration and the catalog run on it).
       grad: exact grad J in parameter space, [d].
       names: a readable name per component, [d].
@@ -149,17 +150,19 @@ def _at_size(batch_size: int, batches: int, mean, stderr, grad) -> BatchSize:
     return BatchSize(batch_size, batches, mean, stderr, *_geometry(mean, grad))
 
 
-def exact_verdict(mean: np.ndarray, grad: np.ndarray, scale: float) -> tuple[str, float | None]:
+def exact_verdict(mean: np.ndarray, grad: np.ndarray, scale: float,
+                  rtol: float = ZERO_BIAS_RTOL) -> tuple[str, float | None]:
     """"unbiased", "proportional" (with c) or "biased" for an exact E[g], within round-off of ``scale``.
 
-    Unbiased: max|E[g] - grad J| <= ZERO_BIAS_RTOL * scale. Proportional: c = <E g, grad J> / |grad J|^2 > 0
-    and max|E[g] - c grad J| within the same allowance (times max(1, c)).
+    Unbiased: max|E[g] - grad J| <= rtol * scale (``rtol``: ZERO_BIAS_RTOL for float64, wider for a float32
+    computation, ``verify.checks.precision``). Proportional: c = <E g, grad J> / |grad J|^2 > 0 and max|E[g] - c grad J|
+    within the same allowance (times max(1, c)).
 
     >>> exact_verdict(np.array([0.5, -0.5]), np.array([1.0, -1.0]), 1.0)
     ('proportional', 0.5)
     """
     big = max(scale, float(np.abs(grad).max(initial=0.0)), float(np.abs(mean).max(initial=0.0)), 1e-300)
-    tol = ZERO_BIAS_RTOL * big
+    tol = rtol * big
     if np.abs(mean - grad).max(initial=0.0) <= tol:
         return "unbiased", 1.0
     gg = float(grad @ grad)
@@ -217,6 +220,8 @@ class BatchCheck:
     reproduce: str = ""
     n_trajectories: int | None = None
     extra: dict = field(default_factory=dict)
+    precision: Precision = FLOAT64    # the floating type the estimate was computed in (``verify.checks.precision``)
+    batches_needed: int | None = None   # Monte Carlo "undecided": about how many batches would decide
 
     @property
     def passed(self) -> bool:
@@ -262,10 +267,19 @@ class BatchCheck:
         lines = [f"{self.estimator} on {self.problem}, batch size {self.batch_size}: {head} ({how})"]
         if self.verdict == "undecided" and self.reason:
             lines.append(f"why undecided: {self.reason}")
+        if self.precision.limited:
+            lines.append(self.precision.describe(float(np.abs(self.grad).max(initial=0.0)) or None,
+                                                 float(np.abs(self.mean - self.grad).max(initial=0.0))
+                                                 if self.exact else None).replace(
+                "of the problem's scale", "of the problem's scale (relative to max(|grad J|, returns x score))"))
         w = self.worst
         est = "" if s0.stderr is None else f" (standard error {s0.stderr[w]:.3g})"
         lines.append(f"{'worst component' if self.verdict != 'unbiased' else 'largest deviation'}: {self.names[w]}: "
                      f"exact grad J {self.grad[w]:.6g}, {mean_word} {s0.mean[w]:.6g}{est}")
+        if self.verdict == "biased" and np.isfinite(s0.scale_c) and s0.scale_c < 0:
+            lines.append(f"fix: {mean_word} points against grad J (c = {s0.scale_c:.3g} < 0), a sign error: "
+                         + ("a loss is minimised, so return minus the surrogate, -(log pi(a|s) * G).sum()"
+                            if self.extra.get("loss") else "an estimator returns +grad J (ascent direction)"))
         if self.verdict != "unbiased":
             lines.append(f"angle to grad J {s0.angle:.3g} deg, relative bias |E - grad J|/|grad J| = "
                          f"{s0.relative_bias:.3g}, best scale c = {s0.scale_c:.4g}, non-proportional part "
@@ -277,9 +291,9 @@ class BatchCheck:
                             if self.p_proportional is None or self.verdict == "biased" else
                             f"; this run detects a deviation from c grad J of {self.resolution:.3g} of |c grad J|")
                          + f" with probability {DETECT_POWER} (tolerance {self.tolerance:g})")
-        for name, c in self.matches:
-            scale = "the same exact mean as" if abs(c - 1) < 1e-9 else f"{c:.4g} times the exact mean of"
-            lines.append(f"{scale} the catalog pitfall {name}: {get_estimator(name).description}")
+        from verify.checks.fixes import match_lines
+
+        lines += match_lines([n for n, _ in self.matches], [c for _, c in self.matches])
         if len(self.sizes) > 1:
             parts = []
             for s in self.sizes:
@@ -309,7 +323,8 @@ class BatchCheck:
                 "relative_bias": _fin(self.relative_bias), "matches": [[n, c] for n, c in self.matches],
                 "p_unbiased": self.p_unbiased, "p_proportional": self.p_proportional,
                 "resolution": _fin(self.resolution), "reason": self.reason,
-                "sizes": [s.to_json() for s in self.sizes], "reproduce": self.reproduce}
+                "sizes": [s.to_json() for s in self.sizes], "reproduce": self.reproduce,
+                "precision": self.precision.to_json(), "batches_needed": self.batches_needed}
 
 
 def _plain(episodes: Episodes) -> Episodes:
@@ -319,11 +334,12 @@ def _plain(episodes: Episodes) -> Episodes:
                     episodes.mdp, episodes.policy, None)
 
 
-def _close(a: np.ndarray, b: np.ndarray, size: float) -> bool:
-    return bool(np.abs(a - b).max(initial=0.0) <= ZERO_BIAS_RTOL * max(size, 1e-300))
+def _close(a: np.ndarray, b: np.ndarray, size: float, rtol: float = ZERO_BIAS_RTOL) -> bool:
+    return bool(np.abs(a - b).max(initial=0.0) <= rtol * max(size, 1e-300))
 
 
-def _convention(estimate, batch: Episodes, full: np.ndarray, size: float) -> str | None:
+def _convention(estimate, batch: Episodes, full: np.ndarray, size: float,
+                rtol: float = ZERO_BIAS_RTOL) -> str | None:
     """"mean" or "sum" when g(batch) is the mean or the sum of g of each of its episodes alone, else None."""
     singles = []
     for i in range(batch.n):
@@ -337,14 +353,15 @@ def _convention(estimate, batch: Episodes, full: np.ndarray, size: float) -> str
     if not np.isfinite(singles).all():
         return None
     size = max(size, float(np.abs(singles).max(initial=0.0)) * batch.n)
-    if _close(full, singles.mean(axis=0), size):
+    if _close(full, singles.mean(axis=0), size, rtol):
         return "mean"
-    if _close(full, singles.sum(axis=0), size):
+    if _close(full, singles.sum(axis=0), size, rtol):
         return "sum"
     return None
 
 
-def _probe(estimate, target: Target, seed: int, enum: Episodes | None) -> tuple[str | None, bool]:
+def _probe(estimate, target: Target, seed: int, enum: Episodes | None,
+           rtol: float = ZERO_BIAS_RTOL) -> tuple[str | None, bool]:
     """(convention, deterministic): is g(batch) the mean or the sum of each episode's g alone?
 
     Probed on a sampled batch and, when the trajectories are enumerated, on one spread over their lengths (a
@@ -357,13 +374,13 @@ def _probe(estimate, target: Target, seed: int, enum: Episodes | None) -> tuple[
     size = max(float(np.abs(full).max(initial=0.0)), target.scale)
     if not _close(full, again, size):
         return None, False
-    found = _convention(estimate, batch, full, size)
+    found = _convention(estimate, batch, full, size, rtol)
     if found is not None and enum is not None and enum.n > 1:
         order = np.argsort(enum.lengths, kind="stable")
         pick = np.unique(order[np.linspace(0, enum.n - 1, min(PROBE_EPISODES, enum.n)).round().astype(int)])
         spread = _plain(enum.select(pick))
         g = estimate(spread)
-        if _convention(estimate, spread, g, max(float(np.abs(g).max(initial=0.0)), target.scale)) != found:
+        if _convention(estimate, spread, g, max(float(np.abs(g).max(initial=0.0)), target.scale), rtol) != found:
             return None, True
     return found, True
 
@@ -401,6 +418,13 @@ def _resolution(test) -> float:
     return float(detectable_bias(test, DETECT_POWER)[test.stderr > 0].max())
 
 
+def _batches_for(K: int, *ratios: float) -> int:
+    """Batches at which a detectable size now ``ratio`` times the one wanted shrinks to it (the standard error
+    falls as 1/sqrt(K); the critical value does not depend on K): K max(ratio)^2, more than K."""
+    worst = max((r for r in ratios if np.isfinite(r)), default=math.inf)
+    return K + 1 if not np.isfinite(worst) else max(K + 1, math.ceil(K * worst ** 2))
+
+
 def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     g, K = target.grad, len(Y)
     d = g.size
@@ -409,60 +433,75 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     # The tests' scale is grad J's (and the data's own), not the a-priori bound on returns (``target.scale``, for
     # round-off): the sample test's allowance for unseen rare values in constant components grows with it
     # (FrozenLake: max|r| H = 100 against |grad J| ~ 3e-3).
-    test_u = consistency_test(SampleMoments.of(D), np.zeros(d), alpha=alpha, scale=gmax)
+    moments_u = SampleMoments.of(D)
+    test_u = consistency_test(moments_u, np.zeros(d), alpha=alpha, scale=gmax)
     res_u = _resolution(test_u) / gmax
     out = {"p_unbiased": float(test_u.p_value), "resolution": res_u, "mean": Y.mean(axis=0),
            "stderr": Y.std(axis=0, ddof=1) / np.sqrt(K)}
     gg = float(g @ g)
     if test_u.undecided:      # no component the test could use (no variance, or too few non-zero batch means)
-        return {**out, "verdict": "undecided",
-                "reason": f"{test_u.reason}: no bias can be detected (tolerance {tolerance:g}); use more batches"}
+        most = int(np.max(moments_u.nonzero, initial=0)) if moments_u.nonzero is not None else 0
+        more = (f"use at least {math.ceil(K * MIN_NONZERO / most)} batches (the z-test needs {MIN_NONZERO} "
+                f"non-zero differences in a component; the best has {most} in {K})" if 0 < most < MIN_NONZERO
+                else "more batches will not help: no batch differs from the reference")
+        return {**out, "verdict": "undecided", "batches_needed": None if most == 0 or most >= MIN_NONZERO else
+                math.ceil(K * MIN_NONZERO / most),
+                "reason": f"{test_u.reason}: no bias can be detected (tolerance {tolerance:g}); {more}"}
     if test_u.consistent:
         if res_u <= tolerance:
             return {**out, "verdict": "unbiased"}
-        return {**out, "verdict": "undecided",
+        need = _batches_for(K, res_u / tolerance)
+        return {**out, "verdict": "undecided", "batches_needed": need,
                 "reason": f"the test detects only relative biases of {res_u:.3g} or more (tolerance {tolerance:g}); "
-                          "use more batches"}
+                          f"about {need} batches would detect the tolerance"}
     if gg == 0:
         return {**out, "verdict": "biased"}
     # Proportional? c from the data; the paired residual P(Y - c R) has mean zero when E[Y] = c grad J.
     proj = Y @ g / gg
     c = float(proj.mean())
     c_se = float(proj.std(ddof=1) / np.sqrt(K)) if K > 1 else math.inf
+    out.update(c=c)
+    zc = float(scipy_stats.norm.isf(alpha))
+    if c + zc * c_se < 0:
+        # The sign first, whatever the residual test can see: E[g] points against grad J (a wrong-sign loss),
+        # which no positive step size turns into ascent.
+        return {**out, "verdict": "biased", "negative": True}
     u = g / math.sqrt(gg)
     Z = Y - c * R
     Z = Z - np.outer(Z @ u, u)
     test_p = consistency_test(SampleMoments.of(Z), np.zeros(d), alpha=alpha, scale=gmax)
     res_p = _resolution(test_p) / (gmax * max(abs(c), 1e-300))
-    out.update(p_proportional=float(test_p.p_value), c=c)
-    zc = float(scipy_stats.norm.isf(alpha))
+    out.update(p_proportional=float(test_p.p_value))
     if test_p.undecided:
         return {**out, "verdict": "undecided", "resolution": math.inf,
                 "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the proportionality test has "
-                          f"nothing to test ({test_p.reason}); use more batches"}
-    if not test_p.consistent or c + zc * c_se < 0:
+                          f"nothing to test ({test_p.reason}); more batches will not change that"}
+    if not test_p.consistent:
         return {**out, "verdict": "biased"}
     # From here on the claim is about the direction of E[g]: the resolution is the residual test's, relative to
     # |c| max|grad J|.
     if c - zc * c_se > 0 and res_p <= tolerance:
         return {**out, "verdict": "proportional", "resolution": res_p}
-    return {**out, "verdict": "undecided", "resolution": res_p,
+    need = _batches_for(K, res_p / tolerance, zc * c_se / max(abs(c), 1e-300))
+    return {**out, "verdict": "undecided", "resolution": res_p, "batches_needed": need,
             "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the run cannot tell proportional "
                       f"(c = {c:.3g} +- {c_se:.2g}) from biased (detects {res_p:.3g}, tolerance {tolerance:g}); "
-                      "use more batches"}
+                      f"about {need} batches would"}
 
 
-def _catalog_matches(mean: np.ndarray, target: Target) -> tuple[tuple[str, float], ...]:
+def _catalog_matches(mean: np.ndarray, target: Target, rtol: float = ZERO_BIAS_RTOL) -> tuple[tuple[str, float], ...]:
     mdp, policy = target.problem.mdp, target.problem.policy
     if try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT) is None:
         return ()
-    pitfalls = [e for e in ESTIMATORS if not e.unbiased and not e.batch_dependent]
+    from verify.checks.fixes import KNOWN_BUGS
+
+    pitfalls = [e for e in (*ESTIMATORS, *KNOWN_BUGS) if not e.unbiased and not e.batch_dependent]
     found = []
     for name, m in exact_moments_all(pitfalls, mdp, policy).items():
         mp = target.to_params(m.mean.ravel())
         if exact_verdict(mp, target.grad, target.scale)[0] == "unbiased":
             continue                      # no bias on this MDP: it would "match" every unbiased estimator
-        kind, c = exact_verdict(mean, mp, target.scale)
+        kind, c = exact_verdict(mean, mp, target.scale, rtol)
         if kind in ("unbiased", "proportional"):
             found.append((name, float(c)))
     return tuple(found)
@@ -470,7 +509,7 @@ def _catalog_matches(mean: np.ndarray, target: Target) -> tuple[tuple[str, float
 
 def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *, name: str, batch_size: int,
                   batches: int, seed: int, alpha: float, tolerance: float, second_batch_size: int | None,
-                  reproduce: str, extra: dict | None = None) -> BatchCheck:
+                  reproduce: str, extra: dict | None = None, precision: Precision = FLOAT64) -> BatchCheck:
     """The engine behind every batch-level check (module docstring): exact where it can, else Monte Carlo.
 
     Args:
@@ -481,6 +520,8 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
       second_batch_size: the other batch size for batch-level estimators (default 4 * batch_size; for exact
         runs the largest feasible size up to that).
       reproduce: the call that repeats the check. extra: presentation hints (``{"loss": True}``).
+      precision: the floating type the estimate computes in (``verify.checks.precision``): its round-off is the exact
+        verdicts' zero-bias tolerance.
 
     Returns:
       BatchCheck.
@@ -488,17 +529,18 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
     mdp, policy = target.problem.mdp, target.problem.policy
     enum = try_enumerate(mdp, policy, max_trajectories=EXACT_CALLS)
-    convention, deterministic = _probe(estimate, target, seed, enum)
+    rtol = precision.rtol
+    convention, deterministic = _probe(estimate, target, seed, enum, rtol)
     if not deterministic:
         enum = None
     common = dict(estimator=name, problem=mdp.name, batch_size=batch_size, seed=seed, alpha=alpha,
                   tolerance=tolerance, grad=target.grad, names=target.names, reproduce=reproduce,
-                  convention=convention, extra=extra or {})
+                  convention=convention, extra=extra or {}, precision=precision)
     if enum is not None and convention is not None:
         mean1 = _exact_per_episode(estimate, enum)
         mean = mean1 * (batch_size if convention == "sum" else 1)
-        verdict, c = exact_verdict(mean, target.grad, target.scale)
-        matches = _catalog_matches(mean, target) if verdict != "unbiased" else ()
+        verdict, c = exact_verdict(mean, target.grad, target.scale, rtol)
+        matches = _catalog_matches(mean, target, rtol) if verdict != "unbiased" else ()
         return BatchCheck(verdict=verdict, method="exact: per-episode", batches=0,
                           sizes=(_at_size(batch_size, 0, mean, None, target.grad),),
                           c=c if verdict == "proportional" else None, matches=matches,
@@ -506,7 +548,7 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     second = second_batch_size or 4 * batch_size
     if enum is not None and enum.n ** batch_size <= EXACT_CALLS:
         mean = _exact_batches(estimate, enum, batch_size)
-        verdict, c = exact_verdict(mean, target.grad, target.scale)
+        verdict, c = exact_verdict(mean, target.grad, target.scale, rtol)
         sizes = [_at_size(batch_size, 0, mean, None, target.grad)]
         B2 = second
         while B2 > batch_size and enum.n ** B2 > EXACT_SECOND_CALLS:
@@ -526,7 +568,8 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
     return BatchCheck(verdict=mc["verdict"], method="monte carlo", batches=batches, sizes=tuple(sizes),
                       c=mc.get("c") if mc["verdict"] == "proportional" else None,
                       p_unbiased=mc["p_unbiased"], p_proportional=mc.get("p_proportional"),
-                      resolution=mc["resolution"], reason=mc.get("reason", ""), **common)
+                      resolution=mc["resolution"], reason=mc.get("reason", ""),
+                      batches_needed=mc.get("batches_needed"), **common)
 
 
 def _check_settings(batch_size, batches, seed, alpha, tolerance, second) -> None:
@@ -554,7 +597,7 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
     grad J(theta) (module docstring for how E is obtained and the verdicts).
 
     Args:
-      fn: ``verify.episodes.Episodes`` (the ``verify.gradcheck`` contract's batch) -> array [*theta.shape].
+      fn: ``verify.numerics.episodes.Episodes`` (the ``verify.checks.gradcheck`` contract's batch) -> array [*theta.shape].
       problem: a ``Problem``, a ``TabularMDP`` (uniform policy unless ``policy``) or an MDP file path.
       policy: the policy to differentiate, overriding the problem's.
       batch_size: episodes per batch, B. batches: Monte Carlo batches K.
@@ -570,20 +613,22 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
       EstimatorError: ``fn`` raised, or returned something that is not a finite array of theta's shape.
       UsageError: bad settings.
 
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.episodes import reward_to_go, score_sums
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.episodes import reward_to_go, score_sums
     >>> def batch_mean(episodes):
     ...     return score_sums(episodes, reward_to_go(episodes)).mean(axis=0)
     >>> check_batch_estimator(batch_mean, builtin_examples()["chain"], batch_size=4).verdict
     'unbiased'
     """
-    from verify.checks.contract import EstimatorError, as_problem, describe, name_of
+    from verify.checks.contract import EstimatorError, as_problem, callable_argument, describe, name_of, problem_source
 
+    given = problem
     problem = as_problem(problem, policy, who="check_batch_estimator")
     if not callable(fn):
         raise EstimatorError(f"a batch estimator must be a function episodes -> [*theta.shape], got {describe(fn)}")
     label = name or name_of(fn)
     shape = problem.policy.theta.shape
+    dtypes: set = set()      # the floating types fn returned: float32 has its own round-off (verify.checks.precision)
 
     def estimate(episodes: Episodes) -> np.ndarray:
         try:
@@ -594,10 +639,12 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
         if np.isscalar(out) or not hasattr(out, "__array__"):
             raise EstimatorError(f"batch estimator {label} returned {describe(out)}, not an array of theta's shape "
                                  f"{shape}")
-        arr = np.asarray(out, dtype=float)
+        raw = np.asarray(out)
+        dtypes.add(raw.dtype if raw.dtype.kind == "f" else np.dtype(np.float64))
+        arr = raw.astype(float, copy=False)
         if arr.shape != shape:
             hint = (": one estimate per episode; a batch estimator returns one per batch (or use "
-                    "verify.gradcheck.check_estimator)" if arr.shape == (episodes.n, *shape) else "")
+                    "verify.checks.gradcheck.check_estimator)" if arr.shape == (episodes.n, *shape) else "")
             raise EstimatorError(f"batch estimator {label} returned shape {arr.shape}, expected theta's shape "
                                  f"{shape}{hint}")
         if not np.isfinite(arr).all():
@@ -605,11 +652,17 @@ def check_batch_estimator(fn: Callable[[Episodes], np.ndarray], problem: Problem
                                  "episodes")
         return arr.ravel()
 
-    call = (f"check_batch_estimator({label}, {problem.mdp.name!r}, batch_size={batch_size}, batches={batches}, "
+    call = (f"check_batch_estimator({callable_argument(label)}, {problem_source(given, problem)}, "
+            f"batch_size={batch_size}, batches={batches}, "
             f"seed={seed}, alpha={alpha!r})")
+    from verify.checks.precision import precision_of
+
+    _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
+    estimate(sample_episodes(problem.mdp, problem.policy, batch_size, np.random.default_rng([seed, 13])))
+    precision = precision_of(dtypes, problem.mdp, problem.policy, source="the estimator returns {dtype}")
     return check_batches(estimate, theta_target(problem), name=label, batch_size=batch_size, batches=batches,
                          seed=seed, alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size,
-                         reproduce=call)
+                         reproduce=call, precision=precision)
 
 
 def assert_batch_estimator_unbiased(fn, problem, **settings) -> BatchCheck:

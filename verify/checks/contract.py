@@ -34,8 +34,8 @@ from verify.model.policy import Policy, TabularSoftmax
 from verify.model.problem import Problem, load_problem
 from verify.numerics.episodes import Episodes
 
-__all__ = ["EstimatorError", "PerEpisodeEstimator", "StepWeighted", "as_problem", "describe", "name_of",
-           "step_weights"]
+__all__ = ["EstimatorError", "PerEpisodeEstimator", "StepWeighted", "as_problem", "callable_argument", "describe",
+           "name_of", "problem_argument", "problem_source", "step_weights"]
 
 
 class EstimatorError(UsageError):
@@ -115,3 +115,39 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
             raise UsageError(f"policy must be a verify.policy.Policy, got {describe(policy)}")
         problem = Problem(problem.mdp, policy)
     return problem
+
+
+def callable_argument(label: str) -> str:
+    """How a reproduce line names the user's function: a local function's qualified name
+    (``test.<locals>.loss``) is not an expression, its own name is."""
+    return label.rsplit(".", 1)[-1] if "<locals>" in label else label
+
+
+def problem_argument(given) -> str:
+    """How a framework check's reproduce line names the problem: the MDP file as the user passed it, else
+    ``problem`` (the object passed, by variable); never the MDP's internal name, which no loader resolves."""
+    return repr(str(given)) if isinstance(given, (str, Path)) else "problem"
+
+
+def problem_source(given, problem: Problem) -> str:
+    """How ``reproduce`` names the problem: the file path or built-in name given, with the gamma/horizon overrides
+    that turn the built-in example into ``problem``; else ``problem`` (the object passed, by variable)."""
+    from verify.model.builtin import EXAMPLE_NAMES, load_example
+
+    if isinstance(given, Path) or (isinstance(given, str) and Path(given).exists()):
+        return repr(str(given))
+    name = given if isinstance(given, str) else problem.mdp.name
+    if name not in EXAMPLE_NAMES:
+        return "problem"
+    ref = load_example(name)
+    same = (ref.mdp.n_states == problem.mdp.n_states and ref.mdp.n_actions == problem.mdp.n_actions
+            and ref.policy.theta.shape == problem.policy.theta.shape
+            and np.array_equal(ref.policy.theta, problem.policy.theta)
+            and np.array_equal(ref.mdp.initial, problem.mdp.initial)
+            and np.array_equal(ref.mdp.transitions, problem.mdp.transitions)
+            and np.array_equal(ref.mdp.rewards, problem.mdp.rewards))
+    if not same:
+        return "problem"
+    overrides = "".join(f", {k}={getattr(problem.mdp, k)!r}" for k in ("gamma", "horizon")
+                        if getattr(problem.mdp, k) != getattr(ref.mdp, k))
+    return repr(name) + overrides

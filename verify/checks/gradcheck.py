@@ -12,7 +12,7 @@ tabular MDP whose grad J pgverify knows exactly, two ways:
   J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated, a test
   on the sample (co)variance otherwise). Always reported (it is what your training loop sees); it decides the
   verdict only when nothing can be enumerated, together with a paired test of E[g - g_ref] = 0 against a
-  catalog control on the same episodes (``verify.mc``): the more powerful of the two decides, "inconsistent" when
+  catalog control on the same episodes (``verify.checks.mc``): the more powerful of the two decides, "inconsistent" when
   its p <= alpha, "undecided" when the sample has no variance (never a pass). Every result states its power.
 
 When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean equals yours on this MDP
@@ -22,7 +22,7 @@ The estimator contract
 ----------------------
 An estimator is a function ``fn(episodes) -> array [N, *theta.shape]``: one gradient estimate g(tau_n) per
 episode (not the batch mean; the Monte Carlo estimate is the mean of the rows). ``episodes`` is a
-``verify.episodes.Episodes`` batch, the arrays the built-in catalog uses:
+``verify.numerics.episodes.Episodes`` batch, the arrays the built-in catalog uses:
 
 - ``episodes.s_t`` int [N, T+1], ``episodes.a_t`` int [N, T], ``episodes.r_t`` float [N, T]: the reward of step t
   is r(s_t, a_t, s_{t+1}), undiscounted; ``episodes.lengths`` int [N]: episode n took ``lengths[n]`` actions.
@@ -35,9 +35,11 @@ episode (not the batch mean; the Monte Carlo estimate is the mean of the rows). 
 
 g(tau_n) must depend on episode n alone and deterministically: no batch statistics (return normalisation), no
 internal randomness. Then the estimates are i.i.d. and their exact mean is a sum over trajectories. This is probed
-before the run (the same episodes in a smaller batch, and with less padding, must give the same rows). Compute
-in float64: the exact comparison allows float64 round-off (1e-9 of the problem's scale), not float32's. The output
-may be any array type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
+before the run (the same episodes in a smaller batch, and with less padding, must give the same rows). Precision
+is an input: the exact comparison allows the round-off of the type the function returns (``verify.checks.precision``:
+1e-9 of the problem's scale for float64, 64 eps32 per step for float32), so float32 round-off is never "proved
+biased"; the report then says what float32 cannot decide and how to switch to float64. The output may be any array
+type numpy converts (a CPU torch tensor without grad works), but not a list or a scalar.
 
 Many generated examples: false alarms
 -------------------------------------
@@ -54,8 +56,8 @@ kind="tabular_softmax", max_abs_theta=1.0)`` with a few thousand episodes stays 
 deterministic for its seed, so Hypothesis replays a failing example, false alarm or not, exactly: rerun it with
 another ``seed`` to tell the two apart.
 
->>> from verify.builtin import builtin_examples
->>> from verify.episodes import reward_to_go, score_sums
+>>> from verify.model.builtin import builtin_examples
+>>> from verify.numerics.episodes import reward_to_go, score_sums
 >>> def my_reinforce(episodes):                      # sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^t' r_t'
 ...     return score_sums(episodes, reward_to_go(episodes))
 >>> check = check_estimator(my_reinforce, builtin_examples()["chain"], episodes=2000)
@@ -72,7 +74,7 @@ from typing import Callable
 import numpy as np
 
 from verify.numerics.episodes import Episodes
-from verify.errors import PGVerifyError, positive_int
+from verify.errors import PGVerifyError, UsageError, positive_int
 from verify.checks.estimators import ESTIMATORS, Estimator
 from verify.checks.mc import (
     DEFAULT_ALPHA,
@@ -80,11 +82,12 @@ from verify.checks.mc import (
     McResult,
     run_mc,
 )
-from verify.checks.contract import EstimatorError, as_problem, describe, name_of
+from verify.checks.contract import EstimatorError, as_problem, callable_argument, describe, name_of, problem_source
 from verify.model.labels import component_name
 from verify.model.mdp import TabularMDP
 from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all
 from verify.model.policy import Policy
+from verify.checks.precision import FLOAT64, ROUNDOFF_FACTOR, Precision, precision_of
 from verify.model.problem import Problem
 from verify.numerics.sampler import sample_episodes
 from verify.checks.text import format_estimator_check
@@ -110,7 +113,7 @@ def _read_only(episodes: Episodes) -> Episodes:
                     episodes.policy, ro(episodes.weights))
 
 
-def _validate_output(out, name: str, episodes: Episodes) -> np.ndarray:
+def _validate_output(out, name: str, episodes: Episodes, dtypes: set | None = None) -> np.ndarray:
     theta_shape = episodes.policy.theta.shape
     shape = (episodes.n, *theta_shape)
     wanted = f"an array of shape {shape} = [N, *theta.shape] (N = {episodes.n} episodes, theta {theta_shape})"
@@ -125,6 +128,8 @@ def _validate_output(out, name: str, episodes: Episodes) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise EstimatorError(f"estimator {name} returned an array of dtype {arr.dtype}; the contract asks for real "
                              f"numbers, {wanted}")
+    if dtypes is not None:
+        dtypes.add(arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64))
     if arr.shape != shape:
         hint = ""
         if arr.shape == theta_shape:
@@ -160,8 +165,8 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
       EstimatorError: ``fn`` is not callable; later, from the wrapper, on a violation.
 
     >>> est = as_estimator(lambda episodes: np.zeros(3), name="too_short")
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.exact import enumerate_trajectories
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.exact import enumerate_trajectories
     >>> bandit = builtin_examples()["bandit"]
     >>> est(enumerate_trajectories(bandit.mdp, bandit.policy))
     Traceback (most recent call last):
@@ -173,6 +178,7 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
         raise EstimatorError(f"an estimator must be a function episodes -> [N, *theta.shape], got {describe(fn)}")
     label = name or name_of(fn)
     inner = fn.per_episode if isinstance(fn, Estimator) else fn
+    dtypes: set = set()      # the floating types fn returned (``verify.checks.precision``: float32 has its own round-off)
 
     def per_episode(episodes: Episodes) -> np.ndarray:
         try:
@@ -184,8 +190,9 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
                     if isinstance(exc, ValueError) and "read-only" in str(exc) else "")
             raise EstimatorError(f"estimator {label} raised {type(exc).__name__}: {exc}{hint} (on a batch of "
                                  f"{episodes.n} episodes)") from exc
-        return _validate_output(out, label, episodes)
+        return _validate_output(out, label, episodes, dtypes)
 
+    per_episode.dtypes = dtypes
     description = (fn.description if isinstance(fn, Estimator)
                    else (getattr(fn, "__doc__", None) or "").strip().split("\n")[0] or "a user's estimator")
     return Estimator(label, "", True, description, per_episode)
@@ -197,21 +204,31 @@ def _truncate(episodes: Episodes, T: int) -> Episodes:
                     episodes.mdp, episodes.policy, episodes.weights)
 
 
-def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
-    """The first episode whose rows differ beyond PROBE_RTOL of the values' size, or None."""
+def _first_difference(a: np.ndarray, b: np.ndarray, rtol: float = PROBE_RTOL) -> int | None:
+    """The first episode whose rows differ beyond ``rtol`` of the values' size, or None."""
     size = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
     diff = np.abs(a - b).reshape(len(a), -1).max(axis=1, initial=0.0)
-    bad = np.flatnonzero(diff > PROBE_RTOL * size)
+    bad = np.flatnonzero(diff > rtol * size)
     return int(bad[0]) if bad.size else None
 
 
-def _probe(est: Estimator, problem: Problem, seed: int) -> None:
-    """Check the output and the per-episode contract on a small batch, before the expensive run."""
+def _precision(est: Estimator, problem: Problem) -> Precision:
+    """The precision the estimator computed in so far (the floating types it returned)."""
+    return precision_of(getattr(est.per_episode, "dtypes", ()), problem.mdp, problem.policy,
+                        source="the estimator returns {dtype}")
+
+
+def _probe(est: Estimator, problem: Problem, seed: int) -> Precision:
+    """Check the output and the per-episode contract on a small batch, before the expensive run; returns the
+    precision the estimator computes in."""
     batch = sample_episodes(problem.mdp, problem.policy, PROBE_EPISODES, np.random.default_rng(seed))
     full = est.per_episode(batch)
+    precision = _precision(est, problem)
+    # float32 code may round differently in another batch size (vectorised reductions), by its own epsilon
+    rtol = max(PROBE_RTOL, ROUNDOFF_FACTOR * precision.eps)
     half = PROBE_EPISODES // 2
     alone = est.per_episode(batch.select(slice(0, half)))
-    n = _first_difference(full[:half], alone)
+    n = _first_difference(full[:half], alone, rtol)
     if n is not None:
         raise EstimatorError(
             f"estimator {est.name} is not a per-episode function: its estimate for episode {n} changed when "
@@ -219,20 +236,21 @@ def _probe(est: Estimator, problem: Problem, seed: int) -> None:
             f"{np.abs(full[n] - alone[n]).max():.3g}); g(tau_n) must depend on episode n alone and deterministically "
             "(no batch statistics such as return normalisation, no internal randomness), so that the estimates are "
             "i.i.d. and their exact mean exists; an estimator with batch statistics returns one estimate per batch "
-            "and is checked by verify.batchcheck.check_batch_estimator")
+            "and is checked by verify.checks.batchcheck.check_batch_estimator")
     # Less padding rather than more: a batch never runs past the horizon, and estimators may rely on that.
     short = np.flatnonzero(batch.lengths < batch.T)
     if short.size == 0:
-        return
+        return precision
     T = int(batch.lengths[short].max())
     cut = est.per_episode(_truncate(batch.select(short), T))
-    n = _first_difference(full[short], cut)
+    n = _first_difference(full[short], cut, rtol)
     if n is not None:
         raise EstimatorError(
             f"estimator {est.name} depends on padding: episode {short[n]} (length {batch.lengths[short[n]]}) got "
             f"another estimate when its batch was padded to {T} instead of {batch.T} steps (max change "
             f"{np.abs(full[short[n]] - cut[n]).max():.3g}); steps t >= lengths[n] are padding and must be ignored "
             "(weight them with episodes.mask, or loop to lengths[n])")
+    return precision
 
 
 # --- the check -----------------------------------------------------------------------------------------------------
@@ -282,6 +300,8 @@ class EstimatorCheck:
     matches: tuple[str, ...]
     reproduce: str
     mc: McResult = dataclasses.field(repr=False)
+    precision: Precision = FLOAT64     # the floating type the estimator returned, and the tolerance it allows
+    bias_profile: tuple = ()           # an unnamed bias: (h, exact max|bias|, tolerance) at horizons h = 1..H
 
     @property
     def exact_bias(self) -> np.ndarray | None:
@@ -316,41 +336,45 @@ class EstimatorCheck:
                 "effect_size_infinite": bool(self.effect is not None and np.isinf(self.effect)),
                 "detectable_effect": self.detectable,
                 "worst": {"index": list(self.worst), "name": self.component},
-                "matches": list(self.matches), "reproduce": self.reproduce,
+                "matches": list(self.matches), "reproduce": self.reproduce, "precision": self.precision.to_json(),
+                "bias_by_horizon": [{"horizon": h, "max_abs_bias": b, "tolerance": t} for h, b, t in self.bias_profile],
                 **{k: v for k, v in self.mc.to_json().items()
                    if k in ("decided_by", "mc_verdict", "reason", "paired", "power", "detectable_bias",
                             "detectable_bias_sd", "episodes_to_detect")}}
 
 
-def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> tuple[str, ...]:
-    catalog = [e for e in ESTIMATORS if not e.batch_dependent]
+def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem,
+                     rtol: float = ZERO_BIAS_RTOL) -> tuple[str, ...]:
+    from verify.checks.fixes import KNOWN_BUGS
+
+    catalog = [e for e in (*ESTIMATORS, *KNOWN_BUGS) if not e.batch_dependent]
     moments = exact_moments_all(catalog, problem.mdp, problem.policy)
     return tuple(name for name, m in moments.items()
-                 if np.abs(m.mean - exact_mean).max() <= ZERO_BIAS_RTOL * max(scale, m.scale))
+                 if np.abs(m.mean - exact_mean).max() <= rtol * max(scale, m.scale))
 
 
-def _problem_source(given, problem: Problem) -> str:
-    """How ``reproduce`` names the problem: the file path or built-in name given, with the gamma/horizon overrides
-    that turn the built-in example into ``problem``; else ``problem`` (the object passed, by variable)."""
-    from verify.model.builtin import EXAMPLE_NAMES, load_example
+PROFILE_MAX_HORIZON = 12   # the bias-by-horizon profile of an unnamed bias re-enumerates up to this horizon
 
-    if isinstance(given, Path) or (isinstance(given, str) and Path(given).exists()):
-        return repr(str(given))
-    name = given if isinstance(given, str) else problem.mdp.name
-    if name not in EXAMPLE_NAMES:
-        return "problem"
-    ref = load_example(name)
-    same = (ref.mdp.n_states == problem.mdp.n_states and ref.mdp.n_actions == problem.mdp.n_actions
-            and ref.policy.theta.shape == problem.policy.theta.shape
-            and np.array_equal(ref.policy.theta, problem.policy.theta)
-            and np.array_equal(ref.mdp.initial, problem.mdp.initial)
-            and np.array_equal(ref.mdp.transitions, problem.mdp.transitions)
-            and np.array_equal(ref.mdp.rewards, problem.mdp.rewards))
-    if not same:
-        return "problem"
-    overrides = "".join(f", {k}={getattr(problem.mdp, k)!r}" for k in ("gamma", "horizon")
-                        if getattr(problem.mdp, k) != getattr(ref.mdp, k))
-    return repr(name) + overrides
+
+def bias_by_horizon(est: Estimator, problem: Problem, rtol: float) -> tuple[tuple[int, float, float], ...]:
+    """Where an unnamed bias enters: (h, exact max|bias|, tolerance) for the same MDP cut at horizon h = 1..H.
+
+    The estimator is re-evaluated exactly on every trajectory of the shorter problems; the first h with a bias
+    beyond round-off says the first h - 1 steps are handled right and step t = h - 1 is where it goes wrong
+    (discounting, time indexing, the end of an episode). Empty when the horizon is null or too long.
+    """
+    H = problem.mdp.horizon
+    if H is None or H > PROFILE_MAX_HORIZON:
+        return ()
+    out = []
+    for h in range(1, H + 1):
+        mdp = problem.mdp.replace(horizon=h)
+        try:
+            m = exact_moments_all([est], mdp, problem.policy)[est.name]
+        except UsageError:
+            break
+        out.append((h, float(np.abs(m.bias).max()), float(rtol * m.scale)))
+    return tuple(out)
 
 
 _KEEP = object()
@@ -399,14 +423,20 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
         problem = Problem(problem.mdp.replace(**changes), problem.policy)
     positive_int(seed, "seed", least=0)
     est = as_estimator(fn, name=name)
-    _probe(est, problem, seed)
-    mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance)
+    precision = _probe(est, problem, seed)
+    mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance,
+                rtol=precision.rtol)
+    precision = precision.coarser(_precision(est, problem))    # what the whole run returned
     t, m = mc.test, mc.moments
-    worst, matches = mc.sampled.worst, ()
+    worst, matches, profile = mc.sampled.worst, (), ()
     if m is not None and m.biased:
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(m.bias))), m.bias.shape))
-        matches = _catalog_matches(m.mean, m.scale, problem)
-    call = (f"check_estimator({est.name}, {_problem_source(given, problem)}, episodes={episodes}, seed={seed}, "
+        matches = _catalog_matches(m.mean, m.scale, problem, m.rtol)
+        if not matches:
+            profile = bias_by_horizon(est, problem, m.rtol)
+
+    call = (f"check_estimator({callable_argument(est.name)}, {problem_source(given, problem)}, "
+            f"episodes={episodes}, seed={seed}, "
             f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
     return EstimatorCheck(
         estimator=est.name, problem=problem.mdp.name, episodes=episodes, seed=int(seed), alpha=alpha,
@@ -415,7 +445,7 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
         exact_mean=None if m is None else m.mean, exact_std=None if m is None else m.std,
         exact_biased=None if m is None else m.biased, n_trajectories=None if m is None else m.n_trajectories,
         effect=mc.effect, detectable=mc.detectable, worst=worst, component=component_name(problem, worst),
-        matches=matches, reproduce=call, mc=mc)
+        matches=matches, reproduce=call, mc=mc, precision=precision, bias_profile=profile)
 
 
 def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
@@ -428,8 +458,8 @@ def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
     Returns:
       The EstimatorCheck, when it passed.
 
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.episodes import reward_to_go, score_sums
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.episodes import reward_to_go, score_sums
     >>> def restarted(episodes):                          # the classic bug: gamma^(t'-t) instead of gamma^t'
     ...     return score_sums(episodes, reward_to_go(episodes, restart_discount=True))
     >>> assert_estimator_unbiased(restarted, builtin_examples()["chain"], episodes=2000)  # doctest: +ELLIPSIS

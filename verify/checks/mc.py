@@ -1,6 +1,6 @@
 """Monte Carlo runs: sample once, evaluate estimators, judge each against the exact gradient; ``check`` verdicts.
 
-This module computes; ``verify.render`` presents and the CLI builds command lines.
+This module computes; ``verify.app.render`` presents and the CLI builds command lines.
 
 ``run_estimators`` streams the episodes chunk by chunk (memory stays bounded for any N), merges each estimator's
 per-episode moments and runs ``stats.consistency_test`` against exact grad J. All estimators of one run see the
@@ -221,7 +221,7 @@ class McResult:
                 "paired": None if self.paired is None else {
                     "reference": self.reference, "chosen": self.chosen == "paired", **self.paired.to_json()},
                 "exact_bias": None if m is None else m.bias.tolist(),
-                "exact_tolerance": None if m is None else ZERO_BIAS_RTOL * m.scale,
+                "exact_tolerance": None if m is None else m.rtol * m.scale,
                 "exact_std": None if m is None else m.std.tolist(),
                 "effect_size": None if eff is None or np.isinf(eff) else eff,
                 "effect_size_infinite": bool(eff is not None and np.isinf(eff)),
@@ -244,15 +244,16 @@ class _Paired:
     """Streams the moments of g - g_ref for one estimator; g_ref is chosen on the first chunk by the smallest
     summed variance of the difference (variances only, so the choice does not look at the bias)."""
 
-    def __init__(self, name: str, scale: float = 0.0):
+    def __init__(self, name: str, scale: float = 0.0, factor: float = 1.0):
         self.name, self.ref, self.moments, self.ref_max_abs, self.scale = name, None, None, 0.0, scale
+        self.factor = factor     # round-off relative to float64's (``verify.checks.precision``)
 
     def add(self, values, refs: dict, n: int) -> None:
         """Values dense [n, d] or as visited rows (``_Rows``); a dense one turns the others dense.
 
         A difference counts as non-zero (``SampleMoments.nonzero``) beyond the round-off of its own two values:
         EXACT_RTOL max(scale, |g|, |g_ref|) per entry."""
-        atol = lambda a, b: EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa: E731
+        atol = lambda a, b: self.factor * EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa
         if isinstance(values, _Rows) and all(isinstance(v, _Rows) for v in refs.values()):
             # One batch, one set of visited rows: the difference is the difference of the row values.
             diff = lambda r: values.moments(n, values.value - r.value, atol=atol(values.value, r.value))  # noqa
@@ -324,7 +325,7 @@ def _power_score(result: ConsistencyResult) -> tuple[int, float]:
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
                    max_steps: int | None = None, sampler=None, paired: bool = True,
-                   trace: int = 0) -> list[McResult]:
+                   trace: int = 0, rtol: float = ZERO_BIAS_RTOL) -> list[McResult]:
     """Sample ``episodes`` episodes once and judge each estimator against exact grad J.
 
     Args:
@@ -341,6 +342,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
         episodes).
+      rtol: the round-off tolerance relative to the problem's scale (``verify.checks.precision``: float64's by default,
+        wider for estimators computed in float32): the exact zero-bias tolerance, and the tests' round-off floor.
 
     Returns:
       One McResult per estimator, in the given order.
@@ -359,11 +362,13 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     grad = gradient(mdp, policy).grad
     enum = _enumeration(mdp, policy, covariance, len(estimators))
     moments = {} if enum is None else {
-        e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad) for e in estimators}
+        e.name: exact_moments(e, mdp, policy, enumeration=enum, grad=grad, rtol=rtol) for e in estimators}
     # Exact beats sampled: with an enumeration the paired test could only repeat a decided verdict.
-    scale = magnitude(mdp, policy)
-    pairs = ({e.name: _Paired(e.name, scale) for e in estimators if not e.batch_dependent} if enum is None and paired
-             else {})
+    # A coarser precision widens the tests' round-off floor (EXACT_RTOL of the scale) by the same factor.
+    factor = max(1.0, rtol / ZERO_BIAS_RTOL)
+    scale = magnitude(mdp, policy) * factor
+    pairs = ({e.name: _Paired(e.name, scale, factor) for e in estimators if not e.batch_dependent}
+             if enum is None and paired else {})
     refs = [get_estimator(r) for r in REFERENCES] if pairs else []
     # Running means at ``trace`` log-spaced episode counts, kept for the components of largest |grad J|.
     top = np.argsort(-np.abs(grad).ravel(), kind="stable")[:TRACE_COMPONENTS]
@@ -384,7 +389,7 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         mom = moments.get(e.name)
         test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
         detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
-        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale)
+        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale, factor)
         worst = (ptest if chosen == "paired" else test).worst
         results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
                                 ptest, ref, chosen, covariance, functools.partial(component_name, problem),
@@ -448,12 +453,12 @@ def _accumulate(batches, estimators, evaluate, pairs: dict, refs: list, traces: 
 
 
 def _paired_test(test: ConsistencyResult, p: _Paired | None, sample: SampleMoments, grad: np.ndarray, alpha: float,
-                 scale: float) -> tuple[ConsistencyResult | None, str | None, str]:
+                 scale: float, factor: float = 1.0) -> tuple[ConsistencyResult | None, str | None, str]:
     """(paired test or None, its reference, "paired" or "unpaired": which test decides the verdict)."""
     if p is None:
         return None, None, "unpaired"
     # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
-    floor = max(scale, sample.max_abs, p.ref_max_abs)
+    floor = max(scale, factor * sample.max_abs, factor * p.ref_max_abs)
     ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
     chosen = "paired" if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)) \
         else "unpaired"
@@ -481,6 +486,7 @@ class CheckRow:
     expected: str
     outcome: str
     status: str
+    note: str = ""     # why the expectation differs from the catalog's claim on this problem (``verify.checks.equivalence``)
 
     @property
     def passed(self) -> bool:
@@ -492,35 +498,44 @@ class CheckRow:
 
     def to_json(self) -> dict:
         return {**self.mc.to_json(), "expected": self.expected, "outcome": self.outcome, "status": self.status,
-                "passed": self.passed}
+                "passed": self.passed, "note": self.note}
 
 
-def judge(r: McResult) -> CheckRow:
+def judge(r: McResult, mdp=None) -> CheckRow:
     """What a run says about a catalog estimator whose claim (unbiased or a pitfall) is ``r.estimator.unbiased``.
 
     With exact moments the exact bias decides ("biased (exact bias ...)", "caught" when the Monte Carlo test also
     rejected, "consistent", "consistent (false alarm)" when it rejected an estimator whose exact bias is zero).
     Without, the sampled test decides; a pitfall it does not catch, or any row it cannot decide, is "undecided".
+    A pitfall that equals an unbiased estimator on ``mdp`` (``verify.checks.equivalence``: gamma = 1, horizon null, ...) is
+    expected "no bias here" and judged as that estimator.
     """
     rejected = r.mc_rejected
-    expected = "consistent" if r.estimator.unbiased else "biased"
+    equivalence = None
+    if mdp is not None and not r.estimator.unbiased:
+        from verify.checks.equivalence import structural_equivalence
+
+        equivalence = structural_equivalence(r.estimator.name, mdp)
+    unbiased = r.estimator.unbiased or equivalence is not None
+    note = "" if equivalence is None else equivalence.describe()
+    expected = "consistent" if r.estimator.unbiased else "no bias here" if unbiased else "biased"
     if r.moments is not None:
         if r.moments.biased:
             size = f"exact bias {np.abs(r.moments.bias).max():.2g}"
-            if r.estimator.unbiased:
-                return CheckRow(r, expected, f"BIASED ({size})", "failed")
-            return CheckRow(r, expected, "caught" if rejected else f"biased ({size})", "passed")
+            if unbiased:
+                return CheckRow(r, expected, f"BIASED ({size})", "failed", note)
+            return CheckRow(r, expected, "caught" if rejected else f"biased ({size})", "passed", note)
         if not r.estimator.unbiased:
             expected = "no bias here"
-        return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed")
+        return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed", note)
     v = r.sampled.verdict
     if v == "undecided":
-        return CheckRow(r, expected, "undecided", "undecided")
-    if r.estimator.unbiased:
+        return CheckRow(r, expected, "undecided", "undecided", note)
+    if unbiased:
         return CheckRow(r, expected, "consistent" if v == "consistent" else "INCONSISTENT",
-                        "passed" if v == "consistent" else "failed")
+                        "passed" if v == "consistent" else "failed", note)
     return CheckRow(r, expected, "caught" if rejected else "not caught (bias unknown)",
-                    "passed" if rejected else "undecided")
+                    "passed" if rejected else "undecided", note)
 
 
 @dataclass(frozen=True, eq=False)
@@ -531,22 +546,34 @@ class CheckResult:
     gradients: GradientCheck
     rows: list[CheckRow]
 
+    @functools.cached_property
+    def self_check(self):
+        """The false-alarm count of the rows with exact bias zero against its binomial law
+        (``verify.checks.selfcheck``): a check that fails when the Monte Carlo path itself is broken."""
+        from verify.checks.selfcheck import false_alarm_check
+
+        return false_alarm_check(self.rows)
+
     @property
     def passed(self) -> bool:
         """Nothing failed (undecided rows are not failures, and are not counted as passed either)."""
-        return bool(self.gradients.passed and not any(r.status == "failed" for r in self.rows))
+        return bool(self.gradients.passed and self.self_check.passed
+                    and not any(r.status == "failed" for r in self.rows))
 
     @property
     def summary(self) -> dict:
-        statuses = ["passed" if self.gradients.passed else "failed", *(r.status for r in self.rows)]
+        # the self-check is a check only when it has tests to count (rows with exact bias zero)
+        statuses = ["passed" if self.gradients.passed else "failed", *(r.status for r in self.rows),
+                    *(["passed" if self.self_check.passed else "failed"] if self.self_check.tests else [])]
         return {"checks": len(statuses), **{s: statuses.count(s) for s in STATUSES}}
 
     def to_json(self) -> dict:
         return {"problem": self.problem, "passed": self.passed, "summary": self.summary,
-                "gradients": self.gradients.to_json(), "estimators": [r.to_json() for r in self.rows]}
+                "gradients": self.gradients.to_json(), "estimators": [r.to_json() for r in self.rows],
+                "self_check": self.self_check.to_json()}
 
 
 def run_check(problem: Problem, estimators=ESTIMATORS, **settings) -> CheckResult:
     """Exact gradients by every method vs finite differences, then ``estimators`` (the catalog) on one sample."""
     return CheckResult(problem.mdp.name, exact_cross_check(problem),
-                       [judge(r) for r in run_estimators(problem, estimators, **settings)])
+                       [judge(r, problem.mdp) for r in run_estimators(problem, estimators, **settings)])

@@ -38,7 +38,7 @@ def magnitude(mdp: TabularMDP, policy: Policy) -> float:
     Float round-off in J, grad J and the estimators is relative to this, not to grad J itself: a gradient that
     is zero in exact arithmetic comes out as ~1e-17 times it. The effective number of steps is
     min(H, 1/(1 - gamma)), or for gamma = 1 and horizon null the longest expected episode length from a live state
-    (``verify.exact.expected_length``).
+    (``verify.numerics.exact.expected_length``).
 
     >>> magnitude(TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[2.0]], gamma=0.5), None)
     4.0
@@ -74,6 +74,7 @@ class ExactMoments:
     limit: bool
     n_trajectories: int
     magnitude: float = 1e-300
+    rtol: float = ZERO_BIAS_RTOL   # the zero-bias tolerance: float64's, or the precision's the estimator used
 
     @property
     def bias(self) -> np.ndarray:
@@ -92,8 +93,9 @@ class ExactMoments:
 
     @property
     def biased(self) -> bool:
-        """Whether the exact bias is non-zero beyond float round-off (ZERO_BIAS_RTOL of ``scale``)."""
-        return bool(np.abs(self.bias).max() > ZERO_BIAS_RTOL * self.scale)
+        """Whether the exact bias is non-zero beyond float round-off (``rtol`` of ``scale``: ZERO_BIAS_RTOL in
+        float64, wider for an estimator computed in float32, ``verify.checks.precision``)."""
+        return bool(np.abs(self.bias).max() > self.rtol * self.scale)
 
     def to_json(self) -> dict:
         return {"estimator": self.estimator, "mean": self.mean.tolist(), "grad": self.grad.tolist(),
@@ -137,7 +139,7 @@ def _weighted_moments(estimator: Estimator, enum: Episodes) -> tuple[np.ndarray,
 
 
 def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enumeration: Episodes | None = None,
-                  grad: np.ndarray | None = None) -> ExactMoments:
+                  grad: np.ndarray | None = None, rtol: float = ZERO_BIAS_RTOL) -> ExactMoments:
     """Exact E[g] and Cov[g] of ``estimator`` under (mdp, policy), and its exact bias.
 
     Args:
@@ -145,6 +147,7 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
       mdp, policy: the problem (finite horizon).
       enumeration: a precomputed ``enumerate_trajectories(mdp, policy)`` to share between estimators.
       grad: a precomputed exact grad J.
+      rtol: the zero-bias tolerance relative to the scale (``verify.checks.precision``: wider for float32 code).
 
     Returns:
       ExactMoments (``limit=True`` for batch-dependent estimators).
@@ -152,8 +155,8 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
     Raises:
       UsageError: horizon null or too many trajectories to enumerate.
 
-    >>> from verify.estimators import get_estimator
-    >>> from verify.policy import TabularSoftmax
+    >>> from verify.checks.estimators import get_estimator
+    >>> from verify.model.policy import TabularSoftmax
     >>> bandit = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], horizon=1)
     >>> m = exact_moments(get_estimator("total_return"), bandit, TabularSoftmax(np.zeros((1, 2))))
     >>> m.mean.tolist(), m.grad.tolist(), m.biased      # g = r_a (e_a - pi): ((1/2)(1, -1) + 0) / 2
@@ -171,7 +174,7 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
                    f"({enumeration.n} trajectories x {d} parameters, covariance {d} x {d})")
     mean, cov = _weighted_moments(estimator, enumeration)
     return ExactMoments(estimator.name, mean.reshape(policy.theta.shape), cov, np.asarray(grad),
-                        estimator.batch_dependent, enumeration.n, magnitude(mdp, policy))
+                        estimator.batch_dependent, enumeration.n, magnitude(mdp, policy), rtol)
 
 
 def exact_moments_all(estimators, mdp: TabularMDP, policy: Policy) -> dict[str, ExactMoments]:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from verify.checks.estimators import get_estimator
 from verify.checks.mc import DETECT_POWER
 from verify.checks.stats import MIN_NONZERO
 
@@ -77,15 +76,35 @@ def paired_miss(r: McResult) -> str:
             + ("" if p.stderr[w] == 0 else f", z = {p.z[w]:+.2f}") + f"), grad J there {r.test.exact[w]:.6g}")
 
 
+def _unnamed_bias(c: EstimatorCheck) -> list[str]:
+    """Where a bias no catalog pitfall explains sits: the components that carry it, and the horizon it enters at."""
+    bias = c.exact_bias
+    tol = c.mc.moments.rtol * c.mc.moments.scale
+    order = np.argsort(-np.abs(bias).ravel(), kind="stable")
+    big = [int(k) for k in order if abs(bias.ravel()[k]) > tol]
+    parts = [f"{c.mc.name_of(np.unravel_index(k, bias.shape))} {bias.ravel()[k]:+.3g}" for k in big[:4]]
+    lines = [f"no catalog pitfall has this mean; the bias sits in {len(big)} of {bias.size} components: "
+             + "; ".join(parts) + (" ..." if len(big) > 4 else "")]
+    if c.bias_profile:
+        first = next((h for h, b, t in c.bias_profile if b > t), None)
+        prof = ", ".join(f"H = {h}: {b:.2g}" for h, b, _ in c.bias_profile)
+        where = ("" if first is None else f"; it enters at step t = {first - 1}: episodes cut to {first - 1} "
+                 f"step{'s' if first != 2 else ''} are estimated without bias" if first > 1 else
+                 "; already the first step t = 0 is wrong (its weight or its score)")
+        lines.append(f"exact max|bias| with the episodes cut at horizon H (same MDP): {prof}{where}")
+    return lines
+
+
 def format_estimator_check(c: EstimatorCheck) -> str:
     """``check_estimator``'s report: the verdict and what decided it, the worst component's numbers, the Monte Carlo
     tests, the power, the seed and how to reproduce it."""
     r, w, t = c.mc, c.worst, c.mc.test
     exact = c.exact_mean is not None
     if exact:
+        to = f" to {c.precision.dtype} round-off" if c.precision.limited else ""
         head = (f"BIASED, proved by enumerating {c.n_trajectories} trajectories: its exact mean is not grad J"
-                if c.exact_biased else
-                f"unbiased here: its exact mean equals grad J (enumerating {c.n_trajectories} trajectories)")
+                + ("" if not to else f" (beyond{to[3:]})") if c.exact_biased else
+                f"unbiased here: its exact mean equals grad J{to} (enumerating {c.n_trajectories} trajectories)")
     else:
         words = {"consistent": "consistent with the exact gradient", "undecided": "UNDECIDED",
                  "inconsistent": "INCONSISTENT with the exact gradient"}
@@ -111,7 +130,23 @@ def format_estimator_check(c: EstimatorCheck) -> str:
                      "(probability alpha, more when rare actions are missing from it); the verdict is the exact one")
     if not exact:
         lines.append(power_line(r))
-    for name in c.matches:
-        lines.append(f"same exact mean as the catalog pitfall {name}: {get_estimator(name).description}")
+    if exact and c.exact_biased and not c.precision.limited:
+        from verify.checks.precision import Precision
+
+        f32, m = Precision("float32", "", c.precision.steps), r.moments
+        if np.abs(m.bias).max() <= f32.rtol * m.scale:
+            lines.append(f"precision: this bias ({np.abs(m.bias).max() / m.scale:.2g} of the problem's scale) is "
+                         f"within float32 round-off ({f32.rtol:.2g}): the output is float64, but if a step computes "
+                         "in float32 (np.float32 arrays, torch's default dtype) it may be round-off, not a bug; "
+                         "compute in float64 throughout (or return the float32 array itself) to tell")
+    if c.precision.limited:
+        m = r.moments
+        lines.append(c.precision.describe(None if m is None else m.scale,
+                                          None if m is None else float(np.abs(m.bias).max())))
+    from verify.checks.fixes import match_lines
+
+    lines += match_lines(c.matches)
+    if exact and c.exact_biased and not c.matches:
+        lines += _unnamed_bias(c)
     lines.append(f"seed {c.seed}; reproduce: {c.reproduce}")
     return "\n".join(lines)

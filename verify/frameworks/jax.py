@@ -10,7 +10,7 @@ A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdict
 module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the parameters to float64.
 
 >>> import jax.numpy as jnp
->>> from verify.builtin import builtin_examples
+>>> from verify.model.builtin import builtin_examples
 >>> bandit = builtin_examples()["bandit"].mdp
 >>> def apply(params, obs):
 ...     return obs @ params["w"]
@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
-                               check_batches)
+                               _check_settings, check_batches)
+from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
@@ -165,7 +166,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
 
     As ``verify.frameworks.torch.check_loss``: batches of ``batch_size`` episodes are sampled from the policy's
     action probabilities, ``loss_fn(params, batch)`` is differentiated by ``jax.value_and_grad`` and
-    E[-grad loss] is compared with ``exact_gradient`` (``verify.batchcheck``).
+    E[-grad loss] is compared with ``exact_gradient`` (``verify.checks.batchcheck``).
 
     Args:
       apply, params, problem, observations, output: as ``exact_gradient``.
@@ -176,7 +177,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         cannot be traced falls back to eager evaluation.
 
     Returns:
-      ``verify.batchcheck.BatchCheck``.
+      ``verify.checks.batchcheck.BatchCheck``.
 
     Raises:
       LossError: the loss raised (e.g. converting a traced value to numpy or a float), returned a non-scalar or
@@ -229,13 +230,21 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
             raise LossError(f"the gradient of loss {label} is not finite {where}")
         return g
 
-    call = (f"check_loss(apply, params, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, "
+    from verify.frameworks._precision import jax_precision, probe_batch
+
+    _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
+    probe = batch_arrays(probe_batch(target, batch_size, seed), table, pad_to)
+    precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
+                                                                  gamma=probe.gamma)), (pol.flat,), target)
+    call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, "
+            f"batch_size={batch_size}, "
+            f"batches={batches}, "
             f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
                                               f", second_batch_size={second_batch_size}")
             + ("" if pad_to is None else f", pad_to={pad_to}") + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
-                         extra={"loss": True})
+                         extra={"loss": True}, precision=precision)
 
 
 def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *, allow_proportional: bool = False,

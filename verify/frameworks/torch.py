@@ -10,7 +10,7 @@ A loss is minimised: the check tests E[-grad loss] against grad J. pgverify work
 module (``copy.deepcopy(policy).double()``), so your module is never modified and round-off is float64's.
 
 >>> import torch
->>> from verify.builtin import builtin_examples
+>>> from verify.model.builtin import builtin_examples
 >>> chain = builtin_examples()["chain"].mdp
 >>> policy = torch.nn.Linear(chain.n_states, chain.n_actions, bias=False)
 >>> def reinforce(policy, batch):
@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
-                               check_batches)
+                               _check_settings, check_batches)
+from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
@@ -193,7 +194,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
     ``loss_fn(module, batch)`` as the training loop does, differentiates it with autograd and compares
     E[-grad loss] with the exact grad J (``exact_gradient``) for every parameter: exactly when the loss is
     per-episode (or the batches can be enumerated) and the MDP is small, else by a Monte Carlo test over
-    ``batches`` i.i.d. batches (``verify.batchcheck``).
+    ``batches`` i.i.d. batches (``verify.checks.batchcheck``).
 
     Args:
       policy, problem, logits, observations, output: as ``exact_gradient``.
@@ -205,7 +206,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
       pad_to: pad every batch to this many steps (e.g. the horizon) instead of its longest episode.
 
     Returns:
-      ``verify.batchcheck.BatchCheck``: ``verdict`` "unbiased", "proportional" (``c``), "biased" (angle,
+      ``verify.checks.batchcheck.BatchCheck``: ``verdict`` "unbiased", "proportional" (``c``), "biased" (angle,
       relative bias, ``matches``) or "undecided"; ``format()``, ``to_json()``.
 
     Raises:
@@ -258,13 +259,19 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
             raise LossError(f"the gradient of loss {label} is not finite {where}")
         return g
 
-    call = (f"check_loss(policy, {label}, {mdp.name!r}, batch_size={batch_size}, batches={batches}, seed={seed}, "
+    from verify.frameworks._precision import probe_batch, torch_precision
+
+    _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
+    precision = torch_precision(lambda: estimate(probe_batch(target, batch_size, seed)), target)
+    call = (f"check_loss(policy, {callable_argument(label)}, {problem_argument(problem)}, "
+            f"batch_size={batch_size}, batches={batches}, "
+            f"seed={seed}, "
             f"alpha={alpha!r}" + ("" if second_batch_size is None else f", second_batch_size={second_batch_size}")
             + ("" if pad_to is None else f", pad_to={pad_to}")
             + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
-                         extra={"loss": True})
+                         extra={"loss": True}, precision=precision)
 
 
 def assert_loss_unbiased(policy, loss_fn: Callable, problem, *, allow_proportional: bool = False,
