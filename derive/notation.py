@@ -80,9 +80,6 @@ class Density(_Node):
             return f"p({self._pstr(printer, 0)}|{self._pstr(printer, 1)}; {self._pstr(printer, 2)})"
         return f"p({self._pstr(printer, 0)}|{self._pstr(printer, 1)})"
 
-    def _latex(self, printer):
-        return rf"p({self._pstr(printer, 0)} \mid {self._pstr(printer, 1)})"
-
 
 class Expectation(_Node):
     """E_{v ~ p(.|theta)}[body], where ``density`` is a ``Density`` p(v|theta)."""
@@ -105,11 +102,6 @@ class Expectation(_Node):
         return (f"E_{{{printer._print(d.var)} ~ p(.|{printer._print(d.param)})}}"
                 f"[{self._pstr(printer, 0)}]")
 
-    def _latex(self, printer):
-        d = self.density
-        return (rf"\mathbb{{E}}_{{{printer._print(d.var)} \sim p(\cdot \mid "
-                rf"{printer._print(d.param)})}}\left[{self._pstr(printer, 0)}\right]")
-
 
 class Grad(_Node):
     """nabla_wrt expr, unevaluated."""
@@ -128,12 +120,6 @@ class Grad(_Node):
     def _sympystr(self, printer):
         return f"grad_{self._pstr(printer, 1)}({self._pstr(printer, 0)})"
 
-    def _latex(self, printer):
-        inner = self._pstr(printer, 0)
-        if self.expr.is_Add or self.expr.is_Mul or self.expr.is_Pow:
-            inner = rf"\left({inner}\right)"
-        return rf"\nabla_{{{self._pstr(printer, 1)}}} {inner}"
-
 
 class Integrate(_Node):
     """int d(var) body over the whole (θ-independent) support of ``var``."""
@@ -149,12 +135,6 @@ class Integrate(_Node):
     def _sympystr(self, printer):
         return f"Int(d{self._pstr(printer, 1)}, {self._pstr(printer, 0)})"
 
-    def _latex(self, printer):
-        body = self._pstr(printer, 0)
-        if self.body.is_Add:
-            body = rf"\left({body}\right)"
-        return rf"\int d{self._pstr(printer, 1)}\, {body}"
-
 
 class TestFn(_Node):
     """f(v): a θ-independent test function of the random variable."""
@@ -164,17 +144,11 @@ class TestFn(_Node):
     def _sympystr(self, printer):
         return f"f({self._pstr(printer, 0)})"
 
-    def _latex(self, printer):
-        return f"f({self._pstr(printer, 0)})"
-
 
 class Return(_Node):
     """R(tau): the discounted return sum_{t=0}^{H-1} gamma^t r_t of a trajectory."""
 
     def _sympystr(self, printer):
-        return f"R({self._pstr(printer, 0)})"
-
-    def _latex(self, printer):
         return f"R({self._pstr(printer, 0)})"
 
 
@@ -202,10 +176,6 @@ class Policy(_TimeNode):
     def _sympystr(self, printer):
         return f"pi_{self._pstr(printer, 1)}(a_{self._sub(printer)}|s_{self._sub(printer)})"
 
-    def _latex(self, printer):
-        k = self._sub(printer)
-        return rf"\pi_{{{self._pstr(printer, 1)}}}(a_{{{k}}} \mid s_{{{k}}})"
-
 
 class Transition(_TimeNode):
     """p(s_{time+1} | s_time, a_time): the environment's transition probability."""
@@ -213,10 +183,6 @@ class Transition(_TimeNode):
     def _sympystr(self, printer):
         k = self._sub(printer)
         return f"P(s_{self._sub(printer, 1)}|s_{k},a_{k})"
-
-    def _latex(self, printer):
-        k = self._sub(printer)
-        return rf"p(s_{{{self._sub(printer, 1)}}} \mid s_{{{k}}}, a_{{{k}}})"
 
 
 class InitialDist(_TimeNode):
@@ -228,9 +194,6 @@ class InitialDist(_TimeNode):
     def _sympystr(self, printer):
         return "rho0(s_0)"
 
-    def _latex(self, printer):
-        return r"\rho_{0}(s_{0})"
-
 
 class Reward(_TimeNode):
     """r_time = r(s_time, a_time, s_{time+1})."""
@@ -238,18 +201,12 @@ class Reward(_TimeNode):
     def _sympystr(self, printer):
         return f"r_{self._sub(printer)}"
 
-    def _latex(self, printer):
-        return f"r_{{{self._sub(printer)}}}"
-
 
 class Baseline(_TimeNode):
     """b(s_time): a baseline that depends on the state only (never on a_time)."""
 
     def _sympystr(self, printer):
         return f"b(s_{self._sub(printer)})"
-
-    def _latex(self, printer):
-        return f"b(s_{{{self._sub(printer)}}})"
 
 
 class CondExpectation(_Node):
@@ -284,10 +241,6 @@ class CondExpectation(_Node):
     def _sympystr(self, printer):
         return f"E[{self._pstr(printer, 0)} | {self._given(printer, printer._print)}]"
 
-    def _latex(self, printer):
-        given = self._given(printer, lambda e: "{" + printer._print(e) + "}")
-        return rf"\mathbb{{E}}\left[{self._pstr(printer, 0)} \,\middle|\, {given}\right]"
-
 
 class ActionExpectation(_Node):
     """E_{a_time ~ pi_theta(.|s_time)}[body]: the mean over the action at ``time`` given s_time."""
@@ -304,11 +257,6 @@ class ActionExpectation(_Node):
         k = self._pstr(printer, 1)
         return f"E_{{a_{k} ~ pi(.|s_{k})}}[{self._pstr(printer, 0)}]"
 
-    def _latex(self, printer):
-        k = self._pstr(printer, 1)
-        return (rf"\mathbb{{E}}_{{a_{{{k}}} \sim \pi_{{\theta}}(\cdot \mid s_{{{k}}})}}"
-                rf"\left[{self._pstr(printer, 0)}\right]")
-
 
 class ActionSum(_Node):
     """sum_{a_time} body: the sum over every action a at ``time`` (s_time fixed)."""
@@ -323,12 +271,6 @@ class ActionSum(_Node):
 
     def _sympystr(self, printer):
         return f"Sum_{{a_{self._pstr(printer, 1)}}}({self._pstr(printer, 0)})"
-
-    def _latex(self, printer):
-        body = self._pstr(printer, 0)
-        if self.body.is_Add:
-            body = rf"\left({body}\right)"
-        return rf"\sum_{{a_{{{self._pstr(printer, 1)}}}}} {body}"
 
 
 class StateSum(_Node):
@@ -345,21 +287,12 @@ class StateSum(_Node):
     def _sympystr(self, printer):
         return f"Sum_{{s_{self._pstr(printer, 1)}}}({self._pstr(printer, 0)})"
 
-    def _latex(self, printer):
-        body = self._pstr(printer, 0)
-        if self.body.is_Add:
-            body = rf"\left({body}\right)"
-        return rf"\sum_{{s_{{{self._pstr(printer, 1)}}}}} {body}"
-
 
 class StateProb(_TimeNode):
     """Pr(s_time = s | pi_theta): the marginal probability of the state at ``time``."""
 
     def _sympystr(self, printer):
         return f"Pr(s_{self._sub(printer)})"
-
-    def _latex(self, printer):
-        return rf"\Pr_{{\pi_\theta}}(s_{{{self._sub(printer)}}})"
 
 
 class QValue(_TimeNode):
@@ -369,10 +302,6 @@ class QValue(_TimeNode):
         k = self._sub(printer)
         return f"Q_{k}(s_{k},a_{k})"
 
-    def _latex(self, printer):
-        k = self._sub(printer)
-        return rf"Q^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
-
 
 class VValue(_TimeNode):
     """V_time(s_time) = E_{a ~ pi(.|s_time)}[Q_time(s_time, a)]."""
@@ -381,10 +310,6 @@ class VValue(_TimeNode):
         k = self._sub(printer)
         return f"V_{k}(s_{k})"
 
-    def _latex(self, printer):
-        k = self._sub(printer)
-        return rf"V^{{\pi}}_{{{k}}}(s_{{{k}}})"
-
 
 class Advantage(_TimeNode):
     """A_time(s_time, a_time) = Q_time(s_time, a_time) - V_time(s_time)."""
@@ -392,10 +317,6 @@ class Advantage(_TimeNode):
     def _sympystr(self, printer):
         k = self._sub(printer)
         return f"A_{k}(s_{k},a_{k})"
-
-    def _latex(self, printer):
-        k = self._sub(printer)
-        return rf"A^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
 
 
 #: the nodes indexed by a time step, each with ``.time``

@@ -633,7 +633,46 @@ class PGLatexPrinter(_SeedOrder, LatexPrinter):
     def _print_Objective(self, e):
         return r"J(\pi_{\theta})"
 
+    def _print_CondExpectation(self, e):
+        given = e._given(self, lambda x: "{" + self._print(x) + "}")
+        return rf"\mathbb{{E}}\left[{e._pstr(self, 0)} \,\middle|\, {given}\right]"
+
+    def _print_ActionExpectation(self, e):
+        k = e._pstr(self, 1)
+        return (rf"\mathbb{{E}}_{{a_{{{k}}} \sim \pi_{{\theta}}(\cdot \mid s_{{{k}}})}}"
+                rf"\left[{e._pstr(self, 0)}\right]")
+
+    def _index_sum(self, e, letter: str) -> str:
+        """sum over every a_t (or s_t) of the body, parenthesised when it is a sum."""
+        body = e._pstr(self, 0)
+        if e.body.is_Add:
+            body = rf"\left({body}\right)"
+        return rf"\sum_{{{letter}_{{{e._pstr(self, 1)}}}}} {body}"
+
+    def _print_ActionSum(self, e):
+        return self._index_sum(e, "a")
+
+    def _print_StateSum(self, e):
+        return self._index_sum(e, "s")
+
+    def _print_StateProb(self, e):
+        return rf"\Pr_{{\pi_\theta}}(s_{{{e._sub(self)}}})"
+
+    def _print_QValue(self, e):
+        k = e._sub(self)
+        return rf"Q^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
+
+    def _print_VValue(self, e):
+        k = e._sub(self)
+        return rf"V^{{\pi}}_{{{k}}}(s_{{{k}}})"
+
+    def _print_Advantage(self, e):
+        k = e._sub(self)
+        return rf"A^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
+
     def _print__Node(self, e):
+        # every node class of derive.notation has its _print_ above (tests/test_layout.py); a node defined
+        # elsewhere may still bring its own _latex
         return e._latex(self)
 
     def _print_Param(self, e):

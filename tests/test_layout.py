@@ -117,3 +117,43 @@ def test_architecture_names_every_module_of_the_layers_and_only_real_files():
                      for p in (ROOT / "verify" / layer).glob("*.py") if p.name != "__init__.py")
     unnamed = [p for p in layered if p not in named]
     assert not unnamed, f"modules without a paragraph in ARCHITECTURE.md: {unnamed}"
+
+
+def test_one_printer_home_per_node_class_and_medium():
+    """Each notation node prints through its printer class in each medium (LaTeX, Unicode, MathML); no node
+    carries a second LaTeX form of its own (a ``_latex`` method the printer would never call)."""
+    import inspect
+
+    from derive import notation
+    from derive.printing import PGLatexPrinter, PGMathMLPrinter, PGUnicodePrinter
+
+    nodes = [c for _, c in inspect.getmembers(notation, inspect.isclass)
+             if issubclass(c, notation._Node) and c.__module__ == notation.__name__ and not c.__name__.startswith("_")]
+    assert len(nodes) >= 19, [c.__name__ for c in nodes]
+    own_latex = [c.__name__ for c in nodes if "_latex" in vars(c)]
+    assert not own_latex, f"node classes with their own _latex (print them in PGLatexPrinter): {own_latex}"
+    missing = [f"{printer.__name__}._print_{c.__name__}" for printer in (PGLatexPrinter, PGUnicodePrinter,
+                                                                         PGMathMLPrinter)
+               for c in nodes if not hasattr(printer, f"_print_{c.__name__}")]
+    assert not missing, missing
+
+
+def test_policy_is_an_abstract_base_class():
+    import numpy as np
+
+    from verify.model.policy import Policy, TabularSoftmax
+
+    assert Policy.__abstractmethods__ == {"with_theta", "score_contract", "to_dict"}
+    assert Policy.score_contract.__doc__ and "gradient primitive" in Policy.score_contract.__doc__
+
+    class Incomplete(Policy):
+        def to_dict(self):
+            return {}
+
+    try:
+        Incomplete()
+    except TypeError as exc:
+        assert "score_contract" in str(exc)
+    else:
+        raise AssertionError("a Policy without score_contract was instantiated")
+    assert isinstance(TabularSoftmax(np.zeros((1, 2))), Policy)

@@ -45,7 +45,7 @@ from verify.checks.estimators import ESTIMATORS, get_estimator
 from verify.numerics.exact import gradient
 from verify.model.labels import component_name
 from verify.model.mdp import TabularMDP
-from verify.checks.moments import ENUMERATION_LIMIT, ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
+from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all, magnitude, try_enumerate
 from verify.model.policy import Policy
 from verify.checks.precision import FLOAT64, Precision
 from verify.model.problem import Problem
@@ -489,15 +489,16 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
                       f"about {need} batches would"}
 
 
-def _catalog_matches(mean: np.ndarray, target: Target, rtol: float = ZERO_BIAS_RTOL) -> tuple[tuple[str, float], ...]:
+def _catalog_matches(mean: np.ndarray, target: Target, enum: Episodes,
+                     rtol: float = ZERO_BIAS_RTOL) -> tuple[tuple[str, float], ...]:
+    """The catalog pitfalls (and known bugs) whose exact mean equals ``mean`` (or a multiple), on the run's own
+    enumeration."""
     mdp, policy = target.problem.mdp, target.problem.policy
-    if try_enumerate(mdp, policy, max_trajectories=ENUMERATION_LIMIT) is None:
-        return ()
     from verify.checks.fixes import KNOWN_BUGS
 
     pitfalls = [e for e in (*ESTIMATORS, *KNOWN_BUGS) if not e.unbiased and not e.batch_dependent]
     found = []
-    for name, m in exact_moments_all(pitfalls, mdp, policy).items():
+    for name, m in exact_moments_all(pitfalls, mdp, policy, enumeration=enum).items():
         mp = target.to_params(m.mean.ravel())
         if exact_verdict(mp, target.grad, target.scale)[0] == "unbiased":
             continue                      # no bias on this MDP: it would "match" every unbiased estimator
@@ -540,7 +541,7 @@ def check_batches(estimate: Callable[[Episodes], np.ndarray], target: Target, *,
         mean1 = _exact_per_episode(estimate, enum)
         mean = mean1 * (batch_size if convention == "sum" else 1)
         verdict, c = exact_verdict(mean, target.grad, target.scale, rtol)
-        matches = _catalog_matches(mean, target, rtol) if verdict != "unbiased" else ()
+        matches = _catalog_matches(mean, target, enum, rtol) if verdict != "unbiased" else ()
         return BatchCheck(verdict=verdict, method="exact: per-episode", batches=0,
                           sizes=(_at_size(batch_size, 0, mean, None, target.grad),),
                           c=c if verdict == "proportional" else None, matches=matches,

@@ -28,7 +28,7 @@ __all__ = ["ENUMERATION_CHUNK", "ENUMERATION_LIMIT", "ExactMoments", "exact_mome
            "try_enumerate"]
 
 ENUMERATION_CHUNK = 50_000   # trajectories per evaluation batch (bounds the [M, S, A] arrays)
-ENUMERATION_LIMIT = 200_000  # the checks enumerate up to this many trajectories (mc, crosscheck, batchcheck)
+ENUMERATION_LIMIT = 200_000  # the checks enumerate up to this many trajectories (mc, crosscheck)
 ZERO_BIAS_RTOL = 1e-9        # |bias| below this times the problem's scale counts as exactly zero
 
 
@@ -177,11 +177,14 @@ def exact_moments(estimator: Estimator, mdp: TabularMDP, policy: Policy, *, enum
                         estimator.batch_dependent, enumeration.n, magnitude(mdp, policy), rtol)
 
 
-def exact_moments_all(estimators, mdp: TabularMDP, policy: Policy) -> dict[str, ExactMoments]:
-    """``exact_moments`` for several estimators, sharing one enumeration and one exact gradient."""
+def exact_moments_all(estimators, mdp: TabularMDP, policy: Policy, *,
+                      enumeration: Episodes | None = None) -> dict[str, ExactMoments]:
+    """``exact_moments`` for several estimators, sharing one enumeration (``enumeration`` when the caller has it)
+    and one exact gradient."""
     if mdp.horizon is None:
         raise UsageError("exact moments need trajectory enumeration, which needs a finite horizon "
                          "(this MDP has horizon null)")
-    enumeration = enumerate_trajectories(mdp, policy)
+    if enumeration is None:
+        enumeration = enumerate_trajectories(mdp, policy)
     grad = gradient(mdp, policy, "dp").grad
     return {e.name: exact_moments(e, mdp, policy, enumeration=enumeration, grad=grad) for e in estimators}
