@@ -16,7 +16,7 @@ True
 
 from __future__ import annotations
 
-from sympy import S, log
+from sympy import Eq, S, log
 
 from derive import rules as R
 from derive.notation import ActionExpectation, ActionSum, Grad, Policy, t
@@ -42,7 +42,8 @@ EGLP = Derivation(
     ])),
     "For every state s_t: E_{a_t ~ pi(.|s_t)}[grad log pi(a_t|s_t)] = sum_a grad pi(a|s_t) "
     "= grad sum_a pi(a|s_t) = grad 1 = 0 (Spinning Up's expected grad-log-prob lemma). "
-    "Reward-to-go and the baseline reduce to it through the tower property.")
+    "Reward-to-go and the baseline reduce to it through the tower property.",
+    proves=Eq(ActionExpectation(score(), t), S.Zero, evaluate=False))
 
 OWN_ACTION = "the mean is over the score's own action (E_{a_t ~ pi(.|s_t)}[grad log pi(a_t|s_t)])"
 

@@ -48,14 +48,14 @@ class Erratum:
     Attributes:
       id: short stable identifier.
       title: one line.
-      seed_text: what the seed says (its words, with its maths as expressions).
+      source_text: what the seed says (its words, with its maths as expressions).
       correction: what it should say.
       evidence: a sentence generated from ``value`` (numbers, comparison words, the example's parameters).
       value: what ``check()`` returned when the erratum was built.
       check: recomputes the value.
       predicate: value -> bool: true when the evidence shows the slip.
       claim: what the predicate tests, in words and maths.
-      seed_display: the seed's equations as written (expressions, for a document's displays).
+      source_display: the seed's equations as written (expressions, for a document's displays).
       correction_display: the corrected equations.
       evidence_display: the computed values as equations.
       parameters: the example's parameters (the arguments its builder was called with).
@@ -63,26 +63,31 @@ class Erratum:
 
     id: str
     title: str
-    seed_text: str
+    source_text: str
     correction: str
     evidence: str
     value: Any = field(compare=False)
     check: Callable[[], Any] = field(compare=False, repr=False)
     predicate: Callable[[Any], bool] = field(compare=False, repr=False, default=None)
     claim: str = ""
-    seed_display: tuple = ()
+    source_display: tuple = ()
     correction_display: tuple = ()
     evidence_display: tuple = ()
     parameters: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        for name in ("id", "title", "seed_text", "correction", "evidence"):
+        for name in ("id", "title", "source_text", "correction", "evidence"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"Erratum.{name} must be a non-empty string")
         if not callable(self.check):
             raise TypeError("Erratum.check must be callable")
         if self.predicate is not None and not callable(self.predicate):
             raise TypeError("Erratum.predicate must be callable")
+
+    @property
+    def seed_text(self) -> str:
+        """Deprecated name of ``source_text`` ("seed" now means a random seed only)."""
+        return self.source_text
 
     @property
     def holds(self) -> bool:
@@ -99,7 +104,7 @@ class Erratum:
         return "shown" if self.holds else f"NOT shown: the evidence no longer satisfies {self.claim}"
 
     def to_json(self) -> dict:
-        return {"id": self.id, "title": str(self.title), "seed_text": str(self.seed_text),
+        return {"id": self.id, "title": str(self.title), "source_text": str(self.source_text),
                 "correction": str(self.correction), "evidence": str(self.evidence), "claim": str(self.claim),
                 "holds": self.holds, "passed": self.passed,
                 "parameters": {k: _jsonable(v) for k, v in self.parameters.items()}}
@@ -213,7 +218,7 @@ def rho0_omitted(sizes=(2, 2, 2)) -> Erratum:
               Tex(r"\sum_s \rho_0(s) = 1", "Σₛ ρ₀(s) = 1"), "."),
         v, check, lambda val: expand(val[0] - 1) != 0,
         Prose("Σ over τ of (9) as written ≠ 1"),
-        seed_display=(Eq(_p_tau, Product_seed(), evaluate=False),),
+        source_display=(Eq(_p_tau, Product_seed(), evaluate=False),),
         correction_display=(Eq(_p_tau, _corrected_probability(), evaluate=False),),
         evidence_display=(Eq(seed_sum, seed_notation(v[0]), evaluate=False),
                           Eq(Integrate(_p_tau, tau), seed_notation(v[1]), evaluate=False)),

@@ -35,8 +35,8 @@ the same model (so the Markov-property steps compare two different computations)
 Steps (9)-(13) have a free tau: they are checked for every trajectory separately; a
 free time index t (the EGLP lemma) for every t and every context trajectory.
 
->>> from derive.seed import SEED
->>> ground_step(SEED.step(4), (2, 2, 1)).ok
+>>> from derive.seed import SOURCE
+>>> ground_step(SOURCE.step(4), (2, 2, 1)).ok
 True
 """
 

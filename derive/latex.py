@@ -10,8 +10,8 @@ and amssymb (texlive-latex-base).  Every expression is printed by ``derive.print
 ``verify_derivations`` replays and grounds every step first; a failing step is a row (a status with the
 message), never an exception, and the document marks it.
 
->>> from derive.seed import SEED
->>> SEED._repr_latex_().startswith(r"$$\nabla_{\theta} \mathbb{E}_{x \sim p(\cdot \mid \theta)}\left[f(x)\right]")
+>>> from derive.seed import SOURCE
+>>> SOURCE._repr_latex_().startswith(r"$$\nabla_{\theta} \mathbb{E}_{x \sim p(\cdot \mid \theta)}\left[f(x)\right]")
 True
 """
 
@@ -49,7 +49,7 @@ BIBLIOGRAPHY = (
 )
 
 _SUMMARIES = {
-    "seed": Prose("The score-function identity (1)–(7) ", Tex(r"\cite{williams1992}", "[Williams 1992]"),
+    "source": Prose("The score-function identity (1)–(7) ", Tex(r"\cite{williams1992}", "[Williams 1992]"),
                   ", instantiated at the trajectory distribution (8), and the gradient of ",
                   Tex(r"\log p(\tau \mid \theta)", "log p(τ|θ)"),
                   " reduced to the policy's score (9)–(13), give the simple policy gradient (14)–(15)."),
@@ -533,8 +533,8 @@ def _erratum_latex(e) -> str:
                 if holds else r"\emph{Check:} $\times$ \textbf{FAILED}: the computed evidence does not satisfy: "
                 + prose(e.claim) + "."))
     out = [rf"\subsection*{{{prose(e.title)}}}", rf"\noindent\texttt{{{latex_escape(e.id)}}}\quad"
-           rf"\emph{{The seed:}} {prose(e.seed_text)}"]
-    for item in getattr(e, "seed_display", ()):
+           rf"\emph{{The seed:}} {prose(e.source_text)}"]
+    for item in getattr(e, "source_display", ()):
         out += [r"\begin{equation*}", _display_latex(item), r"\end{equation*}"]
     out.append(rf"\emph{{Correction:}} {prose(e.correction)}")
     for item in getattr(e, "correction_display", ()):
@@ -653,8 +653,8 @@ def erratum_markdown(e) -> str:
         return _md_math(v) if isinstance(v, Prose) else str(v)
 
     holds = getattr(e, "holds", None)
-    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.seed_text)}", ""]
-    for item in getattr(e, "seed_display", ()):
+    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.source_text)}", ""]
+    for item in getattr(e, "source_display", ()):
         lines += ["$$", _display_md(item), "$$", ""]
     lines += [f"*Correction:* {prose(e.correction)}", ""]
     for item in getattr(e, "correction_display", ()):

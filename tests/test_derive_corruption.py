@@ -21,7 +21,7 @@ from derive.notation import (
     StateSum, TestFn, Transition, gamma, t, tau, theta, time_sum, tp, x, H,
 )
 from derive.pg_theorem import PG_Q, PG_STATE, reward_to_go
-from derive.seed import BASELINE, REWARD_TO_GO, SEED
+from derive.seed import BASELINE, REWARD_TO_GO, SOURCE
 from derive.steps import Step, check_step
 
 p, f = Density(x, theta), TestFn(x)
@@ -64,26 +64,26 @@ def _normalisation_dropped():
 
 # (description, corrupted step, where it must show: "replay" and/or "grounding", reason in the message)
 CORRUPTIONS = [
-    ("dropped grad in (7)", _replace(SEED, 7, after=Expectation(f * log(p), p)), {"replay", "grounding"}, "differs"),
-    ("wrong sign in (7)", _replace(SEED, 7, after=-Expectation(f * Grad(log(p)), p)), {"replay", "grounding"},
+    ("dropped grad in (7)", _replace(SOURCE, 7, after=Expectation(f * log(p), p)), {"replay", "grounding"}, "differs"),
+    ("wrong sign in (7)", _replace(SOURCE, 7, after=-Expectation(f * Grad(log(p)), p)), {"replay", "grounding"},
      "differs"),
     ("index range 1..H-1 in (13)",
-     _replace(SEED, 13, after=Eq(Grad(log(p_tau)), time_sum(score(), t, 1, H - 1), evaluate=False)),
+     _replace(SOURCE, 13, after=Eq(Grad(log(p_tau)), time_sum(score(), t, 1, H - 1), evaluate=False)),
      {"replay", "grounding"}, "differs"),
     ("pi and p swapped in (13)",
-     _replace(SEED, 13, after=Eq(Grad(log(p_tau)), time_sum(Grad(log(Transition(t)))), evaluate=False)),
+     _replace(SOURCE, 13, after=Eq(Grad(log(p_tau)), time_sum(Grad(log(Transition(t)))), evaluate=False)),
      {"replay", "grounding"}, "differs"),
     ("sum to t = H in (13)",
-     _replace(SEED, 13, after=Eq(Grad(log(p_tau)), time_sum(score(), t, 0, H), evaluate=False)),
+     _replace(SOURCE, 13, after=Eq(Grad(log(p_tau)), time_sum(score(), t, 0, H), evaluate=False)),
      {"replay", "grounding"}, "out of range"),
-    ("rho_0 omitted in (9)", _replace(SEED, 9, after=R.trajectory_probability() / R.InitialDist()),
+    ("rho_0 omitted in (9)", _replace(SOURCE, 9, after=R.trajectory_probability() / R.InitialDist()),
      {"replay", "grounding"}, "differs"),
     ("support depends on theta in (2)",
-     _replace(SEED, 2, before=Grad(Integrate(f * Density(x, theta, Interval(0, theta)), x)),
+     _replace(SOURCE, 2, before=Grad(Integrate(f * Density(x, theta, Interval(0, theta)), x)),
               after=Integrate(Grad(Density(x, theta, Interval(0, theta)) * f), x)),
      {"replay"}, "side condition violated: the support of p(x|theta) does not depend on theta"),
     ("log-derivative of a reward in (6)",
-     _replace(SEED, 6, before=Integrate(f * UnevaluatedExpr(Grad(Reward(0)) / Reward(0)), x),
+     _replace(SOURCE, 6, before=Integrate(f * UnevaluatedExpr(Grad(Reward(0)) / Reward(0)), x),
               after=Integrate(f * Grad(log(Reward(0))), x)),
      {"replay"}, "side condition violated"),
     ("dropped gamma^t' in RTG9", _replace(REWARD_TO_GO, "RTG9", after=E(time_sum(score() * reward_to_go(t, 1)))),

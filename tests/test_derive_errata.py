@@ -22,7 +22,7 @@ def _normalised(rng, n):
 def test_ids_unique_and_fields_filled():
     assert len(ERRATA) == len(symbolic_errata()) >= 6
     for e in ERRATA.values():
-        assert e.seed_text and e.correction and e.evidence
+        assert e.source_text and e.correction and e.evidence
         assert e.check() == e.value  # the evidence is reproducible
 
 
@@ -79,7 +79,7 @@ def test_exchange_regularity_values():
 def test_every_default_erratum_holds_and_prints_the_seeds_notation():
     for e in symbolic_errata():
         assert e.holds and e.passed, e.id
-        for text in (e.seed_text, e.correction, e.evidence, e.title):
+        for text in (e.source_text, e.correction, e.evidence, e.title):
             for name in ("dpi_", "rho0_", "R_tau", "**", "_{", "['s"):
                 assert name not in str(text), (e.id, name, str(text))
 

@@ -20,7 +20,7 @@ from derive.latex import (
 from derive.notation import Density, Grad, Integrate, TestFn, theta, x
 from derive.printing import Prose, Tex
 from derive.rule_prose import rule_prose
-from derive.seed import DERIVATIONS, SEED
+from derive.seed import DERIVATIONS, SOURCE
 from derive.steps import Derivation, Step
 
 TOOLS = ("pdflatex", "pdftotext")
@@ -56,7 +56,7 @@ def test_title_block_says_what_was_verified_and_failures_are_marked():
     doc = render_document(status=_all_ok_status())
     assert "Every step was replayed" in doc and "$(3, 2, 3)$ 15/15 $\\checkmark$" in doc
     status = _all_ok_status()
-    status["seed", 2] = StepStatus(False, "rule does not apply: no grad(Int(...))", ())
+    status["source", 2] = StepStatus(False, "rule does not apply: no grad(Int(...))", ())
     doc = render_document(status=status)
     assert "Some steps FAILED" in doc and "\\textbf{FAILED}: replay failed: rule does not apply" in doc
     assert "Not verified in this export" in render_document(status=None)
@@ -104,11 +104,11 @@ def test_markdown_export():
 
 
 def test_notebook_reprs():
-    latex = SEED._repr_latex_()
-    assert latex.startswith("$$") and latex.count("$$") == 2 * len(SEED.steps)
+    latex = SOURCE._repr_latex_()
+    assert latex.startswith("$$") and latex.count("$$") == 2 * len(SOURCE.steps)
     assert "(15)$$" in latex
-    assert SEED.step(9)._repr_latex_().startswith("$$p(\\tau \\mid \\theta) = \\rho_{0}(s_{0}) \\prod")
-    assert SEED._repr_markdown_().startswith("## The policy gradient")
+    assert SOURCE.step(9)._repr_latex_().startswith("$$p(\\tau \\mid \\theta) = \\rho_{0}(s_{0}) \\prod")
+    assert SOURCE._repr_markdown_().startswith("## The policy gradient")
     assert symbolic_errata()[0]._repr_markdown_().startswith("### Eq. (9) omits")
 
 

@@ -76,7 +76,7 @@ def test_every_erratum_is_complete_and_unique():
     errata = all_errata()
     assert len({e.id for e in errata}) == len(errata) >= 8
     for e in errata:
-        assert e.seed_text and e.correction and e.evidence
+        assert e.source_text and e.correction and e.evidence
 
 
 def test_variance_erratum_sentence_and_verdict_follow_the_parameters():

@@ -47,10 +47,10 @@ def test_json_has_the_documented_keys(quick_json):
     assert {"checks", "passed", "failed", "undecided", "errata"} <= set(quick_json["summary"])
     assert {"example", "estimator", "p_value", "verdict", "expected", "outcome", "passed"} <= set(quick_json["estimators"][0])
     assert {row["derivation"] for row in quick_json["derivation"]} == {
-        "seed", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state"}
+        "source", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state"}
     assert quick_json["derivation_numeric"] and all(r["ok"] for r in quick_json["derivation_numeric"])
     # the seed's equations (2)..(15) are each reached by one step
-    assert sorted(r["number"] for r in quick_json["derivation"] if r["derivation"] == "seed") == list(range(1, 16))
+    assert sorted(r["number"] for r in quick_json["derivation"] if r["derivation"] == "source") == list(range(1, 16))
     assert len(quick_json["errata"]) >= 6 and all(e["evidence"] for e in quick_json["errata"])
 
 

@@ -243,7 +243,7 @@ def expectation_lines(derivations=None) -> list:
         if d.name == "eglp":
             continue
         for i, step in enumerate(d.steps):
-            if d.name == "seed" and step.number not in (8, 14, 15):
+            if d.name == "source" and step.number not in (8, 14, 15):
                 continue  # (1)-(7) are about a generic f, (9)-(13) hold per trajectory
             sides = [("head", step.before)] if i == 0 and not step.is_equation else []
             if step.is_equation:

@@ -60,8 +60,17 @@ def _derivations(report) -> str:
            "<p>Each step: the rule cited, its justification and side conditions, and whether the rule replays "
            "(applied to the line before, it gives the line) and the step grounds as an exact identity on "
            "symbolic tabular MDPs of the sizes shown. Equations are numbered as in the seed.</p>"]
+    chain = {}
+    for row in getattr(report, "chain", ()):
+        chain.setdefault(row.derivation, []).append(row)
     for d in DERIVATIONS:
         out.append(f'<h3 id="d-{_e(d.name)}">{_prose(_title(d))}</h3><p>{_prose(_summary(d))}</p>')
+        links = chain.get(d.name, [])
+        if links:
+            out.append('<ul class="chain">' + "".join(
+                f'<li>{MARK[r.ok]} {_e(r.label)}: '
+                f'<span class="{"needs" if r.ok else "bad"}">{_e(seed_names_text(r.message)[:600])}</span></li>'
+                for r in links) + "</ul>")
         previous = None
         for step in d.steps:
             status = _status(rows.get((d.name, str(step.number))))
@@ -128,8 +137,8 @@ def _errata(report) -> str:
                  f"<p>{MARK[bool(holds)]} the evidence {'satisfies' if holds else 'does NOT satisfy'}: "
                  f"{_prose(e.claim)}</p>")
         out.append(f'<div class="erratum" id="erratum-{_e(e.id)}"><h3>{_prose(e.title)}</h3>'
-                   f'<p><span class="id">{_e(e.id)}</span> — <em>The seed:</em> {_prose(e.seed_text)}</p>')
-        out += [_display(x) for x in getattr(e, "seed_display", ())]
+                   f'<p><span class="id">{_e(e.id)}</span> — <em>The seed:</em> {_prose(e.source_text)}</p>')
+        out += [_display(x) for x in getattr(e, "source_display", ())]
         out.append(f"<p><em>Correction:</em> {_prose(e.correction)}</p>")
         out += [_display(x) for x in getattr(e, "correction_display", ())]
         out.append(f"<p><em>Evidence (computed):</em> {_prose(e.evidence)}</p>")

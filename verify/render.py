@@ -65,6 +65,15 @@ def _derivation(console: Console, report: Report) -> None:
             if not g.ok:
                 console.print(f"✗ {row.derivation} ({row.number}) {row.rule}: grounding at (S, A, H) = {g.sizes} "
                               f"failed: {g.message}")
+    if report.chain:
+        table = _table("   The chain: each derivation's first or last line against the result it links to, "
+                       "claimed results, lemmas used by their statements", "check", "link", "verdict")
+        for row in report.chain:
+            table.add_row(row.kind, row.label, MARK[row.ok])
+        console.print(table)
+        for row in report.chain:
+            if not row.ok:
+                console.print(f"✗ {row.label}: {row.message}")
     if report.derivation_numeric:
         table = _table("   The same lines evaluated on the built-in examples (exact enumeration) against ∇J by DP",
                        "derivation", "line", "verdict", "evidence")
@@ -109,7 +118,7 @@ def _errata(console: Console, report: Report) -> None:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, min_width=11)
         grid.add_column(ratio=1)
-        rows = [("written:", e.seed_text), ("correction:", e.correction), ("evidence:", e.evidence)]
+        rows = [("written:", e.source_text), ("correction:", e.correction), ("evidence:", e.evidence)]
         if holds is not None:
             rows.append(("check:", f"{'✓ the evidence satisfies' if holds else '✗ FAILED: the evidence does not satisfy'}"
                                    f": {e.claim}"))
