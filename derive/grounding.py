@@ -559,6 +559,13 @@ def _residuals(step: Step, model: TabularModel):
     time index (t, t': an identity "for every t") per value 0..H-1, and a time-indexed node
     outside every expectation per context trajectory; otherwise once.
     """
+    lhs, rhs, envs = step_bindings(step, model)
+    for env in envs:
+        yield _value(model, lhs, env) - _value(model, rhs, env)
+
+
+def step_bindings(step: Step, model: TabularModel):
+    """(lhs, rhs, environments): the two sides ``_residuals`` compares and each binding of the free variables."""
     eq = step.after if step.is_equation else None
     lhs, rhs = (eq.lhs, eq.rhs) if eq is not None else (step.before, step.after)
     e = lhs - rhs
@@ -570,8 +577,7 @@ def _residuals(step: Step, model: TabularModel):
     else:
         base = model.trajectories[0]
         envs = ({**b, "_traj": base} if _needs_context(e) else b for b in bindings)
-    for env in envs:
-        yield _value(model, lhs, env) - _value(model, rhs, env)
+    return lhs, rhs, envs
 
 
 _MODELS: dict = {}
@@ -671,8 +677,11 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
         for model in models:
             for res in _residuals(step, model):
                 if not model.residual_is_zero(res):
+                    from derive.counterexample import counterexample
+                    witness = counterexample(step, sz)
                     ok, message = False, (f"({step.number}) {step.rule.name}: not an identity at (S, A, H) = "
-                                          f"{sz.as_tuple()}: nonzero residual {str(res.to_expr(model.atoms))[:300]}")
+                                          f"{sz.as_tuple()}: " + (witness or "nonzero residual "
+                                                                  f"{str(res.to_expr(model.atoms))[:300]}"))
                     break
             if not ok:
                 break
