@@ -189,8 +189,11 @@ def _claim(d: Derivation, seams: list[ChainCheck], proved_grad: set) -> ChainChe
     if not ok_l:
         problems.append(f"its first line is {_show(first_line(d))}, not the statement's left side {_show(stmt.lhs)}")
     if not ok_r:
+        from derive.counterexample import counterexample
+        witness = counterexample(Step(f"{d.name}:end", last_line(d), SEAM_RULE, stmt.rhs), (2, 2, 2))
         problems.append(f"it ends at ({d.steps[-1].number}) {_show(last_line(d))}, not at the statement's right "
-                        f"side {_show(stmt.rhs)}")
+                        f"side {_show(stmt.rhs)}" + (f" (without the hypotheses the statement needs they differ: "
+                                                      f"{witness})" if witness else ""))
     return ChainCheck("proves", d.name, label, False, f"{d.name} does not prove its statement: " + "; ".join(problems))
 
 

@@ -88,7 +88,7 @@ class LinLog:
 
     def __str__(self):
         terms = ([_q(self.c)] if self.c or not self.k else []) + [
-            f"{_q(v) if abs(v) != 1 else ('-' if v < 0 else '')}log {p}" for p, v in sorted(self.k.items())]
+            (f"{_q(v)} log {p}" if abs(v) != 1 else f"{'-' if v < 0 else ''}log {p}") for p, v in sorted(self.k.items())]
         return " + ".join(terms).replace("+ -", "- ")
 
 

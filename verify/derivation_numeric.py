@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["NumericLine", "NumJet", "numeric_lines", "expectation_lines", "MAX_TRAJECTORIES", "TOLERANCE",
-           "QUICK_EXAMPLES"]
+           "QUICK_EXAMPLES", "TWO_STATE", "quick_examples"]
 
 MAX_TRAJECTORIES = 2_000   # the interpreter walks each line's expression once per trajectory (pure Python)
 TOLERANCE = 1e-9           # relative to max(1, |grad J|_inf): round-off of a few thousand float64 terms
@@ -231,20 +231,25 @@ class NumericLine:
 def expectation_lines(derivations=None) -> list:
     """(derivation name, number, expression) for every line claimed equal to grad J.
 
-    The seed's (8) (both sides), (14) and (15), and every line of the derivations that start
-    from them (reward-to-go, baseline, the policy-gradient theorem); the lines of (1)-(7) (a
-    generic f), (9)-(13) (identities per trajectory) and the EGLP lemma (zero per state) are not
-    about grad J.
+    Only derivations that claim ``proves=GRAD_J`` count: of one chained to a proved result
+    (``starts_from``/``ends_at``: reward-to-go, baseline, the policy-gradient theorem) every line, of
+    one that proves it by a last equation (the source) the equations whose left side is grad J, its
+    (8) (both sides), (14) and (15); the source's (1)-(7) (a generic f), (9)-(13) (identities per
+    trajectory) and the EGLP lemma (zero per state) are not about grad J.
     """
     from derive.seed import DERIVATIONS
 
+    from derive.chain import DEFINITION
+    from derive.steps import GRAD_J
+
     out = []
     for d in derivations if derivations is not None else DERIVATIONS:
-        if d.name == "eglp":
-            continue
+        if d.proves != GRAD_J:
+            continue   # the EGLP lemma (zero per state), derivations that claim no result about grad J
         for i, step in enumerate(d.steps):
-            if d.name == "source" and step.number not in (8, 14, 15):
-                continue  # (1)-(7) are about a generic f, (9)-(13) hold per trajectory
+            if d.starts_from is None and d.ends_at is None and not (
+                    step.is_equation and step.after.lhs == DEFINITION):
+                continue  # the source's (1)-(7) are about a generic f, (9)-(13) hold per trajectory
             sides = [("head", step.before)] if i == 0 and not step.is_equation else []
             if step.is_equation:
                 sides += [(f"{step.number} lhs", step.after.lhs)] if step.number == 8 else []
@@ -255,7 +260,28 @@ def expectation_lines(derivations=None) -> list:
     return out
 
 
-QUICK_EXAMPLES = ("bandit",)
+QUICK_EXAMPLES = ("bandit", "two_state")
+
+#: the quick half's model with time and discount: 2 states, 2 actions, H = 3, gamma = 0.8, rewards on every
+#: transition and a state-dependent policy, so a dropped or misplaced gamma^t, a wrong index range or a
+#: reward-to-go restarted at t shows as a difference from grad J (the one-step bandit cannot show any of them)
+TWO_STATE = {
+    "name": "two_state", "description": "2 states, 2 actions, H = 3, gamma = 0.8: the quick numeric half's "
+                                         "model with time and discount.",
+    "states": 2, "actions": 2, "initial": [0.6, 0.4],
+    "transitions": [[[0.7, 0.3], [0.2, 0.8]], [[0.5, 0.5], [0.9, 0.1]]],
+    "rewards": [[[1.0, -0.5], [0.3, 2.0]], [[-1.0, 0.4], [0.7, 0.0]]],
+    "gamma": 0.8, "horizon": 3,
+    "policy": {"type": "tabular_softmax", "theta": [[0.2, -0.3], [0.5, 0.1]]},
+}
+
+
+def quick_examples() -> dict:
+    """{name: Problem} of the quick numeric half: the bandit and ``TWO_STATE`` (time and discount)."""
+    from verify.builtin import builtin_examples
+    from verify.problem import problem_from_dict
+
+    return {"bandit": builtin_examples()["bandit"], "two_state": problem_from_dict(dict(TWO_STATE))}
 
 
 def _verdict(evaluated, skipped, errors) -> tuple[bool | None, str]:
@@ -274,7 +300,8 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """Evaluate every line of ``expectation_lines`` on the built-in examples; compare with exact grad J.
 
     Args:
-      examples: {name: verify.problem.Problem} (default: the built-in examples; ``quick``: the bandit only).
+      examples: {name: verify.problem.Problem} (default: the built-in examples; ``quick``: ``quick_examples()``,
+        the bandit and a 2-state model with H = 3 and gamma < 1).
       derivations: the derivations (default ``derive.seed.DERIVATIONS``; tests pass corrupted copies).
       quick: evaluate on ``QUICK_EXAMPLES`` only.
 
@@ -289,9 +316,7 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     if NumericModel is None:
         NumericModel = _build_model_class()
     if examples is None:
-        examples = builtin_examples()
-        if quick:
-            examples = {k: v for k, v in examples.items() if k in QUICK_EXAMPLES}
+        examples = quick_examples() if quick else builtin_examples()
     lines = expectation_lines(derivations)
     models, skipped = {}, []
     for name, problem in examples.items():
@@ -306,14 +331,15 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
             continue
         exact = np.asarray(gradient(mdp, policy, "dp").grad, float).ravel()
         models[name] = (model, exact, TOLERANCE * max(1.0, float(np.max(np.abs(exact)))))
-    rows = []
+    rows, values = [], {}
     for d, n, e in lines:
         t0 = time.perf_counter()
         evaluated, errors = [], []
         for name, (model, exact, tol) in models.items():
             try:
-                got = ground(e, model, {"_traj": model.trajectories[0]})
-                vec = np.broadcast_to(np.asarray(got.v, float), exact.shape)
+                if (name, e) not in values:   # a seam's line recurs as the next derivation's first line
+                    values[name, e] = ground(e, model, {"_traj": model.trajectories[0]})
+                vec = np.broadcast_to(np.asarray(values[name, e].v, float), exact.shape)
                 evaluated.append((name, float(np.max(np.abs(vec - exact))), tol))
             except Exception as exc:  # noqa: BLE001  (a malformed line is a failed row, never a traceback)
                 evaluated.append((name, float("nan"), tol))
