@@ -340,9 +340,50 @@ def _known_equations(derivations) -> dict:
     return out
 
 
+def _ref_text(ref: str, latex: bool) -> str:
+    """A chain reference in words: the definition of grad J, a derivation's result, or one of its equations."""
+    from derive.steps import GRAD_J
+    if ref in (GRAD_J, "∇J"):
+        return r"the definition of $\nabla_\theta J(\pi_\theta)$"
+    name, _, number = ref.partition(":")
+    code = rf"\texttt{{{latex_escape(name)}}}" if latex else f"`{name}`"
+    return (f"equation ({latex_escape(number) if latex else number}) of {code}" if number
+            else f"the result of {code}")
+
+
+def _chain_text(d: Derivation, rows, latex: bool) -> str:
+    """'Chain: it starts from …, so every line equals ∇J', with the checks' verdicts (documents show the chain)."""
+    from derive.steps import GRAD_J
+    parts = []
+    if d.starts_from:
+        parts.append("starts from " + _ref_text(d.starts_from, latex))
+    if d.ends_at:
+        parts.append("arrives at " + _ref_text(d.ends_at, latex))
+    if d.proves == GRAD_J:
+        parts.append(r"so every line equals $\nabla_\theta J(\pi_\theta)$" if d.starts_from or d.ends_at
+                     else r"ends at an equation for $\nabla_\theta J(\pi_\theta)$")
+    elif isinstance(d.proves, Equality):
+        parts.append(f"proves ${to_latex(d.proves.lhs)} = {to_latex(d.proves.rhs)}$")
+    if not parts:
+        return ""
+    text = ((r"\noindent\emph{Chain:} " if latex else "*Chain:* ") + "this derivation " + ", ".join(parts) + ".")
+    mine = [r for r in (rows or ()) if r.derivation == d.name]
+    bad = [r for r in mine if not r.ok]
+    if mine and not bad:
+        counts = [(sum(r.kind == k for r in mine), k) for k in ("seam", "proves", "lemma")]
+        words = {"seam": "seam (exact identity, grounded)", "proves": "claimed result",
+                 "lemma": "use of a lemma against its statement"}
+        text += (" Checked " + (r"$\checkmark$" if latex else "✓") + ": " + ", ".join(
+            f"{n} {words[k]}" + ("s" if n > 1 and k == "lemma" else "") for n, k in counts if n) + ".")
+    for r in bad:
+        msg = _short(seed_names_text(r.message), 300)
+        text += (rf" $\times$ \textbf{{FAILED}}: {latex_escape(msg)}" if latex else f" ✗ **FAILED**: {msg}")
+    return text
+
+
 def derivation_latex(d: Derivation, status: dict | None = None, known: set = frozenset(),
-                     earlier: dict | None = None) -> str:
-    """One derivation as a section."""
+                     earlier: dict | None = None, chain=None) -> str:
+    """One derivation as a section (``chain``: ``derive.chain.ChainCheck`` rows, shown with the chain)."""
     earlier = earlier or {}
     head = d.steps[0].before
     head_ref, starts = "", ""
@@ -357,6 +398,9 @@ def derivation_latex(d: Derivation, status: dict | None = None, known: set = fro
              rf"\label{{sec:{d.name}}}", _cites(_summary(d).latex(), known)]
     if starts:
         lines.append(starts)
+    link = _chain_text(d, chain, latex=True)
+    if link:
+        lines.append("\n" + link)
     previous = None
     for i, step in enumerate(d.steps):
         ref = head_ref if i == 0 else ""
@@ -547,7 +591,7 @@ def _erratum_latex(e) -> str:
 
 
 def render_document(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
-                    status: dict | None = None, continuous: bool = True) -> str:
+                    status: dict | None = None, continuous: bool = True, chain=None) -> str:
     """A standalone LaTeX document of the derivations, the continuous cases and the errata.
 
     Args:
@@ -555,6 +599,7 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
       errata: ``derive.errata.Erratum`` records (or objects with the same text attributes).
       status: ``verify_derivations(...)``'s result; None says in the document that nothing was verified.
       continuous: include the Gaussian and Uniform(0, θ) section.
+      chain: ``derive.chain.check_chain`` rows (seams, claimed results, lemma uses), shown per derivation.
 
     Returns:
       the document source; it uses only amsmath and amssymb.
@@ -565,7 +610,7 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
     known = {str(s.number) for d in derivations for s in d.steps}
     body, earlier = [], {}
     for d in derivations:
-        body.append(derivation_latex(d, status, known, earlier))
+        body.append(derivation_latex(d, status, known, earlier, chain))
         for s in d.steps:
             earlier[str(s.number)] = (s.after.lhs, s.after.rhs) if s.is_equation else (None, s.after)
     if continuous:
@@ -639,8 +684,11 @@ def step_markdown(step: Step, previous: Step | None = None, status: StepStatus |
         ""])
 
 
-def derivation_markdown(d: Derivation, status: dict | None = None) -> str:
+def derivation_markdown(d: Derivation, status: dict | None = None, chain=None) -> str:
     out = [f"## {_md_math(_title(d))}", "", _md_math(_summary(d)), ""]
+    link = _chain_text(d, chain, latex=False)
+    if link:
+        out += [link, ""]
     previous = None
     for step in d.steps:
         out.append(step_markdown(step, previous, None if status is None else status.get((d.name, step.number))))
@@ -675,7 +723,7 @@ def _display_md(item) -> str:
 
 
 def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
-                    status: dict | None = None) -> str:
+                    status: dict | None = None, chain=None) -> str:
     """The derivations and errata as Markdown with ``$$`` displays (renders on code-hosting sites)."""
     if derivations is None:
         from derive.seed import DERIVATIONS
@@ -688,7 +736,7 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
         out += ["**What was verified:** " + ("every step replayed by SymPy and grounded on tabular MDPs at the "
                                             "sizes shown. " + _methods_sentence(status) if not bad else
                                             f"{len(bad)} steps FAILED: " + "; ".join(bad)), ""]
-    out += [derivation_markdown(d, status) for d in derivations]
+    out += [derivation_markdown(d, status, chain) for d in derivations]
     errata = list(errata)
     if errata:
         out += ["## Errata: slips in the seed", ""] + [erratum_markdown(e) for e in errata]
