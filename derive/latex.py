@@ -1,7 +1,7 @@
 r"""Documents of the derivations: a standalone LaTeX document, Markdown with ``$$`` maths, notebook reprs.
 
 ``render_document`` writes: a title block saying what was verified (each derivation's replay and grounding
-sizes, with ✓ or ✗), the notation, every derivation with its steps numbered as in the seed (``\tag`` and
+sizes, with ✓ or ✗), the notation, every derivation with its steps numbered as in the source (``\tag`` and
 ``\label``, cited with ``\eqref``), each step's rule, justification, side conditions and status, the
 continuous cases (Gaussian, Uniform(0, θ)), the errata as a section with real equations, and a short
 bibliography.  Long equations are broken with ``split`` so pdflatex reports no overfull box.  Only amsmath
@@ -26,6 +26,7 @@ from sympy.core.relational import Equality
 
 from derive.notation import Expectation
 from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
+from derive.errata import errata_counts, kind_label
 from derive.rule_prose import rule_prose
 from derive.steps import Derivation, Step
 
@@ -40,16 +41,24 @@ escape_text = latex_escape
 LINE_BUDGET = 62
 
 BIBLIOGRAPHY = (
+    ("schindorfer2026", "A. Schindorfer. Policy Gradient Derivation. 21 January 2026. (The derivation checked: "
+                        "equations (1)--(15) and the reward-to-go remark.)"),
     ("williams1992", "R. J. Williams. Simple statistical gradient-following algorithms for connectionist "
                      "reinforcement learning. Machine Learning, 8:229--256, 1992."),
     ("sutton2000", "R. S. Sutton, D. McAllester, S. Singh and Y. Mansour. Policy gradient methods for "
                    "reinforcement learning with function approximation. In NeurIPS 12, 2000."),
     ("schulman2016", "J. Schulman, P. Moritz, S. Levine, M. Jordan and P. Abbeel. High-dimensional continuous "
                      "control using generalized advantage estimation. In ICLR, 2016."),
+    ("spinningup2018", "J. Achiam. Spinning Up in Deep Reinforcement Learning. OpenAI, 2018. "
+                       "https://spinningup.openai.com (Part 3, Intro to Policy Optimization: the expected "
+                       "grad-log-prob lemma)."),
 )
 
 _SUMMARIES = {
-    "source": Prose("The score-function identity (1)–(7) ", Tex(r"\cite{williams1992}", "[Williams 1992]"),
+    "source": Prose("Equations (1)–(15) of Schindorfer's derivation ", Tex(r"\cite{schindorfer2026}",
+                                                                           "[Schindorfer 2026]"),
+                    ", with its errata corrected. The score-function identity (1)–(7) ",
+                    Tex(r"\cite{williams1992}", "[Williams 1992]"),
                   ", instantiated at the trajectory distribution (8), and the gradient of ",
                   Tex(r"\log p(\tau \mid \theta)", "log p(τ|θ)"),
                   " reduced to the policy's score (9)–(13), give the simple policy gradient (14)–(15)."),
@@ -71,7 +80,9 @@ _SUMMARIES = {
                       r"= \sum_a \nabla_\theta \pi_\theta(a \mid s_t) = \nabla_\theta \sum_a \pi_\theta(a \mid s_t) "
                       r"= \nabla_\theta 1 = 0",
                       "E_aₜ∼πθ(·|sₜ)[∇θ log πθ(aₜ|sₜ)] = Σₐ ∇θ πθ(a|sₜ) = ∇θ Σₐ πθ(a|sₜ) = ∇θ 1 = 0"),
-                  " (the expected grad-log-prob lemma of Spinning Up). Reward-to-go and the baseline reduce to it "
+                  " (the expected grad-log-prob lemma of Spinning Up ", Tex(r"\cite{spinningup2018}",
+                                                                           "[Achiam 2018]"),
+                  "). Reward-to-go and the baseline reduce to it "
                   "through the tower property."),
     "pg_q": Prose("Conditioning each term of the reward-to-go form on ", Tex("(h_t, a_t)", "(hₜ, aₜ)"),
                   ", the score is known and comes out, and by the Markov property ",
@@ -577,7 +588,7 @@ def _erratum_latex(e) -> str:
                 if holds else r"\emph{Check:} $\times$ \textbf{FAILED}: the computed evidence does not satisfy: "
                 + prose(e.claim) + "."))
     out = [rf"\subsection*{{{prose(e.title)}}}", rf"\noindent\texttt{{{latex_escape(e.id)}}}\quad"
-           rf"\emph{{The seed:}} {prose(e.source_text)}"]
+           rf"\textbf{{{kind_label(e)}.}} \emph{{The source:}} {prose(e.source_text)}"]
     for item in getattr(e, "source_display", ()):
         out += [r"\begin{equation*}", _display_latex(item), r"\end{equation*}"]
     out.append(rf"\emph{{Correction:}} {prose(e.correction)}")
@@ -617,8 +628,11 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
         body.append(_continuous_section())
     errata = list(errata)
     if errata:
-        body += [r"\section{Errata: slips in the seed}", r"\label{sec:errata}",
-                 "Each slip is a check: its evidence is computed (by SymPy on symbolic MDPs, or exactly by "
+        body += [r"\section{Errata of the source}", r"\label{sec:errata}",
+                 rf"{errata_counts(errata).capitalize()} of \cite{{schindorfer2026}}, each quoting it verbatim. "
+                 "A slip is wrong as written; a notation issue misnames something the maths gets right; a "
+                 "warning is right as far as it goes but misleads when applied elsewhere. "
+                 "Each erratum is a check: its evidence is computed (by SymPy on symbolic MDPs, or exactly by "
                  "enumeration), and its sentence, numbers and comparison are generated from that evidence."]
         body += [_erratum_latex(e) for e in errata]
     bib = "\n".join(rf"\bibitem{{{key}}} {text}" for key, text in BIBLIOGRAPHY)
@@ -631,7 +645,8 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
         r"\allowdisplaybreaks\setlength{\emergencystretch}{2em}",
         r"\title{The policy gradient, step by step}",
         r"\author{Generated by pgverify from the derivation's SymPy expressions}",
-        r"\date{}",
+        r"\date{The derivation checked: A.~Schindorfer, \emph{Policy Gradient Derivation}, 21 January 2026 "
+        r"\cite{schindorfer2026}}",
         r"\begin{document}",
         r"\maketitle",
         _verified_block(derivations, status),
@@ -669,7 +684,7 @@ def _md_math(prose: Prose) -> str:
 
 
 def step_markdown(step: Step, previous: Step | None = None, status: StepStatus | None = None) -> str:
-    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the seed."""
+    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the source."""
     justification, conditions = rule_prose(step.rule)
     lhs, rhs = _sides(step, previous)
     eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
@@ -701,7 +716,8 @@ def erratum_markdown(e) -> str:
         return _md_math(v) if isinstance(v, Prose) else str(v)
 
     holds = getattr(e, "holds", None)
-    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.source_text)}", ""]
+    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — **{kind_label(e)}.** *The source:* {prose(e.source_text)}",
+             ""]
     for item in getattr(e, "source_display", ()):
         lines += ["$$", _display_md(item), "$$", ""]
     lines += [f"*Correction:* {prose(e.correction)}", ""]
@@ -728,7 +744,9 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
     if derivations is None:
         from derive.seed import DERIVATIONS
         derivations = DERIVATIONS
-    out = ["# The policy gradient, step by step", ""]
+    out = ["# The policy gradient, step by step", "",
+           "The derivation checked: A. Schindorfer, *Policy Gradient Derivation*, 21 January 2026 "
+           "[Schindorfer 2026], equations (1)–(15) and its reward-to-go remark.", ""]
     if status is None:
         out += ["*Not verified in this export.*", ""]
     else:
@@ -739,13 +757,15 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
     out += [derivation_markdown(d, status, chain) for d in derivations]
     errata = list(errata)
     if errata:
-        out += ["## Errata: slips in the seed", ""] + [erratum_markdown(e) for e in errata]
+        out += ["## Errata of the source", "", f"{errata_counts(errata).capitalize()} of Schindorfer's "
+                "*Policy Gradient Derivation* (2026), each quoting it verbatim.", ""] + [erratum_markdown(e)
+                                                                                       for e in errata]
     out += ["## References", ""] + [f"- {text.replace('--', '–')}" for _, text in BIBLIOGRAPHY] + [""]
     return "\n".join(out)
 
 
 def derivation_repr_latex(d: Derivation) -> str:
-    """For Jupyter: one ``$$`` display per step, numbered as in the seed (the first is the seed's first equation)."""
+    """For Jupyter: one ``$$`` display per step, numbered as in the source."""
     out, previous = [], None
     for step in d.steps:
         lhs, rhs = _sides(step, previous)

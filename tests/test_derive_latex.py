@@ -99,7 +99,7 @@ def test_markdown_export():
     for d in DERIVATIONS:
         for s in d.steps:
             assert any(b.rstrip().endswith(f"\\qquad ({s.number})") for b in blocks), s.number
-    assert "## Errata: slips in the seed" in md and "✓ the evidence satisfies" in md
+    assert "## Errata of the source" in md and "✓ the evidence satisfies" in md
     assert "\\cite" not in md and "\\tag" not in md     # neither renders on a code-hosting site
 
 

@@ -109,16 +109,19 @@ def _errata(console: Console, report: Report) -> None:
     from rich.padding import Padding
     from rich.text import Text
 
-    console.print(f"[bold]2. Errata: {len(report.errata)} slips in the derivation, each with computed evidence[/bold]")
+    from derive.errata import errata_counts, kind_label
+
+    console.print(f"[bold]2. Errata of the source: {errata_counts(report.errata)}, each with computed evidence"
+                  "[/bold]")
     for e in report.errata:
         holds = getattr(e, "holds", None)
-        console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold]: "
-                      f"{escape(str(e.title))}", highlight=False)
+        console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold] "
+                      f"({kind_label(e).lower()}): {escape(str(e.title))}", highlight=False)
         # label | text: wrapped lines hang under the text, not at column 0
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, min_width=11)
         grid.add_column(ratio=1)
-        rows = [("written:", e.source_text), ("correction:", e.correction), ("evidence:", e.evidence)]
+        rows = [("source:", e.source_text), ("correction:", e.correction), ("evidence:", e.evidence)]
         if holds is not None:
             rows.append(("check:", f"{'✓ the evidence satisfies' if holds else '✗ FAILED: the evidence does not satisfy'}"
                                    f": {e.claim}"))
@@ -173,6 +176,10 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
     """
     console = console or Console(no_color=not color, highlight=False)
     _width(console)
+    from verify.report import SOURCE_CITATION as src
+    console.print(f"The derivation checked: {src['author']}, “{src['title']}” ({src['date']}), equations "
+                  f"{src['equations']}; the chain of derivations built on it is checked seam by seam.",
+                  highlight=False)
     _derivation(console, report)
     _errata(console, report)
     _gradients(console, report)
@@ -182,7 +189,7 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
     status = "PASSED" if report.passed else f"FAILED ({summary['failed']} failing)"
     undecided = f", {summary['undecided']} undecided (not counted as passed)" if summary["undecided"] else ""
     console.print(f"[bold]{status}[/bold]: {summary['passed']}/{summary['checks']} checks passed{undecided}, "
-                  f"{len(report.errata)} errata; seed {report.seed}, {report.timing.get('total_s', 0):.1f} s. "
+                  f"{len(report.errata)} errata; random seed {report.seed}, {report.timing.get('total_s', 0):.1f} s. "
                   f"Replay: {report.command}")
 
 
