@@ -54,52 +54,6 @@ BIBLIOGRAPHY = (
                        "grad-log-prob lemma)."),
 )
 
-_SUMMARIES = {
-    "source": Prose("Equations (1)–(15) of Schindorfer's derivation ", Tex(r"\cite{schindorfer2026}",
-                                                                           "[Schindorfer 2026]"),
-                    ", with its errata corrected. The score-function identity (1)–(7) ",
-                    Tex(r"\cite{williams1992}", "[Williams 1992]"),
-                  ", instantiated at the trajectory distribution (8), and the gradient of ",
-                  Tex(r"\log p(\tau \mid \theta)", "log p(τ|θ)"),
-                  " reduced to the policy's score (9)–(13), give the simple policy gradient (14)–(15)."),
-    "reward_to_go": Prose("Writing ", Tex(r"R(\tau)", "R(τ)"), " out and splitting at ", Tex("t", "t"),
-                          ", the rewards ", Tex(r"r_{t'}", "rₜ′"), " with ", Tex("t' < t", "t′ < t"),
-                          " are fixed given ", Tex("s_t", "sₜ"), " while the score has mean zero given ",
-                          Tex("s_t", "sₜ"), ", so only the reward-to-go ",
-                          Tex(r"\sum_{t' \geq t} \gamma^{t'} r_{t'}", "Σₜ′≥ₜ γᵗ′ rₜ′"),
-                          " remains. The discount stays ", Tex(r"\gamma^{t'}", "γᵗ′"), ", not ",
-                          Tex(r"\gamma^{t'-t}", "γᵗ′⁻ᵗ"), "."),
-    "baseline": Prose("Because ", Tex(r"\sum_a \pi_\theta(a \mid s) = 1", "Σₐ πθ(a|s) = 1"), ", ",
-                      Tex(r"\mathbb{E}[\nabla_\theta \log \pi_\theta(a_t \mid s_t)\, b(s_t)] = 0",
-                          "E[∇θ log πθ(aₜ|sₜ) b(sₜ)] = 0"),
-                      ": subtracting a baseline that depends on the state only keeps the estimator's mean equal "
-                      "to ", Tex(r"\nabla_\theta J(\pi_\theta)", "∇θ J(πθ)"), " ",
-                      Tex(r"\cite{williams1992,schulman2016}", "[Williams 1992; Schulman et al. 2016]"), "."),
-    "eglp": Prose("For every state ", Tex("s_t", "sₜ"), ": ",
-                  Tex(r"\mathbb{E}_{a_t \sim \pi_\theta(\cdot \mid s_t)}[\nabla_\theta \log \pi_\theta(a_t \mid s_t)] "
-                      r"= \sum_a \nabla_\theta \pi_\theta(a \mid s_t) = \nabla_\theta \sum_a \pi_\theta(a \mid s_t) "
-                      r"= \nabla_\theta 1 = 0",
-                      "E_aₜ∼πθ(·|sₜ)[∇θ log πθ(aₜ|sₜ)] = Σₐ ∇θ πθ(a|sₜ) = ∇θ Σₐ πθ(a|sₜ) = ∇θ 1 = 0"),
-                  " (the expected grad-log-prob lemma of Spinning Up ", Tex(r"\cite{spinningup2018}",
-                                                                           "[Achiam 2018]"),
-                  "). Reward-to-go and the baseline reduce to it "
-                  "through the tower property."),
-    "pg_q": Prose("Conditioning each term of the reward-to-go form on ", Tex("(h_t, a_t)", "(hₜ, aₜ)"),
-                  ", the score is known and comes out, and by the Markov property ",
-                  Tex(r"\mathbb{E}[\sum_{t' \geq t} \gamma^{t'} r_{t'} \mid h_t, a_t] = \gamma^t Q_t(s_t, a_t)",
-                      "E[Σₜ′≥ₜ γᵗ′ rₜ′|hₜ, aₜ] = γᵗ Qₜ(sₜ, aₜ)"),
-                  ": the policy-gradient theorem ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"), "."),
-    "pg_advantage": Prose("With ", Tex("A_t = Q_t - V_t", "Aₜ = Qₜ − Vₜ"), ", the ", Tex("V_t(s_t)", "Vₜ(sₜ)"),
-                          " term is a state-dependent baseline: conditioning on ", Tex("h_t", "hₜ"),
-                          " and the EGLP lemma remove it, so the advantage form equals the Q form ",
-                          Tex(r"\cite{sutton2000,schulman2016}", "[Sutton et al. 2000; Schulman et al. 2016]"), "."),
-    "pg_state": Prose("Each term ", Tex(r"\mathbb{E}[\gamma^t \nabla_\theta \log \pi_\theta(a_t \mid s_t)\, "
-                                       r"Q_t(s_t, a_t)]", "E[γᵗ ∇θ log πθ(aₜ|sₜ) Qₜ(sₜ, aₜ)]"),
-                      " depends on ", Tex("(s_t, a_t)", "(sₜ, aₜ)"), " only, so the rest of the trajectory sums "
-                      "out, giving the state-visitation form ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"),
-                      "."),
-}
-
 _TITLES = {
     "pg_advantage": Prose("The policy-gradient theorem, advantage form (baseline ", Tex("b = V", "b = V"), ")"),
 }
@@ -110,12 +64,9 @@ def _title(d: Derivation) -> Prose:
 
 
 def _summary(d: Derivation) -> Prose:
-    if d.name in _SUMMARIES:
-        return _SUMMARIES[d.name]
-    s = d.summary if isinstance(d.summary, Prose) else Prose(d.summary or "")
-    if d.name.startswith(("pg_theorem", "policy_gradient")):
-        s = Prose(s, " ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"))
-    return s
+    """The summary, its formulas taken from the derivation's own lines (``derive.summaries``)."""
+    from derive.summaries import summary
+    return summary(d)
 
 
 # --- verification ---------------------------------------------------------------------------------------------------

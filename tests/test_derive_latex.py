@@ -138,3 +138,21 @@ def test_log_is_printed_like_the_seed():
     from derive.printing import to_latex
     assert to_latex(Grad(log(Density(x, theta)))) == "\\nabla_{\\theta} \\log p(x \\mid \\theta)"
     assert to_latex(Integrate(TestFn(x) * Density(x, theta), x)) == "\\int dx\\, f(x) p(x \\mid \\theta)"
+
+
+def test_summaries_state_the_derivations_own_formulas():
+    import dataclasses
+
+    from derive.pg_theorem import PG_Q
+    from derive.seed import REWARD_TO_GO
+    from derive.summaries import summary
+
+    rtg = str(summary(REWARD_TO_GO))
+    assert "known given hₜ" in rtg and "given sₜ" not in rtg and "Σₜ′₌ₜᴴ⁻¹ γᵗ′ rₜ′ remains" in rtg
+    assert "γᵗ Qₜ(sₜ, aₜ)" in str(summary(PG_Q))
+    # the Q form without gamma^t: the summary follows the maths instead of claiming gamma^t Q_t
+    last = PG_Q.steps[-1]
+    stripped = dataclasses.replace(PG_Q, steps=PG_Q.steps[:-1] + (dataclasses.replace(
+        last, after=last.after.xreplace({sym: 1 for sym in last.after.atoms() if str(sym) == "gamma"})),))
+    text = str(summary(stripped))
+    assert "∇θ J(πθ) = E_τ∼p(·|θ)[Σₜ₌₀ᴴ⁻¹ Qₜ(sₜ, aₜ) ∇θ log πθ(aₜ|sₜ)]" in text, text
