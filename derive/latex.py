@@ -357,7 +357,9 @@ def derivation_latex(d: Derivation, status: dict | None = None, known: set = fro
         if rhs == head and not starts:
             starts = rf"It starts from the expression \eqref{{{_label(number)}}}."
     lines = [rf"\section{{{_title(d).latex()}}}",
-             rf"\label{{sec:{d.name}}}", _cites(_summary(d).latex(), known)]
+             rf"\label{{sec:{d.name}}}",
+             # the summary's formulas are the derivation's own lines: let TeX stretch spaces rather than overflow
+             r"\begin{sloppypar}" + _cites(_summary(d).latex(), known) + r"\end{sloppypar}"]
     if starts:
         lines.append(starts)
     link = _chain_text(d, chain, latex=True)

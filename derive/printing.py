@@ -902,7 +902,10 @@ def to_latex(expr, inline: bool = False) -> str:
     ``inline`` drops ``\\left``/``\\right`` so TeX may break a long formula inside a paragraph.
     """
     out = PGLatexPrinter().doprint(sympify(expr))
-    return re.sub(r"\\(left|right)(?=[()\[\]|.])", "", out) if inline else out
+    if not inline:
+        return out
+    out = out.replace(r"\middle|", r"\mid ")   # \middle needs the \left ... \right dropped here
+    return re.sub(r"\\(left|right)(?=[()\[\]|.])", "", out)
 
 
 def to_unicode(expr) -> str:

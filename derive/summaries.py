@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-from sympy import Eq, Sum
+from sympy import Sum
 
 
 from derive.notation import Reward, gamma, t, tp
@@ -42,7 +42,8 @@ def _grad_j():
 
 
 def _equals(a, b):
-    return Eq(name_objective(a), name_objective(b), evaluate=False)
+    # two inline formulas, so a paragraph may break at the "="
+    return Prose(name_objective(a), " = ", name_objective(b))
 
 
 def _future_sum(e):
@@ -102,10 +103,10 @@ def _pg_q(d):
 
     step = d.steps[-1]
     found = _instances(step) if step.rule.match is not None else []
-    markov = Prose(" by the Markov property ", Eq(found[0][0], found[0][1], evaluate=False)) if found else ""
+    markov = Prose(" by the Markov property ", _equals(found[0][0], found[0][1])) if found else ""
     return Prose("Conditioning each term of the reward-to-go form on ", Tex("(h_t, a_t)", "(hₜ, aₜ)"),
                  ", the score is known and comes out, and", markov or " the Markov property gives",
-                 ": ", Eq(_grad_j(), _last(d), evaluate=False), ", the policy-gradient theorem ", _SUTTON, ".")
+                 ": ", _equals(_grad_j(), _last(d)), ", the policy-gradient theorem ", _SUTTON, ".")
 
 
 def _pg_advantage(d):
@@ -120,7 +121,7 @@ def _pg_state(d):
     term = first.function if isinstance(first, Sum) else None
     return Prose("Each term ", *([term] if term is not None else ["of the Q form"]), " depends on ",
                  Tex("(s_t, a_t)", "(sₜ, aₜ)"), " only, so the rest of the trajectory sums out: ",
-                 Eq(_grad_j(), _last(d), evaluate=False), " ", _SUTTON, ".")
+                 _equals(_grad_j(), _last(d)), " ", _SUTTON, ".")
 
 
 SUMMARIES = {"source": _source, "reward_to_go": _reward_to_go, "baseline": _baseline, "eglp": _eglp,
