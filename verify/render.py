@@ -111,8 +111,7 @@ def _errata(console: Console, report: Report) -> None:
 
     from derive.errata import errata_counts, kind_label
 
-    console.print(f"[bold]2. Errata of the source: {errata_counts(report.errata)}, each with computed evidence"
-                  "[/bold]")
+    console.print(f"[bold]2. Errata of the source: {errata_counts(report.errata)}[/bold]")
     for e in report.errata:
         holds = getattr(e, "holds", None)
         console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold] "
