@@ -38,7 +38,7 @@ def test_errata_wrap_under_their_label():
     report.errata = list(all_errata())
     text = _printed(render._errata, report, width=90)
     lines = text.splitlines()
-    labelled = re.compile(r"^ {4}(source|written|correction|evidence|check):")
+    labelled = re.compile(r"^ {4}(kind|source|correction|evidence|check):")
     for i, line in enumerate(lines[1:], 1):
         if not line.strip() or line.startswith(("✓", "✗", "•")):
             continue

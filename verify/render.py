@@ -114,13 +114,13 @@ def _errata(console: Console, report: Report) -> None:
     console.print(f"[bold]2. Errata of the source: {errata_counts(report.errata)}[/bold]")
     for e in report.errata:
         holds = getattr(e, "holds", None)
-        console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold] "
-                      f"({kind_label(e).lower()}): {escape(str(e.title))}", highlight=False)
+        console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold]: "
+                      f"{escape(str(e.title))}", highlight=False)
         # label | text: wrapped lines hang under the text, not at column 0
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, min_width=11)
         grid.add_column(ratio=1)
-        rows = [("source:", e.source_text), ("correction:", e.correction), ("evidence:", e.evidence)]
+        rows = [("kind:", kind_label(e).lower()), ("source:", e.source_text), ("correction:", e.correction), ("evidence:", e.evidence)]
         if holds is not None:
             rows.append(("check:", f"{'✓ the evidence satisfies' if holds else '✗ FAILED: the evidence does not satisfy'}"
                                    f": {e.claim}"))
