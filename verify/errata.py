@@ -126,7 +126,7 @@ def reward_to_go_discount_origin(discount: float = 0.5) -> Erratum:
 
     return Erratum(
         "reward-to-go-discount-origin",
-        Prose("A discounted reward-to-go keeps ", gamma**tp, ", not a restarted discount"),
+        Prose("Keep ", gamma**tp, " in a discounted reward-to-go"),
         Prose("The remark “would use the ‘reward-to-go’ ", Sum(Reward(tp), (tp, t, Symbol("T"))),
               " instead” does not say how to discount it; implementations commonly restart the discount at t."),
         Prose("For ", Tex(r"J = \mathbb{E}[\sum_t \gamma^t r_t]", "J = E[Σₜ γᵗ rₜ]"), " the weight of ",
