@@ -235,6 +235,15 @@ def _equation_body(lhs: str | None, rhs: Basic, printer, budget: float = LINE_BU
 
 # --- the steps ------------------------------------------------------------------------------------------------------
 
+def marked_conditions(rule, conditions) -> list:
+    """The rule's side conditions (Prose), each one pgverify neither checks nor imposes marked "(assumed)"."""
+    from derive.side_conditions import classify
+    statuses = [status for _, status in classify(rule)]
+    if len(statuses) != len(conditions):
+        return list(conditions)
+    return [Prose(c, " (assumed)") if status == "assumed" else c for c, status in zip(conditions, statuses)]
+
+
 def _label(number) -> str:
     return f"eq:{number}"
 
@@ -278,7 +287,7 @@ def step_latex(step: Step, previous: Step | None = None, status: StepStatus | No
     lhs_tex = p._print(lhs) if lhs is not None else None
     relation = rf"\overset{{{head_ref}}}{{=}}" if head_ref and lhs is not None else "="
     label = _cites(step.rule.latex_label, known)
-    conds = "; ".join(c.latex() for c in conditions)
+    conds = "; ".join(c.latex() for c in marked_conditions(step.rule, conditions))
     number = latex_escape(str(step.number))
     return "\n".join([
         "",
@@ -387,7 +396,7 @@ def _first_step_with_head(step: Step, named_lhs: Basic, status, known, ref) -> s
     p = PGLatexPrinter()
     justification, conditions = rule_prose(step.rule)
     head = f"{p._print(name_objective(named_lhs))} \\overset{{{ref}}}{{=}} {p._print(step.before)}"
-    conds = "; ".join(c.latex() for c in conditions)
+    conds = "; ".join(c.latex() for c in marked_conditions(step.rule, conditions))
     number = latex_escape(str(step.number))
     return "\n".join([
         "",
@@ -448,6 +457,11 @@ def _verified_block(derivations, status: dict | None) -> str:
                r"each is marked $\checkmark$ below. " + _methods_sentence(status)
                if all_ok else r"\textbf{Some steps FAILED}; they are marked $\times$ below with the reason, the "
                               r"others $\checkmark$ (replayed and grounded at every size shown).")
+    from derive.side_conditions import side_condition_counts
+    counts = side_condition_counts(derivations)
+    verdict += (f" Of the rules' side conditions, {counts['checked']} are checked by a predicate at every use, "
+                f"{counts['imposed']} hold on the grounding model by construction (normalisation, the Markov "
+                rf"property, finite sizes) and {counts['assumed']} are \emph{{assumed}}, marked so below.")
     return "\n".join([
         r"\noindent\textbf{What was verified.} " + verdict,
         r"\begin{center}\small",
@@ -641,7 +655,7 @@ def step_markdown(step: Step, previous: Step | None = None, status: StepStatus |
     justification, conditions = rule_prose(step.rule)
     lhs, rhs = _sides(step, previous)
     eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
-    conds = "; ".join(_md_math(c) for c in conditions)
+    conds = "; ".join(_md_math(c) for c in marked_conditions(step.rule, conditions))
     return "\n".join([
         f"**({step.number})** *{step.rule.name.replace('_', ' ')}.* {_md_math(justification)}"
         + (f" *Needs:* {conds}." if conds else "") + _md_status(status),

@@ -14,7 +14,7 @@ import io
 import math
 
 
-from derive.latex import StepStatus, _sides, _summary, _title
+from derive.latex import StepStatus, _sides, _summary, _title, marked_conditions
 from derive.printing import Prose, Tex, mathml_block, seed_names_text, to_mathml, to_unicode
 from derive.rule_prose import rule_prose
 
@@ -86,7 +86,7 @@ def _derivations(report) -> str:
                 mark = f'{MARK[True]} <span class="needs">replayed; grounded at {_e(sizes)}</span>'
             else:
                 mark = f'{MARK[False]} <span class="bad">FAILED: {_e(seed_names_text(status.failure())[:300])}</span>'
-            needs = "; ".join(c.html() for c in conditions)
+            needs = "; ".join(c.html() for c in marked_conditions(step.rule, conditions))
             lhs, rhs = _sides(step, previous)
             out.append(f'<div class="step" id="eq-{_e(step.number)}"><span class="num">({_e(step.number)})</span> '
                        f'{mark} <span class="rule">{_e(step.rule.name.replace("_", " "))}.</span> '

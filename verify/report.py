@@ -132,6 +132,7 @@ class Report:
             "source": SOURCE_CITATION,
             "derivation": [r.to_json() for r in self.derivation],
             "chain": [r.to_json() for r in self.chain],
+            "side_conditions": side_conditions_json(),
             "continuous": [r.to_json() for r in self.continuous],
             "derivation_numeric": [r.to_json() for r in self.derivation_numeric],
             "errata": [erratum_json(e) for e in self.errata],
@@ -140,6 +141,15 @@ class Report:
             "variance": [v.to_json() for v in self.variance],
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
+
+
+def side_conditions_json() -> dict:
+    """How each rule's side conditions stand (``derive.side_conditions``): counts, and those assumed."""
+    from derive.seed import DERIVATIONS
+    from derive.side_conditions import assumed_conditions, side_condition_counts
+
+    return {**side_condition_counts(DERIVATIONS),
+            "assumed_conditions": [{"rule": r, "condition": c} for r, c in assumed_conditions(DERIVATIONS)]}
 
 
 def erratum_json(e) -> dict:
