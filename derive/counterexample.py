@@ -29,7 +29,7 @@ from fractions import Fraction
 
 from sympy import factorint
 
-__all__ = ["LinLog", "RatJet", "counterexample", "POINTS"]
+__all__ = ["LinLog", "ExactJet", "RatJet", "counterexample", "POINTS"]
 
 
 class LinLog:
@@ -99,61 +99,85 @@ def _q(v) -> str:
     return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
 
 
-class RatJet:
-    """(value, d/dtheta, log value, d log/dtheta) in exact arithmetic; logs None for sums (``derive.jet``'s twin)."""
+class ExactJet:
+    """(value, d/dtheta, log value, d log/dtheta), in whatever arithmetic the values have; d is None after a
+    derivative, the logs None for sums (``derive.jet``'s twin without the modulus).  Subclasses say how a plain
+    number becomes a jet (``lift``) and what one is (``one``): ``RatJet`` (exact rationals) here,
+    ``verify.derivation_numeric.NumJet`` (floats, gradient vectors) for the numeric half."""
 
     __slots__ = ("v", "d", "lv", "ld")
 
-    def __init__(self, v, d=Fraction(0), lv=None, ld=None):
+    def __init__(self, v, d=0, lv=None, ld=None):
         self.v, self.d, self.lv, self.ld = v, d, lv, ld
+
+    @classmethod
+    def lift(cls, v) -> "ExactJet":
+        raise NotImplementedError
+
+    @classmethod
+    def one(cls) -> "ExactJet":
+        raise NotImplementedError
 
     def is_zero(self) -> bool:
         return self.v == 0
 
     def __add__(self, other):
-        o = _lift(other)
-        return RatJet(self.v + o.v, None if self.d is None or o.d is None else self.d + o.d)
+        o = self.lift(other)
+        return type(self)(self.v + o.v, None if self.d is None or o.d is None else self.d + o.d)
 
     __radd__ = __add__
 
     def __neg__(self):
-        return RatJet(-self.v, None if self.d is None else -self.d)
+        return type(self)(-self.v, None if self.d is None else -self.d)
 
     def __sub__(self, other):
-        return self + (-_lift(other))
+        return self + (-self.lift(other))
 
     def __rsub__(self, other):
-        return _lift(other) - self
+        return self.lift(other) - self
 
     def __mul__(self, other):
-        o = _lift(other)
+        o = self.lift(other)
         d = None if self.d is None or o.d is None else self.v * o.d + self.d * o.v
         if self.lv is None or o.lv is None:
-            return RatJet(self.v * o.v, d)
+            return type(self)(self.v * o.v, d)
         ld = None if self.ld is None or o.ld is None else self.ld + o.ld
-        return RatJet(self.v * o.v, d, self.lv + o.lv, ld)
+        return type(self)(self.v * o.v, d, self.lv + o.lv, ld)
 
     __rmul__ = __mul__
 
     def __pow__(self, n: int):
         if n < 0:
             inv = 1 / self.v
-            base = RatJet(inv, None if self.d is None else -self.d * inv * inv,
-                          None if self.lv is None else -self.lv, None if self.ld is None else -self.ld)
+            base = type(self)(inv, None if self.d is None else -self.d * inv * inv,
+                              None if self.lv is None else -self.lv, None if self.ld is None else -self.ld)
             return base ** -n
-        out = RatJet(Fraction(1), Fraction(0), LinLog(), Fraction(0))
+        out = self.one()
         for _ in range(n):
             out = out * self
         return out
 
-    def derivative(self, atoms=None) -> "RatJet":
+    def derivative(self, atoms=None) -> "ExactJet":
         if self.d is None:
             raise ValueError("second derivative: a jet carries the first derivative only")
-        return RatJet(self.d, None)
+        return type(self)(self.d, None)
 
 
-def _lift(v) -> RatJet:
-    return v if isinstance(v, RatJet) else RatJet(Fraction(v), Fraction(0))
+class RatJet(ExactJet):
+    """An ``ExactJet`` of exact rationals (values with logarithms: ``LinLog``)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def lift(cls, v) -> "RatJet":
+        return v if isinstance(v, RatJet) else RatJet(Fraction(v), Fraction(0))
+
+    @classmethod
+    def one(cls) -> "RatJet":
+        return RatJet(Fraction(1), Fraction(0), LinLog(), Fraction(0))
+
+
+_lift = RatJet.lift
 
 
 def _leaf(value: Fraction, d=Fraction(0)) -> RatJet:

@@ -2,16 +2,16 @@
 on a ``derive.steps.Derivation`` you wrote, chained to the built-in derivations it starts from or ends at.
 
 >>> from derive.userfile import parse_derivation
->>> mine = parse_derivation('''
-... name: demo
-... starts_from: pg_q
+>>> per_step = parse_derivation('''
+... name: per_step
+... starts_from: reward_to_go
 ... proves: grad_J
-... start: E(time_sum(gamma**t * score(t) * Q(t)))
-... step D1 expectation_of_sum: time_sum(E(gamma**t * score(t) * Q(t)))
+... start: E(time_sum(score(t) * reward_to_go(t)))
+... step P1 expectation_of_sum: time_sum(E(score(t) * reward_to_go(t)))
 ... ''')
->>> result = check_derivation(mine, quick=True)
+>>> result = check_derivation(per_step, quick=True)
 >>> result.passed, [row.label for row in result.section.chain]
-(True, ['demo ← pg_q (PGQ3)', 'demo proves ∇J'])
+(True, ['per_step ← reward_to_go (RTG9)', 'per_step proves ∇J'])
 """
 from __future__ import annotations
 
