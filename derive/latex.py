@@ -718,9 +718,14 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
         out += ["*Not verified in this export.*", ""]
     else:
         bad = failing_steps(status)
+        from derive.side_conditions import side_condition_counts
+        counts = side_condition_counts(derivations)
         out += ["**What was verified:** " + ("every step replayed by SymPy and grounded on tabular MDPs at the "
                                             "sizes shown. " + _methods_sentence(status) if not bad else
-                                            f"{len(bad)} steps FAILED: " + "; ".join(bad)), ""]
+                                            f"{len(bad)} steps FAILED: " + "; ".join(bad))
+                + f" Of the rules' side conditions, {counts['checked']} are checked by a predicate at every use, "
+                  f"{counts['imposed']} hold on the grounding model by construction and {counts['assumed']} are "
+                  "*assumed*, marked so below.", ""]
     out += [derivation_markdown(d, status, chain) for d in derivations]
     errata = list(errata)
     if errata:

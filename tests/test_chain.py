@@ -94,3 +94,19 @@ def test_side_conditions_are_classed_and_counted():
     from derive.rules import LOG_DERIVATIVE, TOWER_PROPERTY
     assert dict(classify(LOG_DERIVATIVE)) == {"p(x|theta) > 0": "checked"}
     assert set(dict(classify(TOWER_PROPERTY)).values()) == {"imposed", "checked"}
+
+
+def test_html_and_markdown_show_the_chain_and_the_assumed_conditions():
+    from derive.latex import render_markdown
+    from verify.html import render_html
+    from verify.report import Report
+
+    rows = check_chain(DERIVATIONS, sizes=())
+    report = Report(seed=0, quick=True)
+    report.chain = rows
+    page = render_html(report, figures=False)
+    assert "pg_q ← reward_to_go (RTG9)" in page and "are <em>assumed</em>" in page
+    assert "Schindorfer" in page and "Spinning Up" in page
+    md = render_markdown(DERIVATIONS, (), status={}, chain=rows)
+    assert "*Chain:* this derivation starts from the result of `reward_to_go`" in md
+    assert "(assumed)" in md and "are *assumed*" in md and "seed" not in md.lower()

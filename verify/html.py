@@ -64,6 +64,11 @@ def _derivations(report) -> str:
            "<p>Each step: the rule cited, its justification and side conditions, and whether the rule replays "
            "(applied to the line before, it gives the line) and the step grounds as an exact identity on "
            f"symbolic tabular MDPs of the sizes shown. Equations are numbered as in {_SOURCE_HTML}.</p>"]
+    from derive.side_conditions import side_condition_counts
+    counts = side_condition_counts(DERIVATIONS)
+    out.append(f"<p>Of the rules' side conditions, {counts['checked']} are checked by a predicate at every use, "
+               f"{counts['imposed']} hold on the grounding model by construction (normalisation, the Markov "
+               f"property, finite sizes) and {counts['assumed']} are <em>assumed</em>, marked so below.</p>")
     chain = {}
     for row in getattr(report, "chain", ()):
         chain.setdefault(row.derivation, []).append(row)
