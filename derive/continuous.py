@@ -39,7 +39,7 @@ mu = Symbol("mu", real=True)
 sigma = Symbol("sigma", positive=True)
 _z = Symbol("z", real=True)
 
-#: the steps (1)-(7) of the seed: the score-function identity for a generic density
+#: the steps (1)-(7) of the source: the score-function identity for a generic density
 SCORE_STEPS = tuple(s for s in SOURCE.steps if isinstance(s.number, int) and s.number <= 7)
 
 

@@ -5,7 +5,7 @@
 
 (the "Expected Grad-Log-Prob" lemma in OpenAI's Spinning Up, Part 3, "Intro to Policy
 Optimization"; Williams 1992 for REINFORCE).  ``EGLP`` is its derivation, replayed
-and grounded like the seed's; ``EGLP_RULE`` is the lemma as a rule, instantiated
+and grounded like the source's; ``EGLP_RULE`` is the lemma as a rule, instantiated
 at any time step, with ``proved_by = "eglp"``: reward-to-go and the baseline use it
 (through the tower property) instead of an axiom.
 

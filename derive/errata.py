@@ -187,7 +187,7 @@ def corrected_trajectory_mass(sizes=(2, 2, 2)) -> Basic:
 
 
 def missing_states(T: int = 2) -> set:
-    """States the seed's factors for t = 0..T reference but tau = (s_0, a_0, ..., s_T, a_T) lacks."""
+    """States the source's factors for t = 0..T reference but tau = (s_0, a_0, ..., s_T, a_T) lacks."""
     s, a = IndexedBase("s"), IndexedBase("a")
     P, pi, r = Function("p"), Function("pi"), Function("r")
     in_tau = {s[k] for k in range(T + 1)} | {a[k] for k in range(T + 1)}
@@ -269,7 +269,7 @@ def rho0_omitted(sizes=(2, 2, 2)) -> Erratum:
 
 
 def Product_seed():
-    """∏_{t ≥ 0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t): eq. (9) as the seed writes it."""
+    """∏_{t ≥ 0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t): eq. (9) as the source writes it."""
     from sympy import Product
     return Product(_seed_product, (t, 0, oo))
 
@@ -279,7 +279,7 @@ def _corrected_probability():
 
 
 def _tidy(v) -> Basic:
-    """-(γ - 1) X as (1 - γ) X, in the seed's notation."""
+    """-(γ - 1) X as (1 - γ) X, in the source's notation."""
     v, m = seed_notation(v), seed_notation(-v)
     if v.could_extract_minus_sign() and m.is_Mul:
         adds = sorted((a for a in m.args if a.is_Add), key=lambda a: gamma not in a.free_symbols)

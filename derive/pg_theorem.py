@@ -1,6 +1,6 @@
 """The policy-gradient theorem (Sutton et al. 2000), derived from the reward-to-go form.
 
-Three derivations, each a chain of steps replayed and grounded like the seed's:
+Three derivations, each a chain of steps replayed and grounded like the source's:
 
     PG_Q          E_tau[sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^{t'} r_{t'}]
                 = E_tau[sum_t gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)]

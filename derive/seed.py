@@ -1,8 +1,9 @@
-"""The seed's equations (1)-(15) and the two derivations its closing remark omits.
+"""The source's equations (1)-(15) (A. Schindorfer, Policy Gradient Derivation, 2026) and the two derivations its
+closing remark omits.
 
-Every ``after`` below is transcribed by hand from the seed (with the errata of
+Every ``after`` below is transcribed by hand from the source (with the errata of
 ``derive.errata`` corrected), never produced by applying the rule: replay would
-otherwise be a tautology.  Numbers are the seed's; the added derivations use
+otherwise be a tautology.  Numbers are the source's; the added derivations use
 labels "RTG1".. and "B1"...
 
 Corrections built in (see ``derive.errata``): eq. (9) includes rho_0(s_0) and
@@ -19,7 +20,7 @@ lemma (``derive.eglp``): no step is an axiom.  ``DERIVATIONS`` also holds the EG
 lemma and the policy-gradient theorem's forms (``derive.pg_theorem``), in the
 order the report and the LaTeX show them.
 
->>> [s.number for s in SOURCE.steps][:3], len(SEED.steps)
+>>> [s.number for s in SOURCE.steps][:3], len(SOURCE.steps)
 ([1, 2, 3], 15)
 """
 

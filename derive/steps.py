@@ -8,7 +8,7 @@ applies each rule to its ``before`` and accepts the step when the result equals
     ok  <=>  rule(before) == after   or   expand(rule(before) - after) == 0
 
 (for equations, side by side).  ``simplify`` is never called: it is about ten
-times slower and the seed's steps do not need it.  A step may name a focus
+times slower and the source's steps do not need it.  A step may name a focus
 ``at``, a subexpression of ``before`` the rule is applied to (the rest is kept).
 
 Replay never raises: a rule that does not match, a violated side condition, a
@@ -49,7 +49,7 @@ class Step:
     """One rewrite of a derivation.
 
     Attributes:
-      number: the equation number of ``after`` (an int for the seed's (1)-(15),
+      number: the equation number of ``after`` (an int for the source's (1)-(15),
         a label such as "RTG3" for the added derivations).
       before: the expression or equation the rule is applied to.
       rule: the rule cited.

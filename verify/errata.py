@@ -50,7 +50,7 @@ def rtg_variance_counterexample(rewards=(-2.0, 2.0), theta=(2.0, -2.0), horizon:
       discount: γ.
 
     Returns:
-      {"total_return": tr Cov, "reward_to_go": tr Cov}; the seed's remark claims the second is smaller.
+      {"total_return": tr Cov, "reward_to_go": tr Cov}; the source's remark claims the second is smaller.
     """
     mdp, policy = _two_pull_bandit(rewards, theta, horizon, discount)
     est = [get_estimator("total_return"), get_estimator("reward_to_go")]

@@ -290,7 +290,7 @@ def gae_estimator(lam: float = GAE_LAMBDA, *, values: str = "exact", discount: b
 
 ESTIMATORS: tuple[Estimator, ...] = (
     Estimator("total_return", rf"R(\tau) \sum_{{t \ge 0}} {_S}", True,
-              "the seed's eqs. (14)/(15): the whole discounted return R(tau) weights every step's score",
+              "the source's eqs. (14)/(15): the whole discounted return R(tau) weights every step's score",
               from_weights(total_return)),
     Estimator("reward_to_go", rf"\sum_{{t \ge 0}} {_S} {_G}", True,
               "causality: the score of step t is weighted by the rewards from t on, still discounted from 0",
