@@ -130,6 +130,22 @@ def _show(e: Basic) -> str:
         return str(e)
 
 
+def _equals_grad(ref: str, earlier: dict, proved_grad: set) -> bool:
+    """Whether the line ``ref`` names is proved equal to grad J: the definition; the result of a derivation that
+    proves grad J; or one of its steps, if that derivation is chained (every line equals grad J) or the step is an
+    equation whose left side is grad J (the source's (8), (14), (15), not its (3))."""
+    if ref in (GRAD_J, "∇J"):
+        return True
+    name, _, number = ref.partition(":")
+    if name not in proved_grad:
+        return False
+    d = earlier[name]
+    if not number or d.starts_from is not None or d.ends_at is not None:
+        return True
+    step = next((s for s in d.steps if str(s.number) == number), None)
+    return step is not None and isinstance(step.after, Equality) and equivalent(step.after.lhs, DEFINITION)[0]
+
+
 def _seam(d: Derivation, which: str, ref: str, earlier: dict, sizes, proved_grad: set) -> ChainCheck:
     from derive.grounding import ground_step
 
@@ -145,7 +161,7 @@ def _seam(d: Derivation, which: str, ref: str, earlier: dict, sizes, proved_grad
     grounding = tuple(ground_step(seam, sz, "auto") for sz in sizes)
     where = f"{d.name}'s {which} line"
     if ok and all(g.ok for g in grounding):
-        grad = " (proved equal to ∇J)" if ref in (GRAD_J, "∇J") or ref.partition(":")[0] in proved_grad else ""
+        grad = " (proved equal to ∇J)" if _equals_grad(ref, earlier, proved_grad) else ""
         return ChainCheck("seam", d.name, label, True, f"{where} is the line {target_label}{grad}: {how}", grounding)
     bad = [g for g in grounding if not g.ok]
     ground_text = f"; grounding: {bad[0].message}" if bad else "; grounding finds them equal at the sizes tried"
@@ -154,7 +170,7 @@ def _seam(d: Derivation, which: str, ref: str, earlier: dict, sizes, proved_grad
                       f"{_show(target)}{ground_text}", grounding)
 
 
-def _claim(d: Derivation, seams: list[ChainCheck], proved_grad: set) -> ChainCheck | None:
+def _claim(d: Derivation, seams: list[ChainCheck], earlier: dict, proved_grad: set) -> ChainCheck | None:
     if d.proves is None:
         return None
     if d.proves == GRAD_J:
@@ -169,8 +185,7 @@ def _claim(d: Derivation, seams: list[ChainCheck], proved_grad: set) -> ChainChe
                 continue
             seam = next((s for s in seams if s.derivation == d.name and ("←" if link == "starts_from" else "→")
                          in s.label), None)
-            name = ref.partition(":")[0]
-            if seam is not None and seam.ok and (ref in (GRAD_J, "∇J") or name in proved_grad):
+            if seam is not None and seam.ok and _equals_grad(ref, earlier, proved_grad):
                 return ChainCheck("proves", d.name, label, True,
                                   f"every line equals ∇J: it {link.replace('s_', 's ')} {seam.label.split(' ', 2)[2]}, "
                                   "which is proved equal to ∇J")
@@ -268,7 +283,7 @@ def check_chain(derivations, sizes=((2, 2, 2),)) -> list[ChainCheck]:
             if ref is not None:
                 seams.append(_seam(d, which, ref, earlier, sizes, proved_grad))
         rows += seams
-        claim = _claim(d, seams, proved_grad)
+        claim = _claim(d, seams, earlier, proved_grad)
         if claim is not None:
             rows.append(claim)
             claims[d.name] = claim

@@ -110,3 +110,23 @@ def test_html_and_markdown_show_the_chain_and_the_assumed_conditions():
     md = render_markdown(DERIVATIONS, (), status={}, chain=rows)
     assert "*Chain:* this derivation starts from the result of `reward_to_go`" in md
     assert "(assumed)" in md and "are *assumed*" in md and "seed" not in md.lower()
+
+
+def test_a_step_reference_equals_grad_j_only_if_that_line_does():
+    from derive.userfile import parse_derivation
+
+    text = """
+name: mine
+starts_from: source:{n}
+proves: grad_J
+start: E(time_sum(R * score(t)))
+step M1 expectation_of_sum: time_sum(E(R * score(t)))
+"""
+    ok = parse_derivation(text.format(n=15))
+    rows = [r for r in check_chain(DERIVATIONS + (ok,), sizes=()) if r.derivation == "mine"]
+    assert [r.ok for r in rows] == [True, True]
+    # (3) is about a generic f: a derivation starting from it (even if the lines matched) proves nothing about grad J
+    bad = dataclasses.replace(ok, starts_from="source:3", steps=(dataclasses.replace(
+        ok.steps[0], before=SOURCE.step(3).after),))
+    rows = [r for r in check_chain(DERIVATIONS + (bad,), sizes=()) if r.derivation == "mine"]
+    assert rows[0].ok and "proved equal to ∇J" not in rows[0].message and not rows[1].ok
