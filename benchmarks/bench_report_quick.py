@@ -25,7 +25,7 @@ def cpu(args: list[str]) -> float:
     return sorted(times)[RUNS // 2]
 
 
-NUMERIC = ("from verify.derivation_numeric import numeric_lines, quick_examples; from verify.report import "
+NUMERIC = ("from verify.app.derivation_numeric import numeric_lines, quick_examples; from verify.app.report import "
            "derivation_rows, chain_rows, QUICK_SIZES; derivation_rows(QUICK_SIZES); chain_rows(QUICK_SIZES); "
            "ex = quick_examples(); numeric_lines({k: ex[k] for k in %r})")
 

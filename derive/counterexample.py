@@ -103,7 +103,7 @@ class ExactJet:
     """(value, d/dtheta, log value, d log/dtheta), in whatever arithmetic the values have; d is None after a
     derivative, the logs None for sums (``derive.jet``'s twin without the modulus).  Subclasses say how a plain
     number becomes a jet (``lift``) and what one is (``one``): ``RatJet`` (exact rationals) here,
-    ``verify.derivation_numeric.NumJet`` (floats, gradient vectors) for the numeric half."""
+    ``verify.app.derivation_numeric.NumJet`` (floats, gradient vectors) for the numeric half."""
 
     __slots__ = ("v", "d", "lv", "ld")
 

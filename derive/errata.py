@@ -7,7 +7,7 @@ equations, the correction, a ``check`` that computes a value,
 a ``predicate`` on that value (what must be true for the source to be wrong, e.g. Σ_τ p(τ) ≠ 1), and
 ``evidence``: a sentence whose numbers, comparison words and the example's parameters are generated from the
 value.  A predicate that fails (an example whose parameters no longer show the slip) makes ``holds`` false,
-and the report fails.  The errata needing exact estimator variances live in ``verify.errata``.
+and the report fails.  The errata needing exact estimator variances live in ``verify.app.errata``.
 
 Mathematics is never a string here: the source's text, the correction and the evidence are ``Prose`` (text with
 SymPy expressions in it), and the displays are expressions, printed per medium by ``derive.printing``.

@@ -98,8 +98,8 @@ def test_side_conditions_are_classed_and_counted():
 
 def test_html_and_markdown_show_the_chain_and_the_assumed_conditions():
     from derive.latex import render_markdown
-    from verify.html import render_html
-    from verify.report import Report
+    from verify.app.html import render_html
+    from verify.app.report import Report
 
     rows = check_chain(DERIVATIONS, sizes=())
     report = Report(seed=0, quick=True)

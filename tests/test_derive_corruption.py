@@ -145,7 +145,7 @@ def test_malformed_step_is_a_row_not_a_traceback():
 
 # --- corruptions across derivations, each caught by the checks ``pgverify report --quick`` runs ---------------------
 #
-# ``verify.report.derivation_section(derivations, quick=True)`` is the function the quick report calls (steps,
+# ``verify.app.report.derivation_section(derivations, quick=True)`` is the function the quick report calls (steps,
 # chain, numeric half); each corruption below replaces whole derivations of a copy of DERIVATIONS, and the test
 # asserts that a failed row names the step or seam and gives the reason with a counterexample.
 
@@ -308,7 +308,7 @@ CHAIN_CORRUPTIONS = [
 
 @pytest.mark.parametrize("desc,build,expected", CHAIN_CORRUPTIONS, ids=[c[0] for c in CHAIN_CORRUPTIONS])
 def test_report_quick_catches_and_names(desc, build, expected):
-    from verify.report import derivation_section
+    from verify.app.report import derivation_section
 
     failures = derivation_section(build(), quick=True).failures
     for needles in expected:

@@ -112,7 +112,7 @@ def test_exchange_regularity_sentence_follows_the_values():
 
 
 def test_a_failing_erratum_fails_the_report():
-    from verify.report import Report
+    from verify.app.report import Report
 
     report = Report(seed=0, quick=True)
     report.errata = [rho0_omitted()]
@@ -126,7 +126,7 @@ def test_errata_quote_the_source_verbatim_and_are_classed():
     import re
 
     from derive.errata import KINDS, source_document
-    from verify.errata import all_errata
+    from verify.app.errata import all_errata
 
     norm = lambda s: re.sub(r"\s+", " ", s)  # noqa: E731  (the source wraps lines with double spaces)
     text = norm(source_document())

@@ -114,7 +114,7 @@ def test_notebook_reprs():
 
 @NEED_TOOLS
 def test_document_compiles_without_overfull_boxes_and_reads_as_maths(tmp_path):
-    from verify.errata import all_errata
+    from verify.app.errata import all_errata
 
     (tmp_path / "doc.tex").write_text(render_document(errata=all_errata(), status=_all_ok_status()))
     for _ in range(2):   # twice, for the cross-references

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from verify.errata import (
+from verify.app.errata import (
     all_errata, discount_restart_bias, reward_to_go_discount_origin, reward_to_go_variance, rtg_variance_counterexample,
 )
-from verify.exact import gradient
-from verify.mdp import TabularMDP
-from verify.policy import TabularSoftmax
+from verify.numerics.exact import gradient
+from verify.model.mdp import TabularMDP
+from verify.model.policy import TabularSoftmax
 
 
 def test_reward_to_go_can_have_higher_variance():

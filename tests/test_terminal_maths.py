@@ -10,8 +10,8 @@ from derive.printing import latex_to_unicode, to_unicode
 from derive.seed import SOURCE
 from verify import render
 from verify.cli import main
-from verify.errata import all_errata
-from verify.report import Report, continuous_rows
+from verify.app.errata import all_errata
+from verify.app.report import Report, continuous_rows
 
 
 def _printed(fn, report, width=100) -> str:

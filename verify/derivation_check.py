@@ -28,7 +28,7 @@ class DerivationCheck:
 
     Attributes:
       derivation: the ``derive.steps.Derivation`` checked.
-      section: ``verify.report.DerivationSection``: its steps' rows, its chain rows (seams, claimed result,
+      section: ``verify.app.report.DerivationSection``: its steps' rows, its chain rows (seams, claimed result,
         lemma uses) and its numeric rows (lines claimed equal to grad J, on the examples).
       quick: grounded at (2, 2, 2) and evaluated on the quick examples only.
     """
@@ -64,8 +64,8 @@ def check_derivation(derivation, quick: bool = False, builtins=None) -> Derivati
       UsageError: the derivation's name is a built-in derivation's.
     """
     from derive.steps import Derivation
-    from verify.report import DerivationSection, chain_rows, derivation_rows, FULL_SIZES, QUICK_SIZES
-    from verify.derivation_numeric import numeric_lines
+    from verify.app.report import DerivationSection, chain_rows, derivation_rows, FULL_SIZES, QUICK_SIZES
+    from verify.app.derivation_numeric import numeric_lines
 
     if builtins is None:
         from derive.seed import DERIVATIONS as builtins

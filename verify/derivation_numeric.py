@@ -4,7 +4,7 @@ Each line of the derivations from (8) to the policy-gradient theorem's three for
 claims to equal grad J.  Here the *same SymPy expression* is interpreted on a
 built-in example (its MDP and policy, numbers instead of symbols) by the grounding
 interpreter of ``derive.grounding``, with every trajectory of positive probability
-enumerated, and compared with grad J from ``verify.exact.gradient`` (DP: a
+enumerated, and compared with grad J from ``verify.numerics.exact.gradient`` (DP: a
 computation that shares no code with the interpreter):
 
     E_tau[g] = sum_tau p(tau|theta) g(tau),   grad -> first-order jets with vector derivatives,
@@ -83,8 +83,8 @@ def _build_model_class():
         """A built-in example as a grounding model: numbers and gradient vectors instead of symbols.
 
         Args:
-          mdp: a finite-horizon ``verify.mdp.TabularMDP``.
-          policy: its ``verify.policy.Policy``.
+          mdp: a finite-horizon ``verify.model.mdp.TabularMDP``.
+          policy: its ``verify.model.policy.Policy``.
           baseline: b(s), shape [S] (default 1 + s).
         """
 
@@ -157,7 +157,7 @@ def _positive_trajectories(model, mdp) -> list:
     return out
 
 
-NumericModel = None  # built on first use (derive is imported lazily, as in verify.report)
+NumericModel = None  # built on first use (derive is imported lazily, as in verify.app.report)
 
 
 @dataclass(frozen=True)
@@ -246,8 +246,8 @@ TWO_STATE = {
 
 def quick_examples() -> dict:
     """{name: Problem} of the quick numeric half: the bandit and ``TWO_STATE`` (time and discount)."""
-    from verify.builtin import builtin_examples
-    from verify.problem import problem_from_dict
+    from verify.model.builtin import builtin_examples
+    from verify.model.problem import problem_from_dict
 
     return {"bandit": builtin_examples()["bandit"], "two_state": problem_from_dict(dict(TWO_STATE))}
 
@@ -268,7 +268,7 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """Evaluate every line of ``expectation_lines`` on the built-in examples; compare with exact grad J.
 
     Args:
-      examples: {name: verify.problem.Problem} (default: the built-in examples; ``quick``: ``quick_examples()``,
+      examples: {name: verify.model.problem.Problem} (default: the built-in examples; ``quick``: ``quick_examples()``,
         the bandit and a 2-state model with H = 3 and gamma < 1).
       derivations: the derivations (default ``derive.seed.DERIVATIONS``; tests pass corrupted copies).
       quick: evaluate on ``QUICK_EXAMPLES`` only.
@@ -278,8 +278,8 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """
     global NumericModel
     from derive.grounding import ground
-    from verify.builtin import builtin_examples
-    from verify.exact import gradient
+    from verify.model.builtin import builtin_examples
+    from verify.numerics.exact import gradient
 
     if NumericModel is None:
         NumericModel = _build_model_class()

@@ -21,10 +21,10 @@ from derive.errata import Erratum, comparison, symbolic_errata
 from derive.notation import Reward, gamma, t, tp, H, time_sum
 from sympy import Sum, Symbol
 from derive.printing import Prose, Tex
-from verify.estimators import get_estimator
-from verify.mdp import TabularMDP
-from verify.moments import exact_moments_all
-from verify.policy import TabularSoftmax
+from verify.checks.estimators import get_estimator
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import exact_moments_all
+from verify.model.policy import TabularSoftmax
 
 __all__ = ["all_errata", "discount_restart_bias", "numeric_errata", "rtg_variance_counterexample",
            "reward_to_go_variance", "reward_to_go_discount_origin", "BIAS_ZERO_TOL"]

@@ -32,7 +32,7 @@ def run_derivation(args) -> int:
     from derive.userfile import DerivationFileError, load_derivation
     from verify.derivation_check import check_derivation
     from verify.errors import UsageError
-    from verify.io import atomic_write, check_output_path
+    from verify.model.io import atomic_write, check_output_path
 
     to_stdout = args.json == "-"
     out = None if args.json in (None, "-") else writable_output(args.json, args.force)
@@ -81,7 +81,7 @@ def _print(result) -> None:
 def _export(result, args) -> None:
     from derive.latex import render_document, render_markdown
     from verify.derivation_check import step_status
-    from verify.io import atomic_write
+    from verify.model.io import atomic_write
 
     status = step_status(result.section.steps)
     chain = result.section.chain

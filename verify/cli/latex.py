@@ -41,12 +41,12 @@ def _format(args) -> str:
 
 
 def run_latex(args) -> int:
-    from verify.io import atomic_write, check_output_path
+    from verify.model.io import atomic_write, check_output_path
 
     check_output_path(args.output, force=args.force)        # before the verification's seconds, not after
     from derive.latex import failing_steps, render_document, render_markdown, verify_derivations
     from derive.seed import DERIVATIONS
-    from verify.report import FULL_SIZES, QUICK_SIZES, errata_for_latex
+    from verify.app.report import FULL_SIZES, QUICK_SIZES, errata_for_latex
 
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     status = verify_derivations(DERIVATIONS, sizes, method="auto")     # the report's sizes and method
