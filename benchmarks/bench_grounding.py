@@ -7,7 +7,7 @@ Part 1, whole pipelines: every step of every derivation in ``derive.seed.DERIVAT
 at (2, 2, 2) and (3, 2, 3) by
 
   symbolic  the exact Laurent normal form of ``derive.laurent`` for every step (the baseline,
-            measured in the same run; at (3, 2, 3) only the seed's steps: the tower-property and
+            measured in the same run; at (3, 2, 3) only the source's steps: the tower-property and
             Q-value steps there take minutes and gigabytes, since every trajectory's polynomial is
             multiplied by its futures'),
   auto      what the report runs: symbolic where no normalisation is needed and the model has at
@@ -49,10 +49,10 @@ def pipelines():
     print(f"{'sizes':>10} {'method':>9} {'steps':>5} {'ok':>5} {'cpu s':>8} {'ratio':>7}  note")
     base = None
     configs = [((2, 2, 2), "symbolic", None), ((2, 2, 2), "auto", None), ((2, 2, 2), "random", None),
-               ((3, 2, 3), "symbolic", "the seed's (1)-(15) only"),
+               ((3, 2, 3), "symbolic", "the source's (1)-(15) only"),
                ((3, 2, 3), "auto", None), ((3, 2, 3), "random", None)]
     for sizes, method, note in configs:
-        steps = [s for name, s in STEPS if not note or name == "seed"]
+        steps = [s for name, s in STEPS if not note or name == "source"]
         G._MODELS.clear()    # every configuration starts cold: no lines or closures from the previous one
         G._COMPILED.clear()
         secs, results = cpu(lambda: [ground_step(s, sizes, method) for s in steps])

@@ -29,7 +29,7 @@ from sympy import (
 
 from derive.notation import Density, Expectation, Grad, Integrate, TestFn, x
 from derive.printing import to_unicode
-from derive.seed import SEED
+from derive.seed import SOURCE
 
 __all__ = ["ContinuousModel", "ContinuousCheck", "UniformCounterexample", "gaussian_model",
            "uniform_model", "evaluate", "check_steps", "check_gaussian",
@@ -39,8 +39,8 @@ mu = Symbol("mu", real=True)
 sigma = Symbol("sigma", positive=True)
 _z = Symbol("z", real=True)
 
-#: the steps (1)-(7) of the seed: the score-function identity for a generic density
-SCORE_STEPS = tuple(s for s in SEED.steps if isinstance(s.number, int) and s.number <= 7)
+#: the steps (1)-(7) of the source: the score-function identity for a generic density
+SCORE_STEPS = tuple(s for s in SOURCE.steps if isinstance(s.number, int) and s.number <= 7)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@
 (the "Expected Grad-Log-Prob" lemma in OpenAI's Spinning Up, Part 3, "Intro to Policy
 Optimization", https://spinningup.openai.com/en/latest/spinningup/rl_intro3.html; Williams, "Simple statistical
 gradient-following algorithms for connectionist reinforcement learning", 1992, https://doi.org/10.1007/BF00992696).  ``EGLP`` is its derivation, replayed
-and grounded like the seed's; ``EGLP_RULE`` is the lemma as a rule, instantiated
+and grounded like the source's; ``EGLP_RULE`` is the lemma as a rule, instantiated
 at any time step, with ``proved_by = "eglp"``: reward-to-go and the baseline use it
 (through the tower property) instead of an axiom.
 
@@ -17,7 +17,7 @@ True
 
 from __future__ import annotations
 
-from sympy import S, log
+from sympy import Eq, S, log
 
 from derive import rules as R
 from derive.notation import ActionExpectation, ActionSum, Grad, Policy, t
@@ -43,7 +43,8 @@ EGLP = Derivation(
     ])),
     "For every state s_t: E_{a_t ~ pi(.|s_t)}[grad log pi(a_t|s_t)] = sum_a grad pi(a|s_t) "
     "= grad sum_a pi(a|s_t) = grad 1 = 0 (Spinning Up's expected grad-log-prob lemma). "
-    "Reward-to-go and the baseline reduce to it through the tower property.")
+    "Reward-to-go and the baseline reduce to it through the tower property.",
+    proves=Eq(ActionExpectation(score(), t), S.Zero, evaluate=False))
 
 OWN_ACTION = "the mean is over the score's own action (E_{a_t ~ pi(.|s_t)}[grad log pi(a_t|s_t)])"
 

@@ -1,12 +1,15 @@
-"""The seed's slips that SymPy can expose; each is a check: a predicate on evidence computed, never asserted.
+"""Errata of the source derivation (A. Schindorfer, *Policy Gradient Derivation*, 21 January 2026) that SymPy can
+expose; each is a check: a predicate on evidence computed, never asserted.
 
-Every ``Erratum`` holds the seed's words and equations, the correction, a ``check`` that computes a value,
-a ``predicate`` on that value (what must be true for the seed to be wrong, e.g. Σ_τ p(τ) ≠ 1), and
+Every ``Erratum`` is classed (``kind``: a slip, a notation issue or a warning; only slips are called slips),
+quotes the source verbatim (``quotes``, checked against ``source_document()``), and holds the source's words and
+equations, the correction, a ``check`` that computes a value,
+a ``predicate`` on that value (what must be true for the source to be wrong, e.g. Σ_τ p(τ) ≠ 1), and
 ``evidence``: a sentence whose numbers, comparison words and the example's parameters are generated from the
 value.  A predicate that fails (an example whose parameters no longer show the slip) makes ``holds`` false,
-and the report fails.  The errata needing exact estimator variances live in ``verify.errata``.
+and the report fails.  The errata needing exact estimator variances live in ``verify.app.errata``.
 
-Mathematics is never a string here: the seed's text, the correction and the evidence are ``Prose`` (text with
+Mathematics is never a string here: the source's text, the correction and the evidence are ``Prose`` (text with
 SymPy expressions in it), and the displays are expressions, printed per medium by ``derive.printing``.
 
 >>> [e.id for e in symbolic_errata()][:2]
@@ -38,52 +41,95 @@ from derive.display import markdown_math
 from derive.printing import Prose, Tex, seed_notation, to_latex
 from derive.seed import reward_to_go, score
 
-__all__ = ["Erratum", "symbolic_errata", "rho0_omitted", "product_index_range", "objective_distribution",
+__all__ = ["Erratum", "KINDS", "errata_counts", "kind_label", "SOURCE_CITATION", "source_document", "symbolic_errata", "rho0_omitted", "product_index_range", "objective_distribution",
            "transition_named_reward", "reward_to_go_drops_discount", "exchange_regularity", "comparison"]
+
+
+#: the kinds of erratum, and the word each is called by in documents
+KINDS = {"slip": "slip", "notation": "notation", "warning": "warning"}
+
+#: the derivation the errata are about
+SOURCE_CITATION = "A. Schindorfer, Policy Gradient Derivation, 21 January 2026"
+
+
+def source_document() -> str:
+    """The source derivation's text (package data ``derive/source/policy-gradient-derivation.txt``)."""
+    from importlib import resources
+    return (resources.files("derive") / "source" / "policy-gradient-derivation.txt").read_text(encoding="utf-8")
+
+
+def errata_counts(errata) -> str:
+    """'8 errata (3 slips, 1 notation issue, 4 warnings)': the headings of every medium, counted by kind."""
+    errata = list(errata)
+    names = {"slip": ("slip", "slips"), "notation": ("notation issue", "notation issues"),
+             "warning": ("warning", "warnings")}
+    parts = [f"{n} {names[k][n != 1]}" for k in KINDS for n in [sum(getattr(e, "kind", "slip") == k
+                                                                     for e in errata)] if n]
+    return f"{len(errata)} errat{'um' if len(errata) == 1 else 'a'}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def kind_label(e) -> str:
+    """'Slip', 'Notation' or 'Warning': what an erratum is called (only slips are called slips)."""
+    return getattr(e, "kind", "slip").capitalize()
 
 
 @dataclass(frozen=True)
 class Erratum:
-    """One slip of the seed, checked.
+    """One erratum of the source, checked.
 
     Attributes:
       id: short stable identifier.
       title: one line.
-      seed_text: what the seed says (its words, with its maths as expressions).
+      source_text: what the source says (its words, with its maths as expressions).
       correction: what it should say.
       evidence: a sentence generated from ``value`` (numbers, comparison words, the example's parameters).
       value: what ``check()`` returned when the erratum was built.
       check: recomputes the value.
       predicate: value -> bool: true when the evidence shows the slip.
       claim: what the predicate tests, in words and maths.
-      seed_display: the seed's equations as written (expressions, for a document's displays).
+      source_display: the source's equations as written (expressions, for a document's displays).
       correction_display: the corrected equations.
       evidence_display: the computed values as equations.
       parameters: the example's parameters (the arguments its builder was called with).
+      kind: "slip" (the source is wrong as written), "notation" (a misleading name or symbol; the maths is
+        right once read as meant) or "warning" (right as far as it goes, but a reader applying it elsewhere
+        goes wrong: a missing hypothesis, a claim that is not a theorem).
+      quotes: the source's words this erratum is about, verbatim from ``source_document()`` (a test checks it).
     """
 
     id: str
     title: str
-    seed_text: str
+    source_text: str
     correction: str
     evidence: str
     value: Any = field(compare=False)
     check: Callable[[], Any] = field(compare=False, repr=False)
     predicate: Callable[[Any], bool] = field(compare=False, repr=False, default=None)
     claim: str = ""
-    seed_display: tuple = ()
+    source_display: tuple = ()
     correction_display: tuple = ()
     evidence_display: tuple = ()
     parameters: dict = field(default_factory=dict, compare=False)
+    kind: str = "slip"
+    quotes: tuple = ()
 
     def __post_init__(self):
-        for name in ("id", "title", "seed_text", "correction", "evidence"):
+        for name in ("id", "title", "source_text", "correction", "evidence"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"Erratum.{name} must be a non-empty string")
+        if self.kind not in KINDS:
+            raise ValueError(f"Erratum.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if not isinstance(self.quotes, tuple) or not all(isinstance(q, str) and q for q in self.quotes):
+            raise ValueError("Erratum.quotes must be a tuple of non-empty strings (verbatim from the source)")
         if not callable(self.check):
             raise TypeError("Erratum.check must be callable")
         if self.predicate is not None and not callable(self.predicate):
             raise TypeError("Erratum.predicate must be callable")
+
+    @property
+    def seed_text(self) -> str:
+        """Deprecated name of ``source_text`` ("seed" now means a random seed only)."""
+        return self.source_text
 
     @property
     def holds(self) -> bool:
@@ -100,7 +146,8 @@ class Erratum:
         return "shown" if self.holds else f"NOT shown: the evidence no longer satisfies {self.claim}"
 
     def to_json(self) -> dict:
-        return {"id": self.id, "title": str(self.title), "seed_text": str(self.seed_text),
+        return {"id": self.id, "kind": self.kind, "title": str(self.title), "source_text": str(self.source_text),
+                "quotes": list(self.quotes),
                 "correction": str(self.correction), "evidence": str(self.evidence), "claim": str(self.claim),
                 "holds": self.holds, "passed": self.passed,
                 "parameters": {k: _jsonable(v) for k, v in self.parameters.items()}}
@@ -140,7 +187,7 @@ def corrected_trajectory_mass(sizes=(2, 2, 2)) -> Basic:
 
 
 def missing_states(T: int = 2) -> set:
-    """States the seed's factors for t = 0..T reference but tau = (s_0, a_0, ..., s_T, a_T) lacks."""
+    """States the source's factors for t = 0..T reference but tau = (s_0, a_0, ..., s_T, a_T) lacks."""
     s, a = IndexedBase("s"), IndexedBase("a")
     P, pi, r = Function("p"), Function("pi"), Function("r")
     in_tau = {s[k] for k in range(T + 1)} | {a[k] for k in range(T + 1)}
@@ -199,7 +246,7 @@ def rho0_omitted(sizes=(2, 2, 2)) -> Erratum:
     word = "≠" if expand(v[0] - 1) != 0 else "="
     return Erratum(
         "rho0-omitted", "Eq. (9) omits the initial-state distribution",
-        Prose("The seed's (9) writes ", Eq(_p_tau, Product_seed(), evaluate=False),
+        Prose("(9) writes ", Eq(_p_tau, Product_seed(), evaluate=False),
               ": there is no factor for the first state."),
         Prose("Include ", InitialDist(), " and run the product over t = 0, …, H − 1: ",
               Eq(_p_tau, _corrected_probability(), evaluate=False),
@@ -213,15 +260,16 @@ def rho0_omitted(sizes=(2, 2, 2)) -> Erratum:
               Tex(r"\sum_s \rho_0(s) = 1", "Σₛ ρ₀(s) = 1"), "."),
         v, check, lambda val: expand(val[0] - 1) != 0,
         Prose("Σ over τ of (9) as written ≠ 1"),
-        seed_display=(Eq(_p_tau, Product_seed(), evaluate=False),),
+        source_display=(Eq(_p_tau, Product_seed(), evaluate=False),),
         correction_display=(Eq(_p_tau, _corrected_probability(), evaluate=False),),
         evidence_display=(Eq(seed_sum, seed_notation(v[0]), evaluate=False),
                           Eq(Integrate(_p_tau, tau), seed_notation(v[1]), evaluate=False)),
-        parameters={"sizes": tuple(sizes)})
+        parameters={"sizes": tuple(sizes)}, kind="slip",
+        quotes=(r"p(\tau|\theta) = \prod_{t \geq 0} p(s_{t+1} | s_t, a_t) \pi_{\theta}(a_t | s_t)",))
 
 
 def Product_seed():
-    """∏_{t ≥ 0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t): eq. (9) as the seed writes it."""
+    """∏_{t ≥ 0} p(s_{t+1}|s_t, a_t) π_θ(a_t|s_t): eq. (9) as the source writes it."""
     from sympy import Product
     return Product(_seed_product, (t, 0, oo))
 
@@ -231,7 +279,7 @@ def _corrected_probability():
 
 
 def _tidy(v) -> Basic:
-    """-(γ - 1) X as (1 - γ) X, in the seed's notation."""
+    """-(γ - 1) X as (1 - γ) X, in the source's notation."""
     v, m = seed_notation(v), seed_notation(-v)
     if v.could_extract_minus_sign() and m.is_Mul:
         adds = sorted((a for a in m.args if a.is_Add), key=lambda a: gamma not in a.free_symbols)
@@ -257,7 +305,7 @@ def product_index_range(T: int = 2) -> Erratum:
         listed += ([", "] if i else []) + [s]
     return Erratum(
         "product-index-range", "The index t ≥ 0 is unbounded and τ ends with an action",
-        Prose("The seed defines ",
+        Prose("It defines ",
               Tex(r"\tau = (s_0, a_0, s_1, a_1, \ldots, s_T, a_T)", "τ = (s₀, a₀, s₁, a₁, …, s_T, a_T)"),
               ", multiplies over ",
               Tex(r"t \geq 0", "t ≥ 0"), " in (9) and sums over ", Tex(r"t \geq 0", "t ≥ 0"),
@@ -269,7 +317,9 @@ def product_index_range(T: int = 2) -> Erratum:
               Tex(r"r_0, \ldots, r_T", "r₀, …, r_T"), " reference ", *listed,
               ", which τ does not contain." if states else "; τ contains every state they reference."),
         v, check, lambda val: len(val) > 0, Prose("the set of referenced states missing from τ is not empty"),
-        evidence_display=(), parameters={"T": T})
+        evidence_display=(), parameters={"T": T}, kind="slip",
+        quotes=(r"(s_0, a_0, s_1, a_1, \dots, s_T, a_T)", r"\prod_{t \geq 0}", r"\sum_{t \geq 0}",
+                r"R(\tau) = \sum_{t=0}^T \gamma^t r_t", r"\sum_{t=0}^T R(\tau)"))
 
 
 def objective_distribution(sizes=(1, 2, 1)) -> Erratum:
@@ -283,20 +333,23 @@ def objective_distribution(sizes=(1, 2, 1)) -> Erratum:
         "objective-distribution",
         Prose("J's expectation is over ", Tex(r"x \sim \pi_\theta", "x ∼ πθ"), " instead of ",
               Tex(r"\tau \sim p(\cdot \mid \theta)", "τ ∼ p(·|θ)")),
-        Prose("The seed defines ", Tex(r"J(\pi_\theta) \stackrel{\mathrm{def}}{=} \mathbb{E}_{x \sim \pi_\theta}"
-                                       r"[R(\tau)]", "J(πθ) ≝ E_x∼πθ[R(τ)]"),
-              "; (8) and (14)–(15) write ", Tex(r"\mathbb{E}_{\tau \sim \pi_\theta}", "E_τ∼πθ"), "."),
+        Prose("It defines ", Tex(r"J(\pi_\theta) \stackrel{\mathrm{def}}{=} \mathbb{E}_{x \sim \pi_\theta}"
+                                 r"[R(\tau)]", "J(πθ) ≝ E_x∼πθ[R(τ)]"),
+              ": the mean is over a variable x that ", Return(tau), " does not contain."),
         Prose(Tex(r"J(\pi_\theta) = \mathbb{E}_{\tau \sim p(\cdot \mid \theta)}[R(\tau)]",
                   "J(πθ) = E_τ∼p(·|θ)[R(τ)]"),
               ": ", _pi, " is a distribution over actions, ", _p_dot,
-              " the distribution over trajectories it induces."),
+              " the distribution over trajectories it induces. (The ",
+              Tex(r"\mathbb{E}_{\tau \sim \pi_\theta}", "E_τ∼πθ"),
+              " of (8) and (14)–(15) is the usual shorthand for the same mean, as in Spinning Up: not an error.)"),
         Prose("Averaging ", Return(tau), " over an action drawn from ", _pi, " gives ", over_pi,
               " (free of θ, gradient 0)" if theta_free else " (it depends on θ)",
               f", while on a symbolic MDP with {_sizes(sizes)} ", Eq(Grad(_J), grad, evaluate=False),
               ", which is not 0." if nonzero else ", which is 0 too."),
         v, check, lambda val: diff(val[0], theta) == 0 and expand(val[1]) != 0,
         Prose("the expectation over ", _pi, " is free of θ while ", Ne(Grad(_J), 0, evaluate=False)),
-        evidence_display=(Eq(Grad(_J), grad, evaluate=False),), parameters={"sizes": tuple(sizes)})
+        evidence_display=(Eq(Grad(_J), grad, evaluate=False),), parameters={"sizes": tuple(sizes)},
+        kind="slip", quotes=(r"J(\pi_\theta) &\stackrel{\text{def}}{=} \mathbb{E}_{x \sim \pi_\theta}[R(\tau)]",))
 
 
 def transition_named_reward(sizes=(2, 2, 2)) -> Erratum:
@@ -306,7 +359,7 @@ def transition_named_reward(sizes=(2, 2, 2)) -> Erratum:
     return Erratum(
         "transition-named-reward",
         Prose("The transition probability is called ", Tex(r"\mathcal{R}(s_t, a_t, s_{t+1})", "ℛ(sₜ, aₜ, sₜ₊₁)")),
-        Prose("The seed: the reward “changes the unknown transition function ",
+        Prose("The reward “is changed by an action which, in turn, changes the unknown transition function ",
               Tex(r"\mathcal{R}(s_t, a_t, s_{t+1})", "ℛ(sₜ, aₜ, sₜ₊₁)"), " which cannot be differentiated”."),
         Prose("The unknown transition probability is ", Transition(t), "; the reward function ",
               Tex(r"r(s_t, a_t, s_{t+1})", "r(sₜ, aₜ, sₜ₊₁)"), " enters ", Return(tau),
@@ -318,7 +371,9 @@ def transition_named_reward(sizes=(2, 2, 2)) -> Erratum:
         lambda val: val["P in p(tau)"] > 0 and val["r in p(tau)"] == 0 and val["r in R(tau)"] > 0
         and val["P in R(tau)"] == 0,
         Prose(_p_tau, " has transition parameters and no reward parameters, and ", Return(tau), " the reverse"),
-        parameters={"sizes": tuple(sizes)})
+        parameters={"sizes": tuple(sizes)}, kind="notation",
+        quotes=(r"changes the unknown transition function  $\mathcal{R}(s_t, a_t, s_{t+1})$  which cannot be "
+                "differentiated",))
 
 
 def reward_to_go_drops_discount(sizes=(1, 2, 2)) -> Erratum:
@@ -332,9 +387,10 @@ def reward_to_go_drops_discount(sizes=(1, 2, 2)) -> Erratum:
               "it vanishes at no γ > 0"))
     undiscounted = Expectation(time_sum(score() * time_sum(Reward(tp), tp, t, H - 1)), _p_tau)
     return Erratum(
-        "reward-to-go-drops-discount", "The reward-to-go remark drops γ",
-        Prose("The seed: ", Eq(Return(tau), Sum(gamma**t * Reward(t), (t, 0, Symbol("T"))), evaluate=False),
-              " … would use the “reward-to-go” ", Sum(Reward(tp), (tp, t, Symbol("T"))), " instead."),
+        "reward-to-go-drops-discount", "The reward-to-go remark is the undiscounted case",
+        Prose("With ", Eq(Return(tau), Sum(gamma**t * Reward(t), (t, 0, Symbol("T"))), evaluate=False),
+              " (“or … for the discounted case”), the remark “would use the ‘reward-to-go’ ",
+              Sum(Reward(tp), (tp, t, Symbol("T"))), " instead” gives the undiscounted weight only."),
         Prose("For the discounted objective the reward-to-go is ", time_sum(gamma**tp * Reward(tp), tp, t, H - 1),
               " (derivation RTG); without ", gamma**tp, " it is the gradient of the undiscounted return."),
         Prose(f"On a symbolic MDP with {_sizes(sizes)}, ", Eq(undiscounted - Grad(_J), _tidy(v), evaluate=False),
@@ -342,7 +398,8 @@ def reward_to_go_drops_discount(sizes=(1, 2, 2)) -> Erratum:
         v, check, lambda val: expand(val) != 0,
         Prose("the undiscounted reward-to-go's bias (the difference above) is not 0"),
         evidence_display=(Eq(undiscounted - Grad(_J), _tidy(v), evaluate=False),),
-        parameters={"sizes": tuple(sizes)})
+        parameters={"sizes": tuple(sizes)}, kind="warning",
+        quotes=(r"\sum_{t=0}^T \gamma^t r_t$  for the discounted case", r"“reward-to-go”  $\sum_{t'=t}^T r_{t'}$"))
 
 
 def exchange_regularity(power: int = 1) -> Erratum:
@@ -355,7 +412,7 @@ def exchange_regularity(power: int = 1) -> Erratum:
     steps = ", ".join(f"({n})" for n in u.failing_steps) or "none"
     return Erratum(
         "exchange-regularity", "Step (2)'s “mild regularity conditions” exclude θ-dependent support",
-        Prose("The seed: “derivative and integral can be exchanged under mild regularity conditions” (2)."),
+        Prose("Step (2): “derivative and integral can be exchanged under mild regularity conditions”."),
         Prose("Exchanging ", Tex(r"\nabla_\theta", "∇θ"), " and ", Tex(r"\int", "∫"), " needs the support of ",
               _p_dot, " not to depend on θ and ",
               Tex(r"|\nabla_\theta (f p)|", "|∇θ(f p)|"),
@@ -366,7 +423,8 @@ def exchange_regularity(power: int = 1) -> Erratum:
               f"; the steps whose two sides differ: {steps}."),
         v, check, lambda val: val[0] != val[1], Prose(Ne(lhs, rhs, evaluate=False)),
         evidence_display=(Eq(lhs, v[0], evaluate=False), Eq(rhs, v[1], evaluate=False)),
-        parameters={"power": power})
+        parameters={"power": power}, kind="warning",
+        quotes=("derivative and integral can be exchanged under mild regularity conditions",))
 
 
 @functools.lru_cache(maxsize=1)
@@ -383,8 +441,9 @@ def erratum_markdown(e) -> str:
         return markdown_math(v) if isinstance(v, Prose) else str(v)
 
     holds = getattr(e, "holds", None)
-    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — *The seed:* {prose(e.seed_text)}", ""]
-    for item in getattr(e, "seed_display", ()):
+    lines = [f"### {prose(e.title)}", "", f"`{e.id}` — **{kind_label(e)}.** *The source:* {prose(e.source_text)}",
+             ""]
+    for item in getattr(e, "source_display", ()):
         lines += ["$$", _display_markdown(item), "$$", ""]
     lines += [f"*Correction:* {prose(e.correction)}", ""]
     for item in getattr(e, "correction_display", ()):

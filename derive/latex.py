@@ -1,7 +1,7 @@
 r"""Documents of the derivations: a standalone LaTeX document, Markdown with ``$$`` maths, notebook reprs.
 
 ``render_document`` writes: a title block saying what was verified (each derivation's replay and grounding
-sizes, with ✓ or ✗), the notation, every derivation with its steps numbered as in the seed (``\tag`` and
+sizes, with ✓ or ✗), the notation, every derivation with its steps numbered as in the source (``\tag`` and
 ``\label``, cited with ``\eqref``), each step's rule, justification, side conditions and status, the
 continuous cases (Gaussian, Uniform(0, θ)), the errata as a section with real equations, and a short
 bibliography.  Long equations are broken with ``split`` so pdflatex reports no overfull box.  Only amsmath
@@ -10,8 +10,8 @@ and amssymb (texlive-latex-base).  Every expression is printed by ``derive.print
 ``verify_derivations`` replays and grounds every step first; a failing step is a row (a status with the
 message), never an exception, and the document marks it.
 
->>> from derive.seed import SEED
->>> SEED._repr_latex_().startswith(r"$$\nabla_{\theta} \mathbb{E}_{x \sim p(\cdot \mid \theta)}\left[f(x)\right]")
+>>> from derive.seed import SOURCE
+>>> SOURCE._repr_latex_().startswith(r"$$\nabla_{\theta} \mathbb{E}_{x \sim p(\cdot \mid \theta)}\left[f(x)\right]")
 True
 """
 
@@ -25,10 +25,10 @@ from sympy import Add, Basic, Product, Sum
 from sympy.core.relational import Equality
 
 from derive.notation import Expectation
-from derive.display import equation_sides as _sides, markdown_math as _md_math, markdown_status as _md_status
-from derive.display import step_markdown, title_of as _title
+from derive.display import equation_sides as _sides
 from derive.errata import erratum_markdown
 from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
+from derive.errata import errata_counts, kind_label
 from derive.rule_prose import rule_prose
 from derive.steps import Derivation, Step
 
@@ -43,62 +43,32 @@ escape_text = latex_escape
 LINE_BUDGET = 62
 
 BIBLIOGRAPHY = (
+    ("schindorfer2026", "A. Schindorfer. Policy Gradient Derivation. 21 January 2026. (The derivation checked: "
+                        "equations (1)--(15) and the reward-to-go remark.)"),
     ("williams1992", "R. J. Williams. Simple statistical gradient-following algorithms for connectionist "
                      "reinforcement learning. Machine Learning, 8:229--256, 1992."),
     ("sutton2000", "R. S. Sutton, D. McAllester, S. Singh and Y. Mansour. Policy gradient methods for "
                    "reinforcement learning with function approximation. In NeurIPS 12, 2000."),
     ("schulman2016", "J. Schulman, P. Moritz, S. Levine, M. Jordan and P. Abbeel. High-dimensional continuous "
                      "control using generalized advantage estimation. In ICLR, 2016."),
+    ("spinningup2018", "J. Achiam. Spinning Up in Deep Reinforcement Learning. OpenAI, 2018. "
+                       "https://spinningup.openai.com (Part 3, Intro to Policy Optimization: the expected "
+                       "grad-log-prob lemma)."),
 )
 
-_SUMMARIES = {
-    "seed": Prose("The score-function identity (1)–(7) ", Tex(r"\cite{williams1992}", "[Williams 1992]"),
-                  ", instantiated at the trajectory distribution (8), and the gradient of ",
-                  Tex(r"\log p(\tau \mid \theta)", "log p(τ|θ)"),
-                  " reduced to the policy's score (9)–(13), give the simple policy gradient (14)–(15)."),
-    "reward_to_go": Prose("Writing ", Tex(r"R(\tau)", "R(τ)"), " out and splitting at ", Tex("t", "t"),
-                          ", the rewards ", Tex(r"r_{t'}", "rₜ′"), " with ", Tex("t' < t", "t′ < t"),
-                          " are fixed given ", Tex("s_t", "sₜ"), " while the score has mean zero given ",
-                          Tex("s_t", "sₜ"), ", so only the reward-to-go ",
-                          Tex(r"\sum_{t' \geq t} \gamma^{t'} r_{t'}", "Σₜ′≥ₜ γᵗ′ rₜ′"),
-                          " remains. The discount stays ", Tex(r"\gamma^{t'}", "γᵗ′"), ", not ",
-                          Tex(r"\gamma^{t'-t}", "γᵗ′⁻ᵗ"), "."),
-    "baseline": Prose("Because ", Tex(r"\sum_a \pi_\theta(a \mid s) = 1", "Σₐ πθ(a|s) = 1"), ", ",
-                      Tex(r"\mathbb{E}[\nabla_\theta \log \pi_\theta(a_t \mid s_t)\, b(s_t)] = 0",
-                          "E[∇θ log πθ(aₜ|sₜ) b(sₜ)] = 0"),
-                      ": subtracting a baseline that depends on the state only keeps the estimator's mean equal "
-                      "to ", Tex(r"\nabla_\theta J(\pi_\theta)", "∇θ J(πθ)"), " ",
-                      Tex(r"\cite{williams1992,schulman2016}", "[Williams 1992; Schulman et al. 2016]"), "."),
-    "eglp": Prose("For every state ", Tex("s_t", "sₜ"), ": ",
-                  Tex(r"\mathbb{E}_{a_t \sim \pi_\theta(\cdot \mid s_t)}[\nabla_\theta \log \pi_\theta(a_t \mid s_t)] "
-                      r"= \sum_a \nabla_\theta \pi_\theta(a \mid s_t) = \nabla_\theta \sum_a \pi_\theta(a \mid s_t) "
-                      r"= \nabla_\theta 1 = 0",
-                      "E_aₜ∼πθ(·|sₜ)[∇θ log πθ(aₜ|sₜ)] = Σₐ ∇θ πθ(a|sₜ) = ∇θ Σₐ πθ(a|sₜ) = ∇θ 1 = 0"),
-                  " (the expected grad-log-prob lemma of Spinning Up). Reward-to-go and the baseline reduce to it "
-                  "through the tower property."),
-    "pg_q": Prose("Conditioning each term of the reward-to-go form on ", Tex("(h_t, a_t)", "(hₜ, aₜ)"),
-                  ", the score is known and comes out, and by the Markov property ",
-                  Tex(r"\mathbb{E}[\sum_{t' \geq t} \gamma^{t'} r_{t'} \mid h_t, a_t] = \gamma^t Q_t(s_t, a_t)",
-                      "E[Σₜ′≥ₜ γᵗ′ rₜ′|hₜ, aₜ] = γᵗ Qₜ(sₜ, aₜ)"),
-                  ": the policy-gradient theorem ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"), "."),
-    "pg_advantage": Prose("With ", Tex("A_t = Q_t - V_t", "Aₜ = Qₜ − Vₜ"), ", the ", Tex("V_t(s_t)", "Vₜ(sₜ)"),
-                          " term is a state-dependent baseline: conditioning on ", Tex("h_t", "hₜ"),
-                          " and the EGLP lemma remove it, so the advantage form equals the Q form ",
-                          Tex(r"\cite{sutton2000,schulman2016}", "[Sutton et al. 2000; Schulman et al. 2016]"), "."),
-    "pg_state": Prose("Each term ", Tex(r"\mathbb{E}[\gamma^t \nabla_\theta \log \pi_\theta(a_t \mid s_t)\, "
-                                       r"Q_t(s_t, a_t)]", "E[γᵗ ∇θ log πθ(aₜ|sₜ) Qₜ(sₜ, aₜ)]"),
-                      " depends on ", Tex("(s_t, a_t)", "(sₜ, aₜ)"), " only, so the rest of the trajectory sums "
-                      "out, giving the state-visitation form ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"),
-                      "."),
+_TITLES = {
+    "pg_advantage": Prose("The policy-gradient theorem, advantage form (baseline ", Tex("b = V", "b = V"), ")"),
 }
 
+
+def _title(d: Derivation) -> Prose:
+    return _TITLES.get(d.name) or (d.title if isinstance(d.title, Prose) else Prose(d.title))
+
+
 def _summary(d: Derivation) -> Prose:
-    if d.name in _SUMMARIES:
-        return _SUMMARIES[d.name]
-    s = d.summary if isinstance(d.summary, Prose) else Prose(d.summary or "")
-    if d.name.startswith(("pg_theorem", "policy_gradient")):
-        s = Prose(s, " ", Tex(r"\cite{sutton2000}", "[Sutton et al. 2000]"))
-    return s
+    """The summary, its formulas taken from the derivation's own lines (``derive.summaries``)."""
+    from derive.summaries import summary
+    return summary(d)
 
 
 summary_of = _summary    # the documents' summary of a derivation (with citations), public for verify.html
@@ -270,6 +240,15 @@ def _equation_body(lhs: str | None, rhs: Basic, printer, budget: float = LINE_BU
 
 # --- the steps ------------------------------------------------------------------------------------------------------
 
+def marked_conditions(rule, conditions) -> list:
+    """The rule's side conditions (Prose), each one pgverify neither checks nor imposes marked "(assumed)"."""
+    from derive.side_conditions import classify
+    statuses = [status for _, status in classify(rule)]
+    if len(statuses) != len(conditions):
+        return list(conditions)
+    return [Prose(c, " (assumed)") if status == "assumed" else c for c, status in zip(conditions, statuses)]
+
+
 def _label(number) -> str:
     return f"eq:{number}"
 
@@ -304,7 +283,7 @@ def step_latex(step: Step, previous: Step | None = None, status: StepStatus | No
     lhs_tex = p._print(lhs) if lhs is not None else None
     relation = rf"\overset{{{head_ref}}}{{=}}" if head_ref and lhs is not None else "="
     label = _cites(step.rule.latex_label, known)
-    conds = "; ".join(c.latex() for c in conditions)
+    conds = "; ".join(c.latex() for c in marked_conditions(step.rule, conditions))
     number = latex_escape(str(step.number))
     return "\n".join([
         "",
@@ -328,9 +307,50 @@ def _known_equations(derivations) -> dict:
     return out
 
 
+def _ref_text(ref: str, latex: bool) -> str:
+    """A chain reference in words: the definition of grad J, a derivation's result, or one of its equations."""
+    from derive.steps import GRAD_J
+    if ref in (GRAD_J, "∇J"):
+        return r"the definition of $\nabla_\theta J(\pi_\theta)$"
+    name, _, number = ref.partition(":")
+    code = rf"\texttt{{{latex_escape(name)}}}" if latex else f"`{name}`"
+    return (f"equation ({latex_escape(number) if latex else number}) of {code}" if number
+            else f"the result of {code}")
+
+
+def _chain_text(d: Derivation, rows, latex: bool) -> str:
+    """'Chain: it starts from …, so every line equals ∇J', with the checks' verdicts (documents show the chain)."""
+    from derive.steps import GRAD_J
+    parts = []
+    if d.starts_from:
+        parts.append("starts from " + _ref_text(d.starts_from, latex))
+    if d.ends_at:
+        parts.append("arrives at " + _ref_text(d.ends_at, latex))
+    if d.proves == GRAD_J:
+        parts.append(r"so every line equals $\nabla_\theta J(\pi_\theta)$" if d.starts_from or d.ends_at
+                     else r"ends at an equation for $\nabla_\theta J(\pi_\theta)$")
+    elif isinstance(d.proves, Equality):
+        parts.append(f"proves ${to_latex(d.proves.lhs)} = {to_latex(d.proves.rhs)}$")
+    if not parts:
+        return ""
+    text = ((r"\noindent\emph{Chain:} " if latex else "*Chain:* ") + "this derivation " + ", ".join(parts) + ".")
+    mine = [r for r in (rows or ()) if r.derivation == d.name]
+    bad = [r for r in mine if not r.ok]
+    if mine and not bad:
+        counts = [(sum(r.kind == k for r in mine), k) for k in ("seam", "proves", "lemma")]
+        words = {"seam": "seam (exact identity, grounded)", "proves": "claimed result",
+                 "lemma": "use of a lemma against its statement"}
+        text += (" Checked " + (r"$\checkmark$" if latex else "✓") + ": " + ", ".join(
+            f"{n} {words[k]}" + ("s" if n > 1 and k == "lemma" else "") for n, k in counts if n) + ".")
+    for r in bad:
+        msg = _short(seed_names_text(r.message), 300)
+        text += (rf" $\times$ \textbf{{FAILED}}: {latex_escape(msg)}" if latex else f" ✗ **FAILED**: {msg}")
+    return text
+
+
 def derivation_latex(d: Derivation, status: dict | None = None, known: set = frozenset(),
-                     earlier: dict | None = None) -> str:
-    """One derivation as a section."""
+                     earlier: dict | None = None, chain=None) -> str:
+    """One derivation as a section (``chain``: ``derive.chain.ChainCheck`` rows, shown with the chain)."""
     earlier = earlier or {}
     head = d.steps[0].before
     head_ref, starts = "", ""
@@ -342,9 +362,14 @@ def derivation_latex(d: Derivation, status: dict | None = None, known: set = fro
         if rhs == head and not starts:
             starts = rf"It starts from the expression \eqref{{{_label(number)}}}."
     lines = [rf"\section{{{_title(d).latex()}}}",
-             rf"\label{{sec:{d.name}}}", _cites(_summary(d).latex(), known)]
+             rf"\label{{sec:{d.name}}}",
+             # the summary's formulas are the derivation's own lines: let TeX stretch spaces rather than overflow
+             r"\begin{sloppypar}" + _cites(_summary(d).latex(), known) + r"\end{sloppypar}"]
     if starts:
         lines.append(starts)
+    link = _chain_text(d, chain, latex=True)
+    if link:
+        lines.append("\n" + link)
     previous = None
     for i, step in enumerate(d.steps):
         ref = head_ref if i == 0 else ""
@@ -367,7 +392,7 @@ def _first_step_with_head(step: Step, named_lhs: Basic, status, known, ref) -> s
     p = PGLatexPrinter()
     justification, conditions = rule_prose(step.rule)
     head = f"{p._print(name_objective(named_lhs))} \\overset{{{ref}}}{{=}} {p._print(step.before)}"
-    conds = "; ".join(c.latex() for c in conditions)
+    conds = "; ".join(c.latex() for c in marked_conditions(step.rule, conditions))
     number = latex_escape(str(step.number))
     return "\n".join([
         "",
@@ -423,6 +448,11 @@ def _verified_block(derivations, status: dict | None) -> str:
                r"each is marked $\checkmark$ below. " + _methods_sentence(status)
                if all_ok else r"\textbf{Some steps FAILED}; they are marked $\times$ below with the reason, the "
                               r"others $\checkmark$ (replayed and grounded at every size shown).")
+    from derive.side_conditions import side_condition_counts
+    counts = side_condition_counts(derivations)
+    verdict += (f" Of the rules' side conditions, {counts['checked']} are checked by a predicate at every use, "
+                f"{counts['imposed']} hold on the grounding model by construction (normalisation, the Markov "
+                rf"property, finite sizes) and {counts['assumed']} are \emph{{assumed}}, marked so below.")
     return "\n".join([
         r"\noindent\textbf{What was verified.} " + verdict,
         r"\begin{center}\small",
@@ -516,8 +546,8 @@ def _erratum_latex(e) -> str:
                 if holds else r"\emph{Check:} $\times$ \textbf{FAILED}: the computed evidence does not satisfy: "
                 + prose(e.claim) + "."))
     out = [rf"\subsection*{{{prose(e.title)}}}", rf"\noindent\texttt{{{latex_escape(e.id)}}}\quad"
-           rf"\emph{{The seed:}} {prose(e.seed_text)}"]
-    for item in getattr(e, "seed_display", ()):
+           rf"\textbf{{{kind_label(e)}.}} \emph{{The source:}} {prose(e.source_text)}"]
+    for item in getattr(e, "source_display", ()):
         out += [r"\begin{equation*}", _display_latex(item), r"\end{equation*}"]
     out.append(rf"\emph{{Correction:}} {prose(e.correction)}")
     for item in getattr(e, "correction_display", ()):
@@ -530,7 +560,7 @@ def _erratum_latex(e) -> str:
 
 
 def render_document(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
-                    status: dict | None = None, continuous: bool = True) -> str:
+                    status: dict | None = None, continuous: bool = True, chain=None) -> str:
     """A standalone LaTeX document of the derivations, the continuous cases and the errata.
 
     Args:
@@ -538,6 +568,7 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
       errata: ``derive.errata.Erratum`` records (or objects with the same text attributes).
       status: ``verify_derivations(...)``'s result; None says in the document that nothing was verified.
       continuous: include the Gaussian and Uniform(0, θ) section.
+      chain: ``derive.chain.check_chain`` rows (seams, claimed results, lemma uses), shown per derivation.
 
     Returns:
       the document source; it uses only amsmath and amssymb.
@@ -548,15 +579,18 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
     known = {str(s.number) for d in derivations for s in d.steps}
     body, earlier = [], {}
     for d in derivations:
-        body.append(derivation_latex(d, status, known, earlier))
+        body.append(derivation_latex(d, status, known, earlier, chain))
         for s in d.steps:
             earlier[str(s.number)] = (s.after.lhs, s.after.rhs) if s.is_equation else (None, s.after)
     if continuous:
         body.append(_continuous_section())
     errata = list(errata)
     if errata:
-        body += [r"\section{Errata: slips in the seed}", r"\label{sec:errata}",
-                 "Each slip is a check: its evidence is computed (by SymPy on symbolic MDPs, or exactly by "
+        body += [r"\section{Errata of the source}", r"\label{sec:errata}",
+                 rf"{errata_counts(errata).capitalize()} of \cite{{schindorfer2026}}, each quoting it verbatim. "
+                 "A slip is wrong as written; a notation issue misnames something the maths gets right; a "
+                 "warning is right as far as it goes but misleads when applied elsewhere. "
+                 "Each erratum is a check: its evidence is computed (by SymPy on symbolic MDPs, or exactly by "
                  "enumeration), and its sentence, numbers and comparison are generated from that evidence."]
         body += [_erratum_latex(e) for e in errata]
     bib = "\n".join(rf"\bibitem{{{key}}} {text}" for key, text in BIBLIOGRAPHY)
@@ -569,7 +603,8 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
         r"\allowdisplaybreaks\setlength{\emergencystretch}{2em}",
         r"\title{The policy gradient, step by step}",
         r"\author{Generated by pgverify from the derivation's SymPy expressions}",
-        r"\date{}",
+        r"\date{The derivation checked: A.~Schindorfer, \emph{Policy Gradient Derivation}, 21 January 2026 "
+        r"\cite{schindorfer2026}}",
         r"\begin{document}",
         r"\maketitle",
         _verified_block(derivations, status),
@@ -584,8 +619,49 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
 
 # --- Markdown and notebooks -----------------------------------------------------------------------------------------
 
-def derivation_markdown(d: Derivation, status: dict | None = None) -> str:
+def _md_status(status: StepStatus | None) -> str:
+    if status is None:
+        return ""
+    if status.ok:
+        sizes = ", ".join(str(tuple(g[0])) for g in status.grounding)
+        return " — ✓ replayed" + (f", grounded at {sizes}" if sizes else "")
+    return f" — ✗ **FAILED**: {seed_names_text(status.failure())}"
+
+
+def _md_math(prose: Prose) -> str:
+    """Prose for Markdown: text as is, maths as ``$...$``."""
+    out = []
+    for part in prose.parts:
+        if isinstance(part, Tex):
+            out.append(part.text if part.latex.startswith("\\cite") else f"${part.latex}$")
+        elif isinstance(part, str):
+            out.append(part.replace("*", r"\*").replace("_", r"\_"))
+        else:
+            out.append(f"${to_latex(part)}$")
+    return "".join(out)
+
+
+def step_markdown(step: Step, previous: Step | None = None, status: StepStatus | None = None) -> str:
+    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the source."""
+    justification, conditions = rule_prose(step.rule)
+    lhs, rhs = _sides(step, previous)
+    eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
+    conds = "; ".join(_md_math(c) for c in marked_conditions(step.rule, conditions))
+    return "\n".join([
+        f"**({step.number})** *{step.rule.name.replace('_', ' ')}.* {_md_math(justification)}"
+        + (f" *Needs:* {conds}." if conds else "") + _md_status(status),
+        "",
+        "$$",
+        rf"{eq} \qquad ({step.number})",
+        "$$",
+        ""])
+
+
+def derivation_markdown(d: Derivation, status: dict | None = None, chain=None) -> str:
     out = [f"## {_md_math(_title(d))}", "", _md_math(_summary(d)), ""]
+    link = _chain_text(d, chain, latex=False)
+    if link:
+        out += [link, ""]
     previous = None
     for step in d.steps:
         out.append(step_markdown(step, previous, None if status is None else status.get((d.name, step.number))))
@@ -594,22 +670,31 @@ def derivation_markdown(d: Derivation, status: dict | None = None) -> str:
 
 
 def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
-                    status: dict | None = None) -> str:
+                    status: dict | None = None, chain=None) -> str:
     """The derivations and errata as Markdown with ``$$`` displays (renders on code-hosting sites)."""
     if derivations is None:
         from derive.seed import DERIVATIONS
         derivations = DERIVATIONS
-    out = ["# The policy gradient, step by step", ""]
+    out = ["# The policy gradient, step by step", "",
+           "The derivation checked: A. Schindorfer, *Policy Gradient Derivation*, 21 January 2026 "
+           "[Schindorfer 2026], equations (1)–(15) and its reward-to-go remark.", ""]
     if status is None:
         out += ["*Not verified in this export.*", ""]
     else:
         bad = failing_steps(status)
+        from derive.side_conditions import side_condition_counts
+        counts = side_condition_counts(derivations)
         out += ["**What was verified:** " + ("every step replayed by SymPy and grounded on tabular MDPs at the "
                                             "sizes shown. " + _methods_sentence(status) if not bad else
-                                            f"{len(bad)} steps FAILED: " + "; ".join(bad)), ""]
-    out += [derivation_markdown(d, status) for d in derivations]
+                                            f"{len(bad)} steps FAILED: " + "; ".join(bad))
+                + f" Of the rules' side conditions, {counts['checked']} are checked by a predicate at every use, "
+                  f"{counts['imposed']} hold on the grounding model by construction and {counts['assumed']} are "
+                  "*assumed*, marked so below.", ""]
+    out += [derivation_markdown(d, status, chain) for d in derivations]
     errata = list(errata)
     if errata:
-        out += ["## Errata: slips in the seed", ""] + [erratum_markdown(e) for e in errata]
+        out += ["## Errata of the source", "", f"{errata_counts(errata).capitalize()} of Schindorfer's "
+                "*Policy Gradient Derivation* (2026), each quoting it verbatim.", ""] + [erratum_markdown(e)
+                                                                                       for e in errata]
     out += ["## References", ""] + [f"- {text.replace('--', '–')}" for _, text in BIBLIOGRAPHY] + [""]
     return "\n".join(out)

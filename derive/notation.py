@@ -1,6 +1,6 @@
 """SymPy expression classes for the notation of the policy-gradient derivation.
 
-Every object of the seed text is a node that SymPy can hold, compare, substitute
+Every object of the source text is a node that SymPy can hold, compare, substitute
 into and print: ``Expectation`` (E_{x~p}[f]), ``Grad`` (nabla_theta),
 ``Integrate`` (int dx), ``Density`` (p(x|theta), p(tau|theta)), ``TestFn`` (f(x)),
 ``Return`` (R(tau)), ``Policy`` (pi_theta(a_t|s_t)), ``Transition``

@@ -3,7 +3,7 @@
 Sutton, McAllester, Singh and Mansour, "Policy gradient methods for reinforcement learning with function
 approximation", NeurIPS 12 (2000), https://proceedings.neurips.cc/paper/1999/hash/464d828b85b0bed98e80ade0a5c43b0f-Abstract.html.
 
-Three derivations, each a chain of steps replayed and grounded like the seed's:
+Three derivations, each a chain of steps replayed and grounded like the source's:
 
     PG_Q          E_tau[sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^{t'} r_{t'}]
                 = E_tau[sum_t gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)]
@@ -35,7 +35,7 @@ from derive.notation import (
     ActionExpectation, ActionSum, Advantage, CondExpectation, Density, Expectation, Grad, Policy, QValue,
     Reward, StateProb, StateSum, VValue, gamma, t, tau, theta, time_sum, tp, H,
 )
-from derive.steps import Derivation, Step, chain_steps
+from derive.steps import GRAD_J, Derivation, Step, chain_steps
 
 __all__ = ["PG_Q", "PG_ADVANTAGE", "PG_STATE", "reward_to_go", "Q_FORM", "REWARD_TO_GO_FORM"]
 
@@ -66,7 +66,8 @@ PG_Q = Derivation(
     ])),
     "Conditioning each term of the reward-to-go form on (h_t, a_t), the score is known and comes "
     "out, and by the Markov property E[sum_{t'>=t} gamma^{t'} r_{t'} | h_t, a_t] = gamma^t Q_t(s_t, a_t): "
-    "grad J = E[sum_t gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)] (Sutton et al. 2000).")
+    "grad J = E[sum_t gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)] (Sutton et al. 2000).",
+    starts_from="reward_to_go", proves=GRAD_J)
 
 _with_v = _E(time_sum(gamma**t * score() * VValue(t)))
 _QmV = _E(time_sum(gamma**t * score() * QValue(t))) - _with_v
@@ -87,7 +88,7 @@ PG_ADVANTAGE = Derivation(
 # the tower property conditions the V term only
 PG_ADVANTAGE = Derivation(PG_ADVANTAGE.name, PG_ADVANTAGE.title, tuple(
     Step(s.number, s.before, s.rule, s.after, _with_v) if s.number == "PGA4" else s for s in PG_ADVANTAGE.steps),
-    PG_ADVANTAGE.summary)
+    PG_ADVANTAGE.summary, ends_at="pg_q", proves=GRAD_J)
 
 _score_q = _E(score() * QValue(t))
 PG_STATE = Derivation(
@@ -101,4 +102,5 @@ PG_STATE = Derivation(
          Sum(gamma**t * StateSum(StateProb(t) * ActionSum(Grad(Policy(t)) * QValue(t), t), t), (t, 0, H - 1))),
     ])),
     "Each term E[gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)] depends on (s_t, a_t) only, so the rest of "
-    "the trajectory sums out: grad J = sum_t gamma^t sum_s Pr(s_t = s) sum_a grad pi(a|s) Q_t(s, a).")
+    "the trajectory sums out: grad J = sum_t gamma^t sum_s Pr(s_t = s) sum_a grad pi(a|s) Q_t(s, a).",
+    starts_from="pg_q", proves=GRAD_J)

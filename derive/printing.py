@@ -7,9 +7,9 @@ computed polynomial -- is a SymPy expression (or ``Prose``: text with expression
     to_unicode(e)   the terminal and JSON: one line of Unicode maths (θ, ∇θ, Σ, sub/superscripts)
     to_mathml(e)    the HTML report: presentation MathML, rendered natively by browsers
 
-All three print products in the seed's factor order (weights, densities, transitions, the policy, then
+All three print products in the source's factor order (weights, densities, transitions, the policy, then
 gradients; sums last, so ``R(τ) Σ ∇log π`` reads as in eq. (14)) and sums with the positive, "earlier"
-terms first, and print the symbols of a grounded MDP in the seed's notation (``seed_notation``):
+terms first, and print the symbols of a grounded MDP in the source's notation (``seed_notation``):
 ``dpi_01`` is ∂π(1|0), ``r_010`` is r(0, 1, 0), ``rho0_0`` is ρ₀(0), ``P_01_1`` is p(1|0, 1).
 
 >>> from derive.notation import Grad, Expectation, Return, Density, tau, theta
@@ -49,7 +49,7 @@ __all__ = ["Param", "Objective", "Tex", "Prose", "seed_notation", "name_objectiv
 # --- display nodes --------------------------------------------------------------------------------------------------
 
 class Param(Expr):
-    """A parameter of a grounded tabular MDP, shown in the seed's notation.
+    """A parameter of a grounded tabular MDP, shown in the source's notation.
 
     kinds: "dpi" ∂π(a|s) (the θ-derivative of π_θ(a|s)), "pi" π(a|s), "rho0" ρ₀(s), "r" r(s, a, s'),
     "P" p(s'|s, a), "b" b(s), "f" f(τ_k).  ``indices`` are the integers in the symbol's name.
@@ -70,7 +70,7 @@ class Param(Expr):
 
 
 class Objective(Expr):
-    """J(π_θ), the name the seed gives E_{τ∼p(·|θ)}[R(τ)]."""
+    """J(π_θ), the name the source gives E_{τ∼p(·|θ)}[R(τ)]."""
 
     is_commutative = True
 
@@ -112,7 +112,7 @@ _NAME_TEXT = [
 
 
 def seed_names_text(text: str) -> str:
-    """A message that quotes grounded polynomials (e.g. a failed step's residual), in the seed's notation.
+    """A message that quotes grounded polynomials (e.g. a failed step's residual), in the source's notation.
 
     >>> seed_names_text("nonzero residual P_00_1**2*dpi_01*rho0_0")
     'nonzero residual p(1|0, 0)²·∂π(1|0)·ρ₀(0)'
@@ -123,7 +123,7 @@ def seed_names_text(text: str) -> str:
 
 
 def name_objective(expr) -> Basic:
-    """Write E_{τ∼p(·|θ)}[R(τ)] as J(π_θ), as the seed does on the left of (8), (14) and (15)."""
+    """Write E_{τ∼p(·|θ)}[R(τ)] as J(π_θ), as the source does on the left of (8), (14) and (15)."""
     return sympify(expr).xreplace({Expectation(Return(tau), Density(tau, theta)): Objective()})
 
 
@@ -219,7 +219,7 @@ def _part_unicode(p) -> str:
     return to_unicode(p)
 
 
-# --- the seed's order -----------------------------------------------------------------------------------------------
+# --- the source's order -----------------------------------------------------------------------------------------------
 
 _PARAM_RANK = {"b": 2, "r": 2, "f": 2, "rho0": 3, "P": 4, "pi": 5, "dpi": 6}
 
@@ -237,7 +237,7 @@ def _rank(a: Basic, in_grad: bool = False) -> int:
     if isinstance(a, Param):
         return _PARAM_RANK.get(a.kind, 7)
     if isinstance(a, (Density, InitialDist)):
-        return 1 if in_grad else 3   # the seed writes ∇(p f) in (2) but f p elsewhere
+        return 1 if in_grad else 3   # the source writes ∇(p f) in (2) but f p elsewhere
     if isinstance(a, (TestFn, Return, Reward, Baseline, Objective)) or a.is_Add:
         return 2
     if isinstance(a, Transition):
@@ -259,7 +259,7 @@ _NAMED_RANK = {"QValue": 2, "VValue": 2, "Advantage": 2, "StateProb": 3, "Action
 
 
 def seed_factor_order(factors, in_grad: bool = False) -> list:
-    """Factors in the seed's order (stable within a class, so ties keep SymPy's canonical order)."""
+    """Factors in the source's order (stable within a class, so ties keep SymPy's canonical order)."""
     return sorted(factors, key=lambda a: _rank(a, in_grad))
 
 
@@ -276,7 +276,7 @@ def seed_term_order(terms) -> list:
 
 
 class _SeedOrder:
-    """Printer mixin: products and sums in the seed's order."""
+    """Printer mixin: products and sums in the source's order."""
 
     _in_grad = 0
 
@@ -536,7 +536,7 @@ def _function_like(a: Basic) -> bool:
 # --- LaTeX ------------------------------------------------------------------------------------------------------------
 
 class PGLatexPrinter(_SeedOrder, LatexPrinter):
-    """SymPy's LaTeX printer with the seed's notation and order; nested sums printed as nested sums."""
+    """SymPy's LaTeX printer with the source's notation and order; nested sums printed as nested sums."""
 
     printmethod = "_pg_latex"
 
@@ -559,7 +559,7 @@ class PGLatexPrinter(_SeedOrder, LatexPrinter):
         return r"\infty"
 
     def _limits(self, symbol, limits) -> str:
-        # an unbounded upper limit is written as the seed writes it: \prod_{t \geq 0}
+        # an unbounded upper limit is written as the source writes it: \prod_{t \geq 0}
         return " ".join(rf"{symbol}_{{{self._print(v)} \geq {self._print(lo)}}}" if hi == oo else
                         rf"{symbol}_{{{self._print(v)}={self._print(lo)}}}^{{{self._print(hi)}}}"
                         for v, lo, hi in reversed(limits))
@@ -686,7 +686,7 @@ class PGLatexPrinter(_SeedOrder, LatexPrinter):
 # --- MathML -----------------------------------------------------------------------------------------------------------
 
 class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
-    """SymPy's presentation-MathML printer with the notation's nodes, the seed's order and notation."""
+    """SymPy's presentation-MathML printer with the notation's nodes, the source's order and notation."""
 
     printmethod = "_pg_mathml"
 
@@ -936,12 +936,15 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
 # --- entry points -----------------------------------------------------------------------------------------------------
 
 def to_latex(expr, inline: bool = False) -> str:
-    """LaTeX (math mode) for an expression, in the seed's notation and order.
+    """LaTeX (math mode) for an expression, in the source's notation and order.
 
     ``inline`` drops ``\\left``/``\\right`` so TeX may break a long formula inside a paragraph.
     """
     out = PGLatexPrinter().doprint(sympify(expr))
-    return re.sub(r"\\(left|right)(?=[()\[\]|.])", "", out) if inline else out
+    if not inline:
+        return out
+    out = out.replace(r"\middle|", r"\mid ")   # \middle needs the \left ... \right dropped here
+    return re.sub(r"\\(left|right)(?=[()\[\]|.])", "", out)
 
 
 def to_unicode(expr) -> str:

@@ -1,8 +1,9 @@
-"""The seed's equations (1)-(15) and the two derivations its closing remark omits.
+"""The source's equations (1)-(15) (A. Schindorfer, Policy Gradient Derivation, 2026) and the two derivations its
+closing remark omits.
 
-Every ``after`` below is transcribed by hand from the seed (with the errata of
+Every ``after`` below is transcribed by hand from the source (with the errata of
 ``derive.errata`` corrected), never produced by applying the rule: replay would
-otherwise be a tautology.  Numbers are the seed's; the added derivations use
+otherwise be a tautology.  Numbers are the source's; the added derivations use
 labels "RTG1".. and "B1"...
 
 Corrections built in (see ``derive.errata``): eq. (9) includes rho_0(s_0) and
@@ -19,7 +20,7 @@ lemma (``derive.eglp``): no step is an axiom.  ``DERIVATIONS`` also holds the EG
 lemma and the policy-gradient theorem's forms (``derive.pg_theorem``), in the
 order the report and the LaTeX show them.
 
->>> [s.number for s in SEED.steps][:3], len(SEED.steps)
+>>> [s.number for s in SOURCE.steps][:3], len(SOURCE.steps)
 ([1, 2, 3], 15)
 """
 
@@ -34,9 +35,9 @@ from derive.notation import (
     ActionExpectation, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist, Integrate, Policy,
     Return, Reward,    TestFn, Transition, gamma, t, tau, theta, time_sum, tp, x, H,
 )
-from derive.steps import Derivation, Step, chain_steps
+from derive.steps import GRAD_J, Derivation, Step, chain_steps
 
-__all__ = ["SEED", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS", "score",
+__all__ = ["SOURCE", "REWARD_TO_GO", "BASELINE", "EGLP", "PG_Q", "PG_ADVANTAGE", "PG_STATE", "DERIVATIONS", "score",
            "reward_to_go"]
 
 f, p = TestFn(x), Density(x, theta)
@@ -88,12 +89,12 @@ _steps += [
     Step(15, _eq14, R.FACTOR_INTO_SUM, _eq15),
 ]
 
-SEED = Derivation(
-    "seed", "The policy gradient, equations (1)-(15) of the seed",
+SOURCE = Derivation(
+    "source", "The policy gradient, equations (1)-(15) of Schindorfer's derivation",
     tuple(_steps),
     "The score-function identity (1)-(7), instantiated at the trajectory distribution (8), "
     "and the gradient of log p(tau|theta) reduced to the policy's score (9)-(13), give "
-    "the simple policy gradient (14)-(15).")
+    "the simple policy gradient (14)-(15).", proves=GRAD_J)
 
 # Reward-to-go: rewards earned before time t are known given h_t = (s_0, ..., s_t), and the
 # score at t has mean zero given h_t (tower property, then the EGLP lemma).
@@ -122,7 +123,8 @@ REWARD_TO_GO = Derivation(
     "Writing R(tau) out and splitting at t, the rewards r_{t'} with t' < t are known given "
     "h_t = (s_0, a_0, ..., s_t) (tower property, taking out what is known), while given h_t the "
     "action a_t ~ pi(.|s_t) and the EGLP lemma gives E[grad log pi(a_t|s_t) | h_t] = 0, so only "
-    "the reward-to-go sum_{t'>=t} gamma^{t'} r_{t'} remains. The discount stays gamma^{t'}, not gamma^{t'-t}.")
+    "the reward-to-go sum_{t'>=t} gamma^{t'} r_{t'} remains. The discount stays gamma^{t'}, not gamma^{t'-t}.",
+    starts_from="source", proves=GRAD_J)
 
 _G = reward_to_go()
 _with_b = _E(time_sum(score() * Baseline(t)))
@@ -141,6 +143,15 @@ BASELINE = Derivation(
     tuple(_base),
     "Conditioning on h_t (tower property), b(s_t) is known and comes out, and the EGLP lemma "
     "gives E[grad log pi(a_t|s_t) | h_t] = 0, so subtracting b(s_t) from the reward-to-go keeps "
-    "the estimator's mean equal to grad J.")
+    "the estimator's mean equal to grad J.", ends_at="reward_to_go", proves=GRAD_J)
 
-DERIVATIONS = (SEED, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE)
+DERIVATIONS = (SOURCE, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE)
+
+
+def __getattr__(name):
+    # ``SEED`` was the source derivation's old name ("seed" now means a random seed only)
+    if name == "SEED":
+        import warnings
+        warnings.warn("derive.seed.SEED is deprecated; use derive.SOURCE", DeprecationWarning, stacklevel=2)
+        return SOURCE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ applies each rule to its ``before`` and accepts the step when the result equals
     ok  <=>  rule(before) == after   or   expand(rule(before) - after) == 0
 
 (for equations, side by side).  ``simplify`` is never called: it is about ten
-times slower and the seed's steps do not need it.  A step may name a focus
+times slower and the source's steps do not need it.  A step may name a focus
 ``at``, a subexpression of ``before`` the rule is applied to (the rest is kept).
 
 Replay never raises: a rule that does not match, a violated side condition, a
@@ -32,7 +32,10 @@ from sympy.core.relational import Equality
 from derive.notation import theta  # noqa: F401  (used by the doctest)
 from derive.rules import Rule, RuleError, SideConditionError, index_range_problems
 
-__all__ = ["Step", "Derivation", "StepCheck", "check_step", "replay", "equivalent"]
+__all__ = ["Step", "Derivation", "StepCheck", "check_step", "replay", "equivalent", "GRAD_J"]
+
+#: what a derivation's ``starts_from`` / ``proves`` say for "the gradient of the objective, nabla_theta J"
+GRAD_J = "grad_J"
 
 
 def _valid_number(number) -> bool:
@@ -46,7 +49,7 @@ class Step:
     """One rewrite of a derivation.
 
     Attributes:
-      number: the equation number of ``after`` (an int for the seed's (1)-(15),
+      number: the equation number of ``after`` (an int for the source's (1)-(15),
         a label such as "RTG3" for the added derivations).
       before: the expression or equation the rule is applied to.
       rule: the rule cited.
@@ -105,12 +108,23 @@ class Derivation:
       title: one-line human title.
       steps: the steps in order.
       summary: one paragraph on what the derivation establishes.
+      starts_from: the proved result its first line is (checked by ``derive.chain``): ``GRAD_J`` (the
+        definition nabla_theta E_tau[R(tau)]), an earlier derivation's name (the line it proved: its last
+        line, or its first line if it ``ends_at`` an earlier result), or "name:NUMBER" (that step's line;
+        an equation's right side); None: it starts from no earlier result.
+      proves: what its lines are proved equal to: ``GRAD_J`` (every line equals nabla_theta J, through
+        ``starts_from`` or ``ends_at`` or a last equation whose left side is nabla_theta J), or a lemma's
+        statement, an equation ``lhs = rhs`` (its first line must be lhs, its last line rhs); None: no claim.
+      ends_at: like ``starts_from``, for its last line (a derivation that arrives at a proved result).
     """
 
     name: str
     title: str
     steps: tuple[Step, ...]
     summary: str = ""
+    starts_from: str | None = None
+    proves: object = None
+    ends_at: str | None = None
 
     def __post_init__(self):
         if not self.name or not self.steps:
@@ -118,6 +132,12 @@ class Derivation:
         numbers = [s.number for s in self.steps]
         if len(set(numbers)) != len(numbers):
             raise ValueError(f"derivation {self.name}: duplicate step numbers {numbers}")
+        for field in ("starts_from", "ends_at"):
+            v = getattr(self, field)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise ValueError(f"derivation {self.name}: {field} must be a reference (a non-empty str), got {v!r}")
+        if self.proves is not None and self.proves != GRAD_J and not isinstance(self.proves, Equality):
+            raise ValueError(f"derivation {self.name}: proves must be GRAD_J or an equation, got {self.proves!r}")
 
     def step(self, number) -> Step:
         """The step numbered ``number``; raises KeyError if absent."""
@@ -126,7 +146,7 @@ class Derivation:
                 return s
         raise KeyError(number)
 
-    def _repr_latex_(self) -> str:   # Jupyter: ``from derive import SEED; SEED`` shows the numbered derivation
+    def _repr_latex_(self) -> str:   # Jupyter: ``from derive import SOURCE; SOURCE`` shows the numbered derivation
         from derive.display import derivation_repr_latex
         return derivation_repr_latex(self)
 

@@ -22,7 +22,7 @@ def _normalised(rng, n):
 def test_ids_unique_and_fields_filled():
     assert len(ERRATA) == len(symbolic_errata()) >= 6
     for e in ERRATA.values():
-        assert e.seed_text and e.correction and e.evidence
+        assert e.source_text and e.correction and e.evidence
         assert e.check() == e.value  # the evidence is reproducible
 
 
@@ -79,7 +79,7 @@ def test_exchange_regularity_values():
 def test_every_default_erratum_holds_and_prints_the_seeds_notation():
     for e in symbolic_errata():
         assert e.holds and e.passed, e.id
-        for text in (e.seed_text, e.correction, e.evidence, e.title):
+        for text in (e.source_text, e.correction, e.evidence, e.title):
             for name in ("dpi_", "rho0_", "R_tau", "**", "_{", "['s"):
                 assert name not in str(text), (e.id, name, str(text))
 
@@ -120,3 +120,38 @@ def test_a_failing_erratum_fails_the_report():
     report.errata = [rho0_omitted((1, 2, 2))]
     assert not report.passed
     assert report.to_json()["errata"][0]["holds"] is False
+
+
+def test_errata_quote_the_source_verbatim_and_are_classed():
+    import re
+
+    from derive.errata import KINDS, source_document
+    from verify.app.errata import all_errata
+
+    norm = lambda s: re.sub(r"\s+", " ", s)  # noqa: E731  (the source wraps lines with double spaces)
+    text = norm(source_document())
+    assert "Alexander Schindorfer" in text and "January 21, 2026" in text
+    errata = all_errata()
+    for e in errata:
+        assert e.kind in KINDS and e.quotes, e.id
+        for q in e.quotes:
+            assert norm(q) in text, (e.id, q)
+        if e.kind != "slip":   # only slips are called slips
+            assert "slip" not in " ".join(map(str, (e.title, e.source_text, e.correction, e.evidence))).lower(), e.id
+    kinds = {e.id: e.kind for e in errata}
+    # the standard E_{tau ~ pi_theta} is not a slip; restarting the discount is never written by the source
+    assert kinds["reward-to-go-discount-origin"] == "warning" and kinds["objective-distribution"] == "slip"
+    assert "not an error" in str(next(e for e in errata if e.id == "objective-distribution").correction)
+    # the source writes the reward-to-go up to T, never H - 1
+    for e in errata:
+        if "reward-to-go" in e.id:
+            assert "ᴴ⁻¹ rₜ′" not in str(e.source_text), e.id
+
+
+def test_source_text_is_package_data_not_a_shared_path():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    for path in [*repo.glob("derive/**/*.py"), *repo.glob("verify/**/*.py"), repo / "README.md",
+                 *repo.glob("docs/*.md"), repo / "pyproject.toml"]:
+        assert "/work/shared" not in path.read_text() and "../shared" not in path.read_text(), path

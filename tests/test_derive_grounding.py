@@ -8,7 +8,7 @@ from sympy import Symbol, expand
 from derive.grounding import Sizes, TabularModel, ground, ground_derivation, ground_step, ground_value
 from derive.laurent import Atoms, Laurent, NotLaurent
 from derive.notation import Density, Expectation, Grad, Integrate, Return, tau, theta
-from derive.seed import BASELINE, DERIVATIONS, REWARD_TO_GO, SEED
+from derive.seed import BASELINE, DERIVATIONS, REWARD_TO_GO, SOURCE
 
 ALL_STEPS = [(d.name, s) for d in DERIVATIONS for s in d.steps]
 
@@ -21,7 +21,7 @@ def test_every_step_grounds_symbolically_at_2_2_2(name, step):
 
 
 def test_seed_symbolic_at_3_2_3():
-    results = ground_derivation(SEED, (3, 2, 3))
+    results = ground_derivation(SOURCE, (3, 2, 3))
     assert all(r.ok for r in results), [r for r in results if not r.ok]
 
 
@@ -71,7 +71,7 @@ def test_sizes_validated():
     with pytest.raises(ValueError):
         Sizes(0, 2, 2)
     with pytest.raises(ValueError):
-        ground_step(SEED.step(1), (2, 2, 2), method="numeric")
+        ground_step(SOURCE.step(1), (2, 2, 2), method="numeric")
 
 
 def test_laurent_refuses_division_by_sum():

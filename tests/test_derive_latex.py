@@ -20,7 +20,7 @@ from derive.latex import (
 from derive.notation import Density, Grad, Integrate, TestFn, theta, x
 from derive.printing import Prose, Tex
 from derive.rule_prose import rule_prose
-from derive.seed import DERIVATIONS, SEED
+from derive.seed import DERIVATIONS, SOURCE
 from derive.steps import Derivation, Step
 
 TOOLS = ("pdflatex", "pdftotext")
@@ -56,7 +56,7 @@ def test_title_block_says_what_was_verified_and_failures_are_marked():
     doc = render_document(status=_all_ok_status())
     assert "Every step was replayed" in doc and "$(3, 2, 3)$ 15/15 $\\checkmark$" in doc
     status = _all_ok_status()
-    status["seed", 2] = StepStatus(False, "rule does not apply: no grad(Int(...))", ())
+    status["source", 2] = StepStatus(False, "rule does not apply: no grad(Int(...))", ())
     doc = render_document(status=status)
     assert "Some steps FAILED" in doc and "\\textbf{FAILED}: replay failed: rule does not apply" in doc
     assert "Not verified in this export" in render_document(status=None)
@@ -99,16 +99,16 @@ def test_markdown_export():
     for d in DERIVATIONS:
         for s in d.steps:
             assert any(b.rstrip().endswith(f"\\qquad ({s.number})") for b in blocks), s.number
-    assert "## Errata: slips in the seed" in md and "✓ the evidence satisfies" in md
+    assert "## Errata of the source" in md and "✓ the evidence satisfies" in md
     assert "\\cite" not in md and "\\tag" not in md     # neither renders on a code-hosting site
 
 
 def test_notebook_reprs():
-    latex = SEED._repr_latex_()
-    assert latex.startswith("$$") and latex.count("$$") == 2 * len(SEED.steps)
+    latex = SOURCE._repr_latex_()
+    assert latex.startswith("$$") and latex.count("$$") == 2 * len(SOURCE.steps)
     assert "(15)$$" in latex
-    assert SEED.step(9)._repr_latex_().startswith("$$p(\\tau \\mid \\theta) = \\rho_{0}(s_{0}) \\prod")
-    assert SEED._repr_markdown_().startswith("## The policy gradient")
+    assert SOURCE.step(9)._repr_latex_().startswith("$$p(\\tau \\mid \\theta) = \\rho_{0}(s_{0}) \\prod")
+    assert SOURCE._repr_markdown_().startswith("## The policy gradient")
     assert symbolic_errata()[0]._repr_markdown_().startswith("### Eq. (9) omits")
 
 
@@ -138,3 +138,21 @@ def test_log_is_printed_like_the_seed():
     from derive.printing import to_latex
     assert to_latex(Grad(log(Density(x, theta)))) == "\\nabla_{\\theta} \\log p(x \\mid \\theta)"
     assert to_latex(Integrate(TestFn(x) * Density(x, theta), x)) == "\\int dx\\, f(x) p(x \\mid \\theta)"
+
+
+def test_summaries_state_the_derivations_own_formulas():
+    import dataclasses
+
+    from derive.pg_theorem import PG_Q
+    from derive.seed import REWARD_TO_GO
+    from derive.summaries import summary
+
+    rtg = str(summary(REWARD_TO_GO))
+    assert "known given hₜ" in rtg and "given sₜ" not in rtg and "Σₜ′₌ₜᴴ⁻¹ γᵗ′ rₜ′ remains" in rtg
+    assert "γᵗ Qₜ(sₜ, aₜ)" in str(summary(PG_Q))
+    # the Q form without gamma^t: the summary follows the maths instead of claiming gamma^t Q_t
+    last = PG_Q.steps[-1]
+    stripped = dataclasses.replace(PG_Q, steps=PG_Q.steps[:-1] + (dataclasses.replace(
+        last, after=last.after.xreplace({sym: 1 for sym in last.after.atoms() if str(sym) == "gamma"})),))
+    text = str(summary(stripped))
+    assert "∇θ J(πθ) = E_τ∼p(·|θ)[Σₜ₌₀ᴴ⁻¹ Qₜ(sₜ, aₜ) ∇θ log πθ(aₜ|sₜ)]" in text, text

@@ -11,14 +11,14 @@ from derive.notation import (
     Baseline, CondExpectation, Density, Expectation, Grad, Integrate, Reward, TestFn, Transition, gamma, t,
     tau, theta, time_sum, tp, x, H,
 )
-from derive.seed import BASELINE, DERIVATIONS, REWARD_TO_GO, SEED, reward_to_go, score
+from derive.seed import BASELINE, DERIVATIONS, REWARD_TO_GO, SOURCE, reward_to_go, score
 from derive.steps import Derivation, Step, check_step, replay
 
 ALL_STEPS = [(d.name, s) for d in DERIVATIONS for s in d.steps]
 
 
 def test_seed_numbers_follow_the_seed():
-    assert [s.number for s in SEED.steps] == list(range(1, 16))
+    assert [s.number for s in SOURCE.steps] == list(range(1, 16))
 
 
 @pytest.mark.parametrize("name,step", ALL_STEPS, ids=[f"{n}-{s.number}" for n, s in ALL_STEPS])
@@ -38,11 +38,11 @@ p_tau = Density(tau, theta)
 
 # (description, derivation, step number, corrupted "after")
 CORRUPTED = [
-    ("wrong sign in (7)", SEED, 7, -Expectation(f * Grad(log(p)), p)),
-    ("dropped factor p in (5)", SEED, 5, Integrate(f * UnevaluatedExpr(Grad(p) / p), x)),
-    ("transition term kept in (13)", SEED, 13,
+    ("wrong sign in (7)", SOURCE, 7, -Expectation(f * Grad(log(p)), p)),
+    ("dropped factor p in (5)", SOURCE, 5, Integrate(f * UnevaluatedExpr(Grad(p) / p), x)),
+    ("transition term kept in (13)", SOURCE, 13,
      Eq(Grad(log(p_tau)), time_sum(score() + log(Transition(t))), evaluate=False)),
-    ("rho_0 omitted in (9), as the seed writes it", SEED, 9,
+    ("rho_0 omitted in (9), as the seed writes it", SOURCE, 9,
      R.trajectory_probability() / R.InitialDist()),
     ("reward-to-go discounted gamma^(t'-t)", REWARD_TO_GO, "RTG6",
      Expectation(time_sum(score() * reward_to_go(t, gamma**(tp - t))), p_tau)),
@@ -87,7 +87,7 @@ def test_rule_on_wrong_expression_raises(rule, expr):
 
 
 def test_miscited_rule_fails_replay_with_message():
-    step = dataclasses.replace(SEED.step(6), rule=R.PRODUCT_RULE)
+    step = dataclasses.replace(SOURCE.step(6), rule=R.PRODUCT_RULE)
     check = check_step(step)
     assert not check.ok and "does not apply" in check.message
 
@@ -100,6 +100,6 @@ def test_dataclasses_validate():
     with pytest.raises(ValueError):
         R.Rule("x", "two\nlines", (), "x", lambda e: e)
     with pytest.raises(ValueError):
-        Derivation("d", "t", (SEED.step(1), SEED.step(1)))
+        Derivation("d", "t", (SOURCE.step(1), SOURCE.step(1)))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        SEED.step(1).number = 3
+        SOURCE.step(1).number = 3

@@ -8,9 +8,9 @@ import pytest
 from verify.app.errata import (
     all_errata, discount_restart_bias, reward_to_go_discount_origin, reward_to_go_variance, rtg_variance_counterexample,
 )
-from verify.exact import gradient
-from verify.mdp import TabularMDP
-from verify.policy import TabularSoftmax
+from verify.numerics.exact import gradient
+from verify.model.mdp import TabularMDP
+from verify.model.policy import TabularSoftmax
 
 
 def test_reward_to_go_can_have_higher_variance():
@@ -76,7 +76,7 @@ def test_every_erratum_is_complete_and_unique():
     errata = all_errata()
     assert len({e.id for e in errata}) == len(errata) >= 8
     for e in errata:
-        assert e.seed_text and e.correction and e.evidence
+        assert e.source_text and e.correction and e.evidence
 
 
 def test_variance_erratum_sentence_and_verdict_follow_the_parameters():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from verify.estimators import ESTIMATORS, get_estimator
+from verify.checks.estimators import ESTIMATORS, get_estimator
 from verify.app.render import render_report
 from verify.app.report import build_report
 
@@ -47,10 +47,17 @@ def test_json_has_the_documented_keys(quick_json):
     assert {"checks", "passed", "failed", "undecided", "errata"} <= set(quick_json["summary"])
     assert {"example", "estimator", "p_value", "verdict", "expected", "outcome", "passed"} <= set(quick_json["estimators"][0])
     assert {row["derivation"] for row in quick_json["derivation"]} == {
-        "seed", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state"}
+        "source", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state"}
     assert quick_json["derivation_numeric"] and all(r["ok"] for r in quick_json["derivation_numeric"])
+    # the numeric half sees time and discount: a 2-state model with H = 3 and gamma < 1 in --quick
+    assert {e["example"] for r in quick_json["derivation_numeric"] for e in r["evaluated"]} == {"bandit", "two_state"}
+    assert {r["kind"] for r in quick_json["chain"]} == {"seam", "proves", "lemma"}
+    assert all(r["passed"] for r in quick_json["chain"]) and "pg_q ← reward_to_go (RTG9)" in [
+        r["link"] for r in quick_json["chain"]]
+    assert quick_json["source"]["author"] == "Alexander Schindorfer" and "seed_text" not in quick_json["errata"][0]
+    assert quick_json["side_conditions"]["assumed"] == len(quick_json["side_conditions"]["assumed_conditions"])
     # the seed's equations (2)..(15) are each reached by one step
-    assert sorted(r["number"] for r in quick_json["derivation"] if r["derivation"] == "seed") == list(range(1, 16))
+    assert sorted(r["number"] for r in quick_json["derivation"] if r["derivation"] == "source") == list(range(1, 16))
     assert len(quick_json["errata"]) >= 6 and all(e["evidence"] for e in quick_json["errata"])
 
 

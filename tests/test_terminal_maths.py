@@ -7,7 +7,7 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from derive.printing import latex_to_unicode, to_unicode
-from derive.seed import SEED
+from derive.seed import SOURCE
 from verify.app import render
 from verify.cli import main
 from verify.app.errata import all_errata
@@ -38,7 +38,7 @@ def test_errata_wrap_under_their_label():
     report.errata = list(all_errata())
     text = _printed(render._errata, report, width=90)
     lines = text.splitlines()
-    labelled = re.compile(r"^ {4}(seed|written|correction|evidence|check):")
+    labelled = re.compile(r"^ {4}(kind|source|correction|evidence|check):")
     for i, line in enumerate(lines[1:], 1):
         if not line.strip() or line.startswith(("✓", "✗", "•")):
             continue
@@ -63,6 +63,6 @@ def test_estimators_show_unicode_and_keep_latex_in_json(capsys, monkeypatch):
 
 
 def test_unicode_printer_reads_like_the_seed():
-    assert to_unicode(SEED.step(15).after.rhs) == "E_τ∼p(·|θ)[Σₜ₌₀ᴴ⁻¹ R(τ) ∇θ log πθ(aₜ|sₜ)]"
-    assert to_unicode(SEED.step(9).after) == "ρ₀(s₀) ∏ₜ₌₀ᴴ⁻¹ p(sₜ₊₁|sₜ, aₜ) πθ(aₜ|sₜ)"
+    assert to_unicode(SOURCE.step(15).after.rhs) == "E_τ∼p(·|θ)[Σₜ₌₀ᴴ⁻¹ R(τ) ∇θ log πθ(aₜ|sₜ)]"
+    assert to_unicode(SOURCE.step(9).after) == "ρ₀(s₀) ∏ₜ₌₀ᴴ⁻¹ p(sₜ₊₁|sₜ, aₜ) πθ(aₜ|sₜ)"
     assert latex_to_unicode(r"\frac{G_t - \overline{G}}{\operatorname{std}(G) + \epsilon}") == "(Gₜ − G̅)/(std(G) + ε)"

@@ -4,7 +4,7 @@ Each line of the derivations from (8) to the policy-gradient theorem's three for
 claims to equal grad J.  Here the *same SymPy expression* is interpreted on a
 built-in example (its MDP and policy, numbers instead of symbols) by the grounding
 interpreter of ``derive.grounding``, with every trajectory of positive probability
-enumerated, and compared with grad J from ``verify.exact.gradient`` (DP: a
+enumerated, and compared with grad J from ``verify.numerics.exact.gradient`` (DP: a
 computation that shares no code with the interpreter):
 
     E_tau[g] = sum_tau p(tau|theta) g(tau),   grad -> first-order jets with vector derivatives,
@@ -28,70 +28,38 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["NumericLine", "NumJet", "numeric_lines", "expectation_lines", "MAX_TRAJECTORIES", "TOLERANCE",
-           "QUICK_EXAMPLES"]
+           "QUICK_EXAMPLES", "TWO_STATE", "quick_examples"]
 
 MAX_TRAJECTORIES = 2_000   # the interpreter walks each line's expression once per trajectory (pure Python)
 TOLERANCE = 1e-9           # relative to max(1, |grad J|_inf): round-off of a few thousand float64 terms
 
 
-class NumJet:
+def _jet_base():
+    from derive.grounding import ExactJet
+    return ExactJet
+
+
+class NumJet(_jet_base()):
     """A float with its gradient (a vector, or None once differentiated) and, for products, its log."""
 
-    __slots__ = ("v", "d", "lv", "ld")
+    __slots__ = ()
 
     def __init__(self, v, d=0.0, lv=None, ld=None):
         self.v, self.d, self.lv, self.ld = v, d, lv, ld
 
+    @classmethod
+    def lift(cls, v) -> "NumJet":
+        return v if isinstance(v, NumJet) else NumJet(float(v), 0.0)
+
+    @classmethod
+    def one(cls) -> "NumJet":
+        return NumJet(1.0, 0.0, 0.0, 0.0)
+
     def is_zero(self) -> bool:
         return self.v == 0 and (self.d is None or not np.any(self.d))
 
-    def __add__(self, other):
-        o = _lift(other)
-        return NumJet(self.v + o.v, None if self.d is None or o.d is None else self.d + o.d)
-
-    __radd__ = __add__
-
-    def __neg__(self):
-        return NumJet(-self.v, None if self.d is None else -self.d)
-
-    def __sub__(self, other):
-        return self + (-_lift(other))
-
-    def __rsub__(self, other):
-        return _lift(other) - self
-
-    def __mul__(self, other):
-        o = _lift(other)
-        d = None if self.d is None or o.d is None else self.v * o.d + self.d * o.v
-        if self.lv is None or o.lv is None:
-            return NumJet(self.v * o.v, d)
-        ld = None if self.ld is None or o.ld is None else self.ld + o.ld
-        return NumJet(self.v * o.v, d, self.lv + o.lv, ld)
-
-    __rmul__ = __mul__
-
-    def __pow__(self, n: int):
-        if n < 0:
-            inv = 1.0 / self.v
-            base = NumJet(inv, None if self.d is None else -self.d * inv * inv,
-                          None if self.lv is None else -self.lv, None if self.ld is None else -self.ld)
-            return base ** -n
-        out = NumJet(1.0, 0.0, 0.0, 0.0)
-        for _ in range(n):
-            out = out * self
-        return out
-
-    def derivative(self, atoms=None) -> "NumJet":
-        if self.d is None:
-            raise ValueError("second derivative: a jet carries the first derivative only")
-        return NumJet(self.d, None)
-
     def to_expr(self, atoms=None):
         return self.v
-
-
-def _lift(v) -> NumJet:
-    return v if isinstance(v, NumJet) else NumJet(float(v), 0.0)
 
 
 class _NumAtoms:
@@ -115,8 +83,8 @@ def _build_model_class():
         """A built-in example as a grounding model: numbers and gradient vectors instead of symbols.
 
         Args:
-          mdp: a finite-horizon ``verify.mdp.TabularMDP``.
-          policy: its ``verify.policy.Policy``.
+          mdp: a finite-horizon ``verify.model.mdp.TabularMDP``.
+          policy: its ``verify.model.policy.Policy``.
           baseline: b(s), shape [S] (default 1 + s).
         """
 
@@ -189,7 +157,7 @@ def _positive_trajectories(model, mdp) -> list:
     return out
 
 
-NumericModel = None  # built on first use (derive is imported lazily, as in verify.report)
+NumericModel = None  # built on first use (derive is imported lazily, as in verify.app.report)
 
 
 @dataclass(frozen=True)
@@ -231,20 +199,25 @@ class NumericLine:
 def expectation_lines(derivations=None) -> list:
     """(derivation name, number, expression) for every line claimed equal to grad J.
 
-    The seed's (8) (both sides), (14) and (15), and every line of the derivations that start
-    from them (reward-to-go, baseline, the policy-gradient theorem); the lines of (1)-(7) (a
-    generic f), (9)-(13) (identities per trajectory) and the EGLP lemma (zero per state) are not
-    about grad J.
+    Only derivations that claim ``proves=GRAD_J`` count: of one chained to a proved result
+    (``starts_from``/``ends_at``: reward-to-go, baseline, the policy-gradient theorem) every line, of
+    one that proves it by a last equation (the source) the equations whose left side is grad J, its
+    (8) (both sides), (14) and (15); the source's (1)-(7) (a generic f), (9)-(13) (identities per
+    trajectory) and the EGLP lemma (zero per state) are not about grad J.
     """
     from derive.seed import DERIVATIONS
 
+    from derive.chain import DEFINITION
+    from derive.steps import GRAD_J
+
     out = []
     for d in derivations if derivations is not None else DERIVATIONS:
-        if d.name == "eglp":
-            continue
+        if d.proves != GRAD_J:
+            continue   # the EGLP lemma (zero per state), derivations that claim no result about grad J
         for i, step in enumerate(d.steps):
-            if d.name == "seed" and step.number not in (8, 14, 15):
-                continue  # (1)-(7) are about a generic f, (9)-(13) hold per trajectory
+            if d.starts_from is None and d.ends_at is None and not (
+                    step.is_equation and step.after.lhs == DEFINITION):
+                continue  # the source's (1)-(7) are about a generic f, (9)-(13) hold per trajectory
             sides = [("head", step.before)] if i == 0 and not step.is_equation else []
             if step.is_equation:
                 sides += [(f"{step.number} lhs", step.after.lhs)] if step.number == 8 else []
@@ -255,7 +228,28 @@ def expectation_lines(derivations=None) -> list:
     return out
 
 
-QUICK_EXAMPLES = ("bandit",)
+QUICK_EXAMPLES = ("bandit", "two_state")
+
+#: the quick half's model with time and discount: 2 states, 2 actions, H = 3, gamma = 0.8, rewards on every
+#: transition and a state-dependent policy, so a dropped or misplaced gamma^t, a wrong index range or a
+#: reward-to-go restarted at t shows as a difference from grad J (the one-step bandit cannot show any of them)
+TWO_STATE = {
+    "name": "two_state", "description": "2 states, 2 actions, H = 3, gamma = 0.8: the quick numeric half's "
+                                         "model with time and discount.",
+    "states": 2, "actions": 2, "initial": [0.6, 0.4],
+    "transitions": [[[0.7, 0.3], [0.2, 0.8]], [[0.5, 0.5], [0.9, 0.1]]],
+    "rewards": [[[1.0, -0.5], [0.3, 2.0]], [[-1.0, 0.4], [0.7, 0.0]]],
+    "gamma": 0.8, "horizon": 3,
+    "policy": {"type": "tabular_softmax", "theta": [[0.2, -0.3], [0.5, 0.1]]},
+}
+
+
+def quick_examples() -> dict:
+    """{name: Problem} of the quick numeric half: the bandit and ``TWO_STATE`` (time and discount)."""
+    from verify.model.builtin import builtin_examples
+    from verify.model.problem import problem_from_dict
+
+    return {"bandit": builtin_examples()["bandit"], "two_state": problem_from_dict(dict(TWO_STATE))}
 
 
 def _verdict(evaluated, skipped, errors) -> tuple[bool | None, str]:
@@ -274,7 +268,8 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """Evaluate every line of ``expectation_lines`` on the built-in examples; compare with exact grad J.
 
     Args:
-      examples: {name: verify.problem.Problem} (default: the built-in examples; ``quick``: the bandit only).
+      examples: {name: verify.model.problem.Problem} (default: the built-in examples; ``quick``: ``quick_examples()``,
+        the bandit and a 2-state model with H = 3 and gamma < 1).
       derivations: the derivations (default ``derive.seed.DERIVATIONS``; tests pass corrupted copies).
       quick: evaluate on ``QUICK_EXAMPLES`` only.
 
@@ -289,9 +284,7 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     if NumericModel is None:
         NumericModel = _build_model_class()
     if examples is None:
-        examples = builtin_examples()
-        if quick:
-            examples = {k: v for k, v in examples.items() if k in QUICK_EXAMPLES}
+        examples = quick_examples() if quick else builtin_examples()
     lines = expectation_lines(derivations)
     models, skipped = {}, []
     for name, problem in examples.items():
@@ -306,14 +299,15 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
             continue
         exact = np.asarray(gradient(mdp, policy, "dp").grad, float).ravel()
         models[name] = (model, exact, TOLERANCE * max(1.0, float(np.max(np.abs(exact)))))
-    rows = []
+    rows, values = [], {}
     for d, n, e in lines:
         t0 = time.perf_counter()
         evaluated, errors = [], []
         for name, (model, exact, tol) in models.items():
             try:
-                got = ground(e, model, {"_traj": model.trajectories[0]})
-                vec = np.broadcast_to(np.asarray(got.v, float), exact.shape)
+                if (name, e) not in values:   # a seam's line recurs as the next derivation's first line
+                    values[name, e] = ground(e, model, {"_traj": model.trajectories[0]})
+                vec = np.broadcast_to(np.asarray(values[name, e].v, float), exact.shape)
                 evaluated.append((name, float(np.max(np.abs(vec - exact))), tol))
             except Exception as exc:  # noqa: BLE001  (a malformed line is a failed row, never a traceback)
                 evaluated.append((name, float("nan"), tol))

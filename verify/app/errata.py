@@ -1,4 +1,5 @@
-"""The seed's slips whose evidence needs exact numerics: estimator variances and biases by enumeration.
+"""Errata of the source derivation (Schindorfer, Policy Gradient Derivation) whose evidence needs exact numerics:
+estimator variances and biases by enumeration.
 
 The symbolic slips live in ``derive.errata``; ``all_errata`` returns both kinds as one tuple of
 ``derive.errata.Erratum`` (one type, so the report, the JSON, the LaTeX and the HTML read the same data).
@@ -18,6 +19,7 @@ import numpy as np
 
 from derive.errata import Erratum, comparison, symbolic_errata
 from derive.notation import Reward, gamma, t, tp, H, time_sum
+from sympy import Sum, Symbol
 from derive.printing import Prose, Tex
 from verify.checks.estimators import get_estimator
 from verify.model.mdp import TabularMDP
@@ -48,7 +50,7 @@ def rtg_variance_counterexample(rewards=(-2.0, 2.0), theta=(2.0, -2.0), horizon:
       discount: γ.
 
     Returns:
-      {"total_return": tr Cov, "reward_to_go": tr Cov}; the seed's remark claims the second is smaller.
+      {"total_return": tr Cov, "reward_to_go": tr Cov}; the source's remark claims the second is smaller.
     """
     mdp, policy = _two_pull_bandit(rewards, theta, horizon, discount)
     est = [get_estimator("total_return"), get_estimator("reward_to_go")]
@@ -95,7 +97,7 @@ def reward_to_go_variance(rewards=(-2.0, 2.0), theta=(2.0, -2.0), horizon: int =
         ratio = ""
     return Erratum(
         "reward-to-go-variance", "“Reward-to-go has lower variance” is not a theorem",
-        Prose("The seed: the “reward-to-go” ", time_sum(Reward(tp), tp, t, H - 1), " … “which has lower variance "
+        Prose("The “reward-to-go” ", Sum(Reward(tp), (tp, t, Symbol("T"))), " … “has lower variance "
               "because actions at time t cannot influence rewards received before time t”."),
         Prose("Reward-to-go removes terms with mean zero; that lowers the variance only when those terms are not "
               "negatively correlated with the rest. It often helps, but it can increase the variance."),
@@ -108,7 +110,9 @@ def reward_to_go_variance(rewards=(-2.0, 2.0), theta=(2.0, -2.0), horizon: int =
         evidence_display=(Tex(rf"\operatorname{{tr}}\operatorname{{Cov}}[g_{{\mathrm{{total}}}}] = {tot:.6g} "
                               rf"{rel} {rtg:.6g} = \operatorname{{tr}}\operatorname{{Cov}}[g_{{\mathrm{{RTG}}}}]",
                               f"tr Cov[g_total] = {_num(tot)} {rel} {_num(rtg)} = tr Cov[g_RTG]"),),
-        parameters=params)
+        parameters=params, kind="warning",
+        quotes=("which has lower variance because actions at time  $t$  cannot influence rewards received before "
+                "time  $t$",))
 
 
 def reward_to_go_discount_origin(discount: float = 0.5) -> Erratum:
@@ -122,8 +126,9 @@ def reward_to_go_discount_origin(discount: float = 0.5) -> Erratum:
 
     return Erratum(
         "reward-to-go-discount-origin",
-        Prose("Reward-to-go must keep ", gamma**tp, ", not restart the discount at t"),
-        Prose("The seed: “would use the reward-to-go ", time_sum(Reward(tp), tp, t, H - 1), " instead”."),
+        Prose("Keep ", gamma**tp, " in a discounted reward-to-go"),
+        Prose("The remark “would use the ‘reward-to-go’ ", Sum(Reward(tp), (tp, t, Symbol("T"))),
+              " instead” does not say how to discount it; implementations commonly restart the discount at t."),
         Prose("For ", Tex(r"J = \mathbb{E}[\sum_t \gamma^t r_t]", "J = E[Σₜ γᵗ rₜ]"), " the weight of ",
               Tex(r"\nabla_\theta \log \pi_\theta(a_t \mid s_t)", "∇θ log πθ(aₜ|sₜ)"), " is ",
               time_sum(gamma**tp * Reward(tp), tp, t, H - 1), "; the common ",
@@ -135,7 +140,8 @@ def reward_to_go_discount_origin(discount: float = 0.5) -> Erratum:
         v, check, lambda val: val["rtg_restart_discount"] > BIAS_ZERO_TOL >= val["reward_to_go"],
         Prose("the restarted discount's exact bias ≠ 0 while reward-to-go's is 0 (tolerance ",
               f"{BIAS_ZERO_TOL:g})"),
-        parameters={"gamma": float(discount)})
+        parameters={"gamma": float(discount)}, kind="warning",
+        quotes=(r"“reward-to-go”  $\sum_{t'=t}^T r_{t'}$  instead",))
 
 
 @functools.lru_cache(maxsize=1)

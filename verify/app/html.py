@@ -14,8 +14,7 @@ import io
 import math
 
 
-from derive.display import equation_sides, title_of
-from derive.latex import StepStatus, summary_of
+from derive.latex import StepStatus, _sides, _summary, _title, marked_conditions
 from derive.printing import Prose, Tex, mathml_block, seed_names_text, to_mathml, to_unicode
 from derive.rule_prose import rule_prose
 
@@ -53,6 +52,10 @@ def _status(row) -> StepStatus | None:
     return StepStatus(bool(row.replay_ok), str(row.replay_message), grounding)
 
 
+#: the derivation checked, cited (Report JSON "source" has the same fields)
+_SOURCE_HTML = ("Alexander Schindorfer, <cite>Policy Gradient Derivation</cite> (21 January 2026)")
+
+
 def _derivations(report) -> str:
     from derive.seed import DERIVATIONS
 
@@ -60,9 +63,23 @@ def _derivations(report) -> str:
     out = ['<section id="derivation"><h2>1. The derivation, step by step</h2>',
            "<p>Each step: the rule cited, its justification and side conditions, and whether the rule replays "
            "(applied to the line before, it gives the line) and the step grounds as an exact identity on "
-           "symbolic tabular MDPs of the sizes shown. Equations are numbered as in the seed.</p>"]
+           f"symbolic tabular MDPs of the sizes shown. Equations are numbered as in {_SOURCE_HTML}.</p>"]
+    from derive.side_conditions import side_condition_counts
+    counts = side_condition_counts(DERIVATIONS)
+    out.append(f"<p>Of the rules' side conditions, {counts['checked']} are checked by a predicate at every use, "
+               f"{counts['imposed']} hold on the grounding model by construction (normalisation, the Markov "
+               f"property, finite sizes) and {counts['assumed']} are <em>assumed</em>, marked so below.</p>")
+    chain = {}
+    for row in getattr(report, "chain", ()):
+        chain.setdefault(row.derivation, []).append(row)
     for d in DERIVATIONS:
-        out.append(f'<h3 id="d-{_e(d.name)}">{_prose(title_of(d))}</h3><p>{_prose(summary_of(d))}</p>')
+        out.append(f'<h3 id="d-{_e(d.name)}">{_prose(_title(d))}</h3><p>{_prose(_summary(d))}</p>')
+        links = chain.get(d.name, [])
+        if links:
+            out.append('<ul class="chain">' + "".join(
+                f'<li>{MARK[r.ok]} {_e(r.label)}: '
+                f'<span class="{"needs" if r.ok else "bad"}">{_e(seed_names_text(r.message)[:600])}</span></li>'
+                for r in links) + "</ul>")
         previous = None
         for step in d.steps:
             status = _status(rows.get((d.name, str(step.number))))
@@ -74,8 +91,8 @@ def _derivations(report) -> str:
                 mark = f'{MARK[True]} <span class="needs">replayed; grounded at {_e(sizes)}</span>'
             else:
                 mark = f'{MARK[False]} <span class="bad">FAILED: {_e(seed_names_text(status.failure())[:300])}</span>'
-            needs = "; ".join(c.html() for c in conditions)
-            lhs, rhs = equation_sides(step, previous)
+            needs = "; ".join(c.html() for c in marked_conditions(step.rule, conditions))
+            lhs, rhs = _sides(step, previous)
             out.append(f'<div class="step" id="eq-{_e(step.number)}"><span class="num">({_e(step.number)})</span> '
                        f'{mark} <span class="rule">{_e(step.rule.name.replace("_", " "))}.</span> '
                        f'{justification.html()}' + (f' <span class="needs">Needs: {needs}.</span>' if needs else "")
@@ -120,17 +137,22 @@ def _display(item) -> str:
 
 
 def _errata(report) -> str:
-    out = [f'<section id="errata"><h2>2. Errata: {len(report.errata)} slips in the seed</h2>',
-           "<p>Each slip is a check: its evidence is computed, and the sentence, its numbers and its comparison "
-           "are generated from that evidence.</p>"]
+    from derive.errata import errata_counts, kind_label
+
+    out = [f'<section id="errata"><h2>2. Errata of the source: {_e(errata_counts(report.errata))}</h2>',
+           f"<p>Each quotes {_SOURCE_HTML} verbatim and is a check: its evidence is computed, and the sentence, its "
+           "numbers and its comparison are generated from that evidence. A slip is wrong as written; a notation "
+           "issue misnames something the maths gets right; a warning is right as far as it goes but misleads "
+           "when applied elsewhere.</p>"]
     for e in report.errata:
         holds = getattr(e, "holds", None)
         check = ("" if holds is None else
                  f"<p>{MARK[bool(holds)]} the evidence {'satisfies' if holds else 'does NOT satisfy'}: "
                  f"{_prose(e.claim)}</p>")
         out.append(f'<div class="erratum" id="erratum-{_e(e.id)}"><h3>{_prose(e.title)}</h3>'
-                   f'<p><span class="id">{_e(e.id)}</span> — <em>The seed:</em> {_prose(e.seed_text)}</p>')
-        out += [_display(x) for x in getattr(e, "seed_display", ())]
+                   f'<p><span class="id">{_e(e.id)}</span> — <strong>{_e(kind_label(e))}.</strong> '
+                   f'<em>The source:</em> {_prose(e.source_text)}</p>')
+        out += [_display(x) for x in getattr(e, "source_display", ())]
         out.append(f"<p><em>Correction:</em> {_prose(e.correction)}</p>")
         out += [_display(x) for x in getattr(e, "correction_display", ())]
         out.append(f"<p><em>Evidence (computed):</em> {_prose(e.evidence)}</p>")
@@ -229,9 +251,13 @@ def render_html(report, *, figures: bool = True) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>pgverify report</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
         "<h1>pgverify report: the policy gradient, checked</h1>",
+        f"<p>The derivation checked: {_SOURCE_HTML}, equations (1)–(15) and its reward-to-go remark, with the "
+        "reward-to-go, baseline and policy-gradient-theorem derivations it omits. References: R. J. Williams "
+        "(1992); R. S. Sutton et al. (2000); J. Schulman et al. (2016); J. Achiam, <cite>Spinning Up in Deep "
+        "Reinforcement Learning</cite> (OpenAI, 2018).</p>",
         f'<div class="summary {"pass" if passed else "fail"}"><strong>{status}</strong>: '
         f'{_e(summary.get("passed", "?"))}/{_e(summary.get("checks", "?"))} checks passed, '
-        f'{_e(summary.get("errata", len(report.errata)))} errata; seed {_e(data.get("seed"))}. '
+        f'{_e(summary.get("errata", len(report.errata)))} errata; random seed {_e(data.get("seed"))}. '
         f'Replay: <code>{_e(data.get("command", ""))}</code></div>',
         _derivations(report), _continuous(report), _errata(report),
         _table("3. Exact gradients", "gradients", data.get("gradients", [])),

@@ -63,6 +63,23 @@ def _derivation(console: Console, report: Report) -> None:
             if not g.ok:
                 console.print(f"✗ {row.derivation} ({row.number}) {row.rule}: grounding at (S, A, H) = {g.sizes} "
                               f"failed: {g.message}")
+    from derive.seed import DERIVATIONS
+    from derive.side_conditions import side_condition_counts
+
+    counts = side_condition_counts(DERIVATIONS)
+    console.print(f"   Side conditions of the rules cited: {counts['checked']} checked by predicates at every use, "
+                  f"{counts['imposed']} imposed on the grounding model (normalisation, Markov property, finite "
+                  f"sizes), {counts['assumed']} assumed (listed in the JSON's side_conditions and marked in the "
+                  "documents)", highlight=False)
+    if report.chain:
+        table = _table("   The chain: each derivation's first or last line against the result it links to, "
+                       "claimed results, lemmas used by their statements", "check", "link", "verdict")
+        for row in report.chain:
+            table.add_row(row.kind, row.label, MARK[row.ok])
+        console.print(table)
+        for row in report.chain:
+            if not row.ok:
+                console.print(f"✗ {row.label}: {row.message}")
     if report.derivation_numeric:
         table = _table("   The same lines evaluated on the built-in examples (exact enumeration) against ∇J by DP",
                        "derivation", "line", "verdict", "evidence")
@@ -98,7 +115,9 @@ def _errata(console: Console, report: Report) -> None:
     from rich.padding import Padding
     from rich.text import Text
 
-    console.print(f"[bold]2. Errata: {len(report.errata)} slips in the derivation, each with computed evidence[/bold]")
+    from derive.errata import errata_counts, kind_label
+
+    console.print(f"[bold]2. Errata of the source: {errata_counts(report.errata)}[/bold]")
     for e in report.errata:
         holds = getattr(e, "holds", None)
         console.print(f"{'•' if holds is None else MARK[bool(holds)]} [bold]{escape(e.id)}[/bold]: "
@@ -107,7 +126,7 @@ def _errata(console: Console, report: Report) -> None:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, min_width=11)
         grid.add_column(ratio=1)
-        rows = [("written:", e.seed_text), ("correction:", e.correction), ("evidence:", e.evidence)]
+        rows = [("kind:", kind_label(e).lower()), ("source:", e.source_text), ("correction:", e.correction), ("evidence:", e.evidence)]
         if holds is not None:
             rows.append(("check:", f"{'✓ the evidence satisfies' if holds else '✗ FAILED: the evidence does not satisfy'}"
                                    f": {e.claim}"))
@@ -163,6 +182,10 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
     """
     console = console or Console(no_color=not color, highlight=False)
     _width(console)
+    from verify.app.report import SOURCE_CITATION as src
+    console.print(f"The derivation checked: {src['author']}, “{src['title']}” ({src['date']}), equations "
+                  f"{src['equations']}; the chain of derivations built on it is checked seam by seam.",
+                  highlight=False)
     _derivation(console, report)
     _errata(console, report)
     _gradients(console, report)
@@ -172,7 +195,7 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
     status = "PASSED" if report.passed else f"FAILED ({summary['failed']} failing)"
     undecided = f", {summary['undecided']} undecided (not counted as passed)" if summary["undecided"] else ""
     console.print(f"[bold]{status}[/bold]: {summary['passed']}/{summary['checks']} checks passed{undecided}, "
-                  f"{len(report.errata)} errata; seed {report.seed}, {report.timing.get('total_s', 0):.1f} s. "
+                  f"{len(report.errata)} errata; random seed {report.seed}, {report.timing.get('total_s', 0):.1f} s. "
                   f"Replay: {report.command}")
 
 

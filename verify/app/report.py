@@ -22,6 +22,10 @@ FULL_SIZES = ((2, 2, 2), (3, 2, 3))   # grounding sizes of the full report (H = 
 QUICK_SIZES = ((2, 2, 2),)
 FULL_EPISODES, QUICK_EPISODES = 20_000, 5_000
 
+#: the derivation checked (``derive.source``): author, title, date, as the JSON's "source" cites it
+SOURCE_CITATION = {"author": "Alexander Schindorfer", "title": "Policy Gradient Derivation", "date": "2026-01-21",
+                   "equations": "(1)-(15) and the reward-to-go remark"}
+
 
 @dataclass(frozen=True)
 class DerivationRow:
@@ -88,6 +92,7 @@ class Report:
     seed: int
     quick: bool
     derivation: list[DerivationRow] = field(default_factory=list)
+    chain: list = field(default_factory=list)                # derive.chain.ChainCheck: seams, results, lemmas
     continuous: list[ContinuousRow] = field(default_factory=list)
     derivation_numeric: list = field(default_factory=list)   # verify.app.derivation_numeric.NumericLine
     errata: list = field(default_factory=list)          # derive.errata.Erratum
@@ -114,8 +119,8 @@ class Report:
     def checks(self) -> list:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
         selfcheck = self.self_check
-        return [*self.derivation, *self.continuous, *self.derivation_numeric, *self.errata, *self.gradients,
-                *(row for _, row in self.estimators),
+        return [*self.derivation, *self.chain, *self.continuous, *self.derivation_numeric, *self.errata,
+                *self.gradients, *(row for _, row in self.estimators),
                 *([selfcheck] if selfcheck is not None and selfcheck.tests else [])]
 
     @property
@@ -136,7 +141,10 @@ class Report:
             "version": __version__, "seed": self.seed, "quick": self.quick, "passed": self.passed,
             "command": self.command,
             "summary": self.summary,
+            "source": SOURCE_CITATION,
             "derivation": [r.to_json() for r in self.derivation],
+            "chain": [r.to_json() for r in self.chain],
+            "side_conditions": side_conditions_json(),
             "continuous": [r.to_json() for r in self.continuous],
             "derivation_numeric": [r.to_json() for r in self.derivation_numeric],
             "errata": [erratum_json(e) for e in self.errata],
@@ -148,28 +156,86 @@ class Report:
         }
 
 
+def side_conditions_json() -> dict:
+    """How each rule's side conditions stand (``derive.side_conditions``): counts, and those assumed."""
+    from derive.seed import DERIVATIONS
+    from derive.side_conditions import assumed_conditions, side_condition_counts
+
+    return {**side_condition_counts(DERIVATIONS),
+            "assumed_conditions": [{"rule": r, "condition": c} for r, c in assumed_conditions(DERIVATIONS)]}
+
+
 def erratum_json(e) -> dict:
     if hasattr(e, "to_json"):
         return e.to_json()
-    return {"id": e.id, "title": e.title, "seed_text": e.seed_text, "correction": e.correction,
+    return {"id": e.id, "title": e.title, "source_text": e.source_text, "correction": e.correction,
             "evidence": e.evidence}
 
 
 # --- the sections ---------------------------------------------------------------------------------------------------
 
-def derivation_rows(sizes) -> list[DerivationRow]:
-    """Replay and ground every step of every derivation (the seed's, reward-to-go, baseline)."""
+def derivation_rows(sizes, derivations=None) -> list[DerivationRow]:
+    """Replay and ground every step of every derivation (default ``derive.seed.DERIVATIONS``)."""
     from derive.grounding import ground_step
-    from derive.seed import DERIVATIONS
     from derive.steps import replay
 
     rows = []
-    for d in DERIVATIONS:
+    for d in _derivations(derivations):
         for step, check in zip(d.steps, replay(d)):
             # "auto": exact normal form where cheap, else jets at a random point mod 2^61 - 1 (derive.grounding)
             grounding = tuple(ground_step(step, sz, "auto") for sz in sizes)
             rows.append(DerivationRow(d.name, step.number, step.rule.name, check.ok, check.message, grounding))
     return rows
+
+
+def _derivations(derivations):
+    if derivations is None:
+        from derive.seed import DERIVATIONS
+        return DERIVATIONS
+    return tuple(derivations)
+
+
+def chain_rows(sizes, derivations=None) -> list:
+    """The checks between derivations (``derive.chain``): seams, claimed results, lemma uses."""
+    from derive.chain import check_chain
+
+    return check_chain(_derivations(derivations), sizes)
+
+
+@dataclass(frozen=True)
+class DerivationSection:
+    """What the report checks of a list of derivations: steps, the chain between them, the numeric half."""
+
+    steps: list
+    chain: list
+    numeric: list
+
+    @property
+    def rows(self) -> list:
+        return [*self.steps, *self.chain, *self.numeric]
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failed row: the step, seam or line and the reason."""
+        out = []
+        for r in self.steps:
+            if not r.replay_ok:
+                out.append(f"{r.derivation} ({r.number}) replay: {r.replay_message}")
+            out += [f"{r.derivation} ({r.number}) grounding: {g.message}" for g in r.grounding if not g.ok]
+        out += [f"{c.label}: {c.message}" for c in self.chain if not c.ok]
+        out += [f"{n.derivation} ({n.number}) numeric: {n.message}" for n in self.numeric if n.ok is False]
+        return out
+
+
+def derivation_section(derivations=None, quick: bool = False) -> DerivationSection:
+    """Every check ``pgverify report`` (``--quick``) runs on the derivations: replay and grounding per step,
+    the chain (seams, results, lemmas) and the numeric half, at the report's sizes and examples."""
+    from verify.app.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
+
+    sizes = QUICK_SIZES if quick else FULL_SIZES
+    derivations = _derivations(derivations)
+    return DerivationSection(derivation_rows(sizes, derivations), chain_rows(sizes, derivations),
+                             numeric_lines(quick=quick, derivations=derivations))
 
 
 def continuous_rows() -> list[ContinuousRow]:
@@ -223,7 +289,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
     examples = builtin_examples()
-    task = progress.add_task("verifying", total=4 + len(examples)) if progress is not None else None
+    task = progress.add_task("verifying", total=3 + len(examples)) if progress is not None else None
 
     def done(label: str, t0: float) -> None:
         report.timing[f"{label}_s"] = time.perf_counter() - t0
@@ -231,15 +297,12 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
             progress.advance(task)
 
     t_start = t0 = time.perf_counter()
-    report.derivation = derivation_rows(QUICK_SIZES if quick else FULL_SIZES)
+    section = derivation_section(quick=quick)
+    report.derivation, report.chain, report.derivation_numeric = section.steps, section.chain, section.numeric
     done("derivation", t0)
     t0 = time.perf_counter()
     report.continuous = continuous_rows()
     done("continuous", t0)
-    t0 = time.perf_counter()
-    from verify.app.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
-    report.derivation_numeric = numeric_lines(quick=quick)
-    done("derivation_numeric", t0)
     t0 = time.perf_counter()
     report.errata = list(errata_for_latex())
     done("errata", t0)

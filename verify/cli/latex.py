@@ -17,7 +17,8 @@ def register(sub) -> None:
     p = sub.add_parser("latex", help="verify the derivation, then export it as a LaTeX (or Markdown) document",
                        description="Replay every step of every derivation (the cited rule, applied to the line "
                                    "before, must give the line) and ground it as an exact identity on symbolic "
-                                   "tabular MDPs, then write the document: the steps numbered as in the seed with "
+                                   "tabular MDPs, check the seams between derivations, then write the document: the "
+                                   "steps numbered as in Schindorfer's derivation with "
                                    "their rules, side conditions and status, the continuous cases, the errata "
                                    "and a bibliography. A failing step refuses the export (exit 1) unless "
                                    "--allow-failing.")
@@ -49,8 +50,10 @@ def run_latex(args) -> int:
 
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     status = verify_derivations(DERIVATIONS, sizes, method="auto")     # the report's sizes and method
+    from derive.chain import check_chain
+    chain = check_chain(DERIVATIONS, sizes)                            # seams, claimed results, lemma uses
     errata = errata_for_latex()
-    bad_steps = failing_steps(status)
+    bad_steps = failing_steps(status) + [f"{r.label}: {r.message}" for r in chain if not r.ok]
     bad_errata = [f"erratum {e.id}: {e.verdict}" for e in errata if not e.passed]
     failures = bad_steps + bad_errata
     n_steps = len(status)
@@ -62,8 +65,8 @@ def run_latex(args) -> int:
               file=sys.stderr)
         return EXIT_FAIL
     fmt = _format(args)
-    text = (render_markdown(DERIVATIONS, errata, status) if fmt == "markdown"
-            else render_document(DERIVATIONS, errata, status))
+    text = (render_markdown(DERIVATIONS, errata, status, chain=chain) if fmt == "markdown"
+            else render_document(DERIVATIONS, errata, status, chain=chain))
     out = atomic_write(args.output, text, force=args.force)
     grounded = ", ".join(str(tuple(s)) for s in sizes)
     verdict = (f"{n_steps} step{'s' * (n_steps != 1)} replayed and grounded at {grounded} ✓" if not failures
