@@ -6,8 +6,8 @@ of arrays). The loss is ``loss_fn(params, batch) -> scalar``, exactly as in the 
 ``verify.frameworks.Batch`` of jax arrays. pgverify differentiates it with ``jax.value_and_grad`` under
 ``jax.jit`` (falling back to eager evaluation when the loss cannot be traced).
 
-A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdicts need float64, so using this
-module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the parameters to float64.
+A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdicts need float64: each check runs
+under ``jax.enable_x64(True)`` (scoped to the call; the process's setting is restored) on float64 parameters.
 
 >>> import jax.numpy as jnp
 >>> from verify.builtin import builtin_examples
@@ -35,7 +35,7 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
 
-__all__ = ["assert_loss_unbiased", "check_loss", "exact_gradient"]
+__all__ = ["assert_loss_unbiased", "check_loss", "check_rollout_loss", "exact_gradient"]
 
 try:    # the module's doctest needs ``jax`` in its namespace; nothing else may require it at import time
     import jax
@@ -46,8 +46,19 @@ except ImportError:  # pragma: no cover - the extra is missing
 def _jax():
     if jax is None:
         raise UsageError("verify.frameworks.jax needs JAX: pip install 'pgverify[jax]'")
-    jax.config.update("jax_enable_x64", True)
     return jax
+
+
+def _x64(fn):
+    """Run ``fn`` with float64 enabled for its duration only (``jax.enable_x64``): the user's process keeps its
+    own setting (its later ``jax.random`` draws and dtypes do not change)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _jax().enable_x64(True):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 class _Policy:
@@ -95,6 +106,9 @@ class _Policy:
             raise LossError(f"the policy returned {type(out).__name__}, not an array of {self.output} [S, A]; pass "
                             "apply=lambda params, obs: ... returning the policy head")
         policy_log_probs(np.asarray(out), self.output, n_states, n_actions)       # validates
+        from verify.frameworks.jax_rollout import refuse_batch_coupled
+
+        refuse_batch_coupled(self.apply, self.params, obs, out)     # recurrent / batch-coupled: refused
         kind = self.output
 
         def logp(flat):
@@ -117,10 +131,14 @@ def _exact(pol: _Policy, mdp, table):
     def J_of(flat):
         return dp_objective(jnp.exp(logp(flat)), jtab, einsum=jnp.einsum, solve=jnp.linalg.solve,
                             eye=jnp.eye, zeros=jnp.zeros)
-    J, g = jax.value_and_grad(J_of)(pol.flat)
+    try:        # compiled: the DP's H steps are one XLA program instead of H dispatches per operation
+        J, g = jax.jit(jax.value_and_grad(J_of))(pol.flat)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError):
+        J, g = jax.value_and_grad(J_of)(pol.flat)      # a policy with Python control flow on values
     return float(J), np.asarray(g), logp
 
 
+@_x64
 def exact_gradient(apply: Callable, params, problem, *, observations="one_hot",
                    output: str = "logits") -> ExactGradient:
     r"""Exact J(theta) and grad J for every parameter of a JAX policy on a tabular MDP.
@@ -156,6 +174,7 @@ def _loss_name(loss_fn, name):
     return getattr(inner, "__qualname__", None) or type(inner).__name__
 
 
+@_x64
 def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
                seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
@@ -246,3 +265,6 @@ def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *,
     if not (check.passed or (allow_proportional and check.verdict == "proportional")):
         raise AssertionError(check.format())
     return check
+
+
+from verify.frameworks.jax_rollout import check_rollout_loss  # noqa: E402 - rollouts: their own module

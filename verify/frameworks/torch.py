@@ -35,7 +35,7 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
 
-__all__ = ["assert_loss_unbiased", "check_loss", "exact_gradient"]
+__all__ = ["assert_loss_unbiased", "check_loss", "check_rollout_loss", "exact_gradient"]
 
 
 def _torch():
@@ -70,6 +70,9 @@ class _Policy:
             raise LossError(f"policy must be a torch.nn.Module, got {type(policy).__name__}")
         if logits is not None and not callable(logits):
             raise LossError(f"logits must be a function (module, obs) -> logits, got {type(logits).__name__}")
+        from verify.frameworks.torch_rollout import refuse_random_or_recurrent
+
+        refuse_random_or_recurrent(policy)     # dropout in training mode, batch norm, RNNs: never pinned silently
         self.model = copy.deepcopy(policy).double()
         self.named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         if not self.named:
@@ -275,3 +278,6 @@ def assert_loss_unbiased(policy, loss_fn: Callable, problem, *, allow_proportion
     if not (check.passed or (allow_proportional and check.verdict == "proportional")):
         raise AssertionError(check.format())
     return check
+
+
+from verify.frameworks.torch_rollout import check_rollout_loss  # noqa: E402 - rollouts: its own module
