@@ -96,3 +96,8 @@ def rlax_a2c_loss(params, batch, lambda_=0.95):
     pg = jax.vmap(rlax.policy_gradient_loss, in_axes=(1, 1, 1, 1))(logits, batch.actions, adv,
                                                                    jnp.ones_like(batch.rewards))
     return pg.mean()
+
+
+def policy(n_obs: int, n_actions: int):
+    """``pgverify loss --policy``: the policy head and the parameters for an MDP of these sizes."""
+    return actor, init(n_obs, n_actions)

@@ -49,7 +49,8 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
                        weighting: str = "discounted", observations="one_hot", output: str = "logits",
                        entropy_coef: float | None = None, policy_params=None, batches: int = 1000, seed: int = 0,
                        alpha: float = 1e-3, tolerance: float = DEFAULT_ROLLOUT_TOLERANCE,
-                       name: str | None = None, jit: bool = True) -> RolloutCheck:
+                       name: str | None = None, jit: bool = True,
+                       on_monte_carlo: Callable[[str], None] | None = None) -> RolloutCheck:
     r"""Test a JAX loss fed B x T rollouts; as ``verify.frameworks.torch.check_rollout_loss``.
 
     Args:
@@ -110,4 +111,4 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
         return check_rollout_estimates(estimate, model, jac, np.asarray(grad_J), names, loss=label, seed=seed,
                                        batches=batches, alpha=alpha, tolerance=tolerance, entropy_coef=entropy_coef,
                                        policy_mask=mask, scale=return_scale(model, jac, np.asarray(grad_J)),
-                                       reproduce=call)
+                                       reproduce=call, on_monte_carlo=on_monte_carlo)

@@ -608,12 +608,15 @@ def check_rollout_estimates(estimate: Callable[[Rollout], np.ndarray], model: Ro
                             batches: int = 1000, alpha: float = 1e-3,
                             tolerance: float = DEFAULT_ROLLOUT_TOLERANCE, entropy_coef: float | None = None,
                             policy_mask: np.ndarray | None = None, scale: float = 1.0,
-                            reproduce: str = "") -> RolloutCheck:
+                            reproduce: str = "", on_monte_carlo: Callable[[str], None] | None = None
+                            ) -> RolloutCheck:
     """The engine: E[-grad loss] on rollouts (exact where it can, else Monte Carlo) against g_roll.
 
     Args:
       estimate: a ``Rollout`` of B environments -> -grad loss in parameter space [d] (non-finite: counted, skipped).
       model: the rollout model. jac: d log pi(a|s) / d params [S A, d]. grad_J: exact grad J [d]. names: [d].
+      on_monte_carlo: called with the Monte Carlo run's cost (steps, loss evaluations, estimated seconds from the
+        probe's own calls) before it starts, so a command can say what it is about to spend.
       entropy_coef: beta, to judge against grad (J_roll + beta H). policy_mask: the judged parameters (default:
         those that move pi, i.e. a non-zero column of ``jac``). scale: round-off scale of the exact verdict.
     """
@@ -628,11 +631,15 @@ def check_rollout_estimates(estimate: Callable[[Rollout], np.ndarray], model: Ro
     gH = pull(model.entropy_theta())
     target = g + (entropy_coef or 0.0) * gH
     objective = "J" if entropy_coef is None else f"J + {entropy_coef:g} H"
-    counts = {"nan": 0, "total": 0}
+    counts = {"nan": 0, "total": 0, "seconds": 0.0}
 
     def call(ro: Rollout) -> np.ndarray | None:
+        import time
+
         counts["total"] += 1
+        t0 = time.perf_counter()
         out = np.asarray(estimate(ro), dtype=float)
+        counts["seconds"] += time.perf_counter() - t0
         if not np.isfinite(out).all():
             counts["nan"] += 1
             return None
@@ -690,8 +697,14 @@ def check_rollout_estimates(estimate: Callable[[Rollout], np.ndarray], model: Ro
             mean = total
     else:
         method = "monte carlo"
-        require_work(float(batches) * B * T * max(d, 1), f"the Monte Carlo check ({batches} rollouts x {B} "
-                     f"environments x {T} steps x {d} parameters)")
+        work = float(batches) * B * T * max(d, 1)
+        require_work(work, f"the Monte Carlo check ({batches} rollouts x {B} environments x {T} steps x {d} "
+                           "parameters)")
+        if on_monte_carlo is not None:
+            per_call = counts["seconds"] / max(counts["total"], 1)
+            on_monte_carlo(f"Monte Carlo: {batches} rollouts x {B} environments x {T} steps = {batches * B * T} "
+                           f"steps, {batches} loss evaluations with backward passes (work {work:.2g} of the "
+                           f"--max-work budget; about {batches * per_call:.2g} s at the probe's pace)")
         mc_rng = np.random.default_rng(seed)
         ro = model.sample(batches * B, mc_rng)
         ref = model.reference(ro).reshape(batches, B, -1).mean(axis=1)

@@ -58,7 +58,8 @@ def check_rollout_loss(policy, loss_fn: Callable, problem, *, n_envs: int = 4, n
                        weighting: str = "discounted", logits: Callable | None = None, observations="one_hot",
                        output: str = "logits", entropy_coef: float | None = None, policy_params=None,
                        batches: int = 1000, seed: int = 0, alpha: float = 1e-3,
-                       tolerance: float = DEFAULT_ROLLOUT_TOLERANCE, name: str | None = None) -> RolloutCheck:
+                       tolerance: float = DEFAULT_ROLLOUT_TOLERANCE, name: str | None = None,
+                       on_monte_carlo: Callable[[str], None] | None = None) -> RolloutCheck:
     r"""Test a PyTorch loss fed B x T rollouts: is E[-grad loss] on the policy's parameters g_roll, c g_roll, or
     biased (and why)?
 
@@ -71,6 +72,7 @@ def check_rollout_loss(policy, loss_fn: Callable, problem, *, n_envs: int = 4, n
       entropy_coef: beta: judge against grad (J_roll + beta H) (without it, an entropy term is named as a cause).
       policy_params: names (or name prefixes) of the judged parameters; default: every parameter that moves pi.
       batches, seed, alpha, tolerance: the Monte Carlo run (when the rollouts cannot be enumerated).
+      on_monte_carlo: called with the Monte Carlo run's cost before it starts.
 
     Returns:
       ``verify.frameworks.rollout.RolloutCheck``.
@@ -136,5 +138,6 @@ def check_rollout_loss(policy, loss_fn: Callable, problem, *, n_envs: int = 4, n
                 + f", batches={batches}, seed={seed})")
         return check_rollout_estimates(estimate, model, jac, grad_J, names, loss=label, seed=seed, batches=batches,
                                        alpha=alpha, tolerance=tolerance, entropy_coef=entropy_coef,
-                                       policy_mask=mask, scale=return_scale(model, jac, grad_J), reproduce=call)
+                                       policy_mask=mask, scale=return_scale(model, jac, grad_J), reproduce=call,
+                                       on_monte_carlo=on_monte_carlo)
     return run()
