@@ -136,4 +136,4 @@ def reinforce_discounted(policy, batch):
     """The policy-gradient theorem per visited step: gamma^k_t grad log pi(a_t|s_t) times the one-step advantage."""
     logp = Categorical(logits=policy(batch.obs)).log_prob(batch.actions)
     adv = batch.rewards + batch.gamma * batch.next_values - batch.values
-    return -(batch.gamma ** batch.steps * logp * adv).mean()
+    return -(batch.gamma ** batch.steps.double() * logp * adv).mean()     # float64: an int power is float32
