@@ -59,7 +59,8 @@ def test_two_layer_network_matches_finite_differences():
     obs = np.eye(mdp.n_states)
 
     def J(p):
-        return objective(mdp, surrogate_policy(np.asarray(jax.nn.log_softmax(gallery.logits(p, obs)))))
+        with jax.enable_x64(True):      # the check scopes x64 to itself; finite differences need it too
+            return objective(mdp, surrogate_policy(np.asarray(jax.nn.log_softmax(gallery.logits(p, obs)))))
     eps = 1e-6
     for layer in ("trunk", "pi"):
         for name in ("w", "b"):

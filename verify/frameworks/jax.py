@@ -131,10 +131,7 @@ def _exact(pol: _Policy, mdp, table):
     def J_of(flat):
         return dp_objective(jnp.exp(logp(flat)), jtab, einsum=jnp.einsum, solve=jnp.linalg.solve,
                             eye=jnp.eye, zeros=jnp.zeros)
-    try:        # compiled: the DP's H steps are one XLA program instead of H dispatches per operation
-        J, g = jax.jit(jax.value_and_grad(J_of))(pol.flat)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError):
-        J, g = jax.value_and_grad(J_of)(pol.flat)      # a policy with Python control flow on values
+    J, g = jax.value_and_grad(J_of)(pol.flat)
     return float(J), np.asarray(g), logp
 
 
@@ -215,10 +212,17 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     logp_now = np.asarray(logp(pol.flat))
     target = framework_target(mdp, logp_now, grad, jac, pol.names())
     unravel = pol.unravel
+    from jax.flatten_util import ravel_pytree
+
+    from verify.frameworks.jax_rollout import _compiled
 
     def value_and_grad(flat, batch):
         return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(flat)
-    state = {"fn": jax.jit(value_and_grad) if jit else value_and_grad}
+
+    def compiled(flat, batch):      # one compilation per loss function and padded shape, reused across checks
+        loss, g = _compiled(loss_fn)(unravel(flat), batch)
+        return loss, ravel_pytree(g)[0]
+    state = {"fn": compiled if jit else value_and_grad}
     untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 

@@ -10,6 +10,7 @@ depend on the other observations of the call (a recurrent scan over the batch, b
 """
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -22,6 +23,21 @@ from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, 
 __all__ = ["check_rollout_loss", "refuse_batch_coupled"]
 
 COUPLING_STATES = 16        # states probed one by one
+_COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> jax.jit(jax.value_and_grad(loss_fn)), reused across checks
+
+
+def _compiled(loss_fn):
+    """``jax.jit(jax.value_and_grad(loss_fn))``, one per loss function: rollouts have static shapes, so a check (and
+    every later check of the same loss) compiles once per batch shape instead of once per call site."""
+    import jax
+
+    try:
+        fn = _COMPILED.get(loss_fn)
+    except TypeError:           # not weak-referenceable: compile for this check only
+        return jax.jit(jax.value_and_grad(loss_fn))
+    if fn is None:
+        fn = _COMPILED[loss_fn] = jax.jit(jax.value_and_grad(loss_fn))
+    return fn
 
 
 def refuse_batch_coupled(apply: Callable, params, obs, out) -> None:
@@ -78,22 +94,23 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
         pol = _Policy(apply, params, output)
         table = observation_table(mdp, observations)
         _, grad_J, logp = _exact(pol, mdp, table)
-        jac = np.asarray(jax.jit(jax.jacrev(lambda f: logp(f).reshape(-1)))(pol.flat))
+        # eager, not jit: a new closure per check would compile every time (~1 s), while eager operations are
+        # compiled once per process and shape (~20 ms afterwards; benchmarks/bench_frameworks.py --rollout)
+        jac = np.asarray(jax.jacrev(lambda f: logp(f).reshape(-1))(pol.flat))
         names = pol.names()
         model = RolloutModel(mdp, np.asarray(logp(pol.flat)), spec)
         mask = policy_mask(names, policy_params)
-        unravel = pol.unravel
+        from jax.flatten_util import ravel_pytree
 
-        def value_and_grad(flat, batch):
-            return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(flat)
-        fn = jax.jit(value_and_grad) if jit else value_and_grad
+        fn = _compiled(loss_fn) if jit else jax.value_and_grad(loss_fn)
 
         def estimate(ro) -> np.ndarray:
             b = rollout_arrays(ro, model, table)
             batch = RolloutBatch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma)
             where = f"on rollouts of {ro.n} environments x {spec.n_steps} steps"
             try:
-                loss, g = fn(pol.flat, batch)
+                loss, g = fn(pol.params, batch)
+                g = ravel_pytree(g)[0]
             except TypeError as exc:
                 raise LossError(f"loss {label} raised TypeError {where} (a non-scalar loss? reduce it): "
                                 f"{exc}") from exc
