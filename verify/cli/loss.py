@@ -121,6 +121,16 @@ def _resolve(spec: str, option: str):
     return obj
 
 
+def _made(obj, spec: str, n_obs: int, n_actions: int):
+    """``obj(n_obs, n_actions)``: a policy factory's product; what it raises is the user's input error."""
+    try:
+        return obj(n_obs, n_actions)
+    except Exception as exc:  # noqa: BLE001 - the user's code: reported in one line
+        raise UsageError(f"--policy {spec}: calling {spec.rpartition(':')[2]}({n_obs}, {n_actions}) raised "
+                         f"{type(exc).__name__}: {exc} (a policy factory takes the observation size and the number "
+                         "of actions)") from exc
+
+
 def _policy(spec: str, framework: str, n_obs: int, n_actions: int):
     obj = _resolve(spec, "--policy")
     if framework == "torch":
@@ -129,7 +139,7 @@ def _policy(spec: str, framework: str, n_obs: int, n_actions: int):
         if isinstance(obj, torch.nn.Module):
             return obj
         if callable(obj):
-            made = obj(n_obs, n_actions)
+            made = _made(obj, spec, n_obs, n_actions)
             if isinstance(made, torch.nn.Module):
                 return made
             raise UsageError(f"--policy {spec}: {spec.rpartition(':')[2]}({n_obs}, {n_actions}) returned "
@@ -139,7 +149,7 @@ def _policy(spec: str, framework: str, n_obs: int, n_actions: int):
     if isinstance(obj, tuple) and len(obj) == 2 and callable(obj[0]):
         return obj
     if callable(obj):
-        made = obj(n_obs, n_actions)
+        made = _made(obj, spec, n_obs, n_actions)
         if isinstance(made, tuple) and len(made) == 2 and callable(made[0]):
             return made
         raise UsageError(f"--policy {spec}: {spec.rpartition(':')[2]}({n_obs}, {n_actions}) returned "
