@@ -69,8 +69,8 @@ PITFALLS = {
                                   "when the time limit cuts an episode",
     "entropy": "an entropy bonus in the same scalar (grad of J + beta H)",
     "value_loss": "a value loss in the same scalar, moving parameters the policy shares with the critic",
-    "batch_statistic": "a batch statistic (advantage or return normalisation over the rollout): E[-grad loss] "
-                       "depends on the number of environments",
+    "batch_statistic": "a batch statistic (advantage or return normalisation over the rollout): the batch's "
+                       "gradient is not the mean of its environments' own",
 }
 
 
@@ -805,8 +805,7 @@ def _name_causes(mean, mask, g, gH, model, jac, enum, scale, convention, entropy
                     causes.append((name, "exact, with the entropy term" + (f"; {detail}" if detail else "")))
                 return causes, entropy
     if convention is None:
-        causes.append(("batch_statistic", "likely: the probe found the gradient of a batch is not the mean of its "
-                                          "environments' own"))
+        causes.append(("batch_statistic", "found by the probe; the likely cause of the bias"))
     elif critic > 0:
         causes.append(("value_loss", f"likely: critic-only parameters get |E[-grad loss]| = {critic:.3g}, and "
                                      "parameters shared with the critic get the value loss's gradient too"))
