@@ -10,6 +10,8 @@ step), the clipped surrogate, advantage normalisation, the value loss and the en
 import torch
 from torch.distributions import Categorical
 
+from examples.frameworks.torch_losses import ActorCritic, logits
+
 
 class Agent(torch.nn.Module):
     """cleanrl's ``Agent``: an actor and a critic that share nothing."""
@@ -84,23 +86,8 @@ def ppo_loss_entropy(agent, batch):
     return ppo_loss(agent, batch, norm_adv=False, ent_coef=0.01)
 
 
-class SharedAC(torch.nn.Module):
-    """An actor-critic on a shared trunk (stable-baselines3's default for discrete actions)."""
-
-    def __init__(self, n_obs: int, n_actions: int, hidden: int = 8, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.trunk = torch.nn.Sequential(torch.nn.Linear(n_obs, hidden), torch.nn.Tanh())
-        self.pi = torch.nn.Linear(hidden, n_actions)
-        self.v = torch.nn.Linear(hidden, 1)
-
-    def forward(self, obs):
-        h = self.trunk(obs)
-        return self.pi(h), self.v(h).squeeze(-1)
-
-
-def shared_logits(model, obs):
-    return model(obs)[0]
+# An actor-critic on a shared trunk (stable-baselines3's default for discrete actions): the episode gallery's.
+SharedAC, shared_logits = ActorCritic, logits
 
 
 def a2c_loss(model, batch, vf_coef=0.5):
