@@ -85,6 +85,7 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
     jax = _jax()
     mdp = resolve_mdp(problem)
     spec = RolloutSpec(n_envs, n_steps, time_major, start, time_limit, weighting)
+    spec.check_mdp(mdp)
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
     label = _loss_name(loss_fn, name)

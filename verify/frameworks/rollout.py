@@ -106,6 +106,13 @@ class RolloutSpec:
             raise UsageError(f"time_limit must be a positive integer or None, got {self.time_limit!r}")
 
 
+    def check_mdp(self, mdp: TabularMDP) -> None:
+        """Raise ``UsageError`` when the spec does not fit the MDP (before any work on the policy)."""
+        if mdp.horizon is not None and self.time_limit is not None:
+            raise UsageError(f"time_limit applies to horizon-null MDPs; {mdp.name} has horizon {mdp.horizon}, "
+                             "which is its time limit")
+
+
 @dataclass(frozen=True, eq=False)
 class Rollout:
     """Rollouts of N environments, batch-major numpy arrays [N, T] (``weights`` [N]: probabilities when enumerated).
@@ -172,9 +179,7 @@ class RolloutModel:
     def __init__(self, mdp: TabularMDP, logp: np.ndarray, spec: RolloutSpec):
         S, A = mdp.n_states, mdp.n_actions
         require_memory(8.0 * S * A * S * 2, f"the dense transition and reward tables [S={S}, A={A}, S]")
-        if mdp.horizon is not None and spec.time_limit is not None:
-            raise UsageError(f"time_limit applies to horizon-null MDPs; {mdp.name} has horizon {mdp.horizon}, "
-                             "which is its time limit")
+        spec.check_mdp(mdp)
         self.mdp, self.spec = mdp, spec
         self.policy = surrogate_policy(logp)
         self.pi = np.exp(np.maximum(logp, -700.0))

@@ -87,6 +87,7 @@ def check_rollout_loss(policy, loss_fn: Callable, problem, *, n_envs: int = 4, n
 
     mdp = resolve_mdp(problem)
     spec = RolloutSpec(n_envs, n_steps, time_major, start, time_limit, weighting)
+    spec.check_mdp(mdp)
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (module, batch) -> scalar tensor, got {type(loss_fn).__name__}")
     label = _loss_name(loss_fn, name)
