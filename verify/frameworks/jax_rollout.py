@@ -28,7 +28,10 @@ _COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> jax.jit(jax.value_and_g
 
 def _compiled(loss_fn):
     """``jax.jit(jax.value_and_grad(loss_fn))``, one per loss function: rollouts have static shapes, so a check (and
-    every later check of the same loss) compiles once per batch shape instead of once per call site."""
+    every later check of the same loss) compiles once per batch shape instead of once per call site.
+
+    As with ``jax.jit`` itself, the loss must be pure: a loss that reads global state mutated between two checks
+    keeps the first trace (pass a new function, e.g. a ``functools.partial``, or ``jit=False``)."""
     import jax
 
     try:
