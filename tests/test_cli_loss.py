@@ -94,7 +94,7 @@ def test_jax_purejaxrl_rollout(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["no_colon", MDP, "--policy", f"{T}:Agent", "--framework", "torch"], "loss no_colon: expected"),
     ([f"{T}:no_such", MDP, "--policy", f"{T}:Agent", "--framework", "torch"], "has no attribute 'no_such'"),
-    ([f"missing.py:f", MDP, "--policy", f"{T}:Agent", "--framework", "torch"], "no such file"),
+    (["missing.py:f", MDP, "--policy", f"{T}:Agent", "--framework", "torch"], "no such file"),
     ([f"{T}:ppo_loss", MDP, "--policy", f"{T}:ppo_loss", "--framework", "torch"], "calling ppo_loss(5, 2) raised"),
     ([f"{T}:ppo_loss", MDP, "--policy", f"{T}:Agent", "--framework", "torch", "--entropy-coef", "0.1"],
      "--entropy-coef applies to rollouts"),

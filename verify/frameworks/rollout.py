@@ -318,7 +318,7 @@ class RolloutModel:
 
     def enumerate(self, limit: int = ROLLOUT_PATHS) -> Rollout | None:
         """Every rollout of one environment with its probability, or None when there are more than ``limit``."""
-        T, S = self.spec.n_steps, self.mdp.n_states
+        T = self.spec.n_steps
         mu = self.start_distribution()
         ks, ss = np.nonzero(mu > 0)
         paths = [(mu[k, s], int(s), int(k), []) for k, s in zip(ks, ss)]
