@@ -4,14 +4,14 @@
     python benchmarks/bench_frameworks.py --exact [--repeats R]      # exact checks: JAX against PyTorch
 
 Run by hand; never part of pytest. Needs the extras ``torch`` and ``gym``. Both checks run
-``verify.batchcheck.check_batches`` on FrozenLake-v1 at the default size (4x4, slippery, H = 100 from its time limit,
+``verify.checks.batchcheck.check_batches`` on FrozenLake-v1 at the default size (4x4, slippery, H = 100 from its time limit,
 gamma = 1, uniform policy theta = 0): K batches of B episodes from pgverify's sampler, the paired Monte Carlo test
 (H = 100 has too many trajectories to enumerate). They differ only in the estimate of each batch:
 
 - **PyTorch** (``verify.frameworks.torch.check_loss``): a tabular-softmax ``nn.Module`` on one-hot observations and a
   REINFORCE loss written as a training loop writes it; per batch: the numpy batch -> torch tensors, the loss,
   ``torch.autograd.grad``; plus, once, grad J by DP through autograd and the d log pi / d params Jacobian.
-- **numpy** (the baseline, ``verify.batchcheck.check_batch_estimator``): the catalog's ``reward_to_go`` estimator,
+- **numpy** (the baseline, ``verify.checks.batchcheck.check_batch_estimator``): the catalog's ``reward_to_go`` estimator,
   averaged over the batch.
 
 ``--exact`` times the exact checks instead, JAX against PyTorch on the same numbers (the baseline is PyTorch):
@@ -37,10 +37,10 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from verify.batchcheck import check_batch_estimator  # noqa: E402
-from verify.estimators import get_estimator  # noqa: E402
+from verify.checks.batchcheck import check_batch_estimator  # noqa: E402
+from verify.checks.estimators import get_estimator  # noqa: E402
 from verify.frameworks.torch import check_loss, check_rollout_loss  # noqa: E402
-from verify.gym import gym_problem  # noqa: E402
+from verify.frameworks.gym import gym_problem  # noqa: E402
 
 
 class Tabular(torch.nn.Module):

@@ -36,7 +36,7 @@ def _run(capsys, argv):
 
 def test_corridor_file_is_the_gallery_mdp():
     from examples.frameworks.problem import corridor
-    from verify.problem import load_problem
+    from verify.model.problem import load_problem
 
     a, b = load_problem(MDP).mdp, corridor()
     assert a.name == b.name and a.horizon == b.horizon and a.gamma == b.gamma

@@ -17,12 +17,12 @@ except ImportError:
 from examples.frameworks import jax_losses as gallery
 from examples.frameworks import rlax_loss
 from examples.frameworks.problem import fixed_length, two_step
-from verify.builtin import builtin_examples
-from verify.exact import gradient, objective
+from verify.model.builtin import builtin_examples
+from verify.numerics.exact import gradient, objective
 from verify.frameworks import LossError
 from verify.frameworks._common import surrogate_policy
 from verify.frameworks.jax import check_loss, exact_gradient
-from verify.policy import LinearSoftmax, TabularSoftmax
+from verify.model.policy import LinearSoftmax, TabularSoftmax
 
 pytestmark = pytest.mark.filterwarnings("ignore:Rlax softmax will be deprecated:PendingDeprecationWarning")
 
@@ -164,7 +164,7 @@ def test_bad_policies(small):
 
 
 def test_monte_carlo_when_nothing_can_be_enumerated():
-    from verify.sampler import default_max_steps
+    from verify.numerics.sampler import default_max_steps
     mdp = builtin_examples()["discounted"].mdp                   # horizon null
 
     def reinforce(params, batch):

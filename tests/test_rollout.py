@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from examples.frameworks.problem import corridor, two_step
-from verify.batchcheck import exact_verdict
+from verify.checks.batchcheck import exact_verdict
 from verify.errors import UsageError
-from verify.exact import gradient
+from verify.numerics.exact import gradient
 from verify.frameworks.rollout import (RolloutModel, RolloutSpec, check_rollout_estimates, rollout_arrays)
-from verify.io import Limits, limits_scope
-from verify.policy import TabularSoftmax
+from verify.model.io import Limits, limits_scope
+from verify.model.policy import TabularSoftmax
 
 
 def _logp(theta):

@@ -5,7 +5,7 @@ with reward 2, "go" stays with reward 0.5 (then the horizon, 2 actions, cuts it)
 mean over a padded batch's timesteps depends on that), gamma = 0.9 < 1 (a restarted discount changes the
 weights), and the three trajectories give 3^B batches of B episodes, so batch-level losses are exact too.
 """
-from verify.mdp import TabularMDP
+from verify.model.mdp import TabularMDP
 
 
 def two_step() -> TabularMDP:

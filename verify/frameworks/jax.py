@@ -10,7 +10,7 @@ A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdict
 under ``jax.enable_x64(True)`` (scoped to the call; the process's setting is restored) on float64 parameters.
 
 >>> import jax.numpy as jnp
->>> from verify.builtin import builtin_examples
+>>> from verify.model.builtin import builtin_examples
 >>> bandit = builtin_examples()["bandit"].mdp
 >>> def apply(params, obs):
 ...     return obs @ params["w"]
@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from verify.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
+from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
                                check_batches)
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
@@ -181,7 +181,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
 
     As ``verify.frameworks.torch.check_loss``: batches of ``batch_size`` episodes are sampled from the policy's
     action probabilities, ``loss_fn(params, batch)`` is differentiated by ``jax.value_and_grad`` and
-    E[-grad loss] is compared with ``exact_gradient`` (``verify.batchcheck``).
+    E[-grad loss] is compared with ``exact_gradient`` (``verify.checks.batchcheck``).
 
     Args:
       apply, params, problem, observations, output: as ``exact_gradient``.
@@ -192,7 +192,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         cannot be traced falls back to eager evaluation.
 
     Returns:
-      ``verify.batchcheck.BatchCheck``.
+      ``verify.checks.batchcheck.BatchCheck``.
 
     Raises:
       LossError: the loss raised (e.g. converting a traced value to numpy or a float), returned a non-scalar or

@@ -45,10 +45,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from verify.errors import UsageError
-from verify.exact import value_tables
+from verify.numerics.exact import value_tables
 from verify.frameworks._common import surrogate_policy
-from verify.io import require_memory, require_work
-from verify.mdp import TabularMDP
+from verify.model.io import require_memory, require_work
+from verify.model.mdp import TabularMDP
 
 __all__ = ["DEFAULT_ROLLOUT_TOLERANCE", "PITFALLS", "ROLLOUT_PATHS", "Rollout", "RolloutBatch", "RolloutCheck",
            "RolloutModel", "RolloutSpec", "check_rollout_estimates", "rollout_arrays"]
@@ -625,7 +625,7 @@ def check_rollout_estimates(estimate: Callable[[Rollout], np.ndarray], model: Ro
       entropy_coef: beta, to judge against grad (J_roll + beta H). policy_mask: the judged parameters (default:
         those that move pi, i.e. a non-zero column of ``jac``). scale: round-off scale of the exact verdict.
     """
-    from verify.batchcheck import _mc_verdict, exact_verdict     # the one engine's tests and exact comparison
+    from verify.checks.batchcheck import _mc_verdict, exact_verdict     # the one engine's tests and exact comparison
 
     spec = model.spec
     B, T = spec.n_envs, spec.n_steps

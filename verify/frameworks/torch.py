@@ -10,7 +10,7 @@ A loss is minimised: the check tests E[-grad loss] against grad J. pgverify work
 module (``copy.deepcopy(policy).double()``), so your module is never modified and round-off is float64's.
 
 >>> import torch
->>> from verify.builtin import builtin_examples
+>>> from verify.model.builtin import builtin_examples
 >>> chain = builtin_examples()["chain"].mdp
 >>> policy = torch.nn.Linear(chain.n_states, chain.n_actions, bias=False)
 >>> def reinforce(policy, batch):
@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from verify.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
+from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_TOLERANCE, BatchCheck,
                                check_batches)
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
@@ -196,7 +196,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
     ``loss_fn(module, batch)`` as the training loop does, differentiates it with autograd and compares
     E[-grad loss] with the exact grad J (``exact_gradient``) for every parameter: exactly when the loss is
     per-episode (or the batches can be enumerated) and the MDP is small, else by a Monte Carlo test over
-    ``batches`` i.i.d. batches (``verify.batchcheck``).
+    ``batches`` i.i.d. batches (``verify.checks.batchcheck``).
 
     Args:
       policy, problem, logits, observations, output: as ``exact_gradient``.
@@ -208,7 +208,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
       pad_to: pad every batch to this many steps (e.g. the horizon) instead of its longest episode.
 
     Returns:
-      ``verify.batchcheck.BatchCheck``: ``verdict`` "unbiased", "proportional" (``c``), "biased" (angle,
+      ``verify.checks.batchcheck.BatchCheck``: ``verdict`` "unbiased", "proportional" (``c``), "biased" (angle,
       relative bias, ``matches``) or "undecided"; ``format()``, ``to_json()``.
 
     Raises:
