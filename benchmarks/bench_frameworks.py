@@ -1,17 +1,25 @@
 """Time to check a PyTorch loss on FrozenLake-v1 against the same check of the numpy catalog estimator.
 
     python benchmarks/bench_frameworks.py [--batch-size B] [--batches K] [--repeats R]
+    python benchmarks/bench_frameworks.py --exact [--repeats R]      # exact checks: JAX against PyTorch
 
 Run by hand; never part of pytest. Needs the extras ``torch`` and ``gym``. Both checks run
-``verify.batchcheck.check_batches`` on FrozenLake-v1 at the default size (4x4, slippery, H = 100 from its time limit,
+``verify.checks.batchcheck.check_batches`` on FrozenLake-v1 at the default size (4x4, slippery, H = 100 from its time limit,
 gamma = 1, uniform policy theta = 0): K batches of B episodes from pgverify's sampler, the paired Monte Carlo test
 (H = 100 has too many trajectories to enumerate). They differ only in the estimate of each batch:
 
 - **PyTorch** (``verify.frameworks.torch.check_loss``): a tabular-softmax ``nn.Module`` on one-hot observations and a
   REINFORCE loss written as a training loop writes it; per batch: the numpy batch -> torch tensors, the loss,
   ``torch.autograd.grad``; plus, once, grad J by DP through autograd and the d log pi / d params Jacobian.
-- **numpy** (the baseline, ``verify.batchcheck.check_batch_estimator``): the catalog's ``reward_to_go`` estimator,
+- **numpy** (the baseline, ``verify.checks.batchcheck.check_batch_estimator``): the catalog's ``reward_to_go`` estimator,
   averaged over the batch.
+
+``--exact`` times the exact checks instead, JAX against PyTorch on the same numbers (the baseline is PyTorch):
+the episode check of the gallery's REINFORCE loss on ``two_step`` (``check_loss``, exact per-episode) and the
+rollout check of a per-step discounted REINFORCE loss on ``corridor`` (``check_rollout_loss``, 2 environments x 4
+steps, 16 rollouts enumerated), a tabular softmax in both frameworks. It reports the first check of the process
+(JAX compiles the loss's ``value_and_grad`` and its eager primitives; PyTorch warms up autograd) and the best of
+the later ones (the training-loop case: a test suite or a CLI that checks a loss more than once).
 
 Times are CPU seconds of this process (``time.process_time``; wall time on a shared machine measures the
 neighbours), best of ``--repeats``, the two measured alternately in one run; the ratio is PyTorch over numpy.
@@ -29,10 +37,10 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from verify.batchcheck import check_batch_estimator  # noqa: E402
-from verify.estimators import get_estimator  # noqa: E402
-from verify.frameworks.torch import check_loss  # noqa: E402
-from verify.gym import gym_problem  # noqa: E402
+from verify.checks.batchcheck import check_batch_estimator  # noqa: E402
+from verify.checks.estimators import get_estimator  # noqa: E402
+from verify.frameworks.torch import check_loss, check_rollout_loss  # noqa: E402
+from verify.frameworks.gym import gym_problem  # noqa: E402
 
 
 class Tabular(torch.nn.Module):
@@ -55,12 +63,81 @@ def numpy_reward_to_go(episodes):
     return get_estimator("reward_to_go").per_episode(episodes).mean(axis=0)
 
 
+def exact_checks(repeats: int) -> None:
+    """First and best-of-``repeats`` CPU seconds of exact checks in PyTorch and JAX, and their ratio."""
+    import sys
+    from pathlib import Path
+
+    import jax
+    import jax.numpy as jnp
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # the gallery's MDPs live in examples/
+    from examples.frameworks.problem import corridor, two_step
+    from verify.frameworks import jax as vjax
+
+    def t_episode(policy, batch):
+        return reinforce(policy, batch)
+
+    def j_episode(params, batch):
+        logp = jax.nn.log_softmax(batch.obs @ params["theta"])
+        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+        disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
+        G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
+        return -(logp_a * G * batch.mask).sum(1).mean()
+
+    def t_rollout(policy, batch):
+        logp = torch.distributions.Categorical(logits=policy(batch.obs)).log_prob(batch.actions)
+        adv = batch.rewards + batch.gamma * batch.next_values - batch.values
+        return -(batch.gamma ** batch.steps.double() * logp * adv).mean()
+
+    def j_rollout(params, batch):
+        logp = jax.nn.log_softmax(batch.obs @ params["theta"])
+        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+        adv = batch.rewards + batch.gamma * batch.next_values - batch.values
+        return -(batch.gamma ** batch.steps * logp_a * adv).mean()
+
+    def apply(params, obs):
+        return obs @ params["theta"]
+
+    cases = []
+    for mdp, kind in ((two_step(), "episodes"), (corridor(), "rollouts")):
+        policy = Tabular(mdp.n_states, mdp.n_actions)
+        params = {"theta": np.zeros((mdp.n_states, mdp.n_actions))}
+        if kind == "episodes":
+            runs = {"torch": lambda: check_loss(policy, t_episode, mdp, batch_size=2),
+                    "jax": lambda: vjax.check_loss(apply, params, j_episode, mdp, batch_size=2, pad_to=mdp.horizon)}
+        else:
+            runs = {"torch": lambda: check_rollout_loss(policy, t_rollout, mdp, n_envs=2, n_steps=4),
+                    "jax": lambda: vjax.check_rollout_loss(apply, params, j_rollout, mdp, n_envs=2, n_steps=4)}
+        cases.append((f"{kind} on {mdp.name}", runs))
+    print(f"exact checks, CPU seconds: the first of the process, then the best of {repeats} more")
+    for label, runs in cases:
+        first, best, verdict = {}, {}, {}
+        for fw in ("torch", "jax"):
+            t = time.process_time()
+            verdict[fw] = runs[fw]().verdict
+            first[fw] = time.process_time() - t
+            best[fw] = np.inf
+        for _ in range(repeats):
+            for fw in ("torch", "jax"):
+                t = time.process_time()
+                runs[fw]()
+                best[fw] = min(best[fw], time.process_time() - t)
+        print(f"  {label:22s} PyTorch {first['torch']:6.2f} s first, {best['torch']:6.3f} s after  |  JAX "
+              f"{first['jax']:6.2f} s first, {best['jax']:6.3f} s after  |  ratio JAX / PyTorch after: "
+              f"{best['jax'] / best['torch']:.2f}x (verdicts {verdict['torch']}, {verdict['jax']})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--exact", action="store_true", help="time exact checks: JAX against PyTorch")
     args = parser.parse_args()
+    if args.exact:
+        exact_checks(args.repeats)
+        return
     problem = gym_problem("FrozenLake-v1")
     mdp = problem.mdp
     policy = Tabular(mdp.n_states, mdp.n_actions)

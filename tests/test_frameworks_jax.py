@@ -17,12 +17,12 @@ except ImportError:
 from examples.frameworks import jax_losses as gallery
 from examples.frameworks import rlax_loss
 from examples.frameworks.problem import fixed_length, two_step
-from verify.builtin import builtin_examples
-from verify.exact import gradient, objective
+from verify.model.builtin import builtin_examples
+from verify.numerics.exact import gradient, objective
 from verify.frameworks import LossError
 from verify.frameworks._common import surrogate_policy
 from verify.frameworks.jax import check_loss, exact_gradient
-from verify.policy import LinearSoftmax, TabularSoftmax
+from verify.model.policy import LinearSoftmax, TabularSoftmax
 
 pytestmark = pytest.mark.filterwarnings("ignore:Rlax softmax will be deprecated:PendingDeprecationWarning")
 
@@ -59,7 +59,8 @@ def test_two_layer_network_matches_finite_differences():
     obs = np.eye(mdp.n_states)
 
     def J(p):
-        return objective(mdp, surrogate_policy(np.asarray(jax.nn.log_softmax(gallery.logits(p, obs)))))
+        with jax.enable_x64(True):      # the check scopes x64 to itself; finite differences need it too
+            return objective(mdp, surrogate_policy(np.asarray(jax.nn.log_softmax(gallery.logits(p, obs)))))
     eps = 1e-6
     for layer in ("trunk", "pi"):
         for name in ("w", "b"):
@@ -163,7 +164,7 @@ def test_bad_policies(small):
 
 
 def test_monte_carlo_when_nothing_can_be_enumerated():
-    from verify.sampler import default_max_steps
+    from verify.numerics.sampler import default_max_steps
     mdp = builtin_examples()["discounted"].mdp                   # horizon null
 
     def reinforce(params, batch):

@@ -6,8 +6,8 @@ of arrays). The loss is ``loss_fn(params, batch) -> scalar``, exactly as in the 
 ``verify.frameworks.Batch`` of jax arrays. pgverify differentiates it with ``jax.value_and_grad`` under
 ``jax.jit`` (falling back to eager evaluation when the loss cannot be traced).
 
-A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdicts need float64, so using this
-module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the parameters to float64.
+A loss is minimised: the check tests E[-grad loss] against grad J. Exact verdicts need float64: each check runs
+under ``jax.enable_x64(True)`` (scoped to the call; the process's setting is restored) on float64 parameters.
 
 >>> import jax.numpy as jnp
 >>> from verify.model.builtin import builtin_examples
@@ -25,6 +25,8 @@ module turns on ``jax_enable_x64`` (a process-wide JAX setting) and converts the
 """
 from __future__ import annotations
 
+import weakref
+
 from typing import Callable
 
 import numpy as np
@@ -36,7 +38,11 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
                                        framework_target, observation_table, policy_log_probs, resolve_mdp)
 
-__all__ = ["assert_loss_unbiased", "check_loss", "exact_gradient"]
+from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
+                                       RolloutSpec, check_rollout_estimates, policy_mask,
+                                       return_scale, rollout_arrays)
+
+__all__ = ["assert_loss_unbiased", "check_loss", "check_rollout_loss", "exact_gradient"]
 
 try:    # the module's doctest needs ``jax`` in its namespace; nothing else may require it at import time
     import jax
@@ -47,8 +53,19 @@ except ImportError:  # pragma: no cover - the extra is missing
 def _jax():
     if jax is None:
         raise UsageError("verify.frameworks.jax needs JAX: pip install 'pgverify[jax]'")
-    jax.config.update("jax_enable_x64", True)
     return jax
+
+
+def _x64(fn):
+    """Run ``fn`` with float64 enabled for its duration only (``jax.enable_x64``): the user's process keeps its
+    own setting (its later ``jax.random`` draws and dtypes do not change)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _jax().enable_x64(True):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 class _Policy:
@@ -96,6 +113,8 @@ class _Policy:
             raise LossError(f"the policy returned {type(out).__name__}, not an array of {self.output} [S, A]; pass "
                             "apply=lambda params, obs: ... returning the policy head")
         policy_log_probs(np.asarray(out), self.output, n_states, n_actions)       # validates
+
+        refuse_batch_coupled(self.apply, self.params, obs, out)     # recurrent / batch-coupled: refused
         kind = self.output
 
         def logp(flat):
@@ -122,6 +141,7 @@ def _exact(pol: _Policy, mdp, table):
     return float(J), np.asarray(g), logp
 
 
+@_x64
 def exact_gradient(apply: Callable, params, problem, *, observations="one_hot",
                    output: str = "logits") -> ExactGradient:
     r"""Exact J(theta) and grad J for every parameter of a JAX policy on a tabular MDP.
@@ -157,6 +177,7 @@ def _loss_name(loss_fn, name):
     return getattr(inner, "__qualname__", None) or type(inner).__name__
 
 
+@_x64
 def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
                seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
@@ -197,10 +218,16 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     logp_now = np.asarray(logp(pol.flat))
     target = framework_target(mdp, logp_now, grad, jac, pol.names())
     unravel = pol.unravel
+    from jax.flatten_util import ravel_pytree
+
 
     def value_and_grad(flat, batch):
         return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(flat)
-    state = {"fn": jax.jit(value_and_grad) if jit else value_and_grad}
+
+    def compiled(flat, batch):      # one compilation per loss function and padded shape, reused across checks
+        loss, g = _compiled(loss_fn)(unravel(flat), batch)
+        return loss, ravel_pytree(g)[0]
+    state = {"fn": compiled if jit else value_and_grad}
     untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
@@ -255,3 +282,116 @@ def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *,
     if not (check.passed or (allow_proportional and check.verdict == "proportional")):
         raise AssertionError(check.format())
     return check
+
+# --- rollouts (JAX: check a loss on rollouts as a vectorised training loop collects them (``check_rollout_loss``).) ----------
+
+COUPLING_STATES = 16        # states probed one by one
+_COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> jax.jit(jax.value_and_grad(loss_fn)), reused across checks
+
+
+def _compiled(loss_fn):
+    """``jax.jit(jax.value_and_grad(loss_fn))``, one per loss function: rollouts have static shapes, so a check (and
+    every later check of the same loss) compiles once per batch shape instead of once per call site.
+
+    As with ``jax.jit`` itself, the loss must be pure: a loss that reads global state mutated between two checks
+    keeps the first trace (pass a new function, e.g. a ``functools.partial``, or ``jit=False``)."""
+    import jax
+
+    try:
+        fn = _COMPILED.get(loss_fn)
+    except TypeError:           # not weak-referenceable: compile for this check only
+        return jax.jit(jax.value_and_grad(loss_fn))
+    if fn is None:
+        fn = _COMPILED[loss_fn] = jax.jit(jax.value_and_grad(loss_fn))
+    return fn
+
+
+def refuse_batch_coupled(apply: Callable, params, obs, out) -> None:
+    """Raise ``LossError`` when the policy's output for a state depends on the other rows of the call.
+
+    ``out`` is ``apply(params, obs)`` on every state's observation; each of the first ``COUPLING_STATES`` states
+    is evaluated alone. A recurrent network scanned over the leading axis (a GRU over "time") or batch
+    statistics give other numbers: its pi(a|s) is not a function of s, and an exact verdict would be for a
+    different policy.
+    """
+    out = np.asarray(out, dtype=float)
+    for s in range(min(len(obs), COUPLING_STATES)):
+        alone = np.asarray(apply(params, obs[s:s + 1]), dtype=float)
+        if alone.shape != out[s:s + 1].shape:
+            return          # the shape check elsewhere names this
+        if not np.allclose(alone, out[s:s + 1], rtol=1e-9, atol=1e-12):
+            raise LossError(f"the policy's output for state {s} depends on the other observations of the call "
+                            f"({out[s].tolist()} in a batch of {len(obs)}, {alone[0].tolist()} alone): a recurrent "
+                            "policy or batch statistics; pgverify's exact gradient is that of a Markov policy "
+                            "pi(a|s), so it is refused")
+
+
+def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n_envs: int = 4, n_steps: int = 8,
+                       time_major: bool = True, start: str = "reset", time_limit: int | None = None,
+                       weighting: str = "discounted", observations="one_hot", output: str = "logits",
+                       entropy_coef: float | None = None, policy_params=None, batches: int = 1000, seed: int = 0,
+                       alpha: float = 1e-3, tolerance: float = DEFAULT_ROLLOUT_TOLERANCE,
+                       name: str | None = None, jit: bool = True,
+                       on_monte_carlo: Callable[[str], None] | None = None) -> RolloutCheck:
+    r"""Test a JAX loss fed B x T rollouts; as ``verify.frameworks.torch.check_rollout_loss``.
+
+    Args:
+      apply: ``(params, obs) -> logits`` of the policy head. params: the parameter pytree (float64 inside).
+      loss_fn: ``(params, batch) -> scalar`` to minimise.
+      policy_params: leaf paths (``jax.tree_util.keystr``, e.g. ``"['actor']"``) or their prefixes: the judged
+        parameters; default: every parameter that moves pi.
+      jit: compile ``value_and_grad`` of the loss (once: rollouts have static shapes).
+      Others: as the PyTorch function.
+
+    Returns:
+      ``verify.frameworks.rollout.RolloutCheck``.
+    """
+
+    jax = _jax()
+    mdp = resolve_mdp(problem)
+    spec = RolloutSpec(n_envs, n_steps, time_major, start, time_limit, weighting)
+    spec.check_mdp(mdp)
+    if not callable(loss_fn):
+        raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
+    label = _loss_name(loss_fn, name)
+    with jax.enable_x64(True):
+        import jax.numpy as jnp
+
+        pol = _Policy(apply, params, output)
+        table = observation_table(mdp, observations)
+        _, grad_J, logp = _exact(pol, mdp, table)
+        # eager, not jit: a new closure per check would compile every time (~1 s), while eager operations are
+        # compiled once per process and shape (~20 ms afterwards; benchmarks/bench_frameworks.py --rollout)
+        jac = np.asarray(jax.jacrev(lambda f: logp(f).reshape(-1))(pol.flat))
+        names = pol.names()
+        model = RolloutModel(mdp, np.asarray(logp(pol.flat)), spec)
+        mask = policy_mask(names, policy_params)
+        from jax.flatten_util import ravel_pytree
+
+        fn = _compiled(loss_fn) if jit else jax.value_and_grad(loss_fn)
+
+        def estimate(ro) -> np.ndarray:
+            b = rollout_arrays(ro, model, table)
+            batch = RolloutBatch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma)
+            where = f"on rollouts of {ro.n} environments x {spec.n_steps} steps"
+            try:
+                loss, g = fn(pol.params, batch)
+                g = ravel_pytree(g)[0]
+            except TypeError as exc:
+                raise LossError(f"loss {label} raised TypeError {where} (a non-scalar loss? reduce it): "
+                                f"{exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - the user's code: reported, chained
+                raise LossError(f"loss {label} raised {type(exc).__name__} {where}: {exc}") from exc
+            if not np.isfinite(float(loss)):
+                return np.full(len(names), np.nan)          # counted by the engine, not fatal
+            return -np.asarray(g, dtype=float)
+
+        call = (f"check_rollout_loss(apply, params, {label}, {mdp.name!r}, n_envs={n_envs}, n_steps={n_steps}, "
+                f"time_major={time_major}, start={start!r}, weighting={weighting!r}"
+                + ("" if time_limit is None else f", time_limit={time_limit}")
+                + ("" if entropy_coef is None else f", entropy_coef={entropy_coef!r}")
+                + f", batches={batches}, seed={seed})")
+        return check_rollout_estimates(estimate, model, jac, np.asarray(grad_J), names, loss=label, seed=seed,
+                                       batches=batches, alpha=alpha, tolerance=tolerance, entropy_coef=entropy_coef,
+                                       policy_mask=mask, scale=return_scale(model, jac, np.asarray(grad_J)),
+                                       reproduce=call, on_monte_carlo=on_monte_carlo)
