@@ -492,6 +492,12 @@ def problem_from_dict(data: dict, *, default_name: str = "mdp") -> Problem:
     Raises:
       InvalidMDPError: naming the offending entry; UsageError: sizes over the memory limit.
     """
+    from verify.lq import is_lq_document       # "kind": "lq": a linear-quadratic problem (verify.lq), not tabular
+
+    if is_lq_document(data):
+        from verify.lq import lq_from_dict
+
+        return lq_from_dict(data, default_name=default_name)
     doc = validate_document(data)
     check_declared_sizes(doc)
     terminal = doc.get("terminal")
