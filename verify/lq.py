@@ -34,7 +34,7 @@ The file format (``"kind": "lq"``, schema ``verify/schemas/lq.schema.json``)::
 >>> lq = load_lq_example("lq1d")
 >>> res = lq_gradient(lq)
 >>> round(res.J, 6), res.grad_log_std.shape
-(-2.58725, (1,))
+(-5.175671, (1,))
 """
 from __future__ import annotations
 
@@ -309,8 +309,12 @@ def lq_from_dict(data: dict, *, default_name: str = "lq") -> LQProblem:
             raise InvalidMDPError(f"{key} must be a string")
     A = _matrix(data["A"], "A")
     n = A.shape[0]
+    if A.shape != (n, n):
+        raise InvalidMDPError(f"A must be a square matrix, got shape {list(A.shape)}")
     B = _matrix(data["B"], "B")
     m = B.shape[1]
+    if B.shape[0] != n:
+        raise InvalidMDPError(f"B has shape {list(B.shape)}, expected [{n}, m] (A is {n} x {n})")
     Q = _matrix(data["Q"], "Q", (n, n))
     R = _matrix(data["R"], "R", (m, m))
     W = _matrix(data["W"], "W", (n, n)) if "W" in data else np.zeros((n, n))
