@@ -350,10 +350,14 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
     if isinstance(problem, str) and not Path(problem).exists():
         from verify.builtin import EXAMPLE_NAMES, load_example
 
-        if problem in EXAMPLE_NAMES:   # the name reproduce lines print for a built-in example
+        from verify.lq import LQ_EXAMPLE_NAMES
+
+        if problem in EXAMPLE_NAMES or problem in LQ_EXAMPLE_NAMES:   # the names reproduce lines print
             problem = load_example(problem)
     if isinstance(problem, (str, Path)):
         problem = load_problem(problem)
+    if getattr(problem, "kind", None) == "lq":      # a verify.lq.LQProblem: check_estimator hands it to verify.lq_check
+        return problem
     if isinstance(problem, TabularMDP):
         problem = Problem(problem, policy if policy is not None else
                           TabularSoftmax(np.zeros((problem.n_states, problem.n_actions))))
@@ -439,6 +443,13 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
     """
     given = problem
     problem = as_problem(problem, policy)
+    if getattr(problem, "kind", None) == "lq":      # continuous actions: a Gaussian policy on an LQ problem
+        from verify.lq_check import check_lq_estimator
+
+        if policy is not None:
+            raise UsageError("policy= applies to tabular problems; an LQ problem carries its linear Gaussian policy")
+        return check_lq_estimator(fn, problem, episodes=episodes, seed=seed, alpha=alpha, name=name, gamma=gamma,
+                                  horizon=... if horizon is _KEEP else horizon)
     changes = {k: v for k, v in (("gamma", gamma), ("horizon", horizon)) if v is not _KEEP and v is not (
         None if k == "gamma" else _KEEP)}
     if changes:

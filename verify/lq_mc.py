@@ -46,7 +46,7 @@ from verify.returns import discount_t, discounted_returns, reward_to_go
 from verify.stats import SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "get_lq_estimator",
-           "lq_check", "lq_episodes_for", "match_pitfalls", "run_lq_mc", "sample_lq", "score_sums"]
+           "exact_cross_check", "lq_check", "lq_episodes_for", "match_pitfalls", "run_lq_mc", "sample_lq", "score_sums"]
 
 DEFAULT_EPISODES = 20_000
 DEFAULT_ALPHA = 1e-3
@@ -417,8 +417,9 @@ def run_lq_mc(lq: LQProblem, estimator: str | LQEstimator | Callable, *, episode
     if result.verdict in ("biased", "inconsistent"):
         from dataclasses import replace
 
-        result = replace(result, matches=match_pitfalls(G, _pitfall_values(batch, lq, T), result.scale, alpha,
-                                                        exclude=est.name))
+        result = replace(result, matches=match_pitfalls(
+            G, _pitfall_values(batch, lq, T), result.scale, alpha, exclude=est.name, exact_mean=exact_mean,
+            sampled=result.verdict == "inconsistent"))
     return result
 
 
@@ -428,25 +429,30 @@ def _pitfall_values(batch: LQEpisodes, lq: LQProblem, T: int) -> dict:
             for e in LQ_ESTIMATORS if not e.unbiased}
 
 
-def match_pitfalls(Y: np.ndarray, candidates: dict, scale: float, alpha: float, *,
-                   exclude: str = "") -> tuple[tuple[str, str], ...]:
-    """The pitfalls whose values agree with Y's: identical per row within round-off, or (rows differ) a paired
-    test of E[Y - P] = 0 that does not reject at ``alpha``. (name, fix) pairs, exact agreements first.
+def match_pitfalls(Y: np.ndarray, candidates: dict, scale: float, alpha: float, *, exclude: str = "",
+                   exact_mean: np.ndarray | None = None, sampled: bool = True) -> tuple[tuple[str, str], ...]:
+    """The pitfalls that explain Y: (name, fix) pairs, the surest first.
 
-    Y [K, d] and each candidate's values [K, d] are paired rows (episodes, or batch means on the same batches).
+    A pitfall matches when its values equal Y's row for row within round-off; or, with ``exact_mean`` (Y's exact
+    E[g]), when its own exact mean equals it; or, only when ``sampled`` (Y was shown biased by a sampled test, so
+    the pairing has the power to tell), when the paired test of E[Y - P] = 0 does not reject at ``alpha``.
+    Y [K, d] and each candidate's values [K, d] are paired rows (episodes, or batch means on the same batches);
+    ``candidates``: name -> (values, exact mean or None, fix).
     """
-    exact, sampled = [], []
-    for name, (P, _, fix) in candidates.items():
+    exact, sampled_matches = [], []
+    tol = ZERO_RTOL * max(scale, float(np.abs(Y).max(initial=0.0)))
+    for name, (P, mean, fix) in candidates.items():
         if name == exclude:
             continue
         D = Y - P
-        if np.abs(D).max() <= ZERO_RTOL * max(scale, float(np.abs(Y).max(initial=0.0))):
+        if np.abs(D).max() <= tol or (exact_mean is not None and mean is not None
+                                      and np.abs(exact_mean - mean).max() <= ZERO_RTOL * scale):
             exact.append((name, fix))
-            continue
-        t = consistency_test(SampleMoments.of(D), np.zeros(D.shape[1]), alpha=alpha, scale=scale)
-        if t.consistent:
-            sampled.append((name, fix))
-    return tuple(exact + sampled)
+        elif sampled and exact_mean is None:
+            t = consistency_test(SampleMoments.of(D), np.zeros(D.shape[1]), alpha=alpha, scale=scale)
+            if t.consistent:
+                sampled_matches.append((name, fix))
+    return tuple(exact + sampled_matches)
 
 
 @dataclass(frozen=True, eq=False)
@@ -506,21 +512,27 @@ def fd_gradient(lq: LQProblem, *, eps: float = FD_EPS, directions: np.ndarray | 
                      / (2 * eps) for e in E])
 
 
-def lq_check(lq: LQProblem, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
-             alpha: float = DEFAULT_ALPHA) -> LQCheck:
-    """Exact grad J against central differences of an independent J, then the whole LQ catalog on one sample."""
+def exact_cross_check(lq: LQProblem) -> tuple[float, np.ndarray, float]:
+    """(J, grad J, max relative difference): the Riccati/Lyapunov grad J against central differences of J by
+    forward moments (``lq.lq_objective``, no value function), per component up to 64 parameters, else along
+    grad J and 8 random unit directions (seeded: deterministic)."""
     res = lq_gradient(lq)
     g = res.flat
-    rng = np.random.default_rng(seed)
     if lq.d <= 64:
-        fd = fd_gradient(lq)
-        exact = g
-    else:                     # along grad J and 8 random unit directions
+        fd, exact = fd_gradient(lq), g
+    else:
+        rng = np.random.default_rng(0)
         D = np.vstack([g / max(np.linalg.norm(g), 1e-300), rng.standard_normal((8, lq.d))])
         D /= np.linalg.norm(D, axis=1, keepdims=True)
         fd, exact = fd_gradient(lq, directions=D), D @ g
-    rel = float(np.abs(fd - exact).max() / _scale(g, res.J))
+    return res.J, g, float(np.abs(fd - exact).max() / _scale(g, res.J))
+
+
+def lq_check(lq: LQProblem, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
+             alpha: float = DEFAULT_ALPHA) -> LQCheck:
+    """Exact grad J against central differences of an independent J, then the whole LQ catalog on one sample."""
+    J, g, rel = exact_cross_check(lq)
     T = lq_episodes_for(lq)
     batch = sample_lq(lq, episodes, np.random.default_rng(seed), horizon=T)   # the sample `mc --seed` draws
     rows = tuple(run_lq_mc(lq, e, seed=seed, alpha=alpha, batch=batch) for e in LQ_ESTIMATORS)
-    return LQCheck(lq.name, res.J, g, rel, FD_TOL, rows)
+    return LQCheck(lq.name, J, g, rel, FD_TOL, rows)

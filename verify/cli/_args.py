@@ -251,6 +251,10 @@ def load_problem_from_args(args) -> Problem:
             problem = load_example(args.example)
         else:
             problem = load_problem(args.file)
+        if getattr(problem, "kind", None) == "lq":   # continuous actions: verify.cli.lq applies the overrides
+            from verify.cli.lq import lq_from_args
+
+            return lq_from_args(problem, args)
         changes = {k: v for k, v in (("horizon", args.horizon), ("gamma", args.gamma))
                    if v is not NOT_GIVEN and not (k == "gamma" and v is None)}
         if changes:

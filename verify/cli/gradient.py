@@ -36,6 +36,10 @@ def register(sub) -> None:
 
 def run_gradient(args) -> int:
     problem = load_problem_from_args(args)
+    if getattr(problem, "kind", None) == "lq":
+        from verify.cli.lq import run_lq_gradient
+
+        return run_lq_gradient(problem, args)
     res = gradient(problem.mdp, problem.policy, args.method)
     if args.json:
         print_json(res.to_json())
