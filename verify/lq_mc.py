@@ -45,7 +45,7 @@ from verify.lq import LQProblem, lq_gradient, lq_values, truncation_horizon
 from verify.returns import discount_t, discounted_returns, reward_to_go
 from verify.stats import SampleMoments, consistency_test, detectable_bias
 
-__all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "get_lq_estimator",
+__all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "get_lq_estimator", "identical_to",
            "exact_cross_check", "lq_check", "lq_episodes_for", "match_pitfalls", "run_lq_mc", "sample_lq", "score_sums"]
 
 DEFAULT_EPISODES = 20_000
@@ -270,6 +270,8 @@ class LQMcResult:
     decided_by: "exact", "paired" or "unpaired" (the test that detects smaller biases).
     bias_estimate, bias_stderr: the paired mean of g - g_ref and its standard error (the bias, estimated).
     matches: pitfalls whose per-episode values or exact mean agree with this estimator's (when it is biased).
+    identical_to: the catalog estimator a user's estimator equals on every episode (its exact mean then decides:
+    grad J for an unbiased one, the closed form for a pitfall that has one).
     """
 
     estimator: str
@@ -288,6 +290,7 @@ class LQMcResult:
     bias_estimate: np.ndarray
     bias_stderr: np.ndarray
     matches: tuple[tuple[str, str], ...] = ()
+    identical_to: str | None = None
 
     @property
     def exact_bias(self) -> np.ndarray | None:
@@ -351,7 +354,7 @@ class LQMcResult:
                 "test": self.test.to_json(), "paired": None if self.paired is None else self.paired.to_json(),
                 "bias_estimate": arr(self.bias_estimate), "bias_stderr": arr(self.bias_stderr),
                 "detectable_bias": fin(self.detectable), "worst": self.names[self.worst],
-                "matches": [{"pitfall": n, "fix": f} for n, f in self.matches]}
+                "matches": [{"pitfall": n, "fix": f} for n, f in self.matches], "identical_to": self.identical_to}
 
 
 def _scale(grad: np.ndarray, J: float) -> float:
@@ -412,8 +415,19 @@ def run_lq_mc(lq: LQProblem, estimator: str | LQEstimator | Callable, *, episode
     G_ref = None if est.name == REFERENCE and est.fn is baseline_value else baseline_value(batch)
     exact_mean = None if est.exact_mean is None else est.exact_mean(lq, T)
     ref = lq_gradient(lq, horizon=T)
+    same = None
+    if not any(est is e for e in LQ_ESTIMATORS):     # a user's estimator: identical to a catalog one?
+        catalog = {e.name: e.fn(batch) for e in LQ_ESTIMATORS}
+        same = identical_to(G, catalog, _scale(ref.flat, ref.J))
+        if same is not None:
+            e = get_lq_estimator(same)
+            exact_mean = ref.flat if e.unbiased else None if e.exact_mean is None else e.exact_mean(lq, T)
     result = _judge(est.name, G, G_ref, lq, T, exact_mean, episodes=batch.N, seed=seed, alpha=alpha,
                     reference=(ref.flat, ref.J))
+    if same is not None:
+        from dataclasses import replace
+
+        result = replace(result, identical_to=same)
     if result.verdict in ("biased", "inconsistent"):
         from dataclasses import replace
 
@@ -427,6 +441,20 @@ def _pitfall_values(batch: LQEpisodes, lq: LQProblem, T: int) -> dict:
     """name -> (per-episode values [N, d], exact mean or None, fix) for every pitfall of the catalog."""
     return {e.name: (e.fn(batch), None if e.exact_mean is None else e.exact_mean(lq, T), e.fix)
             for e in LQ_ESTIMATORS if not e.unbiased}
+
+
+def identical_to(Y: np.ndarray, candidates: dict, scale: float) -> str | None:
+    """The first candidate whose values equal Y row for row within round-off (ZERO_RTOL of the scale), or None.
+
+    ``candidates``: name -> values [K, d] paired with Y's rows. Identity with a catalog estimator transfers its
+    mean: grad J for the unbiased ones (the score-function identity, sampled in tests/test_lq.py), the closed form
+    for the pitfalls that have one.
+    """
+    tol = ZERO_RTOL * max(scale, float(np.abs(Y).max(initial=0.0)))
+    for name, P in candidates.items():
+        if P.shape == Y.shape and np.abs(Y - P).max(initial=0.0) <= tol:
+            return name
+    return None
 
 
 def match_pitfalls(Y: np.ndarray, candidates: dict, scale: float, alpha: float, *, exclude: str = "",

@@ -42,7 +42,9 @@ def format_lq_mc(r, command: str | None = None) -> str:
     w, name = r.worst, r.names[r.worst]
     if r.decided_by == "exact":
         b = r.exact_bias
-        lines.append(f"verdict: {r.verdict.upper()}, decided by the exact mean of the estimator (closed form)")
+        how = (f"its values equal the catalog estimator {r.identical_to}'s on every episode, whose exact mean is "
+               "known" if r.identical_to else "the exact mean of the estimator (closed form)")
+        lines.append(f"verdict: {r.verdict.upper()}, decided by {how}")
         lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(b).max():.3g} at {name}: exact mean "
                      f"{r.exact_mean[w]:.6g}, grad J {r.grad[w]:.6g} (round-off allowance "
                      f"{ZERO_RTOL * r.scale:.2g})")
