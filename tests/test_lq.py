@@ -235,6 +235,39 @@ def test_biased_user_estimator_is_matched_to_its_pitfall_and_fix():
     def restarted(episodes):
         return score_sums(episodes, reward_to_go(episodes.r_t, episodes.gamma, restart_discount=True))
 
-    r = run_lq_mc(load_lq_example("lq1d_discounted"), restarted, episodes=4000, alpha=1e-6)
-    assert r.verdict == "inconsistent"
+    lq = load_lq_example("lq1d_discounted")
+    r = run_lq_mc(lq, restarted, episodes=4000, alpha=1e-6)
+    # identical on every episode to the catalog pitfall, so its closed-form mean decides: exact, not sampled
+    assert r.verdict == "biased" and r.decided_by == "exact" and r.identical_to == "rtg_restart_discount"
     assert r.matches and r.matches[0][0] == "rtg_restart_discount" and "gamma^t" in r.matches[0][1]
+    assert r.test.verdict == "inconsistent"            # and the sampled test sees it too
+
+    def restarted_twice(episodes):                     # not identical to any catalog estimator: sampled verdict
+        return 2 * restarted(episodes)
+
+    r2 = run_lq_mc(lq, restarted_twice, episodes=4000, alpha=1e-6)
+    assert r2.identical_to is None and r2.decided_by != "exact" and r2.verdict == "inconsistent"
+
+
+def test_cli_gradient_mc_check_on_lq_files(tmp_path, capsys):
+    from verify.builtin import EXAMPLES_DIR
+    from verify.cli import main
+
+    path = str(EXAMPLES_DIR / "lq2d.json")
+    assert main(["gradient", path, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(out["flat"], lq_gradient(load_lq_example("lq2d")).flat, rtol=1e-15)
+    assert main(["mc", "--example", "lq1d", "--estimator", "reward_to_go", "--episodes", "2000"]) == 0
+    assert "verdict: CONSISTENT" in capsys.readouterr().out
+    assert main(["mc", "--example", "lq2d", "--estimator", "log_std_blocked", "--episodes", "500"]) == 1
+    text = capsys.readouterr().out
+    assert "verdict: BIASED, decided by the exact mean" in text and "reproduce: pgverify mc --example lq2d" in text
+    assert main(["check", "--example", "lq1d", "--episodes", "2000", "--seed", "1"]) == 0
+    assert "8 passed, 0 failed, 0 undecided" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_doc(W=[[0.01, 0.0], [0.0, -1.0]])))
+    assert main(["gradient", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "W must be positive semi-definite" in err
+    assert main(["gradient", "--example", "lq2d", "--horizon", "null", "--gamma", "1"]) == 2
+    assert "horizon null needs gamma < 1" in capsys.readouterr().err

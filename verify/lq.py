@@ -392,15 +392,27 @@ def _q_blocks(lq: LQProblem, P: np.ndarray, p: np.ndarray):
 
 
 def _step_back(lq: LQProblem, P: np.ndarray, p: np.ndarray, c: float):
-    """One Bellman step of the cost-to-go under the policy: (P_t, p_t, c_t) from (P_{t+1}, p_{t+1}, c_{t+1})."""
-    K, k, g = lq.K, lq.k, lq.gamma
-    Huu, Hux, hu = _q_blocks(lq, P, p)
-    KtHux = K.T @ Hux
-    P_t = lq.Q + g * lq.A.T @ P @ lq.A + KtHux + KtHux.T + K.T @ Huu @ K
+    """One Bellman step of the cost-to-go under the policy, in closed-loop form: from (P_{t+1}, p_{t+1}, c_{t+1}),
+
+        P_t = Q + K^T R K + gamma F^T P F,   p_t = K^T R k + gamma F^T (p + P b),   b = B k,
+
+    and the gradient's per-step factors G = H_uu K + H_ux = R K + gamma B^T P F, a = H_uu k + h_u =
+    R k + gamma B^T (P b + p), diag(H_uu). Returns (P_t, p_t, c_t, G, a, diag H_uu): two n^3 products per step.
+    """
+    K, k, g, F, B = lq.K, lq.k, lq.gamma, lq.closed_loop, lq.B
+    b = B @ k
+    PF = P @ F
+    Pb_p = P @ b + p
+    BtP = B.T @ P
+    P_t = lq.Q + K.T @ lq.R @ K + g * F.T @ PF
     P_t = 0.5 * (P_t + P_t.T)
-    p_t = g * lq.A.T @ p + K.T @ hu + Hux.T @ k + K.T @ Huu @ k
-    c_t = float(k @ Huu @ k + 2 * hu @ k + np.diag(Huu) @ lq.sigma ** 2 + g * (np.trace(P @ lq.W) + c))
-    return P_t, p_t, c_t
+    p_t = K.T @ lq.R @ k + g * F.T @ Pb_p
+    G = lq.R @ K + g * BtP @ F
+    a = lq.R @ k + g * B.T @ Pb_p
+    huu = np.diag(lq.R) + g * np.einsum("ij,ji->i", BtP, B)
+    Huu_kk = k @ lq.R @ k + g * b @ P @ b
+    c_t = float(Huu_kk + 2 * g * p @ b + huu @ lq.sigma ** 2 + g * (np.sum(P * lq.W) + c))
+    return P_t, p_t, c_t, G, a, huu
 
 
 def lq_values(lq: LQProblem, horizon: int | None | object = ...) -> LQValues:
@@ -422,12 +434,20 @@ def lq_values(lq: LQProblem, horizon: int | None | object = ...) -> LQValues:
         Huu, _, hu = _q_blocks(lq, P, p)
         c = (k @ Huu @ k + 2 * hu @ k + np.diag(Huu) @ lq.sigma ** 2 + g * np.trace(P @ lq.W)) / (1 - g)
         return _frozen(LQValues(P[None], p[None], np.array([c])))
+    return _backward(lq, H)[0]
+
+
+def _backward(lq: LQProblem, H: int):
+    """The finite-horizon value tables and, per step t, the gradient factors G_t [H, m, n], a_t [H, m] and
+    diag(H_uu)_t [H, m] (``_step_back``)."""
+    n, m = lq.n, lq.m
     P = np.zeros((H + 1, n, n))
     p = np.zeros((H + 1, n))
     c = np.zeros(H + 1)
+    G, a, huu = np.zeros((H, m, n)), np.zeros((H, m)), np.zeros((H, m))
     for t in range(H - 1, -1, -1):
-        P[t], p[t], c[t] = _step_back(lq, P[t + 1], p[t + 1], c[t + 1])
-    return _frozen(LQValues(P, p, c))
+        P[t], p[t], c[t], G[t], a[t], huu[t] = _step_back(lq, P[t + 1], p[t + 1], c[t + 1])
+    return _frozen(LQValues(P, p, c)), G, a, huu
 
 
 def _frozen(values: LQValues) -> LQValues:
@@ -475,7 +495,10 @@ def lq_gradient(lq: LQProblem, *, horizon: int | None | object = ..., weights: s
     H = lq.horizon if horizon is ... else horizon
     if weights not in ("discount", "restart"):
         raise UsageError(f"weights must be 'discount' or 'restart', got {weights!r}")
-    values = lq_values(lq, H)
+    if H is None:
+        values = lq_values(lq, None)
+    else:
+        values, G_t, a_t, huu_t = _backward(lq, H)
     K, k, g, s2 = lq.K, lq.k, lq.gamma, lq.sigma ** 2
     F, b = lq.closed_loop, lq.B @ k
     N = lq.B @ np.diag(s2) @ lq.B.T + lq.W
@@ -501,12 +524,10 @@ def lq_gradient(lq: LQProblem, *, horizon: int | None | object = ..., weights: s
     gK, gk, gs = np.zeros_like(K), np.zeros_like(k), np.zeros_like(k)
     w = 1.0
     for t in range(H):
-        Huu, Hux, hu = _q_blocks(lq, values.P[t + 1], values.p[t + 1])
-        G = Huu @ K + Hux
-        a = Huu @ k + hu
+        G, a = G_t[t], a_t[t]
         gK += w * 2 * (G @ M_t + np.outer(a, m_t))
         gk += w * 2 * (G @ m_t + a)
-        gs += w * 2 * np.diag(Huu) * s2
+        gs += w * 2 * huu_t[t] * s2
         Fm = F @ m_t
         M_t = F @ M_t @ F.T + np.outer(Fm, b) + np.outer(b, Fm) + np.outer(b, b) + N
         m_t = Fm + b
