@@ -94,6 +94,7 @@ class Report:
     gradients: list[GradientCheck] = field(default_factory=list)
     estimators: list = field(default_factory=list)      # (example, verify.mc.CheckRow)
     variance: list[VarianceRow] = field(default_factory=list)
+    lq: list = field(default_factory=list)              # verify.lq_report.LQRow (continuous actions, LQ)
     timing: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -104,7 +105,7 @@ class Report:
     def checks(self) -> list:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
         return [*self.derivation, *self.continuous, *self.derivation_numeric, *self.errata, *self.gradients,
-                *(row for _, row in self.estimators)]
+                *(row for _, row in self.estimators), *self.lq]
 
     @property
     def passed(self) -> bool:
@@ -131,6 +132,7 @@ class Report:
             "gradients": [g.to_json() for g in self.gradients],
             "estimators": [{"example": ex, **row.to_json()} for ex, row in self.estimators],
             "variance": [v.to_json() for v in self.variance],
+            "lq": [r.to_json() for r in self.lq],
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
@@ -210,7 +212,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
     examples = builtin_examples()
-    task = progress.add_task("verifying", total=4 + len(examples)) if progress is not None else None
+    task = progress.add_task("verifying", total=5 + len(examples)) if progress is not None else None
 
     def done(label: str, t0: float) -> None:
         report.timing[f"{label}_s"] = time.perf_counter() - t0
@@ -237,6 +239,10 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
         report.estimators.extend((name, row) for row in check.rows)
         report.variance.extend(variance_rows(name, [row.mc for row in check.rows]))
         done(f"example_{name}", t0)
+    t0 = time.perf_counter()
+    from verify.lq_report import lq_rows    # continuous actions: the LQ examples with a Gaussian policy
+    report.lq = lq_rows(seed, quick)
+    done("lq", t0)
     report.timing["total_s"] = time.perf_counter() - t_start
     return report
 
