@@ -145,6 +145,11 @@ class LQProblem:
             if arr.shape != (size,):
                 raise InvalidMDPError(f"{key} has {arr.size} entries, expected {size}")
             vals[key] = arr
+        horizon = self.horizon
+        if horizon is not None:
+            from verify.errors import positive_int
+            horizon = positive_int(horizon, "horizon", InvalidMDPError, alternative="or null")
+        _check_budget(n, m, horizon)        # before the O(n^3) checks below
         for key in ("Q", "R", "W", "Sigma0"):
             _symmetric_psd(vals[key], _FILE_NAMES.get(key, key))
         if np.abs(vals["log_std"]).max() > 50:
@@ -153,17 +158,12 @@ class LQProblem:
         gamma = float(self.gamma)
         if not 0.0 <= gamma <= 1.0 or isinstance(self.gamma, bool):
             raise InvalidMDPError(f"gamma must be a number in [0, 1], got {self.gamma!r}")
-        horizon = self.horizon
-        if horizon is not None:
-            from verify.errors import positive_int
-            horizon = positive_int(horizon, "horizon", InvalidMDPError, alternative="or null")
         for key, arr in vals.items():
             arr.setflags(write=False)
             object.__setattr__(self, key, arr)
         object.__setattr__(self, "gamma", gamma)
         object.__setattr__(self, "horizon", horizon)
         object.__setattr__(self, "name", str(self.name))
-        self._check_budget()
         if horizon is None:
             self._check_stable()
 
@@ -234,15 +234,17 @@ class LQProblem:
                                   ">= 1, so J is infinite for horizon null (stabilise K, lower gamma or give a "
                                   "finite horizon)")
 
-    def _check_budget(self) -> None:
-        H = self.horizon if self.horizon is not None else 1
-        n, m = self.n, self.m
-        require_memory(8.0 * (H + 1) * (n * n + n + 1), f"the LQ value tables (horizon {H}, state dimension {n})")
-        require_work(float(H) * (n + m) ** 3, f"the LQ recursions (horizon {H}, {n} states, {m} actions)")
-
     def __repr__(self) -> str:
         return (f"LQProblem(name={self.name!r}, n={self.n}, m={self.m}, gamma={self.gamma:g}, "
                 f"horizon={self.horizon})")
+
+
+def _check_budget(n: int, m: int, horizon: int | None) -> None:
+    """Refuse, before any O(n^3) work, value tables [H + 1, n, n] or recursions H (n + m)^3 over the limits."""
+    H = horizon if horizon is not None else 1
+    require_memory(8.0 * (H + 1) * (n * n + 2 * m * n + n + 1), f"the LQ value tables (horizon {H}, state "
+                   f"dimension {n})")
+    require_work(float(H + 4) * (n + m) ** 3, f"the LQ recursions (horizon {H}, {n} states, {m} actions)")
 
 
 _FILE_NAMES = {"Sigma0": "initial_cov", "mu0": "initial_mean", "K": "policy.K", "k": "policy.k",
