@@ -185,7 +185,7 @@ def test_sampled_returns_are_consistent_with_exact_J():
 def test_unbiased_estimators_pass_and_pitfalls_are_caught(name):
     lq = load_lq_example(name)
     T = lq.horizon or truncation_horizon(lq)
-    batch = sample_lq(lq, 20000, np.random.default_rng(3), horizon=T)
+    batch = sample_lq(lq, 8000, np.random.default_rng(3), horizon=T)
     for e in LQ_ESTIMATORS:
         r = run_lq_mc(lq, e, alpha=1e-6, batch=batch)
         if e.unbiased:
@@ -271,3 +271,19 @@ def test_cli_gradient_mc_check_on_lq_files(tmp_path, capsys):
     assert err.count("\n") == 1 and "W must be positive semi-definite" in err
     assert main(["gradient", "--example", "lq2d", "--horizon", "null", "--gamma", "1"]) == 2
     assert "horizon null needs gamma < 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", [
+    {"kind": "LQ"}, {"extra": 1}, {"A": "1"}, {"gamma": 1.5}, {"horizon": 0},
+    {"horizon": 1.0}, {"name": 3}, {"policy": {"type": "tabular_softmax"}}, {"policy": {"type": "linear_gaussian",
+                                                                                          "bias": [0.0]}},
+    {"initial_mean": []}, {"R": [[True, 0.0], [0.0, 1.0]]},
+])
+def test_what_the_published_schema_refuses_the_loader_refuses(change):
+    import jsonschema
+
+    doc = {**_doc(), **change}
+    schema = json.loads(LQ_SCHEMA_PATH.read_text())
+    assert not jsonschema.Draft202012Validator(schema).is_valid(doc) or change == {"horizon": 1.0}
+    with pytest.raises(InvalidMDPError):
+        lq_from_dict(doc)
