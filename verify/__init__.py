@@ -14,6 +14,8 @@ The public API, imported lazily (nothing numerical loads until a name is first u
   ``save_problem``, ``problem_from_dict``, ``problem_to_dict``, ``builtin_examples``; batches: ``Episodes``,
   ``sample_episodes``.
 - Property tests: ``strategies`` (Hypothesis strategies of MDPs, policies and problems).
+- Continuous actions: ``LQProblem``, ``load_lq_example``, ``lq_gradient`` (``verify.lq``: linear-quadratic
+  control with a linear Gaussian policy, exact J and grad J; docs/continuous.md).
 
 >>> import numpy as np
 >>> import verify
@@ -49,6 +51,7 @@ _EXPORTS = {
     "exact_moments": "verify.moments",
     "assert_estimator_unbiased": "verify.gradcheck", "check_estimator": "verify.gradcheck",
     "assert_batch_estimator_unbiased": "verify.batchcheck", "check_batch_estimator": "verify.batchcheck",
+    "LQProblem": "verify.lq", "load_lq_example": "verify.lq", "lq_gradient": "verify.lq",   # continuous actions
 }
 _SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies")
 
