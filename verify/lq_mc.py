@@ -272,6 +272,8 @@ class LQMcResult:
     matches: pitfalls whose per-episode values or exact mean agree with this estimator's (when it is biased).
     identical_to: the catalog estimator a user's estimator equals on every episode (its exact mean then decides:
     grad J for an unbiased one, the closed form for a pitfall that has one).
+    closed_form: with an exact mean, the test of the sample mean against it (the closed form must be what sampling
+    sees: ``lq_check`` fails a row whose closed form the sample contradicts).
     """
 
     estimator: str
@@ -291,6 +293,7 @@ class LQMcResult:
     bias_stderr: np.ndarray
     matches: tuple[tuple[str, str], ...] = ()
     identical_to: str | None = None
+    closed_form: object | None = None
 
     @property
     def exact_bias(self) -> np.ndarray | None:
@@ -354,7 +357,8 @@ class LQMcResult:
                 "test": self.test.to_json(), "paired": None if self.paired is None else self.paired.to_json(),
                 "bias_estimate": arr(self.bias_estimate), "bias_stderr": arr(self.bias_stderr),
                 "detectable_bias": fin(self.detectable), "worst": self.names[self.worst],
-                "matches": [{"pitfall": n, "fix": f} for n, f in self.matches], "identical_to": self.identical_to}
+                "matches": [{"pitfall": n, "fix": f} for n, f in self.matches], "identical_to": self.identical_to,
+                "closed_form_test": None if self.closed_form is None else self.closed_form.to_json()}
 
 
 def _scale(grad: np.ndarray, J: float) -> float:
@@ -375,9 +379,11 @@ def _judge(name: str, G: np.ndarray, G_ref: np.ndarray | None, lq: LQProblem, T:
     D = G - G_ref if G_ref is not None else G - grad
     if G_ref is not None:
         paired = consistency_test(SampleMoments.of(D), np.zeros(lq.d), alpha=alpha, scale=scale)
+    closed = None if exact_mean is None else consistency_test(SampleMoments.of(G), exact_mean, alpha=alpha,
+                                                              scale=scale)
     return LQMcResult(name, lq.name, episodes, T, seed, alpha, lq.parameter_names, grad,
                       lq_gradient(lq).flat if lq.horizon is None else None, exact_mean, scale, test, paired,
-                      D.mean(axis=0), D.std(axis=0, ddof=1) / math.sqrt(len(D)))
+                      D.mean(axis=0), D.std(axis=0, ddof=1) / math.sqrt(len(D)), closed_form=closed)
 
 
 def _evaluate(fn, batch: LQEpisodes, lq: LQProblem, name: str) -> np.ndarray:
@@ -489,9 +495,9 @@ class LQCheck:
 
     fd_max_rel: max |Riccati grad J - central differences of the forward-moment J| / max|grad J| (an independent
     route: no value function); fd_tol its tolerance. rows: one LQMcResult per estimator.
-    A row fails when an estimator the catalog calls unbiased is biased or inconsistent, or a pitfall is *not*
-    caught where its exact bias is non-zero (a check that cannot catch a known bias is broken); rows whose
-    sampled test cannot decide are undecided, never passed.
+    A row fails when an estimator the catalog calls unbiased is biased or inconsistent, or when the sample
+    contradicts a pitfall's closed-form mean (the closed form would be wrong); a pitfall without a closed form
+    passes when the sampled test catches it and is undecided otherwise, never passed.
     """
 
     problem: str
@@ -511,8 +517,8 @@ class LQCheck:
             return "undecided"
         if e.unbiased:
             return "passed" if r.verdict == "consistent" else "failed"
-        if r.exact_mean is not None:               # a pitfall: its exact bias must be seen (or be exactly zero)
-            return "passed"
+        if r.exact_mean is not None:    # a pitfall with a closed-form mean: the sample must not contradict it
+            return "failed" if r.closed_form.verdict == "inconsistent" else "passed"
         return "passed" if r.verdict == "inconsistent" else "undecided"
 
     @property

@@ -48,6 +48,7 @@ def format_lq_mc(r, command: str | None = None) -> str:
         lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(b).max():.3g} at {name}: exact mean "
                      f"{r.exact_mean[w]:.6g}, grad J {r.grad[w]:.6g} (round-off allowance "
                      f"{ZERO_RTOL * r.scale:.2g})")
+        lines.append(f"the sample against the closed-form mean: {_describe(r.closed_form)}")
     else:
         by = (f"the paired test against {REFERENCE} (same episodes)" if r.decided_by == "paired"
               else "the unpaired test")
@@ -82,7 +83,8 @@ def format_lq_check(c, reproduce=None) -> str:
     for r in c.rows:
         e = get_lq_estimator(r.estimator)
         status = c.status(r)
-        detail = (f"exact max|bias| {np.abs(r.exact_bias).max():.3g}" if r.exact_mean is not None
+        detail = (f"exact max|bias| {np.abs(r.exact_bias).max():.3g} (sample vs closed form p = "
+                  f"{r.closed_form.p_value:.2g})" if r.exact_mean is not None
                   else f"p = {r.sampled.p_value:.3g} ({r.decided_by})")
         lines.append(f"{mark[status]} {r.estimator:<{width}}  {'unbiased' if e.unbiased else 'pitfall '}  "
                      f"{r.verdict:<12} {detail}; detects {_g(r.detectable)}")

@@ -68,7 +68,8 @@ def lq_rows(seed: int = 0, quick: bool = False) -> list[LQRow]:
                           f"J = {c.J:.8g}; max relative difference {c.fd_max_rel:.1e} (tol {c.fd_tol:.0e})"))
         for r in c.rows:
             kind = "unbiased" if get_lq_estimator(r.estimator).unbiased else "pitfall"
-            how = (f"exact max|bias| {np.abs(r.exact_bias).max():.3g}" if r.exact_mean is not None
+            how = (f"exact max|bias| {np.abs(r.exact_bias).max():.3g}, sample vs closed form p = "
+                   f"{r.closed_form.p_value:.2g}" if r.exact_mean is not None
                    else f"p = {r.sampled.p_value:.3g} ({r.decided_by})")
             rows.append(LQRow("estimator", name, f"{r.estimator} ({kind})", c.status(r),
                               f"{r.verdict}: {how}; detects {r.detectable:.3g}"))
