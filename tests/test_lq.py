@@ -287,3 +287,28 @@ def test_what_the_published_schema_refuses_the_loader_refuses(change):
     assert not jsonschema.Draft202012Validator(schema).is_valid(doc) or change == {"horizon": 1.0}
     with pytest.raises(InvalidMDPError):
         lq_from_dict(doc)
+
+
+def test_a_wrong_closed_form_fails_its_check_row():
+    """A pitfall row with a closed-form mean is a real check: a wrong closed form (here, claiming the restarted
+    discount's mean is grad J) is contradicted by the sample and the row fails."""
+    from verify.lq_mc import LQCheck, LQEstimator, rtg_restart_discount
+
+    lq = load_lq_example("lq1d_discounted")
+    # (scaled by 1 + 1e-6 so that it is not identical to the catalog estimator, whose true closed form it would
+    # inherit)
+    wrong = LQEstimator("rtg_restart_discount", False, "", lambda ep: rtg_restart_discount(ep) * (1 + 1e-6),
+                        lambda p, T: lq_gradient(p, horizon=T).flat)
+    right = get_lq_estimator("rtg_restart_discount")
+    rows = [run_lq_mc(lq, e, episodes=4000, alpha=1e-6) for e in (wrong, right)]
+    check = LQCheck(lq.name, 0.0, np.zeros(lq.d), 0.0, 1e-7, tuple(rows))
+    assert [check.status(r) for r in rows] == ["failed", "passed"] and not check.passed
+
+
+def test_sizes_are_refused_before_the_work():
+    from verify.errors import UsageError
+
+    n = 2000
+    with pytest.raises(UsageError, match="memory limit"):
+        LQProblem(A=np.eye(n), B=np.ones((n, 1)), Q=np.eye(n), R=np.eye(1), W=np.eye(n), mu0=np.zeros(n),
+                  Sigma0=np.eye(n), K=np.zeros((1, n)), k=[0.0], log_std=[0.0], horizon=1000)
