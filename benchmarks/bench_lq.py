@@ -27,7 +27,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from verify.io import Limits, limits_scope  # noqa: E402
+from verify.model.io import Limits, limits_scope  # noqa: E402
 from verify.lq import LQProblem, lq_gradient  # noqa: E402
 
 

@@ -26,7 +26,7 @@ from verify.lq_mc import (
     run_lq_mc,
     sample_lq,
 )
-from verify.stats import SampleMoments, consistency_test
+from verify.checks.stats import SampleMoments, consistency_test
 
 
 def _torch():
@@ -161,7 +161,7 @@ def test_invalid_files_raise_one_line(changes, message):
 
 
 def test_loader_dispatches_on_kind(tmp_path):
-    from verify.problem import load_problem
+    from verify.model.problem import load_problem
 
     path = tmp_path / "p.json"
     path.write_text(json.dumps(_doc()))
@@ -230,7 +230,7 @@ def test_pathwise_per_episode_equals_finite_differences_of_the_path():
 
 def test_biased_user_estimator_is_matched_to_its_pitfall_and_fix():
     from verify.lq_mc import score_sums
-    from verify.returns import reward_to_go
+    from verify.numerics.returns import reward_to_go
 
     def restarted(episodes):
         return score_sums(episodes, reward_to_go(episodes.r_t, episodes.gamma, restart_discount=True))
@@ -250,7 +250,7 @@ def test_biased_user_estimator_is_matched_to_its_pitfall_and_fix():
 
 
 def test_cli_gradient_mc_check_on_lq_files(tmp_path, capsys):
-    from verify.builtin import EXAMPLES_DIR
+    from verify.model.builtin import EXAMPLES_DIR
     from verify.cli import main
 
     path = str(EXAMPLES_DIR / "lq2d.json")

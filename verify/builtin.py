@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from verify.errors import UsageError
-from verify.problem import Problem, problem_from_dict
+from verify.model.problem import Problem, problem_from_dict
 
 __all__ = ["EXAMPLES_DIR", "EXAMPLE_NAMES", "builtin_examples", "example_path", "load_example"]
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from verify.errors import InvalidMDPError, UsageError
-from verify.io import MAX_ABS_VALUE, require_memory, require_work
+from verify.model.io import MAX_ABS_VALUE, require_memory, require_work
 
 __all__ = ["LQ_EXAMPLE_NAMES", "LQ_SCHEMA_PATH", "LQGradient", "LQProblem", "LQValues", "is_lq_document",
            "load_lq_example", "lq_from_dict", "lq_gradient", "lq_objective", "lq_to_dict", "lq_values",
@@ -65,7 +65,7 @@ MAX_STABLE_RADIUS = 1.0 - 1e-9   # rho(sqrt(gamma) F) must stay below this for h
 
 
 def _matrix(value, where: str, shape: tuple[int, int] | None = None) -> np.ndarray:
-    from verify.problem import numeric_array
+    from verify.model.problem import numeric_array
 
     arr = numeric_array(value, where, (2,))
     if shape is not None and arr.shape != shape:
@@ -74,7 +74,7 @@ def _matrix(value, where: str, shape: tuple[int, int] | None = None) -> np.ndarr
 
 
 def _vector(value, where: str, size: int) -> np.ndarray:
-    from verify.problem import numeric_array
+    from verify.model.problem import numeric_array
 
     arr = numeric_array(value, where, (1,))
     if arr.shape != (size,):

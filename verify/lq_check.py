@@ -1,6 +1,6 @@
 r"""Check your own Gaussian-policy estimator on an LQ problem, where grad J is exact.
 
-The contract mirrors ``verify.gradcheck``'s: ``fn(episodes) -> array [N, d]``, one gradient estimate per episode
+The contract mirrors ``verify.checks.gradcheck``'s: ``fn(episodes) -> array [N, d]``, one gradient estimate per episode
 in theta's order [K (m x n, row-major), k (m), log_std (m)] (``episodes.flatten(g_K, g_k, g_log_std)`` builds it),
 with ``episodes`` a ``verify.lq_mc.LQEpisodes`` batch: ``x_t`` [N, T + 1, n], ``u_t`` [N, T, m] (the Gaussian
 controls the plant received), ``r_t`` [N, T] (undiscounted), ``problem`` (``K``, ``k``, ``sigma``, ``gamma``).
@@ -12,7 +12,7 @@ smallest bias the run detects, an estimator that is wrong is matched against the
 
 >>> from verify.lq import load_lq_example
 >>> from verify.lq_mc import score_sums
->>> from verify.returns import reward_to_go
+>>> from verify.numerics.returns import reward_to_go
 >>> def my_reinforce(episodes):
 ...     return score_sums(episodes, reward_to_go(episodes.r_t, episodes.gamma))
 >>> check_lq_estimator(my_reinforce, load_lq_example("lq1d"), episodes=4000).verdict
@@ -77,7 +77,7 @@ def as_lq_problem(problem) -> LQProblem | None:
 
 
 def _probe(fn, lq: LQProblem, seed: int, name: str) -> None:
-    from verify.gradcheck import EstimatorError
+    from verify.checks.gradcheck import EstimatorError
 
     batch = sample_lq(lq, PROBE_EPISODES, np.random.default_rng([seed, 7]), horizon=lq_episodes_for(lq))
     try:
@@ -121,7 +121,7 @@ def check_lq_estimator(fn: Callable, problem, *, episodes: int = DEFAULT_EPISODE
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     if not callable(fn):
-        from verify.gradcheck import EstimatorError
+        from verify.checks.gradcheck import EstimatorError
 
         raise EstimatorError(f"the estimator must be callable, got {type(fn).__name__}")
     label = name or getattr(fn, "__name__", "estimator")

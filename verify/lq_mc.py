@@ -40,10 +40,10 @@ from typing import Callable
 import numpy as np
 
 from verify.errors import UsageError
-from verify.io import require_memory, require_work
+from verify.model.io import require_memory, require_work
 from verify.lq import LQProblem, lq_gradient, lq_values, truncation_horizon
-from verify.returns import discount_t, discounted_returns, reward_to_go
-from verify.stats import SampleMoments, consistency_test, detectable_bias
+from verify.numerics.returns import discount_t, discounted_returns, reward_to_go
+from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "get_lq_estimator", "identical_to",
            "exact_cross_check", "lq_check", "lq_episodes_for", "match_pitfalls", "run_lq_mc", "sample_lq", "score_sums"]

@@ -14,7 +14,7 @@ def _g(x: float, spec: str = ".3g") -> str:
 
 
 def _describe(t) -> str:
-    from verify.render import describe_test
+    from verify.app.render import describe_test
 
     return describe_test(t)
 

@@ -1,7 +1,7 @@
 """The report's LQ section: the Gaussian-policy derivation grounded exactly (``derive.gaussian_lq``), the exact
 LQ gradient cross-checked, and the LQ estimator catalog on the built-in LQ examples, as rows of one kind.
 
-Builds data only (``verify.lq_render.lq_report_table`` prints it); ``verify.report`` adds the rows to its checks.
+Builds data only (``verify.lq_render.lq_report_table`` prints it); ``verify.app.report`` adds the rows to its checks.
 """
 from __future__ import annotations
 

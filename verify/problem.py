@@ -9,9 +9,9 @@
 
 The format is published as a JSON Schema (``verify/schemas/mdp.schema.json``, ``mdp_schema()``). Reading a file
 goes through one boundary, in this order, before anything is allocated from the declared sizes:
-``verify.io`` (a regular file, bounded size, UTF-8, strict JSON: finite numbers, bounded integers and nesting,
+``verify.model.io`` (a regular file, bounded size, UTF-8, strict JSON: finite numbers, bounded integers and nesting,
 no duplicate keys), ``validate_document`` (top-level keys, numeric arrays checked in bulk: rectangular, numbers
-only — booleans are not numbers — finite, |x| <= ``verify.io.MAX_ABS_VALUE``; the rest against the schema), then
+only — booleans are not numbers — finite, |x| <= ``verify.model.io.MAX_ABS_VALUE``; the rest against the schema), then
 the size budget (``check_declared_sizes``), then ``TabularMDP``'s semantic checks (row sums, state names,
 termination). Unknown keys are errors, not warnings: a misspelt ``"horizn"`` or ``"discount"`` would otherwise
 silently change the problem that is checked (horizon null, gamma 1).
@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from verify.errors import InvalidMDPError
-from verify.io import (
+from verify.model.io import (
     MAX_ABS_VALUE,
     atomic_write,
     read_json_file,
     require_memory,
     require_work,
 )
-from verify.mdp import TabularMDP, dumps_rows, file_entries
-from verify.policy import Policy, policy_from_dict
+from verify.model.mdp import TabularMDP, dumps_rows, file_entries
+from verify.model.policy import Policy, policy_from_dict
 
 __all__ = [
     "SCHEMA_PATH",
@@ -464,13 +464,13 @@ def check_problem_budget(mdp: TabularMDP) -> None:
 def check_sampling_budget(problem: Problem, episodes: int, *, chunked: bool = True) -> None:
     """Refuse, before sampling, ``episodes`` whose chunk memory or least work exceeds the limits.
 
-    Memory: a chunk of min(episodes, verify.sampler.chunk_size) episodes (all of them when not ``chunked``) of
-    ``verify.sampler.episode_bytes`` each (8 (8 (T + 1) + 5 S A) bytes, min(S, T + 1) rows instead of S for big
+    Memory: a chunk of min(episodes, verify.numerics.sampler.chunk_size) episodes (all of them when not ``chunked``) of
+    ``verify.numerics.sampler.episode_bytes`` each (8 (8 (T + 1) + 5 S A) bytes, min(S, T + 1) rows instead of S for big
     S A), T the step cap (the horizon, or the truncation cap for horizon null: about 3 10^5 steps at
     gamma = 0.9999). Work: at least one step per episode (episodes usually end long before T, so
     T x episodes would refuse honest requests).
     """
-    from verify.sampler import chunk_size, default_max_steps, episode_bytes
+    from verify.numerics.sampler import chunk_size, default_max_steps, episode_bytes
 
     mdp = problem.mdp
     T = default_max_steps(mdp)

@@ -12,8 +12,8 @@ from verify.cli._args import (
     load_problem_from_args,
     print_json,
 )
-from verify.exact import METHODS, GradientResult, gradient
-from verify.problem import Problem
+from verify.numerics.exact import METHODS, GradientResult, gradient
+from verify.model.problem import Problem
 
 if TYPE_CHECKING:                  # rich loads only when a table is printed (start-up time)
     from rich.console import Console
@@ -58,7 +58,7 @@ def gradient_entries(problem: Problem, grad: np.ndarray) -> list[tuple[str, str,
     """(row label, column label, value) for every entry of grad J: state and action names for a tabular policy,
     ``theta[k]`` for a linear one.
 
-    >>> from verify.builtin import load_example
+    >>> from verify.model.builtin import load_example
     >>> chain = load_example("chain")
     >>> gradient_entries(chain, np.arange(8.0).reshape(4, 2))[:3]
     [('s0', 'left', 0.0), ('s0', 'right', 1.0), ('s1', 'left', 2.0)]

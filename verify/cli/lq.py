@@ -29,7 +29,7 @@ def lq_from_args(problem: LQProblem, args) -> LQProblem:
     if getattr(args, "theta", None):
         problem = problem.with_theta(_read_theta(args.theta, problem))
     if getattr(args, "episodes", None) is not None:
-        from verify.io import require_memory
+        from verify.model.io import require_memory
 
         from verify.lq_mc import lq_episodes_for
 
@@ -42,8 +42,8 @@ def lq_from_args(problem: LQProblem, args) -> LQProblem:
 def _read_theta(path: str, lq: LQProblem) -> np.ndarray:
     """--theta for an LQ problem: a .npy or JSON list of the d = m n + 2 m numbers [K, k, log_std], or a JSON
     policy object {"type": "linear_gaussian", ...}."""
-    from verify.io import read_json_file, read_npy_file
-    from verify.problem import numeric_array
+    from verify.model.io import read_json_file, read_npy_file
+    from verify.model.problem import numeric_array
 
     if path.endswith(".npy"):
         theta = np.asarray(read_npy_file(path, "--theta file"), dtype=float).ravel()

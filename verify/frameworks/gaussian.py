@@ -15,7 +15,7 @@ The loss is ``loss_fn(policy, batch)`` (PyTorch) or ``loss_fn(params, batch)`` (
 Gaussian sample u_t the plant received: a tanh-squashed policy's action is tanh(u_t)), ``rewards`` [B, T]
 (undiscounted), ``mask`` [B, T] (all ones: LQ episodes all last T steps), ``next_obs`` [B, T, n], ``gamma``.
 
-How it decides (as ``verify.batchcheck``'s Monte Carlo path): K batches of B episodes are sampled from the policy;
+How it decides (as ``verify.checks.batchcheck``'s Monte Carlo path): K batches of B episodes are sampled from the policy;
 each batch's -grad loss Y_k is paired with pgverify's unbiased exact-value-baseline estimate R_k on the same
 episodes, mapped to your parameters (known mean grad J), and E[Y - R] = 0 is tested with max-|z| (Bonferroni,
 level alpha). "unbiased" needs the test to detect relative biases of ``tolerance`` x max|grad J| (probability
@@ -47,7 +47,7 @@ from verify.lq import LQProblem
 from verify.lq_check import as_lq_problem
 from verify.lq_mc import (LQ_ESTIMATORS, ZERO_RTOL, baseline_value, identical_to, lq_episodes_for,
                           match_pitfalls, sample_lq)
-from verify.stats import SampleMoments, consistency_test, detectable_bias
+from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["GaussianBatch", "GaussianLossCheck", "assert_gaussian_loss_unbiased", "check_gaussian_loss",
            "check_gaussian_loss_jax", "linear_gaussian_policy"]
