@@ -124,3 +124,11 @@ def test_a_broken_estimator_fails_the_report_and_is_named(broken_report):
     assert broken_report.summary["failed"] >= 8
     assert not any(row.outcome.endswith("false alarm)") for ex, row in broken_report.estimators if ex != "discounted"
                    and row.mc.moments.biased)
+
+
+def test_the_lq_section_is_in_the_report(quick_json, quick_text_and_file):
+    rows = quick_json["lq"]
+    sections = {r["section"] for r in rows}
+    assert sections == {"derivation", "gradient", "estimator"} and all(r["status"] == "passed" for r in rows)
+    assert {r["name"] for r in rows if r["section"] == "derivation"} >= {"trajectory_form", "reparameterisation"}
+    assert "6. LQ control" in quick_text_and_file[0].stdout

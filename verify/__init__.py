@@ -3,25 +3,27 @@
 The public API, imported lazily (nothing numerical loads until a name is first used, so ``import verify`` and
 ``pgverify --help`` stay fast):
 
-- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` (``verify.gradcheck``, per episode);
-  ``check_batch_estimator``, ``assert_batch_estimator_unbiased`` (``verify.batchcheck``, batch statistics allowed;
+- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` (``verify.checks.gradcheck``, per episode);
+  ``check_batch_estimator``, ``assert_batch_estimator_unbiased`` (``verify.checks.batchcheck``, batch statistics allowed;
   PyTorch and JAX losses: ``verify.frameworks``).
 - Exact answers: ``gradient`` (J and grad J), ``value_tables`` (V_t, Q_t), ``enumerate_trajectories``,
   ``exact_moments`` (mean, covariance and bias of any estimator).
 - The estimator catalog: ``ESTIMATORS``, ``get_estimator``, ``estimator_names``, ``Estimator`` and the
-  composition ``from_weights`` (``verify.estimators``); the array maths in ``verify.returns``.
+  composition ``from_weights`` (``verify.checks.estimators``); the array maths in ``verify.numerics.returns``.
 - Problems: ``TabularMDP``, ``TabularSoftmax``, ``LinearSoftmax``, ``Policy``, ``Problem``, ``load_problem``,
   ``save_problem``, ``problem_from_dict``, ``problem_to_dict``, ``builtin_examples``; batches: ``Episodes``,
   ``sample_episodes``.
 - Property tests: ``strategies`` (Hypothesis strategies of MDPs, policies and problems).
+- Continuous actions: ``LQProblem``, ``load_lq_example``, ``lq_gradient`` (``verify.model.lq``: linear-quadratic
+  control with a linear Gaussian policy, exact J and grad J; docs/continuous.md).
 
 >>> import numpy as np
 >>> import verify
 >>> from verify import strategies
 >>> chain = verify.builtin_examples()["chain"]
 >>> def reinforce(episodes):                    # the total-return estimator, written by a user
-...     R = verify.returns.discounted_returns(episodes.r_t, episodes.mdp.gamma, episodes.lengths)
-...     return verify.episodes.score_sums(episodes, np.broadcast_to(R[:, None], episodes.r_t.shape))
+...     R = verify.numerics.returns.discounted_returns(episodes.r_t, episodes.mdp.gamma, episodes.lengths)
+...     return verify.numerics.episodes.score_sums(episodes, np.broadcast_to(R[:, None], episodes.r_t.shape))
 >>> verify.check_estimator(reinforce, chain, episodes=2000).passed
 True
 >>> strategies.mdps(states=2)
@@ -34,7 +36,7 @@ import importlib
 from verify import _startup  # noqa: F401 - first: Ctrl-C while pgverify starts is one line, not a traceback
 from verify import _aliases
 
-_aliases.install()      # the flat module paths (verify.exact, verify.mc, ...) name the moved modules
+_aliases.install()      # the flat module paths (verify.numerics.exact, verify.checks.mc, ...) name the moved modules
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,7 @@ _EXPORTS = {
     "assert_estimator_unbiased": "verify.checks.gradcheck", "check_estimator": "verify.checks.gradcheck",
     "assert_batch_estimator_unbiased": "verify.checks.batchcheck",
     "check_batch_estimator": "verify.checks.batchcheck",
+    "LQProblem": "verify.model.lq", "load_lq_example": "verify.model.lq", "lq_gradient": "verify.model.lq",
 }
 _SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies")
 

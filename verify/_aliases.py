@@ -47,6 +47,12 @@ MOVED = {
     "verify.render": "verify.app.render",
     "verify.html": "verify.app.html",
     "verify.plots": "verify.app.plots",
+    # continuous actions (linear-quadratic control), written beside the flat layout
+    "verify.lq": "verify.model.lq",
+    "verify.lq_mc": "verify.checks.lq_mc",
+    "verify.lq_check": "verify.checks.lq_check",
+    "verify.lq_render": "verify.app.lq_render",
+    "verify.lq_report": "verify.app.lq_report",
 }
 
 

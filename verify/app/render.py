@@ -191,6 +191,10 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
     _gradients(console, report)
     _estimators(console, report, reproduce)
     _variance(console, report)
+    if getattr(report, "lq", None):
+        from verify.app.lq_render import lq_report_table
+
+        console.print(lq_report_table(report.lq))
     summary = report.summary
     status = "PASSED" if report.passed else f"FAILED ({summary['failed']} failing)"
     undecided = f", {summary['undecided']} undecided (not counted as passed)" if summary["undecided"] else ""

@@ -99,6 +99,7 @@ class Report:
     gradients: list[GradientCheck] = field(default_factory=list)
     estimators: list = field(default_factory=list)      # (example, verify.checks.mc.CheckRow)
     variance: list[VarianceRow] = field(default_factory=list)
+    lq: list = field(default_factory=list)              # verify.app.lq_report.LQRow (continuous actions, LQ)
     timing: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -120,7 +121,7 @@ class Report:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
         selfcheck = self.self_check
         return [*self.derivation, *self.chain, *self.continuous, *self.derivation_numeric, *self.errata,
-                *self.gradients, *(row for _, row in self.estimators),
+                *self.gradients, *(row for _, row in self.estimators), *self.lq,
                 *([selfcheck] if selfcheck is not None and selfcheck.tests else [])]
 
     @property
@@ -152,6 +153,7 @@ class Report:
             "estimators": [{"example": ex, **row.to_json()} for ex, row in self.estimators],
             "variance": [v.to_json() for v in self.variance],
             "self_check": None if self.self_check is None else self.self_check.to_json(),
+            "lq": [r.to_json() for r in self.lq],
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
@@ -282,14 +284,14 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
                  estimators=None) -> Report:
     """Run every check. ``progress`` is an optional rich Progress to advance (the CLI shows one on terminals);
     ``trace`` > 0 keeps each Monte Carlo run's convergence trace at about that many points (for the figures);
-    ``estimators`` is the catalog to check (default ``verify.estimators.ESTIMATORS``; tests pass a broken one)."""
+    ``estimators`` is the catalog to check (default ``verify.checks.estimators.ESTIMATORS``; tests pass a broken one)."""
     from verify.checks.estimators import ESTIMATORS
     from verify.checks.mc import run_check
 
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
     examples = builtin_examples()
-    task = progress.add_task("verifying", total=3 + len(examples)) if progress is not None else None
+    task = progress.add_task("verifying", total=4 + len(examples)) if progress is not None else None
 
     def done(label: str, t0: float) -> None:
         report.timing[f"{label}_s"] = time.perf_counter() - t0
@@ -313,6 +315,10 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
         report.estimators.extend((name, row) for row in check.rows)
         report.variance.extend(variance_rows(name, [row.mc for row in check.rows]))
         done(f"example_{name}", t0)
+    t0 = time.perf_counter()
+    from verify.app.lq_report import lq_rows    # continuous actions: the LQ examples with a Gaussian policy
+    report.lq = lq_rows(seed, quick)
+    done("lq", t0)
     report.timing["total_s"] = time.perf_counter() - t_start
     return report
 

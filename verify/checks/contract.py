@@ -98,11 +98,14 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
     name or an MDP file path; ``policy`` replaces the problem's own. ``who`` names the caller in errors."""
     if isinstance(problem, str) and not Path(problem).exists():
         from verify.model.builtin import EXAMPLE_NAMES, load_example
+        from verify.model.lq import LQ_EXAMPLE_NAMES
 
-        if problem in EXAMPLE_NAMES:   # the name reproduce lines print for a built-in example
+        if problem in EXAMPLE_NAMES or problem in LQ_EXAMPLE_NAMES:   # the names reproduce lines print
             problem = load_example(problem)
     if isinstance(problem, (str, Path)):
         problem = load_problem(problem)
+    if getattr(problem, "kind", None) == "lq":      # a verify.model.lq.LQProblem: check_estimator hands it on
+        return problem
     if isinstance(problem, TabularMDP):
         problem = Problem(problem, policy if policy is not None else
                           TabularSoftmax(np.zeros((problem.n_states, problem.n_actions))))

@@ -417,6 +417,13 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
     """
     given = problem
     problem = as_problem(problem, policy)
+    if getattr(problem, "kind", None) == "lq":      # continuous actions: a Gaussian policy on an LQ problem
+        from verify.checks.lq_check import check_lq_estimator
+
+        if policy is not None:
+            raise UsageError("policy= applies to tabular problems; an LQ problem carries its linear Gaussian policy")
+        return check_lq_estimator(fn, problem, episodes=episodes, seed=seed, alpha=alpha, name=name, gamma=gamma,
+                                  horizon=... if horizon is _KEEP else horizon)
     changes = {k: v for k, v in (("gamma", gamma), ("horizon", horizon)) if v is not _KEEP and v is not (
         None if k == "gamma" else _KEEP)}
     if changes:

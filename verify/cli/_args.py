@@ -111,7 +111,7 @@ def print_json(obj) -> None:
 
 
 def writable_output(path: str, force: bool, what: str = "output file") -> Path:
-    """The output path validated before the work (``verify.io.check_output_path``); write it with ``atomic_write``."""
+    """The output path validated before the work (``verify.model.io.check_output_path``); write it with ``atomic_write``."""
     return check_output_path(path, force=force, what=what)
 
 
@@ -211,6 +211,8 @@ def load_problem_from_args(args) -> Problem:
             problem = load_example(args.example)
         else:
             problem = load_problem(args.file)
+        if getattr(problem, "kind", None) == "lq":   # continuous actions: the overrides of an LQ problem
+            return lq_from_args(problem, args)
         changes = {k: v for k, v in (("horizon", args.horizon), ("gamma", args.gamma))
                    if v is not NOT_GIVEN and not (k == "gamma" and v is None)}
         if changes:
@@ -241,3 +243,52 @@ def problem_command(args) -> str:
     if getattr(args, "sampler", "pgverify") != "pgverify":
         parts += ["--sampler", args.sampler]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+# --- continuous actions: the problem arguments read for an LQ problem (verify.model.lq) -----------------------
+
+def lq_from_args(problem, args):
+    """--horizon, --gamma and --theta applied to an LQ problem (--gym and --gym-kwargs do not apply)."""
+    if getattr(args, "gym_kwargs", None):
+        raise UsageError("--gym-kwargs applies to --gym only")
+    changes = {}
+    if getattr(args, "horizon", NOT_GIVEN) is not NOT_GIVEN:
+        changes["horizon"] = args.horizon
+    if getattr(args, "gamma", None) is not None:
+        changes["gamma"] = args.gamma
+    if changes:
+        problem = problem.replace(**changes)
+    if getattr(args, "theta", None):
+        problem = problem.with_theta(_read_lq_theta(args.theta, problem))
+    if getattr(args, "episodes", None) is not None:
+        from verify.model.io import require_memory
+
+        from verify.checks.lq_mc import lq_episodes_for
+
+        T = lq_episodes_for(problem)
+        require_memory(8.0 * args.episodes * (T + 1) * (2 * problem.n + 2 * problem.m + 1),
+                       f"sampling {args.episodes} LQ episodes of {T} steps")
+    return problem
+
+
+def _read_lq_theta(path: str, lq):
+    """--theta for an LQ problem: a .npy or JSON list of the d = m n + 2 m numbers [K, k, log_std], or a JSON
+    policy object {"type": "linear_gaussian", ...}."""
+    import numpy as np
+
+    from verify.model.io import read_json_file, read_npy_file
+    from verify.model.problem import numeric_array
+
+    if path.endswith(".npy"):
+        theta = np.asarray(read_npy_file(path, "--theta file"), dtype=float).ravel()
+    else:
+        data = read_json_file(path, "--theta file")
+        if isinstance(data, dict):
+            from verify.model.lq import lq_from_dict, lq_to_dict
+
+            return lq_from_dict({**lq_to_dict(lq), "policy": data}).theta
+        theta = numeric_array(data, f"--theta {path}: theta", (1,))
+    if theta.shape != (lq.d,):
+        raise InvalidMDPError(f"--theta {path}: theta has {theta.size} entries, the linear Gaussian policy needs "
+                              f"{lq.d} (K: {lq.m} x {lq.n}, k: {lq.m}, log_std: {lq.m})")
+    return theta

@@ -36,6 +36,10 @@ def register(sub) -> None:
 
 def run_gradient(args) -> int:
     problem = load_problem_from_args(args)
+    if getattr(problem, "kind", None) == "lq":
+        from verify.cli.lq import run_lq_gradient
+
+        return run_lq_gradient(problem, args)
     res = gradient(problem.mdp, problem.policy, args.method)
     if args.json:
         print_json(res.to_json())
@@ -54,7 +58,7 @@ def gradient_entries(problem: Problem, grad: np.ndarray) -> list[tuple[str, str,
     """(row label, column label, value) for every entry of grad J: state and action names for a tabular policy,
     ``theta[k]`` for a linear one.
 
-    >>> from verify.builtin import load_example
+    >>> from verify.model.builtin import load_example
     >>> chain = load_example("chain")
     >>> gradient_entries(chain, np.arange(8.0).reshape(4, 2))[:3]
     [('s0', 'left', 0.0), ('s0', 'right', 1.0), ('s1', 'left', 2.0)]

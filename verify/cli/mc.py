@@ -93,6 +93,10 @@ def run_mc(args) -> int:
     from verify.app.render import format_mc
 
     problem = load_problem_from_args(args)
+    if getattr(problem, "kind", None) == "lq":
+        from verify.cli.lq import run_lq_mc as run_lq
+
+        return run_lq(problem, args)
     if ":" in args.estimator:               # a user's function; catalog names never contain ':'
         check = _user_estimator_check(args, problem)
         if args.json:
@@ -123,6 +127,10 @@ def run_check(args) -> int:
     from verify.app.render import render_check
 
     problem = load_problem_from_args(args)
+    if getattr(problem, "kind", None) == "lq":
+        from verify.cli.lq import run_lq_check
+
+        return run_lq_check(problem, args)
     if args.estimator is not None:
         return _check_one_estimator(args, problem)
     check = run_check(problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha, covariance=args.covariance)

@@ -22,8 +22,11 @@ EXAMPLES_DIR = Path(str(_PACKAGE_DIR))
 
 
 def _check_name(name: str) -> str:
-    if name not in EXAMPLE_NAMES:
-        raise UsageError(f"unknown example {name!r}; the built-in examples are {', '.join(EXAMPLE_NAMES)}")
+    from verify.model.lq import LQ_EXAMPLE_NAMES    # the linear-quadratic examples (verify.model.lq) ship beside the tabular ones
+
+    if name not in EXAMPLE_NAMES and name not in LQ_EXAMPLE_NAMES:
+        raise UsageError(f"unknown example {name!r}; the built-in examples are "
+                         f"{', '.join(EXAMPLE_NAMES + LQ_EXAMPLE_NAMES)}")
     return name
 
 
@@ -49,7 +52,7 @@ def load_example(name: str) -> Problem:
       UsageError: ``name`` is not a built-in example (the message lists them).
     """
     text = (_PACKAGE_DIR / f"{_check_name(name)}.json").read_text()
-    return problem_from_dict(json.loads(text), default_name=name)
+    return problem_from_dict(json.loads(text), default_name=name)   # an LQProblem for the lq* examples
 
 
 def builtin_examples() -> dict[str, Problem]:

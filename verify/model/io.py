@@ -34,6 +34,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,11 @@ __all__ = [
     "atomic_write_with",
     "check_output_path",
     "current_limits",
+    "describe_value",
     "format_bytes",
     "limits_scope",
     "load_json_text",
+    "numeric_array",
     "parse_size",
     "read_json_file",
     "read_npy_file",
@@ -597,3 +600,84 @@ def safe_filename(name: str, *, default: str = "mdp", max_length: int = 80) -> s
         digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
         clean = f"{clean[:max_length - 9]}-{digest}"
     return clean
+
+
+# --- numeric arrays of a JSON document ---
+
+_JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def describe_value(value) -> str:
+    """A one-line description of a JSON value for messages (never the whole of a big list)."""
+    if isinstance(value, (list, dict)):
+        return f"{_JSON_TYPES[type(value)]} of {len(value)} entries"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    text = json.dumps(value, ensure_ascii=True) if isinstance(value, (str, bool, type(None))) else repr(value)
+    return f"{_JSON_TYPES.get(type(value), type(value).__name__)} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+# --- ---------------------------------------------------------------------------
+
+def _index(i: int, shape: list[int]) -> str:
+    return "".join(f"[{k}]" for k in np.unravel_index(i, shape)) if shape else ""
+
+
+def numeric_array(value, where: str, depths: tuple[int, ...]) -> np.ndarray:
+    """A rectangular nested list of JSON numbers, ``depths`` levels deep, as a float array; checked in bulk.
+
+    Booleans, null, strings and objects are not numbers; every entry must be finite with |x| <= MAX_ABS_VALUE
+    (so squares and sums of squares cannot overflow). Work is a few C-level passes per level, so million-entry
+    arrays cost about as much as parsing them.
+
+    >>> numeric_array([[1, 2.5], [0, -1]], "rewards", (2, 3)).tolist()
+    [[1.0, 2.5], [0.0, -1.0]]
+    >>> numeric_array([[1, True]], "rewards", (2, 3))
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: rewards[0][1] is a boolean true, not a number
+    >>> numeric_array([[1, 2], [3]], "initial", (2,))
+    Traceback (most recent call last):
+    ...
+    verify.errors.InvalidMDPError: initial is ragged: initial[1] has 1 entries, initial[0] has 2
+
+    Raises:
+      InvalidMDPError: naming the first offending entry.
+    """
+    level, shape = [value], []
+    while True:
+        kinds = set(map(type, level))
+        if kinds == {list} and len(shape) < max(depths):
+            lengths = list(map(len, level))
+            if min(lengths) != max(lengths) or lengths[0] == 0:
+                bad = next(i for i, n in enumerate(lengths) if n != lengths[0]) if lengths[0] else 0
+                if lengths[bad] == 0 or lengths[0] == 0:
+                    raise InvalidMDPError(f"{where}{_index(bad if lengths[0] else 0, shape)} is an empty list")
+                raise InvalidMDPError(f"{where} is ragged: {where}{_index(bad, shape)} has {lengths[bad]} entries, "
+                                      f"{where}{_index(0, shape)} has {lengths[0]}")
+            shape.append(lengths[0])
+            level = list(chain.from_iterable(level))
+            continue
+        d = len(shape)
+        if kinds <= {int, float} and d in depths:
+            break
+        expect_list = d < min(depths) or d < max(depths) and type(level[0]) is list
+        levels = f"({' or '.join(map(str, depths))} levels of lists)"
+        for i, x in enumerate(level):
+            if (type(x) is list) == expect_list and (expect_list or type(x) in (int, float)):
+                continue
+            if type(x) is list:
+                raise InvalidMDPError(f"{where}{_index(i, shape)} is a list where a number is expected {levels}")
+            if type(x) in (int, float):
+                raise InvalidMDPError(f"{where}{_index(i, shape)} is a number where a list is expected {levels}")
+            raise InvalidMDPError(f"{where}{_index(i, shape)} is {describe_value(x)}, not "
+                                  f"{'a list' if expect_list else 'a number'}")
+        raise InvalidMDPError(f"{where} must be {levels[1:-1]} of numbers")  # pragma: no cover - found above
+    arr = np.array(level, dtype=float).reshape(shape)
+    bad = np.flatnonzero(~(np.abs(arr) <= MAX_ABS_VALUE))
+    if bad.size:
+        x = arr.reshape(-1)[bad[0]]
+        why = "must be a finite number" if not math.isfinite(x) else f"|x| above {MAX_ABS_VALUE:g}: squares overflow"
+        raise InvalidMDPError(f"{where}{_index(int(bad[0]), shape)} is {x} ({why})")
+    return arr

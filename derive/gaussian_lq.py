@@ -1,0 +1,175 @@
+r"""The score-function identity for Gaussian policies with continuous states, grounded exactly on a 1-D LQ problem.
+
+The model (H = 2 actions, every constant a symbol)::
+
+    x_0 ~ N(m0, v0),  u_t ~ pi(u|x_t) = N(K x_t + k, sigma^2),  x_1 = A x_0 + B u_0 + w_0,  w_0 ~ N(0, W),
+    R(tau) = -(Q x_0^2 + R u_0^2) - gamma (Q x_1^2 + R u_1^2),   J(K, k, sigma) = E[R(tau)].
+
+Every expectation is a Gaussian integral done exactly: the trajectory is written in independent standard normals
+(x_0 = m0 + sqrt(v0) z_0, u_t = K x_t + k + sigma e_t, w_0 = sqrt(W) n_0), the integrand is a polynomial in them
+(times powers of 1/sigma from the score), and E[z^(2j)] = (2j - 1)!!, E[z^(2j+1)] = 0 integrate it (the same rule
+as ``derive.continuous.gaussian_integrate``, here in several variables). The claims, each proved by
+``expand(lhs - rhs) == 0`` for theta = K, k and sigma:
+
+1. ``score_is_policy_only``: grad_theta log p(tau|theta) = sum_t grad_theta log pi(u_t|x_t): the log-densities of
+   x_0 and of the transition N(A x + B u, W) do not depend on theta (differentiated from the explicit densities).
+2. ``trajectory_form``: grad J = E[R(tau) sum_t grad log pi(u_t|x_t)] (the score-function identity; the score is
+   sympy's derivative of the explicit log-density log N(u; K x + k, sigma^2), evaluated on the trajectory).
+3. ``reward_to_go``: grad J = E[sum_t grad log pi(u_t|x_t) sum_{t' >= t} gamma^t' r_t'] (causality).
+4. ``reparameterisation``: grad J = E[grad_theta R(tau(theta, z_0, e_0, n_0, e_1))]: the pathwise gradient with
+   the noises fixed, u_t = K x_t + k + sigma e_t, i.e. grad E[f(x)] = E[grad f(mu + sigma eps)].
+5. ``restart_differs``: the restarted discount gamma^(t' - t) gives E[...] - grad J = (1/gamma - 1) x (the t = 1
+   term of grad J): not zero for gamma != 1 (the pitfall, with its exact bias).
+
+>>> checks = check_gaussian_lq()
+>>> [(c.claim, c.param, c.ok) for c in checks][:3]
+[('score_is_policy_only', 'K', True), ('score_is_policy_only', 'k', True), ('score_is_policy_only', 'sigma', True)]
+>>> all(c.ok for c in checks)
+True
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from sympy import Basic, Integer, Poly, Symbol, diff, expand, factorial2, log, pi, sqrt, symbols
+
+__all__ = ["GaussianLQCheck", "LQ_SYMBOLS", "check_gaussian_lq", "expect_normal", "gaussian_lq_objective",
+           "reparameterisation_1d"]
+
+K, k = symbols("K k", real=True)
+sigma = Symbol("sigma", positive=True)
+A, B, m0 = symbols("A B m0", real=True)
+Q, R, v0, W, gamma = symbols("Q R v0 W gamma", positive=True)
+z0, e0, n0, e1 = symbols("z0 e0 n0 e1", real=True)           # independent standard normals
+x_, u_, mean_ = symbols("x u mean", real=True)
+#: name -> symbol of the model's constants and parameters
+LQ_SYMBOLS = {"K": K, "k": k, "sigma": sigma, "A": A, "B": B, "m0": m0, "Q": Q, "R": R, "v0": v0, "W": W,
+              "gamma": gamma}
+PARAMS = (("K", K), ("k", k), ("sigma", sigma))
+NORMALS = (z0, e0, n0, e1)
+
+
+def _moment(j: int) -> Basic:
+    return Integer(0) if j % 2 else (factorial2(j - 1) if j else Integer(1))
+
+
+def expect_normal(expr: Basic, normals=NORMALS) -> Basic:
+    """E[expr] over independent standard normals ``normals``: exact Gaussian integrals of a polynomial in them.
+
+    >>> z = Symbol("z", real=True)
+    >>> expect_normal((1 + z) ** 4, (z,))
+    10
+
+    Raises:
+      ValueError: ``expr`` is not a polynomial in ``normals``.
+    """
+    e = expand(expr)
+    if not e.is_polynomial(*normals):
+        raise ValueError(f"not a polynomial in the standard normals: {e}")
+    poly = Poly(e, *normals)
+    total = Integer(0)
+    for powers, coeff in poly.terms():
+        factor = Integer(1)
+        for j in powers:
+            factor *= _moment(j)
+            if factor == 0:
+                break
+        total += coeff * factor
+    return expand(total)
+
+
+def _log_gaussian(value, mean, var) -> Basic:
+    return -(value - mean) ** 2 / (2 * var) - log(var) / 2 - log(2 * pi) / 2
+
+
+@functools.cache
+def _trajectory():
+    """x_t, u_t, r_t of the 1-D problem in the standard normals, and the score of each step from the density."""
+    x0 = m0 + sqrt(v0) * z0
+    u0 = K * x0 + k + sigma * e0
+    x1 = A * x0 + B * u0 + sqrt(W) * n0
+    u1 = K * x1 + k + sigma * e1
+    r = (-(Q * x0 ** 2 + R * u0 ** 2), -(Q * x1 ** 2 + R * u1 ** 2))
+    log_pi = _log_gaussian(u_, K * x_ + k, sigma ** 2)      # the explicit policy density, differentiated below
+    scores = {name: tuple(diff(log_pi, p).subs({u_: u, x_: x}) for x, u in ((x0, u0), (x1, u1)))
+              for name, p in PARAMS}
+    return (x0, x1), (u0, u1), r, scores
+
+
+def gaussian_lq_objective() -> Basic:
+    """J(K, k, sigma) = E[r_0 + gamma r_1] as a polynomial in every symbol (exact Gaussian integrals)."""
+    _, _, r, _ = _trajectory()
+    return expect_normal(r[0] + gamma * r[1])
+
+
+@dataclass(frozen=True)
+class GaussianLQCheck:
+    """One claim for one parameter: both sides in closed form, ``ok`` iff they expand to the same expression."""
+
+    claim: str
+    param: str
+    lhs: Basic
+    rhs: Basic
+    ok: bool
+
+
+def _rtg(r, restart: bool):
+    if restart:
+        return (r[0] + gamma * r[1], r[1])
+    return (r[0] + gamma * r[1], gamma * r[1])
+
+
+def _score_policy_only(p: Symbol) -> tuple[Basic, Basic]:
+    """d/dp of log p(tau) from the explicit densities minus the policy's part: the dynamics' share, 0."""
+    xs, us, _, _ = _trajectory()
+    xa, ua, xb, ub, x1v = symbols("xa ua xb ub x1v", real=True)
+    log_p0 = _log_gaussian(xa, m0, v0)
+    log_P = _log_gaussian(x1v, A * xa + B * ua, W)
+    log_pi = _log_gaussian(ua, K * xa + k, sigma ** 2) + _log_gaussian(ub, K * x1v + k, sigma ** 2)
+    total = diff(log_p0 + log_P + log_pi, p)
+    return expand(total), expand(diff(log_pi, p))
+
+
+def check_gaussian_lq() -> list[GaussianLQCheck]:
+    """The claims of the module docstring, for theta = K, k, sigma; each proved by expansion (no sampling)."""
+    xs, us, r, scores = _trajectory()
+    J = gaussian_lq_objective()
+    ret = r[0] + gamma * r[1]
+    out = []
+    for name, p in PARAMS:
+        lhs, rhs = _score_policy_only(p)
+        out.append(GaussianLQCheck("score_is_policy_only", name, lhs, rhs, expand(lhs - rhs) == 0))
+    for name, p in PARAMS:
+        grad = expand(diff(J, p))
+        sc = scores[name]
+        checks = {
+            "trajectory_form": expect_normal(ret * (sc[0] + sc[1])),
+            "reward_to_go": expect_normal(sum(s * G for s, G in zip(sc, _rtg(r, False)))),
+            "reparameterisation": expect_normal(diff(ret, p)),
+        }
+        for claim, value in checks.items():
+            out.append(GaussianLQCheck(claim, name, grad, value, expand(grad - value) == 0))
+        restart = expect_normal(sum(s * G for s, G in zip(sc, _rtg(r, True))))
+        t1_term = expect_normal(sc[1] * gamma * r[1])          # the t = 1 term of grad J (reward-to-go form)
+        out.append(GaussianLQCheck("restart_differs", name, expand(restart - grad),
+                                   expand((1 / gamma - 1) * t1_term),
+                                   expand(restart - grad - (1 / gamma - 1) * t1_term) == 0 and
+                                   expand(t1_term) != 0))
+    return out
+
+
+def reparameterisation_1d(degree: int = 4) -> tuple[Basic, Basic]:
+    """(d/dmu E[f(x)], E[f'(mu + sigma eps)]) and likewise for sigma, x ~ N(mu, sigma^2), f = sum c_j x^j: equal.
+
+    >>> (dmu, path_mu), (dsig, path_sig) = reparameterisation_1d(3)
+    >>> expand(dmu - path_mu) == 0 and expand(dsig - path_sig) == 0
+    True
+    """
+    mu, s = Symbol("mu", real=True), Symbol("sigma", positive=True)
+    eps = Symbol("eps", real=True)
+    c = symbols(f"c0:{degree + 1}", real=True)
+    f = lambda v: sum(cj * v ** j for j, cj in enumerate(c))   # noqa: E731
+    E = expect_normal(f(mu + s * eps), (eps,))
+    return ((diff(E, mu), expect_normal(diff(f(mu + s * eps), mu), (eps,))),
+            (diff(E, s), expect_normal(diff(f(mu + s * eps), s), (eps,))))
