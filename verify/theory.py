@@ -298,7 +298,9 @@ def compatible_features(mdp: TabularMDP, policy: Policy) -> CompatibleFit:
     Qbar[seen] = Wq[seen] / occ.omega[seen, None]
     weight = np.sqrt(occ.omega[:, None] * policy.probs).reshape(-1)
     psi = _scores(policy).reshape(S * A, n)
-    w, *_ = np.linalg.lstsq(weight[:, None] * psi, weight * Qbar.reshape(-1), rcond=None)
+    # singular values below 1e-10 of the largest are dropped: the minimum-norm w, not a 1e13 one along a
+    # near-null direction whose round-off would break F w = grad J
+    w, *_ = np.linalg.lstsq(weight[:, None] * psi, weight * Qbar.reshape(-1), rcond=1e-10)
     w = w.reshape(policy.theta.shape)
     return CompatibleFit(w, gradient(mdp, policy).grad, fisher(mdp, policy).matvec(w))
 
