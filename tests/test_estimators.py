@@ -103,6 +103,8 @@ def reference_per_episode(name, eps):
                 "gae_stationary_value": lambda: g ** t * gae(lambda u, x: V[0, x], s, r, t, L),
                 "gae_noisy_value": lambda: g ** t * gae(lambda u, x: V[u, x] + noise[u, x], s, r, t, L),
                 "gae_no_discount": lambda: gae(lambda u, x: V[u, x], s, r, t, L),
+                # d/dtheta min(rho A, clip(rho) A) at rho = pi/pi_old = 1: A grad log pi (the clip is inactive)
+                "ppo_surrogate": lambda: g ** t * (Q[t, s[t], a[t]] - V[t, s[t]]),
             }[name]()
             out[n] += weight * policy.score(s[t], a[t])
     return out
@@ -202,7 +204,7 @@ def test_catalog():
     assert {e.name for e in PITFALLS} == {"rtg_restart_discount", "rtg_skip_current", "action_baseline",
                                           "score_wrong_time", "batch_normalized", "gae_stationary_value",
                                           "gae_noisy_value", "gae_no_discount"}
-    assert {"q_value", "advantage", "gae"} <= {e.name for e in UNBIASED}
+    assert {"q_value", "advantage", "gae", "ppo_surrogate"} <= {e.name for e in UNBIASED}
     assert len(set(estimator_names())) == len(ESTIMATORS)
     for e in ESTIMATORS:
         assert e.latex.count("{") == e.latex.count("}") and "nabla" in e.latex and e.description

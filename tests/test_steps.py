@@ -83,7 +83,7 @@ def padded_weights(name, eps):
         return G - q
     if name == "q_value":
         return q
-    if name == "advantage":
+    if name in ("advantage", "ppo_surrogate"):     # PPO's clip at theta_old: rho = exp(0) = 1, weights unchanged
         return q - v
     if name == "rtg_restart_discount":
         return padded_reward_to_go(eps.r_t, disc, g, restart=True)
