@@ -51,7 +51,7 @@ from sympy.external.gmpy import MPQ
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, log, numer, together
 
 from derive.notation import (
-    ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    At, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
     H, gamma, t, tau, theta, tp, x,
 )
@@ -230,6 +230,22 @@ class TabularModel:
                 for s0 in range(S) for a in range(A))
         return self.memo[key]
 
+    def frozen(self, value):
+        """``value`` as a constant: its number at this point without a theta-derivative (a quantity at theta_old,
+        grounded at theta = theta_old). Symbolically every pi_{s,a} in it becomes an atom pio_{s,a} whose
+        derivative is 0, substituted back (pio -> pi) when the residual is formed."""
+        if not isinstance(value, Laurent):
+            zero = lambda d: None if d is None else 0 * d      # noqa: E731  (a number or a gradient vector)
+            return type(value)(value.v, zero(value.d), value.lv, zero(value.ld))
+        if getattr(self, "_freeze", None) is None:
+            self._freeze = {}
+            for (s, a), leaf in self.pi.items():
+                k = self._id(leaf)
+                old = self.atoms.leaf(Symbol(f"pio_{s}{a}", positive=True))
+                self._freeze[k] = old
+                self.post[self._id(old)] = self.post.get(k, leaf)
+        return value.substitute(self._freeze)
+
     def residual_is_zero(self, res: Laurent) -> bool:
         """Whether ``res`` vanishes once the values (random) or normalisation (symbolic) are in."""
         if res.is_zero():
@@ -330,14 +346,20 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type)
     if isinstance(e, (Expectation, Integrate)):
         var = e.density.var if isinstance(e, Expectation) else e.var
         body, weighted = compile_expr(e.body), isinstance(e, Expectation)
+        # tau ~ p(.|theta_old): the weights are constants for grad_theta
+        old = weighted and e.density.param != theta
 
         def expectation(model, env):
             parts = []
             for tr in model.trajectories:
                 g = body(model, {**env, var: tr, "_traj": tr})
-                parts.append(model.prob(tr) * g if weighted else g)
+                p = model.frozen(model.prob(tr)) if old else model.prob(tr)
+                parts.append(p * g if weighted else g)
             return model.sum(parts)
         return expectation
+    if isinstance(e, At):
+        inner = compile_expr(e.expr)
+        return lambda model, env: model.frozen(inner(model, env))
     if isinstance(e, (Density, TestFn, Return)):
         arg, kind = e.args[0], type(e)
 
@@ -412,7 +434,8 @@ def _compile_time_node(e):
         if not 0 <= k <= top:
             raise ValueError(f"time index {e.time} = {k} of {e} outside 0..{top}")
         if kind is Policy:
-            return model.pi[states[k], actions[k]]
+            pi = model.pi[states[k], actions[k]]
+            return pi if e.param == theta else model.frozen(pi)     # pi_{theta_old}: a constant
         if kind is Transition:
             return model.P[states[k], actions[k], states[k + 1]]
         if kind is InitialDist:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from sympy import Basic, Expr, Integer, Product, S, Sum, Symbol, sympify
 
 __all__ = [
-    "theta", "x", "tau", "t", "tp", "H", "gamma",
+    "theta", "theta_old", "x", "tau", "t", "tp", "H", "gamma", "At",
     "Expectation", "Grad", "Integrate", "Density", "TestFn", "Return",
     "Policy", "Transition", "InitialDist", "Reward", "Baseline",
     "CondExpectation", "ActionExpectation", "ActionSum", "StateSum", "StateProb",
@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 theta = Symbol("theta", real=True)
+#: the parameter the data were collected with (PPO's and TRPO's theta_old): a constant for grad_theta
+theta_old = Symbol("theta_old", real=True)
 x = Symbol("x", real=True)
 tau = Symbol("tau")
 t = Symbol("t", integer=True, nonnegative=True)
@@ -414,3 +416,28 @@ def time_sum(expr, var=t, lo=0, hi=H - 1) -> Sum:
 def time_product(expr, var=t, lo=0, hi=H - 1) -> Product:
     """prod_{var=lo}^{hi} expr, unevaluated (default: over t = 0 .. H-1)."""
     return Product(expr, (var, lo, hi))
+
+
+class At(_Node):
+    """[expr] at ``param``: ``expr`` (a value of the policy, e.g. A_t or V_t) evaluated at another parameter.
+
+    A constant for grad_theta (the surrogates' A^{theta_old}_t); grounding evaluates it at theta = param, so
+    its value is expr's and its derivative 0.
+    """
+
+    def __new__(cls, expr, param=None):
+        return _Node.__new__(cls, expr, theta_old if param is None else param)
+
+    @property
+    def expr(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def param(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"[{self._pstr(printer, 0)}]_{self._pstr(printer, 1)}"
+
+    def _latex(self, printer):
+        return rf"\left.{self._pstr(printer, 0)}\right|_{{{self._pstr(printer, 1)}}}"
