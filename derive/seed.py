@@ -143,4 +143,9 @@ BASELINE = Derivation(
     "gives E[grad log pi(a_t|s_t) | h_t] = 0, so subtracting b(s_t) from the reward-to-go keeps "
     "the estimator's mean equal to grad J.")
 
-DERIVATIONS = (SEED, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE)
+# beyond the finite-horizon theorem (issue 24): derive.stationary, derive.surrogate
+from derive.stationary import PG_BELLMAN  # noqa: E402
+from derive.surrogate import PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT  # noqa: E402
+
+DERIVATIONS = (SEED, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE,
+               PG_BELLMAN, PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT)

@@ -40,7 +40,8 @@ def test_every_line_equals_grad_j_on_the_enumerable_examples(examples):
 
 def test_lines_cover_every_derivation_from_grad_j_on():
     names = {d for d, _, _ in expectation_lines()}
-    assert names == {d.name for d in DERIVATIONS} - {"eglp"}
+    # the performance-difference lemma's lines are J(theta) - J(theta_old), not grad J
+    assert names == {d.name for d in DERIVATIONS} - {"eglp", "performance_difference"}
 
 
 @pytest.mark.parametrize("desc,d,number,after", [

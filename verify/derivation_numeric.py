@@ -237,10 +237,11 @@ def expectation_lines(derivations=None) -> list:
     about grad J.
     """
     from derive.seed import DERIVATIONS
+    from derive.surrogate import NOT_GRADIENT_LINES     # the performance-difference lemma: J(theta) - J(theta_old)
 
     out = []
     for d in derivations if derivations is not None else DERIVATIONS:
-        if d.name == "eglp":
+        if d.name == "eglp" or d.name in NOT_GRADIENT_LINES:
             continue
         for i, step in enumerate(d.steps):
             if d.name == "seed" and step.number not in (8, 14, 15):
