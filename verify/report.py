@@ -94,6 +94,7 @@ class Report:
     gradients: list[GradientCheck] = field(default_factory=list)
     estimators: list = field(default_factory=list)      # (example, verify.mc.CheckRow)
     variance: list[VarianceRow] = field(default_factory=list)
+    theory: list = field(default_factory=list)          # verify.theory_report.TheoryRow
     timing: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -104,7 +105,7 @@ class Report:
     def checks(self) -> list:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
         return [*self.derivation, *self.continuous, *self.derivation_numeric, *self.errata, *self.gradients,
-                *(row for _, row in self.estimators)]
+                *(row for _, row in self.estimators), *self.theory]
 
     @property
     def passed(self) -> bool:
@@ -131,6 +132,7 @@ class Report:
             "gradients": [g.to_json() for g in self.gradients],
             "estimators": [{"example": ex, **row.to_json()} for ex, row in self.estimators],
             "variance": [v.to_json() for v in self.variance],
+            "theory": [r.to_json() for r in self.theory],
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
@@ -210,7 +212,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
     examples = builtin_examples()
-    task = progress.add_task("verifying", total=4 + len(examples)) if progress is not None else None
+    task = progress.add_task("verifying", total=5 + len(examples)) if progress is not None else None
 
     def done(label: str, t0: float) -> None:
         report.timing[f"{label}_s"] = time.perf_counter() - t0
@@ -230,6 +232,10 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     t0 = time.perf_counter()
     report.errata = list(errata_for_latex())
     done("errata", t0)
+    t0 = time.perf_counter()
+    from verify.theory_report import theory_rows     # stationary theorem, PDL, surrogates, natural gradient
+    report.theory = theory_rows(quick=quick)
+    done("theory", t0)
     for name, problem in examples.items():
         t0 = time.perf_counter()
         check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed, trace=trace)
