@@ -113,7 +113,7 @@ def _rows_for(name, problem) -> list[TheoryRow]:
     pd = T.performance_difference(mdp, pol, new)
     rows.append(_compare("performance_difference", name, "Kakade & Langford 2002, Lemma 6.1",
                          pd.expected_advantage, pd.difference,
-                         what=("Σₜ γᵗ E_θ′[A^θ_t]", "J(θ′) − J(θ)")))
+                         what=("Σₜ γᵗ E_θ′[A^θ_t]", "(J(θ′) − J(θ))")))
     if mdp.gamma < 1:
         b = T.trpo_bound(mdp, pol, new)
         rows.append(TheoryRow("trpo_bound", name, b.holds,
