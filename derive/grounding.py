@@ -51,7 +51,7 @@ from sympy.external.gmpy import MPQ
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, log, numer, together
 
 from derive.notation import (
-    At, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
     H, gamma, t, tau, theta, tp, x,
 )
@@ -360,6 +360,16 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type)
     if isinstance(e, At):
         inner = compile_expr(e.expr)
         return lambda model, env: model.frozen(inner(model, env))
+    if isinstance(e, ScoreDot):
+        # the tabular softmax: d log pi(a|s) / d theta_{s',b} = [s' = s] ([b = a] - pi(b|s)), so
+        # <grad log pi(a_t|s_t), w> = w(s_t, a_t) - E_{b ~ pi(.|s_t)}[w(s_t, b)]
+        table, mean = compile_expr(e.table), compile_expr(ActionExpectation(e.table, e.time))
+
+        def score_dot(model, env):
+            if not getattr(model, "tabular_softmax", True):
+                raise ValueError("<score, w> with a table w is the tabular softmax's (this policy is not)")
+            return table(model, env) - mean(model, env)
+        return score_dot
     if isinstance(e, (Density, TestFn, Return)):
         arg, kind = e.args[0], type(e)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from sympy import Basic, Expr, Integer, Product, S, Sum, Symbol, sympify
 
 __all__ = [
-    "theta", "theta_old", "x", "tau", "t", "tp", "H", "gamma", "At",
+    "theta", "theta_old", "x", "tau", "t", "tp", "H", "gamma", "At", "ScoreDot",
     "Expectation", "Grad", "Integrate", "Density", "TestFn", "Return",
     "Policy", "Transition", "InitialDist", "Reward", "Baseline",
     "CondExpectation", "ActionExpectation", "ActionSum", "StateSum", "StateProb",
@@ -441,3 +441,28 @@ class At(_Node):
 
     def _latex(self, printer):
         return rf"\left.{self._pstr(printer, 0)}\right|_{{{self._pstr(printer, 1)}}}"
+
+
+class ScoreDot(_Node):
+    """<grad_theta log pi_theta(a_time|s_time), w>: the score contracted with a table w (the tabular softmax's
+    parameters are one per (s, a), so w is a function of (s, a), e.g. the advantage A_time); F w's integrand."""
+
+    def __new__(cls, time, table):
+        return _Node.__new__(cls, time, table)
+
+    @property
+    def time(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def table(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        k = self._pstr(printer, 0)
+        return f"<grad log pi(a_{k}|s_{k}), {self._pstr(printer, 1)}>"
+
+    def _latex(self, printer):
+        k = self._pstr(printer, 0)
+        return (rf"\left\langle \nabla_\theta \log \pi_\theta(a_{{{k}}} \mid s_{{{k}}}),\, "
+                rf"{self._pstr(printer, 1)} \right\rangle")

@@ -146,6 +146,7 @@ BASELINE = Derivation(
 # beyond the finite-horizon theorem (issue 24): derive.stationary, derive.surrogate
 from derive.stationary import PG_BELLMAN  # noqa: E402
 from derive.surrogate import PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT  # noqa: E402
+from derive.natural import NATURAL_GRADIENT  # noqa: E402
 
 DERIVATIONS = (SEED, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE,
-               PG_BELLMAN, PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT)
+               PG_BELLMAN, PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT, NATURAL_GRADIENT)

@@ -78,7 +78,7 @@ STARTS_FROM = Grad(_E(time_sum(gamma**t * _ratio * _A_old), p_old))
 PROVES = PG_ADVANTAGE.steps[0].before
 
 SURROGATE_GRADIENT = Derivation(
-    "surrogate_gradient", "The surrogate's gradient at theta_old is the policy gradient (TRPO, PPO)",
+    "surrogate_gradient", "The surrogate's gradient at the old parameters is the policy gradient (TRPO, PPO)",
     tuple(chain_steps(STARTS_FROM, [
         ("SG1", TR.GRAD_INTO_FIXED_MEASURE,
          _E(time_sum(Grad(gamma**t * _ratio * _A_old)), p_old)),

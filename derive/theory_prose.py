@@ -14,6 +14,16 @@ _h = T(r"h_t", "hₜ")
 _old = T(r"\theta_{old}", "θ_old")
 
 THEORY_PROSE: dict = {
+    "tabular_softmax_score": (
+        Prose("The tabular softmax's score against a table ", T("w", "w"), ": ",
+              T(r"\langle \nabla_\theta \log \pi(a_t \mid s_t), w \rangle = w(s_t, a_t) - "
+                r"\mathbb{E}_{b \sim \pi(\cdot \mid s_t)}[w(s_t, b)]",
+                "⟨∇θ log π(aₜ|sₜ), w⟩ = w(sₜ, aₜ) − E_b∼π(·|sₜ)[w(sₜ, b)]"), "."),
+        (Prose("the policy is the tabular softmax, one parameter per state and action"),)),
+    "advantage_mean_zero": (
+        Prose(T(r"\mathbb{E}_{a_t \sim \pi}[A_t(s_t, a_t)] = 0", "E_aₜ∼π[Aₜ(sₜ, aₜ)] = 0"),
+              ": under the policy the advantage has mean zero."),
+        (Prose("the advantage is averaged over its own action"), _norm)),
     "value_of_start": (
         Prose(T(r"\mathbb{E}_\tau[R(\tau)] = \mathbb{E}_\tau[V_0(s_0)]", "E_τ[R(τ)] = E_τ[V₀(s₀)]"),
               ": the mean return given the start state is its value."),

@@ -27,7 +27,7 @@ from __future__ import annotations
 from sympy import Add, Mul, Pow, S, Sum, log
 
 from derive.notation import (
-    At, ActionExpectation, ActionSum, Advantage, Baseline, CondExpectation, Density, Expectation, Grad,
+    At, ScoreDot, ActionExpectation, ActionSum, Advantage, Baseline, CondExpectation, Density, Expectation, Grad,
     InitialDist, Policy, QValue, Return, Reward, StateProb, StateSum, VValue, H, gamma, t, tau, theta, theta_old,
 )
 from derive.rules import Condition, _inner_context, _rule, known_given_history, time_nodes
@@ -36,7 +36,7 @@ __all__ = [
     "VALUE_OF_START", "GRAD_INTO_START_MEAN", "TELESCOPE_START", "GRAD_VALUE_RECURSION", "TOWER_PROPERTY_REVERSED",
     "MARGINALISE_STATE", "GRAD_INTO_FIXED_MEASURE", "CONSTANTS_OUT_OF_GRAD", "EVALUATE_AT_THETA_OLD",
     "SCORE_FROM_RATIO", "OLD_ADVANTAGE_DEFINITION", "Q_BELLMAN_OLD", "TELESCOPE_SUM", "RETURN_RECOGNISED",
-    "OLD_VALUE_OF_START", "THEORY_RULES",
+    "OLD_VALUE_OF_START", "TABULAR_SOFTMAX_SCORE", "ADVANTAGE_MEAN_ZERO", "THEORY_RULES",
 ]
 
 _NORM = "sum_a pi_theta(a|s) = 1 and sum_{s'} p(s'|s,a) = 1 (the steps after t sum out)"
@@ -322,7 +322,34 @@ def OLD_VALUE_OF_START(n, ctx):
         return Expectation(Return(tau), Density(tau, n.body.param))
 
 
+# --- the natural gradient (Kakade 2001) ---------------------------------------------------------------------------
+
+TABULAR = "the policy is the tabular softmax, one parameter theta_{s,a} per state and action"
+
+
+@_rule("tabular_softmax_score",
+       "<grad log pi(a_t|s_t), w> = w(s_t, a_t) - E_{b ~ pi(.|s_t)}[w(s_t, b)] for the tabular softmax "
+       "(d log pi(a|s) / d theta_{s',b} = [s' = s]([b = a] - pi(b|s))).",
+       [TABULAR], "tabular softmax score", "<grad log pi(a_t|s_t), w>")
+def TABULAR_SOFTMAX_SCORE(n, ctx):
+    if isinstance(n, ScoreDot):
+        return n.table - ActionExpectation(n.table, n.time)
+
+
+OWN_ADVANTAGE = "the advantage is averaged over its own action under pi (V_t = E_{a ~ pi}[Q_t])"
+
+
+@_rule("advantage_mean_zero", "E_{a_t ~ pi(.|s_t)}[A_t(s_t, a_t)] = 0, since V_t(s_t) = E_{a_t ~ pi}[Q_t(s_t, a_t)].",
+       [_NORM, OWN_ADVANTAGE], "the advantage has mean zero", "E_{a_t ~ pi}[A_t(s_t, a_t)]",
+       needs_normalisation=True,
+       conditions=[Condition(OWN_ADVANTAGE, lambda n, ctx: n.body.time == n.time)])
+def ADVANTAGE_MEAN_ZERO(n, ctx):
+    if isinstance(n, ActionExpectation) and isinstance(n.body, Advantage):
+        return S.Zero
+
+
 THEORY_RULES = {r.name: r for r in [
+    TABULAR_SOFTMAX_SCORE, ADVANTAGE_MEAN_ZERO,
     VALUE_OF_START, GRAD_INTO_START_MEAN, TELESCOPE_START, GRAD_VALUE_RECURSION, TOWER_PROPERTY_REVERSED,
     MARGINALISE_STATE, GRAD_INTO_FIXED_MEASURE, CONSTANTS_OUT_OF_GRAD, EVALUATE_AT_THETA_OLD, SCORE_FROM_RATIO,
     OLD_ADVANTAGE_DEFINITION, Q_BELLMAN_OLD, TELESCOPE_SUM, RETURN_RECOGNISED, OLD_VALUE_OF_START]}

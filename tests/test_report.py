@@ -48,9 +48,9 @@ def test_json_has_the_documented_keys(quick_json):
     assert {"example", "estimator", "p_value", "verdict", "expected", "outcome", "passed"} <= set(quick_json["estimators"][0])
     assert {row["derivation"] for row in quick_json["derivation"]} == {
         "seed", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state", "pg_bellman",
-        "performance_difference", "surrogate_gradient"}
+        "performance_difference", "surrogate_gradient", "natural_gradient"}
     # issue 24: every new derivation's steps grounded, and the gamma^t-less update's asymmetric Jacobian by value
-    assert all(r["passed"] for r in quick_json["derivation"] if r["derivation"] in ("pg_bellman", "surrogate_gradient"))
+    assert all(r["passed"] for r in quick_json["derivation"] if r["derivation"] in ("pg_bellman", "surrogate_gradient", "performance_difference", "natural_gradient"))
     field = next(r for r in quick_json["theory"] if r["claim"] == "gamma_less_update_not_a_gradient")
     assert field["passed"] and field["is_gradient"] is False
     assert abs(field["jacobian_ij"] - field["jacobian_ji"]) == field["asymmetry_max_abs"] > field["threshold"]

@@ -145,6 +145,8 @@ def _build_model_class():
                     grad = probs[s, a] * np.asarray(policy.score(s, a), float).ravel()
                     self.pi[s, a] = _leaf(float(probs[s, a]), grad)
             self.trajectories = _positive_trajectories(self, mdp)
+            # <score, w> with a table w (the natural gradient's lines) is the tabular softmax's
+            self.tabular_softmax = policy.kind == "tabular_softmax"
 
         def const(self, c):
             return NumJet(float(c), 0.0, math.log(c) if c > 0 else None, 0.0)
