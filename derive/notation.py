@@ -421,8 +421,8 @@ def time_product(expr, var=t, lo=0, hi=H - 1) -> Product:
 class At(_Node):
     """[expr] at ``param``: ``expr`` (a value of the policy, e.g. A_t or V_t) evaluated at another parameter.
 
-    A constant for grad_theta (the surrogates' A^{theta_old}_t); grounding evaluates it at theta = param, so
-    its value is expr's and its derivative 0.
+    A constant for grad_theta (the surrogates' A^{theta_old}_t); grounding evaluates it under a second policy
+    whose entries have no derivative (independent of pi, or pi's values at theta = theta_old).
     """
 
     def __new__(cls, expr, param=None):

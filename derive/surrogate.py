@@ -8,8 +8,10 @@
         (Schulman et al. 2015, eq. (6): L_old(theta) matches J to first order at theta_old); the last line is the
         first line of ``pg_advantage``, so with pg_advantage, pg_q and reward_to_go, grad L(theta_old) = grad J.
 
-[X]_old is X under pi_{theta_old}: a constant for grad_theta (``derive.notation.At``); grounding evaluates it at
-theta = theta_old, i.e. its value is X's and its derivative is 0, and p(tau|theta_old) likewise. PPO's clipped
+[X]_old is X under pi_{theta_old}: a constant for grad_theta (``derive.notation.At``), and p(tau|theta_old)
+likewise. Grounding gives the old policy its own entries pio_{s,a} (no derivative), independent of pi's, so
+the lemma and SG1-SG2 are proved for every pair of policies; only SG3 ("evaluate at theta = theta_old") is
+grounded with pio = pi (``derive.grounding.AT_THETA_OLD_RULES``). PPO's clipped
 surrogate min(rho A, clip(rho, 1 - eps, 1 + eps) A) equals rho A near rho = 1, so its gradient at theta_old is the
 same line; the clip is an order relation, which grounding over a field (random points mod p) cannot interpret, so
 that step is checked numerically (``verify.theory.ppo_clip_surrogate``; ``tests/test_theory.py``), as are the

@@ -30,7 +30,7 @@ from derive.notation import (
     At, ScoreDot, ActionExpectation, ActionSum, Advantage, Baseline, CondExpectation, Density, Expectation, Grad,
     InitialDist, Policy, QValue, Return, Reward, StateProb, StateSum, VValue, H, gamma, t, tau, theta, theta_old,
 )
-from derive.rules import Condition, _inner_context, _rule, known_given_history, time_nodes
+from derive.rules import Condition, Rule, RuleError, _inner_context, _rule, known_given_history, time_nodes
 
 __all__ = [
     "VALUE_OF_START", "GRAD_INTO_START_MEAN", "TELESCOPE_START", "GRAD_VALUE_RECURSION", "TOWER_PROPERTY_REVERSED",
@@ -220,18 +220,25 @@ def CONSTANTS_OUT_OF_GRAD(n, ctx):
 AT_THETA_OLD = "the line is evaluated at theta = theta_old (where grad L is compared with grad J)"
 
 
-@_rule("evaluate_at_theta_old",
-       "At theta = theta_old: pi_{theta_old} = pi_theta, [X]_{theta_old} = X and p(.|theta_old) = p(.|theta).",
-       [AT_THETA_OLD, "no derivative is taken after this step"], r"evaluate at $\theta = \theta_{old}$",
-       "pi_{theta_old}, [X]_{theta_old}, p(.|theta_old)",
-       conditions=[Condition("no derivative of a theta_old quantity remains",
-                             lambda n, ctx: not any(isinstance(g.expr, (At,)) or g.expr.has(theta_old)
-                                                    for g in n.atoms(Grad)), "side")])
-def EVALUATE_AT_THETA_OLD(n, ctx):
-    if isinstance(n, Expectation) and n.density.param == theta_old and n.has(theta_old):
-        body = n.body.replace(lambda a: isinstance(a, At) and a.param == theta_old, lambda a: a.expr)
-        body = body.replace(lambda a: isinstance(a, Policy) and a.param == theta_old, lambda a: Policy(a.time))
-        return Expectation(body, Density(n.density.var, theta))
+def _evaluate_at_theta_old(expr):
+    if not expr.has(theta_old):
+        raise RuleError("rule 'evaluate_at_theta_old' expects a quantity at theta_old; there is none in "
+                        f"{expr}")
+    out = expr.replace(lambda a: isinstance(a, At) and a.param == theta_old, lambda a: a.expr)
+    out = out.replace(lambda a: isinstance(a, Policy) and a.param == theta_old, lambda a: Policy(a.time))
+    return out.replace(lambda a: isinstance(a, Density) and a.param == theta_old, lambda a: Density(a.var, theta))
+
+
+NO_DERIVATIVE_LEFT = "no derivative of a theta_old quantity remains"
+
+# A whole-line rule: its side condition must see every gradient of the line, including one around the mean
+# it rewrites (evaluating inside grad_theta would differentiate the wrong function).
+EVALUATE_AT_THETA_OLD = Rule(
+    "evaluate_at_theta_old",
+    "At theta = theta_old: pi_{theta_old} = pi_theta, [X]_{theta_old} = X and p(.|theta_old) = p(.|theta).",
+    (AT_THETA_OLD, NO_DERIVATIVE_LEFT), r"evaluate at $\theta = \theta_{old}$", _evaluate_at_theta_old,
+    conditions=(Condition(NO_DERIVATIVE_LEFT, lambda e, ctx: not any(g.has(theta_old) or g.has(At)
+                                                                        for g in e.atoms(Grad)), "side"),))
 
 
 @_rule("score_from_ratio", "grad pi(a_t|s_t) / pi(a_t|s_t) = grad log pi(a_t|s_t) (the log-derivative identity).",
