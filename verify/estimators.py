@@ -334,6 +334,15 @@ ESTIMATORS: tuple[Estimator, ...] = (
               "the exact advantage A_t = Q_t - V_t: the Q form with the state baseline V_t",
               from_weights(minus(action_value, state_value))),
     gae_estimator(GAE_LAMBDA),
+    Estimator("ppo_surrogate",
+              rf"\sum_{{t \ge 0}} \gamma^t \nabla_\theta \min\left(\rho_t A_t, "
+              rf"\operatorname{{clip}}(\rho_t, 1 - \epsilon, 1 + \epsilon) A_t\right),\ \theta = \theta_{{old}},\ "
+              rf"\rho_t = \frac{{\pi_\theta(a_t \mid s_t)}}{{\pi_{{\theta_{{old}}}}(a_t \mid s_t)}}",
+              True,
+              "the gradient of PPO's clipped surrogate with the exact advantage A_t = Q_t - V_t, at theta = theta_old "
+              "(first epoch, first minibatch): rho_t = 1, the clip is inactive, and it is the advantage form of "
+              "grad J (Schulman et al. 2017)",
+              from_weights(ppo_clipped(minus(action_value, state_value)))),
     Estimator("rtg_restart_discount", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' \ge t}} \gamma^{{t'-t}} r_{{t'}}", False,
               "reward-to-go whose discount restarts at t (gamma^(t'-t)), the update most code uses: not the "
               "gradient of any function (its mean's Jacobian is not symmetric, Nota & Thomas 2020; "
@@ -360,15 +369,6 @@ ESTIMATORS: tuple[Estimator, ...] = (
     gae_estimator(GAE_LAMBDA, values="stationary", name="gae_stationary_value"),
     gae_estimator(GAE_LAMBDA, values="noisy", name="gae_noisy_value"),
     gae_estimator(GAE_LAMBDA, discount=False, name="gae_no_discount"),
-    Estimator("ppo_surrogate",
-              rf"\sum_{{t \ge 0}} \gamma^t \nabla_\theta \min\left(\rho_t A_t, "
-              rf"\operatorname{{clip}}(\rho_t, 1 - \epsilon, 1 + \epsilon) A_t\right),\ \theta = \theta_{{old}},\ "
-              rf"\rho_t = \frac{{\pi_\theta(a_t \mid s_t)}}{{\pi_{{\theta_{{old}}}}(a_t \mid s_t)}}",
-              True,
-              "the gradient of PPO's clipped surrogate with the exact advantage A_t = Q_t - V_t, at theta = theta_old "
-              "(first epoch, first minibatch): rho_t = 1, the clip is inactive, and it is the advantage form of "
-              "grad J (Schulman et al. 2017)",
-              from_weights(ppo_clipped(minus(action_value, state_value)))),
 )
 
 _BY_NAME = {e.name: e for e in ESTIMATORS}
@@ -391,9 +391,8 @@ def get_estimator(name: str) -> Estimator:
     Traceback (most recent call last):
     ...
     verify.errors.UsageError: unknown estimator 'reinforce'; known estimators: total_return, reward_to_go, \
-baseline_constant, baseline_value, q_value, advantage, gae, rtg_restart_discount, rtg_skip_current, \
-action_baseline, score_wrong_time, batch_normalized, gae_stationary_value, gae_noisy_value, gae_no_discount, \
-ppo_surrogate
+baseline_constant, baseline_value, q_value, advantage, gae, ppo_surrogate, rtg_restart_discount, rtg_skip_current, \
+action_baseline, score_wrong_time, batch_normalized, gae_stationary_value, gae_noisy_value, gae_no_discount
     """
     try:
         return _BY_NAME[name]
