@@ -194,8 +194,22 @@ def _positive_trajectories(model, mdp) -> list:
 NumericModel = None  # built on first use (derive is imported lazily, as in verify.report)
 
 
+class TriState:
+    """A row whose ``ok`` is True (passed), False (failed) or None (undecided, never counted as passed)."""
+
+    ok: bool | None
+
+    @property
+    def passed(self) -> bool:
+        return self.ok is True
+
+    @property
+    def undecided(self) -> bool:
+        return self.ok is None
+
+
 @dataclass(frozen=True)
-class NumericLine:
+class NumericLine(TriState):
     """One derived line evaluated on the built-in examples.
 
     Attributes:
@@ -214,14 +228,6 @@ class NumericLine:
     skipped: tuple
     seconds: float
     message: str
-
-    @property
-    def passed(self) -> bool:
-        return self.ok is True
-
-    @property
-    def undecided(self) -> bool:
-        return self.ok is None
 
     def to_json(self) -> dict:
         return {"derivation": self.derivation, "number": self.number, "ok": self.ok,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verify.derivation_numeric import TriState
+
 __all__ = ["TheoryRow", "theory_rows", "TOLERANCE", "perturbation"]
 
 TOLERANCE = 1e-9          # relative to max(1, |reference|_inf): round-off of DP sums and solves
@@ -19,7 +21,7 @@ FD_TOLERANCE = 1e-6       # central differences of exact values, eps = 1e-5 (err
 
 
 @dataclass(frozen=True)
-class TheoryRow:
+class TheoryRow(TriState):
     """One claim on one example: ``error`` = |lhs - rhs|_inf against ``tol`` (or the row's own test)."""
 
     claim: str
@@ -28,14 +30,6 @@ class TheoryRow:
     message: str
     reference: str
     data: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.ok is True
-
-    @property
-    def undecided(self) -> bool:
-        return self.ok is None
 
     def to_json(self) -> dict:
         return {"claim": self.claim, "example": self.example, "ok": self.ok, "passed": self.passed,
