@@ -5,7 +5,7 @@ For each episode the gradient estimate is
     g(tau) = sum_t grad log pi(a_t|s_t) * gamma^t G_t,    G_t = sum_{t' >= t} gamma^(t'-t) r_t'  (reward-to-go),
 
 an unbiased estimate of grad J for J = E[sum_t gamma^t r_t]. The classic bug drops the gamma^t in front: the
-discount restarts at every step, which is the gradient of another objective and biased whenever gamma < 1.
+discount restarts at every step, which is not the gradient of any objective and biased whenever gamma < 1.
 
 Both functions follow pgverify's estimator contract (``verify.gradcheck``): they take a batch of episodes and
 return one gradient estimate per episode, shape [N, *theta.shape]. ``test_user_reinforce.py`` checks them.
