@@ -44,7 +44,8 @@ from derive.notation import (
 from derive.pg_theorem import PG_ADVANTAGE
 from derive.steps import Derivation, chain_steps
 
-__all__ = ["PERFORMANCE_DIFFERENCE", "SURROGATE_GRADIENT", "STARTS_FROM", "PROVES", "NOT_GRADIENT_LINES"]
+__all__ = ["PERFORMANCE_DIFFERENCE", "SURROGATE_GRADIENT", "STARTS_FROM", "PROVES", "PDL_STARTS_FROM", "PDL_PROVES",
+           "NOT_GRADIENT_LINES"]
 
 p_tau, p_old = Density(tau, theta), Density(tau, theta_old)
 
@@ -96,6 +97,10 @@ SURROGATE_GRADIENT = Derivation(
     "policy-gradient theorem (pg_advantage), i.e. grad J. PPO's clipped surrogate has the same gradient there.")
 
 assert SURROGATE_GRADIENT.steps[-1].after == PROVES
+
+#: the performance-difference lemma's first and last lines (for the chaining of derivations)
+PDL_STARTS_FROM = PERFORMANCE_DIFFERENCE.steps[0].before
+PDL_PROVES = PERFORMANCE_DIFFERENCE.steps[-1].after
 
 #: derivations whose lines are not claimed equal to grad J (the numeric half skips them)
 NOT_GRADIENT_LINES = ("performance_difference",)
