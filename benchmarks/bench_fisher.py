@@ -4,7 +4,7 @@
 
 Sections:
 1. Same order as grad J: ``verify.theory.fisher`` (occupancy DP + the block-diagonal tabular blocks) against
-   ``verify.exact.gradient`` (the DP of grad J) on slippery gridworlds up to S A = 10^4 parameters, finite
+   ``verify.numerics.exact.gradient`` (the DP of grad J) on slippery gridworlds up to S A = 10^4 parameters, finite
    horizon (H = 100) and horizon null (one sparse LU solve each).
 2. Against enumeration: ``fisher_by_enumeration`` (every trajectory, sum_t gamma^t psi psi^T) on (S, A) = (2, 2)
    random MDPs as H grows: the trajectory count grows as (S A)^H, the DP's cost linearly in H.
@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale_models import gridworld  # noqa: E402
 
 from verify import theory as T  # noqa: E402
-from verify.exact import gradient  # noqa: E402
-from verify.mdp import TabularMDP  # noqa: E402
-from verify.policy import TabularSoftmax  # noqa: E402
+from verify.numerics.exact import gradient  # noqa: E402
+from verify.model.mdp import TabularMDP  # noqa: E402
+from verify.model.policy import TabularSoftmax  # noqa: E402
 
 
 def best_ms(fn, repeat: int) -> float:
@@ -73,7 +73,7 @@ def section_enumeration(horizons, repeat):
     print(f"{'H':>3} {'trajectories':>13} {'DP ms':>8} {'enum ms':>9} {'ratio':>8} {'max |diff|':>10}")
     for H in horizons:
         mdp, pol = _random_mdp(H, H)
-        from verify.exact import count_trajectories
+        from verify.numerics.exact import count_trajectories
         d = best_ms(lambda: T.fisher(mdp, pol).dense(), repeat)
         e = best_ms(lambda: T.fisher_by_enumeration(mdp, pol), max(1, repeat // 2))
         diff = float(np.abs(T.fisher(mdp, pol).dense() - T.fisher_by_enumeration(mdp, pol)).max())

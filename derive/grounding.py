@@ -101,7 +101,7 @@ class Sizes:
 class TabularModel:
     """The parameters of one tabular MDP as Laurent atoms (or jets at a random point), and its trajectories.
 
-    (``verify.derivation_numeric.NumericModel`` is the same interface on a built-in example's numbers.)
+    (``verify.app.derivation_numeric.NumericModel`` is the same interface on a built-in example's numbers.)
 
     Args:
       sizes: (S, A, H).

@@ -10,8 +10,8 @@ from derive.pg_theorem import PG_Q, reward_to_go
 from derive.eglp import score
 from derive.seed import DERIVATIONS, REWARD_TO_GO
 from derive.steps import Derivation, check_step
-from verify.builtin import builtin_examples
-from verify.derivation_numeric import expectation_lines, numeric_lines
+from verify.model.builtin import builtin_examples
+from verify.app.derivation_numeric import expectation_lines, numeric_lines
 
 E = lambda body: Expectation(body, Density(tau, theta))  # noqa: E731
 

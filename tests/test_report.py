@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from verify.estimators import ESTIMATORS, get_estimator
-from verify.render import render_report
-from verify.report import build_report
+from verify.checks.estimators import ESTIMATORS, get_estimator
+from verify.app.render import render_report
+from verify.app.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"version", "seed", "quick", "passed", "command", "summary", "derivation", "continuous", "errata", "gradients",

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from verify import strategies as vst
 from verify import theory as T
-from verify.builtin import load_example
+from verify.model.builtin import load_example
 from verify.errors import UsageError
-from verify.exact import finite_difference_gradient, gradient
-from verify.policy import TabularSoftmax
+from verify.numerics.exact import finite_difference_gradient, gradient
+from verify.model.policy import TabularSoftmax
 
 TOL = 1e-9
 FAST = settings(max_examples=20, deadline=None)
@@ -174,8 +174,8 @@ def test_stationary_theorem_equals_the_solve_gradient_and_finite_differences(mdp
 @FAST
 @given(finite_problems(max_abs=3.0))
 def test_gamma_less_update_is_the_exact_mean_of_rtg_restart_discount(problem):
-    from verify.estimators import get_estimator
-    from verify.moments import exact_moments
+    from verify.checks.estimators import get_estimator
+    from verify.checks.moments import exact_moments
     mdp, pol = problem
     m = exact_moments(get_estimator("rtg_restart_discount"), mdp, pol)
     close(T.gamma_less_update(mdp, pol), m.mean, what="DP vs enumeration")
@@ -212,7 +212,7 @@ def test_fisher_size_limits_and_block_structure():
 
 
 def test_sampled_natural_gradient_on_an_enumeration_is_the_exact_one():
-    from verify.exact import enumerate_trajectories
+    from verify.numerics.exact import enumerate_trajectories
     p = load_example("chain")
     eps = enumerate_trajectories(p.mdp, p.policy)
     close(T.sampled_natural_gradient(eps), T.natural_gradient(p.mdp, p.policy).direction, 1e-7,

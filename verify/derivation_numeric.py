@@ -4,7 +4,7 @@ Each line of the derivations from (8) to the policy-gradient theorem's three for
 claims to equal grad J.  Here the *same SymPy expression* is interpreted on a
 built-in example (its MDP and policy, numbers instead of symbols) by the grounding
 interpreter of ``derive.grounding``, with every trajectory of positive probability
-enumerated, and compared with grad J from ``verify.exact.gradient`` (DP: a
+enumerated, and compared with grad J from ``verify.numerics.exact.gradient`` (DP: a
 computation that shares no code with the interpreter):
 
     E_tau[g] = sum_tau p(tau|theta) g(tau),   grad -> first-order jets with vector derivatives,
@@ -115,8 +115,8 @@ def _build_model_class():
         """A built-in example as a grounding model: numbers and gradient vectors instead of symbols.
 
         Args:
-          mdp: a finite-horizon ``verify.mdp.TabularMDP``.
-          policy: its ``verify.policy.Policy``.
+          mdp: a finite-horizon ``verify.model.mdp.TabularMDP``.
+          policy: its ``verify.model.policy.Policy``.
           baseline: b(s), shape [S] (default 1 + s).
         """
 
@@ -191,7 +191,7 @@ def _positive_trajectories(model, mdp) -> list:
     return out
 
 
-NumericModel = None  # built on first use (derive is imported lazily, as in verify.report)
+NumericModel = None  # built on first use (derive is imported lazily, as in verify.app.report)
 
 
 class TriState:
@@ -283,7 +283,7 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """Evaluate every line of ``expectation_lines`` on the built-in examples; compare with exact grad J.
 
     Args:
-      examples: {name: verify.problem.Problem} (default: the built-in examples; ``quick``: the bandit only).
+      examples: {name: verify.model.problem.Problem} (default: the built-in examples; ``quick``: the bandit only).
       derivations: the derivations (default ``derive.seed.DERIVATIONS``; tests pass corrupted copies).
       quick: evaluate on ``QUICK_EXAMPLES`` only.
 
@@ -292,8 +292,8 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     """
     global NumericModel
     from derive.grounding import ground
-    from verify.builtin import builtin_examples
-    from verify.exact import gradient
+    from verify.model.builtin import builtin_examples
+    from verify.numerics.exact import gradient
 
     if NumericModel is None:
         NumericModel = _build_model_class()

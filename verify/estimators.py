@@ -6,7 +6,7 @@ Monte Carlo estimate of grad J is their mean. All of them are "per-step weights,
     g(tau) = sum_t w_t(tau) grad log pi(a_t|s_t)        (``from_weights(weights)``),
 
 and the catalog reads as compositions of weight functions (``Weights``: a batch to w at its valid steps, [M] in
-``episodes.steps`` order; the maths is in ``verify.returns``). A pitfall is one transform changed:
+``episodes.steps`` order; the maths is in ``verify.numerics.returns``). A pitfall is one transform changed:
 
 | name                 | weights (w_t)                                                  | unbiased             |
 |----------------------|----------------------------------------------------------------|----------------------|
@@ -31,7 +31,7 @@ and the catalog reads as compositions of weight functions (``Weights``: a batch 
 any function (Nota & Thomas 2020), which ``verify.theory.check_gradient_field`` shows as an asymmetric Jacobian.
 
 V_t and Q_t are the exact values with H - t actions left (finite horizon) or the stationary values (horizon
-null), from ``verify.exact.value_tables``; they depend on t because the horizon is finite, which is why a
+null), from ``verify.numerics.exact.value_tables``; they depend on t because the horizon is finite, which is why a
 stationary V (here V_0, the value with the whole horizon left) makes GAE biased for lambda < 1. For lambda = 1
 GAE telescopes to the restarted reward-to-go minus V(s_t), and the gamma^t weight turns it into G_t - gamma^t
 V(s_t): a state baseline, unbiased with any V (``gae_estimator`` builds any variant).
@@ -39,8 +39,8 @@ V(s_t): a state baseline, unbiased with any V (``gae_estimator`` builds any vari
 ``batch_normalized`` uses statistics of the whole batch, so its per-episode values are not independent and have
 no per-episode mean. On an exact enumeration (``episodes.weights`` set) the statistics are the p(tau)-weighted
 population ones, so its "exact mean" is the N -> infinity limit of the batch average. The batch is the
-``Episodes`` object the estimator is given: ``verify.mc.run_estimators`` gives one sampler chunk at a time
-(``verify.sampler.chunk_size`` episodes, 23 239 on FrozenLake 4x4 with H = 100), so the statistics are over a
+``Episodes`` object the estimator is given: ``verify.checks.mc.run_estimators`` gives one sampler chunk at a time
+(``verify.numerics.sampler.chunk_size`` episodes, 23 239 on FrozenLake 4x4 with H = 100), so the statistics are over a
 chunk's steps. The step list changes how a batch is computed on, not which episodes form it.
 
 The weights are computed at the valid steps only (``episodes.steps``, not the padded [N, T] grid: a batch is
@@ -56,10 +56,10 @@ from typing import Callable
 import numpy as np
 
 from verify import returns
-from verify.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
-from verify.episodes import step_reward_to_go, step_score_sums
+from verify.numerics.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
+from verify.numerics.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
-from verify.exact import action_values_at, state_values
+from verify.numerics.exact import action_values_at, state_values
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
@@ -118,10 +118,10 @@ def from_weights(weights: Weights) -> Callable[[Episodes], np.ndarray]:
       weights: a batch -> w at its valid steps, [M].
 
     Returns:
-      episodes -> g, float [N, *theta.shape] (``verify.episodes.step_score_sums``).
+      episodes -> g, float [N, *theta.shape] (``verify.numerics.episodes.step_score_sums``).
 
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.sampler import sample_episodes
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.sampler import sample_episodes
     >>> chain = builtin_examples()["chain"]
     >>> eps = sample_episodes(chain.mdp, chain.policy, 5, np.random.default_rng(0))
     >>> rtg = from_weights(minus(reward_to_go, state_value))
@@ -166,7 +166,7 @@ def total_return(eps: Episodes) -> np.ndarray:
 
 
 def reward_to_go(eps: Episodes, *, restart_discount: bool = False, include_current: bool = True) -> np.ndarray:
-    """G_t = sum_{t' >= t} gamma^{t'} r_{t'} (``verify.returns.reward_to_go``; the flags give the pitfalls)."""
+    """G_t = sum_{t' >= t} gamma^{t'} r_{t'} (``verify.numerics.returns.reward_to_go``; the flags give the pitfalls)."""
     return step_reward_to_go(eps, restart_discount=restart_discount, include_current=include_current)
 
 
@@ -177,7 +177,7 @@ def constant_baseline(eps: Episodes) -> float:
 
 
 def state_value(eps: Episodes) -> np.ndarray:
-    """gamma^t V_t(s_t) (``verify.returns.state_baseline``): the state-value baseline (Greensmith et al. 2004)."""
+    """gamma^t V_t(s_t) (``verify.numerics.returns.state_baseline``): the state-value baseline (Greensmith et al. 2004)."""
     V = exact_values(eps)
     st = eps.steps
     return eps.discount_t.take(st.t) * returns.values_at(V, st.t, st.s)
@@ -215,7 +215,7 @@ def gae(lam: float, values: Callable[[Episodes], np.ndarray] = exact_values) -> 
     r"""GAE(lambda) advantages A_t = sum_{l >= 0} (gamma lambda)^l delta_{t+l} (Schulman et al. 2016), [M].
 
     delta_t = r_t + gamma V_{t+1}(s_{t+1}) - V_t(s_t) with the bootstrap 0 after an episode's last step
-    (``verify.returns.gae_advantages``; ``discounted`` adds the gamma^t the objective needs).
+    (``verify.numerics.returns.gae_advantages``; ``discounted`` adds the gamma^t the objective needs).
 
     Args:
       lam: lambda in [0, 1].
@@ -234,7 +234,7 @@ def gae(lam: float, values: Callable[[Episodes], np.ndarray] = exact_values) -> 
 def batch_normalized(eps: Episodes) -> np.ndarray:
     """(G_t - mean G) / (std G + eps) over the batch's valid steps (p(tau)-weighted on an enumeration)."""
     # Padded on purpose: the batch statistics are numpy sums over the [N, T] grid, and summing the same values
-    # in another order would move them (and the exact limit, see verify.moments) by round-off.
+    # in another order would move them (and the exact limit, see verify.checks.moments) by round-off.
     G_t = padded_reward_to_go(eps)
     # Statistics over every valid (n, t); an enumeration's weights make them the population statistics.
     w = eps.mask * (1.0 if eps.weights is None else eps.weights[:, None])

@@ -39,9 +39,9 @@ from typing import Callable
 import numpy as np
 
 from verify.errors import UsageError
-from verify.exact import _live_operator, _sps, enumerate_trajectories, gradient, value_tables
-from verify.mdp import TabularMDP
-from verify.policy import Policy, TabularSoftmax
+from verify.numerics.exact import _live_operator, _sps, enumerate_trajectories, gradient, value_tables
+from verify.model.mdp import TabularMDP
+from verify.model.policy import Policy, TabularSoftmax
 
 __all__ = [
     "MAX_FISHER_PARAMETERS", "MAX_DENSE_FISHER", "Occupancy", "FisherMatrix", "NaturalGradient", "CompatibleFit",
@@ -254,7 +254,7 @@ def natural_gradient(mdp: TabularMDP, policy: Policy, *, rcond: float = 1e-10) -
     """The natural direction F^+ grad J (Kakade 2001), exact. For the tabular softmax this is the averaged
     advantage Abar(s, .) minus its mean over actions (Kakade's Theorem 1 up to F's null space).
 
-    >>> from verify.builtin import load_example
+    >>> from verify.model.builtin import load_example
     >>> p = load_example("bandit")
     >>> ng = natural_gradient(p.mdp, p.policy)
     >>> A = averaged_advantage(p.mdp, p.policy)
@@ -333,7 +333,7 @@ class PerformanceDifference:
 
 def performance_difference(mdp: TabularMDP, old: Policy, new: Policy) -> PerformanceDifference:
     """Kakade & Langford (2002), Lemma 6.1, exact: the new policy's occupancy (DP or solve) against the old
-    policy's advantage table, and J of both (``verify.exact.gradient``)."""
+    policy's advantage table, and J of both (``verify.numerics.exact.gradient``)."""
     _same_problem(mdp, old, new)
     occ_new = occupancy(mdp, new)
     V, Q = value_tables(mdp, old)
@@ -554,7 +554,7 @@ def check_gradient_field(mdp: TabularMDP, policy: Policy, *, eps: float = 1e-4,
     differences of exact values (O(eps^2) error, measured by the Hessian's own asymmetry), and the update's exact
     bias against grad J (Nota & Thomas 2020, "Is the policy gradient a gradient?").
 
-    >>> from verify.builtin import load_example
+    >>> from verify.model.builtin import load_example
     >>> p = load_example("chain")
     >>> check_gradient_field(p.mdp, p.policy).is_gradient
     False
@@ -576,7 +576,7 @@ def sampled_natural_gradient(episodes, *, rcond: float = 1e-8) -> np.ndarray:
     A ratio of two sample means: consistent for F^+ grad J, not unbiased, and not an estimator of grad J, which is
     why it is not in the per-episode catalog (whose verdicts compare with grad J).
     """
-    from verify.estimators import get_estimator
+    from verify.checks.estimators import get_estimator
 
     pol, mdp = episodes.policy, episodes.mdp
     n = _n_params(pol)

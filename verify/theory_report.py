@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verify.derivation_numeric import TriState
+from verify.app.derivation_numeric import TriState
 
 __all__ = ["TheoryRow", "theory_rows", "TOLERANCE", "perturbation"]
 
@@ -65,8 +65,8 @@ def _central_differences(f, theta, eps: float = 1e-5) -> np.ndarray:
 
 def _rows_for(name, problem) -> list[TheoryRow]:
     from verify import theory as T
-    from verify.exact import finite_difference_gradient, gradient
-    from verify.policy import TabularSoftmax
+    from verify.numerics.exact import finite_difference_gradient, gradient
+    from verify.model.policy import TabularSoftmax
 
     mdp, pol = problem.mdp, problem.policy
     grad = gradient(mdp, pol).grad
@@ -129,7 +129,7 @@ def _rows_for(name, problem) -> list[TheoryRow]:
 
 def theory_rows(examples=None, quick: bool = False) -> list[TheoryRow]:
     """Every claim on every built-in example (``quick``: the chain only, which has every claim)."""
-    from verify.builtin import builtin_examples
+    from verify.model.builtin import builtin_examples
 
     examples = builtin_examples() if examples is None else examples
     if quick:
