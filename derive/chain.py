@@ -158,7 +158,9 @@ def _seam(d: Derivation, which: str, ref: str, earlier: dict, sizes, proved_grad
     label = f"{d.name} {arrow} {target_label}"
     ok, how = equivalent(target, line)
     seam = Step(f"{d.name}:{which}", target, SEAM_RULE, line)
-    grounding = tuple(ground_step(seam, sz, "auto") for sz in sizes)
+    # The same expression is the same line at every point: nothing to ground (grounding cannot interpret a line
+    # outside an expectation, such as the state-visitation form pg_bellman ends at).
+    grounding = () if target == line else tuple(ground_step(seam, sz, "auto") for sz in sizes)
     where = f"{d.name}'s {which} line"
     if ok and all(g.ok for g in grounding):
         grad = " (proved equal to ∇J)" if _equals_grad(ref, earlier, proved_grad) else ""

@@ -42,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 import time
@@ -52,7 +53,7 @@ from sympy.external.gmpy import MPQ
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, factorint, log, numer, together
 
 from derive.notation import (
-    ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
     H, gamma, t, tau, theta, tp, x,
 )
@@ -231,6 +232,34 @@ class TabularModel:
                 for s0 in range(S) for a in range(A))
         return self.memo[key]
 
+    #: theta_old is theta itself (True: the surrogate's "at theta = theta_old" steps and the numeric half) or an
+    #: independent policy (False: identities for every pair of policies, such as the performance-difference lemma)
+    same_old = True
+
+    def old_model(self) -> "TabularModel":
+        """The same MDP under pi_{theta_old}: the same P, r, rho_0, gamma, and policy entries that are constants
+        for grad_theta -- pi's own values when ``same_old``, else independent atoms (normalised like pi)."""
+        old = getattr(self, "_old", None)
+        if old is not None:
+            return old
+        old = copy.copy(self)
+        old.memo, old._prob = {}, {}
+        old._old = old                                     # its own old model is itself
+        if self.same_old:
+            old.pi = {k: _constant(self, v) for k, v in self.pi.items()}
+        else:
+            S, A = self.sizes.S, self.sizes.A
+            old.pi = {(s, a): self.atoms.leaf(Symbol(f"pio_{s}{a}", positive=True)) for s in range(S) for a in range(A)}
+            if self.normalise:
+                for s in range(S):
+                    rest = 1 - sum((old.pi[s, a] for a in range(A - 1)), self.zero)
+                    if self.rng is None:
+                        self.post[self._id(old.pi[s, A - 1])] = rest
+                    else:
+                        old.pi[s, A - 1] = self.atoms.normalised(rest)
+        self._old = old
+        return old
+
     def residual_is_zero(self, res: Laurent) -> bool:
         """Whether ``res`` vanishes once the values (random) or normalisation (symbolic) are in."""
         if res.is_zero():
@@ -300,6 +329,19 @@ def _compile_loop(fn, limits):
     return run
 
 
+def _constant(model, value):
+    """``value`` without a theta-derivative: symbolically an atom pio_{s,a} substituted back by pi_{s,a} when the
+    residual is formed (so 1/pi_old still cancels against pi); numerically the value with derivative 0."""
+    if isinstance(value, Laurent):
+        k = model._id(value)
+        sym = model.atoms.expr[k]
+        old = model.atoms.leaf(Symbol(f"pio{str(sym)[2:]}", positive=True))
+        model.post[model._id(old)] = model.post.get(k, value)
+        return old
+    zero = lambda d: None if d is None else 0 * d      # noqa: E731  (a number or a gradient vector)
+    return type(value)(value.v, zero(value.d), value.lv, zero(value.ld))
+
+
 def _product(items, model):
     out = model.one
     for i in items:
@@ -326,14 +368,30 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type)
     if isinstance(e, (Expectation, Integrate)):
         var = e.density.var if isinstance(e, Expectation) else e.var
         body, weighted = compile_expr(e.body), isinstance(e, Expectation)
+        # tau ~ p(.|theta_old): the weights are constants for grad_theta
+        old = weighted and e.density.param != theta
 
         def expectation(model, env):
             parts = []
             for tr in model.trajectories:
                 g = body(model, {**env, var: tr, "_traj": tr})
-                parts.append(model.prob(tr) * g if weighted else g)
+                p = model.old_model().prob(tr) if old else model.prob(tr)
+                parts.append(p * g if weighted else g)
             return model.sum(parts)
         return expectation
+    if isinstance(e, At):
+        inner = compile_expr(e.expr)
+        return lambda model, env: inner(model.old_model(), env)
+    if isinstance(e, ScoreDot):
+        # the tabular softmax: d log pi(a|s) / d theta_{s',b} = [s' = s] ([b = a] - pi(b|s)), so
+        # <grad log pi(a_t|s_t), w> = w(s_t, a_t) - E_{b ~ pi(.|s_t)}[w(s_t, b)]
+        table, mean = compile_expr(e.table), compile_expr(ActionExpectation(e.table, e.time))
+
+        def score_dot(model, env):
+            if not getattr(model, "tabular_softmax", True):
+                raise ValueError("<score, w> with a table w is the tabular softmax's (this policy is not)")
+            return table(model, env) - mean(model, env)
+        return score_dot
     if isinstance(e, (Density, TestFn, Return)):
         arg, kind = e.args[0], type(e)
 
@@ -408,7 +466,8 @@ def _compile_time_node(e):
         if not 0 <= k <= top:
             raise ValueError(f"time index {e.time} = {k} of {e} outside 0..{top}")
         if kind is Policy:
-            return model.pi[states[k], actions[k]]
+            pi = model.pi[states[k], actions[k]]
+            return pi if e.param == theta else model.old_model().pi[states[k], actions[k]]   # a constant
         if kind is Transition:
             return model.P[states[k], actions[k], states[k + 1]]
         if kind is InitialDist:
@@ -579,18 +638,26 @@ def step_bindings(step: Step, model: TabularModel):
 _MODELS: dict = {}
 
 
-def shared_model(sizes, normalise: bool, method: str, seed: int = 0, point: int = 0) -> TabularModel:
+def shared_model(sizes, normalise: bool, method: str, seed: int = 0, point: int = 0,
+                 same_old: bool = False) -> TabularModel:
     """The model (symbolic, or random point ``point`` of ``seed``) shared by every step grounded with it.
 
-    Sharing lets a line computed as one step's ``after`` be reused as the next step's ``before``.
+    Sharing lets a line computed as one step's ``after`` be reused as the next step's ``before``. ``same_old``:
+    pi_{theta_old} is pi_theta (a step evaluated at theta = theta_old), else an independent policy.
     """
-    key = (Sizes.of(sizes).as_tuple(), bool(normalise), method, seed, point)
+    key = (Sizes.of(sizes).as_tuple(), bool(normalise), method, seed, point, bool(same_old))
     if key not in _MODELS:
         if len(_MODELS) >= 32:
             _MODELS.clear()
         rng = None if method == "symbolic" else random.Random(f"pgverify-{seed}-{point}-{int(normalise)}")
-        _MODELS[key] = TabularModel(sizes, normalise, rng)
+        model = TabularModel(sizes, normalise, rng)
+        model.same_old = bool(same_old)
+        _MODELS[key] = model
     return _MODELS[key]
+
+
+#: rules whose step holds at theta = theta_old only (elsewhere theta_old is grounded as an independent policy)
+AT_THETA_OLD_RULES = frozenset({"evaluate_at_theta_old"})
 
 
 #: the symbolic normal form is used up to this many trajectories (S^(H+1) A^H) when no normalisation is needed
@@ -667,7 +734,8 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
         method = auto_method(step, sz)
     start = time.perf_counter()
     rng = None if method == "symbolic" else True
-    models = [shared_model(sz, norm, method, seed, i) for i in range(1 if rng is None else points)]
+    same_old = step.rule.name in AT_THETA_OLD_RULES
+    models = [shared_model(sz, norm, method, seed, i, same_old) for i in range(1 if rng is None else points)]
     ok, message = True, ""
     try:
         for model in models:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from sympy import Basic, Expr, Integer, Product, S, Sum, Symbol, sympify
 
 __all__ = [
-    "theta", "x", "tau", "t", "tp", "H", "gamma",
+    "theta", "theta_old", "x", "tau", "t", "tp", "H", "gamma", "At", "ScoreDot",
     "Expectation", "Grad", "Integrate", "Density", "TestFn", "Return",
     "Policy", "Transition", "InitialDist", "Reward", "Baseline",
     "CondExpectation", "ActionExpectation", "ActionSum", "StateSum", "StateProb",
@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 theta = Symbol("theta", real=True)
+#: the parameter the data were collected with (PPO's and TRPO's theta_old): a constant for grad_theta
+theta_old = Symbol("theta_old", real=True)
 x = Symbol("x", real=True)
 tau = Symbol("tau")
 t = Symbol("t", integer=True, nonnegative=True)
@@ -335,3 +337,45 @@ def time_sum(expr, var=t, lo=0, hi=H - 1) -> Sum:
 def time_product(expr, var=t, lo=0, hi=H - 1) -> Product:
     """prod_{var=lo}^{hi} expr, unevaluated (default: over t = 0 .. H-1)."""
     return Product(expr, (var, lo, hi))
+
+
+class At(_Node):
+    """[expr] at ``param``: ``expr`` (a value of the policy, e.g. A_t or V_t) evaluated at another parameter.
+
+    A constant for grad_theta (the surrogates' A^{theta_old}_t); grounding evaluates it under a second policy
+    whose entries have no derivative (independent of pi, or pi's values at theta = theta_old).
+    """
+
+    def __new__(cls, expr, param=None):
+        return _Node.__new__(cls, expr, theta_old if param is None else param)
+
+    @property
+    def expr(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def param(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"[{self._pstr(printer, 0)}]_{self._pstr(printer, 1)}"
+
+
+class ScoreDot(_Node):
+    """<grad_theta log pi_theta(a_time|s_time), w>: the score contracted with a table w (the tabular softmax's
+    parameters are one per (s, a), so w is a function of (s, a), e.g. the advantage A_time); F w's integrand."""
+
+    def __new__(cls, time, table):
+        return _Node.__new__(cls, time, table)
+
+    @property
+    def time(self) -> Basic:
+        return self.args[0]
+
+    @property
+    def table(self) -> Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        k = self._pstr(printer, 0)
+        return f"<grad log pi(a_{k}|s_{k}), {self._pstr(printer, 1)}>"

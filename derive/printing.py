@@ -519,6 +519,12 @@ class PGUnicodePrinter(_SeedOrder, StrPrinter):
     def _print_Advantage(self, e):
         return f"A{self._t(e)}(s{self._t(e)}, a{self._t(e)})"
 
+    def _print_At(self, e):
+        return f"[{self._print(e.expr)}]_{self._print(e.param)}"
+
+    def _print_ScoreDot(self, e):
+        return f"⟨∇θ log πθ(a{self._t(e)}|s{self._t(e)}), {self._print(e.table)}⟩"
+
     def _print__Node(self, e):
         return e._sympystr(self)
 
@@ -669,6 +675,14 @@ class PGLatexPrinter(_SeedOrder, LatexPrinter):
     def _print_Advantage(self, e):
         k = e._sub(self)
         return rf"A^{{\pi}}_{{{k}}}(s_{{{k}}}, a_{{{k}}})"
+
+    def _print_At(self, e):
+        return rf"\left.{self._print(e.expr)}\right|_{{{self._print(e.param)}}}"
+
+    def _print_ScoreDot(self, e):
+        k = self._print(e.time)
+        return (rf"\left\langle \nabla_\theta \log \pi_\theta(a_{{{k}}} \mid s_{{{k}}}),\, "
+                rf"{self._print(e.table)} \right\rangle")
 
     def _print__Node(self, e):
         # every node class of derive.notation has its _print_ above (tests/test_layout.py); a node defined
@@ -925,6 +939,12 @@ class PGMathMLPrinter(_SeedOrder, MathMLPresentationPrinter):
 
     def _print_Advantage(self, e):
         return self._fn(self._msub(self._mi("A"), self._print(e.time)), self._var("s", e), self._var("a", e))
+
+    def _print_At(self, e):
+        return self._el("mtext", text=to_unicode(e))
+
+    def _print_ScoreDot(self, e):
+        return self._el("mtext", text=to_unicode(e))
 
     def _print__Node(self, e):
         return self._el("mtext", text=to_unicode(e))

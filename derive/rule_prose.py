@@ -184,6 +184,11 @@ RULE_PROSE: dict[str, tuple[Prose, tuple[Prose, ...]]] = {
 }
 
 
+from derive.theory_prose import THEORY_PROSE  # noqa: E402  (the stationary theorem, PDL and surrogate rules)
+
+RULE_PROSE.update(THEORY_PROSE)
+
+
 def rule_prose(rule) -> tuple[Prose, tuple[Prose, ...]]:
     """(justification, side conditions) of ``rule`` as Prose; a rule not in the table keeps its own words.
 

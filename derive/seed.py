@@ -145,7 +145,13 @@ BASELINE = Derivation(
     "gives E[grad log pi(a_t|s_t) | h_t] = 0, so subtracting b(s_t) from the reward-to-go keeps "
     "the estimator's mean equal to grad J.", ends_at="reward_to_go", proves=GRAD_J)
 
-DERIVATIONS = (SOURCE, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE)
+# beyond the finite-horizon theorem: derive.stationary, derive.surrogate, derive.natural
+from derive.stationary import PG_BELLMAN  # noqa: E402
+from derive.surrogate import PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT  # noqa: E402
+from derive.natural import NATURAL_GRADIENT  # noqa: E402
+
+DERIVATIONS = (SOURCE, EGLP, REWARD_TO_GO, BASELINE, PG_Q, PG_ADVANTAGE, PG_STATE,
+               PG_BELLMAN, PERFORMANCE_DIFFERENCE, SURROGATE_GRADIENT, NATURAL_GRADIENT)
 
 
 def __getattr__(name):

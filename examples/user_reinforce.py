@@ -5,13 +5,13 @@ For each episode the gradient estimate is
     g(tau) = sum_t grad log pi(a_t|s_t) * gamma^t G_t,    G_t = sum_{t' >= t} gamma^(t'-t) r_t'  (reward-to-go),
 
 an unbiased estimate of grad J for J = E[sum_t gamma^t r_t]. The classic bug drops the gamma^t in front: the
-discount restarts at every step, which is the gradient of another objective and biased whenever gamma < 1.
+discount restarts at every step, which is not the gradient of any objective and biased whenever gamma < 1.
 
-Both functions follow pgverify's estimator contract (``verify.gradcheck``): they take a batch of episodes and
+Both functions follow pgverify's estimator contract (``verify.checks.gradcheck``): they take a batch of episodes and
 return one gradient estimate per episode, shape [N, *theta.shape]. ``test_user_reinforce.py`` checks them.
 
->>> from verify.builtin import builtin_examples
->>> from verify.sampler import sample_episodes
+>>> from verify.model.builtin import builtin_examples
+>>> from verify.numerics.sampler import sample_episodes
 >>> import numpy as np
 >>> chain = builtin_examples()["chain"]
 >>> episodes = sample_episodes(chain.mdp, chain.policy, 5, np.random.default_rng(0))

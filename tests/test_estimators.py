@@ -1,6 +1,6 @@
 """The estimator catalog: exact means against exact gradients, pitfalls' biases, and a loop-by-loop reference.
 
-Expected values come from elsewhere: grad J by dynamic programming (verify.exact), values V_t by the exact
+Expected values come from elsewhere: grad J by dynamic programming (verify.numerics.exact), values V_t by the exact
 objective of shortened problems (no value table involved), Q_t from them by one step of the definition, closed
 forms for the bandit, and per-trajectory Python loops written from the formulas for the per-episode values.
 """
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from verify.builtin import builtin_examples
+from verify.model.builtin import builtin_examples
 from verify.errors import UsageError
-from verify.estimators import (ESTIMATORS, GAE_LAMBDA, NORMALIZE_EPS, VALUE_NOISE, estimator_names, gae_estimator,
+from verify.checks.estimators import (ESTIMATORS, GAE_LAMBDA, NORMALIZE_EPS, VALUE_NOISE, estimator_names, gae_estimator,
                                get_estimator)
-from verify.exact import enumerate_trajectories, gradient, objective, value_tables
-from verify.moments import exact_moments, exact_moments_all
-from verify.sampler import sample_episodes
-from verify.strategies import problems
+from verify.numerics.exact import enumerate_trajectories, gradient, objective, value_tables
+from verify.checks.moments import exact_moments, exact_moments_all
+from verify.numerics.sampler import sample_episodes
+from verify.testing.strategies import problems
 
 from helpers import random_problem
 
@@ -103,6 +103,8 @@ def reference_per_episode(name, eps):
                 "gae_stationary_value": lambda: g ** t * gae(lambda u, x: V[0, x], s, r, t, L),
                 "gae_noisy_value": lambda: g ** t * gae(lambda u, x: V[u, x] + noise[u, x], s, r, t, L),
                 "gae_no_discount": lambda: gae(lambda u, x: V[u, x], s, r, t, L),
+                # d/dtheta min(rho A, clip(rho) A) at rho = pi/pi_old = 1: A grad log pi (the clip is inactive)
+                "ppo_surrogate": lambda: g ** t * (Q[t, s[t], a[t]] - V[t, s[t]]),
             }[name]()
             out[n] += weight * policy.score(s[t], a[t])
     return out
@@ -137,7 +139,7 @@ def test_unbiased_estimators_exact_on_generated_problems(problem):
     for e in UNBIASED:
         m = moments[e.name]
         np.testing.assert_allclose(m.mean, m.grad, rtol=0, atol=1e-9 * m.scale, err_msg=e.name)
-    # Structural facts of two pitfalls, derived by hand (module docstring of verify.estimators):
+    # Structural facts of two pitfalls, derived by hand (module docstring of verify.checks.estimators):
     assert np.allclose(moments["action_baseline"].mean, 0.0, atol=1e-9 * moments["action_baseline"].scale)
     if problem.mdp.gamma == 1.0:
         assert not moments["rtg_restart_discount"].biased
@@ -202,7 +204,7 @@ def test_catalog():
     assert {e.name for e in PITFALLS} == {"rtg_restart_discount", "rtg_skip_current", "action_baseline",
                                           "score_wrong_time", "batch_normalized", "gae_stationary_value",
                                           "gae_noisy_value", "gae_no_discount"}
-    assert {"q_value", "advantage", "gae"} <= {e.name for e in UNBIASED}
+    assert {"q_value", "advantage", "gae", "ppo_surrogate"} <= {e.name for e in UNBIASED}
     assert len(set(estimator_names())) == len(ESTIMATORS)
     for e in ESTIMATORS:
         assert e.latex.count("{") == e.latex.count("}") and "nabla" in e.latex and e.description
@@ -253,8 +255,8 @@ def test_gae_bias_on_a_two_step_chain_by_hand():
     # by 3/4, and at t = 0 the bootstrap V_0 = 3/4 replaces V_1 = 1/2. Only the r_t and bootstrap parts correlate
     # with the score of a_t: E[score_0 A_0] = (1/4, -1/4) (r_0; the bootstrap is the same for both actions), and
     # E[score_1 A_1] = (1/4, -1/4), weighted by gamma = 1/2: the mean is (3/8, -3/8), the same as grad J.
-    from verify.mdp import TabularMDP
-    from verify.policy import TabularSoftmax
+    from verify.model.mdp import TabularMDP
+    from verify.model.policy import TabularSoftmax
     mdp = TabularMDP(initial=[1], transitions=[[[1.0], [1.0]]], rewards=[[1.0, 0.0]], gamma=0.5, horizon=2)
     policy = TabularSoftmax(np.zeros((1, 2)))
     grad = gradient(mdp, policy).grad
@@ -298,7 +300,7 @@ def test_exact_moments_need_a_finite_horizon():
 
 
 def test_chunked_enumeration_moments_match(monkeypatch):
-    import verify.moments as moments
+    import verify.checks.moments as moments
     mdp, policy = random_problem(5, S=3, A=3, H=4)
     est = get_estimator("baseline_value")
     whole = exact_moments(est, mdp, policy)

@@ -17,7 +17,7 @@ from verify.app.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"version", "seed", "quick", "passed", "command", "summary", "derivation", "continuous", "errata", "gradients",
-        "estimators", "variance", "timing"}
+        "estimators", "variance", "theory", "timing"}
 
 
 def _run(*args, code: str | None = None, cwd=ROOT):
@@ -47,7 +47,13 @@ def test_json_has_the_documented_keys(quick_json):
     assert {"checks", "passed", "failed", "undecided", "errata"} <= set(quick_json["summary"])
     assert {"example", "estimator", "p_value", "verdict", "expected", "outcome", "passed"} <= set(quick_json["estimators"][0])
     assert {row["derivation"] for row in quick_json["derivation"]} == {
-        "source", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state"}
+        "source", "eglp", "reward_to_go", "baseline", "pg_q", "pg_advantage", "pg_state", "pg_bellman",
+        "performance_difference", "surrogate_gradient", "natural_gradient"}
+    # issue 24: every new derivation's steps grounded, and the gamma^t-less update's asymmetric Jacobian by value
+    assert all(r["passed"] for r in quick_json["derivation"] if r["derivation"] in ("pg_bellman", "surrogate_gradient", "performance_difference", "natural_gradient"))
+    field = next(r for r in quick_json["theory"] if r["claim"] == "gamma_less_update_not_a_gradient")
+    assert field["passed"] and field["is_gradient"] is False
+    assert abs(field["jacobian_ij"] - field["jacobian_ji"]) == field["asymmetry_max_abs"] > field["threshold"]
     assert quick_json["derivation_numeric"] and all(r["ok"] for r in quick_json["derivation_numeric"])
     # the numeric half sees time and discount: a 2-state model with H = 3 and gamma < 1 in --quick
     assert {e["example"] for r in quick_json["derivation_numeric"] for e in r["evaluated"]} == {"bandit", "two_state"}

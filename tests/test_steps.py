@@ -1,11 +1,11 @@
-"""The valid-step list (``verify.episodes.Steps``) against the padded formulas, bit for bit.
+"""The valid-step list (``verify.numerics.episodes.Steps``) against the padded formulas, bit for bit.
 
 The estimators compute on the valid steps only (M = sum of lengths) instead of the padded [N, T] grid. What they
 must reproduce is the padded computation pgverify ran before: per-step weights w_t [N, T], ``np.where(mask, w_t,
 0)``, one ``bincount`` over every (n, t) cell and ``policy.score_contract``. That computation is written out here
 as the reference (numpy on the padded arrays, no pgverify return or weight function), and every comparison is of
 the bytes, so exact moments (enumerations weighted by p(tau)) and seeded Monte Carlo runs are unchanged by the
-step list. The value tables V_t, Q_t are an input of both sides (``verify.exact.value_tables``; their values are
+step list. The value tables V_t, Q_t are an input of both sides (``verify.numerics.exact.value_tables``; their values are
 checked independently in tests/test_estimators.py).
 """
 import numpy as np
@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.builtin import builtin_examples
-from verify.episodes import (Episodes, StepEpisodes, at_steps, reward_to_go, score_sums, step_index,
+from verify.model.builtin import builtin_examples
+from verify.numerics.episodes import (Episodes, StepEpisodes, at_steps, reward_to_go, score_sums, step_index,
                              step_reward_to_go, time_blocks, valid_steps)
-from verify.estimators import ESTIMATORS, GAE_LAMBDA, NORMALIZE_EPS, VALUE_NOISE
-from verify.exact import enumerate_trajectories, value_tables
-from verify.mdp import TabularMDP
-from verify.policy import LinearSoftmax, TabularSoftmax, _action_sums
-from verify.sampler import iter_episode_chunks, sample_episodes
-from verify.strategies import problems
+from verify.checks.estimators import ESTIMATORS, GAE_LAMBDA, NORMALIZE_EPS, VALUE_NOISE
+from verify.numerics.exact import enumerate_trajectories, value_tables
+from verify.model.mdp import TabularMDP
+from verify.model.policy import LinearSoftmax, TabularSoftmax, _action_sums
+from verify.numerics.sampler import iter_episode_chunks, sample_episodes
+from verify.testing.strategies import problems
 
 from helpers import assert_same_bits, random_problem
 
@@ -83,7 +83,7 @@ def padded_weights(name, eps):
         return G - q
     if name == "q_value":
         return q
-    if name == "advantage":
+    if name in ("advantage", "ppo_surrogate"):     # PPO's clip at theta_old: rho = exp(0) = 1, weights unchanged
         return q - v
     if name == "rtg_restart_discount":
         return padded_reward_to_go(eps.r_t, disc, g, restart=True)

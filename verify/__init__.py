@@ -13,6 +13,10 @@ The public API, imported lazily (nothing numerical loads until a name is first u
 - Problems: ``TabularMDP``, ``TabularSoftmax``, ``LinearSoftmax``, ``Policy``, ``Problem``, ``load_problem``,
   ``save_problem``, ``problem_from_dict``, ``problem_to_dict``, ``builtin_examples``; batches: ``Episodes``,
   ``sample_episodes``.
+- Beyond the finite-horizon theorem (``verify.checks.theory``): ``fisher``, ``natural_gradient``, ``compatible_features``,
+  ``averaged_advantage``, ``occupancy``, ``stationary_gradient``, ``performance_difference``, ``surrogate``,
+  ``ppo_clip_surrogate``, ``trpo_bound``, ``gamma_less_update``, ``check_gradient_field``,
+  ``sampled_natural_gradient``.
 - Property tests: ``strategies`` (Hypothesis strategies of MDPs, policies and problems).
 - Continuous actions: ``LQProblem``, ``load_lq_example``, ``lq_gradient`` (``verify.model.lq``: linear-quadratic
   control with a linear Gaussian policy, exact J and grad J; docs/continuous.md).
@@ -62,8 +66,13 @@ _EXPORTS = {
     "assert_batch_estimator_unbiased": "verify.checks.batchcheck",
     "check_batch_estimator": "verify.checks.batchcheck",
     "LQProblem": "verify.model.lq", "load_lq_example": "verify.model.lq", "lq_gradient": "verify.model.lq",
+    **{name: "verify.checks.theory" for name in (
+        "occupancy", "fisher", "natural_gradient", "averaged_advantage", "compatible_features",
+        "performance_difference", "surrogate", "ppo_clip_surrogate", "trpo_bound", "stationary_gradient",
+        "gamma_less_update", "check_gradient_field", "sampled_natural_gradient")},
 }
-_SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies")
+_SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies",
+               "theory")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

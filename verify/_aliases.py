@@ -53,6 +53,9 @@ MOVED = {
     "verify.lq_check": "verify.checks.lq_check",
     "verify.lq_render": "verify.app.lq_render",
     "verify.lq_report": "verify.app.lq_report",
+    # beyond the finite-horizon theorem (the Fisher matrix, surrogates, the stationary theorem)
+    "verify.theory": "verify.checks.theory",
+    "verify.theory_report": "verify.app.theory_report",
 }
 
 

@@ -113,6 +113,8 @@ def _build_model_class():
                     grad = probs[s, a] * np.asarray(policy.score(s, a), float).ravel()
                     self.pi[s, a] = _leaf(float(probs[s, a]), grad)
             self.trajectories = _positive_trajectories(self, mdp)
+            # <score, w> with a table w (the natural gradient's lines) is the tabular softmax's
+            self.tabular_softmax = policy.kind == "tabular_softmax"
 
         def const(self, c):
             return NumJet(float(c), 0.0, math.log(c) if c > 0 else None, 0.0)
@@ -160,8 +162,22 @@ def _positive_trajectories(model, mdp) -> list:
 NumericModel = None  # built on first use (derive is imported lazily, as in verify.app.report)
 
 
+class TriState:
+    """A row whose ``ok`` is True (passed), False (failed) or None (undecided, never counted as passed)."""
+
+    ok: bool | None
+
+    @property
+    def passed(self) -> bool:
+        return self.ok is True
+
+    @property
+    def undecided(self) -> bool:
+        return self.ok is None
+
+
 @dataclass(frozen=True)
-class NumericLine:
+class NumericLine(TriState):
     """One derived line evaluated on the built-in examples.
 
     Attributes:
@@ -181,14 +197,6 @@ class NumericLine:
     seconds: float
     message: str
 
-    @property
-    def passed(self) -> bool:
-        return self.ok is True
-
-    @property
-    def undecided(self) -> bool:
-        return self.ok is None
-
     def to_json(self) -> dict:
         return {"derivation": self.derivation, "number": self.number, "ok": self.ok,
                 "evaluated": [{"example": n, "error": None if math.isnan(e) else e, "tol": t}
@@ -206,13 +214,14 @@ def expectation_lines(derivations=None) -> list:
     trajectory) and the EGLP lemma (zero per state) are not about grad J.
     """
     from derive.seed import DERIVATIONS
+    from derive.surrogate import NOT_GRADIENT_LINES     # the performance-difference lemma: J(theta) - J(theta_old)
 
     from derive.chain import DEFINITION
     from derive.steps import GRAD_J
 
     out = []
     for d in derivations if derivations is not None else DERIVATIONS:
-        if d.proves != GRAD_J:
+        if d.proves != GRAD_J or d.name in NOT_GRADIENT_LINES:
             continue   # the EGLP lemma (zero per state), derivations that claim no result about grad J
         for i, step in enumerate(d.steps):
             if d.starts_from is None and d.ends_at is None and not (

@@ -266,6 +266,9 @@ def render_html(report, *, figures: bool = True) -> str:
                 "expected", "outcome", "passed"]),
         _self_check(data.get("self_check")),
         _table("5. Variance", "variance", data.get("variance", [])),
+        _table("7. Beyond the finite-horizon theorem: stationary theorem, performance difference, surrogates, "
+               "natural gradient, the γ^t-less update", "theory", data.get("theory", []),
+               ["claim", "example", "passed", "message", "reference"]),
         '<section id="figures"><h2>6. Figures</h2>', fig_html, "</section>",
         f"<p><small>pgverify {_e(data.get('version', ''))}; timing "
         f"{_e(round(float(data.get('timing', {}).get('total_s', 0.0)), 1))} s.</small></p>",

@@ -173,6 +173,16 @@ def _variance(console: Console, report: Report) -> None:
     console.print(table)
 
 
+def _theory(console: Console, report: Report) -> None:
+    if not report.theory:
+        return
+    table = _table("6. Beyond the finite-horizon theorem: stationary theorem, performance difference, surrogates, "
+                   "natural gradient, the γ^t-less update (exact)", "claim", "example", "evidence", "reference", "verdict")
+    for r in report.theory:
+        table.add_row(r.claim, r.example, r.message, r.reference, MARK[r.passed] if not r.undecided else "?")
+    console.print(table)
+
+
 def render_report(report: Report, *, color: bool = True, console: Console | None = None, reproduce=None) -> None:
     """Print every section and the summary line.
 
@@ -195,6 +205,7 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
         from verify.app.lq_render import lq_report_table
 
         console.print(lq_report_table(report.lq))
+    _theory(console, report)
     summary = report.summary
     status = "PASSED" if report.passed else f"FAILED ({summary['failed']} failing)"
     undecided = f", {summary['undecided']} undecided (not counted as passed)" if summary["undecided"] else ""

@@ -100,6 +100,7 @@ class Report:
     estimators: list = field(default_factory=list)      # (example, verify.checks.mc.CheckRow)
     variance: list[VarianceRow] = field(default_factory=list)
     lq: list = field(default_factory=list)              # verify.app.lq_report.LQRow (continuous actions, LQ)
+    theory: list = field(default_factory=list)          # verify.app.theory_report.TheoryRow
     timing: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -121,7 +122,7 @@ class Report:
         # an erratum is a check: its predicate on the computed evidence (derive.errata.Erratum.passed)
         selfcheck = self.self_check
         return [*self.derivation, *self.chain, *self.continuous, *self.derivation_numeric, *self.errata,
-                *self.gradients, *(row for _, row in self.estimators), *self.lq,
+                *self.gradients, *(row for _, row in self.estimators), *self.lq, *self.theory,
                 *([selfcheck] if selfcheck is not None and selfcheck.tests else [])]
 
     @property
@@ -154,6 +155,7 @@ class Report:
             "variance": [v.to_json() for v in self.variance],
             "self_check": None if self.self_check is None else self.self_check.to_json(),
             "lq": [r.to_json() for r in self.lq],
+            "theory": [r.to_json() for r in self.theory],
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
@@ -291,7 +293,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
     examples = builtin_examples()
-    task = progress.add_task("verifying", total=4 + len(examples)) if progress is not None else None
+    task = progress.add_task("verifying", total=5 + len(examples)) if progress is not None else None
 
     def done(label: str, t0: float) -> None:
         report.timing[f"{label}_s"] = time.perf_counter() - t0
@@ -308,6 +310,10 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     t0 = time.perf_counter()
     report.errata = list(errata_for_latex())
     done("errata", t0)
+    t0 = time.perf_counter()
+    from verify.app.theory_report import theory_rows     # stationary theorem, PDL, surrogates, natural gradient
+    report.theory = theory_rows(quick=quick)
+    done("theory", t0)
     for name, problem in examples.items():
         t0 = time.perf_counter()
         check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed, trace=trace)

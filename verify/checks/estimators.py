@@ -25,6 +25,10 @@ and the catalog reads as compositions of weight functions (``Weights``: a batch 
 | gae_stationary_value | discounted(gae(0.95, stationary_values)): V_0 at every t       | no, unless lambda = 1|
 | gae_noisy_value      | discounted(gae(0.95, noisy_values)): V_t + a fixed error       | no, unless lambda = 1|
 | gae_no_discount      | gae(0.95, exact_values): A^GAE_t without gamma^t               | no, unless gamma = 1 |
+| ppo_surrogate        | ppo_clipped(minus(action_value, state_value)): rho_t = 1 here  | yes (at theta_old)   |
+
+``rtg_restart_discount`` (and ``gae_no_discount``) drop the gamma^t weight: their means are not the gradient of
+any function (Nota & Thomas 2020), which ``verify.checks.theory.check_gradient_field`` shows as an asymmetric Jacobian.
 
 V_t and Q_t are the exact values with H - t actions left (finite horizon) or the stationary values (horizon
 null), from ``verify.numerics.exact.value_tables``; they depend on t because the horizon is finite, which is why a
@@ -63,7 +67,7 @@ from verify.numerics.exact import action_values_at, state_values
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
-           "gae", "gae_estimator", "get_estimator", "minus", "noisy_values", "reward_to_go", "shifted_one_step",
+           "gae", "gae_estimator", "get_estimator", "minus", "noisy_values", "ppo_clipped", "reward_to_go", "shifted_one_step",
            "state_value", "stationary_values", "total_return"]
 
 NORMALIZE_EPS = 1e-8   # the customary epsilon of return normalisation
@@ -249,6 +253,27 @@ def batch_normalized(eps: Episodes) -> np.ndarray:
     return at_steps(eps, (G_t - mean) / (std + NORMALIZE_EPS))
 
 
+def ppo_clipped(weights: Weights, clip: float = 0.2, old_log_probs: Callable[[Episodes], np.ndarray] | None = None
+                ) -> Weights:
+    r"""The per-step weights of the gradient of PPO's clipped surrogate (Schulman et al. 2017):
+
+        grad min(rho_t w_t, clip(rho_t, 1 - eps, 1 + eps) w_t) = [unclipped term active] rho_t w_t grad log pi(a_t|s_t),
+
+    rho_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t); active inside the clip range, or outside it where the unclipped
+    term is the smaller. ``old_log_probs`` (a batch -> log pi_old [S, A]) defaults to the batch's own policy:
+    theta = theta_old, where rho_t = 1 and the weights are ``weights`` unchanged.
+    """
+    def clipped(eps: Episodes) -> np.ndarray:
+        w = weights(eps)
+        st = eps.steps
+        old = eps.policy.log_probs if old_log_probs is None else old_log_probs(eps)
+        rho = np.exp(eps.policy.log_probs[st.s, st.a] - old[st.s, st.a])
+        bounded = np.clip(rho, 1 - clip, 1 + clip)
+        active = ((rho > 1 - clip) & (rho < 1 + clip)) | (rho * w < bounded * w)
+        return np.where(active, rho * w, 0.0)
+    return _named(clipped, f"ppo_clipped({weights.__name__}, {clip:g})")
+
+
 # --- the catalog ------------------------------------------------------------------------------------------------------
 
 _S = r"\nabla_\theta \log \pi_\theta(a_t \mid s_t)"
@@ -316,9 +341,19 @@ ESTIMATORS: tuple[Estimator, ...] = (
               "the exact advantage A_t = Q_t - V_t: the Q form with the state baseline V_t",
               from_weights(minus(action_value, state_value))),
     gae_estimator(GAE_LAMBDA),
+    Estimator("ppo_surrogate",
+              rf"\sum_{{t \ge 0}} \gamma^t \nabla_\theta \min\left(\rho_t A_t, "
+              rf"\operatorname{{clip}}(\rho_t, 1 - \epsilon, 1 + \epsilon) A_t\right),\ \theta = \theta_{{old}},\ "
+              rf"\rho_t = \frac{{\pi_\theta(a_t \mid s_t)}}{{\pi_{{\theta_{{old}}}}(a_t \mid s_t)}}",
+              True,
+              "the gradient of PPO's clipped surrogate with the exact advantage A_t = Q_t - V_t, at theta = theta_old "
+              "(first epoch, first minibatch): rho_t = 1, the clip is inactive, and it is the advantage form of "
+              "grad J (Schulman et al. 2017)",
+              from_weights(ppo_clipped(minus(action_value, state_value)))),
     Estimator("rtg_restart_discount", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' \ge t}} \gamma^{{t'-t}} r_{{t'}}", False,
-              "reward-to-go whose discount restarts at t (gamma^(t'-t)): the gradient of another objective; "
-              "unbiased only when gamma = 1",
+              "reward-to-go whose discount restarts at t (gamma^(t'-t)), the update most code uses: not the "
+              "gradient of any function (its mean's Jacobian is not symmetric, Nota & Thomas 2020; "
+              "verify.checks.theory.check_gradient_field); unbiased only when gamma = 1",
               from_weights(_named(partial(reward_to_go, restart_discount=True), "reward_to_go_restarted"))),
     Estimator("rtg_skip_current", rf"\sum_{{t \ge 0}} {_S} \sum_{{t' > t}} \gamma^{{t'}} r_{{t'}}", False,
               "reward-to-go that leaves out r_t, the reward the action a_t itself earns",
@@ -363,7 +398,7 @@ def get_estimator(name: str) -> Estimator:
     Traceback (most recent call last):
     ...
     verify.errors.UsageError: unknown estimator 'reinforce'; known estimators: total_return, reward_to_go, \
-baseline_constant, baseline_value, q_value, advantage, gae, rtg_restart_discount, rtg_skip_current, \
+baseline_constant, baseline_value, q_value, advantage, gae, ppo_surrogate, rtg_restart_discount, rtg_skip_current, \
 action_baseline, score_wrong_time, batch_normalized, gae_stationary_value, gae_noisy_value, gae_no_discount
     """
     try:
