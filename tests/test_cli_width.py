@@ -1,5 +1,6 @@
 """What a newcomer's terminal shows: ``pgverify --version``, and output at 80 columns without broken table rows."""
 import os
+import re
 import subprocess
 import sys
 
@@ -120,3 +121,126 @@ def test_a_pipe_without_columns_gets_the_wide_table():
                            "--no-color"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "MC test" in proc.stdout and "detects" in proc.stdout
+
+
+# --- sentences fold at spaces, a replay command stays whole --------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ("mc", "--example", "chain", "--estimator", "reward_to_go", "--episodes", "2000"),
+    ("check", "--example", "bandit", "--estimator", "examples/user_reinforce.py:reinforce", "--episodes", "2000"),
+])
+def test_mc_and_check_estimator_fold_at_word_boundaries(args):
+    """At 80 columns every line fits (but the replay command, on a line of its own so that it can be copied) and
+    the words are exactly those of the unfolded output: folded at spaces, never inside a word ("enumer|ating")."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    narrow = subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, cwd=repo,
+                            env=dict(os.environ, COLUMNS="80", NO_COLOR="1", TERM="dumb"), timeout=300)
+    wide_env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    wide = subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, cwd=repo,
+                          env=wide_env, timeout=300)
+    assert narrow.returncode == wide.returncode == 0, narrow.stderr[-2000:]
+    assert narrow.stdout.split() == wide.stdout.split()
+    assert max(map(len, wide.stdout.splitlines())) > 80          # there was something to fold
+    for line in narrow.stdout.splitlines():
+        assert len(line) <= 80 or line.startswith("pgverify mc "), line
+    assert "\npgverify mc " in narrow.stdout                     # the replay command whole, on its own line
+
+
+def test_fold_keeps_indentation_and_long_words():
+    from verify.cli._text import fold
+
+    assert fold("  a " + "x" * 30, 10) == "  a\n    " + "x" * 30
+    assert fold("short", 80) == "short" and fold("a b", None) == "a b"
+
+
+# --- --covariance sample says why nothing was enumerated ----------------------------------------------------------
+
+def test_sample_covariance_on_an_enumerable_mdp_does_not_claim_too_many_trajectories(tmp_path):
+    """One state, three actions, horizon 5: 3^5 = 243 trajectories, enumerable; --covariance sample skips the
+    enumeration by request, and the verdict line says so."""
+    import json
+
+    mdp = {"initial": [1], "transitions": [[[1], [1], [1]]], "rewards": [[0, 0.5, 1]], "gamma": 1, "horizon": 5}
+    (tmp_path / "m.json").write_text(json.dumps(mdp))
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "verify", "mc", "m.json", "--estimator", "reward_to_go", "--episodes", "2000", *extra],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, env=dict(os.environ, NO_COLOR="1"))
+    exact = run()
+    assert exact.returncode == 0 and "enumerating 243 trajectories" in exact.stdout, exact.stdout + exact.stderr
+    sample = run("--covariance", "sample")
+    assert sample.returncode == 0, sample.stderr
+    assert "too many trajectories" not in sample.stdout
+    assert "trajectories not enumerated: the sample covariance was asked for" in sample.stdout
+
+
+# --- --help points at sections that exist --------------------------------------------------------------------------
+
+def _help_texts():
+    import argparse
+
+    from verify.cli import build_parser
+
+    parser = build_parser()
+    parsers = [parser, *next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()]
+    for p in parsers:
+        yield p.prog, " ".join(filter(None, [p.description, p.epilog]))
+        for action in p._actions:
+            if action.help:
+                yield f"{p.prog} {'/'.join(action.option_strings) or action.dest}", action.help
+
+
+def test_help_points_only_at_documents_and_sections_that_exist():
+    """Every document --help names exists in the repository, and every section it names ("docs/x.md, 'Title'") is
+    a heading of that document; a bare "README" without a section is refused (the README is long)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    reference = re.compile(r"\b(README(?:\.md)?|docs/[\w-]+\.md)(?:, '([^']+)')?")
+    seen = 0
+    for where, text in _help_texts():
+        for m in reference.finditer(" ".join(text.split())):
+            doc, section = m.group(1), m.group(2)
+            assert doc != "README" and section, f"{where}: point at a document and a section, not {m.group()!r}"
+            path = os.path.join(repo, doc)
+            assert os.path.isfile(path), f"{where}: {doc} does not exist"
+            headings = [line.lstrip("#").strip() for line in open(path, encoding="utf-8") if line.startswith("#")]
+            assert section in headings, f"{where}: {doc} has no section {section!r}"
+            seen += 1
+    assert seen >= 3
+
+
+# --- mc's progress on stderr: a terminal only ------------------------------------------------------------------------
+
+def _mc_with_stderr_on_a_terminal(*extra):
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "verify", "mc", "--example", "bandit", "--estimator",
+                             "reward_to_go", "--episodes", "3000", *extra], stdout=subprocess.PIPE, stderr=terminal,
+                            env=env, text=True)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:             # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    out = proc.stdout.read()
+    proc.wait(timeout=300)
+    os.close(controller)
+    return proc.returncode, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_mc_shows_progress_on_a_terminal_and_nothing_on_a_pipe():
+    code, out, err = _mc_with_stderr_on_a_terminal()
+    assert code == 0 and "verdict: CONSISTENT" in out
+    assert "bandit, reward_to_go" in err and "episodes" in err, err[-500:]
+    plain_code, _, plain = _mc_with_stderr_on_a_terminal("--no-color")
+    assert plain_code == 0 and "bandit, reward_to_go" in plain
+    colour = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")       # SGR foreground colours
+    assert colour.search(err) and not colour.search(plain), plain[-300:]
+    piped = _run("mc", "--example", "bandit", "--estimator", "reward_to_go", "--episodes", "3000")
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -23,7 +23,8 @@ Conventions for the documents (one test per block, named DOC:LINE):
 Each document runs in its own temporary directory (``examples`` linked to the repository's, so
 ``examples.user_reinforce:...`` imports as from the repository root), with ``pgverify`` and ``python`` from this
 interpreter (small scripts that ``exec`` it: a symbolic link would start a virtual environment's base
-interpreter, without the environment's packages) and the environment's ``bin`` directory next on ``PATH``, ``NO_COLOR=1`` and ``COLUMNS=80``: what a user sees in an 80-column terminal.
+interpreter, without the environment's packages), the environment's ``bin`` directory next on ``PATH``,
+``NO_COLOR=1`` and ``COLUMNS=80``: what a user sees in an 80-column terminal.
 """
 from __future__ import annotations
 
@@ -139,7 +140,8 @@ def _environment(bindir: Path) -> dict:
     env = dict(os.environ)
     # The environment's bin directory next: pytest, pip and other console scripts of this interpreter's venv.
     venv_bin = os.path.dirname(os.path.abspath(sys.executable))
-    env.update(PATH=os.pathsep.join([str(bindir), venv_bin, env.get("PATH", "")]), NO_COLOR="1", COLUMNS="80", TERM="dumb",
+    env.update(PATH=os.pathsep.join([str(bindir), venv_bin, env.get("PATH", "")]), NO_COLOR="1", COLUMNS="80",
+               TERM="dumb",
                PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])]))
     env.pop("FORCE_COLOR", None)
     return env

@@ -250,7 +250,7 @@ def format_mc(r: McResult, command: str | None = None) -> str:
                         "one)",
               "unpaired": "the unpaired test" + ("" if r.paired is None else
                                                  f" (more powerful here than the paired one against {r.reference})")}
-        lines.append(f"verdict: {verdict.upper()}, decided by {by[r.chosen]}; too many trajectories to enumerate")
+        lines.append(f"verdict: {verdict.upper()}, decided by {by[r.chosen]}; {_not_enumerated(r)}")
     w = t.worst
     lines.append(f"Monte Carlo, unpaired (E[g] = grad J): {describe_test(t)}")
     if not t.undecided:
@@ -266,6 +266,11 @@ def format_mc(r: McResult, command: str | None = None) -> str:
     if command:
         lines.append(f"reproduce: {command}")
     return "\n".join(lines)
+
+
+def _not_enumerated(r: McResult, reason: str = "too many trajectories to enumerate") -> str:
+    # Without moments either the trajectories could not be enumerated or the sample covariance was asked for.
+    return "trajectories not enumerated: the sample covariance was asked for" if r.covariance == "sample" else reason
 
 
 def _paired_miss(r: McResult) -> str:
@@ -362,7 +367,7 @@ def format_estimator_check(c: EstimatorCheck) -> str:
         words = {"consistent": "consistent with the exact gradient", "undecided": "UNDECIDED",
                  "inconsistent": "INCONSISTENT with the exact gradient"}
         test = (f"paired test against {r.reference}" if r.chosen == "paired" else "unpaired test")
-        head = f"{words[c.verdict]} (Monte Carlo, {test}; too large to enumerate)"
+        head = f"{words[c.verdict]} (Monte Carlo, {test}; {_not_enumerated(r, 'too large to enumerate')})"
     lines = [f"estimator {c.estimator} on {c.problem}: {head}"]
     values = f"exact grad J {c.grad[w]:.6g}"
     if exact:
