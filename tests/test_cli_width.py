@@ -244,3 +244,48 @@ def test_mc_shows_progress_on_a_terminal_and_nothing_on_a_pipe():
     assert colour.search(err) and not colour.search(plain), plain[-300:]
     piped = _run("mc", "--example", "bandit", "--estimator", "reward_to_go", "--episodes", "3000")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+# --- the report's tables at 80 columns -------------------------------------------------------------------------------
+
+def _report_console(width):
+    from rich.console import Console
+
+    return Console(width=width, no_color=True, highlight=False, record=True, file=open(os.devnull, "w"))
+
+
+def test_continuous_table_folds_uniform_instead_of_cutting_it():
+    """The continuous-case table at 80 columns: every model's words appear whole (rich's default cuts a word wider
+    than its column to "Uniform(…")."""
+    from verify.render import _derivation
+    from verify.report import continuous_rows
+
+    class Only:                      # the derivation section with its continuous table alone
+        derivation, derivation_numeric = [], []
+        continuous = continuous_rows()
+
+    console = _report_console(80)
+    _derivation(console, Only)          # (_derivation prints at the console's width)
+    text = console.export_text()
+    assert "…" not in text
+    for row in Only.continuous:
+        for word in row.model.split():
+            assert word in text, word
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_footnote_explains_the_columns_the_table_shows(width, monkeypatch):
+    """The compact table (narrow terminals) has no effect or detects column, so its footnote does not explain
+    them; the wide one explains both."""
+    from verify.builtin import load_example
+    from verify.mc import run_check
+    from verify.render import render_check
+
+    check = run_check(load_example("bandit"), episodes=500, seed=0)
+    monkeypatch.setenv("COLUMNS", str(width))          # a stated width (a pipe without one gets the wide table)
+    console = _report_console(width)
+    render_check(check, console=console)
+    text = " ".join(console.export_text().split())
+    wide = width >= 140
+    assert ("detects: median" in text) == wide and ("effect (bias / per-episode std)" in text) == wide
+    assert "exact max|bias|" in text and "p-value" in text and "undecided" in text

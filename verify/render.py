@@ -76,6 +76,9 @@ def _derivation(console: Console, report: Report) -> None:
             console.print("   not evaluated: " + "; ".join(f"{n} ({why})" for n, why in skipped))
     table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "θ", "∇E[f]", "E[f ∇log p]",
                    "steps that fail", "expected", "verdict")
+    for col in table.columns:           # fold a word wider than its column ("Uniform(0, θ)"), never cut it
+        col.overflow = "fold"
+    table.columns[0].min_width = max((len(w) for row in report.continuous for w in row.model.split()), default=0)
     for row in report.continuous:
         table.add_row(row.model, row.expectation, _maths(row.values[0]), _maths(row.values[1]),
                       ", ".join(map(str, row.failing_steps)) or "none",
@@ -138,7 +141,7 @@ def _estimators(console: Console, report: Report, reproduce) -> None:
     console.print(estimator_table(report.estimators, f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} "
                                   f"episodes, seed {first.seed}, α = {first.alpha:g} per test)",
                                   compact=console.width < WIDE))
-    console.print(_legend([row for _, row in report.estimators]), markup=False)
+    console.print(_legend([row for _, row in report.estimators], compact=console.width < WIDE), markup=False)
     for ex, row in report.estimators:
         if row.status != "passed":
             console.print(f"{STATUS_MARK[row.status]} {ex}, expected {row.expected}, got {row.outcome}:", style="bold")
@@ -319,16 +322,22 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
     return table
 
 
-def _legend(rows) -> str:
+def _legend(rows, compact: bool = False) -> str:
+    """The table's footnote; the compact table's explains only the columns it shows."""
     from verify.mc import DETECT_POWER
 
     n_unbiased = sum(row.mc.estimator.unbiased for row in rows)
     alpha = rows[0].mc.alpha
-    return (f"exact max|bias| and effect (bias / per-episode std) by enumeration decide wherever they are known (? = "
-            f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
-            f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
-            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). The "
-            f"{n_unbiased} unbiased tests have a family-wise false-alarm rate <= {n_unbiased * alpha:.2g}.")
+    exact = ("exact max|bias| by enumeration decides" if compact else
+             "exact max|bias| and effect (bias / per-episode std) by enumeration decide")
+    detects = ("p-value: of the Monte Carlo test (the wide table and --json add the effect, the test and its "
+               "power). " if compact else
+               f"detects: median over components of the smallest bias the test catches with probability "
+               f"{DETECT_POWER}. ")
+    return (f"{exact} wherever known (? = not enumerable: the Monte Carlo test decides, paired against a catalog "
+            f"control or unpaired, whichever detects smaller biases). {detects}? undecided = the run could not tell "
+            f"(never counted as passed). The {n_unbiased} unbiased tests have a family-wise false-alarm rate <= "
+            f"{n_unbiased * alpha:.2g}.")
 
 
 def render_check(check: CheckResult, reproduce=None, *, color: bool = True, console: Console | None = None) -> None:
@@ -342,7 +351,7 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
     first = check.rows[0].mc
     console.print(estimator_table(check.rows, f"Estimators vs exact grad J ({first.episodes} episodes, seed "
                                               f"{first.seed}, alpha {first.alpha:g})", compact=console.width < WIDE))
-    console.print(_legend(check.rows), markup=False)
+    console.print(_legend(check.rows, compact=console.width < WIDE), markup=False)
     for row in check.rows:
         if row.status != "passed":
             console.print(format_mc(row.mc, reproduce(row.mc) if reproduce else None), markup=False)
