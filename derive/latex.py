@@ -675,8 +675,9 @@ def _display_md(item) -> str:
 
 
 def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
-                    status: dict | None = None) -> str:
-    """The derivations and errata as Markdown with ``$$`` displays (renders on code-hosting sites)."""
+                    status: dict | None = None, continuous: bool = True) -> str:
+    """The derivations, the continuous cases (as the LaTeX document) and errata as Markdown with ``$$`` displays
+    (renders on code-hosting sites)."""
     if derivations is None:
         from derive.seed import DERIVATIONS
         derivations = DERIVATIONS
@@ -689,6 +690,9 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
                                             "sizes shown. " + _methods_sentence(status) if not bad else
                                             f"{len(bad)} steps FAILED: " + "; ".join(bad)), ""]
     out += [derivation_markdown(d, status) for d in derivations]
+    if continuous:
+        from derive.continuous_markdown import continuous_markdown
+        out.append(continuous_markdown())
     errata = list(errata)
     if errata:
         out += ["## Errata: slips in the seed", ""] + [erratum_markdown(e) for e in errata]

@@ -203,6 +203,13 @@ def figures_svg(report) -> list[tuple[str, str]]:
     return out
 
 
+def _not_passed(summary: dict) -> str:
+    """The banner's counts beyond the passed ones, as the terminal's last line says them."""
+    failed, undecided = summary.get("failed", 0), summary.get("undecided", 0)
+    return (f", {failed} failed" if failed else "") + (
+        f", {undecided} undecided (not counted as passed)" if undecided else "")
+
+
 def render_html(report, *, figures: bool = True) -> str:
     """The whole report as one self-contained HTML5 document (MathML maths, inline SVG figures, no network)."""
     data = report.to_json()
@@ -221,8 +228,8 @@ def render_html(report, *, figures: bool = True) -> str:
         "<title>pgverify report</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
         "<h1>pgverify report: the policy gradient, checked</h1>",
         f'<div class="summary {"pass" if passed else "fail"}"><strong>{status}</strong>: '
-        f'{_e(summary.get("passed", "?"))}/{_e(summary.get("checks", "?"))} checks passed, '
-        f'{_e(summary.get("errata", len(report.errata)))} errata; seed {_e(data.get("seed"))}. '
+        f'{_e(summary.get("passed", "?"))}/{_e(summary.get("checks", "?"))} checks passed'
+        f'{_e(_not_passed(summary))}, {_e(summary.get("errata", len(report.errata)))} errata; seed {_e(data.get("seed"))}. '
         f'Replay: <code>{_e(data.get("command", ""))}</code></div>',
         _derivations(report), _continuous(report), _errata(report),
         _table("3. Exact gradients", "gradients", data.get("gradients", [])),
