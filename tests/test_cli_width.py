@@ -125,25 +125,65 @@ def test_a_pipe_without_columns_gets_the_wide_table():
 
 # --- sentences fold at spaces, a replay command stays whole --------------------------------------------------------
 
+def _on_a_terminal(args, *, stdout_tty=True, stderr_tty=False, env=None):
+    """(exit status, stdout, stderr) of ``pgverify ARGS`` with stdout and/or stderr on a pseudo-terminal."""
+    import pty
+    import select
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ends = {}
+    for name, tty in (("stdout", stdout_tty), ("stderr", stderr_tty)):
+        ends[name] = pty.openpty() if tty else None
+    proc = subprocess.Popen([sys.executable, "-m", "verify", *args], cwd=repo, env=env,
+                            stdout=ends["stdout"][1] if stdout_tty else subprocess.PIPE,
+                            stderr=ends["stderr"][1] if stderr_tty else subprocess.PIPE)
+    readers = {}
+    for name in ("stdout", "stderr"):
+        if ends[name]:
+            os.close(ends[name][1])
+            readers[ends[name][0]] = name
+        else:
+            readers[getattr(proc, name).fileno()] = name
+    chunks = {"stdout": [], "stderr": []}
+    while readers:
+        ready, _, _ = select.select(list(readers), [], [], 300)
+        assert ready, "no output for 300 s"
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:          # a pty whose other end closed
+                chunk = b""
+            if chunk:
+                chunks[readers[fd]].append(chunk)
+            else:
+                del readers[fd]
+    proc.wait(timeout=300)
+    for name in ("stdout", "stderr"):
+        if ends[name]:
+            os.close(ends[name][0])
+    text = {k: b"".join(v).decode("utf-8", "replace").replace("\r\n", "\n") for k, v in chunks.items()}
+    return proc.returncode, text["stdout"], text["stderr"]
+
+
 @pytest.mark.parametrize("args", [
     ("mc", "--example", "chain", "--estimator", "reward_to_go", "--episodes", "2000"),
     ("check", "--example", "bandit", "--estimator", "examples/user_reinforce.py:reinforce", "--episodes", "2000"),
 ])
-def test_mc_and_check_estimator_fold_at_word_boundaries(args):
-    """At 80 columns every line fits (but the replay command, on a line of its own so that it can be copied) and
-    the words are exactly those of the unfolded output: folded at spaces, never inside a word ("enumer|ating")."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    narrow = subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, cwd=repo,
-                            env=dict(os.environ, COLUMNS="80", NO_COLOR="1", TERM="dumb"), timeout=300)
-    wide_env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    wide = subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, cwd=repo,
-                          env=wide_env, timeout=300)
-    assert narrow.returncode == wide.returncode == 0, narrow.stderr[-2000:]
-    assert narrow.stdout.split() == wide.stdout.split()
-    assert max(map(len, wide.stdout.splitlines())) > 80          # there was something to fold
-    for line in narrow.stdout.splitlines():
+def test_mc_and_check_estimator_fold_at_word_boundaries_on_a_terminal(args):
+    """On an 80-column terminal every line fits (but the replay command, on a line of its own so that it can be
+    copied) and the words are exactly those of the output to a pipe: folded at spaces, never inside a word
+    ("enumer|ating"). A pipe gets one line per sentence, even with COLUMNS set (pytest's children have it)."""
+    env = dict(os.environ, COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    code, narrow, err = _on_a_terminal(args, env=env)
+    assert code == 0, err[-2000:]
+    wide = subprocess.run([sys.executable, "-m", "verify", *args], capture_output=True, text=True, env=env,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert wide.returncode == 0, wide.stderr[-2000:]
+    assert narrow.split() == wide.stdout.split()
+    assert max(map(len, wide.stdout.splitlines())) > 80          # the pipe's lines are unfolded
+    for line in narrow.splitlines():
         assert len(line) <= 80 or line.startswith("pgverify mc "), line
-    assert "\npgverify mc " in narrow.stdout                     # the replay command whole, on its own line
+    assert "\npgverify mc " in narrow                           # the replay command whole, on its own line
 
 
 def test_fold_keeps_indentation_and_long_words():
@@ -210,28 +250,10 @@ def test_help_points_only_at_documents_and_sections_that_exist():
 # --- mc's progress on stderr: a terminal only ------------------------------------------------------------------------
 
 def _mc_with_stderr_on_a_terminal(*extra):
-    import pty
-
-    controller, terminal = pty.openpty()
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="100")
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "verify", "mc", "--example", "bandit", "--estimator",
-                             "reward_to_go", "--episodes", "3000", *extra], stdout=subprocess.PIPE, stderr=terminal,
-                            env=env, text=True)
-    os.close(terminal)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:             # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    out = proc.stdout.read()
-    proc.wait(timeout=300)
-    os.close(controller)
-    return proc.returncode, out, b"".join(chunks).decode("utf-8", "replace")
+    return _on_a_terminal(("mc", "--example", "bandit", "--estimator", "reward_to_go", "--episodes", "3000", *extra),
+                          stdout_tty=False, stderr_tty=True, env=env)
 
 
 def test_mc_shows_progress_on_a_terminal_and_nothing_on_a_pipe():

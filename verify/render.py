@@ -76,7 +76,13 @@ def _derivation(console: Console, report: Report) -> None:
             console.print("   not evaluated: " + "; ".join(f"{n} ({why})" for n, why in skipped))
     table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "θ", "∇E[f]", "E[f ∇log p]",
                    "steps that fail", "expected", "verdict")
-    for col in table.columns:           # fold a word wider than its column ("Uniform(0, θ)"), never cut it
+    # The model's longest word ("Uniform(0,") gets its whole width: at 80 columns without vertical rules, as the
+    # compact estimator table; a word wider than any column folds rather than being cut to "Uniform(…".
+    if console.width < WIDE:
+        from rich import box
+
+        table.box, table.pad_edge = box.SIMPLE_HEAD, False
+    for col in table.columns:
         col.overflow = "fold"
     table.columns[0].min_width = max((len(w) for row in report.continuous for w in row.model.split()), default=0)
     for row in report.continuous:

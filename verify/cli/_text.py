@@ -1,13 +1,13 @@
 """Plain text at the terminal's width, and the progress of a Monte Carlo run on stderr.
 
 ``mc`` and ``check --estimator`` print sentences longer than a terminal line; a terminal wraps them mid-word
-("enumer|ating"), so they are folded here at spaces instead. The width follows ``verify.render``: the terminal's,
-or COLUMNS when set; a pipe with no stated width gets the lines unfolded (for grep and logs).
+("enumer|ating"), so they are folded here at spaces instead, to the terminal's width (COLUMNS when set). Only a
+terminal: a pipe or a file gets one line per sentence (for grep, logs and programs), even with COLUMNS set, which
+GNU readline exports to every child of a process that loaded it (pytest's children see COLUMNS=80).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -18,10 +18,10 @@ REPRODUCE = "reproduce: "
 
 
 def text_width() -> int | None:
-    """Columns to fold to: the terminal's, or COLUMNS when set; None (no folding) for a pipe without COLUMNS."""
+    """Columns to fold to on a terminal (its width, or COLUMNS when set); None (no folding) off a terminal."""
     import shutil
 
-    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+    if not sys.stdout.isatty():
         return None
     return max(shutil.get_terminal_size().columns, 20)
 
