@@ -119,21 +119,66 @@ def parse_transcript(text: str) -> list[tuple[str, int, str | None]]:
     return out
 
 
+class Workdirs:
+    """One directory per document, with ``examples`` and bin/{python,pgverify} for this interpreter, where the
+    document's blocks run in order: a block finds the files its document's earlier blocks made (a command's
+    output file, not only ``file`` blocks). A block asked for out of order (alone, ``-k``, a random order) gets a
+    fresh directory in which the earlier runnable blocks are replayed first (their results unchecked: each is
+    checked by its own test)."""
+
+    def __init__(self, factory, bindirs: dict):
+        self.factory, self.bindirs, self.state = factory, bindirs, {}
+
+    def prepared(self, block: Block) -> tuple[Path, Path]:
+        doc, bindir = block.doc, self.bindirs[block.doc]
+        cwd, done = self.state.get(doc, (None, None))
+        if cwd is None or done >= block.line:
+            cwd, done = self.factory.mktemp(doc.stem), 0
+            (cwd / "examples").symlink_to(REPO / "examples")
+        env = _environment(bindir)
+        for earlier in BLOCKS:
+            if earlier.doc == doc and done < earlier.line < block.line and _replayable(earlier):
+                _write_files(doc, earlier.line, cwd)
+                for command in _commands(earlier, cwd):
+                    _run(command, cwd, env)
+        self.state[doc] = (cwd, block.line)
+        return cwd, bindir
+
+
+def _replayable(block: Block) -> bool:
+    import importlib.util
+
+    if not _runs(block) or block.directive == "skip" or (block.lang == "python" and _is_doctest(block)):
+        return False
+    needs = block.argument.replace(",", " ").split() if block.directive == "needs" else []
+    return all(importlib.util.find_spec(EXTRAS[n][0]) is not None for n in needs if n in EXTRAS)
+
+
+def _commands(block: Block, cwd: Path) -> list[str]:
+    """The shell commands a console, sh or (non-doctest) python block runs, in order."""
+    if block.lang == "console":
+        return [command for command, _, _ in parse_transcript(block.text)]
+    if block.lang == "python":
+        script = cwd / f"block_{block.line}.py"
+        script.write_text(block.text + "\n\nfor _name, _f in list(globals().items()):\n"
+                          "    if _name.startswith('test_') and callable(_f):\n        _f()\n")
+        return [f'python "{script.name}"']
+    return [c for c in (line.strip() for line in block.text.splitlines()) if c and not c.startswith("#")]
+
+
 @pytest.fixture(scope="module")
 def workdirs(tmp_path_factory):
-    """One directory per document, with ``examples`` and bin/{python,pgverify} for this interpreter."""
+    """The documents' directories (``Workdirs``) and bin/{python,pgverify} for this interpreter."""
     dirs = {}
     for doc in DOCUMENTS:
-        d = tmp_path_factory.mktemp(doc.stem)
-        (d / "examples").symlink_to(REPO / "examples")
         bindir = tmp_path_factory.mktemp("bin")
         # A script, not a symbolic link: python resolves a link to the base interpreter, outside the venv.
         (bindir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         (bindir / "python").chmod(0o755)
         (bindir / "pgverify").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m verify "$@"\n')
         (bindir / "pgverify").chmod(0o755)
-        dirs[doc] = (d, bindir)
-    return dirs
+        dirs[doc] = bindir
+    return Workdirs(tmp_path_factory, dirs)
 
 
 def _environment(bindir: Path) -> dict:
@@ -223,9 +268,10 @@ def test_code_block(block: Block, workdirs):
         _skip_without_extras(block)
     if block.directive == "file" or block.lang in ("text", "markdown", "md", "toml", "yaml"):
         return
-    cwd, bindir = workdirs[block.doc]
-    _write_files(block.doc, block.line, cwd)
-    env = _environment(bindir)
+    if _runs(block):
+        cwd, bindir = workdirs.prepared(block)
+        _write_files(block.doc, block.line, cwd)
+        env = _environment(bindir)
     if block.lang == "json":
         import json
 
@@ -241,10 +287,7 @@ def test_code_block(block: Block, workdirs):
             res = _run(f'python -m doctest -o ELLIPSIS -o NORMALIZE_WHITESPACE "{path.name}"', cwd, env)
             assert res.returncode == 0, f"{block.id}: doctest failed:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}"
     elif block.lang == "python":
-        script = cwd / f"block_{block.line}.py"
-        script.write_text(block.text + "\n\nfor _name, _f in list(globals().items()):\n"
-                          "    if _name.startswith('test_') and callable(_f):\n        _f()\n")
-        res = _run(f'python "{script.name}"', cwd, env)
+        res = _run(_commands(block, cwd)[0], cwd, env)
         assert res.returncode == 0, f"{block.id}: python block failed:\n{res.stdout}\n{res.stderr[-4000:]}"
     elif block.lang == "console":
         for command, status, expected in parse_transcript(block.text):
@@ -258,9 +301,7 @@ def test_code_block(block: Block, workdirs):
         assert not commands, (f"{block.id}: a block without a language is shown output, not run; put commands "
                               f"in a console or sh block so the tests run them: {commands[0]!r}")
     elif block.lang in ("sh", "bash", "shell"):
-        for command in filter(None, (line.strip() for line in block.text.splitlines())):
-            if command.startswith("#"):
-                continue
+        for command in _commands(block, cwd):
             m = EXIT.search(command)
             res = _run(command, cwd, env)
             assert res.returncode == (int(m.group(1)) if m else 0), \
