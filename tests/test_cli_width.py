@@ -41,8 +41,8 @@ def test_output_fits_80_columns(args):
 def test_gradient_names_what_it_computed():
     """J with horizon, gamma and method; grad J labelled by state and action names (chain's exact values are
     checked against enumeration in tests/test_exact.py; here: the labels and that the table holds them)."""
-    from verify.builtin import load_example
-    from verify.exact import gradient
+    from verify.model.builtin import load_example
+    from verify.numerics.exact import gradient
 
     chain = load_example("chain")
     exact = gradient(chain.mdp, chain.policy, "enumerate")
@@ -66,8 +66,8 @@ def test_every_missing_extra_hint_has_one_form(monkeypatch):
     import re
 
     from verify.errors import UsageError
-    from verify.gym import _gymnasium
-    from verify.plots import require_matplotlib
+    from verify.frameworks.gym import _gymnasium
+    from verify.app.plots import require_matplotlib
 
     hint = re.compile(r"^[\w ]+ needs? \w+: pip install 'pgverify\[(plot|gym)\]'$")
     for module, call in (("matplotlib", require_matplotlib), ("gymnasium", _gymnasium)):
@@ -93,9 +93,9 @@ def test_example_by_name_from_anywhere(tmp_path):
 
 def test_api_reproduce_line_names_the_builtin_example():
     """The reproduce line of a check on a built-in example runs as printed, from any directory."""
-    from verify.builtin import builtin_examples
-    from verify.estimators import get_estimator
-    from verify.gradcheck import check_estimator
+    from verify.model.builtin import builtin_examples
+    from verify.checks.estimators import get_estimator
+    from verify.checks.gradcheck import check_estimator
 
     rtg = get_estimator("reward_to_go").per_episode
     first = check_estimator(rtg, builtin_examples()["bandit"], episodes=300, seed=3)
@@ -279,8 +279,8 @@ def _report_console(width):
 def test_continuous_table_folds_uniform_instead_of_cutting_it():
     """The continuous-case table at 80 columns: every model's words appear whole (rich's default cuts a word wider
     than its column to "Uniform(…")."""
-    from verify.render import _derivation
-    from verify.report import continuous_rows
+    from verify.app.render import _derivation
+    from verify.app.report import continuous_rows
 
     class Only:                      # the derivation section with its continuous table alone
         derivation, derivation_numeric = [], []
@@ -299,9 +299,9 @@ def test_continuous_table_folds_uniform_instead_of_cutting_it():
 def test_the_footnote_explains_the_columns_the_table_shows(width, monkeypatch):
     """The compact table (narrow terminals) has no effect or detects column, so its footnote does not explain
     them; the wide one explains both."""
-    from verify.builtin import load_example
-    from verify.mc import run_check
-    from verify.render import render_check
+    from verify.model.builtin import load_example
+    from verify.checks.mc import run_check
+    from verify.app.render import render_check
 
     check = run_check(load_example("bandit"), episodes=500, seed=0)
     monkeypatch.setenv("COLUMNS", str(width))          # a stated width (a pipe without one gets the wide table)

@@ -8,7 +8,7 @@ import re
 
 from derive.latex import render_document, render_markdown
 from derive.printing import Prose, Tex, latex_escape
-from verify.errata import all_errata
+from verify.app.errata import all_errata
 
 
 def test_latex_prose_sets_computed_numbers_as_maths():

@@ -17,13 +17,13 @@ from hypothesis import given, settings
 
 from examples.frameworks import torch_losses as gallery
 from examples.frameworks.problem import two_step
-from verify.builtin import builtin_examples
-from verify.exact import gradient, objective
+from verify.model.builtin import builtin_examples
+from verify.numerics.exact import gradient, objective
 from verify.frameworks import LossError
 from verify.frameworks._common import surrogate_policy
 from verify.frameworks.torch import assert_loss_unbiased, check_loss, exact_gradient
-from verify.policy import LinearSoftmax, TabularSoftmax
-from verify.strategies import problems
+from verify.model.policy import LinearSoftmax, TabularSoftmax
+from verify.testing.strategies import problems
 
 
 class Tabular(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""``verify.html``: one self-contained, valid HTML5 file with every derivation step and erratum as MathML and the
+"""``verify.app.html``: one self-contained, valid HTML5 file with every derivation step and erratum as MathML and the
 figures inline as SVG. (The rendering in a real browser is checked by benchmarks/screenshot_report.py.)"""
 import re
 
@@ -6,9 +6,9 @@ import html5lib
 import pytest
 
 from derive.seed import DERIVATIONS
-from verify.errata import all_errata
-from verify.html import render_html
-from verify.report import Report, VarianceRow, continuous_rows, derivation_rows
+from verify.app.errata import all_errata
+from verify.app.html import render_html
+from verify.app.report import Report, VarianceRow, continuous_rows, derivation_rows
 
 MATHML = "{http://www.w3.org/1998/Math/MathML}"
 XHTML = "{http://www.w3.org/1999/xhtml}"

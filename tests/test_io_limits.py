@@ -1,4 +1,4 @@
-"""Every limit of ``verify.io`` at its boundary: the largest input it accepts and the smallest it refuses.
+"""Every limit of ``verify.model.io`` at its boundary: the largest input it accepts and the smallest it refuses.
 
 A limit tested only far from its bound (a 1 000-deep document against a bound of 64) lets an off-by-one or a
 check 100x too lax survive; each test here sits on the bound and one step past it, under a small limit where the
@@ -11,7 +11,7 @@ import pytest
 
 from verify import io
 from verify.errors import InvalidMDPError, UsageError
-from verify.io import Limits, limits_scope
+from verify.model.io import Limits, limits_scope
 
 
 # --- Limits.max_file_bytes: read_regular_file and the readers above it --------------------------------------------
@@ -31,7 +31,7 @@ def test_file_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(tmp_path
 
 
 def test_json_and_mdp_files_obey_the_file_limit(tmp_path):
-    from verify.problem import load_problem
+    from verify.model.problem import load_problem
 
     text = (b'{"initial": [1], "transitions": [[[1]]], "rewards": [[0]], "gamma": 1, "horizon": 1}')
     path = tmp_path / "m.json"
@@ -125,7 +125,7 @@ def test_npy_theta_at_max_abs_value_is_read_and_the_next_float_refused(tmp_path)
 
 
 def test_mdp_reward_at_max_abs_value_is_accepted_and_the_next_float_refused():
-    from verify.problem import problem_from_dict
+    from verify.model.problem import problem_from_dict
 
     def doc(reward):
         return {"initial": [1], "transitions": [[[1]]], "rewards": [[reward]], "gamma": 1, "horizon": 1}

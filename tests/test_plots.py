@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from verify.plots import running_mean_band  # noqa: E402
+from verify.app.plots import running_mean_band  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +48,7 @@ def test_plot_rejects_a_file_as_directory(tmp_path):
 
 def test_trace_matches_direct_running_statistics_across_chunks():
     """The recorder, fed in uneven chunks, gives the running mean and variances numpy computes on the whole array."""
-    from verify.trace import TraceRecorder
+    from verify.checks.trace import TraceRecorder
 
     x = np.random.default_rng(1).normal(size=(1000, 2, 3)) * [1.0, 5.0, 0.1]
     rec = TraceRecorder(1000, shape=(2, 3), components=[4, 0], points=50)
@@ -66,9 +66,9 @@ def test_trace_matches_direct_running_statistics_across_chunks():
 
 def test_figures_draw_the_runs_the_tests_judged():
     """The trace ends at the very mean the consistency test used: one sample, not a second one."""
-    from verify.builtin import load_example
-    from verify.mc import run_estimators
-    from verify.plots import TRACE_POINTS, convergence_figure
+    from verify.model.builtin import load_example
+    from verify.checks.mc import run_estimators
+    from verify.app.plots import TRACE_POINTS, convergence_figure
 
     runs = run_estimators(load_example("chain"), ["reward_to_go", "rtg_skip_current"], episodes=3000, seed=4,
                           trace=TRACE_POINTS)
@@ -84,7 +84,7 @@ def test_figures_draw_the_runs_the_tests_judged():
     # reference to the bottom of the log axis); the running means themselves start at n = 1.
     from matplotlib.collections import PolyCollection
 
-    from verify.plots import BAND_MIN_EPISODES
+    from verify.app.plots import BAND_MIN_EPISODES
 
     dotted = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == ":"]
     solid = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "-"]

@@ -1,4 +1,4 @@
-"""Property-based checks on generated MDPs and policies (``verify.strategies``).
+"""Property-based checks on generated MDPs and policies (``verify.testing.strategies``).
 
 Every expected value comes from an independent route: a second exact method, finite differences of an
 independently computed function, or an identity that must be zero. Tolerances are stated per test and are
@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from verify.episodes import discounted_returns, reward_to_go, score_sums
-from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import enumerate_trajectories, finite_difference_gradient, gradient
-from verify.fuzz import without_local_constants
-from verify.mdp import TabularMDP
-from verify.moments import exact_moments, exact_moments_all
-from verify.policy import TabularSoftmax
-from verify.strategies import mdps, policies, problems, thetas
+from verify.numerics.episodes import discounted_returns, reward_to_go, score_sums
+from verify.checks.estimators import ESTIMATORS, get_estimator
+from verify.numerics.exact import enumerate_trajectories, finite_difference_gradient, gradient
+from verify.testing.fuzz import without_local_constants
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import exact_moments, exact_moments_all
+from verify.model.policy import TabularSoftmax
+from verify.testing.strategies import mdps, policies, problems, thetas
 
 FINITE = problems()                                     # horizon 1..4: enumeration-sized
 BOTH_KINDS = st.sampled_from(["tabular_softmax", "linear_softmax"])
@@ -107,7 +107,7 @@ def test_no_nan_or_inf_for_large_theta(data, mdp, kind):
 
 @given(FINITE, st.integers(0, 2**32 - 1))
 def test_sampling_is_identical_for_a_fixed_seed(problem, seed):
-    sampler = pytest.importorskip("verify.sampler")
+    sampler = pytest.importorskip("verify.numerics.sampler")
     one = sampler.sample_episodes(problem.mdp, problem.policy, 50, np.random.default_rng(seed))
     two = sampler.sample_episodes(problem.mdp, problem.policy, 50, np.random.default_rng(seed))
     for name in ("s_t", "a_t", "r_t", "lengths"):

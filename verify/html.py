@@ -185,7 +185,7 @@ def figures_svg(report) -> list[tuple[str, str]]:
         text = buf.getvalue()
         return text[text.index("<svg"):]          # drop the XML prolog and DOCTYPE: HTML5 inline SVG
 
-    from verify.builtin import EXAMPLE_NAMES, load_example
+    from verify.model.builtin import EXAMPLE_NAMES, load_example
 
     out = []
     examples = list(dict.fromkeys(ex for ex, _ in report.estimators))

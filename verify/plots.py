@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS
-from verify.problem import Problem
+from verify.checks.estimators import ESTIMATORS
+from verify.model.problem import Problem
 
 __all__ = ["TRACE_POINTS", "check_output_dir", "convergence_figure", "figure_name", "require_matplotlib",
            "running_mean_band", "variance_figure", "write_problem_plots", "write_report_plots"]
@@ -31,7 +31,7 @@ TRACE_POINTS = 200      # checkpoints per curve: log-spaced, they look the same 
 COMPONENTS = 3          # small multiples: the components with the largest |grad J|
 # Bands from sample variances start at this many episodes: below it the variance of a few episodes is noise (zero
 # for n = 1, so the dotted reference plunged to the bottom of the log axis near n = 1-3); the z-tests use the
-# same count (verify.stats.MIN_NONZERO).
+# same count (verify.checks.stats.MIN_NONZERO).
 BAND_MIN_EPISODES = 30
 PLOT_HINT = "pip install 'pgverify[plot]'"
 
@@ -58,7 +58,7 @@ def figure_name(kind: str, name: str) -> str:
     >>> figure_name("convergence", "FrozenLake-v1(map_name=4x4)")
     'convergence-FrozenLake-v1_map_name_4x4.png'
     """
-    from verify.io import (
+    from verify.model.io import (
         safe_filename,  # also no leading dots, and at most 80 characters (hash kept)
     )
 
@@ -111,7 +111,7 @@ def convergence_figure(runs, *, problem: Problem | None = None):
     """Relative error of the whole vector and the components of largest |grad J|, from the runs' traces.
 
     Args:
-      runs: ``verify.mc.McResult`` of one problem and one sample, each with a ``trace``.
+      runs: ``verify.checks.mc.McResult`` of one problem and one sample, each with a ``trace``.
       problem: for the title's θ (optional).
     """
     plt = _pyplot()
@@ -191,7 +191,7 @@ def convergence_figure(runs, *, problem: Problem | None = None):
 
 
 def variance_figure(rows):
-    """Grouped bars of tr Cov[g] / tr Cov[total_return] per example (rows: verify.report.VarianceRow); linear
+    """Grouped bars of tr Cov[g] / tr Cov[total_return] per example (rows: verify.app.report.VarianceRow); linear
     axis from 0, the legend beside the plot."""
     plt = _pyplot()
     examples = list(dict.fromkeys(r.example for r in rows))
@@ -228,7 +228,7 @@ def check_output_dir(out: str | Path, names: list[str] | None = None, *, force: 
     if os.path.lexists(out) and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
     if not out.is_dir():        # to be created: the nearest existing ancestor must be a writable directory
-        from verify.io import check_output_path
+        from verify.model.io import check_output_path
 
         first = next((p for p in out.absolute().parents if os.path.lexists(p)), Path("/"))
         if not first.is_dir():
@@ -254,7 +254,7 @@ def _output_dir(out: str | Path, names: list[str], force: bool) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    from verify.io import atomic_write_with
+    from verify.model.io import atomic_write_with
 
     try:    # a temporary file renamed into place: never a half-written PNG (existence was checked before the run)
         return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=True,
@@ -265,7 +265,7 @@ def _save(fig, path: Path) -> Path:
 
 def write_report_plots(report, out, *, force: bool = False) -> list[Path]:
     """convergence-<example>.png per example and variance.png, from a Report built with ``trace`` > 0."""
-    from verify.builtin import EXAMPLE_NAMES, load_example
+    from verify.model.builtin import EXAMPLE_NAMES, load_example
 
     examples = list(dict.fromkeys(ex for ex, _ in report.estimators))
     names = [figure_name("convergence", ex) for ex in examples] + ["variance.png"]
@@ -280,8 +280,8 @@ def write_report_plots(report, out, *, force: bool = False) -> list[Path]:
 
 def write_problem_plots(problem: Problem, out, *, episodes: int, seed: int, force: bool = False) -> list[Path]:
     """convergence-<name>.png and variance-<name>.png for one problem, from one run of the whole catalog."""
-    from verify.mc import run_estimators
-    from verify.report import variance_rows
+    from verify.checks.mc import run_estimators
+    from verify.app.report import variance_rows
 
     name = problem.mdp.name
     files = [figure_name("convergence", name), figure_name("variance", name)]

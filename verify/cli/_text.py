@@ -68,7 +68,7 @@ def sampling_progress(what: str, episodes: int, *, color: bool = True) -> Iterat
     sampling, testing), episodes sampled and the elapsed time. Only on a terminal (a pipe or a log file gets
     nothing), without colour for ``color=False`` or NO_COLOR.
 
-    Yields ``track(sampler)``: the episode source to hand to ``verify.mc`` (the same batches, counted as they
+    Yields ``track(sampler)``: the episode source to hand to ``verify.checks.mc`` (the same batches, counted as they
     come). Off a terminal ``track`` returns the sampler unchanged.
     """
     from rich.console import Console
