@@ -670,8 +670,9 @@ def derivation_markdown(d: Derivation, status: dict | None = None, chain=None) -
 
 
 def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Iterable = (),
-                    status: dict | None = None, chain=None) -> str:
-    """The derivations and errata as Markdown with ``$$`` displays (renders on code-hosting sites)."""
+                    status: dict | None = None, chain=None, continuous: bool = True) -> str:
+    """The derivations, the continuous cases (as the LaTeX document) and errata as Markdown with ``$$`` displays
+    (renders on code-hosting sites)."""
     if derivations is None:
         from derive.seed import DERIVATIONS
         derivations = DERIVATIONS
@@ -691,6 +692,9 @@ def render_markdown(derivations: Sequence[Derivation] | None = None, errata: Ite
                   f"{counts['imposed']} hold on the grounding model by construction and {counts['assumed']} are "
                   "*assumed*, marked so below.", ""]
     out += [derivation_markdown(d, status, chain) for d in derivations]
+    if continuous:
+        from derive.continuous_markdown import continuous_markdown
+        out.append(continuous_markdown())
     errata = list(errata)
     if errata:
         out += ["## Errata of the source", "", f"{errata_counts(errata).capitalize()} of Schindorfer's "

@@ -208,7 +208,7 @@ def _scripts_html(text: str) -> str:
     <sub>/<sup>."""
     text = re.sub(r"_\(([^()]*)\)", r"<sub>\1</sub>", text)
     text = re.sub(r"\^\(([^()]*)\)", r"<sup>\1</sup>", text)
-    return re.sub(r"_([A-Za-zθτ](?:−1)?)", r"<sub>\1</sub>", text)
+    return re.sub(r"_([A-Za-zθτ]+(?:−1)?)", r"<sub>\1</sub>", text)     # g_total: the whole name
 
 
 def _part_unicode(p) -> str:
@@ -1080,24 +1080,59 @@ def latex_to_unicode(tex: str) -> str:
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
-                  "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}", "<": r"\textless{}",
-                  ">": r"\textgreater{}", "|": r"\textbar{}"}
+                  "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}", "|": r"\textbar{}"}
 _LATEX_MATH = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "θ": r"\theta", "λ": r"\lambda", "μ": r"\mu",
                "π": r"\pi", "ρ": r"\rho", "σ": r"\sigma", "τ": r"\tau", "Σ": r"\Sigma", "∇": r"\nabla",
                "∼": r"\sim", "≥": r"\geq", "≤": r"\leq", "≠": r"\neq", "→": r"\to", "·": r"\cdot", "∈": r"\in",
-               "×": r"\times", "≈": r"\approx", "∞": r"\infty", "∂": r"\partial", "ε": r"\varepsilon"}
-_LATEX_TEXT = {"…": r"\ldots{}", "“": "``", "”": "''", "’": "'", "‘": "`", "—": "---", "–": "--", "−": "--",
+               "×": r"\times", "≈": r"\approx", "∞": r"\infty", "∂": r"\partial", "ε": r"\varepsilon",
+               "−": "-", "<": "<", ">": ">"}     # a minus sign and relations are maths, not an en dash or \textless
+_LATEX_TEXT = {"…": r"\ldots{}", "“": "``", "”": "''", "’": "'", "‘": "`", "—": "---", "–": "--",
                "′": "'", "✓": r"$\checkmark$", "✗": r"$\times$",
                **{c: f"$_{d}$" for c, d in zip("₀₁₂₃₄₅₆₇₈₉", "0123456789")},
                **{c: f"$^{d}$" for c, d in zip("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")}}
 
 
+_NUMBER = r"−?\d+(?:\.\d+)?"
+# Maths that prose computes into its text: "θ = (2, −2)", "(S, A, H) = (2, 2, 2)", "H = 2", and signed or
+# exponent numbers ("−2", "1.5e−17"); everything else stays text.
+_PROSE_MATH = re.compile(
+    rf"(?<![\w\\.])(?P<lhs>[A-Za-zα-ω]|\((?:[A-Za-z], )+[A-Za-z]\)) = (?P<rhs>{_NUMBER}|\((?:{_NUMBER}, )+{_NUMBER}\))"
+    rf"(?![\w.])|(?<![\w.])(?P<sign>−?)(?P<digits>\d+(?:\.\d+)?)(?:e(?P<esign>[−+]?)(?P<exp>\d+))?(?![\w.])")
+
+
+def _inline_math(text: str) -> str:
+    return "".join(f"{_LATEX_MATH[c]} " if c in _LATEX_MATH and len(_LATEX_MATH[c]) > 1 else _LATEX_MATH.get(c, c)
+                   for c in text).replace(" ,", ",").replace(" )", ")").strip()
+
+
 def latex_escape(s: str) -> str:
-    """Escape prose for LaTeX text mode: specials escaped, Greek letters and relations as inline maths.
+    r"""Escape prose for LaTeX text mode: specials escaped, Greek letters and relations as inline maths.
 
     Prose here is words: mathematics is never written as a string (it is an expression or ``Tex``), so
-    this never has to guess at sub- and superscripts.  Unknown non-ASCII characters become ``?``.
+    this never has to guess at sub- and superscripts.  Unknown non-ASCII characters become ``?``. What prose
+    computes into its text is set as maths: an assignment of numbers, a number with a minus sign (not an en
+    dash) or an exponent:
+
+    >>> latex_escape("θ = (2, −2), H = 2, rewards −2 and 2, a < b, pages 3–4, 1.5e−17")
+    '$\\theta = (2, -2)$, $H = 2$, rewards $-2$ and 2, a $<$ b, pages 3--4, $1.5 \\cdot 10^{-17}$'
     """
+    out, at = [], 0
+    for m in _PROSE_MATH.finditer(s):
+        if m["lhs"]:
+            maths = f"{_inline_math(m['lhs'])} = {_inline_math(m['rhs'])}"
+        elif m["sign"] or m["exp"] is not None:
+            power = "" if m["exp"] is None else rf" \cdot 10^{{{'-' if m['esign'] == '−' else ''}{int(m['exp'])}}}"
+            maths = f"{'-' if m['sign'] else ''}{m['digits']}{power}"
+        else:
+            continue
+        out.append(_latex_escape_chars(s[at:m.start()]))
+        out.append(f"${maths}$")
+        at = m.end()
+    out.append(_latex_escape_chars(s[at:]))
+    return re.sub(r"(?<!\\)\$\$", "", "".join(out))     # adjacent maths join: $\theta$$<$ -> $\theta<$
+
+
+def _latex_escape_chars(s: str) -> str:
     out = []
     for ch in s:
         if ch in _LATEX_SPECIAL:

@@ -1,4 +1,4 @@
-"""``verify.html``: one self-contained, valid HTML5 file with every derivation step and erratum as MathML and the
+"""``verify.app.html``: one self-contained, valid HTML5 file with every derivation step and erratum as MathML and the
 figures inline as SVG. (The rendering in a real browser is checked by benchmarks/screenshot_report.py.)"""
 import re
 
@@ -74,3 +74,22 @@ def test_self_contained_with_inline_svg_figures(page):
 def test_without_figures_the_page_says_so(report):
     page = render_html(report, figures=False)
     assert "<svg" not in page and "Figures not requested" in page
+
+
+def test_banner_counts_failed_and_undecided_checks(report):
+    """The banner says what the terminal's last line says: an undecided check is neither passed nor hidden."""
+    import dataclasses
+
+    counts = {"checks": 10, "passed": 8, "failed": 1, "undecided": 1, "errata": 8}
+
+    class Counted(Report):
+        summary = property(lambda self: counts)
+
+    page = render_html(Counted(**{f.name: getattr(report, f.name) for f in dataclasses.fields(Report)}),
+                       figures=False)
+    banner = re.search(r'<div class="summary[^"]*">(.*?)</div>', page, re.S).group(1)
+    assert "8/10 checks passed, 1 failed, 1 undecided (not counted as passed), 8 errata" in banner, banner
+    counts.update(failed=0, undecided=0, passed=10)
+    page = render_html(Counted(**{f.name: getattr(report, f.name) for f in dataclasses.fields(Report)}),
+                       figures=False)
+    assert "10/10 checks passed, 8 errata" in page

@@ -66,8 +66,8 @@ def test_trace_matches_direct_running_statistics_across_chunks():
 
 def test_figures_draw_the_runs_the_tests_judged():
     """The trace ends at the very mean the consistency test used: one sample, not a second one."""
-    from verify.builtin import load_example
-    from verify.mc import run_estimators
+    from verify.model.builtin import load_example
+    from verify.checks.mc import run_estimators
     from verify.app.plots import TRACE_POINTS, convergence_figure
 
     runs = run_estimators(load_example("chain"), ["reward_to_go", "rtg_skip_current"], episodes=3000, seed=4,
@@ -80,6 +80,18 @@ def test_figures_draw_the_runs_the_tests_judged():
     labels = [ax.get_title() for ax in fig.axes]
     assert labels[:2] == ["unbiased estimators", "pitfalls (biased on some MDPs)"]
     assert all(ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes)
+    # Bands built from sample variances start at BAND_MIN_EPISODES (a variance of 1-3 episodes sent the dotted
+    # reference to the bottom of the log axis); the running means themselves start at n = 1.
+    from matplotlib.collections import PolyCollection
+
+    from verify.app.plots import BAND_MIN_EPISODES
+
+    dotted = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == ":"]
+    solid = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "-"]
+    assert dotted and min(line.get_xdata().min() for line in dotted) >= BAND_MIN_EPISODES
+    assert min(line.get_xdata().min() for line in solid) == 1
+    bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
+    assert bands and min(c.get_paths()[0].vertices[:, 0].min() for c in bands) >= BAND_MIN_EPISODES
 
 
 def test_gym_figure_names_are_sanitised(tmp_path):

@@ -1,4 +1,4 @@
-"""Property-based checks on generated MDPs and policies (``verify.strategies``).
+"""Property-based checks on generated MDPs and policies (``verify.testing.strategies``).
 
 Every expected value comes from an independent route: a second exact method, finite differences of an
 independently computed function, or an identity that must be zero. Tolerances are stated per test and are
@@ -9,13 +9,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from verify.episodes import discounted_returns, reward_to_go, score_sums
-from verify.estimators import ESTIMATORS, get_estimator
-from verify.exact import enumerate_trajectories, finite_difference_gradient, gradient
-from verify.mdp import TabularMDP
-from verify.moments import exact_moments, exact_moments_all
-from verify.policy import TabularSoftmax
-from verify.strategies import mdps, policies, problems, thetas
+from verify.numerics.episodes import discounted_returns, reward_to_go, score_sums
+from verify.checks.estimators import ESTIMATORS, get_estimator
+from verify.numerics.exact import enumerate_trajectories, finite_difference_gradient, gradient
+from verify.testing.fuzz import without_local_constants
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import exact_moments, exact_moments_all
+from verify.model.policy import TabularSoftmax
+from verify.testing.strategies import mdps, policies, problems, thetas
 
 FINITE = problems()                                     # horizon 1..4: enumeration-sized
 BOTH_KINDS = st.sampled_from(["tabular_softmax", "linear_softmax"])
@@ -106,7 +107,7 @@ def test_no_nan_or_inf_for_large_theta(data, mdp, kind):
 
 @given(FINITE, st.integers(0, 2**32 - 1))
 def test_sampling_is_identical_for_a_fixed_seed(problem, seed):
-    sampler = pytest.importorskip("verify.sampler")
+    sampler = pytest.importorskip("verify.numerics.sampler")
     one = sampler.sample_episodes(problem.mdp, problem.policy, 50, np.random.default_rng(seed))
     two = sampler.sample_episodes(problem.mdp, problem.policy, 50, np.random.default_rng(seed))
     for name in ("s_t", "a_t", "r_t", "lengths"):
@@ -196,7 +197,8 @@ def test_baseline_leaves_the_gradient_unchanged(data, problem):
 
 UNBIASED = [e for e in ESTIMATORS if e.unbiased]
 PITFALLS = [e for e in ESTIMATORS if not e.unbiased]
-# find() returns the shrunk minimal example; derandomized, so the example is the same on every run.
+# find() returns a shrunk example; derandomized, and without harvested constants, so for one Hypothesis version it
+# does not depend on the run or the test order (a newer Hypothesis may shrink elsewhere).
 FIND = settings(database=None, max_examples=2000, derandomize=True, phases=[Phase.generate, Phase.shrink],
                 suppress_health_check=list(HealthCheck))
 
@@ -237,12 +239,15 @@ def test_pitfall_biases_on_the_bandit_by_hand(name):
 
 @pytest.mark.parametrize("estimator", PITFALLS, ids=[e.name for e in PITFALLS])
 def test_pitfall_is_biased_on_a_small_generated_mdp(estimator):
-    # The shrunk example's properties, not its values (those belong to Hypothesis' shrinker of the day): it
-    # falsifies unbiasedness by a margin finite differences of J confirm (no score or DP code involved), and it
-    # is small: two actions (a one-action policy has no score), at most two states and three steps.
-    found = find(problems(), lambda p: exact_moments(estimator, p.mdp, p.policy).biased, settings=FIND)
+    # Properties of what find() returns, never its size: where Hypothesis' shrinker stops depends on its version
+    # and on the constants it harvests from the modules loaded so far (the test order), even derandomized. Any
+    # counterexample falsifies unbiasedness by a margin finite differences of J confirm (no score or DP code
+    # involved) and has at least two actions (a one-action policy has no score, so every estimator is 0 = grad J).
+    # The hand-worked bandit above pins the biases themselves.
+    with without_local_constants():
+        found = find(problems(), lambda p: exact_moments(estimator, p.mdp, p.policy).biased, settings=FIND)
     mdp, pol = found.mdp, found.policy
     m = exact_moments(estimator, mdp, pol)
     fd = finite_difference_gradient(mdp, pol)
     assert np.abs(m.mean - fd).max() > 1e-6 * m.scale, (m.mean, fd)
-    assert mdp.n_actions == 2 and mdp.n_states <= 2 and mdp.horizon <= 3, (mdp.n_states, mdp.n_actions, mdp.horizon)
+    assert mdp.n_actions >= 2, mdp.n_actions

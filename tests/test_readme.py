@@ -15,11 +15,16 @@ Conventions for the documents (one test per block, named DOC:LINE):
 - An HTML comment right before a block changes it: ``<!-- test: file NAME -->`` writes the block to NAME instead
   of running it (later blocks of the same document use it), ``<!-- test: slow -->`` marks it slow (every
   runnable block of docs/*.md is: ``pytest -m "not slow"`` runs the README's),
-  ``<!-- test: skip (REASON) -->`` skips it (the reason is required, e.g. a command CI runs elsewhere).
+  ``<!-- test: skip (REASON) -->`` skips it (the reason is required, e.g. a command CI runs elsewhere),
+  ``<!-- test: needs torch -->`` (or ``jax``, ``torch jax``) declares the optional extras a block imports: it is
+  skipped when one is missing, except under ``CI`` (set in CI, where the extras are installed), where it runs
+  and a missing extra fails it. A block that imports torch or jax must declare it (a test checks).
 
 Each document runs in its own temporary directory (``examples`` linked to the repository's, so
 ``examples.user_reinforce:...`` imports as from the repository root), with ``pgverify`` and ``python`` from this
-interpreter, ``NO_COLOR=1`` and ``COLUMNS=80``: what a user sees in an 80-column terminal.
+interpreter (small scripts that ``exec`` it: a symbolic link would start a virtual environment's base
+interpreter, without the environment's packages), the environment's ``bin`` directory next on ``PATH``,
+``NO_COLOR=1`` and ``COLUMNS=80``: what a user sees in an 80-column terminal.
 """
 from __future__ import annotations
 
@@ -39,6 +44,10 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 DIRECTIVE = re.compile(r"^<!--\s*test:\s*(\w+)\s*(.*?)\s*-->\s*$")
 COMMAND = re.compile(r"^\s*(\$ |pgverify |python3? |pip |pytest\b)")
 EXIT = re.compile(r"\s#\s*exit\s+(\d+)\b.*$")
+# Optional extras a block may declare with `needs`: the module that proves it installed, the command that installs it.
+EXTRAS = {"torch": ("torch", "pip install 'pgverify[torch]'"), "jax": ("jax", "pip install 'pgverify[jax]'")}
+# What a runnable block's text shows it uses: torch (the walk-through runs the PyTorch gallery), jax (rlax needs it).
+USES = {"torch": re.compile(r"\btorch\b|\bframeworks[./]tutorial\b"), "jax": re.compile(r"\b(jax|rlax)\b")}
 TIMEOUT_S = 300
 
 
@@ -48,7 +57,7 @@ class Block:
     line: int               # 1-based line of the opening fence
     lang: str
     text: str
-    directive: str | None   # file, slow, skip
+    directive: str | None   # file, slow, skip, needs
     argument: str
 
     @property
@@ -78,10 +87,13 @@ def parse_blocks(doc: Path) -> list[Block]:
 BLOCKS = [b for doc in DOCUMENTS for b in parse_blocks(doc)]
 
 
+def _runs(block: Block) -> bool:
+    return block.directive != "file" and block.lang in ("console", "sh", "bash", "shell", "python")
+
+
 def _param(block: Block):
     # The quick subset (pytest -m "not slow") keeps the README's blocks; the docs' runnable blocks are slow.
-    runs = block.directive != "file" and block.lang in ("console", "sh", "bash", "shell", "python")
-    slow = block.directive == "slow" or (block.doc.name != "README.md" and runs)
+    slow = block.directive == "slow" or (block.doc.name != "README.md" and _runs(block))
     marks = [pytest.mark.slow] if slow else []
     return pytest.param(block, id=block.id, marks=marks)
 
@@ -107,24 +119,74 @@ def parse_transcript(text: str) -> list[tuple[str, int, str | None]]:
     return out
 
 
+class Workdirs:
+    """One directory per document, with ``examples`` and bin/{python,pgverify} for this interpreter, where the
+    document's blocks run in order: a block finds the files its document's earlier blocks made (a command's
+    output file, not only ``file`` blocks). A block asked for out of order (alone, ``-k``, a random order) gets a
+    fresh directory in which the earlier runnable blocks are replayed first (their results unchecked: each is
+    checked by its own test)."""
+
+    def __init__(self, factory, bindirs: dict):
+        self.factory, self.bindirs, self.state = factory, bindirs, {}
+
+    def prepared(self, block: Block) -> tuple[Path, Path]:
+        doc, bindir = block.doc, self.bindirs[block.doc]
+        cwd, done = self.state.get(doc, (None, None))
+        if cwd is None or done >= block.line:
+            cwd, done = self.factory.mktemp(doc.stem), 0
+            (cwd / "examples").symlink_to(REPO / "examples")
+        env = _environment(bindir)
+        for earlier in BLOCKS:
+            if earlier.doc == doc and done < earlier.line < block.line and _replayable(earlier):
+                _write_files(doc, earlier.line, cwd)
+                for command in _commands(earlier, cwd):
+                    _run(command, cwd, env)
+        self.state[doc] = (cwd, block.line)
+        return cwd, bindir
+
+
+def _replayable(block: Block) -> bool:
+    import importlib.util
+
+    if not _runs(block) or block.directive == "skip" or (block.lang == "python" and _is_doctest(block)):
+        return False
+    needs = block.argument.replace(",", " ").split() if block.directive == "needs" else []
+    return all(importlib.util.find_spec(EXTRAS[n][0]) is not None for n in needs if n in EXTRAS)
+
+
+def _commands(block: Block, cwd: Path) -> list[str]:
+    """The shell commands a console, sh or (non-doctest) python block runs, in order."""
+    if block.lang == "console":
+        return [command for command, _, _ in parse_transcript(block.text)]
+    if block.lang == "python":
+        script = cwd / f"block_{block.line}.py"
+        script.write_text(block.text + "\n\nfor _name, _f in list(globals().items()):\n"
+                          "    if _name.startswith('test_') and callable(_f):\n        _f()\n")
+        return [f'python "{script.name}"']
+    return [c for c in (line.strip() for line in block.text.splitlines()) if c and not c.startswith("#")]
+
+
 @pytest.fixture(scope="module")
 def workdirs(tmp_path_factory):
-    """One directory per document, with ``examples`` and bin/{python,pgverify} for this interpreter."""
+    """The documents' directories (``Workdirs``) and bin/{python,pgverify} for this interpreter."""
     dirs = {}
     for doc in DOCUMENTS:
-        d = tmp_path_factory.mktemp(doc.stem)
-        (d / "examples").symlink_to(REPO / "examples")
         bindir = tmp_path_factory.mktemp("bin")
-        (bindir / "python").symlink_to(sys.executable)
+        # A script, not a symbolic link: python resolves a link to the base interpreter, outside the venv.
+        (bindir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        (bindir / "python").chmod(0o755)
         (bindir / "pgverify").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m verify "$@"\n')
         (bindir / "pgverify").chmod(0o755)
-        dirs[doc] = (d, bindir)
-    return dirs
+        dirs[doc] = bindir
+    return Workdirs(tmp_path_factory, dirs)
 
 
 def _environment(bindir: Path) -> dict:
     env = dict(os.environ)
-    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1", COLUMNS="80", TERM="dumb",
+    # The environment's bin directory next: pytest, pip and other console scripts of this interpreter's venv.
+    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
+    env.update(PATH=os.pathsep.join([str(bindir), venv_bin, env.get("PATH", "")]), NO_COLOR="1", COLUMNS="80",
+               TERM="dumb",
                PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])]))
     env.pop("FORCE_COLOR", None)
     return env
@@ -174,16 +236,42 @@ def test_documents_stand_alone():
         assert commit is None, f"{doc.name} cites a commit hash: {commit.group()}"
 
 
+def _skip_without_extras(block: Block) -> None:
+    """Skip a ``needs`` block whose extras are missing, outside CI only: CI installs them, so there it must run."""
+    import importlib.util
+
+    names = block.argument.replace(",", " ").split()
+    assert names and set(names) <= set(EXTRAS), f"{block.id}: needs one of {', '.join(EXTRAS)}, got {names}"
+    missing = [n for n in names if importlib.util.find_spec(EXTRAS[n][0]) is None]
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"{block.id} needs {' and '.join(missing)} ({'; '.join(EXTRAS[n][1] for n in missing)}); "
+                    "CI runs it")
+
+
+def test_blocks_using_a_framework_declare_it():
+    """A runnable block that uses torch or jax says so (``needs``), so a machine without the extra skips it rather
+    than failing, and only those blocks are skipped."""
+    for block in BLOCKS:
+        if not _runs(block) or block.directive == "skip":
+            continue
+        used = {name for name, pattern in USES.items() if pattern.search(block.text)}
+        declared = set(block.argument.replace(",", " ").split()) if block.directive == "needs" else set()
+        assert used == declared, f"{block.id}: uses {sorted(used) or 'no extra'}, declares {sorted(declared) or 'none'}"
+
+
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_code_block(block: Block, workdirs):
     if block.directive == "skip":
         assert block.argument, f"{block.id}: a skipped block must say why"
         pytest.skip(f"{block.id}: {block.argument}")
+    if block.directive == "needs":
+        _skip_without_extras(block)
     if block.directive == "file" or block.lang in ("text", "markdown", "md", "toml", "yaml"):
         return
-    cwd, bindir = workdirs[block.doc]
-    _write_files(block.doc, block.line, cwd)
-    env = _environment(bindir)
+    if _runs(block):
+        cwd, bindir = workdirs.prepared(block)
+        _write_files(block.doc, block.line, cwd)
+        env = _environment(bindir)
     if block.lang == "json":
         import json
 
@@ -199,10 +287,7 @@ def test_code_block(block: Block, workdirs):
             res = _run(f'python -m doctest -o ELLIPSIS -o NORMALIZE_WHITESPACE "{path.name}"', cwd, env)
             assert res.returncode == 0, f"{block.id}: doctest failed:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}"
     elif block.lang == "python":
-        script = cwd / f"block_{block.line}.py"
-        script.write_text(block.text + "\n\nfor _name, _f in list(globals().items()):\n"
-                          "    if _name.startswith('test_') and callable(_f):\n        _f()\n")
-        res = _run(f'python "{script.name}"', cwd, env)
+        res = _run(_commands(block, cwd)[0], cwd, env)
         assert res.returncode == 0, f"{block.id}: python block failed:\n{res.stdout}\n{res.stderr[-4000:]}"
     elif block.lang == "console":
         for command, status, expected in parse_transcript(block.text):
@@ -216,9 +301,7 @@ def test_code_block(block: Block, workdirs):
         assert not commands, (f"{block.id}: a block without a language is shown output, not run; put commands "
                               f"in a console or sh block so the tests run them: {commands[0]!r}")
     elif block.lang in ("sh", "bash", "shell"):
-        for command in filter(None, (line.strip() for line in block.text.splitlines())):
-            if command.startswith("#"):
-                continue
+        for command in _commands(block, cwd):
             m = EXIT.search(command)
             res = _run(command, cwd, env)
             assert res.returncode == (int(m.group(1)) if m else 0), \

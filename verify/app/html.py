@@ -234,6 +234,13 @@ def _self_check(data: dict | None) -> str:
     return f'<p id="self-check">{mark} Self-check: {_e(data.get("message", ""))}</p>'
 
 
+def _not_passed(summary: dict) -> str:
+    """The banner's counts beyond the passed ones, as the terminal's last line says them."""
+    failed, undecided = summary.get("failed", 0), summary.get("undecided", 0)
+    return (f", {failed} failed" if failed else "") + (
+        f", {undecided} undecided (not counted as passed)" if undecided else "")
+
+
 def render_html(report, *, figures: bool = True) -> str:
     """The whole report as one self-contained HTML5 document (MathML maths, inline SVG figures, no network)."""
     data = report.to_json()
@@ -256,8 +263,9 @@ def render_html(report, *, figures: bool = True) -> str:
         "(1992); R. S. Sutton et al. (2000); J. Schulman et al. (2016); J. Achiam, <cite>Spinning Up in Deep "
         "Reinforcement Learning</cite> (OpenAI, 2018).</p>",
         f'<div class="summary {"pass" if passed else "fail"}"><strong>{status}</strong>: '
-        f'{_e(summary.get("passed", "?"))}/{_e(summary.get("checks", "?"))} checks passed, '
-        f'{_e(summary.get("errata", len(report.errata)))} errata; random seed {_e(data.get("seed"))}. '
+        f'{_e(summary.get("passed", "?"))}/{_e(summary.get("checks", "?"))} checks passed'
+        f'{_e(_not_passed(summary))}, {_e(summary.get("errata", len(report.errata)))} errata; '
+        f'random seed {_e(data.get("seed"))}. '
         f'Replay: <code>{_e(data.get("command", ""))}</code></div>',
         _derivations(report), _continuous(report), _errata(report),
         _table("3. Exact gradients", "gradients", data.get("gradients", [])),

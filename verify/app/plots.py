@@ -29,6 +29,10 @@ __all__ = ["TRACE_POINTS", "check_output_dir", "convergence_figure", "figure_nam
 
 TRACE_POINTS = 200      # checkpoints per curve: log-spaced, they look the same as all N and draw far faster
 COMPONENTS = 3          # small multiples: the components with the largest |grad J|
+# Bands from sample variances start at this many episodes: below it the variance of a few episodes is noise (zero
+# for n = 1, so the dotted reference plunged to the bottom of the log axis near n = 1-3); the z-tests use the
+# same count (verify.checks.stats.MIN_NONZERO).
+BAND_MIN_EPISODES = 30
 PLOT_HINT = "pip install 'pgverify[plot]'"
 
 
@@ -107,7 +111,7 @@ def convergence_figure(runs, *, problem: Problem | None = None):
     """Relative error of the whole vector and the components of largest |grad J|, from the runs' traces.
 
     Args:
-      runs: ``verify.mc.McResult`` of one problem and one sample, each with a ``trace``.
+      runs: ``verify.checks.mc.McResult`` of one problem and one sample, each with a ``trace``.
       problem: for the title's θ (optional).
     """
     plt = _pyplot()
@@ -135,8 +139,10 @@ def convergence_figure(runs, *, problem: Problem | None = None):
             err, band, _ = r.trace.relative_error(grad)
             c = colors[i % len(colors)]
             ax.plot(r.trace.n, err, color=c, linewidth=1.2, label=names)
-            shown = band > 0          # no band where the sample has no spread yet (or never: a constant estimator)
-            ax.plot(r.trace.n[shown], band[shown], color=c, linewidth=0.8, linestyle=":")
+            # no band where the sample has no spread yet (or never: a constant estimator), nor before its variance means
+            # anything
+            shown = (band > 0) & (r.trace.n >= BAND_MIN_EPISODES)
+            ax.plot(r.trace.n[shown], band[shown], color=c, linewidth=0.8, linestyle=":", alpha=0.8)
             lows += [v for v in (err[-1], band[-1]) if v > 0]
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -153,7 +159,9 @@ def convergence_figure(runs, *, problem: Problem | None = None):
                 m = r.trace.mean.reshape(len(r.trace.n), -1)[:, k]
                 half = 1.96 * np.sqrt(r.trace.var[:, j] / r.trace.n)
                 c = colors[i % len(colors)]
-                ax.fill_between(r.trace.n, m - half, m + half, color=c, alpha=0.15, linewidth=0)
+                banded = r.trace.n >= BAND_MIN_EPISODES
+                ax.fill_between(r.trace.n[banded], (m - half)[banded], (m + half)[banded], color=c, alpha=0.1,
+                                linewidth=0)
                 ax.plot(r.trace.n, m, color=c, linewidth=1)
                 spans.append(abs(m[-1] - exact) + 4 * half[-1])
             ax.axhline(exact, color="black", linestyle="--", linewidth=1)
@@ -172,7 +180,8 @@ def convergence_figure(runs, *, problem: Problem | None = None):
              f"({first.episodes} episodes, seed {first.seed})")
     sub = (f"{_theta_text(problem)}; ‖∇J‖ = {scale:.3g}. Top: relative error of the whole vector (solid) and "
            f"2·sqrt(tr Cov[g]/n)/‖∇J‖ (dotted), which an unbiased mean stays near and below. Below: the "
-           f"{len(comps)} components with the largest |∇J|, running mean with 95% band; dashed = exact ∇J.")
+           f"{len(comps)} components with the largest |∇J|, running mean with 95% band; dashed = exact ∇J. Bands "
+           f"from n = {BAND_MIN_EPISODES} episodes (fewer give no usable variance).")
     width = int(fig.get_figwidth() * 15)
     fig.suptitle("\n".join([title, *textwrap.wrap(sub, width)]), fontsize=9)
     # fixed margins: tight_layout costs seconds on log-scale panels; the legends sit in the bottom margin
@@ -182,7 +191,7 @@ def convergence_figure(runs, *, problem: Problem | None = None):
 
 
 def variance_figure(rows):
-    """Grouped bars of tr Cov[g] / tr Cov[total_return] per example (rows: verify.report.VarianceRow); linear
+    """Grouped bars of tr Cov[g] / tr Cov[total_return] per example (rows: verify.app.report.VarianceRow); linear
     axis from 0, the legend beside the plot."""
     plt = _pyplot()
     examples = list(dict.fromkeys(r.example for r in rows))

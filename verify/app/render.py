@@ -15,7 +15,7 @@ from rich.table import Table
 
 from verify.app.report import Report
 from verify.checks.text import TEST_NAMES, describe_test, format_estimator_check, number as _g
-from verify.checks.text import paired_miss as _paired_miss, power_line as _power_line
+from verify.checks.text import not_enumerated as _not_enumerated, paired_miss as _paired_miss, power_line as _power_line
 
 if TYPE_CHECKING:
     from verify.checks.mc import CheckResult, McResult
@@ -91,6 +91,15 @@ def _derivation(console: Console, report: Report) -> None:
             console.print("   not evaluated: " + "; ".join(f"{n} ({why})" for n, why in skipped))
     table = _table("   Continuous case, steps (1)-(7) in closed form", "model", "θ", "∇E[f]", "E[f ∇log p]",
                    "steps that fail", "expected", "verdict")
+    # The model's longest word ("Uniform(0,") gets its whole width: at 80 columns without vertical rules, as the
+    # compact estimator table; a word wider than any column folds rather than being cut to "Uniform(…".
+    if console.width < WIDE:
+        from rich import box
+
+        table.box, table.pad_edge = box.SIMPLE_HEAD, False
+    for col in table.columns:
+        col.overflow = "fold"
+    table.columns[0].min_width = max((len(w) for row in report.continuous for w in row.model.split()), default=0)
     for row in report.continuous:
         table.add_row(row.model, row.expectation, _maths(row.values[0]), _maths(row.values[1]),
                       ", ".join(map(str, row.failing_steps)) or "none",
@@ -155,7 +164,7 @@ def _estimators(console: Console, report: Report, reproduce) -> None:
     console.print(estimator_table(report.estimators, f"4. Monte Carlo: estimators vs exact ∇J ({first.episodes} "
                                   f"episodes, seed {first.seed}, α = {first.alpha:g} per test)",
                                   compact=console.width < WIDE))
-    console.print(_legend(report.estimators), markup=False)
+    console.print(_legend(report.estimators, compact=console.width < WIDE), markup=False)
     _notes(console, report.estimators)
     for ex, row in report.estimators:
         if row.status != "passed":
@@ -238,7 +247,7 @@ def format_mc(r: McResult, command: str | None = None) -> str:
                         "one)",
               "unpaired": "the unpaired test" + ("" if r.paired is None else
                                                  f" (more powerful here than the paired one against {r.reference})")}
-        lines.append(f"verdict: {verdict.upper()}, decided by {by[r.chosen]}; too many trajectories to enumerate")
+        lines.append(f"verdict: {verdict.upper()}, decided by {by[r.chosen]}; {_not_enumerated(r)}")
     w = t.worst
     lines.append(f"Monte Carlo, unpaired (E[g] = grad J): {describe_test(t)}")
     if not t.undecided:
@@ -294,23 +303,28 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
     return table
 
 
-def _legend(rows) -> str:
-    """The table's key, and the false-alarm self-check's sentence computed from the count (``verify.checks.selfcheck``);
-    rows: ``CheckRow`` or (example, ``CheckRow``)."""
+def _legend(rows, compact: bool = False) -> str:
+    """The table's key (the compact table's explains only the columns it shows), and the false-alarm self-check's
+    sentence computed from the count (``verify.checks.selfcheck``); rows: ``CheckRow`` or (example, ``CheckRow``)."""
     from verify.checks.mc import DETECT_POWER
     from verify.checks.selfcheck import false_alarm_check
 
     check = false_alarm_check(rows)
-    return (f"exact max|bias| and effect (bias / per-episode std) by enumeration decide wherever they are known (? = "
-            f"not enumerable: the Monte Carlo test decides, paired against a catalog control or unpaired, whichever "
-            f"detects smaller biases). detects: median over components of the smallest bias the test catches with "
-            f"probability {DETECT_POWER}. ? undecided = the run could not tell (never counted as passed). "
-            + ("\n" if not check.passed else "")
+    exact = ("exact max|bias| by enumeration decides" if compact else
+             "exact max|bias| and effect (bias / per-episode std) by enumeration decide")
+    detects = ("p-value: of the Monte Carlo test (the wide table and --json add the effect, the test and its "
+               "power). " if compact else
+               f"detects: median over components of the smallest bias the test catches with probability "
+               f"{DETECT_POWER}. ")
+    return (f"{exact} wherever known (? = not enumerable: the Monte Carlo test decides, paired against a catalog "
+            f"control or unpaired, whichever detects smaller biases). {detects}? undecided = the run could not tell "
+            "(never counted as passed). " + ("\n" if not check.passed else "")
             + f"{MARK[check.passed] if check.tests else '?'} Self-check: {check.summary()}.")
 
 
 def _notes(console: Console, rows) -> None:
-    """One line per pitfall that is no pitfall on this problem (``verify.checks.equivalence``): why its row expects no bias."""
+    """One line per pitfall that is no pitfall on this problem (``verify.checks.equivalence``): why its row expects no
+    bias."""
     for item in rows:
         ex, row = item if isinstance(item, tuple) else (None, item)
         if row.note:
@@ -328,7 +342,7 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
     first = check.rows[0].mc
     console.print(estimator_table(check.rows, f"Estimators vs exact grad J ({first.episodes} episodes, seed "
                                               f"{first.seed}, alpha {first.alpha:g})", compact=console.width < WIDE))
-    console.print(_legend(check.rows), markup=False)
+    console.print(_legend(check.rows, compact=console.width < WIDE), markup=False)
     _notes(console, check.rows)
     for row in check.rows:
         if row.status != "passed":

@@ -95,6 +95,12 @@ def _unnamed_bias(c: EstimatorCheck) -> list[str]:
     return lines
 
 
+def not_enumerated(r: McResult, reason: str = "too many trajectories to enumerate") -> str:
+    """Why a result has no exact moments: the trajectories could not be enumerated, or the sample covariance was
+    asked for."""
+    return "trajectories not enumerated: the sample covariance was asked for" if r.covariance == "sample" else reason
+
+
 def format_estimator_check(c: EstimatorCheck) -> str:
     """``check_estimator``'s report: the verdict and what decided it, the worst component's numbers, the Monte Carlo
     tests, the power, the seed and how to reproduce it."""
@@ -109,7 +115,7 @@ def format_estimator_check(c: EstimatorCheck) -> str:
         words = {"consistent": "consistent with the exact gradient", "undecided": "UNDECIDED",
                  "inconsistent": "INCONSISTENT with the exact gradient"}
         test = (f"paired test against {r.reference}" if r.chosen == "paired" else "unpaired test")
-        head = f"{words[c.verdict]} (Monte Carlo, {test}; too large to enumerate)"
+        head = f"{words[c.verdict]} (Monte Carlo, {test}; {not_enumerated(r, 'too large to enumerate')})"
     lines = [f"estimator {c.estimator} on {c.problem}: {head}"]
     values = f"exact grad J {c.grad[w]:.6g}"
     if exact:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the policy-gradient (REINFORCE) derivation symbolically and numerically: exact "
                     "gradients of tabular MDPs, Monte Carlo estimators against them, and the derivation's steps.",
         epilog="Exit codes: 0 all checks passed, 1 a check failed, 2 bad usage or invalid input. "
-               "See README.md for the MDP file format.")
+               "The MDP file format: docs/reference.md, 'The MDP file format'.")
     parser.add_argument("--version", action="version", version=f"pgverify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

@@ -156,7 +156,8 @@ def add_gym_arguments(parser: argparse.ArgumentParser, *, with_file: bool = True
 
 def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
     """FILE, or --gym ENV_ID with --gym-kwargs; --horizon, --gamma and --theta apply to either."""
-    parser.add_argument("file", nargs="?", metavar="FILE", help="MDP file (JSON, see README)")
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="MDP file (JSON; docs/reference.md, 'The MDP file format')")
     parser.add_argument("--example", metavar="NAME",
                         help="instead of FILE, a built-in example: bandit, chain, gridworld or discounted")
     parser.add_argument("--gym", metavar="ENV_ID",

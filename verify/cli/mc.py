@@ -15,6 +15,7 @@ from verify.cli._args import (
     seconds_arg,
     seed_arg,
 )
+from verify.cli._text import print_folded, sampling_progress
 from verify.errors import UsageError
 from verify.model.problem import Problem
 
@@ -30,12 +31,15 @@ def register(sub) -> None:
     add_problem_arguments(p)
     p.add_argument("--estimator", required=True, metavar="NAME|MODULE:FUNCTION",
                    help="catalog name (see pgverify estimators), or your own estimator as package.module:function "
-                        "or path/to/file.py:function (the current directory is importable; contract: README, "
-                        "'Check your own estimator'); yours also fails when enumeration proves a bias")
+                        "or path/to/file.py:function (the current directory is importable; contract: "
+                        "docs/estimators.md, 'Check your own estimator'); yours also fails when enumeration proves "
+                        "a bias")
     _add_mc_arguments(p)
     p.add_argument("--sampler", choices=("pgverify", "gymnasium"), default="pgverify",
                    help="who samples the episodes: pgverify's vectorised sampler of the MDP (default), or, with "
                         "--gym, gymnasium's own env.reset/env.step loop (an independent check of the import)")
+    p.add_argument("--no-color", action="store_true",
+                   help="no colour in the progress display (shown on stderr while sampling, on a terminal only)")
     p.set_defaults(func=run_mc)
 
     p = sub.add_parser("check", help="exact gradients cross-checked, then every estimator on one MDP",
@@ -102,7 +106,7 @@ def run_mc(args) -> int:
         if args.json:
             print_json({**check.to_json(), "command": check.reproduce})
         else:
-            print(check.format())
+            print_folded(check.format())
         return EXIT_OK if check.passed else EXIT_FAIL
     sampler = None
     if args.sampler == "gymnasium":
@@ -112,13 +116,19 @@ def run_mc(args) -> int:
         from verify.frameworks.gym_sampler import gymnasium_sampler
 
         sampler = gymnasium_sampler(args.gym, parse_gym_kwargs(args.gym_kwargs))
-    result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
-                    covariance=args.covariance, sampler=sampler)
+    if sampler is None:
+        from verify.numerics.sampler import iter_episode_chunks
+
+        sampler = iter_episode_chunks        # what run_mc samples with by default: the same episodes
+    with sampling_progress(f"{problem.mdp.name}, {args.estimator}", args.episodes,
+                           color=not args.no_color) as track:
+        result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                        covariance=args.covariance, sampler=track(sampler))
     command = reproduce_command(args, result)
     if args.json:
         print_json({**result.to_json(), "command": command})
     else:
-        print(format_mc(result, command))
+        print_folded(format_mc(result, command))
     return EXIT_OK if result.verdict == "consistent" else EXIT_FAIL
 
 
@@ -152,9 +162,9 @@ def _check_one_estimator(args, problem: Problem) -> int:
         print_json({"problem": problem.mdp.name, "passed": passed, "gradients": gradients.to_json(),
                     "estimator": check.to_json()})
     else:
-        print(f"{problem.mdp.name}: J(theta) = {gradients.J:.10g}; {', '.join(gradients.methods)} agree within "
-              f"{gradients.max_abs_diff:.1e} (tol {gradients.tol:.0e}): {'ok' if gradients.passed else 'FAILED'}")
-        print(check.format())
+        print_folded(f"{problem.mdp.name}: J(theta) = {gradients.J:.10g}; {', '.join(gradients.methods)} agree "
+                     f"within {gradients.max_abs_diff:.1e} (tol {gradients.tol:.0e}): "
+                     f"{'ok' if gradients.passed else 'FAILED'}\n{check.format()}")
     return EXIT_OK if passed else EXIT_FAIL
 
 

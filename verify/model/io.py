@@ -164,6 +164,8 @@ def format_bytes(n: float) -> str:
     >>> format_bytes(48000000000), format_bytes(100)
     ('44.7 GiB', '100 B')
     """
+    if not math.isfinite(n):        # an overflowed size estimate (require_memory refuses it, naming it)
+        return f"{n} B"
     for unit, size in (("TiB", 2**40), ("GiB", GiB), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
