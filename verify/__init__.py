@@ -48,6 +48,7 @@ _EXPORTS = {
     "from_weights": "verify.estimators", "get_estimator": "verify.estimators",
     "exact_moments": "verify.moments",
     "assert_estimator_unbiased": "verify.gradcheck", "check_estimator": "verify.gradcheck",
+    "Undecided": "verify.gradcheck",
     "assert_batch_estimator_unbiased": "verify.batchcheck", "check_batch_estimator": "verify.batchcheck",
 }
 _SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies")

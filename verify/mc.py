@@ -40,6 +40,15 @@ from verify.errors import UsageError
 from verify.estimators import ESTIMATORS, Estimator, get_estimator
 from verify.exact import directional_derivatives, finite_difference_gradient, gradient
 from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.power import (
+    DEFAULT_RESOLUTION,
+    combined_detectable,
+    episodes_for,
+    rare_components,
+    resolved,
+    scaling_errors,
+    structural,
+)
 from verify.problem import Problem
 from verify.sampler import iter_episode_chunks
 from verify.stats import (
@@ -58,6 +67,7 @@ from verify.trace import ConvergenceTrace, TraceRecorder
 
 __all__ = [
     "COVARIANCES",
+    "DEFAULT_RESOLUTION",
     "DEFAULT_ALPHA",
     "DEFAULT_EPISODES",
     "DETECT_FRACTION",
@@ -90,7 +100,8 @@ FULL_MOMENTS_MAX_D = 256   # beyond, sample moments keep the variances only (all
 ENUMERATION_LIMIT = 200_000
 COVARIANCES = ("auto", "exact", "sample")
 GRADIENT_TOL = 1e-8   # enumeration/DP/solve agree to ~1e-12; central differences limit this to ~1e-9
-REFERENCES = ("reward_to_go", "baseline_value")   # the paired test's controls: unbiased on every MDP
+# The paired test's controls, unbiased on every MDP: the pilot chunk picks the one closest to the estimator.
+REFERENCES = ("reward_to_go", "baseline_value", "q_value", "advantage")
 TRACE_COMPONENTS = 4   # components (largest |grad J|) whose own running variance a trace keeps
 
 
@@ -135,7 +146,10 @@ class McResult:
       detectable: the effect size (per-episode standard deviations) ``test`` rejects with probability DETECT_POWER.
       component: readable name of the decisive test's worst component.
       paired: the paired test of E[g - g_ref] = 0 (sampling only; None otherwise); reference: g_ref's name.
-      chosen: which sampled test decides: "paired" or "unpaired".
+      chosen: which sampled test the verdict reports: the one that rejected (paired first), else the one with
+        more power. With both, each runs at alpha / 2 (Bonferroni), and a bias is seen when either sees it.
+      resolution: "consistent" needs the power to see a bias of resolution x max |grad J| in every component
+        (``verify.power``); otherwise the sampled verdict is "undecided".
     """
 
     problem: str
@@ -151,6 +165,7 @@ class McResult:
     reference: str | None = None
     chosen: str = "unpaired"
     covariance: str = "auto"
+    resolution: float = DEFAULT_RESOLUTION
     namer: Callable[[tuple[int, ...]], str] | None = field(default=None, repr=False)
     trace: ConvergenceTrace | None = field(default=None, repr=False)   # run_estimators(trace=C): for the figures
 
@@ -175,12 +190,74 @@ class McResult:
         return "exact" if self.moments is not None else self.chosen
 
     @property
+    def tests(self) -> tuple[ConsistencyResult, ...]:
+        """The sampled tests of the run: the unpaired one, and the paired one when there is one."""
+        return (self.test,) if self.paired is None else (self.test, self.paired)
+
+    @property
     def verdict(self) -> str:
-        """"biased" / "consistent" by the exact bias when enumerated, else the sampled test's "consistent",
-        "inconsistent" or "undecided"."""
+        """"biased" / "consistent" by the exact bias when enumerated; else "inconsistent" when a sampled test
+        rejected, "consistent" when none did and the run had the power to see a bias of ``resolution`` x max
+        |grad J| in every component with no rare difference left untested, else "undecided"."""
         if self.moments is not None:
             return "biased" if self.moments.biased else "consistent"
-        return self.sampled.verdict
+        if any(t.verdict == "inconsistent" for t in self.tests):
+            return "inconsistent"
+        return "undecided" if self.undecided_reason else "consistent"
+
+    @property
+    def rare(self):
+        """``power.rare_components`` of the paired test: where g differs from the reference too rarely to test,
+        and no other test sees a bias either."""
+        blind = ~np.isfinite(self.detectable_bias)
+        return [c for c in rare_components(self.paired, limit=None) if blind[c.index]][:3]
+
+    @property
+    def resolution_size(self) -> float:
+        """The bias a decided sampled verdict must be able to see: resolution x max |grad J|."""
+        return self.resolution * float(np.abs(self.test.exact).max(initial=0.0))
+
+    @property
+    def resolved(self) -> bool:
+        """Every component's detectable bias is at most ``resolution_size`` (always True when enumerated)."""
+        return self.moments is not None or resolved(self.detectable_bias_or_none, self.test.exact, self.resolution,
+                                                    structural(self.tests, self.test.exact))
+
+    @property
+    def undecided_reason(self) -> str:
+        """Why a sampled run that rejected nothing is not "consistent" ("" when it is, or when it rejected)."""
+        if self.moments is not None or any(t.verdict == "inconsistent" for t in self.tests):
+            return ""
+        if all(t.undecided for t in self.tests):
+            return self.sampled.reason
+        rare = self.rare
+        if rare:
+            names = "; ".join(f"{self.name_of(c.index)} (differs in {c.episodes} of {c.n} episodes, mean "
+                              f"difference {c.mean:.2g}; about {c.visits_needed} such episodes needed)" for c in rare)
+            return (f"g differs from {self.reference} where the differences are too few or too one-sided to test "
+                    f"(and no test sees a bias there): {names}: undecided there")
+        if not self.resolved:
+            b = np.where(structural(self.tests, self.test.exact), 0.0, self.detectable_bias_or_none)
+            blind = int(np.count_nonzero(~np.isfinite(b)))
+            worst = float(np.max(b[np.isfinite(b)], initial=0.0))
+            what = (f"{blind} components have too few or too one-sided values to test" if blind else
+                    f"the smallest bias it could see reaches {worst:.3g} in some component")
+            return (f"no power to see a bias of {self.resolution:g} x max |grad J| = {self.resolution_size:.3g} in "
+                    f"every component: {what}")
+        return ""
+
+    def episodes_to_resolve(self) -> int | None:
+        """Episodes at which a run of this problem and estimator could decide: every component testable and a
+        bias of ``resolution_size`` in any of them detected with probability DETECT_POWER (None: no estimate)."""
+        if self.moments is not None:
+            return None
+        return episodes_for(self.tests, self.resolution_size, DETECT_POWER, structural(self.tests, self.test.exact))
+
+    @property
+    def scaling_error(self) -> tuple[float, float]:
+        """``power.scaling_errors``: the smallest x with g -> (1 + x) g detected (whole gradient; its largest
+        component alone)."""
+        return scaling_errors(self.detectable_bias_or_none, self.test.exact)
 
     @property
     def mc_rejected(self) -> bool:
@@ -202,10 +279,16 @@ class McResult:
         return self.test.stderr * np.sqrt(self.test.n)
 
     @property
+    def detectable_bias_or_none(self) -> np.ndarray | None:
+        """``detectable_bias``, None when every sampled test is undecided."""
+        return combined_detectable(self.tests, DETECT_POWER)
+
+    @property
     def detectable_bias(self) -> np.ndarray:
-        """Per component, the smallest |bias| the sampled test detects with probability DETECT_POWER (theta's
-        shape, gradient units; inf when the test is undecided)."""
-        return detectable_bias(self.sampled, DETECT_POWER)
+        """Per component, the smallest |bias| the run's sampled tests detect with probability DETECT_POWER (the
+        better of the paired and unpaired test there; theta's shape, gradient units; inf where no test sees it)."""
+        b = self.detectable_bias_or_none
+        return np.full(self.test.exact.shape, np.inf) if b is None else b
 
     @property
     def detectable_bias_sd(self) -> np.ndarray:
@@ -217,12 +300,15 @@ class McResult:
     def episodes_to_detect(self, size: float | None = None) -> int | None:
         """Episodes at which a bias of ``size`` (gradient units; default DETECT_FRACTION of max |grad J|) in any
         component the sampled test can see is detected with probability DETECT_POWER; None without power."""
-        t = self.sampled
         size = self.detect_size if size is None else size
-        sd = np.where(t.informative, t.stderr, 0.0) * np.sqrt(t.n)    # excluded components claim no power
-        if t.undecided or not size > 0 or not np.any(sd > 0):
-            return None
-        return episodes_needed(size / float(sd.max()), max(t.dof, 1), t.alpha, DETECT_POWER, test=t.test)
+        best = None
+        for t in self.tests:
+            sd = np.where(t.informative, t.stderr, 0.0) * np.sqrt(t.n)    # excluded components claim no power
+            if t.undecided or not size > 0 or not np.any(sd > 0):
+                continue
+            n = episodes_needed(size / float(sd.max()), max(t.dof, 1), t.alpha, DETECT_POWER, test=t.test)
+            best = n if best is None else min(best, n)
+        return best
 
     def to_json(self) -> dict:
         t, m, eff, s = self.test, self.moments, self.effect, self.sampled
@@ -248,7 +334,14 @@ class McResult:
                 "power": DETECT_POWER,
                 "detectable_bias": _arr(self.detectable_bias),
                 "detectable_bias_sd": _arr(self.detectable_bias_sd),
-                "episodes_to_detect": {"bias": size, "episodes": self.episodes_to_detect(size)}}
+                "episodes_to_detect": {"bias": size, "episodes": self.episodes_to_detect(size)},
+                "resolution": {"fraction": self.resolution, "bias": self.resolution_size, "resolved": self.resolved,
+                               "episodes_needed": self.episodes_to_resolve(),
+                               "undecided_reason": self.undecided_reason},
+                "scaling_error": dict(zip(("whole_gradient", "largest_component"),
+                                          (_fin(x) for x in self.scaling_error))),
+                "rare_differences": [{"component": self.name_of(c.index), "episodes": c.episodes, "mean": c.mean,
+                                      "visits_needed": c.visits_needed} for c in self.rare]}
 
 
 def component_name(problem: Problem, index: tuple[int, ...]) -> str:
@@ -299,8 +392,11 @@ class _Paired:
             spread = lambda r: float((x - dense(r)).var(axis=0).sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(dense(r)).max(initial=0.0))  # noqa: E731
         if self.ref is None:
+            # A reference identical to g (to round-off) on the pilot chunk leaves nothing to test: a user's copy
+            # of reward-to-go is paired with the next closest control, as the catalog row is.
             options = {r: v for r, v in refs.items() if r != self.name}
-            self.ref = min(options, key=lambda r: spread(options[r]))
+            distinct = {r: v for r, v in options.items() if int(np.sum(diff(v).nonzero)) > 0} or options
+            self.ref = min(distinct, key=lambda r: spread(distinct[r]))
         ref = refs[self.ref]
         self.ref_max_abs = max(self.ref_max_abs, ref_abs(ref))
         # The paired test is max-|z| on the difference's variances: the diagonal is all it reads.
@@ -358,7 +454,7 @@ def _power_score(result: ConsistencyResult) -> tuple[int, float]:
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
                    max_steps: int | None = None, sampler=None, paired: bool = True,
-                   trace: int = 0) -> list[McResult]:
+                   trace: int = 0, resolution: float = DEFAULT_RESOLUTION) -> list[McResult]:
     """Sample ``episodes`` episodes once and judge each estimator against exact grad J.
 
     Args:
@@ -374,7 +470,9 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       trace: record a ``verify.trace.ConvergenceTrace`` at about this many episode counts in each result
         (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
-        episodes).
+        episodes); the two tests then run at alpha / 2 each.
+      resolution: a sampled "consistent" needs the power to see a bias of resolution x max |grad J| in every
+        component (``McResult.resolution``).
 
     Returns:
       One McResult per estimator, in the given order.
@@ -383,6 +481,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       UsageError: bad settings, unknown estimator, or covariance "exact" on a problem that cannot be enumerated.
     """
     _check_settings(episodes, alpha, covariance)
+    if not 0 < resolution < float("inf"):
+        raise UsageError(f"the resolution must be a positive fraction of max |grad J|, got {resolution!r}")
     estimators = [get_estimator(e) if isinstance(e, str) else e for e in estimators]
     mdp, policy = problem.mdp, problem.policy
     grad = gradient(mdp, policy).grad
@@ -411,12 +511,14 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     results = []
     for e in estimators:
         mom = moments.get(e.name)
-        test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
-        detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
-        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale)
+        # Two tests on one sample: each at alpha / 2, so that "either rejects" keeps the level alpha.
+        level = alpha / 2 if e.name in pairs else alpha
+        test = consistency_test(acc[e.name], grad, alpha=level, cov=None if mom is None else mom.cov, scale=scale)
+        detect = detectable_effect(episodes, max(test.dof, 1), level, DETECT_POWER, test=test.test)
+        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, level, scale)
         worst = (ptest if chosen == "paired" else test).worst
         results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
-                                ptest, ref, chosen, covariance, functools.partial(component_name, problem),
+                                ptest, ref, chosen, covariance, resolution, functools.partial(component_name, problem),
                                 traces[e.name].result() if trace else None))
     return results
 
@@ -476,6 +578,10 @@ def _paired_test(test: ConsistencyResult, p: _Paired | None, sample: SampleMomen
     # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
     floor = max(scale, sample.max_abs, p.ref_max_abs)
     ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
+    # The test that rejected is the one the verdict reports (paired first: it names the reference); with no
+    # rejection, the more powerful one. Either way both were run at alpha / 2, so the choice costs no level.
+    if ptest.verdict == "inconsistent" or test.verdict == "inconsistent":
+        return ptest, p.ref, "paired" if ptest.verdict == "inconsistent" else "unpaired"
     chosen = "paired" if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)) \
         else "unpaired"
     return ptest, p.ref, chosen
@@ -534,7 +640,7 @@ def judge(r: McResult) -> CheckRow:
         if not r.estimator.unbiased:
             expected = "no bias here"
         return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed")
-    v = r.sampled.verdict
+    v = r.verdict
     if v == "undecided":
         return CheckRow(r, expected, "undecided", "undecided")
     if r.estimator.unbiased:
