@@ -363,3 +363,41 @@ def test_a_bias_in_a_well_sampled_component_is_still_caught_and_all_sparse_is_un
     # ~1e-2 * 2 * 2) is still a mismatch.
     far = consistency_test(SampleMoments.of(x[:, 1:2]), [1.0], alpha=1e-6, scale=1.0)
     assert (far.verdict, far.exact_mismatch) == ("inconsistent", True)
+
+
+# --- the tail rule (issue 30): skewed components are not z-tested where the normal tail does not hold -------------
+
+def test_tail_ratio_is_the_edgeworth_skewness_term():
+    # Hall (1992), eq. 2.55: the two-sided tail of a studentised mean is 2 Phi_bar(z) + 2 n^-1 x gamma^2 (x^4 + 2x^2 - 3)
+    # / 18 phi(z) + (terms not credited); R is the second part over the first. Written out with scipy.stats.norm.
+    from verify.stats import tail_ratio
+
+    for gamma, n, z in ((2.0, 100, 4.0), (25.0, 20_000, 5.3), (0.5, 50, 3.0)):
+        extra = gamma**2 * z * (z**4 + 2 * z**2 - 3) / 18 / n * stats.norm.pdf(z)
+        assert float(tail_ratio(gamma, n, z)) == pytest.approx(extra / stats.norm.sf(z), rel=1e-9)
+    assert float(tail_ratio(3.0, 100, 0.5)) == 0.0          # a thinner tail is never credited
+    # Exponential data (gamma = 2), n = 40, two-sided tail at z = 3 by simulation: the corrected tail is closer to
+    # the truth than the t tail (a check of the direction and size, not of the far tail the tests read).
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=(200_000, 40)) - 1.0
+    t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / np.sqrt(40))
+    observed = float(np.mean(np.abs(t) > 3.0))
+    t_tail = 2 * stats.t.sf(3.0, 39)
+    corrected = t_tail * (1 + float(tail_ratio(2.0, 40, 3.0)))
+    assert abs(np.log(corrected / observed)) < abs(np.log(t_tail / observed))
+
+
+def test_one_sided_rare_values_are_not_z_tested_however_many_non_zero():
+    # The gridworld case of issue 30: 34 non-zero values of one sign among 20 000, whose exact mean is carried by
+    # values rarer than 1 / 20 000 (never drawn): z ~ -9 against the exact mean. The count rule (>= 30) z-tested it
+    # and rejected; the tail rule leaves it out (skewness ~ -24, tail_ratio >> 2).
+    n = 20_000
+    x = np.zeros((n, 2))
+    x[:34, 0] = -np.linspace(0.5e-3, 1.5e-3, 34)
+    x[:, 1] = np.random.default_rng(3).normal(size=n)
+    res = consistency_test(SampleMoments.of(x), [8.5e-6, 0.0], alpha=1e-6)
+    assert res.verdict == "consistent" and res.few.tolist() == [True, False]
+    assert res.tail[0] > 2 and res.tail[1] < 1e-2
+    # the same values, symmetric in sign, have no skewness: z-tested (and rejected: the mean is 0, z ~ 9)
+    x[:34:2, 0] *= -1
+    assert consistency_test(SampleMoments.of(x), [8.5e-4, 0.0], alpha=1e-6).verdict == "inconsistent"

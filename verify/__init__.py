@@ -3,7 +3,8 @@
 The public API, imported lazily (nothing numerical loads until a name is first used, so ``import verify`` and
 ``pgverify --help`` stay fast):
 
-- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` (``verify.gradcheck``, per episode);
+- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` and its ``Undecided`` (``verify.gradcheck``,
+  per episode);
   ``check_batch_estimator``, ``assert_batch_estimator_unbiased`` (``verify.batchcheck``, batch statistics allowed;
   PyTorch and JAX losses: ``verify.frameworks``).
 - Exact answers: ``gradient`` (J and grad J), ``value_tables`` (V_t, Q_t), ``enumerate_trajectories``,

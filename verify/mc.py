@@ -13,14 +13,15 @@ Verdicts, strongest evidence first:
   estimator's exact mean and covariance are known: the verdict is "biased" when the exact bias exceeds round-off,
   else "consistent". The Monte Carlo test (chi^2 with the exact covariance) is still run and shown.
 - **Paired** (sampling only). On the same episodes, g - g_ref for a catalog control g_ref whose mean is grad J
-  (``REFERENCES``: reward-to-go, or with the exact state-value baseline, whichever has the smaller paired variance
-  on the first chunk) has mean E[g] - grad J, and for an estimator close to correct a far smaller variance than g:
-  H0: E[g - g_ref] = 0 by max-|z|, with the round-off floor of the exact test relative to the per-episode values
-  (a correct implementation written differently differs from reward-to-go by ~1e-15 per episode).
+  (``REFERENCES``: reward-to-go, the exact state-value baseline, the exact Q and advantage forms; the one with the
+  smallest paired variance on the first chunk, skipping any equal to g there to round-off) has mean
+  E[g] - grad J, and for an estimator close to correct a far smaller variance than g: H0: E[g - g_ref] = 0 by
+  max-|z|, with the round-off floor of the exact test relative to the per-episode values.
 - **Unpaired** (sampling only): H0: E[g] = grad J by max-|z| on g's sample variances.
-  Of the two, the one with the smaller detectable bias (summed over components, from the sample variances only,
-  never from the means) decides, and the result says which. With no component above round-off a test is
-  "undecided", never a pass.
+  Both run, each at alpha / 2 (Bonferroni): "inconsistent" when either rejects (the result names which). With no
+  rejection, "consistent" only when the run could see a bias of ``resolution`` x max |grad J| in every component
+  by the better test there, and no paired difference sits where no test can look (``verify.power``); else
+  "undecided", with the episodes that would decide. Never a pass without power.
 
 Power: every result carries the smallest bias it detects with probability DETECT_POWER, per component, in the
 gradient's units (``detectable_bias``) and in per-episode standard deviations of g (``detectable_bias_sd``), and
