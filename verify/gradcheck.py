@@ -355,7 +355,8 @@ class EstimatorCheck:
                 "matches": list(self.matches), "reproduce": self.reproduce,
                 **{k: v for k, v in self.mc.to_json().items()
                    if k in ("decided_by", "mc_verdict", "reason", "paired", "power", "detectable_bias",
-                            "detectable_bias_sd", "episodes_to_detect")}}
+                            "detectable_bias_sd", "episodes_to_detect", "resolution", "scaling_error",
+                            "rare_differences")}}
 
 
 def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estimator") -> Problem:
