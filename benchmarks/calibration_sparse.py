@@ -9,7 +9,7 @@ Run by hand::
 
 Calibration: for each seed one sample of ``--episodes`` episodes (default 20 000) is drawn and every unbiased catalog
 estimator that is a per-episode function (total_return, reward_to_go, baseline_constant, baseline_value, q_value,
-advantage, gae) is judged on it by ``verify.mc.run_estimators`` at alpha = 1e-3, nothing enumerated. A false alarm
+advantage, gae) is judged on it by ``verify.checks.mc.run_estimators`` at alpha = 1e-3, nothing enumerated. A false alarm
 is a verdict "inconsistent" for one of them. Printed per problem: the count, the rate and its exact 95 % interval
 (``stats.calibration``), and how the verdicts split (consistent / undecided).
 
@@ -33,12 +33,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from verify.estimators import ESTIMATORS, get_estimator  # noqa: E402
-from verify.gradcheck import as_estimator  # noqa: E402
-from verify.mc import run_estimators  # noqa: E402
-from verify.policy import TabularSoftmax  # noqa: E402
-from verify.problem import Problem  # noqa: E402
-from verify.stats import calibration  # noqa: E402
+from verify.checks.estimators import ESTIMATORS, get_estimator  # noqa: E402
+from verify.checks.gradcheck import as_estimator  # noqa: E402
+from verify.checks.mc import run_estimators  # noqa: E402
+from verify.model.policy import TabularSoftmax  # noqa: E402
+from verify.model.problem import Problem  # noqa: E402
+from verify.checks.stats import calibration  # noqa: E402
 
 ALPHA = 1e-3
 
@@ -54,7 +54,7 @@ def gridworld_problem() -> Problem:
 def problem(name: str) -> Problem:
     if name == "gridworld":
         return gridworld_problem()
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     return gym_problem("Taxi-v4") if name == "taxi" else gym_problem("FrozenLake-v1", gamma=0.99)
 
@@ -62,7 +62,7 @@ def problem(name: str) -> Problem:
 def rare_state(problem: Problem, episodes: int, lo: int = 15, hi: int = 80, seed: int = 12345) -> tuple[int, float]:
     """(a non-terminal state visited in about lo..hi of ``episodes`` episodes, its visit frequency), from a pilot
     sample."""
-    from verify.sampler import sample_episodes
+    from verify.numerics.sampler import sample_episodes
 
     batch = sample_episodes(problem.mdp, problem.policy, episodes, np.random.default_rng(seed))
     visits = np.zeros(problem.mdp.n_states, dtype=int)
@@ -114,7 +114,7 @@ def run_calibration(name: str, seeds: int, episodes: int) -> None:
 
 
 def run_rare(seeds: int, episodes: int) -> None:
-    from verify.exact import gradient
+    from verify.numerics.exact import gradient
 
     prob = gridworld_problem()
     state, freq = rare_state(prob, episodes)

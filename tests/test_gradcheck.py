@@ -1,4 +1,4 @@
-"""verify.gradcheck: a user's estimator against the exact gradient, through the public API and the CLI.
+"""verify.checks.gradcheck: a user's estimator against the exact gradient, through the public API and the CLI.
 
 Expected values come from elsewhere: hand-derived biases of each pitfall on a one-state problem, exact moments of
 the catalog's own entries (``moments.exact_moments``) and the catalog's ``unbiased`` flags. Statistical checks use
@@ -14,18 +14,18 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
-from verify.builtin import EXAMPLES_DIR, builtin_examples
+from verify.model.builtin import EXAMPLES_DIR, builtin_examples
 from verify.cli import main
-from verify.episodes import reward_to_go, score_sums
+from verify.numerics.episodes import reward_to_go, score_sums
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, get_estimator
+from verify.checks.estimators import ESTIMATORS, get_estimator
 from verify.cli._estimator_import import load_estimator
-from verify.gradcheck import EstimatorCheck, EstimatorError, as_estimator, assert_estimator_unbiased, check_estimator
-from verify.mdp import TabularMDP
-from verify.moments import exact_moments
-from verify.policy import TabularSoftmax
-from verify.problem import Problem
-from verify.strategies import problems
+from verify.checks.gradcheck import EstimatorCheck, EstimatorError, as_estimator, assert_estimator_unbiased, check_estimator
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import exact_moments
+from verify.model.policy import TabularSoftmax
+from verify.model.problem import Problem
+from verify.testing.strategies import problems
 
 REPO = Path(__file__).resolve().parent.parent   # the repository: examples/ holds user_reinforce.py
 EXAMPLES = builtin_examples()
@@ -255,7 +255,7 @@ def test_contract_violations_are_clear_errors(case):
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"problem": "not a problem"}, "cannot read MDP file"),
     ({"problem": 3}, "needs a Problem, a TabularMDP"),
-    ({"policy": "uniform"}, "policy must be a verify.policy.Policy"),
+    ({"policy": "uniform"}, "policy must be a verify.model.policy.Policy"),
     ({"seed": -1}, "seed must be a non-negative integer"),
     ({"alpha": 1.5}, "alpha must lie strictly between 0 and 1"),
     ({"episodes": 1}, "at least 2"),

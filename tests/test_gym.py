@@ -1,6 +1,6 @@
 """gymnasium toy-text environments imported as exact MDPs: dynamics, CLI, and the Monte Carlo check.
 
-Expected models are derived independently of ``verify.gym``: FrozenLake from its documented grid rules and map,
+Expected models are derived independently of ``verify.frameworks.gym``: FrozenLake from its documented grid rules and map,
 Taxi from its documented state encoding; gymnasium's own ``env.step`` is compared with the imported P by a
 chi-square test. Statistical tests use fixed seeds; each states its false-alarm rate alpha.
 """
@@ -16,12 +16,12 @@ gymnasium = pytest.importorskip("gymnasium")
 
 from verify.cli import main  # noqa: E402
 from verify.errors import UsageError  # noqa: E402
-from verify.estimators import get_estimator  # noqa: E402
-from verify.exact import gradient  # noqa: E402
-from verify.gym import TIME_LIMIT, gym_problem, make_env, parse_gym_kwargs, sample_episodes_gymnasium  # noqa: E402
-from verify.policy import TabularSoftmax  # noqa: E402
-from verify.sampler import sample_episodes  # noqa: E402
-from verify.stats import SampleMoments, consistency_test  # noqa: E402
+from verify.checks.estimators import get_estimator  # noqa: E402
+from verify.numerics.exact import gradient  # noqa: E402
+from verify.frameworks.gym import TIME_LIMIT, gym_problem, make_env, parse_gym_kwargs, sample_episodes_gymnasium  # noqa: E402
+from verify.model.policy import TabularSoftmax  # noqa: E402
+from verify.numerics.sampler import sample_episodes  # noqa: E402
+from verify.checks.stats import SampleMoments, consistency_test  # noqa: E402
 
 MAPS = {"4x4": ["SFFF", "FHFH", "FFFH", "HFFG"],
         "8x8": ["SFFFFFFF", "FFFFFFFF", "FFFHFFFF", "FFFFFHFF", "FFFHFFFF", "FHHFFFHF", "FHFFHFHF", "FFFHFFFG"]}

@@ -12,15 +12,15 @@ import sys
 import numpy as np
 import pytest
 
-from verify.builtin import load_example
+from verify.model.builtin import load_example
 from verify.cli import main
-from verify.episodes import step_reward_to_go, step_score_sums
-from verify.estimators import get_estimator
-from verify.gradcheck import as_estimator, check_estimator
-from verify.mc import run_check, run_mc
-from verify.mdp import TabularMDP
-from verify.policy import TabularSoftmax
-from verify.problem import Problem
+from verify.numerics.episodes import step_reward_to_go, step_score_sums
+from verify.checks.estimators import get_estimator
+from verify.checks.gradcheck import as_estimator, check_estimator
+from verify.checks.mc import run_check, run_mc
+from verify.model.mdp import TabularMDP
+from verify.model.policy import TabularSoftmax
+from verify.model.problem import Problem
 
 gym = pytest.importorskip("gymnasium")
 
@@ -47,14 +47,14 @@ def rtg_restarted_form(episodes):
 
 @pytest.fixture(scope="module")
 def frozen_lake():
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     return gym_problem("FrozenLake-v1")
 
 
 @pytest.fixture(scope="module")
 def frozen_lake_099():
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     return gym_problem("FrozenLake-v1", gamma=0.99)
 
@@ -75,7 +75,7 @@ def test_zero_estimator_fails_on_frozen_lake_naming_the_component_and_the_miss(t
 def test_zero_estimator_fails_on_taxi():
     # 4000 episodes instead of the default keep it to ~20 s on an idle core (the unpaired test's eigendecomposition
     # of a 3000 x 3000 covariance dominates); the default run rejects more strongly (|z| = 14.8 at seed 0).
-    from verify.gym import gym_problem
+    from verify.frameworks.gym import gym_problem
 
     # At 4000 episodes the components where the miss shows are too one-sided for a z-test (tail_ratio ~ 9 at
     # |z| ~ 15): the run is undecided, never consistent, and says how many episodes would decide; the default run
@@ -183,7 +183,7 @@ def test_a_large_bias_at_a_rare_state_is_never_consistent_and_is_named():
     # values are one-sided spikes (skewness ~ 26): no normal tail holds there, so no test may call the run
     # consistent. Deterministic in effect: "consistent" would need s1's components testable (tail_ratio <= 2),
     # which a one-sided sample of ~30 spikes is not (tail_ratio ~ 500).
-    from verify.exact import gradient
+    from verify.numerics.exact import gradient
 
     problem = _rare_chain()
     p_visit = 1.5e-3
@@ -249,7 +249,7 @@ def test_frozen_lake_is_undecided_at_the_default_size_and_says_why(capsys):
 def test_assert_estimator_unbiased_never_passes_without_the_power(frozen_lake_099):
     # The restarted discount at gamma = 0.99 (13 % bias) passed silently in 9 of 20 seeds at 2000 episodes: now
     # either the bias is caught or the run says it could not decide, with the episodes it needs.
-    from verify.gradcheck import Undecided, assert_estimator_unbiased
+    from verify.checks.gradcheck import Undecided, assert_estimator_unbiased
 
     def restarted(episodes):
         w = step_reward_to_go(episodes, restart_discount=True)

@@ -12,7 +12,7 @@ tabular MDP whose grad J pgverify knows exactly, two ways:
   J (``stats.consistency_test``: chi^2 with the exact covariance when the trajectories can be enumerated, a test
   on the sample (co)variance otherwise). Always reported (it is what your training loop sees); it decides the
   verdict only when nothing can be enumerated, together with a paired test of E[g - g_ref] = 0 against a
-  catalog control on the same episodes (``verify.mc``): the more powerful of the two decides, "inconsistent" when
+  catalog control on the same episodes (``verify.checks.mc``): the more powerful of the two decides, "inconsistent" when
   its p <= alpha, "undecided" when the sample has no variance (never a pass). Every result states its power.
 
 When a bias is proved, the catalog pitfalls (``pgverify estimators``) whose exact mean equals yours on this MDP
@@ -22,7 +22,7 @@ The estimator contract
 ----------------------
 An estimator is a function ``fn(episodes) -> array [N, *theta.shape]``: one gradient estimate g(tau_n) per
 episode (not the batch mean; the Monte Carlo estimate is the mean of the rows). ``episodes`` is a
-``verify.episodes.Episodes`` batch, the arrays the built-in catalog uses:
+``verify.numerics.episodes.Episodes`` batch, the arrays the built-in catalog uses:
 
 - ``episodes.s_t`` int [N, T+1], ``episodes.a_t`` int [N, T], ``episodes.r_t`` float [N, T]: the reward of step t
   is r(s_t, a_t, s_{t+1}), undiscounted; ``episodes.lengths`` int [N]: episode n took ``lengths[n]`` actions.
@@ -54,8 +54,8 @@ kind="tabular_softmax", max_abs_theta=1.0)`` with a few thousand episodes stays 
 deterministic for its seed, so Hypothesis replays a failing example, false alarm or not, exactly: rerun it with
 another ``seed`` to tell the two apart.
 
->>> from verify.builtin import builtin_examples
->>> from verify.episodes import reward_to_go, score_sums
+>>> from verify.model.builtin import builtin_examples
+>>> from verify.numerics.episodes import reward_to_go, score_sums
 >>> def my_reinforce(episodes):                      # sum_t grad log pi(a_t|s_t) sum_{t'>=t} gamma^t' r_t'
 ...     return score_sums(episodes, reward_to_go(episodes))
 >>> check = check_estimator(my_reinforce, builtin_examples()["chain"], episodes=2000)
@@ -71,10 +71,10 @@ from typing import Callable
 
 import numpy as np
 
-from verify.episodes import Episodes
+from verify.numerics.episodes import Episodes
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, Estimator
-from verify.mc import (
+from verify.checks.estimators import ESTIMATORS, Estimator
+from verify.checks.mc import (
     DEFAULT_ALPHA,
     DEFAULT_RESOLUTION,
     DEFAULT_EPISODES,
@@ -82,11 +82,11 @@ from verify.mc import (
     component_name,
     run_mc,
 )
-from verify.mdp import TabularMDP
-from verify.moments import ZERO_BIAS_RTOL, exact_moments_all
-from verify.policy import Policy, TabularSoftmax
-from verify.problem import Problem, load_problem
-from verify.sampler import sample_episodes
+from verify.model.mdp import TabularMDP
+from verify.checks.moments import ZERO_BIAS_RTOL, exact_moments_all
+from verify.model.policy import Policy, TabularSoftmax
+from verify.model.problem import Problem, load_problem
+from verify.numerics.sampler import sample_episodes
 
 __all__ = ["EstimatorCheck", "EstimatorError", "Undecided", "as_estimator", "assert_estimator_unbiased",
            "check_estimator"]
@@ -196,13 +196,13 @@ def as_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, *, name: str 
       EstimatorError: ``fn`` is not callable; later, from the wrapper, on a violation.
 
     >>> est = as_estimator(lambda episodes: np.zeros(3), name="too_short")
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.exact import enumerate_trajectories
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.exact import enumerate_trajectories
     >>> bandit = builtin_examples()["bandit"]
     >>> est(enumerate_trajectories(bandit.mdp, bandit.policy))
     Traceback (most recent call last):
     ...
-    verify.gradcheck.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
+    verify.checks.gradcheck.EstimatorError: estimator too_short returned shape (3,), expected an array of shape (3, 1, 3) \
 = [N, *theta.shape] (N = 3 episodes, theta (1, 3))
     """
     if not callable(fn):
@@ -253,7 +253,7 @@ def _probe(est: Estimator, problem: Problem, seed: int) -> None:
             f"{np.abs(full[n] - alone[n]).max():.3g}); g(tau_n) must depend on episode n alone and deterministically "
             "(no batch statistics such as return normalisation, no internal randomness), so that the estimates are "
             "i.i.d. and their exact mean exists; an estimator with batch statistics returns one estimate per batch "
-            "and is checked by verify.batchcheck.check_batch_estimator")
+            "and is checked by verify.checks.batchcheck.check_batch_estimator")
     # Less padding rather than more: a batch never runs past the horizon, and estimators may rely on that.
     short = np.flatnonzero(batch.lengths < batch.T)
     if short.size == 0:
@@ -334,8 +334,8 @@ class EstimatorCheck:
         return self.verdict == "consistent"
 
     def format(self) -> str:
-        """The report in words (``verify.render.format_estimator_check``)."""
-        from verify.render import format_estimator_check
+        """The report in words (``verify.app.render.format_estimator_check``)."""
+        from verify.app.render import format_estimator_check
 
         return format_estimator_check(self)
 
@@ -363,7 +363,7 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
     """The Problem a check runs on: a Problem, a TabularMDP (uniform policy unless ``policy``), a built-in example
     name or an MDP file path; ``policy`` replaces the problem's own. ``who`` names the caller in errors."""
     if isinstance(problem, str) and not Path(problem).exists():
-        from verify.builtin import EXAMPLE_NAMES, load_example
+        from verify.model.builtin import EXAMPLE_NAMES, load_example
 
         if problem in EXAMPLE_NAMES:   # the name reproduce lines print for a built-in example
             problem = load_example(problem)
@@ -378,7 +378,7 @@ def as_problem(problem, policy: Policy | None = None, *, who: str = "check_estim
                          f"{_describe(problem)}")
     if policy is not None and policy is not problem.policy:
         if not isinstance(policy, Policy):
-            raise UsageError(f"policy must be a verify.policy.Policy, got {_describe(policy)}")
+            raise UsageError(f"policy must be a verify.model.policy.Policy, got {_describe(policy)}")
         problem = Problem(problem.mdp, policy)
     return problem
 
@@ -393,7 +393,7 @@ def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem) -> 
 def _problem_source(given, problem: Problem) -> str:
     """How ``reproduce`` names the problem: the file path or built-in name given, with the gamma/horizon overrides
     that turn the built-in example into ``problem``; else ``problem`` (the object passed, by variable)."""
-    from verify.builtin import EXAMPLE_NAMES, load_example
+    from verify.model.builtin import EXAMPLE_NAMES, load_example
 
     if isinstance(given, Path) or (isinstance(given, str) and Path(given).exists()):
         return repr(str(given))
@@ -496,8 +496,8 @@ def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
     Returns:
       The EstimatorCheck, when it passed.
 
-    >>> from verify.builtin import builtin_examples
-    >>> from verify.episodes import reward_to_go, score_sums
+    >>> from verify.model.builtin import builtin_examples
+    >>> from verify.numerics.episodes import reward_to_go, score_sums
     >>> def restarted(episodes):                          # the classic bug: gamma^(t'-t) instead of gamma^t'
     ...     return score_sums(episodes, reward_to_go(episodes, restart_discount=True))
     >>> assert_estimator_unbiased(restarted, builtin_examples()["chain"], episodes=2000)  # doctest: +ELLIPSIS

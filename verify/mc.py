@@ -1,6 +1,6 @@
 """Monte Carlo runs: sample once, evaluate estimators, judge each against the exact gradient; ``check`` verdicts.
 
-This module computes; ``verify.render`` presents and the CLI builds command lines.
+This module computes; ``verify.app.render`` presents and the CLI builds command lines.
 
 ``run_estimators`` streams the episodes chunk by chunk (memory stays bounded for any N), merges each estimator's
 per-episode moments and runs ``stats.consistency_test`` against exact grad J. All estimators of one run see the
@@ -36,11 +36,11 @@ from typing import Callable
 
 import numpy as np
 
-from verify.episodes import step_score_rows
+from verify.numerics.episodes import step_score_rows
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS, Estimator, get_estimator
-from verify.exact import directional_derivatives, finite_difference_gradient, gradient
-from verify.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
+from verify.checks.estimators import ESTIMATORS, Estimator, get_estimator
+from verify.numerics.exact import directional_derivatives, finite_difference_gradient, gradient
+from verify.checks.moments import ZERO_BIAS_RTOL, ExactMoments, exact_moments, magnitude, try_enumerate
 from verify.power import (
     DEFAULT_RESOLUTION,
     combined_detectable,
@@ -50,9 +50,9 @@ from verify.power import (
     scaling_errors,
     structural,
 )
-from verify.problem import Problem
-from verify.sampler import iter_episode_chunks
-from verify.stats import (
+from verify.model.problem import Problem
+from verify.numerics.sampler import iter_episode_chunks
+from verify.checks.stats import (
     EXACT_RTOL,
     MIN_NONZERO,
     ConsistencyResult,
@@ -64,7 +64,7 @@ from verify.stats import (
     effect_size,
     episodes_needed,
 )
-from verify.trace import ConvergenceTrace, TraceRecorder
+from verify.checks.trace import ConvergenceTrace, TraceRecorder
 
 __all__ = [
     "COVARIANCES",
@@ -348,7 +348,7 @@ class McResult:
 def component_name(problem: Problem, index: tuple[int, ...]) -> str:
     """theta[s, a] with the MDP's state and action names (tabular), or theta[k] (linear).
 
-    >>> from verify.builtin import builtin_examples
+    >>> from verify.model.builtin import builtin_examples
     >>> component_name(builtin_examples()["chain"], (1, 1))
     "theta[1, 1] (state 's1', action 'right')"
     """
@@ -467,8 +467,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         the trajectories can be enumerated).
       chunk, max_steps: passed to ``sampler.iter_episode_chunks``.
       sampler: another episode source, ``sampler(mdp, policy, n, rng) -> iterable of Episodes batches`` (e.g.
-        ``verify.gym.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
-      trace: record a ``verify.trace.ConvergenceTrace`` at about this many episode counts in each result
+        ``verify.frameworks.gym.gymnasium_sampler``: gymnasium's own env.step loop); default ``iter_episode_chunks``.
+      trace: record a ``verify.checks.trace.ConvergenceTrace`` at about this many episode counts in each result
         (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
         episodes); the two tests then run at alpha / 2 each.

@@ -1,18 +1,18 @@
 """What a sampled run could have seen: power relative to grad J, the episodes a decided verdict needs, rare states.
 
-A Monte Carlo "consistent" is worth the smallest bias the run could have detected. ``verify.mc`` runs two tests on
+A Monte Carlo "consistent" is worth the smallest bias the run could have detected. ``verify.checks.mc`` runs two tests on
 one sample (unpaired: E[g] = grad J; paired: E[g - g_ref] = 0), each at level alpha / 2 (Bonferroni over the two),
 so a bias is seen when either test sees it: per component, the detectable bias of the run is the smaller of the two
 tests' (``combined_detectable``). "consistent" is then earned only when that is at most ``resolution`` x max |grad J|
 in *every* component (``resolved``); a component no test could examine (too few or too one-sided values: the tail
-rule of ``verify.stats``) is blind, so a run with one is undecided, and ``episodes_for`` says how many episodes would
+rule of ``verify.checks.stats``) is blind, so a run with one is undecided, and ``episodes_for`` says how many episodes would
 decide it. ``rare_components`` names the components where the paired difference is non-zero but too rare to test:
 the estimator differs from the reference there, and the run cannot say by how much.
 
 ``scaling_errors`` states the power for the bug users have more often than a constant shift: g -> (1 + x) g
 (a missing or extra factor) has bias x grad J, detected when x |grad J_i| exceeds the detectable bias somewhere.
 
-Computes only; ``verify.render`` words it. Imports ``stats`` and nothing of MDPs.
+Computes only; ``verify.app.render`` words it. Imports ``stats`` and nothing of MDPs.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.stats import ConsistencyResult, detectable_bias, episodes_needed
+from verify.checks.stats import ConsistencyResult, detectable_bias, episodes_needed
 
 __all__ = ["DEFAULT_RESOLUTION", "RareComponent", "combined_detectable", "episodes_for", "rare_components",
            "resolved", "scaling_errors", "structural"]

@@ -2,7 +2,7 @@
 
 Every failing check is followed by what failed: the component, both values, the tolerance or p-value, and the
 command (with seed) that replays it. One estimator table serves ``report``, ``check`` and (as text) ``mc``, all fed
-by ``verify.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
+by ``verify.checks.mc`` result objects; command lines come from the CLI (a ``reproduce`` callback).
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from verify.report import Report
+from verify.app.report import Report
 
 if TYPE_CHECKING:
-    from verify.gradcheck import EstimatorCheck
-    from verify.mc import CheckResult, McResult
-    from verify.stats import ConsistencyResult
+    from verify.checks.gradcheck import EstimatorCheck
+    from verify.checks.mc import CheckResult, McResult
+    from verify.checks.stats import ConsistencyResult
 
 __all__ = ["TEST_NAMES", "estimator_table", "format_estimator_check", "format_mc", "render_check", "render_report"]
 
@@ -195,8 +195,8 @@ def describe_test(t: ConsistencyResult) -> str:
 
 
 def _power_line(r: McResult) -> str:
-    from verify.mc import DETECT_POWER
-    from verify.stats import MIN_NONZERO
+    from verify.checks.mc import DETECT_POWER
+    from verify.checks.stats import MIN_NONZERO
 
     t = r.sampled
     if all(x.undecided for x in r.tests):
@@ -270,7 +270,7 @@ def format_mc(r: McResult, command: str | None = None) -> str:
         lines.append(f"exact bias: max |E[g] - grad J| = {np.abs(m.bias).max():.3g} at {_component(r, w)}: exact mean "
                      f"{m.mean[w]:.6g}, grad J {m.grad[w]:.6g}; effect size {_g(r.effect)} per-episode standard "
                      f"deviations (this run's test detects {r.detectable:.3g})")
-        from verify.moments import ZERO_BIAS_RTOL
+        from verify.checks.moments import ZERO_BIAS_RTOL
 
         lines.append(f"power: exact, any bias above {ZERO_BIAS_RTOL * m.scale:.2g} (float round-off of this "
                      "problem) in any component counts")
@@ -340,7 +340,7 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
 
 
 def _legend(rows) -> str:
-    from verify.mc import DETECT_POWER
+    from verify.checks.mc import DETECT_POWER
 
     n_unbiased = sum(row.mc.estimator.unbiased for row in rows)
     alpha = rows[0].mc.alpha
@@ -375,8 +375,8 @@ def render_check(check: CheckResult, reproduce=None, *, color: bool = True, cons
 def format_estimator_check(c: EstimatorCheck) -> str:
     """``check_estimator``'s report: the verdict and what decided it, the worst component's numbers, the Monte Carlo
     tests, the power, the seed and how to reproduce it."""
-    from verify.estimators import get_estimator
-    from verify.mc import DETECT_POWER
+    from verify.checks.estimators import get_estimator
+    from verify.checks.mc import DETECT_POWER
 
     r, w, t = c.mc, c.worst, c.mc.test
     exact = c.exact_mean is not None

@@ -2,7 +2,7 @@
 
 Sections: the derivation (replay + grounding per step, continuous checks), errata, exact gradients,
 Monte Carlo estimators against exact gradients, and exact per-episode variances. The same object is
-rendered for people (``verify.render``), written as JSON (``Report.to_json``) and plotted (``verify.plots``).
+rendered for people (``verify.app.render``), written as JSON (``Report.to_json``) and plotted (``verify.app.plots``).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verify import __version__
-from verify.builtin import builtin_examples
-from verify.mc import GradientCheck
+from verify.model.builtin import builtin_examples
+from verify.checks.mc import GradientCheck
 
 __all__ = ["ContinuousRow", "DerivationRow", "Report",
            "VarianceRow", "build_report", "build_report_with_progress", "errata_for_latex"]
@@ -89,10 +89,10 @@ class Report:
     quick: bool
     derivation: list[DerivationRow] = field(default_factory=list)
     continuous: list[ContinuousRow] = field(default_factory=list)
-    derivation_numeric: list = field(default_factory=list)   # verify.derivation_numeric.NumericLine
+    derivation_numeric: list = field(default_factory=list)   # verify.app.derivation_numeric.NumericLine
     errata: list = field(default_factory=list)          # derive.errata.Erratum
     gradients: list[GradientCheck] = field(default_factory=list)
-    estimators: list = field(default_factory=list)      # (example, verify.mc.CheckRow)
+    estimators: list = field(default_factory=list)      # (example, verify.checks.mc.CheckRow)
     variance: list[VarianceRow] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
 
@@ -176,13 +176,13 @@ def continuous_rows() -> list[ContinuousRow]:
 
 def errata_for_latex() -> tuple:
     """Every erratum (symbolic and numeric), as the LaTeX export and the report show them."""
-    from verify.errata import all_errata
+    from verify.app.errata import all_errata
 
     return all_errata()
 
 
 def variance_rows(name: str, runs) -> list[VarianceRow]:
-    """tr Cov[g] per unbiased estimator (runs: verify.mc.McResult): exact from the enumeration, else the sample's."""
+    """tr Cov[g] per unbiased estimator (runs: verify.checks.mc.McResult): exact from the enumeration, else the sample's."""
     out = []
     for r in runs:
         if not r.estimator.unbiased:
@@ -203,9 +203,9 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
                  estimators=None, resolution: float | None = None) -> Report:
     """Run every check. ``progress`` is an optional rich Progress to advance (the CLI shows one on terminals);
     ``trace`` > 0 keeps each Monte Carlo run's convergence trace at about that many points (for the figures);
-    ``estimators`` is the catalog to check (default ``verify.estimators.ESTIMATORS``; tests pass a broken one)."""
-    from verify.estimators import ESTIMATORS
-    from verify.mc import run_check
+    ``estimators`` is the catalog to check (default ``verify.checks.estimators.ESTIMATORS``; tests pass a broken one)."""
+    from verify.checks.estimators import ESTIMATORS
+    from verify.checks.mc import run_check
 
     estimators = ESTIMATORS if estimators is None else tuple(estimators)
     report = Report(seed=seed, quick=quick)
@@ -224,7 +224,7 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     report.continuous = continuous_rows()
     done("continuous", t0)
     t0 = time.perf_counter()
-    from verify.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
+    from verify.app.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
     report.derivation_numeric = numeric_lines(quick=quick)
     done("derivation_numeric", t0)
     t0 = time.perf_counter()

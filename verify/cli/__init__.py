@@ -29,7 +29,7 @@ from verify.cli._args import (
     one_line,
 )
 from verify.errors import PGVerifyError
-from verify.io import limits_scope
+from verify.model.io import limits_scope
 
 __all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNDECIDED", "EXIT_USAGE", "build_parser", "main"]
 

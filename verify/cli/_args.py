@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 from verify.errors import InvalidMDPError, UsageError
-from verify.io import (
+from verify.model.io import (
     DEFAULT_LIMITS,
     Limits,
     check_output_path,
@@ -21,7 +21,7 @@ from verify.io import (
     read_json_file,
     read_npy_file,
 )
-from verify.problem import Problem, check_sampling_budget, load_problem, numeric_array
+from verify.model.problem import Problem, check_sampling_budget, load_problem, numeric_array
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_UNDECIDED = 3     # mc and check --estimator: no test rejected, but the run lacked the power to decide
@@ -178,7 +178,7 @@ def print_json(obj) -> None:
 
 
 def writable_output(path: str, force: bool, what: str = "output file") -> Path:
-    """The output path validated before the work (``verify.io.check_output_path``); write it with ``atomic_write``."""
+    """The output path validated before the work (``verify.model.io.check_output_path``); write it with ``atomic_write``."""
     return check_output_path(path, force=force, what=what)
 
 
@@ -234,7 +234,7 @@ def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_theta(path: str, problem: Problem):
     """The policy given by --theta for ``problem`` (same type and shape unless a JSON policy object)."""
-    from verify.policy import policy_from_dict
+    from verify.model.policy import policy_from_dict
 
     mdp, policy = problem.mdp, problem.policy
     if path.endswith(".npy"):
@@ -254,7 +254,7 @@ def load_theta(path: str, problem: Problem):
 
 
 def gym_problem_from_args(env_id: str, args) -> Problem:
-    from verify.gym import TIME_LIMIT, gym_problem, parse_gym_kwargs
+    from verify.frameworks.gym import TIME_LIMIT, gym_problem, parse_gym_kwargs
 
     return gym_problem(env_id, parse_gym_kwargs(args.gym_kwargs),
                        horizon=TIME_LIMIT if args.horizon is NOT_GIVEN else args.horizon,
@@ -273,7 +273,7 @@ def load_problem_from_args(args) -> Problem:
         if args.gym_kwargs:
             raise UsageError("--gym-kwargs applies to --gym only")
         if getattr(args, "example", None) is not None:
-            from verify.builtin import load_example
+            from verify.model.builtin import load_example
 
             problem = load_example(args.example)
         else:

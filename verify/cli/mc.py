@@ -21,7 +21,7 @@ from verify.cli._args import (
     with_time_limit,
 )
 from verify.errors import UsageError
-from verify.problem import Problem
+from verify.model.problem import Problem
 
 
 def register(sub) -> None:
@@ -82,7 +82,7 @@ def _user_estimator_check(args, problem: Problem):
     import dataclasses
 
     from verify.cli._estimator_import import load_estimator
-    from verify.gradcheck import check_estimator
+    from verify.checks.gradcheck import check_estimator
 
     if getattr(args, "sampler", "pgverify") != "pgverify":
         raise UsageError(f"--sampler {args.sampler} works with catalog estimators only, not --estimator "
@@ -97,8 +97,8 @@ def _user_estimator_check(args, problem: Problem):
 
 
 def run_mc(args) -> int:
-    from verify.mc import run_mc
-    from verify.render import format_mc
+    from verify.checks.mc import run_mc
+    from verify.app.render import format_mc
 
     problem = load_problem_from_args(args)
     if ":" in args.estimator:               # a user's function; catalog names never contain ':'
@@ -112,7 +112,7 @@ def run_mc(args) -> int:
     if args.sampler == "gymnasium":
         if args.gym is None:
             raise UsageError("--sampler gymnasium needs --gym ENV_ID (it steps the gymnasium environment itself)")
-        from verify.gym import gymnasium_sampler, parse_gym_kwargs
+        from verify.frameworks.gym import gymnasium_sampler, parse_gym_kwargs
 
         sampler = gymnasium_sampler(args.gym, parse_gym_kwargs(args.gym_kwargs))
     result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
@@ -131,8 +131,8 @@ def _exit_code(verdict: str) -> int:
 
 
 def run_check(args) -> int:
-    from verify.mc import run_check
-    from verify.render import render_check
+    from verify.checks.mc import run_check
+    from verify.app.render import render_check
 
     problem = load_problem_from_args(args)
     if args.estimator is not None:
@@ -148,7 +148,7 @@ def run_check(args) -> int:
 
 def _check_one_estimator(args, problem: Problem) -> int:
     """``check --estimator``: the exact-gradient cross-check and that one estimator, no catalog table."""
-    from verify.mc import exact_cross_check
+    from verify.checks.mc import exact_cross_check
 
     gradients = exact_cross_check(problem)
     check = _user_estimator_check(args, problem)
@@ -164,7 +164,7 @@ def _check_one_estimator(args, problem: Problem) -> int:
 
 
 def run_estimators(args) -> int:
-    from verify.estimators import ESTIMATORS
+    from verify.checks.estimators import ESTIMATORS
 
     if args.json:
         print_json([{"name": e.name, "unbiased": e.unbiased, "batch_dependent": e.batch_dependent,
@@ -183,7 +183,7 @@ def run_estimators(args) -> int:
 
 
 def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
-    from verify.mc import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES
+    from verify.checks.mc import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES
 
     p.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES, metavar="N",
                    help=f"number of sampled episodes (default {DEFAULT_EPISODES}: a bias of 0.1 per-episode "

@@ -12,7 +12,7 @@ from verify.cli._args import (
     seed_arg,
     writable_output,
 )
-from verify.io import atomic_write
+from verify.model.io import atomic_write
 
 
 def register(sub) -> None:
@@ -33,23 +33,23 @@ def register(sub) -> None:
 
 
 def run_report(args) -> int:
-    from verify.render import render_report
-    from verify.report import build_report_with_progress
+    from verify.app.render import render_report
+    from verify.app.report import build_report_with_progress
 
     to_stdout = args.json == "-"
     out = None if args.json in (None, "-") else writable_output(args.json, args.force)
     if args.plots:
-        from verify.plots import check_output_dir, require_matplotlib
+        from verify.app.plots import check_output_dir, require_matplotlib
 
         require_matplotlib()                               # fail before the long run, not after
         check_output_dir(args.plots, force=args.force)
     if args.html:
-        from verify.io import check_output_path
+        from verify.model.io import check_output_path
 
         check_output_path(args.html, force=args.force, what="--html file")    # before the long run, not after
     trace = 0
     if args.plots or (args.html and _have_matplotlib()):   # the HTML's figures need the traces too
-        from verify.plots import TRACE_POINTS as trace
+        from verify.app.plots import TRACE_POINTS as trace
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
                                         trace=trace, color=not args.no_color, **resolution_kwargs(args))
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
@@ -60,12 +60,12 @@ def run_report(args) -> int:
             atomic_write(out, text + "\n", force=args.force, what="--json file")  # exclusive unless --force
         render_report(report, color=not args.no_color, reproduce=_reproduce)
     if args.plots:
-        from verify.plots import write_report_plots
+        from verify.app.plots import write_report_plots
 
         paths = write_report_plots(report, args.plots, force=args.force)
         print(f"wrote {len(paths)} figures to {args.plots}", file=sys.stderr if to_stdout else sys.stdout)
     if args.html:
-        from verify.html import render_html
+        from verify.app.html import render_html
 
         atomic_write(args.html, render_html(report), force=args.force, what="--html file")
         print(f"wrote {args.html}", file=sys.stderr if to_stdout else sys.stdout)
