@@ -56,13 +56,17 @@ def test_an_equivalence_that_is_wrong_would_fail():
     assert judge(r, chain.mdp).status == "passed"
 
 
-def test_the_reports_estimator_section_has_no_undecided_row():
+def test_the_reports_estimator_section_has_no_undecided_row_for_a_structural_reason():
     # What build_report runs per example (run_check at the report's episodes and seed), without the derivation.
+    # A row may be undecided for want of power (a sampled "consistent" needs the resolution), never because it is
+    # a pitfall that has no bias on this problem: such a row is judged as the estimator it equals.
     from verify.app.report import QUICK_EPISODES
 
     notes = set()
     for name, problem in builtin_examples().items():
         check = run_check(problem, episodes=QUICK_EPISODES, seed=0)
-        assert check.summary["undecided"] == 0, [r.mc.estimator.name for r in check.rows if r.undecided]
-        notes |= {(name, r.mc.estimator.name) for r in check.rows if r.note}
+        labelled = [r for r in check.rows if r.note]
+        assert not [r.mc.estimator.name for r in labelled if r.undecided and r.mc.moments is not None]
+        assert not [r.mc.estimator.name for r in check.rows if r.undecided and r.mc.moments is not None]
+        notes |= {(name, r.mc.estimator.name) for r in labelled}
     assert ("discounted", "gae_stationary_value") in notes and ("bandit", "rtg_restart_discount") in notes

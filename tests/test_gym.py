@@ -1,6 +1,6 @@
 """gymnasium toy-text environments imported as exact MDPs: dynamics, CLI, and the Monte Carlo check.
 
-Expected models are derived independently of ``verify.gym``: FrozenLake from its documented grid rules and map,
+Expected models are derived independently of ``verify.frameworks.gym``: FrozenLake from its documented grid rules and map,
 Taxi from its documented state encoding; gymnasium's own ``env.step`` is compared with the imported P by a
 chi-square test. Statistical tests use fixed seeds; each states its false-alarm rate alpha.
 """
@@ -278,7 +278,8 @@ def test_cli_mc_with_gymnasiums_sampler(frozen_lake, tmp_path, capsys):
                        "--theta", str(tmp_path / "theta.npy"), "--estimator", "reward_to_go",
                        "--episodes", str(N_EPISODES), "--sampler", "gymnasium", "--json")
     result = json.loads(out)
-    assert code == 0 and result["verdict"] == "consistent" and result["test"] == "maxz"
+    # No rejection: consistent, or undecided (exit 3) when the run cannot see 10 % of max |grad J| everywhere.
+    assert (code, result["verdict"]) in ((0, "consistent"), (3, "undecided")) and result["test"] == "maxz"
     assert "--sampler gymnasium" in result["command"]
     assert result["exact"] == gradient(frozen_lake.mdp, frozen_lake.policy).grad.tolist()
 

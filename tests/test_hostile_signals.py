@@ -134,7 +134,10 @@ def test_two_concurrent_report_json_writers(tmp_path):
     """The issue's case: two `report --json SAME` without --force started together; one writes, one refuses."""
     out_file = tmp_path / "same.json"
     procs = [_start(["report", "--quick", "--no-color", "--json", str(out_file)], tmp_path) for _ in range(2)]
-    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    # communicate, not wait: the report's text on stdout outgrows a pipe's buffer, and a writer blocked on a full
+    # pipe would never exit
+    outs = [p.communicate(timeout=600) for p in procs]
+    results = [(p.returncode, *out) for p, out in zip(procs, outs)]
     codes = sorted(code for code, _, _ in results)
     refused = [err for code, _, err in results if code == 2]
     assert codes in ([0, 2], [1, 2]), [(c, e[-300:]) for c, _, e in results]
@@ -150,7 +153,8 @@ def test_concurrent_export_gym_writers(tmp_path):
     for pair in range(3):
         out_file = tmp_path / f"same{pair}.json"
         procs = [_start(["export-gym", "FrozenLake-v1", "-o", str(out_file)], tmp_path) for _ in range(2)]
-        results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+        outs = [p.communicate(timeout=300) for p in procs]
+        results = [(p.returncode, *out) for p, out in zip(procs, outs)]
         codes = sorted(code for code, _, _ in results)
         assert codes == [0, 2], [(c, e) for c, _, e in results]
         err = next(e for c, _, e in results if c == 2)

@@ -52,8 +52,11 @@ CORRECT = [_f32("reward_to_go"), _f32("baseline_value"), _f32("gae"), rtg_in_flo
 def test_correct_float32_numpy_estimators_are_never_biased(example, fn):
     check = check_estimator(fn, example, episodes=1000, alpha=1e-6)
     assert check.precision.dtype == "float32" and check.precision.limited
-    assert check.verdict == "consistent", check.format()
+    # never "biased": exact and consistent where trajectories can be enumerated; sampled (discounted, horizon
+    # null) it may lack the power for "consistent" at 1000 episodes, and is then undecided, never inconsistent
+    assert check.verdict != "inconsistent", check.format()
     if check.mc.moments is not None:
+        assert check.verdict == "consistent", check.format()
         m = check.mc.moments
         # The float64 tolerance would have called this round-off a bias on some of them (the symptom) ...
         assert np.abs(m.bias).max() <= check.precision.rtol * m.scale

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from verify.builtin import builtin_examples
+from verify.model.builtin import builtin_examples
 from verify.errors import UsageError
-from verify.estimators import ESTIMATORS
-from verify.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, EFFECT_SIZE, run_check, run_estimators
-from verify.moments import exact_moments_all
-from verify.problem import Problem
-from verify.stats import (SampleMoments, calibration, consistency_test, detectable_bias, detectable_effect,
+from verify.checks.estimators import ESTIMATORS
+from verify.checks.mc import DEFAULT_ALPHA, DEFAULT_EPISODES, EFFECT_SIZE, run_check, run_estimators
+from verify.checks.moments import exact_moments_all
+from verify.model.problem import Problem
+from verify.checks.stats import (SampleMoments, calibration, consistency_test, detectable_bias, detectable_effect,
                           effect_size, episodes_needed, power, support)
 
 from helpers import random_problem as shared_random_problem
@@ -225,11 +225,11 @@ def test_max_z_is_calibrated_with_sparse_rewards():
     # over 100 seeds at alpha = 0.01 the number of false alarms is Binomial(100, <= 0.01), P(>= 8) < 1e-5.
     # 4000 episodes (~120 reach the goal): with 1000 most components have fewer than MIN_NONZERO non-zero values,
     # and the test would mostly be undecided, which says nothing about its level.
-    from verify.estimators import get_estimator
-    from verify.exact import gradient
-    from verify.mdp import TabularMDP
-    from verify.policy import TabularSoftmax
-    from verify.sampler import sample_episodes
+    from verify.checks.estimators import get_estimator
+    from verify.numerics.exact import gradient
+    from verify.model.mdp import TabularMDP
+    from verify.model.policy import TabularSoftmax
+    from verify.numerics.sampler import sample_episodes
 
     S = 6
     P = np.zeros((S, 2, S))
@@ -311,8 +311,8 @@ def test_shapes_are_checked_at_the_boundary():
 def _rare_state_problem() -> Problem:
     """s0 leads to the rare state s1 with probability 1.5e-3 (else to s2); in s1 action 1 pays 1, or 1000 with
     probability 0.01. With 2000 episodes s1 is reached 0-6 times, and its jackpot is almost never drawn."""
-    from verify.mdp import TabularMDP
-    from verify.policy import TabularSoftmax
+    from verify.model.mdp import TabularMDP
+    from verify.model.policy import TabularSoftmax
 
     P = np.zeros((4, 2, 4))
     P[0, :, 1], P[0, :, 2] = 1.5e-3, 1 - 1.5e-3
@@ -327,8 +327,8 @@ def _rare_state_problem() -> Problem:
 def test_components_with_few_non_zero_values_are_not_z_tested_and_are_named():
     # reward-to-go is unbiased; before the rule seeds 0 and 1 (1-2 visits to s1, no jackpot) were rejected at
     # alpha = 1e-6 with z = 15.5 and 10.3 (max-|z| on 6 components).
-    from verify.mc import run_mc
-    from verify.stats import MIN_NONZERO
+    from verify.checks.mc import run_mc
+    from verify.checks.stats import MIN_NONZERO
 
     named = 0
     for seed in range(5):
@@ -363,3 +363,41 @@ def test_a_bias_in_a_well_sampled_component_is_still_caught_and_all_sparse_is_un
     # ~1e-2 * 2 * 2) is still a mismatch.
     far = consistency_test(SampleMoments.of(x[:, 1:2]), [1.0], alpha=1e-6, scale=1.0)
     assert (far.verdict, far.exact_mismatch) == ("inconsistent", True)
+
+
+# --- the tail rule (issue 30): skewed components are not z-tested where the normal tail does not hold -------------
+
+def test_tail_ratio_is_the_edgeworth_skewness_term():
+    # Hall (1992), eq. 2.55: the two-sided tail of a studentised mean is 2 Phi_bar(z) + 2 n^-1 x gamma^2 (x^4 + 2x^2 - 3)
+    # / 18 phi(z) + (terms not credited); R is the second part over the first. Written out with scipy.stats.norm.
+    from verify.checks.stats import tail_ratio
+
+    for gamma, n, z in ((2.0, 100, 4.0), (25.0, 20_000, 5.3), (0.5, 50, 3.0)):
+        extra = gamma**2 * z * (z**4 + 2 * z**2 - 3) / 18 / n * stats.norm.pdf(z)
+        assert float(tail_ratio(gamma, n, z)) == pytest.approx(extra / stats.norm.sf(z), rel=1e-9)
+    assert float(tail_ratio(3.0, 100, 0.5)) == 0.0          # a thinner tail is never credited
+    # Exponential data (gamma = 2), n = 40, two-sided tail at z = 3 by simulation: the corrected tail is closer to
+    # the truth than the t tail (a check of the direction and size, not of the far tail the tests read).
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=(200_000, 40)) - 1.0
+    t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / np.sqrt(40))
+    observed = float(np.mean(np.abs(t) > 3.0))
+    t_tail = 2 * stats.t.sf(3.0, 39)
+    corrected = t_tail * (1 + float(tail_ratio(2.0, 40, 3.0)))
+    assert abs(np.log(corrected / observed)) < abs(np.log(t_tail / observed))
+
+
+def test_one_sided_rare_values_are_not_z_tested_however_many_non_zero():
+    # The gridworld case of issue 30: 34 non-zero values of one sign among 20 000, whose exact mean is carried by
+    # values rarer than 1 / 20 000 (never drawn): z ~ -9 against the exact mean. The count rule (>= 30) z-tested it
+    # and rejected; the tail rule leaves it out (skewness ~ -24, tail_ratio >> 2).
+    n = 20_000
+    x = np.zeros((n, 2))
+    x[:34, 0] = -np.linspace(0.5e-3, 1.5e-3, 34)
+    x[:, 1] = np.random.default_rng(3).normal(size=n)
+    res = consistency_test(SampleMoments.of(x), [8.5e-6, 0.0], alpha=1e-6)
+    assert res.verdict == "consistent" and res.few.tolist() == [True, False]
+    assert res.tail[0] > 2 and res.tail[1] < 1e-2
+    # the same values, symmetric in sign, have no skewness: z-tested (and rejected: the mean is 0, z ~ 9)
+    x[:34:2, 0] *= -1
+    assert consistency_test(SampleMoments.of(x), [8.5e-4, 0.0], alpha=1e-6).verdict == "inconsistent"

@@ -3,7 +3,8 @@
 The public API, imported lazily (nothing numerical loads until a name is first used, so ``import verify`` and
 ``pgverify --help`` stay fast):
 
-- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` (``verify.checks.gradcheck``, per episode);
+- Check an estimator: ``check_estimator``, ``assert_estimator_unbiased`` and its ``Undecided`` (``verify.checks.gradcheck``,
+  per episode);
   ``check_batch_estimator``, ``assert_batch_estimator_unbiased`` (``verify.checks.batchcheck``, batch statistics allowed;
   PyTorch and JAX losses: ``verify.frameworks``).
 - Exact answers: ``gradient`` (J and grad J), ``value_tables`` (V_t, Q_t), ``enumerate_trajectories``,
@@ -70,6 +71,7 @@ _EXPORTS = {
         "occupancy", "fisher", "natural_gradient", "averaged_advantage", "compatible_features",
         "performance_difference", "surrogate", "ppo_clip_surrogate", "trpo_bound", "stationary_gradient",
         "gamma_less_update", "check_gradient_field", "sampled_natural_gradient")},
+    "Undecided": "verify.checks.gradcheck",
 }
 _SUBMODULES = ("episodes", "estimators", "exact", "mc", "moments", "returns", "sampler", "stats", "strategies",
                "theory")

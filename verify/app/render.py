@@ -15,7 +15,8 @@ from rich.table import Table
 
 from verify.app.report import Report
 from verify.checks.text import TEST_NAMES, describe_test, format_estimator_check, number as _g
-from verify.checks.text import not_enumerated as _not_enumerated, paired_miss as _paired_miss, power_line as _power_line
+from verify.checks.text import paired_miss as _paired_miss, power_line as _power_line
+from verify.checks.text import sampled_verdict as _sampled_verdict
 
 if TYPE_CHECKING:
     from verify.checks.mc import CheckResult, McResult
@@ -243,11 +244,7 @@ def format_mc(r: McResult, command: str | None = None) -> str:
         lines.append(f"power: exact, any bias above {m.rtol * m.scale:.2g} (float round-off of this "
                      "problem) in any component counts")
     else:
-        by = {"paired": f"the paired test against {r.reference} (same episodes; more powerful here than the unpaired "
-                        "one)",
-              "unpaired": "the unpaired test" + ("" if r.paired is None else
-                                                 f" (more powerful here than the paired one against {r.reference})")}
-        lines.append(f"verdict: {verdict.upper()}, decided by {by[r.chosen]}; {_not_enumerated(r)}")
+        lines.append(_sampled_verdict(r, command))
     w = t.worst
     lines.append(f"Monte Carlo, unpaired (E[g] = grad J): {describe_test(t)}")
     if not t.undecided:
@@ -291,9 +288,9 @@ def estimator_table(rows, title: str, *, compact: bool = False) -> Table:
         r = row.mc
         s = r.sampled
         eff = r.effect
-        seen = s.informative
-        detect = ("-" if s.undecided else _g(float(np.median(r.detectable_bias[seen] if seen.any()
-                                                             else r.detectable_bias)), ".2g"))
+        both = r.detectable_bias
+        seen = np.isfinite(both)
+        detect = ("-" if not seen.any() else _g(float(np.median(both[seen])), ".2g"))
         claim = "unbiased" if r.estimator.unbiased else "pitfall"
         cells = (claim, "?" if r.moments is None else f"{np.abs(r.moments.bias).max():.1e}",
                  "?" if eff is None else _g(eff, ".3f"), r.chosen if r.paired is not None else s.test,
@@ -310,15 +307,17 @@ def _legend(rows, compact: bool = False) -> str:
     from verify.checks.selfcheck import false_alarm_check
 
     check = false_alarm_check(rows)
+    first = (rows[0][1] if isinstance(rows[0], tuple) else rows[0]).mc
     exact = ("exact max|bias| by enumeration decides" if compact else
              "exact max|bias| and effect (bias / per-episode std) by enumeration decide")
     detects = ("p-value: of the Monte Carlo test (the wide table and --json add the effect, the test and its "
                "power). " if compact else
-               f"detects: median over components of the smallest bias the test catches with probability "
+               f"detects: median over components of the smallest bias the tests catch with probability "
                f"{DETECT_POWER}. ")
-    return (f"{exact} wherever known (? = not enumerable: the Monte Carlo test decides, paired against a catalog "
-            f"control or unpaired, whichever detects smaller biases). {detects}? undecided = the run could not tell "
-            "(never counted as passed). " + ("\n" if not check.passed else "")
+    return (f"{exact} wherever known (? = not enumerable: the Monte Carlo tests decide, paired against a catalog "
+            f"control and unpaired, each at alpha / 2; consistent only with the power to see a bias of "
+            f"{first.resolution:g} x max |grad J| in every component). {detects}? undecided = the run could not "
+            "tell (never counted as passed). " + ("\n" if not check.passed else "")
             + f"{MARK[check.passed] if check.tests else '?'} Self-check: {check.summary()}.")
 
 

@@ -283,7 +283,7 @@ def report_episodes(quick: bool) -> int:
 
 
 def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int = 0, *,
-                 estimators=None) -> Report:
+                 estimators=None, resolution: float | None = None) -> Report:
     """Run every check. ``progress`` is an optional rich Progress to advance (the CLI shows one on terminals);
     ``trace`` > 0 keeps each Monte Carlo run's convergence trace at about that many points (for the figures);
     ``estimators`` is the catalog to check (default ``verify.checks.estimators.ESTIMATORS``; tests pass a broken one)."""
@@ -316,7 +316,8 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
     done("theory", t0)
     for name, problem in examples.items():
         t0 = time.perf_counter()
-        check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed, trace=trace)
+        check = run_check(problem, estimators, episodes=report_episodes(quick), seed=seed, trace=trace,
+                          **({} if resolution is None else {"resolution": resolution}))
         report.gradients.append(check.gradients)
         report.estimators.extend((name, row) for row in check.rows)
         report.variance.extend(variance_rows(name, [row.mc for row in check.rows]))
@@ -330,13 +331,13 @@ def build_report(seed: int = 0, quick: bool = False, progress=None, trace: int =
 
 
 def build_report_with_progress(seed: int, quick: bool, show: bool, trace: int = 0, *, estimators=None,
-                               color: bool = True) -> Report:
+                               color: bool = True, resolution: float | None = None) -> Report:
     """``build_report`` under a transient rich progress bar when ``show`` (output is a terminal), plain with
     ``color=False`` (rich honours ``NO_COLOR`` by itself)."""
     if not show:
-        return build_report(seed, quick, trace=trace, estimators=estimators)
+        return build_report(seed, quick, trace=trace, estimators=estimators, resolution=resolution)
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(transient=True, console=Console(stderr=True, no_color=not color)) as progress:
-        return build_report(seed, quick, progress, trace=trace, estimators=estimators)
+        return build_report(seed, quick, progress, trace=trace, estimators=estimators, resolution=resolution)

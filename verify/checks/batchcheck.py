@@ -418,11 +418,19 @@ def _resolution(test) -> float:
     return float(detectable_bias(test, DETECT_POWER)[test.stderr > 0].max())
 
 
-def _batches_for(K: int, *ratios: float) -> int:
+def _batches_for(K: int, *ratios: float) -> int | None:
     """Batches at which a detectable size now ``ratio`` times the one wanted shrinks to it (the standard error
-    falls as 1/sqrt(K); the critical value does not depend on K): K max(ratio)^2, more than K."""
-    worst = max((r for r in ratios if np.isfinite(r)), default=math.inf)
-    return K + 1 if not np.isfinite(worst) else max(K + 1, math.ceil(K * worst ** 2))
+    falls as 1/sqrt(K); the critical value does not depend on K): K max(ratio)^2, more than K. None when a ratio is
+    infinite (no component allows a z-test yet, e.g. batch means too skewed): no number can be promised."""
+    if not all(np.isfinite(r) for r in ratios):
+        return None
+    return max(K + 1, math.ceil(K * max(ratios) ** 2))
+
+
+def _would(need: int | None, what: str) -> str:
+    return (f"about {need} batches would {what}" if need is not None else
+            "no component allows a z-test at this many batches (too few non-zero or too skewed batch means), so "
+            "no number of batches can be promised; try several times more")
 
 
 def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
@@ -453,7 +461,7 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
         need = _batches_for(K, res_u / tolerance)
         return {**out, "verdict": "undecided", "batches_needed": need,
                 "reason": f"the test detects only relative biases of {res_u:.3g} or more (tolerance {tolerance:g}); "
-                          f"about {need} batches would detect the tolerance"}
+                          + _would(need, "detect the tolerance")}
     if gg == 0:
         return {**out, "verdict": "biased"}
     # Proportional? c from the data; the paired residual P(Y - c R) has mean zero when E[Y] = c grad J.
@@ -486,7 +494,7 @@ def _mc_verdict(Y, R, target: Target, alpha: float, tolerance: float) -> dict:
     return {**out, "verdict": "undecided", "resolution": res_p, "batches_needed": need,
             "reason": f"E[g] differs from grad J (p = {test_u.p_value:.3g}), but the run cannot tell proportional "
                       f"(c = {c:.3g} +- {c_se:.2g}) from biased (detects {res_p:.3g}, tolerance {tolerance:g}); "
-                      f"about {need} batches would"}
+                      + _would(need, "tell")}
 
 
 def _catalog_matches(mean: np.ndarray, target: Target, enum: Episodes,

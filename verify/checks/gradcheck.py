@@ -78,6 +78,7 @@ from verify.errors import PGVerifyError, UsageError, positive_int
 from verify.checks.estimators import ESTIMATORS, Estimator
 from verify.checks.mc import (
     DEFAULT_ALPHA,
+    DEFAULT_RESOLUTION,
     DEFAULT_EPISODES,
     McResult,
     run_mc,
@@ -92,11 +93,24 @@ from verify.model.problem import Problem
 from verify.numerics.sampler import sample_episodes
 from verify.checks.text import format_estimator_check
 
-__all__ = ["EstimatorCheck", "EstimatorError", "as_estimator", "assert_estimator_unbiased", "check_estimator"]
+__all__ = ["EstimatorCheck", "EstimatorError", "Undecided", "as_estimator", "assert_estimator_unbiased",
+           "check_estimator"]
 
 PROBE_EPISODES = 64     # the contract probe's batch (its first half is re-evaluated alone)
 PROBE_RTOL = 1e-9       # a vectorised fn may round differently in another batch size; a batch statistic moves far more
 
+
+
+class Undecided(AssertionError):
+    """``assert_estimator_unbiased`` could not decide: no test rejected, but the run lacked the power to see a bias
+    of the tolerance (``resolution`` x max |grad J|) in every component. An ``AssertionError``, so a test fails
+    rather than passing silently; the message states the episodes a decided run needs (``episodes_needed``).
+    """
+
+    def __init__(self, message: str, check: "EstimatorCheck"):
+        super().__init__(message)
+        self.check = check
+        self.episodes_needed = check.mc.episodes_to_resolve()
 
 
 # --- the contract: wrapping and validating the user's function ------------------------------------------------------
@@ -340,7 +354,8 @@ class EstimatorCheck:
                 "bias_by_horizon": [{"horizon": h, "max_abs_bias": b, "tolerance": t} for h, b, t in self.bias_profile],
                 **{k: v for k, v in self.mc.to_json().items()
                    if k in ("decided_by", "mc_verdict", "reason", "paired", "power", "detectable_bias",
-                            "detectable_bias_sd", "episodes_to_detect")}}
+                            "detectable_bias_sd", "episodes_to_detect", "resolution", "scaling_error",
+                            "rare_differences")}}
 
 
 def _catalog_matches(exact_mean: np.ndarray, scale: float, problem: Problem,
@@ -383,7 +398,8 @@ _KEEP = object()
 def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: Problem | TabularMDP | str | Path, *,
                     policy: Policy | None = None, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                     alpha: float = DEFAULT_ALPHA, covariance: str = "auto", name: str | None = None,
-                    gamma: float | None = None, horizon=_KEEP) -> EstimatorCheck:
+                    gamma: float | None = None, horizon=_KEEP,
+                    resolution: float = DEFAULT_RESOLUTION) -> EstimatorCheck:
     r"""Test whether ``fn`` estimates grad J(theta) without bias on ``problem``.
 
     H0: E[g(tau)] = grad J(theta), with g = ``fn`` per episode. Exact, when the trajectories can be enumerated:
@@ -405,6 +421,8 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
       covariance: "auto", "exact" or "sample", as ``mc.run_estimators`` ("sample" also skips the enumeration).
       name: how the report names ``fn``.
       gamma, horizon: override the problem's discount and horizon (``horizon=None``: until termination).
+      resolution: without an enumeration, "consistent" needs the power to see a bias of resolution x max |grad J|
+        in every component (default 0.1); otherwise the verdict is "undecided" with the episodes needed.
 
     Returns:
       EstimatorCheck (``.passed``, ``.verdict``, ``.format()``; ``.reproduce`` is the call that repeats it, naming
@@ -432,7 +450,7 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
     est = as_estimator(fn, name=name)
     precision = _probe(est, problem, seed)
     mc = run_mc(problem, est, episodes=episodes, seed=seed, alpha=alpha, covariance=covariance,
-                rtol=precision.rtol)
+                rtol=precision.rtol, resolution=resolution)
     precision = precision.coarser(_precision(est, problem))    # what the whole run returned
     t, m = mc.test, mc.moments
     worst, matches, profile = mc.sampled.worst, (), ()
@@ -444,7 +462,8 @@ def check_estimator(fn: Callable[[Episodes], np.ndarray] | Estimator, problem: P
 
     call = (f"check_estimator({callable_argument(est.name)}, {problem_source(given, problem)}, "
             f"episodes={episodes}, seed={seed}, "
-            f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}") + ")")
+            f"alpha={alpha!r}" + ("" if covariance == "auto" else f", covariance={covariance!r}")
+            + ("" if resolution == DEFAULT_RESOLUTION else f", resolution={resolution!r}") + ")")
     return EstimatorCheck(
         estimator=est.name, problem=problem.mdp.name, episodes=episodes, seed=int(seed), alpha=alpha,
         grad=np.asarray(t.exact), mean=t.mean, stderr=t.stderr, test=t.test, statistic=t.statistic, dof=t.dof,
@@ -460,7 +479,9 @@ def assert_estimator_unbiased(fn: Callable[[Episodes], np.ndarray] | Estimator,
     """``check_estimator`` that raises ``AssertionError`` unless the verdict is "consistent".
 
     Args and Raises: as ``check_estimator``; also AssertionError whose message names the worst component, the
-    exact gradient, the exact and sample means, the standard error, the p-value and the seed.
+    exact gradient, the exact and sample means, the standard error, the p-value and the seed; ``Undecided`` (an
+    AssertionError) when no test rejected but the run could not see a bias of ``resolution`` x max |grad J| in
+    every component: it states the episodes needed. Pass ``resolution=`` for the tolerance you need.
 
     Returns:
       The EstimatorCheck, when it passed.
@@ -480,6 +501,8 @@ bias -0.0278), sample mean ...
     seed 0; reproduce: check_estimator(restarted, 'chain', episodes=2000, seed=0, alpha=0.001)
     """
     check = check_estimator(fn, problem, **settings)
+    if check.verdict == "undecided":
+        raise Undecided(check.format(), check)
     if not check.passed:
         raise AssertionError(check.format())
     return check

@@ -13,14 +13,15 @@ Verdicts, strongest evidence first:
   estimator's exact mean and covariance are known: the verdict is "biased" when the exact bias exceeds round-off,
   else "consistent". The Monte Carlo test (chi^2 with the exact covariance) is still run and shown.
 - **Paired** (sampling only). On the same episodes, g - g_ref for a catalog control g_ref whose mean is grad J
-  (``REFERENCES``: reward-to-go, or with the exact state-value baseline, whichever has the smaller paired variance
-  on the first chunk) has mean E[g] - grad J, and for an estimator close to correct a far smaller variance than g:
-  H0: E[g - g_ref] = 0 by max-|z|, with the round-off floor of the exact test relative to the per-episode values
-  (a correct implementation written differently differs from reward-to-go by ~1e-15 per episode).
+  (``REFERENCES``: reward-to-go, the exact state-value baseline, the exact Q and advantage forms; the one with the
+  smallest paired variance on the first chunk, skipping any equal to g there to round-off) has mean
+  E[g] - grad J, and for an estimator close to correct a far smaller variance than g: H0: E[g - g_ref] = 0 by
+  max-|z|, with the round-off floor of the exact test relative to the per-episode values.
 - **Unpaired** (sampling only): H0: E[g] = grad J by max-|z| on g's sample variances.
-  Of the two, the one with the smaller detectable bias (summed over components, from the sample variances only,
-  never from the means) decides, and the result says which. With no component above round-off a test is
-  "undecided", never a pass.
+  Both run, each at alpha / 2 (Bonferroni): "inconsistent" when either rejects (the result names which). With no
+  rejection, "consistent" only when the run could see a bias of ``resolution`` x max |grad J| in every component
+  by the better test there, and no paired difference sits where no test can look (``verify.checks.power``); else
+  "undecided", with the episodes that would decide. Never a pass without power.
 
 Power: every result carries the smallest bias it detects with probability DETECT_POWER, per component, in the
 gradient's units (``detectable_bias``) and in per-episode standard deviations of g (``detectable_bias_sd``), and
@@ -47,6 +48,15 @@ from verify.model.io import current_limits
 from verify.model.labels import component_name
 from verify.model.problem import Problem
 from verify.numerics.sampler import PROCESS_BYTES, check_sampling_budget, chunk_size, iter_episode_chunks
+from verify.checks.power import (
+    DEFAULT_RESOLUTION,
+    combined_detectable,
+    episodes_for,
+    rare_components,
+    resolved,
+    scaling_errors,
+    structural,
+)
 from verify.checks.stats import (
     EXACT_RTOL,
     MIN_NONZERO,
@@ -63,6 +73,7 @@ from verify.checks.trace import ConvergenceTrace, TraceRecorder
 
 __all__ = [
     "COVARIANCES",
+    "DEFAULT_RESOLUTION",
     "DEFAULT_ALPHA",
     "DEFAULT_EPISODES",
     "DETECT_FRACTION",
@@ -90,7 +101,8 @@ DETECT_POWER = 0.999
 DETECT_FRACTION = 0.01   # episodes_to_detect's default size: 1% of the largest |grad J| component
 FULL_MOMENTS_MAX_D = 256   # beyond, sample moments keep the variances only (all max-|z| reads; see run_estimators)
 COVARIANCES = ("auto", "exact", "sample")
-REFERENCES = ("reward_to_go", "baseline_value")   # the paired test's controls: unbiased on every MDP
+# The paired test's controls, unbiased on every MDP: the pilot chunk picks the one closest to the estimator.
+REFERENCES = ("reward_to_go", "baseline_value", "q_value", "advantage")
 TRACE_COMPONENTS = 4   # components (largest |grad J|) whose own running variance a trace keeps
 
 
@@ -116,7 +128,10 @@ class McResult:
       detectable: the effect size (per-episode standard deviations) ``test`` rejects with probability DETECT_POWER.
       component: readable name of the decisive test's worst component.
       paired: the paired test of E[g - g_ref] = 0 (sampling only; None otherwise); reference: g_ref's name.
-      chosen: which sampled test decides: "paired" or "unpaired".
+      chosen: which sampled test the verdict reports: the one that rejected (paired first), else the one with
+        more power. With both, each runs at alpha / 2 (Bonferroni), and a bias is seen when either sees it.
+      resolution: "consistent" needs the power to see a bias of resolution x max |grad J| in every component
+        (``verify.checks.power``); otherwise the sampled verdict is "undecided".
     """
 
     problem: str
@@ -132,6 +147,7 @@ class McResult:
     reference: str | None = None
     chosen: str = "unpaired"
     covariance: str = "auto"
+    resolution: float = DEFAULT_RESOLUTION
     namer: Callable[[tuple[int, ...]], str] | None = field(default=None, repr=False)
     trace: ConvergenceTrace | None = field(default=None, repr=False)   # run_estimators(trace=C): for the figures
 
@@ -156,12 +172,74 @@ class McResult:
         return "exact" if self.moments is not None else self.chosen
 
     @property
+    def tests(self) -> tuple[ConsistencyResult, ...]:
+        """The sampled tests of the run: the unpaired one, and the paired one when there is one."""
+        return (self.test,) if self.paired is None else (self.test, self.paired)
+
+    @property
     def verdict(self) -> str:
-        """"biased" / "consistent" by the exact bias when enumerated, else the sampled test's "consistent",
-        "inconsistent" or "undecided"."""
+        """"biased" / "consistent" by the exact bias when enumerated; else "inconsistent" when a sampled test
+        rejected, "consistent" when none did and the run had the power to see a bias of ``resolution`` x max
+        |grad J| in every component with no rare difference left untested, else "undecided"."""
         if self.moments is not None:
             return "biased" if self.moments.biased else "consistent"
-        return self.sampled.verdict
+        if any(t.verdict == "inconsistent" for t in self.tests):
+            return "inconsistent"
+        return "undecided" if self.undecided_reason else "consistent"
+
+    @property
+    def rare(self):
+        """``power.rare_components`` of the paired test: where g differs from the reference too rarely to test,
+        and no other test sees a bias either."""
+        blind = ~np.isfinite(self.detectable_bias)
+        return [c for c in rare_components(self.paired, limit=None) if blind[c.index]][:3]
+
+    @property
+    def resolution_size(self) -> float:
+        """The bias a decided sampled verdict must be able to see: resolution x max |grad J|."""
+        return self.resolution * float(np.abs(self.test.exact).max(initial=0.0))
+
+    @property
+    def resolved(self) -> bool:
+        """Every component's detectable bias is at most ``resolution_size`` (always True when enumerated)."""
+        return self.moments is not None or resolved(self.detectable_bias_or_none, self.test.exact, self.resolution,
+                                                    structural(self.tests, self.test.exact))
+
+    @property
+    def undecided_reason(self) -> str:
+        """Why a sampled run that rejected nothing is not "consistent" ("" when it is, or when it rejected)."""
+        if self.moments is not None or any(t.verdict == "inconsistent" for t in self.tests):
+            return ""
+        if all(t.undecided for t in self.tests):
+            return self.sampled.reason
+        rare = self.rare
+        if rare:
+            names = "; ".join(f"{self.name_of(c.index)} (differs in {c.episodes} of {c.n} episodes, mean "
+                              f"difference {c.mean:.2g}; about {c.visits_needed} such episodes needed)" for c in rare)
+            return (f"g differs from {self.reference} where the differences are too few or too one-sided to test "
+                    f"(and no test sees a bias there): {names}: undecided there")
+        if not self.resolved:
+            b = np.where(structural(self.tests, self.test.exact), 0.0, self.detectable_bias_or_none)
+            blind = int(np.count_nonzero(~np.isfinite(b)))
+            worst = float(np.max(b[np.isfinite(b)], initial=0.0))
+            what = (f"{blind} components have too few or too one-sided values to test" if blind else
+                    f"the smallest bias it could see reaches {worst:.3g} in some component")
+            return (f"no power to see a bias of {self.resolution:g} x max |grad J| = {self.resolution_size:.3g} in "
+                    f"every component: {what}")
+        return ""
+
+    def episodes_to_resolve(self) -> int | None:
+        """Episodes at which a run of this problem and estimator could decide: every component testable and a
+        bias of ``resolution_size`` in any of them detected with probability DETECT_POWER (None: no estimate)."""
+        if self.moments is not None:
+            return None
+        return episodes_for(self.tests, self.resolution_size, DETECT_POWER, structural(self.tests, self.test.exact))
+
+    @property
+    def scaling_error(self) -> tuple[float, float]:
+        """``power.scaling_errors``: the smallest x with g -> (1 + x) g detected (whole gradient; its largest
+        component alone)."""
+        return scaling_errors(self.detectable_bias_or_none, self.test.exact)
 
     @property
     def mc_rejected(self) -> bool:
@@ -183,10 +261,16 @@ class McResult:
         return self.test.stderr * np.sqrt(self.test.n)
 
     @property
+    def detectable_bias_or_none(self) -> np.ndarray | None:
+        """``detectable_bias``, None when every sampled test is undecided."""
+        return combined_detectable(self.tests, DETECT_POWER)
+
+    @property
     def detectable_bias(self) -> np.ndarray:
-        """Per component, the smallest |bias| the sampled test detects with probability DETECT_POWER (theta's
-        shape, gradient units; inf when the test is undecided)."""
-        return detectable_bias(self.sampled, DETECT_POWER)
+        """Per component, the smallest |bias| the run's sampled tests detect with probability DETECT_POWER (the
+        better of the paired and unpaired test there; theta's shape, gradient units; inf where no test sees it)."""
+        b = self.detectable_bias_or_none
+        return np.full(self.test.exact.shape, np.inf) if b is None else b
 
     @property
     def detectable_bias_sd(self) -> np.ndarray:
@@ -198,12 +282,15 @@ class McResult:
     def episodes_to_detect(self, size: float | None = None) -> int | None:
         """Episodes at which a bias of ``size`` (gradient units; default DETECT_FRACTION of max |grad J|) in any
         component the sampled test can see is detected with probability DETECT_POWER; None without power."""
-        t = self.sampled
         size = self.detect_size if size is None else size
-        sd = np.where(t.informative, t.stderr, 0.0) * np.sqrt(t.n)    # excluded components claim no power
-        if t.undecided or not size > 0 or not np.any(sd > 0):
-            return None
-        return episodes_needed(size / float(sd.max()), max(t.dof, 1), t.alpha, DETECT_POWER, test=t.test)
+        best = None
+        for t in self.tests:
+            sd = np.where(t.informative, t.stderr, 0.0) * np.sqrt(t.n)    # excluded components claim no power
+            if t.undecided or not size > 0 or not np.any(sd > 0):
+                continue
+            n = episodes_needed(size / float(sd.max()), max(t.dof, 1), t.alpha, DETECT_POWER, test=t.test)
+            best = n if best is None else min(best, n)
+        return best
 
     def to_json(self) -> dict:
         t, m, eff, s = self.test, self.moments, self.effect, self.sampled
@@ -229,7 +316,14 @@ class McResult:
                 "power": DETECT_POWER,
                 "detectable_bias": _arr(self.detectable_bias),
                 "detectable_bias_sd": _arr(self.detectable_bias_sd),
-                "episodes_to_detect": {"bias": size, "episodes": self.episodes_to_detect(size)}}
+                "episodes_to_detect": {"bias": size, "episodes": self.episodes_to_detect(size)},
+                "resolution": {"fraction": self.resolution, "bias": self.resolution_size, "resolved": self.resolved,
+                               "episodes_needed": self.episodes_to_resolve(),
+                               "undecided_reason": self.undecided_reason},
+                "scaling_error": dict(zip(("whole_gradient", "largest_component"),
+                                          (_fin(x) for x in self.scaling_error))),
+                "rare_differences": [{"component": self.name_of(c.index), "episodes": c.episodes, "mean": c.mean,
+                                      "visits_needed": c.visits_needed} for c in self.rare]}
 
 
 def _check_settings(episodes, alpha, covariance) -> None:
@@ -266,8 +360,11 @@ class _Paired:
             spread = lambda r: float((x - dense(r)).var(axis=0).sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(dense(r)).max(initial=0.0))  # noqa: E731
         if self.ref is None:
+            # A reference identical to g (to round-off) on the pilot chunk leaves nothing to test: a user's copy
+            # of reward-to-go is paired with the next closest control, as the catalog row is.
             options = {r: v for r, v in refs.items() if r != self.name}
-            self.ref = min(options, key=lambda r: spread(options[r]))
+            distinct = {r: v for r, v in options.items() if int(np.sum(diff(v).nonzero)) > 0} or options
+            self.ref = min(distinct, key=lambda r: spread(distinct[r]))
         ref = refs[self.ref]
         self.ref_max_abs = max(self.ref_max_abs, ref_abs(ref))
         # The paired test is max-|z| on the difference's variances: the diagonal is all it reads.
@@ -325,7 +422,8 @@ def _power_score(result: ConsistencyResult) -> tuple[int, float]:
 def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPISODES, seed: int = 0,
                    alpha: float = DEFAULT_ALPHA, covariance: str = "auto", chunk: int | None = None,
                    max_steps: int | None = None, sampler=None, paired: bool = True,
-                   trace: int = 0, rtol: float = ZERO_BIAS_RTOL) -> list[McResult]:
+                   trace: int = 0, rtol: float = ZERO_BIAS_RTOL,
+                   resolution: float = DEFAULT_RESOLUTION) -> list[McResult]:
     """Sample ``episodes`` episodes once and judge each estimator against exact grad J.
 
     Args:
@@ -341,9 +439,11 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       trace: record a ``verify.trace.ConvergenceTrace`` at about this many episode counts in each result
         (0: none); the figures draw it.
       paired: also run the paired test when nothing is enumerated (the references are evaluated on the same
-        episodes).
+        episodes); the two tests then run at alpha / 2 each.
       rtol: the round-off tolerance relative to the problem's scale (``verify.checks.precision``: float64's by default,
         wider for estimators computed in float32): the exact zero-bias tolerance, and the tests' round-off floor.
+      resolution: a sampled "consistent" needs the power to see a bias of resolution x max |grad J| in every
+        component (``McResult.resolution``).
 
     Returns:
       One McResult per estimator, in the given order.
@@ -352,6 +452,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
       UsageError: bad settings, unknown estimator, or covariance "exact" on a problem that cannot be enumerated.
     """
     _check_settings(episodes, alpha, covariance)
+    if not 0 < resolution < float("inf"):
+        raise UsageError(f"the resolution must be a positive fraction of max |grad J|, got {resolution!r}")
     estimators = [get_estimator(e) if isinstance(e, str) else e for e in estimators]
     mdp, policy = problem.mdp, problem.policy
     # Estimators without visited rows hold [N, S, A] arrays: the chunk shrinks when the memory limit needs it.
@@ -387,12 +489,14 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     results = []
     for e in estimators:
         mom = moments.get(e.name)
-        test = consistency_test(acc[e.name], grad, alpha=alpha, cov=None if mom is None else mom.cov, scale=scale)
-        detect = detectable_effect(episodes, max(test.dof, 1), alpha, DETECT_POWER, test=test.test)
-        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, alpha, scale, factor)
+        # Two tests on one sample: each at alpha / 2, so that "either rejects" keeps the level alpha.
+        level = alpha / 2 if e.name in pairs else alpha
+        test = consistency_test(acc[e.name], grad, alpha=level, cov=None if mom is None else mom.cov, scale=scale)
+        detect = detectable_effect(episodes, max(test.dof, 1), level, DETECT_POWER, test=test.test)
+        ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, level, scale, factor)
         worst = (ptest if chosen == "paired" else test).worst
         results.append(McResult(mdp.name, e, episodes, seed, alpha, test, mom, detect, component_name(problem, worst),
-                                ptest, ref, chosen, covariance, functools.partial(component_name, problem),
+                                ptest, ref, chosen, covariance, resolution, functools.partial(component_name, problem),
                                 traces[e.name].result() if trace else None))
     return results
 
@@ -460,6 +564,10 @@ def _paired_test(test: ConsistencyResult, p: _Paired | None, sample: SampleMomen
     # Round-off of a per-episode difference is relative to the per-episode values, not to grad J.
     floor = max(scale, factor * sample.max_abs, factor * p.ref_max_abs)
     ptest = consistency_test(p.moments, np.zeros_like(grad), alpha=alpha, scale=floor, diagonal=True)
+    # The test that rejected is the one the verdict reports (paired first: it names the reference); with no
+    # rejection, the more powerful one. Either way both were run at alpha / 2, so the choice costs no level.
+    if ptest.verdict == "inconsistent" or test.verdict == "inconsistent":
+        return ptest, p.ref, "paired" if ptest.verdict == "inconsistent" else "unpaired"
     chosen = "paired" if not ptest.undecided and (test.undecided or _power_score(ptest) < _power_score(test)) \
         else "unpaired"
     return ptest, p.ref, chosen
@@ -528,7 +636,7 @@ def judge(r: McResult, mdp=None) -> CheckRow:
         if not r.estimator.unbiased:
             expected = "no bias here"
         return CheckRow(r, expected, "consistent (false alarm)" if rejected else "consistent", "passed", note)
-    v = r.sampled.verdict
+    v = r.verdict
     if v == "undecided":
         return CheckRow(r, expected, "undecided", "undecided", note)
     if unbiased:

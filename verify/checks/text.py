@@ -41,31 +41,61 @@ def describe_test(t: ConsistencyResult) -> str:
 
 def power_line(r: McResult) -> str:
     t = r.sampled
-    if t.undecided:
+    if all(x.undecided for x in r.tests):
         return f"power: none ({t.reason})"
-    seen = t.informative.ravel()
+    seen = np.logical_or.reduce([x.informative.ravel() for x in r.tests if not x.undecided])
     if not seen.any():
         return (f"power: no component varies, so the test compares the mean exactly: any difference above "
                 f"{number(t.null_tolerance)} in any component shows")
     b, sd = r.detectable_bias.ravel()[seen], r.detectable_bias_sd.ravel()[seen]
     n_more = r.episodes_to_detect()
-    head = (f"power: the {r.chosen} test" if r.moments is None else
-            "Monte Carlo power (shown; the exact bias decides): the test")
+    head = ("power: the better of the paired and unpaired tests (per component)"
+            if r.moments is None and r.paired is not None else
+            "power: the test" if r.moments is None else "Monte Carlo power (shown; the exact bias decides): the test")
     line = (f"{head} detects, with probability {DETECT_POWER:g}, a bias in one component of at least "
             f"{number(float(np.median(b)))} (median over the {seen.sum()} components tested; from "
             f"{number(float(b.min()))} to {number(float(b.max()))})")
     if np.isfinite(sd).any():
         line += f" = {number(float(np.nanmedian(sd)))} per-episode standard deviations of g (median)"
-    few = t.few.ravel()
+    few = np.logical_and.reduce([x.few.ravel() for x in r.tests if not x.undecided]) & ~seen
     if few.any():
-        line += (f"; {few.sum()} components vary with fewer than {MIN_NONZERO} non-zero values, too few for a "
-                 "z-test: no power claimed there (excluded_components in --json)")
+        line += (f"; {few.sum()} components vary with fewer than {MIN_NONZERO} non-zero values or too one-sided "
+                 "values for a z-test: no power claimed there (excluded_components in --json)")
     if (~seen & ~few).any():
         line += (f"; {(~seen & ~few).sum()} components have no variance, where only a difference above "
                  f"{number(t.null_tolerance)} would show")
     if n_more is not None:
         line += f"; {n_more} episodes would detect a bias of {number(r.detect_size)} (1% of max |grad J|) in any component"
+    if r.moments is None:
+        x_all, x_top = r.scaling_error
+        if np.isfinite(x_all):
+            line += (f"\npower for a scaling bug g -> (1 + x) g: caught with probability {DETECT_POWER:g} for |x| >= "
+                     f"{x_all:.3g} ({x_all:.1%}; for the largest |grad J| component alone, |x| >= {number(x_top)})")
     return line
+
+
+def sampled_verdict(r: McResult, command: str | None) -> str:
+    """The headline of a sampling-only run: which test rejected, or why it is consistent or undecided."""
+    level = f"each test at alpha / 2 = {r.alpha / 2:g}" if r.paired is not None else f"alpha = {r.alpha:g}"
+    test = {"paired": f"the paired test against {r.reference}", "unpaired": "the unpaired test"}[r.chosen]
+    if r.verdict == "inconsistent":
+        return f"verdict: INCONSISTENT, rejected by {test} ({level}); {not_enumerated(r)}"
+    if r.verdict == "consistent":
+        return (f"verdict: CONSISTENT: no test rejected ({level}), and the run could see a bias of "
+                f"{r.resolution:g} x max |grad J| = {number(r.resolution_size)} in any component; "
+                f"{not_enumerated(r)}")
+    need = r.episodes_to_resolve()
+    more = "" if need is None else (f"; about {need} episodes would decide" + (
+        f" ({_with_episodes(command, need)})" if command else ""))
+    return f"verdict: UNDECIDED: no test rejected ({level}), but {r.undecided_reason}{more}"
+
+
+def _with_episodes(command: str, n: int) -> str:
+    """``command`` with its --episodes value replaced by n."""
+    import re
+
+    return re.sub(r"--episodes \d+", f"--episodes {n}", command) if "--episodes" in command else \
+        f"{command} --episodes {n}"
 
 
 def paired_miss(r: McResult) -> str:
@@ -115,8 +145,12 @@ def format_estimator_check(c: EstimatorCheck) -> str:
         words = {"consistent": "consistent with the exact gradient", "undecided": "UNDECIDED",
                  "inconsistent": "INCONSISTENT with the exact gradient"}
         test = (f"paired test against {r.reference}" if r.chosen == "paired" else "unpaired test")
+        if c.verdict == "undecided":
+            test = "no test rejected" + ("" if r.reference is None else f"; paired against {r.reference}")
         head = f"{words[c.verdict]} (Monte Carlo, {test}; {not_enumerated(r, 'too large to enumerate')})"
     lines = [f"estimator {c.estimator} on {c.problem}: {head}"]
+    if not exact and c.verdict == "undecided":
+        lines.append(sampled_verdict(r, c.reproduce).replace("verdict: UNDECIDED: ", "why: ", 1))
     values = f"exact grad J {c.grad[w]:.6g}"
     if exact:
         values += f", exact mean {c.exact_mean[w]:.6g} (exact bias {c.exact_bias[w]:+.3g})"

@@ -22,6 +22,7 @@ from verify.cli._args import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_UNDECIDED,
     EXIT_USAGE,
     add_limit_arguments,
     limits_from_args,
@@ -31,7 +32,7 @@ from verify._startup import interrupted_at_start_up
 from verify.errors import PGVerifyError
 from verify.model.io import limits_scope
 
-__all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNDECIDED", "EXIT_USAGE", "build_parser", "main"]
 
 # The order in which ``pgverify --help`` lists the commands.
 COMMANDS = (report, gradient, latex, derivation, export_gym, fuzz, mc, plot, loss)

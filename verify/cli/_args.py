@@ -22,6 +22,33 @@ from verify.model.io import (
 from verify.model.problem import Problem, load_problem, numeric_array
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_UNDECIDED = 3     # mc and check --estimator: no test rejected, but the run lacked the power to decide
+
+
+def resolution_arg(text: str) -> float:
+    """--resolution: a positive fraction of max |grad J| (e.g. 0.1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--resolution must be a positive number (a fraction of max |grad J|, "
+                                         f"e.g. 0.1), got {text!r}")
+    return value
+
+
+def add_resolution_argument(p) -> None:
+    # default None: the library's verify.checks.power.DEFAULT_RESOLUTION (not imported here: --help loads no numpy)
+    p.add_argument("--resolution", type=resolution_arg, default=None, metavar="R",
+                   help="a sampled verdict is 'consistent' only when the run could see a bias of R x max |grad J| in "
+                        "every component; otherwise 'undecided' (exit 3 for mc) with the episodes needed "
+                        "(default 0.1)")
+
+
+def resolution_kwargs(args) -> dict:
+    """{"resolution": R} when --resolution was given, else {} (the library's default)."""
+    r = getattr(args, "resolution", None)
+    return {} if r is None else {"resolution": r}
 
 
 def one_line(message: str) -> str:

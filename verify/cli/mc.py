@@ -6,12 +6,15 @@ import argparse
 from verify.cli._args import (
     EXIT_FAIL,
     EXIT_OK,
+    EXIT_UNDECIDED,
     add_problem_arguments,
+    add_resolution_argument,
     load_problem_from_args,
     positive_int,
     print_json,
     probability,
     problem_command,
+    resolution_kwargs,
     seconds_arg,
     seed_arg,
 )
@@ -27,7 +30,9 @@ def register(sub) -> None:
                                    "trajectories can be enumerated, else by max |z| (Bonferroni), paired against a "
                                    "catalog control on the same episodes or unpaired, whichever detects smaller "
                                    "biases. Exit 0 consistent, 1 "
-                                   "biased, inconsistent or undecided, 2 bad input.")
+                                   "biased or inconsistent, 2 bad input, 3 undecided (no test rejected, but the run "
+                                   "could not see a bias of --resolution x max |grad J|: the episodes needed are "
+                                   "printed).")
     add_problem_arguments(p)
     p.add_argument("--estimator", required=True, metavar="NAME|MODULE:FUNCTION",
                    help="catalog name (see pgverify estimators), or your own estimator as package.module:function "
@@ -88,7 +93,7 @@ def _user_estimator_check(args, problem: Problem):
     # and monkeypatches stay there.
     with SandboxedEstimator(args.estimator, getattr(args, "estimator_timeout", None)) as fn:
         check = check_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
-                                covariance=args.covariance, name=args.estimator)
+                                covariance=args.covariance, name=args.estimator, **resolution_kwargs(args))
     return dataclasses.replace(check, reproduce=reproduce_command(args, check.mc))
 
 
@@ -107,7 +112,7 @@ def run_mc(args) -> int:
             print_json({**check.to_json(), "command": check.reproduce})
         else:
             print_folded(check.format())
-        return EXIT_OK if check.passed else EXIT_FAIL
+        return _exit_code(check.verdict)
     sampler = None
     if args.sampler == "gymnasium":
         if args.gym is None:
@@ -123,13 +128,18 @@ def run_mc(args) -> int:
     with sampling_progress(f"{problem.mdp.name}, {args.estimator}", args.episodes,
                            color=not args.no_color) as track:
         result = run_mc(problem, args.estimator, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
-                        covariance=args.covariance, sampler=track(sampler))
+                        covariance=args.covariance, sampler=track(sampler), **resolution_kwargs(args))
     command = reproduce_command(args, result)
     if args.json:
         print_json({**result.to_json(), "command": command})
     else:
         print_folded(format_mc(result, command))
-    return EXIT_OK if result.verdict == "consistent" else EXIT_FAIL
+    return _exit_code(result.verdict)
+
+
+def _exit_code(verdict: str) -> int:
+    """0 consistent, 3 undecided, 1 biased or inconsistent."""
+    return {"consistent": EXIT_OK, "undecided": EXIT_UNDECIDED}.get(verdict, EXIT_FAIL)
 
 
 def run_check(args) -> int:
@@ -143,7 +153,8 @@ def run_check(args) -> int:
         return run_lq_check(problem, args)
     if args.estimator is not None:
         return _check_one_estimator(args, problem)
-    check = run_check(problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha, covariance=args.covariance)
+    check = run_check(problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha, covariance=args.covariance,
+                      **resolution_kwargs(args))
     if args.json:
         print_json(check.to_json())
     else:
@@ -165,7 +176,7 @@ def _check_one_estimator(args, problem: Problem) -> int:
         print_folded(f"{problem.mdp.name}: J(theta) = {gradients.J:.10g}; {', '.join(gradients.methods)} agree "
                      f"within {gradients.max_abs_diff:.1e} (tol {gradients.tol:.0e}): "
                      f"{'ok' if gradients.passed else 'FAILED'}\n{check.format()}")
-    return EXIT_OK if passed else EXIT_FAIL
+    return EXIT_FAIL if not gradients.passed else _exit_code(check.verdict)
 
 
 def run_estimators(args) -> int:
@@ -199,6 +210,7 @@ def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--covariance", choices=COVARIANCES, default="auto",
                    help="covariance of the test: the exact one by trajectory enumeration (chi^2), the sample one "
                         "(max |z| with Bonferroni), or auto = exact when the problem can be enumerated (default)")
+    add_resolution_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--estimator-timeout", type=seconds_arg, default=None, metavar="SECONDS",
                    help="time limit for importing your --estimator function and for each call of it; it runs in "

@@ -4,7 +4,14 @@ from __future__ import annotations
 import json
 import sys
 
-from verify.cli._args import EXIT_FAIL, EXIT_OK, seed_arg, writable_output
+from verify.cli._args import (
+    EXIT_FAIL,
+    EXIT_OK,
+    add_resolution_argument,
+    resolution_kwargs,
+    seed_arg,
+    writable_output,
+)
 from verify.model.io import atomic_write
 
 
@@ -21,6 +28,7 @@ def register(sub) -> None:
                                                  "maths, tables, figures as inline SVG with the 'plot' extra)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file or plots")
     p.add_argument("--no-color", action="store_true", help="plain text output")
+    add_resolution_argument(p)
     p.set_defaults(func=run_report)
 
 
@@ -44,7 +52,7 @@ def run_report(args) -> int:
     if args.plots is not None or (args.html is not None and _have_matplotlib()):
         from verify.app.plots import TRACE_POINTS as trace
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
-                                        trace=trace, color=not args.no_color)
+                                        trace=trace, color=not args.no_color, **resolution_kwargs(args))
     text = json.dumps(report.to_json(), indent=1, allow_nan=False)
     if to_stdout:
         print(text)
