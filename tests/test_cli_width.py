@@ -208,7 +208,7 @@ def test_sample_covariance_on_an_enumerable_mdp_does_not_claim_too_many_trajecto
     exact = run()
     assert exact.returncode == 0 and "enumerating 243 trajectories" in exact.stdout, exact.stdout + exact.stderr
     sample = run("--covariance", "sample")
-    assert sample.returncode == 0, sample.stderr
+    assert sample.returncode in (0, 3), sample.stderr     # consistent, or undecided for want of power (exit 3)
     assert "too many trajectories" not in sample.stdout
     assert "trajectories not enumerated: the sample covariance was asked for" in sample.stdout
 

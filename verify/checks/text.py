@@ -87,7 +87,7 @@ def sampled_verdict(r: McResult, command: str | None) -> str:
     need = r.episodes_to_resolve()
     more = "" if need is None else (f"; about {need} episodes would decide" + (
         f" ({_with_episodes(command, need)})" if command else ""))
-    return f"verdict: UNDECIDED: no test rejected ({level}), but {r.undecided_reason}{more}"
+    return f"verdict: UNDECIDED: no test rejected ({level}), but {r.undecided_reason}{more}; {not_enumerated(r)}"
 
 
 def _with_episodes(command: str, n: int) -> str:
