@@ -116,13 +116,20 @@ def _lift(value: Any, check) -> st.SearchStrategy:
 def _with_repr(name: str, strategy: st.SearchStrategy, given: dict) -> st.SearchStrategy:
     """``strategy``, whose repr reads like Hypothesis' own: ``name(arg=value, ...)`` with the arguments given.
 
-    Through the public ``st.composite``, whose strategies show as ``name(arguments)`` like Hypothesis' own; the
-    composite draws one value from ``strategy``, so draws and shrinking are ``strategy``'s.
+    Hypothesis' reprs come from its ``defines_strategy`` decorator (``LazyStrategy``), an internal; without it
+    (a future Hypothesis) the strategy is returned as is and only the repr is plainer. Draws are unchanged either
+    way: the lazy strategy draws from ``strategy``. (``st.composite``, the public way to such a repr, wraps each
+    draw in a draw of its own, and the shrinker then finds larger counterexamples: tests/test_properties.py.)
     """
-    def build(draw, **_):
-        return draw(strategy)
+    try:
+        from hypothesis.strategies._internal.utils import defines_strategy
+    except ImportError:     # pragma: no cover - depends on Hypothesis' internals
+        return strategy
+
+    def build(**_):
+        return strategy
     build.__name__ = build.__qualname__ = name
-    return st.composite(build)(**given)
+    return defines_strategy()(build)(**given)
 
 
 def _given(fn, arguments: dict) -> dict:
