@@ -283,7 +283,7 @@ def test_continuous_table_folds_uniform_instead_of_cutting_it():
     from verify.app.report import continuous_rows
 
     class Only:                      # the derivation section with its continuous table alone
-        derivation, derivation_numeric = [], []
+        derivation, derivation_numeric, chain = [], [], []
         continuous = continuous_rows()
 
     console = _report_console(80)

@@ -237,6 +237,6 @@ def test_engine_monte_carlo_states_its_cost_and_respects_max_work():
 def test_engine_monte_carlo_detects_a_large_bias():
     def visited(model, ro):       # gamma = 0.5: the dropped gamma^k moves the mean by ~35 %
         return model._accumulate(ro, model.gae(ro, 0.0), np.ones(ro.k.shape)).reshape(ro.n, -1).mean(axis=0)
-    check = _check(two_step().replace(gamma=0.5), visited, dict(n_envs=2, n_steps=14), batches=600)
+    check = _check(two_step().replace(gamma=0.5), visited, dict(n_envs=2, n_steps=14), batches=3000)
     assert check.method == "monte carlo" and check.verdict == "biased"
     assert check.nonprop_ci is not None and check.nonprop_ci[0] <= check.nonproportional <= check.nonprop_ci[1]

@@ -328,7 +328,10 @@ class LQMcResult:
         "inconsistent" or "undecided"."""
         if self.exact_mean is not None:
             return "biased" if self.exact_biased else "consistent"
-        return self.sampled.verdict
+        v = self.sampled.verdict
+        # "consistent" states the smallest bias the run could see: with a component no test could look at (too
+        # one-sided for a z-test) there is no such number, so the run is undecided
+        return "undecided" if v == "consistent" and not math.isfinite(self.detectable) else v
 
     @property
     def passed(self) -> bool:

@@ -12,7 +12,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "derivation", help="check your own derivation file (steps, rules, what it starts from and proves)",
         description="Read a derivation written in pgverify's notation (name, starts_from/ends_at, proves, start, "
-                    "and 'step NUMBER RULE: expression' lines; see docs/derivation.md), then replay every step "
+                    "and 'step NUMBER RULE: expression' lines; see docs/derivation.md, 'Check your own derivation'), then replay every step "
                     "(the cited rule, applied to the line before, must give the line), ground it as an identity on "
                     "tabular MDPs, check its seam with the built-in result it starts from or ends at, its claimed "
                     "result and its uses of lemmas, and evaluate its lines claimed equal to grad J on examples. "
