@@ -25,7 +25,7 @@ from sympy import Add, Basic, Product, Sum
 from sympy.core.relational import Equality
 
 from derive.notation import Expectation
-from derive.display import equation_sides as _sides
+from derive.display import equation_sides as _sides, markdown_math as _md_math, markdown_status as _md_status
 from derive.errata import erratum_markdown
 from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
 from derive.errata import errata_counts, kind_label
@@ -618,28 +618,6 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
 
 
 # --- Markdown and notebooks -----------------------------------------------------------------------------------------
-
-def _md_status(status: StepStatus | None) -> str:
-    if status is None:
-        return ""
-    if status.ok:
-        sizes = ", ".join(str(tuple(g[0])) for g in status.grounding)
-        return " — ✓ replayed" + (f", grounded at {sizes}" if sizes else "")
-    return f" — ✗ **FAILED**: {seed_names_text(status.failure())}"
-
-
-def _md_math(prose: Prose) -> str:
-    """Prose for Markdown: text as is, maths as ``$...$``."""
-    out = []
-    for part in prose.parts:
-        if isinstance(part, Tex):
-            out.append(part.text if part.latex.startswith("\\cite") else f"${part.latex}$")
-        elif isinstance(part, str):
-            out.append(part.replace("*", r"\*").replace("_", r"\_"))
-        else:
-            out.append(f"${to_latex(part)}$")
-    return "".join(out)
-
 
 def step_markdown(step: Step, previous: Step | None = None, status: StepStatus | None = None) -> str:
     """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the source."""
