@@ -1095,9 +1095,11 @@ _LATEX_TEXT = {"…": r"\ldots{}", "“": "``", "”": "''", "’": "'", "‘": 
 _NUMBER = r"−?\d+(?:\.\d+)?"
 # Maths that prose computes into its text: "θ = (2, −2)", "(S, A, H) = (2, 2, 2)", "H = 2", and signed or
 # exponent numbers ("−2", "1.5e−17"); everything else stays text.
+_END = r"(?!\w|\.\d)"        # a number ends at a non-word character; a full stop may end the sentence
 _PROSE_MATH = re.compile(
     rf"(?<![\w\\.])(?P<lhs>[A-Za-zα-ω]|\((?:[A-Za-z], )+[A-Za-z]\)) = (?P<rhs>{_NUMBER}|\((?:{_NUMBER}, )+{_NUMBER}\))"
-    rf"(?![\w.])|(?<![\w.])(?P<sign>−?)(?P<digits>\d+(?:\.\d+)?)(?:e(?P<esign>[−+]?)(?P<exp>\d+))?(?![\w.])")
+    rf"{_END}|(?P<cmp>(?:(?<![\w.]){_NUMBER} )?[<>≤≥≠] {_NUMBER}){_END}"
+    rf"|(?<![\w.])(?P<sign>−?)(?P<digits>\d+(?:\.\d+)?)(?:e(?P<esign>[−+]?)(?P<exp>\d+))?{_END}")
 
 
 def _inline_math(text: str) -> str:
@@ -1111,15 +1113,17 @@ def latex_escape(s: str) -> str:
     Prose here is words: mathematics is never written as a string (it is an expression or ``Tex``), so
     this never has to guess at sub- and superscripts.  Unknown non-ASCII characters become ``?``. What prose
     computes into its text is set as maths: an assignment of numbers, a number with a minus sign (not an en
-    dash) or an exponent:
+    dash) or an exponent, a comparison with a number:
 
-    >>> latex_escape("θ = (2, −2), H = 2, rewards −2 and 2, a < b, pages 3–4, 1.5e−17")
-    '$\\theta = (2, -2)$, $H = 2$, rewards $-2$ and 2, a $<$ b, pages 3--4, $1.5 \\cdot 10^{-17}$'
+    >>> latex_escape("θ = (2, −2), H = 2, rewards −2 and 2, a < b, pages 3–4, 1.5e−17, 0 ≠ 1, at γ = 1.")
+    '$\\theta = (2, -2)$, $H = 2$, rewards $-2$ and 2, a $<$ b, pages 3--4, $1.5 \\cdot 10^{-17}$, $0 \\neq 1$, at $\\gamma = 1$.'
     """
     out, at = [], 0
     for m in _PROSE_MATH.finditer(s):
         if m["lhs"]:
             maths = f"{_inline_math(m['lhs'])} = {_inline_math(m['rhs'])}"
+        elif m["cmp"]:
+            maths = re.sub(" +", " ", _inline_math(m["cmp"]))
         elif m["sign"] or m["exp"] is not None:
             power = "" if m["exp"] is None else rf" \cdot 10^{{{'-' if m['esign'] == '−' else ''}{int(m['exp'])}}}"
             maths = f"{'-' if m['sign'] else ''}{m['digits']}{power}"

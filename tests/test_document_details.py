@@ -15,7 +15,9 @@ def test_latex_prose_sets_computed_numbers_as_maths():
     assert latex_escape("rewards −2 and 2") == "rewards $-2$ and 2"
     assert latex_escape("θ = (2, −2), H = 2") == r"$\theta = (2, -2)$, $H = 2$"
     assert latex_escape("(S, A, H) = (2, 2, 2)") == "$(S, A, H) = (2, 2, 2)$"
-    assert latex_escape("0.04 < 0.14") == "0.04 $<$ 0.14"
+    assert latex_escape("0.04 < 0.14") == "$0.04 < 0.14$"          # a comparison of numbers is maths
+    assert latex_escape("only at γ = 1.") == r"only at $\gamma = 1$."  # a full stop ends the sentence, not the number
+    assert latex_escape("gives 2 ≠ 1 (states)") == r"gives $2 \neq 1$ (states)"
     assert latex_escape("bias 1.5e−17") == r"bias $1.5 \cdot 10^{-17}$"
     assert latex_escape("pages 3–4, v2, 3.5, a_b") == r"pages 3--4, v2, 3.5, a\_b"      # an en dash stays one
     assert latex_escape("costs \\$5") == r"costs \textbackslash{}\$5"
