@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from derive.steps import Derivation, Step
 
 __all__ = ["TITLES", "derivation_repr_latex", "derivation_repr_markdown", "equation_sides", "markdown_math",
-           "markdown_status", "step_markdown", "step_repr_latex", "title_of"]
+           "markdown_status", "marked_conditions", "step_markdown", "step_repr_latex", "title_of"]
 
 
 TITLES = {
@@ -67,12 +67,22 @@ def markdown_math(prose: Prose) -> str:
     return "".join(out)
 
 
+def marked_conditions(rule, conditions) -> list:
+    """The rule's side conditions (Prose), each one pgverify neither checks nor imposes marked "(assumed)"."""
+    from derive.side_conditions import classify
+    statuses = [status for _, status in classify(rule)]
+    if len(statuses) != len(conditions):
+        return list(conditions)
+    return [Prose(c, " (assumed)") if status == "assumed" else c for c, status in zip(conditions, statuses)]
+
+
 def step_markdown(step: Step, previous: Step | None = None, status=None) -> str:
-    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the seed."""
+    """One step as Markdown: the rule and justification (side conditions pgverify neither checks nor imposes
+    marked "(assumed)"), then a ``$$`` display numbered as in the source."""
     justification, conditions = rule_prose(step.rule)
     lhs, rhs = equation_sides(step, previous)
     eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
-    conds = "; ".join(markdown_math(c) for c in conditions)
+    conds = "; ".join(markdown_math(c) for c in marked_conditions(step.rule, conditions))
     return "\n".join([
         f"**({step.number})** *{step.rule.name.replace('_', ' ')}.* {markdown_math(justification)}"
         + (f" *Needs:* {conds}." if conds else "") + markdown_status(status),

@@ -25,7 +25,8 @@ from sympy import Add, Basic, Product, Sum
 from sympy.core.relational import Equality
 
 from derive.notation import Expectation
-from derive.display import equation_sides as _sides, markdown_math as _md_math, markdown_status as _md_status
+from derive.display import equation_sides as _sides, markdown_math as _md_math
+from derive.display import marked_conditions, step_markdown
 from derive.errata import erratum_markdown
 from derive.printing import PGLatexPrinter, Prose, Tex, latex_escape, name_objective, seed_names_text, to_latex
 from derive.errata import errata_counts, kind_label
@@ -239,15 +240,6 @@ def _equation_body(lhs: str | None, rhs: Basic, printer, budget: float = LINE_BU
 
 
 # --- the steps ------------------------------------------------------------------------------------------------------
-
-def marked_conditions(rule, conditions) -> list:
-    """The rule's side conditions (Prose), each one pgverify neither checks nor imposes marked "(assumed)"."""
-    from derive.side_conditions import classify
-    statuses = [status for _, status in classify(rule)]
-    if len(statuses) != len(conditions):
-        return list(conditions)
-    return [Prose(c, " (assumed)") if status == "assumed" else c for c, status in zip(conditions, statuses)]
-
 
 def _label(number) -> str:
     return f"eq:{number}"
@@ -495,7 +487,6 @@ a symbolic tabular MDP with numbered states and actions."""
 
 def _continuous_section() -> str:
     """Steps (1)-(7) on N(μ, σ²) (they hold) and on Uniform(0, θ) (step (2) fails), in closed form."""
-    from sympy import Symbol, latex as _plain_latex  # noqa: F401
     from derive.continuous import check_gaussian, uniform_counterexample
 
     p = PGLatexPrinter()
@@ -618,22 +609,6 @@ def render_document(derivations: Sequence[Derivation] | None = None, errata: Ite
 
 
 # --- Markdown and notebooks -----------------------------------------------------------------------------------------
-
-def step_markdown(step: Step, previous: Step | None = None, status: StepStatus | None = None) -> str:
-    """One step as Markdown: the rule and justification, then a ``$$`` display numbered as in the source."""
-    justification, conditions = rule_prose(step.rule)
-    lhs, rhs = _sides(step, previous)
-    eq = (f"{to_latex(lhs)} = " if lhs is not None else "= ") + to_latex(rhs)
-    conds = "; ".join(_md_math(c) for c in marked_conditions(step.rule, conditions))
-    return "\n".join([
-        f"**({step.number})** *{step.rule.name.replace('_', ' ')}.* {_md_math(justification)}"
-        + (f" *Needs:* {conds}." if conds else "") + _md_status(status),
-        "",
-        "$$",
-        rf"{eq} \qquad ({step.number})",
-        "$$",
-        ""])
-
 
 def derivation_markdown(d: Derivation, status: dict | None = None, chain=None) -> str:
     out = [f"## {_md_math(_title(d))}", "", _md_math(_summary(d)), ""]
