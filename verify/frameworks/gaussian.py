@@ -45,7 +45,7 @@ from verify.errors import UsageError
 from verify.frameworks._common import LossError
 from verify.model.lq import LQProblem
 from verify.checks.lq_check import as_lq_problem
-from verify.checks.lq_mc import (LQ_ESTIMATORS, ZERO_RTOL, baseline_value, identical_to, lq_episodes_for,
+from verify.checks.lq_mc import (LQ_ESTIMATORS, ZERO_RTOL, identical_to, lq_episodes_for,
                           match_pitfalls, sample_lq)
 from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
 

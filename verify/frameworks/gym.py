@@ -33,7 +33,7 @@ import numpy as np
 
 from verify.errors import InvalidMDPError, UsageError
 from verify.model.mdp import TabularMDP, reachable_csr
-from verify.model.policy import TabularSoftmax
+from verify.model.policy import Policy, TabularSoftmax
 from verify.model.problem import Problem
 
 __all__ = ["TIME_LIMIT", "gym_problem", "make_env", "mdp_from_env", "parse_gym_kwargs"]
