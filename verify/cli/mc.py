@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from verify.cli._args import (
     EXIT_FAIL,
@@ -20,7 +21,9 @@ from verify.cli._args import (
 )
 from verify.cli._text import print_folded, sampling_progress
 from verify.errors import UsageError
-from verify.model.problem import Problem
+
+if TYPE_CHECKING:                   # the problem modules load numpy: not for `pgverify --help`
+    from verify.model.problem import Problem
 
 
 def register(sub) -> None:
@@ -199,7 +202,7 @@ def run_estimators(args) -> int:
 
 
 def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
-    from verify.checks.mc import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES
+    from verify.cli._defaults import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES   # --help loads no numpy
 
     p.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES, metavar="N",
                    help=f"number of sampled episodes (default {DEFAULT_EPISODES}: a bias of 0.1 per-episode "

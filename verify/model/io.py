@@ -36,10 +36,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from verify._lazy import LazyModule
 from verify.errors import InvalidMDPError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+else:   # the CLI builds its parser from this module's limits: `pgverify --help` loads no numpy (verify/_lazy.py)
+    np = LazyModule("numpy")
 
 __all__ = [
     "DEFAULT_LIMITS",
