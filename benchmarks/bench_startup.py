@@ -17,6 +17,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,19 +36,31 @@ GOALS = {"pgverify --help": 1.5, "pgverify mc --help": 1.5, "pgverify loss --hel
          "pgverify gradient examples/bandit.json": 2.0, "pgverify estimators": 2.0}
 
 
-def child_cpu(argv: list[str]) -> tuple[float, float]:
+def child_env(pycache: str | None) -> dict[str, str]:
+    """The children's environment: with ``pycache`` a directory, bytecode is written there and read back (as after
+    ``pip install``, which compiles every module; the worktree stays clean); with None, as this environment says
+    (PYTHONDONTWRITEBYTECODE=1 makes every run compile every module it imports, numpy's and pgverify's alike)."""
+    env = dict(os.environ)
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache
+    return env
+
+
+def child_cpu(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one run of ``argv`` in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
-def import_profile(argv: list[str], top: int = 12) -> list[tuple[int, str]]:
+def import_profile(argv: list[str], env: dict[str, str] | None = None, top: int = 12) -> list[tuple[int, str]]:
     """The ``top`` largest top-level imports of ``argv`` by cumulative time (-X importtime)."""
-    proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
     rows = []
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
@@ -62,18 +75,31 @@ def import_profile(argv: list[str], top: int = 12) -> list[tuple[int, str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--bytecode", choices=("cached", "environment"), default="cached",
+                    help="cached: .pyc files in a temporary PYTHONPYCACHEPREFIX, written by a warm-up run (an "
+                         "installed package; default); environment: as PYTHONDONTWRITEBYTECODE etc. say")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pgverify-pycache-") as pycache:
+        env = child_env(pycache if args.bytecode == "cached" else None)
+        for argv in COMMANDS.values():      # warm-up: writes the bytecode (and the page cache) for every candidate
+            child_cpu(argv, env)
+        measure(args, env)
+
+
+def measure(args, env: dict[str, str]) -> None:
     load_before = os.getloadavg()
     best = {name: (float("inf"), float("inf")) for name in COMMANDS}
     for _ in range(args.repeats):
         for name, argv in COMMANDS.items():
-            cpu, wall = child_cpu(argv)
+            cpu, wall = child_cpu(argv, env)
             best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
     base = best["python -c 'import numpy'"][0]
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), python "
           f"{sys.version.split()[0]}; load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"fresh interpreter per run, candidates interleaved, best of {args.repeats} (child CPU s)")
+    print(f"fresh interpreter per run, candidates interleaved, best of {args.repeats} (child CPU s); bytecode: "
+          + ("cached (.pyc written by a warm-up run)" if args.bytecode == "cached" else
+             f"as the environment says (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')})"))
     print(f"{'command':42s} {'CPU s':>7s} {'wall s':>7s} {'vs import numpy':>16s}")
     for name, (cpu, wall) in best.items():
         goal = GOALS.get(name)
@@ -81,7 +107,7 @@ def main() -> None:
         print(f"{name:42s} {cpu:7.3f} {wall:7.3f} {cpu / base:15.2f}x{verdict}")
     slowest = max(GOALS, key=lambda n: best[n][0] / GOALS[n])
     print(f"\nlargest imports of `{slowest}` (python -X importtime, cumulative ms):")
-    for us, name in import_profile(COMMANDS[slowest]):
+    for us, name in import_profile(COMMANDS[slowest], env):
         print(f"  {us / 1000:8.1f}  {name}")
 
 
