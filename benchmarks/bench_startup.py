@@ -47,11 +47,11 @@ def child_env(pycache: str | None) -> dict[str, str]:
     return env
 
 
-def child_cpu(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+def child_cpu(argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one run of ``argv`` in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
@@ -78,20 +78,28 @@ def main() -> None:
     ap.add_argument("--bytecode", choices=("cached", "environment"), default="cached",
                     help="cached: .pyc files in a temporary PYTHONPYCACHEPREFIX, written by a warm-up run (an "
                          "installed package; default); environment: as PYTHONDONTWRITEBYTECODE etc. say")
+    ap.add_argument("--before", type=Path, metavar="DIR",
+                    help="also run each pgverify command from another checkout (e.g. `git archive main | tar -x -C "
+                         "DIR`), first on PYTHONPATH, interleaved with this tree's")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="pgverify-pycache-") as pycache:
         env = child_env(pycache if args.bytecode == "cached" else None)
-        for argv in COMMANDS.values():      # warm-up: writes the bytecode (and the page cache) for every candidate
-            child_cpu(argv, env)
-        measure(args, env)
+        candidates = {name: (argv, env, ROOT) for name, argv in COMMANDS.items()}
+        if args.before is not None:
+            before_env = {**env, "PYTHONPATH": str(args.before.resolve())}
+            candidates.update({f"{name} (before)": (argv, before_env, args.before.resolve())
+                               for name, argv in COMMANDS.items() if name in GOALS})
+        for argv, cenv, cwd in candidates.values():     # warm-up: writes the bytecode (and the page cache)
+            child_cpu(argv, cenv, cwd)
+        measure(args, env, candidates)
 
 
-def measure(args, env: dict[str, str]) -> None:
+def measure(args, env: dict[str, str], candidates: dict) -> None:
     load_before = os.getloadavg()
-    best = {name: (float("inf"), float("inf")) for name in COMMANDS}
+    best = {name: (float("inf"), float("inf")) for name in candidates}
     for _ in range(args.repeats):
-        for name, argv in COMMANDS.items():
-            cpu, wall = child_cpu(argv, env)
+        for name, (argv, cenv, cwd) in candidates.items():
+            cpu, wall = child_cpu(argv, cenv, cwd)
             best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
     base = best["python -c 'import numpy'"][0]
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), python "
@@ -100,11 +108,11 @@ def measure(args, env: dict[str, str]) -> None:
     print(f"fresh interpreter per run, candidates interleaved, best of {args.repeats} (child CPU s); bytecode: "
           + ("cached (.pyc written by a warm-up run)" if args.bytecode == "cached" else
              f"as the environment says (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')})"))
-    print(f"{'command':42s} {'CPU s':>7s} {'wall s':>7s} {'vs import numpy':>16s}")
+    print(f"{'command':51s} {'CPU s':>7s} {'wall s':>7s} {'vs import numpy':>16s}")
     for name, (cpu, wall) in best.items():
         goal = GOALS.get(name)
         verdict = "" if goal is None else f"  (goal <= {goal:g}x: {'met' if cpu <= goal * base else 'NOT met'})"
-        print(f"{name:42s} {cpu:7.3f} {wall:7.3f} {cpu / base:15.2f}x{verdict}")
+        print(f"{name:51s} {cpu:7.3f} {wall:7.3f} {cpu / base:15.2f}x{verdict}")
     slowest = max(GOALS, key=lambda n: best[n][0] / GOALS[n])
     print(f"\nlargest imports of `{slowest}` (python -X importtime, cumulative ms):")
     for us, name in import_profile(COMMANDS[slowest], env):
