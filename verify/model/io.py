@@ -25,7 +25,6 @@ import contextlib
 import contextvars
 import errno
 import gc
-import hashlib
 import json
 import math
 import os
@@ -604,6 +603,8 @@ def safe_filename(name: str, *, default: str = "mdp", max_length: int = 80) -> s
     clean = _UNSAFE.sub("_", str(name)).lstrip("._")
     clean = clean.strip("_") or default
     if len(clean) > max_length:
+        import hashlib      # here: loading OpenSSL costs every command's start-up ~2 ms, and only long names need it
+
         digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
         clean = f"{clean[:max_length - 9]}-{digest}"
     return clean
