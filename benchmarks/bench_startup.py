@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_readme_timings import _cpu_model     # benchmarks/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parent.parent
 PGVERIFY = [sys.executable, "-m", "verify"]
@@ -102,7 +103,7 @@ def measure(args, env: dict[str, str], candidates: dict) -> None:
             cpu, wall = child_cpu(argv, cenv, cwd)
             best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
     base = best["python -c 'import numpy'"][0]
-    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), python "
+    print(f"machine: {os.cpu_count()} CPUs ({_cpu_model()}), python "
           f"{sys.version.split()[0]}; load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"fresh interpreter per run, candidates interleaved, best of {args.repeats} (child CPU s); bytecode: "

@@ -43,12 +43,6 @@ def loaded_by(*argv: str) -> tuple[int, set[str]]:
     return out["code"], set(out["loaded"])
 
 
-def test_the_probe_sees_an_import():
-    # the probe can fail: a command that prints the catalog's table does load rich and numpy
-    code, loaded = loaded_by("estimators", "--no-color")
-    assert code == 0 and {"numpy", "rich"} <= loaded
-
-
 def test_help_loads_no_numpy_scipy_sympy_or_rich():
     from verify.cli import COMMANDS, build_parser
 
@@ -67,6 +61,7 @@ def test_help_loads_no_numpy_scipy_sympy_or_rich():
     (["gradient", "examples/bandit.json", "--json"], {"numpy"}),
 ])
 def test_commands_load_only_what_they_need(argv, needed):
+    # equality, not a subset: the probe must see what a table needs (so it can see an import at all)
     code, loaded = loaded_by(*argv)
     assert code == 0
     assert loaded == needed, f"pgverify {' '.join(argv)} loaded {sorted(loaded - needed)} it does not need"

@@ -52,7 +52,8 @@ def run_gradient(args) -> int:
         return EXIT_OK
     from rich.console import Console      # imported here: rich costs start-up that --json and --help never need
 
-    print_gradient(problem, res, Console(highlight=False, soft_wrap=False))
+    # names are data: "[red]x" or ":smile:" in a state's name is printed as written (no markup, no emoji codes)
+    print_gradient(problem, res, Console(highlight=False, soft_wrap=False, markup=False, emoji=False))
     return EXIT_OK
 
 

@@ -197,7 +197,8 @@ def run_estimators(args) -> int:
         table.add_column(col, overflow="fold")
     for e in ESTIMATORS:
         table.add_row(e.name, "yes" if e.unbiased else "no", e.unicode, e.description)
-    Console(no_color=args.no_color, highlight=False).print(table)  # the terminal's width; columns fold
+    # the terminal's width; columns fold; text as written (a formula's "[...]" is no markup, ":x:" no emoji code)
+    Console(no_color=args.no_color, highlight=False, markup=False, emoji=False).print(table)
     return EXIT_OK
 
 
