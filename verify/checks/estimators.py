@@ -100,7 +100,15 @@ class Estimator:
 
     @property
     def unicode(self) -> str:
-        """The formula as one line of Unicode maths for the terminal (``latex`` stays the source, for JSON)."""
+        """The formula as one line of Unicode maths for the terminal (``latex`` stays the source, for JSON).
+
+        The catalog's formulas come pre-rendered (``verify.checks._formulas``: ``pgverify estimators`` loads no
+        SymPy); any other formula is rendered by ``derive.printing``, which the pre-rendered ones are tested against.
+        """
+        from verify.checks._formulas import UNICODE
+
+        if self.latex in UNICODE:
+            return UNICODE[self.latex]
         from derive.printing import latex_to_unicode
         return latex_to_unicode(self.latex)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from verify import errors
 from verify.errors import InvalidMDPError, UsageError
@@ -19,7 +20,9 @@ from verify.model.io import (
     read_json_file,
     read_npy_file,
 )
-from verify.model.problem import Problem, load_problem, numeric_array
+
+if TYPE_CHECKING:       # the problem modules load numpy: imported where a problem is loaded, not for `--help`
+    from verify.model.problem import Problem
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_UNDECIDED = 3     # mc and check --estimator: no test rejected, but the run lacked the power to decide
@@ -196,6 +199,7 @@ def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
 def load_theta(path: str, problem: Problem):
     """The policy given by --theta for ``problem`` (same type and shape unless a JSON policy object)."""
     from verify.model.policy import policy_from_dict
+    from verify.model.problem import numeric_array
 
     mdp, policy = problem.mdp, problem.policy
     if path.endswith(".npy"):
@@ -224,6 +228,8 @@ def gym_problem_from_args(env_id: str, args) -> Problem:
 
 def load_problem_from_args(args) -> Problem:
     """The Problem named by ``add_problem_arguments``: FILE or --gym, then --horizon/--gamma/--theta."""
+    from verify.model.problem import Problem, load_problem
+
     given = [x for x in (args.file, getattr(args, "example", None), args.gym) if x is not None]
     if len(given) != 1:
         raise UsageError("give one of an MDP FILE, --example NAME or --gym ENV_ID"

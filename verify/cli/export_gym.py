@@ -8,8 +8,6 @@ from verify.cli._args import (
     load_theta,
     writable_output,
 )
-from verify.model.mdp import DENSE_FILE_MAX_ENTRIES
-from verify.model.problem import Problem, save_problem
 
 
 def register(sub) -> None:
@@ -25,6 +23,9 @@ def register(sub) -> None:
 
 
 def run_export_gym(args) -> int:
+    from verify.model.mdp import DENSE_FILE_MAX_ENTRIES     # here, not at the top: `pgverify --help` loads no numpy
+    from verify.model.problem import Problem, save_problem
+
     out = writable_output(args.output, args.force)
     problem = gym_problem_from_args(args.env_id, args)
     if args.theta:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from verify._lazy import LazyModule
 from verify.cli._args import (
     EXIT_OK,
     add_problem_arguments,
     load_problem_from_args,
     print_json,
 )
-from verify.numerics.exact import METHODS, GradientResult, gradient
-from verify.model.problem import Problem
+from verify.cli._defaults import METHODS
 
-if TYPE_CHECKING:                  # rich loads only when a table is printed (start-up time)
+if TYPE_CHECKING:                  # rich loads only when a table is printed, numpy when a problem is (start-up time)
+    import numpy as np
     from rich.console import Console
+
+    from verify.model.problem import Problem
+    from verify.numerics.exact import GradientResult
+else:
+    np = LazyModule("numpy")
 
 MAX_ROWS = 24     # a longer grad J prints its TOP_ENTRIES largest entries instead (--json prints all)
 TOP_ENTRIES = 20
@@ -35,6 +39,8 @@ def register(sub) -> None:
 
 
 def run_gradient(args) -> int:
+    from verify.numerics.exact import gradient
+
     problem = load_problem_from_args(args)
     if getattr(problem, "kind", None) == "lq":
         from verify.cli.lq import run_lq_gradient
@@ -46,7 +52,8 @@ def run_gradient(args) -> int:
         return EXIT_OK
     from rich.console import Console      # imported here: rich costs start-up that --json and --help never need
 
-    print_gradient(problem, res, Console(highlight=False, soft_wrap=False))
+    # names are data: "[red]x" or ":smile:" in a state's name is printed as written (no markup, no emoji codes)
+    print_gradient(problem, res, Console(highlight=False, soft_wrap=False, markup=False, emoji=False))
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from verify.cli._args import (
     EXIT_FAIL,
@@ -20,7 +21,9 @@ from verify.cli._args import (
 )
 from verify.cli._text import print_folded, sampling_progress
 from verify.errors import UsageError
-from verify.model.problem import Problem
+
+if TYPE_CHECKING:                   # the problem modules load numpy: not for `pgverify --help`
+    from verify.model.problem import Problem
 
 
 def register(sub) -> None:
@@ -194,12 +197,13 @@ def run_estimators(args) -> int:
         table.add_column(col, overflow="fold")
     for e in ESTIMATORS:
         table.add_row(e.name, "yes" if e.unbiased else "no", e.unicode, e.description)
-    Console(no_color=args.no_color, highlight=False).print(table)  # the terminal's width; columns fold
+    # the terminal's width; columns fold; text as written (a formula's "[...]" is no markup, ":x:" no emoji code)
+    Console(no_color=args.no_color, highlight=False, markup=False, emoji=False).print(table)
     return EXIT_OK
 
 
 def _add_mc_arguments(p: argparse.ArgumentParser) -> None:
-    from verify.checks.mc import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES
+    from verify.cli._defaults import COVARIANCES, DEFAULT_ALPHA, DEFAULT_EPISODES   # --help loads no numpy
 
     p.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES, metavar="N",
                    help=f"number of sampled episodes (default {DEFAULT_EPISODES}: a bias of 0.1 per-episode "

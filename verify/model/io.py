@@ -25,7 +25,6 @@ import contextlib
 import contextvars
 import errno
 import gc
-import hashlib
 import json
 import math
 import os
@@ -36,10 +35,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from verify._lazy import LazyModule
 from verify.errors import InvalidMDPError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+else:   # the CLI builds its parser from this module's limits: `pgverify --help` loads no numpy (verify/_lazy.py)
+    np = LazyModule("numpy")
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -599,6 +603,8 @@ def safe_filename(name: str, *, default: str = "mdp", max_length: int = 80) -> s
     clean = _UNSAFE.sub("_", str(name)).lstrip("._")
     clean = clean.strip("_") or default
     if len(clean) > max_length:
+        import hashlib      # here: loading OpenSSL costs every command's start-up ~2 ms, and only long names need it
+
         digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
         clean = f"{clean[:max_length - 9]}-{digest}"
     return clean
