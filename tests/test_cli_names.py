@@ -31,3 +31,13 @@ def test_estimators_prints_formulas_as_written(capsys):
     for e in bracketed:
         assert e.name in out
         assert all(part in out for part in e.description.split()[:4])
+
+
+def test_check_prints_a_problem_named_like_markup_or_an_emoji_code_as_written(tmp_path, capsys):
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"name": "[red]x :smile: [f]", "initial": [1.0], "transitions": [[[1.0], [1.0]]],
+                                "rewards": [[1, 0]], "horizon": 1}))
+    main(["check", str(path), "--no-color", "--episodes", "200"])
+    out = capsys.readouterr().out
+    assert "[red]x :smile: [f]" in out, out[:300]
+    assert "\N{SMILING FACE WITH OPEN MOUTH}" not in out

@@ -200,7 +200,7 @@ def render_report(report: Report, *, color: bool = True, console: Console | None
       reproduce: ``(example, McResult) -> command line`` for the replay line under each failing estimator row
         (the CLI builds command lines); None prints none.
     """
-    console = console or Console(no_color=not color, highlight=False)
+    console = console or Console(no_color=not color, highlight=False, emoji=False)
     _width(console)
     from verify.app.report import SOURCE_CITATION as src
     console.print(f"The derivation checked: {src['author']}, “{src['title']}” ({src['date']}), equations "
@@ -333,7 +333,7 @@ def _notes(console: Console, rows) -> None:
 def render_check(check: CheckResult, reproduce=None, *, color: bool = True, console: Console | None = None) -> None:
     """Print ``pgverify check``: the gradient cross-check, the estimator table, details of every row that did not
     pass (with ``reproduce(McResult)`` as its replay line), and the summary counts."""
-    console = console or Console(no_color=not color, highlight=False)
+    console = console or Console(no_color=not color, highlight=False, emoji=False)
     _width(console)
     g = check.gradients
     console.print(f"{check.problem}: J(theta) = {g.J:.10g}; {', '.join(g.methods)} agree within "

@@ -73,7 +73,7 @@ def sampling_progress(what: str, episodes: int, *, color: bool = True) -> Iterat
     """
     from rich.console import Console
 
-    console = Console(stderr=True, no_color=not color, highlight=False)
+    console = Console(stderr=True, no_color=not color, highlight=False, emoji=False)
     if not console.is_terminal or console.is_dumb_terminal:
         yield lambda sampler: sampler
         return
