@@ -5,7 +5,8 @@ number), the sizes, the method and its random points, and of the code that inter
 stored under
 
     key = sha256(fingerprint, kind, srepr(before), srepr(after), rule, number, sizes, method, points, seed, ...),
-    fingerprint = sha256(pgverify version, Python and SymPy versions, the bytes of every ``derive/*.py``),
+    fingerprint = sha256(pgverify version, Python and SymPy versions, the bytes of every .py and .json file of
+                         the ``derive`` and ``verify`` packages),
 
 so that any change to the expression, the rule or the grounding code is a different key: an entry is never stale,
 only unused. Where it lives (first that applies):
@@ -34,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["ENV_DIR", "ENV_OFF", "cache_dir", "enabled", "fingerprint", "key", "get", "put", "clear", "info",
-           "disabled", "expr_text"]
+           "disabled", "expr_text", "memo"]
 
 ENV_DIR = "PGVERIFY_CACHE_DIR"
 ENV_OFF = "PGVERIFY_NO_CACHE"
@@ -83,10 +84,13 @@ def fingerprint() -> str:
     import sympy
 
     h.update(f"format {_FORMAT}; pgverify {pg}; python {sys.version_info[:2]}; sympy {sympy.__version__}".encode())
-    here = Path(__file__).resolve().parent
-    for path in sorted(here.rglob("*.py")):
-        h.update(str(path.relative_to(here)).encode() + b"\0")
-        h.update(path.read_bytes())
+    # derive/ and its sibling verify/ (the numeric half, the built-in examples): any edit is a new fingerprint
+    root = Path(__file__).resolve().parent.parent
+    for package in ("derive", "verify"):
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(root)).encode() + b"\0")
+                h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -211,3 +215,26 @@ def info() -> dict:
         with contextlib.suppress(OSError):
             size += p.stat().st_size
     return {"directory": str(cache_dir()), "entries": len(entries), "bytes": size, "enabled": enabled()}
+
+
+def memo(kind: str, parts: tuple, compute, encode, decode):
+    """``compute()``, or its value replayed from the cache under ``key(kind, *parts)``.
+
+    ``encode`` turns the value into plain JSON and ``decode`` back; an entry ``decode`` cannot read (any exception)
+    is a miss. Use only for values that are a function of ``parts`` and the fingerprinted code alone.
+    """
+    k = key(kind, *parts) if enabled() else None
+    if k is not None:
+        hit = get(k)
+        if hit is not None:
+            try:
+                return decode(hit)
+            except Exception:  # noqa: BLE001  (an entry of the wrong shape is a miss)
+                pass
+    value = compute()
+    if k is not None:
+        try:
+            put(k, encode(value))
+        except Exception:  # noqa: BLE001  (a value that will not encode is simply not cached)
+            pass
+    return value

@@ -46,17 +46,10 @@ def _lq_verdicts() -> list[tuple[str, str, bool]]:
     from derive import proof_cache
     from derive.gaussian_lq import check_gaussian_lq
 
-    key = proof_cache.key("check_gaussian_lq") if proof_cache.enabled() else None
-    hit = None if key is None else proof_cache.get(key)
-    try:
-        if hit is not None:
-            return [(str(c), str(p), bool(ok)) for c, p, ok in hit]
-    except (TypeError, ValueError):  # an entry of the wrong shape is a miss
-        pass
-    out = [(c.claim, c.param, bool(c.ok)) for c in check_gaussian_lq()]
-    if key is not None:
-        proof_cache.put(key, [list(v) for v in out])
-    return out
+    return proof_cache.memo("check_gaussian_lq", (),
+                            lambda: [(c.claim, c.param, bool(c.ok)) for c in check_gaussian_lq()],
+                            lambda v: [list(c) for c in v],
+                            lambda hit: [(str(c), str(p), bool(ok)) for c, p, ok in hit])
 
 
 def _derivation_rows() -> list[LQRow]:
