@@ -65,8 +65,11 @@ def expect_normal(expr: Basic, normals=NORMALS) -> Basic:
       ValueError: ``expr`` is not a polynomial in ``normals``.
     """
     fast = _expect_in_ring(sympify(expr), tuple(normals))
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _expect_by_expand(expr, normals)
+
+
+def _expect_by_expand(expr: Basic, normals=NORMALS) -> Basic:
+    """``expect_normal`` by ``expand`` and ``Poly`` (any coefficients; the reference for the ring path)."""
     e = expand(expr)
     if not e.is_polynomial(*normals):
         raise ValueError(f"not a polynomial in the standard normals: {e}")
