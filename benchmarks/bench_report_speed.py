@@ -10,7 +10,7 @@ Run from the repository root: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_r
 - ``latex`` after ``report``: the cache filled by ``report`` only (the steps ``latex`` shares with it).
 
 The baseline, measured in the same run, is ``python -c "import numpy, sympy"``: the imports every one of these
-commands pays before it proves anything. Targets (issue 28, idle machine): ``report --quick`` <= 2 CPU-s,
+commands pays before it proves anything; ``--previous DIR`` also times each command on an earlier source tree. Targets (issue 28, idle machine): ``report --quick`` <= 2 CPU-s,
 ``report`` <= 5 CPU-s. The machine's load average before and after is printed: on a shared machine CPU seconds
 grow with the load too (shared caches and cores), so compare ratios against the baseline of the same run.
 """
@@ -25,15 +25,18 @@ import sys
 import tempfile
 
 
-def cpu(args: list[str], cache: str | None, runs: int, fresh: bool) -> float:
-    """Median CPU seconds of ``args`` in fresh processes; ``fresh``: a new empty cache directory per run."""
+def cpu(args: list[str], cache: str | None, runs: int, fresh: bool, tree: str | None = None) -> float:
+    """Median CPU seconds of ``args`` in fresh processes; ``fresh``: a new empty cache directory per run; ``tree``:
+    import pgverify from that source tree instead (``--previous``)."""
     times = []
     for _ in range(runs):
         directory = tempfile.mkdtemp(prefix="pgverify-bench-cache-") if fresh else cache
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PGVERIFY_CACHE_DIR": directory or ""}
         env.pop("PGVERIFY_NO_CACHE", None)
+        if tree:
+            env["PYTHONPATH"] = tree
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return statistics.median(times)
@@ -49,6 +52,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick-only", action="store_true", help="report --quick and the baseline only")
+    parser.add_argument("--previous", metavar="DIR",
+                        help="also time the commands on an earlier source tree (e.g. `git archive main | tar -x -C "
+                             "DIR`), imported through PYTHONPATH: the previous implementation in the same run")
     args = parser.parse_args()
     out = tempfile.mkdtemp(prefix="pgverify-bench-out-")
     py = [sys.executable, "-m", "verify"]
@@ -66,6 +72,9 @@ def main() -> None:
     print(f"{'command':26s} {'cold CPU-s':>10s} {'warm CPU-s':>10s} {'cold/base':>9s} {'warm/base':>9s}")
     print(f"{'import numpy, sympy':26s} {base:10.2f} {'':>10s} {1.0:9.2f}")
     for name, command in commands.items():
+        if args.previous:
+            old = cpu(command, None, args.runs, fresh=True, tree=os.path.abspath(args.previous))
+            print(f"{name + ' (previous)':26s} {old:10.2f} {'':>10s} {old / base:9.2f}")
         cold = cpu(command, None, args.runs, fresh=True)
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(command, cache)
