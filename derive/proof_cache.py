@@ -223,7 +223,10 @@ def memo(kind: str, parts: tuple, compute, encode, decode):
     ``encode`` turns the value into plain JSON and ``decode`` back; an entry ``decode`` cannot read (any exception)
     is a miss. Use only for values that are a function of ``parts`` and the fingerprinted code alone.
     """
-    k = key(kind, *parts) if enabled() else None
+    try:
+        k = key(kind, *parts) if enabled() else None
+    except Exception:  # noqa: BLE001  (the code cannot be fingerprinted, e.g. an unreadable file: compute, uncached)
+        k = None
     if k is not None:
         hit = get(k)
         if hit is not None:

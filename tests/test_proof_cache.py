@@ -182,3 +182,14 @@ def test_lq_ring_integrals_equal_the_expand_path():
         fast = _expect_in_ring(expr, normals)
         assert fast is not None and expand(fast - _expect_by_expand(expr, normals)) == 0, expr
     assert _expect_in_ring(1 / (1 + z), (z,)) is None          # not a polynomial in z: the expand path decides
+
+
+def test_code_that_cannot_be_fingerprinted_is_computed_uncached(cache, monkeypatch):
+    def unreadable():
+        raise PermissionError("a source file cannot be read")
+
+    monkeypatch.setattr(proof_cache, "fingerprint", unreadable)
+    g = ground_step(SOURCE.step(4), (2, 2, 1), "auto")
+    assert g.ok and not g.cached
+    assert proof_cache.memo("x", (), lambda: 41 + 1, lambda v: v, lambda v: v) == 42
+    assert _entries(cache) == []
