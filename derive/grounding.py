@@ -60,6 +60,7 @@ from derive.notation import (
 from derive.jet import PRIME, Jet, JetAtoms
 from derive.laurent import Atoms, Laurent, NotLaurent
 from derive.steps import Derivation, Step
+from derive import proof_cache
 
 __all__ = ["Sizes", "TabularModel", "GroundingResult", "ground", "ground_step",
            "ground_derivation", "ground_value", "DEFAULT_POINTS", "miss_probability", "auto_method",
@@ -695,6 +696,8 @@ class GroundingResult:
       ok: every residual is zero.
       seconds: wall time.
       message: how it was decided, or the first nonzero residual.
+      cached: replayed from ``derive.proof_cache`` (proved by this same code in an earlier run); ``seconds``
+        is then the lookup's time.
     """
 
     number: int | str
@@ -705,6 +708,7 @@ class GroundingResult:
     ok: bool
     seconds: float
     message: str
+    cached: bool = False
 
 
 def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
@@ -733,6 +737,36 @@ def ground_step(step: Step, sizes=(2, 2, 2), method: str = "symbolic",
     if method == "auto":
         method = auto_method(step, sz)
     start = time.perf_counter()
+    k = _cache_key(step, sz, method, points, seed)
+    hit = None if k is None else proof_cache.get(k)
+    if hit is not None:
+        try:
+            return GroundingResult(step.number, step.rule.name, sz.as_tuple(), str(hit["method"]), int(hit["points"]),
+                                   bool(hit["ok"]), time.perf_counter() - start, str(hit["message"]), cached=True)
+        except Exception:  # noqa: BLE001  (an entry of the wrong shape is a miss)
+            pass
+    result = _ground_step(step, sz, method, points, seed, norm, start)
+    if k is not None:
+        proof_cache.put(k, {"method": result.method, "points": result.points, "ok": result.ok,
+                            "message": result.message})
+    return result
+
+
+def _cache_key(step: Step, sz: Sizes, method: str, points: int, seed: int):
+    """The proof cache's key of one grounding (``derive.proof_cache``): everything the verdict depends on."""
+    if not proof_cache.enabled():
+        return None
+    try:
+        text = proof_cache.expr_text
+        return proof_cache.key("ground_step", text(step.before), text(step.after), bool(step.is_equation),
+                               step.rule.name, bool(step.rule.needs_normalisation), str(step.number),
+                               sz.as_tuple(), method, int(points), int(seed))
+    except Exception:  # noqa: BLE001  (an expression that cannot be written out is simply not cached)
+        return None
+
+
+def _ground_step(step: Step, sz: Sizes, method: str, points: int, seed: int, norm: bool,
+                 start: float) -> GroundingResult:
     rng = None if method == "symbolic" else True
     same_old = step.rule.name in AT_THETA_OLD_RULES
     models = [shared_model(sz, norm, method, seed, i, same_old) for i in range(1 if rng is None else points)]

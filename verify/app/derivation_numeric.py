@@ -285,6 +285,21 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     Returns:
       one NumericLine per line, in derivation order.
     """
+    if examples is None and derivations is None:     # pgverify's own lines and examples: a function of its code
+        from derive import proof_cache
+
+        return proof_cache.memo("numeric_lines", (bool(quick),), lambda: _numeric_lines(None, None, quick),
+                                lambda rows: [[r.derivation, r.number, r.ok, [list(e) for e in r.evaluated],
+                                               [list(k) for k in r.skipped], r.seconds, r.message] for r in rows],
+                                lambda hit: [NumericLine(str(d), n, None if ok is None else bool(ok),
+                                                         tuple((str(a), float(e), float(t)) for a, e, t in ev),
+                                                         tuple((str(a), str(why)) for a, why in sk),
+                                                         float(sec), str(msg))
+                                             for d, n, ok, ev, sk, sec, msg in hit])
+    return _numeric_lines(examples, derivations, quick)
+
+
+def _numeric_lines(examples, derivations, quick: bool) -> list[NumericLine]:
     global NumericModel
     from derive.grounding import ground
     from verify.model.builtin import builtin_examples

@@ -51,6 +51,9 @@ def _derivation(console: Console, report: Report) -> None:
     sizes = ", ".join(f"{g.sizes} in {sum(r.grounding[i].seconds for r in report.derivation):.1f} s"
                       for i, g in enumerate(report.derivation[0].grounding)) if report.derivation else ""
     methods = "/".join(sorted({g.method for row in report.derivation for g in row.grounding}))
+    replayed = sum(bool(getattr(g, "cached", False)) for row in report.derivation for g in row.grounding)
+    if replayed:    # verdicts this same code reached in an earlier run (derive.proof_cache; --no-cache proves again)
+        sizes += f"; {replayed} of {sum(len(row.grounding) for row in report.derivation)} from the proof cache"
     table = _table(f"1. Derivation: replay of each rule, grounding as an exact identity ({methods}, sizes {sizes})",
                    "derivation", "eq.", "rule", "replay", "grounding")
     for row in report.derivation:

@@ -184,12 +184,31 @@ def derivation_rows(sizes, derivations=None) -> list[DerivationRow]:
     from derive.steps import replay
 
     rows = []
+    default = derivations is None
     for d in _derivations(derivations):
-        for step, check in zip(d.steps, replay(d)):
+        for step, check in zip(d.steps, _replay(d) if default else replay(d)):
             # "auto": exact normal form where cheap, else jets at a random point mod 2^61 - 1 (derive.grounding)
             grounding = tuple(ground_step(step, sz, "auto") for sz in sizes)
             rows.append(DerivationRow(d.name, step.number, step.rule.name, check.ok, check.message, grounding))
     return rows
+
+
+def _replay(d):
+    """``derive.steps.replay`` of a built-in derivation (its rules are pgverify's own code, so the proof cache's
+    fingerprint covers them), replayed from the cache when this code has replayed it before."""
+    from derive import proof_cache
+    from derive.steps import StepCheck, replay
+
+    def decode(hit):
+        out = []
+        for step, (number, rule, ok, message) in zip(d.steps, hit, strict=True):
+            if number != str(step.number) or rule != step.rule.name:
+                raise ValueError("a cached replay of other steps")
+            out.append(StepCheck(step.number, rule, bool(ok), str(message)))
+        return out
+
+    return proof_cache.memo("replay", (d.name,), lambda: replay(d),
+                            lambda checks: [[str(c.number), c.rule, bool(c.ok), c.message] for c in checks], decode)
 
 
 def _derivations(derivations):
@@ -237,12 +256,25 @@ def derivation_section(derivations=None, quick: bool = False) -> DerivationSecti
     from verify.app.derivation_numeric import numeric_lines   # the derivation's lines, evaluated on the examples
 
     sizes = QUICK_SIZES if quick else FULL_SIZES
-    derivations = _derivations(derivations)
-    return DerivationSection(derivation_rows(sizes, derivations), chain_rows(sizes, derivations),
-                             numeric_lines(quick=quick, derivations=derivations))
+    # None (the built-in derivations) lets the replay and the numeric half come from the proof cache
+    given = None if derivations is None else _derivations(derivations)
+    return DerivationSection(derivation_rows(sizes, given), chain_rows(sizes, given),
+                             numeric_lines(quick=quick, derivations=given))
 
 
 def continuous_rows() -> list[ContinuousRow]:
+    """The closed-form continuous checks, replayed from the proof cache (``derive.proof_cache``) when this same
+    code has computed them before (they have no inputs)."""
+    from derive import proof_cache
+
+    return proof_cache.memo("continuous_rows", (), _continuous_rows,
+                            lambda rows: [[r.model, r.expectation, list(r.failing_steps), list(r.expected_failing),
+                                           list(r.values)] for r in rows],
+                            lambda hit: [ContinuousRow(str(m), str(e), tuple(f), tuple(x), (str(v[0]), str(v[1])))
+                                         for m, e, f, x, v in hit])
+
+
+def _continuous_rows() -> list[ContinuousRow]:
     from derive.continuous import check_gaussian, uniform_counterexample
 
     rows = []

@@ -133,7 +133,7 @@ def false_alarm_check(rows, alpha: float | None = None) -> FalseAlarmCheck:
     if k == 0:
         p = 1.0
     else:
-        from scipy.stats import binom
+        from verify.checks.stats import binom_sf
 
-        p = float(binom.sf(k - 1, n, alpha))
+        p = binom_sf(k - 1, n, alpha)
     return FalseAlarmCheck(float(alpha), n, k, rejected, p)

@@ -502,10 +502,10 @@ def _statistic(test: str, z: np.ndarray, tested: np.ndarray, diff: np.ndarray, U
     T2 = float(n * np.sum(y**2 / lam)) if r else 0.0
     if r == 0:      # exact covariance zero: the null-space check above was the whole (exact) test
         p = 1.0
-    elif test == "hotelling":
-        p = float(stats.f.sf((n - r) / (r * (n - 1)) * T2, r, n - r))
+    elif test == "hotelling":   # f.sf and chi2.sf are these scipy.special functions (the same bits, no stats import)
+        p = float(special.fdtrc(r, n - r, max((n - r) / (r * (n - 1)) * T2, 0.0)))
     else:
-        p = float(stats.chi2.sf(T2, r))
+        p = float(special.chdtrc(r, max(T2, 0.0)))
     return T2, r, p
 
 
@@ -566,16 +566,41 @@ def component_effect_size(bias, cov: np.ndarray, *, scale: float = 0.0) -> float
 def _critical(n: int, dof: int, alpha: float, test: str) -> float:
     if test == "maxz":   # the single component's two-sided z-test at level alpha / k
         return float(-special.ndtri(alpha / (2 * dof)))               # norm.isf
-    return float(stats.chi2.isf(alpha, dof) if test == "chi2" else stats.f.isf(alpha, dof, n - dof))
+    # chi2.isf and f.isf (= f.ppf(1 - alpha)) evaluate exactly these scipy.special functions
+    return float(special.chdtri(dof, alpha) if test == "chi2" else special.fdtri(dof, n - dof, 1.0 - alpha))
+
+
+def _boost_ufunc(name: str):
+    """scipy.special's private ufunc behind ``scipy.stats.ncx2.sf``, ``ncf.sf`` or ``binom.sf`` (Boost), or None
+    where this SciPy has none: then the distribution object is used (importing scipy.stats costs ~0.5 CPU-s)."""
+    return getattr(getattr(special, "_ufuncs", None), name, None)
+
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    """P(X > k), X ~ Binomial(n, p): ``scipy.stats.binom.sf(k, n, p)``, through the same Boost ufunc when this SciPy
+    exposes it (no scipy.stats import).
+
+    >>> binom_sf(0, 2, 0.5)
+    0.75
+    """
+    sf = _boost_ufunc("_binom_sf")
+    if sf is None or k < 0:
+        return float(stats.binom.sf(k, n, p))
+    return float(sf(float(k), float(n), float(p)))
 
 
 def _power_nc(nc: float, n: int, dof: int, crit: float, test: str) -> float:
     if test == "maxz":
         shift = np.sqrt(nc)
         return float(special.ndtr(shift - crit) + special.ndtr(-crit - shift))    # norm.sf + norm.cdf
+    x = max(crit, 0.0)
     if test == "chi2":
-        return float(stats.ncx2.sf(crit, dof, nc))
-    return float(stats.ncf.sf(crit, dof, n - dof, nc))
+        sf = _boost_ufunc("_ncx2_sf")
+        if nc == 0:
+            return float(special.chdtrc(dof, x))                  # ncx2.sf at nc = 0 is chi2.sf
+        return float(sf(x, dof, nc) if sf is not None else stats.ncx2.sf(x, dof, nc))
+    sf = _boost_ufunc("_ncf_sf")
+    return float(sf(x, dof, n - dof, nc) if sf is not None else stats.ncf.sf(x, dof, n - dof, nc))
 
 
 def power(effect: float, n: int, dof: int, alpha: float, *, test: str = "chi2") -> float:

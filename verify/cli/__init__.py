@@ -17,7 +17,7 @@ import threading
 import warnings
 
 from verify import __version__
-from verify.cli import derivation, export_gym, fuzz, gradient, latex, loss, mc, plot, report
+from verify.cli import cache, derivation, export_gym, fuzz, gradient, latex, loss, mc, plot, report
 from verify.cli._args import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -35,7 +35,7 @@ from verify.model.io import limits_scope
 __all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNDECIDED", "EXIT_USAGE", "build_parser", "main"]
 
 # The order in which ``pgverify --help`` lists the commands.
-COMMANDS = (report, gradient, latex, derivation, export_gym, fuzz, mc, plot, loss)
+COMMANDS = (report, gradient, latex, derivation, export_gym, fuzz, mc, plot, loss, cache)
 
 
 class _Parser(argparse.ArgumentParser):

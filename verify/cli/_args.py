@@ -326,3 +326,20 @@ def _read_lq_theta(path: str, lq):
         raise InvalidMDPError(f"--theta {path}: theta has {theta.size} entries, the linear Gaussian policy needs "
                               f"{lq.d} (K: {lq.m} x {lq.n}, k: {lq.m}, log_std: {lq.m})")
     return theta
+
+
+def add_cache_argument(p) -> None:
+    """``--no-cache``: prove every derivation step again, ignoring and not writing the proof cache."""
+    p.add_argument("--no-cache", action="store_true",
+                   help="prove every derivation step again, neither reading nor writing the proof cache "
+                        "(see pgverify cache; also PGVERIFY_NO_CACHE=1)")
+
+
+def cache_scope(args):
+    """A context in which the proof cache (``derive.proof_cache``) is off if ``--no-cache`` was given."""
+    import contextlib
+
+    if getattr(args, "no_cache", False):
+        from derive.proof_cache import disabled
+        return disabled()
+    return contextlib.nullcontext()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from verify.cli._args import EXIT_FAIL, EXIT_OK
+from verify.cli._args import EXIT_FAIL, EXIT_OK, add_cache_argument, cache_scope
 
 FORMATS = ("latex", "markdown")
 
@@ -31,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--allow-failing", action="store_true",
                    help="write the document even if a step fails (marked in the document; exit status 1)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    add_cache_argument(p)
     p.set_defaults(func=run_latex)
 
 
@@ -41,6 +42,11 @@ def _format(args) -> str:
 
 
 def run_latex(args) -> int:
+    with cache_scope(args):
+        return _run_latex(args)
+
+
+def _run_latex(args) -> int:
     from verify.model.io import atomic_write, check_output_path
 
     check_output_path(args.output, force=args.force)        # before the verification's seconds, not after

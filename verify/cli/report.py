@@ -7,7 +7,9 @@ import sys
 from verify.cli._args import (
     EXIT_FAIL,
     EXIT_OK,
+    add_cache_argument,
     add_resolution_argument,
+    cache_scope,
     resolution_kwargs,
     seed_arg,
     writable_output,
@@ -29,10 +31,16 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file or plots")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     add_resolution_argument(p)
+    add_cache_argument(p)
     p.set_defaults(func=run_report)
 
 
 def run_report(args) -> int:
+    with cache_scope(args):
+        return _run_report(args)
+
+
+def _run_report(args) -> int:
     from verify.app.render import render_report
     from verify.app.report import build_report_with_progress
 

@@ -1,0 +1,92 @@
+"""CPU seconds of the commands that prove the derivation, with a cold and a warm proof cache (issue 28).
+
+Run from the repository root: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_report_speed.py [--runs N]
+[--quick-only]``. Each figure is the user + system CPU time of a fresh process (``resource.getrusage
+(RUSAGE_CHILDREN)``, so imports count), the median of N runs (default 3):
+
+- cold: a new, empty cache directory for every run (``PGVERIFY_CACHE_DIR``), what a first run or ``--no-cache``
+  costs;
+- warm: the same directory filled by one run of the same command first (what every later run costs);
+- ``latex`` after ``report``: the cache filled by ``report`` only (the steps ``latex`` shares with it).
+
+The baseline, measured in the same run, is ``python -c "import numpy, sympy"``: the imports every one of these
+commands pays before it proves anything; ``--previous DIR`` also times each command on an earlier source tree. Targets (issue 28, idle machine): ``report --quick`` <= 2 CPU-s,
+``report`` <= 5 CPU-s. The machine's load average before and after is printed: on a shared machine CPU seconds
+grow with the load too (shared caches and cores), so compare ratios against the baseline of the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+
+
+def cpu(args: list[str], cache: str | None, runs: int, fresh: bool, tree: str | None = None) -> float:
+    """Median CPU seconds of ``args`` in fresh processes; ``fresh``: a new empty cache directory per run; ``tree``:
+    import pgverify from that source tree instead (``--previous``)."""
+    times = []
+    for _ in range(runs):
+        directory = tempfile.mkdtemp(prefix="pgverify-bench-cache-") if fresh else cache
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PGVERIFY_CACHE_DIR": directory or ""}
+        env.pop("PGVERIFY_NO_CACHE", None)
+        if tree:
+            env["PYTHONPATH"] = tree
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times)
+
+
+def fill(args: list[str], cache: str) -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PGVERIFY_CACHE_DIR": cache}
+    env.pop("PGVERIFY_NO_CACHE", None)
+    subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick-only", action="store_true", help="report --quick and the baseline only")
+    parser.add_argument("--previous", metavar="DIR",
+                        help="also time the commands on an earlier source tree (e.g. `git archive main | tar -x -C "
+                             "DIR`), imported through PYTHONPATH: the previous implementation in the same run")
+    args = parser.parse_args()
+    out = tempfile.mkdtemp(prefix="pgverify-bench-out-")
+    py = [sys.executable, "-m", "verify"]
+    commands = {"report --quick": [*py, "report", "--quick", "--no-color"]}
+    if not args.quick_only:
+        commands |= {
+            "report": [*py, "report", "--no-color"],
+            "latex": [*py, "latex", "-o", os.path.join(out, "d.tex"), "--force"],
+            "report --quick --html": [*py, "report", "--quick", "--no-color", "--force", "--html",
+                                      os.path.join(out, "r.html")],
+        }
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs; "
+          f"median of {args.runs} runs")
+    base = cpu([sys.executable, "-c", "import numpy, sympy"], None, args.runs, fresh=True)
+    print(f"{'command':26s} {'cold CPU-s':>10s} {'warm CPU-s':>10s} {'cold/base':>9s} {'warm/base':>9s}")
+    print(f"{'import numpy, sympy':26s} {base:10.2f} {'':>10s} {1.0:9.2f}")
+    for name, command in commands.items():
+        if args.previous:
+            old = cpu(command, None, args.runs, fresh=True, tree=os.path.abspath(args.previous))
+            print(f"{name + ' (previous)':26s} {old:10.2f} {'':>10s} {old / base:9.2f}")
+        cold = cpu(command, None, args.runs, fresh=True)
+        cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
+        fill(command, cache)
+        warm = cpu(command, cache, args.runs, fresh=False)
+        print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}")
+    if not args.quick_only:
+        cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
+        fill(commands["report"], cache)
+        shared = cpu(commands["latex"], cache, args.runs, fresh=False)
+        print(f"{'latex after report':26s} {'':>10s} {shared:10.2f} {'':>9s} {shared / base:9.2f}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
