@@ -70,6 +70,7 @@ from verify.checks.stats import (
     episodes_needed,
 )
 from verify.checks.trace import ConvergenceTrace, TraceRecorder
+from verify.checks.budget import run_bytes  # noqa: F401  (verify.mc.run_bytes: the run's memory estimate)
 
 __all__ = [
     "COVARIANCES",
