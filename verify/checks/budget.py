@@ -6,9 +6,9 @@ A run (``verify.checks.mc.run_estimators``) passes through three phases, each ho
 2. the sampler's joint table (``verify.numerics.sampler.joint_table``): built once, its alias construction's
    temporaries at their peak;
 3. the chunks: the table, the value tables of estimators and paired references that need them
-   (``verify.numerics.backward.horizon_values_bytes``), one chunk (``sampler.episode_bytes``), the running
-   moments (diagonal: a few arrays of theta's size per estimator and per paired difference) and the largest
-   expansion of ``action_values_at``.
+   (``verify.numerics.backward.horizon_values_bytes``), one chunk (its padded arrays, the visited rows of the
+   estimator and its references, ``action_values_at``'s expansion: a measured size per padded step) and the
+   running moments (diagonal: a few arrays of theta's size per estimator and per paired difference).
 
 The constants are per-entry sizes measured on the gridworlds of ``benchmarks/bench_scale.py`` (10^4 to 10^6
 states), which prints the estimate against the measured peak.
@@ -19,8 +19,8 @@ import numpy as np
 
 from verify.model.problem import live_size
 from verify.numerics.backward import horizon_values_bytes
-from verify.numerics.exact import ACTION_VALUE_BLOCK, gradient_bytes
-from verify.numerics.sampler import ALIAS_MAX_WIDTH, chunk_size, episode_bytes
+from verify.numerics.exact import gradient_bytes
+from verify.numerics.sampler import ALIAS_MAX_WIDTH, chunk_size, default_max_steps, episode_bytes
 
 __all__ = ["run_bytes"]
 
@@ -28,6 +28,11 @@ TABLE_BUILD_BYTES = 100.0   # per joint-table entry during the alias constructio
 TABLE_KEPT_BYTES = 42.0     # per joint-table entry kept while sampling
 OPERATOR_BYTES = 12.0       # per live transition of the exact gradient's cached operator (CSR values, indices)
 MOMENT_BYTES = 40.0         # per parameter and running diagonal SampleMoments (mean, scatter, counts, extremes)
+CHUNK_STEP_BYTES = 195.0    # per padded step of a chunk (measured 176-213 on the gridworlds, 20 000 episodes)
+
+
+def _step_cap(mdp, max_steps: int | None) -> int:
+    return default_max_steps(mdp) if max_steps is None else max_steps
 
 
 def _table_entries(mdp) -> int:
@@ -57,9 +62,12 @@ def run_bytes(problem, episodes: int, estimators, *, paired: bool = True, enumer
     refs = paired and not enumerated
     values = horizon_values_bytes(mdp) if refs and mdp.horizon is not None else 0.0
     d = policy.theta.size
-    moments = MOMENT_BYTES * d * n_est * (2 if refs else 1)
+    # a running sum per estimator, one per paired difference, and the pilot chunk's trial difference
+    moments = MOMENT_BYTES * d * (2 * n_est + 1 if refs else n_est)
     batch = min(episodes, chunk_size(mdp, max_steps=max_steps, dense=dense))
-    chunk = batch * episode_bytes(mdp, max_steps=max_steps, dense=dense)
-    work = 24.0 * ACTION_VALUE_BLOCK if refs else 0.0
-    chunks = TABLE_KEPT_BYTES * entries + values + moments + chunk + work
+    if dense:       # [N, S, A] estimates: the sampler's own per-episode bound (``sampler.episode_bytes``)
+        chunk = batch * episode_bytes(mdp, max_steps=max_steps, dense=True)
+    else:           # the padded [N, T + 1] arrays, the visited rows of g and of each reference, their expansions
+        chunk = CHUNK_STEP_BYTES * batch * (_step_cap(mdp, max_steps) + 1)
+    chunks = TABLE_KEPT_BYTES * entries + values + moments + chunk
     return max(gradient, operator + table, operator + chunks)

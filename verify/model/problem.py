@@ -345,8 +345,8 @@ def _count(labels, arrays_size: int | None) -> int | None:
 def check_declared_sizes(doc: dict) -> None:
     """Refuse, before building the model, sizes whose arrays would not fit the memory limit.
 
-    The model needs about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or ~48 bytes per sparse
-    entry, plus ~100 bytes per state and 24 per state-action pair (names, CSR pointers, policy).
+    The model needs ``model_bytes``: about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or ~160
+    bytes per sparse entry at the peak of the build, plus ~100 bytes per state and 24 per state-action pair.
 
     Raises:
       InvalidMDPError: the declared counts disagree with the arrays; UsageError: over the memory limit.
@@ -369,13 +369,19 @@ def check_declared_sizes(doc: dict) -> None:
         raise InvalidMDPError(f"initial has shape {doc['initial'].shape}, expected ({S},)")
 
 
+SPARSE_ENTRY_BYTES = 160.0
+
+
 def model_bytes(S: int, A: int, nnz: int, *, dense: bool) -> float:
     """Peak memory of building the model: about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or
-    ~48 bytes per sparse entry, plus ~100 bytes per state and 24 per state-action pair (names, CSR pointers)."""
-    return 100.0 * S + 24.0 * S * A + (32.0 * S * A * S if dense else 48.0 * nnz)
+    ~160 bytes per sparse entry (the successor lists kept, 32, and the sort and checks' temporaries; measured
+    154-175 on the gridworlds of ``benchmarks/bench_scale.py``), plus ~100 bytes per state and 24 per state-action
+    pair (names, CSR pointers)."""
+    return 100.0 * S + 24.0 * S * A + (32.0 * S * A * S if dense else SPARSE_ENTRY_BYTES * nnz)
 
 
-DP_ENTRY_BYTES = 40.0      # per transition among the live states: the CSR operator, P_pi, its transpose, the build
+
+DP_ENTRY_BYTES = 80.0      # per transition among the live states: the CSR operator, P_pi, its transpose, the build
 DP_PAIR_BYTES = 48.0       # per live state-action pair: rbar, the policy, the gradient's [n, A] sums
 
 
