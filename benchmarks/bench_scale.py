@@ -12,7 +12,10 @@ Each (tree, size) runs in a fresh process. Stages, each run once:
 - construct: ``TabularMDP`` from the sparse rows (as an MDP file holds them; the rows themselves are given);
 - gradient: exact J and grad J (``verify.exact.gradient``; the live-state operator is built inside the stage);
 - mc: ``verify.mc.run_mc(problem, "reward_to_go", episodes=20_000)`` from cold caches, end to end (exact
-  gradient, enumeration attempt, sampling, the estimator, the paired test's references and their value tables).
+  gradient, enumeration attempt, sampling, the estimator, the paired test's references and their value tables);
+- sample, estimate: the work mc cannot avoid (the 20 000 episodes; reward_to_go's visited rows and moments), for
+  the ratio mc / (sample + estimate); at S <= 2000 also the dense input and the dense operator (the former
+  storage) as the sparse model's in-run baseline.
 
 Per stage: CPU seconds of the process (``time.process_time``) and the peak RSS increase: the kernel's high-water
 mark (VmHWM) is reset before the stage (``/proc/self/clear_refs``) and read after it, minus the RSS before (after
@@ -31,6 +34,7 @@ import ctypes
 import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -84,12 +88,45 @@ def _cold(mdp) -> None:
             getattr(mod, attr, {}).pop(mdp, None)
 
 
+def kernel_step_ms(mdp, policy, repeats: int = 10) -> dict:
+    """CPU ms of one backward step Q_t = rbar + gamma P V_{t+1}, V_t = sum_a pi Q_t over every non-terminal state:
+    the former successor-list kernel (``np.bincount``, as ``exact._backward`` had it) against the CSR kernel."""
+    from verify.numerics.backward import value_kernel
+    succ, S, A = mdp.successors, mdp.n_states, mdp.n_actions
+    prob_alive = np.where(mdp.terminal[succ.next_state], 0.0, succ.prob)
+    rbar, pi = mdp.expected_reward, policy.probs
+    v = np.random.default_rng(0).random(S)
+    kernel = value_kernel(mdp)
+    pi_k, v_k = np.ascontiguousarray(pi[kernel.states]), v[kernel.states]
+
+    def former():
+        Q = rbar + mdp.gamma * np.bincount(succ.pair, weights=prob_alive * v[succ.next_state],
+                                           minlength=S * A).reshape(S, A)
+        return (pi * Q).sum(axis=1)
+
+    def csr():
+        Q = kernel.q_values(v_k)
+        Q *= pi_k
+        return Q.sum(axis=1)
+
+    out = {}
+    for name, fn in (("bincount", former), ("csr", csr), ("bincount", former), ("csr", csr)):
+        t0 = time.process_time()
+        for _ in range(repeats):
+            fn()
+        out[name] = min(out.get(name, np.inf), 1e3 * (time.process_time() - t0) / repeats)
+    return out
+
+
 def one_size(S: int, new: bool) -> dict:
     import scipy.sparse.linalg  # noqa: F401  (imported before timing: start-up is bench_startup.py's business)
 
+    from verify.estimators import get_estimator
     from verify.exact import gradient
     from verify.io import Limits, limits_scope
-    from verify.mc import run_mc
+    from verify.mc import FULL_MOMENTS_MAX_D, _rows, run_mc
+    from verify.sampler import iter_episode_chunks
+    from verify.stats import SampleMoments
     from verify.mdp import TabularMDP
     from verify.policy import TabularSoftmax
     from verify.problem import Problem
@@ -118,6 +155,8 @@ def one_size(S: int, new: bool) -> dict:
             results["construct"]["estimate_mb"] = model_bytes(S, 4, results["nnz"], dense=False) / 2**20
             results["gradient_estimate_mb"] = gradient_bytes(mdp) / 2**20
             results["mc_estimate_mb"] = run_bytes(problem, EPISODES, ["reward_to_go"]) / 2**20
+        if new:
+            results["kernel_ms"] = kernel_step_ms(mdp, policy)
         _cold(mdp)
         stage(lambda: gradient(mdp, policy), results, "gradient")
         _cold(mdp)
@@ -128,6 +167,21 @@ def one_size(S: int, new: bool) -> dict:
         for name in ("gradient", "mc"):
             if new and f"{name}_estimate_mb" in results and "peak_mb" in results.get(name, {}):
                 results[name]["estimate_mb"] = results.pop(f"{name}_estimate_mb")
+        # The work mc cannot avoid: sampling the episodes and the estimator's visited rows and moments.
+        batches = stage(lambda: list(iter_episode_chunks(mdp, policy, EPISODES, np.random.default_rng(0))),
+                        results, "sample")
+        if batches is not None:
+            est = get_estimator("reward_to_go")
+            by_rows = S * 4 > FULL_MOMENTS_MAX_D
+            stage(lambda: [_rows(est, b, policy).moments(b.n) if by_rows else SampleMoments.of(est.per_episode(b))
+                           for b in batches], results, "estimate")
+            del batches
+        if S <= 2_000:       # the former dense storage, same MDP: the in-run baseline of the sparse model
+            dense_P, dense_r = mdp.transitions.copy(), mdp.rewards.copy()
+            stage(lambda: TabularMDP(initial=initial, transitions=dense_P, rewards=dense_r, terminal=terminal,
+                                     gamma=1.0, horizon=200), results, "construct (dense input)")
+            stage(lambda: gradient(mdp, policy, sparse=False), results, "gradient (dense operator)")
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
 
@@ -161,6 +215,20 @@ def report(rows: list[tuple[str, dict]]) -> None:
         for n in names:
             if "error" in r.get(n, {}):
                 print(f"          {n}: not run: {r[n]['error']}")
+        s_e = sum(r.get(n, {}).get("cpu_s", float("nan")) for n in ("sample", "estimate"))
+        print(f"          sample {r.get('sample', {}).get('cpu_s', float('nan')):.2f} s + estimate "
+              f"{r.get('estimate', {}).get('cpu_s', float('nan')):.2f} s: mc / (sample + estimate) "
+              f"{r.get('mc', {}).get('cpu_s', float('nan')) / s_e:.2f}x; peak RSS of the process "
+              f"{r['peak_rss_mb']:.0f} MB")
+        for n, base in (("construct (dense input)", "construct"), ("gradient (dense operator)", "gradient")):
+            if "cpu_s" in r.get(n, {}):
+                print(f"          {n}: {r[n]['cpu_s']:.3f} s vs sparse {r[base]['cpu_s']:.3f} s: sparse "
+                      f"{r[n]['cpu_s'] / max(r[base]['cpu_s'], 1e-9):.1f}x faster")
+    for tree, r in rows:
+        if "kernel_ms" in r:
+            k = r["kernel_ms"]
+            print(f"S = {r['S']}: one backward step of the value tables: former bincount kernel {k['bincount']:.1f} "
+                  f"ms, CSR kernel {k['csr']:.1f} ms: {k['bincount'] / k['csr']:.1f}x")
     by = {}
     for tree, r in rows:
         by.setdefault(r["S"], {})[tree] = r

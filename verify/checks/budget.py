@@ -24,8 +24,8 @@ from verify.numerics.sampler import ALIAS_MAX_WIDTH, chunk_size, default_max_ste
 
 __all__ = ["run_bytes"]
 
-TABLE_BUILD_BYTES = 100.0   # per joint-table entry during the alias construction (measured 98 at S = 10^6)
-TABLE_KEPT_BYTES = 42.0     # per joint-table entry kept while sampling
+TABLE_BUILD_BYTES = 154.0   # per joint-table entry during the alias construction (measured 154 at S = 10^4, 10^5)
+TABLE_KEPT_BYTES = 55.0     # per joint-table entry kept while sampling (measured 55 at S = 10^6)
 OPERATOR_BYTES = 12.0       # per live transition of the exact gradient's cached operator (CSR values, indices)
 MOMENT_BYTES = 40.0         # per parameter and running diagonal SampleMoments (mean, scatter, counts, extremes)
 CHUNK_STEP_BYTES = 195.0    # per padded step of a chunk (measured 176-213 on the gridworlds, 20 000 episodes)
