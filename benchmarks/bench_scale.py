@@ -1,7 +1,7 @@
 """Scale: the slippery gridworld at S = 10^4 ... 10^6 states, end to end: CPU seconds, peak memory, the budget.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py                              # S = 1e4, 1e5; ~1 min
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --sizes 10000 100000 1000000 --compare 27f7b7a
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --sizes 10000 100000 1000000 --compare REV
 
 Run by hand; never part of pytest (S = 10^6 needs a few GB and a few minutes: run it alone). The MDP is the
 slippery gridworld of ``benchmarks/scale_models.py`` (A = 4, <= 3 successors per pair, 2 % holes, H = 200,
@@ -24,8 +24,8 @@ this tree, the budget's estimate of the stage (what ``--max-memory`` checks: ``v
 ``verify.exact.gradient_bytes``, ``verify.mc.run_bytes``) and estimate / measured.
 
 ``--compare REV`` also measures the ``verify`` package of a former revision (``git archive REV verify``) in the same
-run, under a memory limit high enough to let it run: the in-run baseline (27f7b7a: before the sparse value kernel,
-the horizon-limited live set and the budget's new estimates).
+run, under a memory limit high enough to let it run: the in-run baseline (docs/performance.md: the revision before the
+sparse value kernel, the horizon-limited live set and the budget's new estimates).
 """
 from __future__ import annotations
 
@@ -135,17 +135,19 @@ def one_size(S: int, new: bool) -> dict:
     from scale_models import gridworld_rows
 
     trans, rew, terminal, initial, S = gridworld_rows(S)
+    rows = {"transitions": {"sparse": trans}, "rewards": {"sparse": rew}}     # dropped once the model is built
     results: dict = {"S": S, "nnz": int(len(trans))}
+    del trans, rew
     # The former revision's budget refuses S = 10^6 (its DP-table estimate): it runs under a limit that lets it.
     with limits_scope(Limits(max_memory=DEFAULT_BUDGET if new else 2**40)):
         def construct():
-            m = TabularMDP(initial=initial, transitions={"sparse": trans}, rewards={"sparse": rew},
-                           terminal=terminal, gamma=1.0, horizon=200, states=S, actions=4, name=f"gridworld{S}")
+            m = TabularMDP(initial=initial, **rows, terminal=terminal, gamma=1.0, horizon=200, states=S, actions=4,
+                           name=f"gridworld{S}")
             m.successors.pair, m.expected_reward    # cached parts of the model, built here in every tree
             return m
 
         mdp = stage(construct, results, "construct")
-        del trans, rew
+        rows.clear()
         policy = TabularSoftmax(0.3 * np.random.default_rng(1).normal(size=(S, 4)))
         problem = Problem(mdp, policy)
         if new:

@@ -414,7 +414,7 @@ def check_problem_budget(mdp: TabularMDP) -> None:
         return
     n, nnz = live_size(mdp)
     require_memory(dp_bytes(H, n, nnz, mdp.n_actions, sparse=n >= SPARSE_STATES),
-                   f"the dynamic-programming table (horizon {H} x {n} live states)")
+                   f"the dynamic-programming table (horizon {H} x {n} live state{'s' * (n != 1)})")
     require_work(float(H) * max(nnz, 1), f"dynamic programming over horizon {H} "
                  f"({nnz} transition entries per step)")
 

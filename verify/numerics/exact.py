@@ -329,7 +329,7 @@ def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool
         return GradientResult(float(op.initial @ V), np.zeros_like(policy.theta), "dp")
     # [H + 1, 2 n] (or [H + 1, n] sparse) before it is allocated: horizon 10^9 is a UsageError, not a MemoryError
     require_memory(dp_bytes(H, n, _nnz(op), mdp.n_actions, sparse=op.is_sparse),
-                   f"the dynamic-programming table (horizon {H} x {n} live states)")
+                   f"the dynamic-programming table (horizon {H} x {n} live state{'s' * (n != 1)})")
     require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H}")
     if op.is_sparse:
         return _by_dp_sparse(mdp, policy, op, pi, P_pi, r_pi)
