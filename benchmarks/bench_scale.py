@@ -1,36 +1,44 @@
-"""Scale: sparse MDPs with S = 10^3 ... 10^5 states end to end (construct, DP, sample, estimate, test).
+"""Scale: the slippery gridworld at S = 10^4 ... 10^6 states, end to end: CPU seconds, peak memory, the budget.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py                 # S = 1e3, 1e4, 1e5; ~1 min
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --sizes 1000    # one size
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py                              # S = 1e4, 1e5; ~1 min
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --sizes 10000 100000 1000000 --compare REV
 
-Run by hand; never part of pytest. The MDP is the slippery gridworld of ``benchmarks/scale_models.py`` (A = 4,
-<= 3 successors per pair, 2 % holes, H = 200, gamma = 1) under a random softmax policy (theta ~ 0.3 N(0, 1)).
-Each size runs in a fresh process, so its peak RSS (``resource.getrusage``, ru_maxrss) is its own. Stages, each
-timed in CPU seconds of the process (``time.process_time``) and with its peak traced allocation (``tracemalloc``,
-in a second, untimed pass):
+Run by hand; never part of pytest (S = 10^6 needs a few GB and a few minutes: run it alone). The MDP is the
+slippery gridworld of ``benchmarks/scale_models.py`` (A = 4, <= 3 successors per pair, 2 % holes, H = 200,
+gamma = 1, the start row uniform) under a random softmax policy (theta ~ 0.3 N(0, 1)).
+
+Each (tree, size) runs in a fresh process. Stages, each run once:
 
 - construct: ``TabularMDP`` from the sparse rows (as an MDP file holds them; the rows themselves are given);
-- DP: exact J and grad J (``verify.exact.gradient``; the operator is built here);
-- sample: 20 000 episodes (``verify.sampler.iter_episode_chunks``);
-- estimate: the reward_to_go estimator on those chunks and its sample moments, as mc computes them (visited rows
-  and variances beyond 256 parameters, dense values and the full scatter below);
-- mc: ``verify.mc.run_mc(problem, "reward_to_go", episodes=20_000)`` end to end (exact gradient, enumeration
-  attempt, sampling, estimator, moments, test).
+- gradient: exact J and grad J (``verify.exact.gradient``; the live-state operator is built inside the stage);
+- mc: ``verify.mc.run_mc(problem, "reward_to_go", episodes=20_000)`` from cold caches, end to end (exact
+  gradient, enumeration attempt, sampling, the estimator, the paired test's references and their value tables);
+- sample, estimate: the work mc cannot avoid (the 20 000 episodes; reward_to_go's visited rows and moments), for
+  the ratio mc / (sample + estimate); at S <= 2000 also the dense input and the dense operator (the former
+  storage) as the sparse model's in-run baseline.
 
-Ratios measured in the same run: at the smallest size the same MDP is also built dense and differentiated with
-the dense operator (the former storage); at every size ``mc / (sample + estimate)`` says what the test adds to the
-work it cannot avoid. Goals (issue: S = 10^5): construct < 1 s, DP < 2 s, mc < 10 s, peak RSS < 1 GB.
+Per stage: CPU seconds of the process (``time.process_time``) and the peak RSS increase: the kernel's high-water
+mark (VmHWM) is reset before the stage (``/proc/self/clear_refs``) and read after it, minus the RSS before (after
+``malloc_trim``, so that memory an earlier stage freed is not silently reused). For
+this tree, the budget's estimate of the stage (what ``--max-memory`` checks: ``verify.model.problem.model_bytes``,
+``verify.exact.gradient_bytes``, ``verify.mc.run_bytes``) and estimate / measured.
+
+``--compare REV`` also measures the ``verify`` package of a former revision (``git archive REV verify``) in the same
+run, under a memory limit high enough to let it run: the in-run baseline (docs/performance.md: the revision before the
+sparse value kernel, the horizon-limited live set and the budget's new estimates).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 if __name__ == "__main__":
@@ -39,132 +47,241 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale_models import gridworld_rows  # noqa: E402
-
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 EPISODES = 20_000
-GOALS = {"construct": 1.0, "DP": 2.0, "mc": 10.0}
+GOALS = {10**6: {"gradient": 15.0, "mc": 20.0}}      # issue 28, CPU s at S = 10^6 within the default 2 GiB budget
+DEFAULT_BUDGET = 2 * 2**30
+_LIBC = ctypes.CDLL("libc.so.6")
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
 
 
 def stage(fn, results: dict, name: str):
-    """Run ``fn`` twice: timed, then under tracemalloc; record CPU seconds and peak traced MB. Returns fn()."""
+    """Run ``fn`` once: CPU seconds and peak RSS increase (VmHWM reset before). Returns fn()."""
+    gc.collect()
+    _LIBC.malloc_trim(0)      # freed heap back to the system: the stage's allocations show in RSS, not reuse
+    rss0 = _status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
     t0 = time.process_time()
     try:
         out = fn()
-    except Exception as exc:  # noqa: BLE001  (a stage that cannot run at this size is reported, not fatal)
-        results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    except Exception as exc:  # noqa: BLE001  (a stage that cannot run is reported, not fatal)
+        results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
         return None
-    seconds = time.process_time() - t0
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    results[name] = {"cpu_s": seconds, "peak_mb": peak / 2**20}
+    results[name] = {"cpu_s": time.process_time() - t0, "peak_mb": (_status("VmHWM") - rss0) / 2**20}
     return out
 
 
-def one_size(S: int) -> dict:
+def _cold(mdp) -> None:
+    """Drop every per-MDP cache (operators, value kernels, value tables) a tree may have."""
+    from verify import exact
+    for mod in (exact, sys.modules.get("verify.numerics.backward")):
+        for attr in ("_OPERATORS", "_VALUES", "_KERNELS", "_HORIZON"):
+            getattr(mod, attr, {}).pop(mdp, None)
+
+
+def kernel_step_ms(mdp, policy, repeats: int = 10) -> dict:
+    """CPU ms of one backward step Q_t = rbar + gamma P V_{t+1}, V_t = sum_a pi Q_t over every non-terminal state:
+    the former successor-list kernel (``np.bincount``, as ``exact._backward`` had it) against the CSR kernel."""
+    from verify.numerics.backward import value_kernel
+    succ, S, A = mdp.successors, mdp.n_states, mdp.n_actions
+    prob_alive = np.where(mdp.terminal[succ.next_state], 0.0, succ.prob)
+    rbar, pi = mdp.expected_reward, policy.probs
+    v = np.random.default_rng(0).random(S)
+    kernel = value_kernel(mdp)
+    pi_k, v_k = np.ascontiguousarray(pi[kernel.states]), v[kernel.states]
+
+    def former():
+        Q = rbar + mdp.gamma * np.bincount(succ.pair, weights=prob_alive * v[succ.next_state],
+                                           minlength=S * A).reshape(S, A)
+        return (pi * Q).sum(axis=1)
+
+    def csr():
+        Q = kernel.q_values(v_k)
+        Q *= pi_k
+        return Q.sum(axis=1)
+
+    out = {}
+    for name, fn in (("bincount", former), ("csr", csr), ("bincount", former), ("csr", csr)):
+        t0 = time.process_time()
+        for _ in range(repeats):
+            fn()
+        out[name] = min(out.get(name, np.inf), 1e3 * (time.process_time() - t0) / repeats)
+    return out
+
+
+def one_size(S: int, new: bool) -> dict:
     import scipy.sparse.linalg  # noqa: F401  (imported before timing: start-up is bench_startup.py's business)
 
     from verify.estimators import get_estimator
     from verify.exact import gradient
+    from verify.io import Limits, limits_scope
     from verify.mc import FULL_MOMENTS_MAX_D, _rows, run_mc
+    from verify.sampler import iter_episode_chunks
     from verify.stats import SampleMoments
     from verify.mdp import TabularMDP
     from verify.policy import TabularSoftmax
     from verify.problem import Problem
-    from verify.sampler import iter_episode_chunks
+
+    sys.path.insert(0, str(HERE))
+    from scale_models import gridworld_rows
 
     trans, rew, terminal, initial, S = gridworld_rows(S)
+    rows = {"transitions": {"sparse": trans}, "rewards": {"sparse": rew}}     # dropped once the model is built
     results: dict = {"S": S, "nnz": int(len(trans))}
+    del trans, rew
+    # The former revision's budget refuses S = 10^6 (its DP-table estimate): it runs under a limit that lets it.
+    with limits_scope(Limits(max_memory=DEFAULT_BUDGET if new else 2**40)):
+        def construct():
+            m = TabularMDP(initial=initial, **rows, terminal=terminal, gamma=1.0, horizon=200, states=S, actions=4,
+                           name=f"gridworld{S}")
+            m.successors.pair, m.expected_reward    # cached parts of the model, built here in every tree
+            return m
 
-    def construct():
-        return TabularMDP(initial=initial, transitions={"sparse": trans}, rewards={"sparse": rew}, terminal=terminal,
-                          gamma=1.0, horizon=200, states=S, actions=4, name=f"gridworld{S}")
-
-    mdp = stage(construct, results, "construct")
-    policy = TabularSoftmax(0.3 * np.random.default_rng(1).normal(size=(S, 4)))
-    problem = Problem(mdp, policy)
-
-    def dp():
-        from verify import exact
-        exact._OPERATORS.pop(mdp, None)          # build the operator inside the stage
-        return gradient(mdp, policy)
-
-    stage(dp, results, "DP")
-
-    def sample():
-        return [b for b in iter_episode_chunks(mdp, policy, EPISODES, np.random.default_rng(0))]
-
-    batches = stage(sample, results, "sample")
-    if batches is not None:
-        results["steps"] = int(sum(int(b.lengths.sum()) for b in batches))
-        est = get_estimator("reward_to_go")
-        # What mc computes per chunk: the estimates (visited rows beyond 256 parameters) and their moments.
-        by_rows = S * 4 > FULL_MOMENTS_MAX_D
-        stage(lambda: [_rows(est, b, policy).moments(b.n) if by_rows else SampleMoments.of(est.per_episode(b))
-                       for b in batches], results, "estimate")
-        del batches
-    res = stage(lambda: run_mc(problem, "reward_to_go", episodes=EPISODES, seed=0), results, "mc")
-    if res is not None:
-        results["verdict"] = res.verdict
-        results["test"] = res.test.test
-    if S <= 2_000:       # the former dense storage, same MDP: the in-run baseline
-        dense_P = mdp.transitions.copy()
-        dense_r = mdp.rewards.copy()
-        stage(lambda: TabularMDP(initial=initial, transitions=dense_P, rewards=dense_r, terminal=terminal,
-                                 gamma=1.0, horizon=200), results, "construct (dense input)")
-        stage(lambda: gradient(mdp, policy, sparse=False), results, "DP (dense operator)")
+        mdp = stage(construct, results, "construct")
+        rows.clear()
+        policy = TabularSoftmax(0.3 * np.random.default_rng(1).normal(size=(S, 4)))
+        problem = Problem(mdp, policy)
+        if new:
+            from verify.exact import gradient_bytes
+            from verify.mc import run_bytes
+            from verify.model.problem import model_bytes
+            results["construct"]["estimate_mb"] = model_bytes(S, 4, results["nnz"], dense=False) / 2**20
+            results["gradient_estimate_mb"] = gradient_bytes(mdp) / 2**20
+            results["mc_estimate_mb"] = run_bytes(problem, EPISODES, ["reward_to_go"]) / 2**20
+        if new:
+            results["kernel_ms"] = kernel_step_ms(mdp, policy)
+        _cold(mdp)
+        stage(lambda: gradient(mdp, policy), results, "gradient")
+        _cold(mdp)
+        res = stage(lambda: run_mc(problem, "reward_to_go", episodes=EPISODES, seed=0), results, "mc")
+        if res is not None:
+            results["verdict"] = res.verdict
+            results["mean"] = res.test.mean.ravel()[:: max(1, res.test.mean.size // 997)].tolist()
+        for name in ("gradient", "mc"):
+            if new and f"{name}_estimate_mb" in results and "peak_mb" in results.get(name, {}):
+                results[name]["estimate_mb"] = results.pop(f"{name}_estimate_mb")
+        # The work mc cannot avoid: sampling the episodes and the estimator's visited rows and moments.
+        batches = stage(lambda: list(iter_episode_chunks(mdp, policy, EPISODES, np.random.default_rng(0))),
+                        results, "sample")
+        if batches is not None:
+            est = get_estimator("reward_to_go")
+            by_rows = S * 4 > FULL_MOMENTS_MAX_D
+            stage(lambda: [_rows(est, b, policy).moments(b.n) if by_rows else SampleMoments.of(est.per_episode(b))
+                           for b in batches], results, "estimate")
+            del batches
+        if S <= 2_000:       # the former dense storage, same MDP: the in-run baseline of the sparse model
+            dense_P, dense_r = mdp.transitions.copy(), mdp.rewards.copy()
+            stage(lambda: TabularMDP(initial=initial, transitions=dense_P, rewards=dense_r, terminal=terminal,
+                                     gamma=1.0, horizon=200), results, "construct (dense input)")
+            stage(lambda: gradient(mdp, policy, sparse=False), results, "gradient (dense operator)")
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
 
-def report(all_results: list[dict]) -> None:
-    print(f"slippery gridworld, A = 4, H = 200, {EPISODES} episodes; CPU s (peak traced MB) per stage")
-    names = ["construct", "DP", "sample", "estimate", "mc"]
-    print(f"{'S':>7s} {'nnz':>8s} " + " ".join(f"{n:>17s}" for n in names) + f" {'peak RSS':>9s} {'mc/(s+e)':>9s}")
-    for r in all_results:
-        cells = []
-        for n in names:
-            x = r.get(n, {})
-            cells.append(f"{'n/a':>17s}" if "cpu_s" not in x else f"{x['cpu_s']:8.2f} ({x['peak_mb']:6.0f})")
-        s_e = sum(r.get(n, {}).get("cpu_s", float("nan")) for n in ("sample", "estimate"))
-        ratio = r.get("mc", {}).get("cpu_s", float("nan")) / s_e
-        print(f"{r['S']:7d} {r['nnz']:8d} " + " ".join(cells) + f" {r['peak_rss_mb']:8.0f}M {ratio:8.2f}x")
+def _run(S: int, tree: Path | None) -> dict | None:
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, __file__, "--one", str(S)] + ([] if tree is None else ["--old"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tree or ROOT))
+    if proc.returncode:
+        print(f"S = {S} ({'this tree' if tree is None else 'REV'}): the child failed:\n{proc.stderr[-2000:]}")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cell(x: dict) -> str:
+    if "cpu_s" not in x:
+        return f"{'n/a':>26s}"
+    est = x.get("estimate_mb")
+    tail = f" {est:6.0f} {est / max(x['peak_mb'], 1e-9):5.2f}" if est is not None else f" {'':6s} {'':5s}"
+    return f"{x['cpu_s']:6.2f} {x['peak_mb']:6.0f}" + tail
+
+
+def report(rows: list[tuple[str, dict]]) -> None:
+    print(f"slippery gridworld, A = 4, H = 200, reward_to_go, {EPISODES} episodes; per stage: CPU s, peak RSS "
+          "increase MB, the budget's estimate MB, estimate / peak")
+    names = ["construct", "gradient", "mc"]
+    print(f"{'tree':9s} {'S':>8s} {'nnz':>9s} " + " ".join(f"{n:>26s}" for n in names))
+    for tree, r in rows:
+        print(f"{tree:9s} {r['S']:8d} {r['nnz']:9d} " + " ".join(_cell(r.get(n, {})) for n in names))
         for n in names:
             if "error" in r.get(n, {}):
-                print(f"        {n}: not run at this size: {r[n]['error']}")
-        for n, base in (("construct (dense input)", "construct"), ("DP (dense operator)", "DP")):
-            if n in r and "cpu_s" in r[n]:
-                ratio = r[n]["cpu_s"] / max(r[base]["cpu_s"], 1e-9)
-                print(f"        {n}: {r[n]['cpu_s']:.3f} s ({r[n]['peak_mb']:.0f} MB) vs sparse "
-                      f"{r[base]['cpu_s']:.3f} s ({r[base]['peak_mb']:.0f} MB): sparse {ratio:.1f}x faster")
-        if "verdict" in r:
-            print(f"        mc verdict: {r['verdict']} ({r['test']} test)")
-    big = max(all_results, key=lambda r: r["S"])
-    print(f"goals at S = {big['S']}: " + ", ".join(
-        f"{n} {big[n]['cpu_s']:.2f} s (< {g:g} s: {'met' if big[n]['cpu_s'] < g else 'NOT met'})"
-        if "cpu_s" in big.get(n, {}) else f"{n} not run" for n, g in GOALS.items())
-        + f", peak RSS {big['peak_rss_mb']:.0f} MB (< 1024: {'met' if big['peak_rss_mb'] < 1024 else 'NOT met'})")
+                print(f"          {n}: not run: {r[n]['error']}")
+        s_e = sum(r.get(n, {}).get("cpu_s", float("nan")) for n in ("sample", "estimate"))
+        print(f"          sample {r.get('sample', {}).get('cpu_s', float('nan')):.2f} s + estimate "
+              f"{r.get('estimate', {}).get('cpu_s', float('nan')):.2f} s: mc / (sample + estimate) "
+              f"{r.get('mc', {}).get('cpu_s', float('nan')) / s_e:.2f}x; peak RSS of the process "
+              f"{r['peak_rss_mb']:.0f} MB")
+        for n, base in (("construct (dense input)", "construct"), ("gradient (dense operator)", "gradient")):
+            if "cpu_s" in r.get(n, {}):
+                print(f"          {n}: {r[n]['cpu_s']:.3f} s vs sparse {r[base]['cpu_s']:.3f} s: sparse "
+                      f"{r[n]['cpu_s'] / max(r[base]['cpu_s'], 1e-9):.1f}x faster")
+    for tree, r in rows:
+        if "kernel_ms" in r:
+            k = r["kernel_ms"]
+            print(f"S = {r['S']}: one backward step of the value tables: former bincount kernel {k['bincount']:.1f} "
+                  f"ms, CSR kernel {k['csr']:.1f} ms: {k['bincount'] / k['csr']:.1f}x")
+    by = {}
+    for tree, r in rows:
+        by.setdefault(r["S"], {})[tree] = r
+    for S, trees in by.items():
+        new, old = trees.get("this"), trees.get("REV")
+        if new and old:
+            parts = []
+            for n in ("gradient", "mc"):
+                a, b = new.get(n, {}), old.get(n, {})
+                if "cpu_s" in a and "cpu_s" in b:
+                    parts.append(f"{n} {b['cpu_s'] / a['cpu_s']:.1f}x faster, peak {b['peak_mb'] / a['peak_mb']:.1f}x "
+                                 "smaller")
+            same = "mean" in new and "mean" in old and np.allclose(new["mean"], old["mean"], rtol=1e-9, atol=1e-12)
+            print(f"S = {S}: this tree vs REV: " + "; ".join(parts)
+                  + f"; run_mc's estimates {'agree' if same else 'DIFFER'} (1000 components, rtol 1e-9)")
+        goals = GOALS.get(10 ** round(np.log10(S)))
+        if new and goals:
+            print(f"goals at S = {S}: " + ", ".join(
+                f"{n} {new[n]['cpu_s']:.1f} s (<= {g:g} s: {'met' if new[n]['cpu_s'] <= g else 'NOT met'})"
+                for n, g in goals.items() if "cpu_s" in new.get(n, {}))
+                + f", within the default {DEFAULT_BUDGET / 2**30:g} GiB budget: "
+                + ("yes" if all("cpu_s" in new.get(n, {}) for n in goals) else "NO (refused)"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--compare", metavar="REV", help="also measure the verify package of this git revision")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)      # child process: one size, JSON on stdout
+    ap.add_argument("--old", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one)))
+        print(json.dumps(one_size(args.one, new=not args.old)))
         return
-    results = []
-    for S in args.sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(S)], capture_output=True, text=True)
-        if proc.returncode:
-            print(f"S = {S}: the child failed:\n{proc.stderr[-2000:]}")
-            continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    if results:
-        report(results)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        old = None
+        if args.compare:
+            old = Path(tmp)
+            archive = subprocess.run(["git", "archive", args.compare, "verify"], cwd=ROOT, check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        for S in args.sizes:          # one heavy process at a time
+            for tree, path in (("this", None), ("REV", old)):
+                if tree == "REV" and old is None:
+                    continue
+                r = _run(S, path)
+                if r is not None:
+                    rows.append((tree, r))
+    if rows:
+        report(rows)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,9 @@ def test_messages_name_the_entry(tmp_path, capsys):
         "accepted-before:duplicate-top-key": "duplicate key 'gamma'",
         "accepted-before:tabular-with-features": "policy has unknown keys ['features']",
         "numbers:rewards.1.1=1e200": "rewards[1][1] is 1e+200",
-        # 16 bytes x (H + 1) x S = 16 x (10^9 + 1) x 3 B = 44.7 GiB for the DP table [H + 1, 2 S]
-        "sizes:horizon=10^9": "needs 44.7 GiB, more than the memory limit 2.0 GiB (raise it with --max-memory)",
+        # 16 bytes x (H + 1) x n = 16 x (10^9 + 1) x 2 B = 29.8 GiB for the DP table [H + 1, 2 n] on the n = 2
+        # states that act (of S = 3; dense operators below 150 states)
+        "sizes:horizon=10^9": "needs 29.8 GiB, more than the memory limit 2.0 GiB (raise it with --max-memory)",
         "sizes:mc-episodes=118059162071": "more than the work limit",
         "special-files:file=dev-urandom": "is a character device, not a regular file",
         "special-files:file=fifo": "is a FIFO/pipe, not a regular file",

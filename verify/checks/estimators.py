@@ -63,7 +63,7 @@ from verify.numerics import returns
 from verify.numerics.episodes import Episodes, at_steps, discounted_returns, reward_to_go as padded_reward_to_go
 from verify.numerics.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
-from verify.numerics.exact import action_values_at, state_values
+from verify.numerics.exact import action_values_at, state_values, state_values_at
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
@@ -193,9 +193,9 @@ def constant_baseline(eps: Episodes) -> float:
 
 def state_value(eps: Episodes) -> np.ndarray:
     """gamma^t V_t(s_t) (``verify.numerics.returns.state_baseline``): the state-value baseline (Greensmith et al. 2004)."""
-    V = exact_values(eps)
     st = eps.steps
-    return eps.discount_t.take(st.t) * returns.values_at(V, st.t, st.s)
+    # V at the steps taken only (exact_values' numbers, without its [H, S] table on big MDPs).
+    return eps.discount_t.take(st.t) * state_values_at(eps.mdp, eps.policy, st.t, st.s)
 
 
 def action_value(eps: Episodes) -> np.ndarray:

@@ -44,7 +44,7 @@ from verify.checks.moments import (ENUMERATION_LIMIT, ZERO_BIAS_RTOL, ExactMomen
                                    moments_bytes, try_enumerate)
 from verify.checks.contract import step_weights
 from verify.checks.crosscheck import GRADIENT_TOL, GradientCheck, exact_cross_check  # noqa: F401 (verify.mc's names)
-from verify.model.io import current_limits
+from verify.model.io import current_limits, require_memory
 from verify.model.labels import component_name
 from verify.model.problem import Problem
 from verify.numerics.sampler import PROCESS_BYTES, check_sampling_budget, chunk_size, iter_episode_chunks
@@ -70,6 +70,7 @@ from verify.checks.stats import (
     episodes_needed,
 )
 from verify.checks.trace import ConvergenceTrace, TraceRecorder
+from verify.checks.budget import run_bytes
 
 __all__ = [
     "COVARIANCES",
@@ -459,6 +460,8 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
     # Estimators without visited rows hold [N, S, A] arrays: the chunk shrinks when the memory limit needs it.
     dense = any(getattr(e.per_episode, "weights", None) is None for e in estimators)
     check_sampling_budget(problem, episodes, max_steps=max_steps, dense=dense)   # the API's budget, not only the CLI's
+    require_memory(run_bytes(problem, episodes, estimators, paired=paired, max_steps=max_steps, dense=dense),
+                   f"the Monte Carlo run ({episodes} episodes, {mdp.n_states} states, {policy.theta.size} parameters)")
     if chunk is None and sampler is None:
         chunk = chunk_size(mdp, max_steps=max_steps, dense=dense)
     grad = gradient(mdp, policy).grad

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,7 +34,7 @@ import numpy as np
 from verify.errors import InvalidMDPError, UsageError, positive_int
 
 __all__ = ["DENSE_FILE_MAX_ENTRIES", "DENSE_MAX_ENTRIES", "ROW_SUM_TOL", "Successors", "TabularMDP", "dumps_rows",
-           "file_entries", "finite_array", "reachable", "reachable_csr"]
+           "file_entries", "finite_array", "reachable", "reachable_csr", "within_horizon"]
 
 ROW_SUM_TOL = 1e-9
 DENSE_MAX_ENTRIES = 2**25     # 256 MB per dense [S, A, S] float array; beyond it only the successor lists exist
@@ -120,6 +121,47 @@ def reachable_csr(indptr: np.ndarray, indices: np.ndarray, start: np.ndarray) ->
         seen[new] = True
         frontier = new[np.concatenate(([True], new[1:] != new[:-1]))] if new.size else new
     return seen
+
+
+_WITHIN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def within_horizon(mdp: "TabularMDP") -> tuple[np.ndarray, np.ndarray]:
+    """The non-terminal states some episode can act in, and the fewest actions before it can: (states, first).
+
+    Breadth-first from rho0's support through non-terminal states, at most H - 1 steps (horizon null: no limit).
+    A state first reachable after k actions acts only at t >= k, with at most H - k actions left.
+
+    Cached per MDP (weakly). O(edges searched) work.
+
+    Returns:
+      states: sorted indices, int [n]; first: k for each, int [n].
+
+    >>> chain = TabularMDP(initial=[1, 0, 0, 0], transitions=[[[0, 1, 0, 0]], [[0, 0, 1, 0]], [[0, 0, 0, 1]],
+    ...                    [[0, 0, 0, 1]]], rewards=[[1], [1], [1], [1]], horizon=2)
+    >>> [x.tolist() for x in within_horizon(chain)]
+    [[0, 1], [0, 1]]
+    """
+    hit = _WITHIN.get(mdp)
+    if hit is not None:
+        return hit
+    succ = mdp.successors
+    alive = ~mdp.terminal
+    first = np.full(mdp.n_states, -1, dtype=np.int64)
+    frontier = np.flatnonzero((mdp.initial > 0) & alive)
+    first[frontier] = 0
+    limit = np.inf if mdp.horizon is None else mdp.horizon - 1
+    k = 0
+    indptr, nxt = succ.state_indptr, succ.next_state
+    while frontier.size and k < limit:
+        nb = nxt[_gather_ranges(indptr, frontier)]
+        new = np.sort(nb[(first[nb] < 0) & alive[nb]])
+        frontier = new[np.concatenate(([True], new[1:] != new[:-1]))] if new.size else new
+        k += 1
+        first[frontier] = k
+    states = np.flatnonzero(first >= 0)
+    _WITHIN[mdp] = hit = (_read_only(states), _read_only(first[states]))
+    return hit
 
 
 @dataclass(frozen=True, eq=False)

@@ -36,7 +36,7 @@ from verify.model.io import (
     require_memory,
     require_work,
 )
-from verify.model.mdp import TabularMDP, dumps_rows, file_entries
+from verify.model.mdp import TabularMDP, dumps_rows, file_entries, within_horizon
 from verify.model.policy import Policy, policy_from_dict
 
 __all__ = [
@@ -345,8 +345,8 @@ def _count(labels, arrays_size: int | None) -> int | None:
 def check_declared_sizes(doc: dict) -> None:
     """Refuse, before building the model, sizes whose arrays would not fit the memory limit.
 
-    The model needs about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or ~48 bytes per sparse
-    entry, plus ~100 bytes per state and 24 per state-action pair (names, CSR pointers, policy).
+    The model needs ``model_bytes``: about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or ~160
+    bytes per sparse entry at the peak of the build, plus ~100 bytes per state and 24 per state-action pair.
 
     Raises:
       InvalidMDPError: the declared counts disagree with the arrays; UsageError: over the memory limit.
@@ -363,24 +363,63 @@ def check_declared_sizes(doc: dict) -> None:
     if S is None or A is None:
         raise InvalidMDPError("sparse transitions need 'states' and 'actions' (counts or names)")
     nnz = P.size if dense else len(P["sparse"])
-    model = 100.0 * S + 24.0 * S * A + (32.0 * S * A * S if dense else 48.0 * nnz)
-    require_memory(model, f"the model (S = {S} states, A = {A} actions, {nnz} transition entries)")
+    require_memory(model_bytes(S, A, nnz, dense=dense),
+                   f"the model (S = {S} states, A = {A} actions, {nnz} transition entries)")
     if isinstance(doc["initial"], np.ndarray) and doc["initial"].shape != (S,):
         raise InvalidMDPError(f"initial has shape {doc['initial'].shape}, expected ({S},)")
 
 
+SPARSE_ENTRY_BYTES = 160.0
+
+
+def model_bytes(S: int, A: int, nnz: int, *, dense: bool) -> float:
+    """Peak memory of building the model: about 8 bytes x (4 S A S) for dense input (P and r, given and kept), or
+    ~160 bytes per sparse entry (the successor lists kept, 32, and the sort and checks' temporaries; measured
+    154-175 on the gridworlds of ``benchmarks/bench_scale.py``), plus ~100 bytes per state and 24 per state-action
+    pair (names, CSR pointers)."""
+    return 100.0 * S + 24.0 * S * A + (32.0 * S * A * S if dense else SPARSE_ENTRY_BYTES * nnz)
+
+
+
+DP_ENTRY_BYTES = 80.0      # per transition among the live states: the CSR operator, P_pi, its transpose, the build
+DP_PAIR_BYTES = 48.0       # per live state-action pair: rbar, the policy, the gradient's [n, A] sums
+
+
+def dp_bytes(horizon: int, n: int, nnz: int, A: int, *, sparse: bool) -> float:
+    """Peak memory of the exact gradient's dynamic programming on ``n`` live states with ``nnz`` transitions
+    among them: the value table [H + 1, n] (sparse; dense operators also keep the occupancies, [H + 1, 2 n], and
+    the [n A, n] operator), the operators and the [n, A] sums (``benchmarks/bench_scale.py`` compares it with
+    the measured peak)."""
+    if sparse:
+        return 8.0 * (horizon + 1) * n + DP_ENTRY_BYTES * nnz + DP_PAIR_BYTES * n * A
+    return 16.0 * (horizon + 1) * n + 8.0 * 3 * n * A * n + DP_PAIR_BYTES * n * A
+
+
+def live_size(mdp: TabularMDP) -> tuple[int, int]:
+    """(n, nnz): the states some episode can act in (``mdp.within_horizon``) and their transition entries."""
+    states, _ = within_horizon(mdp)
+    ip, A = mdp.successors.indptr, mdp.n_actions
+    return int(states.size), int((ip[(states + 1) * A] - ip[states * A]).sum())
+
+
 def check_problem_budget(mdp: TabularMDP) -> None:
-    """Refuse a horizon whose dynamic-programming table [H + 1, 2 S] or work H x nnz exceeds the limits.
+    """Refuse a horizon whose dynamic programming (``dp_bytes``) or work H x nnz exceeds the limits.
 
     Every command that differentiates exactly runs DP for a finite horizon, so this is checked when the Problem
-    is built (after --horizon overrides too), before any of it is allocated.
+    is built (after --horizon overrides too), before any of it is allocated. The DP runs on the states reachable
+    within the horizon (``verify.model.mdp.within_horizon``); at least SPARSE_STATES of them use sparse operators.
     """
-    H, S = mdp.horizon, mdp.n_states
+    H = mdp.horizon
     if H is None:
         return
-    require_memory(16.0 * (H + 1) * S, f"the dynamic-programming table (horizon {H} x {S} states)")
-    require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H} "
-                 f"({mdp.successors.nnz} transition entries per step)")
+    n, nnz = live_size(mdp)
+    require_memory(dp_bytes(H, n, nnz, mdp.n_actions, sparse=n >= SPARSE_STATES),
+                   f"the dynamic-programming table (horizon {H} x {n} live state{'s' * (n != 1)})")
+    require_work(float(H) * max(nnz, 1), f"dynamic programming over horizon {H} "
+                 f"({nnz} transition entries per step)")
+
+
+SPARSE_STATES = 150     # verify.numerics.exact.SPARSE_MIN_STATES (the DP's choice of operator at low density)
 
 
 def problem_from_dict(data: dict, *, default_name: str = "mdp") -> Problem:

@@ -16,18 +16,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from verify.numerics.backward import backward_pass, horizon_values, kernel_bytes, value_kernel, within_horizon
 from verify.numerics.episodes import Episodes, discounted_returns, score_total
 from verify.errors import NumericalError, UsageError
 from verify.model.io import require_memory, require_work
 from verify.model.mdp import DENSE_MAX_ENTRIES, TabularMDP, _gather_ranges, reachable_csr
 from verify.model.policy import Policy
+from verify.model.problem import dp_bytes, live_size
 
 if TYPE_CHECKING:                  # scipy loads on first use (start-up time)
     import scipy.sparse as sps
 
 __all__ = ["GradientResult", "METHODS", "MAX_TRAJECTORIES", "action_values_at", "count_trajectories",
-           "enumerate_trajectories", "directional_derivatives", "expected_length", "finite_difference_gradient", "gradient", "objective",
-           "state_values", "value_tables"]
+           "enumerate_trajectories", "directional_derivatives", "expected_length", "finite_difference_gradient", "gradient", "gradient_bytes", "objective",
+           "state_values", "state_values_at", "value_tables"]
 
 METHODS = ("auto", "enumerate", "dp", "solve")
 MAX_TRAJECTORIES = 2_000_000
@@ -239,28 +241,42 @@ class _LiveOperator:
         return lambda b, transpose=False: scipy.linalg.lu_solve(lu, b, trans=int(transpose), check_finite=False)
 
 
-def _live_operator(mdp: TabularMDP, sparse: bool | None = None) -> _LiveOperator:
-    """The cached live-state operator of ``mdp``; ``sparse`` None picks scipy.sparse when it pays."""
+def _live_operator(mdp: TabularMDP, sparse: bool | None = None, *, in_horizon: bool = False) -> _LiveOperator:
+    """The cached live-state operator of ``mdp``; ``sparse`` None picks scipy.sparse when it pays.
+
+    ``in_horizon``: live states reachable within H - 1 actions only (``backward.within_horizon``): the others
+    never act. The DP's J and grad J are the same (a state first reachable after k actions has occupancy exactly
+    0 before t = k, and its values with more than H - k actions left, which may differ, are only ever multiplied
+    by that 0), at a fraction of the cost when the horizon is short against the MDP's diameter.
+    """
+    key = (sparse, True) if in_horizon and mdp.horizon is not None else sparse
     cache = _OPERATORS.setdefault(mdp, {})
-    if sparse in cache:
-        return cache[sparse]
+    if key in cache:
+        return cache[key]
     succ = mdp.successors
     alive = ~mdp.terminal
-    # Terminal states only loop to themselves, so a search through every edge never passes one.
-    live_mask = reachable_csr(succ.state_indptr, succ.next_state, (mdp.initial > 0) & alive) & alive
+    if key != sparse:
+        live_mask = np.zeros(mdp.n_states, dtype=bool)
+        live_mask[within_horizon(mdp)[0]] = True
+    else:
+        # Terminal states only loop to themselves, so a search through every edge never passes one.
+        live_mask = reachable_csr(succ.state_indptr, succ.next_state, (mdp.initial > 0) & alive) & alive
     live = np.flatnonzero(live_mask)
     n, A = live.size, mdp.n_actions
     position = np.full(mdp.n_states, -1, dtype=np.intp)
     position[live] = np.arange(n)
-    # Entries among live states, still in (s, a, s') order since ``position`` is increasing.
-    state = succ.state
-    keep = np.flatnonzero(live_mask[state] & live_mask[succ.next_state])
-    rows = position[state[keep]] * A + succ.action[keep]
-    cols = position[succ.next_state[keep]]
-    prob = succ.prob[keep]
+    # Entries among live states, still in (s, a, s') order since ``position`` is increasing; only the live rows'
+    # entries are read (the horizon's live states can be a fifth of a big MDP's).
+    pairs = (live[:, None] * A + np.arange(A)).ravel()
+    entry = _gather_ranges(succ.indptr, pairs)
+    rows = np.repeat(np.arange(n * A), succ.indptr[pairs + 1] - succ.indptr[pairs])
+    cols = position[succ.next_state[entry]]
+    inside = np.flatnonzero(cols >= 0)
+    rows, cols, prob = rows[inside], cols[inside], succ.prob[entry[inside]]
+    del entry, inside
     use_sparse = sparse
     if use_sparse is None:
-        use_sparse = (n >= SPARSE_MIN_STATES and keep.size <= SPARSE_MAX_DENSITY * n * A * n) \
+        use_sparse = (n >= SPARSE_MIN_STATES and rows.size <= SPARSE_MAX_DENSITY * n * A * n) \
             or n * A * n > DENSE_MAX_ENTRIES
     if use_sparse:
         indptr = np.zeros(n * A + 1, dtype=np.intp)
@@ -273,8 +289,22 @@ def _live_operator(mdp: TabularMDP, sparse: bool | None = None) -> _LiveOperator
         P = np.zeros((n * A, n))
         P[rows, cols] = prob
     op = _LiveOperator(live, P, mdp.expected_reward[live], mdp.initial[live])
-    cache[sparse] = op
+    cache[key] = op
     return op
+
+
+def _nnz(op: _LiveOperator) -> int:
+    return int(op.P.nnz if op.is_sparse else np.count_nonzero(op.P))
+
+
+def gradient_bytes(mdp: TabularMDP) -> float:
+    """The memory ``gradient(mdp, policy)`` checks against the limit before it runs (``model.problem.dp_bytes``
+    for dynamic programming, on the states reachable within the horizon; ``check_problem_budget`` checks the same
+    when a Problem is built). 0 for horizon null (the LU factorization's fill-in is not estimated)."""
+    if mdp.horizon is None:
+        return 0.0
+    n, nnz = live_size(mdp)
+    return dp_bytes(mdp.horizon, n, nnz, mdp.n_actions, sparse=n >= SPARSE_MIN_STATES)
 
 
 def _full_gradient(policy: Policy, op: _LiveOperator, W_live: np.ndarray) -> np.ndarray:
@@ -285,7 +315,7 @@ def _full_gradient(policy: Policy, op: _LiveOperator, W_live: np.ndarray) -> np.
 
 
 def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool | None = None) -> GradientResult:
-    op = _live_operator(mdp, sparse)
+    op = _live_operator(mdp, sparse, in_horizon=True)
     H, g, n = mdp.horizon, mdp.gamma, op.live.size
     if n == 0:
         return GradientResult(0.0, np.zeros_like(policy.theta), "dp")
@@ -298,8 +328,8 @@ def _by_dp(mdp: TabularMDP, policy: Policy, need_grad: bool = True, sparse: bool
             V = r_pi + g * (P_pi @ V)
         return GradientResult(float(op.initial @ V), np.zeros_like(policy.theta), "dp")
     # [H + 1, 2 n] (or [H + 1, n] sparse) before it is allocated: horizon 10^9 is a UsageError, not a MemoryError
-    require_memory(8.0 * (H + 1) * n * (1 if op.is_sparse else 2), f"the dynamic-programming table (horizon {H} "
-                   f"x {n} live states)")
+    require_memory(dp_bytes(H, n, _nnz(op), mdp.n_actions, sparse=op.is_sparse),
+                   f"the dynamic-programming table (horizon {H} x {n} live state{'s' * (n != 1)})")
     require_work(float(H) * max(mdp.successors.nnz, 1), f"dynamic programming over horizon {H}")
     if op.is_sparse:
         return _by_dp_sparse(mdp, policy, op, pi, P_pi, r_pi)
@@ -528,14 +558,16 @@ def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarr
 
     Q_t(s, a) = rbar(s, a) + gamma sum_{s' non-terminal} P(s'|s, a) V_{t+1}(s') from ``state_values`` (V_H = 0;
     the stationary V for horizon null), summed over the pair's successors in the same order as ``value_tables``
-    does, so the numbers are its bits (``tests/test_exact_sparse.py``).
+    does, so the numbers are its bits (``tests/test_exact_sparse.py``). With a finite horizon, V_{t+1} comes from
+    ``backward.horizon_values`` (V on the states reachable within the horizon only: the same bits) whenever every
+    (t, s) is one an episode can act in, as sampled steps always are.
 
     Args:
       t, s, a: int arrays of one shape [M] (times, non-terminal states, actions).
     """
-    V = state_values(mdp, policy)
     succ, A = mdp.successors, mdp.n_actions
     t, s, a = (np.asarray(x, dtype=np.intp).reshape(-1) for x in (t, s, a))
+    value = _value_lookup(mdp, policy, t, s)
     # Each distinct (t, s, a) once (only (s, a) for horizon null, where Q is stationary): a pair with 20 000
     # successors visited by 2 000 steps would otherwise expand to 4 10^7 entries. Blocks of distinct keys bound
     # the expansion to ACTION_VALUE_BLOCK successor entries at a time.
@@ -550,43 +582,72 @@ def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarr
     start = 0
     while start < keys.size:
         stop = max(start + 1, int(np.searchsorted(ends, ends[start] - width[start] + ACTION_VALUE_BLOCK, "right")))
-        out[start:stop] = _action_values(mdp, V, k_t[start:stop], k_pair[start:stop])
+        out[start:stop] = _action_values(mdp, value, k_t[start:stop], k_pair[start:stop])
         start = stop
     return out[inverse.reshape(-1)]
+
+
+def state_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """V_t(s) of ``state_values`` at the given (t, s) only, shaped like ``t``: the same bits, and with a finite
+    horizon no [H, S] table when every (t, s) is one an episode can act in (``backward.horizon_values``: [H, n] on
+    the n states reachable within the horizon; the 10^6-state gridworld of the benchmarks reaches 2 10^5).
+
+    Args:
+      t, s: int arrays of one shape (times, states).
+    """
+    t, s = np.asarray(t, dtype=np.intp), np.asarray(s, dtype=np.intp)
+    return _value_lookup(mdp, policy, t.reshape(-1), s.reshape(-1))(t.reshape(-1), s.reshape(-1)).reshape(t.shape)
+
+
+def _value_lookup(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarray):
+    """(t, s) -> V_t(s) (0 for t >= H and for terminal s), valid at the queried (t, s) and their successors at t + 1:
+    ``horizon_values`` when it covers them, else ``state_values``' table."""
+    if mdp.horizon is not None:
+        hv = horizon_values(mdp, policy)
+        if hv.covers(t, s):
+            return hv.at
+    V = state_values(mdp, policy)
+    if mdp.horizon is None:
+        return lambda t_, s_: V[0].take(s_)
+
+    def at(t_: np.ndarray, s_: np.ndarray) -> np.ndarray:
+        inside = t_ < V.shape[0]
+        out = np.zeros(t_.shape)
+        out[inside] = V.reshape(-1).take(t_[inside] * V.shape[1] + s_[inside])
+        return out
+    return at
 
 
 ACTION_VALUE_BLOCK = 2**22     # successor entries expanded at once by action_values_at (~100 MB of temporaries)
 
 
-def _action_values(mdp: TabularMDP, V: np.ndarray, t: np.ndarray, pair: np.ndarray) -> np.ndarray:
+def _action_values(mdp: TabularMDP, value, t: np.ndarray, pair: np.ndarray) -> np.ndarray:
     """Q_t at distinct (t, pair) keys, summed over each pair's successors in ``value_tables``' order."""
     succ = mdp.successors
     entry = _gather_ranges(succ.indptr, pair)
-    step = np.repeat(np.arange(pair.size), succ.indptr[pair + 1] - succ.indptr[pair])
     nxt = succ.next_state[entry]
-    if mdp.horizon is None:
-        v_next = V[0].take(nxt)
-    else:
-        later = np.repeat(t, succ.indptr[pair + 1] - succ.indptr[pair]) + 1
-        inside = later < V.shape[0]
-        v_next = np.zeros(entry.size)
-        v_next[inside] = V.reshape(-1).take(later[inside] * V.shape[1] + nxt[inside])
+    step = np.repeat(np.arange(pair.size), succ.indptr[pair + 1] - succ.indptr[pair])
+    v_next = value(t.take(step) + 1, nxt)
     prob_alive = np.where(mdp.terminal[nxt], 0.0, succ.prob[entry])
     total = np.bincount(step, weights=prob_alive * v_next, minlength=pair.size)
     return mdp.expected_reward.reshape(-1).take(pair) + mdp.gamma * total
 
 
 def _backward(mdp: TabularMDP, policy: Policy, keep_q: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(V, Q) of ``value_tables``, Q None unless ``keep_q`` (V is the same either way: each Q_t is computed)."""
-    pi, g, succ = policy.probs, mdp.gamma, mdp.successors
+    """(V, Q) of ``value_tables``, Q None unless ``keep_q`` (V is the same either way: each Q_t is computed).
+
+    On the non-terminal states by ``backward.value_kernel`` (one sparse product per step, the successor lists'
+    summation order); terminal states have value 0 and Q = rbar there (0: their self-loops pay nothing).
+    """
+    pi, g = policy.probs, mdp.gamma
     S, A = mdp.n_states, mdp.n_actions
     rbar = mdp.expected_reward
-    # sum_{s' non-terminal} P(s'|s, a) v(s') on the successor lists: entering a terminal state ends the episode.
-    prob_alive = np.where(mdp.terminal[succ.next_state], 0.0, succ.prob)
-    next_value = lambda v: np.bincount(succ.pair, weights=prob_alive * v[succ.next_state],  # noqa: E731
-                                       minlength=S * A).reshape(S, A)
     H = 1 if mdp.horizon is None else mdp.horizon
-    require_memory(8.0 * H * (S + (S * A if keep_q else 0)), f"the value tables (horizon {H} x {S} states)")
+    require_memory(8.0 * H * (S + (S * A if keep_q else 0)) + kernel_bytes(mdp.successors.nnz, S, A, S),
+                   f"the value tables (horizon {H} x {S} states)")
+    kernel = value_kernel(mdp)
+    alive = kernel.states
+    pi_alive = np.ascontiguousarray(pi[alive])
     if mdp.horizon is None:
         op = _live_operator(mdp)
         V = np.zeros((1, mdp.n_states))
@@ -594,17 +655,16 @@ def _backward(mdp: TabularMDP, policy: Policy, keep_q: bool) -> tuple[np.ndarray
             identity = _sps().identity(op.live.size, format="csr") if op.is_sparse else np.eye(op.live.size)
             solve = op.factorize(identity - g * op.policy_matrix(pi[op.live]))
             V[0, op.live] = solve((pi[op.live] * op.rbar).sum(axis=1))
-        Q = (rbar + g * next_value(V[0]))[None] if keep_q else None
+        Q = None
+        if keep_q:
+            Q = (rbar + 0.0)[None]
+            Q[0, alive] = kernel.q_values(V[0, alive])
     else:
-        H = mdp.horizon
-        Q = np.empty((H, *rbar.shape)) if keep_q else None
-        V = np.empty((H, mdp.n_states))
-        v_next = np.zeros(mdp.n_states)
-        for t in range(H - 1, -1, -1):
-            Q_t = rbar + g * next_value(v_next)
-            if keep_q:
-                Q[t] = Q_t
-            V[t] = v_next = (pi * Q_t).sum(axis=1)
+        Q = np.zeros((H, S, A)) if keep_q else None
+        V = np.zeros((H, S))
+        backward_pass(kernel, pi_alive, H, V, Q, columns=alive)
+        if keep_q:
+            Q[:, mdp.terminal] = rbar[mdp.terminal]     # old Q_t = rbar + g * 0 there (terminal rows pay 0)
     for arr in (V, Q):
         if arr is not None:
             arr.setflags(write=False)
