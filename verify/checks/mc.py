@@ -47,7 +47,7 @@ from verify.checks.crosscheck import GRADIENT_TOL, GradientCheck, exact_cross_ch
 from verify.model.io import current_limits
 from verify.model.labels import component_name
 from verify.model.problem import Problem
-from verify.numerics.shared import shared
+from verify.numerics.shared import shared, sharing
 from verify.numerics.sampler import PROCESS_BYTES, check_sampling_budget, chunk_size, iter_episode_chunks
 from verify.checks.power import (
     DEFAULT_RESOLUTION,
@@ -349,18 +349,23 @@ class _Paired:
         A difference counts as non-zero (``SampleMoments.nonzero``) beyond the round-off of its own two values:
         EXACT_RTOL max(scale, |g|, |g_ref|) per entry."""
         atol = lambda a, b: self.factor * EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa
+        # The pilot chunk reads each reference's difference up to three times (non-zero count, spread, moments):
+        # computed once per reference (``verify.numerics.shared.recomputing`` turns this off for comparisons).
+        memo: dict = {}
+        once = lambda what, r, f: memo[what, id(r)] if (what, id(r)) in memo and sharing() else memo.setdefault(  # noqa
+            (what, id(r)), f(r))     # (refs' values outlive the call: ids are not reused within it)
         if isinstance(values, _Rows) and all(isinstance(v, _Rows) for v in refs.values()):
-            # One batch, one set of visited rows: the difference is the difference of the row values. The pilot
-            # chunk reads each reference's difference up to three times (non-zero count, spread, moments): once.
-            memo: dict[int, SampleMoments] = {}
-            diff = lambda r: memo[id(r)] if id(r) in memo else memo.setdefault(  # noqa: E731
-                id(r), values.moments(n, values.value - r.value, atol=atol(values.value, r.value)))
+            # One batch, one set of visited rows: the difference is the difference of the row values.
+            diff = lambda r: once("moments", r, lambda r: values.moments(  # noqa: E731
+                n, values.value - r.value, atol=atol(values.value, r.value)))
             spread = lambda r: float(diff(r).scatter.sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(r.value).max(initial=0.0))  # noqa: E731
         else:
             dense = lambda v: v.dense(n) if isinstance(v, _Rows) else v.reshape(n, -1)  # noqa: E731
             x = dense(values)
-            diff = lambda r: SampleMoments.of(x - dense(r), diagonal=True, atol=atol(x, dense(r)))  # noqa: E731
+            # (only the [d] moments are kept: a difference [n, d] may be as big as the chunk's budget allows)
+            diff = lambda r: once("moments", r, lambda r: SampleMoments.of(  # noqa: E731
+                x - dense(r), diagonal=True, atol=atol(x, dense(r))))
             spread = lambda r: float((x - dense(r)).var(axis=0).sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(dense(r)).max(initial=0.0))  # noqa: E731
         if self.ref is None:

@@ -22,7 +22,7 @@ from typing import Callable, Hashable, Iterator, TypeVar
 
 import numpy as np
 
-__all__ = ["recomputing", "shared", "shared_keys"]
+__all__ = ["recomputing", "shared", "shared_keys", "sharing"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,11 @@ def recomputing() -> Iterator[None]:
         yield
     finally:
         _RECOMPUTE[0] = before
+
+
+def sharing() -> bool:
+    """False inside ``recomputing()``: callers with their own memo of per-batch work skip it too."""
+    return not _RECOMPUTE[0]
 
 
 def shared(episodes, key: Hashable, compute: Callable[[object], T]) -> T:
