@@ -18,6 +18,9 @@ standard errors) from the same joint table p(a, s' | s) = pi(a|s) P(s'|s, a) and
   and steps with the same alias tables, logging per chunk into preallocated arrays; one with numba's Mersenne
   Twister, one with xoshiro256+ inlined (the fastest written here: the yardstick of the goal). Their first call
   (JIT compilation) is not timed.
+- **numpy's uniforms alone**: ``Generator.random`` for as many uniforms as pgverify draws, into a reused buffer:
+  not a sampler, the floor under any sampler that keeps numpy's stream (a given ``--seed`` gives the same
+  episodes in every version).
 
 Times are CPU seconds of this process (``time.process_time``; wall time on a shared machine mostly measures the
 neighbours), best of ``--repeats``, the candidates taking turns; reported per sampled step (ns/step) and as ratios
@@ -269,6 +272,16 @@ def best_ns_per_step(fn, repeats: int) -> float:
     return best * 1e9
 
 
+def uniforms_only(steps: int, seed: int) -> int:
+    """Only the uniforms pgverify draws (one per step, from numpy's default generator, into a reused buffer): the
+    floor of any sampler on numpy's stream, however vectorised."""
+    rng, buf, left = np.random.default_rng(seed), np.empty(1 << 16), steps
+    while left > 0:
+        rng.random(out=buf[:min(left, buf.size)])
+        left -= buf.size
+    return steps
+
+
 def compare(mdp, sizes: list[int], n_slow: int, repeats: int, compiled: dict, goal: float) -> None:
     policy = TabularSoftmax(np.zeros((mdp.n_states, mdp.n_actions)))
     tables = bisect_tables(mdp, policy)
@@ -286,9 +299,12 @@ def compare(mdp, sizes: list[int], n_slow: int, repeats: int, compiled: dict, go
             ours = min(ours, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r), 1))
             for name, run in compiled.items():
                 comp[name] = min(comp[name], best_ns_per_step(lambda: run(mdp, policy, n, r, tab), 1))
+        steps = run_pgverify(mdp, policy, n, 0)
+        floor = min(best_ns_per_step(lambda: uniforms_only(steps, r), 1) for r in range(repeats))
         best = min(comp.values(), default=None)
         print(f"  N = {n}:  {'sampler':36s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
-        rows = [("pgverify (vectorised, alias)", ours)] + [(f"compiled loop ({k})", v) for k, v in comp.items()]
+        rows = ([("pgverify (vectorised, alias)", ours)] + [(f"compiled loop ({k})", v) for k, v in comp.items()]
+                + [("numpy's uniforms alone (floor)", floor)])
         for name, t in rows:
             print(f"  {'':10s}{name:36s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
         if best is None:
