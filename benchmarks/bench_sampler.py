@@ -150,36 +150,45 @@ def compiled_samplers() -> dict:
     except ImportError:
         return {}
 
-    @numba.njit(cache=False)
-    def loop_mt(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, state,
-                s_log, a_log, r_log, lengths):
-        m = 0
-        for e in range(n):
-            x = np.random.random()
-            s = 0
-            while s < init_cum.size - 1 and init_cum[s] <= x:
-                s += 1
-            t = 0
-            while t < H and not terminal[s]:
-                y = np.random.random() * K
-                j = min(int(y), K - 1)
-                k = s * K + j
-                if y - j >= accept[k]:
-                    k = alias[k]
-                s_log[m] = s
-                a_log[m] = action[k]
-                r_log[m] = reward[k]
-                m += 1
-                t += 1
-                if ends[k]:
-                    break
-                s = next_state[k]
-            lengths[e] = t
-        return m
+    def compiled_loop(next_double):
+        """The per-episode loop drawing its uniforms with ``next_double(state)`` (compiled into it)."""
+        @numba.njit(cache=False)
+        def loop(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, state,
+                 s_log, a_log, r_log, lengths):
+            st = state.copy()
+            m = 0
+            for e in range(n):
+                x = next_double(st)
+                s = 0
+                while s < init_cum.size - 1 and init_cum[s] <= x:
+                    s += 1
+                t = 0
+                while t < H and not terminal[s]:
+                    y = next_double(st) * K
+                    j = min(int(y), K - 1)
+                    k = s * K + j
+                    if y - j >= accept[k]:
+                        k = alias[k]
+                    s_log[m] = s
+                    a_log[m] = action[k]
+                    r_log[m] = reward[k]
+                    m += 1
+                    t += 1
+                    if ends[k]:
+                        break
+                    s = next_state[k]
+                lengths[e] = t
+            state[:] = st
+            return m
+        return loop
 
     @numba.njit(inline="always")
-    def next_double(st):
-        # xoshiro256+: st holds the 4 x 64-bit state
+    def mt19937(st):
+        return np.random.random()       # numba's own generator; its state is global (``seed_mt``)
+
+    @numba.njit(inline="always")
+    def xoshiro256plus(st):
+        # st holds the 4 x 64-bit state
         r = st[0] + st[3]
         t = st[1] << np.uint64(17)
         st[2] ^= st[0]
@@ -189,35 +198,6 @@ def compiled_samplers() -> dict:
         st[2] ^= t
         st[3] = (st[3] << np.uint64(45)) | (st[3] >> np.uint64(19))
         return (r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-    @numba.njit(cache=False)
-    def loop_xoshiro(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, state,
-                     s_log, a_log, r_log, lengths):
-        st = state.copy()
-        m = 0
-        for e in range(n):
-            x = next_double(st)
-            s = 0
-            while s < init_cum.size - 1 and init_cum[s] <= x:
-                s += 1
-            t = 0
-            while t < H and not terminal[s]:
-                y = next_double(st) * K
-                j = min(int(y), K - 1)
-                k = s * K + j
-                if y - j >= accept[k]:
-                    k = alias[k]
-                s_log[m] = s
-                a_log[m] = action[k]
-                r_log[m] = reward[k]
-                m += 1
-                t += 1
-                if ends[k]:
-                    break
-                s = next_state[k]
-            lengths[e] = t
-        state[:] = st
-        return m
 
     def runner(loop, seeded):
         def run(mdp, policy, n, seed, tab):
@@ -237,8 +217,8 @@ def compiled_samplers() -> dict:
     def seed_mt(seed):
         np.random.seed(seed)
 
-    return {"numba, MT19937": runner(loop_mt, seed_mt),
-            "numba, xoshiro256+": runner(loop_xoshiro, lambda seed: None)}
+    return {"numba, MT19937": runner(compiled_loop(mt19937), seed_mt),
+            "numba, xoshiro256+": runner(compiled_loop(xoshiro256plus), lambda seed: None)}
 
 
 def mean_return_check(mdp, policy, tables) -> str:
