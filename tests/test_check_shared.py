@@ -91,3 +91,15 @@ def test_shared_arrays_are_read_only_so_no_estimator_can_corrupt_another():
     shared(batch, "k", lambda b: calls.append(1) or 1.0)
     shared(batch, "k", lambda b: calls.append(1) or 2.0)
     assert calls == [1] and shared(batch, "k", lambda b: 3.0) == 1.0
+
+
+def test_score_rows_with_the_shared_pi_rows_are_the_same_bits():
+    p = _problem(6, S=9, A=3)
+    rng = np.random.default_rng(2)
+    rows = np.sort(rng.choice(40 * 9, size=25, replace=False))
+    W_rows = rng.standard_normal((25, 3))
+    pi_rows = p.policy.row_probs(rows)
+    # pi(.|s) by hand: the softmax row of each row's state
+    expected = np.exp(p.policy.theta[rows % 9]) / np.exp(p.policy.theta[rows % 9]).sum(axis=1, keepdims=True)
+    assert np.allclose(pi_rows, expected, rtol=1e-14, atol=0)
+    assert_same_bits(p.policy.score_rows(W_rows, rows, pi_rows), p.policy.score_rows(W_rows, rows))
