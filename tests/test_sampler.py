@@ -190,3 +190,13 @@ def test_chunk_size_keeps_the_working_set_under_budget():
     n = chunk_size(mdp)
     assert 8 * n * (8 * 101 + 5 * 64) <= 200 * 2**20 < 8 * (n + 1) * (8 * 101 + 5 * 64)
     assert chunk_size(mdp, budget=1) == 1       # no floor: a floor of 256 episodes overran the memory limit
+
+
+def test_next_or_end_gives_the_next_row_or_minus_one_where_the_episode_ends():
+    for problem in builtin_examples().values():
+        for alias in (True, False):
+            tab = sampler_module.joint_table(problem.mdp, problem.policy, alias=alias)
+            K = max(tab.width, 1)
+            expected = [-1 if problem.mdp.terminal[s] else s * K for s in tab.next_state.tolist()]
+            assert tab.next_or_end.tolist() == expected
+            assert not tab.next_or_end.flags.writeable

@@ -47,6 +47,12 @@ The weights are computed at the valid steps only (``episodes.steps``, not the pa
 padded to its longest episode, ~10x the mean on FrozenLake), so the cost follows the number of steps taken; the
 values are bit-for-bit those of the padded formulas (``tests/test_steps.py``).
 
+The weight functions several estimators share (``total_return``, ``reward_to_go``, ``state_value``,
+``action_value``, the GAE advantages, gamma^t) are computed once per batch and kept on it, read-only
+(``verify.numerics.shared``): ``pgverify check`` evaluates the whole catalog on each chunk, and the exact
+Q_t(s_t, a_t) at the steps, for one, feeds four estimators. The values are the same bits either way
+(``tests/test_check_shared.py``).
+
 References: as ``verify.returns`` (Williams 1992, https://doi.org/10.1007/BF00992696; Sutton et al. 2000;
 Greensmith et al. 2004, https://www.jmlr.org/papers/v5/greensmith04a.html; Schulman et al. 2016,
 https://arxiv.org/abs/1506.02438), each with its title there.
@@ -64,6 +70,7 @@ from verify.numerics.episodes import Episodes, at_steps, discounted_returns, rew
 from verify.numerics.episodes import step_reward_to_go, step_score_sums
 from verify.errors import UsageError
 from verify.numerics.exact import action_values_at, state_values, state_values_at
+from verify.numerics.shared import shared
 
 __all__ = ["ESTIMATORS", "Estimator", "GAE_LAMBDA", "NORMALIZE_EPS", "VALUE_NOISE", "Weights", "action_value",
            "batch_normalized", "constant_baseline", "discounted", "estimator_names", "exact_values", "from_weights",
@@ -159,7 +166,12 @@ def minus(weights: Weights, baseline: Weights) -> Weights:
 
 def discounted(weights: Weights) -> Weights:
     """gamma^t w_t: the objective's discount from the episode's start (advantage estimators omit it at a cost)."""
-    return _named(lambda eps: eps.discount_t.take(eps.steps.t) * weights(eps), f"discounted({weights.__name__})")
+    return _named(lambda eps: _gamma_t(eps) * weights(eps), f"discounted({weights.__name__})")
+
+
+def _gamma_t(eps: Episodes) -> np.ndarray:
+    """gamma^t at the valid steps, [M]: shared by every estimator of the batch (``verify.numerics.shared``)."""
+    return shared(eps, "gamma^t", lambda e: e.discount_t.take(e.steps.t))
 
 
 def shifted_one_step(weights: Weights) -> Weights:
@@ -176,13 +188,15 @@ def shifted_one_step(weights: Weights) -> Weights:
 # --- weights ----------------------------------------------------------------------------------------------------------
 
 def total_return(eps: Episodes) -> np.ndarray:
-    """R(tau) = sum_t gamma^t r_t at every step of the episode (seed eq. 14)."""
-    return discounted_returns(eps)[eps.steps.n]
+    """R(tau) = sum_t gamma^t r_t at every step of the episode (seed eq. 14); computed once per batch and shared
+    (read-only) by every estimator that uses it (``verify.numerics.shared``), as are the other weights below."""
+    return shared(eps, "total_return", lambda e: discounted_returns(e)[e.steps.n])
 
 
 def reward_to_go(eps: Episodes, *, restart_discount: bool = False, include_current: bool = True) -> np.ndarray:
     """G_t = sum_{t' >= t} gamma^{t'} r_{t'} (``verify.numerics.returns.reward_to_go``; the flags give the pitfalls)."""
-    return step_reward_to_go(eps, restart_discount=restart_discount, include_current=include_current)
+    return shared(eps, ("reward_to_go", restart_discount, include_current),
+                  partial(step_reward_to_go, restart_discount=restart_discount, include_current=include_current))
 
 
 def constant_baseline(eps: Episodes) -> float:
@@ -193,16 +207,17 @@ def constant_baseline(eps: Episodes) -> float:
 
 def state_value(eps: Episodes) -> np.ndarray:
     """gamma^t V_t(s_t) (``verify.numerics.returns.state_baseline``): the state-value baseline (Greensmith et al. 2004)."""
-    st = eps.steps
-    # V at the steps taken only (exact_values' numbers, without its [H, S] table on big MDPs).
-    return eps.discount_t.take(st.t) * state_values_at(eps.mdp, eps.policy, st.t, st.s)
+    # V at the steps taken only (exact_values' numbers, without its [H, S] table on big MDPs), once per batch.
+    return shared(eps, "state_value", lambda e: _gamma_t(e) * state_values_at(e.mdp, e.policy, e.steps.t, e.steps.s))
 
 
 def action_value(eps: Episodes) -> np.ndarray:
     """gamma^t Q_t(s_t, a_t): the policy-gradient theorem's weight (Sutton et al. 2000); as a baseline, a pitfall."""
-    st = eps.steps
-    # Q at the steps taken only (value_tables' numbers, without its [H, S, A] table).
-    return eps.discount_t.take(st.t) * action_values_at(eps.mdp, eps.policy, st.t, st.s, st.a)
+    def compute(e: Episodes) -> np.ndarray:
+        st = e.steps
+        # Q at the steps taken only (value_tables' numbers, without its [H, S, A] table).
+        return _gamma_t(e) * action_values_at(e.mdp, e.policy, st.t, st.s, st.a)
+    return shared(eps, "action_value", compute)
 
 
 def exact_values(eps: Episodes) -> np.ndarray:
@@ -221,9 +236,11 @@ def noisy_values(eps: Episodes) -> np.ndarray:
     A fixed function of (t, s), like a trained critic's error: the estimator stays a function of the episode, so
     it has exact moments.
     """
-    V = exact_values(eps)
-    size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(eps.mdp.successors.reward).max()))
-    return V + size * np.random.default_rng(V.shape).standard_normal(V.shape)
+    def compute(e: Episodes) -> np.ndarray:
+        V = exact_values(e)
+        size = VALUE_NOISE * max(float(np.abs(V).max()), float(np.abs(e.mdp.successors.reward).max()))
+        return V + size * np.random.default_rng(V.shape).standard_normal(V.shape)
+    return shared(eps, "noisy_values", compute)
 
 
 def gae(lam: float, values: Callable[[Episodes], np.ndarray] = exact_values) -> Weights:
@@ -239,10 +256,14 @@ def gae(lam: float, values: Callable[[Episodes], np.ndarray] = exact_values) -> 
     if not 0.0 <= lam <= 1.0:
         raise UsageError(f"GAE lambda must lie in [0, 1], got {lam!r}")
 
-    def advantages(eps: Episodes) -> np.ndarray:
+    def compute(eps: Episodes) -> np.ndarray:
         st, gamma = eps.steps, eps.mdp.gamma
         delta = returns.step_td_errors(st.r, st.t, st.s, values(eps), gamma)
         return returns.step_discounted_cumsum(delta, gamma * lam, st.time_blocks)
+
+    def advantages(eps: Episodes) -> np.ndarray:
+        # gae and gae_no_discount read the same advantages: once per batch
+        return shared(eps, ("gae", lam, values), compute)
     return _named(advantages, f"gae({lam:g}, {values.__name__})")
 
 

@@ -47,6 +47,7 @@ from verify.checks.crosscheck import GRADIENT_TOL, GradientCheck, exact_cross_ch
 from verify.model.io import current_limits, require_memory
 from verify.model.labels import component_name
 from verify.model.problem import Problem
+from verify.numerics.shared import shared, sharing
 from verify.numerics.sampler import PROCESS_BYTES, check_sampling_budget, chunk_size, iter_episode_chunks
 from verify.checks.power import (
     DEFAULT_RESOLUTION,
@@ -349,15 +350,23 @@ class _Paired:
         A difference counts as non-zero (``SampleMoments.nonzero``) beyond the round-off of its own two values:
         EXACT_RTOL max(scale, |g|, |g_ref|) per entry."""
         atol = lambda a, b: self.factor * EXACT_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), self.scale)  # noqa
+        # The pilot chunk reads each reference's difference up to three times (non-zero count, spread, moments):
+        # computed once per reference (``verify.numerics.shared.recomputing`` turns this off for comparisons).
+        memo: dict = {}
+        once = lambda what, r, f: memo[what, id(r)] if (what, id(r)) in memo and sharing() else memo.setdefault(  # noqa
+            (what, id(r)), f(r))     # (refs' values outlive the call: ids are not reused within it)
         if isinstance(values, _Rows) and all(isinstance(v, _Rows) for v in refs.values()):
             # One batch, one set of visited rows: the difference is the difference of the row values.
-            diff = lambda r: values.moments(n, values.value - r.value, atol=atol(values.value, r.value))  # noqa
+            diff = lambda r: once("moments", r, lambda r: values.moments(  # noqa: E731
+                n, values.value - r.value, atol=atol(values.value, r.value)))
             spread = lambda r: float(diff(r).scatter.sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(r.value).max(initial=0.0))  # noqa: E731
         else:
             dense = lambda v: v.dense(n) if isinstance(v, _Rows) else v.reshape(n, -1)  # noqa: E731
             x = dense(values)
-            diff = lambda r: SampleMoments.of(x - dense(r), diagonal=True, atol=atol(x, dense(r)))  # noqa: E731
+            # (only the [d] moments are kept: a difference [n, d] may be as big as the chunk's budget allows)
+            diff = lambda r: once("moments", r, lambda r: SampleMoments.of(  # noqa: E731
+                x - dense(r), diagonal=True, atol=atol(x, dense(r))))
             spread = lambda r: float((x - dense(r)).var(axis=0).sum())  # noqa: E731
             ref_abs = lambda r: float(np.abs(dense(r)).max(initial=0.0))  # noqa: E731
         if self.ref is None:
@@ -386,11 +395,13 @@ class _Rows:
     value: np.ndarray       # [U, A]
     episode: np.ndarray     # [U]
     d: int
+    counts: np.ndarray | None = None   # [d] entries per component (the batch's, shared: ``_row_layout``)
 
     def moments(self, n: int, value: np.ndarray | None = None, atol=0.0) -> SampleMoments:
         v = self.value if value is None else value
         return SampleMoments.of_entries(n, self.d, self.component.ravel(), v.ravel(),
-                                        atol=np.broadcast_to(atol, v.shape).ravel())
+                                        atol=atol if np.ndim(atol) == 0 else np.broadcast_to(atol, v.shape).ravel(),
+                                        counts=self.counts)
 
     def dense(self, n: int) -> np.ndarray:
         out = np.zeros((n, self.d))
@@ -407,9 +418,21 @@ def _rows(estimator: Estimator, batch, policy) -> _Rows | None:
     out = step_score_rows(batch, np.broadcast_to(weights(batch), batch.steps.t.shape))
     if out is None:
         return None
-    rows, G = out
-    S, A = policy.probs.shape
-    return _Rows(((rows % S) * A)[:, None] + np.arange(A), G, rows // S, S * A)
+    _, G = out                   # the rows are the batch's visited cells: ``_row_layout``
+    component, episode, counts = shared(batch, "row layout", _row_layout)
+    return _Rows(component, G, episode, policy.probs.size, counts)
+
+
+def _row_layout(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the visited rows' values lie, the same for every estimator of the batch (``verify.numerics.shared``):
+    (flat components [U, A], episode of each row [U], entries per component [S A])."""
+    S, A = batch.policy.probs.shape
+    rows = batch.steps.visited_cells[0]          # ``step_score_rows``' rows: every estimator's
+    component = ((rows % S) * A)[:, None] + np.arange(A)
+    out = component, rows // S, np.bincount(component.ravel(), minlength=S * A)
+    for arr in out:
+        arr.setflags(write=False)
+    return out
 
 
 def _power_score(result: ConsistencyResult) -> tuple[int, float]:

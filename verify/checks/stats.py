@@ -112,10 +112,12 @@ class SampleMoments:
         return cls(len(x), mean, scatter, float(np.abs(x).max(initial=0.0)), nonzero, sums)
 
     @classmethod
-    def of_entries(cls, n: int, d: int, component: np.ndarray, value: np.ndarray, *, atol=0.0) -> "SampleMoments":
+    def of_entries(cls, n: int, d: int, component: np.ndarray, value: np.ndarray, *, atol=0.0,
+                   counts: np.ndarray | None = None) -> "SampleMoments":
         """Diagonal moments of n values in R^d given by their non-zero entries (at most one per episode and
         component): ``component`` [K] in 0..d-1, ``value`` [K]; every other entry is 0. O(K + d) work.
-        ``atol`` (a number or [K]) as in ``of``.
+        ``atol`` (a number or [K]) as in ``of``; ``counts``: ``bincount(component, minlength=d)`` when the caller
+        has it (every estimator of a batch has the same components: ``verify.checks.mc`` counts them once).
 
         The scatter is centred exactly: sum over the given entries of (x - mean)^2 plus mean^2 for each zero.
 
@@ -128,7 +130,7 @@ class SampleMoments:
         value = np.asarray(value, dtype=float)
         mean = np.bincount(component, weights=value, minlength=d) / n
         dev = value - mean[component]
-        zeros = n - np.bincount(component, minlength=d)
+        zeros = n - (np.bincount(component, minlength=d) if counts is None else counts)
         scatter = np.bincount(component, weights=dev * dev, minlength=d) + zeros * mean * mean
         nonzero = np.bincount(component[np.abs(value) > np.asarray(atol, dtype=float).ravel()], minlength=d)
         v2 = value * value

@@ -161,21 +161,29 @@ class TabularSoftmax(Policy):
         np.put(_as_records(out), rows, _as_records(G_rows))
         return out.reshape(n, S, A)
 
-    def score_rows(self, W_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def score_rows(self, W_rows: np.ndarray, rows: np.ndarray, pi_rows: np.ndarray | None = None) -> np.ndarray:
         """The non-zero rows of ``score_contract_rows``: W_rows - pi(.|s) sum_a W_rows for the flat rows
         (episode * S + s) ``rows`` [U], shape [U, A]; a per-episode estimate of a big MDP as its visited rows only.
+        ``pi_rows``: pi(.|s) at those rows, [U, A], when the caller has it (``self.row_probs(rows)``, which every
+        estimator of a batch shares: ``verify.numerics.episodes.step_score_rows``); the same numbers either way.
 
         >>> pol = TabularSoftmax(np.zeros((2, 2)))
         >>> pol.score_rows(np.array([[2.0, 0.0]]), np.array([3])).tolist()     # episode 1, state 1
         [[1.0, -1.0]]
         """
-        S = self._probs.shape[0]
         W_rows = np.asarray(W_rows, dtype=float)
-        # take, not fancy indexing: numpy's fancy row gather/scatter works a row at a time (~10x slower).
-        G_rows = self._probs.take(rows % S, axis=0)
-        G_rows *= _action_sums(W_rows)
+        if pi_rows is None:
+            G_rows = self.row_probs(rows)
+            G_rows *= _action_sums(W_rows)
+        else:
+            G_rows = pi_rows * _action_sums(W_rows)
         np.subtract(W_rows, G_rows, out=G_rows)
         return G_rows
+
+    def row_probs(self, rows: np.ndarray) -> np.ndarray:
+        """pi(.|s) for the flat rows (episode * S + s) ``rows`` [U], shape [U, A] (a new array)."""
+        # take, not fancy indexing: numpy's fancy row gather/scatter works a row at a time (~10x slower).
+        return self._probs.take(rows % self._probs.shape[0], axis=0)
 
     def to_dict(self) -> dict:
         return {"type": self.kind, "theta": self.theta.tolist()}

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from verify.numerics import returns
+from verify.numerics.shared import shared
 from verify.model.mdp import TabularMDP
 from verify.model.policy import Policy
 
@@ -402,7 +403,11 @@ def step_score_rows(episodes: Episodes, w: np.ndarray) -> tuple[np.ndarray, np.n
     A = policy.probs.shape[1]
     visited, cell = episodes.steps.visited_cells
     W_rows = np.bincount(cell, weights=w, minlength=visited.size * A).reshape(-1, A)
-    return visited, policy.score_rows(W_rows, visited)
+    if not hasattr(policy, "row_probs"):
+        return visited, policy.score_rows(W_rows, visited)
+    # pi(.|s) at the visited rows: the score rows' common part, the same for every estimator of the batch
+    pi_rows = shared(episodes, "pi at the visited rows", lambda eps: policy.row_probs(visited))
+    return visited, policy.score_rows(W_rows, visited, pi_rows)
 
 
 def score_sums(episodes: Episodes, w_t: np.ndarray) -> np.ndarray:

@@ -7,9 +7,11 @@ All N episodes advance together, one numpy step per time index:
 - (a_t, s_{t+1}) is drawn jointly per running episode with the state's alias table (Walker/Vose: a uniform
   column, kept or replaced by its alias; O(1), no search), or, for rows wider than ``ALIAS_MAX_WIDTH``, with one
   global ``searchsorted`` of s_t + u into the row-offset cumulative keys ``s + cumsum_k p_k(s)``
-  (Taxi: 104 -> 30 ns per step, within 1.1x of a compiled per-step loop, ``benchmarks/bench_sampler.py``);
+  (Taxi: 104 -> 30 ns per step; ``benchmarks/bench_sampler.py`` compares with compiled per-step loops);
 - finished episodes are dropped from the working set each step instead of being masked, so a step costs the
-  number of *running* episodes (FrozenLake 4x4, H = 100: mean length 7.7 of 100 steps);
+  number of *running* episodes (FrozenLake 4x4, H = 100: mean length 7.7 of 100 steps); one gather of
+  ``JointTable.next_or_end`` gives both the next row and whether the episode ended, and the uniforms are drawn
+  into one buffer per chunk (the same stream and the same episodes as before, fewer passes per step);
 - only (episode, table entry) pairs are logged; at the end one scatter reorders the log into the estimators' step
   list (``Episodes.steps``: episode by episode, longest first) and states, actions and rewards are gathered from
   the entry index. The batch is a ``StepEpisodes``: its padded arrays are filled from the step list
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
@@ -92,6 +95,13 @@ class JointTable:
     reward: np.ndarray
     ends: np.ndarray
     next_row: np.ndarray
+
+    @cached_property
+    def next_or_end(self) -> np.ndarray:
+        """``next_row``, or -1 where the entry ends the episode: one gather per step tells both (read-only)."""
+        out = np.where(self.ends, -1, self.next_row)
+        out.setflags(write=False)
+        return out
 
     def probabilities(self) -> np.ndarray:
         """The probability of drawing each entry (what the table encodes), float [table size]."""
@@ -300,9 +310,13 @@ def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int | N
     return int(min(stream, fits))
 
 
-def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One table entry per running episode, given each one's row start (s K for alias, s for keys)."""
-    u = rng.random(rows.size)
+def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator, buf: np.ndarray | None = None) -> np.ndarray:
+    """One table entry per running episode, given each one's row start (s K for alias, s for keys).
+
+    ``buf``: a float array of at least ``rows.size`` entries that the uniforms may overwrite (the sampler reuses one
+    per chunk: no allocation per step).
+    """
+    u = rng.random(rows.size) if buf is None else rng.random(out=buf[:rows.size])
     if table.width:
         K = table.width
         u *= K
@@ -326,28 +340,28 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     rows = s0[alive] * max(table.width, 1)
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
+    step, buf = table.next_or_end, np.empty(alive.size)
     # The work limit bounds what runs (a horizon-null episode's length is known only when it ends): the loop
     # stops once the steps taken exceed what is left of it.
     left, taken = meter.remaining(), 0
-    for _ in range(cap):
+    for t in range(cap):
         if alive.size == 0:
             break
         taken += alive.size
         if taken > left:
             meter.charge(taken, f"sampling {n} episodes (horizon {mdp.horizon}, gamma {mdp.gamma!r})")
-        k = _draw(table, rows, rng)
-        ids.append(alive)
+        k = _draw(table, rows, rng, buf)
+        ids.append(alive)            # the same array object until an episode ends (no copies on long episodes)
         ks.append(k)
-        keep = ~table.ends[k]
-        if keep.all():          # common on long episodes: no copies
-            rows = table.next_row[k]
-            continue
-        alive = alive[keep]
-        rows = table.next_row[k[keep]]
+        rows = step[k]
+        if rows.min() < 0:           # some episodes ended at this step
+            keep = rows >= 0
+            alive = alive[keep]
+            rows = rows[keep]
     if alive.size and mdp.horizon is None and mdp.gamma == 1.0:
         raise UsageError(f"{alive.size} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
                          "horizon null); pass a larger max_steps or give the MDP a horizon")
-    del rows  # the working set is gone; everything else is rebuilt from the log.
+    del rows, buf  # the working set is gone; everything else is rebuilt from the log.
     meter.charge(taken, "sampling")
 
     T = len(ids)
@@ -370,8 +384,8 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     ran = lengths > 0
     final[ran] = table.next_state[k[start[ran] + lengths[ran] - 1]]
     n_step, t_step = step_index(lengths)
-    steps = Steps(n=n_step, t=t_step, s=table.state[k], a=table.action[k], r=table.reward[k], lengths=lengths,
-                  n_states=mdp.n_states, n_actions=mdp.n_actions)
+    steps = Steps(n=n_step, t=t_step, s=table.state.take(k), a=table.action.take(k), r=table.reward.take(k),
+                  lengths=lengths, n_states=mdp.n_states, n_actions=mdp.n_actions)
     # The padded arrays are built from the steps when first read (the reward-to-go estimators never do).
     return StepEpisodes(steps, final, mdp, policy)
 
