@@ -67,6 +67,12 @@ def run_bytes(problem, episodes: int, estimators, *, paired: bool = True, enumer
     batch = min(episodes, chunk_size(mdp, max_steps=max_steps, dense=dense))
     if dense:       # [N, S, A] estimates: the sampler's own per-episode bound (``sampler.episode_bytes``)
         chunk = batch * episode_bytes(mdp, max_steps=max_steps, dense=True)
+    elif mdp.horizon is None:
+        # The step cap of horizon null (10^5 steps at gamma = 1) is a truncation bound, not a length: a chunk
+        # pads to its longest episode, and ``chunk_size`` already sized the batch so that capped episodes fit
+        # the limit at ``episode_bytes`` each; charging CHUNK_STEP_BYTES for every capped step would refuse a
+        # two-state run.
+        chunk = batch * episode_bytes(mdp, max_steps=max_steps)
     else:           # the padded [N, T + 1] arrays, the visited rows of g and of each reference, their expansions
         chunk = CHUNK_STEP_BYTES * batch * (_step_cap(mdp, max_steps) + 1)
     chunks = TABLE_KEPT_BYTES * entries + values + moments + chunk
