@@ -35,8 +35,9 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
-                                       framework_target, observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
+                                       observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
                                        RolloutSpec, check_rollout_estimates, policy_mask,
@@ -126,19 +127,91 @@ class _Policy:
 
 
 def _exact(pol: _Policy, mdp, table):
+    """(J, grad J flat, logp): the sparse DP of ``verify.frameworks._sparse`` under one ``jax.jit``, compiled once per
+    policy function, MDP and shapes (later calls of the same policy on the same MDP reuse it)."""
+    import jax.numpy as jnp
+
+    tab = sparse_tables(mdp)
+    require_dp_memory(tab, "JAX")
+    obs = jnp.asarray(table)
+    logp = pol.log_probs_fn(obs, mdp.n_states, mdp.n_actions)       # validates the policy's output (eagerly)
+    arrays = {k: getattr(tab, k) for k in _TABLE_ARRAYS}
+    J, g = _dp_value_and_grad()(pol.params, obs, arrays, pol.apply, pol.output, tab)
+    from jax.flatten_util import ravel_pytree
+
+    return float(J), np.asarray(ravel_pytree(g)[0]), logp
+
+
+_TABLE_ARRAYS = ("live", "state", "action", "next_state", "prob", "rbar", "initial")
+_DP_JIT = []        # the jitted value_and_grad of _dp_objective, built on first use (jax is imported lazily)
+
+
+def _log_pi(out, kind: str):
+    import jax.numpy as jnp
+
+    if kind == "logits":
+        return _jax().nn.log_softmax(out, axis=-1)
+    return jnp.log(out) if kind == "probs" else out
+
+
+def _dp_objective(params, obs, arrays, apply, kind: str, tab):
+    """J = rho0 . V_H on the live states, (P_pi V)[s] a segment sum over the successor entries (module docstring of
+    ``verify.frameworks._sparse``); V_k is recomputed in the reverse pass (``jax.checkpoint``): O(H n) memory."""
     jax = _jax()
     import jax.numpy as jnp
 
-    tab = dp_tables(mdp)
-    jtab = type(tab)(tab.live, jnp.asarray(tab.P), jnp.asarray(tab.rbar), jnp.asarray(tab.initial), tab.gamma,
-                     tab.horizon)
-    logp = pol.log_probs_fn(jnp.asarray(table), mdp.n_states, mdp.n_actions)
+    pi = jnp.exp(_log_pi(apply(params, obs), kind))
+    if tab.n == 0:
+        return (pi * 0.0).sum()
+    p = pi[arrays["live"]]
+    r_pi = (p * arrays["rbar"]).sum(-1)
+    w = p[arrays["state"], arrays["action"]] * arrays["prob"]
+    if tab.horizon is None:
+        V = _sparse_solve(tab)(w, r_pi)
+    else:
+        def step(_, V):
+            PV = jax.ops.segment_sum(w * V[arrays["next_state"]], arrays["state"], num_segments=tab.n,
+                                     indices_are_sorted=True)
+            return r_pi + tab.gamma * PV
+        V = jax.lax.fori_loop(0, tab.horizon, jax.checkpoint(step), jnp.zeros(tab.n, dtype=r_pi.dtype))
+    return arrays["initial"] @ V
 
-    def J_of(flat):
-        return dp_objective(jnp.exp(logp(flat)), jtab, einsum=jnp.einsum, solve=jnp.linalg.solve,
-                            eye=jnp.eye, zeros=jnp.zeros)
-    J, g = jax.value_and_grad(J_of)(pol.flat)
-    return float(J), np.asarray(g), logp
+
+def _dp_value_and_grad():
+    if not _DP_JIT:
+        jax = _jax()
+        _DP_JIT.append(jax.jit(jax.value_and_grad(_dp_objective), static_argnums=(3, 4, 5)))
+    return _DP_JIT[0]
+
+
+def _sparse_solve(tab):
+    """(w, b) -> (I - gamma P_pi)^{-1} b by scipy's sparse LU on the host, with its derivative by the transposed
+    system (``verify.frameworks._sparse``)."""
+    jax = _jax()
+
+    def host(w, b, transpose=False):
+        return solve(tab, np.asarray(w), np.asarray(b), transpose).astype(np.asarray(b).dtype)
+
+    def shaped(b):
+        return jax.ShapeDtypeStruct(b.shape, b.dtype)
+
+    @jax.custom_vjp
+    def f(w, b):
+        return jax.pure_callback(host, shaped(b), w, b)
+
+    def fwd(w, b):
+        x = f(w, b)
+        return x, (w, x)
+
+    def bwd(res, g):
+        w, x = res
+
+        def grads(w, g, x):
+            lam = host(w, g, True)
+            return (tab.gamma * lam[tab.state] * x[tab.next_state]).astype(np.asarray(w).dtype), lam
+        return jax.pure_callback(grads, (shaped(w), shaped(g)), w, g, x)
+    f.defvjp(fwd, bwd)
+    return f
 
 
 @_x64
