@@ -33,8 +33,9 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
-                                       framework_target, observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
+                                       observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
                                        RolloutSpec, check_rollout_estimates, policy_mask,
@@ -124,17 +125,86 @@ def _obs_tensor(table: np.ndarray):
 
 def _exact(pol: _Policy, mdp, table):
     torch = _torch()
-    tab = dp_tables(mdp)
-    tt = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
-    ttab = type(tab)(tab.live, tt(tab.P), tt(tab.rbar), tt(tab.initial), tab.gamma, tab.horizon)
+    tab = sparse_tables(mdp)
+    require_dp_memory(tab, "PyTorch")
     with torch.enable_grad():
         logp = pol.log_probs(_obs_tensor(table), mdp.n_states, mdp.n_actions)
-        J = dp_objective(torch.exp(logp), ttab, einsum=torch.einsum, solve=torch.linalg.solve,
-                         eye=lambda n: torch.eye(n, dtype=torch.float64),
-                         zeros=lambda n: torch.zeros(n, dtype=torch.float64))
+        J = _dp_objective(torch.exp(logp), tab)
         grads = torch.autograd.grad(J, pol.params, allow_unused=True, retain_graph=True) if J.requires_grad else \
             [None] * len(pol.params)
     return J, logp, grads
+
+
+def _dp_objective(pi, tab):
+    """J = rho0 . V_H from action probabilities pi [S, A] on the sparse live tables (``verify.frameworks._sparse``):
+    (P_pi V)[s] = sum_e w_e V[s'_e] by ``index_add`` (``_SegmentMatVec``: the reverse pass keeps V_k, O(H n))."""
+    torch = _torch()
+    if tab.n == 0:
+        return (pi * 0.0).sum()
+    t = lambda x: torch.as_tensor(x)  # noqa: E731
+    live, state, action, nxt = t(tab.live), t(tab.state), t(tab.action), t(tab.next_state)
+    p = pi[live]
+    r_pi = (p * t(tab.rbar)).sum(-1)
+    w = p[state, action] * t(tab.prob)
+    if tab.horizon is None:
+        V = _sparse_solve_fn().apply(w, r_pi, tab)
+    else:
+        V = torch.zeros(tab.n, dtype=pi.dtype)
+        matvec = _segment_matvec_fn()
+        for _ in range(tab.horizon):
+            V = r_pi + tab.gamma * matvec.apply(w, V, state, nxt)
+    return (t(tab.initial) * V).sum()
+
+
+_FUNCTIONS: dict = {}
+
+
+def _segment_matvec_fn():
+    """The autograd Function y[s] = sum_{e: s_e = s} w_e x[s'_e] (built once; torch is imported lazily)."""
+    if "matvec" not in _FUNCTIONS:
+        torch = _torch()
+
+        class SegmentMatVec(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, w, x, state, nxt):
+                ctx.save_for_backward(w, x, state, nxt)
+                return torch.zeros_like(x).index_add_(0, state, w * x[nxt])
+
+            @staticmethod
+            def backward(ctx, g):
+                w, x, state, nxt = ctx.saved_tensors
+                g_e = g[state]
+                gw = g_e * x[nxt] if ctx.needs_input_grad[0] else None
+                gx = torch.zeros_like(x).index_add_(0, nxt, w * g_e) if ctx.needs_input_grad[1] else None
+                return gw, gx, None, None
+        _FUNCTIONS["matvec"] = SegmentMatVec
+    return _FUNCTIONS["matvec"]
+
+
+def _sparse_solve_fn():
+    """The autograd Function V = (I - gamma P_pi)^{-1} b by scipy's sparse LU, its derivative by the transposed
+    system (``verify.frameworks._sparse``)."""
+    if "solve" not in _FUNCTIONS:
+        torch = _torch()
+
+        class SparseSolve(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, w, b, tab):
+                w_np = w.detach().cpu().numpy()
+                x = torch.as_tensor(solve(tab, w_np, b.detach().cpu().numpy()), dtype=b.dtype)
+                ctx.save_for_backward(w, x)
+                ctx.tab = tab
+                return x
+
+            @staticmethod
+            def backward(ctx, g):
+                w, x = ctx.saved_tensors
+                tab = ctx.tab
+                lam = solve(tab, w.detach().cpu().numpy(), g.detach().cpu().numpy(), transpose=True)
+                gw = tab.gamma * lam[tab.state] * x.detach().cpu().numpy()[tab.next_state]
+                return torch.as_tensor(gw, dtype=w.dtype), torch.as_tensor(lam, dtype=g.dtype), None
+        _FUNCTIONS["solve"] = SparseSolve
+    return _FUNCTIONS["solve"]
 
 
 @_one_thread
