@@ -145,11 +145,15 @@ def batch_arrays(episodes, table: np.ndarray, pad_to: int | None = None) -> Batc
     last = steps == (lengths[:, None] - 1)
     ended = episodes.mdp.terminal[s_t[np.arange(len(lengths)), lengths]]
     terminated = last & ended[:, None]
-    pad = ((0, 0), (0, T - min(T, episodes.a_t.shape[1])))
-    return Batch(obs=table[s_t[:, :T]], actions=np.pad(np.asarray(episodes.a_t, dtype=np.int64)[:, :T], pad),
-                 rewards=np.pad(np.asarray(episodes.r_t, dtype=float)[:, :T], pad), terminated=terminated,
+    width = min(T, episodes.a_t.shape[1])
+    actions = np.zeros((len(lengths), T), dtype=np.int64)
+    actions[:, :width] = episodes.a_t[:, :width]
+    rewards = np.zeros((len(lengths), T))
+    rewards[:, :width] = episodes.r_t[:, :width]
+    seen = table[s_t]           # one gather for obs and next_obs (a check builds a batch per estimate)
+    return Batch(obs=seen[:, :T], actions=actions, rewards=rewards, terminated=terminated,
                  truncated=last & ~ended[:, None], mask=mask.astype(float), lengths=lengths,
-                 next_obs=table[s_t[:, 1:T + 1]], gamma=float(episodes.mdp.gamma))
+                 next_obs=seen[:, 1:T + 1], gamma=float(episodes.mdp.gamma))
 
 
 def policy_log_probs(out: np.ndarray, kind: str, n_states: int, n_actions: int) -> np.ndarray:
