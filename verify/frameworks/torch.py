@@ -142,7 +142,7 @@ def _dp_objective(pi, tab):
     if tab.n == 0:
         return (pi * 0.0).sum()
     t = lambda x: torch.as_tensor(x)  # noqa: E731
-    live, state, action, nxt = t(tab.live), t(tab.state), t(tab.action), t(tab.next_state)
+    live, state, action = t(tab.live), t(tab.state), t(tab.action)
     p = pi[live]
     r_pi = (p * t(tab.rbar)).sum(-1)
     w = p[state, action] * t(tab.prob)
