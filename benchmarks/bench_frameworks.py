@@ -2,6 +2,8 @@
 
     python benchmarks/bench_frameworks.py [--batch-size B] [--batches K] [--repeats R]
     python benchmarks/bench_frameworks.py --exact [--repeats R]      # exact checks: JAX against PyTorch
+    python benchmarks/bench_frameworks.py --jax [--unpadded]         # JAX check_loss (defaults) against numpy
+    python benchmarks/bench_frameworks.py --scale [--sizes 1000 10000 100000]   # exact grad J at 10^3..10^5 states
 
 Run by hand; never part of pytest. Needs the extras ``torch`` and ``gym``. Both checks run
 ``verify.checks.batchcheck.check_batches`` on FrozenLake-v1 at the default size (4x4, slippery, H = 100 from its time limit,
@@ -20,6 +22,18 @@ rollout check of a per-step discounted REINFORCE loss on ``corridor`` (``check_r
 steps, 16 rollouts enumerated), a tabular softmax in both frameworks. It reports the first check of the process
 (JAX compiles the loss's ``value_and_grad`` and its eager primitives; PyTorch warms up autograd) and the best of
 the later ones (the training-loop case: a test suite or a CLI that checks a loss more than once).
+
+``--jax`` times the JAX ``check_loss`` at its default settings (``pad_to="auto"``: every batch padded to the
+horizon, one ``jax.jit`` compilation per batch shape) against the numpy check of the same K batches of B episodes
+on FrozenLake-v1: the first check of the process (compilations included) and the best of ``--repeats`` later ones
+(the loss's compilations reused), with the number of times the loss was traced. ``--unpadded`` adds
+``pad_to=None`` (each batch padded to its longest episode: one compilation per distinct length, the old default).
+
+``--scale`` times the exact gradients of the adapters against pgverify's own (``verify.numerics.exact.gradient``,
+method "dp") on the slippery gridworlds of ``scale_models.py`` (H = 200, 4 actions) at about 10^3, 10^4 and 10^5
+states, a tabular softmax indexed by the state (``observations="index"``): PyTorch (autograd through the sparse DP,
+a CSR product per step) and JAX (the same DP under one ``jax.jit``, first call with its compilation, then the best
+of the later ones); all three agree to round-off, which the benchmark asserts.
 
 Times are CPU seconds of this process (``time.process_time``; wall time on a shared machine measures the
 neighbours), best of ``--repeats``, the two measured alternately in one run; the ratio is PyTorch over numpy.
@@ -105,7 +119,7 @@ def exact_checks(repeats: int) -> None:
         params = {"theta": np.zeros((mdp.n_states, mdp.n_actions))}
         if kind == "episodes":
             runs = {"torch": lambda: check_loss(policy, t_episode, mdp, batch_size=2),
-                    "jax": lambda: vjax.check_loss(apply, params, j_episode, mdp, batch_size=2, pad_to=mdp.horizon)}
+                    "jax": lambda: vjax.check_loss(apply, params, j_episode, mdp, batch_size=2)}
         else:
             runs = {"torch": lambda: check_rollout_loss(policy, t_rollout, mdp, n_envs=2, n_steps=4),
                     "jax": lambda: vjax.check_rollout_loss(apply, params, j_rollout, mdp, n_envs=2, n_steps=4)}
@@ -128,15 +142,129 @@ def exact_checks(repeats: int) -> None:
               f"{best['jax'] / best['torch']:.2f}x (verdicts {verdict['torch']}, {verdict['jax']})")
 
 
+def jax_check(args) -> None:
+    """JAX ``check_loss`` by default against the numpy check: first call (compilations) and steady state."""
+    import jax
+    import jax.numpy as jnp
+
+    from verify.frameworks import jax as vjax
+
+    problem = gym_problem("FrozenLake-v1")
+    mdp = problem.mdp
+    traces = [0]
+
+    def apply(params, obs):
+        return obs @ params["theta"]
+
+    def j_reinforce(params, batch):
+        traces[0] += 1              # runs once per trace (compilation), never per call of the compiled loss
+        logp = jax.nn.log_softmax(apply(params, batch.obs))
+        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+        disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
+        G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
+        return -(logp_a * G * batch.mask).sum(1).mean()
+
+    params = {"theta": np.zeros((mdp.n_states, mdp.n_actions))}
+    settings = dict(batch_size=args.batch_size, batches=args.batches, seed=0)
+    runs = {"numpy": lambda: check_batch_estimator(numpy_reward_to_go, problem, **settings),
+            "jax": lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)}
+    if args.unpadded:
+        runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
+    first, best, verdict, n_traces = {}, {}, {}, {}
+    for label, run in runs.items():
+        before = traces[0]
+        t = time.process_time()
+        verdict[label] = run().verdict
+        first[label] = time.process_time() - t
+        n_traces[label] = traces[0] - before
+        best[label] = np.inf
+    for _ in range(args.repeats):
+        for label, run in runs.items():
+            t = time.process_time()
+            run()
+            best[label] = min(best[label], time.process_time() - t)
+    print(f"FrozenLake-v1 4x4, H = {mdp.horizon}, {args.batches} batches of {args.batch_size} episodes, CPU seconds: "
+          f"the first check of the process, then the best of {args.repeats} more")
+    for label in runs:
+        ratio = "" if label == "numpy" else (f"  ratio to numpy: first {first[label] / first['numpy']:.1f}x, after "
+                                             f"{best[label] / best['numpy']:.1f}x; loss traced {n_traces[label]} "
+                                             "times in the first check")
+        print(f"  {label:18s} first {first[label]:6.2f} s, after {best[label]:6.3f} s, verdict {verdict[label]}"
+              f"{ratio}")
+
+
+def scale(args) -> None:
+    """Exact grad J of the PyTorch and JAX adapters against pgverify's own, on gridworlds of 10^3..10^5 states."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from scale_models import gridworld
+
+    from verify.frameworks import jax as vjax
+    from verify.frameworks import torch as vtorch
+    from verify.model.policy import TabularSoftmax
+    from verify.numerics.exact import gradient
+
+    class Indexed(torch.nn.Module):
+        def __init__(self, theta):
+            super().__init__()
+            self.theta = torch.nn.Parameter(torch.as_tensor(theta))
+
+        def forward(self, obs):
+            return self.theta[obs]
+
+    def apply(params, obs):
+        return params["theta"][obs]
+
+    print(f"exact grad J, gridworlds (H = 200, 4 actions), CPU seconds; JAX: first call (compilation), then the best "
+          f"of {args.repeats} more; pgverify and PyTorch: best of {args.repeats}")
+    for size in args.sizes:
+        mdp = gridworld(size)
+        theta = np.random.default_rng(0).normal(size=(mdp.n_states, mdp.n_actions)) * 0.1
+        module = Indexed(theta)
+        runs = {"pgverify": lambda: gradient(mdp, TabularSoftmax(theta), "dp").grad,
+                "torch": lambda: vtorch.exact_gradient(module, mdp, observations="index").grad["theta"],
+                "jax": lambda: vjax.exact_gradient(apply, {"theta": theta}, mdp,
+                                                   observations="index").grad["['theta']"]}
+        first, best, grads = {}, {}, {}
+        for label, run in runs.items():
+            t = time.process_time()
+            grads[label] = run()
+            first[label] = time.process_time() - t
+            best[label] = first[label] if label != "jax" else np.inf
+        for _ in range(args.repeats):
+            for label, run in runs.items():
+                t = time.process_time()
+                run()
+                best[label] = min(best[label], time.process_time() - t)
+        for label in ("torch", "jax"):
+            np.testing.assert_allclose(grads[label], grads["pgverify"], rtol=0, atol=1e-12)
+        base = best["pgverify"]
+        print(f"  {mdp.n_states:6d} states: pgverify {base:6.3f} s | PyTorch {best['torch']:6.3f} s "
+              f"({best['torch'] / base:4.1f}x) | JAX first {first['jax']:6.3f} s ({first['jax'] / base:5.1f}x), "
+              f"after {best['jax']:6.3f} s ({best['jax'] / base:4.1f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--exact", action="store_true", help="time exact checks: JAX against PyTorch")
+    parser.add_argument("--jax", action="store_true", help="time the JAX check_loss (defaults) against numpy")
+    parser.add_argument("--unpadded", action="store_true", help="with --jax: also pad_to=None (the old default)")
+    parser.add_argument("--scale", action="store_true", help="time exact grad J of the adapters at 10^3..10^5 states")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     args = parser.parse_args()
     if args.exact:
         exact_checks(args.repeats)
+        return
+    if args.jax:
+        jax_check(args)
+        return
+    if args.scale:
+        scale(args)
         return
     problem = gym_problem("FrozenLake-v1")
     mdp = problem.mdp

@@ -32,14 +32,14 @@ import numpy as np
 from verify.checks.batchcheck import Target
 from verify.errors import UsageError
 from verify.checks.contract import EstimatorError
-from verify.model.mdp import TabularMDP, reachable
+from verify.model.io import require_memory
+from verify.model.mdp import TabularMDP
 from verify.checks.moments import magnitude
 from verify.model.policy import TabularSoftmax
 from verify.model.problem import Problem, load_problem
 
-__all__ = ["Batch", "DPTables", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL",
-           "batch_arrays", "dp_objective", "dp_tables", "framework_target", "observation_table", "policy_log_probs",
-           "resolve_mdp", "surrogate_policy"]
+__all__ = ["Batch", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL", "batch_arrays",
+           "framework_target", "observation_table", "policy_log_probs", "resolve_mdp", "surrogate_policy"]
 
 OUTPUTS = ("logits", "log_probs", "probs")
 PROB_SUM_TOL = 1e-6          # a policy that outputs probabilities: rows must sum to 1 within this
@@ -103,6 +103,8 @@ def observation_table(mdp: TabularMDP, observations) -> np.ndarray:
     S = mdp.n_states
     if isinstance(observations, str):
         if observations == "one_hot":
+            require_memory(8.0 * S * S, f"one-hot observations of {S} states (an [S, S] float array; pass "
+                           "observations='index' or features [S, K] for large MDPs)")
             return np.eye(S)
         if observations == "index":
             return np.arange(S, dtype=np.int64)
@@ -143,60 +145,15 @@ def batch_arrays(episodes, table: np.ndarray, pad_to: int | None = None) -> Batc
     last = steps == (lengths[:, None] - 1)
     ended = episodes.mdp.terminal[s_t[np.arange(len(lengths)), lengths]]
     terminated = last & ended[:, None]
-    pad = ((0, 0), (0, T - min(T, episodes.a_t.shape[1])))
-    return Batch(obs=table[s_t[:, :T]], actions=np.pad(np.asarray(episodes.a_t, dtype=np.int64)[:, :T], pad),
-                 rewards=np.pad(np.asarray(episodes.r_t, dtype=float)[:, :T], pad), terminated=terminated,
+    width = min(T, episodes.a_t.shape[1])
+    actions = np.zeros((len(lengths), T), dtype=np.int64)
+    actions[:, :width] = episodes.a_t[:, :width]
+    rewards = np.zeros((len(lengths), T))
+    rewards[:, :width] = episodes.r_t[:, :width]
+    seen = table[s_t]           # one gather for obs and next_obs (a check builds a batch per estimate)
+    return Batch(obs=seen[:, :T], actions=actions, rewards=rewards, terminated=terminated,
                  truncated=last & ~ended[:, None], mask=mask.astype(float), lengths=lengths,
-                 next_obs=table[s_t[:, 1:T + 1]], gamma=float(episodes.mdp.gamma))
-
-
-@dataclass(frozen=True)
-class DPTables:
-    """The MDP on its live states (non-terminal, reachable) for J by DP / a linear solve in a framework.
-
-    J = rho0 . V with V_k = r_pi + gamma P_pi V_{k-1} (H times from V_0 = 0) or V = (I - gamma P_pi)^{-1} r_pi;
-    r_pi[s] = sum_a pi(a|s) rbar[s, a], P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'] (entering a terminal state ends
-    the episode, so terminal columns drop out).
-
-    Attributes:
-      live: indices of the live states [n]; P: [n, A, n]; rbar: [n, A]; initial: [n]; gamma; horizon.
-    """
-
-    live: np.ndarray
-    P: np.ndarray
-    rbar: np.ndarray
-    initial: np.ndarray
-    gamma: float
-    horizon: int | None
-
-
-def dp_tables(mdp: TabularMDP) -> DPTables:
-    alive = ~mdp.terminal
-    moves = (mdp.transitions > 0).any(axis=1) & alive[:, None] & alive[None, :]
-    live = np.flatnonzero(reachable(moves, (mdp.initial > 0) & alive))
-    P = mdp.transitions[np.ix_(live, np.arange(mdp.n_actions), live)]
-    return DPTables(live, P, mdp.expected_reward[live], mdp.initial[live], mdp.gamma, mdp.horizon)
-
-
-def dp_objective(pi, tab: DPTables, *, einsum, solve, eye, zeros):
-    """J from action probabilities pi [S, A] (a framework tensor), written once for torch and jax.numpy.
-
-    The tables are framework tensors; ``einsum``, ``solve`` (A, b -> x), ``eye`` (n -> I) and ``zeros`` (n -> 0)
-    are the framework's; ``tab.live`` stays a numpy index array (both frameworks index with it).
-    """
-    p = pi[tab.live]
-    r_pi = (p * tab.rbar).sum(-1)
-    P_pi = einsum("sa,sat->st", p, tab.P)
-    n = r_pi.shape[0]
-    if n == 0:
-        return (pi * 0.0).sum()
-    if tab.horizon is None:
-        V = solve(eye(n) - tab.gamma * P_pi, r_pi)
-    else:
-        V = zeros(n)
-        for _ in range(tab.horizon):
-            V = r_pi + tab.gamma * (P_pi @ V)
-    return (tab.initial * V).sum()
+                 next_obs=seen[:, 1:T + 1], gamma=float(episodes.mdp.gamma))
 
 
 def policy_log_probs(out: np.ndarray, kind: str, n_states: int, n_actions: int) -> np.ndarray:

@@ -17,10 +17,11 @@ from verify.numerics.sampler import sample_episodes
 __all__ = ["jax_precision", "probe_batch", "torch_precision"]
 
 
-def probe_batch(target, batch_size: int, seed: int):
-    """A small batch from the target's problem to observe the loss on (its own stream: no sample is shared)."""
-    return sample_episodes(target.problem.mdp, target.problem.policy, max(2, min(batch_size, 8)),
-                           np.random.default_rng([seed, 13]))
+def probe_batch(target, batch_size: int, seed: int, size: int | None = None):
+    """A small batch (``size`` episodes, default at most 8) from the target's problem to observe the loss on (its
+    own stream: no sample is shared)."""
+    return sample_episodes(target.problem.mdp, target.problem.policy,
+                           max(2, min(batch_size, 8)) if size is None else size, np.random.default_rng([seed, 13]))
 
 
 def torch_precision(run, target) -> Precision:

@@ -35,8 +35,10 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
-                                       framework_target, observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._common import (Batch, ExactGradient, LossError, framework_target,
+                                       observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._padding import Padding, padding_changes_loss
+from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
                                        RolloutSpec, check_rollout_estimates, policy_mask,
@@ -99,46 +101,151 @@ class _Policy:
             out += [key] if not shape else [f"{key}[{', '.join(map(str, i))}]" for i in np.ndindex(*shape)]
         return tuple(out)
 
-    def log_probs_fn(self, obs, n_states: int, n_actions: int):
-        """flat params -> log pi [S, A], after validating the policy's output at the current parameters."""
-        jax = _jax()
-        import jax.numpy as jnp
+    def log_probs_fn(self, obs):
+        """flat params -> log pi [S, A] for the observations ``obs`` (validated by ``_exact``)."""
+        def logp(flat):
+            return _log_pi(self.apply(self.unravel(flat), obs), self.output)
+        return logp
 
+    def output_shape(self, obs, n_states: int, n_actions: int) -> None:
+        """Trace the policy on every state's observation (no compilation) and refuse a wrong output shape."""
+        jax = _jax()
         try:
-            out = self.apply(self.params, obs)
+            out = jax.eval_shape(self.apply, self.params, obs)
         except Exception as exc:  # noqa: BLE001 - the user's function: reported, chained
             raise LossError(f"the policy raised {type(exc).__name__} on the observations of all {n_states} states "
                             f"(an array of shape {tuple(obs.shape)}, dtype {obs.dtype}): {exc}") from exc
         if not hasattr(out, "shape"):
             raise LossError(f"the policy returned {type(out).__name__}, not an array of {self.output} [S, A]; pass "
                             "apply=lambda params, obs: ... returning the policy head")
-        policy_log_probs(np.asarray(out), self.output, n_states, n_actions)       # validates
-
-        refuse_batch_coupled(self.apply, self.params, obs, out)     # recurrent / batch-coupled: refused
-        kind = self.output
-
-        def logp(flat):
-            o = self.apply(self.unravel(flat), obs)
-            if kind == "logits":
-                return jax.nn.log_softmax(o, axis=-1)
-            return jnp.log(o) if kind == "probs" else o
-        return logp
+        if tuple(out.shape) != (n_states, n_actions):
+            policy_log_probs(np.zeros(out.shape), self.output, n_states, n_actions)     # raises, naming the shape
 
 
-def _exact(pol: _Policy, mdp, table):
+def _exact(pol: _Policy, mdp, table, jacobian: bool = False):
+    """(J, grad J flat, logp, extra): the sparse DP of ``verify.frameworks._sparse`` under one ``jax.jit``, compiled
+    once per policy function, MDP and shapes (later calls of the same policy on the same MDP reuse it); with
+    ``jacobian``, ``extra`` is (log pi [S, A], d log pi / d flat params [S A, d]) from the same compilation."""
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    tab = sparse_tables(mdp)
+    require_dp_memory(tab, "JAX")
+    obs = jnp.asarray(table)
+    pol.output_shape(obs, mdp.n_states, mdp.n_actions)
+    arrays = {k: getattr(tab, k) for k in _TABLE_ARRAYS}
+    try:
+        (J, g), out, alone, extra = _dp_value_and_grad()(pol.params, obs, arrays, pol.apply, pol.output, tab,
+                                                         jacobian)
+    except Exception as exc:  # noqa: BLE001 - the user's function under jax.jit: reported, chained
+        raise LossError(f"the policy raised {type(exc).__name__} under jax.jit on the observations of all "
+                        f"{mdp.n_states} states (an array of shape {tuple(obs.shape)}, dtype {obs.dtype}): "
+                        f"{exc}") from exc
+    policy_log_probs(np.asarray(out), pol.output, mdp.n_states, mdp.n_actions)       # validates the values
+    refuse_coupled_output(np.asarray(out), np.asarray(alone), len(obs))          # recurrent / batch-coupled
+    extra = tuple(np.asarray(x) for x in extra) if jacobian else None
+    return float(J), np.asarray(ravel_pytree(g)[0]), pol.log_probs_fn(obs), extra
+
+
+_TABLE_ARRAYS = ("live", "state", "action", "next_state", "prob", "rbar", "initial")
+_JITTED: dict = {}      # jitted helpers, built on first use (jax is imported lazily)
+
+
+def _log_pi(out, kind: str):
+    import jax.numpy as jnp
+
+    if kind == "logits":
+        return _jax().nn.log_softmax(out, axis=-1)
+    return jnp.log(out) if kind == "probs" else out
+
+
+def _dp_objective(params, obs, arrays, apply, kind: str, tab):
+    """J = rho0 . V_H on the live states, (P_pi V)[s] a segment sum over the successor entries (module docstring of
+    ``verify.frameworks._sparse``); V_k is recomputed in the reverse pass (``jax.checkpoint``): O(H n) memory."""
     jax = _jax()
     import jax.numpy as jnp
 
-    tab = dp_tables(mdp)
-    jtab = type(tab)(tab.live, jnp.asarray(tab.P), jnp.asarray(tab.rbar), jnp.asarray(tab.initial), tab.gamma,
-                     tab.horizon)
-    logp = pol.log_probs_fn(jnp.asarray(table), mdp.n_states, mdp.n_actions)
+    pi = jnp.exp(_log_pi(apply(params, obs), kind))
+    if tab.n == 0:
+        return (pi * 0.0).sum()
+    p = pi[arrays["live"]]
+    r_pi = (p * arrays["rbar"]).sum(-1)
+    w = p[arrays["state"], arrays["action"]] * arrays["prob"]
+    if tab.horizon is None:
+        V = _sparse_solve(tab)(w, r_pi)
+    else:
+        def step(_, V):
+            PV = jax.ops.segment_sum(w * V[arrays["next_state"]], arrays["state"], num_segments=tab.n,
+                                     indices_are_sorted=True)
+            return r_pi + tab.gamma * PV
+        V = jax.lax.fori_loop(0, tab.horizon, jax.checkpoint(step), jnp.zeros(tab.n, dtype=r_pi.dtype))
+    return arrays["initial"] @ V
 
-    def J_of(flat):
-        return dp_objective(jnp.exp(logp(flat)), jtab, einsum=jnp.einsum, solve=jnp.linalg.solve,
-                            eye=jnp.eye, zeros=jnp.zeros)
-    J, g = jax.value_and_grad(J_of)(pol.flat)
-    return float(J), np.asarray(g), logp
+
+def _dp_value_and_grad():
+    """jit of (params, obs, arrays, apply, kind, tab, jacobian) -> ((J, grad J), (log pi, d log pi / d flat params)
+    or ())."""
+    if "dp" not in _JITTED:
+        jax = _jax()
+        import jax.numpy as jnp
+
+        def fn(params, obs, arrays, apply, kind, tab, jacobian):
+            value = jax.value_and_grad(_dp_objective)(params, obs, arrays, apply, kind, tab)
+            out = apply(params, obs)
+            alone = jax.vmap(lambda o: apply(params, o[None])[0])(obs[:COUPLING_STATES])
+            if not jacobian:
+                return value, out, alone, ()
+
+            def flat_logp(p):
+                return _log_pi(apply(p, obs), kind).reshape(-1)
+            rows = flat_logp(params)
+            leaves = jax.tree_util.tree_leaves(jax.jacrev(flat_logp)(params))
+            jac = jnp.concatenate([x.reshape(rows.shape[0], -1) for x in leaves], axis=1)
+            return value, out, alone, (rows.reshape(obs.shape[0], -1), jac)
+        _JITTED["dp"] = jax.jit(fn, static_argnums=(3, 4, 5, 6))
+    return _JITTED["dp"]
+
+
+def _sparse_solve(tab):
+    """(w, b) -> (I - gamma P_pi)^{-1} b by scipy's sparse LU on the host, with its derivative by the transposed
+    system (``verify.frameworks._sparse``)."""
+    jax = _jax()
+    import jax.numpy as jnp
+
+    # Arguments and results cross as raw bytes: jax canonicalises a callback's float64 values to float32 in the
+    # callback thread, where the check's scoped jax.enable_x64 does not hold (a 1e-7 relative error otherwise).
+    def raw(x):
+        return np.ascontiguousarray(x, dtype=np.float64).view(np.uint8).reshape(-1, 8)
+
+    def cooked(x):
+        return np.ascontiguousarray(x).view(np.float64).reshape(-1)
+
+    def host(w, b, transpose=False):
+        return raw(solve(tab, w, b, transpose))
+
+    def call(fn, *args):
+        shapes = tuple(jax.ShapeDtypeStruct((a.shape[0], 8), jnp.uint8) for a in args[:2])
+        out = jax.pure_callback(lambda *a: fn(*(cooked(x) for x in a)), shapes,
+                                *(jax.lax.bitcast_convert_type(a.astype(jnp.float64), jnp.uint8) for a in args))
+        return tuple(jax.lax.bitcast_convert_type(o, jnp.float64) for o in out)
+
+    @jax.custom_vjp
+    def f(w, b):
+        return call(lambda w, b: (raw(np.zeros(len(w))), host(w, b)), w, b)[1]
+
+    def fwd(w, b):
+        x = f(w, b)
+        return x, (w, x)
+
+    def bwd(res, g):
+        w, x = res
+
+        def grads(w, g, x):
+            lam = solve(tab, w, g, True)
+            return raw(tab.gamma * lam[tab.state] * x[tab.next_state]), raw(lam)
+        return call(grads, w, g, x)
+    f.defvjp(fwd, bwd)
+    return f
 
 
 @_x64
@@ -164,7 +271,7 @@ def exact_gradient(apply: Callable, params, problem, *, observations="one_hot",
     """
     mdp = resolve_mdp(problem)
     pol = _Policy(apply, params, output)
-    J, g, _ = _exact(pol, mdp, observation_table(mdp, observations))
+    J, g, _, _ = _exact(pol, mdp, observation_table(mdp, observations))
     grads = pol.unravel(g)
     return ExactGradient(J, {_jax().tree_util.keystr(path): np.asarray(leaf)
                              for path, leaf in _jax().tree_util.tree_flatten_with_path(grads)[0]})
@@ -181,8 +288,8 @@ def _loss_name(loss_fn, name):
 def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
                seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
-               second_batch_size: int | None = None, name: str | None = None, pad_to: int | None = None,
-               jit: bool = True) -> BatchCheck:
+               second_batch_size: int | None = None, name: str | None = None,
+               pad_to: int | str | None = "auto", jit: bool = True) -> BatchCheck:
     r"""Test a JAX policy-gradient loss: is E[-grad loss] the exact grad J, a positive multiple, or biased?
 
     As ``verify.frameworks.torch.check_loss``: batches of ``batch_size`` episodes are sampled from the policy's
@@ -192,8 +299,11 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     Args:
       apply, params, problem, observations, output: as ``exact_gradient``.
       loss_fn: ``(params, batch) -> scalar`` to be minimised; ``batch`` is a ``verify.frameworks.Batch``.
-      batch_size, batches, seed, alpha, tolerance, second_batch_size, name, pad_to: as the torch ``check_loss``
-        (``pad_to``, e.g. the horizon: static shapes, one compilation).
+      batch_size, batches, seed, alpha, tolerance, second_batch_size, name: as the torch ``check_loss``.
+      pad_to: "auto" (default): static shapes, one compilation: every batch padded to the horizon (powers of two
+        when the horizon is null or above ``verify.frameworks._padding.AUTO_PAD_MAX``), unless padding changes
+        the loss's value on a probe batch (a mean over padded time), when each batch is padded to its longest
+        episode as without it; an int: that many steps; None: each batch's longest episode.
       jit: evaluate the loss's gradient under ``jax.jit`` (one compilation per padded length T); a loss that
         cannot be traced falls back to eager evaluation.
 
@@ -213,36 +323,32 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     label = _loss_name(loss_fn, name)
     pol = _Policy(apply, params, output)
     table = observation_table(mdp, observations)
-    _, grad, logp = _exact(pol, mdp, table)
-    jac = np.asarray(jax.jacrev(lambda f: logp(f).reshape(-1))(pol.flat))
-    logp_now = np.asarray(logp(pol.flat))
+    _, grad, logp, (logp_now, jac) = _exact(pol, mdp, table, jacobian=True)
     target = framework_target(mdp, logp_now, grad, jac, pol.names())
     unravel = pol.unravel
-    from jax.flatten_util import ravel_pytree
+    padding = Padding(pad_to, mdp.horizon)
 
+    def value_and_grad(params, batch):
+        return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(pol.flat)
 
-    def value_and_grad(flat, batch):
-        return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(flat)
-
-    def compiled(flat, batch):      # one compilation per loss function and padded shape, reused across checks
-        loss, g = _compiled(loss_fn)(unravel(flat), batch)
-        return loss, ravel_pytree(g)[0]
-    state = {"fn": compiled if jit else value_and_grad}
+    # one compilation per loss function and padded shape, reused across checks; numpy batches go straight in
+    state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad}
     untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
-    def estimate(episodes) -> np.ndarray:
-        b = batch_arrays(episodes, table, pad_to)
-        batch = Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma)
-        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+    def evaluate(b: Batch, where: str) -> tuple[float, np.ndarray]:
+        """(loss, -grad loss) of the numpy batch ``b``; the user's errors become ``LossError``s naming ``where``."""
         try:
             try:
-                loss, g = state["fn"](pol.flat, batch)
+                if state["fn"] is value_and_grad:
+                    loss, g = value_and_grad(pol.params, Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma))
+                else:
+                    loss, g = jax.device_get(state["fn"](pol.params, b))     # one transfer for both
             except untraceable:
                 if state["fn"] is value_and_grad:
                     raise
                 state["fn"] = value_and_grad            # Python control flow on values: evaluate eagerly
-                loss, g = value_and_grad(pol.flat, batch)
+                return evaluate(b, where)
         except TypeError as exc:
             if "scalar-output" in str(exc):
                 raise LossError(f"loss {label} returned a non-scalar {where} ({exc}); reduce it (.mean() or .sum()) "
@@ -250,17 +356,37 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
             raise LossError(f"loss {label} raised TypeError {where}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - the user's code: reported, chained
             raise LossError(f"loss {label} raised {type(exc).__name__} {where}: {exc}") from exc
-        if not np.isfinite(float(loss)):
-            raise LossError(f"loss {label} returned {float(loss)} {where}; a loss must be finite")
+        loss = float(loss)
+        if not np.isfinite(loss):
+            raise LossError(f"loss {label} returned {loss} {where}; a loss must be finite")
         g = -np.asarray(g, dtype=float)
         if not np.isfinite(g).all():
             raise LossError(f"the gradient of loss {label} is not finite {where}")
-        return g
+        return loss, g
+
+    def loss_value(b: Batch, where: str) -> float:
+        """The loss alone on ``b``: at the static padded length from the compiled ``value_and_grad`` (the check's
+        own compilation), at other lengths from a compiled forward pass (cheaper to compile)."""
+        if b.actions.shape[1] == padding.length(int(np.max(b.lengths, initial=0))) or state["fn"] is value_and_grad:
+            return evaluate(b, where)[0]
+        try:
+            return float(_compiled_value(loss_fn)(pol.params, b))
+        except Exception:  # noqa: BLE001 - untraceable or failing: evaluate() reports it (or falls back)
+            return evaluate(b, where)[0]
+
+    def estimate(episodes) -> np.ndarray:
+        b = padding.arrays(episodes, table)
+        return evaluate(b, f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps")[1]
 
     from verify.frameworks._precision import jax_precision, probe_batch
 
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
-    probe = batch_arrays(probe_batch(target, batch_size, seed), table, pad_to)
+    probe_episodes = probe_batch(target, batch_size, seed)
+    if pad_to == "auto" and padding_changes_loss(
+            lambda b: loss_value(b, f"on a probe batch of {batch_size} episodes padded to {b.actions.shape[1]} steps"),
+            probe_batch(target, batch_size, seed, size=batch_size), table, padding, seed):
+        padding = Padding(None, mdp.horizon)    # a mean over padded time: it must see the padding a loop gives it
+    probe = padding.arrays(probe_episodes, table)
     precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
                                                                   gamma=probe.gamma)), (pol.flat,), target)
     call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, "
@@ -268,10 +394,10 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
             f"batches={batches}, "
             f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
                                               f", second_batch_size={second_batch_size}")
-            + ("" if pad_to is None else f", pad_to={pad_to}") + ")")
+            + ("" if pad_to == "auto" else f", pad_to={pad_to!r}") + ")")
     return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
                          alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
-                         extra={"loss": True}, precision=precision)
+                         extra={"loss": True, "padding": padding.describe()}, precision=precision)
 
 
 def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *, allow_proportional: bool = False,
@@ -286,24 +412,51 @@ def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *,
 # --- rollouts (JAX: check a loss on rollouts as a vectorised training loop collects them (``check_rollout_loss``).) ----------
 
 COUPLING_STATES = 16        # states probed one by one
-_COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> jax.jit(jax.value_and_grad(loss_fn)), reused across checks
+_COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> {flat: jax.jit(value_and_grad)}, reused across checks
 
 
-def _compiled(loss_fn):
+def _compiled(loss_fn, flat: bool = False):
     """``jax.jit(jax.value_and_grad(loss_fn))``, one per loss function: rollouts have static shapes, so a check (and
-    every later check of the same loss) compiles once per batch shape instead of once per call site.
+    every later check of the same loss) compiles once per batch shape instead of once per call site. ``flat``: the
+    gradient raveled to one vector inside the compiled function (``check_loss``: no eager ravel per batch).
 
     As with ``jax.jit`` itself, the loss must be pure: a loss that reads global state mutated between two checks
     keeps the first trace (pass a new function, e.g. a ``functools.partial``, or ``jit=False``)."""
     import jax
+    from jax.flatten_util import ravel_pytree
+
+    def build():
+        vg = jax.value_and_grad(loss_fn)
+        if not flat:
+            return jax.jit(vg)
+
+        def flat_vg(params, batch):
+            loss, g = vg(params, batch)
+            return loss, ravel_pytree(g)[0]
+        return jax.jit(flat_vg)
 
     try:
-        fn = _COMPILED.get(loss_fn)
+        fns = _COMPILED.get(loss_fn)
     except TypeError:           # not weak-referenceable: compile for this check only
-        return jax.jit(jax.value_and_grad(loss_fn))
-    if fn is None:
-        fn = _COMPILED[loss_fn] = jax.jit(jax.value_and_grad(loss_fn))
-    return fn
+        return build()
+    if fns is None:
+        fns = _COMPILED[loss_fn] = {}
+    if flat not in fns:
+        fns[flat] = build()
+    return fns[flat]
+
+
+def _compiled_value(loss_fn):
+    """``jax.jit(loss_fn)`` (the loss's value only), one per loss function, as ``_compiled``."""
+    import jax
+
+    try:
+        fns = _COMPILED.setdefault(loss_fn, {})
+    except TypeError:
+        return jax.jit(loss_fn)
+    if "value" not in fns:
+        fns["value"] = jax.jit(loss_fn)
+    return fns["value"]
 
 
 def refuse_batch_coupled(apply: Callable, params, obs, out) -> None:
@@ -315,13 +468,20 @@ def refuse_batch_coupled(apply: Callable, params, obs, out) -> None:
     different policy.
     """
     out = np.asarray(out, dtype=float)
-    for s in range(min(len(obs), COUPLING_STATES)):
-        alone = np.asarray(apply(params, obs[s:s + 1]), dtype=float)
-        if alone.shape != out[s:s + 1].shape:
-            return          # the shape check elsewhere names this
-        if not np.allclose(alone, out[s:s + 1], rtol=1e-9, atol=1e-12):
+    n = min(len(obs), COUPLING_STATES)
+    alone = [np.asarray(apply(params, obs[s:s + 1]), dtype=float) for s in range(n)]
+    if any(a.shape != out[s:s + 1].shape for s, a in enumerate(alone)):
+        return          # the shape check elsewhere names this
+    refuse_coupled_output(out, np.concatenate(alone) if alone else out[:0], len(obs))
+
+
+def refuse_coupled_output(out: np.ndarray, alone: np.ndarray, n_obs: int) -> None:
+    """``refuse_batch_coupled`` given the outputs: ``out`` [S, A] of one call on every state, ``alone`` [k, A] of
+    the first k states each called alone."""
+    for s in range(len(alone)):
+        if not np.allclose(alone[s], out[s], rtol=1e-9, atol=1e-12):
             raise LossError(f"the policy's output for state {s} depends on the other observations of the call "
-                            f"({out[s].tolist()} in a batch of {len(obs)}, {alone[0].tolist()} alone): a recurrent "
+                            f"({out[s].tolist()} in a batch of {n_obs}, {alone[s].tolist()} alone): a recurrent "
                             "policy or batch statistics; pgverify's exact gradient is that of a Markov policy "
                             "pi(a|s), so it is refused")
 
@@ -359,7 +519,7 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
 
         pol = _Policy(apply, params, output)
         table = observation_table(mdp, observations)
-        _, grad_J, logp = _exact(pol, mdp, table)
+        _, grad_J, logp, _ = _exact(pol, mdp, table)
         # eager, not jit: a new closure per check would compile every time (~1 s), while eager operations are
         # compiled once per process and shape (~20 ms afterwards; benchmarks/bench_frameworks.py --rollout)
         jac = np.asarray(jax.jacrev(lambda f: logp(f).reshape(-1))(pol.flat))

@@ -33,8 +33,9 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, dp_objective, dp_tables,
-                                       framework_target, observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
+                                       observation_table, policy_log_probs, resolve_mdp)
+from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
                                        RolloutSpec, check_rollout_estimates, policy_mask,
@@ -124,17 +125,114 @@ def _obs_tensor(table: np.ndarray):
 
 def _exact(pol: _Policy, mdp, table):
     torch = _torch()
-    tab = dp_tables(mdp)
-    tt = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
-    ttab = type(tab)(tab.live, tt(tab.P), tt(tab.rbar), tt(tab.initial), tab.gamma, tab.horizon)
+    tab = sparse_tables(mdp)
+    require_dp_memory(tab, "PyTorch")
     with torch.enable_grad():
         logp = pol.log_probs(_obs_tensor(table), mdp.n_states, mdp.n_actions)
-        J = dp_objective(torch.exp(logp), ttab, einsum=torch.einsum, solve=torch.linalg.solve,
-                         eye=lambda n: torch.eye(n, dtype=torch.float64),
-                         zeros=lambda n: torch.zeros(n, dtype=torch.float64))
+        J = _dp_objective(torch.exp(logp), tab)
         grads = torch.autograd.grad(J, pol.params, allow_unused=True, retain_graph=True) if J.requires_grad else \
             [None] * len(pol.params)
     return J, logp, grads
+
+
+def _dp_objective(pi, tab):
+    """J = rho0 . V_H from action probabilities pi [S, A] on the sparse live tables (``verify.frameworks._sparse``):
+    (P_pi V)[s] = sum_e w_e V[s'_e] by a CSR product (``SegmentMatVec``: the reverse pass keeps V_k, O(H n))."""
+    torch = _torch()
+    if tab.n == 0:
+        return (pi * 0.0).sum()
+    t = lambda x: torch.as_tensor(x)  # noqa: E731
+    live, state, action = t(tab.live), t(tab.state), t(tab.action)
+    p = pi[live]
+    r_pi = (p * t(tab.rbar)).sum(-1)
+    w = p[state, action] * t(tab.prob)
+    if tab.horizon is None:
+        V = _sparse_solve_fn().apply(w, r_pi, tab)
+    else:
+        V = torch.zeros(tab.n, dtype=pi.dtype)
+        matvec = _segment_matvec_fn()
+        ops = _csr_pair(tab, w.detach(), torch)
+        for _ in range(tab.horizon):
+            V = r_pi + tab.gamma * matvec.apply(w, V, ops)
+    return (t(tab.initial) * V).sum()
+
+
+def _csr_pair(tab, w, torch):
+    """(P_pi, P_pi^T as torch CSR matrices [n, n], s_e, s'_e): P_pi[s, s'] sums w_e over the entries (s, ., s'),
+    coalesced and sorted as CSR requires. One sparse product per DP step and no [nnz] temporaries (whose per-step
+    allocation fragments the heap: 2.5 GB instead of 0.9 GB at 10^5 states, H = 200)."""
+    import warnings
+
+    n = tab.n
+    key = tab.state * n + tab.next_state
+    pairs, slot = np.unique(key, return_inverse=True)           # sorted by (s, s')
+    rows, cols = np.divmod(pairs, n)
+    values = torch.zeros(pairs.size, dtype=w.dtype).index_add_(0, torch.as_tensor(slot.ravel()), w)
+    order = np.lexsort((rows, cols))                             # (s', s): the transpose's CSR order
+
+    def csr(r, c, v):
+        crow = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)       # "sparse CSR support is in beta"
+            return torch.sparse_csr_tensor(torch.as_tensor(crow), torch.as_tensor(c), v, (n, n),
+                                           check_invariants=False)
+    return (csr(rows, cols, values), csr(cols[order], rows[order], values[torch.as_tensor(order)]),
+            torch.as_tensor(tab.state), torch.as_tensor(tab.next_state))
+
+
+_FUNCTIONS: dict = {}
+
+
+def _segment_matvec_fn():
+    """The autograd Function y[s] = sum_{e: s_e = s} w_e x[s'_e] (built once; torch is imported lazily)."""  # noqa
+    if "matvec" not in _FUNCTIONS:
+        torch = _torch()
+
+        class SegmentMatVec(torch.autograd.Function):
+            """y = P_pi x with P_pi[s, s'] = sum of w_e over the entries (s, ., s'); ``ops`` from ``_csr_pair``:
+            dy/dx^T g = P_pi^T g, (dy/dw_e)^T g = g[s_e] x[s'_e]."""
+
+            @staticmethod
+            def forward(ctx, w, x, ops):
+                ctx.save_for_backward(x)
+                ctx.ops = ops
+                return ops[0] @ x
+
+            @staticmethod
+            def backward(ctx, g):
+                x, = ctx.saved_tensors
+                _, P_t, state, nxt = ctx.ops
+                gw = g[state] * x[nxt] if ctx.needs_input_grad[0] else None
+                gx = P_t @ g if ctx.needs_input_grad[1] else None
+                return gw, gx, None
+        _FUNCTIONS["matvec"] = SegmentMatVec
+    return _FUNCTIONS["matvec"]
+
+
+def _sparse_solve_fn():
+    """The autograd Function V = (I - gamma P_pi)^{-1} b by scipy's sparse LU, its derivative by the transposed
+    system (``verify.frameworks._sparse``)."""
+    if "solve" not in _FUNCTIONS:
+        torch = _torch()
+
+        class SparseSolve(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, w, b, tab):
+                w_np = w.detach().cpu().numpy()
+                x = torch.as_tensor(solve(tab, w_np, b.detach().cpu().numpy()), dtype=b.dtype)
+                ctx.save_for_backward(w, x)
+                ctx.tab = tab
+                return x
+
+            @staticmethod
+            def backward(ctx, g):
+                w, x = ctx.saved_tensors
+                tab = ctx.tab
+                lam = solve(tab, w.detach().cpu().numpy(), g.detach().cpu().numpy(), transpose=True)
+                gw = tab.gamma * lam[tab.state] * x.detach().cpu().numpy()[tab.next_state]
+                return torch.as_tensor(gw, dtype=w.dtype), torch.as_tensor(lam, dtype=g.dtype), None
+        _FUNCTIONS["solve"] = SparseSolve
+    return _FUNCTIONS["solve"]
 
 
 @_one_thread
