@@ -2,7 +2,9 @@
 
 A loss is differentiated by its framework's autodiff, so the loss, the policy network and PyTorch or JAX all live
 in one process: the worker (``verify.cli._sandbox.Worker``: spawned, its own process group, stdout on stderr,
-killed at the end or when ``--loss-timeout`` passes). The worker runs the adapter (``verify.frameworks.torch`` /
+killed at the end or when ``--loss-timeout`` passes: it limits
+importing the user's modules, building the policy and its exact gradient, and each call of the loss; importing the
+framework itself is not counted). The worker runs the adapter (``verify.frameworks.torch`` /
 ``verify.frameworks.jax``) as in-process, except that the adapter's engine (``check_batches``,
 ``check_rollout_estimates``) is replaced there by a relay, which
 
@@ -94,6 +96,7 @@ def _serve_loss(conn, given: dict, not_given: list[str], cwd: str,
         from verify.numerics.episodes import Episodes
 
         adapter = adapter_for(args.framework)
+        conn.send(("started",))             # the framework is imported: from here on the user's code runs
         seen: dict = {}
         framework_target, rollout_model = adapter.framework_target, adapter.RolloutModel
 
@@ -171,8 +174,12 @@ def check_in_worker(args, problem, *, announce=None):
     timeout = getattr(args, "loss_timeout", None)
     with Worker(_serve_loss, (*_portable(args), os.getcwd(), list(sys.path)), label=f"loss {spec}", timeout=timeout,
                 option="--loss-timeout") as worker:
-        reply = worker.receive(f"preparing loss {spec} (importing {args.framework}, the modules and the policy's "
-                               "exact gradient)")
+        worker.timeout = None               # importing the framework is not the user's time
+        reply = worker.receive(f"importing {args.framework}")
+        worker.timeout = timeout
+        if reply[0] == "started":
+            reply = worker.receive(f"preparing loss {spec} (importing your modules, building the policy, its exact "
+                                   "gradient and a first call of the loss)")
         if reply[0] != "ready":
             _raise_error(worker, reply)
         _, kind, seen, settings = reply

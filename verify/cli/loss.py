@@ -100,8 +100,8 @@ def register(sub) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 for 'proportional' too")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--loss-timeout", type=seconds_arg, default=None, metavar="SECONDS",
-                   help="time limit for preparing the check (importing the framework, your modules and the policy's "
-                        "exact gradient) and for each call of your loss; they run in a worker process, killed when "
+                   help="time limit for preparing the check (importing your modules, building the policy and its "
+                        "exact gradient; importing the framework is not counted) and for each call of your loss; they run in a worker process, killed when "
                         "the limit passes (exit 2). Default: no limit")
     p.set_defaults(func=run_loss)
 

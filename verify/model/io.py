@@ -32,6 +32,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -102,10 +103,11 @@ class WorkMeter:
     only known while they run (episodes of a horizon-null MDP end when they reach a terminal state).
     """
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "used", "started")
 
     def __init__(self, limit: float) -> None:
         self.limit, self.used = float(limit), 0.0
+        self.started = time.process_time()      # a refusal says what the steps cost before it (CPU of this process)
 
     def remaining(self) -> float:
         return self.limit - self.used
@@ -114,8 +116,9 @@ class WorkMeter:
         """Add ``steps``; refuse (UsageError) once the total passes the limit."""
         self.used += steps
         if not self.used <= self.limit:
-            raise UsageError(f"{what} stopped after {self.used:.3g} steps, more than the work limit "
-                             f"{self.limit:.2g} (raise it with --max-work)")
+            cpu = time.process_time() - self.started
+            raise UsageError(f"{what} stopped after {self.used:.3g} steps ({cpu:.3g} CPU-s), more than the work "
+                             f"limit {self.limit:.2g} (raise it with --max-work)")
 
 
 _METER: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("pgverify_work_meter", default=None)
