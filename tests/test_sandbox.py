@@ -101,7 +101,7 @@ def test_lq_monkeypatching_numpy_cannot_change_the_verdict(tmp_path):
         def f(episodes):
             return {LQ_ZERO}
         """)
-    assert run.returncode == 1 and "verdict: BIASED" in run.stdout, (run.stdout, run.stderr)
+    assert run.returncode == 1 and "verdict: INCONSISTENT" in run.stdout, (run.stdout, run.stderr)
 
 
 @pytest.mark.parametrize("body, message", [
@@ -180,15 +180,17 @@ def test_loss_monkeypatching_numpy_cannot_change_the_verdict(tmp_path):
 
 @needs_torch
 @pytest.mark.parametrize("body, message", [
-    ("raise GeneratorExit('bye')", "loss {d}/loss.py:f raised GeneratorExit: bye; the check did not run"),
+    ("raise GeneratorExit('bye')", "raised GeneratorExit: bye; the check did not run to completion"),
     ("os._exit(0)", "loss {d}/loss.py:f ended its process (exit status 0) during a call"),
     ("while True:\n                try:\n                    time.sleep(60)\n                except Exception:\n"
-     "                    pass", "took longer than --loss-timeout 4 s"),
+     "                    pass", "took longer than --loss-timeout 15 s"),
 ])
 def test_loss_base_exceptions_process_exits_and_timeouts_are_one_line_exit_2(tmp_path, body, message):
+    # The limit covers the policy's exact gradient too: generous, for a loaded machine (the loss sleeps for ever).
+    timeout = ("--loss-timeout", "15") if "sleep" in body else ()
     run = _run_loss(tmp_path, f"""
         def f(policy, batch):
             {body}
-        """, "--loss-timeout", "4", timeout=120)
+        """, *timeout, timeout=120)
     assert run.returncode == 2 and run.stdout == "", (run.stdout, run.stderr)
     assert run.stderr.count("\n") == 1 and message.format(d=tmp_path) in run.stderr, run.stderr

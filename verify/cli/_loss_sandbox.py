@@ -45,13 +45,12 @@ def _error_message(exc: BaseException, spec: str) -> tuple:
         return ("error", "loss", str(exc))
     if isinstance(exc, PGVerifyError):
         return ("error", "usage", str(exc))
+    where = f"loss {spec} (importing it, building the policy or a first call of the loss)"
     if isinstance(exc, SystemExit):
-        return ("error", "usage", f"loss {spec}: importing or preparing it called sys.exit({exc.code!r}); the "
-                                  "check did not run to completion")
+        return ("error", "usage", f"{where} called sys.exit({exc.code!r}); the check did not run to completion")
     if isinstance(exc, ImportError):
         return ("error", "usage", f"a module that this command needs is not installed: {exc}")
-    return ("error", "usage", f"loss {spec}: importing or preparing it raised {type(exc).__name__}: {exc}; the "
-                              "check did not run to completion")
+    return ("error", "usage", f"{where} raised {type(exc).__name__}: {exc}; the check did not run to completion")
 
 
 def _answer(conn, evaluate) -> None:  # pragma: no cover - runs in the child

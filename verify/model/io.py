@@ -117,8 +117,8 @@ class WorkMeter:
         self.used += steps
         if not self.used <= self.limit:
             cpu = time.process_time() - self.started
-            raise UsageError(f"{what} stopped after {self.used:.3g} steps ({cpu:.3g} CPU-s), more than the work "
-                             f"limit {self.limit:.2g} (raise it with --max-work)")
+            raise UsageError(f"{what} stopped after {self.used:.3g} steps, more than the work limit "
+                             f"{self.limit:.2g} ({cpu:.2g} CPU-s spent; raise it with --max-work)")
 
 
 _METER: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("pgverify_work_meter", default=None)
