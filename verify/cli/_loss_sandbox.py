@@ -79,8 +79,8 @@ def _portable(args) -> tuple[dict, list[str]]:
     return given, [k for k in vars(args) if k not in given]
 
 
-def _serve_loss(conn, given: dict, not_given: list[str], cwd: str,
-                path: list[str]) -> None:  # pragma: no cover - runs in the child
+def _serve_loss(conn, given: dict, not_given: list[str], cwd: str, path: list[str], adapter_for,
+                check_here) -> None:  # pragma: no cover - runs in the child
     """The worker: run the adapter with the engine replaced by a relay to the parent (module docstring)."""
     import argparse
 
@@ -90,7 +90,6 @@ def _serve_loss(conn, given: dict, not_given: list[str], cwd: str,
     args = argparse.Namespace(**given, **dict.fromkeys(not_given, NOT_GIVEN))
     try:
         from verify.cli._args import limits_from_args, load_problem_from_args
-        from verify.cli.loss import adapter_for, check_here
         from verify.model.io import limits_scope
         from verify.numerics.episodes import Episodes
 
@@ -159,9 +158,12 @@ def _grad_agrees(mdp, logp: np.ndarray, jac: np.ndarray, grad: np.ndarray, what:
                          "loss's or the policy's module?")
 
 
-def check_in_worker(args, problem, *, announce=None):
+def check_in_worker(args, problem, *, adapter_for, check_here, announce=None):
     """The ``pgverify loss`` check, the user's code in a worker (module docstring); a ``BatchCheck`` or a
     ``RolloutCheck``.
+
+    ``adapter_for(framework)`` imports the adapter and ``check_here(args, problem, adapter)`` runs it (both run in
+    the worker; module-level functions, pickled by name); ``announce`` gets the Monte Carlo cost before it starts.
 
     Raises:
       UsageError / LossError: what the worker's preparation or a loss evaluation reported; the worker died, ran
@@ -171,8 +173,8 @@ def check_in_worker(args, problem, *, announce=None):
 
     spec = args.loss
     timeout = getattr(args, "loss_timeout", None)
-    with Worker(_serve_loss, (*_portable(args), os.getcwd(), list(sys.path)), label=f"loss {spec}", timeout=timeout,
-                option="--loss-timeout") as worker:
+    with Worker(_serve_loss, (*_portable(args), os.getcwd(), list(sys.path), adapter_for, check_here),
+                label=f"loss {spec}", timeout=timeout, option="--loss-timeout") as worker:
         worker.timeout = None               # importing the framework is not the user's time
         reply = worker.receive(f"importing {args.framework}")
         worker.timeout = timeout

@@ -258,7 +258,8 @@ def run_loss(args) -> int:
     command = reproduce_command(args)
     # The loss, the policy and the framework run in a worker process (verify/cli/_loss_sandbox.py); the verdict
     # is decided here.
-    check = dataclasses.replace(check_in_worker(args, problem, announce=_announce), reproduce=command)
+    check = dataclasses.replace(check_in_worker(args, problem, adapter_for=adapter_for, check_here=check_here,
+                                                announce=_announce), reproduce=command)
     if args.json:
         print_json({**check.to_json(), "command": command})
     else:
