@@ -11,6 +11,7 @@ its peak is at most the limit (the issue asks for "within 10 %"; the process its
 
     python benchmarks/bench_limits.py            # about 5 minutes on an idle 2-core machine
     python benchmarks/bench_limits.py --quick    # the wide file and 200 long episodes only
+    python benchmarks/bench_limits.py --rates    # what one --max-work step costs, per kind of loop (~30 CPU-s)
 """
 from __future__ import annotations
 
@@ -52,12 +53,47 @@ def run(argv: list[str]) -> tuple[int, float, float, float]:
     return proc.returncode, usage.ru_maxrss / 1024, time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
 
+def rates() -> None:
+    """Steps per CPU-second of the loops ``--max-work`` counts, in process (the meter's own count of the steps)."""
+    sys.path.insert(0, str(ROOT))
+    from hostile_cases import BASE
+
+    from verify.checks.mc import run_mc
+    from verify.model.io import Limits, limits_scope, work_meter
+    from verify.model.problem import problem_from_dict
+    from verify.numerics.exact import gradient
+
+    chain, long_ = problem_from_dict(BASE), problem_from_dict(long_mdp())
+    runs = [("sampling, horizon 4, 10^6 episodes (wide chunks)", "2G", lambda: run_mc(chain, "reward_to_go",
+                                                                                         episodes=10**6)),
+            ("sampling, horizon 10^5, 100 episodes (one chunk)", "2G", lambda: run_mc(long_, "reward_to_go",
+                                                                                       episodes=100)),
+            ("sampling, horizon 10^5, 100 episodes (8 chunks)", "300M", lambda: run_mc(long_, "reward_to_go",
+                                                                                        episodes=100)),
+            ("DP, 3 states, horizon 2 10^6", "2G", lambda: gradient(chain.mdp.replace(horizon=2 * 10**6),
+                                                                    chain.policy))]
+    for label, limit, job in runs:
+        with limits_scope(Limits(max_memory={"2G": 2 * 2**30, "300M": 300 * MiB}[limit], max_work=10**12)):
+            meter, start = work_meter(), time.process_time()
+            job()
+            cpu = time.process_time() - start
+        steps = meter.used or 2 * 10**6 * chain.mdp.successors.nnz      # DP is checked up front, not metered
+        print(f"  {label:52} --max-memory {limit:>4}: {steps:9.3g} steps {cpu:6.2f} CPU-s {steps / cpu:9.3g} "
+              f"steps/CPU-s; the default 1e10 steps at this rate: {1e10 / (steps / cpu) / 60:5.0f} CPU-min",
+              flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--episodes", type=int, help="episodes of the long file (default 1000, 200 with --quick)")
     parser.add_argument("--limits", nargs="+", choices=("300M", "1G", "2G"), help="--max-memory values to run")
+    parser.add_argument("--rates", action="store_true", help="only the steps per CPU-second of each kind of step")
     args = parser.parse_args()
+    if args.rates:
+        print(f"load average at start: {os.getloadavg()[0]:.1f}; steps per CPU-second (one process, OPENBLAS 1):")
+        rates()
+        return 0
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,8 +4,10 @@ Starts ``pgverify --version`` (an installed console script with ``--pgverify PAT
 ``--runs`` times, sends SIGINT after a delay drawn uniformly from [0, ``--window``] seconds, and classifies each end:
 
 - ``killed``: ended by the signal, no output (before the interpreter installed its own handler: nothing printed);
-- ``site``: a traceback from the interpreter's own start-up (``site``, its ``.pth`` files, ``encodings``), before
+- ``site``: a traceback from the interpreter's own start-up (``site``, the environment's ``.pth`` files), before
   the first line of pgverify runs: outside pgverify's control;
+- ``launcher``: a traceback from the console script pip generated, before its ``from verify.cli import main`` (its
+  template imports ``re`` first: ``enum``, ``functools``, ``re._compiler``...);
 - ``pgverify``: a traceback from pgverify's code (a bug: ``verify/_startup.py`` should have caught it);
 - ``clean``: exit 130 with one line, or the command finished first.
 
@@ -29,10 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def classify(code: int, err: str) -> str:
+def classify(code: int, err: str, script: str | None) -> str:
     if "Traceback" in err:
         frames = re.findall(r'File "([^"]+)"', err)
-        return "pgverify" if any("/verify/" in f for f in frames) else "site"
+        if any("/verify/" in f for f in frames):
+            return "pgverify"
+        return "launcher" if script and script in frames else "site"
     if code == -signal.SIGINT and not err.strip():
         return "killed"
     if code in (0, 130) and len(err.strip().splitlines()) <= 1:
@@ -64,7 +68,7 @@ def main() -> int:
         env["PYTHONPATH"] = str(ROOT)
     rng = random.Random(args.seed)
     counts: Counter = Counter()
-    site_delays: list[float] = []
+    before: list[float] = []
     print(f"load average {os.getloadavg()[0]:.1f}; {' '.join(command)} --version, SIGINT after U(0, {args.window}) s")
     for _ in range(args.runs):
         delay = rng.uniform(0, args.window)
@@ -73,17 +77,17 @@ def main() -> int:
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-        kind = classify(proc.returncode, err)
+        kind = classify(proc.returncode, err, args.pgverify)
         counts[kind] += 1
-        if kind == "site":
-            site_delays.append(delay)
+        if kind in ("site", "launcher"):
+            before.append(delay)
         if kind in ("pgverify", "other"):
             print(f"  {kind} at {delay:.3f} s: {err.strip()[-300:]!r}")
     sites = [site_import_seconds(command) for _ in range(5)]
-    print(f"{args.runs} runs: " + ", ".join(f"{counts[k]} {k}" for k in ("clean", "killed", "site", "pgverify",
-                                                                          "other")))
-    if site_delays:
-        print(f"site tracebacks at delays {min(site_delays):.3f}-{max(site_delays):.3f} s")
+    print(f"{args.runs} runs: " + ", ".join(f"{counts[k]} {k}" for k in ("clean", "killed", "site", "launcher",
+                                                                          "pgverify", "other")))
+    if before:
+        print(f"tracebacks before pgverify's first line at delays {min(before):.3f}-{max(before):.3f} s")
     print(f"site import time (-X importtime, 5 start-ups): median {sorted(sites)[2] * 1e3:.0f} ms")
     return 1 if counts["pgverify"] or counts["other"] else 0
 
