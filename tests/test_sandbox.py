@@ -15,9 +15,10 @@ import textwrap
 import pytest
 
 
-def _run(tmp_path, source: str, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(tmp_path, source: str, *extra: str, example: str = "chain", command: str = "mc",
+         timeout: float = 120) -> subprocess.CompletedProcess:
     (tmp_path / "est.py").write_text(textwrap.dedent(source))
-    return subprocess.run([sys.executable, "-m", "verify", "mc", "--example", "chain", "--estimator",
+    return subprocess.run([sys.executable, "-m", "verify", command, "--example", example, "--estimator",
                            f"{tmp_path}/est.py:f", "--episodes", "500", *extra],
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
 
@@ -52,32 +53,26 @@ def test_threads_and_children_end_with_the_run(tmp_path, starts):
     assert run.returncode == 1 and "BIASED" in run.stdout, run.stderr    # the zero estimator, judged and done
 
 
-def test_monkeypatching_numpy_in_the_estimator_cannot_change_the_verdict(tmp_path):
+@pytest.mark.parametrize("example, zero, verdict", [("chain", "np.zeros((episodes.n, *episodes.policy.theta.shape))",
+                                                      "BIASED"),
+                                                     ("lq1d", "np.zeros((episodes.N, episodes.problem.d))",
+                                                      "INCONSISTENT")])
+def test_monkeypatching_numpy_in_the_estimator_cannot_change_the_verdict(tmp_path, example, zero, verdict):
     run = _run(tmp_path, f"""
         import numpy as np
         np.mean = lambda *a, **k: 0.0
         np.abs = lambda x: 0 * x
         np.allclose = lambda *a, **k: True
         def f(episodes):
-            return {ZERO}
-        """)
-    assert run.returncode == 1 and "BIASED" in run.stdout, run.stderr
+            return {zero}
+        """, example=example)
+    assert run.returncode == 1 and verdict in run.stdout, (run.stdout, run.stderr)
 
 
 # --- the same sandbox for an LQ problem's --estimator (its episodes pickled to the worker) ------------------------
 
-LQ_ZERO = "np.zeros((episodes.N, episodes.problem.d))"
-
-
-def _run_lq(tmp_path, source: str, *extra: str, command: str = "mc", timeout: float = 120):
-    (tmp_path / "est.py").write_text(textwrap.dedent(source))
-    return subprocess.run([sys.executable, "-m", "verify", command, "--example", "lq1d", "--estimator",
-                           f"{tmp_path}/est.py:f", "--episodes", "400", *extra],
-                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
-
-
 def test_lq_a_print_cannot_corrupt_json_and_leftover_threads_and_children_end_with_the_run(tmp_path):
-    run = _run_lq(tmp_path, """
+    run = _run(tmp_path, """
         import concurrent.futures, os, threading, time
         from verify.checks.lq_mc import reward_to_go_estimator
         def f(episodes):
@@ -86,22 +81,10 @@ def test_lq_a_print_cannot_corrupt_json_and_leftover_threads_and_children_end_wi
             concurrent.futures.ThreadPoolExecutor(2).submit(time.sleep, 600)
             os.fork() == 0 and time.sleep(600)
             return reward_to_go_estimator(episodes)
-        """, "--json", timeout=60)
+        """, "--json", example="lq1d", timeout=60)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["verdict"] == "consistent"
     assert "debugging output" in run.stderr
-
-
-def test_lq_monkeypatching_numpy_cannot_change_the_verdict(tmp_path):
-    run = _run_lq(tmp_path, f"""
-        import numpy as np
-        np.mean = lambda *a, **k: 0.0
-        np.abs = lambda x: 0 * x
-        np.allclose = lambda *a, **k: True
-        def f(episodes):
-            return {LQ_ZERO}
-        """)
-    assert run.returncode == 1 and "verdict: INCONSISTENT" in run.stdout, (run.stdout, run.stderr)
 
 
 @pytest.mark.parametrize("body, message", [
@@ -110,13 +93,13 @@ def test_lq_monkeypatching_numpy_cannot_change_the_verdict(tmp_path):
     ("import os; os._exit(0)", "ended its process (exit status 0) during a call"),
     ("while True:\n                try:\n                    __import__('time').sleep(60)\n"
      "                except Exception:\n                    pass",
-     "took longer than --estimator-timeout 2 s"),
+     "took longer than --estimator-timeout 3 s"),
 ])
 def test_lq_base_exceptions_process_exits_and_timeouts_are_one_line_exit_2(tmp_path, body, message):
-    run = _run_lq(tmp_path, f"""
+    run = _run(tmp_path, f"""
         def f(episodes):
             {body}
-        """, "--estimator-timeout", "2", command="check", timeout=60)
+        """, "--estimator-timeout", "3", example="lq1d", command="check", timeout=60)
     assert run.returncode == 2 and run.stdout == "", (run.stdout, run.stderr)
     assert run.stderr.count("\n") == 1 and message in run.stderr, run.stderr
 

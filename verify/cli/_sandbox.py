@@ -64,6 +64,7 @@ def _serve(conn, spec: str, cwd: str, path: list[str]) -> None:  # pragma: no co
     enter_worker(cwd, path)
     from verify.cli._estimator_import import load_estimator
 
+    conn.send(("started",))     # pgverify's own start-up is over: the time limit counts the user's code from here
     try:
         fn = load_estimator(spec)
         conn.send(("loaded", getattr(fn, "__name__", None), getattr(fn, "__doc__", None)))
@@ -204,7 +205,11 @@ class SandboxedEstimator(Worker):
                          option="--estimator-timeout")
         self._problem: tuple[Any, Any] | None = None
         try:
-            reply = self.receive(f"importing --estimator {spec}")
+            self.timeout = None                     # the worker's interpreter and pgverify's imports: not the user's
+            reply = self.receive("starting the estimator's worker process")
+            self.timeout = timeout
+            if reply[0] == "started":
+                reply = self.receive(f"importing --estimator {spec}")
         except BaseException:
             self.close()
             raise
