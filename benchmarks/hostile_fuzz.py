@@ -120,11 +120,13 @@ def writer_pair(command: list[str], memory: int, timeout: float) -> tuple[str, s
     with tempfile.TemporaryDirectory(prefix="pgv-race-") as tmp:
         directory = Path(tmp)
         argv = [a.replace("{d}", tmp) for a in command]
-        procs = [subprocess.Popen([*PGVERIFY, *argv], cwd=directory, stdout=subprocess.PIPE,
+        # stdout to /dev/null: a pipe nobody reads while the harness waits for the other writer fills (a report
+        # prints more than a pipe holds) and blocks its writer for ever.
+        procs = [subprocess.Popen([*PGVERIFY, *argv], cwd=directory, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True, env=_env(),
                                   preexec_fn=_limits(memory)) for _ in range(2)]  # noqa: PLW1509
         try:
-            results = [(p.wait(timeout=timeout), *p.communicate()) for p in procs]
+            results = [(p.wait(timeout=timeout), None, p.communicate()[1]) for p in procs]
         except subprocess.TimeoutExpired:
             for p in procs:
                 p.kill()
