@@ -257,7 +257,7 @@ def run_extras(args, memory: int) -> list[tuple[str, str, str]]:
     if os.path.exists("/dev/full"):
         for command in (["gradient", "{d}/mdp.json"], ["mc", "{d}/mdp.json", "--estimator", "reward_to_go",
                                                         "--episodes", "500", "--json"], ["estimators"],
-                        ["latex"], ["check", "{d}/mdp.json", "--episodes", "500"]):
+                        ["gradient", "{d}/mdp.json", "--json"], ["check", "{d}/mdp.json", "--episodes", "500"]):
             extra.append(("full-stdout", *full_stdout(command, memory, 600.0)))
     return extra
 
