@@ -432,7 +432,7 @@ def user_code() -> list[Case]:
     return cases
 
 
-# --- issue 27: runs that once hung or escaped their budgets; user code of `loss` and LQ (subprocess campaign) -----
+# --- limits: runs that once hung or escaped their budgets; user code of `loss` and LQ (subprocess campaign) ------
 
 def wide_mdp(n: int = 20_000) -> dict:
     """One state-action with ``n`` successors (S = n + 1, H = 3): once a n x (n + 1) array of exact moments."""
@@ -478,7 +478,7 @@ def _valid_estimator_cases(family: str, kind: str, problem: tuple[str, ...], fil
 
 
 def limits() -> list[Case]:
-    """Valid inputs that once hung or escaped --max-memory / --max-work, and the faults issue 27 named."""
+    """Valid inputs that once hung or escaped --max-memory / --max-work, and the faults found with them."""
     mdp = {"mdp.json": json.dumps(BASE).encode()}
     null = ("--horizon", "null")
     return [
