@@ -18,9 +18,9 @@ from log pi and the Jacobian with its own exact DP (the chain rule through log p
 gradient that disagrees, samples the batches and decides the verdict. A loss module that monkeypatches numpy
 patches the worker's numpy: it can change only the numbers its own loss returns, as any loss can.
 
-Start-up: the worker is a fresh interpreter that imports numpy, pgverify's modules and the framework (PyTorch
-about 1-2 s, JAX about 1 s on an idle machine) and loads the problem again; the parent no longer imports the
-framework at all. Each loss evaluation costs one round trip through a pipe (~0.1 ms plus the batch's bytes).
+Start-up: the worker is a fresh interpreter that imports numpy, pgverify's modules and the framework and loads the
+problem again; the parent no longer imports the framework at all, so a PyTorch check costs about 0.1 CPU-s more
+than in process (docs/reliability.md, "Your code"). Each loss evaluation costs one round trip through a pipe (~0.1 ms plus the batch's bytes).
 """
 from __future__ import annotations
 
