@@ -48,6 +48,8 @@ class Case:
     files: dict = field(default_factory=dict)      # relative name -> bytes | "fifo" | "dir" | ("symlink", target)
     expect: int = 2
     keep: tuple[str, ...] = ()                      # files that must be unchanged afterwards
+    valid: bool = False                             # a valid run: exit ``expect``, a result (JSON with --json)
+    printed: tuple[str, ...] = ()                   # lines the user's code prints (to stderr, in its worker)
 
     @property
     def id(self) -> str:
@@ -413,6 +415,11 @@ _ESTIMATORS = {
 }
 
 
+def _printed(name: str) -> tuple[str, ...]:
+    """What an estimator of ``_ESTIMATORS`` prints: on stderr (its worker's stdout), beside pgverify's one line."""
+    return ('{"passed": true}',) if name == "prints-then-raises" else ()
+
+
 def user_code() -> list[Case]:
     mdp = {"mdp.json": json.dumps(BASE).encode()}
     cases = []
@@ -421,7 +428,141 @@ def user_code() -> list[Case]:
         for cmd in ("mc", "check"):
             cases.append(Case("user-code", f"{cmd} {name}", (cmd, "{d}/mdp.json", "--estimator", "{d}/est.py:f",
                                                               "--episodes", "200", *timeout),
-                              {**mdp, "est.py": source.encode()}))
+                              {**mdp, "est.py": source.encode()}, printed=_printed(name)))
+    return cases
+
+
+# --- limits: runs that once hung or escaped their budgets; user code of `loss` and LQ (subprocess campaign) ------
+
+def wide_mdp(n: int = 20_000) -> dict:
+    """One state-action with ``n`` successors (S = n + 1, H = 3): once a n x (n + 1) array of exact moments."""
+    S = n + 1
+    trans = [[0, 0, s, 1.0 / n] for s in range(1, S)] + [[s, 0, s, 1.0] for s in range(1, S)]
+    return {"states": S, "actions": 1, "initial": [1.0] + [0.0] * n, "transitions": {"sparse": trans},
+            "rewards": {"sparse": [[s, 0, float(s % 7)] for s in range(S)]}, "terminal": list(range(1, S)),
+            "horizon": 3}
+
+
+def long_mdp() -> dict:
+    """Two states, no terminal state, horizon 10^5: once padded N x H arrays beyond the memory limit."""
+    return {"initial": [1, 0], "transitions": [[[0.5, 0.5], [0.1, 0.9]], [[0.5, 0.5], [0.9, 0.1]]],
+            "rewards": [[1, 0], [0, 1]], "horizon": 100_000}
+
+
+_ZERO = {"tabular": "np.zeros((episodes.n, *episodes.policy.theta.shape))",
+         "lq": "np.zeros((episodes.N, episodes.problem.d))"}
+_GOOD = {"tabular": "get_estimator('reward_to_go').per_episode(episodes)",
+         "lq": "reward_to_go_estimator(episodes)"}
+_IMPORTS = ("import asyncio, concurrent.futures, os, threading, time\nimport numpy as np\n"
+            "from verify.checks.estimators import get_estimator\nfrom verify.checks.lq_mc import reward_to_go_estimator\n")
+# name -> (exit status, body of f run before it returns, returns the good estimator?)
+_VALID_ESTIMATORS = {
+    "prints-with-json": (0, "print('{\"passed\": false}')", True),
+    "leaves-a-thread": (1, "threading.Thread(target=time.sleep, args=(600,)).start()", False),
+    "leaves-a-pool": (1, "concurrent.futures.ThreadPoolExecutor(2).submit(time.sleep, 600)", False),
+    "forks-a-child": (1, "os.fork() == 0 and time.sleep(600)", False),
+    "monkeypatches-numpy": (1, "np.mean = lambda *a, **k: 0.0; np.abs = lambda x: 0 * x; "
+                               "np.allclose = lambda *a, **k: True", False),
+}
+
+
+def _valid_estimator_cases(family: str, kind: str, problem: tuple[str, ...], files: dict) -> list[Case]:
+    cases = []
+    for name, (code, body, good) in _VALID_ESTIMATORS.items():
+        source = f"{_IMPORTS}def f(episodes):\n    {body}\n    return {_GOOD[kind] if good else _ZERO[kind]}\n"
+        json_flag = ("--json",) if name == "prints-with-json" else ()
+        cases.append(Case(family, f"mc {name}", ("mc", *problem, "--estimator", "{d}/est.py:f", "--episodes", "500",
+                                                  *json_flag), {**files, "est.py": source.encode()}, expect=code,
+                          valid=True))
+    return cases
+
+
+def limits() -> list[Case]:
+    """Valid inputs that once hung or escaped --max-memory / --max-work, and the faults found with them."""
+    mdp = {"mdp.json": json.dumps(BASE).encode()}
+    null = ("--horizon", "null")
+    return [
+        Case("limits", "mc-gamma-1-1e-7-null", ("mc", "{d}/mdp.json", "--estimator", "reward_to_go", "--episodes",
+                                                "1000", *null, "--gamma", "0.9999999"), mdp),
+        Case("limits", "gradient-gamma-1-1e-15-null", ("gradient", "{d}/mdp.json", *null, "--gamma",
+                                                       "0.999999999999999"),
+             {"mdp.json": json.dumps(_doc(terminal=[])).encode()}),
+        Case("limits", "mc-gamma-0.9999-null", ("mc", "{d}/mdp.json", "--estimator", "reward_to_go", "--episodes",
+                                                "1000", *null, "--gamma", "0.9999"), mdp, expect=3, valid=True),
+        Case("limits", "gradient-horizon-10^5", ("gradient", "{d}/long.json"),
+             {"long.json": json.dumps(long_mdp()).encode()}, expect=0, valid=True),
+        Case("limits", "mc-horizon-10^5-300M", ("mc", "{d}/long.json", "--estimator", "reward_to_go", "--episodes",
+                                                "20", "--max-memory", "300M"),
+             {"long.json": json.dumps(long_mdp()).encode()}, expect=3, valid=True),
+        Case("limits", "mc-horizon-10^5-work-10^5", ("mc", "{d}/long.json", "--estimator", "reward_to_go",
+                                                     "--episodes", "20", "--max-work", "100000"),
+             {"long.json": json.dumps(long_mdp()).encode()}),
+        Case("limits", "check-20000-successors-300M", ("check", "{d}/wide.json", "--episodes", "2000",
+                                                       "--max-memory", "300M"),
+             {"wide.json": json.dumps(wide_mdp()).encode()}, expect=0, valid=True),
+        Case("limits", "missing-pygame", ("mc", "--gym", "FrozenLake-v1", "--gym-kwargs", "render_mode=human",
+                                          "--sampler", "gymnasium", "--estimator", "reward_to_go", "--episodes",
+                                          "10")),
+        *_valid_estimator_cases("limits", "tabular", ("{d}/mdp.json",), mdp),
+    ]
+
+
+def user_code_lq() -> list[Case]:
+    """The user-code family on an LQ problem (its episodes pickled to the worker), and the valid runs."""
+    cases = []
+    for name, source in _ESTIMATORS.items():
+        timeout = ("--estimator-timeout", "0.5") if name.startswith("sleeps") else ()
+        for cmd in ("mc", "check"):
+            cases.append(Case("user-code-lq", f"{cmd} {name}", (cmd, "--example", "lq1d", "--estimator",
+                                                                 "{d}/est.py:f", "--episodes", "200", *timeout),
+                              {"est.py": source.encode()}, printed=_printed(name)))
+    return cases + _valid_estimator_cases("user-code-lq", "lq", ("--example", "lq1d"), {})
+
+
+_TORCH_POLICY = ("import asyncio, concurrent.futures, os, sys, threading, time\nimport numpy as np\nimport torch\n"
+                 "def policy(n_obs, n_actions):\n    torch.manual_seed(0)\n"
+                 "    return torch.nn.Linear(n_obs, n_actions, bias=False).double()\n"
+                 "def reinforce(policy, batch):\n"
+                 "    logp = torch.distributions.Categorical(logits=policy(batch.obs)).log_prob(batch.actions)\n"
+                 "    disc = batch.gamma ** torch.arange(batch.rewards.shape[1], dtype=torch.float64)\n"
+                 "    G = (disc * batch.rewards).flip(1).cumsum(1).flip(1)\n"
+                 "    return -(logp * G * batch.mask).sum(1).mean()\n")
+# name -> (exit status, valid run?, body of the loss before it returns REINFORCE (or zero * it), module-level code)
+_LOSSES = {
+    "exit0-in-call": (2, False, "sys.exit(0)", ""),
+    "exit0-at-import": (2, False, "", "sys.exit(0)"),
+    "raises-cancelled": (2, False, "raise asyncio.CancelledError()", ""),
+    "raises-generator-exit": (2, False, "raise GeneratorExit('bye')", ""),
+    "raises-base-exception": (2, False, "raise Mine('mine')", "class Mine(BaseException):\n    pass"),
+    "raises-keyboard-interrupt": (2, False, "raise KeyboardInterrupt", ""),
+    "raises-value-error": (2, False, "raise ValueError('line one\\nline two')", ""),
+    "exits-process": (2, False, "os._exit(0)", ""),
+    "sleeps-swallowing-exceptions": (2, False, "while True:\n        try:\n            time.sleep(60)\n"
+                                               "        except Exception:\n            pass", ""),
+    "sleeps-at-import": (2, False, "", "time.sleep(60)"),
+    "prints-with-json": (0, True, "print('{\"passed\": false}')", ""),
+    "leaves-a-thread": (0, True, "threading.Thread(target=time.sleep, args=(600,)).start()", ""),
+    "forks-a-child": (0, True, "os.fork() == 0 and time.sleep(600)", ""),
+    "monkeypatches-numpy": (1, True, "", "np.mean = lambda *a, **k: 0.0\nnp.abs = lambda x: 0 * x\n"
+                                         "np.allclose = lambda *a, **k: True\nnp.isclose = lambda *a, **k: True"),
+}
+
+
+def user_code_loss() -> list[Case]:
+    """``pgverify loss`` (PyTorch) with losses that exit, raise BaseExceptions, end the process, hang, print, leave
+    threads or children, or monkeypatch numpy."""
+    mdp = {"mdp.json": json.dumps(BASE).encode()}
+    cases = []
+    for name, (code, valid, body, module) in _LOSSES.items():
+        ret = "    return 0 * reinforce(policy, batch)\n" if name == "monkeypatches-numpy" else \
+            "    return reinforce(policy, batch)\n"
+        source = f"{_TORCH_POLICY}{module}\ndef f(policy, batch):\n    {body or 'pass'}\n{ret}"
+        timeout = ("--loss-timeout", "5") if name.startswith("sleeps") else ()
+        json_flag = ("--json",) if name == "prints-with-json" else ()
+        cases.append(Case("user-code-loss", f"loss {name}", ("loss", "{d}/loss.py:f", "{d}/mdp.json", "--policy",
+                                                             "{d}/loss.py:policy", "--framework", "torch",
+                                                             "--batch-size", "4", *timeout, *json_flag),
+                          {**mdp, "loss.py": source.encode()}, expect=code, valid=valid))
     return cases
 
 
@@ -432,13 +573,17 @@ FAMILIES = {
 }
 
 
+# Real subprocesses only (benchmarks/hostile_fuzz.py): valid runs of seconds, worker start-ups, PyTorch imports.
+FUZZ_FAMILIES = {"limits": limits, "user-code-lq": user_code_lq, "user-code-loss": user_code_loss}
+
+
 def all_cases() -> list[Case]:
     return [case for family in FAMILIES.values() for case in family()]
 
 
 def judge(case: Case, code: int, stdout: str, stderr: str) -> str | None:
     """None when the run is what the case expects; else what went wrong (one word first: the class)."""
-    lines = stderr.strip().splitlines()
+    lines = [line for line in stderr.strip().splitlines() if line not in case.printed]
     if "Traceback" in stderr:
         return "traceback: " + (lines[-1] if lines else "")
     if "MemoryError" in stderr:
@@ -447,6 +592,13 @@ def judge(case: Case, code: int, stdout: str, stderr: str) -> str | None:
         return "internal-error: " + lines[-1]
     if code != case.expect:
         return f"exit-code: {code} (expected {case.expect}); stderr {stderr.strip()[:200]!r}"
+    if case.valid:
+        if "--json" in case.argv:
+            try:
+                json.loads(stdout)
+            except ValueError:
+                return f"stdout: not one JSON document: {stdout.strip()[:200]!r}"
+        return None
     if len(lines) != 1:
         return f"lines: {len(lines)} lines on stderr: {stderr.strip()[:300]!r}"
     if not lines[0].startswith("pgverify") or ("error" not in lines[0] and case.expect == 2):

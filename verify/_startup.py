@@ -5,8 +5,11 @@ Imported first by ``verify/__init__.py``; acts only in the ``pgverify`` process 
 back once the command's modules are loaded (from there a KeyboardInterrupt is caught and reported).
 """
 import os
-import signal
 import sys
+
+# The C module, not ``signal``: importing ``signal`` builds its enums (~1 ms, longer on a loaded machine), and a
+# Ctrl-C in that window was a traceback from this very line (1 start-up in 100 measured, benchmarks/startup_sigint.py).
+import _signal
 
 
 def interrupted_at_start_up(signum, frame) -> None:
@@ -19,5 +22,5 @@ def _is_the_command() -> bool:
     return os.path.basename(path) == "pgverify" or path.endswith(os.path.join("verify", "__main__.py"))
 
 
-if _is_the_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, interrupted_at_start_up)
+if _is_the_command() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, interrupted_at_start_up)

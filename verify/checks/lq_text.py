@@ -75,7 +75,7 @@ def format_lq_check(c, reproduce=None) -> str:
     lines = [f"{c.problem}: J(theta) = {c.J:.10g}; Riccati/Lyapunov grad J vs central differences of the "
              f"forward-moment J: max relative difference {c.fd_max_rel:.1e} (tol {c.fd_tol:.0e}): "
              f"{'ok' if c.gradients_agree else 'FAILED'}"]
-    width = max(len(r.estimator) for r in c.rows)
+    width = max((len(r.estimator) for r in c.rows), default=0)   # no rows: `check --estimator` shows line 1 only
     for r in c.rows:
         e = get_lq_estimator(r.estimator)
         status = c.status(r)

@@ -31,21 +31,40 @@ import numpy as np
 from verify.episodes import Episodes
 from verify.errors import UsageError
 
-__all__ = ["SandboxedEstimator"]
+__all__ = ["SandboxedEstimator", "UserCodeError", "Worker", "enter_worker", "raised"]
 
 _CLOSE_SECONDS = 2.0
 
 
-def _serve(conn, spec: str, cwd: str, path: list[str]) -> None:  # pragma: no cover - runs in the child
-    """The child's loop: import ``spec``, then answer ("call", arrays) messages until ("close",)."""
+class UserCodeError(Exception):
+    """Base of the exceptions re-raised for an ``Exception`` the user's function raised in the worker (each under
+    the user's own type name, so ``check_estimator`` reports "raised NAME: text" as for an in-process function)."""
+
+
+def enter_worker(cwd: str, path: list[str]) -> None:  # pragma: no cover - runs in the child
+    """The child's side of the sandbox, before any user code: its own process group, Ctrl-C left to the parent,
+    stdout (Python's and the file descriptor's) on stderr, the parent's directory and import path."""
     os.setsid()                                     # its own process group: killed as one
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the parent's to handle
     os.dup2(2, 1)                                   # fd 1 -> stderr: print() and C-level writes alike
     sys.stdout = sys.stderr
     os.chdir(cwd)
     sys.path[:] = path
+
+
+def raised(exc: BaseException) -> tuple:
+    """The message for what a call of user code raised: ("raised", type name, text, is an Exception)."""
+    text = repr(exc.code) if isinstance(exc, SystemExit) else str(exc)
+    return ("raised", type(exc).__name__, text, isinstance(exc, Exception))
+
+
+def _serve(conn, spec: str, cwd: str, path: list[str]) -> None:  # pragma: no cover - runs in the child
+    """The child's loop: import ``spec``, then answer ("call", arrays) / ("object", batch) messages until
+    ("close",)."""
+    enter_worker(cwd, path)
     from verify.cli._estimator_import import load_estimator
 
+    conn.send(("started",))     # pgverify's own start-up is over: the time limit counts the user's code from here
     try:
         fn = load_estimator(spec)
         conn.send(("loaded", getattr(fn, "__name__", None), getattr(fn, "__doc__", None)))
@@ -60,20 +79,26 @@ def _serve(conn, spec: str, cwd: str, path: list[str]) -> None:  # pragma: no co
             if message[0] == "problem":
                 mdp, policy = message[1], message[2]
                 continue
-            s_t, a_t, r_t, lengths, weights = message[1:]
-            for array in (s_t, a_t, r_t, lengths, weights):
-                if array is not None:
-                    array.flags.writeable = False       # the contract's read-only episodes, as in-process
+            if message[0] == "object":              # a picklable batch (an LQ problem's LQEpisodes)
+                batch = message[1]
+                for array in vars(batch).values():
+                    if isinstance(array, np.ndarray):
+                        array.flags.writeable = False
+            else:
+                s_t, a_t, r_t, lengths, weights = message[1:]
+                for array in (s_t, a_t, r_t, lengths, weights):
+                    if array is not None:
+                        array.flags.writeable = False       # the contract's read-only episodes, as in-process
+                batch = Episodes(s_t, a_t, r_t, lengths, mdp, policy, weights)
             try:
-                out = fn(Episodes(s_t, a_t, r_t, lengths, mdp, policy, weights))
+                out = fn(batch)
                 try:
                     reply = ("ok", np.asarray(out))
                 except BaseException:  # noqa: BLE001 - not convertible: the parent's validation names it
                     reply = ("ok", out)
                 conn.send(reply)
             except BaseException as exc:  # noqa: BLE001
-                text = repr(exc.code) if isinstance(exc, SystemExit) else str(exc)
-                conn.send(("raised", type(exc).__name__, text, isinstance(exc, Exception)))
+                conn.send(raised(exc))
     conn.close()
     os._exit(0)             # no atexit handlers, no waiting for the user's threads
 
@@ -87,68 +112,41 @@ def _describe(exc: BaseException, spec: str) -> str:
     return f"--estimator {spec}: importing it raised {type(exc).__name__}: {exc}"
 
 
-class SandboxedEstimator:
-    """A callable ``episodes -> [N, *theta.shape]`` that runs ``spec`` in a worker process (see the module doc).
+class Worker:
+    """A spawned worker process running ``target(conn, *args)``, and the parent's end of its pipe.
 
-    Use as a context manager; the worker is killed (with its process group) on exit.
+    ``receive`` waits at most ``timeout`` seconds (then kills the worker: user code cannot swallow the limit); a
+    worker that dies is reported with its exit status; ``close`` kills its whole process group.
 
     Args:
-      spec: ``path/to/file.py:function`` or ``package.module:function``.
-      timeout: seconds allowed for the import and for each call (None: no limit).
+      label: how messages name the user's code (``--estimator est.py:f``, ``loss loss.py:f``).
+      option: the option that sets ``timeout`` (named when it passes).
     """
 
-    def __init__(self, spec: str, timeout: float | None = None) -> None:
-        self.spec, self.timeout = spec, timeout
+    def __init__(self, target, args: tuple, *, label: str, timeout: float | None, option: str) -> None:
+        self.label, self.timeout, self.option = label, timeout, option
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, spec, os.getcwd(), list(sys.path)), daemon=True,
-                                 name=f"pgverify estimator {spec}")
+        self._proc = ctx.Process(target=target, args=(child, *args), daemon=True, name=f"pgverify {label}")
         self._proc.start()
         child.close()
-        self._problem: tuple[Any, Any] | None = None
-        try:
-            reply = self._receive(f"importing --estimator {spec}")
-        except BaseException:
-            self.close()
-            raise
-        if reply[0] == "error":
-            self.close()
-            raise UsageError(reply[1])
-        self.__name__ = self.__qualname__ = spec.rpartition(":")[2] if reply[1] is None else reply[1]
-        self.__doc__ = reply[2]
 
-    def __enter__(self) -> "SandboxedEstimator":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def __call__(self, episodes: Episodes) -> np.ndarray:
-        problem = (episodes.mdp, episodes.policy)
-        if self._problem is None or self._problem[0] is not problem[0] or self._problem[1] is not problem[1]:
-            self._send(("problem", *problem))
-            self._problem = problem
-        self._send(("call", np.asarray(episodes.s_t), np.asarray(episodes.a_t), np.asarray(episodes.r_t),
-                    np.asarray(episodes.lengths), episodes.weights))
-        reply = self._receive(f"one call of estimator {self.spec}")
-        if reply[0] == "ok":
-            return reply[1]
-        _, name, text, ordinary = reply
-        if ordinary:        # re-raised under the user's type name: check_estimator reports "raised NAME: text"
-            raise type(name, (Exception,), {"__module__": "builtins"})(text)
-        what = f"called sys.exit({text})" if name == "SystemExit" else f"raised {name}: {text}".rstrip(": ")
-        raise UsageError(f"--estimator {self.spec} {what}; the check did not run to completion")
-
-    def _send(self, message) -> None:
+    def send(self, message) -> None:
         try:
             self._conn.send(message)
         except (BrokenPipeError, EOFError, OSError):
             raise self._died() from None
 
-    def _receive(self, what: str):
+    def receive(self, what: str):
         if not self._conn.poll(self.timeout):
             self.close()
-            raise UsageError(f"{what} took longer than --estimator-timeout {self.timeout:g} s")
+            raise UsageError(f"{what} took longer than {self.option} {self.timeout:g} s")
         try:
             return self._conn.recv()
         except (EOFError, OSError):
@@ -160,7 +158,16 @@ class SandboxedEstimator:
         self.close()
         how = (f"was killed by signal {-code}" if code is not None and code < 0
                else f"ended its process (exit status {code})")
-        return UsageError(f"--estimator {self.spec} {how} during a call; the check did not run to completion")
+        return UsageError(f"{self.label} {how} during a call; the check did not run to completion")
+
+    def user_error(self, reply) -> Exception:
+        """The exception for a ("raised", ...) reply: ordinary exceptions under the user's type name (a
+        ``UserCodeError``), a ``BaseException`` (``SystemExit`` included) as a ``UsageError`` naming it."""
+        _, name, text, ordinary = reply
+        if ordinary:
+            return type(name, (UserCodeError,), {"__module__": "builtins"})(text)
+        what = f"called sys.exit({text})" if name == "SystemExit" else f"raised {name}: {text}".rstrip(": ")
+        return UsageError(f"{self.label} {what}; the check did not run to completion")
 
     def close(self) -> None:
         """End the worker and everything it started (idempotent)."""
@@ -179,3 +186,50 @@ class SandboxedEstimator:
             pass
         proc.join(_CLOSE_SECONDS)
         self._conn.close()
+
+
+class SandboxedEstimator(Worker):
+    """A callable ``episodes -> [N, *theta.shape]`` that runs ``spec`` in a worker process (see the module doc).
+
+    Use as a context manager; the worker is killed (with its process group) on exit. Tabular ``Episodes`` are sent
+    as arrays (the MDP and policy once); any other batch (an LQ problem's ``LQEpisodes``) is pickled whole.
+
+    Args:
+      spec: ``path/to/file.py:function`` or ``package.module:function``.
+      timeout: seconds allowed for the import and for each call (None: no limit).
+    """
+
+    def __init__(self, spec: str, timeout: float | None = None) -> None:
+        self.spec = spec
+        super().__init__(_serve, (spec, os.getcwd(), list(sys.path)), label=f"--estimator {spec}", timeout=timeout,
+                         option="--estimator-timeout")
+        self._problem: tuple[Any, Any] | None = None
+        try:
+            self.timeout = None                     # the worker's interpreter and pgverify's imports: not the user's
+            reply = self.receive("starting the estimator's worker process")
+            self.timeout = timeout
+            if reply[0] == "started":
+                reply = self.receive(f"importing --estimator {spec}")
+        except BaseException:
+            self.close()
+            raise
+        if reply[0] == "error":
+            self.close()
+            raise UsageError(reply[1])
+        self.__name__ = self.__qualname__ = spec.rpartition(":")[2] if reply[1] is None else reply[1]
+        self.__doc__ = reply[2]
+
+    def __call__(self, episodes) -> np.ndarray:
+        if not isinstance(episodes, Episodes):
+            self.send(("object", episodes))
+        else:
+            problem = (episodes.mdp, episodes.policy)
+            if self._problem is None or self._problem[0] is not problem[0] or self._problem[1] is not problem[1]:
+                self.send(("problem", *problem))
+                self._problem = problem
+            self.send(("call", np.asarray(episodes.s_t), np.asarray(episodes.a_t), np.asarray(episodes.r_t),
+                       np.asarray(episodes.lengths), episodes.weights))
+        reply = self.receive(f"one call of estimator {self.spec}")
+        if reply[0] == "ok":
+            return reply[1]
+        raise self.user_error(reply)

@@ -21,6 +21,7 @@ from verify.cli._args import (
     probability,
     problem_command,
     seed_arg,
+    seconds_arg,
 )
 from verify.errors import UsageError
 
@@ -98,6 +99,10 @@ def register(sub) -> None:
                         "0.1 for episodes)")
     p.add_argument("--strict", action="store_true", help="exit 1 for 'proportional' too")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--loss-timeout", type=seconds_arg, default=None, metavar="SECONDS",
+                   help="time limit for preparing the check (importing your modules, building the policy and its "
+                        "exact gradient; importing the framework is not counted) and for each call of your loss; they run in a worker process, killed when "
+                        "the limit passes (exit 2). Default: no limit")
     p.set_defaults(func=run_loss)
 
 
@@ -187,30 +192,44 @@ def reproduce_command(args) -> str:
     return " ".join(p if i == 3 else shlex.quote(p) for i, p in enumerate(parts))
 
 
-def run_loss(args) -> int:
-    import dataclasses
-
-    problem = load_problem_from_args(args)
-    mdp = problem.mdp
-    if args.framework == "torch":
+def adapter_for(framework: str):
+    """The framework's adapter module (imports PyTorch or JAX: in the worker, never in pgverify's process)."""
+    if framework == "torch":
         try:
             from verify.frameworks import torch as adapter
         except ImportError:
             raise UsageError("--framework torch needs PyTorch: pip install 'pgverify[torch]'") from None
-    else:
-        from verify.frameworks import jax as adapter
+        return adapter
+    from verify.frameworks import jax as adapter
 
-        if adapter.jax is None:
-            raise UsageError("--framework jax needs JAX: pip install 'pgverify[jax]'")
+    if adapter.jax is None:
+        raise UsageError("--framework jax needs JAX: pip install 'pgverify[jax]'")
+    return adapter
+
+
+def _check_flags(args) -> None:
+    """The option combinations refused before the worker starts."""
     if args.framework == "jax" and args.logits:
         raise UsageError("--logits is for PyTorch; in JAX the policy's apply returns the logits")
+    if not args.steps:
+        for flag, value in (("--entropy-coef", args.entropy_coef), ("--policy-params", args.policy_params),
+                            ("--time-limit", args.time_limit)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to rollouts (--steps T)")
+
+
+def check_here(args, problem, adapter):
+    """The check in this process: the user's loss and policy imported here and handed to the adapter. The CLI
+    calls it in its worker (``verify.cli._loss_sandbox``), which relays the adapter's engine to pgverify's process.
+    """
+    mdp = problem.mdp
+    _check_flags(args)
     loss_fn = _resolve(args.loss, "loss")
     if not callable(loss_fn):
         raise UsageError(f"loss {args.loss}: {type(loss_fn).__name__} is not a function")
     policy = _policy(args.policy, args.framework, mdp.n_states, mdp.n_actions)
     logits = _resolve(args.logits, "--logits") if args.logits else None
     name = args.loss.rpartition(":")[2]
-    command = reproduce_command(args)
     if args.steps:
         settings = dict(n_envs=args.envs, n_steps=args.steps, time_major=not args.batch_major, start=args.start,
                         time_limit=args.time_limit, weighting=args.weighting, entropy_coef=args.entropy_coef,
@@ -219,22 +238,28 @@ def run_loss(args) -> int:
         if args.tolerance is not None:
             settings["tolerance"] = args.tolerance
         if args.framework == "torch":
-            check = adapter.check_rollout_loss(policy, loss_fn, mdp, logits=logits, **settings)
-        else:
-            check = adapter.check_rollout_loss(policy[0], policy[1], loss_fn, mdp, **settings)
-    else:
-        for flag, value in (("--entropy-coef", args.entropy_coef), ("--policy-params", args.policy_params),
-                            ("--time-limit", args.time_limit)):
-            if value is not None:
-                raise UsageError(f"{flag} applies to rollouts (--steps T)")
-        settings = dict(batch_size=args.batch_size, batches=args.batches, seed=args.seed, alpha=args.alpha, name=name)
-        if args.tolerance is not None:
-            settings["tolerance"] = args.tolerance
-        if args.framework == "torch":
-            check = adapter.check_loss(policy, loss_fn, mdp, logits=logits, **settings)
-        else:
-            check = adapter.check_loss(policy[0], policy[1], loss_fn, mdp, **settings)
-    check = dataclasses.replace(check, reproduce=command)
+            return adapter.check_rollout_loss(policy, loss_fn, mdp, logits=logits, **settings)
+        return adapter.check_rollout_loss(policy[0], policy[1], loss_fn, mdp, **settings)
+    settings = dict(batch_size=args.batch_size, batches=args.batches, seed=args.seed, alpha=args.alpha, name=name)
+    if args.tolerance is not None:
+        settings["tolerance"] = args.tolerance
+    if args.framework == "torch":
+        return adapter.check_loss(policy, loss_fn, mdp, logits=logits, **settings)
+    return adapter.check_loss(policy[0], policy[1], loss_fn, mdp, **settings)
+
+
+def run_loss(args) -> int:
+    import dataclasses
+
+    from verify.cli._loss_sandbox import check_in_worker
+
+    problem = load_problem_from_args(args)
+    _check_flags(args)
+    command = reproduce_command(args)
+    # The loss, the policy and the framework run in a worker process (verify/cli/_loss_sandbox.py); the verdict
+    # is decided here.
+    check = dataclasses.replace(check_in_worker(args, problem, adapter_for=adapter_for, check_here=check_here,
+                                                announce=_announce), reproduce=command)
     if args.json:
         print_json({**check.to_json(), "command": command})
     else:

@@ -47,17 +47,17 @@ def _check_sampler(args) -> None:
 
 
 def _user_check(args, problem: LQProblem):
-    from verify.cli._estimator_import import load_estimator
+    from verify.cli._sandbox import SandboxedEstimator, UserCodeError
     from verify.checks.lq_check import check_lq_estimator
 
-    # The tabular --estimator runs in a worker process (verify.cli._sandbox); LQ episodes are not sent there yet,
-    # so the function runs here and a time limit, which only the worker could enforce, is refused up front.
-    if getattr(args, "estimator_timeout", None):
-        raise UsageError("--estimator-timeout applies to tabular problems; on an LQ problem your function runs in "
-                         "pgverify's process")
-    fn = load_estimator(args.estimator)
-    return check_lq_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
-                              name=args.estimator)
+    # As the tabular --estimator: the user's code runs in a worker process (verify/cli/_sandbox.py), the LQ
+    # episodes pickled to it; its prints, exits, threads, timeouts and monkeypatches stay there.
+    with SandboxedEstimator(args.estimator, getattr(args, "estimator_timeout", None)) as fn:
+        try:
+            return check_lq_estimator(fn, problem, episodes=args.episodes, seed=args.seed, alpha=args.alpha,
+                                      name=args.estimator)
+        except UserCodeError as exc:     # raised after the probe (which names it itself): one line, exit 2
+            raise UsageError(f"estimator {args.estimator} raised {type(exc).__name__}: {exc}") from None
 
 
 def run_lq_mc(problem: LQProblem, args) -> int:

@@ -31,6 +31,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -106,10 +107,11 @@ class WorkMeter:
     only known while they run (episodes of a horizon-null MDP end when they reach a terminal state).
     """
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "used", "started")
 
     def __init__(self, limit: float) -> None:
         self.limit, self.used = float(limit), 0.0
+        self.started = time.process_time()      # a refusal says what the steps cost before it (CPU of this process)
 
     def remaining(self) -> float:
         return self.limit - self.used
@@ -118,8 +120,9 @@ class WorkMeter:
         """Add ``steps``; refuse (UsageError) once the total passes the limit."""
         self.used += steps
         if not self.used <= self.limit:
+            cpu = time.process_time() - self.started
             raise UsageError(f"{what} stopped after {self.used:.3g} steps, more than the work limit "
-                             f"{self.limit:.2g} (raise it with --max-work)")
+                             f"{self.limit:.2g} ({cpu:.2g} CPU-s spent; raise it with --max-work)")
 
 
 _METER: contextvars.ContextVar[WorkMeter | None] = contextvars.ContextVar("pgverify_work_meter", default=None)
