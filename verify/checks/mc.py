@@ -491,7 +491,9 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         mom = moments.get(e.name)
         # Two tests on one sample: each at alpha / 2, so that "either rejects" keeps the level alpha.
         level = alpha / 2 if e.name in pairs else alpha
-        test = consistency_test(acc[e.name], grad, alpha=level, cov=None if mom is None else mom.cov, scale=scale)
+        exact_var = _exact_variance(e, problem, mom, grad)
+        test = consistency_test(acc[e.name], grad, alpha=level, cov=None if mom is None else mom.cov, scale=scale,
+                                variance=exact_var)
         detect = detectable_effect(episodes, max(test.dof, 1), level, DETECT_POWER, test=test.test)
         ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, level, scale, factor)
         worst = (ptest if chosen == "paired" else test).worst
@@ -499,6 +501,18 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
                                 ptest, ref, chosen, covariance, resolution, functools.partial(component_name, problem),
                                 traces[e.name].result() if trace else None))
     return results
+
+
+def _exact_variance(e: Estimator, problem: Problem, mom, grad: np.ndarray) -> np.ndarray | None:
+    """The exact per-component variances of a sampled run's estimator (``verify.checks.variance``), or None: with
+    an enumeration (the exact covariance decides), for estimators without the DP's form, on problems too large
+    for it, or when the DP's mean disagrees with grad J (then nothing it says is used)."""
+    if mom is not None:
+        return None
+    from verify.checks.variance import exact_variance
+
+    res = exact_variance(e, problem.mdp, problem.policy)
+    return res.variance if res is not None and res.ok and res.variance.shape == grad.shape else None
 
 
 def _enumeration(mdp, policy, covariance: str, n_estimators: int = 1):
