@@ -339,7 +339,7 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     by_component = (diagonal or sample.diagonal) and cov is None and sample_test == "maxz"
     sd, big, lam, U, U0, flat, cut = _support_above_roundoff(sample, mu, sigma, scale, by_component)
     if variance is not None:
-        if not by_component:
+        if cov is not None or sample_test != "maxz":
             raise UsageError("exact per-component variances serve the max-|z| test with the sample covariance only")
         sd = _exact_sd(sd, variance, big)
     r = lam.size
