@@ -48,10 +48,11 @@ from verify.model.mdp import TabularMDP
 from verify.model.policy import Policy, TabularSoftmax
 from verify.numerics.exact import gradient, value_tables
 
-__all__ = ["MAX_TABLE_ENTRIES", "SUPPORTED", "VarianceResult", "exact_variance", "return_times_score_moments",
+__all__ = ["MAX_TABLE_ENTRIES", "MAX_WORK", "SUPPORTED", "VarianceResult", "exact_variance", "return_times_score_moments",
            "score_sum_moments"]
 
 MAX_TABLE_ENTRIES = 4_000_000   # S x S A entries per moment table (five live at once: 160 MB at the limit)
+MAX_WORK = 2e10                 # H x S x S A table updates: beyond, the DP would cost more than a large sample
 MEAN_RTOL = 1e-8                # the DP's mean must match grad J to this, relative to the scale of g
 # Catalog names whose weights have the form above (``_form``); ppo_surrogate is the advantage form at theta_old.
 SUPPORTED = ("total_return", "baseline_constant", "reward_to_go", "baseline_value", "q_value", "advantage", "gae", "ppo_surrogate")
@@ -244,8 +245,9 @@ def _supported(estimator: Estimator) -> bool:
 def exact_variance(estimator: Estimator, mdp: TabularMDP, policy: Policy) -> VarianceResult | None:
     """The exact per-component mean and variance of ``estimator`` under ``policy``, or None where not available.
 
-    Available for the catalog estimators in ``SUPPORTED`` on a finite horizon with a tabular softmax policy and
-    at most ``MAX_TABLE_ENTRIES`` table entries (S x S A); cached per (mdp, policy, estimator) by weak reference,
+    Available for the catalog estimators in ``SUPPORTED`` on a finite horizon with a tabular softmax policy,
+    at most ``MAX_TABLE_ENTRIES`` table entries (S x S A) and ``MAX_WORK`` updates (H x S x S A; Taxi-v4: 3 10^8,
+    4-12 CPU-s per estimator); cached per (mdp, policy, estimator) by weak reference,
     as the value tables are. None otherwise (the sampled test then keeps the sample's variance).
 
     >>> from verify.model.builtin import builtin_examples
@@ -255,7 +257,8 @@ def exact_variance(estimator: Estimator, mdp: TabularMDP, policy: Policy) -> Var
     (True, True)
     """
     if (not _supported(estimator) or mdp.horizon is None or type(policy) is not TabularSoftmax
-            or mdp.n_states * mdp.n_states * mdp.n_actions > MAX_TABLE_ENTRIES):
+            or mdp.n_states * mdp.n_states * mdp.n_actions > MAX_TABLE_ENTRIES
+            or mdp.horizon * mdp.n_states * mdp.n_states * mdp.n_actions > MAX_WORK):
         return None
     per_policy = _CACHE.setdefault(mdp, weakref.WeakKeyDictionary())
     hit = per_policy.setdefault(policy, {})
