@@ -39,6 +39,13 @@ For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: 
   (``detectable_bias`` = inf). They keep the zero-variance check's bound: a non-zero value of probability p is
   drawn k ~ Binomial(N, p) times, so p <= p_up(k) (Clopper-Pearson at level alpha / m_excluded), and
   |E g_i| <= p_up 2 max|g| (the same heuristic size); an exact value beyond it is decisive (p = 0).
+- Exact per-component variances (``variance=``, max-|z| only; ``verify.checks.variance`` computes them by dynamic
+  programming for the catalog estimators on tabular problems of moderate size). The z of a component that varies
+  in the sample is then (xbar_i - exact_i) / (sigma_i / sqrt N) with the exact sigma_i: a value v of probability p
+  that the sample missed moves the mean by p v while sigma_i >= v sqrt(p), so it moves z by at most sqrt(p N) (< 1
+  for p < 1 / N). With the sample's s_i a sample that missed the tail shrinks its own yardstick: on Taxi-v4 that
+  made the upper tail of z twice the lower (docs/verdicts.md). Which components are tested (the count and tail
+  rules) is still the sample's.
 - Verdict "inconsistent" when p <= alpha; "undecided" when the sample covariance has no component above round-off
   (every estimate the same), or every component that varies was left out for too few non-zero values: a test that
   could not have rejected is never a pass.
