@@ -7,9 +7,13 @@ Run by hand::
     OPENBLAS_NUM_THREADS=1 python benchmarks/calibration_sparse.py --problem frozenlake --seeds 150
     OPENBLAS_NUM_THREADS=1 python benchmarks/calibration_sparse.py --rare --seeds 20
 
+Each may take hours on a loaded machine: ``--out FILE`` appends one JSON line per seed (verdicts; for every alarm the
+test, component, z, non-zero values, exact and sample mean, standard error, p) and skips the seeds already in FILE,
+so a killed run resumes; ``--first-seed K`` runs a shard K..SEEDS-1; ``--summary`` prints the counts of FILE.
+
 Calibration: for each seed one sample of ``--episodes`` episodes (default 20 000) is drawn and every unbiased catalog
 estimator that is a per-episode function (total_return, reward_to_go, baseline_constant, baseline_value, q_value,
-advantage, gae) is judged on it by ``verify.checks.mc.run_estimators`` at alpha = 1e-3, nothing enumerated. A false alarm
+advantage, gae; not ppo_surrogate, whose values at theta = theta_old are advantage's bit for bit) is judged on it by ``verify.checks.mc.run_estimators`` at alpha = 1e-3, nothing enumerated. A false alarm
 is a verdict "inconsistent" for one of them. Printed per problem: the count, the rate and its exact 95 % interval
 (``stats.calibration``), and how the verdicts split (consistent / undecided).
 
