@@ -176,7 +176,7 @@ def summarise(name: str, recs: list[dict], episodes: int, wall: float = float("n
     print(f"{name}: {len(recs)} seeds x {episodes} episodes, alpha = {ALPHA:g}: {fa} false alarms in {total} verdicts "
           f"(rate {cal.rate:.2g}, 95 % interval {cal.interval[0]:.2g}-{cal.interval[1]:.2g}; alpha inside: "
           f"{cal.ok}; one-sided exact p of >= {fa} alarms at rate alpha: {_upper_p(fa, total):.2g}); "
-          f"{cpu:.0f} CPU-s, {wall:.0f} s wall")
+          f"{cpu:.0f} CPU-s" + (f", {wall:.0f} s wall" if np.isfinite(wall) else ""))
     for e, v in verdicts.items():
         print(f"  {e}: " + ", ".join(f"{k} {v.count(k)}" for k in ("consistent", "undecided", "inconsistent")))
     for rec in recs:
