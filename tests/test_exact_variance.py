@@ -109,3 +109,14 @@ def test_mc_uses_the_exact_variance_when_sampling():
     user = as_estimator(lambda eps: get_estimator("reward_to_go").per_episode(eps), name="my_rtg")
     u = run_mc(prob, user, episodes=2000, seed=0, alpha=1e-6, covariance="sample", paired=False)
     assert not u.test.exact_variance and u.verdict == "inconsistent"    # what the sample alone concludes
+
+
+def test_some_states_only_give_the_same_rows():
+    full = exact_variance(get_estimator("gae"), random_problem(2).mdp, random_problem(2).policy)
+    prob = random_problem(2)
+    part = exact_variance(get_estimator("gae"), prob.mdp, prob.policy, states=[2, 0])
+    np.testing.assert_allclose(part.variance[[0, 2]], full.variance[[0, 2]], rtol=1e-12, atol=1e-15)
+    assert np.isnan(part.variance[[1, 3]]).all() and part.ok
+    # asked again for more states: the cached rows stay, the new ones are computed
+    more = exact_variance(get_estimator("gae"), prob.mdp, prob.policy)
+    np.testing.assert_allclose(more.variance, full.variance, rtol=1e-12, atol=1e-15)

@@ -245,7 +245,7 @@ class ConsistencyResult:
     excluded: np.ndarray | None = None
     tail: np.ndarray | None = None      # ``tail_ratio`` per component (max-|z| on a sample with power sums)
     nonzero: np.ndarray | None = None   # per component, the number of non-zero values (sample tests)
-    exact_variance: bool = False        # max-|z| divided by the exact per-component standard deviations
+    exact_variance: int = 0             # components max-|z| divided by their exact standard deviation
 
     @property
     def consistent(self) -> bool:
@@ -316,8 +316,9 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
         instead of O(d^3)); the zero-variance directions checked are then the components with zero variance,
         not every direction of the null space (a weaker check, the same level).
       variance: max-|z| with the sample covariance only: the exact per-component variances of g under the
-        policy (``verify.checks.variance``), any shape with ``sample.mean.size`` entries. Each component that
-        varies in the sample is then z-tested against its exact standard error instead of the sample's (a
+        policy (``verify.checks.variance``), any shape with ``sample.mean.size`` entries, nan where unknown. Each
+        component that varies in the sample and has one is then z-tested against its exact standard error
+        instead of the sample's (a
         standardised mean: a sample that missed a rare value no longer shrinks its own yardstick); which components
         are tested (the count and tail rules) and the zero-variance checks stay the sample's.
 
@@ -348,14 +349,16 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
     if variance is not None:
         if cov is not None or sample_test != "maxz":
             raise UsageError("exact per-component variances serve the max-|z| test with the sample covariance only")
-        sd = _exact_sd(sd, variance, big)
+        sd, n_exact = _exact_sd(sd, variance, big)
+    else:
+        n_exact = 0
     r = lam.size
     stderr = np.where(sd > EXACT_RTOL * big, sd, 0.0) / np.sqrt(n)
     tol_null = _null_tolerance(sample, big, cut, alpha, sampled=cov is None)
     test = sample_test if cov is None else "chi2"
     shaped = lambda v: v.reshape(shape)  # noqa: E731
     common = dict(mean=shaped(sample.mean), stderr=shaped(stderr), exact=exact_arr.copy(), n=n, alpha=alpha,
-                  null_tolerance=float(tol_null), exact_variance=variance is not None)
+                  null_tolerance=float(tol_null), exact_variance=n_exact)
     worst = _null_space_mismatch(diff, U0, flat, tol_null)
     if worst is not None:
         return ConsistencyResult(test, float("inf"), r, 0.0, verdict="inconsistent", worst=_index(worst, shape),
@@ -408,12 +411,14 @@ def _support_above_roundoff(sample: SampleMoments, mu: np.ndarray, sigma: np.nda
 def _exact_sd(sd: np.ndarray, variance, big: float) -> np.ndarray:
     """The exact standard deviation where the sample varies and the exact one is above round-off; else the
     sample's (a component the sample saw constant keeps the zero-variance check, with its unseen-value allowance;
-    an exact variance at round-off level beside a varying sample would be cancellation, not information)."""
+    an exact variance at round-off level beside a varying sample would be cancellation, not information; nan: not
+    computed), and how many components take the exact one."""
     exact_sd = np.sqrt(np.clip(np.asarray(variance, dtype=float).ravel(), 0.0, None))
     if exact_sd.shape != sd.shape:
         raise UsageError(f"the exact variances have {exact_sd.size} entries, expected {sd.size}")
-    use = (sd > EXACT_RTOL * big) & (exact_sd > EXACT_RTOL * big)
-    return np.where(use, exact_sd, sd)
+    with np.errstate(invalid="ignore"):
+        use = (sd > EXACT_RTOL * big) & np.isfinite(exact_sd) & (exact_sd > EXACT_RTOL * big)
+    return np.where(use, exact_sd, sd), int(np.count_nonzero(use))
 
 
 def _null_tolerance(sample: SampleMoments, big: float, cut: float, alpha: float, *, sampled: bool) -> float:

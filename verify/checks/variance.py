@@ -62,15 +62,56 @@ _CACHE: "weakref.WeakKeyDictionary[TabularMDP, weakref.WeakKeyDictionary]" = wea
 
 @dataclass(frozen=True)
 class VarianceResult:
-    """E[g] and Var[g] per component (theta's shape) of one estimator, and whether E[g] matched grad J."""
+    """E[g] and Var[g] per component (theta's shape; nan for states not asked for) of one estimator, and whether
+    E[g] matched grad J at the states asked for."""
 
     mean: np.ndarray
     variance: np.ndarray
     ok: bool
 
 
-def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: float, u) -> tuple[np.ndarray, np.ndarray]:
-    """(E[g], E[g^2]) per component, [S, A] each, of g = sum_t psi_t (x_t + y_t F_t) (module docstring).
+class _Blocks:
+    """The components of the states ``B`` (each state's A of them, column k A + b for B[k]) and what the DPs need
+    of them: the successor entries leaving B, and the psi-weighted sums over the visited state's actions."""
+
+    def __init__(self, mdp: TabularMDP, policy: TabularSoftmax, states: np.ndarray):
+        S, A = mdp.n_states, mdp.n_actions
+        succ = mdp.successors
+        self.B = states
+        self.k, self.A = states.size, A
+        pos = np.full(S, -1)
+        pos[states] = np.arange(states.size)
+        s_e, a_e = succ.pair // A, succ.pair % A
+        self.sel = np.flatnonzero(pos[s_e] >= 0)                    # entries leaving a state of B
+        self.nxt = succ.next_state[self.sel]
+        self.block = pos[s_e[self.sel]][:, None] * A + np.arange(A)  # each entry's own state's columns, [n, A]
+        self.pair = pos[s_e[self.sel]] * A + a_e[self.sel]
+        self.own = (states[:, None], np.arange(states.size)[:, None] * A + np.arange(A))
+        self.pi = policy.probs[states]
+        self.psi = np.eye(A)[None, :, :] - self.pi[:, None, :]      # psi[k, a, b]: component (B[k], b) of (B[k], a)
+
+    def gathered(self, weight: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """sum over s' of weight * table[s', own columns] per (state of B, action), [k, A, A]."""
+        out = np.zeros((self.k * self.A, self.A))
+        np.add.at(out, self.pair, weight[self.sel][:, None] * table[self.nxt[:, None], self.block])
+        return out.reshape(self.k, self.A, self.A)
+
+    def local(self, power: int, m: np.ndarray) -> np.ndarray:
+        """sum_a pi(a|s) psi^power m(s, a) for the states of B, [k, A] (m: [S, A])."""
+        return np.einsum("sa,sab,sa->sb", self.pi, self.psi ** power, m[self.B])
+
+    def cross(self, m: np.ndarray) -> np.ndarray:
+        """sum_a pi(a|s) psi m(s, a, b), [k, A] (m: [k, A, A], from ``gathered``)."""
+        return np.einsum("sa,sab,sab->sb", self.pi, self.psi, m)
+
+
+def _states(mdp: TabularMDP, states) -> np.ndarray:
+    return np.arange(mdp.n_states) if states is None else np.unique(np.asarray(states, dtype=np.intp))
+
+
+def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: float, u,
+                      states=None) -> tuple[np.ndarray, np.ndarray]:
+    """(E[g], E[g^2]) per component of g = sum_t psi_t (x_t + y_t F_t) (module docstring), [len(states), A] each.
 
     Args:
       mdp: finite horizon H.
@@ -79,6 +120,8 @@ def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: floa
       y: t -> float, the future sum's weight.
       kappa: the future sum's decay.
       u: t -> [nnz] per successor entry (``mdp.successors`` order), the future sum's increment, or None (F = 0).
+      states: the states whose A components are wanted (sorted, unique); None: all. The work is proportional
+        to their number.
 
     Raises:
       UsageError (via ``require_memory``): the tables would exceed the memory limit.
@@ -86,7 +129,8 @@ def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: floa
     import scipy.sparse as sps
 
     H, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
-    d = S * A
+    blk = _Blocks(mdp, policy, _states(mdp, states))
+    d = blk.k * A
     require_memory(8.0 * 7 * S * d, f"the exact variance tables (5 x {S} states x {d} components)")
     succ, pi = mdp.successors, policy.probs
     pair, nxt, prob = succ.pair, succ.next_state, succ.prob
@@ -94,9 +138,6 @@ def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: floa
     live = ~mdp.terminal
     f1, f2 = np.zeros(S), np.zeros(S)
     w1, c, w2 = np.zeros((S, d)), np.zeros((S, d)), np.zeros((S, d))
-    block = s_e[:, None] * A + np.arange(A)          # each entry's own state's A components, [nnz, A]
-    eye = np.eye(A)
-    psi = eye[None, :, :] - pi[:, None, :]            # psi[s, a, b]: component (s, b) of the score of (s, a)
     pi_e = pi[s_e, a_e]
     for t in range(H - 1, -1, -1):
         alive = (live[nxt] & (t + 1 < H)).astype(float)
@@ -104,27 +145,23 @@ def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: floa
         x_t = np.zeros((S, A)) if x is None else np.asarray(x(t), dtype=float)
         y_t = float(y(t))
         pa = prob * alive
-        ef = np.bincount(pair, weights=prob * u_t + kappa * pa * f1[nxt], minlength=d).reshape(S, A)
+        ef = np.bincount(pair, weights=prob * u_t + kappa * pa * f1[nxt], minlength=S * A).reshape(S, A)
         ef2 = np.bincount(pair, weights=prob * u_t * u_t + 2 * kappa * pa * u_t * f1[nxt]
-                          + kappa * kappa * pa * f2[nxt], minlength=d).reshape(S, A)
+                          + kappa * kappa * pa * f2[nxt], minlength=S * A).reshape(S, A)
         m = x_t + y_t * ef                                # E[omega | s, a], omega = x + y F_t
         q = x_t * x_t + 2 * x_t * y_t * ef + y_t * y_t * ef2   # E[omega^2 | s, a]
         r = x_t * ef + y_t * ef2                          # E[omega F_t | s, a]
         # The successors' tables at each entry's own components: sum over s' of P times table[s', block].
-        n1 = _pair_sums(pa, w1[nxt[:, None], block], pair, d).reshape(S, A, A)
-        nu = _pair_sums(pa * u_t, w1[nxt[:, None], block], pair, d).reshape(S, A, A)
-        nc = _pair_sums(pa, c[nxt[:, None], block], pair, d).reshape(S, A, A)
+        n1, nu, nc = blk.gathered(pa, w1), blk.gathered(pa * u_t, w1), blk.gathered(pa, c)
         P = sps.csr_matrix((pi_e * pa, (s_e, nxt)), shape=(S, S))
         U = sps.csr_matrix((pi_e * pa * u_t, (s_e, nxt)), shape=(S, S))
         w1_new = P @ w1
         c_new = kappa * (P @ c) + U @ w1
         w2_new = P @ w2
-        own = (np.arange(S)[:, None], np.arange(S)[:, None] * A + np.arange(A))   # rows s, columns (s, b)
-        w1_new[own] += np.einsum("sa,sab,sa->sb", pi, psi, m)
-        c_new[own] += np.einsum("sa,sab,sa->sb", pi, psi, r)
-        cross = x_t[:, :, None] * n1 + y_t * (nu + kappa * nc)     # E[omega W_{t+1} | s, a], [S, a, b]
-        w2_new[own] += (np.einsum("sa,sab,sa->sb", pi, psi * psi, q)
-                        + 2 * np.einsum("sa,sab,sab->sb", pi, psi, cross))
+        w1_new[blk.own] += blk.local(1, m)
+        c_new[blk.own] += blk.local(1, r)
+        cross = x_t[blk.B][:, :, None] * n1 + y_t * (nu + kappa * nc)     # E[omega W_{t+1} | s, a], [k, a, b]
+        w2_new[blk.own] += blk.local(2, q) + 2 * blk.cross(cross)
         f1_new = (pi * ef).sum(axis=1)
         f2_new = (pi * ef2).sum(axis=1)
         for arr in (w1_new, c_new, w2_new):
@@ -132,14 +169,14 @@ def score_sum_moments(mdp: TabularMDP, policy: TabularSoftmax, x, y, kappa: floa
         f1_new[~live] = f2_new[~live] = 0.0
         f1, f2, w1, c, w2 = f1_new, f2_new, w1_new, c_new, w2_new
     rho0 = np.where(live, mdp.initial, 0.0)
-    return (rho0 @ w1).reshape(S, A), (rho0 @ w2).reshape(S, A)
+    return (rho0 @ w1).reshape(blk.k, A), (rho0 @ w2).reshape(blk.k, A)
 
 
-def return_times_score_moments(mdp: TabularMDP, policy: TabularSoftmax
+def return_times_score_moments(mdp: TabularMDP, policy: TabularSoftmax, states=None
                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(E[Phi], E[Phi^2], E[R Phi], E[R Phi^2], E[R^2 Phi^2]) per component, [S, A] each, for R = sum_t gamma^t r_t
-    and Phi = sum_t psi_t (the return times the whole score sum: ``total_return``, and ``baseline_constant`` =
-    (R - b) Phi by expanding the square).
+    """(E[Phi], E[Phi^2], E[R Phi], E[R Phi^2], E[R^2 Phi^2]) per component, [len(states), A] each, for R = sum_t
+    gamma^t r_t and Phi = sum_t psi_t (the return times the whole score sum: ``total_return``, and
+    ``baseline_constant`` = (R - b) Phi by expanding the square); ``states`` as in ``score_sum_moments``.
 
     Backward over (t, s) with R_t = r_t + gamma R_{t+1}, Phi_t = psi_t + Phi_{t+1}, carrying E[R^i Phi^j] for i, j
     <= 2 (every future moment 0 after the episode ends, but E[1] = 1); the binomial expansion of (r + gamma R')^i
@@ -149,7 +186,8 @@ def return_times_score_moments(mdp: TabularMDP, policy: TabularSoftmax
     import scipy.sparse as sps
 
     H, S, A, g = mdp.horizon, mdp.n_states, mdp.n_actions, mdp.gamma
-    d = S * A
+    blk = _Blocks(mdp, policy, _states(mdp, states))
+    d = blk.k * A
     require_memory(8.0 * 14 * S * d, f"the exact variance tables (12 x {S} states x {d} components)")
     succ, pi = mdp.successors, policy.probs
     pair, nxt, prob, rew = succ.pair, succ.next_state, succ.prob, succ.reward
@@ -157,23 +195,17 @@ def return_times_score_moments(mdp: TabularMDP, policy: TabularSoftmax
     live = ~mdp.terminal
     e1, e2 = np.zeros(S), np.zeros(S)
     p1, p2, q11, q12, q21, q22 = (np.zeros((S, d)) for _ in range(6))
-    block = s_e[:, None] * A + np.arange(A)
-    psi = np.eye(A)[None, :, :] - pi[:, None, :]
     pi_e = pi[s_e, a_e]
-    own = (np.arange(S)[:, None], np.arange(S)[:, None] * A + np.arange(A))
-    local = lambda w, m: np.einsum("sa,sab,sa->sb", pi, w, m)  # noqa: E731   sum_a pi psi^k m(s, a)
-    cross = lambda m: np.einsum("sa,sab,sab->sb", pi, psi, m)  # noqa: E731   sum_a pi psi m(s, a, b)
+    ones = np.ones((S, A))
     for t in range(H - 1, -1, -1):
         al = (live[nxt] & (t + 1 < H)).astype(float)
         pa = prob * al
-        ER = np.bincount(pair, weights=prob * rew + g * pa * e1[nxt], minlength=d).reshape(S, A)
+        ER = np.bincount(pair, weights=prob * rew + g * pa * e1[nxt], minlength=S * A).reshape(S, A)
         ER2 = np.bincount(pair, weights=prob * rew * rew + 2 * g * pa * rew * e1[nxt] + g * g * pa * e2[nxt],
-                          minlength=d).reshape(S, A)
-
-        def gathered(weight, table):
-            return _pair_sums(weight, table[nxt[:, None], block], pair, d).reshape(S, A, A)
-        G_p1, G_q11, G_q21 = gathered(pa, p1), gathered(pa, q11), gathered(pa, q21)
-        G_rp1, G_rq11, G_r2p1 = gathered(pa * rew, p1), gathered(pa * rew, q11), gathered(pa * rew * rew, p1)
+                          minlength=S * A).reshape(S, A)
+        G_p1, G_q11, G_q21 = blk.gathered(pa, p1), blk.gathered(pa, q11), blk.gathered(pa, q21)
+        G_rp1, G_rq11 = blk.gathered(pa * rew, p1), blk.gathered(pa * rew, q11)
+        G_r2p1 = blk.gathered(pa * rew * rew, p1)
         P = sps.csr_matrix((pi_e * pa, (s_e, nxt)), shape=(S, S))
         U1 = sps.csr_matrix((pi_e * pa * rew, (s_e, nxt)), shape=(S, S))
         U2 = sps.csr_matrix((pi_e * pa * rew * rew, (s_e, nxt)), shape=(S, S))
@@ -182,27 +214,19 @@ def return_times_score_moments(mdp: TabularMDP, policy: TabularSoftmax
         n_q12 = U1 @ p2 + g * (P @ q12)
         n_q21 = U2 @ p1 + 2 * g * (U1 @ q11) + g * g * (P @ q21)
         n_q22 = U2 @ p2 + 2 * g * (U1 @ q12) + g * g * (P @ q22)
-        ones = np.ones((S, A))
-        n_p1[own] += local(psi, ones)
-        n_p2[own] += local(psi * psi, ones) + 2 * cross(G_p1)
-        n_q11[own] += local(psi, ER)
-        n_q12[own] += local(psi * psi, ER) + 2 * cross(G_rp1 + g * G_q11)
-        n_q21[own] += local(psi, ER2)
-        n_q22[own] += local(psi * psi, ER2) + 2 * cross(G_r2p1 + 2 * g * G_rq11 + g * g * G_q21)
+        n_p1[blk.own] += blk.local(1, ones)
+        n_p2[blk.own] += blk.local(2, ones) + 2 * blk.cross(G_p1)
+        n_q11[blk.own] += blk.local(1, ER)
+        n_q12[blk.own] += blk.local(2, ER) + 2 * blk.cross(G_rp1 + g * G_q11)
+        n_q21[blk.own] += blk.local(1, ER2)
+        n_q22[blk.own] += blk.local(2, ER2) + 2 * blk.cross(G_r2p1 + 2 * g * G_rq11 + g * g * G_q21)
         e1, e2 = (pi * ER).sum(axis=1), (pi * ER2).sum(axis=1)
         e1[~live] = e2[~live] = 0.0
         for arr in (n_p1, n_p2, n_q11, n_q12, n_q21, n_q22):
             arr[~live] = 0.0
         p1, p2, q11, q12, q21, q22 = n_p1, n_p2, n_q11, n_q12, n_q21, n_q22
     rho0 = np.where(live, mdp.initial, 0.0)
-    return tuple((rho0 @ m).reshape(S, A) for m in (p1, p2, q11, q12, q22))
-
-
-def _pair_sums(weight: np.ndarray, values: np.ndarray, pair: np.ndarray, d: int) -> np.ndarray:
-    """sum over each pair's entries of weight * values, [d, A] (values [nnz, A])."""
-    out = np.zeros((d, values.shape[1]))
-    np.add.at(out, pair, weight[:, None] * values)
-    return out
+    return tuple((rho0 @ m).reshape(blk.k, A) for m in (p1, p2, q11, q12, q22))
 
 
 def _form(name: str, mdp: TabularMDP, policy: Policy):
@@ -242,13 +266,15 @@ def _supported(estimator: Estimator) -> bool:
     return estimator.per_episode is get_estimator(estimator.name).per_episode
 
 
-def exact_variance(estimator: Estimator, mdp: TabularMDP, policy: Policy) -> VarianceResult | None:
+def exact_variance(estimator: Estimator, mdp: TabularMDP, policy: Policy, states=None) -> VarianceResult | None:
     """The exact per-component mean and variance of ``estimator`` under ``policy``, or None where not available.
 
     Available for the catalog estimators in ``SUPPORTED`` on a finite horizon with a tabular softmax policy,
     at most ``MAX_TABLE_ENTRIES`` table entries (S x S A) and ``MAX_WORK`` updates (H x S x S A; Taxi-v4: 3 10^8,
-    4-12 CPU-s per estimator); cached per (mdp, policy, estimator) by weak reference,
-    as the value tables are. None otherwise (the sampled test then keeps the sample's variance).
+    4-12 CPU-s per estimator for all 500 states); None otherwise (the sampled test then keeps the sample's
+    variance). ``states``: only the components of these states (the work is proportional to their number; nan
+    elsewhere in the result); None: all. Cached per (mdp, policy, estimator, state) by weak reference, as the value
+    tables are.
 
     >>> from verify.model.builtin import builtin_examples
     >>> chain = builtin_examples()["chain"]
@@ -260,22 +286,46 @@ def exact_variance(estimator: Estimator, mdp: TabularMDP, policy: Policy) -> Var
             or mdp.n_states * mdp.n_states * mdp.n_actions > MAX_TABLE_ENTRIES
             or mdp.horizon * mdp.n_states * mdp.n_states * mdp.n_actions > MAX_WORK):
         return None
+    want = _states(mdp, states)
     per_policy = _CACHE.setdefault(mdp, weakref.WeakKeyDictionary())
     hit = per_policy.setdefault(policy, {})
-    if estimator.name not in hit:
+    S, A = mdp.n_states, mdp.n_actions
+    known = hit.setdefault(estimator.name, _Known(S, A))
+    todo = want[~known.done[want]]
+    if todo.size:
         if estimator.name in ("total_return", "baseline_constant"):
-            if "(R - b) Phi" not in hit:        # shared by total_return and baseline_constant
-                hit["(R - b) Phi"] = return_times_score_moments(mdp, policy)
-            phi, phi2, r_phi, r_phi2, r2_phi2 = hit["(R - b) Phi"]
+            rphi = hit.setdefault("(R - b) Phi", _Known(S, A, parts=5))     # shared by the two
+            more = todo[~rphi.done[todo]]
+            if more.size:
+                rphi.fill(more, return_times_score_moments(mdp, policy, more))
+            phi, phi2, r_phi, r_phi2, r2_phi2 = (m[todo] for m in rphi.parts)
             b = 0.0 if estimator.name == "total_return" else float(constant_baseline_value(mdp, policy))
             mean = r_phi - b * phi                                  # E[(R - b) Phi]
             second = r2_phi2 - 2 * b * r_phi2 + b * b * phi2        # E[(R - b)^2 Phi^2]
         else:
             x, y, kappa, u = _form(estimator.name, mdp, policy)
-            mean, second = score_sum_moments(mdp, policy, x, y, kappa, u)
-        var = np.clip(second - mean * mean, 0.0, None)
+            mean, second = score_sum_moments(mdp, policy, x, y, kappa, u, todo)
         grad = gradient(mdp, policy).grad
         scale = max(float(np.sqrt(second.max(initial=0.0))), float(np.abs(grad).max(initial=0.0)), 1e-300)
-        ok = bool(np.all(np.abs(mean - grad) <= MEAN_RTOL * scale))
-        hit[estimator.name] = VarianceResult(mean, var, ok)
-    return hit[estimator.name]
+        ok = np.all(np.abs(mean - grad[todo]) <= MEAN_RTOL * scale, axis=1)
+        known.fill(todo, (mean, np.clip(second - mean * mean, 0.0, None)), ok)
+    rows = np.zeros(S, dtype=bool)
+    rows[want] = True
+    mean, var = (np.where(rows[:, None], m, np.nan) for m in known.parts)
+    return VarianceResult(mean, var, bool(known.ok[want].all()))
+
+
+class _Known:
+    """Per-state results computed so far: ``parts`` [S, A] arrays (nan until done), ``ok`` per state."""
+
+    def __init__(self, S: int, A: int, parts: int = 2):
+        self.parts = [np.full((S, A), np.nan) for _ in range(parts)]
+        self.done = np.zeros(S, dtype=bool)
+        self.ok = np.ones(S, dtype=bool)
+
+    def fill(self, states: np.ndarray, values, ok=None) -> None:
+        for part, v in zip(self.parts, values):
+            part[states] = v
+        self.done[states] = True
+        if ok is not None:
+            self.ok[states] = ok
