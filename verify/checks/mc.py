@@ -518,6 +518,9 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
         # Two tests on one sample: each at alpha / 2, so that "either rejects" keeps the level alpha.
         level = alpha / 2 if e.name in pairs else alpha
         test = consistency_test(acc[e.name], grad, alpha=level, cov=None if mom is None else mom.cov, scale=scale)
+        exact_var = _exact_variance(e, problem, test, level) if mom is None else None
+        if exact_var is not None:
+            test = consistency_test(acc[e.name], grad, alpha=level, scale=scale, variance=exact_var)
         detect = detectable_effect(episodes, max(test.dof, 1), level, DETECT_POWER, test=test.test)
         ptest, ref, chosen = _paired_test(test, pairs.get(e.name), acc[e.name], grad, level, scale, factor)
         worst = (ptest if chosen == "paired" else test).worst
@@ -525,6 +528,32 @@ def run_estimators(problem: Problem, estimators, *, episodes: int = DEFAULT_EPIS
                                 ptest, ref, chosen, covariance, resolution, functools.partial(component_name, problem),
                                 traces[e.name].result() if trace else None))
     return results
+
+
+def _exact_variance(e: Estimator, problem: Problem, test: ConsistencyResult, level: float) -> np.ndarray | None:
+    """Exact variances for the components a sampled max-|z| test could reject by (``verify.checks.variance``), nan
+    elsewhere; None when there are none, or no DP applies, or the DP's mean disagrees with grad J.
+
+    The candidates are the tested components whose sample |z| reaches half the critical value: the DP's work is
+    proportional to their states (a few under H0), not to all of theta. The others keep the sample's sigma and
+    cannot reject (their |z| is below half the critical value), so the test rejects only where the exact sigma
+    does: its level is at most that of the test with every sigma exact.
+    """
+    if test.test != "maxz" or test.undecided or test.exact_mismatch or test.stderr.ndim != 2:
+        return None
+    from verify.checks.stats import special
+
+    crit = float(-special.ndtri(level / (2 * max(test.dof, 1))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        candidate = test.informative & (np.abs(test.z) >= crit / 2)
+    if not candidate.any():
+        return None
+    from verify.checks.variance import exact_variance
+
+    res = exact_variance(e, problem.mdp, problem.policy, states=np.flatnonzero(candidate.any(axis=1)))
+    if res is None or not res.ok or res.variance.shape != candidate.shape:
+        return None
+    return np.where(candidate, res.variance, np.nan)
 
 
 def _enumeration(mdp, policy, covariance: str, n_estimators: int = 1):

@@ -39,6 +39,13 @@ For N i.i.d. per-episode estimates g_n with mean xbar and covariance Sigma, H0: 
   (``detectable_bias`` = inf). They keep the zero-variance check's bound: a non-zero value of probability p is
   drawn k ~ Binomial(N, p) times, so p <= p_up(k) (Clopper-Pearson at level alpha / m_excluded), and
   |E g_i| <= p_up 2 max|g| (the same heuristic size); an exact value beyond it is decisive (p = 0).
+- Exact per-component variances (``variance=``, max-|z| only; ``verify.checks.variance`` computes them by dynamic
+  programming for the catalog estimators on tabular problems of moderate size). The z of a component that varies
+  in the sample is then (xbar_i - exact_i) / (sigma_i / sqrt N) with the exact sigma_i: a value v of probability p
+  that the sample missed moves the mean by p v while sigma_i >= v sqrt(p), so it moves z by at most sqrt(p N) (< 1
+  for p < 1 / N). With the sample's s_i a sample that missed the tail shrinks its own yardstick: on Taxi-v4 that
+  made the upper tail of z twice the lower (docs/verdicts.md). Which components are tested (the count and tail
+  rules) is still the sample's.
 - Verdict "inconsistent" when p <= alpha; "undecided" when the sample covariance has no component above round-off
   (every estimate the same), or every component that varies was left out for too few non-zero values: a test that
   could not have rejected is never a pass.
@@ -240,6 +247,7 @@ class ConsistencyResult:
     excluded: np.ndarray | None = None
     tail: np.ndarray | None = None      # ``tail_ratio`` per component (max-|z| on a sample with power sums)
     nonzero: np.ndarray | None = None   # per component, the number of non-zero values (sample tests)
+    exact_variance: int = 0             # components max-|z| divided by their exact standard deviation
 
     @property
     def consistent(self) -> bool:
@@ -273,7 +281,8 @@ class ConsistencyResult:
                 "mean": self.mean.tolist(), "stderr": self.stderr.tolist(), "exact": self.exact.tolist(),
                 "worst": list(self.worst), "n": self.n, "exact_mismatch": self.exact_mismatch,
                 "null_tolerance": self.null_tolerance, "reason": self.reason,
-                "excluded": np.argwhere(self.few).tolist(), "min_nonzero": MIN_NONZERO, "tail_slack": TAIL_SLACK}
+                "excluded": np.argwhere(self.few).tolist(), "min_nonzero": MIN_NONZERO, "tail_slack": TAIL_SLACK,
+                "exact_variance": self.exact_variance}
 
     def episodes_to_test(self) -> np.ndarray:
         """Per component, about how many episodes would make it testable (tail rule and MIN_NONZERO: R and the
@@ -293,7 +302,8 @@ SAMPLE_TESTS = ("maxz", "hotelling")
 
 
 def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: np.ndarray | None = None,
-                     scale: float = 0.0, sample_test: str = "maxz", diagonal: bool = False) -> ConsistencyResult:
+                     scale: float = 0.0, sample_test: str = "maxz", diagonal: bool = False,
+                     variance: np.ndarray | None = None) -> ConsistencyResult:
     """Test H0: E[g] = exact from the sample moments of g.
 
     Args:
@@ -307,6 +317,12 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
       diagonal: max-|z| with the sample covariance only: use its diagonal alone (no eigendecomposition, O(d)
         instead of O(d^3)); the zero-variance directions checked are then the components with zero variance,
         not every direction of the null space (a weaker check, the same level).
+      variance: max-|z| with the sample covariance only: the exact per-component variances of g under the
+        policy (``verify.checks.variance``), any shape with ``sample.mean.size`` entries, nan where unknown. Each
+        component that varies in the sample and has one is then z-tested against its exact standard error
+        instead of the sample's (a
+        standardised mean: a sample that missed a rare value no longer shrinks its own yardstick); which components
+        are tested (the count and tail rules) and the zero-variance checks stay the sample's.
 
     Returns:
       ConsistencyResult.
@@ -332,13 +348,19 @@ def consistency_test(sample: SampleMoments, exact, *, alpha: float = 1e-3, cov: 
         raise UsageError(f"the {sample_test} test needs the full sample covariance, not only its diagonal")
     by_component = (diagonal or sample.diagonal) and cov is None and sample_test == "maxz"
     sd, big, lam, U, U0, flat, cut = _support_above_roundoff(sample, mu, sigma, scale, by_component)
+    if variance is not None:
+        if cov is not None or sample_test != "maxz":
+            raise UsageError("exact per-component variances serve the max-|z| test with the sample covariance only")
+        sd, n_exact = _exact_sd(sd, variance, big)
+    else:
+        n_exact = 0
     r = lam.size
     stderr = np.where(sd > EXACT_RTOL * big, sd, 0.0) / np.sqrt(n)
     tol_null = _null_tolerance(sample, big, cut, alpha, sampled=cov is None)
     test = sample_test if cov is None else "chi2"
     shaped = lambda v: v.reshape(shape)  # noqa: E731
     common = dict(mean=shaped(sample.mean), stderr=shaped(stderr), exact=exact_arr.copy(), n=n, alpha=alpha,
-                  null_tolerance=float(tol_null))
+                  null_tolerance=float(tol_null), exact_variance=n_exact)
     worst = _null_space_mismatch(diff, U0, flat, tol_null)
     if worst is not None:
         return ConsistencyResult(test, float("inf"), r, 0.0, verdict="inconsistent", worst=_index(worst, shape),
@@ -386,6 +408,19 @@ def _support_above_roundoff(sample: SampleMoments, mu: np.ndarray, sigma: np.nda
         return sd, big, sd[~flat] ** 2, None, None, flat, (EXACT_RTOL * big) ** 2
     lam, U, U0, cut = support(sigma, floor=(EXACT_RTOL * big) ** 2)
     return sd, big, lam, U, U0, None, cut
+
+
+def _exact_sd(sd: np.ndarray, variance, big: float) -> np.ndarray:
+    """The exact standard deviation where the sample varies and the exact one is above round-off; else the
+    sample's (a component the sample saw constant keeps the zero-variance check, with its unseen-value allowance;
+    an exact variance at round-off level beside a varying sample would be cancellation, not information; nan: not
+    computed), and how many components take the exact one."""
+    exact_sd = np.sqrt(np.clip(np.asarray(variance, dtype=float).ravel(), 0.0, None))
+    if exact_sd.shape != sd.shape:
+        raise UsageError(f"the exact variances have {exact_sd.size} entries, expected {sd.size}")
+    with np.errstate(invalid="ignore"):
+        use = (sd > EXACT_RTOL * big) & np.isfinite(exact_sd) & (exact_sd > EXACT_RTOL * big)
+    return np.where(use, exact_sd, sd), int(np.count_nonzero(use))
 
 
 def _null_tolerance(sample: SampleMoments, big: float, cut: float, alpha: float, *, sampled: bool) -> float:
