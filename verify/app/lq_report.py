@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verify.checks.mc import StatusRow
+
 __all__ = ["LQRow", "lq_rows"]
 
 FULL_EXAMPLES = ("lq2d", "lq1d_discounted")
@@ -17,7 +19,7 @@ QUICK_EPISODES, FULL_EPISODES = 4_000, 20_000
 
 
 @dataclass(frozen=True)
-class LQRow:
+class LQRow(StatusRow):
     """One LQ check: section ("derivation", "gradient" or "estimator"), example, name, status (passed / failed /
     undecided) and a one-line detail computed from the evidence."""
 
@@ -26,14 +28,6 @@ class LQRow:
     name: str
     status: str
     detail: str
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    @property
-    def undecided(self) -> bool:
-        return self.status == "undecided"
 
     def to_json(self) -> dict:
         return {"section": self.section, "example": self.example, "name": self.name, "status": self.status,

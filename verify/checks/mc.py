@@ -638,8 +638,23 @@ def run_mc(problem: Problem, estimator: str | Estimator, **settings) -> McResult
 STATUSES = ("passed", "failed", "undecided")
 
 
+class StatusRow:
+    """The two questions every report row answers from its ``status`` (one of ``STATUSES``); "undecided" is never
+    counted as passed."""
+
+    status: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def undecided(self) -> bool:
+        return self.status == "undecided"
+
+
 @dataclass(frozen=True, eq=False)
-class CheckRow:
+class CheckRow(StatusRow):
     """One estimator in ``check``: its run, what was expected, what happened, and the row's status.
 
     status: "passed", "failed" or "undecided" (the run could not decide; never counted as passed).
@@ -650,14 +665,6 @@ class CheckRow:
     outcome: str
     status: str
     note: str = ""     # why the expectation differs from the catalog's claim on this problem (``verify.checks.equivalence``)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    @property
-    def undecided(self) -> bool:
-        return self.status == "undecided"
 
     def to_json(self) -> dict:
         return {**self.mc.to_json(), "expected": self.expected, "outcome": self.outcome, "status": self.status,
