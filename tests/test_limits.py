@@ -50,10 +50,26 @@ def test_the_work_limit_counts_the_steps_that_run():
 
 def test_chunks_fit_the_memory_limit_without_a_floor():
     mdp = _loop(horizon=10**5, stay=1.0)
+    per_episode = 195 * (10**5 + 1)     # the run's budget charges 195 bytes per padded step (``run_bytes``)
+    assert per_episode > episode_bytes(mdp)
     for limit in (300 * 2**20, 2**30):
         with limits_scope(Limits(max_memory=limit)):
             n = chunk_size(mdp)
-        assert PROCESS_BYTES + n * episode_bytes(mdp) <= limit < PROCESS_BYTES + (n + 1) * episode_bytes(mdp)
+        assert PROCESS_BYTES + n * per_episode <= limit < PROCESS_BYTES + (n + 1) * per_episode
+
+
+@pytest.mark.parametrize("limit", ["300M", "1G", "2G"])
+def test_a_run_that_fits_in_smaller_chunks_is_not_refused_under_a_larger_limit(limit):
+    # 1 000 episodes of 10^5 steps ran under 300M in small chunks but were refused under 1G and 2G (1.6 and
+    # 3.5 GiB): the chunks were sized at a cheaper rate per step than the run's budget charged.
+    from verify.checks.budget import run_bytes
+    from verify.io import parse_size
+    from verify.problem import Problem
+
+    problem = Problem(_loop(horizon=10**5, stay=1.0), TabularSoftmax(np.zeros((2, 1))))
+    with limits_scope(Limits(max_memory=parse_size(limit))):
+        needed = run_bytes(problem, 1000, ["reward_to_go"])
+    assert PROCESS_BYTES + needed <= parse_size(limit), (needed / 2**20, limit)
 
 
 def test_a_gamma_next_to_one_is_refused_in_a_second_not_run():

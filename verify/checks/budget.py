@@ -20,7 +20,7 @@ import numpy as np
 from verify.model.problem import live_size
 from verify.numerics.backward import horizon_values_bytes
 from verify.numerics.exact import gradient_bytes
-from verify.numerics.sampler import ALIAS_MAX_WIDTH, chunk_size, default_max_steps, episode_bytes
+from verify.numerics.sampler import ALIAS_MAX_WIDTH, CHUNK_STEP_BYTES, chunk_size, default_max_steps, episode_bytes
 
 __all__ = ["run_bytes"]
 
@@ -28,7 +28,6 @@ TABLE_BUILD_BYTES = 154.0   # per joint-table entry during the alias constructio
 TABLE_KEPT_BYTES = 55.0     # per joint-table entry kept while sampling (measured 55 at S = 10^6)
 OPERATOR_BYTES = 12.0       # per live transition of the exact gradient's cached operator (CSR values, indices)
 MOMENT_BYTES = 40.0         # per parameter and running diagonal SampleMoments (mean, scatter, counts, extremes)
-CHUNK_STEP_BYTES = 195.0    # per padded step of a chunk (measured 176-213 on the gridworlds, 20 000 episodes)
 
 
 def _step_cap(mdp, max_steps: int | None) -> int:

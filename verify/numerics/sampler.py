@@ -53,6 +53,9 @@ __all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "PROCESS_BYT
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
 PROCESS_BYTES = 160 * 2**20    # the process before sampling: interpreter, numpy, scipy, rich (measured ~62-100 MB RSS)
+# Peak bytes per padded step of a chunk with every estimator's and reference's visited rows (measured 176-213 on the
+# gridworlds, 20 000 episodes); ``verify.checks.budget.run_bytes`` charges it, so the chunks are sized by it too.
+CHUNK_STEP_BYTES = 195
 TRUNCATION_RTOL = 1e-12        # relative truncation bias allowed for horizon null, gamma < 1
 GAMMA_ONE_MAX_STEPS = 100_000  # default cap for horizon null with gamma = 1 (reaching it is an error)
 
@@ -296,8 +299,8 @@ def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int | N
     >>> chunk_size(frozen_lake_sized)           # 200 MiB / (8 (8 * 101 + 5 * 64)) = 200 MiB / 9024 bytes
     23239
     >>> long = TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[1.0]], horizon=10**5)
-    >>> chunk_size(long), chunk_size(long, budget=100 * 2**20)     # 10.4 MB per episode under 2 GiB - 160 MiB
-    (190, 10)
+    >>> chunk_size(long), chunk_size(long, budget=100 * 2**20)     # 195 bytes per step under 2 GiB - 160 MiB
+    (101, 10)
     """
     per_episode = episode_bytes(mdp, max_steps=max_steps, dense=dense)
     if budget is not None:
@@ -306,7 +309,10 @@ def chunk_size(mdp: TabularMDP, *, max_steps: int | None = None, budget: int | N
     S, A = mdp.n_states, mdp.n_actions
     rows = S if S * A < ROWS_MIN_PARAMETERS else min(S, T + 1)
     stream = max(256, CHUNK_BYTES // (8 * (8 * (T + 1) + 5 * rows * A)))   # keeps every seed's episodes as before
-    fits = max(1, (current_limits().max_memory - PROCESS_BYTES) // per_episode)
+    # A chunk must fit at the rate the run's budget charges (``run_bytes``), or a limit that smaller chunks would
+    # meet refuses the run: 1 000 episodes of 10^5 steps under 1G were refused at 1.6 GiB.
+    charged = per_episode if dense or mdp.horizon is None else max(per_episode, CHUNK_STEP_BYTES * (T + 1))
+    fits = max(1, (current_limits().max_memory - PROCESS_BYTES) // charged)
     return int(min(stream, fits))
 
 
