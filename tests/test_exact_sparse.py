@@ -244,3 +244,14 @@ def test_action_values_at_the_steps_are_value_tables_q_bit_for_bit(horizon):
     s = s[~mdp.terminal[s]]
     t, a = rng.integers(0, Q.shape[0], size=s.size), rng.integers(0, mdp.n_actions, size=s.size)
     assert _bits(action_values_at(mdp, policy, t, s, a)) == _bits(Q[t, s, a])
+
+
+@given(st.lists(st.integers(0, 5000), min_size=1, max_size=300), st.sampled_from([5001, 2**20]))
+@settings(max_examples=60, deadline=None)
+def test_distinct_keys_by_marking_equal_numpy_unique(keys, space):
+    from verify.numerics.exact import _unique_inverse
+
+    key = np.array(keys, dtype=np.intp)
+    expected_keys, expected_inverse = np.unique(key, return_inverse=True)
+    got_keys, got_inverse = _unique_inverse(key, space)
+    assert np.array_equal(got_keys, expected_keys) and np.array_equal(got_inverse, expected_inverse)

