@@ -99,7 +99,7 @@ def _expect_in_ring(expr: Basic, normals: tuple):
     products are multiplied out as dictionaries of exponent tuples instead of ``expand``'s expression trees
     (about 20 times faster on the LQ claims).
     """
-    from sympy import Dummy, Number, QQ
+    from sympy import Dummy, QQ
     from sympy.polys.rings import ring
 
     opaque: dict = {}

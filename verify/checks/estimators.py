@@ -371,9 +371,9 @@ ESTIMATORS: tuple[Estimator, ...] = (
               from_weights(minus(action_value, state_value))),
     gae_estimator(GAE_LAMBDA),
     Estimator("ppo_surrogate",
-              rf"\sum_{{t \ge 0}} \gamma^t \nabla_\theta \min\left(\rho_t A_t, "
-              rf"\operatorname{{clip}}(\rho_t, 1 - \epsilon, 1 + \epsilon) A_t\right),\ \theta = \theta_{{old}},\ "
-              rf"\rho_t = \frac{{\pi_\theta(a_t \mid s_t)}}{{\pi_{{\theta_{{old}}}}(a_t \mid s_t)}}",
+              r"\sum_{t \ge 0} \gamma^t \nabla_\theta \min\left(\rho_t A_t, "
+              r"\operatorname{clip}(\rho_t, 1 - \epsilon, 1 + \epsilon) A_t\right),\ \theta = \theta_{old},\ "
+              r"\rho_t = \frac{\pi_\theta(a_t \mid s_t)}{\pi_{\theta_{old}}(a_t \mid s_t)}",
               True,
               "the gradient of PPO's clipped surrogate with the exact advantage A_t = Q_t - V_t, at theta = theta_old "
               "(first epoch, first minibatch): rho_t = 1, the clip is inactive, and it is the advantage form of "
