@@ -10,6 +10,11 @@ output. The documents quote their figures from such a record and name it.
     python benchmarks/regenerate.py --slow               # also the 10^6-state scale run and the calibrations
     python benchmarks/regenerate.py --only report_speed startup
     python benchmarks/regenerate.py --list               # what would run, and the figures each feeds
+    python benchmarks/regenerate.py --splice benchmarks/results/RECORD.md   # put its outputs into the documents
+
+A document quotes a benchmark's output as a ``text`` block right after a marker naming the record and the section,
+``<!-- record: benchmarks/results/RECORD.md#sampler -->``; ``--splice`` rewrites every such block (and its marker)
+from a record, and ``tests/test_benchmarks_regenerate.py`` fails when a block differs from the section it names.
 
 The record is written atomically and never over an existing file without ``--force``. Exit status: 0 when every
 benchmark ran and exited 0, 1 when one failed (its output is in the record), 2 on bad arguments.
@@ -20,6 +25,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -173,6 +179,55 @@ def write_atomic(path: Path, text: str, force: bool) -> None:
         raise
 
 
+MARKER = re.compile(r"^<!-- record: (?P<record>\S+?)#(?P<name>\w+) -->\n```text\n(?P<body>.*?)^```$",
+                    re.MULTILINE | re.DOTALL)
+DOCUMENTS = ("README.md", "docs/*.md")
+
+
+def record_outputs(path: Path) -> dict[str, str]:
+    """Each benchmark section's output in a record (stdout only: a ``[stderr]`` tail is left out), by name."""
+    text = path.read_text()
+    out = {}
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        name = section.split("\n", 1)[0].strip()
+        block = re.search(r"^```\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+        if block:
+            out[name] = block.group(1).split("\n[stderr]\n", 1)[0].rstrip() + "\n"
+    return out
+
+
+def quoted_blocks():
+    """(document, match) for every record marker and the ``text`` block after it."""
+    for pattern in DOCUMENTS:
+        for doc in sorted(ROOT.glob(pattern)):
+            for m in MARKER.finditer(doc.read_text()):
+                yield doc, m
+
+
+def splice(record: Path) -> list[str]:
+    """Rewrite every quoted block from ``record``; the documents changed. A block naming a section the record
+    lacks is an error (nothing is written)."""
+    outputs = record_outputs(record)
+    try:
+        rel = record.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        raise BadArguments(f"{record} is outside the repository: documents may only quote a committed record") from None
+    changed, texts = [], {}
+    for doc, m in quoted_blocks():
+        if m.group("name") not in outputs:
+            raise BadArguments(f"{doc.relative_to(ROOT)} quotes section {m.group('name')!r}, which {rel} lacks")
+        texts.setdefault(doc, doc.read_text())
+
+    def replace(m: re.Match) -> str:
+        return f"<!-- record: {rel}#{m.group('name')} -->\n```text\n{outputs[m.group('name')]}```"
+    for doc, text in texts.items():
+        new = MARKER.sub(replace, text)
+        if new != text:
+            write_atomic(doc, new, force=True)
+            changed.append(str(doc.relative_to(ROOT)))
+    return changed
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,6 +237,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="the record (default benchmarks/results/DATE-REVISION.md)")
     p.add_argument("--force", action="store_true", help="replace an existing record")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark (default 1800)")
+    p.add_argument("--splice", type=Path, metavar="RECORD",
+                   help="rewrite the documents' quoted outputs from RECORD (no benchmark runs)")
     args = p.parse_args(argv)
     unknown = sorted(set(args.only or ()) - set(BY_NAME))
     if unknown:
@@ -195,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
         chosen = [BY_NAME[n] for n in args.only] if args.only else [b for b in BENCHES if args.slow or not b.slow]
+        if args.splice:
+            if not args.splice.is_file():
+                raise BadArguments(f"no record {args.splice}")
+            changed = splice(args.splice)
+            print(f"rewrote {', '.join(changed)}" if changed else "every quoted block already matches")
+            return 0
         if args.list:
             for b in chosen:
                 print(f"{b.name:20} python {' '.join(b.argv)}\n{'':20} feeds: {b.feeds}")
