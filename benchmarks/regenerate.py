@@ -69,7 +69,7 @@ BENCHES = (
     Bench("read", ("benchmarks/bench_read.py",), "docs/performance.md and docs/reliability.md: reading a 10^5 MDP file"),
     Bench("exact", ("benchmarks/bench_exact.py", "--quick", "--threads", "1"),
           "README Performance and docs/performance.md \"Exact gradients\"", extras=("gymnasium",)),
-    Bench("fisher", ("benchmarks/bench_fisher.py", "--quick"), "docs/performance.md \"The exact Fisher matrix\"",
+    Bench("fisher", ("benchmarks/bench_fisher.py",), "docs/performance.md \"The exact Fisher matrix\"",
           extras=("torch",)),
     Bench("lq", ("benchmarks/bench_lq.py",), "docs/continuous.md and docs/performance.md: exact LQ grad J vs autodiff",
           extras=("torch",)),
