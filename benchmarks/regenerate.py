@@ -6,7 +6,7 @@ and writes one Markdown record: the machine (CPU model, cores, memory), the vers
 benchmark its command, the load average before and after, its wall and CPU seconds, its exit status and its whole
 output. The documents quote their figures from such a record and name it.
 
-    python benchmarks/regenerate.py                      # all but the slow ones; record in benchmarks/results/
+    python benchmarks/regenerate.py                      # all but the slow ones; record in benchmarks/results/DATE-HHMM.md
     python benchmarks/regenerate.py --slow               # also the 10^6-state scale run and the calibrations
     python benchmarks/regenerate.py --only report_speed startup
     python benchmarks/regenerate.py --list               # what would run, and the figures each feeds
@@ -234,7 +234,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", nargs="+", metavar="NAME", help=f"just these ({', '.join(BY_NAME)})")
     p.add_argument("--slow", action="store_true", help="also the benchmarks that take minutes")
     p.add_argument("--list", action="store_true", help="print what would run and the figures each feeds, then exit")
-    p.add_argument("--out", type=Path, help="the record (default benchmarks/results/DATE-REVISION.md)")
+    p.add_argument("--out", type=Path, help="the record (default benchmarks/results/DATE-HHMM.md, UTC)")
     p.add_argument("--force", action="store_true", help="replace an existing record")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark (default 1800)")
     p.add_argument("--splice", type=Path, metavar="RECORD",
@@ -263,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{b.name:20} python {' '.join(b.argv)}\n{'':20} feeds: {b.feeds}")
             return 0
         stamp = datetime.datetime.now(datetime.timezone.utc)
-        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                  text=True).stdout.strip() or "norev"
-        out = args.out or ROOT / "benchmarks" / "results" / f"{stamp:%Y-%m-%d}-{revision}.md"
+        out = args.out or ROOT / "benchmarks" / "results" / f"{stamp:%Y-%m-%d-%H%M}.md"
         if out.exists() and not args.force:     # before minutes of work, not after
             raise BadArguments(f"{out} exists: pass --force to replace it")
     except BadArguments as e:
