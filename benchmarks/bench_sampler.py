@@ -80,11 +80,57 @@ def problems() -> list[TabularMDP]:
 
 # --- the samplers -----------------------------------------------------------------------------------------------
 
-def run_pgverify(mdp, policy, n, seed):
-    steps = 0
-    for batch in iter_episode_chunks(mdp, policy, n, np.random.default_rng(seed)):
-        steps += int(batch.lengths.sum())
-    return steps
+def run_pgverify(mdp, policy, n, seed, kernel=True):
+    """pgverify's sampler, with its compiled kernel (when numba is installed) or forced onto the numpy path."""
+    old = os.environ.pop("PGVERIFY_NO_NUMBA", None)
+    if not kernel:
+        os.environ["PGVERIFY_NO_NUMBA"] = "1"
+    try:
+        steps = 0
+        for batch in iter_episode_chunks(mdp, policy, n, np.random.default_rng(seed)):
+            steps += int(batch.lengths.sum())
+        return steps
+    finally:
+        os.environ.pop("PGVERIFY_NO_NUMBA", None)
+        if old is not None:
+            os.environ["PGVERIFY_NO_NUMBA"] = old
+
+
+COMPILE_PROBE = """
+import time, numpy as np
+t0 = time.process_time()
+from verify.sampler import compiled_kernel, sample_episodes
+kernel = compiled_kernel()
+t1 = time.process_time()
+from verify.builtin import builtin_examples
+ex = builtin_examples()["gridworld"]
+t2 = time.process_time()
+sample_episodes(ex.mdp, ex.policy, 10, np.random.default_rng(0))
+t3 = time.process_time()
+sample_episodes(ex.mdp, ex.policy, 10, np.random.default_rng(0))
+t4 = time.process_time()
+print(kernel is not None, t1 - t0, t3 - t2, t4 - t3)
+"""
+
+
+def compile_times() -> str:
+    """The kernel's one-off costs, each in a fresh interpreter: importing numba and the kernel module, then the
+    first sampled chunk with an empty numba cache (JIT compilation) and with the cache it left (a later process)."""
+    import subprocess
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lines = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=root)
+        env.pop("PGVERIFY_NO_NUMBA", None)
+        for label in ("empty numba cache (JIT compilation)", "numba's disk cache (a later process)"):
+            out = subprocess.run([sys.executable, "-c", COMPILE_PROBE], env=env, capture_output=True, text=True,
+                                 check=True).stdout.split()
+            if out[0] != "True":
+                return "  compiled kernel: not available (numba not installed)"
+            lines.append(f"  {label}: import numba + kernel module {float(out[1]):.2f} CPU-s, first 10 episodes "
+                         f"{float(out[2]):.2f} CPU-s, the next 10 {float(out[3]) * 1e3:.1f} ms")
+    return "\n".join(lines)
 
 
 def bisect_tables(mdp, policy):
@@ -271,19 +317,25 @@ def compare(mdp, sizes: list[int], n_slow: int, repeats: int, compiled: dict, go
     print(f"  sanity: {mean_return_check(mdp, policy, tables)}")
     for run in compiled.values():
         run(mdp, policy, 10, 0, tab)                # JIT compilation, not timed
+    run_pgverify(mdp, policy, 10, 0)                # the kernel's compilation (or cache load), reported apart
     slow = min(best_ns_per_step(lambda: run_bisect(mdp, policy, n_slow, r, tables), 1) for r in range(repeats))
     for n in sizes:
-        ours = float("inf")
+        ours = numpy_path = float("inf")
         comp = dict.fromkeys(compiled, float("inf"))
         for r in range(repeats):                    # take turns, so load affects all alike
-            ours = min(ours, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r), 1))
+            if compiled:
+                ours = min(ours, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r), 1))
+            numpy_path = min(numpy_path, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r, False), 1))
             for name, run in compiled.items():
                 comp[name] = min(comp[name], best_ns_per_step(lambda: run(mdp, policy, n, r, tab), 1))
         steps = run_pgverify(mdp, policy, n, 0)
         floor = min(best_ns_per_step(lambda: uniforms_only(steps, r), 1) for r in range(repeats))
         best = min(comp.values(), default=None)
         print(f"  N = {n}:  {'sampler':36s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
-        rows = ([("pgverify (vectorised, alias)", ours)] + [(f"compiled loop ({k})", v) for k, v in comp.items()]
+        if not compiled:
+            ours = numpy_path
+        rows = (([("pgverify, numba kernel", ours)] if compiled else []) + [("pgverify, numpy path", numpy_path)]
+                + [(f"compiled loop ({k})", v) for k, v in comp.items()]
                 + [("numpy's uniforms alone (floor)", floor)])
         for name, t in rows:
             print(f"  {'':10s}{name:36s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
@@ -304,6 +356,9 @@ def main() -> None:
     print(f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}; numba "
           f"{'available' if compiled else 'not installed: the compiled baselines are skipped'}; python "
           f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f}")
+    if compiled:
+        print("pgverify's compiled kernel, one-off costs (fresh interpreters):")
+        print(compile_times())
     for mdp in problems():
         compare(mdp, sizes=[20_000] if args.quick else [20_000, 200_000], n_slow=5_000,
                 repeats=args.repeats, compiled=compiled, goal=args.goal)

@@ -31,6 +31,7 @@ no cap is harmless, so an episode still running at the cap raises ``UsageError``
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator
@@ -331,13 +332,17 @@ def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator, buf: np
 
 
 def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
-                  rng: np.random.Generator, meter: WorkMeter) -> Episodes:
+                  rng: np.random.Generator, meter: WorkMeter, workspace: dict | None = None) -> Episodes:
     init_keys = np.cumsum(mdp.initial)
     # The same pinning as the joint table's last entries: u in [0, 1) always lands on a state with rho0 > 0.
     init_keys[np.flatnonzero(mdp.initial > 0)[-1]:] = np.inf
     s0 = init_keys.searchsorted(rng.random(n), side="right")
     alive = np.flatnonzero(~mdp.terminal[s0])
     rows = s0[alive] * max(table.width, 1)
+    kernel = compiled_kernel()
+    if kernel is not None:
+        return _sample_chunk_compiled(kernel, mdp, policy, table, n, cap, s0, alive, rows, rng, meter,
+                                      {} if workspace is None else workspace)
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
     step, buf = table.next_or_end, np.empty(alive.size)
@@ -349,7 +354,7 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
             break
         taken += alive.size
         if taken > left:
-            meter.charge(taken, f"sampling {n} episodes (horizon {mdp.horizon}, gamma {mdp.gamma!r})")
+            meter.charge(taken, _work_what(mdp, n))
         k = _draw(table, rows, rng, buf)
         ids.append(alive)            # the same array object until an episode ends (no copies on long episodes)
         ks.append(k)
@@ -358,9 +363,7 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
             keep = rows >= 0
             alive = alive[keep]
             rows = rows[keep]
-    if alive.size and mdp.horizon is None and mdp.gamma == 1.0:
-        raise UsageError(f"{alive.size} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
-                         "horizon null); pass a larger max_steps or give the MDP a horizon")
+    _require_terminated(mdp, alive.size, n, cap)
     del rows, buf  # the working set is gone; everything else is rebuilt from the log.
     meter.charge(taken, "sampling")
 
@@ -387,6 +390,54 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     steps = Steps(n=n_step, t=t_step, s=table.state.take(k), a=table.action.take(k), r=table.reward.take(k),
                   lengths=lengths, n_states=mdp.n_states, n_actions=mdp.n_actions)
     # The padded arrays are built from the steps when first read (the reward-to-go estimators never do).
+    return StepEpisodes(steps, final, mdp, policy)
+
+
+def _work_what(mdp: TabularMDP, n: int) -> str:
+    return f"sampling {n} episodes (horizon {mdp.horizon}, gamma {mdp.gamma!r})"
+
+
+def _require_terminated(mdp: TabularMDP, running: int, n: int, cap: int) -> None:
+    if running and mdp.horizon is None and mdp.gamma == 1.0:
+        raise UsageError(f"{running} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
+                         "horizon null); pass a larger max_steps or give the MDP a horizon")
+
+
+_KERNEL: object = None      # the compiled kernel module once looked for; False when numba is not importable
+
+
+def compiled_kernel():
+    """``verify.numerics.sampler_kernel`` when numba is installed and ``PGVERIFY_NO_NUMBA`` is unset (or "0"), else
+    None. Both paths give the same episodes bit for bit (``tests/test_sampler_kernel.py``): the choice is speed only.
+    numba is imported here, on the first sampled chunk, never at start-up."""
+    if os.environ.get("PGVERIFY_NO_NUMBA", "") not in ("", "0"):
+        return None
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            from verify.numerics import sampler_kernel
+        except ImportError:             # numba absent (or unusable with this numpy): the numpy path
+            sampler_kernel = False
+        _KERNEL = sampler_kernel
+    return _KERNEL or None
+
+
+def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
+                           s0: np.ndarray, alive: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
+                           meter: WorkMeter, workspace: dict) -> Episodes:
+    """``_sample_chunk`` from s_0 on, by the compiled kernel: the same draws, episodes and errors."""
+    stopped, taken, running, lengths, log = kernel.run_chunk(table, alive, rows, n, cap, meter.remaining(), rng,
+                                                             workspace)
+    if stopped:
+        meter.charge(taken, _work_what(mdp, n))
+        raise UsageError(f"{_work_what(mdp, n)} stopped at the work limit")   # charge raises; round-off aside
+    _require_terminated(mdp, running, n, cap)
+    meter.charge(taken, "sampling")
+    order, first = longest_first(lengths)
+    final = s0.copy()
+    n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final, workspace)
+    steps = Steps(n=n_step, t=t_step, s=s, a=a, r=r, lengths=lengths, n_states=mdp.n_states,
+                  n_actions=mdp.n_actions)
     return StepEpisodes(steps, final, mdp, policy)
 
 
@@ -418,8 +469,9 @@ def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.
         positive_int(chunk, "chunk")
     table = joint_table(mdp, policy)
     meter = work_meter()
+    workspace: dict = {}     # the compiled kernel's scratch arrays, reused by every chunk
     for start in range(0, n, chunk):
-        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter)
+        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter, workspace)
 
 
 def concatenate(batches: list[Episodes]) -> Episodes:

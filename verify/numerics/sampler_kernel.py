@@ -1,0 +1,226 @@
+"""The sampler's optional compiled kernel (numba): the same episodes as the numpy path, bit for bit, faster.
+
+``verify.numerics.sampler`` imports this module only when numba is installed (``pip install pgverify[fast]``) and
+``PGVERIFY_NO_NUMBA`` is unset; nothing imports it at start-up. It does what the vectorised path does, in the
+same order, one compiled loop per chunk instead of about a dozen numpy passes per step:
+
+- the uniforms come from the caller's ``numpy.random.Generator`` itself: the kernel calls the bit generator's
+  own C function ``next_double`` through ``BitGenerator.ctypes`` (the function numpy's ``Generator.random``
+  calls once per element), under the bit generator's lock. So the k-th uniform is the k-th uniform numpy would
+  have drawn, whatever the bit generator, and the stream left behind is where numpy would have left it;
+- time-major, like the numpy path: at step t every running episode, in episode order, takes the next uniform
+  and draws its table entry (alias: column ``int(u K)`` capped at K - 1, kept when the fractional part is below
+  ``accept``; keys: the first key above s + u over all rows, capped at the row's last entry), then the episodes
+  that ended leave the running list, which keeps its order. The arithmetic is the numpy path's (the same float
+  operations in the same order, no fast-math), so every draw is the same;
+- the time-major log (episode, entry) is then written straight into the estimators' step layout (``Steps``:
+  longest episode first) with s, a and r gathered from the entry, by a second loop.
+
+Why not numba's own ``np.random.Generator`` support: it reproduces numpy's stream too, but cost 8.3 ns per
+uniform here against 1.5 ns for the direct call (and numpy's bulk ``random`` 1.6 ns).
+
+Compilation: on first use in a process (about 1-2 CPU-s), cached on disk by numba (``cache=True``) next to this
+file, or where ``NUMBA_CACHE_DIR`` says, or in numba's per-user cache directory when this file's directory is
+not writable (an installed package); when no location is writable the kernels compile without a disk cache.
+Later processes load them in a fraction of a second. ``benchmarks/bench_sampler.py`` reports both.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = ["draw_log", "reorder", "run_chunk", "steps_from_log"]
+
+
+def _jit(fn):
+    """``numba.njit`` with numba's disk cache where numba finds a writable place for it, else without."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:        # numba: "cannot cache function ...: no locator available for file ..."
+        return numba.njit(nogil=True)(fn)
+
+
+@intrinsic
+def _next_double(typingctx, fn_address, state_address):
+    """``bitgen->next_double(bitgen->state)``: one uniform in [0, 1) from a numpy bit generator's C interface."""
+    sig = types.float64(types.uintp, types.uintp)
+
+    def codegen(context, builder, signature, args):
+        void_p = ir.IntType(8).as_pointer()
+        fn_type = ir.FunctionType(ir.DoubleType(), [void_p])
+        fn = builder.inttoptr(args[0], fn_type.as_pointer())
+        return builder.call(fn, [builder.inttoptr(args[1], void_p)])
+
+    return sig, codegen
+
+
+def _draw_log(fn, st, K, accept, alias, keys, last, next_or_end, alive, rows, cap, left,
+              log_e, log_k, running, lengths):
+    """Run the episodes of one chunk time-major from their first rows; log (episode, entry) per step.
+
+    Args:
+      fn, st: the bit generator's ``next_double`` and state addresses.
+      K: the alias width, 0 for the keys layout; accept, alias / keys, last: the layout's arrays (the other two
+        may be empty).
+      next_or_end: ``JointTable.next_or_end``.
+      alive, rows: the running episodes (ascending) and their first rows [m]; overwritten.
+      cap: the step cap; left: the work left (steps), the loop stops once the steps taken exceed it.
+      log_e, log_k: the log, at least cap m entries; running [cap]: running episodes per step; lengths [N]: each
+        ended episode's length is written there.
+
+    Returns:
+      (steps run T, episodes still running, steps taken, whether the work limit stopped the loop).
+    """
+    m = alive.size
+    pos = 0
+    taken = 0
+    T = 0
+    for t in range(cap):
+        if m == 0:
+            break
+        taken += m
+        if taken > left:
+            return T, m, taken, True
+        running[t] = m
+        kept = 0
+        for i in range(m):
+            u = _next_double(fn, st)
+            row = rows[i]
+            if K > 0:
+                u *= K
+                j = int(u)
+                if j > K - 1:            # u K can round up to K
+                    j = K - 1
+                u -= j                   # the fractional part: a second uniform
+                k = row + j
+                if not u < accept[k]:
+                    k = alias[k]
+            else:
+                x = u + row
+                lo, hi = 0, keys.size    # bisect right: the number of keys <= x
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if x < keys[mid]:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                k = min(lo, last[row])
+            e = alive[i]
+            log_e[pos] = e
+            log_k[pos] = k
+            pos += 1
+            nxt = next_or_end[k]
+            if nxt >= 0:
+                alive[kept] = e
+                rows[kept] = nxt
+                kept += 1
+            else:
+                lengths[e] = t + 1
+        m = kept
+        T = t + 1
+    for i in range(m):
+        lengths[alive[i]] = T
+    return T, m, taken, False
+
+
+def _reorder(T, running, log_e, log_k, order, first, lengths, state, action, reward, next_state,
+             k_out, n_out, t_out, s_out, a_out, r_out, final):
+    """Write the time-major log into the ``Steps`` layout (episode ``order[j]`` from ``first[j]`` on).
+
+    One scatter of the entries to their places (``k_out``), then one sequential pass over the layout that writes
+    n, t, s, a, r and each episode's final state: five scattered arrays cost twice as much.
+    """
+    start = np.empty(order.size, dtype=np.intp)
+    for j in range(order.size):
+        start[order[j]] = first[j]
+    pos = 0
+    for t in range(T):
+        for _ in range(running[t]):
+            k_out[start[log_e[pos]] + t] = log_k[pos]
+            pos += 1
+    for j in range(order.size):
+        e = order[j]
+        q = first[j]
+        L = lengths[e]
+        for t in range(L):
+            k = k_out[q + t]
+            n_out[q + t] = e
+            t_out[q + t] = t
+            s_out[q + t] = state[k]
+            a_out[q + t] = action[k]
+            r_out[q + t] = reward[k]
+        if L > 0:
+            final[e] = next_state[k_out[q + L - 1]]
+
+
+draw_log = _jit(_draw_log)
+reorder = _jit(_reorder)
+_EMPTY_F, _EMPTY_I = np.zeros(0), np.zeros(0, dtype=np.intp)
+
+
+def _buffer(workspace: dict, name: str, size: int, dtype) -> np.ndarray:
+    """``size`` entries of the workspace's array ``name``, reallocated only when too small (fresh pages cost a
+    fault each: Taxi's log and step list are ~40 bytes a step, ~5 ns of page faults when allocated per chunk)."""
+    buf = workspace.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = workspace[name] = np.empty(size, dtype=dtype)
+    return buf[:size]
+
+
+def _index_dtype(table, n: int):
+    """int32 for the log when table entries and episodes fit (half the memory traffic), else intp."""
+    return np.int32 if max(table.next_or_end.size, n) < 2**31 else np.intp
+
+
+def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left: float,
+              rng: np.random.Generator, workspace: dict) -> tuple:
+    """Sample one chunk's steps with the compiled kernels, consuming ``rng`` exactly as the numpy path does.
+
+    Args:
+      table: the ``JointTable``; alive, rows: the episodes not terminal at s_0 and their first rows;
+      n: episodes in the chunk; cap: the step cap; left: the work left; rng: the generator (advanced in place);
+      workspace: scratch arrays kept from one chunk to the next (a dict, empty at first).
+
+    Returns:
+      ``(stopped, taken, still_running, lengths, log)``: ``stopped`` says the work limit ended the loop (nothing
+      else is valid then); ``log`` is what ``steps_from_log`` needs.
+    """
+    m = alive.size
+    alive = np.array(alive, dtype=np.intp)
+    rows = np.array(rows, dtype=np.intp)
+    index = _index_dtype(table, n)
+    log_e = _buffer(workspace, "log_e", m * cap, index)     # untouched pages cost nothing; the chunk budget counts
+    log_k = _buffer(workspace, "log_k", m * cap, index)     # cap steps per episode
+    running = np.zeros(cap, dtype=np.intp)
+    lengths = np.zeros(n, dtype=np.intp)
+    if table.width:
+        arrays = (table.accept, table.alias, _EMPTY_F, _EMPTY_I)
+    else:
+        arrays = (_EMPTY_F, _EMPTY_I, table.keys, table.last)
+    bitgen = rng.bit_generator
+    with bitgen.lock:
+        iface = bitgen.ctypes
+        fn = ctypes.cast(iface.next_double, ctypes.c_void_p).value
+        T, still, taken, stopped = draw_log(fn, iface.state_address, table.width, *arrays, table.next_or_end,
+                                            alive, rows, cap, float(left), log_e, log_k, running, lengths)
+    return stopped, taken, still, lengths, (T, running, log_e, log_k)
+
+
+def steps_from_log(table, log: tuple, lengths: np.ndarray, order: np.ndarray, first: np.ndarray,
+                   final: np.ndarray, workspace: dict) -> tuple:
+    """(n, t, s, a, r) in the ``Steps`` layout (``longest_first``'s ``order``, ``first``) from ``run_chunk``'s log;
+    ``final`` gets each episode's last s'."""
+    T, running, log_e, log_k = log
+    M = int(lengths.sum())
+    k_out = _buffer(workspace, "k_out", M, log_k.dtype)
+    n_out, t_out = np.empty(M, dtype=np.intp), np.empty(M, dtype=np.intp)
+    s_out, a_out = np.empty(M, dtype=table.state.dtype), np.empty(M, dtype=table.action.dtype)
+    r_out = np.empty(M, dtype=table.reward.dtype)
+    reorder(T, running, log_e, log_k, order, first, lengths, table.state, table.action, table.reward,
+            table.next_state, k_out, n_out, t_out, s_out, a_out, r_out, final)
+    return n_out, t_out, s_out, a_out, r_out
