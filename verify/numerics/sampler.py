@@ -435,7 +435,7 @@ def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: Joint
     meter.charge(taken, "sampling")
     order, first = longest_first(lengths)
     final = s0.copy()
-    n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final, workspace)
+    n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final)
     steps = Steps(n=n_step, t=t_step, s=s, a=a, r=r, lengths=lengths, n_states=mdp.n_states,
                   n_actions=mdp.n_actions)
     return StepEpisodes(steps, final, mdp, policy)
