@@ -8,6 +8,7 @@ README's test command does not install it; CI installs the ``fast`` extra). Erro
 episodes that outlive the step cap) must be the same too. The kernel is never imported at start-up.
 """
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,8 @@ def sample(mdp, policy, n, rng, *, compiled, monkeypatch, chunk=None, max_steps=
     """All batches of one ``iter_episode_chunks`` run on the chosen path."""
     if compiled:
         monkeypatch.delenv("PGVERIFY_NO_NUMBA", raising=False)
-        assert sampler_module.compiled_kernel() is not None     # the comparison must compare two paths
+        monkeypatch.setenv("PGVERIFY_NUMBA", "1")                # even for runs too small to pay for loading it
+        assert sampler_module.compiled_kernel(0) is not None     # the comparison must compare two paths
     else:
         monkeypatch.setenv("PGVERIFY_NO_NUMBA", "1")
         assert sampler_module.compiled_kernel() is None
@@ -112,6 +114,24 @@ def test_the_same_errors_on_both_paths(monkeypatch):
     assert messages[2] == messages[3]
 
 
+def test_a_run_switching_to_the_kernel_midway_gives_the_same_episodes(monkeypatch):
+    """By default the first chunk takes the numpy path and later ones the kernel once the run expects
+    ``KERNEL_MIN_STEPS`` more steps: the switch must not show in the episodes."""
+    mdp, policy = PROBLEMS["random horizon null"]()
+    slow = sample(mdp, policy, 900, np.random.default_rng(5), compiled=False, monkeypatch=monkeypatch, chunk=300)
+    monkeypatch.delenv("PGVERIFY_NO_NUMBA")
+    monkeypatch.delenv("PGVERIFY_NUMBA", raising=False)
+    monkeypatch.setattr(sampler_module, "_KERNEL", None)            # not loaded yet in this "process"
+    monkeypatch.setattr(sampler_module, "KERNEL_MIN_STEPS", 1)
+    compiled_chunks = []
+    real = sampler_module._sample_chunk_compiled
+    monkeypatch.setattr(sampler_module, "_sample_chunk_compiled",
+                        lambda *args: compiled_chunks.append(args[4]) or real(*args))
+    mixed = list(iter_episode_chunks(mdp, policy, 900, np.random.default_rng(5), chunk=300))
+    assert compiled_chunks == [300, 300]
+    assert_same_batches(mixed, slow)
+
+
 # --- never at start-up; never without being asked --------------------------------------------------------------------
 
 PROBE = """
@@ -126,13 +146,14 @@ print(json.dumps([before, "numba" in sys.modules]))
 """
 
 
-@pytest.mark.parametrize("disabled", [False, True])
-def test_numba_is_imported_only_when_sampling_and_not_disabled(disabled):
-    env = {k: v for k, v in __import__("os").environ.items() if k != "PGVERIFY_NO_NUMBA"}
-    if disabled:
-        env["PGVERIFY_NO_NUMBA"] = "1"
-    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+@pytest.mark.parametrize("flags, loaded", [({}, False), ({"PGVERIFY_NUMBA": "1"}, True),
+                                           ({"PGVERIFY_NUMBA": "1", "PGVERIFY_NO_NUMBA": "1"}, False)])
+def test_numba_is_imported_only_for_runs_that_pay_for_it_or_when_asked(flags, loaded):
+    """Not at import; not for ten episodes (far below ``KERNEL_MIN_STEPS``) unless PGVERIFY_NUMBA asks; never
+    under PGVERIFY_NO_NUMBA."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PGVERIFY_NO_NUMBA", "PGVERIFY_NUMBA")}
+    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env | flags, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     before, after = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (before, after) == (False, not disabled)
+    assert (before, after) == (False, loaded)

@@ -47,10 +47,10 @@ from verify.model.policy import Policy
 if TYPE_CHECKING:
     from verify.model.problem import Problem
 
-__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "PROCESS_BYTES", "ROWS_MIN_PARAMETERS",
-           "TRUNCATION_RTOL", "JointTable", "check_sampling_budget", "chunk_size", "concatenate", "default_max_steps",
-           "effective_horizon", "episode_bytes", "iter_episode_chunks", "joint_table", "sample_episodes",
-           "sample_episodes_naive"]
+__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "KERNEL_MIN_STEPS", "PROCESS_BYTES",
+           "ROWS_MIN_PARAMETERS", "TRUNCATION_RTOL", "JointTable", "check_sampling_budget", "chunk_size",
+           "compiled_kernel", "concatenate", "default_max_steps", "effective_horizon", "episode_bytes",
+           "iter_episode_chunks", "joint_table", "sample_episodes", "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
 PROCESS_BYTES = 160 * 2**20    # the process before sampling: interpreter, numpy, scipy, rich (measured ~62-100 MB RSS)
@@ -332,14 +332,15 @@ def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator, buf: np
 
 
 def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
-                  rng: np.random.Generator, meter: WorkMeter, workspace: dict | None = None) -> Episodes:
+                  rng: np.random.Generator, meter: WorkMeter, workspace: dict | None = None,
+                  expected_steps: float = 0.0) -> Episodes:
     init_keys = np.cumsum(mdp.initial)
     # The same pinning as the joint table's last entries: u in [0, 1) always lands on a state with rho0 > 0.
     init_keys[np.flatnonzero(mdp.initial > 0)[-1]:] = np.inf
     s0 = init_keys.searchsorted(rng.random(n), side="right")
     alive = np.flatnonzero(~mdp.terminal[s0])
     rows = s0[alive] * max(table.width, 1)
-    kernel = compiled_kernel()
+    kernel = compiled_kernel(expected_steps)
     if kernel is not None:
         return _sample_chunk_compiled(kernel, mdp, policy, table, n, cap, s0, alive, rows, rng, meter,
                                       {} if workspace is None else workspace)
@@ -404,16 +405,29 @@ def _require_terminated(mdp: TabularMDP, running: int, n: int, cap: int) -> None
 
 
 _KERNEL: object = None      # the compiled kernel module once looked for; False when numba is not importable
+# Loading the kernel costs ~0.4 CPU-s per process (importing numba, reading numba's disk cache; ~1 s when it
+# compiles) and saves ~8-15 ns per step: it pays off from a few 10^7 steps (bench_sampler.py).
+KERNEL_MIN_STEPS = 5 * 10**7
 
 
-def compiled_kernel():
-    """``verify.numerics.sampler_kernel`` when numba is installed and ``PGVERIFY_NO_NUMBA`` is unset (or "0"), else
-    None. Both paths give the same episodes bit for bit (``tests/test_sampler_kernel.py``): the choice is speed only.
-    numba is imported here, on the first sampled chunk, never at start-up."""
-    if os.environ.get("PGVERIFY_NO_NUMBA", "") not in ("", "0"):
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def compiled_kernel(expected_steps: float = math.inf):
+    """The sampler's compiled kernel (``verify.numerics.sampler_kernel``), or None for the numpy path.
+
+    Both paths give the same episodes bit for bit (``tests/test_sampler_kernel.py``): the choice is speed only.
+    None when numba is not installed or ``PGVERIFY_NO_NUMBA`` is set. Otherwise the kernel once loaded in this
+    process; before that, it is loaded (numba imported, never at start-up) when ``PGVERIFY_NUMBA`` is set or the
+    run still expects at least ``KERNEL_MIN_STEPS`` steps, the point from which it pays for its loading.
+    """
+    if _env_flag("PGVERIFY_NO_NUMBA"):
         return None
     global _KERNEL
     if _KERNEL is None:
+        if expected_steps < KERNEL_MIN_STEPS and not _env_flag("PGVERIFY_NUMBA"):
+            return None
         try:
             from verify.numerics import sampler_kernel
         except ImportError:             # numba absent (or unusable with this numpy): the numpy path
@@ -470,8 +484,14 @@ def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.
     table = joint_table(mdp, policy)
     meter = work_meter()
     workspace: dict = {}     # the compiled kernel's scratch arrays, reused by every chunk
+    steps = 0
     for start in range(0, n, chunk):
-        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter, workspace)
+        # the steps still to come, from the chunks so far (the first chunk takes the numpy path unless the kernel
+        # is loaded already: the choice changes the speed, never the episodes)
+        expected = steps / start * (n - start) if start else 0.0
+        batch = _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter, workspace, expected)
+        steps += int(batch.lengths.sum())
+        yield batch
 
 
 def concatenate(batches: list[Episodes]) -> Episodes:
