@@ -9,15 +9,20 @@ standard errors) from the same joint table p(a, s' | s) = pi(a|s) P(s'|s, a) and
 
 - **pgverify**: ``verify.sampler.iter_episode_chunks`` (all episodes advance together; per-state alias tables),
   producing the ``Episodes`` batches the estimators read (its step list also holds each step's episode and time,
-  in the longest-first layout the estimators use, which the compiled loops do not build).
+  in the longest-first layout the estimators use), twice: with its compiled kernel (``pip install
+  'pgverify[fast]'``, forced with ``PGVERIFY_NUMBA=1``; by default a process loads it only for runs of at least
+  ``KERNEL_MIN_STEPS`` steps) and on its numpy path (``PGVERIFY_NO_NUMBA=1``). Both give the same episodes bit
+  for bit. The kernel's one-off costs (importing numba, compiling or reading numba's disk cache) are measured
+  apart, in fresh interpreters, and are not in the per-step figures.
 - **bisect loop**: what a good engineer writes in plain Python: per-state cumulative lists, uniforms drawn from
   numpy in blocks of 2^16, ``bisect.bisect_right`` per step, flat output lists. (The former baseline,
   ``rng.choice`` for every draw, was a strawman 17x slower than this; it is no longer measured.)
-- **compiled** (``compiled_samplers``), if numba is installed (``pip install numba``; optional, never a
-  dependency; without it these rows are skipped and the run says so): single-thread numba loops over episodes
-  and steps with the same alias tables, logging per chunk into preallocated arrays; one with numba's Mersenne
-  Twister, one with xoshiro256+ inlined (the fastest written here: the yardstick of the goal). Their first call
-  (JIT compilation) is not timed.
+- **compiled** (``compiled_samplers``), if numba is installed (optional, never a dependency; without it these
+  rows are skipped and the run says so): single-thread numba loops over episodes and steps with the same alias
+  tables, logging s_t, a_t, r_t per chunk into preallocated arrays; one with numba's Mersenne Twister, one with
+  xoshiro256+ inlined (the fastest written here: the yardstick of the goal), and the xoshiro256+ loop followed by
+  a compiled pass that builds the step list pgverify returns (episode and time of each step, longest episode
+  first): the best compiled loop with the same output. Their first call (JIT compilation) is not timed.
 - **numpy's uniforms alone**: ``Generator.random`` for as many uniforms as pgverify draws, into a reused buffer:
   not a sampler, the floor under any sampler that keeps numpy's stream (a given ``--seed`` gives the same
   episodes in every version).
@@ -185,7 +190,10 @@ def compiled_samplers() -> dict:
     - ``numba, MT19937``: numba's own ``np.random`` (Mersenne Twister), as the reference had it;
     - ``numba, xoshiro256+``: the generator inlined in the loop (Blackman & Vigna, "Scrambled linear pseudorandom
       number generators", ACM TOMS 47(4), 2021, https://doi.org/10.1145/3460772; doubles from the top 53 bits), the
-      fastest compiled loop written here: the best compiled loop, the yardstick of the goal.
+      fastest compiled loop written here: the best compiled loop, the yardstick of the goal;
+    - ``numba, xoshiro256+, + step list``: that loop, then a compiled pass writing its log into the step list
+      pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation, as
+      pgverify's kernel does): the best compiled loop with pgverify's output.
     """
     try:
         import numba

@@ -405,9 +405,9 @@ def _require_terminated(mdp: TabularMDP, running: int, n: int, cap: int) -> None
 
 
 _KERNEL: object = None      # the compiled kernel module once looked for; False when numba is not importable
-# Loading the kernel costs ~0.4 CPU-s per process (importing numba, reading numba's disk cache; ~1 s when it
-# compiles) and saves ~8-15 ns per step: it pays off from a few 10^7 steps (bench_sampler.py).
-KERNEL_MIN_STEPS = 5 * 10**7
+# Loading the kernel costs ~0.45 CPU-s per process (importing numba 0.12, reading numba's disk cache 0.3; ~1 s
+# when it compiles) and saves 3-7 ns per step (FrozenLake / Taxi, bench_sampler.py): it pays from ~10^8 steps.
+KERNEL_MIN_STEPS = 10**8
 
 
 def _env_flag(name: str) -> bool:
