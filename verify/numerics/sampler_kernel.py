@@ -29,11 +29,15 @@ from __future__ import annotations
 import ctypes
 import threading
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
+
+try:
+    import numba
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+except ImportError:     # imported without numba only by pytest's doctest collection; ``compiled_kernel`` says None
+    numba = None
 
 __all__ = ["draw_log", "reorder", "run_chunk", "steps_from_log"]
 
@@ -44,20 +48,6 @@ def _jit(fn):
         return numba.njit(cache=True, nogil=True)(fn)
     except RuntimeError:        # numba: "cannot cache function ...: no locator available for file ..."
         return numba.njit(nogil=True)(fn)
-
-
-@intrinsic
-def _next_double(typingctx, fn_address, state_address):
-    """``bitgen->next_double(bitgen->state)``: one uniform in [0, 1) from a numpy bit generator's C interface."""
-    sig = types.float64(types.uintp, types.uintp)
-
-    def codegen(context, builder, signature, args):
-        void_p = ir.IntType(8).as_pointer()
-        fn_type = ir.FunctionType(ir.DoubleType(), [void_p])
-        fn = builder.inttoptr(args[0], fn_type.as_pointer())
-        return builder.call(fn, [builder.inttoptr(args[1], void_p)])
-
-    return sig, codegen
 
 
 def _draw_log(fn, st, K, accept, alias, keys, last, next_or_end, alive, rows, cap, left,
@@ -159,8 +149,23 @@ def _reorder(T, running, log_e, log_k, order, first, lengths, state, action, rew
             final[e] = next_state[k_out[q + L - 1]]
 
 
-draw_log = _jit(_draw_log)
-reorder = _jit(_reorder)
+if numba is not None:
+    @intrinsic
+    def _next_double(typingctx, fn_address, state_address):
+        """``bitgen->next_double(bitgen->state)``: one uniform in [0, 1) from a numpy bit generator's C interface."""
+        sig = types.float64(types.uintp, types.uintp)
+
+        def codegen(context, builder, signature, args):
+            void_p = ir.IntType(8).as_pointer()
+            fn_type = ir.FunctionType(ir.DoubleType(), [void_p])
+            fn = builder.inttoptr(args[0], fn_type.as_pointer())
+            return builder.call(fn, [builder.inttoptr(args[1], void_p)])
+
+        return sig, codegen
+
+    draw_log = _jit(_draw_log)
+    reorder = _jit(_reorder)
+
 _EMPTY_F, _EMPTY_I = np.zeros(0), np.zeros(0, dtype=np.intp)
 
 
