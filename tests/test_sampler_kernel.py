@@ -5,7 +5,9 @@ batch (the step list, the lengths, the final states and the padded arrays built 
 state afterwards are compared exactly, on the alias and the keys layouts, horizon-null and finite-horizon
 problems, several chunks and several bit generators. The comparisons skip when numba is not installed (the
 README's test command does not install it; CI installs the ``fast`` extra). Errors (the work limit, gamma = 1
-episodes that outlive the step cap) must be the same too. The kernel is never imported at start-up.
+episodes that outlive the step cap) must be the same too. ``PGVERIFY_NUMBA=1`` forces the kernel for these small
+runs (by default a process loads it only for runs that pay for its loading), ``PGVERIFY_NO_NUMBA=1`` the numpy
+path. numba is never imported at start-up.
 """
 import json
 import os
@@ -157,3 +159,18 @@ def test_numba_is_imported_only_for_runs_that_pay_for_it_or_when_asked(flags, lo
     assert proc.returncode == 0, proc.stderr[-2000:]
     before, after = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (before, after) == (False, loaded)
+
+
+def test_the_kernel_compiles_without_a_disk_cache_where_nothing_is_writable(monkeypatch):
+    """numba refuses ``cache=True`` when none of its cache locations is writable (an installed package, a read-only
+    home): the kernel then compiles without a disk cache instead of failing."""
+    from numba.core import caching
+
+    from verify.numerics import sampler_kernel
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl     # _CacheImpl in older numba
+    monkeypatch.setattr(impl, "_locator_classes", [])
+    with pytest.raises(RuntimeError, match="no locator"):
+        numba.njit(cache=True)(lambda x: x + 1)
+    add_one = sampler_kernel._jit(lambda x: x + 1)
+    assert add_one(41) == 42
