@@ -134,6 +134,18 @@ def test_a_run_switching_to_the_kernel_midway_gives_the_same_episodes(monkeypatc
     assert_same_batches(mixed, slow)
 
 
+def test_a_chunk_whose_log_cannot_be_allocated_takes_the_numpy_path(monkeypatch):
+    from verify.numerics import sampler_kernel
+
+    def refuse(*args):
+        raise MemoryError
+    mdp, policy = PROBLEMS["gridworld"]()
+    slow = sample(mdp, policy, 400, np.random.default_rng(8), compiled=False, monkeypatch=monkeypatch)
+    monkeypatch.setattr(sampler_kernel, "_scratch", refuse)
+    fast = sample(mdp, policy, 400, np.random.default_rng(8), compiled=True, monkeypatch=monkeypatch)
+    assert_same_batches(fast, slow)
+
+
 # --- never at start-up; never without being asked --------------------------------------------------------------------
 
 PROBE = """

@@ -347,8 +347,10 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     rows = s0[alive] * max(table.width, 1)
     kernel = compiled_kernel(expected_steps)
     if kernel is not None:
-        return _sample_chunk_compiled(kernel, mdp, policy, table, n, cap, s0, alive, rows, rng, meter,
-                                      {} if workspace is None else workspace)
+        batch = _sample_chunk_compiled(kernel, mdp, policy, table, n, cap, s0, alive, rows, rng, meter,
+                                       {} if workspace is None else workspace)
+        if batch is not None:
+            return batch
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
     step, buf = table.next_or_end, np.empty(alive.size)
@@ -440,10 +442,13 @@ def compiled_kernel(expected_steps: float = math.inf):
 
 def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
                            s0: np.ndarray, alive: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
-                           meter: WorkMeter, workspace: dict) -> Episodes:
-    """``_sample_chunk`` from s_0 on, by the compiled kernel: the same draws, episodes and errors."""
-    stopped, taken, running, lengths, log = kernel.run_chunk(table, alive, rows, n, cap, meter.remaining(), rng,
-                                                             workspace)
+                           meter: WorkMeter, workspace: dict) -> Episodes | None:
+    """``_sample_chunk`` from s_0 on, by the compiled kernel: the same draws, episodes and errors (None, nothing
+    drawn, when the kernel cannot have its log's memory)."""
+    result = kernel.run_chunk(table, alive, rows, n, cap, meter.remaining(), rng, workspace)
+    if result is None:
+        return None
+    stopped, taken, running, lengths, log = result
     if stopped:
         meter.charge(taken, _work_what(mdp, n))
         raise UsageError(f"{_work_what(mdp, n)} stopped at the work limit")   # charge raises; round-off aside

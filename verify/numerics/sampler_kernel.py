@@ -221,14 +221,20 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
 
     Returns:
       ``(stopped, taken, still_running, lengths, log)``: ``stopped`` says the work limit ended the loop (nothing
-      else is valid then); ``log`` is what ``steps_from_log`` needs.
+      else is valid then); ``log`` is what ``steps_from_log`` needs. None, with ``rng`` untouched, when the log's
+      address space cannot be had.
     """
     m = alive.size
     alive = np.array(alive, dtype=np.intp)
     rows = np.array(rows, dtype=np.intp)
     index = _index_dtype(table, n)
-    # m cap entries each: untouched pages cost nothing, and the chunk budget counts cap steps per episode
-    log_e, log_k, k_out = _scratch(workspace, m * cap, index)
+    # m cap entries each: untouched pages cost nothing, and the chunk budget counts cap steps per episode. An
+    # explicit chunk with a long cap can ask for more address space than the system grants: then the numpy path
+    # (nothing is drawn before this point, so it draws the same).
+    try:
+        log_e, log_k, k_out = _scratch(workspace, m * cap, index)
+    except MemoryError:
+        return None
     running = np.zeros(cap, dtype=np.intp)
     lengths = np.zeros(n, dtype=np.intp)
     if table.width:
