@@ -1,8 +1,9 @@
 """The sampler's optional compiled kernel (numba): the same episodes as the numpy path, bit for bit, faster.
 
-``verify.numerics.sampler`` imports this module only when numba is installed (``pip install pgverify[fast]``) and
-``PGVERIFY_NO_NUMBA`` is unset; nothing imports it at start-up. It does what the vectorised path does, in the
-same order, one compiled loop per chunk instead of about a dozen numpy passes per step:
+``verify.numerics.sampler.compiled_kernel`` imports this module when a run may use it (numba installed: ``pip
+install 'pgverify[fast]'``; ``PGVERIFY_NO_NUMBA`` unset; the run long enough or ``PGVERIFY_NUMBA`` set); nothing
+imports it at start-up. It does what the vectorised path does, in the same order, one compiled loop per chunk
+instead of about a dozen numpy passes per step:
 
 - the uniforms come from the caller's ``numpy.random.Generator`` itself: the kernel calls the bit generator's
   own C function ``next_double`` through ``BitGenerator.ctypes`` (the function numpy's ``Generator.random``
@@ -19,10 +20,10 @@ same order, one compiled loop per chunk instead of about a dozen numpy passes pe
 Why not numba's own ``np.random.Generator`` support: it reproduces numpy's stream too, but cost 8.3 ns per
 uniform here against 1.5 ns for the direct call (and numpy's bulk ``random`` 1.6 ns).
 
-Compilation: on first use in a process (about 1-2 CPU-s), cached on disk by numba (``cache=True``) next to this
-file, or where ``NUMBA_CACHE_DIR`` says, or in numba's per-user cache directory when this file's directory is
-not writable (an installed package); when no location is writable the kernels compile without a disk cache.
-Later processes load them in a fraction of a second. ``benchmarks/bench_sampler.py`` reports both.
+Compilation: on first use (~0.8 CPU-s after importing numba, 0.14 s), cached on disk by numba (``cache=True``)
+next to this file, or where ``NUMBA_CACHE_DIR`` says, or in numba's per-user cache directory when this file's
+directory is not writable (an installed package); when no location is writable the kernels compile without a
+disk cache. Later processes load them in ~0.25 CPU-s. ``benchmarks/bench_sampler.py`` reports both.
 """
 from __future__ import annotations
 
