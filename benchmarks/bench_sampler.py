@@ -9,15 +9,20 @@ standard errors) from the same joint table p(a, s' | s) = pi(a|s) P(s'|s, a) and
 
 - **pgverify**: ``verify.sampler.iter_episode_chunks`` (all episodes advance together; per-state alias tables),
   producing the ``Episodes`` batches the estimators read (its step list also holds each step's episode and time,
-  in the longest-first layout the estimators use, which the compiled loops do not build).
+  in the longest-first layout the estimators use), twice: with its compiled kernel (``pip install
+  'pgverify[fast]'``, forced with ``PGVERIFY_NUMBA=1``; by default a process loads it only for runs of at least
+  ``KERNEL_MIN_STEPS`` steps) and on its numpy path (``PGVERIFY_NO_NUMBA=1``). Both give the same episodes bit
+  for bit. The kernel's one-off costs (importing numba, compiling or reading numba's disk cache) are measured
+  apart, in fresh interpreters, and are not in the per-step figures.
 - **bisect loop**: what a good engineer writes in plain Python: per-state cumulative lists, uniforms drawn from
   numpy in blocks of 2^16, ``bisect.bisect_right`` per step, flat output lists. (The former baseline,
   ``rng.choice`` for every draw, was a strawman 17x slower than this; it is no longer measured.)
-- **compiled** (``compiled_samplers``), if numba is installed (``pip install numba``; optional, never a
-  dependency; without it these rows are skipped and the run says so): single-thread numba loops over episodes
-  and steps with the same alias tables, logging per chunk into preallocated arrays; one with numba's Mersenne
-  Twister, one with xoshiro256+ inlined (the fastest written here: the yardstick of the goal). Their first call
-  (JIT compilation) is not timed.
+- **compiled** (``compiled_samplers``), if numba is installed (optional, never a dependency; without it these
+  rows are skipped and the run says so): single-thread numba loops over episodes and steps with the same alias
+  tables, logging s_t, a_t, r_t per chunk into preallocated arrays; one with numba's Mersenne Twister, one with
+  xoshiro256+ inlined (the fastest written here: the yardstick of the goal), and the xoshiro256+ loop followed by
+  a compiled pass that builds the step list pgverify returns (episode and time of each step, longest episode
+  first): the best compiled loop with the same output. Their first call (JIT compilation) is not timed.
 - **numpy's uniforms alone**: ``Generator.random`` for as many uniforms as pgverify draws, into a reused buffer:
   not a sampler, the floor under any sampler that keeps numpy's stream (a given ``--seed`` gives the same
   episodes in every version).
@@ -80,11 +85,53 @@ def problems() -> list[TabularMDP]:
 
 # --- the samplers -----------------------------------------------------------------------------------------------
 
-def run_pgverify(mdp, policy, n, seed):
-    steps = 0
-    for batch in iter_episode_chunks(mdp, policy, n, np.random.default_rng(seed)):
-        steps += int(batch.lengths.sum())
-    return steps
+def run_pgverify(mdp, policy, n, seed, kernel=True):
+    """pgverify's sampler, with its compiled kernel (when numba is installed) or forced onto the numpy path."""
+    os.environ["PGVERIFY_NUMBA" if kernel else "PGVERIFY_NO_NUMBA"] = "1"
+    try:
+        steps = 0
+        for batch in iter_episode_chunks(mdp, policy, n, np.random.default_rng(seed)):
+            steps += int(batch.lengths.sum())
+        return steps
+    finally:
+        os.environ.pop("PGVERIFY_NUMBA" if kernel else "PGVERIFY_NO_NUMBA")
+
+
+COMPILE_PROBE = """
+import time, numpy as np
+t0 = time.process_time()
+from verify.sampler import compiled_kernel, sample_episodes
+kernel = compiled_kernel(0)
+t1 = time.process_time()
+from verify.builtin import builtin_examples
+ex = builtin_examples()["gridworld"]
+t2 = time.process_time()
+sample_episodes(ex.mdp, ex.policy, 10, np.random.default_rng(0))
+t3 = time.process_time()
+sample_episodes(ex.mdp, ex.policy, 10, np.random.default_rng(0))
+t4 = time.process_time()
+print(kernel is not None, t1 - t0, t3 - t2, t4 - t3)
+"""
+
+
+def compile_times() -> str:
+    """The kernel's one-off costs, each in a fresh interpreter: importing numba and the kernel module, then the
+    first sampled chunk with an empty numba cache (JIT compilation) and with the cache it left (a later process)."""
+    import subprocess
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lines = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=root, PGVERIFY_NUMBA="1")
+        env.pop("PGVERIFY_NO_NUMBA", None)
+        for label in ("empty numba cache (JIT compilation)", "numba's disk cache (a later process)"):
+            out = subprocess.run([sys.executable, "-c", COMPILE_PROBE], env=env, capture_output=True, text=True,
+                                 check=True).stdout.split()
+            if out[0] != "True":
+                return "  compiled kernel: not available (numba not installed)"
+            lines.append(f"  {label}: import numba + kernel module {float(out[1]):.2f} CPU-s, first 10 episodes "
+                         f"{float(out[2]):.2f} CPU-s, the next 10 {float(out[3]) * 1e3:.1f} ms")
+    return "\n".join(lines)
 
 
 def bisect_tables(mdp, policy):
@@ -143,7 +190,10 @@ def compiled_samplers() -> dict:
     - ``numba, MT19937``: numba's own ``np.random`` (Mersenne Twister), as the reference had it;
     - ``numba, xoshiro256+``: the generator inlined in the loop (Blackman & Vigna, "Scrambled linear pseudorandom
       number generators", ACM TOMS 47(4), 2021, https://doi.org/10.1145/3460772; doubles from the top 53 bits), the
-      fastest compiled loop written here: the best compiled loop, the yardstick of the goal.
+      fastest compiled loop written here: the best compiled loop, the yardstick of the goal;
+    - ``numba, xoshiro256+, + step list``: that loop, then a compiled pass writing its log into the step list
+      pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation, as
+      pgverify's kernel does): the best compiled loop with pgverify's output.
     """
     try:
         import numba
@@ -199,7 +249,24 @@ def compiled_samplers() -> dict:
         st[3] = (st[3] << np.uint64(45)) | (st[3] >> np.uint64(19))
         return (r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
-    def runner(loop, seeded):
+    @numba.njit(cache=False)
+    def steps_layout(lengths, s_log, a_log, r_log, order, first, n_out, t_out, s_out, a_out, r_out):
+        """The loop's episode-major log into pgverify's step list (longest episode first, with n and t)."""
+        offset = np.empty(lengths.size, np.int64)
+        acc = 0
+        for e in range(lengths.size):
+            offset[e] = acc
+            acc += lengths[e]
+        for j in range(order.size):
+            e, q, o = order[j], first[j], offset[order[j]]
+            for t in range(lengths[e]):
+                n_out[q + t] = e
+                t_out[q + t] = t
+                s_out[q + t] = s_log[o + t]
+                a_out[q + t] = a_log[o + t]
+                r_out[q + t] = r_log[o + t]
+
+    def runner(loop, seeded, layout=False):
         def run(mdp, policy, n, seed, tab):
             seeded(seed)
             state = np.random.SeedSequence(seed).generate_state(4, np.uint64)
@@ -208,8 +275,16 @@ def compiled_samplers() -> dict:
                 c = min(chunk, n - start)
                 s_log, a_log = np.empty(c * H, np.int64), np.empty(c * H, np.int64)
                 r_log, lengths = np.empty(c * H), np.empty(c, np.int64)
-                steps += loop(c, H, tab.width, np.cumsum(mdp.initial), tab.accept, tab.alias, tab.action,
-                              tab.next_state, tab.reward, tab.ends, mdp.terminal, state, s_log, a_log, r_log, lengths)
+                m = loop(c, H, tab.width, np.cumsum(mdp.initial), tab.accept, tab.alias, tab.action,
+                         tab.next_state, tab.reward, tab.ends, mdp.terminal, state, s_log, a_log, r_log, lengths)
+                if layout:
+                    order = np.argsort(-lengths, kind="stable")
+                    first = np.cumsum(lengths[order]) - lengths[order]
+                    block = np.empty(5 * m)             # one allocation, as pgverify's kernel makes
+                    ints = block[:4 * m].view(np.int64)
+                    steps_layout(lengths, s_log, a_log, r_log, order, first, ints[:m], ints[m:2 * m],
+                                 ints[2 * m:3 * m], ints[3 * m:], block[4 * m:])
+                steps += m
             return steps
         return run
 
@@ -218,7 +293,8 @@ def compiled_samplers() -> dict:
         np.random.seed(seed)
 
     return {"numba, MT19937": runner(compiled_loop(mt19937), seed_mt),
-            "numba, xoshiro256+": runner(compiled_loop(xoshiro256plus), lambda seed: None)}
+            "numba, xoshiro256+": runner(compiled_loop(xoshiro256plus), lambda seed: None),
+            "numba, xoshiro256+, + step list": runner(compiled_loop(xoshiro256plus), lambda seed: None, layout=True)}
 
 
 def mean_return_check(mdp, policy, tables) -> str:
@@ -271,27 +347,37 @@ def compare(mdp, sizes: list[int], n_slow: int, repeats: int, compiled: dict, go
     print(f"  sanity: {mean_return_check(mdp, policy, tables)}")
     for run in compiled.values():
         run(mdp, policy, 10, 0, tab)                # JIT compilation, not timed
+    run_pgverify(mdp, policy, 10, 0)                # the kernel's compilation (or cache load), reported apart
     slow = min(best_ns_per_step(lambda: run_bisect(mdp, policy, n_slow, r, tables), 1) for r in range(repeats))
     for n in sizes:
-        ours = float("inf")
+        ours = numpy_path = float("inf")
         comp = dict.fromkeys(compiled, float("inf"))
         for r in range(repeats):                    # take turns, so load affects all alike
-            ours = min(ours, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r), 1))
+            if compiled:
+                ours = min(ours, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r), 1))
+            numpy_path = min(numpy_path, best_ns_per_step(lambda: run_pgverify(mdp, policy, n, r, False), 1))
             for name, run in compiled.items():
                 comp[name] = min(comp[name], best_ns_per_step(lambda: run(mdp, policy, n, r, tab), 1))
         steps = run_pgverify(mdp, policy, n, 0)
         floor = min(best_ns_per_step(lambda: uniforms_only(steps, r), 1) for r in range(repeats))
         best = min(comp.values(), default=None)
-        print(f"  N = {n}:  {'sampler':36s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
-        rows = ([("pgverify (vectorised, alias)", ours)] + [(f"compiled loop ({k})", v) for k, v in comp.items()]
+        print(f"  N = {n}:  {'sampler':48s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
+        if not compiled:
+            ours = numpy_path
+        rows = (([("pgverify, numba kernel", ours)] if compiled else []) + [("pgverify, numpy path", numpy_path)]
+                + [(f"compiled loop ({k})", v) for k, v in comp.items()]
                 + [("numpy's uniforms alone (floor)", floor)])
         for name, t in rows:
-            print(f"  {'':10s}{name:36s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
+            print(f"  {'':10s}{name:48s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
         if best is None:
             print("  (numba not installed: no compiled baseline, no goal checked; pip install numba)")
         else:
             print(f"  {'':10s}goal: pgverify within {goal:g}x of the best compiled loop: {ours / best:.2f}x "
                   f"({'met' if ours / best <= goal else 'NOT met'})")
+            same = comp.get("numba, xoshiro256+, + step list")
+            if same is not None:
+                print(f"  {'':10s}against the best compiled loop building the same step list: {ours / same:.2f}x "
+                      f"({'within' if ours / same <= goal else 'NOT within'} {goal:g}x)")
 
 
 def main() -> None:
@@ -304,6 +390,9 @@ def main() -> None:
     print(f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}; numba "
           f"{'available' if compiled else 'not installed: the compiled baselines are skipped'}; python "
           f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f}")
+    if compiled:
+        print("pgverify's compiled kernel, one-off costs (fresh interpreters):")
+        print(compile_times())
     for mdp in problems():
         compare(mdp, sizes=[20_000] if args.quick else [20_000, 200_000], n_slow=5_000,
                 repeats=args.repeats, compiled=compiled, goal=args.goal)

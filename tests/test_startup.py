@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMULAS = ROOT / "verify" / "checks" / "_formulas.py"
-HEAVY = ("numpy", "scipy", "sympy", "rich", "derive")
+HEAVY = ("numpy", "scipy", "sympy", "rich", "derive", "numba")
 
 # Run the CLI in-process as `python -m verify` would, then print which heavy packages were imported.
 PROBE = """

@@ -17,6 +17,11 @@ All N episodes advance together, one numpy step per time index:
   the entry index. The batch is a ``StepEpisodes``: its padded arrays are filled from the step list
   when first read, which the reward-to-go estimators never do (FrozenLake's padded arrays are ~10x the steps).
 
+With numba installed (``pip install 'pgverify[fast]'``) a compiled kernel (``verify.numerics.sampler_kernel``)
+runs the same loop per chunk, drawing from the same generator in the same order: the same episodes bit for bit,
+3-7 ns per step faster, for ~0.45 CPU-s of loading per process. ``compiled_kernel`` decides (speed only):
+``PGVERIFY_NO_NUMBA=1`` never, ``PGVERIFY_NUMBA=1`` always, by default once the run expects ``KERNEL_MIN_STEPS``.
+
 ``iter_episode_chunks`` bounds memory (10^6 episodes never sit in memory at once). ``sample_episodes_naive`` is
 the per-step reference (``rng.choice`` per draw) that shares no code with the fast path: an independent check
 in the tests, not a speed yardstick (``benchmarks/bench_sampler.py`` compares with a ``bisect`` loop and a
@@ -31,6 +36,7 @@ no cap is harmless, so an episode still running at the cap raises ``UsageError``
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator
@@ -46,10 +52,10 @@ from verify.model.policy import Policy
 if TYPE_CHECKING:
     from verify.model.problem import Problem
 
-__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "PROCESS_BYTES", "ROWS_MIN_PARAMETERS",
-           "TRUNCATION_RTOL", "JointTable", "check_sampling_budget", "chunk_size", "concatenate", "default_max_steps",
-           "effective_horizon", "episode_bytes", "iter_episode_chunks", "joint_table", "sample_episodes",
-           "sample_episodes_naive"]
+__all__ = ["ALIAS_MAX_WIDTH", "CHUNK_BYTES", "GAMMA_ONE_MAX_STEPS", "KERNEL_MIN_STEPS", "PROCESS_BYTES",
+           "ROWS_MIN_PARAMETERS", "TRUNCATION_RTOL", "JointTable", "check_sampling_budget", "chunk_size",
+           "compiled_kernel", "concatenate", "default_max_steps", "effective_horizon", "episode_bytes",
+           "iter_episode_chunks", "joint_table", "sample_episodes", "sample_episodes_naive"]
 
 CHUNK_BYTES = 200 * 2**20      # working-set budget of one chunk
 PROCESS_BYTES = 160 * 2**20    # the process before sampling: interpreter, numpy, scipy, rich (measured ~62-100 MB RSS)
@@ -337,13 +343,20 @@ def _draw(table: JointTable, rows: np.ndarray, rng: np.random.Generator, buf: np
 
 
 def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
-                  rng: np.random.Generator, meter: WorkMeter) -> Episodes:
+                  rng: np.random.Generator, meter: WorkMeter, workspace: dict | None = None,
+                  expected_steps: float = 0.0) -> Episodes:
     init_keys = np.cumsum(mdp.initial)
     # The same pinning as the joint table's last entries: u in [0, 1) always lands on a state with rho0 > 0.
     init_keys[np.flatnonzero(mdp.initial > 0)[-1]:] = np.inf
     s0 = init_keys.searchsorted(rng.random(n), side="right")
     alive = np.flatnonzero(~mdp.terminal[s0])
     rows = s0[alive] * max(table.width, 1)
+    kernel = compiled_kernel(expected_steps)
+    if kernel is not None:
+        batch = _sample_chunk_compiled(kernel, mdp, policy, table, n, cap, s0, alive, rows, rng, meter,
+                                       {} if workspace is None else workspace)
+        if batch is not None:
+            return batch
     ids: list[np.ndarray] = []
     ks: list[np.ndarray] = []
     step, buf = table.next_or_end, np.empty(alive.size)
@@ -355,7 +368,7 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
             break
         taken += alive.size
         if taken > left:
-            meter.charge(taken, f"sampling {n} episodes (horizon {mdp.horizon}, gamma {mdp.gamma!r})")
+            meter.charge(taken, _work_what(mdp, n))
         k = _draw(table, rows, rng, buf)
         ids.append(alive)            # the same array object until an episode ends (no copies on long episodes)
         ks.append(k)
@@ -364,9 +377,7 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
             keep = rows >= 0
             alive = alive[keep]
             rows = rows[keep]
-    if alive.size and mdp.horizon is None and mdp.gamma == 1.0:
-        raise UsageError(f"{alive.size} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
-                         "horizon null); pass a larger max_steps or give the MDP a horizon")
+    _require_terminated(mdp, alive.size, n, cap)
     del rows, buf  # the working set is gone; everything else is rebuilt from the log.
     meter.charge(taken, "sampling")
 
@@ -393,6 +404,67 @@ def _sample_chunk(mdp: TabularMDP, policy: Policy, table: JointTable, n: int, ca
     steps = Steps(n=n_step, t=t_step, s=table.state.take(k), a=table.action.take(k), r=table.reward.take(k),
                   lengths=lengths, n_states=mdp.n_states, n_actions=mdp.n_actions)
     # The padded arrays are built from the steps when first read (the reward-to-go estimators never do).
+    return StepEpisodes(steps, final, mdp, policy)
+
+
+def _work_what(mdp: TabularMDP, n: int) -> str:
+    return f"sampling {n} episodes (horizon {mdp.horizon}, gamma {mdp.gamma!r})"
+
+
+def _require_terminated(mdp: TabularMDP, running: int, n: int, cap: int) -> None:
+    if running and mdp.horizon is None and mdp.gamma == 1.0:
+        raise UsageError(f"{running} of {n} episodes did not terminate within max_steps = {cap} steps (gamma = 1, "
+                         "horizon null); pass a larger max_steps or give the MDP a horizon")
+
+
+_KERNEL: object = None      # the compiled kernel module once looked for; False when numba is not importable
+# Loading the kernel costs ~0.45 CPU-s per process (importing numba 0.12, reading numba's disk cache 0.3; ~1 s
+# when it compiles) and saves 3-7 ns per step (FrozenLake / Taxi, bench_sampler.py): it pays from ~10^8 steps.
+KERNEL_MIN_STEPS = 10**8
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def compiled_kernel(expected_steps: float = math.inf):
+    """The sampler's compiled kernel (``verify.numerics.sampler_kernel``), or None for the numpy path.
+
+    Both paths give the same episodes bit for bit (``tests/test_sampler_kernel.py``): the choice is speed only.
+    None when numba is not installed or ``PGVERIFY_NO_NUMBA`` is set. Otherwise the kernel once loaded in this
+    process; before that, it is loaded (numba imported, never at start-up) when ``PGVERIFY_NUMBA`` is set or the
+    run still expects at least ``KERNEL_MIN_STEPS`` steps, the point from which it pays for its loading.
+    """
+    if _env_flag("PGVERIFY_NO_NUMBA"):
+        return None
+    global _KERNEL
+    if _KERNEL is None:
+        if expected_steps < KERNEL_MIN_STEPS and not _env_flag("PGVERIFY_NUMBA"):
+            return None
+        from verify.numerics import sampler_kernel
+        _KERNEL = sampler_kernel if sampler_kernel.numba is not None else False   # without numba: numpy
+    return _KERNEL or None
+
+
+def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
+                           s0: np.ndarray, alive: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
+                           meter: WorkMeter, workspace: dict) -> Episodes | None:
+    """``_sample_chunk`` from s_0 on, by the compiled kernel: the same draws, episodes and errors (None, nothing
+    drawn, when the kernel cannot have its log's memory)."""
+    result = kernel.run_chunk(table, alive, rows, n, cap, meter.remaining(), rng, workspace)
+    if result is None:
+        return None
+    stopped, taken, running, lengths, log = result
+    if stopped:
+        meter.charge(taken, _work_what(mdp, n))
+        raise UsageError(f"{_work_what(mdp, n)} stopped at the work limit")   # charge raises; round-off aside
+    _require_terminated(mdp, running, n, cap)
+    meter.charge(taken, "sampling")
+    order, first = longest_first(lengths)
+    final = s0.copy()
+    n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final)
+    steps = Steps(n=n_step, t=t_step, s=s, a=a, r=r, lengths=lengths, n_states=mdp.n_states,
+                  n_actions=mdp.n_actions)
     return StepEpisodes(steps, final, mdp, policy)
 
 
@@ -424,8 +496,15 @@ def iter_episode_chunks(mdp: TabularMDP, policy: Policy, n: int, rng: np.random.
         positive_int(chunk, "chunk")
     table = joint_table(mdp, policy)
     meter = work_meter()
+    workspace: dict = {}     # the compiled kernel's scratch arrays, reused by every chunk
+    steps = 0
     for start in range(0, n, chunk):
-        yield _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter)
+        # the steps still to come, from the chunks so far (the first chunk takes the numpy path unless the kernel
+        # is loaded already: the choice changes the speed, never the episodes)
+        expected = steps / start * (n - start) if start else 0.0
+        batch = _sample_chunk(mdp, policy, table, min(chunk, n - start), cap, rng, meter, workspace, expected)
+        steps += int(batch.lengths.sum())
+        yield batch
 
 
 def concatenate(batches: list[Episodes]) -> Episodes:

@@ -1,0 +1,264 @@
+"""The sampler's optional compiled kernel (numba): the same episodes as the numpy path, bit for bit, faster.
+
+``verify.numerics.sampler.compiled_kernel`` imports this module when a run may use it (numba installed: ``pip
+install 'pgverify[fast]'``; ``PGVERIFY_NO_NUMBA`` unset; the run long enough or ``PGVERIFY_NUMBA`` set); nothing
+imports it at start-up. It does what the vectorised path does, in the same order, one compiled loop per chunk
+instead of about a dozen numpy passes per step:
+
+- the uniforms come from the caller's ``numpy.random.Generator`` itself: the kernel calls the bit generator's
+  own C function ``next_double`` through ``BitGenerator.ctypes`` (the function numpy's ``Generator.random``
+  calls once per element), under the bit generator's lock. So the k-th uniform is the k-th uniform numpy would
+  have drawn, whatever the bit generator, and the stream left behind is where numpy would have left it;
+- time-major, like the numpy path: at step t every running episode, in episode order, takes the next uniform
+  and draws its table entry (alias: column ``int(u K)`` capped at K - 1, kept when the fractional part is below
+  ``accept``; keys: the first key above s + u over all rows, capped at the row's last entry), then the episodes
+  that ended leave the running list, which keeps its order. The arithmetic is the numpy path's (the same float
+  operations in the same order, no fast-math), so every draw is the same;
+- the time-major log (episode, entry) is then written straight into the estimators' step layout (``Steps``:
+  longest episode first) with s, a and r gathered from the entry, by a second loop.
+
+Why not numba's own ``np.random.Generator`` support: it reproduces numpy's stream too, but cost 8.3 ns per
+uniform here against 1.5 ns for the direct call (and numpy's bulk ``random`` 1.6 ns).
+
+Compilation: on first use (~0.8 CPU-s after importing numba, 0.14 s), cached on disk by numba (``cache=True``)
+next to this file, or where ``NUMBA_CACHE_DIR`` says, or in numba's per-user cache directory when this file's
+directory is not writable (an installed package); when no location is writable the kernels compile without a
+disk cache. Later processes load them in ~0.25 CPU-s. ``benchmarks/bench_sampler.py`` reports both.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+
+try:
+    import numba
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+except ImportError:     # imported without numba only by pytest's doctest collection; ``compiled_kernel`` says None
+    numba = None
+
+__all__ = ["draw_log", "reorder", "run_chunk", "steps_from_log"]
+
+
+def _jit(fn):
+    """``numba.njit`` with numba's disk cache where numba finds a writable place for it, else without."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:        # numba: "cannot cache function ...: no locator available for file ..."
+        return numba.njit(nogil=True)(fn)
+
+
+def _draw_log(fn, st, K, accept, alias, keys, last, next_or_end, alive, rows, cap, left,
+              log_e, log_k, running, lengths):
+    """Run the episodes of one chunk time-major from their first rows; log (episode, entry) per step.
+
+    Args:
+      fn, st: the bit generator's ``next_double`` and state addresses.
+      K: the alias width, 0 for the keys layout; accept, alias / keys, last: the layout's arrays (the other two
+        may be empty).
+      next_or_end: ``JointTable.next_or_end``.
+      alive, rows: the running episodes (ascending) and their first rows [m]; overwritten.
+      cap: the step cap; left: the work left (steps), the loop stops once the steps taken exceed it.
+      log_e, log_k: the log, at least cap m entries; running [cap]: running episodes per step; lengths [N]: each
+        ended episode's length is written there.
+
+    Returns:
+      (steps run T, episodes still running, steps taken, whether the work limit stopped the loop).
+    """
+    m = alive.size
+    pos = 0
+    taken = 0
+    T = 0
+    for t in range(cap):
+        if m == 0:
+            break
+        taken += m
+        if taken > left:
+            return T, m, taken, True
+        running[t] = m
+        kept = 0
+        for i in range(m):
+            u = _next_double(fn, st)
+            row = rows[i]
+            if K > 0:
+                u *= K
+                j = int(u)
+                if j > K - 1:            # u K can round up to K
+                    j = K - 1
+                u -= j                   # the fractional part: a second uniform
+                k = row + j
+                if not u < accept[k]:
+                    k = alias[k]
+            else:
+                x = u + row
+                lo, hi = 0, keys.size    # bisect right: the number of keys <= x
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if x < keys[mid]:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                k = min(lo, last[row])
+            e = alive[i]
+            log_e[pos] = e
+            log_k[pos] = k
+            pos += 1
+            nxt = next_or_end[k]
+            if nxt >= 0:
+                alive[kept] = e
+                rows[kept] = nxt
+                kept += 1
+            else:
+                lengths[e] = t + 1
+        m = kept
+        T = t + 1
+    for i in range(m):
+        lengths[alive[i]] = T
+    return T, m, taken, False
+
+
+def _reorder(T, running, log_e, log_k, order, first, lengths, state, action, reward, next_state,
+             k_out, n_out, t_out, s_out, a_out, r_out, final):
+    """Write the time-major log into the ``Steps`` layout (episode ``order[j]`` from ``first[j]`` on).
+
+    One scatter of the entries to their places (``k_out``), then one sequential pass over the layout that writes
+    n, t, s, a, r and each episode's final state: five scattered arrays cost twice as much.
+    """
+    start = np.empty(order.size, dtype=np.intp)
+    for j in range(order.size):
+        start[order[j]] = first[j]
+    pos = 0
+    for t in range(T):
+        for _ in range(running[t]):
+            k_out[start[log_e[pos]] + t] = log_k[pos]
+            pos += 1
+    for j in range(order.size):
+        e = order[j]
+        q = first[j]
+        L = lengths[e]
+        for t in range(L):
+            k = k_out[q + t]
+            n_out[q + t] = e
+            t_out[q + t] = t
+            s_out[q + t] = state[k]
+            a_out[q + t] = action[k]
+            r_out[q + t] = reward[k]
+        if L > 0:
+            final[e] = next_state[k_out[q + L - 1]]
+
+
+if numba is not None:
+    @intrinsic
+    def _next_double(typingctx, fn_address, state_address):
+        """``bitgen->next_double(bitgen->state)``: one uniform in [0, 1) from a numpy bit generator's C interface."""
+        sig = types.float64(types.uintp, types.uintp)
+
+        def codegen(context, builder, signature, args):
+            void_p = ir.IntType(8).as_pointer()
+            fn_type = ir.FunctionType(ir.DoubleType(), [void_p])
+            fn = builder.inttoptr(args[0], fn_type.as_pointer())
+            return builder.call(fn, [builder.inttoptr(args[1], void_p)])
+
+        return sig, codegen
+
+    draw_log = _jit(_draw_log)
+    reorder = _jit(_reorder)
+
+_EMPTY_F, _EMPTY_I = np.zeros(0), np.zeros(0, dtype=np.intp)
+
+
+SCRATCH_KEEP = 64 * 2**20      # scratch blocks up to this size (virtual; only touched pages are resident) are kept
+_KEPT = threading.local()       # for the next run on this thread
+
+
+def _scratch(workspace: dict, size: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three scratch arrays of ``size`` entries (the log's episodes and entries, the entries in layout order).
+
+    Reused from chunk to chunk (``workspace``, one run) and, up to ``SCRATCH_KEEP``, from run to run on a thread:
+    a fresh page costs a fault on first touch (~1.2 us per 4 KiB page on the 2-core test machine, ~2.5 ns a
+    step for these 12 bytes), which a reused block has already paid.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = 3 * size * dtype.itemsize
+    block = workspace.get("scratch")
+    if block is None or block.nbytes < nbytes:
+        block = getattr(_KEPT, "block", None)
+        if block is None or block.nbytes < nbytes:
+            block = np.empty(nbytes, dtype=np.uint8)
+        workspace["scratch"] = block
+        _KEPT.block = block if block.nbytes <= SCRATCH_KEEP else None
+    return tuple(block[i * size * dtype.itemsize:(i + 1) * size * dtype.itemsize].view(dtype) for i in range(3))
+
+
+def _arrays(size: int, dtypes) -> list[np.ndarray]:
+    """Arrays of ``size`` entries of each dtype, carved from one allocation.
+
+    One block rather than five: numpy asks the kernel for transparent huge pages on blocks of 4 MiB and more, and
+    on the 2-core test machine a first touch costs ~1.2 us per 4 KiB page, ~13 ns a step for the step list's 40
+    bytes when each array is smaller than that (FrozenLake's 20 000 episodes: 1.2 MB each).
+    """
+    dtypes = [np.dtype(d) for d in dtypes]
+    offsets = np.cumsum([0] + [-(-size * d.itemsize // 8) * 8 for d in dtypes])
+    block = np.empty(int(offsets[-1]), dtype=np.uint8)
+    return [block[int(o):int(o) + size * d.itemsize].view(d) for o, d in zip(offsets, dtypes)]
+
+
+def _index_dtype(table, n: int):
+    """int32 for the log when table entries and episodes fit (half the memory traffic), else intp."""
+    return np.int32 if max(table.next_or_end.size, n) < 2**31 else np.intp
+
+
+def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left: float,
+              rng: np.random.Generator, workspace: dict) -> tuple:
+    """Sample one chunk's steps with the compiled kernels, consuming ``rng`` exactly as the numpy path does.
+
+    Args:
+      table: the ``JointTable``; alive, rows: the episodes not terminal at s_0 and their first rows;
+      n: episodes in the chunk; cap: the step cap; left: the work left; rng: the generator (advanced in place);
+      workspace: scratch arrays kept from one chunk to the next (a dict, empty at first).
+
+    Returns:
+      ``(stopped, taken, still_running, lengths, log)``: ``stopped`` says the work limit ended the loop (nothing
+      else is valid then); ``log`` is what ``steps_from_log`` needs. None, with ``rng`` untouched, when the log's
+      address space cannot be had.
+    """
+    m = alive.size
+    alive = np.array(alive, dtype=np.intp)
+    rows = np.array(rows, dtype=np.intp)
+    index = _index_dtype(table, n)
+    # m cap entries each: untouched pages cost nothing, and the chunk budget counts cap steps per episode. An
+    # explicit chunk with a long cap can ask for more address space than the system grants: then the numpy path
+    # (nothing is drawn before this point, so it draws the same).
+    try:
+        log_e, log_k, k_out = _scratch(workspace, m * cap, index)
+    except MemoryError:
+        return None
+    running = np.zeros(cap, dtype=np.intp)
+    lengths = np.zeros(n, dtype=np.intp)
+    if table.width:
+        arrays = (table.accept, table.alias, _EMPTY_F, _EMPTY_I)
+    else:
+        arrays = (_EMPTY_F, _EMPTY_I, table.keys, table.last)
+    bitgen = rng.bit_generator
+    with bitgen.lock:
+        iface = bitgen.ctypes
+        fn = ctypes.cast(iface.next_double, ctypes.c_void_p).value
+        T, still, taken, stopped = draw_log(fn, iface.state_address, table.width, *arrays, table.next_or_end,
+                                            alive, rows, cap, float(left), log_e, log_k, running, lengths)
+    return stopped, taken, still, lengths, (T, running, log_e, log_k, k_out)
+
+
+def steps_from_log(table, log: tuple, lengths: np.ndarray, order: np.ndarray, first: np.ndarray,
+                   final: np.ndarray) -> tuple:
+    """(n, t, s, a, r) in the ``Steps`` layout (``longest_first``'s ``order``, ``first``) from ``run_chunk``'s log;
+    ``final`` gets each episode's last s'."""
+    T, running, log_e, log_k, k_out = log
+    M = int(lengths.sum())
+    n_out, t_out, s_out, a_out, r_out = _arrays(M, (np.intp, np.intp, table.state.dtype, table.action.dtype,
+                                                    table.reward.dtype))
+    reorder(T, running, log_e, log_k, order, first, lengths, table.state, table.action, table.reward,
+            table.next_state, k_out, n_out, t_out, s_out, a_out, r_out, final)
+    return n_out, t_out, s_out, a_out, r_out
