@@ -24,9 +24,11 @@ steps, 16 rollouts enumerated), a tabular softmax in both frameworks. It reports
 the later ones (the training-loop case: a test suite or a CLI that checks a loss more than once).
 
 ``--jax`` times the JAX ``check_loss`` at its default settings (``pad_to="auto"``: every batch padded to the
-horizon, one ``jax.jit`` compilation per batch shape) against the numpy check of the same K batches of B episodes
-on FrozenLake-v1: the first check of the process (compilations included) and the best of ``--repeats`` later ones
-(the loss's compilations reused), with the number of times the loss was traced. ``--unpadded`` adds
+horizon, the K batches evaluated in chunks by one vmapped ``jax.jit`` compilation) against the numpy check of the
+same K batches of B episodes on FrozenLake-v1: the first check of the process (compilations included) and the best
+of ``--repeats`` later ones (the loss's compilations reused), with the number of times the loss was traced and the
+number of XLA compilations of the first check (``jax_log_compiles``: the policy head, the loss and jax's own small
+helpers). ``--unpadded`` adds
 ``pad_to=None`` (each batch padded to its longest episode: one compilation per distinct length, the old default).
 
 ``--scale`` times the exact gradients of the adapters against pgverify's own (``verify.numerics.exact.gradient``,
@@ -149,9 +151,21 @@ def jax_check(args) -> None:
 
     from verify.frameworks import jax as vjax
 
+    import logging
+
     problem = gym_problem("FrozenLake-v1")
     mdp = problem.mdp
     traces = [0]
+    compiles = [0]
+
+    class Count(logging.Handler):       # jax_log_compiles logs one "Finished XLA compilation" per compilation
+        def emit(self, record):
+            compiles[0] += record.getMessage().startswith("Finished XLA compilation")
+    jax.config.update("jax_log_compiles", True)
+    for name in ("jax", "jax._src"):
+        log = logging.getLogger(name)
+        log.addHandler(Count())
+        log.propagate = False
 
     def apply(params, obs):
         return obs @ params["theta"]
@@ -170,13 +184,14 @@ def jax_check(args) -> None:
             "jax": lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)}
     if args.unpadded:
         runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
-    first, best, verdict, n_traces = {}, {}, {}, {}
+    first, best, verdict, n_traces, n_compiles = {}, {}, {}, {}, {}
     for label, run in runs.items():
-        before = traces[0]
+        before, compiled = traces[0], compiles[0]
         t = time.process_time()
         verdict[label] = run().verdict
         first[label] = time.process_time() - t
         n_traces[label] = traces[0] - before
+        n_compiles[label] = compiles[0] - compiled
         best[label] = np.inf
     for _ in range(args.repeats):
         for label, run in runs.items():
@@ -188,7 +203,7 @@ def jax_check(args) -> None:
     for label in runs:
         ratio = "" if label == "numpy" else (f"  ratio to numpy: first {first[label] / first['numpy']:.1f}x, after "
                                              f"{best[label] / best['numpy']:.1f}x; loss traced {n_traces[label]} "
-                                             "times in the first check")
+                                             f"times, {n_compiles[label]} XLA compilations in the first check")
         print(f"  {label:18s} first {first[label]:6.2f} s, after {best[label]:6.3f} s, verdict {verdict[label]}"
               f"{ratio}")
 
