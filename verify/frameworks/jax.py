@@ -523,13 +523,18 @@ def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *,
 # --- rollouts (JAX: check a loss on rollouts as a vectorised training loop collects them (``check_rollout_loss``).) ----------
 
 COUPLING_STATES = 16        # states probed one by one
+# check_loss's per-batch functions (the probes' single episodes and other batch sizes, the padding probe's forward
+# pass) run a handful of times: XLA's backend optimisations would cost more than they save (about half of a
+# ~0.3 s compilation on CPU); the K batches of the run itself are compiled with jax's defaults (_compiled_many)
+PROBE_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 _COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> {flat: jax.jit(value_and_grad)}, reused across checks
 
 
 def _compiled(loss_fn, flat: bool = False):
     """``jax.jit(jax.value_and_grad(loss_fn))``, one per loss function: rollouts have static shapes, so a check (and
     every later check of the same loss) compiles once per batch shape instead of once per call site. ``flat``: the
-    gradient raveled to one vector inside the compiled function (``check_loss``: no eager ravel per batch).
+    gradient raveled to one vector inside the compiled function (``check_loss``'s per-batch evaluation: the
+    probes, compiled quickly with ``PROBE_COMPILE``).
 
     As with ``jax.jit`` itself, the loss must be pure: a loss that reads global state mutated between two checks
     keeps the first trace (pass a new function, e.g. a ``functools.partial``, or ``jit=False``)."""
@@ -544,7 +549,7 @@ def _compiled(loss_fn, flat: bool = False):
         def flat_vg(params, batch):
             loss, g = vg(params, batch)
             return loss, ravel_pytree(g)[0]
-        return jax.jit(flat_vg)
+        return jax.jit(flat_vg, compiler_options=PROBE_COMPILE)
 
     try:
         fns = _COMPILED.get(loss_fn)
@@ -580,15 +585,16 @@ def _compiled_many(loss_fn):
 
 
 def _compiled_value(loss_fn):
-    """``jax.jit(loss_fn)`` (the loss's value only), one per loss function, as ``_compiled``."""
+    """``jax.jit(loss_fn)`` (the loss's value only), one per loss function, as ``_compiled``, with the probes'
+    quick compilation (``PROBE_COMPILE``)."""
     import jax
 
     try:
         fns = _COMPILED.setdefault(loss_fn, {})
     except TypeError:
-        return jax.jit(loss_fn)
+        return jax.jit(loss_fn, compiler_options=PROBE_COMPILE)
     if "value" not in fns:
-        fns["value"] = jax.jit(loss_fn)
+        fns["value"] = jax.jit(loss_fn, compiler_options=PROBE_COMPILE)
     return fns["value"]
 
 
