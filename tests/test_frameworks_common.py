@@ -52,3 +52,14 @@ def test_policy_outputs_are_validated():
         policy_log_probs(np.array([[np.nan, 0.0]]), "logits", 1, 2)
     with pytest.raises(LossError, match=r"observations has shape \(2,\)"):
         observation_table(TabularMDP(initial=[1], transitions=[[[1.0]]], rewards=[[0.0]], horizon=1), np.zeros(2))
+
+
+def test_the_dense_jacobian_is_refused_before_it_is_built():
+    from verify.frameworks._common import require_jacobian_memory
+    from verify.model.io import Limits, limits_scope
+
+    # S A = 40 000 rows (a 10^4-state tabular softmax): 8 m (m + d) bytes = 25.6 GB, computed by hand
+    with limits_scope(Limits(max_memory=2 ** 31)):
+        with pytest.raises(UsageError, match=r"dense Jacobian .*S A = 40000, d = 40000.* needs 23\.8 GiB"):
+            require_jacobian_memory(10_000, 4, 40_000, "JAX")
+        require_jacobian_memory(100, 4, 400, "JAX")         # 2.6 MB: allowed

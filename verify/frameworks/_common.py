@@ -39,7 +39,8 @@ from verify.model.policy import TabularSoftmax
 from verify.model.problem import Problem, load_problem
 
 __all__ = ["Batch", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL", "batch_arrays",
-           "framework_target", "observation_table", "policy_log_probs", "resolve_mdp", "surrogate_policy"]
+           "framework_target", "observation_table", "policy_log_probs", "require_jacobian_memory", "resolve_mdp",
+           "surrogate_policy"]
 
 OUTPUTS = ("logits", "log_probs", "probs")
 PROB_SUM_TOL = 1e-6          # a policy that outputs probabilities: rows must sum to 1 within this
@@ -195,6 +196,19 @@ def policy_log_probs(out: np.ndarray, kind: str, n_states: int, n_actions: int) 
         with np.errstate(divide="ignore"):
             logp = np.log(probs) if kind == "probs" else out
     return logp
+
+
+def require_jacobian_memory(n_states: int, n_actions: int, n_params: int, framework: str) -> None:
+    """Refuse before ``check_loss``/``check_rollout_loss`` builds d log pi / d params densely: [S A, d] float64 and
+    the [S A, S A] identity its batched backward pass takes (PyTorch's ``is_grads_batched``, ``jax.jacrev``).
+
+    Raises:
+      UsageError: more than the memory limit (``--max-memory``).
+    """
+    m = n_states * n_actions
+    require_memory(8.0 * m * (m + n_params), f"{framework}'s dense Jacobian d log pi / d params [S A = {m}, "
+                   f"d = {n_params}] for the loss check (its cost grows as (S A)^2; the exact gradient alone, "
+                   "exact_gradient, does not need it)")
 
 
 def surrogate_policy(logp: np.ndarray) -> TabularSoftmax:

@@ -36,7 +36,8 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
-                                       observation_table, policy_log_probs, resolve_mdp)
+                                       observation_table, policy_log_probs, require_jacobian_memory,
+                                       resolve_mdp)
 from verify.frameworks._padding import (Padding, batch_groups, chunk_batches, padding_changes_loss,
                                         plain_batches)
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
@@ -162,6 +163,7 @@ def _target(pol: _Policy, mdp, table):
 
     obs = jnp.asarray(table)
     pol.output_shape(obs, mdp.n_states, mdp.n_actions)
+    require_jacobian_memory(mdp.n_states, mdp.n_actions, pol.flat.size, "JAX")
     try:
         out, alone, rows, jac = _head()(pol.params, obs, pol.apply, pol.output)
     except Exception as exc:  # noqa: BLE001 - the user's function under jax.jit: reported, chained

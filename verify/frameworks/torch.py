@@ -34,7 +34,8 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
-                                       observation_table, policy_log_probs, resolve_mdp)
+                                       observation_table, policy_log_probs, require_jacobian_memory,
+                                       resolve_mdp)
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
@@ -269,6 +270,7 @@ def _jacobian(logp, params) -> np.ndarray:
     torch = _torch()
     flat = logp.reshape(-1)
     m = flat.numel()
+    require_jacobian_memory(m, 1, sum(p.numel() for p in params), "PyTorch")      # m = S A rows
     try:
         rows = torch.autograd.grad(flat, params, grad_outputs=torch.eye(m, dtype=flat.dtype), allow_unused=True,
                                    retain_graph=True, is_grads_batched=True)
