@@ -418,14 +418,14 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
             raise LossError(f"the gradient of loss {label} is not finite {where}")
         return loss, g
 
-    def evaluate_chunk(b: Batch, C: int, where: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def evaluate_chunk(b: Batch, C: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(loss [C], -grad loss [C, d]) of C stacked batches (arrays [C, B, T, ...]) in one call of the vmapped
         compiled loss (``_compiled_many``); None when it cannot be used (eager fallback, a loss that vmap cannot
         batch, a non-finite batch), and the caller evaluates batch by batch, which names the error."""
         if state["fn"] is value_and_grad:
             return None
         try:
-            loss, g = jax.device_get(_compiled_many(loss_fn)(pol.params, b))
+            loss, g = jax.device_get(_compiled_many(loss_fn, n)(pol.params, b))
         except untraceable:
             return None             # evaluate() switches to eager evaluation
         except Exception:  # noqa: BLE001 - evaluate() reports the user's error on the batch itself
@@ -436,14 +436,17 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
             return None
         return loss, g
 
+    def batch_bytes(B: int, T: int) -> int:
+        return B * (T + 1) * (2 * table[:1].nbytes + 48)      # obs and next_obs, six [B, T] fields
+
     def single(b: Batch, where: str) -> tuple[float, np.ndarray]:
         """``evaluate`` of one batch of ``batch_size`` episodes through the vmapped compiled loss (the batch
         repeated to the main run's chunk of C: the check's one compiled shape at this padded length)."""
         T = b.actions.shape[1]
         if T == padding.length(int(np.max(b.lengths, initial=0))):
-            C = chunk_batches(batches, batch_size * (T + 1) * (2 * table[:1].nbytes + 48))
+            C = chunk_batches(batches, batch_bytes(batch_size, T))
             out = evaluate_chunk(Batch(*(np.broadcast_to(x, (C, *np.shape(x))) for x in b[:-1]), gamma=b.gamma),
-                                 C, where)
+                                 C, batches)
             if out is not None:
                 return float(out[0][0]), out[1][0]
         return evaluate(b, where)
@@ -455,13 +458,13 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         plain = plain_batches(eps, B)
         Y = np.empty((K, pol.flat.size))
         for T, ks in batch_groups(padding, plain, B).items():
-            C = chunk_batches(len(ks), B * (T + 1) * (2 * table[:1].nbytes + 48))
+            C = chunk_batches(len(ks), batch_bytes(B, T))
             for start in range(0, len(ks), C):
                 idx = ks[start:start + C]
                 full = np.concatenate([idx, np.repeat(idx[-1:], C - len(idx))])     # the last chunk filled up
                 b = batch_arrays(plain.select((full[:, None] * B + np.arange(B)).ravel()), table, T)
                 out = evaluate_chunk(Batch(*(x.reshape(C, B, *x.shape[1:]) for x in b[:-1]), gamma=b.gamma), C,
-                                     f"on {C} batches of {B} episodes padded to {T} steps")
+                                     len(ks))
                 if out is not None:
                     Y[idx] = out[1][:len(idx)]
                     continue
@@ -529,6 +532,7 @@ COUPLING_STATES = 16        # states probed one by one
 # pass) run a handful of times: XLA's backend optimisations would cost more than they save (about half of a
 # ~0.3 s compilation on CPU); the K batches of the run itself are compiled with jax's defaults (_compiled_many)
 PROBE_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+QUICK_BATCHES = 64          # batches of one padded length below which they too are compiled with PROBE_COMPILE
 _COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> {flat: jax.jit(value_and_grad)}, reused across checks
 
 
@@ -564,10 +568,11 @@ def _compiled(loss_fn, flat: bool = False):
     return fns[flat]
 
 
-def _compiled_many(loss_fn):
+def _compiled_many(loss_fn, n_batches: int):
     """``jax.jit(jax.vmap(value_and_grad(loss_fn)))`` over a leading axis of batches (every ``Batch`` field but
     ``gamma``), the gradient raveled, one per loss function as ``_compiled``: a check's K batches of one padded
-    length are one compilation and K / C calls."""
+    length are one compilation and K / C calls. Fewer than ``QUICK_BATCHES`` batches (a padded length few batches
+    have, without static padding) are compiled quickly (``PROBE_COMPILE``)."""
     import jax
     from jax.flatten_util import ravel_pytree
 
@@ -575,15 +580,17 @@ def _compiled_many(loss_fn):
         fns = _COMPILED.setdefault(loss_fn, {})
     except TypeError:
         fns = {}
-    if "many" not in fns:
+    key = "many" if n_batches >= QUICK_BATCHES else "many-quick"
+    if key not in fns:
         vg = jax.value_and_grad(loss_fn)
 
         def flat_vg(params, batch):
             loss, g = vg(params, batch)
             return loss, ravel_pytree(g)[0]
         axes = Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)
-        fns["many"] = jax.jit(jax.vmap(flat_vg, in_axes=(None, axes)))
-    return fns["many"]
+        fns[key] = jax.jit(jax.vmap(flat_vg, in_axes=(None, axes)),
+                           compiler_options=None if key == "many" else PROBE_COMPILE)
+    return fns[key]
 
 
 def _compiled_value(loss_fn):
