@@ -36,6 +36,7 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
                                        observation_table, policy_log_probs, require_jacobian_memory,
                                        resolve_mdp)
+from verify.frameworks._padding import CHUNK_MAX, Padding, batch_groups, plain_batches
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
@@ -332,14 +333,34 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
     target = framework_target(mdp, logp.detach().cpu().numpy(), _flat(grads, pol.params), jac, pol.names())
     obs_dtype = torch.int64 if table.dtype.kind in "iub" else torch.float64
 
+    def tensors(b: Batch) -> Batch:
+        return Batch(obs=torch.as_tensor(b.obs, dtype=obs_dtype), actions=torch.as_tensor(b.actions),
+                     rewards=torch.as_tensor(b.rewards), terminated=torch.as_tensor(b.terminated),
+                     truncated=torch.as_tensor(b.truncated), mask=torch.as_tensor(b.mask),
+                     lengths=torch.as_tensor(b.lengths), next_obs=torch.as_tensor(b.next_obs, dtype=obs_dtype),
+                     gamma=b.gamma)
+
     def estimate(episodes) -> np.ndarray:
         b = batch_arrays(episodes, table, pad_to)
-        batch = Batch(obs=torch.as_tensor(b.obs, dtype=obs_dtype), actions=torch.as_tensor(b.actions),
-                      rewards=torch.as_tensor(b.rewards), terminated=torch.as_tensor(b.terminated),
-                      truncated=torch.as_tensor(b.truncated), mask=torch.as_tensor(b.mask),
-                      lengths=torch.as_tensor(b.lengths), next_obs=torch.as_tensor(b.next_obs, dtype=obs_dtype),
-                      gamma=b.gamma)
-        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+        return evaluate(tensors(b), f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps")
+
+    def many(eps, B: int, K: int) -> np.ndarray:
+        """The K estimates of the batches of B consecutive episodes of ``eps`` (``check_batches``), the same as
+        ``estimate`` batch by batch; the batch arrays and tensors are built for up to ``CHUNK_MAX`` batches of one
+        padded length at once, and each batch's tensors are views of them."""
+        plain = plain_batches(eps, B)
+        Y = np.empty((K, len(target.names)))
+        for T, ks in batch_groups(Padding(pad_to, mdp.horizon), plain, B).items():
+            for start in range(0, len(ks), CHUNK_MAX):
+                idx = ks[start:start + CHUNK_MAX]
+                b = tensors(batch_arrays(plain.select((idx[:, None] * B + np.arange(B)).ravel()), table, T))
+                for j, k in enumerate(idx):
+                    one = Batch(*(x[j * B:(j + 1) * B] for x in b[:-1]), gamma=b.gamma)
+                    Y[k] = evaluate(one, f"on a batch of {B} episodes padded to {T} steps")
+        return Y
+
+    def evaluate(batch: Batch, where: str) -> np.ndarray:
+        """-grad loss on the tensor batch ``batch``; the user's errors become ``LossError``s naming ``where``."""
         with torch.enable_grad():
             try:
                 loss = loss_fn(pol.model, batch)
@@ -365,6 +386,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
             raise LossError(f"the gradient of loss {label} is not finite {where}")
         return g
 
+    estimate.many = many
     from verify.frameworks._precision import probe_batch, torch_precision
 
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
