@@ -185,7 +185,6 @@ def _head():
     each alone, log pi [S, A], d log pi / d flat params [S A, d])."""
     if "head" not in _JITTED:
         jax = _jax()
-        import jax.numpy as jnp
 
         def fn(params, obs, apply, kind):
             out = apply(params, obs)
@@ -194,11 +193,20 @@ def _head():
             def flat_logp(p):
                 return _log_pi(apply(p, obs), kind).reshape(-1)
             rows = flat_logp(params)
-            leaves = jax.tree_util.tree_leaves(jax.jacrev(flat_logp)(params))
-            jac = jnp.concatenate([x.reshape(rows.shape[0], -1) for x in leaves], axis=1)
-            return out, alone, rows.reshape(obs.shape[0], -1), jac
+            return out, alone, rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0])
         _JITTED["head"] = jax.jit(fn, static_argnums=(2, 3))
     return _JITTED["head"]
+
+
+def _jacobian(flat_logp, params, m: int):
+    """d flat_logp / d params raveled, [m, d] (traced): forward mode when d < m (a [d, d] tangent basis: a
+    network with few parameters on many states), else reverse mode (an [m, m] cotangent basis)."""
+    jax = _jax()
+    import jax.numpy as jnp
+
+    d = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(params))
+    jac = (jax.jacfwd if d < m else jax.jacrev)(flat_logp)(params)
+    return jnp.concatenate([x.reshape(m, -1) for x in jax.tree_util.tree_leaves(jac)], axis=1)
 
 
 _TABLE_ARRAYS = ("live", "state", "action", "next_state", "prob", "rbar", "initial")
@@ -241,7 +249,6 @@ def _dp_value_and_grad():
     or ())."""
     if "dp" not in _JITTED:
         jax = _jax()
-        import jax.numpy as jnp
 
         def fn(params, obs, arrays, apply, kind, tab, jacobian):
             value = jax.value_and_grad(_dp_objective)(params, obs, arrays, apply, kind, tab)
@@ -253,9 +260,7 @@ def _dp_value_and_grad():
             def flat_logp(p):
                 return _log_pi(apply(p, obs), kind).reshape(-1)
             rows = flat_logp(params)
-            leaves = jax.tree_util.tree_leaves(jax.jacrev(flat_logp)(params))
-            jac = jnp.concatenate([x.reshape(rows.shape[0], -1) for x in leaves], axis=1)
-            return value, out, alone, (rows.reshape(obs.shape[0], -1), jac)
+            return value, out, alone, (rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0]))
         _JITTED["dp"] = jax.jit(fn, static_argnums=(3, 4, 5, 6))
     return _JITTED["dp"]
 

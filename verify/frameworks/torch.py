@@ -34,8 +34,8 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
-                                       observation_table, policy_log_probs, require_jacobian_memory,
-                                       resolve_mdp)
+                                       JAC_BLOCK_BYTES, observation_table, policy_log_probs,
+                                       require_jacobian_memory, resolve_mdp)
 from verify.frameworks._padding import CHUNK_MAX, Padding, batch_groups, plain_batches
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
@@ -271,15 +271,57 @@ def _jacobian(logp, params) -> np.ndarray:
     torch = _torch()
     flat = logp.reshape(-1)
     m = flat.numel()
-    require_jacobian_memory(m, 1, sum(p.numel() for p in params), "PyTorch")      # m = S A rows
+    d = sum(p.numel() for p in params)
+    require_jacobian_memory(m, 1, d, "PyTorch")      # m = S A rows
+    if d < m:
+        cols = _jacobian_columns(flat, params, d)
+        if cols is not None:
+            return cols
+    block = int(max(1, min(m, JAC_BLOCK_BYTES // (8 * (m + d)))))     # rows of the identity per backward pass
     try:
-        rows = torch.autograd.grad(flat, params, grad_outputs=torch.eye(m, dtype=flat.dtype), allow_unused=True,
-                                   retain_graph=True, is_grads_batched=True)
-        return torch.cat([(torch.zeros((m, p.numel()), dtype=flat.dtype) if g is None else g.reshape(m, -1))
-                          for g, p in zip(rows, params)], dim=1).detach().cpu().numpy()
+        out = np.empty((m, d))
+        for start in range(0, m, block):
+            n = min(block, m - start)
+            eye = torch.zeros((n, m), dtype=flat.dtype)
+            eye[torch.arange(n), torch.arange(start, start + n)] = 1.0
+            rows = torch.autograd.grad(flat, params, grad_outputs=eye, allow_unused=True, retain_graph=True,
+                                       is_grads_batched=True)
+            out[start:start + n] = torch.cat([(torch.zeros((n, p.numel()), dtype=flat.dtype) if g is None else
+                                               g.reshape(n, -1)) for g, p in zip(rows, params)],
+                                             dim=1).detach().cpu().numpy()
+        return out
     except RuntimeError:      # an operation without a batching rule: one backward pass per (s, a)
         return np.stack([_flat(torch.autograd.grad(flat[i], params, allow_unused=True, retain_graph=True), params)
                          for i in range(m)])
+
+
+def _jacobian_columns(flat, params, d: int) -> np.ndarray | None:
+    """d flat / d params [m, d] by columns, for few parameters on many states: u -> J^T u is one backward pass
+    that is linear in u, and its derivative in u gives the columns of J, d of them in one batched backward pass
+    (the double-backward form of forward mode). None when an operation has no double backward or batching rule
+    (the caller then goes row by row)."""
+    torch = _torch()
+    try:
+        with torch.enable_grad():
+            u = torch.zeros(flat.numel(), dtype=flat.dtype, requires_grad=True)
+            vjp = torch.autograd.grad(flat, params, grad_outputs=u, create_graph=True, retain_graph=True,
+                                      allow_unused=True)
+            used = [i for i, g in enumerate(vjp) if g is not None and g.requires_grad]
+            out = np.zeros((flat.numel(), d))
+            if not used:
+                return out
+            g = torch.cat([vjp[i].reshape(-1) for i in used])
+            cols = torch.autograd.grad(g, u, grad_outputs=torch.eye(g.numel(), dtype=flat.dtype),
+                                       is_grads_batched=True, retain_graph=True)[0]
+    except RuntimeError:
+        return None
+    offsets = np.cumsum([0] + [p.numel() for p in params])
+    at = 0
+    for i in used:
+        n = params[i].numel()
+        out[:, offsets[i]:offsets[i] + n] = cols[at:at + n].T.detach().cpu().numpy()
+        at += n
+    return out
 
 
 def _loss_name(loss_fn, name):
