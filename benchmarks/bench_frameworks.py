@@ -29,7 +29,8 @@ horizon, the K batches evaluated in chunks by one vmapped ``jax.jit`` compilatio
 same K batches of B episodes on FrozenLake-v1: the first check of the process (compilations included) and the best
 of ``--repeats`` later ones (the loss's compilations reused), with the number of times the loss was traced and the
 number of XLA compilations of the first check (``jax_log_compiles``: the policy head, the loss and jax's own small
-helpers). ``--unpadded`` adds
+helpers). ``--torch`` adds the
+PyTorch ``check_loss`` (first call and steady state, in the same table). ``--unpadded`` adds
 ``pad_to=None`` (each batch padded to its longest episode: one compilation per distinct length, the old default).
 
 ``--features`` times ``check_loss`` of a linear softmax on 8 random features per state (32 parameters) on the same
@@ -189,6 +190,9 @@ def jax_check(args) -> None:
             "jax": lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)}
     if args.unpadded:
         runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
+    if args.torch:
+        policy = Tabular(mdp.n_states, mdp.n_actions)
+        runs["torch"] = lambda: check_loss(policy, reinforce, mdp, **settings)
     first, best, verdict, n_traces, n_compiles = {}, {}, {}, {}, {}
     for label, run in runs.items():
         before, compiled = traces[0], compiles[0]
@@ -207,8 +211,9 @@ def jax_check(args) -> None:
           f"the first check of the process, then the best of {args.repeats} more")
     for label in runs:
         ratio = "" if label == "numpy" else (f"  ratio to numpy: first {first[label] / first['numpy']:.1f}x, after "
-                                             f"{best[label] / best['numpy']:.1f}x; loss traced {n_traces[label]} "
-                                             f"times, {n_compiles[label]} XLA compilations in the first check")
+                                             f"{best[label] / best['numpy']:.1f}x")
+        if label.startswith("jax"):
+            ratio += f"; loss traced {n_traces[label]} times, {n_compiles[label]} XLA compilations in the first check"
         print(f"  {label:18s} first {first[label]:6.2f} s, after {best[label]:6.3f} s, verdict {verdict[label]}"
               f"{ratio}")
 
@@ -335,6 +340,7 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true", help="time exact checks: JAX against PyTorch")
     parser.add_argument("--jax", action="store_true", help="time the JAX check_loss (defaults) against numpy")
     parser.add_argument("--unpadded", action="store_true", help="with --jax: also pad_to=None (the old default)")
+    parser.add_argument("--torch", action="store_true", help="with --jax: also the PyTorch check_loss, first call")
     parser.add_argument("--scale", action="store_true", help="time exact grad J of the adapters at 10^3..10^5 states")
     parser.add_argument("--features", action="store_true",
                         help="check_loss of a linear softmax on features at 10^3..10^4 states (with --sizes)")

@@ -273,6 +273,8 @@ def _jacobian(logp, params) -> np.ndarray:
     m = flat.numel()
     d = sum(p.numel() for p in params)
     require_jacobian_memory(m, 1, d, "PyTorch")      # m = S A rows
+    if m <= ROW_LOOP_MAX:
+        return _jacobian_rows(flat, params)
     if d < m:
         cols = _jacobian_columns(flat, params, d)
         if cols is not None:
@@ -291,8 +293,20 @@ def _jacobian(logp, params) -> np.ndarray:
                                              dim=1).detach().cpu().numpy()
         return out
     except RuntimeError:      # an operation without a batching rule: one backward pass per (s, a)
+        return _jacobian_rows(flat, params)
+
+
+# Up to this many rows (S A), one scalar backward pass per row: ~30 us each, while the first batched pass with
+# grad_outputs imports torch.fx's symbolic shapes (~0.4 CPU-s, once per process: half of a first check_loss)
+ROW_LOOP_MAX = 256
+
+
+def _jacobian_rows(flat, params) -> np.ndarray:
+    """d flat / d params [m, d], one backward pass per row."""
+    torch = _torch()
+    with torch.enable_grad():
         return np.stack([_flat(torch.autograd.grad(flat[i], params, allow_unused=True, retain_graph=True), params)
-                         for i in range(m)])
+                         for i in range(flat.numel())])
 
 
 def _jacobian_columns(flat, params, d: int) -> np.ndarray | None:
