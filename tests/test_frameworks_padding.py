@@ -195,3 +195,24 @@ def test_padding_rules():
     for bad in ("static", 0, -1, 2.5, True):
         with pytest.raises(UsageError, match="pad_to must be"):
             Padding(bad, 10)
+
+
+def test_a_loss_vmap_cannot_batch_is_evaluated_batch_by_batch(monkeypatch):
+    import verify.frameworks.jax as vjax
+
+    mdp = leaky(horizon=30)
+    params = {"theta": np.random.default_rng(3).normal(size=(mdp.n_states, mdp.n_actions))}
+    settings = dict(batch_size=5, batches=30, seed=4)
+    together = check_loss(matmul, params, loss_tabular, mdp, **settings)
+    tried = []
+
+    def unbatchable(loss_fn, n_batches):
+        def fail(*args):
+            tried.append(n_batches)
+            raise NotImplementedError("no batching rule")       # what vmap raises for such a primitive
+        return fail
+    monkeypatch.setattr(vjax, "_compiled_many", unbatchable)
+    alone = check_loss(matmul, params, loss_tabular, mdp, **settings)
+    assert len(tried) == 1                      # tried once, then batch by batch
+    np.testing.assert_allclose(alone.mean, together.mean, rtol=1e-12, atol=1e-15)
+    assert alone.verdict == together.verdict

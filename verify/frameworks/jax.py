@@ -391,7 +391,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(pol.flat)
 
     # one compilation per loss function and padded shape, reused across checks; numpy batches go straight in
-    state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad}
+    state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad, "vmap": jit}
     untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
@@ -427,13 +427,12 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         """(loss [C], -grad loss [C, d]) of C stacked batches (arrays [C, B, T, ...]) in one call of the vmapped
         compiled loss (``_compiled_many``); None when it cannot be used (eager fallback, a loss that vmap cannot
         batch, a non-finite batch), and the caller evaluates batch by batch, which names the error."""
-        if state["fn"] is value_and_grad:
+        if state["fn"] is value_and_grad or not state["vmap"]:
             return None
         try:
             loss, g = jax.device_get(_compiled_many(loss_fn, n)(pol.params, b))
-        except untraceable:
-            return None             # evaluate() switches to eager evaluation
-        except Exception:  # noqa: BLE001 - evaluate() reports the user's error on the batch itself
+        except Exception:  # noqa: BLE001 - evaluate() reports the user's error on the batch itself (or goes eager)
+            state["vmap"] = False           # not retried for every chunk: batch by batch from here on
             return None
         loss, g = np.asarray(loss, dtype=float), -np.asarray(g, dtype=float)
         if loss.shape != (C,) or g.shape != (C, pol.flat.size) or not (np.isfinite(loss).all()
