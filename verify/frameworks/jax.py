@@ -496,7 +496,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
 
     if jit:
         estimate.many = many
-        estimate.probe_episodes = batch_size        # the convention probe's batch: the chunk's compiled shape
+        if batch_size <= PROBE_AT_BATCH_SIZE:       # the convention probe's batch: the chunk's compiled shape
+            estimate.probe_episodes = batch_size
 
     from verify.frameworks._precision import jax_precision, probe_batch
 
@@ -536,6 +537,8 @@ COUPLING_STATES = 16        # states probed one by one
 # pass) run a handful of times: XLA's backend optimisations would cost more than they save (about half of a
 # ~0.3 s compilation on CPU); the K batches of the run itself are compiled with jax's defaults (_compiled_many)
 PROBE_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+PROBE_AT_BATCH_SIZE = 32    # up to this batch size the convention probe uses it (one compiled shape fewer; its
+                            # single episodes are evaluated one by one, so a larger batch would cost more than that)
 QUICK_BATCHES = 64          # batches of one padded length below which they too are compiled with PROBE_COMPILE
 _COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> {flat: jax.jit(value_and_grad)}, reused across checks
 
