@@ -4,6 +4,7 @@
     python benchmarks/bench_frameworks.py --exact [--repeats R]      # exact checks: JAX against PyTorch
     python benchmarks/bench_frameworks.py --jax [--unpadded]         # JAX check_loss (defaults) against numpy
     python benchmarks/bench_frameworks.py --scale [--sizes 1000 10000 100000]   # exact grad J at 10^3..10^5 states
+    python benchmarks/bench_frameworks.py --features [--batches 200]   # check_loss, 32 parameters, 10^3..10^4 states
 
 Run by hand; never part of pytest. Needs the extras ``torch`` and ``gym``. Both checks run
 ``verify.checks.batchcheck.check_batches`` on FrozenLake-v1 at the default size (4x4, slippery, H = 100 from its time limit,
@@ -24,10 +25,17 @@ steps, 16 rollouts enumerated), a tabular softmax in both frameworks. It reports
 the later ones (the training-loop case: a test suite or a CLI that checks a loss more than once).
 
 ``--jax`` times the JAX ``check_loss`` at its default settings (``pad_to="auto"``: every batch padded to the
-horizon, one ``jax.jit`` compilation per batch shape) against the numpy check of the same K batches of B episodes
-on FrozenLake-v1: the first check of the process (compilations included) and the best of ``--repeats`` later ones
-(the loss's compilations reused), with the number of times the loss was traced. ``--unpadded`` adds
+horizon, the K batches evaluated in chunks by one vmapped ``jax.jit`` compilation) against the numpy check of the
+same K batches of B episodes on FrozenLake-v1: the first check of the process (compilations included) and the best
+of ``--repeats`` later ones (the loss's compilations reused), with the number of times the loss was traced and the
+number of XLA compilations of the first check (``jax_log_compiles``: the policy head, the loss and jax's own small
+helpers). ``--torch`` adds the
+PyTorch ``check_loss`` (first call and steady state, in the same table). ``--unpadded`` adds
 ``pad_to=None`` (each batch padded to its longest episode: one compilation per distinct length, the old default).
+
+``--features`` times ``check_loss`` of a linear softmax on 8 random features per state (32 parameters) on the same
+gridworlds at 10^3 and 10^4 states, JAX and PyTorch against the numpy check of the same policy
+(``LinearSoftmax``, the catalog's ``reward_to_go``): d log pi / d params is [S A, 32], built by columns.
 
 ``--scale`` times the exact gradients of the adapters against pgverify's own (``verify.numerics.exact.gradient``,
 method "dp") on the slippery gridworlds of ``scale_models.py`` (H = 200, 4 actions) at about 10^3, 10^4 and 10^5
@@ -149,9 +157,21 @@ def jax_check(args) -> None:
 
     from verify.frameworks import jax as vjax
 
+    import logging
+
     problem = gym_problem("FrozenLake-v1")
     mdp = problem.mdp
     traces = [0]
+    compiles = [0]
+
+    class Count(logging.Handler):       # jax_log_compiles logs one "Finished XLA compilation" per compilation
+        def emit(self, record):
+            compiles[0] += record.getMessage().startswith("Finished XLA compilation")
+    jax.config.update("jax_log_compiles", True)
+    for name in ("jax", "jax._src"):
+        log = logging.getLogger(name)
+        log.addHandler(Count())
+        log.propagate = False
 
     def apply(params, obs):
         return obs @ params["theta"]
@@ -170,13 +190,17 @@ def jax_check(args) -> None:
             "jax": lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)}
     if args.unpadded:
         runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
-    first, best, verdict, n_traces = {}, {}, {}, {}
+    if args.torch:
+        policy = Tabular(mdp.n_states, mdp.n_actions)
+        runs["torch"] = lambda: check_loss(policy, reinforce, mdp, **settings)
+    first, best, verdict, n_traces, n_compiles = {}, {}, {}, {}, {}
     for label, run in runs.items():
-        before = traces[0]
+        before, compiled = traces[0], compiles[0]
         t = time.process_time()
         verdict[label] = run().verdict
         first[label] = time.process_time() - t
         n_traces[label] = traces[0] - before
+        n_compiles[label] = compiles[0] - compiled
         best[label] = np.inf
     for _ in range(args.repeats):
         for label, run in runs.items():
@@ -187,8 +211,9 @@ def jax_check(args) -> None:
           f"the first check of the process, then the best of {args.repeats} more")
     for label in runs:
         ratio = "" if label == "numpy" else (f"  ratio to numpy: first {first[label] / first['numpy']:.1f}x, after "
-                                             f"{best[label] / best['numpy']:.1f}x; loss traced {n_traces[label]} "
-                                             "times in the first check")
+                                             f"{best[label] / best['numpy']:.1f}x")
+        if label.startswith("jax"):
+            ratio += f"; loss traced {n_traces[label]} times, {n_compiles[label]} XLA compilations in the first check"
         print(f"  {label:18s} first {first[label]:6.2f} s, after {best[label]:6.3f} s, verdict {verdict[label]}"
               f"{ratio}")
 
@@ -246,6 +271,67 @@ def scale(args) -> None:
               f"after {best['jax']:6.3f} s ({best['jax'] / base:4.1f}x)")
 
 
+def features(args) -> None:
+    """``check_loss`` of a linear softmax on 8 random features per state (d = 32 parameters) at 10^3..10^4 states:
+    JAX and PyTorch (first check of the process) against the numpy check of the same policy (``LinearSoftmax``)."""
+    import sys
+    from pathlib import Path
+
+    import jax
+    import jax.numpy as jnp
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from scale_models import gridworld
+
+    from verify.frameworks import jax as vjax
+    from verify.model.policy import LinearSoftmax
+    from verify.model.problem import Problem
+
+    K = 8
+
+    def j_loss(params, batch):
+        logp = jax.nn.log_softmax(batch.obs @ params["W"])
+        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+        G = jnp.cumsum(batch.rewards[:, ::-1], axis=1)[:, ::-1]
+        return -(logp_a * G * batch.mask).sum(1).mean()
+
+    class Linear(torch.nn.Module):
+        def __init__(self, W):
+            super().__init__()
+            self.W = torch.nn.Parameter(torch.as_tensor(W))
+
+        def forward(self, obs):
+            return obs @ self.W
+
+    def t_loss(policy, batch):
+        logp = torch.log_softmax(policy(batch.obs), -1).gather(-1, batch.actions[..., None])[..., 0]
+        G = batch.rewards.flip(1).cumsum(1).flip(1)
+        return -(logp * G * batch.mask).sum(1).mean()
+
+    print(f"check_loss of a linear softmax on {K} features per state (d = {4 * K}), gridworlds (H = 200, 4 actions), "
+          f"{args.batches} batches of {args.batch_size}, CPU seconds of one check per size in one process (the first "
+          "size pays the frameworks' one-time start-up)")
+    for size in args.sizes:
+        mdp = gridworld(size)
+        rng = np.random.default_rng(0)
+        phi, W = rng.normal(size=(mdp.n_states, K)), rng.normal(size=(K, 4)) * 0.1
+        linear = LinearSoftmax(np.einsum("sk,ab->sakb", phi, np.eye(4)).reshape(mdp.n_states, 4, 4 * K), W.ravel())
+        settings = dict(batch_size=args.batch_size, batches=args.batches, seed=0)
+        runs = {"numpy": lambda: check_batch_estimator(numpy_reward_to_go, Problem(mdp, linear), **settings),
+                "jax": lambda: vjax.check_loss(lambda p, o: o @ p["W"], {"W": W}, j_loss, mdp, observations=phi,
+                                               **settings),
+                "torch": lambda: check_loss(Linear(W), t_loss, mdp, observations=phi, **settings)}
+        took, verdicts = {}, {}
+        for label, run in runs.items():
+            t = time.process_time()
+            verdicts[label] = run().verdict
+            took[label] = time.process_time() - t
+        print(f"  {mdp.n_states:6d} states: numpy {took['numpy']:6.2f} s | JAX {took['jax']:6.2f} s "
+              f"({took['jax'] / took['numpy']:4.1f}x) | PyTorch {took['torch']:6.2f} s "
+              f"({took['torch'] / took['numpy']:4.1f}x); verdicts {verdicts['numpy']}, {verdicts['jax']}, "
+              f"{verdicts['torch']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=16)
@@ -254,9 +340,17 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true", help="time exact checks: JAX against PyTorch")
     parser.add_argument("--jax", action="store_true", help="time the JAX check_loss (defaults) against numpy")
     parser.add_argument("--unpadded", action="store_true", help="with --jax: also pad_to=None (the old default)")
+    parser.add_argument("--torch", action="store_true", help="with --jax: also the PyTorch check_loss, first call")
     parser.add_argument("--scale", action="store_true", help="time exact grad J of the adapters at 10^3..10^5 states")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--features", action="store_true",
+                        help="check_loss of a linear softmax on features at 10^3..10^4 states (with --sizes)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None)
     args = parser.parse_args()
+    if args.sizes is None:
+        args.sizes = [1000, 10000] if args.features else [1000, 10000, 100000]
+    if args.features:
+        features(args)
+        return
     if args.exact:
         exact_checks(args.repeats)
         return

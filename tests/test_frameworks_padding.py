@@ -125,17 +125,63 @@ def test_the_loss_is_traced_a_bounded_number_of_times():
     mdp = leaky()
     lengths = np.asarray(episodes_of(mdp, n=200).lengths)
     assert np.unique(lengths).size > 8          # unpadded, as many compilations as distinct batch lengths
-    traces = [0]
-
-    def loss(params, batch):
-        traces[0] += 1                          # Python runs only while jax traces the loss
-        return loss_tabular(params, batch)
     params = {"theta": np.zeros((mdp.n_states, mdp.n_actions))}
-    check = check_loss(matmul, params, loss, mdp, batch_size=4, batches=200)
-    # the probe's natural length (forward), the precision jaxpr, and value_and_grad at one padded length for
-    # each batch size the check uses (the batch, the convention probes' 1 and their batch, the second batch size)
-    assert traces[0] <= 7, traces[0]
-    assert check.verdict in ("unbiased", "undecided")
+    counts = []
+    for batches in (40, 400):
+        traces = [0]
+
+        def loss(params, batch):                # a new function per check: nothing compiled is reused
+            traces[0] += 1                      # Python runs only while jax traces the loss
+            return loss_tabular(params, batch)
+        check = check_loss(matmul, params, loss, mdp, batch_size=8, batches=batches)
+        assert check.method == "monte carlo" and check.convention == "mean"
+        assert check.verdict in ("unbiased", "undecided")
+        counts.append(traces[0])
+    # the padding probe's natural length (forward), the precision jaxpr, the batches (one vmapped value_and_grad
+    # at the padded length: the convention probe's batch and all K batches) and the convention probe's single
+    # episodes: the same 4 traces for 40 batches and for 400
+    assert counts == [4, 4], counts
+
+
+def test_the_batches_evaluated_together_equal_one_by_one():
+    mdp = leaky(horizon=30)
+    params = {"theta": np.random.default_rng(3).normal(size=(mdp.n_states, mdp.n_actions))}
+    settings = dict(batch_size=5, batches=30, seed=4)
+    together = check_loss(matmul, params, loss_tabular, mdp, **settings)
+    alone = check_loss(matmul, params, loss_tabular, mdp, jit=False, **settings)     # eager, batch by batch
+    assert together.method == alone.method == "monte carlo"
+    np.testing.assert_allclose(together.mean, alone.mean, rtol=1e-12, atol=1e-15)
+    assert together.verdict == alone.verdict
+
+
+def test_plain_batches_are_the_batches_one_at_a_time():
+    from verify.checks.batchcheck import _plain
+    from verify.frameworks._padding import batch_groups, plain_batches
+    from verify.numerics.episodes import Episodes
+
+    mdp = leaky()
+    B, K = 3, 12
+    eps = episodes_of(mdp, n=B * K, seed=5)
+    # arbitrary values past each episode's end (the sampler writes the final state and zeros there; other
+    # sources need not): a batch one at a time keeps them up to its longest episode only
+    rng = np.random.default_rng(6)
+    past = np.arange(eps.s_t.shape[1])[None, :] > eps.lengths[:, None]
+    eps = Episodes(np.where(past, rng.integers(0, mdp.n_states, eps.s_t.shape), eps.s_t),
+                   np.where(past[:, 1:], rng.integers(0, mdp.n_actions, eps.a_t.shape), eps.a_t),
+                   np.where(past[:, 1:], rng.normal(size=eps.r_t.shape), eps.r_t), eps.lengths, eps.mdp, eps.policy)
+    table = observation_table(mdp, "one_hot")
+    plain = plain_batches(eps, B)
+    for pad_to in ("auto", None, 64):
+        groups = batch_groups(Padding(pad_to, mdp.horizon), plain, B)
+        assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(K))
+        for T, ks in groups.items():
+            for k in ks:
+                rows = slice(k * B, (k + 1) * B)
+                one = _plain(eps.select(rows))
+                assert T == (int(one.lengths.max()) if pad_to is None else Padding(pad_to, mdp.horizon).length(1))
+                want, got = batch_arrays(one, table, T), batch_arrays(plain.select(rows), table, T)
+                for field, a, b in zip(Batch._fields, want, got):
+                    np.testing.assert_array_equal(a, b, err_msg=field)
 
 
 def test_padding_rules():
@@ -149,3 +195,24 @@ def test_padding_rules():
     for bad in ("static", 0, -1, 2.5, True):
         with pytest.raises(UsageError, match="pad_to must be"):
             Padding(bad, 10)
+
+
+def test_a_loss_vmap_cannot_batch_is_evaluated_batch_by_batch(monkeypatch):
+    import verify.frameworks.jax as vjax
+
+    mdp = leaky(horizon=30)
+    params = {"theta": np.random.default_rng(3).normal(size=(mdp.n_states, mdp.n_actions))}
+    settings = dict(batch_size=5, batches=30, seed=4)
+    together = check_loss(matmul, params, loss_tabular, mdp, **settings)
+    tried = []
+
+    def unbatchable(loss_fn, n_batches):
+        def fail(*args):
+            tried.append(n_batches)
+            raise NotImplementedError("no batching rule")       # what vmap raises for such a primitive
+        return fail
+    monkeypatch.setattr(vjax, "_compiled_many", unbatchable)
+    alone = check_loss(matmul, params, loss_tabular, mdp, **settings)
+    assert len(tried) == 1                      # tried once, then batch by batch
+    np.testing.assert_allclose(alone.mean, together.mean, rtol=1e-12, atol=1e-15)
+    assert alone.verdict == together.verdict

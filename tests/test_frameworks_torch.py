@@ -22,6 +22,7 @@ from verify.numerics.exact import gradient, objective
 from verify.frameworks import LossError
 from verify.frameworks._common import surrogate_policy
 from verify.frameworks.torch import assert_loss_unbiased, check_loss, exact_gradient
+from verify.model.mdp import TabularMDP
 from verify.model.policy import LinearSoftmax, TabularSoftmax
 from verify.testing.strategies import problems
 
@@ -307,3 +308,35 @@ def test_docs_walk_through_shows_the_tutorials_output(capsys):
             assert doc["exact"] == doc["mean"], f"the document's unbiased report shows a deviation: {line}"
             got = [m for m in map(ROUND_OFF_LINE.match, out) if m]
             assert len(got) == 1 and got[0]["exact"] == got[0]["mean"], [m.group() for m in got]
+
+
+def test_the_batches_built_together_equal_one_by_one(monkeypatch):
+    """check_batches hands the adapter all K batches at once (``estimate.many``): its estimates must be the ones
+    the batch-by-batch loop computes, bit for bit, whatever the spread of episode lengths."""
+    from verify.checks import batchcheck
+    from verify.numerics.sampler import sample_episodes
+
+    P = np.zeros((3, 2, 3))
+    for s in range(2):
+        P[s, 0, 1 - s], P[s, 1, s], P[s, :, 2] = 0.8, 0.8, 0.2
+    P[2, :, 2] = 1.0
+    mdp = TabularMDP(initial=[1.0, 0.0, 0.0], transitions=P, rewards=[[1.0, -0.5], [0.25, 2.0], [0.0, 0.0]],
+                     terminal=[2], gamma=0.9, horizon=40, name="leaky")
+    real, compared = batchcheck._monte_carlo, []
+
+    def spy(estimate, target, B, K, rng):
+        state = rng.bit_generator.state
+        Y, R = real(estimate, target, B, K, rng)
+        rng.bit_generator.state = state          # the same episodes again, then the loop without ``many``
+        eps = sample_episodes(target.problem.mdp, target.problem.policy, B * K, rng)
+        loop = np.array([estimate(batchcheck._plain(eps.select(slice(k * B, (k + 1) * B)))) for k in range(K)])
+        assert np.unique(eps.lengths.reshape(K, B).max(axis=1)).size > 3       # several padded lengths
+        np.testing.assert_array_equal(Y, loop)
+        compared.append(K)
+        return Y, R
+    monkeypatch.setattr(batchcheck, "_monte_carlo", spy)
+    theta = np.random.default_rng(2).normal(size=(3, 2))
+    for pad_to in (None, 40):
+        check = check_loss(Tabular(theta), gallery.reinforce, mdp, batch_size=3, batches=40, pad_to=pad_to)
+        assert check.method == "monte carlo"
+    assert len(compared) >= 2 and set(compared) == {40}        # both paddings (and any second batch size)

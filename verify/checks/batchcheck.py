@@ -368,7 +368,9 @@ def _probe(estimate, target: Target, seed: int, enum: Episodes | None,
     sampled batch of equal lengths would hide a mean over the batch's timesteps).
     """
     rng = np.random.default_rng([seed, 7])
-    batch = _plain(sample_episodes(target.problem.mdp, target.problem.policy, PROBE_EPISODES, rng))
+    # a compiled framework loss probes at its own batch size (one compiled shape fewer): ``estimate.probe_episodes``
+    n = max(PROBE_EPISODES, int(getattr(estimate, "probe_episodes", PROBE_EPISODES)))
+    batch = _plain(sample_episodes(target.problem.mdp, target.problem.policy, n, rng))
     full = estimate(batch)
     again = estimate(batch)
     size = max(float(np.abs(full).max(initial=0.0)), target.scale)
@@ -403,6 +405,11 @@ def _monte_carlo(estimate, target: Target, B: int, K: int, rng) -> tuple[np.ndar
     # The reference is per-episode: one call for all batches, then batch means.
     ref = get_estimator(REFERENCE).per_episode(eps).reshape(K, B, -1).mean(axis=1)
     R = target.to_params(ref)
+    many = getattr(estimate, "many", None)
+    if many is not None:
+        # a compiled framework loss evaluates all K batches in a few calls (``verify.frameworks.jax``); it must
+        # return what the loop below would, batch k being ``_plain(eps.select(slice(k B, (k + 1) B)))``
+        return np.asarray(many(eps, B, K), dtype=float).reshape(K, target.d), R
     Y = np.empty((K, target.d))
     for k in range(K):
         Y[k] = estimate(_plain(eps.select(slice(k * B, (k + 1) * B))))

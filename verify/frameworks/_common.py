@@ -38,8 +38,9 @@ from verify.checks.moments import magnitude
 from verify.model.policy import TabularSoftmax
 from verify.model.problem import Problem, load_problem
 
-__all__ = ["Batch", "ExactGradient", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL", "batch_arrays",
-           "framework_target", "observation_table", "policy_log_probs", "resolve_mdp", "surrogate_policy"]
+__all__ = ["Batch", "ExactGradient", "JAC_BLOCK_BYTES", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL", "batch_arrays",
+           "framework_target", "observation_table", "policy_log_probs", "require_jacobian_memory", "resolve_mdp",
+           "surrogate_policy"]
 
 OUTPUTS = ("logits", "log_probs", "probs")
 PROB_SUM_TOL = 1e-6          # a policy that outputs probabilities: rows must sum to 1 within this
@@ -195,6 +196,24 @@ def policy_log_probs(out: np.ndarray, kind: str, n_states: int, n_actions: int) 
         with np.errstate(divide="ignore"):
             logp = np.log(probs) if kind == "probs" else out
     return logp
+
+
+JAC_BLOCK_BYTES = 64 << 20      # the identity rows one batched backward pass of a blocked Jacobian takes
+
+
+def require_jacobian_memory(n_states: int, n_actions: int, n_params: int, framework: str) -> None:
+    """Refuse before ``check_loss``/``check_rollout_loss`` builds d log pi / d params: [S A, d] float64 and the
+    identity basis of the cheaper mode, k = min(S A, d) square (JAX: forward mode when d < S A, else reverse;
+    PyTorch: reverse mode with the identity's rows in blocks of ``JAC_BLOCK_BYTES``).
+
+    Raises:
+      UsageError: more than the memory limit (``--max-memory``).
+    """
+    m = n_states * n_actions
+    k = min(m, n_params)
+    require_memory(8.0 * (m * n_params + k * k), f"{framework}'s Jacobian d log pi / d params [S A = {m}, "
+                   f"d = {n_params}] for the loss check (dense: a tabular policy on many states needs (S A)^2 entries; "
+                   "the exact gradient alone, exact_gradient, does not need it)")
 
 
 def surrogate_policy(logp: np.ndarray) -> TabularSoftmax:

@@ -23,11 +23,15 @@ import numpy as np
 
 from verify.errors import UsageError
 from verify.frameworks._common import Batch, batch_arrays
+from verify.numerics.episodes import Episodes
 
-__all__ = ["AUTO_PAD_MAX", "AUTO_PAD_MIN", "PADDING_RTOL", "Padding", "padding_changes_loss"]
+__all__ = ["AUTO_PAD_MAX", "AUTO_PAD_MIN", "CHUNK_BYTES", "CHUNK_MAX", "PADDING_RTOL", "Padding", "batch_groups",
+           "chunk_batches", "padding_changes_loss", "plain_batches"]
 
 AUTO_PAD_MAX = 1024      # horizons up to this are the static padded length itself
 AUTO_PAD_MIN = 8         # the smallest power-of-two bucket
+CHUNK_BYTES = 8 << 20    # batch arrays evaluated in one compiled call (a chunk of batches): small enough for cache
+CHUNK_MAX = 16           # batches per call: the per-call overhead is amortised by then (FrozenLake: 8 ~ 17)
 PADDING_RTOL = 1e-5      # above float32 reduction round-off (~1e-6), below the 1/(T + 1) a mean over padded time moves
 
 
@@ -89,3 +93,34 @@ def padding_changes_loss(loss_value: Callable[[Batch], float], episodes, table: 
     v0 = float(loss_value(natural._replace(rewards=rewards)))
     v1 = float(loss_value(longer._replace(rewards=np.concatenate([rewards, extra], axis=1))))
     return not abs(v0 - v1) <= PADDING_RTOL * max(abs(v0), abs(v1), 1e-300)
+
+
+def plain_batches(eps: Episodes, B: int) -> Episodes:
+    """``eps`` (K batches of B consecutive episodes) with each batch's rows as the batch check hands them to an
+    estimate one batch at a time (``_plain``: cut to the batch's longest episode T_k), then padded back to the
+    common width: states past T_k repeat the episode's final state, actions and rewards past T_k are 0. So
+    ``batch_arrays(plain.select(slice(k B, (k + 1) B)), table, T)`` is the k-th batch's ``Batch`` at T steps."""
+    lengths = np.asarray(eps.lengths)
+    T_k = np.repeat(lengths.reshape(-1, B).max(axis=1, initial=0), B)[:, None]
+    t = np.arange(eps.s_t.shape[1])[None, :]
+    final = eps.s_t[np.arange(lengths.size), lengths][:, None]
+    keep = t[:, :eps.a_t.shape[1]] < T_k
+    return Episodes(np.where(t <= T_k, eps.s_t, final), np.where(keep, eps.a_t, 0), np.where(keep, eps.r_t, 0.0),
+                    lengths, eps.mdp, eps.policy)
+
+
+def batch_groups(padding: Padding, eps: Episodes, B: int) -> dict[int, np.ndarray]:
+    """Padded length T -> the indices k of the batches (B consecutive episodes each) padded to T, in the order a
+    batch-by-batch check pads them (``Padding.length`` only grows its power-of-two bucket)."""
+    longest = np.asarray(eps.lengths).reshape(-1, B).max(axis=1, initial=0)
+    if padding.static:
+        T = padding.length(int(longest.max(initial=0)))
+        return {T: np.arange(longest.size)}
+    T_k = np.array([padding.length(int(n)) or int(n) for n in longest])
+    return {int(T): np.flatnonzero(T_k == T) for T in np.unique(T_k)}
+
+
+def chunk_batches(n_batches: int, bytes_per_batch: float, limit: float = CHUNK_BYTES) -> int:
+    """How many batches go into one compiled call: as many as fit ``limit`` bytes, at most ``CHUNK_MAX`` and
+    ``n_batches``, at least 1; a last, shorter chunk is filled up by repeating a batch (one compiled shape)."""
+    return int(max(1, min(n_batches, CHUNK_MAX, limit // max(bytes_per_batch, 1.0))))

@@ -35,9 +35,11 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, framework_target,
-                                       observation_table, policy_log_probs, resolve_mdp)
-from verify.frameworks._padding import Padding, padding_changes_loss
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
+                                       observation_table, policy_log_probs, require_jacobian_memory,
+                                       resolve_mdp)
+from verify.frameworks._padding import (Padding, batch_groups, chunk_batches, padding_changes_loss,
+                                        plain_batches)
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
@@ -147,6 +149,66 @@ def _exact(pol: _Policy, mdp, table, jacobian: bool = False):
     return float(J), np.asarray(ravel_pytree(g)[0]), pol.log_probs_fn(obs), extra
 
 
+def _target(pol: _Policy, mdp, table):
+    """(grad J flat, log pi [S, A], d log pi / d flat params [S A, d]) for ``check_loss`` and
+    ``check_rollout_loss``: the policy head, its coupling probe and its Jacobian under one small ``jax.jit``, and
+    grad J by the chain rule through the tabular surrogate theta = log pi (softmax(log pi) = pi, so
+    J(params) = J_tab(log pi(params)) and grad J = jac^T grad_theta J_tab, ``verify.numerics.exact.gradient``).
+    The DP under ``jax.jit`` (``_exact``) costs several times the compilation; it remains the fallback when a
+    probability is 0 (log pi = -inf: the chain rule through log pi does not hold there)."""
+    import jax.numpy as jnp
+
+    from verify.frameworks._common import surrogate_policy
+    from verify.numerics.exact import gradient
+
+    obs = jnp.asarray(table)
+    pol.output_shape(obs, mdp.n_states, mdp.n_actions)
+    require_jacobian_memory(mdp.n_states, mdp.n_actions, pol.flat.size, "JAX")
+    try:
+        out, alone, rows, jac = _head()(pol.params, obs, pol.apply, pol.output)
+    except Exception as exc:  # noqa: BLE001 - the user's function under jax.jit: reported, chained
+        raise LossError(f"the policy raised {type(exc).__name__} under jax.jit on the observations of all "
+                        f"{mdp.n_states} states (an array of shape {tuple(obs.shape)}, dtype {obs.dtype}): "
+                        f"{exc}") from exc
+    policy_log_probs(np.asarray(out), pol.output, mdp.n_states, mdp.n_actions)       # validates the values
+    refuse_coupled_output(np.asarray(out), np.asarray(alone), len(obs))
+    rows, jac = np.asarray(rows, dtype=float), np.asarray(jac, dtype=float)
+    if not (np.isfinite(rows).all() and np.isfinite(jac).all()):
+        _, grad, _, (rows, jac) = _exact(pol, mdp, table, jacobian=True)
+        return grad, rows, jac
+    g_tab = gradient(mdp, surrogate_policy(rows), "auto").grad
+    return jac.T @ np.asarray(g_tab, dtype=float).reshape(-1), rows, jac
+
+
+def _head():
+    """jit of (params, obs, apply, kind) -> (apply's output [S, A], the first ``COUPLING_STATES`` states' outputs
+    each alone, log pi [S, A], d log pi / d flat params [S A, d])."""
+    if "head" not in _JITTED:
+        jax = _jax()
+
+        def fn(params, obs, apply, kind):
+            out = apply(params, obs)
+            alone = jax.vmap(lambda o: apply(params, o[None])[0])(obs[:COUPLING_STATES])
+
+            def flat_logp(p):
+                return _log_pi(apply(p, obs), kind).reshape(-1)
+            rows = flat_logp(params)
+            return out, alone, rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0])
+        _JITTED["head"] = jax.jit(fn, static_argnums=(2, 3))
+    return _JITTED["head"]
+
+
+def _jacobian(flat_logp, params, m: int):
+    """d flat_logp / d params raveled, [m, d] (traced): forward mode when d < m (a [d, d] tangent basis: a
+    network with few parameters on many states), else reverse mode (an [m, m] cotangent basis)."""
+    jax = _jax()
+    import jax.numpy as jnp
+
+    d = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(params))
+    jac = (jax.jacfwd if d < m else jax.jacrev)(flat_logp)(params)
+    return jnp.concatenate([x.reshape(m, -1) for x in jax.tree_util.tree_leaves(jac)], axis=1)
+
+
 _TABLE_ARRAYS = ("live", "state", "action", "next_state", "prob", "rbar", "initial")
 _JITTED: dict = {}      # jitted helpers, built on first use (jax is imported lazily)
 
@@ -187,7 +249,6 @@ def _dp_value_and_grad():
     or ())."""
     if "dp" not in _JITTED:
         jax = _jax()
-        import jax.numpy as jnp
 
         def fn(params, obs, arrays, apply, kind, tab, jacobian):
             value = jax.value_and_grad(_dp_objective)(params, obs, arrays, apply, kind, tab)
@@ -199,9 +260,7 @@ def _dp_value_and_grad():
             def flat_logp(p):
                 return _log_pi(apply(p, obs), kind).reshape(-1)
             rows = flat_logp(params)
-            leaves = jax.tree_util.tree_leaves(jax.jacrev(flat_logp)(params))
-            jac = jnp.concatenate([x.reshape(rows.shape[0], -1) for x in leaves], axis=1)
-            return value, out, alone, (rows.reshape(obs.shape[0], -1), jac)
+            return value, out, alone, (rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0]))
         _JITTED["dp"] = jax.jit(fn, static_argnums=(3, 4, 5, 6))
     return _JITTED["dp"]
 
@@ -323,7 +382,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     label = _loss_name(loss_fn, name)
     pol = _Policy(apply, params, output)
     table = observation_table(mdp, observations)
-    _, grad, logp, (logp_now, jac) = _exact(pol, mdp, table, jacobian=True)
+    grad, logp_now, jac = _target(pol, mdp, table)
     target = framework_target(mdp, logp_now, grad, jac, pol.names())
     unravel = pol.unravel
     padding = Padding(pad_to, mdp.horizon)
@@ -332,7 +391,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(pol.flat)
 
     # one compilation per loss function and padded shape, reused across checks; numpy batches go straight in
-    state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad}
+    state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad, "vmap": jit}
     untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
@@ -364,11 +423,67 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
             raise LossError(f"the gradient of loss {label} is not finite {where}")
         return loss, g
 
+    def evaluate_chunk(b: Batch, C: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(loss [C], -grad loss [C, d]) of C stacked batches (arrays [C, B, T, ...]) in one call of the vmapped
+        compiled loss (``_compiled_many``); None when it cannot be used (eager fallback, a loss that vmap cannot
+        batch, a non-finite batch), and the caller evaluates batch by batch, which names the error."""
+        if state["fn"] is value_and_grad or not state["vmap"]:
+            return None
+        try:
+            loss, g = jax.device_get(_compiled_many(loss_fn, n)(pol.params, b))
+        except Exception:  # noqa: BLE001 - evaluate() reports the user's error on the batch itself (or goes eager)
+            state["vmap"] = False           # not retried for every chunk: batch by batch from here on
+            return None
+        loss, g = np.asarray(loss, dtype=float), -np.asarray(g, dtype=float)
+        if loss.shape != (C,) or g.shape != (C, pol.flat.size) or not (np.isfinite(loss).all()
+                                                                         and np.isfinite(g).all()):
+            return None
+        return loss, g
+
+    def batch_bytes(B: int, T: int) -> int:
+        return B * (T + 1) * (2 * table[:1].nbytes + 48)      # obs and next_obs, six [B, T] fields
+
+    def single(b: Batch, where: str) -> tuple[float, np.ndarray]:
+        """``evaluate`` of one batch of ``batch_size`` episodes through the vmapped compiled loss (the batch
+        repeated to the main run's chunk of C: the check's one compiled shape at this padded length)."""
+        T = b.actions.shape[1]
+        if T == padding.length(int(np.max(b.lengths, initial=0))):
+            C = chunk_batches(batches, batch_bytes(batch_size, T))
+            out = evaluate_chunk(Batch(*(np.broadcast_to(x, (C, *np.shape(x))) for x in b[:-1]), gamma=b.gamma),
+                                 C, batches)
+            if out is not None:
+                return float(out[0][0]), out[1][0]
+        return evaluate(b, where)
+
+    def many(eps, B: int, K: int) -> np.ndarray:
+        """The K estimates of the batches of B consecutive episodes of ``eps`` (``check_batches``): grouped by
+        padded length, C batches per call of the vmapped compiled loss (one compilation per length, not one call
+        per batch); the same numbers as ``estimate`` on each batch, which is the fallback."""
+        plain = plain_batches(eps, B)
+        Y = np.empty((K, pol.flat.size))
+        for T, ks in batch_groups(padding, plain, B).items():
+            C = chunk_batches(len(ks), batch_bytes(B, T))
+            for start in range(0, len(ks), C):
+                idx = ks[start:start + C]
+                full = np.concatenate([idx, np.repeat(idx[-1:], C - len(idx))])     # the last chunk filled up
+                b = batch_arrays(plain.select((full[:, None] * B + np.arange(B)).ravel()), table, T)
+                out = evaluate_chunk(Batch(*(x.reshape(C, B, *x.shape[1:]) for x in b[:-1]), gamma=b.gamma), C,
+                                     len(ks))
+                if out is not None:
+                    Y[idx] = out[1][:len(idx)]
+                    continue
+                for j, k in enumerate(idx):
+                    one = Batch(*(x.reshape(C, B, *x.shape[1:])[j] for x in b[:-1]), gamma=b.gamma)
+                    Y[k] = evaluate(one, f"on a batch of {B} episodes padded to {T} steps")[1]
+        return Y
+
     def loss_value(b: Batch, where: str) -> float:
-        """The loss alone on ``b``: at the static padded length from the compiled ``value_and_grad`` (the check's
-        own compilation), at other lengths from a compiled forward pass (cheaper to compile)."""
-        if b.actions.shape[1] == padding.length(int(np.max(b.lengths, initial=0))) or state["fn"] is value_and_grad:
-            return evaluate(b, where)[0]
+        """The loss alone on ``b``: at the static padded length from the vmapped compiled ``value_and_grad`` (the
+        check's own compilation: the batch repeated to a chunk), at other lengths from a compiled forward pass
+        (cheaper to compile)."""
+        T = b.actions.shape[1]
+        if T == padding.length(int(np.max(b.lengths, initial=0))) or state["fn"] is value_and_grad:
+            return single(b, where)[0] if jit and len(b.lengths) == batch_size else evaluate(b, where)[0]
         try:
             return float(_compiled_value(loss_fn)(pol.params, b))
         except Exception:  # noqa: BLE001 - untraceable or failing: evaluate() reports it (or falls back)
@@ -376,7 +491,13 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
 
     def estimate(episodes) -> np.ndarray:
         b = padding.arrays(episodes, table)
-        return evaluate(b, f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps")[1]
+        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+        return single(b, where)[1] if jit and episodes.n == batch_size else evaluate(b, where)[1]
+
+    if jit:
+        estimate.many = many
+        if batch_size <= PROBE_AT_BATCH_SIZE:       # the convention probe's batch: the chunk's compiled shape
+            estimate.probe_episodes = batch_size
 
     from verify.frameworks._precision import jax_precision, probe_batch
 
@@ -412,13 +533,21 @@ def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *,
 # --- rollouts (JAX: check a loss on rollouts as a vectorised training loop collects them (``check_rollout_loss``).) ----------
 
 COUPLING_STATES = 16        # states probed one by one
+# check_loss's per-batch functions (the probes' single episodes and other batch sizes, the padding probe's forward
+# pass) run a handful of times: XLA's backend optimisations would cost more than they save (about half of a
+# ~0.3 s compilation on CPU); the K batches of the run itself are compiled with jax's defaults (_compiled_many)
+PROBE_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+PROBE_AT_BATCH_SIZE = 32    # up to this batch size the convention probe uses it (one compiled shape fewer; its
+                            # single episodes are evaluated one by one, so a larger batch would cost more than that)
+QUICK_BATCHES = 64          # batches of one padded length below which they too are compiled with PROBE_COMPILE
 _COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> {flat: jax.jit(value_and_grad)}, reused across checks
 
 
 def _compiled(loss_fn, flat: bool = False):
     """``jax.jit(jax.value_and_grad(loss_fn))``, one per loss function: rollouts have static shapes, so a check (and
     every later check of the same loss) compiles once per batch shape instead of once per call site. ``flat``: the
-    gradient raveled to one vector inside the compiled function (``check_loss``: no eager ravel per batch).
+    gradient raveled to one vector inside the compiled function (``check_loss``'s per-batch evaluation: the
+    probes, compiled quickly with ``PROBE_COMPILE``).
 
     As with ``jax.jit`` itself, the loss must be pure: a loss that reads global state mutated between two checks
     keeps the first trace (pass a new function, e.g. a ``functools.partial``, or ``jit=False``)."""
@@ -433,7 +562,7 @@ def _compiled(loss_fn, flat: bool = False):
         def flat_vg(params, batch):
             loss, g = vg(params, batch)
             return loss, ravel_pytree(g)[0]
-        return jax.jit(flat_vg)
+        return jax.jit(flat_vg, compiler_options=PROBE_COMPILE)
 
     try:
         fns = _COMPILED.get(loss_fn)
@@ -446,16 +575,42 @@ def _compiled(loss_fn, flat: bool = False):
     return fns[flat]
 
 
+def _compiled_many(loss_fn, n_batches: int):
+    """``jax.jit(jax.vmap(value_and_grad(loss_fn)))`` over a leading axis of batches (every ``Batch`` field but
+    ``gamma``), the gradient raveled, one per loss function as ``_compiled``: a check's K batches of one padded
+    length are one compilation and K / C calls. Fewer than ``QUICK_BATCHES`` batches (a padded length few batches
+    have, without static padding) are compiled quickly (``PROBE_COMPILE``)."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    try:
+        fns = _COMPILED.setdefault(loss_fn, {})
+    except TypeError:
+        fns = {}
+    key = "many" if n_batches >= QUICK_BATCHES else "many-quick"
+    if key not in fns:
+        vg = jax.value_and_grad(loss_fn)
+
+        def flat_vg(params, batch):
+            loss, g = vg(params, batch)
+            return loss, ravel_pytree(g)[0]
+        axes = Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)
+        fns[key] = jax.jit(jax.vmap(flat_vg, in_axes=(None, axes)),
+                           compiler_options=None if key == "many" else PROBE_COMPILE)
+    return fns[key]
+
+
 def _compiled_value(loss_fn):
-    """``jax.jit(loss_fn)`` (the loss's value only), one per loss function, as ``_compiled``."""
+    """``jax.jit(loss_fn)`` (the loss's value only), one per loss function, as ``_compiled``, with the probes'
+    quick compilation (``PROBE_COMPILE``)."""
     import jax
 
     try:
         fns = _COMPILED.setdefault(loss_fn, {})
     except TypeError:
-        return jax.jit(loss_fn)
+        return jax.jit(loss_fn, compiler_options=PROBE_COMPILE)
     if "value" not in fns:
-        fns["value"] = jax.jit(loss_fn)
+        fns["value"] = jax.jit(loss_fn, compiler_options=PROBE_COMPILE)
     return fns["value"]
 
 
@@ -519,12 +674,9 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
 
         pol = _Policy(apply, params, output)
         table = observation_table(mdp, observations)
-        _, grad_J, logp, _ = _exact(pol, mdp, table)
-        # eager, not jit: a new closure per check would compile every time (~1 s), while eager operations are
-        # compiled once per process and shape (~20 ms afterwards; benchmarks/bench_frameworks.py --rollout)
-        jac = np.asarray(jax.jacrev(lambda f: logp(f).reshape(-1))(pol.flat))
+        grad_J, logp_now, jac = _target(pol, mdp, table)      # one small compilation per policy function
         names = pol.names()
-        model = RolloutModel(mdp, np.asarray(logp(pol.flat)), spec)
+        model = RolloutModel(mdp, logp_now, spec)
         mask = policy_mask(names, policy_params)
         from jax.flatten_util import ravel_pytree
 

@@ -34,7 +34,9 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
-                                       observation_table, policy_log_probs, resolve_mdp)
+                                       JAC_BLOCK_BYTES, observation_table, policy_log_probs,
+                                       require_jacobian_memory, resolve_mdp)
+from verify.frameworks._padding import CHUNK_MAX, Padding, batch_groups, plain_batches
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
 
 from verify.frameworks.rollout import (DEFAULT_ROLLOUT_TOLERANCE, RolloutBatch, RolloutCheck, RolloutModel,
@@ -269,14 +271,71 @@ def _jacobian(logp, params) -> np.ndarray:
     torch = _torch()
     flat = logp.reshape(-1)
     m = flat.numel()
+    d = sum(p.numel() for p in params)
+    require_jacobian_memory(m, 1, d, "PyTorch")      # m = S A rows
+    if m <= ROW_LOOP_MAX:
+        return _jacobian_rows(flat, params)
+    if d < m:
+        cols = _jacobian_columns(flat, params, d)
+        if cols is not None:
+            return cols
+    block = int(max(1, min(m, JAC_BLOCK_BYTES // (8 * (m + d)))))     # rows of the identity per backward pass
     try:
-        rows = torch.autograd.grad(flat, params, grad_outputs=torch.eye(m, dtype=flat.dtype), allow_unused=True,
-                                   retain_graph=True, is_grads_batched=True)
-        return torch.cat([(torch.zeros((m, p.numel()), dtype=flat.dtype) if g is None else g.reshape(m, -1))
-                          for g, p in zip(rows, params)], dim=1).detach().cpu().numpy()
+        out = np.empty((m, d))
+        for start in range(0, m, block):
+            n = min(block, m - start)
+            eye = torch.zeros((n, m), dtype=flat.dtype)
+            eye[torch.arange(n), torch.arange(start, start + n)] = 1.0
+            rows = torch.autograd.grad(flat, params, grad_outputs=eye, allow_unused=True, retain_graph=True,
+                                       is_grads_batched=True)
+            out[start:start + n] = torch.cat([(torch.zeros((n, p.numel()), dtype=flat.dtype) if g is None else
+                                               g.reshape(n, -1)) for g, p in zip(rows, params)],
+                                             dim=1).detach().cpu().numpy()
+        return out
     except RuntimeError:      # an operation without a batching rule: one backward pass per (s, a)
+        return _jacobian_rows(flat, params)
+
+
+# Up to this many rows (S A), one scalar backward pass per row: ~30 us each, while the first batched pass with
+# grad_outputs imports torch.fx's symbolic shapes (~0.4 CPU-s, once per process: half of a first check_loss)
+ROW_LOOP_MAX = 256
+
+
+def _jacobian_rows(flat, params) -> np.ndarray:
+    """d flat / d params [m, d], one backward pass per row."""
+    torch = _torch()
+    with torch.enable_grad():
         return np.stack([_flat(torch.autograd.grad(flat[i], params, allow_unused=True, retain_graph=True), params)
-                         for i in range(m)])
+                         for i in range(flat.numel())])
+
+
+def _jacobian_columns(flat, params, d: int) -> np.ndarray | None:
+    """d flat / d params [m, d] by columns, for few parameters on many states: u -> J^T u is one backward pass
+    that is linear in u, and its derivative in u gives the columns of J, d of them in one batched backward pass
+    (the double-backward form of forward mode). None when an operation has no double backward or batching rule
+    (the caller then goes row by row)."""
+    torch = _torch()
+    try:
+        with torch.enable_grad():
+            u = torch.zeros(flat.numel(), dtype=flat.dtype, requires_grad=True)
+            vjp = torch.autograd.grad(flat, params, grad_outputs=u, create_graph=True, retain_graph=True,
+                                      allow_unused=True)
+            used = [i for i, g in enumerate(vjp) if g is not None and g.requires_grad]
+            out = np.zeros((flat.numel(), d))
+            if not used:
+                return out
+            g = torch.cat([vjp[i].reshape(-1) for i in used])
+            cols = torch.autograd.grad(g, u, grad_outputs=torch.eye(g.numel(), dtype=flat.dtype),
+                                       is_grads_batched=True, retain_graph=True)[0]
+    except RuntimeError:
+        return None
+    offsets = np.cumsum([0] + [p.numel() for p in params])
+    at = 0
+    for i in used:
+        n = params[i].numel()
+        out[:, offsets[i]:offsets[i] + n] = cols[at:at + n].T.detach().cpu().numpy()
+        at += n
+    return out
 
 
 def _loss_name(loss_fn, name):
@@ -330,14 +389,34 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
     target = framework_target(mdp, logp.detach().cpu().numpy(), _flat(grads, pol.params), jac, pol.names())
     obs_dtype = torch.int64 if table.dtype.kind in "iub" else torch.float64
 
+    def tensors(b: Batch) -> Batch:
+        return Batch(obs=torch.as_tensor(b.obs, dtype=obs_dtype), actions=torch.as_tensor(b.actions),
+                     rewards=torch.as_tensor(b.rewards), terminated=torch.as_tensor(b.terminated),
+                     truncated=torch.as_tensor(b.truncated), mask=torch.as_tensor(b.mask),
+                     lengths=torch.as_tensor(b.lengths), next_obs=torch.as_tensor(b.next_obs, dtype=obs_dtype),
+                     gamma=b.gamma)
+
     def estimate(episodes) -> np.ndarray:
         b = batch_arrays(episodes, table, pad_to)
-        batch = Batch(obs=torch.as_tensor(b.obs, dtype=obs_dtype), actions=torch.as_tensor(b.actions),
-                      rewards=torch.as_tensor(b.rewards), terminated=torch.as_tensor(b.terminated),
-                      truncated=torch.as_tensor(b.truncated), mask=torch.as_tensor(b.mask),
-                      lengths=torch.as_tensor(b.lengths), next_obs=torch.as_tensor(b.next_obs, dtype=obs_dtype),
-                      gamma=b.gamma)
-        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+        return evaluate(tensors(b), f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps")
+
+    def many(eps, B: int, K: int) -> np.ndarray:
+        """The K estimates of the batches of B consecutive episodes of ``eps`` (``check_batches``), the same as
+        ``estimate`` batch by batch; the batch arrays and tensors are built for up to ``CHUNK_MAX`` batches of one
+        padded length at once, and each batch's tensors are views of them."""
+        plain = plain_batches(eps, B)
+        Y = np.empty((K, len(target.names)))
+        for T, ks in batch_groups(Padding(pad_to, mdp.horizon), plain, B).items():
+            for start in range(0, len(ks), CHUNK_MAX):
+                idx = ks[start:start + CHUNK_MAX]
+                b = tensors(batch_arrays(plain.select((idx[:, None] * B + np.arange(B)).ravel()), table, T))
+                for j, k in enumerate(idx):
+                    one = Batch(*(x[j * B:(j + 1) * B] for x in b[:-1]), gamma=b.gamma)
+                    Y[k] = evaluate(one, f"on a batch of {B} episodes padded to {T} steps")
+        return Y
+
+    def evaluate(batch: Batch, where: str) -> np.ndarray:
+        """-grad loss on the tensor batch ``batch``; the user's errors become ``LossError``s naming ``where``."""
         with torch.enable_grad():
             try:
                 loss = loss_fn(pol.model, batch)
@@ -363,6 +442,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
             raise LossError(f"the gradient of loss {label} is not finite {where}")
         return g
 
+    estimate.many = many
     from verify.frameworks._precision import probe_batch, torch_precision
 
     _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
