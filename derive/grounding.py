@@ -58,6 +58,7 @@ from derive.notation import (
     H, gamma, t, tau, theta, tp, x,
 )
 from derive.jet import PRIME, Jet, JetAtoms
+from derive.index_exprs import compile_index as _compile_int, compile_loop as _compile_loop
 from derive.laurent import Atoms, Laurent, NotLaurent
 from derive.steps import Derivation, Step
 from derive import proof_cache
@@ -278,57 +279,6 @@ class TabularModel:
 # Expressions are compiled once into closures ``fn(model, env)``: grounding evaluates the same
 # body on every trajectory, and SymPy's type dispatch and hashing per node per trajectory
 # cost more than the arithmetic itself.
-
-def _compile_int(e):
-    """An index expression (t - 1, H - 1, ...) as a closure returning an int."""
-    if e.is_Integer:
-        k = int(e)
-        return lambda model, env: k
-    if e.is_Symbol:
-        if e == H:
-            return lambda model, env: env[e] if e in env else model.H
-
-        def sym(model, env):
-            if e not in env:
-                raise ValueError(f"unbound index {e}")
-            return env[e]
-        return sym
-    if e.is_Add:
-        parts = [_compile_int(a) for a in e.args]
-        return lambda model, env: sum(f(model, env) for f in parts)
-    if e.is_Pow and e.exp.is_Integer and int(e.exp) >= 0:
-        base, n = _compile_int(e.base), int(e.exp)
-        return lambda model, env: base(model, env) ** n
-    if e.is_Mul:
-        parts = [_compile_int(a) for a in e.args]
-
-        def mul(model, env):
-            out = 1
-            for f in parts:
-                out *= f(model, env)
-            return out
-        return mul
-    raise ValueError(f"index {e} is not an integer expression")
-
-
-def _compile_loop(fn, limits):
-    """Sum/Product limits, outermost first (inner bounds may use outer indices): a closure listing the values."""
-    bounds = [(v, _compile_int(lo), _compile_int(hi)) for v, lo, hi in limits]
-
-    def run(model, env):
-        out = []
-
-        def rec(level, env):
-            if level < 0:
-                out.append(fn(model, env))
-                return
-            v, lo, hi = bounds[level]
-            for k in range(lo(model, env), hi(model, env) + 1):
-                rec(level - 1, {**env, v: k})
-        rec(len(bounds) - 1, env)
-        return out
-    return run
-
 
 def _constant(model, value):
     """``value`` without a theta-derivative: symbolically an atom pio_{s,a} substituted back by pi_{s,a} when the
@@ -622,18 +572,31 @@ def _residuals(step: Step, model: TabularModel):
 
 def step_bindings(step: Step, model: TabularModel):
     """(lhs, rhs, environments): the two sides ``_residuals`` compares and each binding of the free variables."""
+    lhs, rhs, free, bindings, mode = step_layout(step, model.H)
+    if mode == "every":
+        envs = ({**{v: tr for v in free}, **b, "_traj": tr} for tr in model.trajectories for b in bindings)
+    else:
+        base = model.trajectories[0]
+        envs = ({**b, "_traj": base} if mode == "first" else b for b in bindings)
+    return lhs, rhs, envs
+
+
+def step_layout(step: Step, horizon: int):
+    """(lhs, rhs, free trajectory variables, time bindings, mode): what ``step_bindings`` enumerates, unrolled.
+
+    mode "every": each binding is checked with the free trajectory variables (and the context of the
+    time-indexed nodes) at every trajectory; "first": at the first trajectory's context only (a time-indexed
+    node outside every expectation, no free index); "none": no trajectory context.
+    """
     eq = step.after if step.is_equation else None
     lhs, rhs = (eq.lhs, eq.rhs) if eq is not None else (step.before, step.after)
     e = lhs - rhs
     free = _free_trajectory_vars(e)
     times = sorted((v for v in (t, tp) if v in e.free_symbols), key=str)
-    bindings = [dict(zip(times, ks)) for ks in itertools.product(range(model.H), repeat=len(times))]
-    if free or (times and _needs_context(e)):
-        envs = ({**{v: tr for v in free}, **b, "_traj": tr} for tr in model.trajectories for b in bindings)
-    else:
-        base = model.trajectories[0]
-        envs = ({**b, "_traj": base} if _needs_context(e) else b for b in bindings)
-    return lhs, rhs, envs
+    bindings = [dict(zip(times, ks)) for ks in itertools.product(range(horizon), repeat=len(times))]
+    context = _needs_context(e)
+    mode = "every" if free or (times and context) else ("first" if context else "none")
+    return lhs, rhs, free, bindings, mode
 
 
 _MODELS: dict = {}
@@ -773,6 +736,8 @@ def _ground_step(step: Step, sz: Sizes, method: str, points: int, seed: int, nor
     ok, message = True, ""
     try:
         for model in models:
+            if rng is not None and _batch_vanishes(step, model):
+                continue
             for res in _residuals(step, model):
                 if not model.residual_is_zero(res):
                     witness = counterexample(step, sz)
@@ -798,6 +763,18 @@ def _ground_step(step: Step, sz: Sizes, method: str, points: int, seed: int, nor
                            "symbolic" if rng is None else "random-modular",
                            0 if rng is None else points, ok,
                            time.perf_counter() - start, message)
+
+
+def _batch_vanishes(step: Step, model: TabularModel) -> bool:
+    """Every residual of ``step`` is 0 at ``model``'s random point, decided on all trajectories at once
+    (``derive.grounding_batch``: the same residues as the scalar jets, in numpy).  False when a residual is
+    nonzero or the batch cannot evaluate the step: the scalar path then decides it and words any failure."""
+    from derive import grounding_batch
+
+    try:
+        return grounding_batch.step_vanishes(model, *step_layout(step, model.H))
+    except Exception:  # noqa: BLE001  (Unsupported, or a malformed step: the scalar path reports it)
+        return False
 
 
 def ground_derivation(derivation: Derivation, sizes=(2, 2, 2), method: str = "symbolic",

@@ -1,0 +1,406 @@
+"""Grounding at a random point, every trajectory at once: ``derive.grounding``'s interpreter over numpy batches.
+
+The scalar interpreter (``derive.grounding``) evaluates a step's two sides once per trajectory tau of the
+tabular MDP, with ``derive.jet.Jet`` arithmetic mod p = 2^61 - 1; at (S, A, H) = (3, 2, 3) that is 648
+trajectories and about 10^6 Python-level jet operations per report.  Here an expression is compiled once
+into closures whose value is a ``derive.jet_batch.JetBatch``: one residue per trajectory (shape (T,)), or one
+shared by all (shape ()).  Trajectory variables and the context of the time-indexed nodes are bound to "every
+trajectory" at once, so
+
+    f(s_t, a_t) for every tau        = a gather from an (S, A) table at (states[:, t], actions[:, t]),
+    E_tau[g] = sum_tau p(tau) g(tau) = a modular sum over the batch axis,
+    E_{a_k ~ pi}[g], sum_{s_k} g     = gathers of g at the trajectories with a_k (s_k) replaced,
+    E[g | h_k] (tower property)      = per history h_k, a sum over the futures sharing it, gathered back,
+
+each the same ring operation the scalar jets perform, at the same random point (the scalar model's atoms,
+drawn by the same ``derive.jet.JetAtoms``), so every residual is the same residue as the scalar path's
+(``tests/test_derive_grounding_batch.py`` compares them, and refutes broken steps through this path).  The
+Q, V and Pr(s_t = s) tables come from the scalar model's own dynamic programming (S A H jets).
+
+Anything this compiler does not cover (a body that refers to an enclosing trajectory variable, a table whose
+entries disagree on which components exist) raises, and ``derive.grounding`` then runs the scalar path; a
+nonzero residual found here is re-derived there too, so failure messages are the scalar path's.
+
+>>> from derive.seed import SOURCE
+>>> from derive.grounding import shared_model, step_layout
+>>> model = shared_model((2, 2, 2), True, "random")
+>>> lhs, rhs, free, bindings, mode = step_layout(SOURCE.step(4), model.H)
+>>> step_vanishes(model, lhs, rhs, free, bindings, mode)
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, log
+from sympy.external.gmpy import MPQ
+
+from derive.index_exprs import compile_index, compile_loop
+from derive.jet_batch import JetBatch
+from derive.notation import (
+    At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
+    H, gamma, tau, theta, x,
+)
+
+__all__ = ["BatchModel", "Unsupported", "batch_model", "compile_batch", "line_value", "step_vanishes", "EVERY"]
+
+#: what a trajectory variable (and the time-indexed nodes' context) is bound to: every trajectory, on the batch axis
+EVERY = "every trajectory"
+
+
+class Unsupported(Exception):
+    """An expression this compiler does not batch (``derive.grounding`` then uses the scalar interpreter)."""
+
+
+class _LogAtoms:
+    @staticmethod
+    def log(arg: JetBatch) -> JetBatch:
+        if arg.lv is None:
+            raise ValueError("log of a sum")
+        return JetBatch(arg.lv, arg.ld)
+
+
+class BatchModel:
+    """A ``derive.grounding.TabularModel`` at a random point (``rng`` given) as tables and per-trajectory batches.
+
+    Args:
+      model: the scalar model; its atoms (and any drawn later: f_tau, constants' logs) are the values used.
+    """
+
+    def __init__(self, model):
+        if model.rng is None:
+            raise Unsupported("a symbolic model has no random point to batch")
+        self.scalar, self.sizes, self.H = model, model.sizes, model.H
+        S, A, n = model.sizes.as_tuple()
+        self.T = len(model.trajectories)
+        self.states = np.array([s for s, _ in model.trajectories], dtype=np.intp).reshape(self.T, n + 1)
+        self.actions = np.array([a for _, a in model.trajectories], dtype=np.intp).reshape(self.T, n)
+        # model.trajectories lists states (outer, first coordinate most significant), then actions
+        self._state_w = S ** np.arange(n, -1, -1, dtype=np.intp) * A ** n
+        self._action_w = A ** np.arange(n - 1, -1, -1, dtype=np.intp)
+        if not np.array_equal(self.index(self.states, self.actions), np.arange(self.T)):
+            raise Unsupported("trajectories are not in product order")
+        sa, sas = [(s, a) for s in range(S) for a in range(A)], [(s, a, s2) for s in range(S) for a in range(A)
+                                                                for s2 in range(S)]
+        self.pi = JetBatch.stack([model.pi[k] for k in sa], (S, A))
+        self.P = JetBatch.stack([model.P[k] for k in sas], (S, A, S))
+        self.r = JetBatch.stack([model.r[k] for k in sas], (S, A, S))
+        self.rho = JetBatch.stack(model.rho, (S,))
+        self.b = JetBatch.stack(model.b, (S,))
+        self.gamma, self.zero, self.one = (JetBatch.of(v) for v in (model.gamma, model.zero, model.one))
+        self.atoms = _LogAtoms()
+        self.memo: dict = {}
+        self._old = None
+
+    @property
+    def tabular_softmax(self) -> bool:
+        return getattr(self.scalar, "tabular_softmax", True)
+
+    def index(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The position in ``model.trajectories`` of each (states, actions) row."""
+        return states @ self._state_w + actions @ self._action_w
+
+    def _cached(self, key, make):
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
+    def old_model(self) -> "BatchModel":
+        if self._old is None:
+            old = self.scalar.old_model()
+            self._old = self if old is self.scalar else BatchModel(old)
+        return self._old
+
+    def const(self, c) -> JetBatch:
+        return self._cached(("const", c), lambda: JetBatch.of(self.scalar.const(c)))
+
+    def sum(self, items) -> JetBatch:
+        items = list(items)
+        if not items:
+            return self.zero
+        out = items[0]
+        for i in items[1:]:
+            out = out + i
+        return out if len(items) > 1 else JetBatch.of(out)
+
+    def product(self, items) -> JetBatch:
+        out = self.one
+        for i in items:
+            out = out * i
+        return out
+
+    # --- per-trajectory batches (shape (T,)) ---------------------------------------------------------------------
+    def at(self, table: str, k: int) -> JetBatch:
+        """``table`` (pi, P, r, rho, b, Q_k, V_k, Pr_k) at each trajectory's (s_k, a_k, s_{k+1})."""
+        def make():
+            s, a = self.states[:, k], self.actions[:, k] if k < self.H else None
+            if table == "pi":
+                return self.pi[s, a]
+            if table in ("P", "r"):
+                return getattr(self, table)[s, a, self.states[:, k + 1]]
+            if table in ("rho", "b"):
+                return getattr(self, table)[s]
+            if table == "Q":
+                return self._dp_table(k, "Q")[s, a]
+            return self._dp_table(k, table)[s]   # V, Pr
+        return self._cached(("at", table, k), make)
+
+    def _dp_table(self, k: int, kind: str) -> JetBatch:
+        m, (S, A, _) = self.scalar, self.sizes.as_tuple()
+        if kind == "Q":
+            return JetBatch.stack([m.q_value(k, s, a) for s in range(S) for a in range(A)], (S, A))
+        if kind == "V":
+            return JetBatch.stack([m.v_value(k, s) for s in range(S)], (S,))
+        return JetBatch.stack([m.state_prob(k, s) for s in range(S)], (S,))
+
+    def prob_all(self) -> JetBatch:
+        """p(tau|theta) for every trajectory: rho_0(s_0) prod_k pi(a_k|s_k) P(s_{k+1}|s_k, a_k)."""
+        def make():
+            p = self.at("rho", 0)
+            for k in range(self.H):
+                p = p * self.at("pi", k) * self.at("P", k)
+            return p
+        return self._cached("prob", make)
+
+    def f_all(self) -> JetBatch:
+        return self._cached("f", lambda: JetBatch.stack([self.scalar.f(tr) for tr in self.scalar.trajectories],
+                                                        (self.T,)))
+
+    def ret_all(self) -> JetBatch:
+        """R(tau) = sum_k gamma^k r_k for every trajectory."""
+        def make():
+            out = self.zero
+            for k in range(self.H):
+                out = out + self.gamma ** k * self.at("r", k)
+            return out
+        return self._cached("ret", make)
+
+    def replaced(self, k: int, what: str, value: int) -> np.ndarray:
+        """For each trajectory, the index of the one with its a_k (what="a") or s_k (what="s") set to ``value``."""
+        def make():
+            states, actions = self.states.copy(), self.actions.copy()
+            (actions if what == "a" else states)[:, k] = value
+            return self.index(states, actions)
+        return self._cached(("replaced", k, what, value), make)
+
+    def histories(self, k: int, first: int) -> tuple[np.ndarray, int]:
+        """Each trajectory's history (s_0..s_k, a_0..a_{first-1}) as a group number, and the number of groups."""
+        def make():
+            rows = np.concatenate([self.states[:, :k + 1], self.actions[:, :first]], axis=1)
+            _, groups = np.unique(rows, axis=0, return_inverse=True)
+            groups = groups.reshape(-1)
+            return groups, int(groups.max()) + 1
+        return self._cached(("histories", k, first), make)
+
+
+def batch_model(model) -> BatchModel:
+    """The ``BatchModel`` of a scalar random-point model, built once per model."""
+    bm = getattr(model, "_batch", None)
+    if bm is None:
+        bm = model._batch = BatchModel(model)
+    return bm
+
+
+def _gather(value: JetBatch, index: np.ndarray) -> JetBatch:
+    return value if value.shape == () else value[index]
+
+
+def _ints(env) -> tuple:
+    return tuple((k, v) for k, v in env.items() if isinstance(v, int))
+
+
+def _context(env):
+    if "_traj" not in env:
+        raise ValueError("a time-indexed node outside any expectation needs a trajectory")
+    if env["_traj"] is not EVERY:
+        raise Unsupported("a context other than every trajectory")
+
+
+_COMPILED: dict = {}
+
+
+def compile_batch(e: Basic):
+    """``e`` as a closure ``fn(batch_model, env) -> JetBatch`` (cached per expression)."""
+    fn = _COMPILED.get(e)
+    if fn is None:
+        fn = _COMPILED[e] = _compile(e)
+    return fn
+
+
+def _compile(e: Basic):  # noqa: C901  (one branch per node type, as derive.grounding._compile)
+    if isinstance(e, (Expectation, Integrate)):
+        var = e.density.var if isinstance(e, Expectation) else e.var
+        if any(e.body.has(v) for v in (tau, x) if v != var):
+            raise Unsupported(f"{e}: a body that refers to another trajectory variable")
+        body, weighted = compile_batch(e.body), isinstance(e, Expectation)
+        old = weighted and e.density.param != theta
+
+        def expectation(model, env):
+            g = body(model, {**env, var: EVERY, "_traj": EVERY})
+            if weighted:
+                g = (model.old_model() if old else model).prob_all() * g
+            elif g.shape == ():
+                g = g.broadcast(model.T)
+            return g.total()
+        return expectation
+    if isinstance(e, At):
+        inner = compile_batch(e.expr)
+        return lambda model, env: inner(model.old_model(), env)
+    if isinstance(e, ScoreDot):
+        table, mean = compile_batch(e.table), compile_batch(ActionExpectation(e.table, e.time))
+
+        def score_dot(model, env):
+            if not model.tabular_softmax:
+                raise ValueError("<score, w> with a table w is the tabular softmax's (this policy is not)")
+            return table(model, env) - mean(model, env)
+        return score_dot
+    if isinstance(e, (Density, TestFn, Return)):
+        arg, kind = e.args[0], type(e)
+
+        def trajectory_node(model, env):
+            if env.get(arg) is None:
+                raise ValueError(f"unbound trajectory variable in {e}")
+            if env[arg] is not EVERY:
+                raise Unsupported("a trajectory variable bound to one trajectory")
+            return model.prob_all() if kind is Density else (model.f_all() if kind is TestFn else model.ret_all())
+        return trajectory_node
+    if isinstance(e, TIME_NODES):
+        return _compile_time_node(e)
+    if isinstance(e, (CondExpectation, ActionExpectation, ActionSum, StateSum)):
+        return _compile_local(e)
+    if isinstance(e, Grad):
+        if e.wrt != theta:
+            raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
+        inner = compile_batch(e.expr)
+
+        def grad(model, env):
+            key = (e, "_traj" in env, _ints(env))
+            if key not in model.memo:
+                model.memo[key] = inner(model, env).derivative(model.atoms)
+            return model.memo[key]
+        return grad
+    if isinstance(e, Sum):
+        loop = compile_loop(compile_batch(e.function), e.limits)
+        return lambda model, env: model.sum(loop(model, env))
+    if isinstance(e, Product):
+        loop = compile_loop(compile_batch(e.function), e.limits)
+        return lambda model, env: model.product(loop(model, env))
+    if isinstance(e, UnevaluatedExpr):
+        return compile_batch(e.args[0])
+    if isinstance(e, Symbol):
+        if e == gamma:
+            return lambda model, env: model.gamma
+
+        def symbol(model, env):
+            if e in env:
+                return model.const(env[e])
+            if e == H:
+                return model.const(model.H)
+            raise ValueError(f"unbound symbol {e}")
+        return symbol
+    if e.is_Integer or e.is_Rational:
+        c = int(e) if e.is_Integer else MPQ(int(e.p), int(e.q))
+        return lambda model, env: model.const(c)
+    if e.is_Add:
+        parts = [compile_batch(a) for a in e.args]
+        return lambda model, env: model.sum([f(model, env) for f in parts])
+    if e.is_Mul:
+        parts = [compile_batch(a) for a in e.args]
+        return lambda model, env: model.product(f(model, env) for f in parts)
+    if e.is_Pow:
+        base, exp = compile_batch(e.base), compile_index(e.exp)
+        return lambda model, env: base(model, env) ** exp(model, env)
+    if isinstance(e, log):
+        arg = compile_batch(e.args[0])
+        return lambda model, env: model.atoms.log(arg(model, env))
+    raise ValueError(f"cannot ground {type(e).__name__}: {e}")
+
+
+_TABLES = {Transition: "P", Reward: "r", Baseline: "b", StateProb: "Pr", QValue: "Q"}
+
+
+def _compile_time_node(e):
+    time_of, kind = compile_index(e.time), type(e)
+    state_only = kind in (Baseline, VValue, StateProb)
+
+    def node(model, env):
+        _context(env)
+        k = time_of(model, env)
+        top = model.H if state_only else model.H - 1
+        if not 0 <= k <= top:
+            raise ValueError(f"time index {e.time} = {k} of {e} outside 0..{top}")
+        if kind is Policy:
+            return (model if e.param == theta else model.old_model()).at("pi", k)
+        if kind is InitialDist:
+            return model.at("rho", 0)
+        if kind in _TABLES:
+            return model.at(_TABLES[kind], k)
+        if kind is VValue:
+            return model.at("V", k) if k < model.H else model.zero
+        return model.at("Q", k) - model.at("V", k)  # Advantage
+    return node
+
+
+def _compile_local(e):
+    """``derive.grounding._compile_local`` on the batch: the body once for every trajectory, then per trajectory
+    the sum over the trajectories that differ from it in a_k (s_k), or that share its history."""
+    body, time_of, kind = compile_batch(e.args[0]), compile_index(e.args[1]), type(e)
+    with_action = kind is CondExpectation and e.with_action
+
+    def local(model, env):
+        _context(env)
+        k = time_of(model, env)
+        S, A, n = model.sizes.as_tuple()
+        if not 0 <= k <= n - 1:
+            raise ValueError(f"time index {e.args[1]} = {k} of {kind.__name__} outside 0..{n - 1}")
+        key = (e, tuple(sorted(map(str, env))), _ints(env))
+        if key in model.memo:
+            return model.memo[key]
+        g = body(model, env)
+        if kind is CondExpectation:
+            first = k + 1 if with_action else k
+            w = model.one
+            for j in range(k, n):
+                w = (w * model.at("pi", j) if j >= first else w) * model.at("P", j)
+            groups, count = model.histories(k, first)
+            terms = w * g
+            out = terms if count == model.T else terms.group_total(groups, count)[groups]
+        elif kind in (ActionExpectation, ActionSum):
+            s_k = model.states[:, k]
+            out = model.sum((model.pi[s_k, a] * _gather(g, model.replaced(k, "a", a)) if kind is ActionExpectation
+                             else _gather(g, model.replaced(k, "a", a))) for a in range(A))
+        else:  # StateSum
+            out = model.sum(_gather(g, model.replaced(k, "s", s)) for s in range(S))
+        model.memo[key] = out
+        return out
+    return local
+
+
+def line_value(bm: BatchModel, e: Basic, env: dict) -> JetBatch:
+    """``e`` on every trajectory, memoised per model: a derivation's consecutive steps share their lines."""
+    key = ("line", e, tuple(env.items()))
+    if key not in bm.memo:
+        bm.memo[key] = compile_batch(e)(bm, env)
+    return bm.memo[key]
+
+
+def step_vanishes(model, lhs: Basic, rhs: Basic, free, bindings, mode: str) -> bool:
+    """Whether lhs - rhs is 0 mod p for every binding (``derive.grounding.step_layout``) at ``model``'s point.
+
+    Raises:
+      Unsupported, or whatever the scalar interpreter would raise: the caller then grounds the step by it.
+    """
+    bm = batch_model(model)
+    for b in bindings:
+        env = dict(b)
+        if mode == "every":
+            env.update({v: EVERY for v in free})
+        if mode != "none":
+            env["_traj"] = EVERY
+        v = (line_value(bm, lhs, env) - line_value(bm, rhs, env)).v
+        if mode == "first" and np.ndim(v):
+            v = v[0]
+        if np.any(v):
+            return False
+    return True
