@@ -43,7 +43,8 @@ from derive.notation import (
     H, gamma, tau, theta, x,
 )
 
-__all__ = ["BatchModel", "Unsupported", "batch_model", "compile_batch", "line_value", "step_vanishes", "EVERY"]
+__all__ = ["BatchModel", "Unsupported", "batch_model", "compile_batch", "line_value", "step_vanishes",
+           "first_context_value", "EVERY"]
 
 #: what a trajectory variable (and the time-indexed nodes' context) is bound to: every trajectory, on the batch axis
 EVERY = "every trajectory"
@@ -55,10 +56,10 @@ class Unsupported(Exception):
 
 class _LogAtoms:
     @staticmethod
-    def log(arg: JetBatch) -> JetBatch:
+    def log(arg):
         if arg.lv is None:
             raise ValueError("log of a sum")
-        return JetBatch(arg.lv, arg.ld)
+        return arg.logarithm()
 
 
 class BatchModel:
@@ -66,29 +67,29 @@ class BatchModel:
 
     Args:
       model: the scalar model; its atoms (and any drawn later: f_tau, constants' logs) are the values used.
+      arith: ``JetBatch`` (a random point mod p) or ``FloatJetBatch`` (a numeric model: floats and gradients,
+        ``verify.app.derivation_numeric``), the batch form of the model's own jets.
     """
 
-    def __init__(self, model):
-        if model.rng is None:
+    def __init__(self, model, arith=JetBatch):
+        if arith is JetBatch and getattr(model, "rng", None) is None:
             raise Unsupported("a symbolic model has no random point to batch")
-        self.scalar, self.sizes, self.H = model, model.sizes, model.H
+        self.scalar, self.sizes, self.H, self.arith = model, model.sizes, model.H, arith
         S, A, n = model.sizes.as_tuple()
         self.T = len(model.trajectories)
+        if not self.T:
+            raise Unsupported("no trajectories")
         self.states = np.array([s for s, _ in model.trajectories], dtype=np.intp).reshape(self.T, n + 1)
         self.actions = np.array([a for _, a in model.trajectories], dtype=np.intp).reshape(self.T, n)
-        # model.trajectories lists states (outer, first coordinate most significant), then actions
-        self._state_w = S ** np.arange(n, -1, -1, dtype=np.intp) * A ** n
-        self._action_w = A ** np.arange(n - 1, -1, -1, dtype=np.intp)
-        if not np.array_equal(self.index(self.states, self.actions), np.arange(self.T)):
-            raise Unsupported("trajectories are not in product order")
+        self._position = {tr: i for i, tr in enumerate(model.trajectories)}
         sa, sas = [(s, a) for s in range(S) for a in range(A)], [(s, a, s2) for s in range(S) for a in range(A)
                                                                 for s2 in range(S)]
-        self.pi = JetBatch.stack([model.pi[k] for k in sa], (S, A))
-        self.P = JetBatch.stack([model.P[k] for k in sas], (S, A, S))
-        self.r = JetBatch.stack([model.r[k] for k in sas], (S, A, S))
-        self.rho = JetBatch.stack(model.rho, (S,))
-        self.b = JetBatch.stack(model.b, (S,))
-        self.gamma, self.zero, self.one = (JetBatch.of(v) for v in (model.gamma, model.zero, model.one))
+        self.pi = arith.stack([model.pi[k] for k in sa], (S, A))
+        self.P = arith.stack([model.P[k] for k in sas], (S, A, S))
+        self.r = arith.stack([model.r[k] for k in sas], (S, A, S))
+        self.rho = arith.stack(model.rho, (S,))
+        self.b = arith.stack(model.b, (S,))
+        self.gamma, self.zero, self.one = (arith.of(v) for v in (model.gamma, model.zero, model.one))
         self.atoms = _LogAtoms()
         self.memo: dict = {}
         self._old = None
@@ -96,10 +97,6 @@ class BatchModel:
     @property
     def tabular_softmax(self) -> bool:
         return getattr(self.scalar, "tabular_softmax", True)
-
-    def index(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """The position in ``model.trajectories`` of each (states, actions) row."""
-        return states @ self._state_w + actions @ self._action_w
 
     def _cached(self, key, make):
         if key not in self.memo:
@@ -109,11 +106,11 @@ class BatchModel:
     def old_model(self) -> "BatchModel":
         if self._old is None:
             old = self.scalar.old_model()
-            self._old = self if old is self.scalar else BatchModel(old)
+            self._old = self if old is self.scalar else BatchModel(old, self.arith)
         return self._old
 
     def const(self, c) -> JetBatch:
-        return self._cached(("const", c), lambda: JetBatch.of(self.scalar.const(c)))
+        return self._cached(("const", c), lambda: self.arith.of(self.scalar.const(c)))
 
     def sum(self, items) -> JetBatch:
         items = list(items)
@@ -122,7 +119,7 @@ class BatchModel:
         out = items[0]
         for i in items[1:]:
             out = out + i
-        return out if len(items) > 1 else JetBatch.of(out)
+        return out if len(items) > 1 else self.arith.of(out)
 
     def product(self, items) -> JetBatch:
         out = self.one
@@ -149,10 +146,10 @@ class BatchModel:
     def _dp_table(self, k: int, kind: str) -> JetBatch:
         m, (S, A, _) = self.scalar, self.sizes.as_tuple()
         if kind == "Q":
-            return JetBatch.stack([m.q_value(k, s, a) for s in range(S) for a in range(A)], (S, A))
+            return self.arith.stack([m.q_value(k, s, a) for s in range(S) for a in range(A)], (S, A))
         if kind == "V":
-            return JetBatch.stack([m.v_value(k, s) for s in range(S)], (S,))
-        return JetBatch.stack([m.state_prob(k, s) for s in range(S)], (S,))
+            return self.arith.stack([m.v_value(k, s) for s in range(S)], (S,))
+        return self.arith.stack([m.state_prob(k, s) for s in range(S)], (S,))
 
     def prob_all(self) -> JetBatch:
         """p(tau|theta) for every trajectory: rho_0(s_0) prod_k pi(a_k|s_k) P(s_{k+1}|s_k, a_k)."""
@@ -164,8 +161,11 @@ class BatchModel:
         return self._cached("prob", make)
 
     def f_all(self) -> JetBatch:
-        return self._cached("f", lambda: JetBatch.stack([self.scalar.f(tr) for tr in self.scalar.trajectories],
-                                                        (self.T,)))
+        return self._cached("f", lambda: self._per_trajectory(
+            self.arith.stack([self.scalar.f(tr) for tr in self.scalar.trajectories], (self.T,))))
+
+    def _per_trajectory(self, table):
+        return table[np.arange(self.T)]
 
     def ret_all(self) -> JetBatch:
         """R(tau) = sum_k gamma^k r_k for every trajectory."""
@@ -177,11 +177,17 @@ class BatchModel:
         return self._cached("ret", make)
 
     def replaced(self, k: int, what: str, value: int) -> np.ndarray:
-        """For each trajectory, the index of the one with its a_k (what="a") or s_k (what="s") set to ``value``."""
+        """For each trajectory, the index of the one with its a_k (what="a") or s_k (what="s") set to ``value``
+        (a trajectory outside the model's list, one of probability 0 of a numeric model: unsupported)."""
         def make():
-            states, actions = self.states.copy(), self.actions.copy()
-            (actions if what == "a" else states)[:, k] = value
-            return self.index(states, actions)
+            out = []
+            for states, actions in self.scalar.trajectories:
+                new = ((states, actions[:k] + (value,) + actions[k + 1:]) if what == "a" else
+                       (states[:k] + (value,) + states[k + 1:], actions))
+                if new not in self._position:
+                    raise Unsupported("a replaced trajectory outside the model's list")
+                out.append(self._position[new])
+            return np.array(out, dtype=np.intp)
         return self._cached(("replaced", k, what, value), make)
 
     def histories(self, k: int, first: int) -> tuple[np.ndarray, int]:
@@ -194,16 +200,16 @@ class BatchModel:
         return self._cached(("histories", k, first), make)
 
 
-def batch_model(model) -> BatchModel:
-    """The ``BatchModel`` of a scalar random-point model, built once per model."""
+def batch_model(model, arith=JetBatch) -> BatchModel:
+    """The ``BatchModel`` of a scalar random-point (or numeric) model, built once per model."""
     bm = getattr(model, "_batch", None)
     if bm is None:
-        bm = model._batch = BatchModel(model)
+        bm = model._batch = BatchModel(model, arith)
     return bm
 
 
-def _gather(value: JetBatch, index: np.ndarray) -> JetBatch:
-    return value if value.shape == () else value[index]
+def _gather(value, index: np.ndarray):
+    return value[index] if value.per_trajectory else value
 
 
 def _ints(env) -> tuple:
@@ -240,7 +246,7 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type, as derive.grou
             g = body(model, {**env, var: EVERY, "_traj": EVERY})
             if weighted:
                 g = (model.old_model() if old else model).prob_all() * g
-            elif g.shape == ():
+            elif not g.per_trajectory:
                 g = g.broadcast(model.T)
             return g.total()
         return expectation
@@ -404,3 +410,19 @@ def step_vanishes(model, lhs: Basic, rhs: Basic, free, bindings, mode: str) -> b
         if np.any(v):
             return False
     return True
+
+
+def first_context_value(model, e: Basic, arith=JetBatch):
+    """``e`` with the time-indexed nodes' context at ``model.trajectories[0]`` (the numeric half's lines), from the
+    batch: the value's components for that context (``v``, ``d``, ...), as one shared batch.
+
+    Raises:
+      Unsupported when the batch cannot evaluate ``e`` exactly as the scalar interpreter would (the caller then
+      uses ``derive.grounding.ground``), or whatever that interpreter would raise.
+    """
+    out = line_value(batch_model(model, arith), e, {"_traj": EVERY})
+    if out.per_trajectory:
+        out = out[np.arange(1)]
+    if np.isnan(np.asarray(out.v, dtype=float)).any():
+        raise Unsupported("a value the batch cannot give (a log at a probability-0 cell)")
+    return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from derive.jet import PRIME, Jet, SecondDerivative
 
-__all__ = ["JetBatch", "mulmod", "addmod", "negmod", "residues"]
+__all__ = ["JetBatch", "FloatJetBatch", "mulmod", "addmod", "negmod", "residues"]
 
 _P = np.uint64(PRIME)
 _M32 = np.uint64(2**32 - 1)
@@ -114,6 +114,10 @@ class JetBatch:
     def shape(self) -> tuple:
         return np.shape(self.v)
 
+    @property
+    def per_trajectory(self) -> bool:
+        return self.shape != ()
+
     def is_zero(self) -> bool:
         return not np.any(self.v)
 
@@ -164,6 +168,10 @@ class JetBatch:
             raise SecondDerivative("a jet carries the first derivative only")
         return JetBatch(self.d, None)
 
+    def logarithm(self) -> "JetBatch":
+        """log of a monomial: its log value with the log's derivative (``derive.jet.JetAtoms.log``)."""
+        return JetBatch(self.lv, self.ld)
+
     def total(self) -> "JetBatch":
         """The sum over the last axis (a sum of one term keeps its log, as ``TabularModel.sum`` does)."""
         if self.shape[-1] == 1:
@@ -183,3 +191,146 @@ class JetBatch:
 
     def __repr__(self):
         return f"JetBatch(shape={self.shape})"
+
+
+def _pad(x, ndim):
+    """x with trailing axes of length 1 up to ``ndim`` (the leading axis is the batch's, the rest a value's own)."""
+    return x if x.ndim >= ndim else x.reshape(x.shape + (1,) * (ndim - x.ndim))
+
+
+def _mul(x, y):
+    nd = max(x.ndim, y.ndim)
+    return _pad(x, nd) * _pad(y, nd)
+
+
+def _plus(x, y):
+    nd = max(x.ndim, y.ndim)
+    return _pad(x, nd) + _pad(y, nd)
+
+
+def _seq_sum(x, groups=None, n=None):
+    """The sum over the leading axis in order, (((0 + x_0) + x_1) + ...), as Python's ``sum(parts, zero)``; per
+    group (``groups``: the leading index's group) in the same order."""
+    if groups is None:
+        return np.cumsum(np.concatenate([np.zeros_like(x[:1]), x]), axis=0)[-1:]
+    out = np.zeros((n,) + x.shape[1:], dtype=x.dtype)
+    np.add.at(out, groups, x)        # unbuffered, in index order
+    return out
+
+
+class FloatJetBatch:
+    """The numeric half's jets (``verify.app.derivation_numeric.NumJet``: a float, its gradient vector, and the
+    log's) for a batch: every component has a leading axis, the batch's (T, ``tr``) or 1 (shared by the batch),
+    then the value's own axes (a gradient: (n,)).  The operations are NumJet's, term by term in its order, so the
+    values are the scalar interpreter's (sums over the batch are taken in trajectory order, as it takes them)."""
+
+    __slots__ = ("v", "d", "lv", "ld", "tr")
+
+    def __init__(self, v, d=None, lv=None, ld=None, tr=False):
+        self.v, self.d, self.lv, self.ld, self.tr = v, d, lv, ld, tr
+
+    @staticmethod
+    def _arr(c):
+        return None if c is None else np.asarray(c, dtype=float)[None]
+
+    @classmethod
+    def of(cls, x) -> "FloatJetBatch":
+        """A shared batch from a NumJet (anything with v, d, lv, ld) or a number."""
+        if isinstance(x, FloatJetBatch):
+            return x
+        if not hasattr(x, "v"):
+            return cls(cls._arr(float(x)), cls._arr(0.0))
+        return cls(cls._arr(x.v), cls._arr(x.d), cls._arr(x.lv), cls._arr(x.ld))
+
+    @classmethod
+    def stack(cls, jets, shape) -> "FloatJetBatch":
+        """A table of the given shape (its leading axes; entries' own axes follow). A component None for every
+        entry is None; None for some only is NaN there (an entry no batch gathers: a probability-0 cell, whose
+        log does not exist)."""
+        def comp(name):
+            vals = [getattr(j, name) for j in jets]
+            if all(v is None for v in vals):
+                return None
+            arrs = [np.asarray(np.nan if v is None else v, dtype=float) for v in vals]
+            own = np.broadcast_shapes(*(a.shape for a in arrs))
+            return np.stack([np.broadcast_to(a, own) for a in arrs]).reshape(tuple(shape) + own)
+        return cls(comp("v"), comp("d"), comp("lv"), comp("ld"))
+
+    @property
+    def per_trajectory(self) -> bool:
+        return self.tr
+
+    def is_zero(self) -> bool:
+        return not np.any(self.v) and (self.d is None or not np.any(self.d))
+
+    def __getitem__(self, index) -> "FloatJetBatch":
+        g = lambda c: None if c is None else c[index]  # noqa: E731
+        return FloatJetBatch(self.v[index], g(self.d), g(self.lv), g(self.ld), tr=True)
+
+    def __add__(self, other):
+        o = FloatJetBatch.of(other)
+        return FloatJetBatch(_plus(self.v, o.v), None if self.d is None or o.d is None else _plus(self.d, o.d),
+                             tr=self.tr or o.tr)
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return FloatJetBatch(-self.v, None if self.d is None else -self.d, tr=self.tr)
+
+    def __sub__(self, other):
+        return self + (-FloatJetBatch.of(other))
+
+    def __rsub__(self, other):
+        return FloatJetBatch.of(other) - self
+
+    def __mul__(self, other):
+        o = FloatJetBatch.of(other)
+        tr = self.tr or o.tr
+        d = None if self.d is None or o.d is None else _plus(_mul(self.v, o.d), _mul(self.d, o.v))
+        if self.lv is None or o.lv is None:
+            return FloatJetBatch(_mul(self.v, o.v), d, tr=tr)
+        ld = None if self.ld is None or o.ld is None else _plus(self.ld, o.ld)
+        return FloatJetBatch(_mul(self.v, o.v), d, _plus(self.lv, o.lv), ld, tr=tr)
+
+    __rmul__ = __mul__
+
+    def __pow__(self, n: int):
+        if n < 0:
+            if not np.all(self.v):
+                raise ZeroDivisionError("float division by zero")
+            inv = 1 / self.v
+            base = FloatJetBatch(inv, None if self.d is None else _mul(_mul(-self.d, inv), inv),
+                                 None if self.lv is None else -self.lv, None if self.ld is None else -self.ld,
+                                 tr=self.tr)
+            return base ** -n
+        out = FloatJetBatch(*(self._arr(c) for c in (1.0, 0.0, 0.0, 0.0)))
+        for _ in range(n):
+            out = out * self
+        return out
+
+    def derivative(self, atoms=None) -> "FloatJetBatch":
+        if self.d is None:
+            raise ValueError("second derivative: a jet carries the first derivative only")
+        return FloatJetBatch(self.d, None, tr=self.tr)
+
+    def logarithm(self) -> "FloatJetBatch":
+        return FloatJetBatch(self.lv, self.ld, tr=self.tr)
+
+    def total(self) -> "FloatJetBatch":
+        """The sum over the batch, in order (one entry keeps its log, as ``sum`` of one part does)."""
+        if self.v.shape[0] == 1:
+            return FloatJetBatch(self.v, self.d, self.lv, self.ld)
+        return FloatJetBatch(_seq_sum(self.v), None if self.d is None else _seq_sum(self.d))
+
+    def group_total(self, groups: np.ndarray, n: int) -> "FloatJetBatch":
+        if n == self.v.shape[0]:
+            raise ValueError("one entry per group: no sum")
+        return FloatJetBatch(_seq_sum(self.v, groups, n), None if self.d is None else _seq_sum(self.d, groups, n),
+                             tr=True)
+
+    def broadcast(self, n: int) -> "FloatJetBatch":
+        b = lambda c: None if c is None else np.broadcast_to(c, (n,) + c.shape[1:])  # noqa: E731
+        return FloatJetBatch(b(self.v), b(self.d), b(self.lv), b(self.ld), tr=True)
+
+    def __repr__(self):
+        return f"FloatJetBatch(v.shape={self.v.shape}, per_trajectory={self.tr})"

@@ -123,3 +123,26 @@ def test_every_step_proved_by_the_batch_at_3_2_3():
         model = G.shared_model((3, 2, 3), step.rule.needs_normalisation, "random", 0, 0,
                                step.rule.name in G.AT_THETA_OLD_RULES)
         assert step_vanishes(model, *G.step_layout(step, model.H)), step.number
+
+
+def test_numeric_lines_from_the_batch_are_the_scalar_interpreters_floats():
+    # the numeric half (verify.app.derivation_numeric) on floats and gradient vectors: the batch does NumJet's
+    # operations in NumJet's order and sums in trajectory order, so every line it evaluates has the same bits
+    from derive.grounding_batch import first_context_value
+    from derive.jet_batch import FloatJetBatch
+    from verify.app import derivation_numeric as DN
+    from verify.model.builtin import builtin_examples
+
+    DN._numeric_lines({}, None, True)       # builds DN.NumericModel
+    problem = builtin_examples()["chain"]   # 227 trajectories of positive probability, H = 5, gamma = 0.9
+    batched, scalar = (DN.NumericModel(problem.mdp, problem.policy) for _ in range(2))
+    evaluated = 0
+    for _, number, e in DN.expectation_lines():
+        want = G.ground(e, scalar, {"_traj": scalar.trajectories[0]}).v
+        try:
+            got = first_context_value(batched, e, FloatJetBatch).v[0]
+        except Exception:  # noqa: BLE001  (the scalar interpreter evaluates it: a replaced action of probability 0)
+            continue
+        assert np.array_equal(np.broadcast_to(got, np.shape(want)), want), number
+        evaluated += 1
+    assert evaluated >= 40
