@@ -736,7 +736,7 @@ def _ground_step(step: Step, sz: Sizes, method: str, points: int, seed: int, nor
     ok, message = True, ""
     try:
         for model in models:
-            if rng is not None and _batch_vanishes(step, model):
+            if rng is not None and BATCH and _batch_vanishes(step, model):
                 continue
             for res in _residuals(step, model):
                 if not model.residual_is_zero(res):
@@ -763,6 +763,11 @@ def _ground_step(step: Step, sz: Sizes, method: str, points: int, seed: int, nor
                            "symbolic" if rng is None else "random-modular",
                            0 if rng is None else points, ok,
                            time.perf_counter() - start, message)
+
+
+#: ask ``derive.grounding_batch`` first for the random method (False: the scalar jets only, the reference that
+#: ``benchmarks/bench_grounding.py`` times it against)
+BATCH = True
 
 
 def _batch_vanishes(step: Step, model: TabularModel) -> bool:
