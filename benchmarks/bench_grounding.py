@@ -37,6 +37,7 @@ from sympy import expand
 
 from derive import grounding as G, grounding_batch
 from derive.grounding import TabularModel, _value, ground_step, shared_model
+from derive.laurent import mono_items
 from derive.seed import DERIVATIONS
 
 STEPS = [(d.name, s) for d in DERIVATIONS for s in d.steps]
@@ -77,12 +78,12 @@ def pipelines():
 def _flint_equal(a, b) -> bool:
     import flint
 
-    atoms = sorted({k for p in (a, b) for m in p.terms for k, _ in m})
+    atoms = sorted({k for p in (a, b) for m in p.terms for k, _ in mono_items(m)})
     index = {k: i for i, k in enumerate(atoms)}
     shift = [0] * len(atoms)
     for p in (a, b):
         for m in p.terms:
-            for k, e in m:
+            for k, e in mono_items(m):
                 shift[index[k]] = min(shift[index[k]], e)
     ctx = flint.fmpq_mpoly_ctx.get(("x", max(1, len(atoms))), "lex")
 
@@ -90,7 +91,7 @@ def _flint_equal(a, b) -> bool:
         terms = {}
         for m, c in p.terms.items():
             exps = [-s for s in shift]
-            for k, e in m:
+            for k, e in mono_items(m):
                 exps[index[k]] += e
             terms[tuple(exps)] = flint.fmpq(int(c.numerator), int(c.denominator))
         return ctx.from_dict(terms) if terms else ctx.from_dict({})

@@ -59,7 +59,7 @@ from derive.notation import (
 )
 from derive.jet import PRIME, Jet, JetAtoms
 from derive.index_exprs import compile_index as _compile_int, compile_loop as _compile_loop
-from derive.laurent import Atoms, Laurent, NotLaurent
+from derive.laurent import Atoms, Laurent, NotLaurent, mono_items
 from derive.steps import Derivation, Step
 from derive import proof_cache
 
@@ -174,7 +174,7 @@ class TabularModel:
     @staticmethod
     def _id(leaf: Laurent) -> int:
         (m, _), = leaf.terms.items()
-        return m[0][0]
+        return mono_items(m)[0][0]
 
     def _value(self, name, positive=False) -> Laurent:
         return self.atoms.leaf(Symbol(name, positive=True) if positive else Symbol(name, real=True))
