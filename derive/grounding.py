@@ -59,7 +59,7 @@ from derive.notation import (
 )
 from derive.jet import PRIME, Jet, JetAtoms
 from derive.index_exprs import compile_index as _compile_int, compile_loop as _compile_loop
-from derive.laurent import Atoms, Laurent, NotLaurent, mono_items
+from derive.laurent import MAX_EXPONENT, Atoms, Laurent, NotLaurent, mono_items
 from derive.steps import Derivation, Step
 from derive import proof_cache
 
@@ -117,6 +117,9 @@ class TabularModel:
     def __init__(self, sizes, normalise: bool = False, rng: random.Random | None = None):
         self.sizes = Sizes.of(sizes)
         S, A, n = self.sizes.as_tuple()
+        if rng is None and self.sizes.degree_bound() >= MAX_EXPONENT // 4:
+            raise ValueError(f"sizes {self.sizes.as_tuple()} are too large for the exact normal form (degree bound "
+                             f"{self.sizes.degree_bound()}); use method='random'")
         self.normalise, self.rng = normalise, rng
         self.atoms = Atoms() if rng is None else JetAtoms(rng)
         self.zero = Laurent() if rng is None else Jet(0)

@@ -22,15 +22,18 @@ from __future__ import annotations
 from sympy.external.gmpy import MPQ  # gmpy2's mpq when installed
 from sympy import Add, Basic, Integer, Mul, Rational, Symbol, factorint, log  # noqa: F401
 
-__all__ = ["Atoms", "Laurent", "NotLaurent", "mono_items", "mono"]
+__all__ = ["Atoms", "Laurent", "NotLaurent", "mono_items", "mono", "MAX_EXPONENT"]
 
-# A monomial prod_k atom_k^e_k is the int sum_k e_k 2^(32 k) (one signed 32-bit field per atom id k): the
+# A monomial prod_k atom_k^e_k is the int sum_k e_k 2^(16 k) (one signed 16-bit field per atom id k): the
 # encoding is linear, so the product of two monomials is the sum of their ints (one big-int addition instead
 # of merging sorted exponent tuples, which was half of a symbolic grounding's time), and it is injective while
-# every |e_k| < 2^31 (an exponent is at most the number of factors multiplied, a few hundred here).
+# every |e_k| < 2^15 = MAX_EXPONENT.  An exponent is at most the degree of the polynomial it is a term of;
+# ``derive.grounding.TabularModel`` refuses a symbolic model whose degree bound reaches MAX_EXPONENT / 4, and
+# a negative power is checked here.
 Mono = int
-_FIELD = 32
+_FIELD = 16
 _MASK, _HALF = (1 << _FIELD) - 1, 1 << (_FIELD - 1)
+MAX_EXPONENT = _HALF
 
 
 def mono(pairs) -> Mono:
@@ -125,6 +128,8 @@ class Laurent:
             if mono is None:
                 raise NotLaurent("negative power of a sum")
             c, m = mono
+            if any(abs(e * n) >= MAX_EXPONENT for _, e in mono_items(m)):
+                raise OverflowError(f"an exponent beyond the monomial encoding's {MAX_EXPONENT}")
             inv = c if c in (1, -1) else MPQ(1) / MPQ(c) ** -n
             return Laurent({m * n: inv})
         out = Laurent.const(1)

@@ -4,21 +4,24 @@ import random
 
 from sympy import Symbol, expand
 
-from derive.laurent import Atoms, Laurent, mono, mono_items
+import pytest
+
+from derive.grounding import TabularModel
+from derive.laurent import MAX_EXPONENT, Atoms, Laurent, mono, mono_items
 
 
 def test_monomial_encoding_round_trips_and_multiplies_by_adding_exponents():
     rng = random.Random(7)
     for _ in range(300):
         ids = sorted(rng.sample(range(400), rng.randint(0, 6)))
-        a = [(k, rng.choice([-1, 1]) * rng.randint(1, 2**31 - 1 if rng.random() < 0.1 else 9)) for k in ids]
+        a = [(k, rng.choice([-1, 1]) * rng.randint(1, MAX_EXPONENT - 1 if rng.random() < 0.1 else 9)) for k in ids]
         assert mono_items(mono(a)) == a
         ids_b = sorted(rng.sample(range(400), rng.randint(0, 6)))
         b = [(k, rng.choice([-3, -1, 1, 2])) for k in ids_b]
         want = {}
         for k, e in a + b:
             want[k] = want.get(k, 0) + e
-        if all(abs(e) < 2**31 for e in want.values()):
+        if all(abs(e) < MAX_EXPONENT for e in want.values()):
             assert mono_items(mono(a) + mono(b)) == sorted((k, e) for k, e in want.items() if e)
 
 
@@ -35,3 +38,14 @@ def test_laurent_products_quotients_and_derivatives_against_sympy():
     want_d = expand(want.diff(names[0]) * Symbol("dx0", real=True))
     assert expand(dp.to_expr(atoms) - want_d) == 0
     assert (p - p).is_zero() and not (p - Laurent.const(1)).is_zero()
+
+
+def test_exponents_beyond_the_encoding_are_refused():
+    atoms = Atoms()
+    x = atoms.leaf(Symbol("x", positive=True))
+    with pytest.raises(OverflowError):
+        x ** -MAX_EXPONENT
+    # a symbolic model whose degree could reach the field width is refused (one trajectory, H = 10^4)
+    with pytest.raises(ValueError, match="too large for the exact normal form"):
+        TabularModel((1, 1, 10_000))
+    TabularModel((1, 1, 10_000), rng=random.Random(0))   # the random method has no such limit
