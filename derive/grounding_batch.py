@@ -176,19 +176,38 @@ class BatchModel:
             return out
         return self._cached("ret", make)
 
-    def replaced(self, k: int, what: str, value: int) -> np.ndarray:
-        """For each trajectory, the index of the one with its a_k (what="a") or s_k (what="s") set to ``value``
-        (a trajectory outside the model's list, one of probability 0 of a numeric model: unsupported)."""
+    def replaced(self, k: int, what: str, value: int) -> tuple[np.ndarray, list]:
+        """For each trajectory, the index of the one with its a_k (what="a") or s_k (what="s") set to ``value``;
+        and (position, trajectory) for those outside the model's list (a numeric model lists the trajectories of
+        positive probability only: ``substitute`` evaluates them by the scalar interpreter, if there is one)."""
         def make():
-            out = []
-            for states, actions in self.scalar.trajectories:
+            out, outside = [], []
+            for i, (states, actions) in enumerate(self.scalar.trajectories):
                 new = ((states, actions[:k] + (value,) + actions[k + 1:]) if what == "a" else
                        (states[:k] + (value,) + states[k + 1:], actions))
                 if new not in self._position:
-                    raise Unsupported("a replaced trajectory outside the model's list")
-                out.append(self._position[new])
-            return np.array(out, dtype=np.intp)
+                    if self.scalar_ground is None:
+                        raise Unsupported("a replaced trajectory outside the model's list")
+                    outside.append((i, new))
+                out.append(self._position.get(new, 0))
+            return np.array(out, dtype=np.intp), outside
         return self._cached(("replaced", k, what, value), make)
+
+    #: ``derive.grounding.ground`` for the trajectories outside the list (set by ``first_context_value``)
+    scalar_ground = None
+
+    def at_replaced(self, g, body: Basic, env: dict, k: int, what: str, value: int):
+        """``body`` (whose batch is ``g``) at every trajectory with a_k or s_k set to ``value``."""
+        if not g.per_trajectory:
+            return g
+        index, outside = self.replaced(k, what, value)
+        out = g[index]
+        if outside:
+            # the scalar interpreter at each trajectory outside the list, with every trajectory binding moved to it
+            values = [self.scalar_ground(body, self.scalar, {key: (new if v is EVERY else v) for key, v in env.items()})
+                      for _, new in outside]
+            out = out.with_entries([i for i, _ in outside], values)
+        return out
 
     def histories(self, k: int, first: int) -> tuple[np.ndarray, int]:
         """Each trajectory's history (s_0..s_k, a_0..a_{first-1}) as a group number, and the number of groups."""
@@ -206,10 +225,6 @@ def batch_model(model, arith=JetBatch) -> BatchModel:
     if bm is None:
         bm = model._batch = BatchModel(model, arith)
     return bm
-
-
-def _gather(value, index: np.ndarray):
-    return value[index] if value.per_trajectory else value
 
 
 def _ints(env) -> tuple:
@@ -374,10 +389,11 @@ def _compile_local(e):
             out = terms if count == model.T else terms.group_total(groups, count)[groups]
         elif kind in (ActionExpectation, ActionSum):
             s_k = model.states[:, k]
-            out = model.sum((model.pi[s_k, a] * _gather(g, model.replaced(k, "a", a)) if kind is ActionExpectation
-                             else _gather(g, model.replaced(k, "a", a))) for a in range(A))
+            out = model.sum((model.pi[s_k, a] * model.at_replaced(g, e.args[0], env, k, "a", a)
+                             if kind is ActionExpectation else model.at_replaced(g, e.args[0], env, k, "a", a))
+                            for a in range(A))
         else:  # StateSum
-            out = model.sum(_gather(g, model.replaced(k, "s", s)) for s in range(S))
+            out = model.sum(model.at_replaced(g, e.args[0], env, k, "s", s) for s in range(S))
         model.memo[key] = out
         return out
     return local
@@ -412,15 +428,21 @@ def step_vanishes(model, lhs: Basic, rhs: Basic, free, bindings, mode: str) -> b
     return True
 
 
-def first_context_value(model, e: Basic, arith=JetBatch):
+def first_context_value(model, e: Basic, arith=JetBatch, scalar_ground=None):
     """``e`` with the time-indexed nodes' context at ``model.trajectories[0]`` (the numeric half's lines), from the
     batch: the value's components for that context (``v``, ``d``, ...), as one shared batch.
+
+    Args:
+      scalar_ground: ``derive.grounding.ground``, to evaluate a body at a trajectory outside the model's list
+        (a numeric model's replaced action of probability 0); None: such a line is unsupported.
 
     Raises:
       Unsupported when the batch cannot evaluate ``e`` exactly as the scalar interpreter would (the caller then
       uses ``derive.grounding.ground``), or whatever that interpreter would raise.
     """
-    out = line_value(batch_model(model, arith), e, {"_traj": EVERY})
+    bm = batch_model(model, arith)
+    bm.scalar_ground = scalar_ground
+    out = line_value(bm, e, {"_traj": EVERY})
     if out.per_trajectory:
         out = out[np.arange(1)]
     if np.isnan(np.asarray(out.v, dtype=float)).any():

@@ -328,6 +328,22 @@ class FloatJetBatch:
         return FloatJetBatch(_seq_sum(self.v, groups, n), None if self.d is None else _seq_sum(self.d, groups, n),
                              tr=True)
 
+    def with_entries(self, positions, jets) -> "FloatJetBatch":
+        """A per-trajectory batch with the entries at ``positions`` replaced by the scalar ``jets`` (a component
+        some jet lacks is dropped from the batch: using it then fails, and the caller falls back)."""
+        comps = []
+        for name in ("v", "d", "lv", "ld"):
+            c = getattr(self, name)
+            vals = [getattr(j, name) for j in jets]
+            if c is None or any(v is None for v in vals):
+                comps.append(None)
+                continue
+            c = np.array(c, dtype=float)                  # a copy: batches are shared through the memo
+            for i, v in zip(positions, vals):
+                c[i] = v
+            comps.append(c)
+        return FloatJetBatch(*comps, tr=True)
+
     def broadcast(self, n: int) -> "FloatJetBatch":
         b = lambda c: None if c is None else np.broadcast_to(c, (n,) + c.shape[1:])  # noqa: E731
         return FloatJetBatch(b(self.v), b(self.d), b(self.lv), b(self.ld), tr=True)

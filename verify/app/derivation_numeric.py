@@ -307,7 +307,7 @@ def _line_value(e, model, ground):
     from derive.jet_batch import FloatJetBatch
 
     try:
-        out = first_context_value(model, e, FloatJetBatch)
+        out = first_context_value(model, e, FloatJetBatch, ground)
         return NumJet(out.v[0], None if out.d is None else out.d[0])
     except Exception:  # noqa: BLE001  (unsupported, or an error the scalar interpreter words)
         return ground(e, model, {"_traj": model.trajectories[0]})
