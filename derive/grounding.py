@@ -49,16 +49,15 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sympy.external.gmpy import MPQ
-from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, expand, factorint, log, numer, together
+from sympy import Basic, Symbol, expand, factorint, numer, together
 
 from derive.notation import (
     At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
-    H, gamma, t, tau, theta, tp, x,
+    t, tau, theta, tp, x,
 )
 from derive.jet import PRIME, Jet, JetAtoms
-from derive.index_exprs import compile_index as _compile_int, compile_loop as _compile_loop
+from derive.index_exprs import compile_arithmetic, compile_index as _compile_int
 from derive.laurent import MAX_EXPONENT, Atoms, Laurent, NotLaurent, mono_items
 from derive.steps import Derivation, Step
 from derive import proof_cache
@@ -165,6 +164,10 @@ class TabularModel:
     def const(self, c):
         """The constant c (int or MPQ) in this model's arithmetic."""
         return Laurent.const(c) if self.rng is None else self.atoms.const(c)
+
+    def product(self, items):
+        """The product of ``items`` in order, from one."""
+        return _product(items, self)
 
     def sum(self, items):
         items = list(items)
@@ -371,41 +374,9 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type)
                 model.memo[key] = inner(model, env).derivative(model.atoms)
             return model.memo[key]
         return grad
-    if isinstance(e, Sum):
-        loop = _compile_loop(compile_expr(e.function), e.limits)
-        return lambda model, env: model.sum(loop(model, env))
-    if isinstance(e, Product):
-        loop = _compile_loop(compile_expr(e.function), e.limits)
-        return lambda model, env: _product(loop(model, env), model)
-    if isinstance(e, UnevaluatedExpr):
-        return compile_expr(e.args[0])
-    if isinstance(e, Symbol):
-        if e == gamma:
-            return lambda model, env: model.gamma
-
-        def symbol(model, env):
-            if e in env:
-                return model.const(env[e])
-            if e == H:
-                return model.const(model.H)
-            raise ValueError(f"unbound symbol {e}")
-        return symbol
-    if e.is_Integer or e.is_Rational:
-        c = int(e) if e.is_Integer else MPQ(int(e.p), int(e.q))
-        return lambda model, env: model.const(c)
-    if e.is_Add:
-        parts = [compile_expr(a) for a in e.args]
-        return lambda model, env: model.sum([f(model, env) for f in parts])
-    if e.is_Mul:
-        parts = [compile_expr(a) for a in e.args]
-        return lambda model, env: _product((f(model, env) for f in parts), model)
-    if e.is_Pow:
-        base = compile_expr(e.base)
-        exp = _compile_int(e.exp)
-        return lambda model, env: base(model, env) ** exp(model, env)
-    if isinstance(e, log):
-        arg = compile_expr(e.args[0])
-        return lambda model, env: model.atoms.log(arg(model, env))
+    fn = compile_arithmetic(e, compile_expr)
+    if fn is not None:
+        return fn
     raise ValueError(f"cannot ground {type(e).__name__}: {e}")
 
 

@@ -32,15 +32,14 @@ True
 from __future__ import annotations
 
 import numpy as np
-from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, log
-from sympy.external.gmpy import MPQ
+from sympy import Basic
 
-from derive.index_exprs import compile_index, compile_loop
+from derive.index_exprs import compile_arithmetic, compile_index
 from derive.jet_batch import JetBatch
 from derive.notation import (
     At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
-    H, gamma, tau, theta, x,
+    tau, theta, x,
 )
 
 __all__ = ["BatchModel", "Unsupported", "batch_model", "compile_batch", "line_value", "step_vanishes",
@@ -301,40 +300,9 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type, as derive.grou
                 model.memo[key] = inner(model, env).derivative(model.atoms)
             return model.memo[key]
         return grad
-    if isinstance(e, Sum):
-        loop = compile_loop(compile_batch(e.function), e.limits)
-        return lambda model, env: model.sum(loop(model, env))
-    if isinstance(e, Product):
-        loop = compile_loop(compile_batch(e.function), e.limits)
-        return lambda model, env: model.product(loop(model, env))
-    if isinstance(e, UnevaluatedExpr):
-        return compile_batch(e.args[0])
-    if isinstance(e, Symbol):
-        if e == gamma:
-            return lambda model, env: model.gamma
-
-        def symbol(model, env):
-            if e in env:
-                return model.const(env[e])
-            if e == H:
-                return model.const(model.H)
-            raise ValueError(f"unbound symbol {e}")
-        return symbol
-    if e.is_Integer or e.is_Rational:
-        c = int(e) if e.is_Integer else MPQ(int(e.p), int(e.q))
-        return lambda model, env: model.const(c)
-    if e.is_Add:
-        parts = [compile_batch(a) for a in e.args]
-        return lambda model, env: model.sum([f(model, env) for f in parts])
-    if e.is_Mul:
-        parts = [compile_batch(a) for a in e.args]
-        return lambda model, env: model.product(f(model, env) for f in parts)
-    if e.is_Pow:
-        base, exp = compile_batch(e.base), compile_index(e.exp)
-        return lambda model, env: base(model, env) ** exp(model, env)
-    if isinstance(e, log):
-        arg = compile_batch(e.args[0])
-        return lambda model, env: model.atoms.log(arg(model, env))
+    fn = compile_arithmetic(e, compile_batch)
+    if fn is not None:
+        return fn
     raise ValueError(f"cannot ground {type(e).__name__}: {e}")
 
 

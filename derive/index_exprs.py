@@ -1,8 +1,10 @@
-"""Index expressions of the grounding interpreters compiled once: time indices (t - 1, H - 1) and Sum/Product limits.
+"""What the grounding interpreters compile alike: time indices (t - 1, H - 1), Sum/Product limits, arithmetic nodes.
 
 Shared by the scalar interpreter (``derive.grounding``) and the batched one (``derive.grounding_batch``): both
 evaluate the same body for every binding, and SymPy's dispatch per node per binding costs more than the
-arithmetic.  A closure takes ``(model, env)``: ``model.H`` is the horizon, ``env`` maps index symbols to ints.
+arithmetic.  A closure takes ``(model, env)``: ``model.H`` is the horizon, ``env`` maps index symbols to ints;
+``compile_arithmetic``'s closures use the model's own arithmetic (``sum``, ``product``, ``const``, ``gamma``,
+``atoms.log``), so one compiler serves Laurent polynomials, jets and batches of jets.
 
 >>> from derive.notation import t, H
 >>> compile_index(H - t - 1)(None, {t: 0, H: 3})
@@ -11,9 +13,12 @@ arithmetic.  A closure takes ``(model, env)``: ``model.H`` is the horizon, ``env
 
 from __future__ import annotations
 
-from derive.notation import H
+from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, log
+from sympy.external.gmpy import MPQ
 
-__all__ = ["compile_index", "compile_loop"]
+from derive.notation import H, gamma
+
+__all__ = ["compile_index", "compile_loop", "compile_arithmetic"]
 
 
 def compile_index(e):
@@ -67,3 +72,42 @@ def compile_loop(fn, limits):
     return run
 
 
+
+
+def compile_arithmetic(e: Basic, recurse):
+    """A closure for the arithmetic nodes of ``e`` (Sum, Product, symbols, numbers, +, *, integer powers, log), its
+    operands compiled by ``recurse``; None for any other node (the interpreter's own)."""
+    if isinstance(e, (Sum, Product)):
+        loop = compile_loop(recurse(e.function), e.limits)
+        if isinstance(e, Sum):
+            return lambda model, env: model.sum(loop(model, env))
+        return lambda model, env: model.product(loop(model, env))
+    if isinstance(e, UnevaluatedExpr):
+        return recurse(e.args[0])
+    if isinstance(e, Symbol):
+        if e == gamma:
+            return lambda model, env: model.gamma
+
+        def symbol(model, env):
+            if e in env:
+                return model.const(env[e])
+            if e == H:
+                return model.const(model.H)
+            raise ValueError(f"unbound symbol {e}")
+        return symbol
+    if e.is_Integer or e.is_Rational:
+        c = int(e) if e.is_Integer else MPQ(int(e.p), int(e.q))
+        return lambda model, env: model.const(c)
+    if e.is_Add:
+        parts = [recurse(a) for a in e.args]
+        return lambda model, env: model.sum([f(model, env) for f in parts])
+    if e.is_Mul:
+        parts = [recurse(a) for a in e.args]
+        return lambda model, env: model.product(f(model, env) for f in parts)
+    if e.is_Pow:
+        base, exp = recurse(e.base), compile_index(e.exp)
+        return lambda model, env: base(model, env) ** exp(model, env)
+    if isinstance(e, log):
+        arg = recurse(e.args[0])
+        return lambda model, env: model.atoms.log(arg(model, env))
+    return None
