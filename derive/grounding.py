@@ -26,7 +26,10 @@ proved when
 The random method is what makes H = 3 affordable: the tower property's conditional
 expectations multiply every trajectory's polynomial by its futures', and the exact
 normal form grows quadratically in the number of trajectories while a jet stays
-four integers (``benchmarks/bench_grounding.py``).
+four integers (``benchmarks/bench_grounding.py``).  It runs on every trajectory at once
+(``derive.grounding_batch``: the same residues in numpy, 12x faster at (3, 2, 3)); this
+module's scalar interpreter is the reference, decides what the batch declines, and words
+every failure.
 
 Conditional expectations E[. | h_k] sum over the futures of the context trajectory,
 weighted by their conditional probability; E_{a_k ~ pi} and sum_{a_k}, sum_{s_k} vary
