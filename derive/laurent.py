@@ -113,6 +113,15 @@ class Laurent:
 
     def __mul__(self, other):
         other = _lift(other)
+        a, b = self.terms, other.terms
+        if len(a) == 1 or len(b) == 1:
+            # times a monomial: adding a fixed monomial is injective and c1 c2 != 0, so no merging, no zeros
+            (m1, c1), = (a if len(a) == 1 else b).items()
+            rest = b if len(a) == 1 else a
+            out = Laurent.__new__(Laurent)
+            out.terms = ({m1 + m2: c2 for m2, c2 in rest.items()} if c1 == 1 else
+                         {m1 + m2: c1 * c2 for m2, c2 in rest.items()})
+            return out
         out: dict = {}
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
