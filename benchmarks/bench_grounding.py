@@ -12,7 +12,11 @@ at (2, 2, 2) and (3, 2, 3) by
             multiplied by its futures'),
   auto      what the report runs: symbolic where no normalisation is needed and the model has at
             most 64 trajectories, else jets,
-  random    first-order jets at one random point mod 2^61 - 1 (``derive.jet``).
+  random    first-order jets at one random point mod 2^61 - 1, every trajectory at once in numpy
+            (``derive.grounding_batch``, what the report runs),
+  scalar    the same jets one trajectory at a time (``derive.jet``, ``grounding.BATCH = False``: the
+            reference implementation the batch replaced, measured in the same run; "batch x" is its
+            time over the batch's).
 
 Part 2, the identity check alone: for steps whose two sides are already grounded as Laurent
 polynomials, the cost of deciding lhs == rhs by (a) comparing the Laurent dictionaries,
@@ -31,8 +35,9 @@ import time
 
 from sympy import expand
 
-from derive import grounding as G
+from derive import grounding as G, grounding_batch
 from derive.grounding import TabularModel, _value, ground_step, shared_model
+from derive.laurent import mono_items
 from derive.seed import DERIVATIONS
 
 STEPS = [(d.name, s) for d in DERIVATIONS for s in d.steps]
@@ -48,15 +53,24 @@ def pipelines():
     print("Part 1: grounding every step of every derivation (CPU seconds)")
     print(f"{'sizes':>10} {'method':>9} {'steps':>5} {'ok':>5} {'cpu s':>8} {'ratio':>7}  note")
     base = None
-    configs = [((2, 2, 2), "symbolic", None), ((2, 2, 2), "auto", None), ((2, 2, 2), "random", None),
-               ((3, 2, 3), "symbolic", "the source's (1)-(15) only"),
-               ((3, 2, 3), "auto", None), ((3, 2, 3), "random", None)]
+    configs = [((2, 2, 2), "symbolic", None), ((2, 2, 2), "auto", None), ((2, 2, 2), "scalar", None),
+               ((2, 2, 2), "random", None), ((3, 2, 3), "symbolic", "the source's (1)-(15) only"),
+               ((3, 2, 3), "auto", None), ((3, 2, 3), "scalar", None), ((3, 2, 3), "random", None)]
+    scalar = {}
     for sizes, method, note in configs:
         steps = [s for name, s in STEPS if not note or name == "source"]
         G._MODELS.clear()    # every configuration starts cold: no lines or closures from the previous one
         G._COMPILED.clear()
-        secs, results = cpu(lambda: [ground_step(s, sizes, method) for s in steps])
+        grounding_batch._COMPILED.clear()
+        G.BATCH = method != "scalar"
+        secs, results = cpu(lambda: [ground_step(s, sizes, "random" if method == "scalar" else method)
+                                     for s in steps])
+        G.BATCH = True
         base = base or secs
+        if method == "scalar":
+            scalar[sizes] = secs
+        elif method == "random":
+            note = f"batch x {scalar[sizes] / secs:.1f}"
         print(f"{str(sizes):>10} {method:>9} {len(steps):>5} {str(all(r.ok for r in results)):>5} "
               f"{secs:8.2f} {secs / base:7.2f}  {note or ''}")
 
@@ -64,12 +78,12 @@ def pipelines():
 def _flint_equal(a, b) -> bool:
     import flint
 
-    atoms = sorted({k for p in (a, b) for m in p.terms for k, _ in m})
+    atoms = sorted({k for p in (a, b) for m in p.terms for k, _ in mono_items(m)})
     index = {k: i for i, k in enumerate(atoms)}
     shift = [0] * len(atoms)
     for p in (a, b):
         for m in p.terms:
-            for k, e in m:
+            for k, e in mono_items(m):
                 shift[index[k]] = min(shift[index[k]], e)
     ctx = flint.fmpq_mpoly_ctx.get(("x", max(1, len(atoms))), "lex")
 
@@ -77,7 +91,7 @@ def _flint_equal(a, b) -> bool:
         terms = {}
         for m, c in p.terms.items():
             exps = [-s for s in shift]
-            for k, e in m:
+            for k, e in mono_items(m):
                 exps[index[k]] += e
             terms[tuple(exps)] = flint.fmpq(int(c.numerator), int(c.denominator))
         return ctx.from_dict(terms) if terms else ctx.from_dict({})

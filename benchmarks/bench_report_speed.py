@@ -10,7 +10,7 @@ Run from the repository root: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_r
 - ``latex`` after ``report``: the cache filled by ``report`` only (the steps ``latex`` shares with it).
 
 The baseline, measured in the same run, is ``python -c "import numpy, sympy"``: the imports every one of these
-commands pays before it proves anything; ``--previous DIR`` also times each command on an earlier source tree. Targets (issue 28, idle machine): ``report --quick`` <= 2 CPU-s,
+commands pays before it proves anything; ``--previous DIR`` also times each command (cold) on an earlier source tree and prints the cold ratio to it. Targets (issue 28, idle machine): ``report --quick`` <= 2 CPU-s,
 ``report`` <= 5 CPU-s. The machine's load average before and after is printed: on a shared machine CPU seconds
 grow with the load too (shared caches and cores), so compare ratios against the baseline of the same run.
 """
@@ -79,7 +79,8 @@ def main() -> None:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(command, cache)
         warm = cpu(command, cache, args.runs, fresh=False)
-        print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}")
+        versus = f"  cold = {cold / old:.2f} x previous" if args.previous else ""
+        print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}{versus}")
     if not args.quick_only:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(commands["report"], cache)

@@ -16,7 +16,8 @@ of degree <= D_max) vanishes with probability <= D_max / (p - 1) per point
 (Schwartz, "Fast probabilistic algorithms for verification of polynomial identities", J. ACM 27(4), 1980,
 https://doi.org/10.1145/322217.322225; Zippel, "Probabilistic algorithms for sparse polynomials", EUROSAM 1979,
 https://doi.org/10.1007/3-540-09519-5_73).  Every operation is one or two machine-size integer
-multiplications instead of a dictionary merge, and expressions never swell.
+multiplications instead of a dictionary merge, and expressions never swell.  ``derive.jet_batch`` performs the
+same operations on numpy arrays of residues (every trajectory at once); this class is its reference.
 
 >>> import random
 >>> atoms = JetAtoms(random.Random(0))

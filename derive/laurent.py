@@ -22,28 +22,45 @@ from __future__ import annotations
 from sympy.external.gmpy import MPQ  # gmpy2's mpq when installed
 from sympy import Add, Basic, Integer, Mul, Rational, Symbol, factorint, log  # noqa: F401
 
-__all__ = ["Atoms", "Laurent", "NotLaurent"]
+__all__ = ["Atoms", "Laurent", "NotLaurent", "mono_items", "mono", "MAX_EXPONENT"]
 
-Mono = tuple  # sorted ((atom id, nonzero exponent), ...)
+# A monomial prod_k atom_k^e_k is the int sum_k e_k 2^(16 k) (one signed 16-bit field per atom id k): the
+# encoding is linear, so the product of two monomials is the sum of their ints (one big-int addition instead
+# of merging sorted exponent tuples, which was half of a symbolic grounding's time), and it is injective while
+# every |e_k| < 2^15 = MAX_EXPONENT.  An exponent is at most the degree of the polynomial it is a term of;
+# ``derive.grounding.TabularModel`` refuses a symbolic model whose degree bound reaches MAX_EXPONENT / 4, and
+# a negative power is checked here.
+Mono = int
+_FIELD = 16
+_MASK, _HALF = (1 << _FIELD) - 1, 1 << (_FIELD - 1)
+MAX_EXPONENT = _HALF
+
+
+def mono(pairs) -> Mono:
+    """The monomial prod_k atom_k^e_k of ((k, e_k), ...)."""
+    return sum(e << (_FIELD * k) for k, e in pairs)
+
+
+def mono_items(m: Mono) -> list:
+    """((atom id, nonzero exponent), ...) of a monomial, in increasing atom id."""
+    out, k = [], 0
+    while m:
+        skip = ((m & -m).bit_length() - 1) // _FIELD     # whole fields of zeros below the lowest set bit
+        if skip:
+            m >>= _FIELD * skip
+            k += skip
+        e = m & _MASK
+        if e >= _HALF:
+            e -= 1 << _FIELD
+        if e:
+            out.append((k, e))
+        m = (m - e) >> _FIELD
+        k += 1
+    return out
 
 
 class NotLaurent(ValueError):
     """The result is not a Laurent polynomial (e.g. division by a sum, log of a sum)."""
-
-
-def _mono_mul(a: Mono, b: Mono) -> Mono:
-    if not a:
-        return b
-    if not b:
-        return a
-    d = dict(a)
-    for k, e in b:
-        v = d.get(k, 0) + e
-        if v:
-            d[k] = v
-        else:
-            del d[k]
-    return tuple(sorted(d.items()))
 
 
 class Laurent:
@@ -58,7 +75,7 @@ class Laurent:
     def const(cls, c) -> "Laurent":
         """The constant c (an int or an MPQ rational: ints keep the common case fast)."""
         out = cls.__new__(cls)
-        out.terms = {(): c} if c else {}
+        out.terms = {0: c} if c else {}
         return out
 
     def is_zero(self) -> bool:
@@ -96,10 +113,19 @@ class Laurent:
 
     def __mul__(self, other):
         other = _lift(other)
+        a, b = self.terms, other.terms
+        if len(a) == 1 or len(b) == 1:
+            # times a monomial: adding a fixed monomial is injective and c1 c2 != 0, so no merging, no zeros
+            (m1, c1), = (a if len(a) == 1 else b).items()
+            rest = b if len(a) == 1 else a
+            out = Laurent.__new__(Laurent)
+            out.terms = ({m1 + m2: c2 for m2, c2 in rest.items()} if c1 == 1 else
+                         {m1 + m2: c1 * c2 for m2, c2 in rest.items()})
+            return out
         out: dict = {}
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
-                m = _mono_mul(m1, m2)
+                m = m1 + m2
                 out[m] = out.get(m, 0) + c1 * c2
         return Laurent(out)
 
@@ -111,8 +137,10 @@ class Laurent:
             if mono is None:
                 raise NotLaurent("negative power of a sum")
             c, m = mono
+            if any(abs(e * n) >= MAX_EXPONENT for _, e in mono_items(m)):
+                raise OverflowError(f"an exponent beyond the monomial encoding's {MAX_EXPONENT}")
             inv = c if c in (1, -1) else MPQ(1) / MPQ(c) ** -n
-            return Laurent({tuple((k, e * n) for k, e in m): inv})
+            return Laurent({m * n: inv})
         out = Laurent.const(1)
         for _ in range(n):
             out = out * self
@@ -122,31 +150,30 @@ class Laurent:
         """d/dtheta, using each atom's registered derivative (None: constant)."""
         parts = []
         for m, c in self.terms.items():
-            for i, (k, e) in enumerate(m):
+            for k, e in mono_items(m):
                 dk = atoms.deriv[k]
                 if dk is None:
                     continue
-                rest = m[:i] + ((k, e - 1),) + m[i + 1:] if e != 1 else m[:i] + m[i + 1:]
-                parts.append(Laurent({rest: c * e}) * dk)
+                parts.append(Laurent({m - (1 << (_FIELD * k)): c * e}) * dk)
         return Laurent.sum(parts)
 
     def substitute(self, values: dict) -> "Laurent":
         """Replace atoms by Laurent polynomials (or numbers); negative powers need monomials."""
         parts = []
         for m, c in self.terms.items():
-            term = Laurent({(): c})
+            term = Laurent({0: c})
             keep = []
-            for k, e in m:
+            for k, e in mono_items(m):
                 if k in values:
                     term = term * (_lift(values[k]) ** e)
                 else:
                     keep.append((k, e))
-            parts.append(term * Laurent({tuple(keep): 1}))
+            parts.append(term * Laurent({mono(keep): 1}))
         return Laurent.sum(parts)
 
     def to_expr(self, atoms: "Atoms") -> Basic:
         return Add(*[Rational(int(c.numerator), int(c.denominator)) *
-                     Mul(*[atoms.expr[k] ** e for k, e in m]) for m, c in self.terms.items()])
+                     Mul(*[atoms.expr[k] ** e for k, e in mono_items(m)]) for m, c in self.terms.items()])
 
     def __repr__(self):
         return f"Laurent({len(self.terms)} terms)"
@@ -173,7 +200,7 @@ class Atoms:
             self.deriv.append(deriv)
         elif deriv is not None:
             self.deriv[k] = deriv
-        return Laurent({((k, 1),): 1})
+        return Laurent({1 << (_FIELD * k): 1})
 
     def id(self, sym: Basic) -> int:
         return self._index[sym]
@@ -194,11 +221,11 @@ class Atoms:
         for num, sign in ((c.numerator, 1), (c.denominator, -1)):
             for prime, mult in (factorint(num).items() if num != 1 else ()):
                 out = out + sign * mult * self.leaf(log(Integer(prime)))
-        for k, e in m:
+        for k, e in mono_items(m):
             a = self.expr[k]
             dk = self.deriv[k]
             # d log a = da / a
-            d = None if dk is None else dk * Laurent({((k, -1),): 1})
+            d = None if dk is None else dk * Laurent({-(1 << (_FIELD * k)): 1})
             out = out + e * self.leaf(log(a), d)
         return out
 

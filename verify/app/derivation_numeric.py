@@ -299,6 +299,20 @@ def numeric_lines(examples=None, derivations=None, quick: bool = False) -> list[
     return _numeric_lines(examples, derivations, quick)
 
 
+def _line_value(e, model, ground):
+    """The line ``e`` on ``model`` (context: its first trajectory), every trajectory at once where
+    ``derive.grounding_batch`` can (the same operations in the same order as the scalar interpreter, so the same
+    floats; ``tests/test_derivation_numeric_batch.py``), else by ``derive.grounding.ground``."""
+    from derive.grounding_batch import first_context_value
+    from derive.jet_batch import FloatJetBatch
+
+    try:
+        out = first_context_value(model, e, FloatJetBatch, ground)
+        return NumJet(out.v[0], None if out.d is None else out.d[0])
+    except Exception:  # noqa: BLE001  (unsupported, or an error the scalar interpreter words)
+        return ground(e, model, {"_traj": model.trajectories[0]})
+
+
 def _numeric_lines(examples, derivations, quick: bool) -> list[NumericLine]:
     global NumericModel
     from derive.grounding import ground
@@ -330,7 +344,7 @@ def _numeric_lines(examples, derivations, quick: bool) -> list[NumericLine]:
         for name, (model, exact, tol) in models.items():
             try:
                 if (name, e) not in values:   # a seam's line recurs as the next derivation's first line
-                    values[name, e] = ground(e, model, {"_traj": model.trajectories[0]})
+                    values[name, e] = _line_value(e, model, ground)
                 vec = np.broadcast_to(np.asarray(values[name, e].v, float), exact.shape)
                 evaluated.append((name, float(np.max(np.abs(vec - exact))), tol))
             except Exception as exc:  # noqa: BLE001  (a malformed line is a failed row, never a traceback)
