@@ -13,6 +13,12 @@ The baseline, measured in the same run, is ``python -c "import numpy, sympy"``: 
 commands pays before it proves anything; ``--previous DIR`` also times each command (cold) on an earlier source tree and prints the cold ratio to it. Targets (issue 28, idle machine): ``report --quick`` <= 2 CPU-s,
 ``report`` <= 5 CPU-s. The machine's load average before and after is printed: on a shared machine CPU seconds
 grow with the load too (shared caches and cores), so compare ratios against the baseline of the same run.
+
+Bytecode (``--bytecode``, as ``bench_startup.py``): ``cached`` (default) writes every module's ``.pyc`` into a
+temporary ``PYTHONPYCACHEPREFIX`` in an untimed warm-up run of each command, as an installed package has them (pip
+compiles them at install; an editable install writes them on its first run); ``environment`` keeps the environment's
+setting (with ``PYTHONDONTWRITEBYTECODE=1``, as on the development machine, every run compiles pgverify's modules:
+the very first run after an editable install).
 """
 from __future__ import annotations
 
@@ -25,14 +31,25 @@ import sys
 import tempfile
 
 
+PYCACHE: str | None = None     # PYTHONPYCACHEPREFIX of the children (``--bytecode cached``), else None
+
+
+def child_env(cache: str) -> dict[str, str]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PGVERIFY_CACHE_DIR": cache}
+    env.pop("PGVERIFY_NO_CACHE", None)
+    if PYCACHE is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    return env
+
+
 def cpu(args: list[str], cache: str | None, runs: int, fresh: bool, tree: str | None = None) -> float:
     """Median CPU seconds of ``args`` in fresh processes; ``fresh``: a new empty cache directory per run; ``tree``:
     import pgverify from that source tree instead (``--previous``)."""
     times = []
     for _ in range(runs):
         directory = tempfile.mkdtemp(prefix="pgverify-bench-cache-") if fresh else cache
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PGVERIFY_CACHE_DIR": directory or ""}
-        env.pop("PGVERIFY_NO_CACHE", None)
+        env = child_env(directory or "")
         if tree:
             env["PYTHONPATH"] = tree
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -42,10 +59,11 @@ def cpu(args: list[str], cache: str | None, runs: int, fresh: bool, tree: str | 
     return statistics.median(times)
 
 
-def fill(args: list[str], cache: str) -> None:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PGVERIFY_CACHE_DIR": cache}
-    env.pop("PGVERIFY_NO_CACHE", None)
-    subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+def fill(args: list[str], cache: str, tree: str | None = None) -> None:
+    env = child_env(cache)
+    if tree:
+        env["PYTHONPATH"] = tree
+    subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree)
 
 
 def main() -> None:
@@ -55,7 +73,13 @@ def main() -> None:
     parser.add_argument("--previous", metavar="DIR",
                         help="also time the commands on an earlier source tree (e.g. `git archive main | tar -x -C "
                              "DIR`), imported through PYTHONPATH: the previous implementation in the same run")
+    parser.add_argument("--bytecode", choices=("cached", "environment"), default="cached",
+                        help="cached: .pyc files written by an untimed warm-up run (an installed package; default); "
+                             "environment: as PYTHONDONTWRITEBYTECODE etc. say")
     args = parser.parse_args()
+    global PYCACHE
+    if args.bytecode == "cached":
+        PYCACHE = tempfile.mkdtemp(prefix="pgverify-pycache-")
     out = tempfile.mkdtemp(prefix="pgverify-bench-out-")
     py = [sys.executable, "-m", "verify"]
     commands = {"report --quick": [*py, "report", "--quick", "--no-color"]}
@@ -67,7 +91,12 @@ def main() -> None:
                                       os.path.join(out, "r.html")],
         }
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs; "
-          f"median of {args.runs} runs")
+          f"median of {args.runs} runs; bytecode {args.bytecode}")
+    if PYCACHE is not None:     # untimed: every module's .pyc written once, as an installed package has them
+        for command in [[sys.executable, "-c", "import numpy, sympy"], *commands.values()]:
+            fill(command, tempfile.mkdtemp(prefix="pgverify-bench-cache-"))
+            if args.previous:
+                fill(command, tempfile.mkdtemp(prefix="pgverify-bench-cache-"), os.path.abspath(args.previous))
     base = cpu([sys.executable, "-c", "import numpy, sympy"], None, args.runs, fresh=True)
     print(f"{'command':26s} {'cold CPU-s':>10s} {'warm CPU-s':>10s} {'cold/base':>9s} {'warm/base':>9s}")
     print(f"{'import numpy, sympy':26s} {base:10.2f} {'':>10s} {1.0:9.2f}")
