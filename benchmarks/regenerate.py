@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,7 +132,8 @@ def machine() -> list[str]:
     return [f"- CPU: {cpu}, {os.cpu_count()} logical cores, {memory} memory; {platform.platform()}",
             f"- {', '.join(versions)}",
             f"- revision {revision}{' with uncommitted changes' if dirty else ''}",
-            "- every benchmark in a fresh process with OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1"]
+            "- every benchmark in a fresh process with OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1 and an empty "
+            "proof cache of its own (PGVERIFY_CACHE_DIR)"]
 
 
 def load() -> str:
@@ -151,7 +153,11 @@ def run(bench: Bench, timeout: float) -> tuple[list[str], bool]:
     absent = missing_extras(bench)
     if absent:
         return lines + [f"Skipped: {', '.join(absent)} not installed.", ""], True
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # An empty proof cache of its own: a figure never depends on what earlier runs on this machine proved.
+    proofs = tempfile.mkdtemp(prefix="pgverify-regenerate-cache-")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PGVERIFY_CACHE_DIR": proofs}
+    env.pop("PGVERIFY_NO_CACHE", None)
     before_load, before = load(), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
@@ -163,6 +169,7 @@ def run(bench: Bench, timeout: float) -> tuple[list[str], bool]:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(proofs, ignore_errors=True)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines += [f"Load before {before_load}, after {load()}; wall {wall:.1f} s, CPU {cpu:.1f} s "
               f"(the benchmark and its children); exit status {status}.", "", "```", out.rstrip(), "```", ""]
