@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import os
 import platform
 import re
@@ -121,9 +122,9 @@ def machine() -> list[str]:
         pass
     versions = [f"Python {platform.python_version()}"]
     for module in ("numpy", "scipy", "sympy", "torch", "jax", "gymnasium", "numba"):
-        try:
-            versions.append(f"{module} {__import__(module).__version__}")
-        except Exception:   # noqa: BLE001 -- an extra that is absent or broken is simply not listed
+        try:    # the installed distribution's version: no need to import torch or jax into this process
+            versions.append(f"{module} {importlib.metadata.version(module)}")
+        except importlib.metadata.PackageNotFoundError:     # an extra that is absent is simply not listed
             continue
     revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True).stdout.strip() or "not a git checkout"
@@ -177,17 +178,16 @@ def run(bench: Bench, timeout: float) -> tuple[list[str], bool]:
 
 
 def write_atomic(path: Path, text: str, force: bool) -> None:
-    if path.exists() and not force:
-        raise BadArguments(f"{path} exists: pass --force to replace it")
+    """pgverify's own atomic write (``verify.model.io.atomic_write``: exclusive without ``force``); its refusal
+    becomes this script's one-line error."""
+    from verify.errors import UsageError
+    from verify.model.io import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, text, force=force, what="benchmark record")
+    except UsageError as e:
+        raise BadArguments(str(e)) from None
 
 
 MARKER = re.compile(r"^<!-- record: (?P<record>\S+?)#(?P<name>\w+) -->\n```text\n(?P<body>.*?)^```$",
