@@ -34,6 +34,7 @@ reported, never hidden.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,7 +46,8 @@ from verify.model.lq import LQProblem, lq_gradient, lq_values, truncation_horizo
 from verify.numerics.returns import discount_t, discounted_returns, reward_to_go
 from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
 
-__all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "get_lq_estimator", "identical_to",
+__all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "catalog_values", "get_lq_estimator",
+           "identical_to",
            "exact_cross_check", "lq_check", "lq_episodes_for", "match_pitfalls", "run_lq_mc", "sample_lq", "score_sums"]
 
 DEFAULT_EPISODES = 20_000
@@ -420,13 +422,14 @@ def run_lq_mc(lq: LQProblem, estimator: str | LQEstimator | Callable, *, episode
         if episodes < 2:
             raise UsageError(f"episodes must be at least 2, got {episodes}")
         batch = sample_lq(lq, episodes, np.random.default_rng(seed), horizon=T)
-    G = _evaluate(est.fn, batch, lq, est.name)
-    G_ref = None if est.name == REFERENCE and est.fn is baseline_value else baseline_value(batch)
+    in_catalog = any(est is e for e in LQ_ESTIMATORS)
+    G = catalog_values(batch, est.name) if in_catalog else _evaluate(est.fn, batch, lq, est.name)
+    G_ref = None if est.name == REFERENCE and est.fn is baseline_value else catalog_values(batch, REFERENCE)
     exact_mean = None if est.exact_mean is None else est.exact_mean(lq, T)
     ref = lq_gradient(lq, horizon=T)
     same = None
-    if not any(est is e for e in LQ_ESTIMATORS):     # a user's estimator: identical to a catalog one?
-        catalog = {e.name: e.fn(batch) for e in LQ_ESTIMATORS}
+    if not in_catalog:     # a user's estimator: identical to a catalog one?
+        catalog = {e.name: catalog_values(batch, e.name) for e in LQ_ESTIMATORS}
         same = identical_to(G, catalog, _scale(ref.flat, ref.J))
         if same is not None:
             e = get_lq_estimator(same)
@@ -448,8 +451,24 @@ def run_lq_mc(lq: LQProblem, estimator: str | LQEstimator | Callable, *, episode
 
 def _pitfall_values(batch: LQEpisodes, lq: LQProblem, T: int) -> dict:
     """name -> (per-episode values [N, d], exact mean or None, fix) for every pitfall of the catalog."""
-    return {e.name: (e.fn(batch), None if e.exact_mean is None else e.exact_mean(lq, T), e.fix)
+    return {e.name: (catalog_values(batch, e.name), None if e.exact_mean is None else e.exact_mean(lq, T), e.fix)
             for e in LQ_ESTIMATORS if not e.unbiased}
+
+
+# Per batch, each catalog estimator's values are computed once: ``lq_check`` judges eight estimators on one sample,
+# and each judgement also needs the reference's values (the paired test) and, when biased, every pitfall's. Keyed
+# weakly by the batch object (its arrays are read-only), so a batch's values go when the batch does.
+_CATALOG_VALUES: "weakref.WeakKeyDictionary[LQEpisodes, dict[str, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def catalog_values(batch: LQEpisodes, name: str) -> np.ndarray:
+    """The catalog estimator ``name``'s per-episode values on ``batch`` [N, d], read-only, computed once per batch."""
+    memo = _CATALOG_VALUES.setdefault(batch, {})
+    if name not in memo:
+        values = _evaluate(get_lq_estimator(name).fn, batch, batch.problem, name)
+        values.setflags(write=False)
+        memo[name] = values
+    return memo[name]
 
 
 def identical_to(Y: np.ndarray, candidates: dict, scale: float) -> str | None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import weakref
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -437,7 +438,11 @@ def lq_values(lq: LQProblem, horizon: int | None | object = ...) -> LQValues:
 
 def _backward(lq: LQProblem, H: int):
     """The finite-horizon value tables and, per step t, the gradient factors G_t [H, m, n], a_t [H, m] and
-    diag(H_uu)_t [H, m] (``_step_back``)."""
+    diag(H_uu)_t [H, m] (``_step_back``), once per problem and horizon (read-only)."""
+    return _memo(lq, ("backward", H), lambda: _backward_tables(lq, H))
+
+
+def _backward_tables(lq: LQProblem, H: int):
     n, m = lq.n, lq.m
     P = np.zeros((H + 1, n, n))
     p = np.zeros((H + 1, n))
@@ -445,6 +450,8 @@ def _backward(lq: LQProblem, H: int):
     G, a, huu = np.zeros((H, m, n)), np.zeros((H, m)), np.zeros((H, m))
     for t in range(H - 1, -1, -1):
         P[t], p[t], c[t], G[t], a[t], huu[t] = _step_back(lq, P[t + 1], p[t + 1], c[t + 1])
+    for arr in (G, a, huu):
+        arr.setflags(write=False)
     return _frozen(LQValues(P, p, c)), G, a, huu
 
 
@@ -479,6 +486,19 @@ def _initial_moments(lq: LQProblem):
     return lq.mu0.copy(), lq.Sigma0 + np.outer(lq.mu0, lq.mu0)
 
 
+# Exact results per problem object: a check judges eight estimators on one problem and each judgement asks for the
+# same grad J (and the backward tables behind it). LQProblem is frozen and compared by identity, so a result never
+# goes stale; keyed weakly, it goes with the problem. The cached arrays are read-only.
+_EXACT: "weakref.WeakKeyDictionary[LQProblem, dict]" = weakref.WeakKeyDictionary()
+
+
+def _memo(lq: LQProblem, key: tuple, compute):
+    memo = _EXACT.setdefault(lq, {})
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def lq_gradient(lq: LQProblem, *, horizon: int | None | object = ..., weights: str = "discount") -> LQGradient:
     """Exact J and grad J by the backward (value) and forward (state moments) recursions of the module docstring.
 
@@ -488,11 +508,22 @@ def lq_gradient(lq: LQProblem, *, horizon: int | None | object = ..., weights: s
         estimator whose reward-to-go discount restarts at every t; finite horizons only).
 
     Returns:
-      LQGradient (``J`` is J(theta) in either case).
+      LQGradient (``J`` is J(theta) in either case), computed once per problem, horizon and weights; its arrays
+      are read-only.
     """
     H = lq.horizon if horizon is ... else horizon
     if weights not in ("discount", "restart"):
         raise UsageError(f"weights must be 'discount' or 'restart', got {weights!r}")
+    return _memo(lq, ("gradient", H, weights), lambda: _read_only(_lq_gradient(lq, H, weights)))
+
+
+def _read_only(res: LQGradient) -> LQGradient:
+    for arr in (res.grad_K, res.grad_k, res.grad_log_std):
+        arr.setflags(write=False)
+    return res
+
+
+def _lq_gradient(lq: LQProblem, H: int | None, weights: str) -> LQGradient:
     if H is None:
         values = lq_values(lq, None)
     else:
