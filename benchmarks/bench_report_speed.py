@@ -100,6 +100,7 @@ def main() -> None:
     base = cpu([sys.executable, "-c", "import numpy, sympy"], None, args.runs, fresh=True)
     print(f"{'command':26s} {'cold CPU-s':>10s} {'warm CPU-s':>10s} {'cold/base':>9s} {'warm/base':>9s}")
     print(f"{'import numpy, sympy':26s} {base:10.2f} {'':>10s} {1.0:9.2f}")
+    measured = {}
     for name, command in commands.items():
         if args.previous:
             old = cpu(command, None, args.runs, fresh=True, tree=os.path.abspath(args.previous))
@@ -108,6 +109,7 @@ def main() -> None:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(command, cache)
         warm = cpu(command, cache, args.runs, fresh=False)
+        measured[name] = cold, warm
         versus = f"  cold = {cold / old:.2f} x previous" if args.previous else ""
         print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}{versus}")
     if not args.quick_only:
@@ -115,7 +117,18 @@ def main() -> None:
         fill(commands["report"], cache)
         shared = cpu(commands["latex"], cache, args.runs, fresh=False)
         print(f"{'latex after report':26s} {'':>10s} {shared:10.2f} {'':>9s} {shared / base:9.2f}")
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    after = os.getloadavg()
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in after)}")
+    for name, goal in GOALS.items():
+        if name in measured:
+            cold, warm = measured[name]
+            verdict = lambda x: "met" if x <= goal else "NOT met"    # noqa: E731
+            print(f"goal: {name} <= {goal:g} CPU-s on an idle machine: cold {cold:.2f} ({verdict(cold)}), warm "
+                  f"{warm:.2f} ({verdict(warm)}); load average {after[0]:.2f} at the end"
+                  f"{'' if after[0] < 1.5 else ' (not idle: the verdicts are the loaded figures)'}")
+
+
+GOALS = {"report --quick": 2.0, "report": 5.0}    # issue 28's targets, CPU seconds, idle machine
 
 
 if __name__ == "__main__":
