@@ -234,16 +234,21 @@ def test_state_values_are_value_tables_v_without_q():
 
 
 @pytest.mark.parametrize("horizon", [7, None])
-def test_action_values_at_the_steps_are_value_tables_q_bit_for_bit(horizon):
+@pytest.mark.parametrize("gather", [False, True])
+def test_action_values_at_the_steps_are_value_tables_q_bit_for_bit(horizon, gather, monkeypatch):
+    # gather=False: the successor expansion big MDPs take, against the table; True: the small kept table read
     from verify.exact import action_values_at, value_tables
+    from verify.numerics import exact
+    monkeypatch.setattr(exact, "GATHER_KEPT_Q", gather)
     rng = np.random.default_rng(6)
     mdp = random_sparse_mdp(rng, S=50, horizon=horizon)
     policy = TabularSoftmax(rng.normal(size=(mdp.n_states, mdp.n_actions)))
-    _, Q = value_tables(mdp, policy)
     s = rng.integers(0, mdp.n_states, size=400)
     s = s[~mdp.terminal[s]]
-    t, a = rng.integers(0, Q.shape[0], size=s.size), rng.integers(0, mdp.n_actions, size=s.size)
-    assert _bits(action_values_at(mdp, policy, t, s, a)) == _bits(Q[t, s, a])
+    t, a = rng.integers(0, 1 if horizon is None else horizon, size=s.size), rng.integers(0, mdp.n_actions, size=s.size)
+    q = action_values_at(mdp, policy, t, s, a)        # first: the gather must compute the table it reads
+    _, Q = value_tables(mdp, policy)
+    assert _bits(q) == _bits(Q[t, s, a])
 
 
 @given(st.lists(st.integers(0, 5000), min_size=1, max_size=300), st.sampled_from([5001, 2**20]))

@@ -440,7 +440,7 @@ def _null_space_mismatch(diff: np.ndarray, U0: np.ndarray | None, flat: np.ndarr
     return int(np.flatnonzero(flat)[np.argmax(np.abs(off))]) if U0 is None else int(np.argmax(np.abs(U0 @ off)))
 
 
-def tail_ratio(skew, n: int, z: float) -> np.ndarray:
+def tail_ratio(skew, n: int, z) -> np.ndarray:
     """How much skewness inflates the two-sided tail of a studentised mean at z, relative to the normal tail.
 
     The Edgeworth expansion of the studentised mean of n values with skewness gamma (Hall, *The Bootstrap and
@@ -460,7 +460,7 @@ def tail_ratio(skew, n: int, z: float) -> np.ndarray:
     g2 = np.square(np.asarray(skew, dtype=float))
     mills = z * np.exp(-0.5 * z * z - special.log_ndtr(-z)) / np.sqrt(2 * np.pi)       # z phi(z) / Phi_bar(z)
     # Below z ~ 0.9 the polynomial turns negative (a thinner tail): never credited.
-    return g2 * max(z**4 + 2 * z**2 - 3, 0.0) / (18.0 * n) * mills
+    return g2 * np.maximum(z**4 + 2 * z**2 - 3, 0.0) / (18.0 * n) * mills
 
 
 def _tail_critical(alpha: float, varying: int) -> float:
@@ -484,7 +484,7 @@ def _skew_corrected(sample: SampleMoments, z: np.ndarray, tested: np.ndarray, n:
     skew = sample.skewness()
     idx = np.flatnonzero(tested)
     zi = z[idx]
-    p_i = 2 * special.stdtr(n - 1, -zi) * (1 + np.array([float(tail_ratio(g, n, x)) for g, x in zip(skew[idx], zi)]))
+    p_i = 2 * special.stdtr(n - 1, -zi) * (1 + tail_ratio(skew[idx], n, zi))
     k = int(np.argmin(p_i))
     return _index(int(idx[k]), shape), float(min(1.0, idx.size * p_i[k]))
 
