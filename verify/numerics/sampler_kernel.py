@@ -66,7 +66,7 @@ def _jit(fn):
 
 
 def _draw_log(fn, st, pcg, gen, K, accept, alias, keys, last, next_or_end, alive, rows, cap, left,
-              log_e, log_k, running, lengths):
+              log_e, log_k, running, lengths, often_ends):
     """Run the episodes of one chunk time-major from their first rows; log each step's table entry.
 
     Args:
@@ -81,6 +81,7 @@ def _draw_log(fn, st, pcg, gen, K, accept, alias, keys, last, next_or_end, alive
       log_e, log_k: the log. Strided (``log_e`` empty): the entry of episode e's step t at ``log_k[e cap + t]``,
         n cap entries; else time-major, (episode, entry) pairs, at least cap m entries. running [cap]: running
         episodes per step; lengths [n]: each episode's length is written there.
+      often_ends: episodes are short (their ends unpredictable): keep the running ones without a branch.
 
     Returns:
       (steps run T, episodes still running, steps taken, whether the work limit stopped the loop).
@@ -135,7 +136,12 @@ def _draw_log(fn, st, pcg, gen, K, accept, alias, keys, last, next_or_end, alive
                 log_k[pos] = k
                 pos += 1
             nxt = next_or_end[k]
-            if nxt >= 0:
+            if often_ends:               # no branch to mispredict: always written, kept only while running
+                alive[kept] = e
+                rows[kept] = nxt
+                kept += nxt >= 0
+                lengths[e] = t + 1
+            elif nxt >= 0:
                 alive[kept] = e
                 rows[kept] = nxt
                 kept += 1
@@ -363,7 +369,8 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
             gen = np.zeros(4, dtype=np.uint64)
             fn, address = ctypes.cast(iface.next_double, ctypes.c_void_p).value, iface.state_address
         T, still, taken, stopped = draw_log(fn, address, pcg, gen, table.width, *arrays, table.next_or_end,
-                                            alive, rows, cap, float(left), log_e, log_k, running, lengths)
+                                            alive, rows, cap, float(left), log_e, log_k, running, lengths,
+                                            not strided)
         if pcg:
             state["state"]["state"] = int(gen[0]) << 64 | int(gen[1])
             bitgen.state = state
