@@ -207,7 +207,10 @@ def compiled_samplers() -> dict:
 
     def compiled_loop(next_double):
         """The per-episode loop drawing its uniforms with ``next_double`` (compiled into it), the generator's state
-        in four uint64 locals (registers) rather than an array (memory): 2-9 % faster for xoshiro256+."""
+        in four uint64 locals (registers) rather than an array (memory): 2-9 % faster for xoshiro256+. Array
+        indices are cast to unsigned (``U``), as in pgverify's kernel: numba adds a negative-index wraparound to
+        every signed index."""
+        U = np.uintp
         @numba.njit(cache=False)
         def loop(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, state,
                  s_log, a_log, r_log, lengths):
@@ -216,25 +219,25 @@ def compiled_samplers() -> dict:
             for e in range(n):
                 g0, g1, g2, g3, x = next_double(g0, g1, g2, g3)
                 s = 0
-                while s < init_cum.size - 1 and init_cum[s] <= x:
+                while s < init_cum.size - 1 and init_cum[U(s)] <= x:
                     s += 1
                 t = 0
-                while t < H and not terminal[s]:
+                while t < H and not terminal[U(s)]:
                     g0, g1, g2, g3, y = next_double(g0, g1, g2, g3)
                     y *= K
                     j = min(int(y), K - 1)
-                    k = s * K + j
+                    k = U(s * K + j)
                     if y - j >= accept[k]:
-                        k = alias[k]
-                    s_log[m] = s
-                    a_log[m] = action[k]
-                    r_log[m] = reward[k]
+                        k = U(alias[k])
+                    s_log[U(m)] = s
+                    a_log[U(m)] = action[k]
+                    r_log[U(m)] = reward[k]
                     m += 1
                     t += 1
                     if ends[k]:
                         break
                     s = next_state[k]
-                lengths[e] = t
+                lengths[U(e)] = t
             state[0], state[1], state[2], state[3] = g0, g1, g2, g3
             return m
         return loop
@@ -271,14 +274,16 @@ def compiled_samplers() -> dict:
         for e in range(lengths.size):
             offset[e] = acc
             acc += lengths[e]
+        U = np.uintp
         for j in range(order.size):
             e, q, o = order[j], first[j], offset[order[j]]
             for t in range(lengths[e]):
-                n_out[q + t] = e
-                t_out[q + t] = t
-                s_out[q + t] = s_log[o + t]
-                a_out[q + t] = a_log[o + t]
-                r_out[q + t] = r_log[o + t]
+                i, h = U(q + t), U(o + t)
+                n_out[i] = e
+                t_out[i] = t
+                s_out[i] = s_log[h]
+                a_out[i] = a_log[h]
+                r_out[i] = r_log[h]
 
     def xoshiro_state(seed):
         return np.random.SeedSequence(seed).generate_state(4, np.uint64)
