@@ -201,12 +201,13 @@ def _reorder(T, running, log_e, log_k, order, first, lengths, state, action, rew
             final[e] = next_state[k_out[q + L - 1]]
 
 
-
 def _layout(cap, log_k, order, first, lengths, state, action, reward, next_state, n_out, t_out, s_out, a_out,
             r_out, final):
     """Write the strided log (episode e's step t at ``log_k[e cap + t]``) into the ``Steps`` layout (episode
     ``order[j]`` from ``first[j]`` on): one pass over the log in episode order, each episode's steps copied as one
-    run. (Reading the log in layout order instead costs a cache miss per episode: 2-3x slower on FrozenLake.)"""
+    run. (Reading the log in layout order instead costs a cache miss per episode: 2-3x slower on FrozenLake.) Its
+    inner loop repeats ``_reorder``'s on purpose: one helper for both, inlined or called, made FrozenLake's
+    time-major path 1.3-1.9x slower (A/B runs, 200 000 episodes)."""
     start = np.empty(order.size, dtype=np.intp)
     for j in range(order.size):
         start[order[j]] = first[j]
@@ -224,6 +225,7 @@ def _layout(cap, log_k, order, first, lengths, state, action, reward, next_state
             r_out[i] = reward[k]
         if L > 0:
             final[e] = next_state[log_k[b + L - 1]]
+
 
 if numba is not None:
     @intrinsic
