@@ -19,8 +19,9 @@ All N episodes advance together, one numpy step per time index:
 
 With numba installed (``pip install 'pgverify[fast]'``) a compiled kernel (``verify.numerics.sampler_kernel``)
 runs the same loop per chunk, drawing from the same generator in the same order: the same episodes bit for bit,
-9-10 ns per step faster (FrozenLake, Taxi), for ~0.5 CPU-s of loading per process. ``compiled_kernel`` decides (speed only):
-``PGVERIFY_NO_NUMBA=1`` never, ``PGVERIFY_NUMBA=1`` always, by default once the run expects ``KERNEL_MIN_STEPS``.
+9-10 ns per step faster (FrozenLake, Taxi), for ~0.5 CPU-s of loading per process. ``compiled_kernel`` decides
+(speed only): ``PGVERIFY_NO_NUMBA=1`` never, ``PGVERIFY_NUMBA=1`` always, by default once the run expects
+``KERNEL_MIN_STEPS``.
 
 ``iter_episode_chunks`` bounds memory (10^6 episodes never sit in memory at once). ``sample_episodes_naive`` is
 the per-step reference (``rng.choice`` per draw) that shares no code with the fast path: an independent check

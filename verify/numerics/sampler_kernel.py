@@ -48,8 +48,8 @@ try:
 except ImportError:     # imported without numba only by pytest's doctest collection; ``compiled_kernel`` says None
     numba = None
 
-__all__ = ["PCG64_MULTIPLIER", "STRIDE_MAX_CAP", "STRIDE_MIN_FILL", "draw_log", "layout", "pcg64_doubles", "reorder", "run_chunk",
-           "steps_from_log"]
+__all__ = ["PCG64_MULTIPLIER", "STRIDE_MAX_CAP", "STRIDE_MIN_FILL", "draw_log", "layout", "pcg64_doubles", "reorder",
+           "run_chunk", "steps_from_log"]
 
 # PCG64's 128-bit LCG multiplier (O'Neill, "PCG: A family of simple fast space-efficient statistically good
 # algorithms for random number generation", HMC-CS-2014-0905, 2014; numpy's pcg64.h, PCG_DEFAULT_MULTIPLIER_128).
@@ -360,8 +360,8 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
     index = _index_dtype(table, n)
     strided = cap <= STRIDE_MAX_CAP and workspace.get("fill", 0.0) >= STRIDE_MIN_FILL
     # Time-major: m cap entries each (untouched pages cost nothing, and the chunk budget counts cap steps per
-    # episode); strided: n cap (see STRIDE_MIN_FILL). An explicit chunk with a long cap can ask for more address space than the system
-    # grants: then the numpy path (nothing is drawn before this point, so it draws the same).
+    # episode); strided: n cap (see STRIDE_MIN_FILL). An explicit chunk with a long cap can ask for more address
+    # space than the system grants: then the numpy path (nothing is drawn before this point, so it draws the same).
     try:
         if strided:
             log_e, (log_k,), k_out = np.zeros(0, dtype=index), _scratch(workspace, n * cap, index, 1), None
