@@ -108,6 +108,21 @@ def test_any_bit_generator_gives_the_same_episodes(bit_generator, log, monkeypat
     assert np.array_equal(runs[0][1], runs[1][1])
 
 
+def test_the_compiled_longest_first_is_the_layouts_order():
+    """The counting sort gives ``episodes.longest_first``'s (order, first): ties, zeros, all equal, the cap."""
+    from verify.numerics import sampler_kernel
+    from verify.numerics.episodes import longest_first
+    rng = np.random.default_rng(3)
+    cases = [np.zeros(5, dtype=np.intp), np.full(7, 9), np.array([1, 3, 0, 3]), np.array([4]),
+             np.zeros(0, dtype=np.intp)]
+    cases += [rng.integers(0, cap + 1, size=n) for cap, n in ((1, 50), (6, 300), (200, 1000))]
+    for lengths in cases:
+        cap = int(lengths.max(initial=0)) + int(rng.integers(0, 3))
+        ours, theirs = sampler_kernel.longest_first(lengths, cap), longest_first(lengths)
+        for x, y in zip(ours, theirs):
+            assert x.dtype == y.dtype and np.array_equal(x, y), (lengths[:20], x[:20], y[:20])
+
+
 # --- the inlined PCG64 against numpy's own ---------------------------------------------------------------------------
 
 def pcg64_states():

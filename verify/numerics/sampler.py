@@ -462,7 +462,7 @@ def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: Joint
         raise UsageError(f"{_work_what(mdp, n)} stopped at the work limit")   # charge raises; round-off aside
     _require_terminated(mdp, running, n, cap)
     meter.charge(taken, "sampling")
-    order, first = longest_first(lengths)
+    order, first = kernel.longest_first(lengths, cap)
     final = s0.copy()
     n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final)
     steps = Steps(n=n_step, t=t_step, s=s, a=a, r=r, lengths=lengths, n_states=mdp.n_states,

@@ -48,8 +48,8 @@ try:
 except ImportError:     # imported without numba only by pytest's doctest collection; ``compiled_kernel`` says None
     numba = None
 
-__all__ = ["PCG64_MULTIPLIER", "STRIDE_MAX_CAP", "STRIDE_MIN_FILL", "draw_log", "layout", "pcg64_doubles", "reorder",
-           "run_chunk", "steps_from_log"]
+__all__ = ["PCG64_MULTIPLIER", "STRIDE_MAX_CAP", "STRIDE_MIN_FILL", "draw_log", "layout", "longest_first",
+           "longest_first_into", "pcg64_doubles", "reorder", "run_chunk", "steps_from_log"]
 
 # PCG64's 128-bit LCG multiplier (O'Neill, "PCG: A family of simple fast space-efficient statistically good
 # algorithms for random number generation", HMC-CS-2014-0905, 2014; numpy's pcg64.h, PCG_DEFAULT_MULTIPLIER_128).
@@ -227,6 +227,32 @@ def _layout(cap, log_k, order, first, lengths, state, action, reward, next_state
             final[e] = next_state[log_k[b + L - 1]]
 
 
+
+def _longest_first(lengths, cap, order, first):
+    """``episodes.longest_first`` by a counting sort (lengths are at most cap): episodes longest first, ties in
+    episode order, into ``order``; where each one's steps start into ``first``. O(n + cap) instead of a sort and
+    three numpy passes (0.35 ms for 20 000 episodes, 2.3 ns a FrozenLake step)."""
+    count = np.zeros(cap + 1, dtype=np.intp)
+    for e in range(lengths.size):
+        count[U(lengths[U(e)])] += 1
+    slot = np.empty(cap + 1, dtype=np.intp)
+    step = np.empty(cap + 1, dtype=np.intp)
+    j = 0
+    q = 0
+    for L in range(cap, -1, -1):
+        slot[U(L)] = j
+        step[U(L)] = q
+        j += count[U(L)]
+        q += count[U(L)] * L
+    for e in range(lengths.size):
+        L = U(lengths[U(e)])
+        i = U(slot[L])
+        order[i] = e
+        first[i] = step[L]
+        slot[L] += 1
+        step[L] += L
+
+
 if numba is not None:
     @intrinsic
     def _next_double(typingctx, fn_address, state_address):
@@ -281,6 +307,7 @@ if numba is not None:
     draw_log = _jit(_draw_log)
     reorder = _jit(_reorder)
     layout = _jit(_layout)
+    longest_first_into = _jit(_longest_first)
     pcg64_doubles = _jit(_pcg64_doubles)
 
 _EMPTY_F, _EMPTY_I = np.zeros(0), np.zeros(0, dtype=np.intp)
@@ -393,6 +420,14 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
             bitgen.state = state
     workspace["fill"] = lengths.sum() / max(n * cap, 1)
     return stopped, taken, still, lengths, (T, running, log_e, log_k, k_out, cap)
+
+
+def longest_first(lengths: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``verify.numerics.episodes.longest_first`` for lengths of at most ``cap``, compiled: the same (order, first)."""
+    order = np.empty(lengths.size, dtype=np.intp)
+    first = np.empty(lengths.size, dtype=np.intp)
+    longest_first_into(np.asarray(lengths, dtype=np.intp), int(cap), order, first)
+    return order, first
 
 
 def steps_from_log(table, log: tuple, lengths: np.ndarray, order: np.ndarray, first: np.ndarray,
