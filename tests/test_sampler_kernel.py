@@ -65,12 +65,24 @@ def assert_same_batches(fast, slow):
             assert u.dtype == v.dtype and u.shape == v.shape and np.array_equal(u, v), (i, name)
 
 
+def force_log(kind, monkeypatch):
+    """The kernel's log: "strided" (rows of cap entries per episode) or "time-major" for every chunk, or "adaptive"
+    (the default: time-major for the first chunk, then strided where the earlier chunks filled their rows)."""
+    from verify.numerics import sampler_kernel
+    if kind == "strided":
+        monkeypatch.setattr(sampler_kernel, "STRIDE_MIN_FILL", 0.0)
+    elif kind == "time-major":
+        monkeypatch.setattr(sampler_kernel, "STRIDE_MAX_CAP", 0)
+
+
+@pytest.mark.parametrize("log", ["adaptive", "strided", "time-major"])
 @pytest.mark.parametrize("layout", ["alias", "keys"])
 @pytest.mark.parametrize("name", PROBLEMS)
 @pytest.mark.parametrize("seed", [0, 1, 2024])
-def test_compiled_kernel_gives_the_numpy_paths_episodes_bit_for_bit(name, seed, layout, monkeypatch):
+def test_compiled_kernel_gives_the_numpy_paths_episodes_bit_for_bit(name, seed, layout, log, monkeypatch):
     if layout == "keys":
         monkeypatch.setattr(sampler_module, "ALIAS_MAX_WIDTH", 0)
+    force_log(log, monkeypatch)
     mdp, policy = PROBLEMS[name]()
     runs = []
     for compiled in (True, False):
@@ -83,8 +95,10 @@ def test_compiled_kernel_gives_the_numpy_paths_episodes_bit_for_bit(name, seed, 
     assert sum(b.n for b in fast) == 700
 
 
+@pytest.mark.parametrize("log", ["strided", "time-major"])
 @pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64DXSM])
-def test_any_bit_generator_gives_the_same_episodes(bit_generator, monkeypatch):
+def test_any_bit_generator_gives_the_same_episodes(bit_generator, log, monkeypatch):
+    force_log(log, monkeypatch)
     mdp, policy = PROBLEMS["gridworld"]()
     runs = []
     for compiled in (True, False):
@@ -92,6 +106,91 @@ def test_any_bit_generator_gives_the_same_episodes(bit_generator, monkeypatch):
         runs.append((sample(mdp, policy, 500, rng, compiled=compiled, monkeypatch=monkeypatch), rng.random(3)))
     assert_same_batches(runs[0][0], runs[1][0])
     assert np.array_equal(runs[0][1], runs[1][1])
+
+
+def test_the_compiled_longest_first_is_the_layouts_order():
+    """The counting sort gives ``episodes.longest_first``'s (order, first): ties, zeros, all equal, the cap."""
+    from verify.numerics import sampler_kernel
+    from verify.numerics.episodes import longest_first
+    rng = np.random.default_rng(3)
+    cases = [np.zeros(5, dtype=np.intp), np.full(7, 9), np.array([1, 3, 0, 3]), np.array([4]),
+             np.zeros(0, dtype=np.intp)]
+    cases += [rng.integers(0, cap + 1, size=n) for cap, n in ((1, 50), (6, 300), (200, 1000))]
+    for lengths in cases:
+        cap = int(lengths.max(initial=0)) + int(rng.integers(0, 3))
+        ours, theirs = sampler_kernel.longest_first(lengths, cap), longest_first(lengths)
+        for x, y in zip(ours, theirs):
+            assert x.dtype == y.dtype and np.array_equal(x, y), (lengths[:20], x[:20], y[:20])
+
+
+# --- the inlined PCG64 against numpy's own ---------------------------------------------------------------------------
+
+def pcg64_states():
+    """PCG64 bit generators in many states: seeded, advanced by 1 and by huge steps, jumped, and states and
+    increments set at the edges of their 128-bit range (an odd increment, as PCG64 requires)."""
+    gens = [np.random.PCG64(seed) for seed in range(40)]
+    gens += [np.random.PCG64(7).advance(delta) for delta in (1, 2**64 - 1, 2**64, 2**127 + 12345, 2**128 - 1)]
+    gens += [np.random.PCG64(8).jumped(j) for j in (1, 3)]
+    rng = np.random.default_rng(99)
+    for x, inc in [(0, 1), (2**128 - 1, 2**128 - 1), (2**64 - 1, 2**64 + 1), (2**64, 2**64 - 1)] + [
+            (int(rng.integers(2**62)) << 66 | int(rng.integers(2**62)), int(rng.integers(2**62)) << 64 | 1)
+            for _ in range(20)]:
+        g = np.random.PCG64()
+        g.state = {"bit_generator": "PCG64", "state": {"state": x, "inc": inc}, "has_uint32": 0, "uinteger": 0}
+        gens.append(g)
+    return gens
+
+
+def test_the_inlined_pcg64_draws_numpys_doubles_and_ends_in_numpys_state():
+    from verify.numerics import sampler_kernel
+    for i, bitgen in enumerate(pcg64_states()):
+        gen = sampler_kernel._pcg64_halves(bitgen.state)
+        ours = np.empty(257)
+        sampler_kernel.pcg64_doubles(gen, ours)
+        rng = np.random.Generator(bitgen)
+        theirs = rng.random(257)
+        bad = np.flatnonzero(ours != theirs)
+        assert bad.size == 0, f"generator {i}: uniform {bad[0]}: {ours[bad[0]]!r} vs {theirs[bad[0]]!r}"
+        assert int(gen[0]) << 64 | int(gen[1]) == bitgen.state["state"]["state"], i
+        assert int(gen[2]) << 64 | int(gen[3]) == bitgen.state["state"]["inc"], i
+
+
+def test_the_pcg64_path_keeps_the_buffered_32_bit_half_and_later_draws(monkeypatch):
+    """numpy's PCG64 buffers the other half of a 64-bit draw after a 32-bit one (``has_uint32``, ``uinteger``);
+    doubles leave it alone, and so must the kernel: the whole state, then the next 32-bit and 64-bit draws agree."""
+    from verify.numerics import sampler_kernel
+    used = []
+    real = sampler_kernel.draw_log
+    monkeypatch.setattr(sampler_kernel, "draw_log", lambda *args: used.append(args[2]) or real(*args))
+    mdp, policy = PROBLEMS["gridworld"]()
+    runs = []
+    for compiled in (True, False):
+        rng = np.random.Generator(np.random.PCG64(2**100 + 3).advance(2**70))
+        rng.integers(0, 2**32, dtype=np.uint32)                  # leaves a buffered half
+        assert rng.bit_generator.state["has_uint32"] == 1
+        batches = sample(mdp, policy, 500, rng, compiled=compiled, monkeypatch=monkeypatch, chunk=200)
+        runs.append((batches, rng.bit_generator.state, rng.integers(0, 2**32, size=3, dtype=np.uint32),
+                     rng.integers(0, 2**63, size=3)))
+    assert used and all(used)          # the kernel ran, on the inlined PCG64
+    assert_same_batches(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    assert np.array_equal(runs[0][2], runs[1][2]) and np.array_equal(runs[0][3], runs[1][3])
+
+
+def test_other_bit_generators_and_pcg64_subclasses_take_the_ctypes_call(monkeypatch):
+    from verify.numerics import sampler_kernel
+
+    class MyPCG64(np.random.PCG64):
+        pass
+    used = []
+    real = sampler_kernel.draw_log
+    monkeypatch.setattr(sampler_kernel, "draw_log", lambda *args: used.append(args[2]) or real(*args))
+    mdp, policy = PROBLEMS["chain"]()
+    for bit_generator in (MyPCG64, np.random.PCG64DXSM, np.random.SFC64):
+        runs = [sample(mdp, policy, 50, np.random.Generator(bit_generator(4)), compiled=compiled,
+                       monkeypatch=monkeypatch) for compiled in (True, False)]
+        assert_same_batches(*runs)
+    assert used and not any(used)
 
 
 def slow_to_end():

@@ -19,8 +19,9 @@ All N episodes advance together, one numpy step per time index:
 
 With numba installed (``pip install 'pgverify[fast]'``) a compiled kernel (``verify.numerics.sampler_kernel``)
 runs the same loop per chunk, drawing from the same generator in the same order: the same episodes bit for bit,
-3-7 ns per step faster, for ~0.45 CPU-s of loading per process. ``compiled_kernel`` decides (speed only):
-``PGVERIFY_NO_NUMBA=1`` never, ``PGVERIFY_NUMBA=1`` always, by default once the run expects ``KERNEL_MIN_STEPS``.
+9-11 ns per step faster (FrozenLake, Taxi), for ~0.5 CPU-s of loading per process. ``compiled_kernel`` decides
+(speed only): ``PGVERIFY_NO_NUMBA=1`` never, ``PGVERIFY_NUMBA=1`` always, by default once the run expects
+``KERNEL_MIN_STEPS``.
 
 ``iter_episode_chunks`` bounds memory (10^6 episodes never sit in memory at once). ``sample_episodes_naive`` is
 the per-step reference (``rng.choice`` per draw) that shares no code with the fast path: an independent check
@@ -418,8 +419,9 @@ def _require_terminated(mdp: TabularMDP, running: int, n: int, cap: int) -> None
 
 
 _KERNEL: object = None      # the compiled kernel module once looked for; False when numba is not importable
-# Loading the kernel costs ~0.45 CPU-s per process (importing numba 0.12, reading numba's disk cache 0.3; ~1 s
-# when it compiles) and saves 3-7 ns per step (FrozenLake / Taxi, bench_sampler.py): it pays from ~10^8 steps.
+# Loading the kernel costs ~0.5 CPU-s per process (importing numba 0.18, reading numba's disk cache 0.31; ~1.3 s
+# when it compiles; up to 0.7 under load) and saves 9-11 ns per step (FrozenLake 24 -> 14, Taxi 17 -> 6 at 200 000
+# episodes, bench_sampler.py): it pays from 5-8 10^7 steps; 10^8 keeps a margin for a cold disk cache.
 KERNEL_MIN_STEPS = 10**8
 
 
@@ -460,7 +462,7 @@ def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: Joint
         raise UsageError(f"{_work_what(mdp, n)} stopped at the work limit")   # charge raises; round-off aside
     _require_terminated(mdp, running, n, cap)
     meter.charge(taken, "sampling")
-    order, first = longest_first(lengths)
+    order, first = kernel.longest_first(lengths, cap)
     final = s0.copy()
     n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final)
     steps = Steps(n=n_step, t=t_step, s=s, a=a, r=r, lengths=lengths, n_states=mdp.n_states,

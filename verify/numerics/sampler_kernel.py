@@ -5,20 +5,28 @@ install 'pgverify[fast]'``; ``PGVERIFY_NO_NUMBA`` unset; the run long enough or 
 imports it at start-up. It does what the vectorised path does, in the same order, one compiled loop per chunk
 instead of about a dozen numpy passes per step:
 
-- the uniforms come from the caller's ``numpy.random.Generator`` itself: the kernel calls the bit generator's
-  own C function ``next_double`` through ``BitGenerator.ctypes`` (the function numpy's ``Generator.random``
-  calls once per element), under the bit generator's lock. So the k-th uniform is the k-th uniform numpy would
+- the uniforms come from the caller's ``numpy.random.Generator`` itself. For numpy's ``PCG64`` (what
+  ``default_rng`` makes) the kernel runs PCG64 inlined, from the state ``bit_generator.state`` reports, and writes
+  the state it ends in back: numpy's 128-bit LCG step and XSL-RR output, the same doubles as numpy's
+  ``pcg64_next_double``, the buffered 32-bit half untouched (as doubles leave it). Any other bit generator: its
+  own C function ``next_double`` through ``BitGenerator.ctypes`` (the function numpy's ``Generator.random`` calls
+  once per element). Both under the bit generator's lock. So the k-th uniform is the k-th uniform numpy would
   have drawn, whatever the bit generator, and the stream left behind is where numpy would have left it;
 - time-major, like the numpy path: at step t every running episode, in episode order, takes the next uniform
   and draws its table entry (alias: column ``int(u K)`` capped at K - 1, kept when the fractional part is below
   ``accept``; keys: the first key above s + u over all rows, capped at the row's last entry), then the episodes
   that ended leave the running list, which keeps its order. The arithmetic is the numpy path's (the same float
   operations in the same order, no fast-math), so every draw is the same;
-- the time-major log (episode, entry) is then written straight into the estimators' step layout (``Steps``:
-  longest episode first) with s, a and r gathered from the entry, by a second loop.
+- each step's entry is logged, either at (episode, t) in rows of cap entries (``STRIDE_MIN_FILL``: where
+  episodes fill their rows, Taxi) or as time-major (episode, entry) pairs (short episodes, FrozenLake); a second
+  loop writes the log into the estimators' step layout (``Steps``: longest episode first), s, a and r gathered
+  from the entry.
 
-Why not numba's own ``np.random.Generator`` support: it reproduces numpy's stream too, but cost 8.3 ns per
-uniform here against 1.5 ns for the direct call (and numpy's bulk ``random`` 1.6 ns).
+Measured per uniform (a compiled loop summing 10^7 of them, 2-core test machine): the inlined PCG64 1.3 ns, the
+``ctypes`` call 5.1 ns (its state makes a trip through memory per call, and the call is opaque to the compiler),
+numpy's bulk ``Generator.random`` 1.8 ns; numba's own ``np.random.Generator`` support reproduces the stream too
+but cost 8.3 ns. Array indices are cast to unsigned (``U``): numba adds a negative-index wraparound to every
+signed index, and dropping it took Taxi from 8.3 to 6.3 ns a step.
 
 Compilation: on first use (~0.8 CPU-s after importing numba, 0.14 s), cached on disk by numba (``cache=True``)
 next to this file, or where ``NUMBA_CACHE_DIR`` says, or in numba's per-user cache directory when this file's
@@ -40,7 +48,21 @@ try:
 except ImportError:     # imported without numba only by pytest's doctest collection; ``compiled_kernel`` says None
     numba = None
 
-__all__ = ["draw_log", "reorder", "run_chunk", "steps_from_log"]
+__all__ = ["PCG64_MULTIPLIER", "STRIDE_MAX_CAP", "STRIDE_MIN_FILL", "draw_log", "layout", "longest_first",
+           "longest_first_into", "pcg64_doubles", "reorder", "run_chunk", "steps_from_log"]
+
+# PCG64's 128-bit LCG multiplier (O'Neill, "PCG: A family of simple fast space-efficient statistically good
+# algorithms for random number generation", HMC-CS-2014-0905, 2014; numpy's pcg64.h, PCG_DEFAULT_MULTIPLIER_128).
+PCG64_MULTIPLIER = 0x2360ED051FC65DA44385DF649FCCF645
+_MASK64 = 2**64 - 1
+# The strided log: each step's entry at (episode, t) in rows of cap entries, so that no (episode, entry) log and no
+# scatter are needed, only one pass over the rows. It pays where episodes fill their rows (Taxi, 98 %: the layout
+# 4.5 -> 3.3 ns a step); where they are short (FrozenLake, 8 % of its cap of 100) the rows spread the steps over
+# twelve times the memory and the layout pass took 5-9 ns instead of 4.5. So it is used for caps up to
+# STRIDE_MAX_CAP (a row within a 4 KiB page) once the run's earlier chunks filled at least STRIDE_MIN_FILL of
+# their rows; otherwise the time-major (episode, entry) log, which touches only the steps taken.
+STRIDE_MAX_CAP = 1024
+STRIDE_MIN_FILL = 0.25
 
 
 def _jit(fn):
@@ -51,38 +73,55 @@ def _jit(fn):
         return numba.njit(nogil=True)(fn)
 
 
-def _draw_log(fn, st, K, accept, alias, keys, last, next_or_end, alive, rows, cap, left,
-              log_e, log_k, running, lengths):
-    """Run the episodes of one chunk time-major from their first rows; log (episode, entry) per step.
+# Array indices cast to unsigned: numba then skips the negative-index wraparound it adds to every signed index (a
+# compare and a select per access; 0.5 ns a step of the layout pass on Taxi). Every index here is non-negative.
+U = np.uintp
+
+
+def _draw_log(fn, st, pcg, gen, K, accept, alias, keys, last, next_or_end, alive, rows, cap, left,
+              log_e, log_k, running, lengths, often_ends):
+    """Run the episodes of one chunk time-major from their first rows; log each step's table entry.
 
     Args:
-      fn, st: the bit generator's ``next_double`` and state addresses.
+      fn, st: the bit generator's ``next_double`` and state addresses (used when not ``pcg``).
+      pcg: draw from ``gen`` with the inlined PCG64 instead; gen: uint64 [4], PCG64's state and increment as
+        (high, low) halves; its state is advanced in place.
       K: the alias width, 0 for the keys layout; accept, alias / keys, last: the layout's arrays (the other two
         may be empty).
       next_or_end: ``JointTable.next_or_end``.
       alive, rows: the running episodes (ascending) and their first rows [m]; overwritten.
       cap: the step cap; left: the work left (steps), the loop stops once the steps taken exceed it.
-      log_e, log_k: the log, at least cap m entries; running [cap]: running episodes per step; lengths [N]: each
-        ended episode's length is written there.
+      log_e, log_k: the log. Strided (``log_e`` empty): the entry of episode e's step t at ``log_k[e cap + t]``,
+        n cap entries; else time-major, (episode, entry) pairs, at least cap m entries. running [cap]: running
+        episodes per step; lengths [n]: each episode's length is written there.
+      often_ends: episodes are short (their ends unpredictable): keep the running ones without a branch.
 
     Returns:
       (steps run T, episodes still running, steps taken, whether the work limit stopped the loop).
     """
     m = alive.size
+    strided = log_e.size == 0
+    hi, lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
     pos = 0
     taken = 0
     T = 0
+    stopped = False
     for t in range(cap):
         if m == 0:
             break
         taken += m
         if taken > left:
-            return T, m, taken, True
+            stopped = True
+            break
         running[t] = m
         kept = 0
         for i in range(m):
-            u = _next_double(fn, st)
-            row = rows[i]
+            if pcg:
+                hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
+                u = _pcg64_double(hi, lo)
+            else:
+                u = _next_double(fn, st)
+            row = rows[U(i)]
             if K > 0:
                 u *= K
                 j = int(u)
@@ -90,31 +129,42 @@ def _draw_log(fn, st, K, accept, alias, keys, last, next_or_end, alive, rows, ca
                     j = K - 1
                 u -= j                   # the fractional part: a second uniform
                 k = row + j
-                if not u < accept[k]:
-                    k = alias[k]
+                if not u < accept[U(k)]:
+                    k = alias[U(k)]
             else:
                 x = u + row
-                lo, hi = 0, keys.size    # bisect right: the number of keys <= x
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if x < keys[mid]:
-                        hi = mid
+                lo_, hi_ = 0, keys.size  # bisect right: the number of keys <= x
+                while lo_ < hi_:
+                    mid = (lo_ + hi_) >> 1
+                    if x < keys[U(mid)]:
+                        hi_ = mid
                     else:
-                        lo = mid + 1
-                k = min(lo, last[row])
-            e = alive[i]
-            log_e[pos] = e
-            log_k[pos] = k
-            pos += 1
-            nxt = next_or_end[k]
-            if nxt >= 0:
-                alive[kept] = e
-                rows[kept] = nxt
+                        lo_ = mid + 1
+                k = min(lo_, last[U(row)])
+            e = alive[U(i)]
+            if strided:
+                log_k[U(e * cap + t)] = k
+            else:
+                log_e[U(pos)] = e
+                log_k[U(pos)] = k
+                pos += 1
+            nxt = next_or_end[U(k)]
+            if often_ends:               # no branch to mispredict: always written, kept only while running
+                alive[U(kept)] = e
+                rows[U(kept)] = nxt
+                kept += nxt >= 0
+                lengths[U(e)] = t + 1
+            elif nxt >= 0:
+                alive[U(kept)] = e
+                rows[U(kept)] = nxt
                 kept += 1
             else:
-                lengths[e] = t + 1
+                lengths[U(e)] = t + 1
         m = kept
         T = t + 1
+    gen[0], gen[1] = hi, lo
+    if stopped:
+        return T, m, taken, True
     for i in range(m):
         lengths[alive[i]] = T
     return T, m, taken, False
@@ -133,21 +183,74 @@ def _reorder(T, running, log_e, log_k, order, first, lengths, state, action, rew
     pos = 0
     for t in range(T):
         for _ in range(running[t]):
-            k_out[start[log_e[pos]] + t] = log_k[pos]
+            k_out[U(start[U(log_e[U(pos)])] + t)] = log_k[U(pos)]
             pos += 1
     for j in range(order.size):
         e = order[j]
         q = first[j]
         L = lengths[e]
         for t in range(L):
-            k = k_out[q + t]
-            n_out[q + t] = e
-            t_out[q + t] = t
-            s_out[q + t] = state[k]
-            a_out[q + t] = action[k]
-            r_out[q + t] = reward[k]
+            i = U(q + t)
+            k = U(k_out[i])
+            n_out[i] = e
+            t_out[i] = t
+            s_out[i] = state[k]
+            a_out[i] = action[k]
+            r_out[i] = reward[k]
         if L > 0:
             final[e] = next_state[k_out[q + L - 1]]
+
+
+def _layout(cap, log_k, order, first, lengths, state, action, reward, next_state, n_out, t_out, s_out, a_out,
+            r_out, final):
+    """Write the strided log (episode e's step t at ``log_k[e cap + t]``) into the ``Steps`` layout (episode
+    ``order[j]`` from ``first[j]`` on): one pass over the log in episode order, each episode's steps copied as one
+    run. (Reading the log in layout order instead costs a cache miss per episode: 2-3x slower on FrozenLake.) Its
+    inner loop repeats ``_reorder``'s on purpose: one helper for both, inlined or called, made FrozenLake's
+    time-major path 1.3-1.9x slower (A/B runs, 200 000 episodes)."""
+    start = np.empty(order.size, dtype=np.intp)
+    for j in range(order.size):
+        start[order[j]] = first[j]
+    for e in range(lengths.size):
+        q = start[e]
+        L = lengths[e]
+        b = e * cap
+        for t in range(L):
+            k = U(log_k[U(b + t)])
+            i = U(q + t)
+            n_out[i] = e
+            t_out[i] = t
+            s_out[i] = state[k]
+            a_out[i] = action[k]
+            r_out[i] = reward[k]
+        if L > 0:
+            final[e] = next_state[log_k[b + L - 1]]
+
+
+
+def _longest_first(lengths, cap, order, first):
+    """``episodes.longest_first`` by a counting sort (lengths are at most cap): episodes longest first, ties in
+    episode order, into ``order``; where each one's steps start into ``first``. O(n + cap) instead of a sort and
+    three numpy passes: 0.026 ms instead of 0.065 for 20 000 FrozenLake episodes (0.25 ns a step; small)."""
+    count = np.zeros(cap + 1, dtype=np.intp)
+    for e in range(lengths.size):
+        count[U(lengths[U(e)])] += 1
+    slot = np.empty(cap + 1, dtype=np.intp)
+    step = np.empty(cap + 1, dtype=np.intp)
+    j = 0
+    q = 0
+    for L in range(cap, -1, -1):
+        slot[U(L)] = j
+        step[U(L)] = q
+        j += count[U(L)]
+        q += count[U(L)] * L
+    for e in range(lengths.size):
+        L = U(lengths[U(e)])
+        i = U(slot[L])
+        order[i] = e
+        first[i] = step[L]
+        slot[L] += 1
+        step[L] += L
 
 
 if numba is not None:
@@ -164,8 +267,48 @@ if numba is not None:
 
         return sig, codegen
 
+    @intrinsic
+    def _mulhi(typingctx, a, b):
+        """The high 64 bits of the 128-bit product of two uint64 (one ``mul`` on x86-64)."""
+        sig = types.uint64(types.uint64, types.uint64)
+
+        def codegen(context, builder, signature, args):
+            i128 = ir.IntType(128)
+            p = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+            return builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), ir.IntType(64))
+
+        return sig, codegen
+
+    _M_HI, _M_LO = np.uint64(PCG64_MULTIPLIER >> 64), np.uint64(PCG64_MULTIPLIER & _MASK64)
+
+    @numba.njit(inline="always")
+    def _pcg64_step(hi, lo, inc_hi, inc_lo):
+        """PCG64's LCG step on (high, low) halves: state <- state M + inc mod 2^128."""
+        low = lo * _M_LO + inc_lo
+        high = _mulhi(lo, _M_LO) + hi * _M_LO + lo * _M_HI + inc_hi + np.uint64(low < inc_lo)
+        return high, low
+
+    @numba.njit(inline="always")
+    def _pcg64_double(hi, lo):
+        """numpy's ``pcg64_next_double`` of the stepped state: the XSL-RR output's top 53 bits over 2^53."""
+        x = hi ^ lo
+        rot = hi >> np.uint64(58)
+        out = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+        return np.float64(out >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+    def _pcg64_doubles(gen, out):
+        """``out.size`` uniforms from ``gen`` (as ``_draw_log`` draws them), for the tests."""
+        hi, lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
+        for i in range(out.size):
+            hi, lo = _pcg64_step(hi, lo, inc_hi, inc_lo)
+            out[i] = _pcg64_double(hi, lo)
+        gen[0], gen[1] = hi, lo
+
     draw_log = _jit(_draw_log)
     reorder = _jit(_reorder)
+    layout = _jit(_layout)
+    longest_first_into = _jit(_longest_first)
+    pcg64_doubles = _jit(_pcg64_doubles)
 
 _EMPTY_F, _EMPTY_I = np.zeros(0), np.zeros(0, dtype=np.intp)
 
@@ -174,15 +317,16 @@ SCRATCH_KEEP = 64 * 2**20      # scratch blocks up to this size (virtual; only t
 _KEPT = threading.local()       # for the next run on this thread
 
 
-def _scratch(workspace: dict, size: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three scratch arrays of ``size`` entries (the log's episodes and entries, the entries in layout order).
+def _scratch(workspace: dict, size: int, dtype, count: int = 3) -> tuple[np.ndarray, ...]:
+    """``count`` scratch arrays of ``size`` entries (the log's episodes and entries, the entries in layout order;
+    or the strided log alone).
 
     Reused from chunk to chunk (``workspace``, one run) and, up to ``SCRATCH_KEEP``, from run to run on a thread:
     a fresh page costs a fault on first touch (~1.2 us per 4 KiB page on the 2-core test machine, ~2.5 ns a
     step for these 12 bytes), which a reused block has already paid.
     """
     dtype = np.dtype(dtype)
-    nbytes = 3 * size * dtype.itemsize
+    nbytes = count * size * dtype.itemsize
     block = workspace.get("scratch")
     if block is None or block.nbytes < nbytes:
         block = getattr(_KEPT, "block", None)
@@ -190,7 +334,7 @@ def _scratch(workspace: dict, size: int, dtype) -> tuple[np.ndarray, np.ndarray,
             block = np.empty(nbytes, dtype=np.uint8)
         workspace["scratch"] = block
         _KEPT.block = block if block.nbytes <= SCRATCH_KEEP else None
-    return tuple(block[i * size * dtype.itemsize:(i + 1) * size * dtype.itemsize].view(dtype) for i in range(3))
+    return tuple(block[i * size * dtype.itemsize:(i + 1) * size * dtype.itemsize].view(dtype) for i in range(count))
 
 
 def _arrays(size: int, dtypes) -> list[np.ndarray]:
@@ -211,9 +355,21 @@ def _index_dtype(table, n: int):
     return np.int32 if max(table.next_or_end.size, n) < 2**31 else np.intp
 
 
+def _pcg64_halves(state: dict) -> np.ndarray:
+    """PCG64's ``bit_generator.state`` as uint64 [state high, state low, increment high, increment low]."""
+    x, inc = state["state"]["state"], state["state"]["inc"]
+    return np.array([x >> 64, x & _MASK64, inc >> 64, inc & _MASK64], dtype=np.uint64)
+
+
 def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left: float,
               rng: np.random.Generator, workspace: dict) -> tuple:
     """Sample one chunk's steps with the compiled kernels, consuming ``rng`` exactly as the numpy path does.
+
+    The uniforms: for numpy's ``PCG64`` (``default_rng``'s) the kernel runs PCG64 itself, inlined, from the state
+    ``bit_generator.state`` reports, and writes the state it ends in back (the 128-bit LCG step and the XSL-RR
+    output of numpy's ``pcg64_next_double``; the buffered 32-bit half, ``has_uint32``/``uinteger``, which doubles
+    never touch, is kept): the same doubles, without a function call and a trip through memory per uniform.
+    Any other bit generator is called through ``BitGenerator.ctypes``. Both under the bit generator's lock.
 
     Args:
       table: the ``JointTable``; alive, rows: the episodes not terminal at s_0 and their first rows;
@@ -229,11 +385,15 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
     alive = np.array(alive, dtype=np.intp)
     rows = np.array(rows, dtype=np.intp)
     index = _index_dtype(table, n)
-    # m cap entries each: untouched pages cost nothing, and the chunk budget counts cap steps per episode. An
-    # explicit chunk with a long cap can ask for more address space than the system grants: then the numpy path
-    # (nothing is drawn before this point, so it draws the same).
+    strided = cap <= STRIDE_MAX_CAP and workspace.get("fill", 0.0) >= STRIDE_MIN_FILL
+    # Time-major: m cap entries each (untouched pages cost nothing, and the chunk budget counts cap steps per
+    # episode); strided: n cap (see STRIDE_MIN_FILL). An explicit chunk with a long cap can ask for more address
+    # space than the system grants: then the numpy path (nothing is drawn before this point, so it draws the same).
     try:
-        log_e, log_k, k_out = _scratch(workspace, m * cap, index)
+        if strided:
+            log_e, (log_k,), k_out = np.zeros(0, dtype=index), _scratch(workspace, n * cap, index, 1), None
+        else:
+            log_e, log_k, k_out = _scratch(workspace, m * cap, index)
     except MemoryError:
         return None
     running = np.zeros(cap, dtype=np.intp)
@@ -244,21 +404,44 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
         arrays = (_EMPTY_F, _EMPTY_I, table.keys, table.last)
     bitgen = rng.bit_generator
     with bitgen.lock:
-        iface = bitgen.ctypes
-        fn = ctypes.cast(iface.next_double, ctypes.c_void_p).value
-        T, still, taken, stopped = draw_log(fn, iface.state_address, table.width, *arrays, table.next_or_end,
-                                            alive, rows, cap, float(left), log_e, log_k, running, lengths)
-    return stopped, taken, still, lengths, (T, running, log_e, log_k, k_out)
+        pcg = type(bitgen) is np.random.PCG64
+        if pcg:
+            state = bitgen.state
+            gen, fn, address = _pcg64_halves(state), 0, 0
+        else:
+            iface = bitgen.ctypes
+            gen = np.zeros(4, dtype=np.uint64)
+            fn, address = ctypes.cast(iface.next_double, ctypes.c_void_p).value, iface.state_address
+        T, still, taken, stopped = draw_log(fn, address, pcg, gen, table.width, *arrays, table.next_or_end,
+                                            alive, rows, cap, float(left), log_e, log_k, running, lengths,
+                                            not strided)
+        if pcg:
+            state["state"]["state"] = int(gen[0]) << 64 | int(gen[1])
+            bitgen.state = state
+    workspace["fill"] = lengths.sum() / max(n * cap, 1)
+    return stopped, taken, still, lengths, (T, running, log_e, log_k, k_out, cap)
+
+
+def longest_first(lengths: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``verify.numerics.episodes.longest_first`` for lengths of at most ``cap``, compiled: the same (order, first)."""
+    order = np.empty(lengths.size, dtype=np.intp)
+    first = np.empty(lengths.size, dtype=np.intp)
+    longest_first_into(np.asarray(lengths, dtype=np.intp), int(cap), order, first)
+    return order, first
 
 
 def steps_from_log(table, log: tuple, lengths: np.ndarray, order: np.ndarray, first: np.ndarray,
                    final: np.ndarray) -> tuple:
     """(n, t, s, a, r) in the ``Steps`` layout (``longest_first``'s ``order``, ``first``) from ``run_chunk``'s log;
     ``final`` gets each episode's last s'."""
-    T, running, log_e, log_k, k_out = log
+    T, running, log_e, log_k, k_out, cap = log
     M = int(lengths.sum())
     n_out, t_out, s_out, a_out, r_out = _arrays(M, (np.intp, np.intp, table.state.dtype, table.action.dtype,
                                                     table.reward.dtype))
-    reorder(T, running, log_e, log_k, order, first, lengths, table.state, table.action, table.reward,
-            table.next_state, k_out, n_out, t_out, s_out, a_out, r_out, final)
+    if k_out is None:
+        layout(cap, log_k, order, first, lengths, table.state, table.action, table.reward, table.next_state,
+               n_out, t_out, s_out, a_out, r_out, final)
+    else:
+        reorder(T, running, log_e, log_k, order, first, lengths, table.state, table.action, table.reward,
+                table.next_state, k_out, n_out, t_out, s_out, a_out, r_out, final)
     return n_out, t_out, s_out, a_out, r_out
