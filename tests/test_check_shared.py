@@ -76,6 +76,12 @@ def test_moments_from_entries_with_given_counts_are_the_same_bits():
     b = SampleMoments.of_entries(60, 7, component, value, atol=0.1, counts=counts)
     for x, y in ((a.mean, b.mean), (a.scatter, b.scatter), (a.nonzero, b.nonzero), (a.power_sums, b.power_sums)):
         assert_same_bits(x, y)
+    # the non-zero count, by its definition: the given entries beyond the round-off level (exact zeros and values
+    # within atol are not counted)
+    value[:10] = 0.0
+    value[10:20] = 0.05
+    c = SampleMoments.of_entries(60, 7, component, value, atol=0.1, counts=counts)
+    assert c.nonzero.tolist() == np.bincount(component[np.abs(value) > 0.1], minlength=7).tolist()
 
 
 def test_shared_arrays_are_read_only_so_no_estimator_can_corrupt_another():

@@ -137,9 +137,12 @@ class SampleMoments:
         value = np.asarray(value, dtype=float)
         mean = np.bincount(component, weights=value, minlength=d) / n
         dev = value - mean[component]
-        zeros = n - (np.bincount(component, minlength=d) if counts is None else counts)
+        given = np.bincount(component, minlength=d) if counts is None else counts
+        zeros = n - given
         scatter = np.bincount(component, weights=dev * dev, minlength=d) + zeros * mean * mean
-        nonzero = np.bincount(component[np.abs(value) > np.asarray(atol, dtype=float).ravel()], minlength=d)
+        # the given entries less those within round-off: the latter are few (a score row is rarely exactly 0), so
+        # counting them is cheaper than gathering all the others
+        nonzero = given - np.bincount(component[~(np.abs(value) > np.asarray(atol, dtype=float).ravel())], minlength=d)
         v2 = value * value
         sums = np.stack([np.bincount(component, weights=v2 * value, minlength=d),
                          np.bincount(component, weights=v2 * v2, minlength=d)])
