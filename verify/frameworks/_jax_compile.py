@@ -31,8 +31,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["MAIN_COMPILE", "PROBE_COMPILE", "cache_directory", "cache_info", "clear_cache", "jit",
-           "persistent_cache"]
+__all__ = ["MAIN_COMPILE", "PROBE_COMPILE", "cache_directory", "cache_info", "clear_cache", "count_compilations",
+           "jit", "persistent_cache"]
 
 # XLA debug options (``jax.jit(..., compiler_options=)``); the numbers in the module docstring
 MAIN_COMPILE = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1}
@@ -42,6 +42,10 @@ ENV_DIR = "PGVERIFY_CACHE_DIR"      # the same variables as derive.proof_cache (
 ENV_OFF = "PGVERIFY_NO_CACHE"       # ``derive`` loads SymPy); tests/test_frameworks_jax_compile.py checks they agree
 _SUBDIR = "jax"
 _CACHE_SUFFIX, _ATIME_SUFFIX, _TMP_PREFIX = "-cache", "-atime", ".tmp-"     # jax's LRUCache file names
+
+# jax.monitoring's events: one per executable built or loaded (``_cached_compilation``), one per persistent-cache hit
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
 _OPTIONS_OK = [True]     # False once jaxlib rejected an option: every later function gets jax's defaults
 _ACTIVE = [0]            # nesting depth of persistent_cache() scopes that switched the cache on
@@ -174,3 +178,30 @@ def clear_cache() -> int:
             p.unlink()
             n += p.name.endswith(_CACHE_SUFFIX)
     return n
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """Within the block, count the XLA executables jax compiles (``"compiled"``) and those it loads from a
+    persistent cache (``"loaded"``), from jax's own monitoring events (every thread; a jit cache hit in memory is
+    neither). Yields the dict, filled in as they happen."""
+    from jax import monitoring
+
+    out = {"compiled": 0, "loaded": 0}
+
+    def on_duration(event, _secs, **_kw):
+        if event == BACKEND_COMPILE_EVENT:
+            out["compiled"] += 1
+
+    def on_event(event, **_kw):
+        if event == CACHE_HIT_EVENT:       # recorded before the executable's own compile event: moved over
+            out["loaded"] += 1
+            out["compiled"] -= 1
+
+    monitoring.register_event_duration_secs_listener(on_duration)
+    monitoring.register_event_listener(on_event)
+    try:
+        yield out
+    finally:
+        monitoring.unregister_event_duration_listener(on_duration)
+        monitoring.unregister_event_listener(on_event)
