@@ -71,13 +71,11 @@ def jit(fn, options: dict | None, **kwargs):
 
 
 def cache_directory() -> Path:
-    """Where pgverify's JAX compilation cache lives (not created here)."""
-    root = os.environ.get(ENV_DIR)
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"   # the XDG spec: absolute only
-        root = str(base / "pgverify")
-    return Path(root) / _SUBDIR
+    """Where pgverify's JAX compilation cache lives (not created here): ``derive.proof_cache``'s root (the XDG
+    spec: an absolute ``XDG_CACHE_HOME`` only), ``/jax`` instead of ``/proofs``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    home = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return Path(os.environ.get(ENV_DIR) or home / "pgverify") / _SUBDIR
 
 
 def cache_enabled() -> bool:
