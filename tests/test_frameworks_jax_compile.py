@@ -192,3 +192,54 @@ def test_the_jax_cache_lives_beside_the_proof_cache(monkeypatch, env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert cache_directory() == proof_cache.cache_dir().parent / "jax"
+
+
+def test_a_corrupted_entry_is_compiled_again_and_replaced(jax_cache):
+    mdp = leaky(horizon=20)
+
+    def run():
+        apply, loss, _ = fresh()                   # new functions: jax's in-memory caches miss, the disk decides
+        with count_compilations() as counted:
+            check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+        return counted, check.mean
+    first, mean = run()
+    assert first == {"compiled": 4, "loaded": 0}
+    for entry in jax_cache.glob("*-cache"):
+        entry.write_bytes(b"not an executable")
+    with pytest.warns(UserWarning, match="persistent compilation cache"):
+        again, mean_again = run()
+    assert again == {"compiled": 4, "loaded": 0}
+    np.testing.assert_array_equal(mean_again, mean)
+    third, mean_third = run()
+    assert third == {"compiled": 0, "loaded": 4}
+    np.testing.assert_array_equal(mean_third, mean)
+
+
+def test_an_unusable_cache_directory_only_means_nothing_is_stored(tmp_path, monkeypatch, recwarn):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    monkeypatch.delenv(_jax_compile.ENV_OFF, raising=False)
+    monkeypatch.setenv(_jax_compile.ENV_DIR, str(blocker))      # .../a-file/jax cannot be created
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    with count_compilations() as counted:
+        check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert check.method == "monte carlo" and counted == {"compiled": 4, "loaded": 0}
+    assert not [w for w in recwarn if "cache" in str(w.message)]
+    assert compilation_cache._cache is None
+
+
+def test_cache_info_and_clear_cover_the_jax_cache(jax_cache, capsys):
+    from verify.cli import main
+
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    mine = jax_cache / "notes.txt"
+    mine.write_text("a user's file")
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert f"JAX compilation cache: {jax_cache}\n4 executables" in out and out.rstrip().endswith("on")
+    assert main(["cache", "clear"]) == 0
+    assert f"removed 4 compiled JAX executables from {jax_cache}" in capsys.readouterr().out
+    assert [p.name for p in jax_cache.iterdir()] == ["notes.txt"] and mine.read_text() == "a user's file"

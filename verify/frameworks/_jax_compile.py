@@ -93,23 +93,25 @@ def _user_configured(config, compilation_cache) -> bool:
 def _atomic_cache(path: str):
     """jax's file cache (``jax._src.lru_cache.LRUCache``, no size limit) writing each entry atomically (a temporary
     file, then ``os.replace``): a process interrupted mid-write, or two processes writing the same entry, never
-    leave a truncated executable for the next one to load."""
+    leave a truncated executable for the next one to load. An entry jax could not read (it warns once and
+    compiles) is replaced by the new one, not kept; a write that fails (a full disk, a read-only directory) only
+    means nothing is stored."""
     from jax._src.lru_cache import LRUCache
 
     class AtomicCache(LRUCache):
         def put(self, key: str, value: bytes) -> None:
-            target = Path(os.fspath(self.path)) / f"{key}{_CACHE_SUFFIX}"
-            if not key or target.exists():
+            if not key:
                 return
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
+            tmp = None
             try:
+                fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=os.fspath(self.path))
                 with os.fdopen(fd, "wb") as f:
                     f.write(value)
-                os.replace(tmp, target)
+                os.replace(tmp, Path(os.fspath(self.path)) / f"{key}{_CACHE_SUFFIX}")
             except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
     return AtomicCache(path, max_size=-1)
 
 
