@@ -5,9 +5,10 @@ loss's vmapped ``value_and_grad``, the probes'). Two levers, both without changi
 
 - **Compiler options** (``MAIN_COMPILE``, ``PROBE_COMPILE``): XLA's CPU backend with its legacy loop emitters
   instead of the fusion emitters (``xla_cpu_use_fusion_emitters``) and one LLVM code-generation split compiles the
-  REINFORCE loss's vmapped ``value_and_grad`` in about 0.16 CPU-s instead of 0.40 with the same run time (measured
-  on FrozenLake-v1's [16, 16, 100] chunks); functions that run a handful of times (the probes, the policy head)
-  additionally skip XLA's backend optimisations (``PROBE_COMPILE``: about 0.06 CPU-s each). The options are XLA
+  REINFORCE loss's vmapped ``value_and_grad`` in 0.15-0.19 CPU-s instead of 0.38-0.49 with the same run time
+  (FrozenLake-v1's [16, 16, 100] chunks); functions that run a handful of times (the probes, the policy head)
+  additionally skip XLA's backend optimisations (``PROBE_COMPILE``: 0.06 CPU-s for that same function, but 2.4
+  times its run time, so the K batches do not use it). The options are XLA
   debug options; a jaxlib that does not know one is detected on the first compilation, and from then on every
   function is compiled with jax's defaults (``jit``).
 - **A persistent cache** (``persistent_cache``): jax's own compilation cache (``jax_compilation_cache_dir``), in
@@ -17,8 +18,9 @@ loss's vmapped ``value_and_grad``, the probes'). Two levers, both without changi
   loads the executables instead of compiling them, as numba's ``cache=True`` does. Jax keys an entry by the
   lowered program, the compile options, the device and the jax/jaxlib versions, so an entry is never stale.
 
-  The cache is scoped to pgverify's own calls: the setting is thread-local while a check runs and jax's cache
-  object is reset when it ends, so the user's later compilations are neither read from nor written to it. It
+  The cache is scoped to pgverify's own calls: the settings are thread-local while a check runs and jax's cache
+  object is reset when it ends, so the user's later compilations are neither read from nor written to it (another
+  thread compiling during a check may read it, and write what takes jax's default 1 s to compile). It
   stays off when ``PGVERIFY_NO_CACHE`` is set (the test suite sets it), and when the user configured jax's cache
   themselves (``jax_compilation_cache_dir``/``JAX_COMPILATION_CACHE_DIR``, or ``jax_enable_compilation_cache``
   False): then jax's own settings apply unchanged. ``pgverify cache info|clear`` cover it. As jax warns, a
