@@ -289,7 +289,8 @@ def jax_check(args) -> None:
         after = [r[2]["torch"]["after"] for r in rounds]
         steady = [a / r[2]["numpy"]["after"] for a, r in zip(after, rounds)]
         print(f"  {'torch':22s} first {span(first('torch', 2), '.2f')} s ({span(ratio('torch', 2), '.1f')}x numpy's "
-              f"first), after {span(after, '.3f')} s ({span(steady, '.1f')}x), verdict {rounds[0][2]['torch']['verdict']}")
+              f"first), after {span(after, '.3f')} s ({span(steady, '.1f')}x), verdict "
+              f"{rounds[0][2]['torch']['verdict']}")
 
     def verdict(values):
         met = sum(v <= 3.0 for v in values)
