@@ -51,12 +51,19 @@ def params_of(mdp, seed=1):
 
 @pytest.fixture
 def jax_cache(tmp_path, monkeypatch):
-    """pgverify's persistent cache switched on, in a directory of this test's own."""
+    """pgverify's persistent cache switched on, in a directory of this test's own (a cache directory the
+    environment configured for jax, JAX_COMPILATION_CACHE_DIR, is set aside for the test)."""
     monkeypatch.delenv(_jax_compile.ENV_OFF, raising=False)
     monkeypatch.setenv(_jax_compile.ENV_DIR, str(tmp_path))
-    assert jax.config.jax_compilation_cache_dir is None        # the suite never configures jax's cache itself
-    yield cache_directory()
-    assert compilation_cache._cache is None                    # reset when the check ended
+    theirs = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
+    try:
+        yield cache_directory()
+        assert compilation_cache._cache is None                # reset when the check ended
+    finally:
+        jax.config.update("jax_compilation_cache_dir", theirs)
+        compilation_cache.reset_cache()
 
 
 def test_compiler_options_change_no_number(monkeypatch):
@@ -162,6 +169,7 @@ print(json.dumps({{**counted, "verdict": check.verdict, "mean": check.mean.tolis
 def test_a_later_process_loads_what_the_first_compiled(tmp_path):
     env = {**os.environ, _jax_compile.ENV_DIR: str(tmp_path)}
     env.pop(_jax_compile.ENV_OFF)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)          # a cache of the environment's would be used instead
     runs = []
     for _ in range(2):
         done = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT))], env=env, capture_output=True,
@@ -215,10 +223,9 @@ def test_a_corrupted_entry_is_compiled_again_and_replaced(jax_cache):
     np.testing.assert_array_equal(mean_third, mean)
 
 
-def test_an_unusable_cache_directory_only_means_nothing_is_stored(tmp_path, monkeypatch, recwarn):
+def test_an_unusable_cache_directory_only_means_nothing_is_stored(jax_cache, tmp_path, monkeypatch, recwarn):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
-    monkeypatch.delenv(_jax_compile.ENV_OFF, raising=False)
     monkeypatch.setenv(_jax_compile.ENV_DIR, str(blocker))      # .../a-file/jax cannot be created
     mdp = leaky(horizon=20)
     apply, loss, _ = fresh()
