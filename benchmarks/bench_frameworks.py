@@ -2,7 +2,7 @@
 
     python benchmarks/bench_frameworks.py [--batch-size B] [--batches K] [--repeats R]
     python benchmarks/bench_frameworks.py --exact [--repeats R]      # exact checks: JAX against PyTorch
-    python benchmarks/bench_frameworks.py --jax [--unpadded]         # JAX check_loss (defaults) against numpy
+    python benchmarks/bench_frameworks.py --jax [--torch] [--unpadded] [--rounds R]   # JAX check_loss vs numpy
     python benchmarks/bench_frameworks.py --scale [--sizes 1000 10000 100000]   # exact grad J at 10^3..10^5 states
     python benchmarks/bench_frameworks.py --features [--batches 200]   # check_loss, 32 parameters, 10^3..10^4 states
 
@@ -26,12 +26,17 @@ the later ones (the training-loop case: a test suite or a CLI that checks a loss
 
 ``--jax`` times the JAX ``check_loss`` at its default settings (``pad_to="auto"``: every batch padded to the
 horizon, the K batches evaluated in chunks by one vmapped ``jax.jit`` compilation) against the numpy check of the
-same K batches of B episodes on FrozenLake-v1: the first check of the process (compilations included) and the best
-of ``--repeats`` later ones (the loss's compilations reused), with the number of times the loss was traced and the
-number of XLA compilations of the first check (``jax_log_compiles``: the policy head, the loss and jax's own small
-helpers). ``--torch`` adds the
-PyTorch ``check_loss`` (first call and steady state, in the same table). ``--unpadded`` adds
-``pad_to=None`` (each batch padded to its longest episode: one compilation per distinct length, the old default).
+same K batches of B episodes on FrozenLake-v1, in fresh processes (``--jax-child``): per round (``--rounds``), two
+processes share a new, empty persistent compilation cache (``PGVERIFY_CACHE_DIR``; ``verify.frameworks._jax_compile``)
+so the first measures the first check of a process with an empty cache and the second the first check of a later
+process, which loads the executables from the disk cache (as numba's ``cache=True``); each also times the numpy
+check (the ratios are within one process) and the best of ``--repeats`` later checks (steady state). It prints the
+XLA executables compiled and loaded in the first check (counted by jax's monitoring events, ``count_compilations``),
+the loss's traces, and a goal line (JAX <= 3x numpy) computed from the ratios. The JAX processes do not import
+torch (it makes jax's first check ~0.15 CPU-s slower); ``--torch`` adds the PyTorch ``check_loss`` in a third
+process. ``--unpadded`` adds ``pad_to=None`` (each batch padded to its longest episode: one compilation per
+distinct length, the old default). A ``PYTHONPATH`` set by the caller comes first in the children (another
+checkout's tree, for a before/after in one session).
 
 ``--features`` times ``check_loss`` of a linear softmax on 8 random features per state (32 parameters) on the same
 gridworlds at 10^3 and 10^4 states, JAX and PyTorch against the numpy check of the same policy
@@ -50,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 if __name__ == "__main__":
@@ -57,7 +63,14 @@ if __name__ == "__main__":
         os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
+
+if "--jax-child" in sys.argv and "--torch-child" not in sys.argv:
+    # a process timing JAX's first check does not import torch: with torch loaded the same first check costs about
+    # 0.15 CPU-s more (five alternated pairs of processes, 0.37-0.50 s against 0.57-0.71 s), and a JAX user's
+    # process does not load it
+    torch = None
+else:
+    import torch  # noqa: E402
 
 from verify.checks.batchcheck import check_batch_estimator  # noqa: E402
 from verify.checks.estimators import get_estimator  # noqa: E402
@@ -65,7 +78,7 @@ from verify.frameworks.torch import check_loss, check_rollout_loss  # noqa: E402
 from verify.frameworks.gym import gym_problem  # noqa: E402
 
 
-class Tabular(torch.nn.Module):
+class Tabular(torch.nn.Module if torch is not None else object):
     def __init__(self, n_states: int, n_actions: int):
         super().__init__()
         self.theta = torch.nn.Parameter(torch.zeros(n_states, n_actions))
@@ -150,28 +163,21 @@ def exact_checks(repeats: int) -> None:
               f"{best['jax'] / best['torch']:.2f}x (verdicts {verdict['torch']}, {verdict['jax']})")
 
 
-def jax_check(args) -> None:
-    """JAX ``check_loss`` by default against the numpy check: first call (compilations) and steady state."""
+def jax_child(args) -> None:
+    """One process of ``--jax``: the first numpy, JAX (and PyTorch) checks of the process, then the best of
+    ``--repeats`` more, the JAX loss's traces and the XLA executables compiled and loaded from the persistent cache
+    in its first check; one JSON line on stdout."""
+    import json
+
     import jax
     import jax.numpy as jnp
 
     from verify.frameworks import jax as vjax
-
-    import logging
+    from verify.frameworks._jax_compile import count_compilations
 
     problem = gym_problem("FrozenLake-v1")
     mdp = problem.mdp
     traces = [0]
-    compiles = [0]
-
-    class Count(logging.Handler):       # jax_log_compiles logs one "Finished XLA compilation" per compilation
-        def emit(self, record):
-            compiles[0] += record.getMessage().startswith("Finished XLA compilation")
-    jax.config.update("jax_log_compiles", True)
-    for name in ("jax", "jax._src"):
-        log = logging.getLogger(name)
-        log.addHandler(Count())
-        log.propagate = False
 
     def apply(params, obs):
         return obs @ params["theta"]
@@ -186,36 +192,112 @@ def jax_check(args) -> None:
 
     params = {"theta": np.zeros((mdp.n_states, mdp.n_actions))}
     settings = dict(batch_size=args.batch_size, batches=args.batches, seed=0)
-    runs = {"numpy": lambda: check_batch_estimator(numpy_reward_to_go, problem, **settings),
-            "jax": lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)}
-    if args.unpadded:
-        runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
-    if args.torch:
+    runs = {"numpy": lambda: check_batch_estimator(numpy_reward_to_go, problem, **settings)}
+    if args.torch_child:
         policy = Tabular(mdp.n_states, mdp.n_actions)
         runs["torch"] = lambda: check_loss(policy, reinforce, mdp, **settings)
-    first, best, verdict, n_traces, n_compiles = {}, {}, {}, {}, {}
+    else:
+        runs["jax"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)
+    if args.unpadded and not args.torch_child:
+        runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
+    out = {}
     for label, run in runs.items():
-        before, compiled = traces[0], compiles[0]
-        t = time.process_time()
-        verdict[label] = run().verdict
-        first[label] = time.process_time() - t
-        n_traces[label] = traces[0] - before
-        n_compiles[label] = compiles[0] - compiled
-        best[label] = np.inf
+        before = traces[0]
+        with count_compilations() as counted:
+            t = time.process_time()
+            verdict = run().verdict
+            first = time.process_time() - t
+        out[label] = {"first": first, "verdict": verdict, "traces": traces[0] - before, **counted}
+    for label in runs:
+        out[label]["after"] = np.inf
     for _ in range(args.repeats):
         for label, run in runs.items():
             t = time.process_time()
             run()
-            best[label] = min(best[label], time.process_time() - t)
-    print(f"FrozenLake-v1 4x4, H = {mdp.horizon}, {args.batches} batches of {args.batch_size} episodes, CPU seconds: "
-          f"the first check of the process, then the best of {args.repeats} more")
-    for label in runs:
-        ratio = "" if label == "numpy" else (f"  ratio to numpy: first {first[label] / first['numpy']:.1f}x, after "
-                                             f"{best[label] / best['numpy']:.1f}x")
-        if label.startswith("jax"):
-            ratio += f"; loss traced {n_traces[label]} times, {n_compiles[label]} XLA compilations in the first check"
-        print(f"  {label:18s} first {first[label]:6.2f} s, after {best[label]:6.3f} s, verdict {verdict[label]}"
-              f"{ratio}")
+            out[label]["after"] = min(out[label]["after"], time.process_time() - t)
+    print(json.dumps(out))
+
+
+def jax_check(args) -> None:
+    """JAX ``check_loss`` by default against the numpy check: the first check of a process with an empty
+    persistent compilation cache and with the cache it left (a later process), and the steady state; each round two
+    fresh processes sharing a new, empty cache directory (``PGVERIFY_CACHE_DIR``), each measuring numpy too."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    child = [sys.executable, str(Path(__file__).resolve()), "--jax-child", "--batch-size", str(args.batch_size),
+             "--batches", str(args.batches), "--repeats", str(args.repeats)]
+    child += ["--unpadded"] * args.unpadded
+    rounds = []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="bench-jax-cache-") as cache:
+            # a PYTHONPATH given first (another checkout's tree, for before/after), else this checkout
+            env = {**os.environ, "PGVERIFY_CACHE_DIR": cache,
+                   "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(root)) if p)}
+            env.pop("PGVERIFY_NO_CACHE", None)
+            pair = []
+            for _ in ("empty", "disk"):
+                done = subprocess.run(child, env=env, capture_output=True, text=True, check=False)
+                if done.returncode:
+                    raise SystemExit(f"the --jax-child process failed:\n{done.stderr[-3000:]}")
+                pair.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if args.torch:          # PyTorch in a process of its own (after the JAX pair: not in the JAX processes)
+                done = subprocess.run([*child, "--torch-child"], env=env, capture_output=True, text=True, check=False)
+                if done.returncode:
+                    raise SystemExit(f"the --torch-child process failed:\n{done.stderr[-3000:]}")
+                pair.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            rounds.append(pair)
+
+    def span(values, fmt):
+        lo, hi = min(values), max(values)
+        return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{format(lo, fmt)}-{format(hi, fmt)}"
+
+    def first(label, k):
+        return [r[k][label]["first"] for r in rounds]
+
+    def ratio(label, k):
+        return [r[k][label]["first"] / r[k]["numpy"]["first"] for r in rounds]
+
+    print(f"FrozenLake-v1 4x4, H = 100, {args.batches} batches of {args.batch_size} episodes, CPU seconds "
+          f"(time.process_time: every thread, XLA's compiler threads included; imports excluded, the lazy imports and "
+          f"jax's backend start-up included in the first check); {args.rounds} round(s), each two fresh processes "
+          f"sharing a new, empty persistent compilation cache (torch not imported in them"
+          + ("; PyTorch in a third process" if args.torch else "") + "), each timing the numpy check too; "
+          f"first: the first check of a process, after: the best of {args.repeats} more")
+    numpy_first = [p["numpy"]["first"] for r in rounds for p in r]
+    numpy_after = [min(p["numpy"]["after"] for p in r) for r in rounds]
+    print(f"  numpy                  first {span(numpy_first, '.2f')} s, after {span(numpy_after, '.3f')} s, verdict "
+          f"{rounds[0][0]['numpy']['verdict']}")
+    jax_labels = [label for label in rounds[0][0] if label.startswith("jax")]
+    for label in jax_labels:
+        after = [min(r[0][label]["after"], r[1][label]["after"]) for r in rounds]
+        for k, name in ((0, "empty cache"), (1, "disk cache")):
+            counts = rounds[0][k][label]
+            print(f"  {label + ', ' + name:22s} first {span(first(label, k), '.2f')} s "
+                  f"({span(ratio(label, k), '.1f')}x numpy's first), {counts['compiled']} XLA compilations, "
+                  f"{counts['loaded']} executables loaded from the cache, loss traced {counts['traces']} times, "
+                  f"verdict {counts['verdict']}")
+        steady = [a / n for a, n in zip(after, numpy_after)]
+        print(f"  {label + ', after':22s} {span(after, '.3f')} s ({span(steady, '.1f')}x numpy's after)")
+        if label == "jax":
+            steady_jax = steady
+    if args.torch:
+        after = [r[2]["torch"]["after"] for r in rounds]
+        steady = [a / r[2]["numpy"]["after"] for a, r in zip(after, rounds)]
+        print(f"  {'torch':22s} first {span(first('torch', 2), '.2f')} s ({span(ratio('torch', 2), '.1f')}x numpy's "
+              f"first), after {span(after, '.3f')} s ({span(steady, '.1f')}x), verdict "
+              f"{rounds[0][2]['torch']['verdict']}")
+
+    def verdict(values):
+        met = sum(v <= 3.0 for v in values)
+        return ("met" if met == len(values) else "NOT met" if met == 0 else f"met in {met} of {len(values)} rounds") \
+            + f" ({span(values, '.2f')}x)"
+    print(f"  goal JAX check_loss <= 3x the numpy check: first check, empty cache: {verdict(ratio('jax', 0))}; first "
+          f"check of a later process (disk cache): {verdict(ratio('jax', 1))}; after: {verdict(steady_jax)}")
 
 
 def scale(args) -> None:
@@ -341,6 +423,9 @@ def main() -> None:
     parser.add_argument("--jax", action="store_true", help="time the JAX check_loss (defaults) against numpy")
     parser.add_argument("--unpadded", action="store_true", help="with --jax: also pad_to=None (the old default)")
     parser.add_argument("--torch", action="store_true", help="with --jax: also the PyTorch check_loss, first call")
+    parser.add_argument("--rounds", type=int, default=2, help="with --jax: pairs of processes (empty, disk cache)")
+    parser.add_argument("--jax-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scale", action="store_true", help="time exact grad J of the adapters at 10^3..10^5 states")
     parser.add_argument("--features", action="store_true",
                         help="check_loss of a linear softmax on features at 10^3..10^4 states (with --sizes)")
@@ -353,6 +438,9 @@ def main() -> None:
         return
     if args.exact:
         exact_checks(args.repeats)
+        return
+    if args.jax_child:
+        jax_child(args)
         return
     if args.jax:
         jax_check(args)

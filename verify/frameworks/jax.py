@@ -38,6 +38,7 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
                                        observation_table, policy_log_probs, require_jacobian_memory,
                                        resolve_mdp)
+from verify.frameworks._jax_compile import MAIN_COMPILE, PROBE_COMPILE, jit as _jit, persistent_cache
 from verify.frameworks._padding import (Padding, batch_groups, chunk_batches, padding_changes_loss,
                                         plain_batches)
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
@@ -62,12 +63,13 @@ def _jax():
 
 def _x64(fn):
     """Run ``fn`` with float64 enabled for its duration only (``jax.enable_x64``): the user's process keeps its
-    own setting (its later ``jax.random`` draws and dtypes do not change)."""
+    own setting (its later ``jax.random`` draws and dtypes do not change); and with pgverify's persistent
+    compilation cache (``verify.frameworks._jax_compile.persistent_cache``), scoped the same way."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _jax().enable_x64(True):
+        with _jax().enable_x64(True), persistent_cache():
             return fn(*args, **kwargs)
     return wrapper
 
@@ -78,7 +80,6 @@ class _Policy:
     def __init__(self, apply, params, output: str):
         jax = _jax()
         import jax.numpy as jnp
-        from jax.flatten_util import ravel_pytree
 
         if not callable(apply):
             raise LossError(f"apply must be a function (params, obs) -> logits, got {type(apply).__name__}")
@@ -89,7 +90,7 @@ class _Policy:
             params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.float64), params)
         except Exception as exc:  # noqa: BLE001
             raise LossError(f"params could not be converted to float64 arrays: {exc}") from exc
-        self.flat, self.unravel = ravel_pytree(params)
+        self.flat, self.unravel = _ravel(params)
         self.params = params
         self.apply = apply
         self.output = output
@@ -124,12 +125,32 @@ class _Policy:
             policy_log_probs(np.zeros(out.shape), self.output, n_states, n_actions)     # raises, naming the shape
 
 
+def _ravel(params):
+    """(flat float64 numpy [d], unravel) as ``jax.flatten_util.ravel_pytree`` (leaves in ``tree_flatten`` order),
+    without its eagerly compiled concatenation (one XLA compilation, ~0.02 CPU-s, at every first call): the flat
+    vector is numpy, and ``unravel`` slices and reshapes a flat vector, traced or numpy."""
+    jax = _jax()
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    shapes = [np.shape(leaf) for leaf in leaves]
+    ends = np.cumsum([int(np.prod(shape)) for shape in shapes]).tolist()
+    flat = np.concatenate([np.asarray(leaf, dtype=np.float64).ravel() for leaf in leaves])
+
+    def unravel(v):
+        return jax.tree_util.tree_unflatten(treedef, [v[a:b].reshape(shape) for a, b, shape
+                                                      in zip([0, *ends[:-1]], ends, shapes)])
+    return flat, unravel
+
+
+def _flat_leaves(tree) -> np.ndarray:
+    """A pytree of (device) arrays raveled to one numpy vector, in ``_ravel``'s order (no compilation)."""
+    return np.concatenate([np.asarray(x, dtype=float).ravel() for x in _jax().tree_util.tree_leaves(tree)])
+
+
 def _exact(pol: _Policy, mdp, table, jacobian: bool = False):
     """(J, grad J flat, logp, extra): the sparse DP of ``verify.frameworks._sparse`` under one ``jax.jit``, compiled
     once per policy function, MDP and shapes (later calls of the same policy on the same MDP reuse it); with
     ``jacobian``, ``extra`` is (log pi [S, A], d log pi / d flat params [S A, d]) from the same compilation."""
     import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
 
     tab = sparse_tables(mdp)
     require_dp_memory(tab, "JAX")
@@ -146,7 +167,7 @@ def _exact(pol: _Policy, mdp, table, jacobian: bool = False):
     policy_log_probs(np.asarray(out), pol.output, mdp.n_states, mdp.n_actions)       # validates the values
     refuse_coupled_output(np.asarray(out), np.asarray(alone), len(obs))          # recurrent / batch-coupled
     extra = tuple(np.asarray(x) for x in extra) if jacobian else None
-    return float(J), np.asarray(ravel_pytree(g)[0]), pol.log_probs_fn(obs), extra
+    return float(J), _flat_leaves(g), pol.log_probs_fn(obs), extra
 
 
 def _target(pol: _Policy, mdp, table):
@@ -156,12 +177,10 @@ def _target(pol: _Policy, mdp, table):
     J(params) = J_tab(log pi(params)) and grad J = jac^T grad_theta J_tab, ``verify.numerics.exact.gradient``).
     The DP under ``jax.jit`` (``_exact``) costs several times the compilation; it remains the fallback when a
     probability is 0 (log pi = -inf: the chain rule through log pi does not hold there)."""
-    import jax.numpy as jnp
-
     from verify.frameworks._common import surrogate_policy
     from verify.numerics.exact import gradient
 
-    obs = jnp.asarray(table)
+    obs = np.asarray(table)         # numpy into the jit (jnp.asarray would compile a copy: ~0.01 CPU-s)
     pol.output_shape(obs, mdp.n_states, mdp.n_actions)
     require_jacobian_memory(mdp.n_states, mdp.n_actions, pol.flat.size, "JAX")
     try:
@@ -194,7 +213,7 @@ def _head():
                 return _log_pi(apply(p, obs), kind).reshape(-1)
             rows = flat_logp(params)
             return out, alone, rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0])
-        _JITTED["head"] = jax.jit(fn, static_argnums=(2, 3))
+        _JITTED["head"] = _jit(fn, PROBE_COMPILE, static_argnums=(2, 3))     # runs once per check
     return _JITTED["head"]
 
 
@@ -534,9 +553,8 @@ def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *,
 
 COUPLING_STATES = 16        # states probed one by one
 # check_loss's per-batch functions (the probes' single episodes and other batch sizes, the padding probe's forward
-# pass) run a handful of times: XLA's backend optimisations would cost more than they save (about half of a
-# ~0.3 s compilation on CPU); the K batches of the run itself are compiled with jax's defaults (_compiled_many)
-PROBE_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# pass) run a handful of times: compiled with PROBE_COMPILE (no backend optimisation); the K batches of the run
+# itself with MAIN_COMPILE (verify.frameworks._jax_compile: the same run time, less than half the compilation)
 PROBE_AT_BATCH_SIZE = 32    # up to this batch size the convention probe uses it (one compiled shape fewer; its
                             # single episodes are evaluated one by one, so a larger batch would cost more than that)
 QUICK_BATCHES = 64          # batches of one padded length below which they too are compiled with PROBE_COMPILE
@@ -557,12 +575,12 @@ def _compiled(loss_fn, flat: bool = False):
     def build():
         vg = jax.value_and_grad(loss_fn)
         if not flat:
-            return jax.jit(vg)
+            return _jit(vg, MAIN_COMPILE)
 
         def flat_vg(params, batch):
             loss, g = vg(params, batch)
             return loss, ravel_pytree(g)[0]
-        return jax.jit(flat_vg, compiler_options=PROBE_COMPILE)
+        return _jit(flat_vg, PROBE_COMPILE)
 
     try:
         fns = _COMPILED.get(loss_fn)
@@ -595,22 +613,19 @@ def _compiled_many(loss_fn, n_batches: int):
             loss, g = vg(params, batch)
             return loss, ravel_pytree(g)[0]
         axes = Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)
-        fns[key] = jax.jit(jax.vmap(flat_vg, in_axes=(None, axes)),
-                           compiler_options=None if key == "many" else PROBE_COMPILE)
+        fns[key] = _jit(jax.vmap(flat_vg, in_axes=(None, axes)), MAIN_COMPILE if key == "many" else PROBE_COMPILE)
     return fns[key]
 
 
 def _compiled_value(loss_fn):
     """``jax.jit(loss_fn)`` (the loss's value only), one per loss function, as ``_compiled``, with the probes'
     quick compilation (``PROBE_COMPILE``)."""
-    import jax
-
     try:
         fns = _COMPILED.setdefault(loss_fn, {})
     except TypeError:
-        return jax.jit(loss_fn, compiler_options=PROBE_COMPILE)
+        return _jit(loss_fn, PROBE_COMPILE)
     if "value" not in fns:
-        fns["value"] = jax.jit(loss_fn, compiler_options=PROBE_COMPILE)
+        fns["value"] = _jit(loss_fn, PROBE_COMPILE)
     return fns["value"]
 
 
@@ -669,7 +684,7 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
     label = _loss_name(loss_fn, name)
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), persistent_cache():
         import jax.numpy as jnp
 
         pol = _Policy(apply, params, output)

@@ -1,0 +1,252 @@
+"""How the JAX adapter compiles (``verify.frameworks._jax_compile``): its XLA options change no number and no
+verdict, a first check compiles a bounded number of executables (counted by jax's own monitoring events, never
+timed) and a second none, the padding probe still catches a loss that averages over padded time, and the persistent
+compilation cache is pgverify's only while a check runs, off under PGVERIFY_NO_CACHE, never in place of a cache
+the user configured, and read by a later process. Skips only outside CI when jax is missing."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("JAX is not installed (pip install 'pgverify[jax]'; CI installs it)", allow_module_level=True)
+
+from jax._src import compilation_cache
+
+from tests.test_frameworks_padding import leaky, loss_mean_over_padded_time, loss_tabular
+from verify.frameworks import _jax_compile
+from verify.frameworks import jax as vjax
+from verify.frameworks._jax_compile import cache_directory, count_compilations
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = dict(batch_size=8, batches=40, seed=3)      # B >= 6: the convention probe uses the batch shape
+
+
+def fresh():
+    """A new policy function and a new loss (nothing compiled for them yet: ``_head`` and ``_COMPILED`` are keyed by
+    the functions), and a counter of the loss's traces."""
+    traces = [0]
+
+    def apply(params, obs):
+        return obs @ params["theta"]
+
+    def loss(params, batch):
+        traces[0] += 1
+        return loss_tabular(params, batch)
+    return apply, loss, traces
+
+
+def params_of(mdp, seed=1):
+    return {"theta": np.random.default_rng(seed).normal(size=(mdp.n_states, mdp.n_actions)) * 0.3}
+
+
+@pytest.fixture
+def jax_cache(tmp_path, monkeypatch):
+    """pgverify's persistent cache switched on, in a directory of this test's own (a cache directory the
+    environment configured for jax, JAX_COMPILATION_CACHE_DIR, is set aside for the test)."""
+    monkeypatch.delenv(_jax_compile.ENV_OFF, raising=False)
+    monkeypatch.setenv(_jax_compile.ENV_DIR, str(tmp_path))
+    theirs = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
+    try:
+        yield cache_directory()
+        assert compilation_cache._cache is None                # reset when the check ended
+    finally:
+        jax.config.update("jax_compilation_cache_dir", theirs)
+        compilation_cache.reset_cache()
+
+
+def test_compiler_options_change_no_number(monkeypatch):
+    # The same check compiled with jax's defaults (a second method): the same Monte Carlo estimates to round-off.
+    mdp = leaky(horizon=30)
+    apply, loss, _ = fresh()
+    ours = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    monkeypatch.setattr(vjax, "MAIN_COMPILE", None)
+    monkeypatch.setattr(vjax, "PROBE_COMPILE", None)
+    monkeypatch.setattr(vjax, "_JITTED", {})
+    apply, loss, _ = fresh()
+    defaults = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert ours.method == defaults.method == "monte carlo"
+    assert (ours.verdict, ours.convention) == (defaults.verdict, defaults.convention)
+    np.testing.assert_allclose(ours.mean, defaults.mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ours.grad, defaults.grad, rtol=1e-12, atol=1e-14)
+    assert ours.p_unbiased == pytest.approx(defaults.p_unbiased, rel=1e-9)
+
+
+def test_a_first_check_compiles_four_executables_and_a_second_none():
+    mdp = leaky(horizon=30)
+    apply, loss, traces = fresh()
+    with count_compilations() as first:
+        check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert check.method == "monte carlo" and check.convention == "mean"
+    # the policy head with its Jacobian, the padding probe's forward pass at the batch's natural length, the
+    # vmapped value_and_grad of the batches at the horizon, and single episodes (the convention probe)
+    assert first == {"compiled": 4, "loaded": 0}, first          # PGVERIFY_NO_CACHE (conftest): nothing loaded
+    assert traces[0] == 4
+    with count_compilations() as second:
+        again = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert second == {"compiled": 0, "loaded": 0}
+    assert traces[0] == 5           # only the precision probe's jaxpr is traced again (no compilation)
+    np.testing.assert_array_equal(again.mean, check.mean)
+
+
+def test_the_padding_probe_still_catches_a_mean_over_padded_time():
+    # The same leaky MDP under Monte Carlo: the mean over B x T entries is detected and the batches are left
+    # unpadded, and the estimates are those of pad_to=None (bit for bit).
+    mdp = leaky(horizon=30)
+    auto = vjax.check_loss(fresh()[0], params_of(mdp), loss_mean_over_padded_time, mdp, **SETTINGS)
+    unpadded = vjax.check_loss(fresh()[0], params_of(mdp), loss_mean_over_padded_time, mdp, pad_to=None, **SETTINGS)
+    assert auto.extra["padding"] == "each batch padded to its longest episode"
+    assert auto.verdict == unpadded.verdict and auto.convention is None
+    np.testing.assert_array_equal(auto.mean, unpadded.mean)
+
+
+def test_the_cache_is_off_under_PGVERIFY_NO_CACHE(tmp_path, monkeypatch):
+    monkeypatch.setenv(_jax_compile.ENV_OFF, "1")
+    monkeypatch.setenv(_jax_compile.ENV_DIR, str(tmp_path))
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert not cache_directory().exists()
+    assert _jax_compile.cache_info()["enabled"] is False
+
+
+def test_the_cache_is_written_during_a_check_only(jax_cache):
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    with count_compilations() as counted:
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    entries = _jax_compile.cache_info()["entries"]
+    assert entries == counted["compiled"] == 4
+    # the user's own compilation after the check: neither read from nor written to pgverify's cache
+    jax.jit(lambda x: jnp.sin(x) * 3.0)(np.arange(5.0))
+    assert _jax_compile.cache_info()["entries"] == entries
+    assert jax.config.jax_compilation_cache_dir is None
+    assert _jax_compile.clear_cache() == entries and _jax_compile.cache_info()["entries"] == 0
+
+
+def test_a_cache_the_user_configured_is_left_alone(jax_cache, tmp_path):
+    theirs = tmp_path / "theirs"
+    jax.config.update("jax_compilation_cache_dir", str(theirs))
+    try:
+        mdp = leaky(horizon=20)
+        apply, loss, _ = fresh()
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+        assert jax.config.jax_compilation_cache_dir == str(theirs)
+        assert not jax_cache.exists()                 # pgverify wrote nothing of its own
+        # jax's own rule applied: its default minimum compile time (1 s) keeps these small executables out
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+
+
+CHILD = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+from tests.test_frameworks_padding import leaky, loss_tabular
+from verify.frameworks import jax as vjax
+from verify.frameworks._jax_compile import count_compilations
+mdp = leaky(horizon=20)
+with count_compilations() as counted:
+    check = vjax.check_loss(lambda p, o: o @ p["theta"], {{"theta": np.full((3, 2), 0.2)}}, loss_tabular, mdp,
+                            batch_size=8, batches=40, seed=3)
+print(json.dumps({{**counted, "verdict": check.verdict, "mean": check.mean.tolist()}}))
+"""
+
+
+def test_a_later_process_loads_what_the_first_compiled(tmp_path):
+    env = {**os.environ, _jax_compile.ENV_DIR: str(tmp_path)}
+    env.pop(_jax_compile.ENV_OFF)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)          # a cache of the environment's would be used instead
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT))], env=env, capture_output=True,
+                              text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, later = runs
+    assert (first["compiled"], first["loaded"]) == (4, 0)
+    assert (later["compiled"], later["loaded"]) == (0, 4)
+    assert later["verdict"] == first["verdict"] and later["mean"] == first["mean"]
+
+
+def test_an_unknown_compiler_option_falls_back_to_jax_defaults(monkeypatch):
+    monkeypatch.setattr(_jax_compile, "_OPTIONS_OK", [True])      # this test's own flag: the suite's stays as it is
+    with jax.enable_x64(True):
+        fn = _jax_compile.jit(lambda x: x * 2.0 + 1.0, {"xla_no_such_option_for_pgverify": True})
+        np.testing.assert_array_equal(np.asarray(fn(np.arange(3.0))), [1.0, 3.0, 5.0])
+    assert _jax_compile._OPTIONS_OK[0] is False
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_CACHE_HOME": "/xdg"}, {"XDG_CACHE_HOME": "relative"},
+                                 {"PGVERIFY_CACHE_DIR": "/mine", "XDG_CACHE_HOME": "/xdg"}])
+def test_the_jax_cache_lives_beside_the_proof_cache(monkeypatch, env):
+    from derive import proof_cache
+
+    for name in ("PGVERIFY_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cache_directory() == proof_cache.cache_dir().parent / "jax"
+
+
+def test_a_corrupted_entry_is_compiled_again_and_replaced(jax_cache):
+    mdp = leaky(horizon=20)
+
+    def run():
+        apply, loss, _ = fresh()                   # new functions: jax's in-memory caches miss, the disk decides
+        with count_compilations() as counted:
+            check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+        return counted, check.mean
+    first, mean = run()
+    assert first == {"compiled": 4, "loaded": 0}
+    for entry in jax_cache.glob("*-cache"):
+        entry.write_bytes(b"not an executable")
+    with pytest.warns(UserWarning, match="persistent compilation cache"):
+        again, mean_again = run()
+    assert again == {"compiled": 4, "loaded": 0}
+    np.testing.assert_array_equal(mean_again, mean)
+    third, mean_third = run()
+    assert third == {"compiled": 0, "loaded": 4}
+    np.testing.assert_array_equal(mean_third, mean)
+
+
+def test_an_unusable_cache_directory_only_means_nothing_is_stored(jax_cache, tmp_path, monkeypatch, recwarn):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    monkeypatch.setenv(_jax_compile.ENV_DIR, str(blocker))      # .../a-file/jax cannot be created
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    with count_compilations() as counted:
+        check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert check.method == "monte carlo" and counted == {"compiled": 4, "loaded": 0}
+    assert not [w for w in recwarn if "cache" in str(w.message)]
+    assert compilation_cache._cache is None
+
+
+def test_cache_info_and_clear_cover_the_jax_cache(jax_cache, capsys):
+    from verify.cli import main
+
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    mine = jax_cache / "notes.txt"
+    mine.write_text("a user's file")
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert f"JAX compilation cache: {jax_cache}\n4 executables" in out and out.rstrip().endswith("on")
+    assert main(["cache", "clear"]) == 0
+    assert f"removed 4 compiled JAX executables from {jax_cache}" in capsys.readouterr().out
+    assert [p.name for p in jax_cache.iterdir()] == ["notes.txt"] and mine.read_text() == "a user's file"
