@@ -49,7 +49,7 @@ class Bench:
 
 
 BENCHES = (
-    Bench("report_speed", ("benchmarks/bench_report_speed.py", "--runs", "1"),
+    Bench("report_speed", ("benchmarks/bench_report_speed.py", "--runs", "3"),
           "README install-and-run and Performance: report / report --quick / latex, cold and warm proof cache"),
     Bench("readme_timings", ("benchmarks/bench_readme_timings.py", "--runs", "1", "--docs"),
           "README install-and-run waits; docs/performance.md \"The README's timings\"; check --gym Taxi-v4; "
@@ -78,7 +78,7 @@ BENCHES = (
     Bench("grounding", ("benchmarks/bench_grounding.py",), "docs/derivation.md \"Cost\" and \"Grounding\""),
     Bench("frameworks", ("benchmarks/bench_frameworks.py",), "docs/frameworks.md: PyTorch check_loss vs numpy",
           extras=("torch", "gymnasium")),
-    Bench("frameworks_jax", ("benchmarks/bench_frameworks.py", "--jax", "--torch"),
+    Bench("frameworks_jax", ("benchmarks/bench_frameworks.py", "--jax", "--torch", "--rounds", "3"),
           "docs/frameworks.md and README Performance: JAX and PyTorch check_loss, first call and steady state, "
           "compilations", extras=("jax", "torch", "gymnasium")),
     Bench("frameworks_features", ("benchmarks/bench_frameworks.py", "--features", "--batches", "200"),
