@@ -34,7 +34,6 @@ reported, never hidden.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,6 +43,7 @@ from verify.errors import UsageError
 from verify.model.io import require_memory, require_work
 from verify.model.lq import LQProblem, lq_gradient, lq_values, truncation_horizon
 from verify.numerics.returns import discount_t, discounted_returns, reward_to_go
+from verify.numerics.shared import shared
 from verify.checks.stats import SampleMoments, consistency_test, detectable_bias
 
 __all__ = ["LQ_ESTIMATORS", "LQCheck", "LQEpisodes", "LQEstimator", "LQMcResult", "catalog_values", "get_lq_estimator",
@@ -455,20 +455,11 @@ def _pitfall_values(batch: LQEpisodes, lq: LQProblem, T: int) -> dict:
             for e in LQ_ESTIMATORS if not e.unbiased}
 
 
-# Per batch, each catalog estimator's values are computed once: ``lq_check`` judges eight estimators on one sample,
-# and each judgement also needs the reference's values (the paired test) and, when biased, every pitfall's. Keyed
-# weakly by the batch object (its arrays are read-only), so a batch's values go when the batch does.
-_CATALOG_VALUES: "weakref.WeakKeyDictionary[LQEpisodes, dict[str, np.ndarray]]" = weakref.WeakKeyDictionary()
-
-
 def catalog_values(batch: LQEpisodes, name: str) -> np.ndarray:
-    """The catalog estimator ``name``'s per-episode values on ``batch`` [N, d], read-only, computed once per batch."""
-    memo = _CATALOG_VALUES.setdefault(batch, {})
-    if name not in memo:
-        values = _evaluate(get_lq_estimator(name).fn, batch, batch.problem, name)
-        values.setflags(write=False)
-        memo[name] = values
-    return memo[name]
+    """The catalog estimator ``name``'s per-episode values on ``batch`` [N, d], read-only, computed once per batch
+    (``verify.numerics.shared``): ``lq_check`` judges eight estimators on one sample, and each judgement also needs
+    the reference's values (the paired test) and, when biased, every pitfall's."""
+    return shared(batch, ("lq catalog", name), lambda b: _evaluate(get_lq_estimator(name).fn, b, b.problem, name))
 
 
 def identical_to(Y: np.ndarray, candidates: dict, scale: float) -> str | None:
