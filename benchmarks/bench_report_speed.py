@@ -19,6 +19,10 @@ temporary ``PYTHONPYCACHEPREFIX`` in an untimed warm-up run of each command, as 
 compiles them at install; an editable install writes them on its first run); ``environment`` keeps the environment's
 setting (with ``PYTHONDONTWRITEBYTECODE=1``, as on the development machine, every run compiles pgverify's modules:
 the very first run after an editable install).
+
+The garbage collector (``--gc``): each command is timed cold a second time with CPython's default collector
+thresholds instead of pgverify's ``verify.cli._process.GC_THRESHOLDS`` (the same code otherwise, in the same run),
+and the ratio is printed.
 """
 from __future__ import annotations
 
@@ -73,6 +77,8 @@ def main() -> None:
     parser.add_argument("--previous", metavar="DIR",
                         help="also time the commands on an earlier source tree (e.g. `git archive main | tar -x -C "
                              "DIR`), imported through PYTHONPATH: the previous implementation in the same run")
+    parser.add_argument("--gc", action="store_true",
+                        help="also time each command cold with CPython's default garbage-collector thresholds")
     parser.add_argument("--bytecode", choices=("cached", "environment"), default="cached",
                         help="cached: .pyc files written by an untimed warm-up run (an installed package; default); "
                              "environment: as PYTHONDONTWRITEBYTECODE etc. say")
@@ -111,6 +117,10 @@ def main() -> None:
         warm = cpu(command, cache, args.runs, fresh=False)
         measured[name] = cold, warm
         versus = f"  cold = {cold / old:.2f} x previous" if args.previous else ""
+        if args.gc:
+            default = cpu(default_gc(command), None, args.runs, fresh=True)
+            print(f"{name + ' (default gc)':26s} {default:10.2f} {'':>10s} {default / base:9.2f}")
+            versus += f"  cold = {cold / default:.2f} x default gc"
         print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}{versus}")
     if not args.quick_only:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
@@ -126,6 +136,14 @@ def main() -> None:
             print(f"goal: {name} <= {goal:g} CPU-s on an idle machine: cold {cold:.2f} ({verdict(cold)}), warm "
                   f"{warm:.2f} ({verdict(warm)}); load average {after[0]:.2f} at the end"
                   f"{'' if after[0] < 1.5 else ' (not idle: the verdicts are the loaded figures)'}")
+
+
+def default_gc(command: list[str]) -> list[str]:
+    """``command`` (``python -m verify ...``) run with CPython's default collector thresholds instead of
+    ``verify.cli._process.GC_THRESHOLDS``."""
+    run = ("import gc, sys; import verify.cli as cli; import verify.cli._process as process; "
+           "process.GC_THRESHOLDS = gc.get_threshold(); sys.exit(cli.main())")
+    return [sys.executable, "-c", run, *command[3:]]
 
 
 GOALS = {"report --quick": 2.0, "report": 5.0}    # issue 28's targets, CPU seconds, idle machine

@@ -17,7 +17,7 @@ import threading
 import warnings
 
 from verify import __version__
-from verify.cli import cache, derivation, export_gym, fuzz, gradient, latex, loss, mc, plot, report
+from verify.cli import _process, cache, derivation, export_gym, fuzz, gradient, latex, loss, mc, plot, report
 from verify.cli._args import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     Whatever user code does (``sys.exit``, ``KeyboardInterrupt``, any exception, in the estimator or at its
     import) is reported as what it is and never as success.
     """
-    code = _main(argv)
+    with _process.command_process():     # the collector's thresholds, numpy.f2py deferred (verify.cli._process)
+        code = _main(argv)
     if argv is None and threading.current_thread() is threading.main_thread():
         # The process's own command: the work is over (and reported). A Ctrl-C from here to the exit would only
         # turn the exit status into "killed by SIGINT" (Python re-raises an interrupt it sees at shutdown).
