@@ -76,15 +76,11 @@ def disabled():
 def fingerprint() -> str:
     """sha256 of everything a cached verdict depends on besides its key's parts: versions and derive's code."""
     h = hashlib.sha256()
-    try:
-        from importlib.metadata import version
-        pg = version("pgverify")
-    except Exception:  # noqa: BLE001  (not installed: the code hash below still separates versions)
-        pg = "unknown"
     import sympy
 
-    h.update(f"format {_FORMAT}; pgverify {pg}; python {sys.version_info[:2]}; sympy {sympy.__version__}".encode())
-    # derive/ and its sibling verify/ (the numeric half, the built-in examples): any edit is a new fingerprint
+    h.update(f"format {_FORMAT}; python {sys.version_info[:2]}; sympy {sympy.__version__}".encode())
+    # derive/ and its sibling verify/ (the numeric half, the built-in examples): any edit is a new fingerprint, and
+    # pgverify's version is a literal of verify/__init__.py (importlib.metadata's lookup cost 20-26 ms a process)
     root = Path(__file__).resolve().parent.parent
     for package in ("derive", "verify"):
         for path in sorted((root / package).rglob("*")):
