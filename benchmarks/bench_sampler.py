@@ -205,11 +205,16 @@ def compiled_samplers() -> dict:
     except ImportError:
         return {}
 
-    def compiled_loop(next_double):
+    @numba.njit(inline="always")
+    def plain_store(arr, i, value):
+        arr[i] = value
+
+    def compiled_loop(next_double, store=plain_store):
         """The per-episode loop drawing its uniforms with ``next_double`` (compiled into it), the generator's state
         in four uint64 locals (registers) rather than an array (memory): 2-9 % faster for xoshiro256+. Array
         indices are cast to unsigned (``U``), as in pgverify's kernel: numba adds a negative-index wraparound to
-        every signed index."""
+        every signed index. ``store`` writes the log: ordinary stores, or non-temporal ones (``_stream``, as
+        pgverify's kernel writes its step list)."""
         U = np.uintp
         @numba.njit(cache=False)
         def loop(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, state,
@@ -229,9 +234,9 @@ def compiled_samplers() -> dict:
                     k = U(s * K + j)
                     if y - j >= accept[k]:
                         k = U(alias[k])
-                    s_log[U(m)] = s
-                    a_log[U(m)] = action[k]
-                    r_log[U(m)] = reward[k]
+                    store(s_log, U(m), s)
+                    store(a_log, U(m), action[k])
+                    store(r_log, U(m), reward[k])
                     m += 1
                     t += 1
                     if ends[k]:
@@ -258,7 +263,7 @@ def compiled_samplers() -> dict:
         g3 = (g3 << np.uint64(45)) | (g3 >> np.uint64(19))
         return g0, g1, g2, g3, (r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
-    from verify.numerics.sampler_kernel import _pcg64_double, _pcg64_halves, _pcg64_step
+    from verify.numerics.sampler_kernel import _pcg64_double, _pcg64_halves, _pcg64_step, _stream
 
     @numba.njit(inline="always")
     def pcg64(g0, g1, g2, g3):
@@ -318,6 +323,7 @@ def compiled_samplers() -> dict:
             "numba, PCG64 inlined": runner(compiled_loop(pcg64), lambda seed: None,
                                            initial=lambda seed: _pcg64_halves(np.random.PCG64(seed).state)),
             "numba, xoshiro256+": runner(compiled_loop(xoshiro256plus), lambda seed: None),
+            "numba, xoshiro256+, streaming stores": runner(compiled_loop(xoshiro256plus, _stream), lambda seed: None),
             "numba, xoshiro256+, + step list": runner(compiled_loop(xoshiro256plus), lambda seed: None, layout=True)}
 
 

@@ -215,6 +215,33 @@ def test_the_same_errors_on_both_paths(monkeypatch):
     assert messages[2] == messages[3]
 
 
+@pytest.mark.parametrize("log", ["strided", "time-major"])
+def test_step_blocks_are_reused_only_once_no_batch_refers_to_them(log, monkeypatch):
+    """The kernel writes a chunk's step list into a block of the run that no earlier batch uses any longer. A caller
+    that keeps a batch (or a view of one of its arrays) must find it unchanged after later chunks; one that drops its
+    batches lets the run write into two blocks only."""
+    from verify.numerics import sampler_kernel
+    force_log(log, monkeypatch)
+    mdp, policy = PROBLEMS["random H=6"]()
+    slow = sample(mdp, policy, 1_500, np.random.default_rng(3), compiled=False, monkeypatch=monkeypatch, chunk=300)
+    monkeypatch.delenv("PGVERIFY_NO_NUMBA")
+    monkeypatch.setenv("PGVERIFY_NUMBA", "1")
+    blocks, kept, copies = set(), [], []
+    new_block = sampler_kernel._step_block
+    monkeypatch.setattr(sampler_kernel, "_step_block",
+                        lambda workspace, nbytes: blocks.add(id(b := new_block(workspace, nbytes))) or b)
+    for i, batch in enumerate(iter_episode_chunks(mdp, policy, 1_500, np.random.default_rng(3), chunk=300)):
+        copies.append({name: getattr(batch.steps, name).copy() for name in ("n", "t", "s", "a", "r")})
+        if i == 1:
+            kept.append(batch.steps.s[2:])         # a view keeps its block from reuse
+        del batch
+    assert len(blocks) == 3                        # two in turn, and the one the view holds
+    assert np.array_equal(kept[0], slow[1].steps.s[2:])
+    for i, (copy, ref) in enumerate(zip(copies, slow)):
+        for name, values in copy.items():
+            assert np.array_equal(values, getattr(ref.steps, name)), (i, name)
+
+
 def test_a_run_switching_to_the_kernel_midway_gives_the_same_episodes(monkeypatch):
     """By default the first chunk takes the numpy path and later ones the kernel once the run expects
     ``KERNEL_MIN_STEPS`` more steps: the switch must not show in the episodes."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import platform
+import sys
 import threading
 
 import numpy as np
@@ -379,8 +380,8 @@ def _scratch(workspace: dict, size: int, dtype, count: int = 3) -> tuple[np.ndar
     return tuple(block[i * size * dtype.itemsize:(i + 1) * size * dtype.itemsize].view(dtype) for i in range(count))
 
 
-def _arrays(size: int, dtypes) -> list[np.ndarray]:
-    """Arrays of ``size`` entries of each dtype, carved from one allocation.
+def _arrays(size: int, dtypes, workspace: dict | None = None) -> list[np.ndarray]:
+    """Arrays of ``size`` entries of each dtype, carved from one allocation (``_step_block``'s with ``workspace``).
 
     One block rather than five: numpy asks the kernel for transparent huge pages on blocks of 4 MiB and more, and
     on the 2-core test machine a first touch costs ~1.2 us per 4 KiB page, ~13 ns a step for the step list's 40
@@ -388,8 +389,38 @@ def _arrays(size: int, dtypes) -> list[np.ndarray]:
     """
     dtypes = [np.dtype(d) for d in dtypes]
     offsets = np.cumsum([0] + [-(-size * d.itemsize // 8) * 8 for d in dtypes])
-    block = np.empty(int(offsets[-1]), dtype=np.uint8)
+    nbytes = int(offsets[-1])
+    block = np.empty(nbytes, dtype=np.uint8) if workspace is None else _step_block(workspace, nbytes)
     return [block[int(o):int(o) + size * d.itemsize].view(d) for o, d in zip(offsets, dtypes)]
+
+
+_POOL_PROBE = [np.empty(0, dtype=np.uint8)]
+_UNSHARED = sys.getrefcount(_POOL_PROBE[0])     # the count of a pool entry nothing else refers to (the same call)
+STEP_BLOCKS_KEPT = 2        # the batch its caller still holds while the next is written, and that next one
+
+
+def _step_block(workspace: dict, nbytes: int) -> np.ndarray:
+    """A block of at least ``nbytes`` for a chunk's step list: one of the run's earlier blocks that no batch uses
+    any longer (its reference count says that no array views it), else a new one.
+
+    Every step-list array is a view of its block (numpy's ``base``), and so is every view of those, so a block no
+    array refers to is free to overwrite; one a caller still holds is never reused. A new block's pages are
+    zeroed by the system on first touch, which the run pays again for each chunk that gets a fresh block (Taxi:
+    27 MB a chunk, about 1.5 ns a step); ``for batch in iter_episode_chunks(...)`` holds one batch while the next
+    is written, so two blocks serve the whole run. Only within a run (``workspace``): nothing is kept after it.
+    """
+    pool = workspace.setdefault("step blocks", [])
+    for i in range(len(pool)):
+        if pool[i].nbytes >= nbytes and sys.getrefcount(pool[i]) == _UNSHARED:
+            return pool[i]
+    block = np.empty(nbytes, dtype=np.uint8)
+    for i in range(len(pool)):
+        if sys.getrefcount(pool[i]) == _UNSHARED:     # free but too small: replaced
+            pool[i] = block
+            return block
+    if len(pool) < STEP_BLOCKS_KEPT:
+        pool.append(block)
+    return block
 
 
 def _index_dtype(table, n: int):
@@ -461,7 +492,7 @@ def run_chunk(table, alive: np.ndarray, rows: np.ndarray, n: int, cap: int, left
             state["state"]["state"] = int(gen[0]) << 64 | int(gen[1])
             bitgen.state = state
     workspace["fill"] = lengths.sum() / max(n * cap, 1)
-    return stopped, taken, still, lengths, (T, running, log_e, log_k, k_out, cap)
+    return stopped, taken, still, lengths, (T, running, log_e, log_k, k_out, cap, workspace)
 
 
 def longest_first(lengths: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -476,10 +507,10 @@ def steps_from_log(table, log: tuple, lengths: np.ndarray, order: np.ndarray, fi
                    final: np.ndarray) -> tuple:
     """(n, t, s, a, r) in the ``Steps`` layout (``longest_first``'s ``order``, ``first``) from ``run_chunk``'s log;
     ``final`` gets each episode's last s'."""
-    T, running, log_e, log_k, k_out, cap = log
+    T, running, log_e, log_k, k_out, cap, workspace = log
     M = int(lengths.sum())
     n_out, t_out, s_out, a_out, r_out = _arrays(M, (np.intp, np.intp, table.state.dtype, table.action.dtype,
-                                                    table.reward.dtype))
+                                                    table.reward.dtype), workspace)
     if k_out is None:
         layout(cap, log_k, order, first, lengths, table.state, table.action, table.reward, table.next_state,
                n_out, t_out, s_out, a_out, r_out, final)
