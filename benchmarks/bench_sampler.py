@@ -392,14 +392,14 @@ def compare(mdp, sizes: list[int], n_slow: int, repeats: int, compiled: dict, go
         floor = min(best_ns_per_step(lambda: uniforms_only(steps, r), 1) for r in range(repeats))
         best = min(comp.values(), default=None)
         best_name = min(comp, key=comp.get, default=None)
-        print(f"  N = {n}:  {'sampler':48s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
+        print(f"  N = {n}:  {'sampler':54s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
         if not compiled:
             ours = numpy_path
         rows = (([("pgverify, numba kernel", ours)] if compiled else []) + [("pgverify, numpy path", numpy_path)]
                 + [(f"compiled loop ({k})", v) for k, v in comp.items()]
                 + [("numpy's uniforms alone (floor)", floor)])
         for name, t in rows:
-            print(f"  {'':10s}{name:48s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
+            print(f"  {'':10s}{name:54s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
         if best is None:
             print("  (numba not installed: no compiled baseline, no goal checked; pip install numba)")
         else:

@@ -413,7 +413,9 @@ def _step_block(workspace: dict, nbytes: int) -> np.ndarray:
     for i in range(len(pool)):
         if pool[i].nbytes >= nbytes and sys.getrefcount(pool[i]) == _UNSHARED:
             return pool[i]
-    block = np.empty(nbytes, dtype=np.uint8)
+    # Headroom: a chunk's steps vary from chunk to chunk (Taxi: by ~1 %), and a block too small for the next
+    # chunk would be replaced (its pages zeroed again). Untouched pages cost nothing.
+    block = np.empty(nbytes + nbytes // 16, dtype=np.uint8)
     for i in range(len(pool)):
         if sys.getrefcount(pool[i]) == _UNSHARED:     # free but too small: replaced
             pool[i] = block
