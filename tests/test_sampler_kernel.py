@@ -67,7 +67,8 @@ def assert_same_batches(fast, slow):
 
 def force_log(kind, monkeypatch):
     """The kernel's log: "strided" (rows of cap entries per episode) or "time-major" for every chunk, or "adaptive"
-    (the default: time-major for the first chunk, then strided where the earlier chunks filled their rows)."""
+    (the default: strided where the episodes fill their rows, as ``guess_fill`` expects for the first chunk and
+    the earlier chunks measured for the others)."""
     from verify.numerics import sampler_kernel
     if kind == "strided":
         monkeypatch.setattr(sampler_kernel, "STRIDE_MIN_FILL", 0.0)
@@ -240,6 +241,23 @@ def test_step_blocks_are_reused_only_once_no_batch_refers_to_them(log, monkeypat
     for i, (copy, ref) in enumerate(zip(copies, slow)):
         for name, values in copy.items():
             assert np.array_equal(values, getattr(ref.steps, name)), (i, name)
+
+
+@pytest.mark.parametrize("alias", [True, False])
+def test_guess_fill_is_the_capped_geometric_mean_length(alias):
+    """One state that ends each step with probability 1/4: the mean length capped at H is sum_{t<H} (3/4)^t, summed
+    here in exact rationals, against ``guess_fill``'s closed form; and the guess picks the strided log for Taxi-like
+    fills and the time-major one for short episodes."""
+    from fractions import Fraction
+    from verify.numerics import sampler_kernel
+    from verify.numerics.sampler import joint_table
+    for H in (1, 7, 200):
+        mdp = TabularMDP(initial=[1, 0], transitions=[[[0.75, 0.25]], [[0, 1]]], rewards=[[0], [0]],
+                         terminal=[1], horizon=H)
+        table = joint_table(mdp, TabularSoftmax(np.zeros((2, 1))), alias=alias)
+        exact = sum(Fraction(3, 4) ** t for t in range(H)) / H
+        assert sampler_kernel.guess_fill(table, H) == pytest.approx(float(exact), rel=1e-12), H
+    assert sampler_kernel.guess_fill(table, 2) > sampler_kernel.STRIDE_MIN_FILL > sampler_kernel.guess_fill(table, 200)
 
 
 def test_a_run_switching_to_the_kernel_midway_gives_the_same_episodes(monkeypatch):
