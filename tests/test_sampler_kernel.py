@@ -218,15 +218,16 @@ def test_the_same_errors_on_both_paths(monkeypatch):
 
 @pytest.mark.parametrize("log", ["strided", "time-major"])
 def test_step_blocks_are_reused_only_once_no_batch_refers_to_them(log, monkeypatch):
-    """The kernel writes a chunk's step list into a block of the run that no earlier batch uses any longer. A caller
-    that keeps a batch (or a view of one of its arrays) must find it unchanged after later chunks; one that drops its
-    batches lets the run write into two blocks only."""
+    """The kernel writes a chunk's step list into a block that no earlier batch uses any longer. A caller that keeps
+    a batch (or a view of one of its arrays) must find it unchanged after later chunks and runs; one that drops its
+    batches lets the run write into two blocks only, which the thread's next run reuses."""
     from verify.numerics import sampler_kernel
     force_log(log, monkeypatch)
     mdp, policy = PROBLEMS["random H=6"]()
     slow = sample(mdp, policy, 1_500, np.random.default_rng(3), compiled=False, monkeypatch=monkeypatch, chunk=300)
     monkeypatch.delenv("PGVERIFY_NO_NUMBA")
     monkeypatch.setenv("PGVERIFY_NUMBA", "1")
+    monkeypatch.setattr(sampler_kernel._KEPT, "step_blocks", [], raising=False)   # none from an earlier run
     blocks, kept, copies = set(), [], []
     new_block = sampler_kernel._step_block
     monkeypatch.setattr(sampler_kernel, "_step_block",
@@ -241,6 +242,13 @@ def test_step_blocks_are_reused_only_once_no_batch_refers_to_them(log, monkeypat
     for i, (copy, ref) in enumerate(zip(copies, slow)):
         for name, values in copy.items():
             assert np.array_equal(values, getattr(ref.steps, name)), (i, name)
+    # the next run on this thread starts with the two blocks kept (small ones: ``STEP_BLOCK_KEEP``), free once
+    # the view is gone
+    assert len(sampler_kernel._KEPT.step_blocks) == 2
+    kept.clear()
+    again = list(iter_episode_chunks(mdp, policy, 600, np.random.default_rng(3), chunk=300))
+    assert len(blocks) == 3
+    assert_same_batches(again, slow[:2])
 
 
 @pytest.mark.parametrize("alias", [True, False])

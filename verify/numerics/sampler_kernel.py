@@ -398,25 +398,30 @@ def _arrays(size: int, dtypes, workspace: dict | None = None) -> list[np.ndarray
 _POOL_PROBE = [np.empty(0, dtype=np.uint8)]
 _UNSHARED = sys.getrefcount(_POOL_PROBE[0])     # the count of a pool entry nothing else refers to (the same call)
 STEP_BLOCKS_KEPT = 2        # the batch its caller still holds while the next is written, and that next one
+STEP_BLOCK_KEEP = SCRATCH_KEEP // STEP_BLOCKS_KEPT     # blocks up to this size are kept for the thread's next run
 
 
 def _step_block(workspace: dict, nbytes: int) -> np.ndarray:
-    """A block of at least ``nbytes`` for a chunk's step list: one of the run's earlier blocks that no batch uses
-    any longer (its reference count says that no array views it), else a new one.
+    """A block of at least ``nbytes`` for a chunk's step list: an earlier block that no batch uses any longer (its
+    reference count says that no array views it), else a new one.
 
     Every step-list array is a view of its block (numpy's ``base``), and so is every view of those, so a block no
     array refers to is free to overwrite; one a caller still holds is never reused. A new block's pages are
-    zeroed by the system on first touch, which the run pays again for each chunk that gets a fresh block (Taxi:
-    27 MB a chunk, about 1.5 ns a step); ``for batch in iter_episode_chunks(...)`` holds one batch while the next
-    is written, so two blocks serve the whole run. Only within a run (``workspace``): nothing is kept after it.
+    zeroed by the system on first touch (Taxi: 29 MB a chunk, 0.7-1.5 ns a step); ``for batch in
+    iter_episode_chunks(...)`` holds one batch while the next is written, so two blocks serve a whole run. Blocks
+    up to ``STEP_BLOCK_KEEP`` stay with the thread for its next run, as the scratch log does (``SCRATCH_KEEP``:
+    at most 64 MiB in all); larger ones only within the run (``workspace``).
     """
-    pool = workspace.setdefault("step blocks", [])
-    for i in range(len(pool)):
-        if pool[i].nbytes >= nbytes and sys.getrefcount(pool[i]) == _UNSHARED:
-            return pool[i]
+    kept = _KEPT.__dict__.setdefault("step_blocks", [])
+    own = workspace.setdefault("step blocks", [])
+    for pool in (kept, own):
+        for i in range(len(pool)):
+            if pool[i].nbytes >= nbytes and sys.getrefcount(pool[i]) == _UNSHARED:
+                return pool[i]
     # Headroom: a chunk's steps vary from chunk to chunk (Taxi: by ~1 %), and a block too small for the next
     # chunk would be replaced (its pages zeroed again). Untouched pages cost nothing.
     block = np.empty(nbytes + nbytes // 16, dtype=np.uint8)
+    pool = kept if block.nbytes <= STEP_BLOCK_KEEP else own
     for i in range(len(pool)):
         if sys.getrefcount(pool[i]) == _UNSHARED:     # free but too small: replaced
             pool[i] = block
