@@ -21,7 +21,8 @@ standard errors) from the same joint table p(a, s' | s) = pi(a|s) P(s'|s, a) and
   rows are skipped and the run says so): single-thread numba loops over episodes and steps with the same alias
   tables, logging s_t, a_t, r_t per chunk into preallocated arrays; one with numba's Mersenne Twister, one with
   numpy's PCG64 inlined (pgverify's generator, to tell the generator's share of the gap from the rest), one with
-  xoshiro256+ inlined (the fastest written here: the yardstick of the goal line, which names it), and the
+  xoshiro256+ inlined (the fastest written here: the yardstick of the goal line, which names it; also with
+  streaming stores, as pgverify writes its step list: the goal takes the faster of the two), and the
   xoshiro256+ loop followed by a compiled pass that builds the step list pgverify returns (episode and time of
   each step, longest episode first): the best compiled loop with the same output. Their first call (JIT
   compilation) is not timed.
@@ -196,6 +197,9 @@ def compiled_samplers() -> dict:
     - ``numba, xoshiro256+``: the generator inlined in the loop (Blackman & Vigna, "Scrambled linear pseudorandom
       number generators", ACM TOMS 47(4), 2021, https://doi.org/10.1145/3460772; doubles from the top 53 bits), the
       fastest compiled loop written here: the best compiled loop, the yardstick of the goal;
+    - ``numba, xoshiro256+, streaming stores``: that loop writing its log by non-temporal stores, as pgverify's
+      kernel writes its step list (on Taxi 0-9 % slower than ordinary stores, on FrozenLake within 5 % either way;
+      the goal takes whichever loop is fastest in the run);
     - ``numba, xoshiro256+, + step list``: that loop, then a compiled pass writing its log into the step list
       pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation, as
       pgverify's kernel does): the best compiled loop with pgverify's output.
