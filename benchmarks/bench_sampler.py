@@ -201,8 +201,8 @@ def compiled_samplers() -> dict:
       kernel writes its step list (on Taxi 0-9 % slower than ordinary stores, on FrozenLake within 5 % either way;
       the goal takes whichever loop is fastest in the run);
     - ``numba, xoshiro256+, + step list``: that loop, then a compiled pass writing its log into the step list
-      pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation, as
-      pgverify's kernel does): the best compiled loop with pgverify's output.
+      pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation and
+      written by streaming stores, as pgverify's kernel does): the best compiled loop with pgverify's output.
     """
     try:
         import numba
@@ -267,7 +267,7 @@ def compiled_samplers() -> dict:
         g3 = (g3 << np.uint64(45)) | (g3 >> np.uint64(19))
         return g0, g1, g2, g3, (r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
-    from verify.numerics.sampler_kernel import _pcg64_double, _pcg64_halves, _pcg64_step, _stream
+    from verify.numerics.sampler_kernel import _pcg64_double, _pcg64_halves, _pcg64_step, _stream, _stream_fence
 
     @numba.njit(inline="always")
     def pcg64(g0, g1, g2, g3):
@@ -286,13 +286,14 @@ def compiled_samplers() -> dict:
         U = np.uintp
         for j in range(order.size):
             e, q, o = order[j], first[j], offset[order[j]]
-            for t in range(lengths[e]):
+            for t in range(lengths[e]):       # streaming stores, as pgverify's kernel writes its step list
                 i, h = U(q + t), U(o + t)
-                n_out[i] = e
-                t_out[i] = t
-                s_out[i] = s_log[h]
-                a_out[i] = a_log[h]
-                r_out[i] = r_log[h]
+                _stream(n_out, i, e)
+                _stream(t_out, i, t)
+                _stream(s_out, i, s_log[h])
+                _stream(a_out, i, a_log[h])
+                _stream(r_out, i, r_log[h])
+        _stream_fence()
 
     def xoshiro_state(seed):
         return np.random.SeedSequence(seed).generate_state(4, np.uint64)
@@ -302,6 +303,7 @@ def compiled_samplers() -> dict:
             seeded(seed)
             state = initial(seed)
             H, chunk, steps = mdp.horizon, chunk_size(mdp), 0
+            blocks = [np.empty(0), np.empty(0)]
             for start in range(0, n, chunk):
                 c = min(chunk, n - start)
                 s_log, a_log = np.empty(c * H, np.int64), np.empty(c * H, np.int64)
@@ -311,7 +313,12 @@ def compiled_samplers() -> dict:
                 if layout:
                     order = np.argsort(-lengths, kind="stable")
                     first = np.cumsum(lengths[order]) - lengths[order]
-                    block = np.empty(5 * m)             # one allocation, as pgverify's kernel makes
+                    # one allocation, as pgverify's kernel makes, reused by every other chunk of the run (as
+                    # pgverify reuses a block no batch refers to any longer: no fresh pages per chunk)
+                    turn = (start // chunk) % 2
+                    if blocks[turn].size < 5 * m:
+                        blocks[turn] = np.empty(5 * m + 5 * m // 16)
+                    block = blocks[turn][:5 * m]
                     ints = block[:4 * m].view(np.int64)
                     steps_layout(lengths, s_log, a_log, r_log, order, first, ints[:m], ints[m:2 * m],
                                  ints[2 * m:3 * m], ints[3 * m:], block[4 * m:])
