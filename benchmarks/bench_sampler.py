@@ -21,7 +21,8 @@ standard errors) from the same joint table p(a, s' | s) = pi(a|s) P(s'|s, a) and
   rows are skipped and the run says so): single-thread numba loops over episodes and steps with the same alias
   tables, logging s_t, a_t, r_t per chunk into preallocated arrays; one with numba's Mersenne Twister, one with
   numpy's PCG64 inlined (pgverify's generator, to tell the generator's share of the gap from the rest), one with
-  xoshiro256+ inlined (the fastest written here: the yardstick of the goal line, which names it), and the
+  xoshiro256+ inlined (the fastest written here: the yardstick of the goal line, which names it; also with
+  streaming stores, as pgverify writes its step list: the goal takes the faster of the two), and the
   xoshiro256+ loop followed by a compiled pass that builds the step list pgverify returns (episode and time of
   each step, longest episode first): the best compiled loop with the same output. Their first call (JIT
   compilation) is not timed.
@@ -196,20 +197,28 @@ def compiled_samplers() -> dict:
     - ``numba, xoshiro256+``: the generator inlined in the loop (Blackman & Vigna, "Scrambled linear pseudorandom
       number generators", ACM TOMS 47(4), 2021, https://doi.org/10.1145/3460772; doubles from the top 53 bits), the
       fastest compiled loop written here: the best compiled loop, the yardstick of the goal;
+    - ``numba, xoshiro256+, streaming stores``: that loop writing its log by non-temporal stores, as pgverify's
+      kernel writes its step list (on Taxi 0-9 % slower than ordinary stores, on FrozenLake within 5 % either way;
+      the goal takes whichever loop is fastest in the run);
     - ``numba, xoshiro256+, + step list``: that loop, then a compiled pass writing its log into the step list
-      pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation, as
-      pgverify's kernel does): the best compiled loop with pgverify's output.
+      pgverify returns (n, t, s, a, r, longest episode first; the five arrays carved from one allocation and
+      written by streaming stores, as pgverify's kernel does): the best compiled loop with pgverify's output.
     """
     try:
         import numba
     except ImportError:
         return {}
 
-    def compiled_loop(next_double):
+    @numba.njit(inline="always")
+    def plain_store(arr, i, value):
+        arr[i] = value
+
+    def compiled_loop(next_double, store=plain_store):
         """The per-episode loop drawing its uniforms with ``next_double`` (compiled into it), the generator's state
         in four uint64 locals (registers) rather than an array (memory): 2-9 % faster for xoshiro256+. Array
         indices are cast to unsigned (``U``), as in pgverify's kernel: numba adds a negative-index wraparound to
-        every signed index."""
+        every signed index. ``store`` writes the log: ordinary stores, or non-temporal ones (``_stream``, as
+        pgverify's kernel writes its step list)."""
         U = np.uintp
         @numba.njit(cache=False)
         def loop(n, H, K, init_cum, accept, alias, action, next_state, reward, ends, terminal, state,
@@ -229,9 +238,9 @@ def compiled_samplers() -> dict:
                     k = U(s * K + j)
                     if y - j >= accept[k]:
                         k = U(alias[k])
-                    s_log[U(m)] = s
-                    a_log[U(m)] = action[k]
-                    r_log[U(m)] = reward[k]
+                    store(s_log, U(m), s)
+                    store(a_log, U(m), action[k])
+                    store(r_log, U(m), reward[k])
                     m += 1
                     t += 1
                     if ends[k]:
@@ -258,7 +267,7 @@ def compiled_samplers() -> dict:
         g3 = (g3 << np.uint64(45)) | (g3 >> np.uint64(19))
         return g0, g1, g2, g3, (r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
-    from verify.numerics.sampler_kernel import _pcg64_double, _pcg64_halves, _pcg64_step
+    from verify.numerics.sampler_kernel import _pcg64_double, _pcg64_halves, _pcg64_step, _stream, _stream_fence
 
     @numba.njit(inline="always")
     def pcg64(g0, g1, g2, g3):
@@ -277,13 +286,14 @@ def compiled_samplers() -> dict:
         U = np.uintp
         for j in range(order.size):
             e, q, o = order[j], first[j], offset[order[j]]
-            for t in range(lengths[e]):
+            for t in range(lengths[e]):       # streaming stores, as pgverify's kernel writes its step list
                 i, h = U(q + t), U(o + t)
-                n_out[i] = e
-                t_out[i] = t
-                s_out[i] = s_log[h]
-                a_out[i] = a_log[h]
-                r_out[i] = r_log[h]
+                _stream(n_out, i, e)
+                _stream(t_out, i, t)
+                _stream(s_out, i, s_log[h])
+                _stream(a_out, i, a_log[h])
+                _stream(r_out, i, r_log[h])
+        _stream_fence()
 
     def xoshiro_state(seed):
         return np.random.SeedSequence(seed).generate_state(4, np.uint64)
@@ -293,6 +303,7 @@ def compiled_samplers() -> dict:
             seeded(seed)
             state = initial(seed)
             H, chunk, steps = mdp.horizon, chunk_size(mdp), 0
+            blocks = [np.empty(0), np.empty(0)]
             for start in range(0, n, chunk):
                 c = min(chunk, n - start)
                 s_log, a_log = np.empty(c * H, np.int64), np.empty(c * H, np.int64)
@@ -302,7 +313,12 @@ def compiled_samplers() -> dict:
                 if layout:
                     order = np.argsort(-lengths, kind="stable")
                     first = np.cumsum(lengths[order]) - lengths[order]
-                    block = np.empty(5 * m)             # one allocation, as pgverify's kernel makes
+                    # one allocation, as pgverify's kernel makes, reused by every other chunk of the run (as
+                    # pgverify reuses a block no batch refers to any longer: no fresh pages per chunk)
+                    turn = (start // chunk) % 2
+                    if blocks[turn].size < 5 * m:
+                        blocks[turn] = np.empty(5 * m + 5 * m // 16)
+                    block = blocks[turn][:5 * m]
                     ints = block[:4 * m].view(np.int64)
                     steps_layout(lengths, s_log, a_log, r_log, order, first, ints[:m], ints[m:2 * m],
                                  ints[2 * m:3 * m], ints[3 * m:], block[4 * m:])
@@ -318,6 +334,7 @@ def compiled_samplers() -> dict:
             "numba, PCG64 inlined": runner(compiled_loop(pcg64), lambda seed: None,
                                            initial=lambda seed: _pcg64_halves(np.random.PCG64(seed).state)),
             "numba, xoshiro256+": runner(compiled_loop(xoshiro256plus), lambda seed: None),
+            "numba, xoshiro256+, streaming stores": runner(compiled_loop(xoshiro256plus, _stream), lambda seed: None),
             "numba, xoshiro256+, + step list": runner(compiled_loop(xoshiro256plus), lambda seed: None, layout=True)}
 
 
@@ -386,14 +403,14 @@ def compare(mdp, sizes: list[int], n_slow: int, repeats: int, compiled: dict, go
         floor = min(best_ns_per_step(lambda: uniforms_only(steps, r), 1) for r in range(repeats))
         best = min(comp.values(), default=None)
         best_name = min(comp, key=comp.get, default=None)
-        print(f"  N = {n}:  {'sampler':48s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
+        print(f"  N = {n}:  {'sampler':54s} {'ns/step':>8s} {'vs bisect loop':>15s} {'vs best compiled':>17s}")
         if not compiled:
             ours = numpy_path
         rows = (([("pgverify, numba kernel", ours)] if compiled else []) + [("pgverify, numpy path", numpy_path)]
                 + [(f"compiled loop ({k})", v) for k, v in comp.items()]
                 + [("numpy's uniforms alone (floor)", floor)])
         for name, t in rows:
-            print(f"  {'':10s}{name:48s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
+            print(f"  {'':10s}{name:54s} {t:8.1f} {slow / t:14.1f}x {'' if best is None else f'{t / best:16.2f}x'}")
         if best is None:
             print("  (numba not installed: no compiled baseline, no goal checked; pip install numba)")
         else:

@@ -67,7 +67,8 @@ def assert_same_batches(fast, slow):
 
 def force_log(kind, monkeypatch):
     """The kernel's log: "strided" (rows of cap entries per episode) or "time-major" for every chunk, or "adaptive"
-    (the default: time-major for the first chunk, then strided where the earlier chunks filled their rows)."""
+    (the default: strided where the episodes fill their rows, as ``guess_fill`` expects for the first chunk and
+    the earlier chunks measured for the others)."""
     from verify.numerics import sampler_kernel
     if kind == "strided":
         monkeypatch.setattr(sampler_kernel, "STRIDE_MIN_FILL", 0.0)
@@ -213,6 +214,58 @@ def test_the_same_errors_on_both_paths(monkeypatch):
             sample(grid, grid_policy, 10_000, np.random.default_rng(0), compiled=compiled, monkeypatch=monkeypatch)
         messages.append(str(err.value).split(" (")[0])    # the CPU seconds spent differ
     assert messages[2] == messages[3]
+
+
+@pytest.mark.parametrize("log", ["strided", "time-major"])
+def test_step_blocks_are_reused_only_once_no_batch_refers_to_them(log, monkeypatch):
+    """The kernel writes a chunk's step list into a block that no earlier batch uses any longer. A caller that keeps
+    a batch (or a view of one of its arrays) must find it unchanged after later chunks and runs; one that drops its
+    batches lets the run write into two blocks only, which the thread's next run reuses."""
+    from verify.numerics import sampler_kernel
+    force_log(log, monkeypatch)
+    mdp, policy = PROBLEMS["random H=6"]()
+    slow = sample(mdp, policy, 1_500, np.random.default_rng(3), compiled=False, monkeypatch=monkeypatch, chunk=300)
+    monkeypatch.delenv("PGVERIFY_NO_NUMBA")
+    monkeypatch.setenv("PGVERIFY_NUMBA", "1")
+    monkeypatch.setattr(sampler_kernel._KEPT, "step_blocks", [], raising=False)   # none from an earlier run
+    blocks, kept, copies = set(), [], []
+    new_block = sampler_kernel._step_block
+    monkeypatch.setattr(sampler_kernel, "_step_block",
+                        lambda workspace, nbytes: blocks.add(id(b := new_block(workspace, nbytes))) or b)
+    for i, batch in enumerate(iter_episode_chunks(mdp, policy, 1_500, np.random.default_rng(3), chunk=300)):
+        copies.append({name: getattr(batch.steps, name).copy() for name in ("n", "t", "s", "a", "r")})
+        if i == 1:
+            kept.append(batch.steps.s[2:])         # a view keeps its block from reuse
+        del batch
+    assert len(blocks) == 3                        # two in turn, and the one the view holds
+    assert np.array_equal(kept[0], slow[1].steps.s[2:])
+    for i, (copy, ref) in enumerate(zip(copies, slow)):
+        for name, values in copy.items():
+            assert np.array_equal(values, getattr(ref.steps, name)), (i, name)
+    # the next run on this thread starts with the two blocks kept (small ones: ``STEP_BLOCK_KEEP``), free once
+    # the view is gone
+    assert len(sampler_kernel._KEPT.step_blocks) == 2
+    kept.clear()
+    again = list(iter_episode_chunks(mdp, policy, 600, np.random.default_rng(3), chunk=300))
+    assert len(blocks) == 3
+    assert_same_batches(again, slow[:2])
+
+
+@pytest.mark.parametrize("alias", [True, False])
+def test_guess_fill_is_the_capped_geometric_mean_length(alias):
+    """One state that ends each step with probability 1/4: the mean length capped at H is sum_{t<H} (3/4)^t, summed
+    here in exact rationals, against ``guess_fill``'s closed form; and the guess picks the strided log for Taxi-like
+    fills and the time-major one for short episodes."""
+    from fractions import Fraction
+    from verify.numerics import sampler_kernel
+    from verify.numerics.sampler import joint_table
+    for H in (1, 7, 200):
+        mdp = TabularMDP(initial=[1, 0], transitions=[[[0.75, 0.25]], [[0, 1]]], rewards=[[0], [0]],
+                         terminal=[1], horizon=H)
+        table = joint_table(mdp, TabularSoftmax(np.zeros((2, 1))), alias=alias)
+        exact = sum(Fraction(3, 4) ** t for t in range(H)) / H
+        assert sampler_kernel.guess_fill(table, H) == pytest.approx(float(exact), rel=1e-12), H
+    assert sampler_kernel.guess_fill(table, 2) > sampler_kernel.STRIDE_MIN_FILL > sampler_kernel.guess_fill(table, 200)
 
 
 def test_a_run_switching_to_the_kernel_midway_gives_the_same_episodes(monkeypatch):

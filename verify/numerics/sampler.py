@@ -19,7 +19,7 @@ All N episodes advance together, one numpy step per time index:
 
 With numba installed (``pip install 'pgverify[fast]'``) a compiled kernel (``verify.numerics.sampler_kernel``)
 runs the same loop per chunk, drawing from the same generator in the same order: the same episodes bit for bit,
-9-11 ns per step faster (FrozenLake, Taxi), for ~0.5 CPU-s of loading per process. ``compiled_kernel`` decides
+12-14 ns per step faster (FrozenLake, Taxi), for ~0.5 CPU-s of loading per process. ``compiled_kernel`` decides
 (speed only): ``PGVERIFY_NO_NUMBA=1`` never, ``PGVERIFY_NUMBA=1`` always, by default once the run expects
 ``KERNEL_MIN_STEPS``.
 
@@ -420,8 +420,8 @@ def _require_terminated(mdp: TabularMDP, running: int, n: int, cap: int) -> None
 
 _KERNEL: object = None      # the compiled kernel module once looked for; False when numba is not importable
 # Loading the kernel costs ~0.5 CPU-s per process (importing numba 0.18, reading numba's disk cache 0.31; ~1.3 s
-# when it compiles; up to 0.7 under load) and saves 9-11 ns per step (FrozenLake 24 -> 14, Taxi 17 -> 6 at 200 000
-# episodes, bench_sampler.py): it pays from 5-8 10^7 steps; 10^8 keeps a margin for a cold disk cache.
+# when it compiles; up to 0.7 under load) and saves 12-14 ns per step (FrozenLake 25 -> 12-13, Taxi 17 -> 4 at 200 000
+# episodes, bench_sampler.py): it pays from 4-6 10^7 steps; 10^8 keeps a margin for a cold disk cache.
 KERNEL_MIN_STEPS = 10**8
 
 
