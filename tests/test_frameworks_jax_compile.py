@@ -100,6 +100,77 @@ def test_a_first_check_compiles_two_executables_and_a_second_none():
     np.testing.assert_array_equal(again.mean, check.mean)
 
 
+def test_the_prelude_changes_no_estimate_and_saves_two_compilations(monkeypatch):
+    # The same check without the prelude (vjax._Prelude: the head, single episodes and the padding probe's second
+    # length in one program): the separate functions, four compilations, and the same Monte Carlo estimates (the
+    # batches' own compiled program) and the same convention from the probe.
+    mdp = leaky(horizon=30)
+    apply, loss, _ = fresh()
+    with count_compilations() as fused:
+        ours = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    monkeypatch.setattr(vjax, "PRELUDE_MAX_ROWS", 0)
+    apply, loss, _ = fresh()
+    with count_compilations() as separate:
+        theirs = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert (fused["compiled"], separate["compiled"]) == (2, 4)
+    assert (ours.verdict, ours.convention, ours.method) == (theirs.verdict, theirs.convention, theirs.method)
+    np.testing.assert_array_equal(ours.mean, theirs.mean)
+    np.testing.assert_allclose(ours.grad, theirs.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_a_loss_the_prelude_cannot_trace_falls_back_as_without_it():
+    # A loss branching in Python on a traced value fails the prelude's first call; the separate functions then
+    # evaluate it eagerly: the same numbers as jit=False (which never compiles it).
+    from verify.model.builtin import builtin_examples
+
+    mdp = builtin_examples()["bandit"].mdp
+    apply, _, _ = fresh()
+
+    def branchy(params, batch):
+        if float(batch.rewards.sum()) > 1e9:            # Python control flow on a value: untraceable
+            raise AssertionError("never")
+        return loss_tabular(params, batch)
+    settings = dict(batch_size=2, batches=20, seed=3)
+    check = vjax.check_loss(apply, params_of(mdp), branchy, mdp, **settings)
+    eager = vjax.check_loss(apply, params_of(mdp), branchy, mdp, jit=False, **settings)
+    assert (check.verdict, check.convention, check.method) == (eager.verdict, eager.convention, eager.method)
+    np.testing.assert_allclose(check.mean, eager.mean, rtol=1e-12, atol=1e-14)
+
+
+def test_the_caller_s_garbage_collector_state_is_kept():
+    # frozen_heap: the heap is frozen only while a check runs, never when the caller froze objects or disabled
+    # the collector, and each check leaves both as it found them.
+    import gc
+
+    mdp = leaky(horizon=10)
+    apply, loss, _ = fresh()
+    seen = []
+    inner = vjax._target
+
+    def spy(*args, **kwargs):
+        seen.append(gc.get_freeze_count())
+        return inner(*args, **kwargs)
+    try:
+        vjax._target = spy
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, batch_size=8, batches=20, seed=3)
+        assert seen[-1] > 0 and gc.get_freeze_count() == 0 and gc.isenabled()
+        gc.disable()
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, batch_size=8, batches=20, seed=3)
+        assert seen[-1] == 0 and not gc.isenabled()
+        gc.enable()
+        keep = [object()]
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, batch_size=8, batches=20, seed=3)
+        # the caller's frozen objects stay frozen and none were added (frozen objects freed by reference
+        # counting leave the count, so it may only shrink)
+        assert seen[-1] <= frozen and 0 < gc.get_freeze_count() <= frozen and keep
+    finally:
+        vjax._target = inner
+        gc.unfreeze()
+        gc.enable()
+
+
 def test_the_padding_probe_still_catches_a_mean_over_padded_time():
     # The same leaky MDP under Monte Carlo: the mean over B x T entries is detected and the batches are left
     # unpadded, and the estimates are those of pad_to=None (bit for bit).
