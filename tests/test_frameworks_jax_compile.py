@@ -83,21 +83,92 @@ def test_compiler_options_change_no_number(monkeypatch):
     assert ours.p_unbiased == pytest.approx(defaults.p_unbiased, rel=1e-9)
 
 
-def test_a_first_check_compiles_four_executables_and_a_second_none():
+def test_a_first_check_compiles_two_executables_and_a_second_none():
     mdp = leaky(horizon=30)
     apply, loss, traces = fresh()
     with count_compilations() as first:
         check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
     assert check.method == "monte carlo" and check.convention == "mean"
-    # the policy head with its Jacobian, the padding probe's forward pass at the batch's natural length, the
-    # vmapped value_and_grad of the batches at the horizon, and single episodes (the convention probe)
-    assert first == {"compiled": 4, "loaded": 0}, first          # PGVERIFY_NO_CACHE (conftest): nothing loaded
-    assert traces[0] == 4
+    # the vmapped value_and_grad of the batches at the horizon, and one program (vjax._Prelude) for the policy head
+    # with its Jacobian, single episodes (the convention probe) and the padding probe's second length
+    assert first == {"compiled": 2, "loaded": 0}, first          # PGVERIFY_NO_CACHE (conftest): nothing loaded
+    assert traces[0] == 4           # the batches, the prelude's value_and_grad and its forward pass, the precision
     with count_compilations() as second:
         again = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
     assert second == {"compiled": 0, "loaded": 0}
     assert traces[0] == 5           # only the precision probe's jaxpr is traced again (no compilation)
     np.testing.assert_array_equal(again.mean, check.mean)
+
+
+def test_the_prelude_changes_no_estimate_and_saves_two_compilations(monkeypatch):
+    # The same check without the prelude (vjax._Prelude: the head, single episodes and the padding probe's second
+    # length in one program): the separate functions, four compilations, and the same Monte Carlo estimates (the
+    # batches' own compiled program) and the same convention from the probe.
+    mdp = leaky(horizon=30)
+    apply, loss, _ = fresh()
+    with count_compilations() as fused:
+        ours = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    monkeypatch.setattr(vjax, "PRELUDE_MAX_ROWS", 0)
+    apply, loss, _ = fresh()
+    with count_compilations() as separate:
+        theirs = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert (fused["compiled"], separate["compiled"]) == (2, 4)
+    assert (ours.verdict, ours.convention, ours.method) == (theirs.verdict, theirs.convention, theirs.method)
+    np.testing.assert_array_equal(ours.mean, theirs.mean)
+    np.testing.assert_allclose(ours.grad, theirs.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_a_loss_the_prelude_cannot_trace_falls_back_as_without_it():
+    # A loss branching in Python on a traced value fails the prelude's first call; the separate functions then
+    # evaluate it eagerly: the same numbers as jit=False (which never compiles it).
+    from verify.model.builtin import builtin_examples
+
+    mdp = builtin_examples()["bandit"].mdp
+    apply, _, _ = fresh()
+
+    def branchy(params, batch):
+        if float(batch.rewards.sum()) > 1e9:            # Python control flow on a value: untraceable
+            raise AssertionError("never")
+        return loss_tabular(params, batch)
+    settings = dict(batch_size=2, batches=20, seed=3)
+    check = vjax.check_loss(apply, params_of(mdp), branchy, mdp, **settings)
+    eager = vjax.check_loss(apply, params_of(mdp), branchy, mdp, jit=False, **settings)
+    assert (check.verdict, check.convention, check.method) == (eager.verdict, eager.convention, eager.method)
+    np.testing.assert_allclose(check.mean, eager.mean, rtol=1e-12, atol=1e-14)
+
+
+def test_the_caller_s_garbage_collector_state_is_kept():
+    # frozen_heap: the heap is frozen only while a check runs, never when the caller froze objects or disabled
+    # the collector, and each check leaves both as it found them.
+    import gc
+
+    mdp = leaky(horizon=10)
+    apply, loss, _ = fresh()
+    seen = []
+    inner = vjax._target
+
+    def spy(*args, **kwargs):
+        seen.append(gc.get_freeze_count())
+        return inner(*args, **kwargs)
+    try:
+        vjax._target = spy
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, batch_size=8, batches=20, seed=3)
+        assert seen[-1] > 0 and gc.get_freeze_count() == 0 and gc.isenabled()
+        gc.disable()
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, batch_size=8, batches=20, seed=3)
+        assert seen[-1] == 0 and not gc.isenabled()
+        gc.enable()
+        keep = [object()]
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, batch_size=8, batches=20, seed=3)
+        # the caller's frozen objects stay frozen and none were added (frozen objects freed by reference
+        # counting leave the count, so it may only shrink)
+        assert seen[-1] <= frozen and 0 < gc.get_freeze_count() <= frozen and keep
+    finally:
+        vjax._target = inner
+        gc.unfreeze()
+        gc.enable()
 
 
 def test_the_padding_probe_still_catches_a_mean_over_padded_time():
@@ -127,7 +198,7 @@ def test_the_cache_is_written_during_a_check_only(jax_cache):
     with count_compilations() as counted:
         vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
     entries = _jax_compile.cache_info()["entries"]
-    assert entries == counted["compiled"] == 4
+    assert entries == counted["compiled"] == 2
     # the user's own compilation after the check: neither read from nor written to pgverify's cache
     jax.jit(lambda x: jnp.sin(x) * 3.0)(np.arange(5.0))
     assert _jax_compile.cache_info()["entries"] == entries
@@ -177,8 +248,8 @@ def test_a_later_process_loads_what_the_first_compiled(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     first, later = runs
-    assert (first["compiled"], first["loaded"]) == (4, 0)
-    assert (later["compiled"], later["loaded"]) == (0, 4)
+    assert (first["compiled"], first["loaded"]) == (2, 0)
+    assert (later["compiled"], later["loaded"]) == (0, 2)
     assert later["verdict"] == first["verdict"] and later["mean"] == first["mean"]
 
 
@@ -211,15 +282,15 @@ def test_a_corrupted_entry_is_compiled_again_and_replaced(jax_cache):
             check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
         return counted, check.mean
     first, mean = run()
-    assert first == {"compiled": 4, "loaded": 0}
+    assert first == {"compiled": 2, "loaded": 0}
     for entry in jax_cache.glob("*-cache"):
         entry.write_bytes(b"not an executable")
     with pytest.warns(UserWarning, match="persistent compilation cache"):
         again, mean_again = run()
-    assert again == {"compiled": 4, "loaded": 0}
+    assert again == {"compiled": 2, "loaded": 0}
     np.testing.assert_array_equal(mean_again, mean)
     third, mean_third = run()
-    assert third == {"compiled": 0, "loaded": 4}
+    assert third == {"compiled": 0, "loaded": 2}
     np.testing.assert_array_equal(mean_third, mean)
 
 
@@ -231,7 +302,7 @@ def test_an_unusable_cache_directory_only_means_nothing_is_stored(jax_cache, tmp
     apply, loss, _ = fresh()
     with count_compilations() as counted:
         check = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
-    assert check.method == "monte carlo" and counted == {"compiled": 4, "loaded": 0}
+    assert check.method == "monte carlo" and counted == {"compiled": 2, "loaded": 0}
     assert not [w for w in recwarn if "cache" in str(w.message)]
     assert compilation_cache._cache is None
 
@@ -246,7 +317,7 @@ def test_cache_info_and_clear_cover_the_jax_cache(jax_cache, capsys):
     mine.write_text("a user's file")
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
-    assert f"JAX compilation cache: {jax_cache}\n4 executables" in out and out.rstrip().endswith("on")
+    assert f"JAX compilation cache: {jax_cache}\n2 executables" in out and out.rstrip().endswith("on")
     assert main(["cache", "clear"]) == 0
-    assert f"removed 4 compiled JAX executables from {jax_cache}" in capsys.readouterr().out
+    assert f"removed 2 compiled JAX executables from {jax_cache}" in capsys.readouterr().out
     assert [p.name for p in jax_cache.iterdir()] == ["notes.txt"] and mine.read_text() == "a user's file"

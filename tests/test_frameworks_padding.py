@@ -98,6 +98,12 @@ def test_the_probe_tells_a_masked_loss_from_a_mean_over_padded_time():
         return lambda b: value_and_grad(loss, params, b)[0]
     assert not padding_changes_loss(value(loss_tabular), eps, table, padding, seed=0)
     assert padding_changes_loss(value(loss_mean_over_padded_time), eps, table, padding, seed=0)
+    # at two given lengths (the JAX adapter's T and T + 1, both past every episode): the same answers
+    T = padding.length(0)
+    assert not padding_changes_loss(value(loss_tabular), eps, table, padding, seed=0, at=(T, T + 1))
+    assert padding_changes_loss(value(loss_mean_over_padded_time), eps, table, padding, seed=0, at=(T, T + 1))
+    with pytest.raises(ValueError, match="padding lengths"):
+        padding_changes_loss(value(loss_tabular), eps, table, padding, seed=0, at=(T + 1, T))
 
 
 def test_default_padding_keeps_the_verdicts_and_catches_a_biased_loss():

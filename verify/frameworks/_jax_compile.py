@@ -25,16 +25,25 @@ loss's vmapped ``value_and_grad``, the probes'). Two levers, both without changi
   themselves (``jax_compilation_cache_dir``/``JAX_COMPILATION_CACHE_DIR``, or ``jax_enable_compilation_cache``
   False): then jax's own settings apply unchanged. ``pgverify cache info|clear`` cover it. As jax warns, a
   compilation cache is trusted code: do not point ``PGVERIFY_CACHE_DIR`` at a directory others can write.
+
+A third cost is Python's, not XLA's: tracing and lowering leave tens of thousands of long-lived objects (jaxprs,
+MLIR modules, jax's caches), which trips CPython's full collection, a pass over every object of the process
+(~3*10^5 after importing jax, SciPy and numpy: 0.17-0.22 CPU-s, as much as the numpy check of
+``benchmarks/bench_frameworks.py`` itself). ``frozen_heap`` moves the objects that existed before a check out of
+the collector's sight while it runs (``gc.freeze``) and back afterwards (``gc.unfreeze``): the collector still runs
+and still frees every cycle the check creates, it only does not re-scan the caller's heap, none of which the check
+can make garbage. Left alone when the collector is disabled or the caller froze objects themselves.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 from pathlib import Path
 
 __all__ = ["MAIN_COMPILE", "PROBE_COMPILE", "cache_directory", "cache_info", "clear_cache", "count_compilations",
-           "jit", "persistent_cache"]
+           "frozen_heap", "jit", "persistent_cache"]
 
 # XLA debug options (``jax.jit(..., compiler_options=)``); the numbers in the module docstring
 MAIN_COMPILE = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1}
@@ -51,6 +60,7 @@ CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
 _OPTIONS_OK = [True]     # False once jaxlib rejected an option: every later function gets jax's defaults
 _ACTIVE = [0]            # nesting depth of persistent_cache() scopes that switched the cache on
+_FROZEN = [False]        # a frozen_heap() scope froze the heap (the outermost one unfreezes it)
 
 
 def jit(fn, options: dict | None, **kwargs):
@@ -134,6 +144,24 @@ def persistent_cache():
     finally:
         _ACTIVE[0] -= 1
         compilation_cache.reset_cache()        # the user's later compilations do not see pgverify's cache
+
+
+@contextlib.contextmanager
+def frozen_heap():
+    """Within this block, CPython's collector does not scan the objects that existed before it (``gc.freeze``;
+    module docstring); they are handed back to it on exit (``gc.unfreeze``), oldest generation. Nothing happens when
+    the collector is disabled, the caller has frozen objects (``gc.get_freeze_count()``) or an enclosing block (or
+    another thread's) already froze the heap."""
+    if _FROZEN[0] or not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    _FROZEN[0] = True
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        _FROZEN[0] = False
 
 
 def _enter() -> contextlib.ExitStack | None:

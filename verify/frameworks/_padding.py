@@ -79,16 +79,20 @@ class Padding:
 
 
 def padding_changes_loss(loss_value: Callable[[Batch], float], episodes, table: np.ndarray, padding: Padding,
-                         seed: int) -> bool:
+                         seed: int, at: tuple[int, int] | None = None) -> bool:
     """Whether ``loss_value`` (numpy batch -> loss) differs beyond ``PADDING_RTOL`` (relative) between ``episodes``
-    padded to their longest episode and padded by ``padding`` (at least one step more), with N(0, 1) rewards on
-    the real steps (zero returns would hide a mean over padded time)."""
+    padded to their longest episode and padded by ``padding`` (at least one step more), or padded to the two
+    lengths ``at`` (both at least the longest episode: shapes a caller has compiled anyway), with N(0, 1) rewards
+    on the real steps (zero returns would hide a mean over padded time)."""
     longest = int(np.max(episodes.lengths, initial=0))
-    natural = batch_arrays(episodes, table)
+    if at is not None and not longest <= at[0] < at[1]:
+        raise ValueError(f"padding lengths {at} for episodes of up to {longest} steps")
+    natural = batch_arrays(episodes, table, None if at is None else at[0])
     rng = np.random.default_rng([seed, 29])
     rewards = rng.standard_normal(natural.rewards.shape) * natural.mask
     padded = padding.length(longest)
-    longer = batch_arrays(episodes, table, max(padded if padded is not None else 0, longest + 1))
+    longer = batch_arrays(episodes, table, at[1] if at is not None else
+                          max(padded if padded is not None else 0, longest + 1))
     extra = np.zeros((rewards.shape[0], longer.rewards.shape[1] - rewards.shape[1]))
     v0 = float(loss_value(natural._replace(rewards=rewards)))
     v1 = float(loss_value(longer._replace(rewards=np.concatenate([rewards, extra], axis=1))))

@@ -38,7 +38,7 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
                                        observation_table, policy_log_probs, require_jacobian_memory,
                                        resolve_mdp)
-from verify.frameworks._jax_compile import MAIN_COMPILE, PROBE_COMPILE, jit as _jit, persistent_cache
+from verify.frameworks._jax_compile import MAIN_COMPILE, PROBE_COMPILE, frozen_heap, jit as _jit, persistent_cache
 from verify.frameworks._padding import (Padding, batch_groups, chunk_batches, padding_changes_loss,
                                         plain_batches)
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
@@ -64,12 +64,13 @@ def _jax():
 def _x64(fn):
     """Run ``fn`` with float64 enabled for its duration only (``jax.enable_x64``): the user's process keeps its
     own setting (its later ``jax.random`` draws and dtypes do not change); and with pgverify's persistent
-    compilation cache (``verify.frameworks._jax_compile.persistent_cache``), scoped the same way."""
+    compilation cache (``verify.frameworks._jax_compile.persistent_cache``), scoped the same way, and the caller's
+    heap out of the garbage collector's full passes while jax traces (``frozen_heap``)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _jax().enable_x64(True), persistent_cache():
+        with _jax().enable_x64(True), persistent_cache(), frozen_heap():
             return fn(*args, **kwargs)
     return wrapper
 
@@ -170,13 +171,14 @@ def _exact(pol: _Policy, mdp, table, jacobian: bool = False):
     return float(J), _flat_leaves(g), pol.log_probs_fn(obs), extra
 
 
-def _target(pol: _Policy, mdp, table):
+def _target(pol: _Policy, mdp, table, head: Callable | None = None):
     """(grad J flat, log pi [S, A], d log pi / d flat params [S A, d]) for ``check_loss`` and
     ``check_rollout_loss``: the policy head, its coupling probe and its Jacobian under one small ``jax.jit``, and
     grad J by the chain rule through the tabular surrogate theta = log pi (softmax(log pi) = pi, so
     J(params) = J_tab(log pi(params)) and grad J = jac^T grad_theta J_tab, ``verify.numerics.exact.gradient``).
     The DP under ``jax.jit`` (``_exact``) costs several times the compilation; it remains the fallback when a
-    probability is 0 (log pi = -inf: the chain rule through log pi does not hold there)."""
+    probability is 0 (log pi = -inf: the chain rule through log pi does not hold there). ``head``: (params, obs)
+    -> ``_head``'s outputs, when the caller compiles the head with more (``check_loss``'s ``_Prelude``)."""
     from verify.frameworks._common import surrogate_policy
     from verify.numerics.exact import gradient
 
@@ -184,7 +186,7 @@ def _target(pol: _Policy, mdp, table):
     pol.output_shape(obs, mdp.n_states, mdp.n_actions)
     require_jacobian_memory(mdp.n_states, mdp.n_actions, pol.flat.size, "JAX")
     try:
-        out, alone, rows, jac = _head()(pol.params, obs, pol.apply, pol.output)
+        out, alone, rows, jac = (head or (lambda p, o: _head()(p, o, pol.apply, pol.output)))(pol.params, obs)
     except Exception as exc:  # noqa: BLE001 - the user's function under jax.jit: reported, chained
         raise LossError(f"the policy raised {type(exc).__name__} under jax.jit on the observations of all "
                         f"{mdp.n_states} states (an array of shape {tuple(obs.shape)}, dtype {obs.dtype}): "
@@ -203,18 +205,20 @@ def _head():
     """jit of (params, obs, apply, kind) -> (apply's output [S, A], the first ``COUPLING_STATES`` states' outputs
     each alone, log pi [S, A], d log pi / d flat params [S A, d])."""
     if "head" not in _JITTED:
-        jax = _jax()
-
-        def fn(params, obs, apply, kind):
-            out = apply(params, obs)
-            alone = jax.vmap(lambda o: apply(params, o[None])[0])(obs[:COUPLING_STATES])
-
-            def flat_logp(p):
-                return _log_pi(apply(p, obs), kind).reshape(-1)
-            rows = flat_logp(params)
-            return out, alone, rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0])
-        _JITTED["head"] = _jit(fn, PROBE_COMPILE, static_argnums=(2, 3))     # runs once per check
+        _JITTED["head"] = _jit(_head_outputs, PROBE_COMPILE, static_argnums=(2, 3))     # runs once per check
     return _JITTED["head"]
+
+
+def _head_outputs(params, obs, apply, kind):
+    """``_head``'s function (traced)."""
+    jax = _jax()
+    out = apply(params, obs)
+    alone = jax.vmap(lambda o: apply(params, o[None])[0])(obs[:COUPLING_STATES])
+
+    def flat_logp(p):
+        return _log_pi(apply(p, obs), kind).reshape(-1)
+    rows = flat_logp(params)
+    return out, alone, rows.reshape(obs.shape[0], -1), _jacobian(flat_logp, params, rows.shape[0])
 
 
 def _jacobian(flat_logp, params, m: int):
@@ -401,10 +405,13 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     label = _loss_name(loss_fn, name)
     pol = _Policy(apply, params, output)
     table = observation_table(mdp, observations)
-    grad, logp_now, jac = _target(pol, mdp, table)
+    padding = Padding(pad_to, mdp.horizon)
+    rows = mdp.n_states * mdp.n_actions
+    fused = (_Prelude(loss_fn, pol, mdp, table, padding.length(0), batch_size)
+             if jit and padding.static and max(rows, pol.flat.size) <= PRELUDE_MAX_ROWS else None)
+    grad, logp_now, jac = _target(pol, mdp, table, head=fused.head if fused is not None else None)
     target = framework_target(mdp, logp_now, grad, jac, pol.names())
     unravel = pol.unravel
-    padding = Padding(pad_to, mdp.horizon)
 
     def value_and_grad(params, batch):
         return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(pol.flat)
@@ -421,7 +428,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
                 if state["fn"] is value_and_grad:
                     loss, g = value_and_grad(pol.params, Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma))
                 else:
-                    loss, g = jax.device_get(state["fn"](pol.params, b))     # one transfer for both
+                    fn = fused.value_and_grad if fused is not None and fused.fits_one(b) else state["fn"]
+                    loss, g = jax.device_get(fn(pol.params, b))     # one transfer for both
             except untraceable:
                 if state["fn"] is value_and_grad:
                     raise
@@ -504,6 +512,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         if T == padding.length(int(np.max(b.lengths, initial=0))) or state["fn"] is value_and_grad:
             return single(b, where)[0] if jit and len(b.lengths) == batch_size else evaluate(b, where)[0]
         try:
+            if fused is not None and fused.fits_probe(b):
+                return float(fused.value(pol.params, b))
             return float(_compiled_value(loss_fn)(pol.params, b))
         except Exception:  # noqa: BLE001 - untraceable or failing: evaluate() reports it (or falls back)
             return evaluate(b, where)[0]
@@ -524,7 +534,8 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     probe_episodes = probe_batch(target, batch_size, seed)
     if pad_to == "auto" and padding_changes_loss(
             lambda b: loss_value(b, f"on a probe batch of {batch_size} episodes padded to {b.actions.shape[1]} steps"),
-            probe_batch(target, batch_size, seed, size=batch_size), table, padding, seed):
+            probe_batch(target, batch_size, seed, size=batch_size), table, padding, seed,
+            at=None if fused is None or not fused.ok else (fused.T, fused.T + 1)):
         padding = Padding(None, mdp.horizon)    # a mean over padded time: it must see the padding a loop gives it
     probe = padding.arrays(probe_episodes, table)
     precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
@@ -629,6 +640,82 @@ def _compiled_value(loss_fn):
     return fns["value"]
 
 
+def _compiled_prelude(loss_fn):
+    """jit of (params, obs, one, probe, apply, kind) -> (``_head``'s outputs, (loss, flat grad) of the batch ``one``,
+    the loss of the batch ``probe``), one per loss function as ``_compiled``, compiled quickly (``PROBE_COMPILE``):
+    ``_Prelude``."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    def build():
+        vg = jax.value_and_grad(loss_fn)
+
+        def fn(params, obs, one, probe, apply, kind):
+            loss, g = vg(params, one)
+            return _head_outputs(params, obs, apply, kind), (loss, ravel_pytree(g)[0]), loss_fn(params, probe)
+        return _jit(fn, PROBE_COMPILE, static_argnums=(4, 5))
+    try:
+        fns = _COMPILED.setdefault(loss_fn, {})
+    except TypeError:
+        return build()
+    if "prelude" not in fns:
+        fns["prelude"] = build()
+    return fns["prelude"]
+
+
+class _Prelude:
+    """``check_loss``'s small functions as ONE compiled program when every batch has one padded length T: the policy
+    head with its Jacobian (``_head``), the loss's ``value_and_grad`` on one episode at T steps (the convention
+    probe's single episodes) and the loss's value on ``batch_size`` episodes at T + 1 steps (the padding probe's
+    second length; its first, T, is the batches' own compiled shape). Three compilations cost 0.27-0.33 CPU-s with
+    their tracing and lowering, the one 0.20-0.22 (FrozenLake-v1, ``benchmarks/bench_frameworks.py --jax``). A call
+    computes all three: what a call does not need gets a placeholder batch (one one-step episode from state 0,
+    repeated), whose outputs are dropped; so only small problems use it (``PRELUDE_MAX_ROWS``: the head's Jacobian
+    is recomputed by every call). When the first call fails (the loss cannot be traced, returns a non-scalar, ...)
+    it is not used again and the separate functions report the error as without it."""
+
+    def __init__(self, loss_fn, pol: _Policy, mdp, table: np.ndarray, T: int, batch_size: int):
+        from types import SimpleNamespace
+
+        self.fn, self.pol, self.table = _compiled_prelude(loss_fn), pol, table
+        self.T, self.batch_size, self.ok = T, batch_size, True
+
+        def placeholder(n: int, steps: int) -> Batch:
+            eps = SimpleNamespace(s_t=np.zeros((n, 2), dtype=np.int64), a_t=np.zeros((n, 1), dtype=np.int64),
+                                  r_t=np.zeros((n, 1)), lengths=np.ones(n, dtype=np.int64), mdp=mdp)
+            return batch_arrays(eps, table, steps)
+        self.one, self.probe = placeholder(1, T), placeholder(batch_size, T + 1)
+
+    def _call(self, one: Batch, probe: Batch):
+        return self.fn(self.pol.params, self.table, one, probe, self.pol.apply, self.pol.output)
+
+    def head(self, params, obs):
+        """``_head``'s outputs (``_target``), from the first call; the separate ``_head`` when it fails."""
+        try:
+            return self._call(self.one, self.probe)[0]
+        except Exception:  # noqa: BLE001 - the user's code: the separate functions report it (or fall back)
+            self.ok = False
+            return _head()(params, obs, self.pol.apply, self.pol.output)
+
+    def fits_one(self, b: Batch) -> bool:
+        return self.ok and b.actions.shape == (1, self.T)
+
+    def fits_probe(self, b: Batch) -> bool:
+        return self.ok and b.actions.shape == (self.batch_size, self.T + 1)
+
+    def value_and_grad(self, _params, b: Batch):
+        """(loss, flat grad) of the one-episode batch ``b`` (``fits_one``)."""
+        return self._call(b, self.probe)[1]
+
+    def value(self, _params, b: Batch):
+        """The loss of the batch ``b`` of ``batch_size`` episodes at T + 1 steps (``fits_probe``)."""
+        return self._call(self.one, b)[2]
+
+
+PRELUDE_MAX_ROWS = 1024     # S A up to this: the prelude's head (a Jacobian [S A, d], d <= PRELUDE_MAX_ROWS too)
+                            # costs well under a millisecond per call
+
+
 def refuse_batch_coupled(apply: Callable, params, obs, out) -> None:
     """Raise ``LossError`` when the policy's output for a state depends on the other rows of the call.
 
@@ -684,7 +771,7 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
     label = _loss_name(loss_fn, name)
-    with jax.enable_x64(True), persistent_cache():
+    with jax.enable_x64(True), persistent_cache(), frozen_heap():
         import jax.numpy as jnp
 
         pol = _Policy(apply, params, output)
