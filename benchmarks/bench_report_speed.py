@@ -20,9 +20,11 @@ compiles them at install; an editable install writes them on its first run); ``e
 setting (with ``PYTHONDONTWRITEBYTECODE=1``, as on the development machine, every run compiles pgverify's modules:
 the very first run after an editable install).
 
-The garbage collector (``--gc``): each command is timed cold a second time with CPython's default collector
-thresholds instead of pgverify's ``verify.cli._process.GC_THRESHOLDS`` (the same code otherwise, in the same run),
-and the ratio is printed.
+The garbage collector (``--gc``): each command also runs cold ``--runs`` more times under pgverify's collector
+thresholds (``verify.cli._process.GC_THRESHOLDS``) and as many under CPython's defaults, alternated, through one
+wrapper that times the collector itself (``gc.callbacks``): the medians of the CPU seconds, of the CPU seconds
+inside the collector and the collections per generation are printed for both. The collector's own time is the
+steadier figure: the whole command's varies more between runs than the collector's share of it.
 """
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ def main() -> None:
                         help="also time the commands on an earlier source tree (e.g. `git archive main | tar -x -C "
                              "DIR`), imported through PYTHONPATH: the previous implementation in the same run")
     parser.add_argument("--gc", action="store_true",
-                        help="also time each command cold with CPython's default garbage-collector thresholds")
+                        help="also run each command cold under pgverify's and CPython's default collector thresholds, "
+                             "alternated, and time the collector")
     parser.add_argument("--bytecode", choices=("cached", "environment"), default="cached",
                         help="cached: .pyc files written by an untimed warm-up run (an installed package; default); "
                              "environment: as PYTHONDONTWRITEBYTECODE etc. say")
@@ -117,11 +120,13 @@ def main() -> None:
         warm = cpu(command, cache, args.runs, fresh=False)
         measured[name] = cold, warm
         versus = f"  cold = {cold / old:.2f} x previous" if args.previous else ""
-        if args.gc:
-            default = cpu(default_gc(command), None, args.runs, fresh=True)
-            print(f"{name + ' (default gc)':26s} {default:10.2f} {'':>10s} {default / base:9.2f}")
-            versus += f"  cold = {cold / default:.2f} x default gc"
         print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}{versus}")
+    if args.gc:
+        print(f"the collector, cold, {args.runs} runs of each, alternated (medians; collections per generation):")
+        print(f"{'command':26s} {'thresholds':16s} {'CPU-s':>6s} {'in gc':>6s}  collections")
+        for name, command in commands.items():
+            for label, (total, in_gc, counts) in gc_compare(command, args.runs).items():
+                print(f"{name:26s} {label:16s} {total:6.2f} {in_gc:6.2f}  {counts}")
     if not args.quick_only:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(commands["report"], cache)
@@ -138,12 +143,51 @@ def main() -> None:
                   f"{'' if after[0] < 1.5 else ' (not idle: the verdicts are the loaded figures)'}")
 
 
-def default_gc(command: list[str]) -> list[str]:
-    """``command`` (``python -m verify ...``) run with CPython's default collector thresholds instead of
-    ``verify.cli._process.GC_THRESHOLDS``."""
-    run = ("import gc, sys; import verify.cli as cli; import verify.cli._process as process; "
-           "process.GC_THRESHOLDS = gc.get_threshold(); sys.exit(cli.main())")
-    return [sys.executable, "-c", run, *command[3:]]
+GC_CHILD = """
+import atexit, gc, json, os, sys, time
+import verify.cli as cli
+import verify.cli._process as process
+if os.environ["BENCH_GC"] == "default":
+    process.GC_THRESHOLDS = gc.get_threshold()
+spent = [0.0, 0.0]
+def watch(phase, info):
+    if phase == "start":
+        spent[1] = time.process_time()
+    else:
+        spent[0] += time.process_time() - spent[1]
+gc.callbacks.append(watch)
+def done():
+    with open(os.environ["BENCH_GC_OUT"], "w") as f:
+        json.dump({"in_gc": spent[0], "thresholds": process.GC_THRESHOLDS,
+                   "collections": [s["collections"] for s in gc.get_stats()]}, f)
+atexit.register(done)
+sys.exit(cli.main())
+"""
+
+
+def gc_compare(command: list[str], runs: int) -> dict:
+    """{thresholds label: (median CPU-s, median CPU-s in the collector, collections per generation)} of
+    ``command`` (``python -m verify ...``) cold, under pgverify's thresholds and CPython's default, alternated."""
+    import json
+
+    out: dict = {"pgverify": [], "default": []}
+    labels = {}
+    for _ in range(runs):
+        for which in out:
+            env = child_env(tempfile.mkdtemp(prefix="pgverify-bench-cache-"))
+            result = os.path.join(tempfile.mkdtemp(prefix="pgverify-bench-gc-"), "gc.json")
+            env |= {"BENCH_GC": which, "BENCH_GC_OUT": result}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-c", GC_CHILD, *command[3:]], check=False, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=env)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            with open(result) as f:
+                seen = json.load(f)
+            labels[which] = str(tuple(seen["thresholds"]))
+            out[which].append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, seen["in_gc"],
+                               "/".join(map(str, seen["collections"]))))
+    return {labels[w]: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows), rows[0][2])
+            for w, rows in out.items()}
 
 
 GOALS = {"report --quick": 2.0, "report": 5.0}    # issue 28's targets, CPU seconds, idle machine
