@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sympy import (
-    Basic, Integer, Poly, Symbol, UnevaluatedExpr, cancel, diff, exp, expand,
-    factorial2, integrate, log, pi, sqrt, symbols,
+    Basic, Symbol, UnevaluatedExpr, cancel, diff, exp, expand, integrate, log, pi, sqrt, symbols,
 )
 
 from derive.notation import Density, Expectation, Grad, Integrate, TestFn, x
@@ -66,10 +65,6 @@ def _gaussian_pdf():
     return exp(-(x - mu) ** 2 / (2 * sigma**2)) / (sqrt(2 * pi) * sigma)
 
 
-def _gaussian_moment(k: int) -> Basic:
-    return Integer(0) if k % 2 else (factorial2(k - 1) if k else Integer(1))
-
-
 def gaussian_integrate(integrand: Basic) -> Basic:
     """int integrand dx for integrand = polynomial(x) * N(x; mu, sigma^2).
 
@@ -81,8 +76,9 @@ def gaussian_integrate(integrand: Basic) -> Basic:
         q = cancel(q)
     if not q.is_polynomial(x):
         raise ValueError(f"integrand is not a polynomial times the Gaussian pdf: {q}")
-    poly = Poly(expand(q.subs(x, mu + sigma * _z)), _z)
-    return expand(sum(c * _gaussian_moment(m) for (m,), c in poly.terms()))
+    from derive.gaussian_lq import expect_normal     # E[z^(2j)] = (2j - 1)!!, in SymPy's polynomial ring
+
+    return expect_normal(q.subs(x, mu + sigma * _z), (_z,))
 
 
 def gaussian_model(param: str = "mu", degree: int = 3) -> ContinuousModel:

@@ -308,3 +308,17 @@ def test_chunked_enumeration_moments_match(monkeypatch):
     chunked = exact_moments(est, mdp, policy)
     np.testing.assert_allclose(chunked.mean, whole.mean, atol=1e-14)
     np.testing.assert_allclose(chunked.cov, whole.cov, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["chain", "discounted"])
+def test_ppo_clipped_at_theta_old_is_its_weights_bit_for_bit(name):
+    """At theta = theta_old (the default) the clipped weights are the weights themselves: the ratio computed in full
+    (old log-probabilities passed explicitly) gives the same bits as the default's shortcut."""
+    from verify.checks.estimators import ppo_clipped, state_value
+
+    problem = builtin_examples()[name]
+    eps = sample_episodes(problem.mdp, problem.policy, 300, np.random.default_rng(5))
+    shortcut = ppo_clipped(state_value)(eps)
+    full = ppo_clipped(state_value, old_log_probs=lambda e: e.policy.log_probs)(eps)
+    assert shortcut.tobytes() == full.tobytes() == state_value(eps).tobytes()
+    assert not ppo_clipped(state_value, clip=0.0)(eps).any()        # no clip range: nothing active

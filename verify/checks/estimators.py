@@ -294,6 +294,8 @@ def ppo_clipped(weights: Weights, clip: float = 0.2, old_log_probs: Callable[[Ep
     """
     def clipped(eps: Episodes) -> np.ndarray:
         w = weights(eps)
+        if old_log_probs is None and clip > 0:
+            return w        # rho_t = exp(0) = 1, inside (1 - eps, 1 + eps): every step active, rho_t w_t = w_t exactly
         st = eps.steps
         old = eps.policy.log_probs if old_log_probs is None else old_log_probs(eps)
         rho = np.exp(eps.policy.log_probs[st.s, st.a] - old[st.s, st.a])
