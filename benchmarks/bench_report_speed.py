@@ -2,7 +2,9 @@
 
 Run from the repository root: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_report_speed.py [--runs N]
 [--quick-only]``. Each figure is the user + system CPU time of a fresh process (``resource.getrusage
-(RUSAGE_CHILDREN)``, so imports count), the median of N runs (default 3):
+(RUSAGE_CHILDREN)``, so imports count), the median of N runs (default 3), taken in N rounds that each run the
+baseline and every command cold and warm once (a slow minute of a shared machine then falls on all of them alike;
+the cold runs' range is printed too):
 
 - cold: a new, empty cache directory for every run (``PGVERIFY_CACHE_DIR``), what a first run or ``--no-cache``
   costs;
@@ -49,20 +51,20 @@ def child_env(cache: str) -> dict[str, str]:
     return env
 
 
-def cpu(args: list[str], cache: str | None, runs: int, fresh: bool, tree: str | None = None) -> float:
-    """Median CPU seconds of ``args`` in fresh processes; ``fresh``: a new empty cache directory per run; ``tree``:
-    import pgverify from that source tree instead (``--previous``)."""
-    times = []
-    for _ in range(runs):
-        directory = tempfile.mkdtemp(prefix="pgverify-bench-cache-") if fresh else cache
-        env = child_env(directory or "")
-        if tree:
-            env["PYTHONPATH"] = tree
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return statistics.median(times)
+def once(args: list[str], cache: str, tree: str | None = None) -> float:
+    """CPU seconds of one fresh process running ``args`` with the proof cache ``cache``; ``tree``: import pgverify
+    from that source tree instead (``--previous``)."""
+    env = child_env(cache)
+    if tree:
+        env["PYTHONPATH"] = tree
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def fresh() -> str:
+    return tempfile.mkdtemp(prefix="pgverify-bench-cache-")
 
 
 def fill(args: list[str], cache: str, tree: str | None = None) -> None:
@@ -100,27 +102,42 @@ def main() -> None:
                                       os.path.join(out, "r.html")],
         }
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs; "
-          f"median of {args.runs} runs; bytecode {args.bytecode}")
+          f"median of {args.runs} rounds; bytecode {args.bytecode}")
     if PYCACHE is not None:     # untimed: every module's .pyc written once, as an installed package has them
         for command in [[sys.executable, "-c", "import numpy, sympy"], *commands.values()]:
             fill(command, tempfile.mkdtemp(prefix="pgverify-bench-cache-"))
             if args.previous:
                 fill(command, tempfile.mkdtemp(prefix="pgverify-bench-cache-"), os.path.abspath(args.previous))
-    base = cpu([sys.executable, "-c", "import numpy, sympy"], None, args.runs, fresh=True)
-    print(f"{'command':26s} {'cold CPU-s':>10s} {'warm CPU-s':>10s} {'cold/base':>9s} {'warm/base':>9s}")
+    base_command = [sys.executable, "-c", "import numpy, sympy"]
+    previous = os.path.abspath(args.previous) if args.previous else None
+    caches = {name: fresh() for name in commands}
+    for name, command in commands.items():      # untimed: the warm runs' caches, each filled by one run
+        fill(command, caches[name])
+    # Rounds: each runs the baseline and every command cold and warm (and on the previous tree) one after the other,
+    # so a slow minute of the machine falls on all of them alike, not on one command's every run.
+    times: dict = {"base": []}
+    for _ in range(args.runs):
+        times["base"].append(once(base_command, fresh()))
+        for name, command in commands.items():
+            if previous:
+                times.setdefault((name, "previous"), []).append(once(command, fresh(), previous))
+            times.setdefault((name, "cold"), []).append(once(command, fresh()))
+            times.setdefault((name, "warm"), []).append(once(command, caches[name]))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med["base"]
+    print(f"{'command':26s} {'cold CPU-s':>10s} {'warm CPU-s':>10s} {'cold/base':>9s} {'warm/base':>9s}  cold runs")
     print(f"{'import numpy, sympy':26s} {base:10.2f} {'':>10s} {1.0:9.2f}")
     measured = {}
-    for name, command in commands.items():
-        if args.previous:
-            old = cpu(command, None, args.runs, fresh=True, tree=os.path.abspath(args.previous))
-            print(f"{name + ' (previous)':26s} {old:10.2f} {'':>10s} {old / base:9.2f}")
-        cold = cpu(command, None, args.runs, fresh=True)
-        cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
-        fill(command, cache)
-        warm = cpu(command, cache, args.runs, fresh=False)
+    for name in commands:
+        if previous:
+            old = med[name, "previous"]
+            print(f"{name + ' (previous)':26s} {old:10.2f} {'':>10s} {old / base:9.2f} {'':>9s}  "
+                  f"{min(times[name, 'previous']):.2f}-{max(times[name, 'previous']):.2f}")
+        cold, warm = med[name, "cold"], med[name, "warm"]
         measured[name] = cold, warm
-        versus = f"  cold = {cold / old:.2f} x previous" if args.previous else ""
-        print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}{versus}")
+        versus = f"  cold = {cold / old:.2f} x previous" if previous else ""
+        print(f"{name:26s} {cold:10.2f} {warm:10.2f} {cold / base:9.2f} {warm / base:9.2f}  "
+              f"{min(times[name, 'cold']):.2f}-{max(times[name, 'cold']):.2f}{versus}")
     if args.gc:
         print(f"the collector, cold, {args.runs} runs of each, alternated (medians; collections per generation):")
         print(f"{'command':26s} {'thresholds':16s} {'CPU-s':>6s} {'in gc':>6s}  collections")
@@ -130,7 +147,7 @@ def main() -> None:
     if not args.quick_only:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(commands["report"], cache)
-        shared = cpu(commands["latex"], cache, args.runs, fresh=False)
+        shared = statistics.median(once(commands["latex"], cache) for _ in range(args.runs))
         print(f"{'latex after report':26s} {'':>10s} {shared:10.2f} {'':>9s} {shared / base:9.2f}")
     after = os.getloadavg()
     print(f"load average after: {' '.join(f'{v:.2f}' for v in after)}")
