@@ -200,3 +200,28 @@ def test_next_or_end_gives_the_next_row_or_minus_one_where_the_episode_ends():
             expected = [-1 if problem.mdp.terminal[s] else s * K for s in tab.next_state.tolist()]
             assert tab.next_or_end.tolist() == expected
             assert not tab.next_or_end.flags.writeable
+
+
+def test_ctrl_c_inside_compiled_code_is_raised_when_it_returns():
+    """SIGINT during the kernel's calls (numba may be compiling, calling back into Python through ctypes, which
+    drops an exception raised there) is held until the block ends, then raised as KeyboardInterrupt."""
+    import os
+    import signal
+
+    from verify.numerics.sampler import _interrupt_after_compiled_code
+
+    reached = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupt_after_compiled_code():
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):          # Python code after the signal: no KeyboardInterrupt in here
+                    pass
+                reached.append(True)
+        assert reached == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with _interrupt_after_compiled_code():   # no signal: nothing raised
+            pass
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -36,8 +36,11 @@ no cap is harmless, so an episode still running at the cap raises ``UsageError``
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator
@@ -448,12 +451,37 @@ def compiled_kernel(expected_steps: float = math.inf):
     return _KERNEL or None
 
 
+@contextlib.contextmanager
+def _interrupt_after_compiled_code():
+    """Ctrl-C during the block is raised as ``KeyboardInterrupt`` when it ends, not inside it.
+
+    numba compiles the kernel on its first calls, and its compiler calls back into Python through ctypes (the object
+    cache's notifications); a ``KeyboardInterrupt`` raised inside such a callback is printed ("Exception ignored on
+    calling ctypes callback function") and dropped, and the run went on (``tests/test_hostile_signals.py`` caught
+    it once in CI). The compiled loops do not look at signals anyway, so the interrupt comes no later than before.
+    Only Python's own handler in the main thread is replaced; any other is left alone.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    seen = []
+    signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if seen:
+        raise KeyboardInterrupt
+
+
 def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: JointTable, n: int, cap: int,
                            s0: np.ndarray, alive: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
                            meter: WorkMeter, workspace: dict) -> Episodes | None:
     """``_sample_chunk`` from s_0 on, by the compiled kernel: the same draws, episodes and errors (None, nothing
     drawn, when the kernel cannot have its log's memory)."""
-    result = kernel.run_chunk(table, alive, rows, n, cap, meter.remaining(), rng, workspace)
+    with _interrupt_after_compiled_code():
+        result = kernel.run_chunk(table, alive, rows, n, cap, meter.remaining(), rng, workspace)
     if result is None:
         return None
     stopped, taken, running, lengths, log = result
@@ -462,9 +490,10 @@ def _sample_chunk_compiled(kernel, mdp: TabularMDP, policy: Policy, table: Joint
         raise UsageError(f"{_work_what(mdp, n)} stopped at the work limit")   # charge raises; round-off aside
     _require_terminated(mdp, running, n, cap)
     meter.charge(taken, "sampling")
-    order, first = kernel.longest_first(lengths, cap)
-    final = s0.copy()
-    n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final)
+    with _interrupt_after_compiled_code():
+        order, first = kernel.longest_first(lengths, cap)
+        final = s0.copy()
+        n_step, t_step, s, a, r = kernel.steps_from_log(table, log, lengths, order, first, final)
     steps = Steps(n=n_step, t=t_step, s=s, a=a, r=r, lengths=lengths, n_states=mdp.n_states,
                   n_actions=mdp.n_actions)
     return StepEpisodes(steps, final, mdp, policy)
