@@ -51,10 +51,10 @@ def child_env(cache: str) -> dict[str, str]:
     return env
 
 
-def once(args: list[str], cache: str, tree: str | None = None) -> float:
+def once(args: list[str], cache: str, tree: str | None = None, extra_env: dict | None = None) -> float:
     """CPU seconds of one fresh process running ``args`` with the proof cache ``cache``; ``tree``: import pgverify
-    from that source tree instead (``--previous``)."""
-    env = child_env(cache)
+    from that source tree instead (``--previous``); ``extra_env``: more environment variables (``--gc``)."""
+    env = child_env(cache) | (extra_env or {})
     if tree:
         env["PYTHONPATH"] = tree
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -68,10 +68,8 @@ def fresh() -> str:
 
 
 def fill(args: list[str], cache: str, tree: str | None = None) -> None:
-    env = child_env(cache)
-    if tree:
-        env["PYTHONPATH"] = tree
-    subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree)
+    """One untimed run (the warm runs' cache, or the .pyc files)."""
+    once(args, cache, tree)
 
 
 def main() -> None:
@@ -191,18 +189,13 @@ def gc_compare(command: list[str], runs: int) -> dict:
     labels = {}
     for _ in range(runs):
         for which in out:
-            env = child_env(tempfile.mkdtemp(prefix="pgverify-bench-cache-"))
             result = os.path.join(tempfile.mkdtemp(prefix="pgverify-bench-gc-"), "gc.json")
-            env |= {"BENCH_GC": which, "BENCH_GC_OUT": result}
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run([sys.executable, "-c", GC_CHILD, *command[3:]], check=False, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, env=env)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            total = once([sys.executable, "-c", GC_CHILD, *command[3:]], fresh(),
+                         extra_env={"BENCH_GC": which, "BENCH_GC_OUT": result})
             with open(result) as f:
                 seen = json.load(f)
             labels[which] = str(tuple(seen["thresholds"]))
-            out[which].append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, seen["in_gc"],
-                               "/".join(map(str, seen["collections"]))))
+            out[which].append((total, seen["in_gc"], "/".join(map(str, seen["collections"]))))
     return {labels[w]: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows), rows[0][2])
             for w, rows in out.items()}
 
