@@ -1,0 +1,841 @@
+"""A numpy evaluator of JAX jaxprs: a loss's first check without lowering or XLA compilation.
+
+``numpy_program(closed_jaxpr)`` walks a traced program once (nested jaxprs too) and returns a function of its flat
+inputs that evaluates it with numpy, one prepared closure per equation. It implements XLA's semantics dtype for
+dtype (integer division truncates, float -> int conversion saturates, gathers and dynamic slices clamp or fill as
+their mode says, ...); a primitive, or a parameter of one, that it does not implement exactly raises
+``Unsupported`` before anything runs, and the caller compiles with XLA instead. Float results differ from XLA's
+only in the round-off of reductions, dot products and transcendental functions (summation order, libm).
+
+JAX is imported lazily (inside functions): the module itself needs numpy only.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Unsupported", "numpy_program"]
+
+
+class Unsupported(Exception):
+    """A primitive (or a parameter value of one) the numpy evaluator does not implement exactly; the message names
+    it. Refusing is always safe: the caller compiles with XLA instead."""
+
+
+def numpy_program(closed_jaxpr) -> Callable[..., list]:
+    """The numpy evaluation of ``closed_jaxpr`` (a ``jax.core.ClosedJaxpr``, e.g. from ``jax.make_jaxpr``).
+
+    Args:
+      closed_jaxpr: the traced program; its consts are bound once.
+
+    Returns:
+      ``run(*args) -> list[np.ndarray]``: ``args`` are the program's flat inputs (numpy arrays or Python scalars,
+      in ``jaxpr.invars`` order), cast to their avals' dtypes; the outputs have the avals' dtypes and shapes.
+
+    Raises:
+      Unsupported: an equation (at any depth) is not supported; raised here, before anything runs.
+    """
+    return _Program(closed_jaxpr.jaxpr, closed_jaxpr.consts).run
+
+
+# --- the program: a list of prepared closures over a list environment ------------------------------------------------
+
+class _Program:
+    __slots__ = ("template", "in_slots", "in_specs", "steps", "out_slots", "run")
+
+    def __init__(self, jaxpr, consts):
+        from jax.extend.core import Literal
+
+        slots: dict = {}
+        template: list = []
+
+        def slot(v) -> int:
+            if v not in slots:
+                slots[v] = len(template)
+                template.append(None)
+            return slots[v]
+
+        def read(v) -> int:
+            if isinstance(v, Literal):
+                template.append(_as_array(v.val, v.aval.dtype))
+                return len(template) - 1
+            return slots[v]
+
+        for v, c in zip(jaxpr.constvars, consts):
+            template[slot(v)] = _as_array(c, v.aval.dtype)
+        self.in_slots = [slot(v) for v in jaxpr.invars]
+        self.in_specs = [(np.dtype(v.aval.dtype), tuple(v.aval.shape)) for v in jaxpr.invars]
+        steps = []
+        for eqn in jaxpr.eqns:
+            fn = _rule(eqn)
+            ins = tuple(read(v) for v in eqn.invars)
+            outs = tuple(slot(v) for v in eqn.outvars)      # a DropVar gets a slot of its own, never read
+            dtypes = tuple(np.dtype(v.aval.dtype) for v in eqn.outvars)
+            if eqn.primitive.multiple_results:
+                steps.append((fn, ins, outs, dtypes, True))
+            else:
+                steps.append((fn, ins, outs[0], dtypes[0], False))
+        self.template, self.steps = template, steps
+        self.out_slots = [read(v) for v in jaxpr.outvars]
+        self.run = self._run
+
+    def _run(self, *args) -> list:
+        if len(args) != len(self.in_slots):
+            raise TypeError(f"the program takes {len(self.in_slots)} inputs, got {len(args)}")
+        env = list(self.template)
+        for i, a, (dt, shape) in zip(self.in_slots, args, self.in_specs):
+            a = np.asarray(a, dtype=dt)
+            if a.shape != shape:
+                raise ValueError(f"input of shape {a.shape} where the program was traced with {shape}")
+            env[i] = a
+        with np.errstate(all="ignore"):         # XLA's inf/nan, no warnings
+            for fn, ins, out, dt, multi in self.steps:
+                if multi:
+                    for o, d, r in zip(out, dt, fn(*[env[i] for i in ins])):
+                        env[o] = r if r.dtype == d else r.astype(d)
+                else:
+                    r = fn(*[env[i] for i in ins])
+                    env[out] = r if r.dtype == dt else r.astype(dt)
+        return [np.asarray(env[i]) for i in self.out_slots]
+
+
+def _as_array(value, dtype) -> np.ndarray:
+    return np.asarray(value, dtype=np.dtype(dtype))
+
+
+def _nested(closed) -> Callable:
+    """The prepared program of a nested ``ClosedJaxpr`` (or an open ``Jaxpr`` without consts)."""
+    if hasattr(closed, "consts"):
+        return _Program(closed.jaxpr, closed.consts).run
+    return _Program(closed, ()).run
+
+
+# --- rules: primitive name -> (eqn -> closure) --------------------------------------------------------------------------
+
+_RULES: dict[str, Callable] = {}
+
+
+def _rule(eqn) -> Callable:
+    name = eqn.primitive.name
+    make = _RULES.get(name)
+    if make is None:
+        raise Unsupported(f"primitive {name}")
+    return make(eqn, **eqn.params)
+
+
+def _register(*names):
+    def deco(make):
+        for n in names:
+            _RULES[n] = make
+        return make
+    return deco
+
+
+def _no_accuracy(name, accuracy):
+    if accuracy is not None:
+        raise Unsupported(f"primitive {name} with accuracy={accuracy!r}")
+
+
+def _out_dtype(eqn, k: int = 0) -> np.dtype:
+    return np.dtype(eqn.outvars[k].aval.dtype)
+
+
+def _in_dtype(eqn, k: int = 0) -> np.dtype:
+    return np.dtype(eqn.invars[k].aval.dtype)
+
+
+def _is_int(dt) -> bool:
+    return np.issubdtype(dt, np.integer)
+
+
+def _is_float(dt) -> bool:
+    return np.issubdtype(dt, np.floating)
+
+
+def _real(eqn):
+    """Complex numbers: refused everywhere (none of the rules is written for them)."""
+    for v in list(eqn.invars) + list(eqn.outvars):
+        if np.issubdtype(np.dtype(v.aval.dtype), np.complexfloating):
+            raise Unsupported(f"primitive {eqn.primitive.name} on complex numbers")
+
+
+def _elementwise(table: dict):
+    """Rules whose closure is a numpy ufunc (``accuracy`` must be None where the primitive has it)."""
+    for name, ufunc in table.items():
+        def make(eqn, accuracy=None, _f=ufunc, _n=name, **params):
+            _real(eqn)
+            _no_accuracy(_n, accuracy)
+            if params.get("out_dtype") is not None:
+                raise Unsupported(f"primitive {_n} with out_dtype={params['out_dtype']}")
+            return _f
+        _RULES[name] = make
+
+
+_elementwise({
+    "add": np.add, "add_any": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative,
+    "exp": np.exp, "log": np.log, "tanh": np.tanh, "sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p,
+    "expm1": np.expm1, "exp2": np.exp2, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
+    "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
+    "acosh": np.arccosh, "atanh": np.arctanh, "atan2": np.arctan2, "cbrt": np.cbrt, "floor": np.floor,
+    "ceil": np.ceil, "is_finite": np.isfinite,
+    "max": np.maximum, "min": np.minimum,          # both propagate NaN, as XLA's max and min
+    "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
+    "ge": np.greater_equal,
+    "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor, "not": np.invert,   # bool: logical
+    "square": np.square,
+})
+
+
+@_register("stop_gradient", "copy", "copy_p", "optimization_barrier")
+def _identity(eqn, **params):
+    if eqn.primitive.multiple_results:
+        return lambda *xs: xs
+    return lambda x: x
+
+
+@_register("div")
+def _div(eqn, **params):
+    _real(eqn)
+    dt = _out_dtype(eqn)
+    if not _is_int(dt):
+        return np.true_divide
+    return _int_div
+
+
+def _int_div(a, b):
+    """XLA's integer division: truncated toward zero; x / 0 = -1; INT_MIN / -1 = INT_MIN (wraps)."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    zero = b == 0
+    safe = np.where(zero, 1, b).astype(b.dtype)
+    if np.issubdtype(a.dtype, np.signedinteger):
+        overflow = (a == np.iinfo(a.dtype).min) & (safe == -1)
+        safe = np.where(overflow, 1, safe).astype(b.dtype)     # a / 1 = INT_MIN: the wrapped result
+        q = np.floor_divide(a, safe)
+        q = q + ((np.remainder(a, safe) != 0) & ((a < 0) != (safe < 0))).astype(q.dtype)
+    else:
+        q = np.floor_divide(a, safe)
+    return np.where(zero, np.array(-1).astype(a.dtype), q).astype(a.dtype)
+
+
+@_register("rem")
+def _rem(eqn, **params):
+    _real(eqn)
+    if not _is_int(_out_dtype(eqn)):
+        return np.fmod                       # C fmod: the sign of the dividend, as XLA's rem
+
+    def rem(a, b):
+        """XLA's integer remainder: the sign of the dividend; x % 0 = x; INT_MIN % -1 = 0."""
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        zero = b == 0
+        safe = np.where(zero, 1, b).astype(b.dtype)
+        r = np.fmod(a, safe)                 # numpy's integer fmod truncates (C semantics); a % -1 = 0
+        return np.where(zero, a, r).astype(a.dtype)
+    return rem
+
+
+@_register("sign")
+def _sign(eqn, **params):
+    _real(eqn)
+    if _is_int(_out_dtype(eqn)):
+        return np.sign
+
+    def sign(x):
+        return np.where(x == 0, x, np.sign(x))       # XLA keeps -0.0 (numpy's sign(-0.0) is +0.0)
+    return sign
+
+
+@_register("logistic")
+def _logistic(eqn, accuracy=None, **params):
+    _real(eqn)
+    _no_accuracy("logistic", accuracy)
+    from scipy.special import expit
+    return expit
+
+
+@_register("erf")
+def _erf(eqn, accuracy=None, **params):
+    _real(eqn)
+    _no_accuracy("erf", accuracy)
+    from scipy.special import erf
+    return erf
+
+
+@_register("rsqrt")
+def _rsqrt(eqn, accuracy=None, **params):
+    _real(eqn)
+    _no_accuracy("rsqrt", accuracy)
+    dt = _out_dtype(eqn)
+    one = np.array(1, dtype=dt)
+    return lambda x: one / np.sqrt(x)
+
+
+@_register("round")
+def _round(eqn, rounding_method=0, **params):
+    _real(eqn)
+    if int(rounding_method) == 1:           # TO_NEAREST_EVEN
+        return np.rint
+
+    return _round_half_away
+
+
+def _round_half_away(x):
+    """XLA's ROUND_AWAY_FROM_ZERO (x - trunc(x) is exact, so halves are found exactly)."""
+    r = np.trunc(x)
+    frac = np.abs(x - r)
+    return np.where(frac >= 0.5, r + np.sign(x), r).astype(x.dtype)
+
+
+@_register("pow")
+def _pow(eqn, **params):
+    _real(eqn)
+    dt = _out_dtype(eqn)
+    if not _is_float(dt):
+        raise Unsupported(f"primitive pow on {dt}")
+    # XLA converts an integer exponent to the base's dtype, then calls power
+    return lambda x, y: np.power(x, np.asarray(y).astype(dt, copy=False))
+
+
+@_register("integer_pow")
+def _integer_pow(eqn, y, **params):
+    _real(eqn)
+    dt = _out_dtype(eqn)
+    y = int(y)
+    if y == 0:
+        return lambda x: np.ones(np.shape(x), dtype=dt)
+    reciprocal, n = y < 0, abs(y)
+
+    def integer_pow(x):
+        # jax's lowering: binary exponentiation by repeated multiplication (not libm's pow), then 1 / acc
+        acc, base, k = None, x, n
+        while k > 0:
+            if k & 1:
+                acc = base if acc is None else acc * base
+            k >>= 1
+            if k > 0:
+                base = base * base
+        return np.array(1, dtype=dt) / acc if reciprocal else acc
+    return integer_pow
+
+
+@_register("select_n")
+def _select_n(eqn, **params):
+    n = len(eqn.invars) - 1
+    if n == 1:
+        return lambda which, a: a
+    if _in_dtype(eqn) == np.bool_:
+        return lambda which, a, b: np.where(which, b, a)
+
+    def select_n(which, *cases):
+        # XLA: an out-of-range case index is undefined; clamped here (select_n is only bound in range)
+        return np.choose(np.clip(which, 0, n - 1), cases)
+    return select_n
+
+
+@_register("clamp")
+def _clamp(eqn, **params):
+    _real(eqn)
+    return lambda lo, x, hi: np.minimum(np.maximum(x, lo), hi)
+
+
+@_register("convert_element_type")
+def _convert(eqn, new_dtype, **params):
+    _real(eqn)
+    src, dst = _in_dtype(eqn), np.dtype(new_dtype)
+    if dst == np.bool_:
+        return lambda x: np.not_equal(x, 0)
+    if _is_float(src) and _is_int(dst):
+        info = np.iinfo(dst)
+        lo, hi = float(info.min), float(info.max)       # hi rounds up to 2^k in floating point
+
+        def float_to_int(x):
+            """XLA: truncation toward zero, saturating at the integer range, NaN -> 0."""
+            t = np.trunc(x)
+            big, small, nan = t >= hi, t <= lo, np.isnan(t)
+            out = np.where(big | small | nan, 0, t).astype(dst)
+            if big.any() or small.any() or nan.any():
+                out = np.where(big, info.max, np.where(small, info.min, out)).astype(dst)
+            return out
+        return float_to_int
+    return lambda x: np.asarray(x).astype(dst)
+
+
+# --- shapes ---------------------------------------------------------------------------------------------------------
+
+@_register("broadcast_in_dim")
+def _broadcast_in_dim(eqn, shape, broadcast_dimensions, **params):
+    if len(eqn.invars) != 1:
+        raise Unsupported("primitive broadcast_in_dim with dynamic shapes")
+    shape = tuple(int(s) for s in shape)
+    dims = [int(d) for d in broadcast_dimensions]
+    operand_shape = tuple(eqn.invars[0].aval.shape)
+    lifted = [1] * len(shape)
+    for d, n in zip(dims, operand_shape):
+        lifted[d] = n
+    lifted = tuple(lifted)
+    return lambda x: np.broadcast_to(np.reshape(x, lifted), shape)
+
+
+@_register("reshape")
+def _reshape(eqn, new_sizes, dimensions=None, **params):
+    if dimensions is not None:
+        raise Unsupported("primitive reshape with dimensions")
+    if len(eqn.invars) != 1:
+        raise Unsupported("primitive reshape with dynamic shapes")
+    new_sizes = tuple(int(s) for s in new_sizes)
+    return lambda x: np.reshape(x, new_sizes)
+
+
+@_register("squeeze")
+def _squeeze(eqn, dimensions, **params):
+    shape = tuple(eqn.outvars[0].aval.shape)
+    return lambda x: np.reshape(x, shape)
+
+
+@_register("expand_dims")
+def _expand_dims(eqn, **params):
+    shape = tuple(eqn.outvars[0].aval.shape)
+    return lambda x: np.reshape(x, shape)
+
+
+@_register("transpose")
+def _transpose(eqn, permutation, **params):
+    perm = tuple(int(p) for p in permutation)
+    return lambda x: np.transpose(x, perm)
+
+
+@_register("rev")
+def _rev(eqn, dimensions, **params):
+    index = [slice(None)] * len(eqn.invars[0].aval.shape)
+    for d in dimensions:
+        index[int(d)] = slice(None, None, -1)
+    index = tuple(index)
+    return lambda x: x[index]
+
+
+@_register("concatenate")
+def _concatenate(eqn, dimension, **params):
+    axis = int(dimension)
+    return lambda *xs: np.concatenate(xs, axis=axis)
+
+
+@_register("split")
+def _split(eqn, sizes, axis, **params):
+    cuts = list(np.cumsum([int(s) for s in sizes])[:-1])
+    axis = int(axis)
+    return lambda x: np.split(x, cuts, axis=axis)
+
+
+@_register("iota")
+def _iota(eqn, dtype, shape, dimension, **params):
+    if len(eqn.invars):
+        raise Unsupported("primitive iota with dynamic shapes")
+    shape, d = tuple(int(s) for s in shape), int(dimension)
+    lifted = [1] * len(shape)
+    lifted[d] = shape[d]
+    value = np.broadcast_to(np.arange(shape[d], dtype=np.dtype(dtype)).reshape(lifted), shape)
+    return lambda: value
+
+
+@_register("slice")
+def _slice(eqn, start_indices, limit_indices, strides=None, **params):
+    strides = strides or (1,) * len(start_indices)
+    index = tuple(slice(int(a), int(b), int(s)) for a, b, s in zip(start_indices, limit_indices, strides))
+    return lambda x: x[index]
+
+
+@_register("pad")
+def _pad(eqn, padding_config, **params):
+    config = [(int(lo), int(hi), int(interior)) for lo, hi, interior in padding_config]
+    in_shape = tuple(eqn.invars[0].aval.shape)
+    out_shape = tuple(eqn.outvars[0].aval.shape)
+    dt = _out_dtype(eqn)
+    full_shape, place, crop = [], [], []
+    for n, (lo, hi, interior) in zip(in_shape, config):
+        inner = n + max(n - 1, 0) * interior
+        full_shape.append(max(lo, 0) + inner + max(hi, 0))
+        place.append(slice(max(lo, 0), max(lo, 0) + inner, interior + 1))
+        crop.append(slice(-min(lo, 0), full_shape[-1] + min(hi, 0)))
+    full_shape, place, crop = tuple(full_shape), tuple(place), tuple(crop)
+
+    def pad(x, value):
+        out = np.full(full_shape, value, dtype=dt)
+        out[place] = x
+        out = out[crop]
+        assert out.shape == out_shape
+        return out
+    return pad
+
+
+def _clamped_starts(operand_shape, sizes):
+    hi = [int(n) - int(s) for n, s in zip(operand_shape, sizes)]
+
+    def starts(idx):
+        return [min(max(int(i), 0), h) for i, h in zip(idx, hi)]
+    return starts
+
+
+@_register("dynamic_slice")
+def _dynamic_slice(eqn, slice_sizes, **params):
+    operand_shape = tuple(eqn.invars[0].aval.shape)
+    if len(eqn.invars) != 1 + len(operand_shape):
+        raise Unsupported("primitive dynamic_slice with dynamic shapes")
+    sizes = [int(s) for s in slice_sizes]
+    starts = _clamped_starts(operand_shape, sizes)
+
+    def dynamic_slice(x, *idx):
+        # XLA clamps each start into [0, dim - size]
+        return x[tuple(slice(s, s + n) for s, n in zip(starts(idx), sizes))]
+    return dynamic_slice
+
+
+@_register("dynamic_update_slice")
+def _dynamic_update_slice(eqn, **params):
+    operand_shape = tuple(eqn.invars[0].aval.shape)
+    sizes = tuple(eqn.invars[1].aval.shape)
+    starts = _clamped_starts(operand_shape, sizes)
+
+    def dynamic_update_slice(x, update, *idx):
+        out = np.array(x, copy=True)
+        out[tuple(slice(s, s + n) for s, n in zip(starts(idx), sizes))] = update
+        return out
+    return dynamic_update_slice
+
+
+# --- reductions -------------------------------------------------------------------------------------------------------
+
+def _axes(axes) -> tuple:
+    return tuple(int(a) for a in axes)
+
+
+@_register("reduce_sum")
+def _reduce_sum(eqn, axes, **params):
+    _real(eqn)
+    axes, dt = _axes(axes), _out_dtype(eqn)
+    if dt == np.bool_:
+        raise Unsupported("primitive reduce_sum on bool")
+    return lambda x: np.sum(x, axis=axes, dtype=dt)
+
+
+@_register("reduce_prod")
+def _reduce_prod(eqn, axes, **params):
+    _real(eqn)
+    axes, dt = _axes(axes), _out_dtype(eqn)
+    if dt == np.bool_:
+        raise Unsupported("primitive reduce_prod on bool")
+    return lambda x: np.prod(x, axis=axes, dtype=dt)
+
+
+def _lowest(dt):
+    if dt == np.bool_:
+        return False
+    return -np.inf if _is_float(dt) else np.iinfo(dt).min
+
+
+def _highest(dt):
+    if dt == np.bool_:
+        return True
+    return np.inf if _is_float(dt) else np.iinfo(dt).max
+
+
+@_register("reduce_max")
+def _reduce_max(eqn, axes, **params):
+    _real(eqn)
+    axes, dt = _axes(axes), _out_dtype(eqn)
+    init = _lowest(dt)        # XLA's identity of max: an empty reduction gives -inf (numpy would raise)
+    return lambda x: np.maximum.reduce(x, axis=axes, initial=init)
+
+
+@_register("reduce_min")
+def _reduce_min(eqn, axes, **params):
+    _real(eqn)
+    axes, dt = _axes(axes), _out_dtype(eqn)
+    init = _highest(dt)
+    return lambda x: np.minimum.reduce(x, axis=axes, initial=init)
+
+
+@_register("reduce_and")
+def _reduce_and(eqn, axes, **params):
+    axes = _axes(axes)
+    if _out_dtype(eqn) != np.bool_:
+        raise Unsupported("primitive reduce_and on integers")
+    return lambda x: np.all(x, axis=axes)
+
+
+@_register("reduce_or")
+def _reduce_or(eqn, axes, **params):
+    axes = _axes(axes)
+    if _out_dtype(eqn) != np.bool_:
+        raise Unsupported("primitive reduce_or on integers")
+    return lambda x: np.any(x, axis=axes)
+
+
+@_register("argmax", "argmin")
+def _argmax(eqn, axes, index_dtype, **params):
+    _real(eqn)
+    (axis,) = _axes(axes)
+    if eqn.invars[0].aval.shape[axis] == 0:
+        raise Unsupported(f"primitive {eqn.primitive.name} over an empty axis")
+    pick = np.argmax if eqn.primitive.name == "argmax" else np.argmin
+    dt = np.dtype(index_dtype)
+    # numpy and jax both return the first NaN, else the first extreme value
+    return lambda x: pick(x, axis=axis).astype(dt)
+
+
+_CUMULATIVE = {"cumsum": np.add, "cumprod": np.multiply, "cummax": np.maximum, "cummin": np.minimum,
+               "cumlogsumexp": np.logaddexp}
+
+
+@_register(*_CUMULATIVE)
+def _cumulative(eqn, axis, reverse, **params):
+    _real(eqn)
+    name, axis, dt = eqn.primitive.name, int(axis), _out_dtype(eqn)
+    if name == "cumlogsumexp" and not _is_float(dt):
+        raise Unsupported(f"primitive cumlogsumexp on {dt}")
+    if dt == np.bool_ and name in ("cumsum", "cumprod"):
+        raise Unsupported(f"primitive {name} on bool")
+    ufunc = _CUMULATIVE[name]
+    flip = [slice(None)] * len(eqn.invars[0].aval.shape)
+    flip[axis] = slice(None, None, -1)
+    flip = tuple(flip)
+    if reverse:
+        return lambda x: ufunc.accumulate(x[flip], axis=axis, dtype=dt)[flip]
+    return lambda x: ufunc.accumulate(x, axis=axis, dtype=dt)
+
+
+# --- dot_general ----------------------------------------------------------------------------------------------------
+
+@_register("dot_general")
+def _dot_general(eqn, dimension_numbers, preferred_element_type=None, precision=None, **params):
+    _real(eqn)
+    (lc, rc), (lb, rb) = [[tuple(int(d) for d in ds) for ds in pair] for pair in dimension_numbers]
+    ls, rs = tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape)
+    dt = _out_dtype(eqn)
+    if dt == np.bool_:
+        raise Unsupported("primitive dot_general on bool")
+    lf = [d for d in range(len(ls)) if d not in lc and d not in lb]
+    rf = [d for d in range(len(rs)) if d not in rc and d not in rb]
+    B = int(np.prod([ls[d] for d in lb], dtype=np.int64))
+    M = int(np.prod([ls[d] for d in lf], dtype=np.int64))
+    K = int(np.prod([ls[d] for d in lc], dtype=np.int64))
+    N = int(np.prod([rs[d] for d in rf], dtype=np.int64))
+    lperm, rperm = tuple(lb) + tuple(lf) + tuple(lc), tuple(rb) + tuple(rc) + tuple(rf)
+    out_shape = tuple(ls[d] for d in lb) + tuple(ls[d] for d in lf) + tuple(rs[d] for d in rf)
+    lid, rid = lperm == tuple(range(len(ls))), rperm == tuple(range(len(rs)))
+
+    def operands(x, y):
+        x = np.asarray(x).astype(dt, copy=False)
+        y = np.asarray(y).astype(dt, copy=False)
+        return (x if lid else np.transpose(x, lperm)), (y if rid else np.transpose(y, rperm))
+
+    if B == 1:
+        def dot(x, y):
+            x, y = operands(x, y)
+            return np.matmul(np.reshape(x, (M, K)), np.reshape(y, (K, N))).reshape(out_shape)
+    else:
+        def dot(x, y):
+            x, y = operands(x, y)
+            return np.matmul(np.reshape(x, (B, M, K)), np.reshape(y, (B, K, N))).reshape(out_shape)
+    return dot
+
+
+# --- gather and scatter-add -------------------------------------------------------------------------------------------
+
+def _mode(name, mode) -> str:
+    label = getattr(mode, "name", str(mode))
+    if label not in ("CLIP", "FILL_OR_DROP", "PROMISE_IN_BOUNDS"):
+        raise Unsupported(f"{name} mode {label}")
+    return label
+
+
+def _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes, window_operand_dims,
+                  index_map, batching, index_batching):
+    """For XLA's gather/scatter layout: per operand dimension, how its index is formed from the index vector
+    (``("index", k)``), the batch position (``("batch", j)``) or nothing (0), plus a static window iota laid out
+    in the output (gather) / updates (scatter) array of rank ``out_rank``. Returns (reshape of a batch-shaped array
+    into the output's batch positions, the bounds of each start, a builder of the operand index tuple)."""
+    batch_positions = [p for p in range(out_rank) if p not in offset_dims]
+    lift = [1] * out_rank
+    for p, n in zip(batch_positions, batch_shape):
+        lift[p] = n
+    lift = tuple(lift)
+    statics = []
+    for d in range(len(operand_shape)):
+        static = None
+        if d in window_operand_dims:
+            j = window_operand_dims.index(d)
+            shape = [1] * out_rank
+            shape[offset_dims[j]] = window_sizes[j]
+            static = np.arange(window_sizes[j]).reshape(shape)
+        if d in batching:
+            j = index_batching[batching.index(d)]
+            shape = [1] * out_rank
+            shape[batch_positions[j]] = batch_shape[j]
+            static = np.arange(batch_shape[j]).reshape(shape)
+        statics.append(static)
+    return lift, statics
+
+
+def _gather_layout(eqn, dnums, operand_shape, indices_shape, window_of, out_rank, offset_dims):
+    batch_shape = tuple(indices_shape[:-1])
+    index_map = [int(d) for d in dnums[2]]
+    batching = [int(d) for d in dnums[3]]
+    index_batching = [int(d) for d in dnums[4]]
+    collapsed = [int(d) for d in dnums[1]]
+    window_operand_dims = [d for d in range(len(operand_shape)) if d not in collapsed and d not in batching]
+    window_sizes = [window_of(d) for d in window_operand_dims]
+    lift, statics = _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes,
+                                  window_operand_dims, index_map, batching, index_batching)
+    upper = [int(operand_shape[d]) - (window_of(d) if d in window_operand_dims else 1) for d in index_map]
+    return lift, statics, index_map, np.array(upper, dtype=np.int64)
+
+
+def _operand_index(lift, statics, index_map, starts):
+    """The tuple of broadcast index arrays: start (from the index vector) + window iota, per operand dim."""
+    index = list(statics)
+    for k, d in enumerate(index_map):
+        s = np.reshape(starts[..., k], lift)
+        index[d] = s if index[d] is None else s + index[d]
+    return tuple(0 if i is None else i for i in index)
+
+
+@_register("gather")
+def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params):
+    _real(eqn)
+    mode = _mode("gather", mode)
+    dn = dimension_numbers
+    operand_shape = tuple(eqn.invars[0].aval.shape)
+    indices_shape = tuple(eqn.invars[1].aval.shape)
+    out_shape = tuple(eqn.outvars[0].aval.shape)
+    offset_dims = [int(d) for d in dn.offset_dims]
+    sizes = [int(s) for s in slice_sizes]
+    dnums = (dn.offset_dims, dn.collapsed_slice_dims, dn.start_index_map, dn.operand_batching_dims,
+             dn.start_indices_batching_dims)
+    lift, statics, index_map, upper = _gather_layout(eqn, dnums, operand_shape, indices_shape,
+                                                     lambda d: sizes[d], len(out_shape), offset_dims)
+    dt = _out_dtype(eqn)
+    if fill_value is None:
+        fill_value = (np.nan if _is_float(dt) else True if dt == np.bool_ else
+                      np.iinfo(dt).min if np.issubdtype(dt, np.signedinteger) else np.iinfo(dt).max)
+    fill = np.array(fill_value, dtype=dt)
+
+    def gather(operand, indices):
+        starts = np.asarray(indices).astype(np.int64)
+        if mode == "FILL_OR_DROP":
+            ok = np.all((starts >= 0) & (starts <= upper), axis=-1)
+            out = np.asarray(operand)[_operand_index(lift, statics, index_map, np.clip(starts, 0, upper))]
+            out = np.broadcast_to(out, out_shape)
+            return out if ok.all() else np.where(np.reshape(ok, lift), out, fill)
+        # CLIP and PROMISE_IN_BOUNDS: XLA clamps the start into [0, dim - slice size]
+        out = np.asarray(operand)[_operand_index(lift, statics, index_map, np.clip(starts, 0, upper))]
+        return np.broadcast_to(out, out_shape)
+    return gather
+
+
+@_register("scatter-add", "scatter_add")
+def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=(), **params):
+    _real(eqn)
+    mode = _mode("scatter-add", mode)
+    dn = dimension_numbers
+    operand_shape = tuple(eqn.invars[0].aval.shape)
+    indices_shape = tuple(eqn.invars[1].aval.shape)
+    updates_shape = tuple(eqn.invars[2].aval.shape)
+    window_dims = [int(d) for d in dn.update_window_dims]
+    inserted, batching = [int(d) for d in dn.inserted_window_dims], [int(d) for d in dn.operand_batching_dims]
+    window_operand_dims = [d for d in range(len(operand_shape)) if d not in inserted and d not in batching]
+    window_size = dict(zip(window_operand_dims, (updates_shape[p] for p in window_dims)))
+    dnums = (window_dims, dn.inserted_window_dims, dn.scatter_dims_to_operand_dims, dn.operand_batching_dims,
+             dn.scatter_indices_batching_dims)
+    lift, statics, index_map, upper = _gather_layout(eqn, dnums, operand_shape, indices_shape,
+                                                     lambda d: window_size[d], len(updates_shape), window_dims)
+    dt = _out_dtype(eqn)
+    size = int(np.prod(operand_shape, dtype=np.int64))
+
+    def scatter_add(operand, indices, updates):
+        starts = np.asarray(indices).astype(np.int64)
+        if mode == "CLIP":
+            keep = None
+            starts = np.clip(starts, 0, upper)
+        else:       # FILL_OR_DROP and PROMISE_IN_BOUNDS: XLA skips a window that is not wholly in bounds
+            ok = np.all((starts >= 0) & (starts <= upper), axis=-1)
+            keep = None if ok.all() else np.broadcast_to(np.reshape(ok, lift), updates_shape)
+            starts = np.clip(starts, 0, upper)
+        index = [np.broadcast_to(i, updates_shape) for i in _operand_index(lift, statics, index_map, starts)]
+        updates = np.broadcast_to(updates, updates_shape)
+        if keep is not None:
+            index = [i[keep] for i in index]
+            updates = updates[keep]
+        flat = np.ravel_multi_index(tuple(np.ravel(i) for i in index), operand_shape) if index else \
+            np.zeros(np.size(updates), dtype=np.int64)
+        if dt == np.float64:
+            added = np.bincount(flat, weights=np.ravel(updates), minlength=size).reshape(operand_shape)
+            return np.add(operand, added)
+        out = np.array(operand, dtype=dt, copy=True)
+        np.add.at(out.reshape(-1), flat, np.ravel(updates).astype(dt))
+        return out
+    if update_jaxpr is not None:
+        eqns = list(update_jaxpr.eqns)
+        if len(eqns) != 1 or eqns[0].primitive.name not in ("add", "add_any"):
+            raise Unsupported("scatter-add with a custom update computation")
+    return scatter_add
+
+
+# --- control flow and calls -------------------------------------------------------------------------------------------
+
+@_register("jit", "pjit", "closed_call", "core_call", "checkpoint", "remat", "custom_lin")
+def _call(eqn, **params):
+    inner = params.get("jaxpr", params.get("call_jaxpr"))
+    if inner is None or eqn.primitive.name == "custom_lin":
+        raise Unsupported(f"primitive {eqn.primitive.name}")
+    return _nested(inner)
+
+
+@_register("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
+def _custom_call(eqn, **params):
+    inner = params.get("call_jaxpr", params.get("fun_jaxpr"))
+    if inner is None:
+        raise Unsupported(f"primitive {eqn.primitive.name} without its primal jaxpr")
+    return _nested(inner)           # the primal computation; the custom rule only matters to differentiation
+
+
+@_register("scan")
+def _scan(eqn, jaxpr, num_consts, num_carry, length, reverse, **params):
+    body = _nested(jaxpr)
+    nc, nk, n = int(num_consts), int(num_carry), int(length)
+    ys_avals = [v.aval for v in eqn.outvars[nk:]]
+    order = range(n - 1, -1, -1) if reverse else range(n)
+
+    def scan(*args):
+        consts, carry, xs = list(args[:nc]), list(args[nc:nc + nk]), args[nc + nk:]
+        ys = [np.empty(tuple(a.shape), dtype=np.dtype(a.dtype)) for a in ys_avals]
+        for t in order:
+            out = body(*consts, *carry, *[x[t] for x in xs])
+            carry = out[:nk]
+            for y, v in zip(ys, out[nk:]):
+                y[t] = v
+        return carry + ys
+    return scan
+
+
+@_register("while")
+def _while(eqn, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **params):
+    cond, body = _nested(cond_jaxpr), _nested(body_jaxpr)
+    nc, nb = int(cond_nconsts), int(body_nconsts)
+
+    def while_loop(*args):
+        cconsts, bconsts, carry = args[:nc], args[nc:nc + nb], list(args[nc + nb:])
+        while bool(cond(*cconsts, *carry)[0]):
+            carry = body(*bconsts, *carry)
+        return carry
+    return while_loop
+
+
+@_register("cond")
+def _cond(eqn, branches, **params):
+    programs = [_nested(b) for b in branches]
+    last = len(programs) - 1
+
+    def cond(index, *args):
+        i = int(index)
+        return programs[i if 0 <= i <= last else last](*args)     # XLA: out of range runs the last branch
+    return cond
