@@ -25,18 +25,20 @@ steps, 16 rollouts enumerated), a tabular softmax in both frameworks. It reports
 the later ones (the training-loop case: a test suite or a CLI that checks a loss more than once).
 
 ``--jax`` times the JAX ``check_loss`` at its default settings (``pad_to="auto"``: every batch padded to the
-horizon, the K batches evaluated in chunks by one vmapped ``jax.jit`` compilation) against the numpy check of the
-same K batches of B episodes on FrozenLake-v1, in fresh processes (``--jax-child``): per round (``--rounds``), two
-processes share a new, empty persistent compilation cache (``PGVERIFY_CACHE_DIR``; ``verify.frameworks._jax_compile``)
-so the first measures the first check of a process with an empty cache and the second the first check of a later
-process, which loads the executables from the disk cache (as numba's ``cache=True``); each also times the numpy
-check (the ratios are within one process) and the best of ``--repeats`` later checks (steady state). It prints the
-XLA executables compiled and loaded in the first check (counted by jax's monitoring events, ``count_compilations``),
-the loss's traces, and a goal line (JAX <= 3x numpy) computed from the ratios. The JAX processes do not import
-torch (it makes jax's first check ~0.15 CPU-s slower); ``--torch`` adds the PyTorch ``check_loss`` in a third
-process. ``--unpadded`` adds ``pad_to=None`` (each batch padded to its longest episode: one compilation per
-distinct length, the old default). A ``PYTHONPATH`` set by the caller comes first in the children (another
-checkout's tree, for a before/after in one session).
+horizon, the K batches evaluated in chunks by one vmapped program; a loss's first check in a process evaluates the
+traced programs with numpy, ``numpy_first``, and later checks compile them with ``jax.jit``) against the numpy
+check of the same K batches of B episodes on FrozenLake-v1, in fresh processes (``--jax-child``): per round
+(``--rounds``), one process at the defaults, then two compiling from the first check (``numpy_first=False``) that
+share a new, empty persistent compilation cache (``PGVERIFY_CACHE_DIR``; ``verify.frameworks._jax_compile``), so
+the first of them measures a first compiled check with an empty cache and the second one that loads the executables
+from the disk cache (as numba's ``cache=True``); each process also times the numpy check (the ratios are within one
+process) and the best of ``--repeats`` later checks (steady state: compiled). It prints the XLA executables compiled
+and loaded in the first check (counted by jax's monitoring events, ``count_compilations``), the loss's traces, and a
+goal line (JAX <= 3x numpy, by default) computed from the ratios. The JAX processes do not import torch (it makes
+jax's first check ~0.15 CPU-s slower); ``--torch`` adds the PyTorch ``check_loss`` in a process of its own.
+``--unpadded`` adds ``pad_to=None`` (each batch padded to its longest episode: one trace per distinct length, the
+old default). A ``PYTHONPATH`` set by the caller comes first in the children (another checkout's tree, for a
+before/after in one session).
 
 ``--features`` times ``check_loss`` of a linear softmax on 8 random features per state (32 parameters) on the same
 gridworlds at 10^3 and 10^4 states, JAX and PyTorch against the numpy check of the same policy
@@ -196,10 +198,12 @@ def jax_child(args) -> None:
     if args.torch_child:
         policy = Tabular(mdp.n_states, mdp.n_actions)
         runs["torch"] = lambda: check_loss(policy, reinforce, mdp, **settings)
-    else:
-        runs["jax"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, **settings)
+    else:       # --compiled: the loss compiled from its first check (numpy_first=False) instead of numpy's tier
+        runs["jax"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, numpy_first=not args.compiled,
+                                              **settings)
     if args.unpadded and not args.torch_child:
-        runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None, **settings)
+        runs["jax, pad_to=None"] = lambda: vjax.check_loss(apply, params, j_reinforce, mdp, pad_to=None,
+                                                           numpy_first=not args.compiled, **settings)
     out = {}
     for label, run in runs.items():
         before = traces[0]
@@ -219,9 +223,10 @@ def jax_child(args) -> None:
 
 
 def jax_check(args) -> None:
-    """JAX ``check_loss`` by default against the numpy check: the first check of a process with an empty
-    persistent compilation cache and with the cache it left (a later process), and the steady state; each round two
-    fresh processes sharing a new, empty cache directory (``PGVERIFY_CACHE_DIR``), each measuring numpy too."""
+    """JAX ``check_loss`` by default against the numpy check, each in fresh processes timing the numpy check too:
+    per round, one process at the defaults (a loss's first check runs on numpy, ``numpy_first``), then two compiling
+    from the first check (``numpy_first=False``) sharing a new, empty persistent compilation cache
+    (``PGVERIFY_CACHE_DIR``): the first check of a process with an empty cache, then with the cache it left."""
     import json
     import subprocess
     import sys
@@ -234,23 +239,25 @@ def jax_check(args) -> None:
     child += ["--unpadded"] * args.unpadded
     rounds = []
     for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory(prefix="bench-jax-cache-") as cache:
+        # the defaults' process has a cache directory of its own: its later checks compile and write theirs
+        with tempfile.TemporaryDirectory(prefix="bench-jax-cache-") as own, \
+                tempfile.TemporaryDirectory(prefix="bench-jax-cache-") as cache:
             # a PYTHONPATH given first (another checkout's tree, for before/after), else this checkout
-            env = {**os.environ, "PGVERIFY_CACHE_DIR": cache,
-                   "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(root)) if p)}
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(root))
+                                                               if p)}
             env.pop("PGVERIFY_NO_CACHE", None)
-            pair = []
-            for _ in ("empty", "disk"):
-                done = subprocess.run(child, env=env, capture_output=True, text=True, check=False)
+            runs = {"default": (child, own), "empty": ([*child, "--compiled"], cache),
+                    "disk": ([*child, "--compiled"], cache)}
+            if args.torch:          # PyTorch in a process of its own (after the JAX ones: not in the JAX processes)
+                runs["torch"] = ([*child, "--torch-child"], own)
+            one = {}
+            for kind, (command, directory) in runs.items():
+                done = subprocess.run(command, env={**env, "PGVERIFY_CACHE_DIR": directory}, capture_output=True,
+                                      text=True, check=False)
                 if done.returncode:
-                    raise SystemExit(f"the --jax-child process failed:\n{done.stderr[-3000:]}")
-                pair.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            if args.torch:          # PyTorch in a process of its own (after the JAX pair: not in the JAX processes)
-                done = subprocess.run([*child, "--torch-child"], env=env, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    raise SystemExit(f"the --torch-child process failed:\n{done.stderr[-3000:]}")
-                pair.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            rounds.append(pair)
+                    raise SystemExit(f"the --jax-child process ({kind}) failed:\n{done.stderr[-3000:]}")
+                one[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+            rounds.append(one)
 
     def span(values, fmt):
         lo, hi = min(values), max(values)
@@ -264,40 +271,43 @@ def jax_check(args) -> None:
 
     print(f"FrozenLake-v1 4x4, H = 100, {args.batches} batches of {args.batch_size} episodes, CPU seconds "
           f"(time.process_time: every thread, XLA's compiler threads included; imports excluded, the lazy imports and "
-          f"jax's backend start-up included in the first check); {args.rounds} round(s), each two fresh processes "
+          f"jax's backend start-up included in the first check); {args.rounds} round(s), each fresh processes: the "
+          f"defaults (a loss's first check on numpy), then two compiling from the first check (numpy_first=False) "
           f"sharing a new, empty persistent compilation cache (torch not imported in them"
-          + ("; PyTorch in a third process" if args.torch else "") + "), each timing the numpy check too; "
-          f"first: the first check of a process, after: the best of {args.repeats} more")
-    numpy_first = [p["numpy"]["first"] for r in rounds for p in r]
-    numpy_after = [min(p["numpy"]["after"] for p in r) for r in rounds]
+          + ("; PyTorch in a process of its own" if args.torch else "") + "), each timing the numpy check too; "
+          f"first: the first check of a process, after: the best of {args.repeats} more (compiled)")
+    numpy_first = [p["numpy"]["first"] for r in rounds for k, p in r.items() if k != "torch"]
+    numpy_after = [min(p["numpy"]["after"] for k, p in r.items() if k != "torch") for r in rounds]
     print(f"  numpy                  first {span(numpy_first, '.2f')} s, after {span(numpy_after, '.3f')} s, verdict "
-          f"{rounds[0][0]['numpy']['verdict']}")
-    jax_labels = [label for label in rounds[0][0] if label.startswith("jax")]
+          f"{rounds[0]['default']['numpy']['verdict']}")
+    jax_labels = [label for label in rounds[0]["default"] if label.startswith("jax")]
     for label in jax_labels:
-        after = [min(r[0][label]["after"], r[1][label]["after"]) for r in rounds]
-        for k, name in ((0, "empty cache"), (1, "disk cache")):
+        after = [min(r[k][label]["after"] for k in ("default", "empty", "disk")) for r in rounds]
+        for k, name in (("default", "numpy first"), ("empty", "compiled, empty cache"),
+                        ("disk", "compiled, disk cache")):
             counts = rounds[0][k][label]
-            print(f"  {label + ', ' + name:22s} first {span(first(label, k), '.2f')} s "
+            print(f"  {label + ', ' + name:32s} first {span(first(label, k), '.2f')} s "
                   f"({span(ratio(label, k), '.1f')}x numpy's first), {counts['compiled']} XLA compilations, "
                   f"{counts['loaded']} executables loaded from the cache, loss traced {counts['traces']} times, "
                   f"verdict {counts['verdict']}")
         steady = [a / n for a, n in zip(after, numpy_after)]
-        print(f"  {label + ', after':22s} {span(after, '.3f')} s ({span(steady, '.1f')}x numpy's after)")
+        print(f"  {label + ', after':32s} {span(after, '.3f')} s ({span(steady, '.1f')}x numpy's after)")
         if label == "jax":
             steady_jax = steady
     if args.torch:
-        after = [r[2]["torch"]["after"] for r in rounds]
-        steady = [a / r[2]["numpy"]["after"] for a, r in zip(after, rounds)]
-        print(f"  {'torch':22s} first {span(first('torch', 2), '.2f')} s ({span(ratio('torch', 2), '.1f')}x numpy's "
-              f"first), after {span(after, '.3f')} s ({span(steady, '.1f')}x), verdict "
-              f"{rounds[0][2]['torch']['verdict']}")
+        after = [r["torch"]["torch"]["after"] for r in rounds]
+        steady = [a / r["torch"]["numpy"]["after"] for a, r in zip(after, rounds)]
+        print(f"  {'torch':32s} first {span(first('torch', 'torch'), '.2f')} s "
+              f"({span(ratio('torch', 'torch'), '.1f')}x numpy's first), after {span(after, '.3f')} s "
+              f"({span(steady, '.1f')}x), verdict {rounds[0]['torch']['torch']['verdict']}")
 
     def verdict(values):
         met = sum(v <= 3.0 for v in values)
         return ("met" if met == len(values) else "NOT met" if met == 0 else f"met in {met} of {len(values)} rounds") \
             + f" ({span(values, '.2f')}x)"
-    print(f"  goal JAX check_loss <= 3x the numpy check: first check, empty cache: {verdict(ratio('jax', 0))}; first "
-          f"check of a later process (disk cache): {verdict(ratio('jax', 1))}; after: {verdict(steady_jax)}")
+    print(f"  goal JAX check_loss <= 3x the numpy check, by default: first check: {verdict(ratio('jax', 'default'))}; "
+          f"after: {verdict(steady_jax)}. Compiled from the first check: empty cache "
+          f"{verdict(ratio('jax', 'empty'))}; disk cache {verdict(ratio('jax', 'disk'))}")
 
 
 def scale(args) -> None:
@@ -423,9 +433,11 @@ def main() -> None:
     parser.add_argument("--jax", action="store_true", help="time the JAX check_loss (defaults) against numpy")
     parser.add_argument("--unpadded", action="store_true", help="with --jax: also pad_to=None (the old default)")
     parser.add_argument("--torch", action="store_true", help="with --jax: also the PyTorch check_loss, first call")
-    parser.add_argument("--rounds", type=int, default=2, help="with --jax: pairs of processes (empty, disk cache)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="with --jax: rounds of processes (the default; compiled: empty, disk cache)")
     parser.add_argument("--jax-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scale", action="store_true", help="time exact grad J of the adapters at 10^3..10^5 states")
     parser.add_argument("--features", action="store_true",
                         help="check_loss of a linear softmax on features at 10^3..10^4 states (with --sizes)")

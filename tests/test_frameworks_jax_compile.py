@@ -28,7 +28,9 @@ from verify.frameworks import jax as vjax
 from verify.frameworks._jax_compile import cache_directory, count_compilations
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = dict(batch_size=8, batches=40, seed=3)      # B >= 6: the convention probe uses the batch shape
+# B >= 6: the convention probe uses the batch shape; numpy_first=False: compiled from the first check (the tier
+# this file is about; the numpy tier has its own tests at the end)
+SETTINGS = dict(batch_size=8, batches=40, seed=3, numpy_first=False)
 
 
 def fresh():
@@ -118,7 +120,8 @@ def test_the_prelude_changes_no_estimate_and_saves_two_compilations(monkeypatch)
     np.testing.assert_allclose(ours.grad, theirs.grad, rtol=1e-12, atol=1e-14)
 
 
-def test_a_loss_the_prelude_cannot_trace_falls_back_as_without_it():
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_a_loss_the_prelude_cannot_trace_falls_back_as_without_it(numpy_first):
     # A loss branching in Python on a traced value fails the prelude's first call; the separate functions then
     # evaluate it eagerly: the same numbers as jit=False (which never compiles it).
     from verify.model.builtin import builtin_examples
@@ -131,7 +134,7 @@ def test_a_loss_the_prelude_cannot_trace_falls_back_as_without_it():
             raise AssertionError("never")
         return loss_tabular(params, batch)
     settings = dict(batch_size=2, batches=20, seed=3)
-    check = vjax.check_loss(apply, params_of(mdp), branchy, mdp, **settings)
+    check = vjax.check_loss(apply, params_of(mdp), branchy, mdp, numpy_first=numpy_first, **settings)
     eager = vjax.check_loss(apply, params_of(mdp), branchy, mdp, jit=False, **settings)
     assert (check.verdict, check.convention, check.method) == (eager.verdict, eager.convention, eager.method)
     np.testing.assert_allclose(check.mean, eager.mean, rtol=1e-12, atol=1e-14)
@@ -232,7 +235,7 @@ from verify.frameworks._jax_compile import count_compilations
 mdp = leaky(horizon=20)
 with count_compilations() as counted:
     check = vjax.check_loss(lambda p, o: o @ p["theta"], {{"theta": np.full((3, 2), 0.2)}}, loss_tabular, mdp,
-                            batch_size=8, batches=40, seed=3)
+                            batch_size=8, batches=40, seed=3, numpy_first=False)
 print(json.dumps({{**counted, "verdict": check.verdict, "mean": check.mean.tolist()}}))
 """
 
@@ -321,3 +324,52 @@ def test_cache_info_and_clear_cover_the_jax_cache(jax_cache, capsys):
     assert main(["cache", "clear"]) == 0
     assert f"removed 2 compiled JAX executables from {jax_cache}" in capsys.readouterr().out
     assert [p.name for p in jax_cache.iterdir()] == ["notes.txt"] and mine.read_text() == "a user's file"
+
+
+# --- the numpy tier (numpy_first, the default): a loss's first check evaluates the traced jaxprs with numpy ---
+
+def test_a_first_check_runs_on_numpy_and_the_second_compiles_the_same_numbers():
+    # The first check compiles nothing; the second compiles the two programs from the traces the first made (no
+    # retrace). The XLA-compiled programs are a second method for the numpy evaluation: the same estimates to
+    # round-off (summation order), the same verdict, convention and padding decision.
+    mdp = leaky(horizon=30)
+    apply, loss, traces = fresh()
+    settings = dict(SETTINGS, numpy_first=True)
+    with count_compilations() as first:
+        on_numpy = vjax.check_loss(apply, params_of(mdp), loss, mdp, **settings)
+    assert first == {"compiled": 0, "loaded": 0}, first
+    assert traces[0] == 4           # as compiled: the batches, the prelude's value_and_grad and forward, the precision
+    with count_compilations() as second:
+        compiled = vjax.check_loss(apply, params_of(mdp), loss, mdp, **settings)
+    assert second == {"compiled": 2, "loaded": 0}, second
+    assert traces[0] == 5           # only the precision probe's jaxpr is traced again
+    assert on_numpy.method == compiled.method == "monte carlo"
+    assert (on_numpy.verdict, on_numpy.convention, on_numpy.extra) == (compiled.verdict, compiled.convention,
+                                                                       compiled.extra)
+    np.testing.assert_allclose(on_numpy.mean, compiled.mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(on_numpy.grad, compiled.grad, rtol=1e-12, atol=1e-14)
+    assert on_numpy.p_unbiased == pytest.approx(compiled.p_unbiased, rel=1e-9)
+
+
+def test_numpy_first_false_compiles_in_the_first_check():
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    with count_compilations() as counted:
+        vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
+    assert counted["compiled"] == 2
+
+
+def test_a_primitive_numpy_does_not_evaluate_is_compiled_in_the_numpy_tier():
+    # jnp.sort (primitive sort) is not in the numpy evaluator: the programs containing it are compiled by XLA in the
+    # first check, with the same numbers as a check compiled throughout.
+    mdp = leaky(horizon=20)
+
+    def sorted_too(params, batch):      # + 0 * a sort of the rewards: the same loss, one more primitive
+        return loss_tabular(params, batch) + 0.0 * jnp.sort(batch.rewards, axis=1).sum()
+    apply = fresh()[0]
+    with count_compilations() as counted:
+        tiered = vjax.check_loss(apply, params_of(mdp), sorted_too, mdp, **dict(SETTINGS, numpy_first=True))
+    assert counted["compiled"] == 2
+    compiled = vjax.check_loss(fresh()[0], params_of(mdp), lambda p, b: sorted_too(p, b), mdp, **SETTINGS)
+    assert tiered.verdict == compiled.verdict
+    np.testing.assert_array_equal(tiered.mean, compiled.mean)

@@ -160,19 +160,21 @@ def test_the_batches_evaluated_together_equal_one_by_one():
     assert together.verdict == alone.verdict
 
 
-def test_plain_batches_are_the_batches_one_at_a_time():
+@pytest.mark.parametrize("source", ["sampler", "arbitrary past the end"])
+def test_plain_batches_are_the_batches_one_at_a_time(source):
     from verify.checks.batchcheck import _plain
     from verify.frameworks._padding import batch_groups, plain_batches
-    from verify.numerics.episodes import Episodes
+    from verify.numerics.episodes import Episodes, StepEpisodes
 
     mdp = leaky()
     B, K = 3, 12
     eps = episodes_of(mdp, n=B * K, seed=5)
+    assert isinstance(eps, StepEpisodes)        # the sampler's own: plain_batches hands them back as they are
     # arbitrary values past each episode's end (the sampler writes the final state and zeros there; other
     # sources need not): a batch one at a time keeps them up to its longest episode only
     rng = np.random.default_rng(6)
     past = np.arange(eps.s_t.shape[1])[None, :] > eps.lengths[:, None]
-    eps = Episodes(np.where(past, rng.integers(0, mdp.n_states, eps.s_t.shape), eps.s_t),
+    eps = eps if source == "sampler" else Episodes(np.where(past, rng.integers(0, mdp.n_states, eps.s_t.shape), eps.s_t),
                    np.where(past[:, 1:], rng.integers(0, mdp.n_actions, eps.a_t.shape), eps.a_t),
                    np.where(past[:, 1:], rng.normal(size=eps.r_t.shape), eps.r_t), eps.lengths, eps.mdp, eps.policy)
     table = observation_table(mdp, "one_hot")

@@ -40,10 +40,13 @@ import contextlib
 import gc
 import os
 import tempfile
+import threading
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["MAIN_COMPILE", "PROBE_COMPILE", "cache_directory", "cache_info", "clear_cache", "count_compilations",
-           "frozen_heap", "jit", "persistent_cache"]
+           "frozen_heap", "jit", "numpy_tier", "persistent_cache"]
 
 # XLA debug options (``jax.jit(..., compiler_options=)``); the numbers in the module docstring
 MAIN_COMPILE = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1}
@@ -61,6 +64,7 @@ CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 _OPTIONS_OK = [True]     # False once jaxlib rejected an option: every later function gets jax's defaults
 _ACTIVE = [0]            # nesting depth of persistent_cache() scopes that switched the cache on
 _FROZEN = [False]        # a frozen_heap() scope froze the heap (the outermost one unfreezes it)
+_TIER = threading.local()   # .numpy: nesting depth of this thread's numpy_tier() scopes
 
 
 def jit(fn, options: dict | None, **kwargs):
@@ -68,9 +72,14 @@ def jit(fn, options: dict | None, **kwargs):
     know one of the options (XLA reports it at the first compilation, before any user code has run)."""
     import jax
 
-    state = {"fn": jax.jit(fn, compiler_options=options if _OPTIONS_OK[0] else None, **kwargs)}
+    state = {"fn": jax.jit(fn, compiler_options=options if _OPTIONS_OK[0] else None, **kwargs), "numpy": {}}
+    static = frozenset(kwargs.get("static_argnums", ()))
 
     def call(*args):
+        if getattr(_TIER, "numpy", 0):
+            out = _numpy_call(state, static, args)
+            if out is not None:
+                return out
         try:
             return state["fn"](*args)
         except Exception as exc:  # noqa: BLE001 - only an unknown option is handled here; the rest propagates
@@ -80,6 +89,48 @@ def jit(fn, options: dict | None, **kwargs):
             state["fn"] = jax.jit(fn, **kwargs)
             return state["fn"](*args)
     return call
+
+
+@contextlib.contextmanager
+def numpy_tier():
+    """Within this block, functions made by ``jit`` run on numpy instead of XLA: each call traces the function
+    (once per argument signature, as ``jax.jit`` does) and evaluates its jaxpr with
+    ``verify.frameworks._numpy_eval``, so nothing is lowered or compiled; a jaxpr with a primitive that evaluator
+    does not implement is compiled as outside the block. This thread only (module docstring: the numpy tier)."""
+    _TIER.numpy = getattr(_TIER, "numpy", 0) + 1
+    try:
+        yield
+    finally:
+        _TIER.numpy -= 1
+
+
+def _numpy_call(state: dict, static: frozenset, args: tuple):
+    """``jit``'s call in the numpy tier: the outputs (the function's pytree of numpy arrays), or None when the
+    jaxpr has an unsupported primitive (the caller compiles it). The trace is jax's own (``Traced``): a later
+    compiled call of the same signature reuses it, and the user's tracing errors propagate exactly as from
+    ``jax.jit``."""
+    import jax
+
+    from verify.frameworks._numpy_eval import Unsupported, numpy_program
+
+    dynamic = [a for i, a in enumerate(args) if i not in static]
+    leaves, tree = jax.tree_util.tree_flatten(dynamic)
+    key = (tree, tuple(args[i] for i in sorted(static)),
+           tuple((type(x), np.shape(x), getattr(x, "dtype", None)) for x in leaves))
+    entry = state["numpy"].get(key)
+    if entry is None:
+        traced = state["fn"].trace(*args)
+        try:
+            entry = (numpy_program(traced.jaxpr), jax.tree_util.tree_structure(traced.out_info))
+        except Unsupported:
+            entry = False
+        state["numpy"][key] = entry
+    if entry is False:
+        return None
+    program, out_tree = entry
+    with np.errstate(all="ignore"):         # XLA gives inf/nan silently; the callers check finiteness
+        return jax.tree_util.tree_unflatten(out_tree, program(*(np.asarray(x) if hasattr(x, "dtype") else x
+                                                                for x in leaves)))
 
 
 def cache_directory() -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 
 from verify.errors import UsageError
 from verify.frameworks._common import Batch, batch_arrays
-from verify.numerics.episodes import Episodes
+from verify.numerics.episodes import Episodes, StepEpisodes
 
 __all__ = ["AUTO_PAD_MAX", "AUTO_PAD_MIN", "CHUNK_BYTES", "CHUNK_MAX", "PADDING_RTOL", "Padding", "batch_groups",
            "chunk_batches", "padding_changes_loss", "plain_batches"]
@@ -103,7 +103,11 @@ def plain_batches(eps: Episodes, B: int) -> Episodes:
     """``eps`` (K batches of B consecutive episodes) with each batch's rows as the batch check hands them to an
     estimate one batch at a time (``_plain``: cut to the batch's longest episode T_k), then padded back to the
     common width: states past T_k repeat the episode's final state, actions and rewards past T_k are 0. So
-    ``batch_arrays(plain.select(slice(k B, (k + 1) B)), table, T)`` is the k-th batch's ``Batch`` at T steps."""
+    ``batch_arrays(plain.select(slice(k B, (k + 1) B)), table, T)`` is the k-th batch's ``Batch`` at T steps.
+    The sampler's episodes (``StepEpisodes``) already hold the final state and zeros past every episode's end, so
+    they are returned as they are (the three padded copies cost a quarter of a compiled JAX check)."""
+    if isinstance(eps, StepEpisodes):
+        return eps
     lengths = np.asarray(eps.lengths)
     T_k = np.repeat(lengths.reshape(-1, B).max(axis=1, initial=0), B)[:, None]
     t = np.arange(eps.s_t.shape[1])[None, :]

@@ -25,6 +25,7 @@ under ``jax.enable_x64(True)`` (scoped to the call; the process's setting is res
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 from typing import Callable
@@ -38,7 +39,8 @@ from verify.errors import UsageError
 from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
                                        observation_table, policy_log_probs, require_jacobian_memory,
                                        resolve_mdp)
-from verify.frameworks._jax_compile import MAIN_COMPILE, PROBE_COMPILE, frozen_heap, jit as _jit, persistent_cache
+from verify.frameworks._jax_compile import (MAIN_COMPILE, PROBE_COMPILE, frozen_heap, jit as _jit, numpy_tier,
+                                            persistent_cache)
 from verify.frameworks._padding import (Padding, batch_groups, chunk_batches, padding_changes_loss,
                                         plain_batches)
 from verify.frameworks._sparse import require_dp_memory, solve, sparse_tables
@@ -371,7 +373,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
                seed: int = 0, alpha: float = DEFAULT_ALPHA, tolerance: float = DEFAULT_TOLERANCE,
                second_batch_size: int | None = None, name: str | None = None,
-               pad_to: int | str | None = "auto", jit: bool = True) -> BatchCheck:
+               pad_to: int | str | None = "auto", jit: bool = True, numpy_first: bool = True) -> BatchCheck:
     r"""Test a JAX policy-gradient loss: is E[-grad loss] the exact grad J, a positive multiple, or biased?
 
     As ``verify.frameworks.torch.check_loss``: batches of ``batch_size`` episodes are sampled from the policy's
@@ -388,6 +390,11 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         episode as without it; an int: that many steps; None: each batch's longest episode.
       jit: evaluate the loss's gradient under ``jax.jit`` (one compilation per padded length T); a loss that
         cannot be traced falls back to eager evaluation.
+      numpy_first: with ``jit``, the loss's first check in this process evaluates the traced programs (the
+        batches' vmapped ``value_and_grad``, the policy head, the probes) with numpy instead of compiling them
+        (``verify.frameworks._jax_compile.numpy_tier``: the same jaxprs, no XLA compilation, which would cost
+        more than the check itself); its later checks compile them once and reuse them. False: compile from the
+        first check.
 
     Returns:
       ``verify.checks.batchcheck.BatchCheck``.
@@ -399,156 +406,159 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
     jax = _jax()
     import jax.numpy as jnp
 
-    mdp = resolve_mdp(problem)
-    if not callable(loss_fn):
-        raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
-    label = _loss_name(loss_fn, name)
-    pol = _Policy(apply, params, output)
-    table = observation_table(mdp, observations)
-    padding = Padding(pad_to, mdp.horizon)
-    rows = mdp.n_states * mdp.n_actions
-    fused = (_Prelude(loss_fn, pol, mdp, table, padding.length(0), batch_size)
-             if jit and padding.static and max(rows, pol.flat.size) <= PRELUDE_MAX_ROWS else None)
-    grad, logp_now, jac = _target(pol, mdp, table, head=fused.head if fused is not None else None)
-    target = framework_target(mdp, logp_now, grad, jac, pol.names())
-    unravel = pol.unravel
+    # a loss's first check in this process runs on numpy; later ones compile (numpy_first)
+    with numpy_tier() if jit and numpy_first and _first_check(loss_fn) else contextlib.nullcontext():
+        mdp = resolve_mdp(problem)
+        if not callable(loss_fn):
+            raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
+        label = _loss_name(loss_fn, name)
+        pol = _Policy(apply, params, output)
+        table = observation_table(mdp, observations)
+        padding = Padding(pad_to, mdp.horizon)
+        rows = mdp.n_states * mdp.n_actions
+        fused = (_Prelude(loss_fn, pol, mdp, table, padding.length(0), batch_size)
+                 if jit and padding.static and max(rows, pol.flat.size) <= PRELUDE_MAX_ROWS else None)
+        grad, logp_now, jac = _target(pol, mdp, table, head=fused.head if fused is not None else None)
+        target = framework_target(mdp, logp_now, grad, jac, pol.names())
+        unravel = pol.unravel
 
-    def value_and_grad(params, batch):
-        return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(pol.flat)
+        def value_and_grad(params, batch):
+            return jax.value_and_grad(lambda f: loss_fn(unravel(f), batch))(pol.flat)
 
-    # one compilation per loss function and padded shape, reused across checks; numpy batches go straight in
-    state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad, "vmap": jit}
-    untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-                   jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+        # one compilation per loss function and padded shape, reused across checks; numpy batches go straight in
+        state = {"fn": _compiled(loss_fn, flat=True) if jit else value_and_grad, "vmap": jit}
+        untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                       jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
-    def evaluate(b: Batch, where: str) -> tuple[float, np.ndarray]:
-        """(loss, -grad loss) of the numpy batch ``b``; the user's errors become ``LossError``s naming ``where``."""
-        try:
+        def evaluate(b: Batch, where: str) -> tuple[float, np.ndarray]:
+            """(loss, -grad loss) of the numpy batch ``b``; the user's errors become ``LossError``s naming ``where``."""
             try:
-                if state["fn"] is value_and_grad:
-                    loss, g = value_and_grad(pol.params, Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma))
-                else:
-                    fn = fused.value_and_grad if fused is not None and fused.fits_one(b) else state["fn"]
-                    loss, g = jax.device_get(fn(pol.params, b))     # one transfer for both
-            except untraceable:
-                if state["fn"] is value_and_grad:
-                    raise
-                state["fn"] = value_and_grad            # Python control flow on values: evaluate eagerly
-                return evaluate(b, where)
-        except TypeError as exc:
-            if "scalar-output" in str(exc):
-                raise LossError(f"loss {label} returned a non-scalar {where} ({exc}); reduce it (.mean() or .sum()) "
-                                "as the training loop does before jax.grad") from exc
-            raise LossError(f"loss {label} raised TypeError {where}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - the user's code: reported, chained
-            raise LossError(f"loss {label} raised {type(exc).__name__} {where}: {exc}") from exc
-        loss = float(loss)
-        if not np.isfinite(loss):
-            raise LossError(f"loss {label} returned {loss} {where}; a loss must be finite")
-        g = -np.asarray(g, dtype=float)
-        if not np.isfinite(g).all():
-            raise LossError(f"the gradient of loss {label} is not finite {where}")
-        return loss, g
+                try:
+                    if state["fn"] is value_and_grad:
+                        loss, g = value_and_grad(pol.params, Batch(*(jnp.asarray(x) for x in b[:-1]), gamma=b.gamma))
+                    else:
+                        fn = fused.value_and_grad if fused is not None and fused.fits_one(b) else state["fn"]
+                        loss, g = jax.device_get(fn(pol.params, b))     # one transfer for both
+                except untraceable:
+                    if state["fn"] is value_and_grad:
+                        raise
+                    state["fn"] = value_and_grad            # Python control flow on values: evaluate eagerly
+                    return evaluate(b, where)
+            except TypeError as exc:
+                if "scalar-output" in str(exc):
+                    raise LossError(f"loss {label} returned a non-scalar {where} ({exc}); reduce it (.mean() or "
+                                    ".sum()) as the training loop does before jax.grad") from exc
+                raise LossError(f"loss {label} raised TypeError {where}: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - the user's code: reported, chained
+                raise LossError(f"loss {label} raised {type(exc).__name__} {where}: {exc}") from exc
+            loss = float(loss)
+            if not np.isfinite(loss):
+                raise LossError(f"loss {label} returned {loss} {where}; a loss must be finite")
+            g = -np.asarray(g, dtype=float)
+            if not np.isfinite(g).all():
+                raise LossError(f"the gradient of loss {label} is not finite {where}")
+            return loss, g
 
-    def evaluate_chunk(b: Batch, C: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(loss [C], -grad loss [C, d]) of C stacked batches (arrays [C, B, T, ...]) in one call of the vmapped
-        compiled loss (``_compiled_many``); None when it cannot be used (eager fallback, a loss that vmap cannot
-        batch, a non-finite batch), and the caller evaluates batch by batch, which names the error."""
-        if state["fn"] is value_and_grad or not state["vmap"]:
-            return None
-        try:
-            loss, g = jax.device_get(_compiled_many(loss_fn, n)(pol.params, b))
-        except Exception:  # noqa: BLE001 - evaluate() reports the user's error on the batch itself (or goes eager)
-            state["vmap"] = False           # not retried for every chunk: batch by batch from here on
-            return None
-        loss, g = np.asarray(loss, dtype=float), -np.asarray(g, dtype=float)
-        if loss.shape != (C,) or g.shape != (C, pol.flat.size) or not (np.isfinite(loss).all()
-                                                                         and np.isfinite(g).all()):
-            return None
-        return loss, g
+        def evaluate_chunk(b: Batch, C: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+            """(loss [C], -grad loss [C, d]) of C stacked batches (arrays [C, B, T, ...]) in one call of the vmapped
+            compiled loss (``_compiled_many``); None when it cannot be used (eager fallback, a loss that vmap cannot
+            batch, a non-finite batch), and the caller evaluates batch by batch, which names the error."""
+            if state["fn"] is value_and_grad or not state["vmap"]:
+                return None
+            try:
+                loss, g = jax.device_get(_compiled_many(loss_fn, n)(pol.params, b))
+            except Exception:  # noqa: BLE001 - evaluate() reports the user's error on the batch itself (or goes eager)
+                state["vmap"] = False           # not retried for every chunk: batch by batch from here on
+                return None
+            loss, g = np.asarray(loss, dtype=float), -np.asarray(g, dtype=float)
+            if loss.shape != (C,) or g.shape != (C, pol.flat.size) or not (np.isfinite(loss).all()
+                                                                             and np.isfinite(g).all()):
+                return None
+            return loss, g
 
-    def batch_bytes(B: int, T: int) -> int:
-        return B * (T + 1) * (2 * table[:1].nbytes + 48)      # obs and next_obs, six [B, T] fields
+        def batch_bytes(B: int, T: int) -> int:
+            return B * (T + 1) * (2 * table[:1].nbytes + 48)      # obs and next_obs, six [B, T] fields
 
-    def single(b: Batch, where: str) -> tuple[float, np.ndarray]:
-        """``evaluate`` of one batch of ``batch_size`` episodes through the vmapped compiled loss (the batch
-        repeated to the main run's chunk of C: the check's one compiled shape at this padded length)."""
-        T = b.actions.shape[1]
-        if T == padding.length(int(np.max(b.lengths, initial=0))):
-            C = chunk_batches(batches, batch_bytes(batch_size, T))
-            out = evaluate_chunk(Batch(*(np.broadcast_to(x, (C, *np.shape(x))) for x in b[:-1]), gamma=b.gamma),
-                                 C, batches)
-            if out is not None:
-                return float(out[0][0]), out[1][0]
-        return evaluate(b, where)
-
-    def many(eps, B: int, K: int) -> np.ndarray:
-        """The K estimates of the batches of B consecutive episodes of ``eps`` (``check_batches``): grouped by
-        padded length, C batches per call of the vmapped compiled loss (one compilation per length, not one call
-        per batch); the same numbers as ``estimate`` on each batch, which is the fallback."""
-        plain = plain_batches(eps, B)
-        Y = np.empty((K, pol.flat.size))
-        for T, ks in batch_groups(padding, plain, B).items():
-            C = chunk_batches(len(ks), batch_bytes(B, T))
-            for start in range(0, len(ks), C):
-                idx = ks[start:start + C]
-                full = np.concatenate([idx, np.repeat(idx[-1:], C - len(idx))])     # the last chunk filled up
-                b = batch_arrays(plain.select((full[:, None] * B + np.arange(B)).ravel()), table, T)
-                out = evaluate_chunk(Batch(*(x.reshape(C, B, *x.shape[1:]) for x in b[:-1]), gamma=b.gamma), C,
-                                     len(ks))
+        def single(b: Batch, where: str) -> tuple[float, np.ndarray]:
+            """``evaluate`` of one batch of ``batch_size`` episodes through the vmapped compiled loss (the batch
+            repeated to the main run's chunk of C: the check's one compiled shape at this padded length)."""
+            T = b.actions.shape[1]
+            if T == padding.length(int(np.max(b.lengths, initial=0))):
+                C = chunk_batches(batches, batch_bytes(batch_size, T))
+                out = evaluate_chunk(Batch(*(np.broadcast_to(x, (C, *np.shape(x))) for x in b[:-1]), gamma=b.gamma),
+                                     C, batches)
                 if out is not None:
-                    Y[idx] = out[1][:len(idx)]
-                    continue
-                for j, k in enumerate(idx):
-                    one = Batch(*(x.reshape(C, B, *x.shape[1:])[j] for x in b[:-1]), gamma=b.gamma)
-                    Y[k] = evaluate(one, f"on a batch of {B} episodes padded to {T} steps")[1]
-        return Y
+                    return float(out[0][0]), out[1][0]
+            return evaluate(b, where)
 
-    def loss_value(b: Batch, where: str) -> float:
-        """The loss alone on ``b``: at the static padded length from the vmapped compiled ``value_and_grad`` (the
-        check's own compilation: the batch repeated to a chunk), at other lengths from a compiled forward pass
-        (cheaper to compile)."""
-        T = b.actions.shape[1]
-        if T == padding.length(int(np.max(b.lengths, initial=0))) or state["fn"] is value_and_grad:
-            return single(b, where)[0] if jit and len(b.lengths) == batch_size else evaluate(b, where)[0]
-        try:
-            if fused is not None and fused.fits_probe(b):
-                return float(fused.value(pol.params, b))
-            return float(_compiled_value(loss_fn)(pol.params, b))
-        except Exception:  # noqa: BLE001 - untraceable or failing: evaluate() reports it (or falls back)
-            return evaluate(b, where)[0]
+        def many(eps, B: int, K: int) -> np.ndarray:
+            """The K estimates of the batches of B consecutive episodes of ``eps`` (``check_batches``): grouped by
+            padded length, C batches per call of the vmapped compiled loss (one compilation per length, not one call
+            per batch); the same numbers as ``estimate`` on each batch, which is the fallback."""
+            plain = plain_batches(eps, B)
+            Y = np.empty((K, pol.flat.size))
+            for T, ks in batch_groups(padding, plain, B).items():
+                C = chunk_batches(len(ks), batch_bytes(B, T))
+                for start in range(0, len(ks), C):
+                    idx = ks[start:start + C]
+                    full = np.concatenate([idx, np.repeat(idx[-1:], C - len(idx))])     # the last chunk filled up
+                    b = batch_arrays(plain.select((full[:, None] * B + np.arange(B)).ravel()), table, T)
+                    out = evaluate_chunk(Batch(*(x.reshape(C, B, *x.shape[1:]) for x in b[:-1]), gamma=b.gamma), C,
+                                         len(ks))
+                    if out is not None:
+                        Y[idx] = out[1][:len(idx)]
+                        continue
+                    for j, k in enumerate(idx):
+                        one = Batch(*(x.reshape(C, B, *x.shape[1:])[j] for x in b[:-1]), gamma=b.gamma)
+                        Y[k] = evaluate(one, f"on a batch of {B} episodes padded to {T} steps")[1]
+            return Y
 
-    def estimate(episodes) -> np.ndarray:
-        b = padding.arrays(episodes, table)
-        where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
-        return single(b, where)[1] if jit and episodes.n == batch_size else evaluate(b, where)[1]
+        def loss_value(b: Batch, where: str) -> float:
+            """The loss alone on ``b``: at the static padded length from the vmapped compiled ``value_and_grad`` (the
+            check's own compilation: the batch repeated to a chunk), at other lengths from a compiled forward pass
+            (cheaper to compile)."""
+            T = b.actions.shape[1]
+            if T == padding.length(int(np.max(b.lengths, initial=0))) or state["fn"] is value_and_grad:
+                return single(b, where)[0] if jit and len(b.lengths) == batch_size else evaluate(b, where)[0]
+            try:
+                if fused is not None and fused.fits_probe(b):
+                    return float(fused.value(pol.params, b))
+                return float(_compiled_value(loss_fn)(pol.params, b))
+            except Exception:  # noqa: BLE001 - untraceable or failing: evaluate() reports it (or falls back)
+                return evaluate(b, where)[0]
 
-    if jit:
-        estimate.many = many
-        if batch_size <= PROBE_AT_BATCH_SIZE:       # the convention probe's batch: the chunk's compiled shape
-            estimate.probe_episodes = batch_size
+        def estimate(episodes) -> np.ndarray:
+            b = padding.arrays(episodes, table)
+            where = f"on a batch of {episodes.n} episodes padded to {b.actions.shape[1]} steps"
+            return single(b, where)[1] if jit and episodes.n == batch_size else evaluate(b, where)[1]
 
-    from verify.frameworks._precision import jax_precision, probe_batch
+        if jit:
+            estimate.many = many
+            if batch_size <= PROBE_AT_BATCH_SIZE:       # the convention probe's batch: the chunk's compiled shape
+                estimate.probe_episodes = batch_size
 
-    _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
-    probe_episodes = probe_batch(target, batch_size, seed)
-    if pad_to == "auto" and padding_changes_loss(
-            lambda b: loss_value(b, f"on a probe batch of {batch_size} episodes padded to {b.actions.shape[1]} steps"),
-            probe_batch(target, batch_size, seed, size=batch_size), table, padding, seed,
-            at=None if fused is None or not fused.ok else (fused.T, fused.T + 1)):
-        padding = Padding(None, mdp.horizon)    # a mean over padded time: it must see the padding a loop gives it
-    probe = padding.arrays(probe_episodes, table)
-    precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
-                                                                  gamma=probe.gamma)), (pol.flat,), target)
-    call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, "
-            f"batch_size={batch_size}, "
-            f"batches={batches}, "
-            f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
-                                              f", second_batch_size={second_batch_size}")
-            + ("" if pad_to == "auto" else f", pad_to={pad_to!r}") + ")")
-    return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
-                         alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
-                         extra={"loss": True, "padding": padding.describe()}, precision=precision)
+        from verify.frameworks._precision import jax_precision, probe_batch
+
+        _check_settings(batch_size, batches, seed, alpha, tolerance, second_batch_size)
+        probe_episodes = probe_batch(target, batch_size, seed)
+        if pad_to == "auto" and padding_changes_loss(
+                lambda b: loss_value(b, f"on a probe batch of {batch_size} episodes padded to "
+                                        f"{b.actions.shape[1]} steps"),
+                probe_batch(target, batch_size, seed, size=batch_size), table, padding, seed,
+                at=None if fused is None or not fused.ok else (fused.T, fused.T + 1)):
+            padding = Padding(None, mdp.horizon)    # a mean over padded time: it must see the padding a loop gives it
+        probe = padding.arrays(probe_episodes, table)
+        precision = jax_precision(lambda f: loss_fn(unravel(f), Batch(*(jnp.asarray(x) for x in probe[:-1]),
+                                                                      gamma=probe.gamma)), (pol.flat,), target)
+        call = (f"check_loss(apply, params, {callable_argument(label)}, {problem_argument(problem)}, "
+                f"batch_size={batch_size}, "
+                f"batches={batches}, "
+                f"seed={seed}, alpha={alpha!r}" + ("" if second_batch_size is None else
+                                                  f", second_batch_size={second_batch_size}")
+                + ("" if pad_to == "auto" else f", pad_to={pad_to!r}") + ")")
+        return check_batches(estimate, target, name=label, batch_size=batch_size, batches=batches, seed=seed,
+                             alpha=alpha, tolerance=tolerance, second_batch_size=second_batch_size, reproduce=call,
+                             extra={"loss": True, "padding": padding.describe()}, precision=precision)
 
 
 def assert_loss_unbiased(apply: Callable, params, loss_fn: Callable, problem, *, allow_proportional: bool = False,
@@ -570,6 +580,18 @@ PROBE_AT_BATCH_SIZE = 32    # up to this batch size the convention probe uses it
                             # single episodes are evaluated one by one, so a larger batch would cost more than that)
 QUICK_BATCHES = 64          # batches of one padded length below which they too are compiled with PROBE_COMPILE
 _COMPILED = weakref.WeakKeyDictionary()     # loss_fn -> {flat: jax.jit(value_and_grad)}, reused across checks
+
+
+def _first_check(loss_fn) -> bool:
+    """Whether this is ``check_loss``'s first check of ``loss_fn`` in this process (a loss that cannot be weakly
+    referenced has no compiled functions kept across checks: every check is a first)."""
+    try:
+        fns = _COMPILED.setdefault(loss_fn, {})
+    except TypeError:
+        return True
+    first = "checked" not in fns
+    fns["checked"] = True
+    return first
 
 
 def _compiled(loss_fn, flat: bool = False):
