@@ -5,7 +5,9 @@ inputs that evaluates it with numpy, one prepared closure per equation. It imple
 dtype (integer division truncates, float -> int conversion saturates, gathers and dynamic slices clamp or fill as
 their mode says, ...); a primitive, or a parameter of one, that it does not implement exactly raises
 ``Unsupported`` before anything runs, and the caller compiles with XLA instead. Float results differ from XLA's
-only in the round-off of reductions, dot products and transcendental functions (summation order, libm).
+only in the round-off of reductions, dot products and transcendental functions (summation order, libm), and
+in subnormal numbers, which XLA's CPU backend flushes to zero (numpy keeps them: |x| < 2.2e-308 in float64,
+1.2e-38 in float32), and in the sign of a zero that max and min (and their reductions) pick between -0.0 and 0.0.
 
 JAX is imported lazily (inside functions): the module itself needs numpy only.
 """
@@ -782,7 +784,7 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
 
 # --- control flow and calls -------------------------------------------------------------------------------------------
 
-@_register("jit", "pjit", "closed_call", "core_call", "checkpoint", "remat", "custom_lin")
+@_register("jit", "pjit", "closed_call", "core_call", "checkpoint", "remat", "remat2", "custom_lin")
 def _call(eqn, **params):
     inner = params.get("jaxpr", params.get("call_jaxpr"))
     if inner is None or eqn.primitive.name == "custom_lin":
