@@ -26,6 +26,7 @@ from examples.frameworks import jax_losses as gallery
 from examples.frameworks import rlax_loss
 from examples.frameworks.problem import fixed_length, two_step
 from verify.frameworks._common import Batch, batch_arrays
+from verify.frameworks._jax_compile import PROBE_COMPILE, jit
 from verify.frameworks._numpy_eval import Unsupported, numpy_program
 from verify.model.policy import TabularSoftmax
 from verify.numerics.sampler import sample_episodes
@@ -40,7 +41,9 @@ def x64():
         yield
 
 
-_PROGRAMS = {}      # (f, input structure) -> (numpy program, out avals, jitted f): Hypothesis varies values only
+# (f, input structure) -> (numpy program, out avals, jitted f): Hypothesis varies values only. XLA compiles as
+# check_loss compiles its probes (PROBE_COMPILE: the CPU backend without optimisation passes, the same numbers)
+_PROGRAMS = {}
 
 
 def run_both(f, *args):
@@ -49,7 +52,7 @@ def run_both(f, *args):
     key = (f, tree, tuple((np.shape(x), np.result_type(x)) for x in leaves))
     if key not in _PROGRAMS:
         closed = jax.make_jaxpr(f)(*args)
-        _PROGRAMS[key] = numpy_program(closed), closed.out_avals, jax.jit(f)
+        _PROGRAMS[key] = numpy_program(closed), closed.out_avals, jit(f, PROBE_COMPILE)
     run, out_avals, jitted = _PROGRAMS[key]
     got = run(*leaves)
     for g, aval in zip(got, out_avals):
@@ -60,7 +63,8 @@ def run_both(f, *args):
 
 
 def flushed(x):
-    """XLA's CPU backend flushes subnormal floats to (signed) zero, inputs and results; numpy keeps them."""
+    """XLA's CPU backend flushes subnormal floats to (signed) zero, or not, by its compile options; numpy keeps
+    them: both sides are compared flushed."""
     if not np.issubdtype(x.dtype, np.floating):
         return x
     return np.where(np.abs(x) < np.finfo(x.dtype).tiny, np.copysign(np.zeros((), x.dtype), x), x)
@@ -72,7 +76,7 @@ def assert_same(f, *args, signed_zeros=True):
     for g, w in zip(*run_both(f, *args)):
         assert g.dtype == w.dtype
         if np.issubdtype(g.dtype, np.floating):
-            g = flushed(g)
+            g, w = flushed(g), flushed(w)
             if signed_zeros:
                 real = ~np.isnan(w)
                 np.testing.assert_array_equal(np.signbit(g[real]), np.signbit(w[real]))

@@ -6,7 +6,7 @@ dtype (integer division truncates, float -> int conversion saturates, gathers an
 their mode says, ...); a primitive, or a parameter of one, that it does not implement exactly raises
 ``Unsupported`` before anything runs, and the caller compiles with XLA instead. Float results differ from XLA's
 only in the round-off of reductions, dot products and transcendental functions (summation order, libm), and
-in subnormal numbers, which XLA's CPU backend flushes to zero (numpy keeps them: |x| < 2.2e-308 in float64,
+in subnormal numbers, which XLA's CPU backend may flush to zero by its compile options (numpy keeps them: |x| < 2.2e-308 in float64,
 1.2e-38 in float32), and in the sign of a zero that max and min (and their reductions) pick between -0.0 and 0.0.
 
 JAX is imported lazily (inside functions): the module itself needs numpy only.
