@@ -545,7 +545,7 @@ def _reduce_max(eqn, axes, **params):
     _real(eqn)
     axes, dt = _axes(axes), _out_dtype(eqn)
     init = _lowest(dt)        # XLA's identity of max: an empty reduction gives -inf (numpy would raise)
-    return lambda x: np.maximum.reduce(x, axis=axes, initial=init)
+    return _small_axis(eqn, axes, np.maximum) or (lambda x: np.maximum.reduce(x, axis=axes, initial=init))
 
 
 @_register("reduce_min")
@@ -553,7 +553,24 @@ def _reduce_min(eqn, axes, **params):
     _real(eqn)
     axes, dt = _axes(axes), _out_dtype(eqn)
     init = _highest(dt)
-    return lambda x: np.minimum.reduce(x, axis=axes, initial=init)
+    return _small_axis(eqn, axes, np.minimum) or (lambda x: np.minimum.reduce(x, axis=axes, initial=init))
+
+
+def _small_axis(eqn, axes, ufunc):
+    """max/min over one short axis (a softmax's actions) as a chain of elementwise ufunc calls on slices: numpy's
+    reduce over a short last axis runs one inner loop per row, 5-10x slower. The same value (max and min are
+    exact), NaN propagating as well; None when it does not apply."""
+    shape = tuple(eqn.invars[0].aval.shape)
+    if len(axes) != 1 or not 2 <= shape[axes[0]] <= 8:
+        return None
+    parts = [(slice(None),) * axes[0] + (i,) for i in range(shape[axes[0]])]
+
+    def reduce(x):
+        acc = ufunc(x[parts[0]], x[parts[1]])
+        for p in parts[2:]:
+            acc = ufunc(acc, x[p])
+        return acc
+    return reduce
 
 
 @_register("reduce_and")
@@ -692,13 +709,22 @@ def _gather_layout(eqn, dnums, operand_shape, indices_shape, window_of, out_rank
     return lift, statics, index_map, np.array(upper, dtype=np.int64)
 
 
-def _operand_index(lift, statics, index_map, starts):
-    """The tuple of broadcast index arrays: start (from the index vector) + window iota, per operand dim."""
-    index = list(statics)
-    for k, d in enumerate(index_map):
-        s = np.reshape(starts[..., k], lift)
-        index[d] = s if index[d] is None else s + index[d]
-    return tuple(0 if i is None else i for i in index)
+def _flat_index(operand_shape, lift, statics, index_map):
+    """``flat(starts)``: the flat (C order) operand index of every output (gather) / update (scatter) element: the
+    static part (window iotas, batch positions) summed once, the starts from the index vector added per call."""
+    strides = [int(np.prod(operand_shape[d + 1:], dtype=np.int64)) for d in range(len(operand_shape))]
+    static = np.zeros((), dtype=np.int64)
+    for d, part in enumerate(statics):
+        if part is not None:
+            static = static + part * strides[d]
+    weights = [strides[d] for d in index_map]
+
+    def flat(starts):
+        offset = starts[..., 0] * weights[0] if weights else np.zeros(starts.shape[:-1], dtype=np.int64)
+        for k in range(1, len(weights)):
+            offset = offset + starts[..., k] * weights[k]
+        return static + np.reshape(offset, lift)
+    return flat
 
 
 @_register("gather")
@@ -720,17 +746,18 @@ def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params
         fill_value = (np.nan if _is_float(dt) else True if dt == np.bool_ else
                       np.iinfo(dt).min if np.issubdtype(dt, np.signedinteger) else np.iinfo(dt).max)
     fill = np.array(fill_value, dtype=dt)
+    flat = _flat_index(operand_shape, lift, statics, index_map)
 
     def gather(operand, indices):
         starts = np.asarray(indices).astype(np.int64)
+        # every mode gathers at the start clamped into [0, dim - slice size] (CLIP, PROMISE_IN_BOUNDS: as XLA);
+        # FILL_OR_DROP then fills the windows whose start was out of range (as jax's _gather_fill)
+        out = np.broadcast_to(np.take(np.ravel(operand), flat(np.clip(starts, 0, upper))), out_shape)
         if mode == "FILL_OR_DROP":
             ok = np.all((starts >= 0) & (starts <= upper), axis=-1)
-            out = np.asarray(operand)[_operand_index(lift, statics, index_map, np.clip(starts, 0, upper))]
-            out = np.broadcast_to(out, out_shape)
-            return out if ok.all() else np.where(np.reshape(ok, lift), out, fill)
-        # CLIP and PROMISE_IN_BOUNDS: XLA clamps the start into [0, dim - slice size]
-        out = np.asarray(operand)[_operand_index(lift, statics, index_map, np.clip(starts, 0, upper))]
-        return np.broadcast_to(out, out_shape)
+            if not ok.all():
+                return np.where(np.reshape(ok, lift), out, fill)
+        return out
     return gather
 
 
@@ -752,28 +779,25 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
                                                      lambda d: window_size[d], len(updates_shape), window_dims)
     dt = _out_dtype(eqn)
     size = int(np.prod(operand_shape, dtype=np.int64))
+    flat_index = _flat_index(operand_shape, lift, statics, index_map)
 
     def scatter_add(operand, indices, updates):
         starts = np.asarray(indices).astype(np.int64)
-        if mode == "CLIP":
-            keep = None
-            starts = np.clip(starts, 0, upper)
-        else:       # FILL_OR_DROP and PROMISE_IN_BOUNDS: XLA skips a window that is not wholly in bounds
+        keep = None
+        if mode != "CLIP":      # FILL_OR_DROP and PROMISE_IN_BOUNDS: XLA skips a window not wholly in bounds
             ok = np.all((starts >= 0) & (starts <= upper), axis=-1)
-            keep = None if ok.all() else np.broadcast_to(np.reshape(ok, lift), updates_shape)
-            starts = np.clip(starts, 0, upper)
-        index = [np.broadcast_to(i, updates_shape) for i in _operand_index(lift, statics, index_map, starts)]
+            if not ok.all():
+                keep = np.broadcast_to(np.reshape(ok, lift), updates_shape)
+        flat = np.broadcast_to(flat_index(np.clip(starts, 0, upper)), updates_shape)
         updates = np.broadcast_to(updates, updates_shape)
         if keep is not None:
-            index = [i[keep] for i in index]
-            updates = updates[keep]
-        flat = np.ravel_multi_index(tuple(np.ravel(i) for i in index), operand_shape) if index else \
-            np.zeros(np.size(updates), dtype=np.int64)
+            flat, updates = flat[keep], updates[keep]
+        flat, updates = np.ravel(flat), np.ravel(updates)
         if dt == np.float64:
-            added = np.bincount(flat, weights=np.ravel(updates), minlength=size).reshape(operand_shape)
+            added = np.bincount(flat, weights=updates, minlength=size).reshape(operand_shape)
             return np.add(operand, added)
         out = np.array(operand, dtype=dt, copy=True)
-        np.add.at(out.reshape(-1), flat, np.ravel(updates).astype(dt))
+        np.add.at(out.reshape(-1), flat, updates.astype(dt))
         return out
     if update_jaxpr is not None:
         eqns = list(update_jaxpr.eqns)
