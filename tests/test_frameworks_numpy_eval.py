@@ -134,7 +134,8 @@ def test_max_and_min_propagate_nan():
     assert_same(max_min, x, y, signed_zeros=False)
 
 
-EXACT_UNARY = [lax.neg, lax.abs, lax.sqrt, lax.sign, lax.floor, lax.ceil, lax.is_finite, lax.square,
+EXACT_UNARY = [lambda x: lax.clamp(np.array(-1, x.dtype), x, np.array(2, x.dtype)), lax.optimization_barrier,
+               lambda x: jnp.array(x, copy=True), lambda x: lax.nextafter(x, x[::-1]), lax.neg, lax.abs, lax.sqrt, lax.sign, lax.floor, lax.ceil, lax.is_finite, lax.square,
                lambda x: lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO),
                lambda x: lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)]
 
@@ -154,7 +155,10 @@ def test_exact_unary_ops_are_bit_identical(dtype, data):
 
 TRANSCENDENTAL = [lax.exp, lax.log, lax.tanh, lax.log1p, lax.expm1, lax.exp2, lax.sin, lax.cos, lax.logistic,
                   lax.erf, lax.rsqrt, lambda x: lax.integer_pow(x, 3), lambda x: lax.integer_pow(x, -2),
-                  lambda x: x ** 1.7, lambda x: x ** jnp.arange(x.shape[-1])]
+                  lambda x: x ** 1.7, lambda x: x ** jnp.arange(x.shape[-1]),
+                  lambda x: lax.tan(x / 4), lambda x: lax.asin(x / 16), lambda x: lax.acos(x / 16), lax.atan, lax.sinh,
+                  lax.cosh, lax.asinh, lambda x: lax.acosh(1 + x), lambda x: lax.atanh(x / 16), lax.cbrt, lax.lgamma,
+                  lax.digamma, lambda x: lax.erf_inv(x / 16), lambda x: lax.atan2(x, x[::-1])]
 
 
 def transcendental(a):
@@ -449,3 +453,17 @@ def test_a_float32_loss_stays_float32():
         got, want = run_both(many(loss), params, b)
         assert got[0].dtype == np.float32
         assert_close(many(loss), params, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["logits", "log_probs", "probs"])
+def test_the_policy_head_and_its_jacobian(kind):
+    # check_loss's _head_outputs: forward-mode Jacobian (jacfwd: 6 parameters, 60 rows) and reverse mode (jacrev)
+    from verify.frameworks.jax import _head_outputs
+    to = {"logits": lambda z: z, "log_probs": jax.nn.log_softmax, "probs": jax.nn.softmax}[kind]
+    features = np.random.default_rng(2).normal(size=(20, 2))
+    theta = {"theta": np.random.default_rng(3).normal(size=(2, 3))}
+    assert_close(partial(_head_outputs, apply=lambda p, o: to(o @ p["theta"]), kind=kind), theta, features,
+                 rtol=1e-13)
+    net = gallery.init(5, 3)
+    assert_close(partial(_head_outputs, apply=lambda p, o: to(gallery.logits(p, o)), kind=kind), net, np.eye(5),
+                 rtol=1e-13)

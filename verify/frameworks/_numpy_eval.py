@@ -180,7 +180,7 @@ _elementwise({
     "expm1": np.expm1, "exp2": np.exp2, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
     "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
     "acosh": np.arccosh, "atanh": np.arctanh, "atan2": np.arctan2, "cbrt": np.cbrt, "floor": np.floor,
-    "ceil": np.ceil, "is_finite": np.isfinite,
+    "ceil": np.ceil, "is_finite": np.isfinite, "nextafter": np.nextafter,
     "max": np.maximum, "min": np.minimum,          # both propagate NaN, as XLA's max and min
     "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
     "ge": np.greater_equal,
@@ -261,6 +261,14 @@ def _erf(eqn, accuracy=None, **params):
     _no_accuracy("erf", accuracy)
     from scipy.special import erf
     return erf
+
+
+@_register("lgamma", "digamma", "erf_inv")
+def _special(eqn, accuracy=None, **params):
+    _real(eqn)
+    _no_accuracy(eqn.primitive.name, accuracy)
+    from scipy import special
+    return {"lgamma": special.gammaln, "digamma": special.digamma, "erf_inv": special.erfinv}[eqn.primitive.name]
 
 
 @_register("rsqrt")
@@ -390,12 +398,6 @@ def _reshape(eqn, new_sizes, dimensions=None, **params):
 
 @_register("squeeze")
 def _squeeze(eqn, dimensions, **params):
-    shape = tuple(eqn.outvars[0].aval.shape)
-    return lambda x: np.reshape(x, shape)
-
-
-@_register("expand_dims")
-def _expand_dims(eqn, **params):
     shape = tuple(eqn.outvars[0].aval.shape)
     return lambda x: np.reshape(x, shape)
 
@@ -808,11 +810,11 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
 
 # --- control flow and calls -------------------------------------------------------------------------------------------
 
-@_register("jit", "pjit", "closed_call", "core_call", "checkpoint", "remat", "remat2", "custom_lin")
+@_register("jit", "pjit", "closed_call", "checkpoint", "remat2")
 def _call(eqn, **params):
     inner = params.get("jaxpr", params.get("call_jaxpr"))
-    if inner is None or eqn.primitive.name == "custom_lin":
-        raise Unsupported(f"primitive {eqn.primitive.name}")
+    if inner is None:
+        raise Unsupported(f"primitive {eqn.primitive.name} without its jaxpr")
     return _nested(inner)
 
 
