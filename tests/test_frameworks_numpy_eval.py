@@ -135,7 +135,8 @@ def test_max_and_min_propagate_nan():
 
 
 EXACT_UNARY = [lambda x: lax.clamp(np.array(-1, x.dtype), x, np.array(2, x.dtype)), lax.optimization_barrier,
-               lambda x: jnp.array(x, copy=True), lambda x: lax.nextafter(x, x[::-1]), lax.neg, lax.abs, lax.sqrt, lax.sign, lax.floor, lax.ceil, lax.is_finite, lax.square,
+               lambda x: jnp.array(x, copy=True), lambda x: lax.nextafter(x, x[::-1]), lax.neg, lax.abs, lax.sqrt,
+               lax.sign, lax.floor, lax.ceil, lax.is_finite, lax.square,
                lambda x: lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO),
                lambda x: lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)]
 
@@ -221,7 +222,8 @@ def test_conversions_and_select_are_identical(x, which):
 def shape_ops(a, i, j):
     return (lax.broadcast_in_dim(a[:, 0, :], (5, 2, 3, 4), (1, 3)), a.reshape(4, 6), a.transpose(2, 0, 1),
                 a[::-1, :, ::-2], jnp.concatenate([a, 2 * a], axis=1), a[None, :, 1:3], jnp.squeeze(a[:, :1]),
-                lax.iota(np.int32, 7), lax.broadcasted_iota(np.float32, (2, 3), 1), lax.slice(a, (0, 1, 0), (2, 3, 4), (1, 1, 3)),
+                lax.iota(np.int32, 7), lax.broadcasted_iota(np.float32, (2, 3), 1),
+                lax.slice(a, (0, 1, 0), (2, 3, 4), (1, 1, 3)),
                 lax.dynamic_slice(a, (i, j, j - j + 1), (1, 2, 3)),        # starts out of range: XLA clamps them
                 lax.dynamic_update_slice(a, -a[:1, :2, :2], (j, i, i)), jnp.split(a, [1, 3], axis=2))
 
@@ -280,11 +282,11 @@ def test_dot_general_layouts(dtype):
 
 def test_integer_dot_general():
     a, b = np.arange(12, dtype=np.int32).reshape(3, 4), np.arange(-8, 12, dtype=np.int32).reshape(4, 5)
-    assert_same(lambda x, y: (x @ y, lax.dot_general(x, y, (((1,), (0,)), ((), ())), preferred_element_type=np.float32)),
-                a, b)
+    dn = (((1,), (0,)), ((), ()))
+    assert_same(lambda x, y: (x @ y, lax.dot_general(x, y, dn, preferred_element_type=np.float32)), a, b)
 
 
-# --- gather and scatter-add, in every mode -----------------------------------------------------------------------------
+# --- gather and scatter-add, in every mode ----------------------------------------------------------------------------
 
 MODES = ["clip", "fill", "promise_in_bounds"]
 
@@ -393,7 +395,7 @@ def test_inputs_of_the_wrong_shape_are_refused():
         run(np.ones(4))
 
 
-# --- the losses check_loss evaluates -------------------------------------------------------------------------------------
+# --- the losses check_loss evaluates ----------------------------------------------------------------------------------
 
 def j_reinforce(params, batch):
     """benchmarks/bench_frameworks.py's REINFORCE loss (reward-to-go by a reversed jnp.cumsum)."""

@@ -5,9 +5,10 @@ inputs that evaluates it with numpy, one prepared closure per equation. It imple
 dtype (integer division truncates, float -> int conversion saturates, gathers and dynamic slices clamp or fill as
 their mode says, ...); a primitive, or a parameter of one, that it does not implement exactly raises
 ``Unsupported`` before anything runs, and the caller compiles with XLA instead. Float results differ from XLA's
-only in the round-off of reductions, dot products and transcendental functions (summation order, libm), and
-in subnormal numbers, which XLA's CPU backend may flush to zero by its compile options (numpy keeps them: |x| < 2.2e-308 in float64,
-1.2e-38 in float32), and in the sign of a zero that max and min (and their reductions) pick between -0.0 and 0.0.
+only in the round-off of reductions, dot products and transcendental functions (summation order, libm), in
+subnormal numbers, which XLA's CPU backend may flush to zero by its compile options (numpy keeps them: |x| below
+2.2e-308 in float64, 1.2e-38 in float32), and in the sign of a zero that max and min (and their reductions) pick
+between -0.0 and 0.0.
 
 JAX is imported lazily (inside functions): the module itself needs numpy only.
 """
@@ -113,7 +114,7 @@ def _nested(closed) -> Callable:
     return _Program(closed, ()).run
 
 
-# --- rules: primitive name -> (eqn -> closure) --------------------------------------------------------------------------
+# --- rules: primitive name -> (eqn -> closure) ------------------------------------------------------------------------
 
 _RULES: dict[str, Callable] = {}
 
