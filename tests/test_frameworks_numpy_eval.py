@@ -469,3 +469,27 @@ def test_the_policy_head_and_its_jacobian(kind):
     net = gallery.init(5, 3)
     assert_close(partial(_head_outputs, apply=lambda p, o: to(gallery.logits(p, o)), kind=kind), net, np.eye(5),
                  rtol=1e-13)
+
+
+def test_numpy_jit_traces_once_per_shape_and_keeps_the_pytrees():
+    from verify.frameworks._numpy_eval import numpy_jit
+    traces = []
+
+    def vg(params, batch):
+        traces.append(batch.rewards.shape)
+        return jax.value_and_grad(j_reinforce)(params, batch)
+    fn = numpy_jit(vg)
+    params = {"theta": np.random.default_rng(1).normal(size=(3, 2))}
+    for T in (2, 4, 2):
+        b = stacked(two_step(), T, C=1)
+        b = Batch(*[x[0] for x in b[:-1]], gamma=b.gamma)
+        loss, grad = fn(params, b)
+        want_loss, want_grad = jax.jit(jax.value_and_grad(j_reinforce))(params, b)
+        assert set(grad) == {"theta"} and grad["theta"].shape == (3, 2)
+        np.testing.assert_allclose(grad["theta"], want_grad["theta"], rtol=1e-12, atol=1e-15)
+        assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
+    assert traces == [(4, 2), (4, 4)]           # once per shape
+    bad = numpy_jit(jnp.sort)
+    for _ in range(2):
+        with pytest.raises(Unsupported, match="primitive sort"):
+            bad(np.arange(3.0))
