@@ -86,39 +86,17 @@ class _Program:
     __slots__ = ("template", "in_slots", "in_specs", "steps", "out_slots", "run")
 
     def __init__(self, jaxpr, consts):
-        from jax.extend.core import Literal
-
-        slots: dict = {}
         template: list = []
+        steps: list = []
 
-        def slot(v) -> int:
-            if v not in slots:
-                slots[v] = len(template)
-                template.append(None)
-            return slots[v]
+        def new(value=None) -> int:
+            template.append(value)
+            return len(template) - 1
 
-        def read(v) -> int:
-            if isinstance(v, Literal):
-                template.append(_as_array(v.val, v.aval.dtype))
-                return len(template) - 1
-            return slots[v]
-
-        for v, c in zip(jaxpr.constvars, consts):
-            template[slot(v)] = _as_array(c, v.aval.dtype)
-        self.in_slots = [slot(v) for v in jaxpr.invars]
+        self.in_slots = [new() for _ in jaxpr.invars]
         self.in_specs = [(np.dtype(v.aval.dtype), tuple(v.aval.shape)) for v in jaxpr.invars]
-        steps = []
-        for eqn in jaxpr.eqns:
-            fn = _rule(eqn)
-            ins = tuple(read(v) for v in eqn.invars)
-            outs = tuple(slot(v) for v in eqn.outvars)      # a DropVar gets a slot of its own, never read
-            dtypes = tuple(np.dtype(v.aval.dtype) for v in eqn.outvars)
-            if eqn.primitive.multiple_results:
-                steps.append((fn, ins, outs, dtypes, True))
-            else:
-                steps.append((fn, ins, outs[0], dtypes[0], False))
+        self.out_slots = _emit(jaxpr, consts, self.in_slots, new, steps)
         self.template, self.steps = template, steps
-        self.out_slots = [read(v) for v in jaxpr.outvars]
         self.run = self._run
 
     def _run(self, *args) -> list:
@@ -139,6 +117,44 @@ class _Program:
                     r = fn(*[env[i] for i in ins])
                     env[out] = r if r.dtype == dt else r.astype(dt)
         return [np.asarray(env[i]) for i in self.out_slots]
+
+
+_INLINED = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "checkpoint": "jaxpr", "remat2": "jaxpr",
+            "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr", "custom_vjp_call_jaxpr": "fun_jaxpr"}
+
+
+def _emit(jaxpr, consts, in_slots, new, steps) -> list:
+    """Append ``jaxpr``'s equations to ``steps`` reading its inputs from ``in_slots`` (``new`` allocates a slot of
+    the environment, optionally holding a constant); returns the slots of its outputs. Calls (``jit``,
+    ``checkpoint``, custom_jvp/vjp: their primal computation) are inlined, so their equations cost what the
+    caller's do; ``scan``, ``while`` and ``cond`` get nested programs."""
+    from jax.extend.core import Literal
+
+    env = dict(zip(jaxpr.invars, in_slots))
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v] = new(_as_array(c, v.aval.dtype))
+
+    def read(v) -> int:
+        if isinstance(v, Literal):
+            return new(_as_array(v.val, v.aval.dtype))
+        return env[v]
+
+    for eqn in jaxpr.eqns:
+        ins = [read(v) for v in eqn.invars]
+        inner = eqn.params.get(_INLINED.get(eqn.primitive.name, ""))
+        if inner is not None:
+            closed_consts = getattr(inner, "consts", ())
+            outs = _emit(getattr(inner, "jaxpr", inner), closed_consts, ins, new, steps)
+        else:
+            fn = _rule(eqn)
+            outs = [new() for _ in eqn.outvars]       # a DropVar gets a slot of its own, never read
+            dtypes = [np.dtype(v.aval.dtype) for v in eqn.outvars]
+            if eqn.primitive.multiple_results:
+                steps.append((fn, tuple(ins), tuple(outs), tuple(dtypes), True))
+            else:
+                steps.append((fn, tuple(ins), outs[0], dtypes[0], False))
+        env.update(zip(eqn.outvars, outs))
+    return [read(v) for v in jaxpr.outvars]
 
 
 def _as_array(value, dtype) -> np.ndarray:
@@ -848,22 +864,6 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
 
 
 # --- control flow and calls -------------------------------------------------------------------------------------------
-
-@_register("jit", "pjit", "closed_call", "checkpoint", "remat2")
-def _call(eqn, **params):
-    inner = params.get("jaxpr", params.get("call_jaxpr"))
-    if inner is None:
-        raise Unsupported(f"primitive {eqn.primitive.name} without its jaxpr")
-    return _nested(inner)
-
-
-@_register("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
-def _custom_call(eqn, **params):
-    inner = params.get("call_jaxpr", params.get("fun_jaxpr"))
-    if inner is None:
-        raise Unsupported(f"primitive {eqn.primitive.name} without its primal jaxpr")
-    return _nested(inner)           # the primal computation; the custom rule only matters to differentiation
-
 
 @_register("scan")
 def _scan(eqn, jaxpr, num_consts, num_carry, length, reverse, **params):
