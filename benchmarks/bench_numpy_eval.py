@@ -7,9 +7,9 @@ the uniform policy, those of at most T steps). Per T it prints, in CPU seconds (
 OPENBLAS_NUM_THREADS=1): the trace (``jax.make_jaxpr``, which both paths need), the one-off preparation of the
 numpy program against XLA's lowering and compilation of the same function (``MAIN_COMPILE``, as check_loss; a new
 function per T so nothing comes from jax's caches; the persistent cache is off outside a check), and the best of
-``--repeats`` calls of each after that, with the ratios numpy / XLA. It also checks that both give the same numbers.
+``--repeats`` calls of each after that (numpy again after XLA's calls), with the ratios numpy / XLA. It also checks that both give the same numbers.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_numpy_eval.py --lengths 8 32 100 --repeats 7
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_numpy_eval.py --lengths 8 32 100 --repeats 7 [--keep-heap]
 """
 from __future__ import annotations
 
@@ -38,7 +38,16 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="calls timed per path (best of)")
     parser.add_argument("--batches", type=int, default=16, help="C, batches per call")
     parser.add_argument("--batch-size", type=int, default=16, help="B, episodes per batch")
+    parser.add_argument("--keep-heap", action="store_true",
+                        help="glibc only: mallopt(M_MMAP_THRESHOLD=64 MiB, M_TRIM_THRESHOLD=256 MiB) first, so numpy's "
+                             "temporaries reuse the heap instead of fresh mmapped pages (page faults: about half of "
+                             "a call's CPU time at T >= 32 without it)")
     args = parser.parse_args(argv)
+    if args.keep_heap:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 << 20)      # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 << 20)     # M_TRIM_THRESHOLD
 
     import jax
     import jax.numpy as jnp
@@ -104,9 +113,10 @@ def main(argv=None) -> None:
         err = max(float(np.max(np.abs(g - w))) / max(float(np.max(np.abs(w))), 1e-300) for g, w in zip(got, want))
         numpy_call = best_of(lambda: run(*flat), args.repeats)
         xla_call = best_of(lambda: jax.block_until_ready(compiled(params, batch)), args.repeats)
+        numpy_again = best_of(lambda: run(*flat), args.repeats)   # after XLA has run: its threads' CPU time counts
         print(f"  T={T:3d}: trace {trace:.4f} | one-off: numpy_program {prepare:.4f} vs XLA lower {lower:.4f} + "
               f"compile {compile_:.4f} ({prepare / (lower + compile_):.3f}x) | per call: numpy {numpy_call:.4f} vs "
-              f"XLA {xla_call:.4f} ({numpy_call / xla_call:.2f}x) | eqns {len(closed.jaxpr.eqns)} | "
+              f"XLA {xla_call:.4f} ({numpy_call / xla_call:.2f}x; numpy again after XLA {numpy_again:.4f}) | eqns {len(closed.jaxpr.eqns)} | "
               f"max rel. difference {err:.1e}")
 
 
