@@ -23,6 +23,35 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def j_reinforce(params, batch):
+    """bench_frameworks.py's REINFORCE loss: reward-to-go by a reversed ``jnp.cumsum``, summed over each episode's
+    steps, averaged over episodes."""
+    import jax
+    import jax.numpy as jnp
+
+    logp = jax.nn.log_softmax(batch.obs @ params["theta"])
+    logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
+    disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
+    G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
+    return -(logp_a * G * batch.mask).sum(1).mean()
+
+
+def vmapped_value_and_grad(loss_fn):
+    """As ``verify.frameworks.jax._compiled_many`` builds it (before ``jit``): ``jax.vmap`` of the loss's
+    ``value_and_grad`` with the gradient raveled, over a leading axis of batches (every ``Batch`` field but gamma)."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from verify.frameworks._common import Batch
+
+    vg = jax.value_and_grad(loss_fn)
+
+    def flat_vg(params, batch):
+        loss, g = vg(params, batch)
+        return loss, ravel_pytree(g)[0]
+    return jax.vmap(flat_vg, in_axes=(None, Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)))
+
+
 def best_of(fn, repeats: int) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -50,8 +79,6 @@ def main(argv=None) -> None:
         libc.mallopt(-1, 256 << 20)     # M_TRIM_THRESHOLD
 
     import jax
-    import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
 
     from verify.frameworks._common import Batch, batch_arrays
     from verify.frameworks._jax_compile import MAIN_COMPILE
@@ -66,21 +93,6 @@ def main(argv=None) -> None:
     uniform = TabularSoftmax(np.zeros((mdp.n_states, mdp.n_actions)))
     params = {"theta": np.random.default_rng(0).normal(size=(mdp.n_states, mdp.n_actions))}
 
-    def j_reinforce(params, batch):
-        logp = jax.nn.log_softmax(batch.obs @ params["theta"])
-        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
-        disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
-        G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
-        return -(logp_a * G * batch.mask).sum(1).mean()
-
-    def many():
-        vg = jax.value_and_grad(j_reinforce)
-
-        def flat_vg(params, batch):
-            loss, g = vg(params, batch)
-            return loss, ravel_pytree(g)[0]
-        return jax.vmap(flat_vg, in_axes=(None, Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)))
-
     print(f"FrozenLake-v1, C={args.batches} batches of B={args.batch_size} episodes, CPU seconds "
           f"(best of {args.repeats} calls)")
     for T in args.lengths:
@@ -94,13 +106,13 @@ def main(argv=None) -> None:
         flat = jax.tree_util.tree_leaves((params, batch))
 
         t = time.process_time()
-        closed = jax.make_jaxpr(many())(params, batch)
+        closed = jax.make_jaxpr(vmapped_value_and_grad(j_reinforce))(params, batch)
         trace = time.process_time() - t
         t = time.process_time()
         run = numpy_program(closed)
         prepare = time.process_time() - t
 
-        jitted = jax.jit(many(), compiler_options=MAIN_COMPILE)
+        jitted = jax.jit(vmapped_value_and_grad(j_reinforce), compiler_options=MAIN_COMPILE)
         t = time.process_time()
         lowered = jitted.lower(params, batch)
         lower = time.process_time() - t

@@ -20,8 +20,8 @@ except ImportError:
     pytest.skip("JAX/rlax are not installed (pip install 'pgverify[jax]'; CI installs them)", allow_module_level=True)
 
 from jax import lax
-from jax.flatten_util import ravel_pytree
 
+from benchmarks.bench_numpy_eval import j_reinforce, vmapped_value_and_grad as many
 from examples.frameworks import jax_losses as gallery
 from examples.frameworks import rlax_loss
 from examples.frameworks.problem import fixed_length, two_step
@@ -396,25 +396,6 @@ def test_inputs_of_the_wrong_shape_are_refused():
 
 
 # --- the losses check_loss evaluates ----------------------------------------------------------------------------------
-
-def j_reinforce(params, batch):
-    """benchmarks/bench_frameworks.py's REINFORCE loss (reward-to-go by a reversed jnp.cumsum)."""
-    logp = jax.nn.log_softmax(batch.obs @ params["theta"])
-    logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
-    disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
-    G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
-    return -(logp_a * G * batch.mask).sum(1).mean()
-
-
-def many(loss_fn):
-    """As verify.frameworks.jax._compiled_many builds it (before jit): vmap of the flat value_and_grad."""
-    vg = jax.value_and_grad(loss_fn)
-
-    def flat_vg(params, batch):
-        loss, g = vg(params, batch)
-        return loss, ravel_pytree(g)[0]
-    return jax.vmap(flat_vg, in_axes=(None, Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)))
-
 
 def stacked(mdp, T, C=3, B=4, seed=0):
     """C batches of B episodes sampled from the uniform policy, padded to T steps, stacked as [C, B, T, ...]."""
