@@ -140,6 +140,7 @@ def _emit(jaxpr, consts, in_slots, new, steps) -> list:
         return env[v]
 
     for eqn in jaxpr.eqns:
+        _plain_dtypes(eqn)
         ins = [read(v) for v in eqn.invars]
         inner = eqn.params.get(_INLINED.get(eqn.primitive.name, ""))
         if inner is not None:
@@ -155,6 +156,22 @@ def _emit(jaxpr, consts, in_slots, new, steps) -> list:
                 steps.append((fn, tuple(ins), outs[0], dtypes[0], False))
         env.update(zip(eqn.outvars, outs))
     return [read(v) for v in jaxpr.outvars]
+
+
+_DTYPES = frozenset(np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                         np.uint32, np.uint64, np.float16, np.float32, np.float64))
+
+
+def _plain_dtypes(eqn):
+    """numpy's own IEEE and integer dtypes only: bfloat16, float8, complex, keys... are refused."""
+    for v in list(eqn.invars) + list(eqn.outvars):
+        dtype = getattr(v.aval, "dtype", None)
+        try:
+            plain = np.dtype(dtype) in _DTYPES
+        except TypeError:           # jax's extended dtypes (PRNG keys) are no numpy dtypes
+            plain = False
+        if dtype is None or not plain:
+            raise Unsupported(f"primitive {eqn.primitive.name} on {dtype}")
 
 
 def _as_array(value, dtype) -> np.ndarray:
