@@ -481,3 +481,10 @@ def test_dtypes_numpy_does_not_share_with_xla_are_refused(dtype, name):
     closed = jax.make_jaxpr(lambda x: jnp.exp(x.astype(dtype)))(np.arange(3.0))
     with pytest.raises(Unsupported, match=name):
         numpy_program(closed)
+
+
+def test_outputs_are_fresh_arrays():
+    x = np.arange(3.0)
+    out, = numpy_program(jax.make_jaxpr(lambda a: a)(x))(x)
+    out[0] = 7.0
+    assert x[0] == 0.0

@@ -40,7 +40,8 @@ def numpy_program(closed_jaxpr) -> Callable[..., list]:
 
     Returns:
       ``run(*args) -> list[np.ndarray]``: ``args`` are the program's flat inputs (numpy arrays or Python scalars,
-      in ``jaxpr.invars`` order), cast to their avals' dtypes; the outputs have the avals' dtypes and shapes.
+      in ``jaxpr.invars`` order), cast to their avals' dtypes; the outputs have the avals' dtypes and shapes and
+      are fresh arrays (never views of an input, as jax's outputs are new buffers).
 
     Raises:
       Unsupported: an equation (at any depth) is not supported; raised here, before anything runs.
@@ -122,7 +123,7 @@ class _Program:
                 else:
                     r = fn(*[env[i] for i in ins])
                     env[out] = r if r.dtype == dt else r.astype(dt)
-        return [np.asarray(env[i]) for i in self.out_slots]
+        return [np.array(env[i]) for i in self.out_slots]     # fresh, writable: never a view of an input
 
 
 _INLINED = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "checkpoint": "jaxpr", "remat2": "jaxpr",
