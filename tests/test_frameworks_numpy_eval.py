@@ -488,3 +488,39 @@ def test_outputs_are_fresh_arrays():
     out, = numpy_program(jax.make_jaxpr(lambda a: a)(x))(x)
     out[0] = 7.0
     assert x[0] == 0.0
+
+
+def symbolic_batch(batch: Batch, leading: int):
+    """``batch``'s ShapeDtypeStructs with its time axis (the one after ``leading`` batch axes) symbolic: T."""
+    (T,) = jax.export.symbolic_shape("T")
+
+    def sds(x):
+        x = np.asarray(x)
+        shape = list(x.shape)
+        if x.ndim > leading + 1 or (x.ndim == leading + 1 and x is not batch.lengths):
+            shape[leading + 1] = T
+        return jax.ShapeDtypeStruct(tuple(shape), x.dtype)
+    return Batch(*[sds(x) for x in batch[:-1]], gamma=batch.gamma)
+
+
+SYMBOLIC = [(gallery.reinforce, "gallery"), (gallery.normalized_advantages, "gallery"), (rlax_loss.rlax_loss, "theta"),
+            (j_reinforce, "theta")]      # scan, batch statistics, rlax's vmapped scans, cumsum
+
+
+@pytest.mark.parametrize("loss, kind", SYMBOLIC, ids=lambda v: getattr(v, "__name__", ""))
+def test_one_symbolic_trace_evaluates_every_padded_length(loss, kind):
+    # traced once with T symbolic (jax.export.symbolic_shape), prepared per T: equal to XLA traced at each T
+    from verify.frameworks._numpy_eval import symbolic_program
+    mdp = two_step()
+    params = (gallery.init(mdp.n_states, mdp.n_actions) if kind == "gallery" else
+              {"theta": np.random.default_rng(1).normal(size=(mdp.n_states, mdp.n_actions))})
+    template = stacked(mdp, 2)
+    closed = jax.make_jaxpr(many(loss))(params, symbolic_batch(template, 1))
+    run = symbolic_program(closed)
+    for T in (3, 6):
+        b = stacked(mdp, T, seed=T)
+        got = run(*jax.tree_util.tree_leaves((params, b)))
+        want = [np.asarray(w) for w in jit(many(loss), PROBE_COMPILE)(params, b)]
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-12 * max(1.0, float(np.max(np.abs(w)))))

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Unsupported", "numpy_jit", "numpy_program"]
+__all__ = ["Unsupported", "numpy_jit", "numpy_program", "symbolic_program"]
 
 
 class Unsupported(Exception):
@@ -32,11 +32,13 @@ class Unsupported(Exception):
     it. Refusing is always safe: the caller compiles with XLA instead."""
 
 
-def numpy_program(closed_jaxpr) -> Callable[..., list]:
+def numpy_program(closed_jaxpr, dims: dict | None = None) -> Callable[..., list]:
     """The numpy evaluation of ``closed_jaxpr`` (a ``jax.core.ClosedJaxpr``, e.g. from ``jax.make_jaxpr``).
 
     Args:
       closed_jaxpr: the traced program; its consts are bound once.
+      dims: the values of its symbolic dimensions (a program traced with ``jax.export.symbolic_shape``), by
+        name, e.g. ``{"T": 37}``; the program is prepared for those values (``symbolic_program`` infers them).
 
     Returns:
       ``run(*args) -> list[np.ndarray]``: ``args`` are the program's flat inputs (numpy arrays or Python scalars,
@@ -46,7 +48,42 @@ def numpy_program(closed_jaxpr) -> Callable[..., list]:
     Raises:
       Unsupported: an equation (at any depth) is not supported; raised here, before anything runs.
     """
-    return _Program(closed_jaxpr.jaxpr, closed_jaxpr.consts).run
+    _DIMS.append(dict(dims or {}))
+    try:
+        return _Program(closed_jaxpr.jaxpr, closed_jaxpr.consts).run
+    finally:
+        _DIMS.pop()
+
+
+def symbolic_program(closed_jaxpr) -> Callable[..., list]:
+    """``numpy_program`` of a jaxpr traced with symbolic dimensions (``jax.export.symbolic_shape``), prepared
+    for each new set of their values (about a millisecond) instead of traced again per shape (tens of ms): e.g.
+    batches padded each to its own longest episode T, traced once with T symbolic.
+
+    Returns:
+      ``run(*args)``: as ``numpy_program``'s; each dimension variable is read from the first input dimension
+      that is exactly that variable, and every input shape is checked against the values found.
+
+    Raises:
+      Unsupported: as ``numpy_program`` (at the first call of a new set of values); a dimension variable that
+        no input dimension gives alone.
+    """
+    invars = closed_jaxpr.jaxpr.invars
+    where: dict = {}
+    for i, v in enumerate(invars):
+        for k, d in enumerate(v.aval.shape):
+            name = d._to_var() if hasattr(d, "_to_var") else None
+            if name is not None and name not in where:
+                where[name] = (i, k)
+    programs: dict = {}
+
+    def run(*args):
+        shapes = [np.shape(a) for a in args]
+        key = tuple((name, shapes[i][k]) for name, (i, k) in where.items())
+        if key not in programs:
+            programs[key] = numpy_program(closed_jaxpr, dict(key))
+        return programs[key](*args)
+    return run
 
 
 def numpy_jit(fn: Callable) -> Callable:
@@ -101,7 +138,7 @@ class _Program:
             return len(template) - 1
 
         self.in_slots = [new() for _ in jaxpr.invars]
-        self.in_specs = [(np.dtype(v.aval.dtype), tuple(v.aval.shape)) for v in jaxpr.invars]
+        self.in_specs = [(np.dtype(v.aval.dtype), _shape(v)) for v in jaxpr.invars]
         self.out_slots = _emit(jaxpr, consts, self.in_slots, new, steps)
         self.template, self.steps = template, steps
         self.run = self._run
@@ -179,6 +216,24 @@ def _plain_dtypes(eqn):
             plain = False
         if dtype is None or not plain:
             raise Unsupported(f"primitive {eqn.primitive.name} on {dtype}")
+
+
+_DIMS: list = [{}]      # the values of the symbolic dimensions of the program being prepared (a stack)
+
+
+def _dim(d) -> int:
+    """A dimension (or a shape-valued parameter) as an int: a symbolic one (``jax.export.symbolic_shape``)
+    evaluated with the values the program is prepared for."""
+    if hasattr(d, "_evaluate"):
+        try:
+            d = d._evaluate(_DIMS[-1])
+        except Exception as exc:  # noqa: BLE001 - jax's error for an unbound dimension variable
+            raise Unsupported(f"symbolic dimension {d} without a value ({exc})") from exc
+    return int(d)
+
+
+def _shape(v) -> tuple:
+    return tuple(_dim(s) for s in v.aval.shape)
 
 
 def _as_array(value, dtype) -> np.ndarray:
@@ -266,6 +321,12 @@ _elementwise({
     "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor, "not": np.invert,   # bool: logical
     "square": np.square,
 })
+
+
+@_register("dim_as_value")
+def _dim_as_value(eqn, dim, **params):
+    value = np.array(_dim(dim), dtype=_out_dtype(eqn))
+    return lambda: value
 
 
 @_register("stop_gradient", "copy", "copy_p", "optimization_barrier")
@@ -455,9 +516,9 @@ def _convert(eqn, new_dtype, **params):
 def _broadcast_in_dim(eqn, shape, broadcast_dimensions, **params):
     if len(eqn.invars) != 1:
         raise Unsupported("primitive broadcast_in_dim with dynamic shapes")
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(_dim(s) for s in shape)
     dims = [int(d) for d in broadcast_dimensions]
-    operand_shape = tuple(eqn.invars[0].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
     lifted = [1] * len(shape)
     for d, n in zip(dims, operand_shape):
         lifted[d] = n
@@ -471,13 +532,13 @@ def _reshape(eqn, new_sizes, dimensions=None, **params):
         raise Unsupported("primitive reshape with dimensions")
     if len(eqn.invars) != 1:
         raise Unsupported("primitive reshape with dynamic shapes")
-    new_sizes = tuple(int(s) for s in new_sizes)
+    new_sizes = tuple(_dim(s) for s in new_sizes)
     return lambda x: np.reshape(x, new_sizes)
 
 
 @_register("squeeze")
 def _squeeze(eqn, dimensions, **params):
-    shape = tuple(eqn.outvars[0].aval.shape)
+    shape = _shape(eqn.outvars[0])
     return lambda x: np.reshape(x, shape)
 
 
@@ -504,7 +565,7 @@ def _concatenate(eqn, dimension, **params):
 
 @_register("split")
 def _split(eqn, sizes, axis, **params):
-    cuts = list(np.cumsum([int(s) for s in sizes])[:-1])
+    cuts = list(np.cumsum([_dim(s) for s in sizes])[:-1])
     axis = int(axis)
     return lambda x: np.split(x, cuts, axis=axis)
 
@@ -513,7 +574,7 @@ def _split(eqn, sizes, axis, **params):
 def _iota(eqn, dtype, shape, dimension, **params):
     if len(eqn.invars):
         raise Unsupported("primitive iota with dynamic shapes")
-    shape, d = tuple(int(s) for s in shape), int(dimension)
+    shape, d = tuple(_dim(s) for s in shape), int(dimension)
     lifted = [1] * len(shape)
     lifted[d] = shape[d]
     value = np.broadcast_to(np.arange(shape[d], dtype=np.dtype(dtype)).reshape(lifted), shape)
@@ -523,15 +584,15 @@ def _iota(eqn, dtype, shape, dimension, **params):
 @_register("slice")
 def _slice(eqn, start_indices, limit_indices, strides=None, **params):
     strides = strides or (1,) * len(start_indices)
-    index = tuple(slice(int(a), int(b), int(s)) for a, b, s in zip(start_indices, limit_indices, strides))
+    index = tuple(slice(_dim(a), _dim(b), _dim(s)) for a, b, s in zip(start_indices, limit_indices, strides))
     return lambda x: x[index]
 
 
 @_register("pad")
 def _pad(eqn, padding_config, **params):
-    config = [(int(lo), int(hi), int(interior)) for lo, hi, interior in padding_config]
-    in_shape = tuple(eqn.invars[0].aval.shape)
-    out_shape = tuple(eqn.outvars[0].aval.shape)
+    config = [(_dim(lo), _dim(hi), _dim(interior)) for lo, hi, interior in padding_config]
+    in_shape = _shape(eqn.invars[0])
+    out_shape = _shape(eqn.outvars[0])
     dt = _out_dtype(eqn)
     full_shape, place, crop = [], [], []
     for n, (lo, hi, interior) in zip(in_shape, config):
@@ -560,10 +621,10 @@ def _clamped_starts(operand_shape, sizes):
 
 @_register("dynamic_slice")
 def _dynamic_slice(eqn, slice_sizes, **params):
-    operand_shape = tuple(eqn.invars[0].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
     if len(eqn.invars) != 1 + len(operand_shape):
         raise Unsupported("primitive dynamic_slice with dynamic shapes")
-    sizes = [int(s) for s in slice_sizes]
+    sizes = [_dim(s) for s in slice_sizes]
     starts = _clamped_starts(operand_shape, sizes)
 
     def dynamic_slice(x, *idx):
@@ -574,8 +635,8 @@ def _dynamic_slice(eqn, slice_sizes, **params):
 
 @_register("dynamic_update_slice")
 def _dynamic_update_slice(eqn, **params):
-    operand_shape = tuple(eqn.invars[0].aval.shape)
-    sizes = tuple(eqn.invars[1].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
+    sizes = _shape(eqn.invars[1])
     starts = _clamped_starts(operand_shape, sizes)
 
     def dynamic_update_slice(x, update, *idx):
@@ -641,7 +702,7 @@ def _small_axis(eqn, axes, ufunc):
     """max/min over one short axis (a softmax's actions) as a chain of elementwise ufunc calls on slices: numpy's
     reduce over a short last axis runs one inner loop per row, 5-10x slower. The same value (max and min are
     exact), NaN propagating as well; None when it does not apply."""
-    shape = tuple(eqn.invars[0].aval.shape)
+    shape = _shape(eqn.invars[0])
     if len(axes) != 1 or not 2 <= shape[axes[0]] <= 8:
         return None
     parts = [(slice(None),) * axes[0] + (i,) for i in range(shape[axes[0]])]
@@ -674,7 +735,7 @@ def _reduce_or(eqn, axes, **params):
 def _argmax(eqn, axes, index_dtype, **params):
     _real(eqn)
     (axis,) = _axes(axes)
-    if eqn.invars[0].aval.shape[axis] == 0:
+    if _shape(eqn.invars[0])[axis] == 0:
         raise Unsupported(f"primitive {eqn.primitive.name} over an empty axis")
     pick = np.argmax if eqn.primitive.name == "argmax" else np.argmin
     dt = np.dtype(index_dtype)
@@ -709,7 +770,7 @@ def _cumulative(eqn, axis, reverse, **params):
 def _dot_general(eqn, dimension_numbers, preferred_element_type=None, precision=None, **params):
     _real(eqn)
     (lc, rc), (lb, rb) = [[tuple(int(d) for d in ds) for ds in pair] for pair in dimension_numbers]
-    ls, rs = tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape)
+    ls, rs = _shape(eqn.invars[0]), _shape(eqn.invars[1])
     dt = _out_dtype(eqn)
     if dt == np.bool_:
         raise Unsupported("primitive dot_general on bool")
@@ -813,11 +874,11 @@ def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params
     _real(eqn)
     mode = _mode("gather", mode)
     dn = dimension_numbers
-    operand_shape = tuple(eqn.invars[0].aval.shape)
-    indices_shape = tuple(eqn.invars[1].aval.shape)
-    out_shape = tuple(eqn.outvars[0].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
+    indices_shape = _shape(eqn.invars[1])
+    out_shape = _shape(eqn.outvars[0])
     offset_dims = [int(d) for d in dn.offset_dims]
-    sizes = [int(s) for s in slice_sizes]
+    sizes = [_dim(s) for s in slice_sizes]
     dnums = (dn.offset_dims, dn.collapsed_slice_dims, dn.start_index_map, dn.operand_batching_dims,
              dn.start_indices_batching_dims)
     lift, statics, index_map, upper = _gather_layout(eqn, dnums, operand_shape, indices_shape,
@@ -847,9 +908,9 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
     _real(eqn)
     mode = _mode("scatter-add", mode)
     dn = dimension_numbers
-    operand_shape = tuple(eqn.invars[0].aval.shape)
-    indices_shape = tuple(eqn.invars[1].aval.shape)
-    updates_shape = tuple(eqn.invars[2].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
+    indices_shape = _shape(eqn.invars[1])
+    updates_shape = _shape(eqn.invars[2])
     window_dims = [int(d) for d in dn.update_window_dims]
     inserted, batching = [int(d) for d in dn.inserted_window_dims], [int(d) for d in dn.operand_batching_dims]
     window_operand_dims = [d for d in range(len(operand_shape)) if d not in inserted and d not in batching]
@@ -892,13 +953,13 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
 @_register("scan")
 def _scan(eqn, jaxpr, num_consts, num_carry, length, reverse, **params):
     body = _nested(jaxpr)
-    nc, nk, n = int(num_consts), int(num_carry), int(length)
-    ys_avals = [v.aval for v in eqn.outvars[nk:]]
+    nc, nk, n = int(num_consts), int(num_carry), _dim(length)
+    ys_specs = [(_shape(v), np.dtype(v.aval.dtype)) for v in eqn.outvars[nk:]]
     order = range(n - 1, -1, -1) if reverse else range(n)
 
     def scan(*args):
         consts, carry, xs = list(args[:nc]), list(args[nc:nc + nk]), args[nc + nk:]
-        ys = [np.empty(tuple(a.shape), dtype=np.dtype(a.dtype)) for a in ys_avals]
+        ys = [np.empty(shape, dtype=dt) for shape, dt in ys_specs]
         for t in order:
             out = body(*consts, *carry, *[x[t] for x in xs])
             carry = out[:nk]
