@@ -7,7 +7,8 @@ the uniform policy, those of at most T steps). Per T it prints, in CPU seconds (
 OPENBLAS_NUM_THREADS=1): the trace (``jax.make_jaxpr``, which both paths need), the one-off preparation of the
 numpy program against XLA's lowering and compilation of the same function (``MAIN_COMPILE``, as check_loss; a new
 function per T so nothing comes from jax's caches; the persistent cache is off outside a check), and the best of
-``--repeats`` calls of each after that (numpy again after XLA's calls), with the ratios numpy / XLA. It also checks that both give the same numbers.
+``--repeats`` calls of each after that (numpy again after XLA's calls), with the ratios numpy / XLA; and the
+same loss traced once with T symbolic (``jax.export.symbolic_shape``), prepared per T (``symbolic_program``). It also checks that both give the same numbers.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_numpy_eval.py --lengths 8 32 100 --repeats 7 [--keep-heap]
 """
@@ -52,6 +53,23 @@ def vmapped_value_and_grad(loss_fn):
     return jax.vmap(flat_vg, in_axes=(None, Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)))
 
 
+def symbolic_batch(batch: Batch, leading: int):
+    """``batch``'s ShapeDtypeStructs with its time axis (the one after ``leading`` batch axes) symbolic: T."""
+    import jax
+
+    from verify.frameworks._common import Batch
+
+    (T,) = jax.export.symbolic_shape("T")
+
+    def sds(x):
+        x = np.asarray(x)
+        shape = list(x.shape)
+        if x.ndim > leading + 1 or (x.ndim == leading + 1 and x is not batch.lengths):
+            shape[leading + 1] = T
+        return jax.ShapeDtypeStruct(tuple(shape), x.dtype)
+    return Batch(*[sds(x) for x in batch[:-1]], gamma=batch.gamma)
+
+
 def best_of(fn, repeats: int) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -93,6 +111,7 @@ def main(argv=None) -> None:
     uniform = TabularSoftmax(np.zeros((mdp.n_states, mdp.n_actions)))
     params = {"theta": np.random.default_rng(0).normal(size=(mdp.n_states, mdp.n_actions))}
 
+    symbolic = {}
     print(f"FrozenLake-v1, C={args.batches} batches of B={args.batch_size} episodes, CPU seconds "
           f"(best of {args.repeats} calls)")
     for T in args.lengths:
@@ -126,10 +145,24 @@ def main(argv=None) -> None:
         numpy_call = best_of(lambda: run(*flat), args.repeats)
         xla_call = best_of(lambda: jax.block_until_ready(compiled(params, batch)), args.repeats)
         numpy_again = best_of(lambda: run(*flat), args.repeats)   # after XLA has run: its threads' CPU time counts
+        if not symbolic:
+            t = time.process_time()
+            symbolic["closed"] = jax.make_jaxpr(vmapped_value_and_grad(j_reinforce))(params, symbolic_batch(batch, 1))
+            symbolic["trace"] = time.process_time() - t
+        t = time.process_time()
+        run_T = numpy_program(symbolic["closed"], {"T": T})
+        prepare_T = time.process_time() - t
+        got_T = run_T(*flat)
+        err = max([err] + [float(np.max(np.abs(g - w))) / max(float(np.max(np.abs(w))), 1e-300)
+                           for g, w in zip(got_T, want)])
+        symbolic_call = best_of(lambda: run_T(*flat), args.repeats)
         print(f"  T={T:3d}: trace {trace:.4f} | one-off: numpy_program {prepare:.4f} vs XLA lower {lower:.4f} + "
               f"compile {compile_:.4f} ({prepare / (lower + compile_):.3f}x) | per call: numpy {numpy_call:.4f} vs "
               f"XLA {xla_call:.4f} ({numpy_call / xla_call:.2f}x; numpy again after XLA {numpy_again:.4f}) | eqns {len(closed.jaxpr.eqns)} | "
               f"max rel. difference {err:.1e}")
+        print(f"         T symbolic: one trace {symbolic['trace']:.4f} for every T, prepared for T={T} in "
+              f"{prepare_T:.4f}, a call {symbolic_call:.4f} ({symbolic_call / xla_call:.2f}x XLA's), "
+              f"eqns {len(symbolic['closed'].jaxpr.eqns)}")
 
 
 if __name__ == "__main__":

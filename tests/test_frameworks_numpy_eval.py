@@ -21,7 +21,7 @@ except ImportError:
 
 from jax import lax
 
-from benchmarks.bench_numpy_eval import j_reinforce, vmapped_value_and_grad as many
+from benchmarks.bench_numpy_eval import j_reinforce, symbolic_batch, vmapped_value_and_grad as many
 from examples.frameworks import jax_losses as gallery
 from examples.frameworks import rlax_loss
 from examples.frameworks.problem import fixed_length, two_step
@@ -488,19 +488,6 @@ def test_outputs_are_fresh_arrays():
     out, = numpy_program(jax.make_jaxpr(lambda a: a)(x))(x)
     out[0] = 7.0
     assert x[0] == 0.0
-
-
-def symbolic_batch(batch: Batch, leading: int):
-    """``batch``'s ShapeDtypeStructs with its time axis (the one after ``leading`` batch axes) symbolic: T."""
-    (T,) = jax.export.symbolic_shape("T")
-
-    def sds(x):
-        x = np.asarray(x)
-        shape = list(x.shape)
-        if x.ndim > leading + 1 or (x.ndim == leading + 1 and x is not batch.lengths):
-            shape[leading + 1] = T
-        return jax.ShapeDtypeStruct(tuple(shape), x.dtype)
-    return Batch(*[sds(x) for x in batch[:-1]], gamma=batch.gamma)
 
 
 SYMBOLIC = [(gallery.reinforce, "gallery"), (gallery.normalized_advantages, "gallery"), (rlax_loss.rlax_loss, "theta"),
