@@ -53,7 +53,7 @@ def vmapped_value_and_grad(loss_fn):
     return jax.vmap(flat_vg, in_axes=(None, Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)))
 
 
-def symbolic_batch(batch: Batch, leading: int):
+def symbolic_batch(batch, leading: int):
     """``batch``'s ShapeDtypeStructs with its time axis (the one after ``leading`` batch axes) symbolic: T."""
     import jax
 

@@ -809,12 +809,12 @@ def _mode(name, mode) -> str:
     return label
 
 
-def _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes, window_operand_dims,
-                  index_map, batching, index_batching):
-    """For XLA's gather/scatter layout: per operand dimension, how its index is formed from the index vector
-    (``("index", k)``), the batch position (``("batch", j)``) or nothing (0), plus a static window iota laid out
-    in the output (gather) / updates (scatter) array of rank ``out_rank``. Returns (reshape of a batch-shaped array
-    into the output's batch positions, the bounds of each start, a builder of the operand index tuple)."""
+def _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes, window_operand_dims, batching,
+                  index_batching):
+    """XLA's gather/scatter layout in an output (gather) / updates (scatter) array of rank ``out_rank``: returns
+    ``lift``, the shape that puts a batch-shaped array at the output's batch positions, and per operand dimension
+    its static index part laid out in the output (the window iota of a window dimension, the batch position of
+    an operand batching dimension, None otherwise: the start from the index vector, or 0)."""
     batch_positions = [p for p in range(out_rank) if p not in offset_dims]
     lift = [1] * out_rank
     for p, n in zip(batch_positions, batch_shape):
@@ -846,7 +846,7 @@ def _gather_layout(eqn, dnums, operand_shape, indices_shape, window_of, out_rank
     window_operand_dims = [d for d in range(len(operand_shape)) if d not in collapsed and d not in batching]
     window_sizes = [window_of(d) for d in window_operand_dims]
     lift, statics = _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes,
-                                  window_operand_dims, index_map, batching, index_batching)
+                                  window_operand_dims, batching, index_batching)
     upper = [int(operand_shape[d]) - (window_of(d) if d in window_operand_dims else 1) for d in index_map]
     return lift, statics, index_map, np.array(upper, dtype=np.int64)
 
