@@ -172,8 +172,7 @@ def _emit(jaxpr, consts, in_slots, new, steps) -> list:
     the environment, optionally holding a constant); returns the slots of its outputs. Calls (``jit``,
     ``checkpoint``, custom_jvp/vjp: their primal computation) are inlined, so their equations cost what the
     caller's do; ``scan``, ``while`` and ``cond`` get nested programs."""
-    from jax.extend.core import Literal
-
+    Literal = _literal_type()
     env = dict(zip(jaxpr.invars, in_slots))
     for v, c in zip(jaxpr.constvars, consts):
         env[v] = new(_as_array(c, v.aval.dtype))
@@ -216,6 +215,16 @@ def _plain_dtypes(eqn):
             plain = False
         if dtype is None or not plain:
             raise Unsupported(f"primitive {eqn.primitive.name} on {dtype}")
+
+
+def _literal_type():
+    """jax's Literal class: from jax's core, loaded with jax (``jax.extend.core``, its public name, costs 15 ms
+    of imports the first time)."""
+    try:
+        from jax._src.core import Literal
+    except ImportError:         # a jax that moved it: the public path
+        from jax.extend.core import Literal
+    return Literal
 
 
 _DIMS: list = [{}]      # the values of the symbolic dimensions of the program being prepared (a stack)
@@ -391,8 +400,9 @@ def _sign(eqn, **params):
 def _logistic(eqn, accuracy=None, **params):
     _real(eqn)
     _no_accuracy("logistic", accuracy)
-    from scipy.special import expit
-    return expit
+    one = np.array(1, dtype=_out_dtype(eqn))
+    # 1 / (1 + exp(-x)), to round-off (importing scipy.special would cost 0.2 s, as much as XLA's compilation)
+    return lambda x: one / (one + np.exp(-x))
 
 
 @_register("erf")
