@@ -476,7 +476,8 @@ def test_numpy_jit_traces_once_per_shape_and_keeps_the_pytrees():
             bad(np.arange(3.0))
 
 
-@pytest.mark.parametrize("dtype, name", [(jnp.bfloat16, "bfloat16"), (jnp.complex64, "complex64")])
+@pytest.mark.parametrize("dtype, name", [(jnp.bfloat16, "bfloat16"), (jnp.float16, "float16"),
+                                         (jnp.complex64, "complex64")])
 def test_dtypes_numpy_does_not_share_with_xla_are_refused(dtype, name):
     closed = jax.make_jaxpr(lambda x: jnp.exp(x.astype(dtype)))(np.arange(3.0))
     with pytest.raises(Unsupported, match=name):
