@@ -5,7 +5,16 @@ inputs that evaluates it with numpy, one prepared closure per equation. It imple
 dtype (integer division truncates, float -> int conversion saturates, gathers and dynamic slices clamp or fill as
 their mode says, ...); a primitive, or a parameter of one, that it does not implement exactly raises
 ``Unsupported`` before anything runs, and the caller compiles with XLA instead. Float results differ from XLA's
-only in the round-off of reductions, dot products and transcendental functions (summation order, libm).
+only in the round-off of reductions, dot products and transcendental functions (summation order, libm), in
+subnormal numbers, which XLA's CPU backend may flush to zero by its compile options (numpy keeps them: |x| below
+2.2e-308 in float64, 1.2e-38 in float32), and in the sign of a zero that max and min (and their reductions) pick
+between -0.0 and 0.0.
+
+Costs (FrozenLake-v1's REINFORCE loss vmapped over [16, 16, T] batches, ``benchmarks/bench_numpy_eval.py``):
+preparing a program takes about 1 ms against XLA's 0.15-0.25 CPU-s of lowering and compilation, but the trace
+it starts from (``jax.make_jaxpr``, 20-40 ms) is paid per input shape, as ``jax.jit`` pays it; a call costs
+1-3x XLA's compiled call, about half of it page faults of numpy's temporaries at T >= 32 (glibc returns large
+freed blocks to the system; ``--keep-heap`` there shows the difference).
 
 JAX is imported lazily (inside functions): the module itself needs numpy only.
 """
@@ -15,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Unsupported", "numpy_program"]
+__all__ = ["Unsupported", "numpy_jit", "numpy_program", "symbolic_program"]
 
 
 class Unsupported(Exception):
@@ -23,20 +32,96 @@ class Unsupported(Exception):
     it. Refusing is always safe: the caller compiles with XLA instead."""
 
 
-def numpy_program(closed_jaxpr) -> Callable[..., list]:
+def numpy_program(closed_jaxpr, dims: dict | None = None) -> Callable[..., list]:
     """The numpy evaluation of ``closed_jaxpr`` (a ``jax.core.ClosedJaxpr``, e.g. from ``jax.make_jaxpr``).
 
     Args:
       closed_jaxpr: the traced program; its consts are bound once.
+      dims: the values of its symbolic dimensions (a program traced with ``jax.export.symbolic_shape``), by
+        name, e.g. ``{"T": 37}``; the program is prepared for those values (``symbolic_program`` infers them).
 
     Returns:
       ``run(*args) -> list[np.ndarray]``: ``args`` are the program's flat inputs (numpy arrays or Python scalars,
-      in ``jaxpr.invars`` order), cast to their avals' dtypes; the outputs have the avals' dtypes and shapes.
+      in ``jaxpr.invars`` order), cast to their avals' dtypes; the outputs have the avals' dtypes and shapes and
+      are fresh arrays (never views of an input, as jax's outputs are new buffers).
 
     Raises:
       Unsupported: an equation (at any depth) is not supported; raised here, before anything runs.
     """
-    return _Program(closed_jaxpr.jaxpr, closed_jaxpr.consts).run
+    _DIMS.append(dict(dims or {}))
+    try:
+        return _Program(closed_jaxpr.jaxpr, closed_jaxpr.consts).run
+    finally:
+        _DIMS.pop()
+
+
+def symbolic_program(closed_jaxpr) -> Callable[..., list]:
+    """``numpy_program`` of a jaxpr traced with symbolic dimensions (``jax.export.symbolic_shape``), prepared
+    for each new set of their values (about a millisecond) instead of traced again per shape (tens of ms): e.g.
+    batches padded each to its own longest episode T, traced once with T symbolic.
+
+    Returns:
+      ``run(*args)``: as ``numpy_program``'s; each dimension variable is read from the first input dimension
+      that is exactly that variable, and every input shape is checked against the values found.
+
+    Raises:
+      Unsupported: as ``numpy_program`` (at the first call of a new set of values); a dimension variable that
+        no input dimension gives alone.
+    """
+    invars = closed_jaxpr.jaxpr.invars
+    where: dict = {}
+    for i, v in enumerate(invars):
+        for k, d in enumerate(v.aval.shape):
+            name = d._to_var() if hasattr(d, "_to_var") else None
+            if name is not None and name not in where:
+                where[name] = (i, k)
+    programs: dict = {}
+
+    def run(*args):
+        shapes = [np.shape(a) for a in args]
+        key = tuple((name, shapes[i][k]) for name, (i, k) in where.items())
+        if key not in programs:
+            programs[key] = numpy_program(closed_jaxpr, dict(key))
+        return programs[key](*args)
+    return run
+
+
+def numpy_jit(fn: Callable) -> Callable:
+    """``fn`` evaluated by ``numpy_program``: like ``jax.jit(fn)``, traced once per input structure, shapes and
+    dtypes (and x64 setting), but never lowered nor compiled; pytrees in and out as ``fn``'s.
+
+    Args:
+      fn: a function of pytrees of arrays that ``jax.make_jaxpr`` can trace (bind static arguments first, e.g.
+        with ``functools.partial``).
+
+    Returns:
+      ``call(*args)``: ``fn(*args)`` with numpy arrays as leaves.
+
+    Raises (from ``call``):
+      Unsupported: at the first call of a new input shape whose program has an unsupported equation (nothing of
+        it has run); the same shape raises it again without tracing again.
+    """
+    programs: dict = {}
+
+    def call(*args):
+        import jax
+
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        key = (tree, bool(jax.config.jax_enable_x64),
+               tuple((np.shape(x), np.result_type(x), isinstance(x, (int, float, bool))) for x in leaves))
+        entry = programs.get(key)
+        if entry is None:
+            closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
+            try:
+                entry = (numpy_program(closed), jax.tree_util.tree_structure(shapes))
+            except Unsupported as exc:
+                entry = exc
+            programs[key] = entry
+        if isinstance(entry, Unsupported):
+            raise entry
+        run, out_tree = entry
+        return jax.tree_util.tree_unflatten(out_tree, run(*leaves))
+    return call
 
 
 # --- the program: a list of prepared closures over a list environment ------------------------------------------------
@@ -45,39 +130,17 @@ class _Program:
     __slots__ = ("template", "in_slots", "in_specs", "steps", "out_slots", "run")
 
     def __init__(self, jaxpr, consts):
-        from jax.extend.core import Literal
-
-        slots: dict = {}
         template: list = []
+        steps: list = []
 
-        def slot(v) -> int:
-            if v not in slots:
-                slots[v] = len(template)
-                template.append(None)
-            return slots[v]
+        def new(value=None) -> int:
+            template.append(value)
+            return len(template) - 1
 
-        def read(v) -> int:
-            if isinstance(v, Literal):
-                template.append(_as_array(v.val, v.aval.dtype))
-                return len(template) - 1
-            return slots[v]
-
-        for v, c in zip(jaxpr.constvars, consts):
-            template[slot(v)] = _as_array(c, v.aval.dtype)
-        self.in_slots = [slot(v) for v in jaxpr.invars]
-        self.in_specs = [(np.dtype(v.aval.dtype), tuple(v.aval.shape)) for v in jaxpr.invars]
-        steps = []
-        for eqn in jaxpr.eqns:
-            fn = _rule(eqn)
-            ins = tuple(read(v) for v in eqn.invars)
-            outs = tuple(slot(v) for v in eqn.outvars)      # a DropVar gets a slot of its own, never read
-            dtypes = tuple(np.dtype(v.aval.dtype) for v in eqn.outvars)
-            if eqn.primitive.multiple_results:
-                steps.append((fn, ins, outs, dtypes, True))
-            else:
-                steps.append((fn, ins, outs[0], dtypes[0], False))
+        self.in_slots = [new() for _ in jaxpr.invars]
+        self.in_specs = [(np.dtype(v.aval.dtype), _shape(v)) for v in jaxpr.invars]
+        self.out_slots = _emit(jaxpr, consts, self.in_slots, new, steps)
         self.template, self.steps = template, steps
-        self.out_slots = [read(v) for v in jaxpr.outvars]
         self.run = self._run
 
     def _run(self, *args) -> list:
@@ -97,7 +160,90 @@ class _Program:
                 else:
                     r = fn(*[env[i] for i in ins])
                     env[out] = r if r.dtype == dt else r.astype(dt)
-        return [np.asarray(env[i]) for i in self.out_slots]
+        return [np.array(env[i]) for i in self.out_slots]     # fresh, writable: never a view of an input
+
+
+_INLINED = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "checkpoint": "jaxpr", "remat2": "jaxpr",
+            "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr", "custom_vjp_call_jaxpr": "fun_jaxpr"}
+
+
+def _emit(jaxpr, consts, in_slots, new, steps) -> list:
+    """Append ``jaxpr``'s equations to ``steps`` reading its inputs from ``in_slots`` (``new`` allocates a slot of
+    the environment, optionally holding a constant); returns the slots of its outputs. Calls (``jit``,
+    ``checkpoint``, custom_jvp/vjp: their primal computation) are inlined, so their equations cost what the
+    caller's do; ``scan``, ``while`` and ``cond`` get nested programs."""
+    Literal = _literal_type()
+    env = dict(zip(jaxpr.invars, in_slots))
+    for v, c in zip(jaxpr.constvars, consts):
+        env[v] = new(_as_array(c, v.aval.dtype))
+
+    def read(v) -> int:
+        if isinstance(v, Literal):
+            return new(_as_array(v.val, v.aval.dtype))
+        return env[v]
+
+    for eqn in jaxpr.eqns:
+        _plain_dtypes(eqn)
+        ins = [read(v) for v in eqn.invars]
+        inner = eqn.params.get(_INLINED.get(eqn.primitive.name, ""))
+        if inner is not None:
+            closed_consts = getattr(inner, "consts", ())
+            outs = _emit(getattr(inner, "jaxpr", inner), closed_consts, ins, new, steps)
+        else:
+            fn = _rule(eqn)
+            outs = [new() for _ in eqn.outvars]       # a DropVar gets a slot of its own, never read
+            dtypes = [np.dtype(v.aval.dtype) for v in eqn.outvars]
+            if eqn.primitive.multiple_results:
+                steps.append((fn, tuple(ins), tuple(outs), tuple(dtypes), True))
+            else:
+                steps.append((fn, tuple(ins), outs[0], dtypes[0], False))
+        env.update(zip(eqn.outvars, outs))
+    return [read(v) for v in jaxpr.outvars]
+
+
+_DTYPES = frozenset(np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                         np.uint32, np.uint64, np.float32, np.float64))
+
+
+def _plain_dtypes(eqn):
+    """Booleans, integers, float32 and float64 only (what the tests compare with XLA): float16, bfloat16, float8,
+    complex, PRNG keys... are refused."""
+    for v in list(eqn.invars) + list(eqn.outvars):
+        dtype = getattr(v.aval, "dtype", None)
+        try:
+            plain = np.dtype(dtype) in _DTYPES
+        except TypeError:           # jax's extended dtypes (PRNG keys) are no numpy dtypes
+            plain = False
+        if dtype is None or not plain:
+            raise Unsupported(f"primitive {eqn.primitive.name} on {dtype}")
+
+
+def _literal_type():
+    """jax's Literal class: from jax's core, loaded with jax (``jax.extend.core``, its public name, costs 15 ms
+    of imports the first time)."""
+    try:
+        from jax._src.core import Literal
+    except ImportError:         # a jax that moved it: the public path
+        from jax.extend.core import Literal
+    return Literal
+
+
+_DIMS: list = [{}]      # the values of the symbolic dimensions of the program being prepared (a stack)
+
+
+def _dim(d) -> int:
+    """A dimension (or a shape-valued parameter) as an int: a symbolic one (``jax.export.symbolic_shape``)
+    evaluated with the values the program is prepared for."""
+    if hasattr(d, "_evaluate"):
+        try:
+            d = d._evaluate(_DIMS[-1])
+        except Exception as exc:  # noqa: BLE001 - jax's error for an unbound dimension variable
+            raise Unsupported(f"symbolic dimension {d} without a value ({exc})") from exc
+    return int(d)
+
+
+def _shape(v) -> tuple:
+    return tuple(_dim(s) for s in v.aval.shape)
 
 
 def _as_array(value, dtype) -> np.ndarray:
@@ -111,7 +257,7 @@ def _nested(closed) -> Callable:
     return _Program(closed, ()).run
 
 
-# --- rules: primitive name -> (eqn -> closure) --------------------------------------------------------------------------
+# --- rules: primitive name -> (eqn -> closure) ------------------------------------------------------------------------
 
 _RULES: dict[str, Callable] = {}
 
@@ -178,13 +324,19 @@ _elementwise({
     "expm1": np.expm1, "exp2": np.exp2, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
     "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
     "acosh": np.arccosh, "atanh": np.arctanh, "atan2": np.arctan2, "cbrt": np.cbrt, "floor": np.floor,
-    "ceil": np.ceil, "is_finite": np.isfinite,
+    "ceil": np.ceil, "is_finite": np.isfinite, "nextafter": np.nextafter,
     "max": np.maximum, "min": np.minimum,          # both propagate NaN, as XLA's max and min
     "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
     "ge": np.greater_equal,
     "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor, "not": np.invert,   # bool: logical
     "square": np.square,
 })
+
+
+@_register("dim_as_value")
+def _dim_as_value(eqn, dim, **params):
+    value = np.array(_dim(dim), dtype=_out_dtype(eqn))
+    return lambda: value
 
 
 @_register("stop_gradient", "copy", "copy_p", "optimization_barrier")
@@ -249,8 +401,9 @@ def _sign(eqn, **params):
 def _logistic(eqn, accuracy=None, **params):
     _real(eqn)
     _no_accuracy("logistic", accuracy)
-    from scipy.special import expit
-    return expit
+    one = np.array(1, dtype=_out_dtype(eqn))
+    # 1 / (1 + exp(-x)), to round-off (importing scipy.special would cost 0.2 s, as much as XLA's compilation)
+    return lambda x: one / (one + np.exp(-x))
 
 
 @_register("erf")
@@ -259,6 +412,14 @@ def _erf(eqn, accuracy=None, **params):
     _no_accuracy("erf", accuracy)
     from scipy.special import erf
     return erf
+
+
+@_register("lgamma", "digamma", "erf_inv")
+def _special(eqn, accuracy=None, **params):
+    _real(eqn)
+    _no_accuracy(eqn.primitive.name, accuracy)
+    from scipy import special
+    return {"lgamma": special.gammaln, "digamma": special.digamma, "erf_inv": special.erfinv}[eqn.primitive.name]
 
 
 @_register("rsqrt")
@@ -366,9 +527,9 @@ def _convert(eqn, new_dtype, **params):
 def _broadcast_in_dim(eqn, shape, broadcast_dimensions, **params):
     if len(eqn.invars) != 1:
         raise Unsupported("primitive broadcast_in_dim with dynamic shapes")
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(_dim(s) for s in shape)
     dims = [int(d) for d in broadcast_dimensions]
-    operand_shape = tuple(eqn.invars[0].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
     lifted = [1] * len(shape)
     for d, n in zip(dims, operand_shape):
         lifted[d] = n
@@ -382,19 +543,13 @@ def _reshape(eqn, new_sizes, dimensions=None, **params):
         raise Unsupported("primitive reshape with dimensions")
     if len(eqn.invars) != 1:
         raise Unsupported("primitive reshape with dynamic shapes")
-    new_sizes = tuple(int(s) for s in new_sizes)
+    new_sizes = tuple(_dim(s) for s in new_sizes)
     return lambda x: np.reshape(x, new_sizes)
 
 
 @_register("squeeze")
 def _squeeze(eqn, dimensions, **params):
-    shape = tuple(eqn.outvars[0].aval.shape)
-    return lambda x: np.reshape(x, shape)
-
-
-@_register("expand_dims")
-def _expand_dims(eqn, **params):
-    shape = tuple(eqn.outvars[0].aval.shape)
+    shape = _shape(eqn.outvars[0])
     return lambda x: np.reshape(x, shape)
 
 
@@ -421,7 +576,7 @@ def _concatenate(eqn, dimension, **params):
 
 @_register("split")
 def _split(eqn, sizes, axis, **params):
-    cuts = list(np.cumsum([int(s) for s in sizes])[:-1])
+    cuts = list(np.cumsum([_dim(s) for s in sizes])[:-1])
     axis = int(axis)
     return lambda x: np.split(x, cuts, axis=axis)
 
@@ -430,7 +585,7 @@ def _split(eqn, sizes, axis, **params):
 def _iota(eqn, dtype, shape, dimension, **params):
     if len(eqn.invars):
         raise Unsupported("primitive iota with dynamic shapes")
-    shape, d = tuple(int(s) for s in shape), int(dimension)
+    shape, d = tuple(_dim(s) for s in shape), int(dimension)
     lifted = [1] * len(shape)
     lifted[d] = shape[d]
     value = np.broadcast_to(np.arange(shape[d], dtype=np.dtype(dtype)).reshape(lifted), shape)
@@ -440,15 +595,15 @@ def _iota(eqn, dtype, shape, dimension, **params):
 @_register("slice")
 def _slice(eqn, start_indices, limit_indices, strides=None, **params):
     strides = strides or (1,) * len(start_indices)
-    index = tuple(slice(int(a), int(b), int(s)) for a, b, s in zip(start_indices, limit_indices, strides))
+    index = tuple(slice(_dim(a), _dim(b), _dim(s)) for a, b, s in zip(start_indices, limit_indices, strides))
     return lambda x: x[index]
 
 
 @_register("pad")
 def _pad(eqn, padding_config, **params):
-    config = [(int(lo), int(hi), int(interior)) for lo, hi, interior in padding_config]
-    in_shape = tuple(eqn.invars[0].aval.shape)
-    out_shape = tuple(eqn.outvars[0].aval.shape)
+    config = [(_dim(lo), _dim(hi), _dim(interior)) for lo, hi, interior in padding_config]
+    in_shape = _shape(eqn.invars[0])
+    out_shape = _shape(eqn.outvars[0])
     dt = _out_dtype(eqn)
     full_shape, place, crop = [], [], []
     for n, (lo, hi, interior) in zip(in_shape, config):
@@ -477,10 +632,10 @@ def _clamped_starts(operand_shape, sizes):
 
 @_register("dynamic_slice")
 def _dynamic_slice(eqn, slice_sizes, **params):
-    operand_shape = tuple(eqn.invars[0].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
     if len(eqn.invars) != 1 + len(operand_shape):
         raise Unsupported("primitive dynamic_slice with dynamic shapes")
-    sizes = [int(s) for s in slice_sizes]
+    sizes = [_dim(s) for s in slice_sizes]
     starts = _clamped_starts(operand_shape, sizes)
 
     def dynamic_slice(x, *idx):
@@ -491,8 +646,8 @@ def _dynamic_slice(eqn, slice_sizes, **params):
 
 @_register("dynamic_update_slice")
 def _dynamic_update_slice(eqn, **params):
-    operand_shape = tuple(eqn.invars[0].aval.shape)
-    sizes = tuple(eqn.invars[1].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
+    sizes = _shape(eqn.invars[1])
     starts = _clamped_starts(operand_shape, sizes)
 
     def dynamic_update_slice(x, update, *idx):
@@ -543,7 +698,7 @@ def _reduce_max(eqn, axes, **params):
     _real(eqn)
     axes, dt = _axes(axes), _out_dtype(eqn)
     init = _lowest(dt)        # XLA's identity of max: an empty reduction gives -inf (numpy would raise)
-    return lambda x: np.maximum.reduce(x, axis=axes, initial=init)
+    return _small_axis(eqn, axes, np.maximum) or (lambda x: np.maximum.reduce(x, axis=axes, initial=init))
 
 
 @_register("reduce_min")
@@ -551,7 +706,24 @@ def _reduce_min(eqn, axes, **params):
     _real(eqn)
     axes, dt = _axes(axes), _out_dtype(eqn)
     init = _highest(dt)
-    return lambda x: np.minimum.reduce(x, axis=axes, initial=init)
+    return _small_axis(eqn, axes, np.minimum) or (lambda x: np.minimum.reduce(x, axis=axes, initial=init))
+
+
+def _small_axis(eqn, axes, ufunc):
+    """max/min over one short axis (a softmax's actions) as a chain of elementwise ufunc calls on slices: numpy's
+    reduce over a short last axis runs one inner loop per row, 5-10x slower. The same value (max and min are
+    exact), NaN propagating as well; None when it does not apply."""
+    shape = _shape(eqn.invars[0])
+    if len(axes) != 1 or not 2 <= shape[axes[0]] <= 8:
+        return None
+    parts = [(slice(None),) * axes[0] + (i,) for i in range(shape[axes[0]])]
+
+    def reduce(x):
+        acc = ufunc(x[parts[0]], x[parts[1]])
+        for p in parts[2:]:
+            acc = ufunc(acc, x[p])
+        return acc
+    return reduce
 
 
 @_register("reduce_and")
@@ -574,7 +746,7 @@ def _reduce_or(eqn, axes, **params):
 def _argmax(eqn, axes, index_dtype, **params):
     _real(eqn)
     (axis,) = _axes(axes)
-    if eqn.invars[0].aval.shape[axis] == 0:
+    if _shape(eqn.invars[0])[axis] == 0:
         raise Unsupported(f"primitive {eqn.primitive.name} over an empty axis")
     pick = np.argmax if eqn.primitive.name == "argmax" else np.argmin
     dt = np.dtype(index_dtype)
@@ -609,7 +781,7 @@ def _cumulative(eqn, axis, reverse, **params):
 def _dot_general(eqn, dimension_numbers, preferred_element_type=None, precision=None, **params):
     _real(eqn)
     (lc, rc), (lb, rb) = [[tuple(int(d) for d in ds) for ds in pair] for pair in dimension_numbers]
-    ls, rs = tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape)
+    ls, rs = _shape(eqn.invars[0]), _shape(eqn.invars[1])
     dt = _out_dtype(eqn)
     if dt == np.bool_:
         raise Unsupported("primitive dot_general on bool")
@@ -648,12 +820,12 @@ def _mode(name, mode) -> str:
     return label
 
 
-def _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes, window_operand_dims,
-                  index_map, batching, index_batching):
-    """For XLA's gather/scatter layout: per operand dimension, how its index is formed from the index vector
-    (``("index", k)``), the batch position (``("batch", j)``) or nothing (0), plus a static window iota laid out
-    in the output (gather) / updates (scatter) array of rank ``out_rank``. Returns (reshape of a batch-shaped array
-    into the output's batch positions, the bounds of each start, a builder of the operand index tuple)."""
+def _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes, window_operand_dims, batching,
+                  index_batching):
+    """XLA's gather/scatter layout in an output (gather) / updates (scatter) array of rank ``out_rank``: returns
+    ``lift``, the shape that puts a batch-shaped array at the output's batch positions, and per operand dimension
+    its static index part laid out in the output (the window iota of a window dimension, the batch position of
+    an operand batching dimension, None otherwise: the start from the index vector, or 0)."""
     batch_positions = [p for p in range(out_rank) if p not in offset_dims]
     lift = [1] * out_rank
     for p, n in zip(batch_positions, batch_shape):
@@ -685,18 +857,27 @@ def _gather_layout(eqn, dnums, operand_shape, indices_shape, window_of, out_rank
     window_operand_dims = [d for d in range(len(operand_shape)) if d not in collapsed and d not in batching]
     window_sizes = [window_of(d) for d in window_operand_dims]
     lift, statics = _window_index(operand_shape, batch_shape, out_rank, offset_dims, window_sizes,
-                                  window_operand_dims, index_map, batching, index_batching)
+                                  window_operand_dims, batching, index_batching)
     upper = [int(operand_shape[d]) - (window_of(d) if d in window_operand_dims else 1) for d in index_map]
     return lift, statics, index_map, np.array(upper, dtype=np.int64)
 
 
-def _operand_index(lift, statics, index_map, starts):
-    """The tuple of broadcast index arrays: start (from the index vector) + window iota, per operand dim."""
-    index = list(statics)
-    for k, d in enumerate(index_map):
-        s = np.reshape(starts[..., k], lift)
-        index[d] = s if index[d] is None else s + index[d]
-    return tuple(0 if i is None else i for i in index)
+def _flat_index(operand_shape, lift, statics, index_map):
+    """``flat(starts)``: the flat (C order) operand index of every output (gather) / update (scatter) element: the
+    static part (window iotas, batch positions) summed once, the starts from the index vector added per call."""
+    strides = [int(np.prod(operand_shape[d + 1:], dtype=np.int64)) for d in range(len(operand_shape))]
+    static = np.zeros((), dtype=np.int64)
+    for d, part in enumerate(statics):
+        if part is not None:
+            static = static + part * strides[d]
+    weights = [strides[d] for d in index_map]
+
+    def flat(starts):
+        offset = starts[..., 0] * weights[0] if weights else np.zeros(starts.shape[:-1], dtype=np.int64)
+        for k in range(1, len(weights)):
+            offset = offset + starts[..., k] * weights[k]
+        return static + np.reshape(offset, lift)
+    return flat
 
 
 @_register("gather")
@@ -704,11 +885,11 @@ def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params
     _real(eqn)
     mode = _mode("gather", mode)
     dn = dimension_numbers
-    operand_shape = tuple(eqn.invars[0].aval.shape)
-    indices_shape = tuple(eqn.invars[1].aval.shape)
-    out_shape = tuple(eqn.outvars[0].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
+    indices_shape = _shape(eqn.invars[1])
+    out_shape = _shape(eqn.outvars[0])
     offset_dims = [int(d) for d in dn.offset_dims]
-    sizes = [int(s) for s in slice_sizes]
+    sizes = [_dim(s) for s in slice_sizes]
     dnums = (dn.offset_dims, dn.collapsed_slice_dims, dn.start_index_map, dn.operand_batching_dims,
              dn.start_indices_batching_dims)
     lift, statics, index_map, upper = _gather_layout(eqn, dnums, operand_shape, indices_shape,
@@ -718,17 +899,18 @@ def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params
         fill_value = (np.nan if _is_float(dt) else True if dt == np.bool_ else
                       np.iinfo(dt).min if np.issubdtype(dt, np.signedinteger) else np.iinfo(dt).max)
     fill = np.array(fill_value, dtype=dt)
+    flat = _flat_index(operand_shape, lift, statics, index_map)
 
     def gather(operand, indices):
         starts = np.asarray(indices).astype(np.int64)
+        # every mode gathers at the start clamped into [0, dim - slice size] (CLIP, PROMISE_IN_BOUNDS: as XLA);
+        # FILL_OR_DROP then fills the windows whose start was out of range (as jax's _gather_fill)
+        out = np.broadcast_to(np.take(np.ravel(operand), flat(np.clip(starts, 0, upper))), out_shape)
         if mode == "FILL_OR_DROP":
             ok = np.all((starts >= 0) & (starts <= upper), axis=-1)
-            out = np.asarray(operand)[_operand_index(lift, statics, index_map, np.clip(starts, 0, upper))]
-            out = np.broadcast_to(out, out_shape)
-            return out if ok.all() else np.where(np.reshape(ok, lift), out, fill)
-        # CLIP and PROMISE_IN_BOUNDS: XLA clamps the start into [0, dim - slice size]
-        out = np.asarray(operand)[_operand_index(lift, statics, index_map, np.clip(starts, 0, upper))]
-        return np.broadcast_to(out, out_shape)
+            if not ok.all():
+                return np.where(np.reshape(ok, lift), out, fill)
+        return out
     return gather
 
 
@@ -737,9 +919,9 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
     _real(eqn)
     mode = _mode("scatter-add", mode)
     dn = dimension_numbers
-    operand_shape = tuple(eqn.invars[0].aval.shape)
-    indices_shape = tuple(eqn.invars[1].aval.shape)
-    updates_shape = tuple(eqn.invars[2].aval.shape)
+    operand_shape = _shape(eqn.invars[0])
+    indices_shape = _shape(eqn.invars[1])
+    updates_shape = _shape(eqn.invars[2])
     window_dims = [int(d) for d in dn.update_window_dims]
     inserted, batching = [int(d) for d in dn.inserted_window_dims], [int(d) for d in dn.operand_batching_dims]
     window_operand_dims = [d for d in range(len(operand_shape)) if d not in inserted and d not in batching]
@@ -750,28 +932,25 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
                                                      lambda d: window_size[d], len(updates_shape), window_dims)
     dt = _out_dtype(eqn)
     size = int(np.prod(operand_shape, dtype=np.int64))
+    flat_index = _flat_index(operand_shape, lift, statics, index_map)
 
     def scatter_add(operand, indices, updates):
         starts = np.asarray(indices).astype(np.int64)
-        if mode == "CLIP":
-            keep = None
-            starts = np.clip(starts, 0, upper)
-        else:       # FILL_OR_DROP and PROMISE_IN_BOUNDS: XLA skips a window that is not wholly in bounds
+        keep = None
+        if mode != "CLIP":      # FILL_OR_DROP and PROMISE_IN_BOUNDS: XLA skips a window not wholly in bounds
             ok = np.all((starts >= 0) & (starts <= upper), axis=-1)
-            keep = None if ok.all() else np.broadcast_to(np.reshape(ok, lift), updates_shape)
-            starts = np.clip(starts, 0, upper)
-        index = [np.broadcast_to(i, updates_shape) for i in _operand_index(lift, statics, index_map, starts)]
+            if not ok.all():
+                keep = np.broadcast_to(np.reshape(ok, lift), updates_shape)
+        flat = np.broadcast_to(flat_index(np.clip(starts, 0, upper)), updates_shape)
         updates = np.broadcast_to(updates, updates_shape)
         if keep is not None:
-            index = [i[keep] for i in index]
-            updates = updates[keep]
-        flat = np.ravel_multi_index(tuple(np.ravel(i) for i in index), operand_shape) if index else \
-            np.zeros(np.size(updates), dtype=np.int64)
+            flat, updates = flat[keep], updates[keep]
+        flat, updates = np.ravel(flat), np.ravel(updates)
         if dt == np.float64:
-            added = np.bincount(flat, weights=np.ravel(updates), minlength=size).reshape(operand_shape)
+            added = np.bincount(flat, weights=updates, minlength=size).reshape(operand_shape)
             return np.add(operand, added)
         out = np.array(operand, dtype=dt, copy=True)
-        np.add.at(out.reshape(-1), flat, np.ravel(updates).astype(dt))
+        np.add.at(out.reshape(-1), flat, updates.astype(dt))
         return out
     if update_jaxpr is not None:
         eqns = list(update_jaxpr.eqns)
@@ -782,32 +961,16 @@ def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=
 
 # --- control flow and calls -------------------------------------------------------------------------------------------
 
-@_register("jit", "pjit", "closed_call", "core_call", "checkpoint", "remat", "custom_lin")
-def _call(eqn, **params):
-    inner = params.get("jaxpr", params.get("call_jaxpr"))
-    if inner is None or eqn.primitive.name == "custom_lin":
-        raise Unsupported(f"primitive {eqn.primitive.name}")
-    return _nested(inner)
-
-
-@_register("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
-def _custom_call(eqn, **params):
-    inner = params.get("call_jaxpr", params.get("fun_jaxpr"))
-    if inner is None:
-        raise Unsupported(f"primitive {eqn.primitive.name} without its primal jaxpr")
-    return _nested(inner)           # the primal computation; the custom rule only matters to differentiation
-
-
 @_register("scan")
 def _scan(eqn, jaxpr, num_consts, num_carry, length, reverse, **params):
     body = _nested(jaxpr)
-    nc, nk, n = int(num_consts), int(num_carry), int(length)
-    ys_avals = [v.aval for v in eqn.outvars[nk:]]
+    nc, nk, n = int(num_consts), int(num_carry), _dim(length)
+    ys_specs = [(_shape(v), np.dtype(v.aval.dtype)) for v in eqn.outvars[nk:]]
     order = range(n - 1, -1, -1) if reverse else range(n)
 
     def scan(*args):
         consts, carry, xs = list(args[:nc]), list(args[nc:nc + nk]), args[nc + nk:]
-        ys = [np.empty(tuple(a.shape), dtype=np.dtype(a.dtype)) for a in ys_avals]
+        ys = [np.empty(shape, dtype=dt) for shape, dt in ys_specs]
         for t in order:
             out = body(*consts, *carry, *[x[t] for x in xs])
             carry = out[:nk]
