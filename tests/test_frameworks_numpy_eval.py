@@ -452,28 +452,30 @@ def test_the_policy_head_and_its_jacobian(kind):
                  rtol=1e-13)
 
 
-def test_numpy_jit_traces_once_per_shape_and_keeps_the_pytrees():
-    from verify.frameworks._numpy_eval import numpy_jit
+def test_the_numpy_tier_traces_once_per_shape_keeps_the_pytrees_and_compiles_what_it_refuses():
+    # verify.frameworks._jax_compile.jit inside numpy_tier: jax.jit's own trace, evaluated by numpy_program
+    from verify.frameworks._jax_compile import count_compilations, jit, numpy_tier
     traces = []
 
     def vg(params, batch):
         traces.append(batch.rewards.shape)
         return jax.value_and_grad(j_reinforce)(params, batch)
-    fn = numpy_jit(vg)
+    fn = jit(vg, None)
     params = {"theta": np.random.default_rng(1).normal(size=(3, 2))}
     for T in (2, 4, 2):
         b = stacked(two_step(), T, C=1)
         b = Batch(*[x[0] for x in b[:-1]], gamma=b.gamma)
-        loss, grad = fn(params, b)
-        want_loss, want_grad = jax.jit(jax.value_and_grad(j_reinforce))(params, b)
-        assert set(grad) == {"theta"} and grad["theta"].shape == (3, 2)
+        want_loss, want_grad = jax.jit(jax.value_and_grad(j_reinforce))(params, b)      # XLA: the reference
+        with numpy_tier(), count_compilations() as counted:
+            loss, grad = fn(params, b)
+        assert counted["compiled"] == 0
+        assert set(grad) == {"theta"} and isinstance(grad["theta"], np.ndarray) and grad["theta"].shape == (3, 2)
         np.testing.assert_allclose(grad["theta"], want_grad["theta"], rtol=1e-12, atol=1e-15)
         assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
     assert traces == [(4, 2), (4, 4)]           # once per shape
-    bad = numpy_jit(jnp.sort)
-    for _ in range(2):
-        with pytest.raises(Unsupported, match="primitive sort"):
-            bad(np.arange(3.0))
+    with numpy_tier(), count_compilations() as counted:
+        np.testing.assert_array_equal(jit(jnp.sort, None)(np.array([3.0, 1.0, 2.0])), [1.0, 2.0, 3.0])
+    assert counted["compiled"] == 1             # sort is refused: compiled
 
 
 @pytest.mark.parametrize("dtype, name", [(jnp.bfloat16, "bfloat16"), (jnp.float16, "float16"),

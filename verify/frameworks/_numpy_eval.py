@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Unsupported", "numpy_jit", "numpy_program", "symbolic_program"]
+__all__ = ["Unsupported", "numpy_program", "symbolic_program"]
 
 
 class Unsupported(Exception):
@@ -84,44 +84,6 @@ def symbolic_program(closed_jaxpr) -> Callable[..., list]:
             programs[key] = numpy_program(closed_jaxpr, dict(key))
         return programs[key](*args)
     return run
-
-
-def numpy_jit(fn: Callable) -> Callable:
-    """``fn`` evaluated by ``numpy_program``: like ``jax.jit(fn)``, traced once per input structure, shapes and
-    dtypes (and x64 setting), but never lowered nor compiled; pytrees in and out as ``fn``'s.
-
-    Args:
-      fn: a function of pytrees of arrays that ``jax.make_jaxpr`` can trace (bind static arguments first, e.g.
-        with ``functools.partial``).
-
-    Returns:
-      ``call(*args)``: ``fn(*args)`` with numpy arrays as leaves.
-
-    Raises (from ``call``):
-      Unsupported: at the first call of a new input shape whose program has an unsupported equation (nothing of
-        it has run); the same shape raises it again without tracing again.
-    """
-    programs: dict = {}
-
-    def call(*args):
-        import jax
-
-        leaves, tree = jax.tree_util.tree_flatten(args)
-        key = (tree, bool(jax.config.jax_enable_x64),
-               tuple((np.shape(x), np.result_type(x), isinstance(x, (int, float, bool))) for x in leaves))
-        entry = programs.get(key)
-        if entry is None:
-            closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
-            try:
-                entry = (numpy_program(closed), jax.tree_util.tree_structure(shapes))
-            except Unsupported as exc:
-                entry = exc
-            programs[key] = entry
-        if isinstance(entry, Unsupported):
-            raise entry
-        run, out_tree = entry
-        return jax.tree_util.tree_unflatten(out_tree, run(*leaves))
-    return call
 
 
 # --- the program: a list of prepared closures over a list environment ------------------------------------------------
