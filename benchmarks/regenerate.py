@@ -82,6 +82,9 @@ BENCHES = (
     Bench("frameworks_jax", ("benchmarks/bench_frameworks.py", "--jax", "--torch", "--rounds", "3"),
           "docs/frameworks.md and README Performance: JAX and PyTorch check_loss, first call and steady state, "
           "compilations", extras=("jax", "torch", "gymnasium")),
+    Bench("numpy_eval", ("benchmarks/bench_numpy_eval.py",),
+          "docs/frameworks.md: the numpy tier (a loss's first JAX check) against XLA, per call and one-off",
+          extras=("jax", "gymnasium")),
     Bench("frameworks_features", ("benchmarks/bench_frameworks.py", "--features", "--batches", "200"),
           "docs/frameworks.md: check_loss of a 32-parameter feature policy at 10^3 and 10^4 states",
           extras=("jax", "torch")),
