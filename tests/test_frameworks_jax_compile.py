@@ -373,3 +373,23 @@ def test_a_primitive_numpy_does_not_evaluate_is_compiled_in_the_numpy_tier():
     compiled = vjax.check_loss(fresh()[0], params_of(mdp), lambda p, b: sorted_too(p, b), mdp, **SETTINGS)
     assert tiered.verdict == compiled.verdict
     np.testing.assert_array_equal(tiered.mean, compiled.mean)
+
+
+def test_an_evaluator_failure_is_compiled_never_blamed_on_the_loss(monkeypatch):
+    # A numpy program that raises (an evaluator bug: the loss itself ran when it was traced) must not surface as
+    # "loss ... raised": the program is compiled by XLA instead, with the compiled check's numbers.
+    from verify.frameworks import _numpy_eval
+
+    def broken(closed):
+        def run(*args):
+            raise ValueError("an evaluator bug")
+        return run
+    monkeypatch.setattr(_numpy_eval, "numpy_program", broken)
+    mdp = leaky(horizon=20)
+    apply, loss, _ = fresh()
+    with count_compilations() as counted:
+        tiered = vjax.check_loss(apply, params_of(mdp), loss, mdp, **dict(SETTINGS, numpy_first=True))
+    assert counted["compiled"] == 2
+    compiled = vjax.check_loss(fresh()[0], params_of(mdp), fresh()[1], mdp, **SETTINGS)
+    assert tiered.verdict == compiled.verdict
+    np.testing.assert_array_equal(tiered.mean, compiled.mean)

@@ -1,7 +1,9 @@
-r"""How the JAX adapter compiles: XLA options per kind of function, and a persistent compilation cache.
+r"""How the JAX adapter compiles: XLA options per kind of function, a persistent compilation cache, and a numpy
+tier that does not compile at all.
 
 A JAX ``check_loss`` on a small MDP is dominated by XLA compilations on its first call (the policy head, the
-loss's vmapped ``value_and_grad``, the probes'). Two levers, both without changing a number the check computes:
+loss's vmapped ``value_and_grad``, the probes'). Three levers, none changing a verdict the check reaches (the
+first two change no number; the third only round-off):
 
 - **Compiler options** (``MAIN_COMPILE``, ``PROBE_COMPILE``): XLA's CPU backend with its legacy loop emitters
   instead of the fusion emitters (``xla_cpu_use_fusion_emitters``) and one LLVM code-generation split compiles the
@@ -26,7 +28,15 @@ loss's vmapped ``value_and_grad``, the probes'). Two levers, both without changi
   False): then jax's own settings apply unchanged. ``pgverify cache info|clear`` cover it. As jax warns, a
   compilation cache is trusted code: do not point ``PGVERIFY_CACHE_DIR`` at a directory others can write.
 
-A third cost is Python's, not XLA's: tracing and lowering leave tens of thousands of long-lived objects (jaxprs,
+- **The numpy tier** (``numpy_tier``): within it, ``jit``'s functions are traced by ``jax.jit`` as usual
+  (``Traced``: the same trace a compiled call of that signature later reuses) but their jaxprs run on numpy
+  (``verify.frameworks._numpy_eval``: about a millisecond to prepare, against 0.2 CPU-s of lowering and
+  compilation; a call 2-3x XLA's). ``check_loss`` uses it for a loss's first check in a process, which runs each
+  program a few dozen times: compiling would cost more than the whole check. A jaxpr with a primitive the
+  evaluator does not implement exactly, or an evaluation that fails (the evaluator's failure: the loss already
+  ran when it was traced), is compiled as outside the tier.
+
+One more cost is Python's, not XLA's: tracing and lowering leave tens of thousands of long-lived objects (jaxprs,
 MLIR modules, jax's caches), which trips CPython's full collection, a pass over every object of the process
 (~3*10^5 after importing jax, SciPy and numpy: 0.17-0.22 CPU-s, as much as the numpy check of
 ``benchmarks/bench_frameworks.py`` itself). ``frozen_heap`` moves the objects that existed before a check out of
@@ -128,9 +138,13 @@ def _numpy_call(state: dict, static: frozenset, args: tuple):
     if entry is False:
         return None
     program, out_tree = entry
-    with np.errstate(all="ignore"):         # XLA gives inf/nan silently; the callers check finiteness
-        return jax.tree_util.tree_unflatten(out_tree, program(*(np.asarray(x) if hasattr(x, "dtype") else x
-                                                                for x in leaves)))
+    try:
+        with np.errstate(all="ignore"):         # XLA gives inf/nan silently; the callers check finiteness
+            out = program(*(np.asarray(x) if hasattr(x, "dtype") else x for x in leaves))
+    except Exception:  # noqa: BLE001 - the loss ran when it was traced: a failure here is the evaluator's, never
+        state["numpy"][key] = False     # the user's, so it must not be reported as theirs; XLA evaluates it
+        return None
+    return jax.tree_util.tree_unflatten(out_tree, out)
 
 
 def cache_directory() -> Path:
