@@ -51,6 +51,16 @@ def params_of(mdp, seed=1):
     return {"theta": np.random.default_rng(seed).normal(size=(mdp.n_states, mdp.n_actions)) * 0.3}
 
 
+def assert_same_check(a, b):
+    """Two Monte Carlo checks of one loss computed two ways: the same verdict, convention and padding, the
+    estimates and grad J equal to round-off."""
+    assert a.method == b.method == "monte carlo"
+    assert (a.verdict, a.convention, a.extra) == (b.verdict, b.convention, b.extra)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-14)
+    assert a.p_unbiased == pytest.approx(b.p_unbiased, rel=1e-9)
+
+
 @pytest.fixture
 def jax_cache(tmp_path, monkeypatch):
     """pgverify's persistent cache switched on, in a directory of this test's own (a cache directory the
@@ -78,11 +88,7 @@ def test_compiler_options_change_no_number(monkeypatch):
     monkeypatch.setattr(vjax, "_JITTED", {})
     apply, loss, _ = fresh()
     defaults = vjax.check_loss(apply, params_of(mdp), loss, mdp, **SETTINGS)
-    assert ours.method == defaults.method == "monte carlo"
-    assert (ours.verdict, ours.convention) == (defaults.verdict, defaults.convention)
-    np.testing.assert_allclose(ours.mean, defaults.mean, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(ours.grad, defaults.grad, rtol=1e-12, atol=1e-14)
-    assert ours.p_unbiased == pytest.approx(defaults.p_unbiased, rel=1e-9)
+    assert_same_check(ours, defaults)
 
 
 def test_a_first_check_compiles_two_executables_and_a_second_none():
@@ -343,12 +349,7 @@ def test_a_first_check_runs_on_numpy_and_the_second_compiles_the_same_numbers():
         compiled = vjax.check_loss(apply, params_of(mdp), loss, mdp, **settings)
     assert second == {"compiled": 2, "loaded": 0}, second
     assert traces[0] == 5           # only the precision probe's jaxpr is traced again
-    assert on_numpy.method == compiled.method == "monte carlo"
-    assert (on_numpy.verdict, on_numpy.convention, on_numpy.extra) == (compiled.verdict, compiled.convention,
-                                                                       compiled.extra)
-    np.testing.assert_allclose(on_numpy.mean, compiled.mean, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(on_numpy.grad, compiled.grad, rtol=1e-12, atol=1e-14)
-    assert on_numpy.p_unbiased == pytest.approx(compiled.p_unbiased, rel=1e-9)
+    assert_same_check(on_numpy, compiled)
 
 
 def test_numpy_first_false_compiles_in_the_first_check():

@@ -625,22 +625,19 @@ def _axes(axes) -> tuple:
     return tuple(int(a) for a in axes)
 
 
-@_register("reduce_sum")
-def _reduce_sum(eqn, axes, **params):
-    _real(eqn)
-    axes, dt = _axes(axes), _out_dtype(eqn)
-    if dt == np.bool_:
-        raise Unsupported("primitive reduce_sum on bool")
-    return lambda x: np.sum(x, axis=axes, dtype=dt)
+def _accumulation(name: str, fn) -> None:
+    """reduce_sum / reduce_prod: numpy's ``fn`` accumulating in the output's dtype (never on bool)."""
+    def make(eqn, axes, **params):
+        _real(eqn)
+        axes, dt = _axes(axes), _out_dtype(eqn)
+        if dt == np.bool_:
+            raise Unsupported(f"primitive {name} on bool")
+        return lambda x: fn(x, axis=axes, dtype=dt)
+    _RULES[name] = make
 
 
-@_register("reduce_prod")
-def _reduce_prod(eqn, axes, **params):
-    _real(eqn)
-    axes, dt = _axes(axes), _out_dtype(eqn)
-    if dt == np.bool_:
-        raise Unsupported("primitive reduce_prod on bool")
-    return lambda x: np.prod(x, axis=axes, dtype=dt)
+_accumulation("reduce_sum", np.sum)
+_accumulation("reduce_prod", np.prod)
 
 
 def _lowest(dt):
