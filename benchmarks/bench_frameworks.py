@@ -171,8 +171,7 @@ def jax_child(args) -> None:
     in its first check; one JSON line on stdout."""
     import json
 
-    import jax
-    import jax.numpy as jnp
+    from bench_numpy_eval import j_reinforce as reinforce_loss      # this directory: the script's sys.path[0]
 
     from verify.frameworks import jax as vjax
     from verify.frameworks._jax_compile import count_compilations
@@ -186,11 +185,7 @@ def jax_child(args) -> None:
 
     def j_reinforce(params, batch):
         traces[0] += 1              # runs once per trace (compilation), never per call of the compiled loss
-        logp = jax.nn.log_softmax(apply(params, batch.obs))
-        logp_a = jnp.take_along_axis(logp, batch.actions[..., None], axis=-1)[..., 0]
-        disc = batch.gamma ** jnp.arange(batch.rewards.shape[1])
-        G = jnp.cumsum((disc * batch.rewards)[:, ::-1], axis=1)[:, ::-1]
-        return -(logp_a * G * batch.mask).sum(1).mean()
+        return reinforce_loss(params, batch)
 
     params = {"theta": np.zeros((mdp.n_states, mdp.n_actions))}
     settings = dict(batch_size=args.batch_size, batches=args.batches, seed=0)

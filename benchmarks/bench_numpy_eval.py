@@ -38,19 +38,11 @@ def j_reinforce(params, batch):
 
 
 def vmapped_value_and_grad(loss_fn):
-    """As ``verify.frameworks.jax._compiled_many`` builds it (before ``jit``): ``jax.vmap`` of the loss's
-    ``value_and_grad`` with the gradient raveled, over a leading axis of batches (every ``Batch`` field but gamma)."""
-    import jax
-    from jax.flatten_util import ravel_pytree
+    """What ``verify.frameworks.jax._compiled_many`` compiles (``_batched_value_and_grad``): ``jax.vmap`` of the
+    loss's ``value_and_grad`` with the gradient raveled, over a leading axis of batches."""
+    from verify.frameworks.jax import _batched_value_and_grad
 
-    from verify.frameworks._common import Batch
-
-    vg = jax.value_and_grad(loss_fn)
-
-    def flat_vg(params, batch):
-        loss, g = vg(params, batch)
-        return loss, ravel_pytree(g)[0]
-    return jax.vmap(flat_vg, in_axes=(None, Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)))
+    return _batched_value_and_grad(loss_fn)
 
 
 def symbolic_batch(batch, leading: int):

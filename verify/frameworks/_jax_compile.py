@@ -139,8 +139,7 @@ def _numpy_call(state: dict, static: frozenset, args: tuple):
         return None
     program, out_tree = entry
     try:
-        with np.errstate(all="ignore"):         # XLA gives inf/nan silently; the callers check finiteness
-            out = program(*(np.asarray(x) if hasattr(x, "dtype") else x for x in leaves))
+        out = program(*leaves)          # inf/nan silently, as XLA (the callers check finiteness)
     except Exception:  # noqa: BLE001 - the loss ran when it was traced: a failure here is the evaluator's, never
         state["numpy"][key] = False     # the user's, so it must not be reported as theirs; XLA evaluates it
         return None

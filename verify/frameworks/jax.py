@@ -603,17 +603,11 @@ def _compiled(loss_fn, flat: bool = False):
     As with ``jax.jit`` itself, the loss must be pure: a loss that reads global state mutated between two checks
     keeps the first trace (pass a new function, e.g. a ``functools.partial``, or ``jit=False``)."""
     import jax
-    from jax.flatten_util import ravel_pytree
 
     def build():
-        vg = jax.value_and_grad(loss_fn)
         if not flat:
-            return _jit(vg, MAIN_COMPILE)
-
-        def flat_vg(params, batch):
-            loss, g = vg(params, batch)
-            return loss, ravel_pytree(g)[0]
-        return _jit(flat_vg, PROBE_COMPILE)
+            return _jit(jax.value_and_grad(loss_fn), MAIN_COMPILE)
+        return _jit(_flat_value_and_grad(loss_fn), PROBE_COMPILE)
 
     try:
         fns = _COMPILED.get(loss_fn)
@@ -631,23 +625,36 @@ def _compiled_many(loss_fn, n_batches: int):
     ``gamma``), the gradient raveled, one per loss function as ``_compiled``: a check's K batches of one padded
     length are one compilation and K / C calls. Fewer than ``QUICK_BATCHES`` batches (a padded length few batches
     have, without static padding) are compiled quickly (``PROBE_COMPILE``)."""
-    import jax
-    from jax.flatten_util import ravel_pytree
-
     try:
         fns = _COMPILED.setdefault(loss_fn, {})
     except TypeError:
         fns = {}
     key = "many" if n_batches >= QUICK_BATCHES else "many-quick"
     if key not in fns:
-        vg = jax.value_and_grad(loss_fn)
-
-        def flat_vg(params, batch):
-            loss, g = vg(params, batch)
-            return loss, ravel_pytree(g)[0]
-        axes = Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)
-        fns[key] = _jit(jax.vmap(flat_vg, in_axes=(None, axes)), MAIN_COMPILE if key == "many" else PROBE_COMPILE)
+        fns[key] = _jit(_batched_value_and_grad(loss_fn), MAIN_COMPILE if key == "many" else PROBE_COMPILE)
     return fns[key]
+
+
+def _flat_value_and_grad(loss_fn):
+    """(params, batch) -> (loss, d loss / d params raveled to one vector)."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    vg = jax.value_and_grad(loss_fn)
+
+    def flat_vg(params, batch):
+        loss, g = vg(params, batch)
+        return loss, ravel_pytree(g)[0]
+    return flat_vg
+
+
+def _batched_value_and_grad(loss_fn):
+    """``_flat_value_and_grad`` under ``jax.vmap`` over a leading axis of batches (every ``Batch`` field but
+    ``gamma``): (params, C stacked batches) -> (loss [C], flat grad [C, d]); what ``_compiled_many`` compiles."""
+    import jax
+
+    axes = Batch(*([0] * (len(Batch._fields) - 1)), gamma=None)
+    return jax.vmap(_flat_value_and_grad(loss_fn), in_axes=(None, axes))
 
 
 def _compiled_value(loss_fn):
@@ -666,15 +673,11 @@ def _compiled_prelude(loss_fn):
     """jit of (params, obs, one, probe, apply, kind) -> (``_head``'s outputs, (loss, flat grad) of the batch ``one``,
     the loss of the batch ``probe``), one per loss function as ``_compiled``, compiled quickly (``PROBE_COMPILE``):
     ``_Prelude``."""
-    import jax
-    from jax.flatten_util import ravel_pytree
-
     def build():
-        vg = jax.value_and_grad(loss_fn)
+        flat_vg = _flat_value_and_grad(loss_fn)
 
         def fn(params, obs, one, probe, apply, kind):
-            loss, g = vg(params, one)
-            return _head_outputs(params, obs, apply, kind), (loss, ravel_pytree(g)[0]), loss_fn(params, probe)
+            return _head_outputs(params, obs, apply, kind), flat_vg(params, one), loss_fn(params, probe)
         return _jit(fn, PROBE_COMPILE, static_argnums=(4, 5))
     try:
         fns = _COMPILED.setdefault(loss_fn, {})
