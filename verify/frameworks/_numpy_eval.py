@@ -261,18 +261,10 @@ def _is_float(dt) -> bool:
     return np.issubdtype(dt, np.floating)
 
 
-def _real(eqn):
-    """Complex numbers: refused everywhere (none of the rules is written for them)."""
-    for v in list(eqn.invars) + list(eqn.outvars):
-        if np.issubdtype(np.dtype(v.aval.dtype), np.complexfloating):
-            raise Unsupported(f"primitive {eqn.primitive.name} on complex numbers")
-
-
 def _elementwise(table: dict):
     """Rules whose closure is a numpy ufunc (``accuracy`` must be None where the primitive has it)."""
     for name, ufunc in table.items():
         def make(eqn, accuracy=None, _f=ufunc, _n=name, **params):
-            _real(eqn)
             _no_accuracy(_n, accuracy)
             if params.get("out_dtype") is not None:
                 raise Unsupported(f"primitive {_n} with out_dtype={params['out_dtype']}")
@@ -310,7 +302,6 @@ def _identity(eqn, **params):
 
 @_register("div")
 def _div(eqn, **params):
-    _real(eqn)
     dt = _out_dtype(eqn)
     if not _is_int(dt):
         return np.true_divide
@@ -334,7 +325,6 @@ def _int_div(a, b):
 
 @_register("rem")
 def _rem(eqn, **params):
-    _real(eqn)
     if not _is_int(_out_dtype(eqn)):
         return np.fmod                       # C fmod: the sign of the dividend, as XLA's rem
 
@@ -350,7 +340,6 @@ def _rem(eqn, **params):
 
 @_register("sign")
 def _sign(eqn, **params):
-    _real(eqn)
     if _is_int(_out_dtype(eqn)):
         return np.sign
 
@@ -361,7 +350,6 @@ def _sign(eqn, **params):
 
 @_register("logistic")
 def _logistic(eqn, accuracy=None, **params):
-    _real(eqn)
     _no_accuracy("logistic", accuracy)
     one = np.array(1, dtype=_out_dtype(eqn))
     # 1 / (1 + exp(-x)), to round-off (importing scipy.special would cost 0.2 s, as much as XLA's compilation)
@@ -370,7 +358,6 @@ def _logistic(eqn, accuracy=None, **params):
 
 @_register("erf")
 def _erf(eqn, accuracy=None, **params):
-    _real(eqn)
     _no_accuracy("erf", accuracy)
     from scipy.special import erf
     return erf
@@ -378,7 +365,6 @@ def _erf(eqn, accuracy=None, **params):
 
 @_register("lgamma", "digamma", "erf_inv")
 def _special(eqn, accuracy=None, **params):
-    _real(eqn)
     _no_accuracy(eqn.primitive.name, accuracy)
     from scipy import special
     return {"lgamma": special.gammaln, "digamma": special.digamma, "erf_inv": special.erfinv}[eqn.primitive.name]
@@ -386,7 +372,6 @@ def _special(eqn, accuracy=None, **params):
 
 @_register("rsqrt")
 def _rsqrt(eqn, accuracy=None, **params):
-    _real(eqn)
     _no_accuracy("rsqrt", accuracy)
     dt = _out_dtype(eqn)
     one = np.array(1, dtype=dt)
@@ -395,7 +380,6 @@ def _rsqrt(eqn, accuracy=None, **params):
 
 @_register("round")
 def _round(eqn, rounding_method=0, **params):
-    _real(eqn)
     if int(rounding_method) == 1:           # TO_NEAREST_EVEN
         return np.rint
 
@@ -411,7 +395,6 @@ def _round_half_away(x):
 
 @_register("pow")
 def _pow(eqn, **params):
-    _real(eqn)
     dt = _out_dtype(eqn)
     if not _is_float(dt):
         raise Unsupported(f"primitive pow on {dt}")
@@ -421,7 +404,6 @@ def _pow(eqn, **params):
 
 @_register("integer_pow")
 def _integer_pow(eqn, y, **params):
-    _real(eqn)
     dt = _out_dtype(eqn)
     y = int(y)
     if y == 0:
@@ -457,13 +439,11 @@ def _select_n(eqn, **params):
 
 @_register("clamp")
 def _clamp(eqn, **params):
-    _real(eqn)
     return lambda lo, x, hi: np.minimum(np.maximum(x, lo), hi)
 
 
 @_register("convert_element_type")
 def _convert(eqn, new_dtype, **params):
-    _real(eqn)
     src, dst = _in_dtype(eqn), np.dtype(new_dtype)
     if dst == np.bool_:
         return lambda x: np.not_equal(x, 0)
@@ -628,7 +608,6 @@ def _axes(axes) -> tuple:
 def _accumulation(name: str, fn) -> None:
     """reduce_sum / reduce_prod: numpy's ``fn`` accumulating in the output's dtype (never on bool)."""
     def make(eqn, axes, **params):
-        _real(eqn)
         axes, dt = _axes(axes), _out_dtype(eqn)
         if dt == np.bool_:
             raise Unsupported(f"primitive {name} on bool")
@@ -654,7 +633,6 @@ def _highest(dt):
 
 @_register("reduce_max")
 def _reduce_max(eqn, axes, **params):
-    _real(eqn)
     axes, dt = _axes(axes), _out_dtype(eqn)
     init = _lowest(dt)        # XLA's identity of max: an empty reduction gives -inf (numpy would raise)
     return _small_axis(eqn, axes, np.maximum) or (lambda x: np.maximum.reduce(x, axis=axes, initial=init))
@@ -662,7 +640,6 @@ def _reduce_max(eqn, axes, **params):
 
 @_register("reduce_min")
 def _reduce_min(eqn, axes, **params):
-    _real(eqn)
     axes, dt = _axes(axes), _out_dtype(eqn)
     init = _highest(dt)
     return _small_axis(eqn, axes, np.minimum) or (lambda x: np.minimum.reduce(x, axis=axes, initial=init))
@@ -703,7 +680,6 @@ def _reduce_or(eqn, axes, **params):
 
 @_register("argmax", "argmin")
 def _argmax(eqn, axes, index_dtype, **params):
-    _real(eqn)
     (axis,) = _axes(axes)
     if _shape(eqn.invars[0])[axis] == 0:
         raise Unsupported(f"primitive {eqn.primitive.name} over an empty axis")
@@ -719,7 +695,6 @@ _CUMULATIVE = {"cumsum": np.add, "cumprod": np.multiply, "cummax": np.maximum, "
 
 @_register(*_CUMULATIVE)
 def _cumulative(eqn, axis, reverse, **params):
-    _real(eqn)
     name, axis, dt = eqn.primitive.name, int(axis), _out_dtype(eqn)
     if name == "cumlogsumexp" and not _is_float(dt):
         raise Unsupported(f"primitive cumlogsumexp on {dt}")
@@ -738,7 +713,6 @@ def _cumulative(eqn, axis, reverse, **params):
 
 @_register("dot_general")
 def _dot_general(eqn, dimension_numbers, preferred_element_type=None, precision=None, **params):
-    _real(eqn)
     (lc, rc), (lb, rb) = [[tuple(int(d) for d in ds) for ds in pair] for pair in dimension_numbers]
     ls, rs = _shape(eqn.invars[0]), _shape(eqn.invars[1])
     dt = _out_dtype(eqn)
@@ -841,7 +815,6 @@ def _flat_index(operand_shape, lift, statics, index_map):
 
 @_register("gather")
 def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params):
-    _real(eqn)
     mode = _mode("gather", mode)
     dn = dimension_numbers
     operand_shape = _shape(eqn.invars[0])
@@ -875,7 +848,6 @@ def _gather(eqn, dimension_numbers, slice_sizes, mode, fill_value=None, **params
 
 @_register("scatter-add", "scatter_add")
 def _scatter_add(eqn, dimension_numbers, mode, update_jaxpr=None, update_consts=(), **params):
-    _real(eqn)
     mode = _mode("scatter-add", mode)
     dn = dimension_numbers
     operand_shape = _shape(eqn.invars[0])
