@@ -313,28 +313,21 @@ def scale(args) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from scale_models import gridworld
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # the gallery's policies live in examples/
+    from examples.frameworks.jax_losses import tabular as apply
+    from examples.frameworks.torch_losses import Tabular as IndexedTabular
+
     from verify.frameworks import jax as vjax
     from verify.frameworks import torch as vtorch
     from verify.model.policy import TabularSoftmax
     from verify.numerics.exact import gradient
-
-    class Indexed(torch.nn.Module):
-        def __init__(self, theta):
-            super().__init__()
-            self.theta = torch.nn.Parameter(torch.as_tensor(theta))
-
-        def forward(self, obs):
-            return self.theta[obs]
-
-    def apply(params, obs):
-        return params["theta"][obs]
 
     print(f"exact grad J, gridworlds (H = 200, 4 actions), CPU seconds; JAX: first call (compilation), then the best "
           f"of {args.repeats} more; pgverify and PyTorch: best of {args.repeats}")
     for size in args.sizes:
         mdp = gridworld(size)
         theta = np.random.default_rng(0).normal(size=(mdp.n_states, mdp.n_actions)) * 0.1
-        module = Indexed(theta)
+        module = IndexedTabular(theta)
         runs = {"pgverify": lambda: gradient(mdp, TabularSoftmax(theta), "dp").grad,
                 "torch": lambda: vtorch.exact_gradient(module, mdp, observations="index").grad["theta"],
                 "jax": lambda: vjax.exact_gradient(apply, {"theta": theta}, mdp,

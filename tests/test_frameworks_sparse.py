@@ -14,6 +14,8 @@ except ImportError:
         raise                      # CI installs the extras: a missing framework is a failure there
     pytest.skip("PyTorch/JAX are not installed (CI installs them)", allow_module_level=True)
 
+from examples.frameworks.jax_losses import tabular
+from examples.frameworks.torch_losses import Tabular
 from verify.errors import UsageError
 from verify.frameworks import jax as vjax
 from verify.frameworks import torch as vtorch
@@ -55,21 +57,6 @@ def sparse_ring(S: int, *, horizon, gamma, seed=0, A=2):
                       terminal=terminal, gamma=gamma, horizon=horizon, states=S, actions=A, name=f"ring{S}")
 
 
-class Indexed(torch.nn.Module):
-    """pi(a|s) = softmax(theta[s]) on index observations."""
-
-    def __init__(self, theta):
-        super().__init__()
-        self.theta = torch.nn.Parameter(torch.as_tensor(theta))
-
-    def forward(self, obs):
-        return self.theta[obs]
-
-
-def indexed(params, obs):
-    return params["theta"][obs]
-
-
 @pytest.mark.parametrize("S, horizon, gamma", [(S_LARGE, 30, 1.0), (600, None, 0.9)])
 def test_adapters_match_pgverify_on_a_sparse_mdp_too_large_for_dense_transitions(S, horizon, gamma):
     mdp = sparse_ring(S, horizon=horizon, gamma=gamma)
@@ -77,8 +64,8 @@ def test_adapters_match_pgverify_on_a_sparse_mdp_too_large_for_dense_transitions
     theta = np.random.default_rng(1).normal(size=(S, mdp.n_actions))
     want = gradient(mdp, TabularSoftmax(theta), "dp" if horizon else "solve")
     assert np.abs(want.grad).max() > 1e-3          # a gradient worth comparing
-    got_t = vtorch.exact_gradient(Indexed(theta), mdp, observations="index")
-    got_j = vjax.exact_gradient(indexed, {"theta": theta}, mdp, observations="index")
+    got_t = vtorch.exact_gradient(Tabular(theta), mdp, observations="index")
+    got_j = vjax.exact_gradient(tabular, {"theta": theta}, mdp, observations="index")
     tol = 1e-10 * max(1.0, np.abs(want.grad).max())
     np.testing.assert_allclose(got_t.grad["theta"], want.grad, rtol=0, atol=tol)
     np.testing.assert_allclose(got_j.grad["['theta']"], want.grad, rtol=0, atol=tol)
@@ -108,13 +95,13 @@ def test_jax_exact_gradient_compiles_once_per_policy_and_mdp():
 def test_one_hot_observations_are_refused_before_allocation():
     mdp = sparse_ring(S_LARGE, horizon=5, gamma=1.0)
     with limits_scope(Limits(max_memory=2**26)), pytest.raises(UsageError, match="one-hot observations of 5000"):
-        vtorch.exact_gradient(Indexed(np.zeros((S_LARGE, 2))), mdp)
+        vtorch.exact_gradient(Tabular(np.zeros((S_LARGE, 2))), mdp)
 
 
 def test_dp_memory_is_checked_before_allocation():
     mdp = sparse_ring(2000, horizon=10**6, gamma=1.0)
     with pytest.raises(UsageError, match="horizon 1000000"):
-        vjax.exact_gradient(indexed, {"theta": np.zeros((2000, 2))}, mdp, observations="index")
+        vjax.exact_gradient(tabular, {"theta": np.zeros((2000, 2))}, mdp, observations="index")
 
 
 def test_torch_sparse_step_and_solve_have_the_right_derivatives():

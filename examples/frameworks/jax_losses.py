@@ -23,6 +23,12 @@ def apply(params, obs):
     return h @ params["pi"]["w"] + params["pi"]["b"], (h @ params["v"]["w"] + params["v"]["b"])[..., 0]
 
 
+def tabular(params, obs):
+    """pi(a|s) = softmax(theta[s]) on index observations (``observations="index"``): pgverify's ``TabularSoftmax``
+    as a function of ``{"theta": [S, A]}``."""
+    return params["theta"][obs]
+
+
 def logits(params, obs):
     """The policy head: what pgverify samples from."""
     return apply(params, obs)[0]

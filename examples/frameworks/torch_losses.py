@@ -23,6 +23,18 @@ class ActorCritic(torch.nn.Module):
         return self.pi(h), self.v(h).squeeze(-1)
 
 
+class Tabular(torch.nn.Module):
+    """pi(a|s) = softmax(theta[s]) on index observations (``observations="index"``): pgverify's ``TabularSoftmax``
+    as a module, for comparing the adapters' exact gradient with pgverify's own."""
+
+    def __init__(self, theta):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.as_tensor(theta))
+
+    def forward(self, obs):
+        return self.theta[obs]
+
+
 def logits(policy, obs):
     """The policy head: what pgverify samples from (``check_loss(..., logits=logits)``)."""
     return policy(obs)[0]
