@@ -58,6 +58,11 @@ class _Node(Expr):
         return printer._print(self.args[i])
 
 
+def _arg(i: int) -> property:
+    """The node's argument ``i`` under a name (read-only): the nodes are their arguments, SymPy's way."""
+    return property(lambda self: self.args[i])
+
+
 class Density(_Node):
     """p(v | theta): the probability (density) of ``v`` under parameter ``theta``.
 
@@ -65,13 +70,7 @@ class Density(_Node):
     it the support is the whole (theta-independent) space of ``v``.
     """
 
-    @property
-    def var(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def param(self) -> Basic:
-        return self.args[1]
+    var, param = _arg(0), _arg(1)
 
     @property
     def support(self) -> Basic | None:
@@ -91,13 +90,7 @@ class Expectation(_Node):
             raise TypeError(f"Expectation needs a Density, got {density!r}")
         return _Node.__new__(cls, body, density)
 
-    @property
-    def body(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def density(self) -> Density:
-        return self.args[1]
+    body, density = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         d = self.density
@@ -111,13 +104,7 @@ class Grad(_Node):
     def __new__(cls, expr, wrt=theta):
         return _Node.__new__(cls, expr, wrt)
 
-    @property
-    def expr(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def wrt(self) -> Basic:
-        return self.args[1]
+    expr, wrt = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         return f"grad_{self._pstr(printer, 1)}({self._pstr(printer, 0)})"
@@ -126,13 +113,7 @@ class Grad(_Node):
 class Integrate(_Node):
     """int d(var) body over the whole (θ-independent) support of ``var``."""
 
-    @property
-    def body(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def var(self) -> Basic:
-        return self.args[1]
+    body, var = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         return f"Int(d{self._pstr(printer, 1)}, {self._pstr(printer, 0)})"
@@ -157,9 +138,7 @@ class Return(_Node):
 class _TimeNode(_Node):
     """A node indexed by a time step (a symbol such as t, or an integer)."""
 
-    @property
-    def time(self) -> Basic:
-        return self.args[0]
+    time = _arg(0)
 
     def _sub(self, printer, shift: int = 0) -> str:
         return printer._print(self.time + shift)
@@ -171,9 +150,7 @@ class Policy(_TimeNode):
     def __new__(cls, time, param=theta):
         return _Node.__new__(cls, time, param)
 
-    @property
-    def param(self) -> Basic:
-        return self.args[1]
+    param = _arg(1)
 
     def _sympystr(self, printer):
         return f"pi_{self._pstr(printer, 1)}(a_{self._sub(printer)}|s_{self._sub(printer)})"
@@ -224,13 +201,7 @@ class CondExpectation(_Node):
             raise ValueError(f"with_action must be 0 or 1, got {with_action!r}")
         return _Node.__new__(cls, body, time, Integer(1 if flag in (S.true, S.One) else 0))
 
-    @property
-    def body(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def time(self) -> Basic:
-        return self.args[1]
+    body, time = _arg(0), _arg(1)
 
     @property
     def with_action(self) -> bool:
@@ -247,13 +218,7 @@ class CondExpectation(_Node):
 class ActionExpectation(_Node):
     """E_{a_time ~ pi_theta(.|s_time)}[body]: the mean over the action at ``time`` given s_time."""
 
-    @property
-    def body(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def time(self) -> Basic:
-        return self.args[1]
+    body, time = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         k = self._pstr(printer, 1)
@@ -263,13 +228,7 @@ class ActionExpectation(_Node):
 class ActionSum(_Node):
     """sum_{a_time} body: the sum over every action a at ``time`` (s_time fixed)."""
 
-    @property
-    def body(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def time(self) -> Basic:
-        return self.args[1]
+    body, time = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         return f"Sum_{{a_{self._pstr(printer, 1)}}}({self._pstr(printer, 0)})"
@@ -278,13 +237,7 @@ class ActionSum(_Node):
 class StateSum(_Node):
     """sum_{s_time} body: the sum over every state at ``time``."""
 
-    @property
-    def body(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def time(self) -> Basic:
-        return self.args[1]
+    body, time = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         return f"Sum_{{s_{self._pstr(printer, 1)}}}({self._pstr(printer, 0)})"
@@ -349,13 +302,7 @@ class At(_Node):
     def __new__(cls, expr, param=None):
         return _Node.__new__(cls, expr, theta_old if param is None else param)
 
-    @property
-    def expr(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def param(self) -> Basic:
-        return self.args[1]
+    expr, param = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         return f"[{self._pstr(printer, 0)}]_{self._pstr(printer, 1)}"
@@ -368,13 +315,7 @@ class ScoreDot(_Node):
     def __new__(cls, time, table):
         return _Node.__new__(cls, time, table)
 
-    @property
-    def time(self) -> Basic:
-        return self.args[0]
-
-    @property
-    def table(self) -> Basic:
-        return self.args[1]
+    time, table = _arg(0), _arg(1)
 
     def _sympystr(self, printer):
         k = self._pstr(printer, 0)
