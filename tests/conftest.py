@@ -19,3 +19,13 @@ import tempfile as _tempfile
 
 os.environ["PGVERIFY_NO_CACHE"] = "1"
 os.environ["PGVERIFY_CACHE_DIR"] = _tempfile.mkdtemp(prefix="pgverify-test-cache-")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one worker per core this process may use, at most 4: each worker imports
+    numpy, SymPy and (with the extras) torch and jax, and most tests start processes of their own."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
