@@ -3,7 +3,7 @@
 ``apply(params, obs) -> (logits, value)`` is a shared trunk with two heads; ``logits`` picks the policy head for
 ``verify.frameworks.jax.check_loss(logits, params, loss, ...)``. Each loss takes ``(params, batch)`` and is
 minimised. ``VERDICTS`` is what pgverify finds on ``problem.two_step()`` (asserted by the tests; see
-docs/frameworks.md for why).
+docs/frameworks.md for why). ``tabular`` is the tabular softmax on index observations.
 """
 import jax
 import jax.numpy as jnp

@@ -2,7 +2,7 @@
 
 Each loss takes ``(policy, batch)`` (``verify.frameworks.Batch``: obs [B, T, S], actions/rewards/mask [B, T]) and
 is minimised. ``VERDICTS`` is what ``verify.frameworks.torch.check_loss`` finds on ``problem.two_step()``; the
-tests assert each one, and docs/frameworks.md says why.
+tests assert each one, and docs/frameworks.md says why. ``Tabular`` is the tabular softmax on index observations.
 """
 import torch
 from torch.distributions import Categorical
