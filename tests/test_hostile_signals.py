@@ -46,7 +46,7 @@ def _cpu_seconds(pid: int) -> float:
 def _interrupt_after_cpu(args: list[str], cwd: Path, cpu: float, timeout: float = 120.0) \
         -> tuple[int, str, str] | None:
     """Run ``pgverify args`` and SIGINT it once it has used ``cpu`` seconds of CPU (past its imports, inside the
-    work); None when it ended before it had used that much, uninterrupted."""
+    work): (exit status, stdout, stderr); None when it ended (with exit 0) before it had used that much."""
     # Its stdout and stderr go to files: the report's text outgrows a pipe's buffer, and a child blocked on a full
     # pipe uses no CPU (it "never got going").
     with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
@@ -61,7 +61,9 @@ def _interrupt_after_cpu(args: list[str], cwd: Path, cpu: float, timeout: float 
         proc.wait(timeout=60)
         out_file.seek(0)
         err_file.seek(0)
-        return (proc.returncode, out_file.read(), err_file.read()) if interrupted else None
+        out, err = out_file.read(), err_file.read()
+        assert interrupted or proc.returncode == 0, ("ended uninterrupted but failed", proc.returncode, err)
+        return (proc.returncode, out, err) if interrupted else None
 
 
 def _child_cpu_seconds(args: list[str], cwd: Path) -> float:
