@@ -55,12 +55,12 @@ from fractions import Fraction
 from sympy import Basic, Symbol, expand, factorint, numer, together
 
 from derive.notation import (
-    At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
     t, tau, theta, tp, x,
 )
 from derive.jet import PRIME, Jet, JetAtoms
-from derive.index_exprs import compile_arithmetic, compile_index as _compile_int
+from derive.index_exprs import compile_arithmetic, compile_index as _compile_int, compile_policy_node
 from derive.laurent import MAX_EXPONENT, Atoms, Laurent, NotLaurent, mono_items
 from derive.steps import Derivation, Step
 from derive import proof_cache
@@ -309,6 +309,11 @@ def _product(items, model):
     return out
 
 
+def _grad_key(e, env) -> tuple:
+    """What ``e``'s derivative depends on here: the context trajectory and the int bindings."""
+    return e, env.get("_traj"), _int_bindings(env)
+
+
 def _int_bindings(env) -> tuple:
     return tuple((k, v) for k, v in env.items() if isinstance(v, int))
 
@@ -339,19 +344,9 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type)
                 parts.append(p * g if weighted else g)
             return model.sum(parts)
         return expectation
-    if isinstance(e, At):
-        inner = compile_expr(e.expr)
-        return lambda model, env: inner(model.old_model(), env)
-    if isinstance(e, ScoreDot):
-        # the tabular softmax: d log pi(a|s) / d theta_{s',b} = [s' = s] ([b = a] - pi(b|s)), so
-        # <grad log pi(a_t|s_t), w> = w(s_t, a_t) - E_{b ~ pi(.|s_t)}[w(s_t, b)]
-        table, mean = compile_expr(e.table), compile_expr(ActionExpectation(e.table, e.time))
-
-        def score_dot(model, env):
-            if not getattr(model, "tabular_softmax", True):
-                raise ValueError("<score, w> with a table w is the tabular softmax's (this policy is not)")
-            return table(model, env) - mean(model, env)
-        return score_dot
+    fn = compile_policy_node(e, compile_expr, _grad_key)
+    if fn is not None:
+        return fn
     if isinstance(e, (Density, TestFn, Return)):
         arg, kind = e.args[0], type(e)
 
@@ -365,18 +360,6 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type)
         return _compile_time_node(e)
     if isinstance(e, (CondExpectation, ActionExpectation, ActionSum, StateSum)):
         return _compile_local(e)
-    if isinstance(e, Grad):
-        if e.wrt != theta:
-            raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
-        inner = compile_expr(e.expr)
-
-        def grad(model, env):
-            # the same score grad log pi(a_t|s_t) recurs in every inner sum: memoise per binding
-            key = (e, env.get("_traj"), _int_bindings(env))
-            if key not in model.memo:
-                model.memo[key] = inner(model, env).derivative(model.atoms)
-            return model.memo[key]
-        return grad
     fn = compile_arithmetic(e, compile_expr)
     if fn is not None:
         return fn

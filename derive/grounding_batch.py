@@ -34,10 +34,10 @@ from __future__ import annotations
 import numpy as np
 from sympy import Basic
 
-from derive.index_exprs import compile_arithmetic, compile_index
+from derive.index_exprs import compile_arithmetic, compile_index, compile_policy_node
 from derive.jet_batch import JetBatch
 from derive.notation import (
-    At, ScoreDot, ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, Grad, InitialDist,
+    ActionExpectation, ActionSum, Baseline, CondExpectation, Density, Expectation, InitialDist,
     Integrate, Policy, QValue, Return, Reward, StateProb, StateSum, TestFn, Transition, VValue, TIME_NODES,
     tau, theta, x,
 )
@@ -226,6 +226,11 @@ def batch_model(model, arith=JetBatch) -> BatchModel:
     return bm
 
 
+def _grad_key(e, env) -> tuple:
+    """What ``e``'s derivative depends on here: whether a trajectory is bound (every one at once) and the ints."""
+    return e, "_traj" in env, _ints(env)
+
+
 def _ints(env) -> tuple:
     return tuple((k, v) for k, v in env.items() if isinstance(v, int))
 
@@ -264,17 +269,9 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type, as derive.grou
                 g = g.broadcast(model.T)
             return g.total()
         return expectation
-    if isinstance(e, At):
-        inner = compile_batch(e.expr)
-        return lambda model, env: inner(model.old_model(), env)
-    if isinstance(e, ScoreDot):
-        table, mean = compile_batch(e.table), compile_batch(ActionExpectation(e.table, e.time))
-
-        def score_dot(model, env):
-            if not model.tabular_softmax:
-                raise ValueError("<score, w> with a table w is the tabular softmax's (this policy is not)")
-            return table(model, env) - mean(model, env)
-        return score_dot
+    fn = compile_policy_node(e, compile_batch, _grad_key)
+    if fn is not None:
+        return fn
     if isinstance(e, (Density, TestFn, Return)):
         arg, kind = e.args[0], type(e)
 
@@ -289,17 +286,6 @@ def _compile(e: Basic):  # noqa: C901  (one branch per node type, as derive.grou
         return _compile_time_node(e)
     if isinstance(e, (CondExpectation, ActionExpectation, ActionSum, StateSum)):
         return _compile_local(e)
-    if isinstance(e, Grad):
-        if e.wrt != theta:
-            raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
-        inner = compile_batch(e.expr)
-
-        def grad(model, env):
-            key = (e, "_traj" in env, _ints(env))
-            if key not in model.memo:
-                model.memo[key] = inner(model, env).derivative(model.atoms)
-            return model.memo[key]
-        return grad
     fn = compile_arithmetic(e, compile_batch)
     if fn is not None:
         return fn

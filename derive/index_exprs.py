@@ -1,4 +1,4 @@
-"""What the grounding interpreters compile alike: time indices (t - 1, H - 1), Sum/Product limits, arithmetic nodes.
+"""What the grounding interpreters compile alike: indices (t - 1, H - 1), limits, arithmetic, the policy's nodes.
 
 Shared by the scalar interpreter (``derive.grounding``) and the batched one (``derive.grounding_batch``): both
 evaluate the same body for every binding, and SymPy's dispatch per node per binding costs more than the
@@ -16,9 +16,9 @@ from __future__ import annotations
 from sympy import Basic, Product, Sum, Symbol, UnevaluatedExpr, log
 from sympy.external.gmpy import MPQ
 
-from derive.notation import H, gamma
+from derive.notation import H, ActionExpectation, At, Grad, ScoreDot, gamma, theta
 
-__all__ = ["compile_index", "compile_loop", "compile_arithmetic"]
+__all__ = ["compile_index", "compile_loop", "compile_arithmetic", "compile_policy_node"]
 
 
 def compile_index(e):
@@ -110,4 +110,39 @@ def compile_arithmetic(e: Basic, recurse):
     if isinstance(e, log):
         arg = recurse(e.args[0])
         return lambda model, env: model.atoms.log(arg(model, env))
+    return None
+
+
+def compile_policy_node(e: Basic, recurse, grad_key):
+    """A closure for the nodes whose meaning is the policy's, the same in both interpreters: ``At`` (under the model's
+    second policy), ``ScoreDot`` (the tabular softmax's score against a table) and ``Grad`` (the derivative in the
+    model's atoms, memoised under ``grad_key(e, env)``: a score recurs in every inner sum); None for any other node.
+
+    ``recurse`` compiles the operands; ``grad_key`` names what a derivative's value depends on in the interpreter's
+    bindings (the trajectory and the ints for the scalar one, whether a trajectory is bound for the batch).
+    """
+    if isinstance(e, At):
+        inner = recurse(e.expr)
+        return lambda model, env: inner(model.old_model(), env)
+    if isinstance(e, ScoreDot):
+        # the tabular softmax: d log pi(a|s) / d theta_{s',b} = [s' = s] ([b = a] - pi(b|s)), so
+        # <grad log pi(a_t|s_t), w> = w(s_t, a_t) - E_{b ~ pi(.|s_t)}[w(s_t, b)]
+        table, mean = recurse(e.table), recurse(ActionExpectation(e.table, e.time))
+
+        def score_dot(model, env):
+            if not getattr(model, "tabular_softmax", True):
+                raise ValueError("<score, w> with a table w is the tabular softmax's (this policy is not)")
+            return table(model, env) - mean(model, env)
+        return score_dot
+    if isinstance(e, Grad):
+        if e.wrt != theta:
+            raise ValueError(f"can only differentiate with respect to theta, not {e.wrt}")
+        inner = recurse(e.expr)
+
+        def grad(model, env):
+            key = grad_key(e, env)
+            if key not in model.memo:
+                model.memo[key] = inner(model, env).derivative(model.atoms)
+            return model.memo[key]
+        return grad
     return None
