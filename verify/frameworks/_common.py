@@ -39,8 +39,8 @@ from verify.model.policy import TabularSoftmax
 from verify.model.problem import Problem, load_problem
 
 __all__ = ["Batch", "ExactGradient", "JAC_BLOCK_BYTES", "LOG_PROB_FLOOR", "LossError", "OUTPUTS", "PROB_SUM_TOL", "batch_arrays",
-           "framework_target", "observation_table", "policy_log_probs", "require_jacobian_memory", "resolve_mdp",
-           "surrogate_policy"]
+           "framework_target", "loss_name", "observation_table", "policy_log_probs", "require_jacobian_memory",
+           "resolve_mdp", "surrogate_policy"]
 
 OUTPUTS = ("logits", "log_probs", "probs")
 PROB_SUM_TOL = 1e-6          # a policy that outputs probabilities: rows must sum to 1 within this
@@ -214,6 +214,15 @@ def require_jacobian_memory(n_states: int, n_actions: int, n_params: int, framew
     require_memory(8.0 * (m * n_params + k * k), f"{framework}'s Jacobian d log pi / d params [S A = {m}, "
                    f"d = {n_params}] for the loss check (dense: a tabular policy on many states needs (S A)^2 entries; "
                    "the exact gradient alone, exact_gradient, does not need it)")
+
+
+def loss_name(loss_fn, name: str | None) -> str:
+    """How a report names the loss: ``name`` if given, else the function's qualified name (a ``functools.partial``'s
+    function's), else its type's."""
+    if name:
+        return name
+    inner = getattr(loss_fn, "func", loss_fn)
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
 
 
 def surrogate_policy(logp: np.ndarray) -> TabularSoftmax:

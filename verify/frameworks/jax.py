@@ -36,7 +36,7 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target, loss_name,
                                        observation_table, policy_log_probs, require_jacobian_memory,
                                        resolve_mdp)
 from verify.frameworks._jax_compile import (MAIN_COMPILE, PROBE_COMPILE, frozen_heap, jit as _jit, numpy_tier,
@@ -361,13 +361,6 @@ def exact_gradient(apply: Callable, params, problem, *, observations="one_hot",
                              for path, leaf in _jax().tree_util.tree_flatten_with_path(grads)[0]})
 
 
-def _loss_name(loss_fn, name):
-    if name:
-        return name
-    inner = getattr(loss_fn, "func", loss_fn)
-    return getattr(inner, "__qualname__", None) or type(inner).__name__
-
-
 @_x64
 def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
@@ -411,7 +404,7 @@ def check_loss(apply: Callable, params, loss_fn: Callable, problem, *, observati
         mdp = resolve_mdp(problem)
         if not callable(loss_fn):
             raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
-        label = _loss_name(loss_fn, name)
+        label = loss_name(loss_fn, name)
         pol = _Policy(apply, params, output)
         table = observation_table(mdp, observations)
         padding = Padding(pad_to, mdp.horizon)
@@ -795,7 +788,7 @@ def check_rollout_loss(apply: Callable, params, loss_fn: Callable, problem, *, n
     spec.check_mdp(mdp)
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (params, batch) -> scalar, got {type(loss_fn).__name__}")
-    label = _loss_name(loss_fn, name)
+    label = loss_name(loss_fn, name)
     with jax.enable_x64(True), persistent_cache(), frozen_heap():
         import jax.numpy as jnp
 

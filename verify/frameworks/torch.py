@@ -33,7 +33,7 @@ from verify.checks.batchcheck import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT
                                _check_settings, check_batches)
 from verify.checks.contract import callable_argument, problem_argument
 from verify.errors import UsageError
-from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target,
+from verify.frameworks._common import (Batch, ExactGradient, LossError, batch_arrays, framework_target, loss_name,
                                        JAC_BLOCK_BYTES, observation_table, policy_log_probs,
                                        require_jacobian_memory, resolve_mdp)
 from verify.frameworks._padding import CHUNK_MAX, Padding, batch_groups, plain_batches
@@ -338,13 +338,6 @@ def _jacobian_columns(flat, params, d: int) -> np.ndarray | None:
     return out
 
 
-def _loss_name(loss_fn, name):
-    if name:
-        return name
-    inner = getattr(loss_fn, "func", loss_fn)
-    return getattr(inner, "__qualname__", None) or type(inner).__name__
-
-
 @_one_thread
 def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = None, observations="one_hot",
                output: str = "logits", batch_size: int = DEFAULT_BATCH_SIZE, batches: int = DEFAULT_BATCHES,
@@ -380,7 +373,7 @@ def check_loss(policy, loss_fn: Callable, problem, *, logits: Callable | None = 
     mdp = resolve_mdp(problem)
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (module, batch) -> scalar tensor, got {type(loss_fn).__name__}")
-    label = _loss_name(loss_fn, name)
+    label = loss_name(loss_fn, name)
     pol = _Policy(policy, logits, output)
     table = observation_table(mdp, observations)
     J, logp, grads = _exact(pol, mdp, table)
@@ -536,7 +529,7 @@ def check_rollout_loss(policy, loss_fn: Callable, problem, *, n_envs: int = 4, n
     spec.check_mdp(mdp)
     if not callable(loss_fn):
         raise LossError(f"loss_fn must be a function (module, batch) -> scalar tensor, got {type(loss_fn).__name__}")
-    label = _loss_name(loss_fn, name)
+    label = loss_name(loss_fn, name)
 
     @_one_thread
     def run() -> RolloutCheck:
