@@ -376,7 +376,11 @@ def test_vmapped_control_flow():
                                      (lambda x: jax.random.normal(jax.random.key(0), x.shape) + x, "primitive"),
                                      (lambda x: jnp.linalg.inv(x.reshape(2, 2)), "primitive"),
                                      (lambda x: lax.exp(x, accuracy=lax.Tolerance(atol=1e-3, rtol=0, ulps=0)),
-                                      "primitive exp with accuracy")])
+                                      "primitive exp with accuracy"),
+                                     (lambda x: lax.reduce_or(x.astype(jnp.int32), (0,)),
+                                      "primitive reduce_or on integers"),
+                                     (lambda x: lax.reduce_and(x.astype(jnp.uint8), (0,)),
+                                      "primitive reduce_and on integers")])
 def test_unsupported_is_raised_before_anything_runs(f, name):
     closed = jax.make_jaxpr(lambda x: (jnp.sin(x), f(x)))(np.arange(4.0))
     with pytest.raises(Unsupported, match=name):

@@ -662,20 +662,18 @@ def _small_axis(eqn, axes, ufunc):
     return reduce
 
 
-@_register("reduce_and")
-def _reduce_and(eqn, axes, **params):
-    axes = _axes(axes)
-    if _out_dtype(eqn) != np.bool_:
-        raise Unsupported("primitive reduce_and on integers")
-    return lambda x: np.all(x, axis=axes)
+def _logical(name: str, fn) -> None:
+    """reduce_and / reduce_or: numpy's ``fn`` on booleans (XLA's bitwise reductions of integers are refused)."""
+    def make(eqn, axes, **params):
+        axes = _axes(axes)
+        if _out_dtype(eqn) != np.bool_:
+            raise Unsupported(f"primitive {name} on integers")
+        return lambda x: fn(x, axis=axes)
+    _RULES[name] = make
 
 
-@_register("reduce_or")
-def _reduce_or(eqn, axes, **params):
-    axes = _axes(axes)
-    if _out_dtype(eqn) != np.bool_:
-        raise Unsupported("primitive reduce_or on integers")
-    return lambda x: np.any(x, axis=axes)
+_logical("reduce_and", np.all)
+_logical("reduce_or", np.any)
 
 
 @_register("argmax", "argmin")
