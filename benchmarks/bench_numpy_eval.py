@@ -37,14 +37,6 @@ def j_reinforce(params, batch):
     return -(logp_a * G * batch.mask).sum(1).mean()
 
 
-def vmapped_value_and_grad(loss_fn):
-    """What ``verify.frameworks.jax._compiled_many`` compiles (``_batched_value_and_grad``): ``jax.vmap`` of the
-    loss's ``value_and_grad`` with the gradient raveled, over a leading axis of batches."""
-    from verify.frameworks.jax import _batched_value_and_grad
-
-    return _batched_value_and_grad(loss_fn)
-
-
 def symbolic_batch(batch, leading: int):
     """``batch``'s ShapeDtypeStructs with its time axis (the one after ``leading`` batch axes) symbolic: T."""
     import jax
@@ -94,6 +86,8 @@ def main(argv=None) -> None:
     from verify.frameworks._jax_compile import MAIN_COMPILE
     from verify.frameworks._numpy_eval import numpy_program
     from verify.frameworks.gym import gym_problem
+    # what check_loss compiles: the vmapped value_and_grad of a loss, gradient raveled
+    from verify.frameworks.jax import _batched_value_and_grad
     from verify.model.policy import TabularSoftmax
     from verify.numerics.sampler import sample_episodes
 
@@ -117,13 +111,13 @@ def main(argv=None) -> None:
         flat = jax.tree_util.tree_leaves((params, batch))
 
         t = time.process_time()
-        closed = jax.make_jaxpr(vmapped_value_and_grad(j_reinforce))(params, batch)
+        closed = jax.make_jaxpr(_batched_value_and_grad(j_reinforce))(params, batch)
         trace = time.process_time() - t
         t = time.process_time()
         run = numpy_program(closed)
         prepare = time.process_time() - t
 
-        jitted = jax.jit(vmapped_value_and_grad(j_reinforce), compiler_options=MAIN_COMPILE)
+        jitted = jax.jit(_batched_value_and_grad(j_reinforce), compiler_options=MAIN_COMPILE)
         t = time.process_time()
         lowered = jitted.lower(params, batch)
         lower = time.process_time() - t
@@ -139,7 +133,7 @@ def main(argv=None) -> None:
         numpy_again = best_of(lambda: run(*flat), args.repeats)   # after XLA has run: its threads' CPU time counts
         if not symbolic:
             t = time.process_time()
-            symbolic["closed"] = jax.make_jaxpr(vmapped_value_and_grad(j_reinforce))(params, symbolic_batch(batch, 1))
+            symbolic["closed"] = jax.make_jaxpr(_batched_value_and_grad(j_reinforce))(params, symbolic_batch(batch, 1))
             symbolic["trace"] = time.process_time() - t
         t = time.process_time()
         run_T = numpy_program(symbolic["closed"], {"T": T})

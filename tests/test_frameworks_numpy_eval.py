@@ -21,13 +21,14 @@ except ImportError:
 
 from jax import lax
 
-from benchmarks.bench_numpy_eval import j_reinforce, symbolic_batch, vmapped_value_and_grad as many
+from benchmarks.bench_numpy_eval import j_reinforce, symbolic_batch
 from examples.frameworks import jax_losses as gallery
 from examples.frameworks import rlax_loss
 from examples.frameworks.problem import fixed_length, two_step
 from verify.frameworks._common import Batch, batch_arrays
 from verify.frameworks._jax_compile import PROBE_COMPILE, jit
 from verify.frameworks._numpy_eval import Unsupported, numpy_program
+from verify.frameworks.jax import _batched_value_and_grad as many   # what check_loss compiles
 from verify.model.policy import TabularSoftmax
 from verify.numerics.sampler import sample_episodes
 
