@@ -23,6 +23,12 @@ mark (VmHWM) is reset before the stage (``/proc/self/clear_refs``) and read afte
 this tree, the budget's estimate of the stage (what ``--max-memory`` checks: ``verify.model.problem.model_bytes``,
 ``verify.exact.gradient_bytes``, ``verify.mc.run_bytes``) and estimate / measured.
 
+Each child runs with glibc's and numpy's default allocator settings, as the ``pgverify`` commands that take a
+user's problem and a program importing the library do. ``--allocator bounded`` applies those of the bounded
+commands (``report``, ``latex``, ``derivation``: ``verify/_startup.reuse_memory``, freed memory kept for reuse, no
+transparent huge pages), ``both`` runs each size under both, one after the other, and prints their ratio: the
+measurement behind keeping the defaults for a user's problem.
+
 ``--compare REV`` also measures the ``verify`` package of a former revision (``git archive REV verify``) in the same
 run, under a memory limit high enough to let it run: the in-run baseline (docs/performance.md: the revision before the
 sparse value kernel, the horizon-limited live set and the budget's new estimates).
@@ -187,11 +193,26 @@ def one_size(S: int, new: bool) -> dict:
     return results
 
 
-def _run(S: int, tree: Path | None) -> dict | None:
+def _bounded_allocator() -> None:
+    """This tree's allocator settings of the bounded commands, applied to this (child) process (numpy's huge pages
+    through the environment its parent set); the module is loaded from its file, so that a ``--compare`` child
+    running an older ``verify`` gets the same settings."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_pgverify_startup", ROOT / "verify" / "_startup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.reuse_memory(), "glibc's mallopt refused the settings"
+    assert not np._core.multiarray._get_madvise_hugepage(), "numpy was imported before the environment was set"
+
+
+def _run(S: int, tree: Path | None, allocator: str = "default") -> dict | None:
     env = dict(os.environ)
+    env.pop("NUMPY_MADVISE_HUGEPAGE", None)
+    if allocator == "bounded":
+        env["NUMPY_MADVISE_HUGEPAGE"] = "0"          # read when numpy is imported, before the child's first line
     if tree is not None:
         env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, __file__, "--one", str(S)] + ([] if tree is None else ["--old"])
+    cmd = [sys.executable, __file__, "--one", str(S), "--allocator", allocator] + ([] if tree is None else ["--old"])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tree or ROOT))
     if proc.returncode:
         print(f"S = {S} ({'this tree' if tree is None else 'REV'}): the child failed:\n{proc.stderr[-2000:]}")
@@ -209,7 +230,9 @@ def _cell(x: dict) -> str:
 
 def report(rows: list[tuple[str, dict]]) -> None:
     print(f"slippery gridworld, A = 4, H = 200, reward_to_go, {EPISODES} episodes; per stage: CPU s, peak RSS "
-          "increase MB, the budget's estimate MB, estimate / peak")
+          "increase MB, the budget's estimate MB, estimate / peak; allocator: "
+          + ("the pgverify process's (rows '/dflt': glibc's and numpy's defaults)"
+             if any(t.endswith("/dflt") for t, _ in rows) else rows[0][1]["allocator"]))
     names = ["construct", "gradient", "mc"]
     print(f"{'tree':9s} {'S':>8s} {'nnz':>9s} " + " ".join(f"{n:>26s}" for n in names))
     for tree, r in rows:
@@ -246,6 +269,14 @@ def report(rows: list[tuple[str, dict]]) -> None:
             same = "mean" in new and "mean" in old and np.allclose(new["mean"], old["mean"], rtol=1e-9, atol=1e-12)
             print(f"S = {S}: this tree vs REV: " + "; ".join(parts)
                   + f"; run_mc's estimates {'agree' if same else 'DIFFER'} (1000 components, rtol 1e-9)")
+        bnd = trees.get("this/bnd")
+        if new and bnd:
+            print(f"S = {S}: the bounded commands' allocator settings / the defaults (this tree), CPU: " + "; ".join(
+                f"{n} {bnd[n]['cpu_s'] / new[n]['cpu_s']:.2f}x ({new[n]['cpu_s']:.2f} -> {bnd[n]['cpu_s']:.2f} s, "
+                f"peak {new[n]['peak_mb']:.0f} -> {bnd[n]['peak_mb']:.0f} MB)"
+                for n in ("construct", "gradient", "mc", "estimate")
+                if "cpu_s" in new.get(n, {}) and "cpu_s" in bnd.get(n, {}))
+                + f"; process peak {new['peak_rss_mb']:.0f} -> {bnd['peak_rss_mb']:.0f} MB")
         goals = GOALS.get(10 ** round(np.log10(S)))
         if new and goals:
             print(f"goals at S = {S}: " + ", ".join(
@@ -272,11 +303,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--compare", metavar="REV", help="also measure the verify package of this git revision")
+    ap.add_argument("--allocator", choices=("default", "bounded", "both"), default="default",
+                    help="glibc's and numpy's defaults (default: as the commands on a user's problem run), the "
+                         "bounded commands' settings, or both one after the other")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)      # child process: one size, JSON on stdout
     ap.add_argument("--old", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, new=not args.old)))
+        if args.allocator == "bounded":
+            _bounded_allocator()
+        print(json.dumps({**one_size(args.one, new=not args.old), "allocator": args.allocator}))
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -286,13 +322,15 @@ def main() -> None:
             archive = subprocess.run(["git", "archive", args.compare, "verify"], cwd=ROOT, check=True,
                                      capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        allocators = ("default", "bounded") if args.allocator == "both" else (args.allocator,)
         for S in args.sizes:          # one heavy process at a time
             for tree, path in (("this", None), ("REV", old)):
                 if tree == "REV" and old is None:
                     continue
-                r = _run(S, path)
-                if r is not None:
-                    rows.append((tree, r))
+                for allocator in allocators:
+                    r = _run(S, path, allocator)
+                    if r is not None:
+                        rows.append((tree if allocator == allocators[0] else tree + "/bnd", r))
     if rows:
         report(rows)
 
