@@ -252,8 +252,9 @@ def report(rows: list[tuple[str, dict]]) -> None:
     for tree, r in rows:
         if "kernel_ms" in r:
             k = r["kernel_ms"]
-            print(f"S = {r['S']}: one backward step of the value tables: former bincount kernel {k['bincount']:.1f} "
-                  f"ms, CSR kernel {k['csr']:.1f} ms: {k['bincount'] / k['csr']:.1f}x")
+            label = "" if tree == "this" else f" ({tree})"
+            print(f"S = {r['S']}{label}: one backward step of the value tables: former bincount kernel "
+                  f"{k['bincount']:.1f} ms, CSR kernel {k['csr']:.1f} ms: {k['bincount'] / k['csr']:.1f}x")
     by = {}
     for tree, r in rows:
         by.setdefault(r["S"], {})[tree] = r

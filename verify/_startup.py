@@ -49,9 +49,9 @@ MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2**30
 #: The commands whose arrays are bounded (the built-in examples and the derivation's symbolic MDPs: at most tens of
 #: MB at a time, allocated and freed thousands of times): they run with ``reuse_memory``. The commands that take a
-#: user's problem keep the defaults: at 10^6 states the same settings made building the model 1.4x, the exact
-#: gradient 1.3x and the estimator's moments 1.9x as slow (huge pages spare TLB misses on arrays of hundreds of
-#: MB; ``benchmarks/bench_scale.py --allocator both``).
+#: user's problem keep the defaults: at 10^6 states the same settings made building the model 1.1-1.4x, the exact
+#: gradient 1.0-1.4x and the estimator's moments 1.8-2.9x as slow (huge pages spare TLB misses on arrays of
+#: hundreds of MB; ``benchmarks/bench_scale.py --allocator both``, docs/performance.md "Fresh pages").
 BOUNDED_COMMANDS = frozenset({"report", "latex", "derivation"})
 
 
@@ -63,9 +63,9 @@ def reuse_memory() -> bool:
     the array uses. The bounded commands allocate and free arrays of a few MB thousands of times; under glibc's
     adaptive thresholds (each such block mapped and unmapped, or trimmed) and numpy's huge pages, a cold
     ``pgverify report`` spent 1.1-1.6 of its 5-7 CPU-s in the kernel (16 % of its samples in ``clear_page_erms``);
-    with both settings here 0.35-0.45 s, the same peak memory (591 -> 595 MB) and more, cheaper faults (150 000
-    of 4 KiB against 120 000). ``benchmarks/bench_report_speed.py --previous`` measures the commands against the
-    tree before.
+    with both settings here 0.34-0.46 s, about the same peak memory (577 -> 582 MiB) and more, cheaper faults
+    (150 000 of 4 KiB against 120 000). ``benchmarks/bench_report_speed.py --previous`` measures the commands
+    against a tree before.
 
     ``NUMPY_MADVISE_HUGEPAGE`` is read when numpy is imported (this runs first); a value the user set wins, as does
     glibc's malloc tuned by the user (``GLIBC_TUNABLES``, ``MALLOC_*_``). Returns whether glibc's thresholds were
