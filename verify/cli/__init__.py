@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     Whatever user code does (``sys.exit``, ``KeyboardInterrupt``, any exception, in the estimator or at its
     import) is reported as what it is and never as success.
     """
-    with _process.command_process():     # the collector's thresholds, numpy.f2py deferred (verify.cli._process)
+    with _process.command_process():     # the collector's thresholds, deferred imports (verify.cli._process)
         code = _main(argv)
     if argv is None and threading.current_thread() is threading.main_thread():
         # The process's own command: the work is over (and reported). A Ctrl-C from here to the exit would only

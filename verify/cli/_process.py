@@ -1,4 +1,4 @@
-"""How the ``pgverify`` process runs a command: the garbage collector's thresholds and one deferred import.
+"""How the ``pgverify`` process runs a command: the garbage collector's thresholds and deferred imports.
 
 Both are the process's own business: ``verify.cli.main`` applies them for the command and puts the caller's state
 back afterwards, so a program or test that calls ``main`` keeps its own collector and import system.
@@ -12,7 +12,7 @@ import importlib.machinery
 import importlib.util
 import sys
 
-__all__ = ["GC_THRESHOLDS", "command_process"]
+__all__ = ["DEFERRED_MODULES", "GC_THRESHOLDS", "command_process"]
 
 #: The cyclic garbage collector's thresholds while a command runs (CPython's default is (700, 10, 10)). The commands
 #: build millions of SymPy, rich and result objects that live for the whole run (SymPy's caches keep many), so
@@ -23,16 +23,19 @@ __all__ = ["GC_THRESHOLDS", "command_process"]
 GC_THRESHOLDS = (700, 100, 10)
 
 
-class _DeferNumpyF2py(importlib.abc.MetaPathFinder):
-    """Imports ``numpy.f2py`` lazily (``importlib.util.LazyLoader``): its code runs at its first attribute access.
+#: numpy's submodules that SciPy's array-API layer imports and pgverify never uses. That layer clones numpy's
+#: namespace (``from numpy import *``), which imports each of them: the Fortran wrapper generator (and, through it,
+#: ``charset_normalizer``: 30-80 ms), ``numpy.testing`` (``unittest``, and ``importlib.metadata`` scanning every
+#: installed distribution: 18-26 ms in a ``report --quick``), ``numpy.ma`` (6-8 ms) and ``numpy.polynomial`` (2 ms).
+DEFERRED_MODULES = frozenset({"numpy.f2py", "numpy.testing", "numpy.ma", "numpy.polynomial"})
 
-    SciPy's array-API layer clones numpy's namespace with ``from numpy import *``, which imports the Fortran
-    wrapper generator (and, through it, ``charset_normalizer``): 30-80 ms of every command that touches SciPy, for
-    a module pgverify never uses. A program that does use it gets the real module on first access.
-    """
+
+class _DeferModules(importlib.abc.MetaPathFinder):
+    """Imports ``DEFERRED_MODULES`` lazily (``importlib.util.LazyLoader``): a module's code runs at its first
+    attribute access, so a program that does use one gets the real module then."""
 
     def find_spec(self, name, path, target=None):
-        if name != "numpy.f2py":
+        if name not in DEFERRED_MODULES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
@@ -42,10 +45,10 @@ class _DeferNumpyF2py(importlib.abc.MetaPathFinder):
 
 @contextlib.contextmanager
 def command_process(thresholds=None):
-    """The block runs with ``thresholds`` (default ``GC_THRESHOLDS``) and ``numpy.f2py`` deferred; both undone
+    """The block runs with ``thresholds`` (default ``GC_THRESHOLDS``) and ``DEFERRED_MODULES`` deferred; both undone
     after it (a module already imported lazily stays so: it loads on first use)."""
     before = gc.get_threshold()
-    finder = _DeferNumpyF2py()
+    finder = _DeferModules()
     gc.set_threshold(*(GC_THRESHOLDS if thresholds is None else thresholds))
     sys.meta_path.insert(0, finder)
     try:
