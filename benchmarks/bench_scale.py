@@ -202,7 +202,8 @@ def _bounded_allocator() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.reuse_memory(), "glibc's mallopt refused the settings"
-    assert not np._core.multiarray._get_madvise_hugepage(), "numpy was imported before the environment was set"
+    core = getattr(np, "_core", None) or np.core          # numpy 2 / numpy 1
+    assert not core.multiarray._get_madvise_hugepage(), "numpy was imported before the environment was set"
 
 
 def _run(S: int, tree: Path | None, allocator: str = "default") -> dict | None:
@@ -231,8 +232,8 @@ def _cell(x: dict) -> str:
 def report(rows: list[tuple[str, dict]]) -> None:
     print(f"slippery gridworld, A = 4, H = 200, reward_to_go, {EPISODES} episodes; per stage: CPU s, peak RSS "
           "increase MB, the budget's estimate MB, estimate / peak; allocator: "
-          + ("the pgverify process's (rows '/dflt': glibc's and numpy's defaults)"
-             if any(t.endswith("/dflt") for t, _ in rows) else rows[0][1]["allocator"]))
+          + ("the defaults (rows '/bnd': the bounded commands' settings)"
+             if any(t.endswith("/bnd") for t, _ in rows) else rows[0][1]["allocator"]))
     names = ["construct", "gradient", "mc"]
     print(f"{'tree':9s} {'S':>8s} {'nnz':>9s} " + " ".join(f"{n:>26s}" for n in names))
     for tree, r in rows:

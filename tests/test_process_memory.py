@@ -1,10 +1,11 @@
 """How the bounded ``pgverify`` commands reuse memory (``verify/_startup.reuse_memory``), and that the commands on
 a user's problem and a program importing the library keep the allocator's and numpy's defaults.
 
-Observed, not assumed: a probe script named ``pgverify`` (what the console script's ``argv[0]`` is) frees an 8 MB
+Observed, not assumed: a probe script named ``pgverify`` (what the console script's ``argv[0]`` is) frees a 24 MB
 block and reads the process's resident memory. Under glibc's defaults a block that size is mapped and unmapped
-(resident memory falls by it); in a bounded command it comes from the heap and stays resident for reuse. The
-probe also reads whether numpy asks for transparent huge pages.
+(resident memory falls by it: glibc's adaptive threshold only grows to the largest mapped block freed before, and
+nothing that large is freed by the imports); in a bounded command it comes from the heap (up to 32 MiB) and stays
+resident for reuse. The probe also reads whether numpy asks for transparent huge pages.
 """
 from __future__ import annotations
 
@@ -32,13 +33,13 @@ def rss():
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
-n = 8 * 2**20
+n = 24 * 2**20
 block = libc.malloc(n)
 ctypes.memset(block, 1, n)                     # touched: resident
 before = rss()
 libc.free(block)
 print(json.dumps({"freed_mb": (before - rss()) / 2**20,
-                  "hugepage": bool(numpy._core.multiarray._get_madvise_hugepage()),
+                  "hugepage": bool((getattr(numpy, "_core", None) or numpy.core).multiarray._get_madvise_hugepage()),
                   "env": os.environ.get("NUMPY_MADVISE_HUGEPAGE")}))
 """
 
@@ -63,7 +64,7 @@ def probe(tmp_path: Path, name: str, *args: str, **env: str) -> dict:
 @pytest.mark.parametrize("command", sorted(BOUNDED_COMMANDS))
 def test_a_bounded_command_keeps_freed_memory_and_uses_no_huge_pages(tmp_path, command):
     got = probe(tmp_path, "pgverify", command, "--quick")
-    assert got["freed_mb"] < 1, f"8 MB block handed back to the kernel in a bounded command: {got}"
+    assert got["freed_mb"] < 1, f"24 MB block handed back to the kernel in a bounded command: {got}"
     assert got["hugepage"] is False and got["env"] == "0", got
 
 
@@ -71,7 +72,7 @@ def test_a_bounded_command_keeps_freed_memory_and_uses_no_huge_pages(tmp_path, c
 @pytest.mark.parametrize("argv", [["mc", "examples/bandit.json"], ["gradient", "big.json"], ["--version"], []])
 def test_a_command_on_the_users_problem_keeps_the_defaults(tmp_path, argv):
     got = probe(tmp_path, "pgverify", *argv)
-    assert got["freed_mb"] > 7, f"8 MB block kept: the allocator was tuned for {argv}: {got}"
+    assert got["freed_mb"] > 20, f"24 MB block kept: the allocator was tuned for {argv}: {got}"
     assert got["env"] is None, got
 
 
@@ -85,7 +86,7 @@ def test_the_bounded_commands_are_commands():
 @glibc_linux
 def test_a_program_importing_the_library_keeps_the_defaults(tmp_path):
     got = probe(tmp_path, "user_program.py")
-    assert got["freed_mb"] > 7, f"8 MB block kept: the library changed its importer's allocator: {got}"
+    assert got["freed_mb"] > 20, f"24 MB block kept: the library changed its importer's allocator: {got}"
     assert got["env"] is None, got
 
 
@@ -94,7 +95,7 @@ def test_a_program_importing_the_library_keeps_the_defaults(tmp_path):
                                  {"MALLOC_TRIM_THRESHOLD_": "131072"}])
 def test_the_users_allocator_settings_win(tmp_path, env):
     got = probe(tmp_path, "pgverify", "report", NUMPY_MADVISE_HUGEPAGE="1", **env)
-    assert got["freed_mb"] > 7, f"the user's malloc settings were overridden: {got}"
+    assert got["freed_mb"] > 20, f"the user's malloc settings were overridden: {got}"
     assert got["hugepage"] is True and got["env"] == "1", got
 
 
