@@ -23,11 +23,11 @@ mark (VmHWM) is reset before the stage (``/proc/self/clear_refs``) and read afte
 this tree, the budget's estimate of the stage (what ``--max-memory`` checks: ``verify.model.problem.model_bytes``,
 ``verify.exact.gradient_bytes``, ``verify.mc.run_bytes``) and estimate / measured.
 
-Each child runs with glibc's and numpy's default allocator settings, as the ``pgverify`` commands that take a
-user's problem and a program importing the library do. ``--allocator bounded`` applies those of the bounded
-commands (``report``, ``latex``, ``derivation``: ``verify/_startup.reuse_memory``, freed memory kept for reuse, no
-transparent huge pages), ``both`` runs each size under both, one after the other, and prints their ratio: the
-measurement behind keeping the defaults for a user's problem.
+Each child runs with glibc's and numpy's default allocator settings, as the ``pgverify`` commands on a problem of
+more than ``verify._startup.SMALL_PAIRS`` state-action pairs and a program importing the library do.
+``--allocator bounded`` applies those of the bounded commands and of small problems (``verify/_startup.reuse_memory``:
+freed memory kept for reuse, no transparent huge pages), ``both`` runs each size under both, one after the other,
+and prints their ratio: the measurement behind ``SMALL_PAIRS``.
 
 ``--compare REV`` also measures the ``verify`` package of a former revision (``git archive REV verify``) in the same
 run, under a memory limit high enough to let it run: the in-run baseline (docs/performance.md: the revision before the

@@ -17,14 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from verify._startup import BOUNDED_COMMANDS
+from verify._startup import BOUNDED_COMMANDS, SMALL_PAIRS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
-import ctypes, json, os, sys
+import contextlib, ctypes, io, json, os, sys
 import verify                                  # _startup runs first, as in the console script
 import numpy
+if os.environ.get("PROBE_RUN"):                # the command itself, its output dropped
+    with contextlib.redirect_stdout(io.StringIO()):
+        from verify.cli import main
+        assert main() == 0
+if os.environ.get("PROBE_PAIRS"):              # the decision a command makes once its problem is loaded
+    from verify._startup import fit_memory_to
+    fit_memory_to(int(os.environ["PROBE_PAIRS"]))
 
 def rss():
     with open("/proc/self/statm") as f:
@@ -52,10 +59,11 @@ def probe(tmp_path: Path, name: str, *args: str, **env: str) -> dict:
     script = tmp_path / name
     script.write_text(PROBE)
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES") and not k.startswith("MALLOC_")}
+             if k not in ("NUMPY_MADVISE_HUGEPAGE", "GLIBC_TUNABLES", "PROBE_RUN", "PROBE_PAIRS")
+             and not k.startswith("MALLOC_")}
     clean["PYTHONPATH"] = os.pathsep.join([str(ROOT), clean.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120,
-                          env={**clean, **env}, cwd=tmp_path)
+                          env={**clean, **env}, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -70,10 +78,31 @@ def test_a_bounded_command_keeps_freed_memory_and_uses_no_huge_pages(tmp_path, c
 
 @glibc_linux
 @pytest.mark.parametrize("argv", [["mc", "examples/bandit.json"], ["gradient", "big.json"], ["--version"], []])
-def test_a_command_on_the_users_problem_keeps_the_defaults(tmp_path, argv):
+def test_a_command_on_the_users_problem_starts_with_the_defaults(tmp_path, argv):
     got = probe(tmp_path, "pgverify", *argv)
     assert got["freed_mb"] > 20, f"24 MB block kept: the allocator was tuned for {argv}: {got}"
     assert got["env"] is None, got
+
+
+@glibc_linux
+def test_a_command_on_a_small_problem_reuses_memory_once_it_is_loaded(tmp_path):
+    # bandit.json: a few state-action pairs; numpy was imported (with huge pages) before the problem was known
+    got = probe(tmp_path, "pgverify", "gradient", "examples/bandit.json", PROBE_RUN="1")
+    assert got["freed_mb"] < 1, f"24 MB block handed back to the kernel after a small problem: {got}"
+    assert got["hugepage"] is False and got["env"] is None, got
+
+
+@glibc_linux
+@pytest.mark.parametrize("pairs, tuned", [(SMALL_PAIRS, True), (SMALL_PAIRS + 1, False)])
+def test_the_problems_size_decides(tmp_path, pairs, tuned):
+    got = probe(tmp_path, "pgverify", "mc", "problem.json", PROBE_PAIRS=str(pairs))
+    assert (got["freed_mb"] < 1, got["hugepage"] is False) == (tuned, tuned), (pairs, got)
+
+
+@glibc_linux
+def test_the_size_decides_nothing_in_a_program_importing_the_library(tmp_path):
+    got = probe(tmp_path, "user_program.py", PROBE_PAIRS="10")
+    assert got["freed_mb"] > 20 and got["env"] is None, got
 
 
 def test_the_bounded_commands_are_commands():

@@ -7,8 +7,9 @@ undone, so a caller's process is not ours to change).
 - A Ctrl-C while the modules load is one line and exit 130, not a traceback from an import. ``verify.cli.main``
   puts Python's own handler back once the command's modules are loaded (from there a KeyboardInterrupt is caught
   and reported).
-- The commands whose arrays are bounded (``BOUNDED_COMMANDS``) reuse freed memory rather than hand it back to the
-  kernel and fault it in again, and use no transparent huge pages (``reuse_memory``).
+- The commands whose arrays are bounded (``BOUNDED_COMMANDS``), and those on a small problem once it is loaded
+  (``fit_memory_to``), reuse freed memory rather than hand it back to the kernel and fault it in again, and use no
+  transparent huge pages (``reuse_memory``).
 """
 import os
 import sys
@@ -48,11 +49,19 @@ MMAP_THRESHOLD = 32 * 2**20
 #: Free memory at the top of the heap is handed back to the kernel only above this (glibc: 128 KiB, adaptive).
 TRIM_THRESHOLD = 2**30
 #: The commands whose arrays are bounded (the built-in examples and the derivation's symbolic MDPs: at most tens of
-#: MB at a time, allocated and freed thousands of times): they run with ``reuse_memory``. The commands that take a
-#: user's problem keep the defaults: at 10^6 states the same settings made building the model 1.1-1.4x, the exact
-#: gradient 1.0-1.4x and the estimator's moments 1.8-2.9x as slow (huge pages spare TLB misses on arrays of
-#: hundreds of MB; ``benchmarks/bench_scale.py --allocator both``, docs/performance.md "Fresh pages").
+#: MB at a time, allocated and freed thousands of times): they run with ``reuse_memory`` from the start. The
+#: commands on a user's problem decide once the problem is loaded (``SMALL_PAIRS``).
 BOUNDED_COMMANDS = frozenset({"report", "latex", "derivation"})
+#: A command on a user's tabular problem of at most this many state-action pairs runs with ``reuse_memory`` too
+#: (``verify.cli._args.load_problem_from_args``); a larger one keeps the defaults: at 10^6 states (4 10^6 pairs) the
+#: same settings made building the model 1.1-1.4x, the exact gradient 1.0-1.4x and the estimator's moments
+#: 1.8-2.9x as slow (huge pages spare TLB misses on arrays of hundreds of MB), at 10^5 states they were a wash, at
+#: 10^4 states and on Taxi (3 000 pairs) a gain (``benchmarks/bench_scale.py --allocator both``, docs/performance.md
+#: "Fresh pages").
+SMALL_PAIRS = 10**5
+#: The command this process runs (its arguments after the program's name), or None: a program importing the library.
+COMMAND_ARGV = _command_argv()
+_USER_HUGEPAGE = "NUMPY_MADVISE_HUGEPAGE" in os.environ        # before this module sets it
 
 
 def reuse_memory() -> bool:
@@ -67,11 +76,21 @@ def reuse_memory() -> bool:
     (150 000 of 4 KiB against 120 000). ``benchmarks/bench_report_speed.py --previous`` measures the commands
     against a tree before.
 
-    ``NUMPY_MADVISE_HUGEPAGE`` is read when numpy is imported (this runs first); a value the user set wins, as does
-    glibc's malloc tuned by the user (``GLIBC_TUNABLES``, ``MALLOC_*_``). Returns whether glibc's thresholds were
-    set (False off glibc: other C libraries keep their own policy).
+    Before numpy is imported this sets ``NUMPY_MADVISE_HUGEPAGE=0``, which numpy reads then; after, numpy's own
+    switch, which its import sets from that variable (``_set_madvise_hugepage``: private, so skipped if a numpy
+    lacks it). A value the user gave the variable wins, as does glibc's malloc tuned by the user (``GLIBC_TUNABLES``,
+    ``MALLOC_*_``). Returns whether glibc's thresholds were set (False off glibc: other C libraries keep their own
+    policy).
     """
-    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    if not _USER_HUGEPAGE:
+        numpy = sys.modules.get("numpy")
+        if numpy is None:
+            os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
+        else:
+            core = getattr(numpy, "_core", None) or getattr(numpy, "core", None)     # numpy 2 / numpy 1
+            switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+            if switch is not None:
+                switch(False)
     if not sys.platform.startswith("linux") or "malloc" in os.environ.get("GLIBC_TUNABLES", "") \
             or any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ):
         return False
@@ -85,9 +104,17 @@ def reuse_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
-_ARGV = _command_argv()
-if _ARGV is not None:
+def fit_memory_to(pairs: int) -> bool:
+    """In the ``pgverify`` process, ``reuse_memory`` for a problem of at most ``SMALL_PAIRS`` state-action pairs;
+    returns whether it applied (never in a program importing the library)."""
+    if COMMAND_ARGV is None or pairs > SMALL_PAIRS:
+        return False
+    reuse_memory()
+    return True
+
+
+if COMMAND_ARGV is not None:
     if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
         _signal.signal(_signal.SIGINT, interrupted_at_start_up)
-    if _ARGV[:1] and _ARGV[0] in BOUNDED_COMMANDS:      # the parser requires the command first
+    if COMMAND_ARGV[:1] and COMMAND_ARGV[0] in BOUNDED_COMMANDS:      # the parser requires the command first
         reuse_memory()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from verify import errors
+from verify._startup import fit_memory_to
 from verify.errors import InvalidMDPError, UsageError
 from verify.model.io import (
     DEFAULT_LIMITS,
@@ -253,6 +254,8 @@ def load_problem_from_args(args) -> Problem:
             problem = Problem(problem.mdp.replace(**changes), problem.policy)
     if args.theta:
         problem = Problem(problem.mdp, load_theta(args.theta, problem))
+    # A small problem's arrays are allocated and freed many times: reused memory, no huge pages (verify._startup)
+    fit_memory_to(problem.mdp.n_states * problem.mdp.n_actions)
     if getattr(args, "episodes", None) is not None:
         from verify.numerics.sampler import check_sampling_budget
 
