@@ -122,8 +122,10 @@ def test_a_program_importing_the_library_keeps_the_defaults(tmp_path):
 @glibc_linux
 @pytest.mark.parametrize("env", [{"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"},
                                  {"MALLOC_TRIM_THRESHOLD_": "131072"}])
-def test_the_users_allocator_settings_win(tmp_path, env):
-    got = probe(tmp_path, "pgverify", "report", NUMPY_MADVISE_HUGEPAGE="1", **env)
+@pytest.mark.parametrize("argv, decision", [(["report"], {}), (["mc", "problem.json"], {"PROBE_PAIRS": "10"})],
+                         ids=["at start-up", "once the problem is loaded"])
+def test_the_users_allocator_settings_win(tmp_path, env, argv, decision):
+    got = probe(tmp_path, "pgverify", *argv, NUMPY_MADVISE_HUGEPAGE="1", **env, **decision)
     assert got["freed_mb"] > 20, f"the user's malloc settings were overridden: {got}"
     assert got["hugepage"] is True and got["env"] == "1", got
 
