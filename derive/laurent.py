@@ -159,16 +159,21 @@ class Laurent:
 
     def substitute(self, values: dict) -> "Laurent":
         """Replace atoms by Laurent polynomials (or numbers); negative powers need monomials."""
-        parts = []
+        # Terms are grouped by the powers of the replaced atoms they carry: each group's product of powers is
+        # expanded once and multiplies the sum of the group's remaining monomials (a residual of thousands of
+        # terms has a few dozen such groups).
+        groups: dict = {}
         for m, c in self.terms.items():
-            term = Laurent({0: c})
-            keep = []
-            for k, e in mono_items(m):
-                if k in values:
-                    term = term * (_lift(values[k]) ** e)
-                else:
-                    keep.append((k, e))
-            parts.append(term * Laurent({mono(keep): 1}))
+            replaced = tuple((k, e) for k, e in mono_items(m) if k in values)
+            rest = m - mono(replaced)                # the encoding is linear: drop the replaced atoms' fields
+            group = groups.setdefault(replaced, {})
+            group[rest] = group.get(rest, 0) + c
+        parts = []
+        for replaced, rest in groups.items():
+            factor = Laurent.const(1)
+            for k, e in replaced:
+                factor = factor * (_lift(values[k]) ** e)
+            parts.append(factor * Laurent(rest))
         return Laurent.sum(parts)
 
     def to_expr(self, atoms: "Atoms") -> Basic:

@@ -44,3 +44,16 @@ def test_uniform_counterexample_second_moment():
     u = uniform_counterexample(power=2)
     assert expand(u.grad_of_expectation - 2 * th / 3) == 0
     assert expand(u.expectation_of_score + th / 3) == 0
+
+
+def test_polynomial_integrals_match_sympy_integrate():
+    """``integrate_polynomial`` (the uniform model's integrator) against ``sympy.integrate``, which it replaces on
+    polynomials and falls back to elsewhere."""
+    from sympy import Symbol, exp, integrate, simplify
+
+    from derive.continuous import integrate_polynomial
+    from derive.notation import x
+
+    th = Symbol("theta", positive=True)
+    for g in (x / th, -x / th ** 2, x ** 3 * (th - 2) / th ** 4 + 5, (x + th) ** 2, 7 * th, exp(x) / th):
+        assert simplify(integrate_polynomial(g, 0, th) - integrate(g, (x, 0, th))) == 0, g

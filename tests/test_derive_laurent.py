@@ -49,3 +49,26 @@ def test_exponents_beyond_the_encoding_are_refused():
     with pytest.raises(ValueError, match="too large for the exact normal form"):
         TabularModel((1, 1, 10_000))
     TabularModel((1, 1, 10_000), rng=random.Random(0))   # the random method has no such limit
+
+
+def test_substitution_matches_sympy_on_random_polynomials():
+    """``substitute`` (terms grouped by the replaced atoms' powers) against SymPy's xreplace + expand, including
+    negative powers of atoms replaced by monomials and positive powers of atoms replaced by sums."""
+    rng = random.Random(11)
+    syms = [Symbol(f"y{i}", positive=True) for i in range(6)]
+    for _ in range(40):
+        atoms = Atoms()
+        ys = [atoms.leaf(s) for s in syms]
+        p, want = Laurent(), 0
+        for _ in range(rng.randint(1, 12)):
+            exps = [rng.choice([-2, -1, 0, 0, 1, 2, 3]) for _ in syms]
+            exps[3] = abs(exps[3])                      # y3 becomes a sum: only natural powers of it
+            c = rng.randint(-5, 5)
+            term, term_expr = Laurent.const(c), c
+            for y, s, e in zip(ys, syms, exps):
+                term, term_expr = term * y ** e, term_expr * s ** e
+            p, want = p + term, want + term_expr
+        values = {atoms.id(syms[0]): ys[1] * ys[2] ** -1 * 3, atoms.id(syms[3]): 1 - ys[4] - ys[5]}
+        got = p.substitute(values).to_expr(atoms)
+        want = expand(want.xreplace({syms[0]: 3 * syms[1] / syms[2], syms[3]: 1 - syms[4] - syms[5]}))
+        assert expand(got - want) == 0, (got, want)

@@ -236,6 +236,10 @@ class _LiveOperator:
         if not isinstance(A_mat, np.ndarray):
             lu = _sps().linalg.splu(A_mat.tocsc())
             return lambda b, transpose=False: lu.solve(b, trans="T" if transpose else "N")
+        if A_mat.shape[0] < SPARSE_MIN_STATES:
+            # numpy's own LAPACK solve (getrf + getrs, as lu_factor + lu_solve) per right-hand side: refactorising
+            # a system this small costs well under a millisecond, importing scipy.linalg about 0.1 CPU-s
+            return lambda b, transpose=False: np.linalg.solve(A_mat.T if transpose else A_mat, b)
         import scipy.linalg
         lu = scipy.linalg.lu_factor(A_mat, check_finite=False)
         return lambda b, transpose=False: scipy.linalg.lu_solve(lu, b, trans=int(transpose), check_finite=False)
