@@ -22,6 +22,13 @@ compiles them at install; an editable install writes them on its first run); ``e
 setting (with ``PYTHONDONTWRITEBYTECODE=1``, as on the development machine, every run compiles pgverify's modules:
 the very first run after an editable install).
 
+Instructions (``--instructions``): each command once more, cold, under valgrind's callgrind (and on the
+``--previous`` tree, the two side by side on the machine's cores), with ``PYTHONHASHSEED=0``: the instructions it
+executes, counted, not timed. On a shared virtual machine whose CPU seconds move by a quarter between runs this
+count moves by well under 1 %, so it shows a change of a few per cent that timing cannot; it leaves out what the
+instructions cost (cache misses, page faults, the kernel's work), so the CPU seconds stay the targets' measure.
+Needs ``valgrind`` on PATH (skipped with a note otherwise); about 100 times slower than a plain run.
+
 The garbage collector (``--gc``): each command also runs cold ``--runs`` more times under pgverify's collector
 thresholds (``verify.cli._process.GC_THRESHOLDS``) and as many under CPython's defaults, alternated, through one
 wrapper that times the collector itself (``gc.callbacks``): the medians of the CPU seconds, of the CPU seconds
@@ -82,6 +89,9 @@ def main() -> None:
     parser.add_argument("--gc", action="store_true",
                         help="also run each command cold under pgverify's and CPython's default collector thresholds, "
                              "alternated, and time the collector")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each command's instructions (cold) under valgrind's callgrind, and the "
+                             "previous tree's: a load-independent comparison")
     parser.add_argument("--bytecode", choices=("cached", "environment"), default="cached",
                         help="cached: .pyc files written by an untimed warm-up run (an installed package; default); "
                              "environment: as PYTHONDONTWRITEBYTECODE etc. say")
@@ -142,6 +152,8 @@ def main() -> None:
         for name, command in commands.items():
             for label, (total, in_gc, counts) in gc_compare(command, args.runs).items():
                 print(f"{name:26s} {label:16s} {total:6.2f} {in_gc:6.2f}  {counts}")
+    if args.instructions:
+        print_instructions(commands, previous)
     if not args.quick_only:
         cache = tempfile.mkdtemp(prefix="pgverify-bench-cache-")
         fill(commands["report"], cache)
@@ -198,6 +210,39 @@ def gc_compare(command: list[str], runs: int) -> dict:
             out[which].append((total, seen["in_gc"], "/".join(map(str, seen["collections"]))))
     return {labels[w]: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows), rows[0][2])
             for w, rows in out.items()}
+
+
+def print_instructions(commands: dict, previous: str | None) -> None:
+    """Each command's instruction count, cold (``--instructions``), against the previous tree's when given."""
+    import re
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind is not on PATH; skipped")
+        return
+    jobs = [(name, tree) for name in commands for tree in ([previous] if previous else []) + [None]]
+    counts: dict = {}
+    for start in range(0, len(jobs), max(1, os.cpu_count() or 1)):     # as many at once as there are cores
+        running = []
+        for name, tree in jobs[start:start + max(1, os.cpu_count() or 1)]:
+            env = child_env(fresh()) | {"PYTHONHASHSEED": "0"}
+            if tree:
+                env["PYTHONPATH"] = tree
+            log = os.path.join(tempfile.mkdtemp(prefix="pgverify-bench-cg-"), "callgrind")
+            proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={log}.out",
+                                     *commands[name]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True, env=env, cwd=tree)
+            running.append((name, tree, proc))
+        for name, tree, proc in running:
+            _, err = proc.communicate()
+            found = re.findall(r"(?:Collected :|I\s+refs:)\s+([\d,]+)", err)
+            counts[name, tree] = int(found[-1].replace(",", "")) if found else None
+    print("instructions executed, cold (callgrind, PYTHONHASHSEED=0):")
+    for name in commands:
+        now = counts[name, None]
+        old = counts.get((name, previous)) if previous else None
+        versus = f"  = {now / old:.3f} x previous ({old / 1e9:.2f} G)" if now and old else ""
+        print(f"  {name:26s} {'?' if now is None else f'{now / 1e9:.2f} G'}{versus}")
 
 
 GOALS = {"report --quick": 2.0, "report": 5.0}    # issue 28's targets, CPU seconds, idle machine
