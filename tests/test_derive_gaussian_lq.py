@@ -74,3 +74,31 @@ def test_restart_bias_equals_the_closed_form_mean(checks):
 def test_reparameterisation_identity_on_a_polynomial():
     (dmu, path_mu), (dsig, path_sig) = reparameterisation_1d(4)
     assert expand(dmu - path_mu) == 0 and expand(dsig - path_sig) == 0
+
+
+def test_laurent_claims_equal_the_expand_reference(checks):
+    """The claims proved as Laurent polynomials (sqrt(v0), sqrt(W) as atoms) against the same claims decided by
+    SymPy's expand: the same verdicts and, side by side, the same closed forms."""
+    from derive.gaussian_lq import _check_gaussian_lq_by_expand
+
+    reference = _check_gaussian_lq_by_expand()
+    assert [(c.claim, c.param, c.ok) for c in checks] == [(c.claim, c.param, c.ok) for c in reference]
+    for got, want in zip(checks, reference):
+        assert expand(got.lhs - want.lhs) == 0 and expand(got.rhs - want.rhs) == 0, (got.claim, got.param)
+
+
+def test_the_laurent_claims_refuse_a_wrong_score():
+    """The Laurent path fails a claim whose score lost its 1/sigma^2, and refuses what is not a Laurent polynomial
+    (the caller then decides by expand)."""
+    from sympy import log
+
+    from derive.gaussian_lq import _claims_in_laurent, _LaurentForm
+    from derive.laurent import NotLaurent
+
+    xs, us, r, scores = _trajectory()
+    s = LQ_SYMBOLS["sigma"]
+    wrong = dict(scores, k=tuple(x * s ** 2 for x in scores["k"]))
+    failed = {(c.claim, c.param) for c in _claims_in_laurent(r, wrong) if not c.ok}
+    assert {("trajectory_form", "k"), ("reward_to_go", "k")} <= failed and all(p == "k" for _, p in failed)
+    with pytest.raises(NotLaurent):
+        _LaurentForm().of(log(LQ_SYMBOLS["K"]))
