@@ -305,7 +305,8 @@ def _constant(model, value):
 def _product(items, model):
     out = model.one
     for i in items:
-        out = out * i
+        # one times the first factor would copy it (values are never changed in place: the factor itself serves)
+        out = i if out is model.one and type(i) is type(out) else out * i
     return out
 
 

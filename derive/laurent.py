@@ -64,12 +64,17 @@ class NotLaurent(ValueError):
 
 
 class Laurent:
-    """A sparse Laurent polynomial: {monomial: int or MPQ}, zero coefficients dropped."""
+    """A sparse Laurent polynomial: {monomial: int or MPQ}, zero coefficients dropped.
+
+    ``Laurent(terms)`` takes the dictionary over (it is not copied unless a coefficient is 0): pass a new one.
+    """
 
     __slots__ = ("terms",)
 
     def __init__(self, terms=None):
-        self.terms = {m: c for m, c in (terms or {}).items() if c}
+        terms = terms or {}
+        # Most sums and products cancel nothing: the dictionary is kept as it is unless a coefficient is 0.
+        self.terms = terms if all(terms.values()) else {m: c for m, c in terms.items() if c}
 
     @classmethod
     def const(cls, c) -> "Laurent":
@@ -95,9 +100,10 @@ class Laurent:
     def sum(items) -> "Laurent":
         """The sum of many polynomials in one pass (repeated ``+`` copies quadratically)."""
         out: dict = {}
+        get = out.get
         for p in items:
             for m, c in _lift(p).terms.items():
-                out[m] = out.get(m, 0) + c
+                out[m] = get(m, 0) + c
         return Laurent(out)
 
     __radd__ = __add__
@@ -123,10 +129,11 @@ class Laurent:
                          {m1 + m2: c1 * c2 for m2, c2 in rest.items()})
             return out
         out: dict = {}
-        for m1, c1 in self.terms.items():
-            for m2, c2 in other.terms.items():
+        get = out.get
+        for m1, c1 in a.items():
+            for m2, c2 in b.items():
                 m = m1 + m2
-                out[m] = out.get(m, 0) + c1 * c2
+                out[m] = get(m, 0) + c1 * c2
         return Laurent(out)
 
     __rmul__ = __mul__
@@ -141,8 +148,10 @@ class Laurent:
                 raise OverflowError(f"an exponent beyond the monomial encoding's {MAX_EXPONENT}")
             inv = c if c in (1, -1) else MPQ(1) / MPQ(c) ** -n
             return Laurent({m * n: inv})
-        out = Laurent.const(1)
-        for _ in range(n):
+        if n == 0:
+            return Laurent.const(1)
+        out = self
+        for _ in range(n - 1):
             out = out * self
         return out
 
