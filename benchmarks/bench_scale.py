@@ -202,8 +202,7 @@ def _bounded_allocator() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.reuse_memory(), "glibc's mallopt refused the settings"
-    core = getattr(np, "_core", None) or np.core          # numpy 2 / numpy 1
-    assert not core.multiarray._get_madvise_hugepage(), "numpy was imported before the environment was set"
+    assert not module.numpy_multiarray(np)._get_madvise_hugepage(), "numpy was imported before the environment was set"
 
 
 def _run(S: int, tree: Path | None, allocator: str = "default") -> dict | None:

@@ -87,8 +87,7 @@ def reuse_memory() -> bool:
         if numpy is None:
             os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
         else:
-            core = getattr(numpy, "_core", None) or getattr(numpy, "core", None)     # numpy 2 / numpy 1
-            switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+            switch = getattr(numpy_multiarray(numpy), "_set_madvise_hugepage", None)
             if switch is not None:
                 switch(False)
     if not sys.platform.startswith("linux") or "malloc" in os.environ.get("GLIBC_TUNABLES", "") \
@@ -102,6 +101,13 @@ def reuse_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def numpy_multiarray(numpy):
+    """numpy's ``multiarray`` module, home of its huge-page switch (``numpy._core`` in numpy 2, ``numpy.core`` in
+    numpy 1), or None."""
+    core = getattr(numpy, "_core", None) or getattr(numpy, "core", None)
+    return getattr(core, "multiarray", None)
 
 
 def fit_memory_to(pairs: int) -> bool:
