@@ -52,6 +52,9 @@ BENCHES = (
     Bench("report_speed", ("benchmarks/bench_report_speed.py", "--runs", "3", "--gc"),
           "README install-and-run and Performance: report / report --quick / latex, cold and warm proof cache, and "
           "cold with CPython's default collector thresholds"),
+    Bench("report_instructions", ("benchmarks/bench_report_speed.py", "--quick-only", "--runs", "1", "--instructions"),
+          "docs/performance.md \"Fewer instructions\": the instructions a cold report --quick executes (callgrind), "
+          "comparable between records whatever the host's speed"),
     Bench("readme_timings", ("benchmarks/bench_readme_timings.py", "--runs", "1", "--docs"),
           "README install-and-run waits; docs/performance.md \"The README's timings\"; check --gym Taxi-v4; "
           "fuzz rtg-variance"),
