@@ -35,7 +35,7 @@ from typing import Callable
 
 from sympy import Basic, Integer, Poly, Symbol, diff, expand, factorial2, log, pi, sqrt, symbols, sympify
 
-from derive.laurent import MPQ, Atoms, Laurent, NotLaurent, mono_items
+from derive.laurent import MPQ, Atoms, Laurent, NotLaurent, mono, mono_items
 
 __all__ = ["GaussianLQCheck", "LQ_SYMBOLS", "check_gaussian_lq", "expect_normal", "gaussian_lq_objective",
            "reparameterisation_1d"]
@@ -380,7 +380,7 @@ class _LaurentForm:
                 factor *= int(_moment(e))
                 if not factor:
                     break
-                rest -= e << (16 * atom)        # the monomial without this normal (``derive.laurent``'s fields)
+                rest -= mono(((atom, e),))      # the monomial without this normal (the encoding is linear)
             if factor:
                 out[rest] = out.get(rest, 0) + c * factor
         return Laurent(out)
@@ -388,7 +388,7 @@ class _LaurentForm:
     def diff(self, poly: Laurent, symbol: Symbol) -> Laurent:
         """d poly / d symbol, every other atom (the normals among them) held fixed."""
         k = self.atoms.id(symbol)
-        unit = 1 << (16 * k)
+        unit = mono(((k, 1),))
         out: dict = {}
         for m, c in poly.terms.items():
             e = dict(mono_items(m)).get(k, 0)
