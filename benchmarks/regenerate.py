@@ -104,6 +104,8 @@ BY_NAME = {b.name: b for b in BENCHES}
 # Scripts that benchmarks/README.md names as the source of a documented figure but that this run leaves out, and why.
 NOT_REGENERATED = {
     "bench_report.py": "superseded by bench_report_speed.py (the same commands, with the proof cache cold and warm)",
+    "bench_report_sections.py": "instruction counts by section, before and after a change (--previous): needs valgrind "
+                                "and an earlier tree; run by hand",
     "bench_report_quick.py": "superseded by bench_report_speed.py",
     "hostile_fuzz.py": "its figures are counts of outcomes, not speed; about 40 minutes (run it by hand)",
     "calibration_paired.py": "its figures are false-alarm counts; its wall times are quoted as history",
