@@ -272,7 +272,8 @@ def _score_policy_only(p: Symbol) -> tuple[Basic, Basic]:
 def check_gaussian_lq() -> list[GaussianLQCheck]:
     """The claims of the module docstring, for theta = K, k, sigma; each proved exactly (no sampling).
 
-    Every side is a Laurent polynomial with rational coefficients (``derive.laurent``) in the normals and the
+    score_is_policy_only differentiates log-densities and is decided by SymPy's ``expand``. Every side of the other
+    claims is a Laurent polynomial with rational coefficients (``derive.laurent``) in the normals and the
     model's symbols once sqrt(v0) and sqrt(W) are atoms of their own (v0 = sv^2, W = sw^2: one-to-one on the
     positive values they take): the Gaussian integrals are taken term by term, d/dtheta is the exponent rule,
     and a claim holds iff lhs - rhs has no term left. ``_check_gaussian_lq_by_expand`` proves the same claims
