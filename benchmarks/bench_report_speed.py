@@ -222,9 +222,10 @@ def print_instructions(commands: dict, previous: str | None) -> None:
         return
     jobs = [(name, tree) for name in commands for tree in ([previous] if previous else []) + [None]]
     counts: dict = {}
-    for start in range(0, len(jobs), max(1, os.cpu_count() or 1)):     # as many at once as there are cores
+    cores = os.cpu_count() or 1
+    for start in range(0, len(jobs), cores):     # as many at once as there are cores
         running = []
-        for name, tree in jobs[start:start + max(1, os.cpu_count() or 1)]:
+        for name, tree in jobs[start:start + cores]:
             env = child_env(fresh()) | {"PYTHONHASHSEED": "0"}
             if tree:
                 env["PYTHONPATH"] = tree

@@ -61,12 +61,13 @@ def _run_report(args) -> int:
         from verify.app.plots import TRACE_POINTS as trace
     report = build_report_with_progress(args.seed, args.quick, show=sys.stderr.isatty() and not to_stdout,
                                         trace=trace, color=not args.no_color, **resolution_kwargs(args))
+    # built only when written: a plain run has no use for it
+    text = json.dumps(report.to_json(), indent=1, allow_nan=False) if to_stdout or out is not None else None
     if to_stdout:
-        print(json.dumps(report.to_json(), indent=1, allow_nan=False))
+        print(text)
     else:
         if out is not None:
-            atomic_write(out, json.dumps(report.to_json(), indent=1, allow_nan=False) + "\n", force=args.force,
-                         what="--json file")  # exclusive unless --force
+            atomic_write(out, text + "\n", force=args.force, what="--json file")  # exclusive unless --force
         render_report(report, color=not args.no_color, reproduce=_reproduce)
     if args.plots is not None:
         from verify.app.plots import write_report_plots
